@@ -1,0 +1,222 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// RunID identifies a run; ids grow with creation order.
+type RunID uint64
+
+// Trigger says why a run happened. Kind is one of the Trigger* constants.
+type Trigger struct {
+	Kind   string    `json:"kind"`
+	Detail string    `json:"detail,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// Trigger kinds.
+const (
+	TriggerPoll       = "poll"
+	TriggerPush       = "push"
+	TriggerManual     = "manual"
+	TriggerSchedule   = "schedule"
+	TriggerDeployment = "deployment"
+	TriggerReplay     = "replay"
+	TriggerStartup    = "startup"
+)
+
+// RunStatus is the outcome of a run.
+type RunStatus string
+
+// Run statuses.
+const (
+	RunRunning     RunStatus = "running"
+	RunSucceeded   RunStatus = "succeeded"
+	RunFailed      RunStatus = "failed"
+	RunInterrupted RunStatus = "interrupted" // the daemon stopped while it ran
+	RunBlocked     RunStatus = "blocked"     // stopped by an intervention
+	RunInvalid     RunStatus = "invalid"     // manifest invalid
+)
+
+// Instance outcome statuses.
+const (
+	InstanceSucceeded   = "succeeded"
+	InstanceFailed      = "failed"
+	InstanceSkipped     = "skipped"
+	InstanceNotStarted  = "not-started"
+	InstanceInterrupted = "interrupted"
+)
+
+// InstanceOutcome is one planned instance of a run and how it ended.
+type InstanceOutcome struct {
+	Name   string `json:"name"`
+	File   string `json:"file,omitempty"`
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Run is one pass of the pipeline over one repo.
+type Run struct {
+	ID       RunID     `json:"id"`
+	Repo     string    `json:"repo"`
+	Triggers []Trigger `json:"triggers,omitempty"`
+	// Base is the last deployed commit before the run; Commit the one it ran at.
+	Base      string            `json:"base,omitempty"`
+	Commit    string            `json:"commit,omitempty"`
+	Status    RunStatus         `json:"status"`
+	Error     string            `json:"error,omitempty"`
+	Started   time.Time         `json:"started"`
+	Ended     time.Time         `json:"ended,omitzero"`
+	Instances []InstanceOutcome `json:"instances,omitempty"`
+}
+
+// CreateRun stores r under a new id and returns it. Started defaults to
+// Now and Status to running.
+func (s *Store) CreateRun(r Run) (RunID, error) {
+	if r.Repo == "" {
+		return 0, fmt.Errorf("create run: repo: %w", ErrInvalid)
+	}
+	if r.Started.IsZero() {
+		r.Started = s.now()
+	}
+	if r.Status == "" {
+		r.Status = RunRunning
+	}
+	err := s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRuns)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		r.ID = RunID(seq)
+		return s.putRun(tx, r, nil)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("create run: %w", err)
+	}
+	return r.ID, nil
+}
+
+// UpdateRun replaces the stored run r.ID; ErrNotFound if there is none.
+func (s *Store) UpdateRun(r Run) error {
+	err := s.update(func(tx *bolt.Tx) error {
+		var old Run
+		if err := getJSON(tx.Bucket(bucketRuns), u64key(uint64(r.ID)), &old); err != nil {
+			return err
+		}
+		if r.Repo == "" {
+			r.Repo = old.Repo
+		}
+		return s.putRun(tx, r, &old)
+	})
+	if err != nil {
+		return fmt.Errorf("update run %d: %w", r.ID, err)
+	}
+	return nil
+}
+
+// putRun writes r; old is its previous version, nil for a new run.
+func (s *Store) putRun(tx *bolt.Tx, r Run, _ *Run) error {
+	return putJSON(tx.Bucket(bucketRuns), u64key(uint64(r.ID)), r)
+}
+
+// Run returns one run; ErrNotFound if it does not exist.
+func (s *Store) Run(id RunID) (Run, error) {
+	var r Run
+	err := s.view(func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bucketRuns), u64key(uint64(id)), &r)
+	})
+	if err != nil {
+		return Run{}, fmt.Errorf("run %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// Runs returns up to limit runs of repo (all repos when repo is ""), newest
+// first. limit <= 0 means no limit.
+func (s *Store) Runs(repo string, limit int) ([]Run, error) {
+	var out []Run
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRuns).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			var r Run
+			if err := decode(k, v, &r); err != nil {
+				return err
+			}
+			if repo != "" && r.Repo != repo {
+				continue
+			}
+			out = append(out, r)
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return out, nil
+}
+
+// InterruptRunning marks every run still running as interrupted (with the
+// instances it had not finished) and returns their ids. The daemon calls it
+// at start, before it creates runs.
+func (s *Store) InterruptRunning() ([]RunID, error) {
+	var ids []RunID
+	now := s.now()
+	err := s.update(func(tx *bolt.Tx) error {
+		running, err := runningRuns(tx)
+		if err != nil {
+			return err
+		}
+		for _, r := range running {
+			old := r
+			interrupt(&r, now)
+			if err := s.putRun(tx, r, &old); err != nil {
+				return err
+			}
+			ids = append(ids, r.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("interrupt running runs: %w", err)
+	}
+	return ids, nil
+}
+
+func runningRuns(tx *bolt.Tx) ([]Run, error) {
+	var out []Run
+	err := tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
+		var r Run
+		if err := decode(k, v, &r); err != nil {
+			return err
+		}
+		if r.Status == RunRunning {
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func interrupt(r *Run, now time.Time) {
+	r.Status = RunInterrupted
+	if r.Error == "" {
+		r.Error = "daemon stopped during the run"
+	}
+	r.Ended = now
+	for i := range r.Instances {
+		switch r.Instances[i].Status {
+		case InstanceSucceeded, InstanceFailed, InstanceSkipped:
+		case "", InstanceNotStarted:
+			r.Instances[i].Status = InstanceNotStarted
+		default:
+			r.Instances[i].Status = InstanceInterrupted
+		}
+	}
+}

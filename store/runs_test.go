@@ -1,0 +1,161 @@
+package store_test
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/sre-tools/deployer/store"
+)
+
+func TestCreateRunAssignsIncreasingIDsAndDefaults(t *testing.T) {
+	clk := newClock()
+	s := mustOpenStore(t, store.Options{Now: clk.Now})
+	id1, err := s.CreateRun(store.Run{Repo: "cc-fra1", Commit: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	id2, err := s.CreateRun(store.Run{Repo: "cc-fra1", Commit: "c2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id1 == 0 || id2 <= id1 {
+		t.Fatalf("got ids %d, %d; want increasing non-zero", id1, id2)
+	}
+	r, err := s.Run(id2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Started.Equal(clk.Now()) || r.Status != store.RunRunning || r.ID != id2 {
+		t.Fatalf("got started %v status %q id %d, want %v running %d", r.Started, r.Status, r.ID, clk.Now(), id2)
+	}
+}
+
+func TestCreateRunWithoutRepoIsInvalid(t *testing.T) {
+	s := mustOpenStore(t)
+	if _, err := s.CreateRun(store.Run{}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("got %v, want ErrInvalid", err)
+	}
+}
+
+func TestRunRoundTripAndUpdate(t *testing.T) {
+	s := mustOpenStore(t)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	in := store.Run{
+		Repo:      "cc-fra1",
+		Triggers:  []store.Trigger{{Kind: store.TriggerPush, Detail: "abc", At: at}, {Kind: store.TriggerPoll, At: at}},
+		Base:      "b1",
+		Commit:    "c1",
+		Status:    store.RunRunning,
+		Started:   at,
+		Instances: []store.InstanceOutcome{{Name: "viatris", File: "instances/viatris.xml", Status: store.InstanceNotStarted}},
+	}
+	id, err := s.CreateRun(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.ID = id
+	got, err := s.Run(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, in) {
+		t.Fatalf("got %+v, want %+v", got, in)
+	}
+	in.Status = store.RunFailed
+	in.Error = "step failed"
+	in.Ended = at.Add(time.Minute)
+	in.Instances[0].Status = store.InstanceFailed
+	if err := s.UpdateRun(in); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Run(id)
+	if !reflect.DeepEqual(got, in) {
+		t.Fatalf("after update got %+v, want %+v", got, in)
+	}
+}
+
+func TestRunNotFound(t *testing.T) {
+	s := mustOpenStore(t)
+	if _, err := s.Run(42); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Run: got %v, want ErrNotFound", err)
+	}
+	if err := s.UpdateRun(store.Run{ID: 42, Repo: "x"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateRun: got %v, want ErrNotFound", err)
+	}
+}
+
+func TestRunsNewestFirstFilteredAndLimited(t *testing.T) {
+	s := mustOpenStore(t)
+	var fra, ams []store.RunID
+	for i := 0; i < 5; i++ {
+		id, _ := s.CreateRun(store.Run{Repo: "fra"})
+		fra = append(fra, id)
+		id, _ = s.CreateRun(store.Run{Repo: "ams"})
+		ams = append(ams, id)
+	}
+	tests := []struct {
+		name  string
+		repo  string
+		limit int
+		want  []store.RunID
+	}{
+		{"one repo", "fra", 0, []store.RunID{fra[4], fra[3], fra[2], fra[1], fra[0]}},
+		{"one repo limited", "ams", 2, []store.RunID{ams[4], ams[3]}},
+		{"all limited", "", 3, []store.RunID{ams[4], fra[4], ams[3]}},
+		{"unknown repo", "nope", 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runs, err := s.Runs(tt.repo, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []store.RunID
+			for _, r := range runs {
+				got = append(got, r.ID)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestInterruptRunning(t *testing.T) {
+	clk := newClock()
+	s := mustOpenStore(t, store.Options{Now: clk.Now})
+	done, _ := s.CreateRun(store.Run{Repo: "fra", Status: store.RunSucceeded})
+	running, _ := s.CreateRun(store.Run{Repo: "fra", Instances: []store.InstanceOutcome{
+		{Name: "a", Status: store.InstanceSucceeded},
+		{Name: "b", Status: "running"},
+		{Name: "c", Status: store.InstanceNotStarted},
+	}})
+	clk.Advance(time.Hour)
+	ids, err := s.InterruptRunning()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(ids, []store.RunID{running}) {
+		t.Fatalf("got %v, want [%d]", ids, running)
+	}
+	r, _ := s.Run(running)
+	if r.Status != store.RunInterrupted || !r.Ended.Equal(clk.Now()) {
+		t.Fatalf("got status %q ended %v, want interrupted at %v", r.Status, r.Ended, clk.Now())
+	}
+	var st []string
+	for _, in := range r.Instances {
+		st = append(st, in.Status)
+	}
+	if want := []string{"succeeded", "interrupted", "not-started"}; !reflect.DeepEqual(st, want) {
+		t.Fatalf("instances got %v, want %v", st, want)
+	}
+	if r, _ := s.Run(done); r.Status != store.RunSucceeded {
+		t.Fatalf("finished run got %q, want succeeded", r.Status)
+	}
+	if ids, _ := s.InterruptRunning(); len(ids) != 0 {
+		t.Fatalf("second call got %v, want none", ids)
+	}
+}

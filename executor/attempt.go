@@ -1,0 +1,208 @@
+package executor
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sre-tools/deployer/manifest"
+)
+
+// jobRun is the state of one job while its steps run.
+type jobRun struct {
+	job     Job
+	file    string // instance file, clean slash path
+	red     *redactor
+	outputs map[string]string // real values, flowing to later steps
+	others  map[string]bool   // other in-flight jobs' instance files
+	log     zerolog.Logger
+}
+
+func (e *Executor) newJobRun(job Job, others map[string]bool) *jobRun {
+	file := path.Clean(job.Instance.File)
+	return &jobRun{
+		job:     job,
+		file:    file,
+		red:     newRedactor(job.Secrets),
+		outputs: maps.Clone(job.Outputs),
+		others:  others,
+		log:     e.log.With().Str("instance", string(job.Instance.Name)).Logger(),
+	}
+}
+
+// attemptEnd is what an attempt hands back besides its record.
+type attemptEnd struct {
+	outputs   map[string]string // unredacted
+	retryable bool
+}
+
+// attempt runs attempt n of step once and returns its record.
+func (e *Executor) attempt(ctx context.Context, jr *jobRun, step manifest.Step, n int) (StepResult, attemptEnd) {
+	r := jr.newResult(step, n)
+	env := jr.env(e.opts.StepEnv, step)
+	r.Env, r.SecretNames = env.recorded(jr.red)
+	fail := func(reason string) (StepResult, attemptEnd) {
+		r.Status, r.Reason, r.ExitCode = StatusFailed, jr.red.string(reason), -1
+		r.Started, r.Ended = e.opts.Now(), e.opts.Now()
+		return r, attemptEnd{}
+	}
+	cmdPath, err := resolveCommand(jr.job.RepoRoot, jr.job.AllowStepDirs, step.Run)
+	if err != nil {
+		return fail(err.Error())
+	}
+	outFile, err := newOutputFile()
+	if err != nil {
+		return fail(err.Error())
+	}
+	defer os.Remove(outFile)
+	env.set("DEPLOYER_OUTPUT", outFile)
+	r.Env["DEPLOYER_OUTPUT"] = outFile
+	writes, err := startWriteCheck(jr.job)
+	if err != nil {
+		return fail(fmt.Sprintf("snapshot tree: %v", err))
+	}
+	log := jr.log.With().Str("step", string(step.Name)).Int("attempt", n).Logger()
+	c := newCapture(e.opts.OutputLimit)
+	r.Started = e.opts.Now()
+	pres := e.runProcess(ctx, procSpec{path: cmdPath, argv: r.Argv, dir: jr.job.RepoRoot, env: env.environ(), timeout: step.Timeout}, c, jr.red, log)
+	r.Ended = e.opts.Now()
+	r.Status, r.Reason, r.ExitCode, r.Signal = pres.status, pres.reason, pres.exitCode, pres.signal
+	r.OutputHead, r.OutputTail, r.Truncated = c.result()
+	r.OutputBytes = c.raw
+	end := attemptEnd{retryable: r.Status == StatusFailed || r.Status == StatusTimedOut}
+	end.outputs = jr.collectOutputs(&r, outFile)
+	jr.checkWrites(ctx, &r, step, writes, &end)
+	jr.afterStep(ctx, &r, &end)
+	r.Reason = jr.red.string(r.Reason)
+	log.Debug().Str("status", string(r.Status)).Str("reason", r.Reason).Dur("took", r.Ended.Sub(r.Started)).Msg("step attempt ended")
+	return r, end
+}
+
+func newOutputFile() (string, error) {
+	f, err := os.CreateTemp("", "deployer-output-*")
+	if err != nil {
+		return "", fmt.Errorf("create DEPLOYER_OUTPUT: %w", err)
+	}
+	name := f.Name()
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("create DEPLOYER_OUTPUT: %w", err)
+	}
+	return name, nil
+}
+
+// newResult fills in an attempt's inputs.
+func (jr *jobRun) newResult(step manifest.Step, n int) StepResult {
+	argv := append([]string{step.Run}, expandArgs(step.Args, jr.template())...)
+	return StepResult{
+		Instance: jr.job.Instance.Name,
+		Step:     step.Name,
+		Attempt:  n,
+		Argv:     argv,
+		Dir:      jr.job.RepoRoot,
+		Inputs: Inputs{
+			Run:               step.Run,
+			Timeout:           step.Timeout,
+			Writes:            step.Writes,
+			InstanceFile:      jr.file,
+			InstanceBlob:      blobID(filepath.Join(jr.job.RepoRoot, filepath.FromSlash(jr.file))),
+			Commit:            jr.job.Env["DEPLOYER_COMMIT"],
+			DependencyOutputs: jr.red.stringMap(jr.outputs),
+		},
+	}
+}
+
+func (jr *jobRun) template() map[string]string {
+	t := map[string]string{"instance": string(jr.job.Instance.Name), "file": jr.file}
+	maps.Copy(t, jr.job.Template)
+	return t
+}
+
+// env assembles a step's environment, lowest precedence first.
+func (jr *jobRun) env(allow []string, step manifest.Step) *envSet {
+	s := newEnvSet()
+	s.hostAllowList(allow)
+	for k, v := range jr.job.Secrets {
+		s.setSecret(k, v)
+	}
+	for k, v := range jr.job.Env {
+		s.set(k, v)
+	}
+	for k, v := range jr.outputs {
+		s.set(outputEnvName(k), v)
+	}
+	s.set("DEPLOYER_INSTANCE", string(jr.job.Instance.Name))
+	s.set("DEPLOYER_INSTANCE_FILE", jr.file)
+	s.set("DEPLOYER_STEP", string(step.Name))
+	return s
+}
+
+// collectOutputs parses the output file; a bad file fails a succeeded step.
+func (jr *jobRun) collectOutputs(r *StepResult, outFile string) map[string]string {
+	outs, err := readOutputs(outFile)
+	if err != nil {
+		if r.Status == StatusSucceeded {
+			r.Status, r.Reason = StatusFailed, err.Error()
+		}
+		return nil
+	}
+	r.Outputs = jr.red.stringMap(outs)
+	return outs
+}
+
+// checkWrites fails the attempt when it changed files it may not change.
+func (jr *jobRun) checkWrites(ctx context.Context, r *StepResult, step manifest.Step, w *writeCheck, end *attemptEnd) {
+	changed, err := w.changed(context.WithoutCancel(ctx), step)
+	if err != nil {
+		if r.Status == StatusSucceeded {
+			r.Status, r.Reason, end.retryable = StatusFailed, fmt.Sprintf("check writes: %v", err), false
+		}
+		return
+	}
+	r.ChangedFiles = changed
+	r.ForbiddenWrites = forbidden(changed, step, jr.file, jr.others)
+	if len(r.ForbiddenWrites) == 0 {
+		return
+	}
+	reason := fmt.Sprintf("%v: %s", ErrForbiddenWrite, strings.Join(r.ForbiddenWrites, ", "))
+	if r.Status == StatusSucceeded {
+		r.Status, r.Reason = StatusFailed, reason
+	} else {
+		r.Reason += "; " + reason
+	}
+	end.retryable = false
+}
+
+// afterStep runs the job's AfterStep hook on a succeeded attempt.
+func (jr *jobRun) afterStep(ctx context.Context, r *StepResult, end *attemptEnd) {
+	if r.Status != StatusSucceeded || jr.job.AfterStep == nil {
+		return
+	}
+	if err := jr.job.AfterStep(ctx, *r); err != nil {
+		r.Status, r.Reason = StatusFailed, fmt.Sprintf("after step: %v", err)
+		if ctx.Err() != nil {
+			r.Status = StatusInterrupted
+		}
+		end.retryable = false
+	}
+}
+
+// blobID returns the git blob id of the file at path, "" if unreadable.
+func blobID(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	h := sha1.New()
+	h.Write([]byte("blob " + strconv.Itoa(len(data)) + "\x00"))
+	h.Write(data)
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,152 @@
+package executor
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/rs/zerolog"
+)
+
+// redactor replaces secret values with "[redacted NAME]".
+type redactor struct {
+	rep    *strings.Replacer
+	maxLen int
+}
+
+func newRedactor(secrets map[string]string) *redactor {
+	names := make([]string, 0, len(secrets))
+	for n, v := range secrets {
+		if v != "" {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return &redactor{}
+	}
+	// Longer values first, so that a secret containing another wins.
+	sort.Slice(names, func(i, j int) bool {
+		a, b := secrets[names[i]], secrets[names[j]]
+		if len(a) != len(b) {
+			return len(a) > len(b)
+		}
+		return names[i] < names[j]
+	})
+	r := &redactor{}
+	pairs := make([]string, 0, 2*len(names))
+	for _, n := range names {
+		pairs = append(pairs, secrets[n], "[redacted "+n+"]")
+		r.maxLen = max(r.maxLen, len(secrets[n]))
+	}
+	r.rep = strings.NewReplacer(pairs...)
+	return r
+}
+
+func (r *redactor) string(s string) string {
+	if r == nil || r.rep == nil {
+		return s
+	}
+	return r.rep.Replace(s)
+}
+
+func (r *redactor) bytes(b []byte) []byte {
+	if r == nil || r.rep == nil {
+		return b
+	}
+	return []byte(r.rep.Replace(string(b)))
+}
+
+func (r *redactor) stringMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[r.string(k)] = r.string(v)
+	}
+	return out
+}
+
+// capture keeps the head and tail of a stream.
+type capture struct {
+	head    []byte
+	headMax int
+	tail    []byte // ring
+	tailMax int
+	tailPos int
+	tailN   int64 // bytes written to the ring in total
+	raw     int64 // bytes read from the process
+}
+
+func newCapture(limit int) *capture {
+	h := limit / 2
+	return &capture{headMax: h, tailMax: limit - h}
+}
+
+func (c *capture) write(p []byte) {
+	if n := min(c.headMax-len(c.head), len(p)); n > 0 {
+		c.head = append(c.head, p[:n]...)
+		p = p[n:]
+	}
+	for len(p) > 0 && c.tailMax > 0 {
+		if len(c.tail) < c.tailMax {
+			n := min(c.tailMax-len(c.tail), len(p))
+			c.tail = append(c.tail, p[:n]...)
+			p, c.tailN = p[n:], c.tailN+int64(n)
+			continue
+		}
+		n := copy(c.tail[c.tailPos:], p)
+		c.tailPos = (c.tailPos + n) % c.tailMax
+		p, c.tailN = p[n:], c.tailN+int64(n)
+	}
+}
+
+// result returns head and tail; when nothing was cut, all of it is the head.
+func (c *capture) result() (head, tail string, truncated bool) {
+	ordered := append(append([]byte{}, c.tail[c.tailPos:]...), c.tail[:c.tailPos]...)
+	if c.tailN <= int64(c.tailMax) {
+		return string(c.head) + string(ordered), "", false
+	}
+	return string(c.head), string(ordered), true
+}
+
+// pump reads the combined output until EOF: redacts it, keeps head and tail,
+// and streams it line by line to log at debug level.
+func pump(rd io.Reader, c *capture, red *redactor, log zerolog.Logger) {
+	debug := log.Debug().Enabled()
+	br := bufio.NewReaderSize(rd, 16<<10)
+	var carry []byte
+	emit := func(b []byte) {
+		if len(b) == 0 {
+			return
+		}
+		c.write(b)
+		if debug {
+			log.Debug().Str("line", string(bytes.TrimRight(b, "\r\n"))).Msg("step output")
+		}
+	}
+	for {
+		piece, err := br.ReadSlice('\n')
+		c.raw += int64(len(piece))
+		if len(piece) > 0 {
+			out := piece
+			if red.rep != nil {
+				out = red.bytes(append(carry, piece...))
+				carry = nil
+				if err == bufio.ErrBufferFull {
+					// A secret may straddle the cut: hold back its possible prefix.
+					keep := min(red.maxLen-1, len(out))
+					carry = append([]byte{}, out[len(out)-keep:]...)
+					out = out[:len(out)-keep]
+				}
+			}
+			emit(out)
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			emit(carry)
+			return
+		}
+	}
+}

@@ -1,0 +1,168 @@
+package executor
+
+import (
+	"context"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sre-tools/deployer/manifest"
+)
+
+// Defaults used when the matching Options field is zero.
+const (
+	DefaultOutputLimit  = 64 << 10
+	DefaultKillGrace    = 10 * time.Second
+	DefaultRetryBackoff = time.Second
+	maxRetryBackoff     = 30 * time.Second
+)
+
+// Options configures an Executor. The zero value means defaults.
+type Options struct {
+	// StepEnv names the host environment variables passed through to steps
+	// (an allow-list, e.g. PATH, HOME). Unset variables are not passed.
+	StepEnv []string
+	// OutputLimit is the number of bytes kept of a step's combined stdout and
+	// stderr: the first and last halves. Default DefaultOutputLimit.
+	OutputLimit int
+	// KillGrace is the time between SIGTERM and SIGKILL when a step times out
+	// or is interrupted. Default DefaultKillGrace.
+	KillGrace time.Duration
+	// RetryBackoff is the base delay before a retry; it doubles per attempt
+	// (capped at 30s) and is jittered. Default DefaultRetryBackoff.
+	RetryBackoff time.Duration
+	// Logger receives step output lines at debug level; the zero value
+	// discards.
+	Logger zerolog.Logger
+	// Now is the clock for recorded times. Default time.Now.
+	Now func() time.Time
+}
+
+// Executor runs steps. It is safe for concurrent use.
+type Executor struct {
+	opts Options
+	log  zerolog.Logger
+}
+
+// New returns an Executor with opts, defaults filled in.
+func New(opts Options) *Executor {
+	if opts.OutputLimit <= 0 {
+		opts.OutputLimit = DefaultOutputLimit
+	}
+	if opts.KillGrace <= 0 {
+		opts.KillGrace = DefaultKillGrace
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = DefaultRetryBackoff
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Executor{opts: opts, log: opts.Logger}
+}
+
+// Job is one instance's steps at one commit.
+type Job struct {
+	// RepoRoot is the checkout: the working directory of every step.
+	RepoRoot string
+	// AllowStepDirs are the host directories absolute commands may live in.
+	AllowStepDirs []string
+	Instance      manifest.Instance
+	// Steps are the steps to run, already in dependency order.
+	Steps []manifest.Step
+	// Env holds DEPLOYER_HOST, DEPLOYER_REPO, DEPLOYER_COMMIT, DEPLOYER_RUN and
+	// DEPLOYER_DRY_RUN. The executor adds DEPLOYER_INSTANCE,
+	// DEPLOYER_INSTANCE_FILE, DEPLOYER_STEP, DEPLOYER_OUTPUT and
+	// DEPLOYER_OUT_<KEY>.
+	Env map[string]string
+	// Secrets (from env files) are passed to the process; only their names
+	// are recorded, and their values are redacted from output and logs.
+	Secrets map[string]string
+	// Template holds the values of {instance} {file} {commit} {host}
+	// {dry_run} in arguments. {instance} and {file} default to Instance.
+	Template map[string]string
+	// Outputs are outputs of steps that ran before this job (a replay from a
+	// step, or a local run taking recorded outputs); steps of this job see
+	// them as DEPLOYER_OUT_<KEY>, and later steps' outputs override them.
+	Outputs map[string]string
+	// AfterStep is called after each successful step (e.g. to capture and
+	// write back the instance file) before it is reported; a non-nil error
+	// fails the step with that reason.
+	AfterStep func(ctx context.Context, r StepResult) error
+	// CheckWrites is called after each attempt and returns the repository
+	// files (slash paths relative to RepoRoot) the step changed. The executor
+	// fails the step when any of them is not allowed: a step with Writes
+	// "instance" may change Instance.File only, other steps nothing. When nil,
+	// the executor compares snapshots of the tree (see the package caveats).
+	CheckWrites func(ctx context.Context, step manifest.Step) (changed []string, err error)
+}
+
+// Status is the outcome of a step attempt or an instance.
+type Status string
+
+// Statuses.
+const (
+	StatusSucceeded   Status = "succeeded"
+	StatusFailed      Status = "failed"
+	StatusTimedOut    Status = "timed-out"
+	StatusSkipped     Status = "skipped"
+	StatusInterrupted Status = "interrupted"
+	StatusNotStarted  Status = "not-started"
+)
+
+// Inputs are the parts of an attempt's inputs not already in StepResult's
+// Argv, Env and SecretNames.
+type Inputs struct {
+	// Run is the command as the manifest names it.
+	Run     string
+	Timeout time.Duration
+	Writes  string
+	// InstanceFile is the instance file (slash path relative to the repo).
+	InstanceFile string
+	// InstanceBlob is the git blob id of the instance file before the
+	// attempt ("" when it does not exist).
+	InstanceBlob string
+	// Commit is DEPLOYER_COMMIT.
+	Commit string
+	// DependencyOutputs are the outputs the attempt received (each also in
+	// Env as DEPLOYER_OUT_<KEY>).
+	DependencyOutputs map[string]string
+}
+
+// StepResult is one attempt of one step (or a step that did not run).
+type StepResult struct {
+	Instance manifest.InstanceName
+	Step     manifest.StepName
+	Attempt  int
+	Status   Status
+	// Reason says why the attempt failed, was skipped or did not start.
+	Reason string
+	Argv   []string
+	Dir    string
+	// Env is the recorded environment: DEPLOYER_* and allow-listed values.
+	// Secrets appear only as names in SecretNames.
+	Env         map[string]string
+	SecretNames []string
+	Inputs      Inputs
+	ExitCode    int
+	Signal      string
+	Started     time.Time
+	Ended       time.Time
+	// OutputHead and OutputTail are the first and last halves of the
+	// combined output; OutputTail is empty when nothing was cut.
+	OutputHead  string
+	OutputTail  string
+	OutputBytes int64
+	Truncated   bool
+	// Outputs are the parsed DEPLOYER_OUTPUT lines.
+	Outputs map[string]string
+	// ChangedFiles are the files the attempt changed; ForbiddenWrites those
+	// of them it was not allowed to change.
+	ChangedFiles    []string
+	ForbiddenWrites []string
+}
+
+// Failed reports whether s counts as a failure of its instance.
+func (s Status) Failed() bool {
+	return s == StatusFailed || s == StatusTimedOut
+}

@@ -1,0 +1,167 @@
+package executor
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/sre-tools/deployer/manifest"
+)
+
+// racyWindow is how recent a modification time must be for the stat data
+// alone not to be trusted (file system timestamps are coarse).
+const racyWindow = 50 * time.Millisecond
+
+// fileStat is what a snapshot keeps of one file.
+type fileStat struct {
+	size   int64
+	mtime  int64
+	mode   fs.FileMode
+	ino    uint64
+	hash   [sha256.Size]byte
+	hashed bool
+}
+
+// snapshot is the state of the files under a repository root, .git excluded.
+type snapshot struct {
+	root  string
+	files map[string]fileStat
+}
+
+// takeSnapshot walks root and hashes the files whose modification time is too
+// recent to tell a later change apart by stat data.
+func takeSnapshot(root string) (*snapshot, error) {
+	racy := time.Now().Add(-racyWindow).UnixNano()
+	s := &snapshot{root: root, files: map[string]fileStat{}}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == ".git" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		st, err := statFile(path)
+		if err != nil {
+			return err
+		}
+		if st.mtime >= racy {
+			st.hash, st.hashed = hashFile(path)
+		}
+		rel, _ := filepath.Rel(root, path)
+		s.files[filepath.ToSlash(rel)] = st
+		return nil
+	})
+	return s, err
+}
+
+func statFile(path string) (fileStat, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return fileStat{}, err
+	}
+	st := fileStat{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: fi.Mode()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = sys.Ino
+	}
+	return st, nil
+}
+
+func hashFile(path string) ([sha256.Size]byte, bool) {
+	var sum [sha256.Size]byte
+	f, err := os.Open(path)
+	if err != nil {
+		return sum, false
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return sum, false
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, true
+}
+
+// changedSince returns the files that differ between s and a new snapshot.
+func (s *snapshot) changedSince() ([]string, error) {
+	after, err := takeSnapshot(s.root)
+	if err != nil {
+		return nil, err
+	}
+	var changed []string
+	for path, b := range s.files {
+		a, ok := after.files[path]
+		if !ok || s.differs(path, b, a) {
+			changed = append(changed, path)
+		}
+	}
+	for path := range after.files {
+		if _, ok := s.files[path]; !ok {
+			changed = append(changed, path)
+		}
+	}
+	sort.Strings(changed)
+	return changed, nil
+}
+
+func (s *snapshot) differs(path string, b, a fileStat) bool {
+	if b.size != a.size || b.mtime != a.mtime || b.mode != a.mode || b.ino != a.ino {
+		return true
+	}
+	if !b.hashed || !b.mode.IsRegular() {
+		return false
+	}
+	if !a.hashed {
+		a.hash, a.hashed = hashFile(filepath.Join(s.root, filepath.FromSlash(path)))
+	}
+	return a.hash != b.hash
+}
+
+// writeCheck is one attempt's writes check: it collects what the step changed
+// and which of those changes it was not allowed to make.
+type writeCheck struct {
+	check  func(ctx context.Context, step manifest.Step) ([]string, error)
+	before *snapshot
+}
+
+// startWriteCheck prepares the check for one attempt of step.
+func startWriteCheck(job Job) (*writeCheck, error) {
+	if job.CheckWrites != nil {
+		return &writeCheck{check: job.CheckWrites}, nil
+	}
+	before, err := takeSnapshot(job.RepoRoot)
+	if err != nil {
+		return nil, err
+	}
+	return &writeCheck{before: before}, nil
+}
+
+func (w *writeCheck) changed(ctx context.Context, step manifest.Step) ([]string, error) {
+	if w.check != nil {
+		return w.check(ctx, step)
+	}
+	return w.before.changedSince()
+}
+
+// forbidden returns the files in changed that step may not change. Files in
+// others (instance files of other in-flight jobs) are not attributed to it.
+func forbidden(changed []string, step manifest.Step, instanceFile string, others map[string]bool) []string {
+	var bad []string
+	for _, f := range changed {
+		switch {
+		case f == instanceFile && step.Writes == "instance":
+		case f != instanceFile && others[f]:
+		default:
+			bad = append(bad, f)
+		}
+	}
+	return bad
+}

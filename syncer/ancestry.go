@@ -1,0 +1,166 @@
+package syncer
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// maxWalk bounds every ancestry walk. The walk stops at the merge base, so it only reaches
+// this on unrelated histories, which are then treated as not related.
+const maxWalk = 1_000_000
+
+var errWalkTooLong = errors.New("ancestry walk exceeded its bound")
+
+const (
+	flagOurs uint8 = 1 << iota
+	flagTheirs
+	flagStale
+)
+
+// sides is the result of painting two commits' histories down to their merge bases, as git's
+// merge-base does: it visits only the commits newer than the merge base (in commit-date order),
+// never all of history.
+type sides struct {
+	ours   []*object.Commit // reachable from ours, not from theirs, newest first
+	theirs []*object.Commit // reachable from theirs, not from ours, newest first
+	bases  []plumbing.Hash
+}
+
+func (r *Repo) compare(ours, theirs plumbing.Hash) (*sides, error) {
+	w := &painter{r: r, flags: map[plumbing.Hash]uint8{}, commits: map[plumbing.Hash]*object.Commit{}}
+	if err := w.add(ours, flagOurs); err != nil {
+		return nil, err
+	}
+	if err := w.add(theirs, flagTheirs); err != nil {
+		return nil, err
+	}
+	if err := w.run(); err != nil {
+		return nil, err
+	}
+	return w.result(), nil
+}
+
+// isAncestor reports whether a is an ancestor of (or equal to) b.
+func (r *Repo) isAncestor(a, b plumbing.Hash) (bool, error) {
+	if a == b {
+		return true, nil
+	}
+	s, err := r.compare(a, b)
+	if err != nil {
+		return false, err
+	}
+	return len(s.ours) == 0, nil
+}
+
+type painter struct {
+	r       *Repo
+	flags   map[plumbing.Hash]uint8
+	commits map[plumbing.Hash]*object.Commit
+	order   []plumbing.Hash
+	queue   commitQueue
+	bases   []plumbing.Hash
+	seq     int
+}
+
+func (w *painter) add(h plumbing.Hash, f uint8) error {
+	old, seen := w.flags[h]
+	if seen && old&f == f {
+		return nil
+	}
+	w.flags[h] = old | f
+	if seen {
+		// already queued or visited: re-queue so the new flag propagates
+		w.push(w.commits[h])
+		return nil
+	}
+	c, err := w.r.repo.CommitObject(h)
+	if err != nil {
+		return fmt.Errorf("read commit %s: %w", h, err)
+	}
+	w.commits[h] = c
+	w.order = append(w.order, h)
+	if len(w.order) > maxWalk {
+		return errWalkTooLong
+	}
+	w.push(c)
+	return nil
+}
+
+func (w *painter) push(c *object.Commit) {
+	w.seq++
+	heap.Push(&w.queue, queued{c: c, seq: w.seq})
+}
+
+func (w *painter) interesting() bool {
+	for _, q := range w.queue {
+		if w.flags[q.c.Hash]&flagStale == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *painter) run() error {
+	for w.queue.Len() > 0 && w.interesting() {
+		c := heap.Pop(&w.queue).(queued).c
+		f := w.flags[c.Hash] & (flagOurs | flagTheirs | flagStale)
+		if f&(flagOurs|flagTheirs) == flagOurs|flagTheirs {
+			if f&flagStale == 0 {
+				w.bases = append(w.bases, c.Hash)
+			}
+			f |= flagStale
+			w.flags[c.Hash] |= flagStale
+		}
+		for _, p := range c.ParentHashes {
+			if w.flags[p]&f == f {
+				continue
+			}
+			if err := w.add(p, f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *painter) result() *sides {
+	s := &sides{bases: w.bases}
+	for _, h := range w.order {
+		switch w.flags[h] & (flagOurs | flagTheirs) {
+		case flagOurs:
+			s.ours = append(s.ours, w.commits[h])
+		case flagTheirs:
+			s.theirs = append(s.theirs, w.commits[h])
+		}
+	}
+	return s
+}
+
+type queued struct {
+	c   *object.Commit
+	seq int
+}
+
+// commitQueue pops the newest commit first (committer date, then insertion order).
+type commitQueue []queued
+
+func (q commitQueue) Len() int { return len(q) }
+func (q commitQueue) Less(i, j int) bool {
+	ti, tj := q[i].c.Committer.When, q[j].c.Committer.When
+	if !ti.Equal(tj) {
+		return ti.After(tj)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q commitQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *commitQueue) Push(x any)   { *q = append(*q, x.(queued)) }
+func (q *commitQueue) Pop() any {
+	old := *q
+	it := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return it
+}

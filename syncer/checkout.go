@@ -1,0 +1,360 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/index"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage"
+)
+
+// cloneInto clones the remote into dir (which must not exist or be empty) without go-git's
+// checkout, then writes the files and the index from one tree walk.
+func (r *Repo) cloneInto(ctx context.Context, dir string) error {
+	repo, err := git.PlainCloneContext(ctx, dir, false, &git.CloneOptions{
+		URL:           r.opts.URL,
+		Auth:          r.opts.Auth,
+		RemoteName:    remoteName,
+		ReferenceName: r.local,
+		SingleBranch:  true,
+		NoCheckout:    true,
+		Tags:          git.NoTags,
+	})
+	if err != nil {
+		return r.remoteError("clone", err)
+	}
+	if c, ok := repo.Storer.(io.Closer); ok {
+		defer c.Close()
+	}
+	tip, err := repo.Storer.Reference(r.remote)
+	if err != nil {
+		return internalf("clone", fmt.Errorf("read %s: %w", r.remote, err))
+	}
+	if err := repo.Storer.SetReference(plumbing.NewHashReference(r.local, tip.Hash())); err != nil {
+		return internalf("clone", err)
+	}
+	if err := repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, r.local)); err != nil {
+		return internalf("clone", err)
+	}
+	c, err := repo.CommitObject(tip.Hash())
+	if err != nil {
+		return internalf("clone", err)
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return internalf("clone", err)
+	}
+	if err := checkoutTree(repo.Storer, dir, tree); err != nil {
+		return internalf("checkout", err)
+	}
+	return nil
+}
+
+// checkoutTree writes every file of tree under dir and an index with their stat data.
+func checkoutTree(st storage.Storer, dir string, tree *object.Tree) error {
+	w := object.NewTreeWalker(tree, true, nil)
+	defer w.Close()
+	mk := newDirMaker(dir)
+	var entries []*index.Entry
+	for {
+		name, e, err := w.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if e.Mode == filemode.Dir || e.Mode == filemode.Submodule {
+			continue
+		}
+		ent, err := writeEntry(st, mk, dir, name, e.Hash, e.Mode)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, ent)
+	}
+	sortEntries(entries)
+	idx := &index.Index{Version: 2, Entries: entries}
+	return st.SetIndex(idx)
+}
+
+func sortEntries(entries []*index.Entry) {
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
+}
+
+// dirMaker creates parent directories once each.
+type dirMaker struct {
+	root string
+	made map[string]bool
+}
+
+func newDirMaker(root string) *dirMaker {
+	return &dirMaker{root: root, made: map[string]bool{"": true, ".": true}}
+}
+
+func (m *dirMaker) parent(name string) error {
+	d := path.Dir(name)
+	if m.made[d] {
+		return nil
+	}
+	full := filepath.Join(m.root, filepath.FromSlash(d))
+	if fi, err := os.Lstat(full); err == nil && !fi.IsDir() {
+		if err := os.Remove(full); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(full, 0o755); err != nil {
+		return err
+	}
+	m.made[d] = true
+	return nil
+}
+
+// writeEntry writes one blob to dir/name (a file or a symlink) and returns its index entry.
+func writeEntry(st storage.Storer, mk *dirMaker, dir, name string, h plumbing.Hash, mode filemode.FileMode) (*index.Entry, error) {
+	if err := mk.parent(name); err != nil {
+		return nil, err
+	}
+	data, err := readBlob(st, h)
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s for %s: %w", h, name, err)
+	}
+	full := filepath.Join(dir, filepath.FromSlash(name))
+	if err := writeWorktreeFile(full, data, mode); err != nil {
+		return nil, err
+	}
+	return statEntry(full, name, h, mode)
+}
+
+func writeWorktreeFile(full string, data []byte, mode filemode.FileMode) error {
+	if fi, err := os.Lstat(full); err == nil && (fi.IsDir() || fi.Mode()&os.ModeSymlink != 0 || mode == filemode.Symlink) {
+		if err := os.RemoveAll(full); err != nil {
+			return err
+		}
+	}
+	if mode == filemode.Symlink {
+		return os.Symlink(string(data), full)
+	}
+	perm := os.FileMode(0o644)
+	if mode == filemode.Executable {
+		perm = 0o755
+	}
+	// Write a temporary file and rename it, so a reader never sees a half-written file.
+	tmp := full + ".deployer-tmp"
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp, full)
+}
+
+func readBlob(st storage.Storer, h plumbing.Hash) ([]byte, error) {
+	obj, err := st.EncodedObject(plumbing.BlobObject, h)
+	if err != nil {
+		return nil, err
+	}
+	rd, err := obj.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	buf := make([]byte, 0, obj.Size())
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// statEntry builds the index entry for the file at full with git's stat data.
+func statEntry(full, name string, h plumbing.Hash, mode filemode.FileMode) (*index.Entry, error) {
+	fi, err := os.Lstat(full)
+	if err != nil {
+		return nil, err
+	}
+	e := &index.Entry{Hash: h, Name: name, Mode: mode, ModifiedAt: fi.ModTime(), Size: uint32(fi.Size())}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		e.CreatedAt = time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+		e.Dev, e.Inode = uint32(st.Dev), uint32(st.Ino)
+		e.UID, e.GID = st.Uid, st.Gid
+	}
+	return e, nil
+}
+
+// applyTreeDiff moves the worktree and index from tree `from` to tree `to`, touching only the
+// paths that differ. The worktree must be clean for those paths (the caller checked).
+func (r *Repo) applyTreeDiff(from, to *object.Tree) ([]string, error) {
+	changes, err := object.DiffTree(from, to)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := r.idx.load(r.repo.Storer)
+	if err != nil {
+		return nil, err
+	}
+	ed := newIndexEditor(idx)
+	mk := newDirMaker(r.opts.Dir)
+	var paths []string
+	for _, c := range changes {
+		if c.To.Name == "" || c.From.Name != "" && c.From.Name != c.To.Name {
+			if err := r.removePath(ed, c.From.Name); err != nil {
+				return nil, err
+			}
+			paths = append(paths, c.From.Name)
+		}
+		if c.To.Name == "" {
+			continue
+		}
+		if c.To.TreeEntry.Mode == filemode.Submodule {
+			continue
+		}
+		ent, err := writeEntry(r.repo.Storer, mk, r.opts.Dir, c.To.Name, c.To.TreeEntry.Hash, c.To.TreeEntry.Mode)
+		if err != nil {
+			return nil, err
+		}
+		ed.set(ent)
+		paths = append(paths, c.To.Name)
+	}
+	if err := r.idx.store(r.repo.Storer, ed.finish()); err != nil {
+		return nil, err
+	}
+	return paths, nil
+}
+
+func (r *Repo) removePath(ed *indexEditor, name string) error {
+	ed.remove(name)
+	full := filepath.Join(r.opts.Dir, filepath.FromSlash(name))
+	if err := os.Remove(full); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	// Remove parent directories that became empty, as git does.
+	for d := path.Dir(name); d != "." && d != "/"; d = path.Dir(d) {
+		if os.Remove(filepath.Join(r.opts.Dir, filepath.FromSlash(d))) != nil {
+			break
+		}
+	}
+	return nil
+}
+
+// indexEditor replaces and removes entries of a sorted index without a linear scan each.
+type indexEditor struct {
+	idx     *index.Index
+	pos     map[string]int
+	removed bool
+	added   bool
+}
+
+func newIndexEditor(idx *index.Index) *indexEditor {
+	pos := make(map[string]int, len(idx.Entries))
+	for i, e := range idx.Entries {
+		if e.Stage == 0 {
+			pos[e.Name] = i
+		}
+	}
+	return &indexEditor{idx: idx, pos: pos}
+}
+
+func (ed *indexEditor) set(e *index.Entry) {
+	if i, ok := ed.pos[e.Name]; ok && ed.idx.Entries[i] != nil {
+		ed.idx.Entries[i] = e
+		return
+	}
+	ed.pos[e.Name] = len(ed.idx.Entries)
+	ed.idx.Entries = append(ed.idx.Entries, e)
+	ed.added = true
+}
+
+func (ed *indexEditor) remove(name string) {
+	if i, ok := ed.pos[name]; ok {
+		ed.idx.Entries[i] = nil
+		delete(ed.pos, name)
+		ed.removed = true
+	}
+}
+
+func (ed *indexEditor) finish() *index.Index {
+	if ed.removed {
+		kept := ed.idx.Entries[:0]
+		for _, e := range ed.idx.Entries {
+			if e != nil {
+				kept = append(kept, e)
+			}
+		}
+		ed.idx.Entries = kept
+	}
+	if ed.added || ed.removed {
+		sortEntries(ed.idx.Entries)
+	}
+	// Cached trees describe the old entries: drop them rather than leave them stale.
+	ed.idx.Cache = nil
+	ed.idx.ResolveUndo = nil
+	return ed.idx
+}
+
+// indexCache keeps the decoded index while the index file is the one we last read or wrote.
+type indexCache struct {
+	path  string
+	idx   *index.Index
+	mtime time.Time
+	size  int64
+}
+
+func (c *indexCache) reset() { c.idx = nil }
+
+func (c *indexCache) load(st storage.Storer) (*index.Index, error) {
+	fi, err := os.Stat(c.path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if c.idx != nil && err == nil && fi.ModTime().Equal(c.mtime) && fi.Size() == c.size {
+		return c.idx, nil
+	}
+	idx, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	c.idx = idx
+	if fi != nil {
+		c.mtime, c.size = fi.ModTime(), fi.Size()
+	}
+	return idx, nil
+}
+
+// indexMtime is the index file's modification time: a file modified at or after it may have
+// changed without its stat data showing it ("racy git").
+func (c *indexCache) indexMtime() time.Time { return c.mtime }
+
+func (c *indexCache) store(st storage.Storer, idx *index.Index) error {
+	if err := st.SetIndex(idx); err != nil {
+		return err
+	}
+	fi, err := os.Stat(c.path)
+	if err != nil {
+		c.idx = nil
+		return err
+	}
+	c.idx, c.mtime, c.size = idx, fi.ModTime(), fi.Size()
+	return nil
+}

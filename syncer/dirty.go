@@ -1,0 +1,150 @@
+package syncer
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/index"
+)
+
+// dirtyFile is a tracked path whose worktree content differs from the index.
+type dirtyFile struct {
+	Name    string
+	Deleted bool
+}
+
+// scanDirty compares every tracked file with the index: one lstat each, and a content hash
+// only where the stat data differs or the entry is racily clean. Untracked files are ignored.
+// Entries whose content turned out equal are refreshed in the index (refreshed reports it).
+func (r *Repo) scanDirty() (dirty []dirtyFile, refreshed bool, err error) {
+	idx, err := r.idx.load(r.repo.Storer)
+	if err != nil {
+		return nil, false, err
+	}
+	racy := r.idx.indexMtime()
+	n := len(idx.Entries)
+	workers := runtime.GOMAXPROCS(0)
+	if n < 512 {
+		workers = 1
+	}
+	type result struct {
+		dirty []dirtyFile
+		fresh []*index.Entry
+	}
+	results := make([]result, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w * n / workers; i < (w+1)*n/workers; i++ {
+				e := idx.Entries[i]
+				d, fresh := r.checkEntry(e, racy)
+				if d != nil {
+					results[w].dirty = append(results[w].dirty, *d)
+				} else if fresh != nil {
+					results[w].fresh = append(results[w].fresh, fresh)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	var fresh []*index.Entry
+	for _, res := range results {
+		dirty = append(dirty, res.dirty...)
+		fresh = append(fresh, res.fresh...)
+	}
+	sort.Slice(dirty, func(i, j int) bool { return dirty[i].Name < dirty[j].Name })
+	if len(fresh) > 0 {
+		ed := newIndexEditor(idx)
+		for _, e := range fresh {
+			ed.set(e)
+		}
+		if err := r.idx.store(r.repo.Storer, ed.finish()); err != nil {
+			r.idx.reset()
+			return nil, false, err
+		}
+		refreshed = true
+	}
+	return dirty, refreshed, nil
+}
+
+// checkEntry returns a dirtyFile when e's file differs, or a refreshed entry when only its
+// stat data changed.
+func (r *Repo) checkEntry(e *index.Entry, racy time.Time) (*dirtyFile, *index.Entry) {
+	if e.Stage != 0 || e.SkipWorktree || e.Mode == filemode.Submodule {
+		return nil, nil
+	}
+	full := filepath.Join(r.opts.Dir, filepath.FromSlash(e.Name))
+	fi, err := os.Lstat(full)
+	if err != nil {
+		return &dirtyFile{Name: e.Name, Deleted: errors.Is(err, os.ErrNotExist)}, nil
+	}
+	if !modeMatches(e.Mode, fi) {
+		return &dirtyFile{Name: e.Name}, nil
+	}
+	if statMatches(e, fi) && fi.ModTime().Before(racy) {
+		return nil, nil
+	}
+	if int64(e.Size) != fi.Size() && e.Mode != filemode.Symlink {
+		return &dirtyFile{Name: e.Name}, nil
+	}
+	h, err := hashWorktree(full, e.Mode)
+	if err != nil || h != e.Hash {
+		return &dirtyFile{Name: e.Name}, nil
+	}
+	if statMatches(e, fi) {
+		return nil, nil
+	}
+	fresh, err := statEntry(full, e.Name, e.Hash, e.Mode)
+	if err != nil {
+		return &dirtyFile{Name: e.Name}, nil
+	}
+	return nil, fresh
+}
+
+func modeMatches(m filemode.FileMode, fi os.FileInfo) bool {
+	switch m {
+	case filemode.Symlink:
+		return fi.Mode()&os.ModeSymlink != 0
+	case filemode.Executable:
+		return fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+	default:
+		return fi.Mode().IsRegular() && fi.Mode()&0o111 == 0
+	}
+}
+
+func statMatches(e *index.Entry, fi os.FileInfo) bool {
+	if !fi.ModTime().Equal(e.ModifiedAt) || int64(e.Size) != fi.Size() {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return true
+	}
+	return uint32(st.Ino) == e.Inode && st.Ctim.Sec == e.CreatedAt.Unix() && st.Ctim.Nsec == int64(e.CreatedAt.Nanosecond())
+}
+
+func hashWorktree(full string, m filemode.FileMode) (plumbing.Hash, error) {
+	var data []byte
+	var err error
+	if m == filemode.Symlink {
+		var t string
+		t, err = os.Readlink(full)
+		data = []byte(t)
+	} else {
+		data, err = os.ReadFile(full)
+	}
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return plumbing.ComputeHash(plumbing.BlobObject, data), nil
+}

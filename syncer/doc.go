@@ -1,0 +1,20 @@
+// Package syncer provides one repository's checkout: clone, fetch, classify, fast-forward,
+// commit and push, with every failure an operator acts on reported as a typed [Error].
+//
+// It works on go-git's public plumbing and never runs the git command. Where stock go-git is
+// slow on large repositories (see STACK.md) it does the work itself: clone without checkout and
+// write the files and index from one tree walk; fast-forward by applying the tree diff to the
+// changed paths and their index entries only; detect a dirty tree with one lstat pass against
+// the index's stat data; push a pack built from the objects that the new commits add.
+//
+// # Caveats
+//
+// A [Repo] is not safe for concurrent use: the caller serialises Sync, WriteBack and the
+// other methods per repository (the daemon holds one lock per repo). go-git ignores git's
+// index.lock, so nothing else may write the checkout while a Repo is open.
+//
+// Credentials never appear in errors or logs: URLs are redacted (user:password becomes
+// user:xxxxx) and the password of a basic-auth method is scrubbed from error text. The
+// unwrapped go-git error (reachable with errors.Unwrap) is kept for errors.Is and is not
+// scrubbed; do not print it.
+package syncer

@@ -1,0 +1,334 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/rs/zerolog"
+)
+
+// Author names the author and committer of the commits the daemon makes.
+type Author struct{ Name, Email string }
+
+// Policy values for Options.OnDirty and Options.OnRewrite.
+const (
+	PolicyIntervene = "intervene"
+	PolicyRescue    = "rescue"
+	PolicyFollow    = "follow"
+)
+
+// Options configure a Repo. The zero value of each field means its default.
+type Options struct {
+	Name      string               // repo name, e.g. "clusterconfig-fra1"
+	URL       string               // git://, http(s)://, ssh://, file:// or a local path
+	Branch    string               // default "main"
+	Dir       string               // checkout directory, e.g. state_dir/checkouts/<name>
+	Auth      transport.AuthMethod // nil: none
+	Author    Author
+	OnDirty   string // PolicyIntervene (default) or PolicyRescue
+	OnRewrite string // PolicyIntervene (default) or PolicyFollow
+	// IsOurs reports whether a commit carrying the trailer "Deployer-Change: <id>" is one of
+	// the daemon's (its edit is in the journal). Nil: every commit with the trailer is ours.
+	IsOurs func(changeID string) bool
+	Logger zerolog.Logger // zero value discards
+	Now    func() time.Time
+}
+
+const remoteName = "origin"
+
+// Repo is one repository's checkout. It is not safe for concurrent use.
+type Repo struct {
+	opts   Options
+	repo   *git.Repository
+	red    *redactor
+	log    zerolog.Logger
+	local  plumbing.ReferenceName // refs/heads/<branch>
+	remote plumbing.ReferenceName // refs/remotes/origin/<branch>
+	idx    *indexCache
+	closed bool
+}
+
+func (o *Options) defaults() {
+	if o.Branch == "" {
+		o.Branch = "main"
+	}
+	if o.OnDirty == "" {
+		o.OnDirty = PolicyIntervene
+	}
+	if o.OnRewrite == "" {
+		o.OnRewrite = PolicyIntervene
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Author.Name == "" {
+		o.Author.Name = "deployer"
+	}
+	if o.Author.Email == "" {
+		o.Author.Email = "deployer@localhost"
+	}
+}
+
+// Open opens the checkout in opts.Dir, or clones it (no tags, single branch) when it is
+// missing. A broken checkout is re-cloned into a fresh directory and swapped in; the old one
+// is moved aside to <dir>.broken-<utc-time>, never deleted. A failed re-clone is KindCorrupt.
+func Open(ctx context.Context, opts Options) (*Repo, error) {
+	opts.defaults()
+	if opts.Dir == "" || opts.URL == "" {
+		return nil, fmt.Errorf("open %s: Options.Dir and Options.URL are required", opts.Name)
+	}
+	r := &Repo{
+		opts:   opts,
+		red:    newRedactor(opts.URL, opts.Auth),
+		log:    opts.Logger.With().Str("repo", opts.Name).Logger(),
+		local:  plumbing.NewBranchReferenceName(opts.Branch),
+		remote: plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
+	}
+	r.idx = &indexCache{path: filepath.Join(opts.Dir, ".git", "index")}
+	if empty, err := isMissingOrEmpty(opts.Dir); err != nil {
+		return nil, internalf("open", err)
+	} else if empty {
+		if err := r.cloneInto(ctx, opts.Dir); err != nil {
+			return nil, err
+		}
+		return r, r.openExisting()
+	}
+	err := r.openExisting()
+	if err == nil {
+		return r, nil
+	}
+	r.log.Warn().Err(r.red.Err(err)).Msg("checkout is broken, re-cloning")
+	if err := r.reclone(ctx, err); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func isMissingOrEmpty(dir string) (bool, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return len(ents) == 0, nil
+}
+
+// openExisting opens and checks the checkout in opts.Dir.
+func (r *Repo) openExisting() error {
+	repo, err := git.PlainOpen(r.opts.Dir)
+	if err != nil {
+		return fmt.Errorf("open checkout: %w", err)
+	}
+	r.repo = repo
+	if err := r.ensureRemote(); err != nil {
+		return err
+	}
+	if err := r.check(); err != nil {
+		return err
+	}
+	r.idx.reset()
+	return r.finishInterrupted()
+}
+
+// check is the fsck-style start-up check: HEAD is our branch and its commit and tree are
+// readable, and the index decodes.
+func (r *Repo) check() error {
+	head, err := r.repo.Storer.Reference(plumbing.HEAD)
+	if err != nil {
+		return fmt.Errorf("read HEAD: %w", err)
+	}
+	if head.Type() != plumbing.SymbolicReference || head.Target() != r.local {
+		if err := r.repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, r.local)); err != nil {
+			return err
+		}
+	}
+	c, err := r.headCommit()
+	if err != nil {
+		return err
+	}
+	if _, err := c.Tree(); err != nil {
+		return fmt.Errorf("read tree of %s: %w", c.Hash, err)
+	}
+	if _, err := r.repo.Storer.Index(); err != nil {
+		return fmt.Errorf("read index: %w", err)
+	}
+	return nil
+}
+
+func (r *Repo) ensureRemote() error {
+	cfg, err := r.repo.Config()
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	rc := cfg.Remotes[remoteName]
+	want := config.RefSpec(fmt.Sprintf("+%s:%s", r.local, r.remote))
+	if rc != nil && len(rc.URLs) == 1 && rc.URLs[0] == r.opts.URL && len(rc.Fetch) == 1 && rc.Fetch[0] == want {
+		return nil
+	}
+	cfg.Remotes[remoteName] = &config.RemoteConfig{Name: remoteName, URLs: []string{r.opts.URL}, Fetch: []config.RefSpec{want}}
+	return r.repo.SetConfig(cfg)
+}
+
+// reclone clones into a fresh directory and swaps it in, moving the old one aside.
+func (r *Repo) reclone(ctx context.Context, cause error) error {
+	stamp := r.opts.Now().UTC().Format("20060102T150405.000000000Z")
+	fresh := r.opts.Dir + ".clone-" + stamp
+	if err := r.cloneInto(ctx, fresh); err != nil {
+		_ = os.RemoveAll(fresh)
+		var e *Error
+		if errors.As(err, &e) && (e.Kind == KindAuth || e.Kind == KindUnreachable) {
+			return err
+		}
+		return newError(KindCorrupt, "re-clone", fmt.Errorf("%w: %v (re-clone: %v)", ErrCorrupt, r.red.Err(cause), err), "")
+	}
+	aside := r.opts.Dir + ".broken-" + stamp
+	if err := os.Rename(r.opts.Dir, aside); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return newError(KindCorrupt, "re-clone", fmt.Errorf("%w: move aside: %v", ErrCorrupt, err), "")
+	}
+	if err := os.Rename(fresh, r.opts.Dir); err != nil {
+		return newError(KindCorrupt, "re-clone", fmt.Errorf("%w: swap in: %v", ErrCorrupt, err), "")
+	}
+	r.log.Warn().Str("moved_aside", aside).Msg("checkout re-cloned")
+	if err := r.openExisting(); err != nil {
+		return newError(KindCorrupt, "re-clone", fmt.Errorf("%w: %v", ErrCorrupt, r.red.Err(err)), "")
+	}
+	return nil
+}
+
+// Dir returns the checkout directory.
+func (r *Repo) Dir() string { return r.opts.Dir }
+
+// Head returns the hex commit id of HEAD, or "" if it cannot be read.
+func (r *Repo) Head() string {
+	h, err := r.headHash()
+	if err != nil {
+		return ""
+	}
+	return h.String()
+}
+
+func (r *Repo) headHash() (plumbing.Hash, error) {
+	ref, err := r.repo.Storer.Reference(r.local)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("read %s: %w", r.local, err)
+	}
+	return ref.Hash(), nil
+}
+
+func (r *Repo) upstreamHash() (plumbing.Hash, error) {
+	ref, err := r.repo.Storer.Reference(r.remote)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("read %s: %w", r.remote, err)
+	}
+	return ref.Hash(), nil
+}
+
+func (r *Repo) headCommit() (*object.Commit, error) {
+	h, err := r.headHash()
+	if err != nil {
+		return nil, err
+	}
+	c, err := r.repo.CommitObject(h)
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", h, err)
+	}
+	return c, nil
+}
+
+func (r *Repo) commit(id string) (*object.Commit, error) {
+	if !plumbing.IsHash(id) {
+		return nil, fmt.Errorf("%q is not a commit id", id)
+	}
+	c, err := r.repo.CommitObject(plumbing.NewHash(id))
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// ChangedPaths lists the slash paths that differ between two commits, sorted (a tree diff;
+// from == "" means every file in to).
+func (r *Repo) ChangedPaths(from, to string) ([]string, error) {
+	if r.closed {
+		return nil, ErrClosed
+	}
+	tc, err := r.commit(to)
+	if err != nil {
+		return nil, fmt.Errorf("changed paths: %w", err)
+	}
+	toTree, err := tc.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("changed paths: %w", err)
+	}
+	var fromTree *object.Tree
+	if from != "" {
+		fc, err := r.commit(from)
+		if err != nil {
+			return nil, fmt.Errorf("changed paths: %w", err)
+		}
+		if fromTree, err = fc.Tree(); err != nil {
+			return nil, fmt.Errorf("changed paths: %w", err)
+		}
+	}
+	changes, err := object.DiffTree(fromTree, toTree)
+	if err != nil {
+		return nil, fmt.Errorf("changed paths: %w", err)
+	}
+	paths := make([]string, 0, len(changes))
+	for _, c := range changes {
+		name := c.To.Name
+		if name == "" {
+			name = c.From.Name
+		}
+		paths = append(paths, name)
+	}
+	sort.Strings(paths)
+	return paths, nil
+}
+
+// ReadFile returns the content of path at commit.
+func (r *Repo) ReadFile(commit, path string) ([]byte, error) {
+	if r.closed {
+		return nil, ErrClosed
+	}
+	c, err := r.commit(commit)
+	if err != nil {
+		return nil, fmt.Errorf("read file %s: %w", path, err)
+	}
+	f, err := c.File(path)
+	if err != nil {
+		return nil, fmt.Errorf("read file %s at %s: %w", path, commit, err)
+	}
+	s, err := f.Contents()
+	if err != nil {
+		return nil, fmt.Errorf("read file %s at %s: %w", path, commit, err)
+	}
+	return []byte(s), nil
+}
+
+// Close releases the repository. The Repo must not be used afterwards.
+func (r *Repo) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	var err error
+	if c, ok := r.repo.Storer.(io.Closer); ok {
+		err = c.Close()
+	}
+	r.repo = nil
+	return err
+}

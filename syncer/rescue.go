@@ -1,0 +1,233 @@
+package syncer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/utils/diff"
+	"github.com/sergi/go-diff/diffmatchpatch"
+)
+
+// RescuePrefix is where rescue refs live: refs/deployer/rescue/<utc-time>.
+const RescuePrefix = "refs/deployer/rescue/"
+
+// rescueRef points a new rescue ref at h, or returns an existing rescue ref that already does.
+func (r *Repo) rescueRef(h plumbing.Hash) (string, error) {
+	existing := map[plumbing.ReferenceName]bool{}
+	iter, err := r.repo.Storer.IterReferences()
+	if err != nil {
+		return "", err
+	}
+	var found string
+	err = iter.ForEach(func(ref *plumbing.Reference) error {
+		if strings.HasPrefix(ref.Name().String(), RescuePrefix) {
+			existing[ref.Name()] = true
+			if ref.Hash() == h {
+				found = ref.Name().String()
+				return storer.ErrStop
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if found != "" {
+		return found, nil
+	}
+	base := RescuePrefix + r.opts.Now().UTC().Format("20060102T150405Z")
+	name := plumbing.ReferenceName(base)
+	for i := 2; existing[name]; i++ {
+		name = plumbing.ReferenceName(fmt.Sprintf("%s-%d", base, i))
+	}
+	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(name, h)); err != nil {
+		return "", err
+	}
+	r.log.Warn().Str("ref", name.String()).Str("commit", h.String()).Msg("rescue ref created")
+	return name.String(), nil
+}
+
+// handleDirty reports a dirty tree (on_dirty: intervene), or commits the dirty files to a
+// rescue ref and restores them from HEAD (on_dirty: rescue).
+func (r *Repo) handleDirty(res Result, dirty []dirtyFile) (Result, error) {
+	head, err := r.headCommit()
+	if err != nil {
+		return res, internalf("dirty", err)
+	}
+	res.Files = make([]string, len(dirty))
+	for i, d := range dirty {
+		res.Files[i] = d.Name
+	}
+	res.Detail = r.dirtySummary(head, dirty)
+	if r.opts.OnDirty != PolicyRescue {
+		res.State = StateDirty
+		r.log.Warn().Strs("files", res.Files).Msg("checkout is dirty")
+		return res, newError(KindDirty, "sync", ErrDirty, res.Detail)
+	}
+	rescue, err := r.rescueDirty(head, dirty)
+	if err != nil {
+		return res, internalf("rescue", err)
+	}
+	res.Rescue = rescue
+	res.Detail += "\nkept on " + rescue + " and restored from HEAD (on_dirty: rescue)"
+	return res, nil
+}
+
+// dirtySummary describes each dirty file: deleted, or lines added and removed against HEAD.
+func (r *Repo) dirtySummary(head *object.Commit, dirty []dirtyFile) string {
+	var b strings.Builder
+	b.WriteString("uncommitted changes in the checkout:")
+	for _, d := range dirty {
+		if d.Deleted {
+			fmt.Fprintf(&b, "\n  D %s", d.Name)
+			continue
+		}
+		old := ""
+		if f, err := head.File(d.Name); err == nil {
+			old, _ = f.Contents()
+		}
+		cur, err := os.ReadFile(filepath.Join(r.opts.Dir, filepath.FromSlash(d.Name)))
+		if err != nil {
+			fmt.Fprintf(&b, "\n  M %s", d.Name)
+			continue
+		}
+		add, del := lineCounts(diff.Do(old, string(cur)))
+		fmt.Fprintf(&b, "\n  M %s (+%d -%d)", d.Name, add, del)
+	}
+	return b.String()
+}
+
+func lineCounts(ds []diffmatchpatch.Diff) (add, del int) {
+	for _, d := range ds {
+		n := strings.Count(d.Text, "\n")
+		if n == 0 && d.Text != "" {
+			n = 1
+		}
+		switch d.Type {
+		case diffmatchpatch.DiffInsert:
+			add += n
+		case diffmatchpatch.DiffDelete:
+			del += n
+		}
+	}
+	return add, del
+}
+
+// rescueDirty commits the dirty files on top of HEAD to a rescue ref, then restores them.
+func (r *Repo) rescueDirty(head *object.Commit, dirty []dirtyFile) (string, error) {
+	ups := map[string]treeUpdate{}
+	for _, d := range dirty {
+		u, err := r.worktreeUpdate(d)
+		if err != nil {
+			return "", err
+		}
+		ups[d.Name] = u
+	}
+	tree, _, err := buildTree(r.repo.Storer, head.TreeHash, ups)
+	if err != nil {
+		return "", err
+	}
+	sig := r.signature()
+	h, err := storeCommit(r.repo.Storer, &object.Commit{
+		Author: sig, Committer: sig, TreeHash: tree, ParentHashes: []plumbing.Hash{head.Hash},
+		Message: fmt.Sprintf("deployer: rescue uncommitted changes in %s\n\n%d file(s) found changed in the checkout\n", r.opts.Name, len(dirty)),
+	})
+	if err != nil {
+		return "", err
+	}
+	ref, err := r.rescueRef(h)
+	if err != nil {
+		return "", err
+	}
+	return ref, r.restore(head, dirty)
+}
+
+func (r *Repo) worktreeUpdate(d dirtyFile) (treeUpdate, error) {
+	if d.Deleted {
+		return treeUpdate{Delete: true}, nil
+	}
+	full := filepath.Join(r.opts.Dir, filepath.FromSlash(d.Name))
+	fi, err := os.Lstat(full)
+	if err != nil {
+		return treeUpdate{}, err
+	}
+	mode, data := filemode.Regular, []byte(nil)
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		t, err := os.Readlink(full)
+		if err != nil {
+			return treeUpdate{}, err
+		}
+		mode, data = filemode.Symlink, []byte(t)
+	case fi.IsDir():
+		return treeUpdate{Delete: true}, nil
+	default:
+		if fi.Mode()&0o111 != 0 {
+			mode = filemode.Executable
+		}
+		if data, err = os.ReadFile(full); err != nil {
+			return treeUpdate{}, err
+		}
+	}
+	h, err := storeBlob(r.repo.Storer, data)
+	return treeUpdate{Hash: h, Mode: mode}, err
+}
+
+// restore writes the HEAD version of each path back to the worktree and index.
+func (r *Repo) restore(head *object.Commit, dirty []dirtyFile) error {
+	tree, err := head.Tree()
+	if err != nil {
+		return err
+	}
+	idx, err := r.idx.load(r.repo.Storer)
+	if err != nil {
+		return err
+	}
+	ed := newIndexEditor(idx)
+	mk := newDirMaker(r.opts.Dir)
+	for _, d := range dirty {
+		e, err := tree.FindEntry(d.Name)
+		if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
+			if err := r.removePath(ed, d.Name); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		full := filepath.Join(r.opts.Dir, filepath.FromSlash(d.Name))
+		if fi, err := os.Lstat(full); err == nil && fi.IsDir() {
+			if err := os.RemoveAll(full); err != nil {
+				return err
+			}
+		}
+		ent, err := writeEntry(r.repo.Storer, mk, r.opts.Dir, d.Name, e.Hash, e.Mode)
+		if err != nil {
+			return err
+		}
+		ed.set(ent)
+	}
+	if err := r.idx.store(r.repo.Storer, ed.finish()); err != nil {
+		r.idx.reset()
+		return err
+	}
+	return nil
+}
+
+func (r *Repo) signature() object.Signature {
+	return object.Signature{Name: r.opts.Author.Name, Email: r.opts.Author.Email, When: r.opts.Now().Truncate(time.Second)}
+}
+
+// pushAhead is where ahead-ours commits are pushed; until then they are reported.
+func (r *Repo) pushAhead(res Result, head, upstream plumbing.Hash) (Result, error) {
+	return res, nil
+}

@@ -1,0 +1,394 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// State is the classification of a checkout against its remote (DESIGN.md, "Sync").
+type State string
+
+// The states of a checkout.
+const (
+	StateClean           State = "clean"
+	StateBehind          State = "behind"
+	StateAheadOurs       State = "ahead-ours"
+	StateDivergedOurs    State = "diverged-ours"
+	StateDivergedForeign State = "diverged-foreign"
+	StateDirty           State = "dirty"
+	StateRewritten       State = "rewritten"
+	StateUnreachable     State = "unreachable"
+	StateAuth            State = "auth"
+	StateCorrupt         State = "corrupt"
+)
+
+// Result is what Sync found and did.
+type Result struct {
+	State    State
+	Before   string   // HEAD before
+	Head     string   // HEAD after
+	Upstream string   // remote branch tip after fetch
+	Rescue   string   // rescue ref created, if any
+	Files    []string // for dirty: the dirty paths
+	Detail   string   // human evidence (diff summary, foreign commit ids and authors)
+	// Ours lists the change ids (Deployer-Change trailers) of our commits that are not
+	// upstream: pushed for ahead-ours; to re-apply with WriteBack for diverged-ours and for a
+	// followed rewrite (Sync has reset the checkout to upstream).
+	Ours []string
+}
+
+// Sync fetches and classifies the checkout against known (the last upstream tip the caller
+// saw, "" if none) and acts as DESIGN.md's table says: nothing when clean; fast-forward when
+// behind; for diverged-ours, a rescue ref and a reset to upstream (the caller re-applies
+// Result.Ours with WriteBack); for everything an operator must act on, an *Error of the
+// matching Kind. A rescue ref refs/deployer/rescue/<utc-time> is made before any reset that
+// would drop a commit or an uncommitted change.
+//
+// Sync is not safe for concurrent use. A remote that cannot be reached returns
+// KindUnreachable every time: the caller retries with backoff and counts failures.
+func (r *Repo) Sync(ctx context.Context, known string) (Result, error) {
+	if r.closed {
+		return Result{}, ErrClosed
+	}
+	before, err := r.headHash()
+	if err != nil {
+		return r.corrupt(ctx, Result{}, err)
+	}
+	res := Result{Before: before.String(), Head: before.String()}
+	type scan struct {
+		dirty []dirtyFile
+		err   error
+	}
+	scanned := make(chan scan, 1)
+	go func() {
+		d, _, err := r.scanDirty()
+		scanned <- scan{d, err}
+	}()
+	fetchErr := r.fetch(ctx)
+	sc := <-scanned
+	if sc.err != nil {
+		return r.corrupt(ctx, res, sc.err)
+	}
+	if up, err := r.upstreamHash(); err == nil {
+		res.Upstream = up.String()
+	}
+	if len(sc.dirty) > 0 {
+		if res, err = r.handleDirty(res, sc.dirty); err != nil {
+			return res, err
+		}
+	}
+	if fetchErr != nil {
+		return r.fetchFailed(res, fetchErr)
+	}
+	upstream, err := r.upstreamHash()
+	if err != nil {
+		return r.corrupt(ctx, res, err)
+	}
+	res.Upstream = upstream.String()
+	if upstream == before && (known == "" || known == res.Upstream) {
+		res.State = StateClean
+		return res, nil
+	}
+	if known != "" && known != res.Upstream {
+		ok, err := r.knownIsAncestor(known, upstream)
+		if err != nil {
+			return r.corrupt(ctx, res, err)
+		}
+		if !ok {
+			return r.rewritten(res, known, upstream)
+		}
+	}
+	return r.classify(res, before, upstream)
+}
+
+func (r *Repo) fetch(ctx context.Context) error {
+	spec := config.RefSpec(fmt.Sprintf("+%s:%s", r.local, r.remote))
+	err := r.repo.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: remoteName,
+		RefSpecs:   []config.RefSpec{spec},
+		Auth:       r.opts.Auth,
+		Tags:       git.NoTags,
+	})
+	if errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return nil
+	}
+	return err
+}
+
+// remoteError turns an error from talking to the remote into an *Error with its kind.
+func (r *Repo) remoteError(op string, err error) error {
+	kind := classifyRemote(err)
+	return newError(kind, op, r.red.Err(err), "remote "+RedactURL(r.opts.URL))
+}
+
+func (r *Repo) fetchFailed(res Result, err error) (Result, error) {
+	e := r.remoteError("fetch", err)
+	switch KindOf(e) {
+	case KindAuth:
+		res.State = StateAuth
+	case KindUnreachable:
+		res.State = StateUnreachable
+	default:
+		if isCorrupt(err) {
+			res.State = StateCorrupt
+			return res, newError(KindCorrupt, "fetch", r.red.Err(err), "")
+		}
+		res.State = StateUnreachable
+	}
+	r.log.Warn().Str("state", string(res.State)).Err(e).Msg("fetch failed")
+	return res, e
+}
+
+// corrupt handles a checkout that cannot be read: re-clone and swap in, else KindCorrupt.
+func (r *Repo) corrupt(ctx context.Context, res Result, cause error) (Result, error) {
+	r.log.Error().Err(r.red.Err(cause)).Msg("checkout is broken, re-cloning")
+	if err := r.reclone(ctx, cause); err != nil {
+		res.State = StateCorrupt
+		if KindOf(err) == KindAuth {
+			res.State = StateAuth
+		} else if KindOf(err) == KindUnreachable {
+			res.State = StateUnreachable
+		}
+		return res, err
+	}
+	res.State = StateCorrupt
+	res.Head = r.Head()
+	res.Upstream = res.Head
+	res.Detail = "checkout was unreadable (" + r.red.String(cause.Error()) + "); re-cloned, the old one moved aside"
+	return res, nil
+}
+
+// knownIsAncestor reports whether the previous upstream tip is an ancestor of the new one.
+// A tip we do not have cannot be: fetch brought every ancestor of the new tip.
+func (r *Repo) knownIsAncestor(known string, upstream plumbing.Hash) (bool, error) {
+	if !plumbing.IsHash(known) {
+		return false, nil
+	}
+	k := plumbing.NewHash(known)
+	if _, err := r.repo.CommitObject(k); err != nil {
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	ok, err := r.isAncestor(k, upstream)
+	if errors.Is(err, errWalkTooLong) {
+		return false, nil
+	}
+	return ok, err
+}
+
+func (r *Repo) rewritten(res Result, known string, upstream plumbing.Hash) (Result, error) {
+	res.State = StateRewritten
+	res.Detail = fmt.Sprintf("previous upstream tip %s is not an ancestor of the new tip %s", short(known), short(upstream.String()))
+	if r.opts.OnRewrite != PolicyFollow {
+		return res, newError(KindRewritten, "sync", ErrRewritten, res.Detail)
+	}
+	before, _ := r.headHash()
+	s, err := r.compare(before, upstream)
+	if err != nil && !errors.Is(err, errWalkTooLong) {
+		return res, internalf("sync", err)
+	}
+	if s != nil {
+		res.Ours = r.ourChangeIDs(s.ours)
+	}
+	if res, err = r.resetTo(res, before, upstream); err != nil {
+		return res, err
+	}
+	res.Detail += "; followed (on_rewrite: follow)"
+	r.log.Warn().Str("known", known).Str("upstream", upstream.String()).Str("rescue", res.Rescue).Msg("upstream rewritten, followed")
+	return res, nil
+}
+
+// classify compares HEAD with the upstream tip and acts.
+func (r *Repo) classify(res Result, head, upstream plumbing.Hash) (Result, error) {
+	if head == upstream {
+		res.State = StateClean
+		return res, nil
+	}
+	s, err := r.compare(head, upstream)
+	if err != nil {
+		return res, internalf("sync", err)
+	}
+	if len(s.ours) == 0 {
+		res.State = StateBehind
+		return r.fastForward(res, head, upstream, len(s.theirs))
+	}
+	foreign := r.foreign(s.ours)
+	if len(foreign) > 0 {
+		return r.divergedForeign(res, head, foreign, len(s.theirs) == 0)
+	}
+	res.Ours = r.ourChangeIDs(s.ours)
+	if len(s.theirs) == 0 {
+		res.State = StateAheadOurs
+		res.Detail = fmt.Sprintf("%d unpushed commit(s) of ours", len(s.ours))
+		return r.pushAhead(res, head, upstream)
+	}
+	res.State = StateDivergedOurs
+	res.Detail = fmt.Sprintf("%d commit(s) of ours, %d new upstream; reset to upstream, re-apply %s", len(s.ours), len(s.theirs), strings.Join(res.Ours, ", "))
+	return r.resetTo(res, head, upstream)
+}
+
+func (r *Repo) fastForward(res Result, head, upstream plumbing.Hash, n int) (Result, error) {
+	paths, err := r.moveTo(head, upstream)
+	if err != nil {
+		return res, internalf("fast-forward", err)
+	}
+	res.Head = upstream.String()
+	res.Detail = fmt.Sprintf("fast-forward %s..%s: %d commit(s), %d file(s)", short(head.String()), short(upstream.String()), n, len(paths))
+	r.log.Info().Str("from", head.String()).Str("to", upstream.String()).Int("files", len(paths)).Msg("fast-forward")
+	return res, nil
+}
+
+// resetTo keeps HEAD on a rescue ref, then moves the checkout to upstream.
+func (r *Repo) resetTo(res Result, head, upstream plumbing.Hash) (Result, error) {
+	rescue, err := r.rescueRef(head)
+	if err != nil {
+		return res, internalf("rescue", err)
+	}
+	res.Rescue = rescue
+	if _, err := r.moveTo(head, upstream); err != nil {
+		return res, internalf("reset", err)
+	}
+	res.Head = upstream.String()
+	return res, nil
+}
+
+func (r *Repo) divergedForeign(res Result, head plumbing.Hash, foreign []*object.Commit, ahead bool) (Result, error) {
+	res.State = StateDivergedForeign
+	rescue, err := r.rescueRef(head)
+	if err != nil {
+		return res, internalf("rescue", err)
+	}
+	res.Rescue = rescue
+	var b strings.Builder
+	if ahead {
+		b.WriteString("the checkout has commits the daemon did not make:")
+	} else {
+		b.WriteString("the checkout and upstream diverged, with commits the daemon did not make:")
+	}
+	for _, c := range foreign {
+		fmt.Fprintf(&b, "\n  %s %s <%s> %s", short(c.Hash.String()), c.Author.Name, c.Author.Email, firstLine(c.Message))
+	}
+	fmt.Fprintf(&b, "\nkept on %s", rescue)
+	res.Detail = b.String()
+	return res, newError(KindDiverged, "sync", ErrDiverged, res.Detail)
+}
+
+// foreign returns the commits that are not ours.
+func (r *Repo) foreign(cs []*object.Commit) []*object.Commit {
+	var out []*object.Commit
+	for _, c := range cs {
+		id := ChangeID(c.Message)
+		if id == "" || (r.opts.IsOurs != nil && !r.opts.IsOurs(id)) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (r *Repo) ourChangeIDs(cs []*object.Commit) []string {
+	var ids []string
+	for i := len(cs) - 1; i >= 0; i-- { // oldest first
+		if id := ChangeID(cs[i].Message); id != "" && (r.opts.IsOurs == nil || r.opts.IsOurs(id)) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// TrailerChange is the trailer that marks the daemon's commits; its value is the change id.
+const TrailerChange = "Deployer-Change"
+
+// ChangeID returns the value of the Deployer-Change trailer of a commit message, or "".
+func ChangeID(message string) string {
+	lines := strings.Split(strings.TrimRight(message, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0 && strings.TrimSpace(lines[i]) != ""; i-- {
+		if v, ok := strings.CutPrefix(lines[i], TrailerChange+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// moveTo moves the checkout (worktree, index, branch) from commit from to commit to, touching
+// only the paths that differ. A marker file makes an interrupted move finish at the next Open.
+func (r *Repo) moveTo(from, to plumbing.Hash) ([]string, error) {
+	marker := filepath.Join(r.opts.Dir, ".git", markerName)
+	if err := os.WriteFile(marker, []byte(from.String()+" "+to.String()+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	paths, err := r.applyCommits(from, to)
+	if err != nil {
+		r.idx.reset()
+		return nil, err
+	}
+	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.local, to)); err != nil {
+		return nil, err
+	}
+	return paths, os.Remove(marker)
+}
+
+const markerName = "deployer-moving"
+
+func (r *Repo) applyCommits(from, to plumbing.Hash) ([]string, error) {
+	fc, err := r.repo.CommitObject(from)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := r.repo.CommitObject(to)
+	if err != nil {
+		return nil, err
+	}
+	ft, err := fc.Tree()
+	if err != nil {
+		return nil, err
+	}
+	tt, err := tc.Tree()
+	if err != nil {
+		return nil, err
+	}
+	return r.applyTreeDiff(ft, tt)
+}
+
+// finishInterrupted completes a move that a crash interrupted.
+func (r *Repo) finishInterrupted() error {
+	marker := filepath.Join(r.opts.Dir, ".git", markerName)
+	b, err := os.ReadFile(marker)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 || !plumbing.IsHash(f[0]) || !plumbing.IsHash(f[1]) {
+		return os.Remove(marker)
+	}
+	r.log.Warn().Str("from", f[0]).Str("to", f[1]).Msg("finishing an interrupted checkout move")
+	_, err = r.moveTo(plumbing.NewHash(f[0]), plumbing.NewHash(f[1]))
+	return err
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -22,6 +22,7 @@ const racyWindow = 50 * time.Millisecond
 type fileStat struct {
 	size   int64
 	mtime  int64
+	ctime  int64
 	mode   fs.FileMode
 	ino    uint64
 	hash   [sha256.Size]byte
@@ -71,6 +72,7 @@ func statFile(path string) (fileStat, error) {
 	st := fileStat{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: fi.Mode()}
 	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
 		st.ino = sys.Ino
+		st.ctime = sys.Ctim.Nano()
 	}
 	return st, nil
 }
@@ -113,7 +115,7 @@ func (s *snapshot) changedSince() ([]string, error) {
 }
 
 func (s *snapshot) differs(path string, b, a fileStat) bool {
-	if b.size != a.size || b.mtime != a.mtime || b.mode != a.mode || b.ino != a.ino {
+	if b.size != a.size || b.mtime != a.mtime || b.ctime != a.ctime || b.mode != a.mode || b.ino != a.ino {
 		return true
 	}
 	if !b.hashed || !b.mode.IsRegular() {

@@ -22,3 +22,7 @@ var (
 	// ErrClosed is returned when the Store is used after Close.
 	ErrClosed = errors.New("store is closed")
 )
+
+// ErrResolved is returned when acknowledging or resolving an intervention
+// that is already resolved.
+var ErrResolved = errors.New("intervention already resolved")

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -118,9 +119,52 @@ func (s *Store) UpdateRun(r Run) error {
 	return nil
 }
 
-// putRun writes r; old is its previous version, nil for a new run.
-func (s *Store) putRun(tx *bolt.Tx, r Run, _ *Run) error {
-	return putJSON(tx.Bucket(bucketRuns), u64key(uint64(r.ID)), r)
+// putRun writes r and its index entries; old is its previous version, nil
+// for a new run.
+func (s *Store) putRun(tx *bolt.Tx, r Run, old *Run) error {
+	if err := putJSON(tx.Bucket(bucketRuns), u64key(uint64(r.ID)), r); err != nil {
+		return err
+	}
+	return indexRun(tx, r, old)
+}
+
+func runRepoKey(repo string, id RunID) []byte {
+	return append(append([]byte(repo), 0), u64key(uint64(id))...)
+}
+
+// indexRun keeps run_repo and run_active in step with r.
+func indexRun(tx *bolt.Tx, r Run, old *Run) error {
+	byRepo := tx.Bucket(indexRunRepo)
+	if old != nil && old.Repo != r.Repo {
+		if err := byRepo.Delete(runRepoKey(old.Repo, r.ID)); err != nil {
+			return err
+		}
+	}
+	if err := byRepo.Put(runRepoKey(r.Repo, r.ID), nil); err != nil {
+		return err
+	}
+	active := tx.Bucket(indexRunActive)
+	if r.Status == RunRunning {
+		return active.Put(u64key(uint64(r.ID)), nil)
+	}
+	return active.Delete(u64key(uint64(r.ID)))
+}
+
+// deleteRun removes a run, its step records and its index entries.
+func deleteRun(tx *bolt.Tx, r Run) error {
+	key := u64key(uint64(r.ID))
+	if tx.Bucket(bucketSteps).Bucket(key) != nil {
+		if err := tx.Bucket(bucketSteps).DeleteBucket(key); err != nil {
+			return err
+		}
+	}
+	if err := tx.Bucket(indexRunRepo).Delete(runRepoKey(r.Repo, r.ID)); err != nil {
+		return err
+	}
+	if err := tx.Bucket(indexRunActive).Delete(key); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketRuns).Delete(key)
 }
 
 // Run returns one run; ErrNotFound if it does not exist.
@@ -140,24 +184,55 @@ func (s *Store) Run(id RunID) (Run, error) {
 func (s *Store) Runs(repo string, limit int) ([]Run, error) {
 	var out []Run
 	err := s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRuns).Cursor()
-		for k, v := c.Last(); k != nil; k, v = c.Prev() {
-			var r Run
-			if err := decode(k, v, &r); err != nil {
-				return err
-			}
-			if repo != "" && r.Repo != repo {
-				continue
-			}
-			out = append(out, r)
-			if limit > 0 && len(out) >= limit {
-				break
-			}
+		var err error
+		if repo == "" {
+			out, err = allRuns(tx, limit)
+		} else {
+			out, err = repoRuns(tx, repo, limit)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return out, nil
+}
+
+func allRuns(tx *bolt.Tx, limit int) ([]Run, error) {
+	var out []Run
+	c := tx.Bucket(bucketRuns).Cursor()
+	for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
+		var r Run
+		if err := decode(k, v, &r); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// repoRuns walks the run_repo index backwards from the repo's newest run.
+func repoRuns(tx *bolt.Tx, repo string, limit int) ([]Run, error) {
+	var out []Run
+	prefix := append([]byte(repo), 0)
+	runs := tx.Bucket(bucketRuns)
+	c := tx.Bucket(indexRunRepo).Cursor()
+	k, _ := c.Seek(runRepoKey(repo, RunID(^uint64(0))))
+	if k == nil {
+		k, _ = c.Last()
+	}
+	for ; k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Prev() {
+		if len(k) != len(prefix)+8 || !bytes.HasPrefix(k, prefix) {
+			if bytes.Compare(k, prefix) < 0 {
+				break
+			}
+			continue
+		}
+		var r Run
+		if err := getJSON(runs, k[len(prefix):], &r); err != nil {
+			return nil, fmt.Errorf("run index %x: %w", k, err)
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }
@@ -191,14 +266,13 @@ func (s *Store) InterruptRunning() ([]RunID, error) {
 
 func runningRuns(tx *bolt.Tx) ([]Run, error) {
 	var out []Run
-	err := tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
+	runs := tx.Bucket(bucketRuns)
+	err := tx.Bucket(indexRunActive).ForEach(func(k, _ []byte) error {
 		var r Run
-		if err := decode(k, v, &r); err != nil {
-			return err
+		if err := getJSON(runs, k, &r); err != nil {
+			return fmt.Errorf("active run %x: %w", k, err)
 		}
-		if r.Status == RunRunning {
-			out = append(out, r)
-		}
+		out = append(out, r)
 		return nil
 	})
 	return out, err

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -8,20 +10,43 @@ import (
 
 // SchemaVersion is the layout this package writes. Open migrates older
 // files forward, one ordered step at a time, in one transaction.
-const SchemaVersion = 1
+//
+// Version 1: meta, runs, steps, instances, repos.
+// Version 2: adds interventions, the edit journal, deployments and the
+// notification outbox, and the indexes run_repo, run_active, iv_open,
+// journal_open and outbox_pending.
+const SchemaVersion = 2
 
+// Primary buckets hold records; index buckets can be rebuilt from them.
 var (
-	bucketMeta      = []byte("meta")
-	bucketRuns      = []byte("runs")
-	bucketSteps     = []byte("steps") // run id -> nested bucket: seq -> StepRecord
-	bucketInstances = []byte("instances")
-	bucketRepos     = []byte("repos")
+	bucketMeta          = []byte("meta")
+	bucketRuns          = []byte("runs")  // run id -> Run
+	bucketSteps         = []byte("steps") // run id -> nested bucket: seq -> StepRecord
+	bucketInstances     = []byte("instances")
+	bucketRepos         = []byte("repos")
+	bucketInterventions = []byte("interventions") // id -> Intervention
+	bucketJournal       = []byte("journal")       // id -> JournalEntry
+	bucketDeployments   = []byte("deployments")   // id -> Deployment
+	bucketOutbox        = []byte("outbox")        // seq -> Message
 
-	keySchema = []byte("schema")
+	indexRunRepo       = []byte("run_repo")       // repo NUL run id -> nil
+	indexRunActive     = []byte("run_active")     // run id -> nil, while running
+	indexIvOpen        = []byte("iv_open")        // kind NUL repo NUL instance -> id, while not resolved
+	indexJournalOpen   = []byte("journal_open")   // repo NUL id -> nil, while pending, committed or in conflict
+	indexOutboxPending = []byte("outbox_pending") // seq -> nil, until sent
+
+	keySchema         = []byte("schema")
+	keyDeliveryPrefix = []byte("delivery_prefix")
 )
 
-// currentBuckets are the top-level buckets of SchemaVersion.
-var currentBuckets = [][]byte{bucketMeta, bucketRuns, bucketSteps, bucketInstances, bucketRepos}
+// primaryBuckets in salvage priority order: what cannot be rebuilt from the
+// remote comes first.
+var primaryBuckets = [][]byte{
+	bucketJournal, bucketInterventions, bucketRuns, bucketSteps, bucketDeployments,
+	bucketOutbox, bucketRepos, bucketInstances,
+}
+
+var indexBuckets = [][]byte{indexRunRepo, indexRunActive, indexIvOpen, indexJournalOpen, indexOutboxPending}
 
 // migration moves a file from version to-1 to version to.
 type migration struct {
@@ -30,8 +55,17 @@ type migration struct {
 	fn   func(tx *bolt.Tx) error
 }
 
-// migrations is ordered by to; migrations[i].to == i+2.
-var migrations = []migration{}
+// migrations is ordered by to.
+var migrations = []migration{
+	{to: 2, name: "interventions, journal, deployments, outbox and indexes", fn: migrateTo2},
+}
+
+func migrateTo2(tx *bolt.Tx) error {
+	if err := createBuckets(tx); err != nil {
+		return err
+	}
+	return rebuildIndexes(tx)
+}
 
 // schemaOf returns the file's schema version, 0 for a file never initialised.
 func schemaOf(tx *bolt.Tx) uint64 {
@@ -50,6 +84,24 @@ func setSchema(tx *bolt.Tx, v uint64) error {
 	return m.Put(keySchema, u64key(v))
 }
 
+func createBuckets(tx *bolt.Tx) error {
+	all := append(append([][]byte{bucketMeta}, primaryBuckets...), indexBuckets...)
+	for _, name := range all {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	m := tx.Bucket(bucketMeta)
+	if m.Get(keyDeliveryPrefix) == nil {
+		var b [6]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return err
+		}
+		return m.Put(keyDeliveryPrefix, []byte(hex.EncodeToString(b[:])))
+	}
+	return nil
+}
+
 // initSchema creates the current layout in an empty file, or migrates an
 // older one. It returns the version found (0 for a new file).
 func initSchema(tx *bolt.Tx) (uint64, error) {
@@ -58,10 +110,8 @@ func initSchema(tx *bolt.Tx) (uint64, error) {
 	case found > SchemaVersion:
 		return found, fmt.Errorf("schema %d, binary knows %d: %w", found, SchemaVersion, ErrSchemaTooNew)
 	case found == 0:
-		for _, name := range currentBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return 0, fmt.Errorf("create bucket %s: %w", name, err)
-			}
+		if err := createBuckets(tx); err != nil {
+			return 0, err
 		}
 		return 0, setSchema(tx, SchemaVersion)
 	}
@@ -77,4 +127,65 @@ func initSchema(tx *bolt.Tx) (uint64, error) {
 		}
 	}
 	return found, nil
+}
+
+// rebuildIndexes empties every index bucket and refills it from the
+// primary buckets. Migrations and salvage use it.
+func rebuildIndexes(tx *bolt.Tx) error {
+	for _, name := range indexBuckets {
+		if tx.Bucket(name) != nil {
+			if err := tx.DeleteBucket(name); err != nil {
+				return fmt.Errorf("reset index %s: %w", name, err)
+			}
+		}
+		if _, err := tx.CreateBucket(name); err != nil {
+			return fmt.Errorf("create index %s: %w", name, err)
+		}
+	}
+	for _, fn := range []func(*bolt.Tx) error{indexRuns, indexInterventions, indexJournal, indexOutbox} {
+		if err := fn(tx); err != nil {
+			return fmt.Errorf("rebuild indexes: %w", err)
+		}
+	}
+	return nil
+}
+
+func indexRuns(tx *bolt.Tx) error {
+	return tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
+		var r Run
+		if err := decode(k, v, &r); err != nil {
+			return err
+		}
+		return indexRun(tx, r, nil)
+	})
+}
+
+func indexInterventions(tx *bolt.Tx) error {
+	return tx.Bucket(bucketInterventions).ForEach(func(k, v []byte) error {
+		var iv Intervention
+		if err := decode(k, v, &iv); err != nil {
+			return err
+		}
+		return indexIntervention(tx, iv)
+	})
+}
+
+func indexJournal(tx *bolt.Tx) error {
+	return tx.Bucket(bucketJournal).ForEach(func(k, v []byte) error {
+		var e JournalEntry
+		if err := decode(k, v, &e); err != nil {
+			return err
+		}
+		return indexJournalEntry(tx, e)
+	})
+}
+
+func indexOutbox(tx *bolt.Tx) error {
+	return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
+		var m Message
+		if err := decode(k, v, &m); err != nil {
+			return err
+		}
+		return indexMessage(tx, m)
+	})
 }

@@ -1,0 +1,344 @@
+package store
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Intervention states. Open and acknowledged interventions are both "not
+// resolved": they block their scope and deduplicate repeats.
+const (
+	StateOpen         = "open"
+	StateAcknowledged = "acknowledged"
+	StateResolved     = "resolved"
+)
+
+// ResolvedAutomatically is the ResolvedBy of interventions closed by
+// ResolveWhere, when the condition that raised them cleared.
+const ResolvedAutomatically = "deployer"
+
+// Intervention is a recorded case that needs a human. Instance "" means
+// the scope is the whole repo.
+type Intervention struct {
+	ID         uint64   `json:"id"`
+	Kind       string   `json:"kind"`
+	Repo       string   `json:"repo"`
+	Instance   string   `json:"instance,omitempty"`
+	Summary    string   `json:"summary"`
+	NextAction string   `json:"next_action,omitempty"`
+	Evidence   Evidence `json:"evidence,omitzero"`
+
+	Count     int       `json:"count"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+
+	State       string    `json:"state"`
+	AckBy       string    `json:"ack_by,omitempty"`
+	AckNote     string    `json:"ack_note,omitempty"`
+	AckAt       time.Time `json:"ack_at,omitzero"`
+	ResolvedBy  string    `json:"resolved_by,omitempty"`
+	ResolvedHow string    `json:"resolved_how,omitempty"`
+	ResolvedAt  time.Time `json:"resolved_at,omitzero"`
+	// Notified is when a notification about it was last sent (SetNotified).
+	Notified time.Time `json:"notified,omitzero"`
+}
+
+// Evidence is what an intervention shows on-call.
+type Evidence struct {
+	Output  string          `json:"output,omitempty"` // command output, server message
+	Values  *ConflictValues `json:"values,omitempty"`
+	Commits []CommitRef     `json:"commits,omitempty"`
+	File    string          `json:"file,omitempty"`
+	Element string          `json:"element,omitempty"`
+	// Extra holds kind-specific facts (rescue ref, file list, run id...).
+	Extra map[string]string `json:"extra,omitempty"`
+}
+
+// ConflictValues are the three sides of a push conflict.
+type ConflictValues struct {
+	Base   string `json:"base"`
+	Ours   string `json:"ours"`
+	Theirs string `json:"theirs"`
+}
+
+// CommitRef names a commit and who made it.
+type CommitRef struct {
+	Hash    string    `json:"hash"`
+	Author  string    `json:"author,omitempty"`
+	Subject string    `json:"subject,omitempty"`
+	When    time.Time `json:"when,omitzero"`
+}
+
+// Resolved reports whether iv is closed.
+func (iv Intervention) Resolved() bool { return iv.State == StateResolved }
+
+// InterventionFilter selects interventions. Empty fields match everything.
+type InterventionFilter struct {
+	Kind     string
+	Repo     string
+	Instance string
+	// IncludeResolved adds resolved interventions after the unresolved ones.
+	IncludeResolved bool
+	// Limit bounds the result; <= 0 means no limit.
+	Limit int
+}
+
+func (f InterventionFilter) match(iv Intervention) bool {
+	return (f.Kind == "" || iv.Kind == f.Kind) &&
+		(f.Repo == "" || iv.Repo == f.Repo) &&
+		(f.Instance == "" || iv.Instance == f.Instance)
+}
+
+func scopeKey(kind, repo, instance string) []byte {
+	k := append([]byte(kind), 0)
+	k = append(append(k, repo...), 0)
+	return append(k, instance...)
+}
+
+// indexIntervention keeps iv_open in step with iv.
+func indexIntervention(tx *bolt.Tx, iv Intervention) error {
+	b := tx.Bucket(indexIvOpen)
+	key := scopeKey(iv.Kind, iv.Repo, iv.Instance)
+	if iv.Resolved() {
+		if keyU64(b.Get(key)) == iv.ID {
+			return b.Delete(key)
+		}
+		return nil
+	}
+	return b.Put(key, u64key(iv.ID))
+}
+
+func putIntervention(tx *bolt.Tx, iv Intervention) error {
+	if err := putJSON(tx.Bucket(bucketInterventions), u64key(iv.ID), iv); err != nil {
+		return err
+	}
+	return indexIntervention(tx, iv)
+}
+
+// Raise records iv. When an unresolved intervention of the same kind and
+// scope exists, it is a repeat: its Count grows by one, LastSeen moves to
+// iv.LastSeen (default Now), and Summary, NextAction and Evidence are
+// replaced by iv's when given; isNew is false. Otherwise a new open
+// intervention is stored with Count 1. The stored intervention is returned.
+func (s *Store) Raise(iv Intervention) (Intervention, bool, error) {
+	if iv.Kind == "" || iv.Repo == "" {
+		return Intervention{}, false, fmt.Errorf("raise: kind and repo: %w", ErrInvalid)
+	}
+	seen := iv.LastSeen
+	if seen.IsZero() {
+		seen = s.now()
+	}
+	var out Intervention
+	var isNew bool
+	err := s.update(func(tx *bolt.Tx) error {
+		id := keyU64(tx.Bucket(indexIvOpen).Get(scopeKey(iv.Kind, iv.Repo, iv.Instance)))
+		if id != 0 {
+			var err error
+			out, err = repeat(tx, id, iv, seen)
+			return err
+		}
+		isNew = true
+		var err error
+		out, err = raiseNew(tx, iv, seen)
+		return err
+	})
+	if err != nil {
+		return Intervention{}, false, fmt.Errorf("raise %s %s: %w", iv.Kind, scopeName(iv.Repo, iv.Instance), err)
+	}
+	return out, isNew, nil
+}
+
+func repeat(tx *bolt.Tx, id uint64, iv Intervention, seen time.Time) (Intervention, error) {
+	var cur Intervention
+	if err := getJSON(tx.Bucket(bucketInterventions), u64key(id), &cur); err != nil {
+		return cur, fmt.Errorf("open index points at %d: %w", id, err)
+	}
+	cur.Count++
+	if seen.After(cur.LastSeen) {
+		cur.LastSeen = seen
+	}
+	if iv.Summary != "" {
+		cur.Summary = iv.Summary
+	}
+	if iv.NextAction != "" {
+		cur.NextAction = iv.NextAction
+	}
+	if !iv.Evidence.isZero() {
+		cur.Evidence = iv.Evidence
+	}
+	return cur, putIntervention(tx, cur)
+}
+
+func raiseNew(tx *bolt.Tx, iv Intervention, seen time.Time) (Intervention, error) {
+	seq, err := tx.Bucket(bucketInterventions).NextSequence()
+	if err != nil {
+		return iv, err
+	}
+	iv.ID = seq
+	iv.Count = 1
+	iv.State = StateOpen
+	iv.LastSeen = seen
+	if iv.FirstSeen.IsZero() {
+		iv.FirstSeen = seen
+	}
+	iv.AckBy, iv.AckNote, iv.AckAt = "", "", time.Time{}
+	iv.ResolvedBy, iv.ResolvedHow, iv.ResolvedAt = "", "", time.Time{}
+	iv.Notified = time.Time{}
+	return iv, putIntervention(tx, iv)
+}
+
+func (e Evidence) isZero() bool {
+	return e.Output == "" && e.Values == nil && len(e.Commits) == 0 && e.File == "" && e.Element == "" && len(e.Extra) == 0
+}
+
+func scopeName(repo, instance string) string {
+	if instance == "" {
+		return repo
+	}
+	return repo + "/" + instance
+}
+
+// Intervention returns one intervention; ErrNotFound if it does not exist.
+func (s *Store) Intervention(id uint64) (Intervention, error) {
+	var iv Intervention
+	err := s.view(func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bucketInterventions), u64key(id), &iv)
+	})
+	if err != nil {
+		return Intervention{}, fmt.Errorf("intervention %d: %w", id, err)
+	}
+	return iv, nil
+}
+
+// modify applies fn to intervention id in one transaction and returns the
+// stored result.
+func (s *Store) modify(op string, id uint64, fn func(*Intervention) error) (Intervention, error) {
+	var iv Intervention
+	err := s.update(func(tx *bolt.Tx) error {
+		if err := getJSON(tx.Bucket(bucketInterventions), u64key(id), &iv); err != nil {
+			return err
+		}
+		if err := fn(&iv); err != nil {
+			return err
+		}
+		return putIntervention(tx, iv)
+	})
+	if err != nil {
+		return Intervention{}, fmt.Errorf("%s intervention %d: %w", op, id, err)
+	}
+	return iv, nil
+}
+
+// Acknowledge records that who is on it. ErrResolved if it is resolved.
+func (s *Store) Acknowledge(id uint64, who, note string) (Intervention, error) {
+	now := s.now()
+	return s.modify("acknowledge", id, func(iv *Intervention) error {
+		if iv.Resolved() {
+			return ErrResolved
+		}
+		iv.State, iv.AckBy, iv.AckNote, iv.AckAt = StateAcknowledged, who, note, now
+		return nil
+	})
+}
+
+// Resolve closes the intervention. ErrResolved if it already is.
+func (s *Store) Resolve(id uint64, who, how string) (Intervention, error) {
+	now := s.now()
+	return s.modify("resolve", id, func(iv *Intervention) error {
+		if iv.Resolved() {
+			return ErrResolved
+		}
+		iv.State, iv.ResolvedBy, iv.ResolvedHow, iv.ResolvedAt = StateResolved, who, how, now
+		return nil
+	})
+}
+
+// SetNotified records when a notification about intervention id was sent.
+func (s *Store) SetNotified(id uint64, at time.Time) error {
+	_, err := s.modify("mark notified", id, func(iv *Intervention) error {
+		iv.Notified = at
+		return nil
+	})
+	return err
+}
+
+// ResolveWhere resolves the unresolved intervention of this kind and exact
+// scope (instance "" is the repo scope), if any, as ResolvedAutomatically.
+// It returns the resolved intervention and true, or false when none was
+// open.
+func (s *Store) ResolveWhere(kind, repo, instance, how string) (Intervention, bool, error) {
+	var iv Intervention
+	var found bool
+	now := s.now()
+	err := s.update(func(tx *bolt.Tx) error {
+		id := keyU64(tx.Bucket(indexIvOpen).Get(scopeKey(kind, repo, instance)))
+		if id == 0 {
+			return nil
+		}
+		if err := getJSON(tx.Bucket(bucketInterventions), u64key(id), &iv); err != nil {
+			return err
+		}
+		found = true
+		iv.State, iv.ResolvedBy, iv.ResolvedHow, iv.ResolvedAt = StateResolved, ResolvedAutomatically, how, now
+		return putIntervention(tx, iv)
+	})
+	if err != nil {
+		return Intervention{}, false, fmt.Errorf("resolve %s %s: %w", kind, scopeName(repo, instance), err)
+	}
+	return iv, found, nil
+}
+
+// Interventions returns the interventions matching f: the unresolved ones
+// oldest first (by id), then, with f.IncludeResolved, resolved ones newest
+// first. Ordering by severity is the caller's.
+func (s *Store) Interventions(f InterventionFilter) ([]Intervention, error) {
+	var out []Intervention
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		if out, err = openInterventions(tx, f); err != nil || !f.IncludeResolved {
+			return err
+		}
+		return resolvedInterventions(tx, f, &out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list interventions: %w", err)
+	}
+	return out, nil
+}
+
+func openInterventions(tx *bolt.Tx, f InterventionFilter) ([]Intervention, error) {
+	var out []Intervention
+	all := tx.Bucket(bucketInterventions)
+	err := tx.Bucket(indexIvOpen).ForEach(func(k, v []byte) error {
+		var iv Intervention
+		if err := getJSON(all, v, &iv); err != nil {
+			return fmt.Errorf("open index %q: %w", k, err)
+		}
+		if f.match(iv) {
+			out = append(out, iv)
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, err
+}
+
+func resolvedInterventions(tx *bolt.Tx, f InterventionFilter, out *[]Intervention) error {
+	c := tx.Bucket(bucketInterventions).Cursor()
+	for k, v := c.Last(); k != nil && (f.Limit <= 0 || len(*out) < f.Limit); k, v = c.Prev() {
+		var iv Intervention
+		if err := decode(k, v, &iv); err != nil {
+			return err
+		}
+		if iv.Resolved() && f.match(iv) {
+			*out = append(*out, iv)
+		}
+	}
+	return nil
+}

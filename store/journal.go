@@ -1,0 +1,223 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Journal entry states.
+const (
+	JournalPending   = "pending"   // accepted, not yet committed
+	JournalCommitted = "committed" // committed locally, not yet on the remote
+	JournalPushed    = "pushed"    // on the remote branch
+	JournalDropped   = "dropped"   // already upstream (empty commit) or abandoned by an operator
+	JournalConflict  = "conflict"  // held in a push-conflict intervention
+)
+
+// openJournalStates are the states in which an edit is not settled; the
+// journal_open index lists exactly those entries.
+var openJournalStates = []string{JournalPending, JournalCommitted, JournalConflict}
+
+// JournalEntry is one accepted edit of one instance file, recorded before
+// the file is touched. Edits is opaque to the store. Entries are never
+// pruned.
+type JournalEntry struct {
+	ID         string          `json:"id"`
+	Repo       string          `json:"repo"`
+	Instance   string          `json:"instance"`
+	File       string          `json:"file"`
+	BaseBlob   string          `json:"base_blob,omitempty"`
+	Edits      json.RawMessage `json:"edits,omitempty"`
+	Author     string          `json:"author,omitempty"`
+	Reason     string          `json:"reason,omitempty"`
+	Run        string          `json:"run,omitempty"`
+	Deployment string          `json:"deployment,omitempty"`
+	State      string          `json:"state"`
+	Commit     string          `json:"commit,omitempty"`
+	Created    time.Time       `json:"created"`
+	Updated    time.Time       `json:"updated"`
+}
+
+func journalOpenKey(repo, id string) []byte {
+	return append(append([]byte(repo), 0), id...)
+}
+
+// indexJournalEntry keeps journal_open in step with e.
+func indexJournalEntry(tx *bolt.Tx, e JournalEntry) error {
+	b := tx.Bucket(indexJournalOpen)
+	if slices.Contains(openJournalStates, e.State) {
+		return b.Put(journalOpenKey(e.Repo, e.ID), nil)
+	}
+	return b.Delete(journalOpenKey(e.Repo, e.ID))
+}
+
+// PutJournal stores e, assigning an ID (ordered by creation) when empty,
+// State pending when empty, and Created/Updated from Now. Putting an
+// existing ID replaces that entry but keeps its Created time.
+func (s *Store) PutJournal(e JournalEntry) (JournalEntry, error) {
+	if e.Repo == "" || e.File == "" {
+		return JournalEntry{}, fmt.Errorf("journal: repo and file: %w", ErrInvalid)
+	}
+	now := s.now()
+	if e.State == "" {
+		e.State = JournalPending
+	}
+	e.Updated = now
+	err := s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketJournal)
+		if e.ID == "" {
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			e.ID = fmt.Sprintf("j%015d", seq)
+		}
+		var old JournalEntry
+		switch err := getJSON(b, []byte(e.ID), &old); {
+		case err == nil:
+			e.Created = old.Created
+			if old.Repo != e.Repo {
+				if err := tx.Bucket(indexJournalOpen).Delete(journalOpenKey(old.Repo, old.ID)); err != nil {
+					return err
+				}
+			}
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		if e.Created.IsZero() {
+			e.Created = now
+		}
+		return putJournal(tx, e)
+	})
+	if err != nil {
+		return JournalEntry{}, fmt.Errorf("journal %s %s: %w", e.Repo, e.File, err)
+	}
+	return e, nil
+}
+
+func putJournal(tx *bolt.Tx, e JournalEntry) error {
+	if err := putJSON(tx.Bucket(bucketJournal), []byte(e.ID), e); err != nil {
+		return err
+	}
+	return indexJournalEntry(tx, e)
+}
+
+// JournalEntry returns one entry; ErrNotFound if it does not exist.
+func (s *Store) JournalEntry(id string) (JournalEntry, error) {
+	var e JournalEntry
+	err := s.view(func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bucketJournal), []byte(id), &e)
+	})
+	if err != nil {
+		return JournalEntry{}, fmt.Errorf("journal entry %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// SetJournalState moves entry id to state, recording commit when given.
+func (s *Store) SetJournalState(id, state, commit string) (JournalEntry, error) {
+	var e JournalEntry
+	now := s.now()
+	err := s.update(func(tx *bolt.Tx) error {
+		if err := getJSON(tx.Bucket(bucketJournal), []byte(id), &e); err != nil {
+			return err
+		}
+		e.State, e.Updated = state, now
+		if commit != "" {
+			e.Commit = commit
+		}
+		return putJournal(tx, e)
+	})
+	if err != nil {
+		return JournalEntry{}, fmt.Errorf("journal entry %s to %s: %w", id, state, err)
+	}
+	return e, nil
+}
+
+// PendingJournal returns repo's entries that are not yet on the remote
+// (pending or committed), in creation order: what the write-back loop must
+// still push or re-apply.
+func (s *Store) PendingJournal(repo string) ([]JournalEntry, error) {
+	return s.Journal(repo, JournalPending, JournalCommitted)
+}
+
+// Journal returns repo's entries (every repo's when repo is "") in one of
+// states (any state when none is given), ordered by Created then ID.
+// Unsettled states are served from an index; settled ones scan the journal.
+func (s *Store) Journal(repo string, states ...string) ([]JournalEntry, error) {
+	var out []JournalEntry
+	err := s.view(func(tx *bolt.Tx) error {
+		keep := func(e JournalEntry) bool {
+			return (repo == "" || e.Repo == repo) && (len(states) == 0 || slices.Contains(states, e.State))
+		}
+		var err error
+		if len(states) > 0 && allOpen(states) {
+			out, err = openJournal(tx, repo, keep)
+		} else {
+			out, err = scanJournal(tx, keep)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal of %q: %w", repo, err)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.Before(out[j].Created)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+func allOpen(states []string) bool {
+	for _, st := range states {
+		if !slices.Contains(openJournalStates, st) {
+			return false
+		}
+	}
+	return true
+}
+
+func openJournal(tx *bolt.Tx, repo string, keep func(JournalEntry) bool) ([]JournalEntry, error) {
+	var out []JournalEntry
+	var prefix []byte
+	if repo != "" {
+		prefix = append([]byte(repo), 0)
+	}
+	entries := tx.Bucket(bucketJournal)
+	c := tx.Bucket(indexJournalOpen).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		id := k[bytes.IndexByte(k, 0)+1:]
+		var e JournalEntry
+		if err := getJSON(entries, id, &e); err != nil {
+			return nil, fmt.Errorf("journal index %q: %w", k, err)
+		}
+		if keep(e) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func scanJournal(tx *bolt.Tx, keep func(JournalEntry) bool) ([]JournalEntry, error) {
+	var out []JournalEntry
+	err := tx.Bucket(bucketJournal).ForEach(func(k, v []byte) error {
+		var e JournalEntry
+		if err := decode(k, v, &e); err != nil {
+			return err
+		}
+		if keep(e) {
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -24,6 +24,8 @@ type jobRun struct {
 	red     *redactor
 	outputs map[string]string // real values, flowing to later steps
 	others  map[string]bool   // other in-flight jobs' instance files
+	allow   []string          // host variables passed through
+	literal bool              // arguments are already templated (scenarios)
 	log     zerolog.Logger
 }
 
@@ -35,6 +37,7 @@ func (e *Executor) newJobRun(job Job, others map[string]bool) *jobRun {
 		red:     newRedactor(job.Secrets),
 		outputs: maps.Clone(job.Outputs),
 		others:  others,
+		allow:   e.opts.StepEnv,
 		log:     e.log.With().Str("instance", string(job.Instance.Name)).Logger(),
 	}
 }
@@ -48,7 +51,7 @@ type attemptEnd struct {
 // attempt runs attempt n of step once and returns its record.
 func (e *Executor) attempt(ctx context.Context, jr *jobRun, step manifest.Step, n int) (StepResult, attemptEnd) {
 	r := jr.newResult(step, n)
-	env := jr.env(e.opts.StepEnv, step)
+	env := jr.env(step)
 	r.Env, r.SecretNames = env.recorded(jr.red)
 	fail := func(reason string) (StepResult, attemptEnd) {
 		r.Status, r.Reason, r.ExitCode = StatusFailed, jr.red.string(reason), -1
@@ -73,7 +76,7 @@ func (e *Executor) attempt(ctx context.Context, jr *jobRun, step manifest.Step, 
 	log := jr.log.With().Str("step", string(step.Name)).Int("attempt", n).Logger()
 	c := newCapture(e.opts.OutputLimit)
 	r.Started = e.opts.Now()
-	pres := e.runProcess(ctx, procSpec{path: cmdPath, argv: r.Argv, dir: jr.job.RepoRoot, env: env.environ(), timeout: step.Timeout}, c, jr.red, log)
+	pres := e.runProcess(ctx, procSpec{path: cmdPath, argv: r.Argv, dir: jr.job.RepoRoot, env: env.environ(), timeout: step.Timeout}, sink{c, jr.job.Stream, jr.red, log})
 	r.Ended = e.opts.Now()
 	r.Status, r.Reason, r.ExitCode, r.Signal = pres.status, pres.reason, pres.exitCode, pres.signal
 	r.OutputHead, r.OutputTail, r.Truncated = c.result()
@@ -101,7 +104,11 @@ func newOutputFile() (string, error) {
 
 // newResult fills in an attempt's inputs.
 func (jr *jobRun) newResult(step manifest.Step, n int) StepResult {
-	argv := append([]string{step.Run}, expandArgs(step.Args, jr.template())...)
+	args := step.Args
+	if !jr.literal {
+		args = expandArgs(step.Args, jr.template())
+	}
+	argv := append([]string{step.Run}, args...)
 	return StepResult{
 		Instance: jr.job.Instance.Name,
 		Step:     step.Name,
@@ -127,9 +134,9 @@ func (jr *jobRun) template() map[string]string {
 }
 
 // env assembles a step's environment, lowest precedence first.
-func (jr *jobRun) env(allow []string, step manifest.Step) *envSet {
+func (jr *jobRun) env(step manifest.Step) *envSet {
 	s := newEnvSet()
-	s.hostAllowList(allow)
+	s.hostAllowList(jr.allow)
 	for k, v := range jr.job.Secrets {
 		s.setSecret(k, v)
 	}

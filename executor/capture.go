@@ -112,9 +112,18 @@ func (c *capture) result() (head, tail string, truncated bool) {
 	return string(c.head), string(ordered), true
 }
 
+// sink is where a step's output goes.
+type sink struct {
+	c      *capture
+	stream io.Writer // may be nil
+	red    *redactor
+	log    zerolog.Logger
+}
+
 // pump reads the combined output until EOF: redacts it, keeps head and tail,
-// and streams it line by line to log at debug level.
-func pump(rd io.Reader, c *capture, red *redactor, log zerolog.Logger) {
+// copies it to the stream, and logs it line by line at debug level.
+func (s sink) pump(rd io.Reader) {
+	c, red, log := s.c, s.red, s.log
 	debug := log.Debug().Enabled()
 	br := bufio.NewReaderSize(rd, 16<<10)
 	var carry []byte
@@ -123,6 +132,9 @@ func pump(rd io.Reader, c *capture, red *redactor, log zerolog.Logger) {
 			return
 		}
 		c.write(b)
+		if s.stream != nil {
+			_, _ = s.stream.Write(b)
+		}
 		if debug {
 			log.Debug().Str("line", string(bytes.TrimRight(b, "\r\n"))).Msg("step output")
 		}

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -95,6 +96,9 @@ type Job struct {
 	// "instance" may change Instance.File only, other steps nothing. When nil,
 	// the executor compares snapshots of the tree (see the package caveats).
 	CheckWrites func(ctx context.Context, step manifest.Step) (changed []string, err error)
+	// Stream, if not nil, receives each step's combined output (secrets
+	// redacted) as it is produced, e.g. a terminal for a local run.
+	Stream io.Writer
 }
 
 // Status is the outcome of a step attempt or an instance.

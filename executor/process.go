@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,7 +36,7 @@ type procResult struct {
 // runProcess runs p in its own process group with combined output pumped into
 // c, and kills the group on timeout or cancellation (SIGTERM, then SIGKILL
 // after the grace period) and once the leading process has exited.
-func (e *Executor) runProcess(ctx context.Context, p procSpec, c *capture, red *redactor, log zerolog.Logger) procResult {
+func (e *Executor) runProcess(ctx context.Context, p procSpec, out sink) procResult {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return procResult{status: StatusFailed, reason: fmt.Sprintf("create pipe: %v", err), exitCode: -1}
@@ -51,10 +50,10 @@ func (e *Executor) runProcess(ctx context.Context, p procSpec, c *capture, red *
 	pw.Close()
 	if err != nil {
 		pr.Close()
-		return procResult{status: StatusFailed, reason: red.string(fmt.Sprintf("start: %v", err)), exitCode: -1}
+		return procResult{status: StatusFailed, reason: out.red.string(fmt.Sprintf("start: %v", err)), exitCode: -1}
 	}
 	pumped := make(chan struct{})
-	go func() { pump(pr, c, red, log); close(pumped) }()
+	go func() { out.pump(pr); close(pumped) }()
 	res := e.waitProcess(ctx, cmd, p.timeout)
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // what is left of the group
 	drain(pr, pumped)

@@ -1,0 +1,259 @@
+package executor
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sre-tools/deployer/manifest"
+)
+
+// ScenarioVersion is the scenario format version this build reads and writes.
+const ScenarioVersion = 1
+
+// Scenario is one step attempt's inputs, to run again anywhere, and
+// optionally the outcome expected of it. Files are JSON (as ExportScenario
+// writes them) or YAML, strictly decoded: unknown fields are errors, and new
+// fields are optional so that older files stay valid.
+type Scenario struct {
+	Version  int               `json:"version" yaml:"version"`
+	Name     string            `json:"name,omitempty" yaml:"name,omitempty"`
+	Step     manifest.StepName `json:"step" yaml:"step"`
+	Instance ScenarioInstance  `json:"instance" yaml:"instance"`
+	// Run is the command as the manifest names it; Args are the arguments
+	// after templating, used as they are.
+	Run     string   `json:"run" yaml:"run"`
+	Args    []string `json:"args,omitempty" yaml:"args,omitempty"`
+	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	Writes  string   `json:"writes,omitempty" yaml:"writes,omitempty"`
+	// Env holds DEPLOYER_HOST, DEPLOYER_REPO, DEPLOYER_COMMIT, DEPLOYER_RUN
+	// and any other variable given as is. The executor adds the per-instance
+	// and per-step ones as usual.
+	Env    map[string]string `json:"env,omitempty" yaml:"env,omitempty"`
+	DryRun bool              `json:"dry_run,omitempty" yaml:"dry_run,omitempty"`
+	// HostEnv names host variables taken from the host running the scenario
+	// (only those its executor's StepEnv allows).
+	HostEnv []string `json:"host_env,omitempty" yaml:"host_env,omitempty"`
+	// Secrets names the secrets the step gets; their values come from the
+	// host running the scenario (Target.Secrets).
+	Secrets           []string          `json:"secrets,omitempty" yaml:"secrets,omitempty"`
+	DependencyOutputs map[string]string `json:"dependency_outputs,omitempty" yaml:"dependency_outputs,omitempty"`
+	// Recorded says where the scenario was exported from; informational.
+	Recorded *ScenarioRecord `json:"recorded,omitempty" yaml:"recorded,omitempty"`
+	// Expect is the outcome a test of the scenario checks; nil means the
+	// step must succeed.
+	Expect *Expect `json:"expect,omitempty" yaml:"expect,omitempty"`
+}
+
+// ScenarioInstance names the instance; XML, when set, is written to File
+// before the step runs (and the file restored afterwards).
+type ScenarioInstance struct {
+	Name manifest.InstanceName `json:"name" yaml:"name"`
+	File string                `json:"file" yaml:"file"`
+	XML  string                `json:"xml,omitempty" yaml:"xml,omitempty"`
+}
+
+// ScenarioRecord is the provenance of an exported scenario.
+type ScenarioRecord struct {
+	Run          string    `json:"run,omitempty" yaml:"run,omitempty"`
+	Host         string    `json:"host,omitempty" yaml:"host,omitempty"`
+	Commit       string    `json:"commit,omitempty" yaml:"commit,omitempty"`
+	InstanceBlob string    `json:"instance_blob,omitempty" yaml:"instance_blob,omitempty"`
+	Attempt      int       `json:"attempt,omitempty" yaml:"attempt,omitempty"`
+	Status       Status    `json:"status,omitempty" yaml:"status,omitempty"`
+	Reason       string    `json:"reason,omitempty" yaml:"reason,omitempty"`
+	ExitCode     int       `json:"exit_code,omitempty" yaml:"exit_code,omitempty"`
+	Started      time.Time `json:"started,omitzero" yaml:"started,omitempty"`
+}
+
+// Expect is the expected outcome of a scenario. Unset fields are not checked.
+type Expect struct {
+	Status   Status `json:"status,omitempty" yaml:"status,omitempty"`
+	ExitCode *int   `json:"exit_code,omitempty" yaml:"exit_code,omitempty"`
+	// Outputs must each be present with exactly this value.
+	Outputs map[string]string `json:"outputs,omitempty" yaml:"outputs,omitempty"`
+	// OutputContains are substrings of the step's combined output.
+	OutputContains []string `json:"output_contains,omitempty" yaml:"output_contains,omitempty"`
+	// InstanceXML is the whole instance file after the step.
+	InstanceXML *string `json:"instance_xml,omitempty" yaml:"instance_xml,omitempty"`
+}
+
+// Duration is a time.Duration written as a string ("5m0s").
+type Duration time.Duration
+
+// String formats d like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON writes d as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	return d.parse(s)
+}
+
+// MarshalYAML writes d as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// UnmarshalYAML reads a duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	return d.parse(s)
+}
+
+func (d *Duration) parse(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ExportOptions says what to add to an exported scenario.
+type ExportOptions struct {
+	Name string
+	// InstanceXML, when not nil, is inlined as the instance file (the content
+	// of the recorded InstanceBlob), so the scenario runs in any checkout.
+	InstanceXML []byte
+	Expect      *Expect
+}
+
+// derivedEnv are variables the executor sets itself; a scenario omits them.
+var derivedEnv = []string{"DEPLOYER_INSTANCE", "DEPLOYER_INSTANCE_FILE", "DEPLOYER_STEP", "DEPLOYER_OUTPUT", "DEPLOYER_DRY_RUN"}
+
+// ExportScenario writes a recorded attempt as a scenario file (JSON).
+func ExportScenario(r StepResult, opts ExportOptions) ([]byte, error) {
+	if len(r.Argv) == 0 {
+		return nil, fmt.Errorf("export scenario: %w: %s of %s did not run (%s)", ErrScenarioInvalid, r.Step, r.Instance, r.Status)
+	}
+	sc := Scenario{
+		Version: ScenarioVersion, Name: opts.Name, Step: r.Step,
+		Instance: ScenarioInstance{Name: r.Instance, File: r.Inputs.InstanceFile, XML: string(opts.InstanceXML)},
+		Run:      r.Argv[0], Args: slices.Clone(r.Argv[1:]),
+		Timeout: Duration(r.Inputs.Timeout), Writes: r.Inputs.Writes,
+		Env:               map[string]string{},
+		DryRun:            r.Env["DEPLOYER_DRY_RUN"] == "1",
+		Secrets:           slices.Clone(r.SecretNames),
+		DependencyOutputs: r.Inputs.DependencyOutputs,
+		Expect:            opts.Expect,
+		Recorded: &ScenarioRecord{
+			Run: r.Env["DEPLOYER_RUN"], Host: r.Env["DEPLOYER_HOST"], Commit: r.Inputs.Commit,
+			InstanceBlob: r.Inputs.InstanceBlob, Attempt: r.Attempt, Status: r.Status, Reason: r.Reason,
+			ExitCode: r.ExitCode, Started: r.Started.UTC(),
+		},
+	}
+	for k, v := range r.Env {
+		switch {
+		case slices.Contains(derivedEnv, k) || strings.HasPrefix(k, "DEPLOYER_OUT_"):
+		case strings.HasPrefix(k, "DEPLOYER_"):
+			sc.Env[k] = v
+		default:
+			sc.HostEnv = append(sc.HostEnv, k)
+		}
+	}
+	slices.Sort(sc.HostEnv)
+	out, err := json.MarshalIndent(sc, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("export scenario: %w", err)
+	}
+	return append(out, '\n'), nil
+}
+
+// LoadScenario decodes and validates a scenario file, JSON or YAML.
+func LoadScenario(data []byte) (Scenario, error) {
+	var sc Scenario
+	if err := checkVersion(data); err != nil {
+		return sc, err
+	}
+	if err := decodeStrict(data, &sc); err != nil {
+		return sc, fmt.Errorf("load scenario: %w: %v", ErrScenarioInvalid, err)
+	}
+	if err := sc.validate(); err != nil {
+		return sc, fmt.Errorf("load scenario: %w", err)
+	}
+	return sc, nil
+}
+
+func isJSON(data []byte) bool {
+	return bytes.HasPrefix(bytes.TrimSpace(data), []byte("{"))
+}
+
+// checkVersion reads only the version, so that a newer file fails on its
+// version rather than on the fields this build does not know.
+func checkVersion(data []byte) error {
+	var v struct {
+		Version int `json:"version" yaml:"version"`
+	}
+	var err error
+	if isJSON(data) {
+		err = json.Unmarshal(data, &v)
+	} else {
+		err = yaml.Unmarshal(data, &v)
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("load scenario: %w: %v", ErrScenarioInvalid, err)
+	case v.Version == 0:
+		return fmt.Errorf("load scenario: %w: missing version (want version: %d)", ErrScenarioInvalid, ScenarioVersion)
+	case v.Version != ScenarioVersion:
+		return fmt.Errorf("load scenario: %w %d (this build reads version %d)", ErrScenarioVersion, v.Version, ScenarioVersion)
+	}
+	return nil
+}
+
+func decodeStrict(data []byte, sc *Scenario) error {
+	if isJSON(data) {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(sc); err != nil {
+			return err
+		}
+		if dec.More() {
+			return errors.New("data after the scenario object")
+		}
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	return dec.Decode(sc)
+}
+
+var knownStatuses = []Status{StatusSucceeded, StatusFailed, StatusTimedOut, StatusSkipped, StatusInterrupted, StatusNotStarted}
+
+func (sc Scenario) validate() error {
+	var missing []string
+	for name, v := range map[string]string{"step": string(sc.Step), "run": sc.Run, "instance.name": string(sc.Instance.Name), "instance.file": sc.Instance.File} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("%w: missing %s", ErrScenarioInvalid, strings.Join(missing, ", "))
+	}
+	if f := sc.Instance.File; path.IsAbs(f) || path.Clean(f) != f || f == ".." || strings.HasPrefix(f, "../") {
+		return fmt.Errorf("%w: instance.file %q is not a clean path inside the repository", ErrScenarioInvalid, f)
+	}
+	if sc.Writes != "" && sc.Writes != "instance" {
+		return fmt.Errorf("%w: writes %q (want \"\" or \"instance\")", ErrScenarioInvalid, sc.Writes)
+	}
+	if sc.Expect != nil && sc.Expect.Status != "" && !slices.Contains(knownStatuses, sc.Expect.Status) {
+		return fmt.Errorf("%w: expect.status %q (want one of %v)", ErrScenarioInvalid, sc.Expect.Status, knownStatuses)
+	}
+	return nil
+}

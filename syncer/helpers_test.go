@@ -127,3 +127,10 @@ func readFile(tb testing.TB, path string) string {
 	}
 	return string(b)
 }
+
+func writeExec(tb testing.TB, p, content string) {
+	tb.Helper()
+	if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+}

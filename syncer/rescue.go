@@ -226,8 +226,3 @@ func (r *Repo) restore(head *object.Commit, dirty []dirtyFile) error {
 func (r *Repo) signature() object.Signature {
 	return object.Signature{Name: r.opts.Author.Name, Email: r.opts.Author.Email, When: r.opts.Now().Truncate(time.Second)}
 }
-
-// pushAhead is where ahead-ours commits are pushed; until then they are reported.
-func (r *Repo) pushAhead(res Result, head, upstream plumbing.Hash) (Result, error) {
-	return res, nil
-}

@@ -107,7 +107,7 @@ func (r *Repo) Sync(ctx context.Context, known string) (Result, error) {
 			return r.rewritten(res, known, upstream)
 		}
 	}
-	return r.classify(res, before, upstream)
+	return r.classify(ctx, res, before, upstream, true)
 }
 
 func (r *Repo) fetch(ctx context.Context) error {
@@ -210,7 +210,7 @@ func (r *Repo) rewritten(res Result, known string, upstream plumbing.Hash) (Resu
 }
 
 // classify compares HEAD with the upstream tip and acts.
-func (r *Repo) classify(res Result, head, upstream plumbing.Hash) (Result, error) {
+func (r *Repo) classify(ctx context.Context, res Result, head, upstream plumbing.Hash, mayPush bool) (Result, error) {
 	if head == upstream {
 		res.State = StateClean
 		return res, nil
@@ -228,10 +228,10 @@ func (r *Repo) classify(res Result, head, upstream plumbing.Hash) (Result, error
 		return r.divergedForeign(res, head, foreign, len(s.theirs) == 0)
 	}
 	res.Ours = r.ourChangeIDs(s.ours)
-	if len(s.theirs) == 0 {
+	if len(s.theirs) == 0 && mayPush {
 		res.State = StateAheadOurs
 		res.Detail = fmt.Sprintf("%d unpushed commit(s) of ours", len(s.ours))
-		return r.pushAhead(res, head, upstream)
+		return r.pushAhead(ctx, res, head, upstream)
 	}
 	res.State = StateDivergedOurs
 	res.Detail = fmt.Sprintf("%d commit(s) of ours, %d new upstream; reset to upstream, re-apply %s", len(s.ours), len(s.theirs), strings.Join(res.Ours, ", "))
@@ -391,4 +391,27 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// pushAhead pushes our unpushed commits (recovery after a crash or an outage). If the remote
+// moved meanwhile, it fetches and classifies again (diverged-ours).
+func (r *Repo) pushAhead(ctx context.Context, res Result, head, upstream plumbing.Hash) (Result, error) {
+	err := r.push(ctx, upstream, head)
+	if err == nil {
+		res.Upstream = head.String()
+		res.Detail += "; pushed"
+		return res, nil
+	}
+	if !errors.Is(err, ErrNonFastForward) && !errors.Is(err, ErrRace) {
+		return res, err
+	}
+	if err := r.fetch(ctx); err != nil {
+		return r.fetchFailed(res, err)
+	}
+	up, err := r.upstreamHash()
+	if err != nil {
+		return res, internalf("sync", err)
+	}
+	res.Upstream = up.String()
+	return r.classify(ctx, res, head, up, false)
 }

@@ -1,0 +1,268 @@
+package syncer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
+	"github.com/go-git/go-git/v5/plumbing/revlist"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+)
+
+// push sends the commits old..new to the remote branch as a fast-forward from old, with an
+// explicit ref update and never a force. The pack holds only the objects that the new commits
+// add (the tree diff of each against its parent, which the remote has), so its cost follows the
+// size of the change, not of the repository (stock Remote.Push lists every object reachable
+// from the remote, go-git#1102). On success the remote-tracking ref is moved to new.
+func (r *Repo) push(ctx context.Context, old, new plumbing.Hash) error {
+	ep, err := transport.NewEndpoint(r.opts.URL)
+	if err != nil {
+		return newError(KindInternal, "push", r.red.Err(err), "")
+	}
+	cl, err := client.NewClient(ep)
+	if err != nil {
+		return newError(KindInternal, "push", r.red.Err(err), "")
+	}
+	sess, err := cl.NewReceivePackSession(ep, r.opts.Auth)
+	if err != nil {
+		return r.remoteError("push", err)
+	}
+	defer sess.Close()
+	ar, err := sess.AdvertisedReferencesContext(ctx)
+	if err != nil {
+		return r.remoteError("push", err)
+	}
+	remote, err := advertisedTip(ar, r.local)
+	if err != nil {
+		return newError(KindInternal, "push", err, "")
+	}
+	switch remote {
+	case new: // an earlier push landed, but we did not record it
+		return r.pushed(new)
+	case old:
+	default:
+		return newError(KindRejected, "push", ErrNonFastForward,
+			fmt.Sprintf("remote %s is at %s, not at %s", r.local, short(remote.String()), short(old.String())))
+	}
+	pack, err := r.buildPack(old, new, !ar.Capabilities.Supports(capability.OFSDelta))
+	if err != nil {
+		return newError(KindInternal, "push", fmt.Errorf("build pack: %w", err), "")
+	}
+	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
+	if ar.Capabilities.Supports(capability.Sideband64k) {
+		req.Capabilities.Set(capability.Sideband64k)
+	} else if ar.Capabilities.Supports(capability.Sideband) {
+		req.Capabilities.Set(capability.Sideband)
+	}
+	req.Commands = []*packp.Command{{Name: r.local, Old: old, New: new}}
+	req.Packfile = io.NopCloser(pack)
+	var progress bytes.Buffer
+	req.Progress = &progress
+	report, err := sess.ReceivePack(ctx, req)
+	if err := r.pushOutcome(report, err, progress.String()); err != nil {
+		return err
+	}
+	return r.pushed(new)
+}
+
+func (r *Repo) pushed(new plumbing.Hash) error {
+	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.remote, new)); err != nil {
+		return newError(KindInternal, "push", err, "")
+	}
+	r.log.Info().Str("commit", new.String()).Msg("pushed")
+	return nil
+}
+
+func advertisedTip(ar *packp.AdvRefs, name plumbing.ReferenceName) (plumbing.Hash, error) {
+	refs, err := ar.AllReferences()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	ref, err := refs.Reference(name)
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return ref.Hash(), nil
+}
+
+// buildPack encodes the objects that old..new adds, without delta search (window 0: on
+// instance files the search costs far more than it saves on the wire).
+func (r *Repo) buildPack(old, new plumbing.Hash, refDeltas bool) (*bytes.Buffer, error) {
+	hashes, err := r.newObjects(old, new)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := packfile.NewEncoder(&buf, r.repo.Storer, refDeltas)
+	if _, err := enc.Encode(hashes, 0); err != nil {
+		return nil, err
+	}
+	return &buf, nil
+}
+
+// newObjects lists the commits in old..new and, for each, the trees and blobs that differ
+// from its first parent. With old zero (an empty remote) it lists everything reachable.
+func (r *Repo) newObjects(old, new plumbing.Hash) ([]plumbing.Hash, error) {
+	if old.IsZero() {
+		return revlist.Objects(r.repo.Storer, []plumbing.Hash{new}, nil)
+	}
+	s, err := r.compare(new, old)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[plumbing.Hash]bool{}
+	var out []plumbing.Hash
+	add := func(h plumbing.Hash) {
+		if !seen[h] {
+			seen[h] = true
+			out = append(out, h)
+		}
+	}
+	for _, c := range s.ours {
+		add(c.Hash)
+		var parentTree plumbing.Hash
+		if len(c.ParentHashes) > 0 {
+			p, err := r.repo.CommitObject(c.ParentHashes[0])
+			if err != nil {
+				return nil, err
+			}
+			parentTree = p.TreeHash
+		}
+		if err := r.treeDelta(parentTree, c.TreeHash, add); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// treeDelta adds tree newT and every tree and blob under it that oldT does not have at the
+// same path; subtrees with equal hashes are skipped without reading them.
+func (r *Repo) treeDelta(oldT, newT plumbing.Hash, add func(plumbing.Hash)) error {
+	if oldT == newT {
+		return nil
+	}
+	add(newT)
+	nt, err := object.GetTree(r.repo.Storer, newT)
+	if err != nil {
+		return err
+	}
+	olds := map[string]object.TreeEntry{}
+	if !oldT.IsZero() {
+		ot, err := object.GetTree(r.repo.Storer, oldT)
+		if err != nil {
+			return err
+		}
+		for _, e := range ot.Entries {
+			olds[e.Name] = e
+		}
+	}
+	for _, e := range nt.Entries {
+		o, had := olds[e.Name]
+		if had && o.Hash == e.Hash {
+			continue
+		}
+		switch e.Mode {
+		case filemode.Dir:
+			var sub plumbing.Hash
+			if had && o.Mode == filemode.Dir {
+				sub = o.Hash
+			}
+			if err := r.treeDelta(sub, e.Hash, add); err != nil {
+				return err
+			}
+		case filemode.Submodule:
+		default:
+			add(e.Hash)
+		}
+	}
+	return nil
+}
+
+// pushOutcome maps the result of a receive-pack exchange to nil or a typed *Error. This and
+// classifyRemote are the only places that read go-git's error strings.
+func (r *Repo) pushOutcome(report *packp.ReportStatus, err error, progress string) error {
+	if err == nil && (report == nil || report.Error() == nil) {
+		return nil
+	}
+	server := serverMessage(progress)
+	var status string
+	if report != nil {
+		if report.UnpackStatus != "ok" && report.UnpackStatus != "" {
+			status = "unpack " + report.UnpackStatus
+		}
+		for _, cs := range report.CommandStatuses {
+			if cs.Status != "ok" {
+				status = cs.Status
+			}
+		}
+	}
+	if status == "" && err != nil {
+		if k := classifyRemote(err); k == KindAuth || k == KindUnreachable {
+			return r.remoteError("push", err)
+		}
+		status = err.Error()
+	}
+	detail := strings.TrimSpace(r.red.String(strings.TrimSpace(status + "\n" + server)))
+	switch pushStatusKind(status) {
+	case pushMoved:
+		return newError(KindRejected, "push", ErrNonFastForward, detail)
+	case pushRace:
+		return newError(KindRejected, "push", ErrRace, detail)
+	case pushDenied:
+		return newError(KindRejected, "push", ErrRejected, detail)
+	}
+	return newError(KindInternal, "push", fmt.Errorf("%s", r.red.String(status)), detail)
+}
+
+type pushKind int
+
+const (
+	pushOther pushKind = iota
+	pushMoved
+	pushRace
+	pushDenied
+)
+
+// pushStatusKind reads a receive-pack command status ("ng <ref> <status>").
+func pushStatusKind(s string) pushKind {
+	switch {
+	case strings.Contains(s, "non-fast-forward"), strings.Contains(s, "fetch first"), strings.Contains(s, "stale info"):
+		return pushMoved
+	case strings.Contains(s, "hook declined"), strings.Contains(s, "protected"), strings.Contains(s, "denied"),
+		strings.Contains(s, "deny"), strings.Contains(s, "not allowed"), strings.Contains(s, "forbidden"):
+		return pushDenied
+	case strings.Contains(s, "failed to lock"), strings.Contains(s, "cannot lock"), strings.Contains(s, "failed to update ref"),
+		strings.Contains(s, "lock"), strings.Contains(s, "is at"):
+		return pushRace
+	}
+	return pushOther
+}
+
+// serverMessage keeps the lines a server sent on the progress band (hook output, "remote: ...").
+func serverMessage(progress string) string {
+	var lines []string
+	for _, l := range strings.FieldsFunc(progress, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "Resolving deltas") || strings.HasPrefix(l, "Total ") {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -40,7 +40,8 @@ type snapshot struct {
 func takeSnapshot(root string) (*snapshot, error) {
 	racy := time.Now().Add(-racyWindow).UnixNano()
 	s := &snapshot{root: root, files: map[string]fileStat{}}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	prefix := filepath.Clean(root) + string(filepath.Separator)
+	err := filepath.WalkDir(filepath.Clean(root), func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -57,8 +58,7 @@ func takeSnapshot(root string) (*snapshot, error) {
 		if st.mtime >= racy {
 			st.hash, st.hashed = hashFile(path)
 		}
-		rel, _ := filepath.Rel(root, path)
-		s.files[filepath.ToSlash(rel)] = st
+		s.files[filepath.ToSlash(path[len(prefix):])] = st
 		return nil
 	})
 	return s, err

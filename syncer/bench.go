@@ -1,0 +1,335 @@
+package syncer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// BenchOptions configure RunBench. The zero value means the defaults of `deployer bench`.
+type BenchOptions struct {
+	Files   int      // instance files in the generated repository; default 10000
+	Commits int      // commits of history; default 20000
+	Runs    int      // runs per operation, the median is reported; default 5
+	Ops     []string // operations to run; default all of BenchOps
+	Dir     string   // work directory, removed afterwards; default a new temporary directory
+	Keep    bool     // keep Dir afterwards
+	// Progress receives a line per step (generation, each run); nil discards.
+	Progress io.Writer
+}
+
+// BenchOps are the benchmark's operations, in the order they run.
+var BenchOps = []string{"clone", "poll_noop", "sync_1", "sync_100", "push_1", "push_1000"}
+
+// BenchOp is one operation's medians: ours (this package) and the git CLI, side by side.
+type BenchOp struct {
+	Name      string  `json:"name"`
+	OursMS    float64 `json:"ours_ms"`
+	GitMS     float64 `json:"git_ms"`
+	Ratio     float64 `json:"ratio"`
+	OursRSSMB float64 `json:"ours_rss_mb"`
+	GitRSSMB  float64 `json:"git_rss_mb"`
+}
+
+// BenchReport is the result of RunBench; its JSON form is `deployer bench -o json`.
+type BenchReport struct {
+	Ops        []BenchOp `json:"ops"`
+	Files      int       `json:"files"`
+	Commits    int       `json:"commits"`
+	Runs       int       `json:"runs"`
+	GenerateMS float64   `json:"generate_ms"`
+}
+
+// WriteTable prints the report as a human table.
+func (r BenchReport) WriteTable(w io.Writer) error {
+	if _, err := fmt.Fprintf(w, "repository: %d files, %d commits; median of %d runs\n%-10s %10s %10s %7s %12s %12s\n",
+		r.Files, r.Commits, r.Runs, "op", "ours_ms", "git_ms", "ratio", "ours_rss_mb", "git_rss_mb"); err != nil {
+		return err
+	}
+	for _, op := range r.Ops {
+		if _, err := fmt.Fprintf(w, "%-10s %10.1f %10.1f %7.2f %12.1f %12.1f\n", op.Name, op.OursMS, op.GitMS, op.Ratio, op.OursRSSMB, op.GitRSSMB); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *BenchOptions) defaults() {
+	if o.Files <= 0 {
+		o.Files = 10000
+	}
+	if o.Commits <= 0 {
+		o.Commits = 20000
+	}
+	if o.Runs <= 0 {
+		o.Runs = 5
+	}
+	if len(o.Ops) == 0 {
+		o.Ops = BenchOps
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+}
+
+// RunBench generates a repository with `git fast-import`, serves it over file://, and measures
+// each operation for this package and for the git CLI in the same run, reporting medians.
+//
+// How it measures: every run of either side happens in a child process, the running
+// executable (os.Executable) re-executed with the environment variable
+// DEPLOYER_SYNCER_BENCH_CHILD set, which this package's init function recognises: it runs the
+// operation, prints its timing and peak RSS as JSON, and exits. So any binary that imports
+// this package can run RunBench with no other wiring. Our side opens the checkout before the
+// clock starts, except for clone, as the daemon keeps a repository open; its peak RSS is the
+// child's VmHWM, or that of the git processes it waited for (git-upload-pack for file://) if
+// higher. The git side is timed around the git commands the child runs; its peak RSS is
+// getrusage(RUSAGE_CHILDREN), which has a floor of the runner's own RSS (Linux starts a new
+// process's ru_maxrss at its spawner's): a few MB, visible only on the smallest operations.
+// The git commands: clone = `git clone --single-branch --no-tags`; poll_noop = `git fetch`; sync_N =
+// `git fetch` + `git merge --ff-only` after N upstream commits each changing one file;
+// push_N = edit N files (one attribute each) + `git add` + `git commit` + `git push`.
+// push_1000 is one commit of 1,000 files on both sides (the daemon writes one commit per
+// instance; that path is push_1 repeated).
+func RunBench(ctx context.Context, opts BenchOptions) (BenchReport, error) {
+	opts.defaults()
+	rep := BenchReport{Files: opts.Files, Commits: opts.Commits, Runs: opts.Runs}
+	dir := opts.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "deployer-bench-")
+		if err != nil {
+			return rep, err
+		}
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return rep, err
+	}
+	if !opts.Keep {
+		defer os.RemoveAll(dir)
+	}
+	b := &bench{opts: opts, dir: dir, bare: filepath.Join(dir, "remote.git")}
+	start := time.Now()
+	fmt.Fprintf(opts.Progress, "generating %d files, %d commits with git fast-import\n", opts.Files, opts.Commits)
+	if err := generate(ctx, b.bare, opts.Files, opts.Commits); err != nil {
+		return rep, fmt.Errorf("generate: %w", err)
+	}
+	rep.GenerateMS = ms(time.Since(start))
+	fmt.Fprintf(opts.Progress, "generated in %.1f s\n", rep.GenerateMS/1000)
+	b.url = "file://" + b.bare
+	for _, name := range opts.Ops {
+		op, err := b.run(ctx, name)
+		if err != nil {
+			return rep, fmt.Errorf("%s: %w", name, err)
+		}
+		rep.Ops = append(rep.Ops, op)
+	}
+	return rep, nil
+}
+
+type bench struct {
+	opts      BenchOptions
+	dir, bare string
+	url       string
+	ours, git string // persistent checkouts for the non-clone operations
+	seq       int
+	pushSeq   int
+}
+
+type sample struct {
+	ms  float64
+	rss float64
+}
+
+func (b *bench) run(ctx context.Context, name string) (BenchOp, error) {
+	if name != "clone" {
+		if err := b.ensureCheckouts(ctx); err != nil {
+			return BenchOp{}, err
+		}
+	}
+	var ours, git []sample
+	for i := 0; i < b.opts.Runs; i++ {
+		o, g, err := b.once(ctx, name, i)
+		if err != nil {
+			return BenchOp{}, err
+		}
+		fmt.Fprintf(b.opts.Progress, "%s run %d: ours %.1f ms (%.0f MB), git %.1f ms (%.0f MB)\n", name, i+1, o.ms, o.rss, g.ms, g.rss)
+		ours, git = append(ours, o), append(git, g)
+	}
+	op := BenchOp{Name: name, OursMS: median(ours, false), GitMS: median(git, false), OursRSSMB: median(ours, true), GitRSSMB: median(git, true)}
+	if op.GitMS > 0 {
+		op.Ratio = round2(op.OursMS / op.GitMS)
+	}
+	return op, nil
+}
+
+func (b *bench) once(ctx context.Context, name string, i int) (sample, sample, error) {
+	switch name {
+	case "clone":
+		dst := filepath.Join(b.dir, fmt.Sprintf("clone-%d", i))
+		o, err := b.child(ctx, childSpec{Op: "clone", URL: b.url, Dir: dst + "-ours"})
+		if err != nil {
+			return o, sample{}, err
+		}
+		g, err := b.gitSteps(ctx, b.dir, []string{"clone", "-q", "--no-tags", "--single-branch", "--branch", "main", b.url, dst + "-git"})
+		os.RemoveAll(dst + "-ours")
+		os.RemoveAll(dst + "-git")
+		return o, g, err
+	case "poll_noop":
+		o, err := b.child(ctx, childSpec{Op: "poll", URL: b.url, Dir: b.ours})
+		if err != nil {
+			return o, sample{}, err
+		}
+		g, err := b.gitSteps(ctx, b.git, []string{"fetch", "-q", "origin"})
+		return o, g, err
+	case "sync_1", "sync_100":
+		n := 1
+		if name == "sync_100" {
+			n = 100
+		}
+		if _, err := advance(ctx, b.bare, b.opts.Files, n, &b.seq); err != nil {
+			return sample{}, sample{}, err
+		}
+		o, err := b.child(ctx, childSpec{Op: "sync", URL: b.url, Dir: b.ours})
+		if err != nil {
+			return o, sample{}, err
+		}
+		g, err := b.gitSteps(ctx, b.git, []string{"fetch", "-q", "origin"}, []string{"merge", "-q", "--ff-only", "origin/main"})
+		return o, g, err
+	case "push_1", "push_1000":
+		n := 1
+		if name == "push_1000" {
+			n = 1000
+		}
+		return b.push(ctx, n)
+	}
+	return sample{}, sample{}, fmt.Errorf("unknown operation %q (want one of %s)", name, strings.Join(BenchOps, ", "))
+}
+
+// push measures an edit of n files, commit and push on both sides; each side first catches
+// up with the other's previous push (not timed).
+func (b *bench) push(ctx context.Context, n int) (sample, sample, error) {
+	paths := b.pushPaths(n)
+	b.pushSeq++
+	o, err := b.child(ctx, childSpec{Op: "push", URL: b.url, Dir: b.ours, Paths: paths, Value: fmt.Sprintf("ours-%d", b.pushSeq)})
+	if err != nil {
+		return o, sample{}, err
+	}
+	if err := benchGit(ctx, b.git, "pull", "-q", "--ff-only", "origin", "main"); err != nil {
+		return o, sample{}, err
+	}
+	val := fmt.Sprintf("git-%d", b.pushSeq)
+	for _, p := range paths {
+		full := filepath.Join(b.git, filepath.FromSlash(p))
+		data, err := os.ReadFile(full)
+		if err != nil {
+			return o, sample{}, err
+		}
+		if err := os.WriteFile(full, setRevision(data, val), 0o644); err != nil {
+			return o, sample{}, err
+		}
+	}
+	g, err := b.child(ctx, childSpec{Op: "git", Dir: b.git, Stdin: strings.Join(paths, "\n"), Steps: [][]string{
+		{"add", "--pathspec-from-file=-"},
+		{"commit", "-q", "-m", "bench: set revision " + val},
+		{"push", "-q", "origin", "main"},
+	}})
+	return o, g, err
+}
+
+func (b *bench) pushPaths(n int) []string {
+	paths := make([]string, n)
+	for k := range paths {
+		paths[k] = benchInstancePath((b.pushSeq*7 + k*3) % b.opts.Files)
+	}
+	sort.Strings(paths)
+	return dedupe(paths)
+}
+
+func dedupe(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// ensureCheckouts makes the persistent checkouts for both sides, up to date.
+func (b *bench) ensureCheckouts(ctx context.Context) error {
+	if b.ours == "" {
+		b.ours, b.git = filepath.Join(b.dir, "ours"), filepath.Join(b.dir, "git")
+		if _, err := b.child(ctx, childSpec{Op: "clone", URL: b.url, Dir: b.ours}); err != nil {
+			return err
+		}
+		if err := benchGit(ctx, b.dir, "clone", "-q", "--no-tags", "--single-branch", "--branch", "main", b.url, b.git); err != nil {
+			return err
+		}
+	}
+	if _, err := b.child(ctx, childSpec{Op: "sync", URL: b.url, Dir: b.ours}); err != nil {
+		return err
+	}
+	return benchGit(ctx, b.git, "pull", "-q", "--ff-only", "origin", "main")
+}
+
+// gitSteps runs git commands in dir, one after the other, in a child process (see RunBench).
+func (b *bench) gitSteps(ctx context.Context, dir string, steps ...[]string) (sample, error) {
+	return b.child(ctx, childSpec{Op: "git", Dir: dir, Steps: steps})
+}
+
+// child runs one operation of ours in a child process and returns its timing and peak RSS.
+func (b *bench) child(ctx context.Context, spec childSpec) (sample, error) {
+	js, err := json.Marshal(spec)
+	if err != nil {
+		return sample{}, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		exe = os.Args[0]
+	}
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Env = append(os.Environ(), benchChildEnv+"="+string(js))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return sample{}, fmt.Errorf("bench child %s: %v: %s", spec.Op, err, strings.TrimSpace(stderr.String()))
+	}
+	var res childResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		return sample{}, fmt.Errorf("bench child %s: bad output %q: %v", spec.Op, out, err)
+	}
+	if res.Err != "" {
+		return sample{}, fmt.Errorf("bench child %s: %s", spec.Op, res.Err)
+	}
+	return sample{ms: res.MS, rss: res.RSSMB}, nil
+}
+
+func median(s []sample, rss bool) float64 {
+	v := make([]float64, len(s))
+	for i, x := range s {
+		v[i] = x.ms
+		if rss {
+			v[i] = x.rss
+		}
+	}
+	sort.Float64s(v)
+	if len(v) == 0 {
+		return 0
+	}
+	m := v[len(v)/2]
+	if len(v)%2 == 0 {
+		m = (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	return round2(m)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }

@@ -126,3 +126,68 @@ func decodeString(raw []byte, isAttr bool) string {
 	}
 	return sb.String()
 }
+
+// escapeAttr escapes v for an attribute value delimited by quote. Tabs and
+// line breaks become character references so that they survive normalization.
+func escapeAttr(v string, quote byte) string {
+	var sb strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '&':
+			sb.WriteString("&amp;")
+		case c == '<':
+			sb.WriteString("&lt;")
+		case c == '"' && quote == '"':
+			sb.WriteString("&quot;")
+		case c == '\'' && quote == '\'':
+			sb.WriteString("&apos;")
+		case c == '\n':
+			sb.WriteString("&#10;")
+		case c == '\r':
+			sb.WriteString("&#13;")
+		case c == '\t':
+			sb.WriteString("&#9;")
+		default:
+			sb.WriteByte(c)
+		}
+	}
+	return sb.String()
+}
+
+// escapeText escapes v for character data. prev is the decoded text that will
+// precede it, so that a "]]>" spanning the boundary is caught; newline is the
+// document's line ending.
+func escapeText(v, prev, newline string) string {
+	var sb strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '&':
+			sb.WriteString("&amp;")
+		case '<':
+			sb.WriteString("&lt;")
+		case '>':
+			if strings.HasSuffix(prev+v[:i], "]]") {
+				sb.WriteString("&gt;")
+			} else {
+				sb.WriteByte(c)
+			}
+		case '\r':
+			sb.WriteString("&#13;")
+		case '\n':
+			sb.WriteString(newline)
+		default:
+			sb.WriteByte(c)
+		}
+	}
+	return sb.String()
+}
+
+// escapeCData writes v as the content of a CDATA section.
+func escapeCData(v, newline string) string {
+	v = strings.ReplaceAll(v, "]]>", "]]]]><![CDATA[>")
+	v = strings.ReplaceAll(v, "\r", "]]>&#13;<![CDATA[")
+	if newline != "\n" {
+		v = strings.ReplaceAll(v, "\n", newline)
+	}
+	return v
+}

@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"fmt"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -54,6 +55,11 @@ type Document struct {
 	elem     *node // the root element
 	entities map[string]bool
 	newline  string // the document's dominant line ending
+
+	mirOnce sync.Once
+	mir     *mirror
+	indOnce sync.Once
+	indent  string // one level of indentation, see indentUnit
 }
 
 // ParseDocument parses data losslessly. It returns a *SyntaxError when data is

@@ -1,0 +1,360 @@
+package manifest
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// DefaultKeyAttrs are the attributes that identify an element among its
+// same-tag siblings when DiffOptions.KeyAttrs is empty.
+var DefaultKeyAttrs = []string{"name", "id", "key"}
+
+// DiffOptions tunes how elements are matched between versions. The zero
+// value matches by tag plus the first of DefaultKeyAttrs an element has, and
+// otherwise by position among same-tag siblings without a key.
+type DiffOptions struct {
+	KeyAttrs []string
+}
+
+func (o DiffOptions) keys() []string {
+	if len(o.KeyAttrs) == 0 {
+		return DefaultKeyAttrs
+	}
+	return o.KeyAttrs
+}
+
+// kv is one attribute of an elem.
+type kv struct{ name, value string }
+
+// elem is the semantic view of an element: what Diff and Merge compare.
+// Comments, processing instructions and whitespace between elements are not
+// part of it.
+type elem struct {
+	name   string
+	attrs  []kv
+	text   string // leaf: the decoded text; otherwise the trimmed text runs
+	leaf   bool   // no child elements
+	kids   []*elem
+	parent *elem
+	raw    string // the element's source bytes
+	from   *elem  // merge: the element of theirs this one continues
+}
+
+func (e *elem) attr(name string) (string, bool) {
+	for _, a := range e.attrs {
+		if a.name == name {
+			return a.value, true
+		}
+	}
+	return "", false
+}
+
+// buildElem converts the lossless element n of d into an elem tree.
+func buildElem(d *Document, n *node, parent *elem) *elem {
+	e := &elem{name: n.name, parent: parent, raw: string(d.src[n.start:n.end]), leaf: true}
+	e.attrs = make([]kv, len(n.attrs))
+	for i, a := range n.attrs {
+		e.attrs[i] = kv{a.name, a.value}
+	}
+	var runs []string
+	for _, c := range n.children {
+		switch c.kind {
+		case kindElement:
+			e.leaf = false
+			e.kids = append(e.kids, buildElem(d, c, e))
+		case kindText, kindCData:
+			runs = append(runs, c.textOf(d))
+		}
+	}
+	if e.leaf {
+		e.text = strings.Join(runs, "")
+	} else {
+		var sb strings.Builder
+		for _, r := range runs {
+			sb.WriteString(strings.TrimSpace(r))
+		}
+		e.text = sb.String()
+	}
+	return e
+}
+
+// textOf returns the decoded text of a text or CDATA node.
+func (c *node) textOf(d *Document) string {
+	if c.kind == kindCData {
+		s, e := cdataInner(c)
+		return normalizeNewlines(d.src[s:e])
+	}
+	return decodeString(d.src[c.start:c.end], false)
+}
+
+// ids returns the matching identity of each child: tag plus key attribute
+// (and occurrence, for duplicates), else tag plus position among the
+// same-tag siblings that have no key.
+func ids(kids []*elem, keys []string) []string {
+	out := make([]string, len(kids))
+	seen := map[string]int{}
+	for i, k := range kids {
+		id := k.name + "\x00"
+		if name, v, ok := keyOf(k, keys); ok {
+			id += "@" + name + "=" + v
+		}
+		seen[id]++
+		out[i] = id + "#" + strconv.Itoa(seen[id])
+	}
+	return out
+}
+
+// keyOf returns the first key attribute e has.
+func keyOf(e *elem, keys []string) (string, string, bool) {
+	for _, k := range keys {
+		if v, ok := e.attr(k); ok {
+			return k, v, true
+		}
+	}
+	return "", "", false
+}
+
+// matchKids pairs old and new children by identity: m[i] is the index in
+// olds of news[i]'s match, or -1.
+func matchKids(olds, news []*elem, keys []string) []int {
+	oldIDs := ids(olds, keys)
+	index := make(map[string]int, len(olds))
+	for i, id := range oldIDs {
+		index[id] = i
+	}
+	m := make([]int, len(news))
+	for i, id := range ids(news, keys) {
+		j, ok := index[id]
+		if !ok {
+			j = -1
+		}
+		m[i] = j
+	}
+	return m
+}
+
+// splitName splits a qualified name as etree does (at the first colon).
+func splitName(s string) (string, string) {
+	if i := strings.IndexByte(s, ':'); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	return "", s
+}
+
+// tagMatches reports whether the path step tag selects an element named name.
+func tagMatches(tag, name string) bool {
+	ts, tl := splitName(tag)
+	ns, nl := splitName(name)
+	return tl == nl && (ts == "" || ts == ns)
+}
+
+// attrMatches reports whether the predicate [@key='v'] selects e.
+func attrMatches(e *elem, key, v string) bool {
+	ks, kl := splitName(key)
+	for _, a := range e.attrs {
+		as, al := splitName(a.name)
+		if al == kl && (ks == "" || ks == as) && a.value == v {
+			return true
+		}
+	}
+	return false
+}
+
+// pathOf returns an etree path that selects exactly e in its tree.
+func pathOf(e *elem, keys []string) string {
+	var steps []string
+	for ; e != nil; e = e.parent {
+		steps = append(steps, step(e, keys))
+	}
+	var sb strings.Builder
+	for i := len(steps) - 1; i >= 0; i-- {
+		sb.WriteByte('/')
+		sb.WriteString(steps[i])
+	}
+	return sb.String()
+}
+
+// step returns the path step that selects e among its siblings.
+func step(e *elem, keys []string) string {
+	if e.parent == nil {
+		return e.name
+	}
+	var same []*elem
+	pos := 0
+	for _, s := range e.parent.kids {
+		if tagMatches(e.name, s.name) {
+			same = append(same, s)
+			if s == e {
+				pos = len(same)
+			}
+		}
+	}
+	if len(same) == 1 {
+		return e.name
+	}
+	if k, v, ok := keyOf(e, keys); ok && !strings.Contains(v, "[") && !(strings.Contains(v, "'") && strings.Contains(v, `"`)) {
+		n := 0
+		for _, s := range same {
+			if attrMatches(s, k, v) {
+				n++
+			}
+		}
+		if n == 1 {
+			q := "'"
+			if strings.Contains(v, "'") {
+				q = `"`
+			}
+			return fmt.Sprintf("%s[@%s=%s%s%s]", e.name, k, q, v, q)
+		}
+	}
+	return fmt.Sprintf("%s[%d]", e.name, pos)
+}
+
+// Diff returns the edits that turn old into new, matching elements by tag
+// plus key attribute, else by position among same-tag siblings. Applying the
+// edits to old changes only the bytes of what differs semantically. Moves of
+// keyed siblings are not edits: order among matched siblings is kept from old.
+func Diff(old, new []byte, opts DiffOptions) ([]Edit, error) {
+	od, err := ParseDocument(old)
+	if err != nil {
+		return nil, fmt.Errorf("diff: old: %w", err)
+	}
+	nd, err := ParseDocument(new)
+	if err != nil {
+		return nil, fmt.Errorf("diff: new: %w", err)
+	}
+	o, n := buildElem(od, od.elem, nil), buildElem(nd, nd.elem, nil)
+	if o.name != n.name {
+		return nil, fmt.Errorf("diff: %w: root element <%s> became <%s>", ErrUnsupportedChange, o.name, n.name)
+	}
+	keys := opts.keys()
+	return diffTrees(o, n, keys, func(olds, news []*elem) []int { return matchKids(olds, news, keys) }), nil
+}
+
+// differ accumulates edits while keeping a working copy of the old tree in
+// step with them, so that every path is computed against the document the
+// edit will be applied to.
+type differ struct {
+	keys  []string
+	match func(olds, news []*elem) []int
+	edits []Edit
+}
+
+func diffTrees(old, new *elem, keys []string, match func(olds, news []*elem) []int) []Edit {
+	d := &differ{keys: keys, match: match}
+	d.elem(clone(old, nil), new)
+	return d.edits
+}
+
+// clone deep-copies e, remembering e as the copy's origin; the working tree
+// is mutated as edits are emitted.
+func clone(e *elem, parent *elem) *elem {
+	c := *e
+	c.parent = parent
+	c.from = e
+	c.attrs = append([]kv(nil), e.attrs...)
+	c.kids = make([]*elem, len(e.kids))
+	for i, k := range e.kids {
+		c.kids[i] = clone(k, &c)
+	}
+	return &c
+}
+
+func (d *differ) add(e Edit) { d.edits = append(d.edits, e) }
+
+// elem emits the edits that turn the working element w into n.
+func (d *differ) elem(w, n *elem) {
+	d.attrs(w, n)
+	if w.leaf && n.leaf && w.text != n.text {
+		d.add(Edit{Op: OpSetText, Path: pathOf(w, d.keys), Value: n.text})
+		w.text = n.text
+	}
+	if w.leaf && !n.leaf && strings.TrimSpace(w.text) != "" {
+		d.add(Edit{Op: OpSetText, Path: pathOf(w, d.keys), Value: ""})
+		w.text = ""
+	}
+	m := d.match(w.kids, n.kids)
+	matched := make([]bool, len(w.kids))
+	for i, j := range m {
+		if j >= 0 && (w.kids[j].leaf || n.kids[i].leaf || w.kids[j].text == n.kids[i].text) {
+			matched[j] = true
+		} else {
+			m[i] = -1 // mixed content changed: replace the element
+		}
+	}
+	pairs := make(map[*elem]*elem)
+	for i, j := range m {
+		if j >= 0 {
+			pairs[n.kids[i]] = w.kids[j]
+		}
+	}
+	for j := len(w.kids) - 1; j >= 0; j-- {
+		if !matched[j] {
+			d.add(Edit{Op: OpRemove, Path: pathOf(w.kids[j], d.keys)})
+			w.kids = append(w.kids[:j], w.kids[j+1:]...)
+		}
+	}
+	for _, nk := range n.kids {
+		if wk, ok := pairs[nk]; ok {
+			d.elem(wk, nk)
+		}
+	}
+	if len(w.kids) == 0 && !w.leaf && n.leaf {
+		w.leaf = true
+		if strings.TrimSpace(n.text) != "" || w.text != "" {
+			d.add(Edit{Op: OpSetText, Path: pathOf(w, d.keys), Value: n.text})
+		}
+		w.text = n.text
+	}
+	d.inserts(w, n, pairs)
+}
+
+// attrs emits attribute edits: changed and new ones in n's order, then removals.
+func (d *differ) attrs(w, n *elem) {
+	for _, a := range n.attrs {
+		if v, ok := w.attr(a.name); !ok || v != a.value {
+			d.add(Edit{Op: OpSetAttr, Path: pathOf(w, d.keys), Attr: a.name, Value: a.value})
+			setKV(w, a.name, a.value)
+		}
+	}
+	for i := 0; i < len(w.attrs); i++ {
+		if _, ok := n.attr(w.attrs[i].name); !ok {
+			d.add(Edit{Op: OpRemoveAttr, Path: pathOf(w, d.keys), Attr: w.attrs[i].name})
+			w.attrs = append(w.attrs[:i], w.attrs[i+1:]...)
+			i--
+		}
+	}
+}
+
+func setKV(e *elem, name, value string) {
+	for i := range e.attrs {
+		if e.attrs[i].name == name {
+			e.attrs[i].value = value
+			return
+		}
+	}
+	e.attrs = append(e.attrs, kv{name, value})
+}
+
+// inserts emits the insertion of n's unmatched children, in n's order.
+func (d *differ) inserts(w, n *elem, pairs map[*elem]*elem) {
+	for i, nk := range n.kids {
+		if _, ok := pairs[nk]; ok {
+			continue
+		}
+		at := i
+		if at > len(w.kids) {
+			at = len(w.kids)
+		}
+		index := at + 1
+		if at == len(w.kids) {
+			index = 0
+		}
+		ins := clone(nk, w)
+		ins.from = nil
+		w.kids = append(w.kids[:at], append([]*elem{ins}, w.kids[at:]...)...)
+		w.leaf = false
+		d.add(Edit{Op: OpInsert, Path: pathOf(w, d.keys), XML: nk.raw, Index: index})
+	}
+}

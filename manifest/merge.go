@@ -1,0 +1,348 @@
+package manifest
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// ConflictKind says what both sides changed incompatibly.
+type ConflictKind string
+
+// The conflict kinds.
+const (
+	// ConflictAttr: the same attribute was set (or removed) differently.
+	ConflictAttr ConflictKind = "attr"
+	// ConflictText: the same element's text was set differently.
+	ConflictText ConflictKind = "text"
+	// ConflictRemoved: one side removed an element the other side changed.
+	ConflictRemoved ConflictKind = "removed"
+	// ConflictInserted: both sides inserted an element with the same
+	// identity but different content.
+	ConflictInserted ConflictKind = "inserted"
+)
+
+// Conflict is one incompatible change found by Merge. Values are attribute
+// values, texts or (for element conflicts) the element's XML; Absent lists
+// the sides ("base", "ours", "theirs") where the attribute or element does
+// not exist.
+type Conflict struct {
+	Kind   ConflictKind `json:"kind"`
+	Path   string       `json:"path"`
+	Attr   string       `json:"attr,omitempty"`
+	Base   string       `json:"base"`
+	Ours   string       `json:"ours"`
+	Theirs string       `json:"theirs"`
+	Absent []string     `json:"absent,omitempty"`
+}
+
+// String renders the conflict on one line.
+func (c Conflict) String() string {
+	show := func(side, v string) string {
+		for _, a := range c.Absent {
+			if a == side {
+				return "(absent)"
+			}
+		}
+		return showValue(strings.Join(strings.Fields(v), " "))
+	}
+	target := c.Path
+	if c.Attr != "" {
+		target += "@" + c.Attr
+	}
+	return fmt.Sprintf("%s conflict at %s: base %s, ours %s, theirs %s", c.Kind, target,
+		show("base", c.Base), show("ours", c.Ours), show("theirs", c.Theirs))
+}
+
+// Merge merges base→ours into theirs at element granularity and returns
+// theirs' bytes with our non-conflicting changes spliced in. Changes that
+// touch different elements or attributes merge; the same attribute or text
+// changed to different values, an element changed on one side and removed on
+// the other, or the same element inserted on both sides with different
+// content are conflicts, and there theirs is kept. The result is nil only
+// when err is not.
+func Merge(base, ours, theirs []byte, opts DiffOptions) ([]byte, []Conflict, error) {
+	var trees [3]*elem
+	for i, src := range [][]byte{base, ours, theirs} {
+		d, err := ParseDocument(src)
+		if err != nil {
+			return nil, nil, fmt.Errorf("merge: %s: %w", [3]string{"base", "ours", "theirs"}[i], err)
+		}
+		trees[i] = buildElem(d, d.elem, nil)
+	}
+	b, o, t := trees[0], trees[1], trees[2]
+	if b.name != o.name || b.name != t.name {
+		return nil, nil, fmt.Errorf("merge: %w: root elements <%s>, <%s>, <%s>", ErrUnsupportedChange, b.name, o.name, t.name)
+	}
+	mg := &merger{keys: opts.keys()}
+	m := mg.elem(b, o, t, nil)
+	edits := diffTrees(t, m, mg.keys, matchFrom)
+	out, err := Apply(theirs, edits)
+	if err != nil {
+		return nil, nil, fmt.Errorf("merge: %w", err)
+	}
+	return out, mg.conflicts, nil
+}
+
+// matchFrom pairs the merged tree's children with theirs by origin.
+func matchFrom(olds, news []*elem) []int {
+	index := make(map[*elem]int, len(olds))
+	for i, o := range olds {
+		index[o.from] = i
+	}
+	m := make([]int, len(news))
+	for i, n := range news {
+		j, ok := index[n.from]
+		if n.from == nil || !ok {
+			j = -1
+		}
+		m[i] = j
+	}
+	return m
+}
+
+type merger struct {
+	keys      []string
+	conflicts []Conflict
+}
+
+func (mg *merger) conflict(c Conflict) { mg.conflicts = append(mg.conflicts, c) }
+
+// val is a value that may be absent.
+type val struct {
+	v  string
+	ok bool
+}
+
+// merge3 merges one value; conflict is set when both sides changed it differently.
+func merge3(b, o, t val) (val, bool) {
+	switch {
+	case o == b || o == t:
+		return t, false
+	case t == b:
+		return o, false
+	}
+	return t, true
+}
+
+func absent(b, o, t val) []string {
+	var out []string
+	for i, v := range []val{b, o, t} {
+		if !v.ok {
+			out = append(out, [3]string{"base", "ours", "theirs"}[i])
+		}
+	}
+	return out
+}
+
+// elem merges three matched elements into a new element derived from t.
+func (mg *merger) elem(b, o, t, parent *elem) *elem {
+	m := &elem{name: t.name, parent: parent, from: t, raw: t.raw, leaf: true}
+	mg.mergeAttrs(b, o, t, m)
+	bt, ot, tt := textVal(b), textVal(o), textVal(t)
+	text, clash := merge3(bt, ot, tt)
+	if clash {
+		mg.conflict(Conflict{Kind: ConflictText, Path: pathOf(t, mg.keys), Base: bt.v, Ours: ot.v, Theirs: tt.v})
+	}
+	m.text = text.v
+	m.kids = mg.kids(b, o, t, m)
+	m.leaf = len(m.kids) == 0
+	if !m.leaf && !t.leaf {
+		m.text = t.text // mixed text of theirs is kept as is
+	}
+	return m
+}
+
+// textVal is the text of a leaf; elements with children have none.
+func textVal(e *elem) val {
+	if !e.leaf {
+		return val{}
+	}
+	return val{e.text, true}
+}
+
+func (mg *merger) mergeAttrs(b, o, t, m *elem) {
+	var names []string
+	seen := map[string]bool{}
+	for _, e := range []*elem{t, o, b} {
+		for _, a := range e.attrs {
+			if !seen[a.name] {
+				seen[a.name] = true
+				names = append(names, a.name)
+			}
+		}
+	}
+	for _, name := range names {
+		bv, bok := b.attr(name)
+		ov, ook := o.attr(name)
+		tv, tok := t.attr(name)
+		r, clash := merge3(val{bv, bok}, val{ov, ook}, val{tv, tok})
+		if clash {
+			mg.conflict(Conflict{Kind: ConflictAttr, Path: pathOf(t, mg.keys), Attr: name, Base: bv, Ours: ov, Theirs: tv,
+				Absent: absent(val{bv, bok}, val{ov, ook}, val{tv, tok})})
+		}
+		if r.ok {
+			m.attrs = append(m.attrs, kv{name, r.v})
+		}
+	}
+}
+
+// kids merges the children of three matched elements.
+func (mg *merger) kids(b, o, t, m *elem) []*elem {
+	bo := inverse(matchKids(b.kids, o.kids, mg.keys), len(b.kids)) // base index -> ours index
+	bt := inverse(matchKids(b.kids, t.kids, mg.keys), len(b.kids)) // base index -> theirs index
+	fromBase := map[*elem]*elem{}                                  // theirs child -> merged child
+	inOurs := map[*elem]*elem{}                                    // ours child -> merged child
+	dropped := map[*elem]bool{}                                    // theirs children left out
+	for i, bk := range b.kids {
+		oi, ti := bo[i], bt[i]
+		switch {
+		case oi >= 0 && ti >= 0:
+			mk := mg.elem(bk, o.kids[oi], t.kids[ti], m)
+			fromBase[t.kids[ti]] = mk
+			inOurs[o.kids[oi]] = mk
+		case oi < 0 && ti >= 0:
+			if same(bk, t.kids[ti]) {
+				dropped[t.kids[ti]] = true
+			} else {
+				mg.conflict(Conflict{Kind: ConflictRemoved, Path: pathOf(t.kids[ti], mg.keys), Base: bk.raw, Theirs: t.kids[ti].raw, Absent: []string{"ours"}})
+			}
+		case oi >= 0 && ti < 0:
+			if !same(bk, o.kids[oi]) {
+				mg.conflict(Conflict{Kind: ConflictRemoved, Path: pathOf(bk, mg.keys), Base: bk.raw, Ours: o.kids[oi].raw, Absent: []string{"theirs"}})
+			}
+		}
+	}
+	oursNew := mg.oursInserts(b, o, t)
+	var out []*elem
+	for _, tk := range t.kids {
+		switch {
+		case fromBase[tk] != nil:
+			out = append(out, fromBase[tk])
+		case dropped[tk]:
+		default:
+			out = append(out, adopt(tk, m))
+			if ok := oursNew[tk]; ok != nil {
+				inOurs[ok] = out[len(out)-1]
+			}
+		}
+	}
+	return mg.placeInserts(o, m, out, inOurs)
+}
+
+// oursInserts maps theirs' new children to ours' new children with the same
+// identity, reporting a conflict when their content differs.
+func (mg *merger) oursInserts(b, o, t *elem) map[*elem]*elem {
+	out := map[*elem]*elem{}
+	oNew := unmatched(b.kids, o.kids, mg.keys)
+	tNew := unmatched(b.kids, t.kids, mg.keys)
+	if len(oNew) == 0 || len(tNew) == 0 {
+		return out
+	}
+	tIDs := ids(t.kids, mg.keys)
+	oIDs := ids(o.kids, mg.keys)
+	byID := map[string]*elem{}
+	for i, tk := range t.kids {
+		if tNew[tk] {
+			byID[tIDs[i]] = tk
+		}
+	}
+	for i, ok := range o.kids {
+		tk := byID[oIDs[i]]
+		if !oNew[ok] || tk == nil {
+			continue
+		}
+		out[tk] = ok
+		if !same(ok, tk) {
+			mg.conflict(Conflict{Kind: ConflictInserted, Path: pathOf(tk, mg.keys), Ours: ok.raw, Theirs: tk.raw, Absent: []string{"base"}})
+		}
+	}
+	return out
+}
+
+// unmatched returns the children of news that have no match in olds.
+func unmatched(olds, news []*elem, keys []string) map[*elem]bool {
+	out := map[*elem]bool{}
+	for i, j := range matchKids(olds, news, keys) {
+		if j < 0 {
+			out[news[i]] = true
+		}
+	}
+	return out
+}
+
+// placeInserts adds ours' new children to out, each after the merged
+// counterpart of its nearest preceding sibling in ours (else first).
+func (mg *merger) placeInserts(o, m *elem, out []*elem, inOurs map[*elem]*elem) []*elem {
+	var prev *elem
+	for _, ok := range o.kids {
+		if mk := inOurs[ok]; mk != nil {
+			prev = mk
+			continue
+		}
+		ins := adopt(ok, m)
+		ins.from = nil
+		ins.raw = ok.raw
+		at := 0
+		if prev != nil {
+			for i, x := range out {
+				if x == prev {
+					at = i + 1
+				}
+			}
+		}
+		out = append(out[:at], append([]*elem{ins}, out[at:]...)...)
+		inOurs[ok] = ins
+		prev = ins
+	}
+	return out
+}
+
+// adopt copies a subtree of theirs (or ours) into the merged tree, keeping
+// the origin of every element.
+func adopt(e, parent *elem) *elem {
+	c := &elem{name: e.name, attrs: e.attrs, text: e.text, leaf: e.leaf, parent: parent, raw: e.raw, from: e}
+	for _, k := range e.kids {
+		c.kids = append(c.kids, adopt(k, c))
+	}
+	return c
+}
+
+// inverse turns a news->olds match into olds->news.
+func inverse(m []int, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = -1
+	}
+	for i, j := range m {
+		if j >= 0 {
+			out[j] = i
+		}
+	}
+	return out
+}
+
+// same reports semantic equality of two subtrees (attribute order ignored).
+func same(a, b *elem) bool {
+	if a.name != b.name || a.leaf != b.leaf || a.text != b.text || len(a.attrs) != len(b.attrs) || len(a.kids) != len(b.kids) {
+		return false
+	}
+	as, bs := sortedAttrs(a), sortedAttrs(b)
+	for i := range as {
+		if as[i] != bs[i] {
+			return false
+		}
+	}
+	for i := range a.kids {
+		if !same(a.kids[i], b.kids[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedAttrs(e *elem) []kv {
+	s := append([]kv(nil), e.attrs...)
+	sort.Slice(s, func(i, j int) bool { return s[i].name < s[j].name })
+	return s
+}

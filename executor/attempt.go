@@ -26,10 +26,11 @@ type jobRun struct {
 	others  map[string]bool   // other in-flight jobs' instance files
 	allow   []string          // host variables passed through
 	literal bool              // arguments are already templated (scenarios)
+	watch   *treeWatch        // nil: snapshots (or the job's hook)
 	log     zerolog.Logger
 }
 
-func (e *Executor) newJobRun(job Job, others map[string]bool) *jobRun {
+func (e *Executor) newJobRun(job Job, others map[string]bool, watch *treeWatch) *jobRun {
 	file := path.Clean(job.Instance.File)
 	return &jobRun{
 		job:     job,
@@ -38,6 +39,7 @@ func (e *Executor) newJobRun(job Job, others map[string]bool) *jobRun {
 		outputs: maps.Clone(job.Outputs),
 		others:  others,
 		allow:   e.opts.StepEnv,
+		watch:   watch,
 		log:     e.log.With().Str("instance", string(job.Instance.Name)).Logger(),
 	}
 }
@@ -69,9 +71,9 @@ func (e *Executor) attempt(ctx context.Context, jr *jobRun, step manifest.Step, 
 	defer os.Remove(outFile)
 	env.set("DEPLOYER_OUTPUT", outFile)
 	r.Env["DEPLOYER_OUTPUT"] = outFile
-	writes, err := startWriteCheck(jr.job)
+	writes, err := jr.startWriteCheck()
 	if err != nil {
-		return fail(fmt.Sprintf("snapshot tree: %v", err))
+		return fail(fmt.Sprintf("check writes: %v", err))
 	}
 	log := jr.log.With().Str("step", string(step.Name)).Int("attempt", n).Logger()
 	c := newCapture(e.opts.OutputLimit)

@@ -41,8 +41,9 @@ type Options struct {
 
 // Executor runs steps. It is safe for concurrent use.
 type Executor struct {
-	opts Options
-	log  zerolog.Logger
+	opts    Options
+	log     zerolog.Logger
+	noWatch bool // tests: compare snapshots instead of watching the tree
 }
 
 // New returns an Executor with opts, defaults filled in.

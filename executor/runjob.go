@@ -18,13 +18,15 @@ import (
 // is cancelled the running step is killed and reported "interrupted", and so
 // are the steps after it. RunJob returns every result it reported.
 func (e *Executor) RunJob(ctx context.Context, job Job, report func(StepResult)) []StepResult {
-	return e.runJob(ctx, job, report, nil, nil)
+	ws := e.watchJobs([]Job{job})
+	defer ws.close()
+	return e.runJob(ctx, job, report, nil, nil, ws[job.RepoRoot])
 }
 
 // runJob is RunJob with a hook called once, before the report, when the
 // instance fails, and the instance files of other jobs in flight.
-func (e *Executor) runJob(ctx context.Context, job Job, report func(StepResult), onFail func(), others map[string]bool) []StepResult {
-	jr := e.newJobRun(job, others)
+func (e *Executor) runJob(ctx context.Context, job Job, report func(StepResult), onFail func(), others map[string]bool, watch *treeWatch) []StepResult {
+	jr := e.newJobRun(job, others, watch)
 	var results []StepResult
 	emit := func(r StepResult) {
 		results = append(results, r)

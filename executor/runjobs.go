@@ -41,6 +41,8 @@ func (e *Executor) RunJobs(ctx context.Context, jobs []Job, bucket, maxFailures 
 		return failures, maxFailures > 0 && failures >= maxFailures
 	}
 	others := instanceFiles(jobs)
+	ws := e.watchJobs(jobs)
+	defer ws.close()
 	results := make([]InstanceResult, len(jobs))
 	slots := make(chan struct{}, bucket)
 	var wg sync.WaitGroup
@@ -55,7 +57,7 @@ func (e *Executor) RunJobs(ctx context.Context, jobs []Job, bucket, maxFailures 
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			steps := e.runJob(ctx, job, serial, onFail, others[job.RepoRoot])
+			steps := e.runJob(ctx, job, serial, onFail, others[job.RepoRoot], ws[job.RepoRoot])
 			results[i] = InstanceResult{Instance: job.Instance, Status: instanceStatus(steps), Steps: steps}
 		}()
 	}

@@ -63,7 +63,9 @@ func (e *Executor) runScenario(ctx context.Context, t Target, sc Scenario, resto
 			return StepResult{}, nil, fmt.Errorf("run scenario: write instance: %w", err)
 		}
 	}
-	jr := e.newJobRun(job, nil)
+	ws := e.watchJobs([]Job{job})
+	defer ws.close()
+	jr := e.newJobRun(job, nil, ws[job.RepoRoot])
 	jr.literal = true
 	jr.allow = sc.allowedHostEnv(e.opts.StepEnv)
 	r, _ := e.attempt(ctx, jr, job.Steps[0], 1)

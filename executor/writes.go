@@ -127,19 +127,28 @@ func (s *snapshot) differs(path string, b, a fileStat) bool {
 	return a.hash != b.hash
 }
 
-// writeCheck is one attempt's writes check: it collects what the step changed
-// and which of those changes it was not allowed to make.
+// writeCheck is one attempt's writes check: it collects what the step
+// changed, through the job's hook, the tree watch, or snapshots.
 type writeCheck struct {
 	check  func(ctx context.Context, step manifest.Step) ([]string, error)
+	watch  *treeWatch
+	mark   uint64
 	before *snapshot
 }
 
-// startWriteCheck prepares the check for one attempt of step.
-func startWriteCheck(job Job) (*writeCheck, error) {
-	if job.CheckWrites != nil {
-		return &writeCheck{check: job.CheckWrites}, nil
+// startWriteCheck prepares the check for one attempt.
+func (jr *jobRun) startWriteCheck() (*writeCheck, error) {
+	if jr.job.CheckWrites != nil {
+		return &writeCheck{check: jr.job.CheckWrites}, nil
 	}
-	before, err := takeSnapshot(job.RepoRoot)
+	if jr.watch != nil {
+		m, err := jr.watch.mark()
+		if err == nil {
+			return &writeCheck{watch: jr.watch, mark: m}, nil
+		}
+		jr.log.Warn().Err(err).Msg("tree watch unavailable, comparing snapshots")
+	}
+	before, err := takeSnapshot(jr.job.RepoRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -147,10 +156,45 @@ func startWriteCheck(job Job) (*writeCheck, error) {
 }
 
 func (w *writeCheck) changed(ctx context.Context, step manifest.Step) ([]string, error) {
-	if w.check != nil {
+	switch {
+	case w.check != nil:
 		return w.check(ctx, step)
+	case w.watch != nil:
+		return w.watch.changedSince(w.mark)
 	}
 	return w.before.changedSince()
+}
+
+// watches holds one tree watch per repository root for jobs that use the
+// default writes check.
+type watches map[string]*treeWatch
+
+// watchJobs starts the watches jobs need; a root that cannot be watched
+// falls back to snapshots.
+func (e *Executor) watchJobs(jobs []Job) watches {
+	ws := watches{}
+	for _, j := range jobs {
+		if j.CheckWrites != nil || ws[j.RepoRoot] != nil {
+			continue
+		}
+		if _, tried := ws[j.RepoRoot]; tried || e.noWatch {
+			continue
+		}
+		w, err := newTreeWatch(j.RepoRoot)
+		if err != nil {
+			e.log.Warn().Err(err).Str("repo_root", j.RepoRoot).Msg("tree watch unavailable, comparing snapshots")
+		}
+		ws[j.RepoRoot] = w
+	}
+	return ws
+}
+
+func (ws watches) close() {
+	for _, w := range ws {
+		if w != nil {
+			w.close()
+		}
+	}
 }
 
 // forbidden returns the files in changed that step may not change. Files in

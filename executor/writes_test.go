@@ -37,29 +37,51 @@ func TestWritesPolicy(t *testing.T) {
 			executor.StatusFailed, []string{"instances/b.xml"}, []string{"instances/b.xml"}},
 		{"failing step that also wrote", "", `echo x > stray.txt; exit 2`,
 			executor.StatusFailed, []string{"stray.txt"}, []string{"stray.txt"}},
-		{"git directory is not the tree", "", `echo x > .git/scratch`,
+		{"git directory is not the tree", "", `echo x > .git/scratch; mkdir -p .git/refs/x; echo y > .git/refs/x/y`,
 			executor.StatusSucceeded, nil, nil},
+		{"temporary file", "", `echo x > tmp.$$; mv tmp.$$ tmp2.$$; rm tmp2.$$; mkdir -p d/e; rmdir d/e d`,
+			executor.StatusSucceeded, nil, nil},
+		{"append nothing", "", `printf '' >> instances/b.xml; cat instances/a.xml > /dev/null`,
+			executor.StatusSucceeded, nil, nil},
+		{"nested new directories", "", `mkdir -p gen/x/y; echo 1 > gen/x/y/z; echo 2 > gen/x/w`,
+			executor.StatusFailed, []string{"gen/x/w", "gen/x/y/z"}, []string{"gen/x/w", "gen/x/y/z"}},
+		{"chmod", "", `chmod +x instances/b.xml`,
+			executor.StatusFailed, []string{"instances/b.xml"}, []string{"instances/b.xml"}},
+		{"remove a directory", "", `mkdir -p keep && echo k > keep/k && rm -r keep`,
+			executor.StatusSucceeded, nil, nil},
+		{"rename directory", "", `mv instances moved`,
+			executor.StatusFailed, []string{"instances/a.xml", "instances/b.xml", "moved/a.xml", "moved/b.xml"},
+			[]string{"instances/a.xml", "instances/b.xml", "moved/a.xml", "moved/b.xml"}},
+		{"replace by rename", "", `echo new > t.$$ && mv t.$$ instances/b.xml`,
+			executor.StatusFailed, []string{"instances/b.xml"}, []string{"instances/b.xml"}},
+		{"remove tracked directory", "", `rm -r instances`,
+			executor.StatusFailed, []string{"instances/a.xml", "instances/b.xml"}, []string{"instances/a.xml", "instances/b.xml"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			root := newRepo(t, "a", "b")
-			mustMkdir(t, filepath.Join(root, ".git"))
-			e, _ := testExecutor(t)
-			s := step("configure", script(t, root, "w.sh", tc.body))
-			s.Writes = tc.writes
-			s.Retries = 2
-			all, _ := run(t, e, job(root, "a", s))
-			if len(all) != 1 && tc.wantForbidden != nil {
-				t.Errorf("a step that broke the writes policy was retried: %d attempts", len(all))
-			}
-			r := all[len(all)-1]
-			wantStatus(t, r, tc.wantStatus)
-			if !slices.Equal(r.ChangedFiles, tc.wantChanged) || !slices.Equal(r.ForbiddenWrites, tc.wantForbidden) {
-				t.Errorf("got changed %q forbidden %q, want %q %q", r.ChangedFiles, r.ForbiddenWrites, tc.wantChanged, tc.wantForbidden)
-			}
-			if tc.wantForbidden != nil && !strings.Contains(r.Reason, executor.ErrForbiddenWrite.Error()+": "+strings.Join(tc.wantForbidden, ", ")) {
-				t.Errorf("reason %q does not name the files", r.Reason)
-			}
-		})
+		for _, mode := range []string{"watch", "snapshot"} {
+			t.Run(tc.name+"/"+mode, func(t *testing.T) {
+				root := newRepo(t, "a", "b")
+				mustMkdir(t, filepath.Join(root, ".git"))
+				e, _ := testExecutor(t)
+				if mode == "snapshot" {
+					executor.CompareSnapshots(e)
+				}
+				s := step("configure", script(t, root, "w.sh", tc.body))
+				s.Writes = tc.writes
+				s.Retries = 2
+				all, _ := run(t, e, job(root, "a", s))
+				if len(all) != 1 && tc.wantForbidden != nil {
+					t.Errorf("a step that broke the writes policy was retried: %d attempts", len(all))
+				}
+				r := all[len(all)-1]
+				wantStatus(t, r, tc.wantStatus)
+				if !slices.Equal(r.ChangedFiles, tc.wantChanged) || !slices.Equal(r.ForbiddenWrites, tc.wantForbidden) {
+					t.Errorf("got changed %q forbidden %q, want %q %q", r.ChangedFiles, r.ForbiddenWrites, tc.wantChanged, tc.wantForbidden)
+				}
+				if tc.wantForbidden != nil && !strings.Contains(r.Reason, executor.ErrForbiddenWrite.Error()+": "+strings.Join(tc.wantForbidden, ", ")) {
+					t.Errorf("reason %q does not name the files", r.Reason)
+				}
+			})
+		}
 	}
 }
 

@@ -166,4 +166,3 @@ func copyFile(src, dst string) error {
 	}
 	return os.Rename(tmp, dst)
 }
-

@@ -1,0 +1,164 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Client talks to a daemon's API over its Unix socket or over TCP.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+	where string // for error messages: the socket path or the URL
+}
+
+// NewUnixClient returns a client for the daemon listening on socket.
+func NewUnixClient(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}
+	return &Client{base: "http://deployer", http: &http.Client{Transport: tr}, where: socket}
+}
+
+// NewRemoteClient returns a client for the daemon at baseURL using a bearer token.
+func NewRemoteClient(baseURL, token string) *Client {
+	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, http: &http.Client{}, where: baseURL}
+}
+
+// Status returns the daemon's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
+	return st, err
+}
+
+// Sync triggers a run of repo; with wait it returns when the run ended.
+func (c *Client) Sync(ctx context.Context, repo string, wait bool) (SyncResponse, error) {
+	var resp SyncResponse
+	err := c.do(ctx, http.MethodPost, "/v1/repos/"+url.PathEscape(repo)+"/sync", SyncRequest{Wait: wait}, &resp)
+	return resp, err
+}
+
+// Runs lists runs, newest first; repo "" lists every repo's.
+func (c *Client) Runs(ctx context.Context, repo string, limit int) ([]Run, error) {
+	q := url.Values{}
+	if repo != "" {
+		q.Set("repo", repo)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var resp struct {
+		Runs []Run `json:"runs"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/runs?"+q.Encode(), nil, &resp)
+	return resp.Runs, err
+}
+
+// Run returns one run with its step results.
+func (c *Client) Run(ctx context.Context, id uint64) (Run, error) {
+	var r Run
+	err := c.do(ctx, http.MethodGet, "/v1/runs/"+strconv.FormatUint(id, 10), nil, &r)
+	return r, err
+}
+
+// Do sends a request with a JSON body (nil for none) and decodes a JSON answer into out (nil to discard).
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	return c.do(ctx, method, path, body, out)
+}
+
+// Raw sends a GET request and returns the answer's body unparsed.
+func (c *Client) Raw(ctx context.Context, path string) (io.ReadCloser, error) {
+	req, err := c.request(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, c.unreachable(err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp.Body, nil
+}
+
+func (c *Client) request(ctx context.Context, method, path string, body any) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	req, err := c.request(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.unreachable(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return decodeError(resp)
+	}
+	if out == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func (c *Client) unreachable(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return Errorf(KindUnavailable, "cannot reach the daemon at %s: %v (is `deployer daemon` running? see --socket, --remote)", c.where, err)
+}
+
+func decodeError(resp *http.Response) error {
+	var e Error
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &e) != nil || e.Message == "" {
+		return Errorf(KindInternal, "daemon answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	k := Kind(e.Kind)
+	if k == "" {
+		k = KindInternal
+	}
+	return &KindError{Kind: k, Message: e.Message}
+}

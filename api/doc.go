@@ -1,0 +1,7 @@
+// Package api provides the daemon's versioned HTTP interface: the JSON
+// types of the /v1 contract, the server that serves them on a Unix socket
+// (and optionally TCP with a bearer token), and the client the CLI uses.
+//
+// The server never touches the state file itself; it asks a Backend, which
+// the daemon implements.
+package api

@@ -1,0 +1,60 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Kind classifies an error for operators and for HTTP status codes.
+type Kind string
+
+// Error kinds of the API. Anything unrecognised is KindInternal.
+const (
+	KindNotFound     Kind = "not_found"
+	KindInvalid      Kind = "invalid"
+	KindUnauthorized Kind = "unauthorized"
+	KindUnavailable  Kind = "unavailable"
+	KindTooLarge     Kind = "too_large"
+	KindInternal     Kind = "internal"
+)
+
+// KindError is an error with a kind; the server sends it as Error.
+type KindError struct {
+	Kind    Kind
+	Message string
+}
+
+func (e *KindError) Error() string { return e.Message }
+
+// Errorf returns a *KindError of kind k.
+func Errorf(k Kind, format string, args ...any) error {
+	return &KindError{Kind: k, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorKind returns the kind of err, KindInternal when it has none.
+func ErrorKind(err error) Kind {
+	var ke *KindError
+	if errors.As(err, &ke) {
+		return ke.Kind
+	}
+	return KindInternal
+}
+
+// HTTPStatus maps a kind to its HTTP status code; it is the one place that does.
+func HTTPStatus(k Kind) int {
+	switch k {
+	case KindNotFound:
+		return http.StatusNotFound
+	case KindInvalid:
+		return http.StatusBadRequest
+	case KindUnauthorized:
+		return http.StatusUnauthorized
+	case KindUnavailable:
+		return http.StatusServiceUnavailable
+	case KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	default:
+		return http.StatusInternalServerError
+	}
+}

@@ -1,0 +1,218 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Backend is what the server needs from the daemon.
+type Backend interface {
+	Status(ctx context.Context) (Status, error)
+	Sync(ctx context.Context, repo string, wait bool) (SyncResponse, error)
+	Runs(ctx context.Context, repo string, limit int) ([]Run, error)
+	Run(ctx context.Context, id uint64) (Run, error)
+	// Ready returns nil when the state is open and every repo is checked out.
+	Ready() error
+}
+
+// MaxBodyBytes bounds every request body.
+const MaxBodyBytes = 1 << 20
+
+// Server serves the /v1 API for a Backend.
+type Server struct {
+	Backend Backend
+	Logger  zerolog.Logger
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// every /v1 request except webhooks. The Unix socket listener is served
+	// without it: file permissions guard the socket.
+	Token string
+}
+
+// Handler returns the API's routes. When requireToken is true every /v1
+// request must carry the server's bearer token.
+func (s *Server) Handler(requireToken bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("POST /v1/repos/{name}/sync", s.sync)
+	mux.HandleFunc("GET /v1/runs", s.runs)
+	mux.HandleFunc("GET /v1/runs/{id}", s.run)
+	var h http.Handler = mux
+	if requireToken {
+		h = s.requireToken(mux)
+	}
+	return s.limit(h)
+}
+
+func (s *Server) limit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) requireToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || strings.HasPrefix(r.URL.Path, "/v1/webhooks/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || s.Token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
+			s.fail(w, Errorf(KindUnauthorized, "missing or wrong bearer token"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.Backend.Ready(); err != nil {
+		s.fail(w, Errorf(KindUnavailable, "not ready: %v", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Backend.Status(r.Context())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
+	var req SyncRequest
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			s.fail(w, Errorf(KindInvalid, "decode sync request: %v", err))
+			return
+		}
+	}
+	resp, err := s.Backend.Sync(r.Context(), r.PathValue("name"), req.Wait)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) runs(w http.ResponseWriter, r *http.Request) {
+	limit := 50
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			s.fail(w, Errorf(KindInvalid, "limit %q: want a positive number", v))
+			return
+		}
+		limit = n
+	}
+	runs, err := s.Backend.Runs(r.Context(), r.URL.Query().Get("repo"), limit)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
+}
+
+func (s *Server) run(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.fail(w, Errorf(KindInvalid, "run id %q: want a number", r.PathValue("id")))
+		return
+	}
+	run, err := s.Backend.Run(r.Context(), id)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, run)
+}
+
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	k := ErrorKind(err)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		k = KindTooLarge
+	}
+	if k == KindInternal {
+		s.Logger.Error().Err(err).Msg("api request failed")
+	}
+	writeJSON(w, HTTPStatus(k), Error{Kind: string(k), Message: err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// ListenUnix listens on a Unix socket at path with mode 0660, owned by
+// group when it is not empty. A stale socket file is replaced; any other
+// file at path is an error.
+func ListenUnix(path, group string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("listen %s: a file that is not a socket is in the way; move it", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("listen %s: another daemon is serving this socket", path)
+		}
+		_ = os.Remove(path)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("socket group %q: %w", group, err)
+		}
+		gid, _ := strconv.Atoi(g.Gid)
+		if err := os.Chown(path, -1, gid); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("chown %s to group %s: %w", path, group, err)
+		}
+	}
+	return l, nil
+}
+
+// NewHTTPServer returns an http.Server with the timeouts the daemon uses.
+func NewHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+}

@@ -1,0 +1,106 @@
+package api
+
+import "time"
+
+// Status is the answer of GET /v1/status.
+type Status struct {
+	Host    string       `json:"host"`
+	Version string       `json:"version"`
+	Started time.Time    `json:"started"`
+	Repos   []RepoStatus `json:"repos"`
+}
+
+// RepoStatus describes one tracked repository.
+type RepoStatus struct {
+	Name              string     `json:"name"`
+	URL               string     `json:"url"`
+	Branch            string     `json:"branch"`
+	Head              string     `json:"head"`
+	Upstream          string     `json:"upstream"`
+	Deployed          string     `json:"deployed"`
+	State             string     `json:"state"`
+	Running           *RunRef    `json:"running,omitempty"`
+	LastRun           *RunRef    `json:"last_run,omitempty"`
+	LastSync          *time.Time `json:"last_sync,omitempty"`
+	LastError         string     `json:"last_error,omitempty"`
+	OpenInterventions int        `json:"open_interventions"`
+}
+
+// RunRef is the short form of a run.
+type RunRef struct {
+	ID      uint64    `json:"id"`
+	Status  string    `json:"status"`
+	Commit  string    `json:"commit"`
+	Started time.Time `json:"started"`
+}
+
+// Trigger says why a run happened.
+type Trigger struct {
+	Kind   string    `json:"kind"`
+	Detail string    `json:"detail,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// Run is one pass of the pipeline over one repo.
+type Run struct {
+	ID        uint64            `json:"id"`
+	Repo      string            `json:"repo"`
+	Triggers  []Trigger         `json:"triggers"`
+	Base      string            `json:"base"`
+	Commit    string            `json:"commit"`
+	Status    string            `json:"status"`
+	Error     string            `json:"error,omitempty"`
+	Started   time.Time         `json:"started"`
+	Ended     *time.Time        `json:"ended,omitempty"`
+	Instances []InstanceOutcome `json:"instances"`
+	Steps     []StepResult      `json:"steps,omitempty"`
+}
+
+// InstanceOutcome is one planned instance of a run.
+type InstanceOutcome struct {
+	Name   string `json:"name"`
+	File   string `json:"file"`
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// StepResult is one recorded step attempt.
+type StepResult struct {
+	Instance    string            `json:"instance"`
+	Step        string            `json:"step"`
+	Attempt     int               `json:"attempt"`
+	Status      string            `json:"status"`
+	Reason      string            `json:"reason,omitempty"`
+	Argv        []string          `json:"argv"`
+	Dir         string            `json:"dir"`
+	Env         map[string]string `json:"env,omitempty"`
+	SecretNames []string          `json:"secret_names,omitempty"`
+	ExitCode    int               `json:"exit_code"`
+	Signal      string            `json:"signal,omitempty"`
+	Started     time.Time         `json:"started"`
+	Ended       time.Time         `json:"ended"`
+	DurationMS  int64             `json:"duration_ms"`
+	OutputHead  string            `json:"output_head,omitempty"`
+	OutputTail  string            `json:"output_tail,omitempty"`
+	OutputBytes int64             `json:"output_bytes"`
+	Truncated   bool              `json:"truncated,omitempty"`
+	Outputs     map[string]string `json:"outputs,omitempty"`
+}
+
+// SyncRequest asks for a run of one repo.
+type SyncRequest struct {
+	Wait bool `json:"wait"`
+}
+
+// SyncResponse answers a SyncRequest. Run is set when the request waited.
+type SyncResponse struct {
+	Repo   string `json:"repo"`
+	Queued bool   `json:"queued"`
+	Run    *Run   `json:"run,omitempty"`
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+}

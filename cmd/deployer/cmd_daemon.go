@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/daemon"
+	"github.com/sre-tools/deployer/syncer"
+)
+
+type daemonOptions struct{ checkConfig bool }
+
+func newDaemonCmd(g *globalOptions) *cobra.Command {
+	o := &daemonOptions{}
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run the daemon in the foreground until SIGTERM",
+		Long: `Run the daemon in the foreground until SIGTERM or SIGINT; SIGHUP re-reads and
+validates the config file.
+
+With --check-config, only validate the config file: every problem is printed
+as file:line: message. Exit status: 0 valid (or clean stop), 1 error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := g.configPath
+			if path == "" {
+				path = defaultConfigPath
+			}
+			cfg, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			if o.checkConfig {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d repos)\n", path, len(cfg.Repos))
+				return nil
+			}
+			return runDaemon(cmd.Context(), cfg, path, newLogger(cfg.Log, os.Stderr))
+		},
+	}
+	cmd.Flags().BoolVar(&o.checkConfig, "check-config", false, "only validate the config file")
+	return cmd
+}
+
+// runDaemon serves the API and runs the pipeline until ctx is done.
+func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger) error {
+	opts, err := daemonOpts(cfg, log)
+	if err != nil {
+		return err
+	}
+	d, err := daemon.New(opts)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	servers, err := serveAPI(cfg, d, log)
+	if err != nil {
+		return err
+	}
+	go watchHUP(ctx, path, log)
+	log.Info().Str("host", opts.Host).Str("state", d.StatePath()).Str("socket", cfg.Listen.Socket).Int("repos", len(cfg.Repos)).Msg("daemon started")
+	err = d.Serve(ctx)
+	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		_ = s.Shutdown(shut)
+	}
+	log.Info().Msg("daemon stopped")
+	return err
+}
+
+func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server, error) {
+	srv := &api.Server{Backend: d, Logger: log}
+	ul, err := api.ListenUnix(cfg.Listen.Socket, cfg.Listen.SocketGroup)
+	if err != nil {
+		return nil, err
+	}
+	servers := []*http.Server{api.NewHTTPServer(srv.Handler(false))}
+	listeners := []net.Listener{ul}
+	if cfg.Listen.HTTP != "" {
+		tok, err := readSecretFile(cfg.Listen.TokenFile)
+		if err != nil {
+			ul.Close()
+			return nil, fmt.Errorf("listen.http %s: %w (the TCP API needs a token)", cfg.Listen.HTTP, err)
+		}
+		srv.Token = tok
+		tl, err := net.Listen("tcp", cfg.Listen.HTTP)
+		if err != nil {
+			ul.Close()
+			return nil, fmt.Errorf("listen %s: %w", cfg.Listen.HTTP, err)
+		}
+		servers = append(servers, api.NewHTTPServer(srv.Handler(true)))
+		listeners = append(listeners, tl)
+	}
+	for i, s := range servers {
+		go func() {
+			if err := s.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("api server stopped")
+			}
+		}()
+	}
+	return servers, nil
+}
+
+// watchHUP re-reads the config on SIGHUP and says whether it is valid.
+// Changes to repos take effect at the next restart.
+func watchHUP(ctx context.Context, path string, log zerolog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			if _, err := loadConfig(path); err != nil {
+				log.Error().Err(err).Msg("SIGHUP: config invalid; keeping the running config")
+				continue
+			}
+			log.Warn().Msg("SIGHUP: config valid; repo and listener changes take effect when the daemon restarts")
+		}
+	}
+}
+
+func daemonOpts(cfg *Config, log zerolog.Logger) (daemon.Options, error) {
+	opts := daemon.Options{Host: cfg.Host, StateDir: cfg.StateDir, AllowStepDirs: cfg.AllowStepDirs, StepEnv: cfg.StepEnv, Logger: log}
+	if len(opts.StepEnv) == 0 {
+		opts.StepEnv = []string{"PATH", "HOME", "LANG", "TZ"}
+	}
+	for _, r := range cfg.Repos {
+		auth, err := repoAuth(r)
+		if err != nil {
+			return opts, fmt.Errorf("repo %s: %w", r.Name, err)
+		}
+		opts.Repos = append(opts.Repos, daemon.RepoConfig{
+			Name: r.Name, URL: r.URL, Branch: r.Branch, Poll: time.Duration(r.Poll), Auth: auth,
+			Author:  syncer.Author{Name: r.Author.Name, Email: r.Author.Email},
+			OnDirty: r.OnDirty, OnRewrite: r.OnRewrite, PushAttempts: r.PushAttempts,
+		})
+	}
+	return opts, nil
+}
+
+// repoAuth builds the transport credentials of a repo from its files.
+func repoAuth(r RepoConfig) (transport.AuthMethod, error) {
+	switch {
+	case r.Auth.SSHKeyFile != "":
+		user := r.Auth.Username
+		if user == "" {
+			user = "git"
+		}
+		keys, err := gitssh.NewPublicKeysFromFile(user, r.Auth.SSHKeyFile, "")
+		if err != nil {
+			return nil, fmt.Errorf("ssh key %s: %w", r.Auth.SSHKeyFile, err)
+		}
+		if r.Auth.KnownHostsFile != "" {
+			cb, err := gitssh.NewKnownHostsCallback(r.Auth.KnownHostsFile)
+			if err != nil {
+				return nil, fmt.Errorf("known hosts %s: %w", r.Auth.KnownHostsFile, err)
+			}
+			keys.HostKeyCallback = cb
+		}
+		return keys, nil
+	case r.Auth.PasswordFile != "":
+		pw, err := readSecretFile(r.Auth.PasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		return &githttp.BasicAuth{Username: r.Auth.Username, Password: pw}, nil
+	}
+	return nil, nil
+}
+
+func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
+	level, err := zerolog.ParseLevel(c.Level)
+	if err != nil || c.Level == "" {
+		level = zerolog.InfoLevel
+	}
+	format := c.Format
+	if f, ok := w.(*os.File); ok && format == "" && isatty.IsTerminal(f.Fd()) {
+		format = "console"
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}

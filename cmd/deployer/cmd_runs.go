@@ -1,0 +1,189 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sre-tools/deployer/api"
+)
+
+type runsOptions struct{ limit int }
+
+func newRunsCmd(g *globalOptions) *cobra.Command {
+	o := &runsOptions{}
+	cmd := &cobra.Command{
+		Use:   "runs [NAME]",
+		Short: "List runs, newest first (of repo NAME, or of every repo)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := g.json()
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			repo := ""
+			if len(args) == 1 {
+				repo = args[0]
+			}
+			runs, err := c.Runs(cmd.Context(), repo, o.limit)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return printJSON(out, map[string]any{"runs": runs})
+			}
+			t := newTable(out)
+			fmt.Fprintln(t, "ID\tREPO\tTRIGGER\tCOMMIT\tSTATUS\tSTARTED\tDURATION\tINSTANCES")
+			for _, r := range runs {
+				fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Repo, triggerKinds(r.Triggers), shortID(r.Commit),
+					r.Status, r.Started.Local().Format("2006-01-02 15:04:05"), runDuration(r), instanceSummary(r.Instances))
+			}
+			return t.Flush()
+		},
+	}
+	cmd.Flags().IntVar(&o.limit, "limit", 20, "how many runs to list")
+	cmd.AddCommand(newRunsShowCmd(g))
+	return cmd
+}
+
+func newRunsShowCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one run with every step attempt and its output tail",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := g.json()
+			if err != nil {
+				return err
+			}
+			id, err := strconv.ParseUint(args[0], 10, 64)
+			if err != nil {
+				return usageErrorf("run id %q: want a number (see deployer runs)", args[0])
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			run, err := c.Run(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), run)
+			}
+			printRun(cmd.OutOrStdout(), run, true)
+			return nil
+		},
+	}
+}
+
+// printRun prints a run for humans; full adds every step's inputs and output.
+func printRun(w io.Writer, r api.Run, full bool) {
+	fmt.Fprintf(w, "run #%d of %s: %s\n", r.ID, r.Repo, r.Status)
+	fmt.Fprintf(w, "  commit   %s (deployed before: %s)\n", r.Commit, shortID(r.Base))
+	for _, t := range r.Triggers {
+		fmt.Fprintf(w, "  trigger  %s %s at %s\n", t.Kind, t.Detail, t.At.Local().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "  started  %s, took %s\n", r.Started.Local().Format(time.RFC3339), runDuration(r))
+	if r.Error != "" {
+		fmt.Fprintf(w, "  error    %s\n", indent(r.Error, "           "))
+	}
+	if len(r.Instances) == 0 {
+		fmt.Fprintln(w, "  no instance to run")
+	}
+	for _, in := range r.Instances {
+		fmt.Fprintf(w, "  instance %s (%s): %s", in.Name, in.File, in.Status)
+		if in.Reason != "" {
+			fmt.Fprintf(w, " (%s)", in.Reason)
+		}
+		fmt.Fprintln(w)
+		for _, s := range r.Steps {
+			if s.Instance == in.Name {
+				printStep(w, s, full)
+			}
+		}
+	}
+}
+
+func printStep(w io.Writer, s api.StepResult, full bool) {
+	fmt.Fprintf(w, "    step %s attempt %d: %s", s.Step, s.Attempt, s.Status)
+	if s.Reason != "" {
+		fmt.Fprintf(w, " (%s)", s.Reason)
+	}
+	fmt.Fprintf(w, " in %s\n", time.Duration(s.DurationMS)*time.Millisecond)
+	if len(s.Outputs) > 0 {
+		keys := make([]string, 0, len(s.Outputs))
+		for k := range s.Outputs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "      output %s=%s\n", k, s.Outputs[k])
+		}
+	}
+	if !full {
+		return
+	}
+	fmt.Fprintf(w, "      argv   %q\n", s.Argv)
+	if len(s.SecretNames) > 0 {
+		fmt.Fprintf(w, "      secrets %s (values not recorded)\n", strings.Join(s.SecretNames, ", "))
+	}
+	out := s.OutputHead
+	if s.Truncated {
+		out += fmt.Sprintf("\n… %d bytes in all, middle cut …\n", s.OutputBytes) + s.OutputTail
+	} else if s.OutputTail != "" {
+		out += s.OutputTail
+	}
+	if strings.TrimSpace(out) != "" {
+		fmt.Fprintf(w, "      output:\n        %s\n", indent(strings.TrimRight(out, "\n"), "        "))
+	}
+}
+
+func indent(s, prefix string) string { return strings.ReplaceAll(s, "\n", "\n"+prefix) }
+
+func triggerKinds(ts []api.Trigger) string {
+	var kinds []string
+	for _, t := range ts {
+		if len(kinds) == 0 || kinds[len(kinds)-1] != t.Kind {
+			kinds = append(kinds, t.Kind)
+		}
+	}
+	return strings.Join(kinds, "+")
+}
+
+func runDuration(r api.Run) string {
+	if r.Ended == nil {
+		return "running"
+	}
+	return r.Ended.Sub(r.Started).Round(time.Millisecond).String()
+}
+
+func instanceSummary(ins []api.InstanceOutcome) string {
+	if len(ins) == 0 {
+		return "-"
+	}
+	counts := map[string]int{}
+	for _, in := range ins {
+		counts[in.Status]++
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d %s", counts[k], k)
+	}
+	return strings.Join(parts, ", ")
+}

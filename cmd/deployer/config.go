@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// defaultConfigPath is where the daemon and the CLI look without --config.
+const defaultConfigPath = "/etc/deployer/deployer.yaml"
+
+// Config is the host config file (/etc/deployer/deployer.yaml), decoded strictly.
+type Config struct {
+	Host          string         `yaml:"host"`
+	StateDir      string         `yaml:"state_dir"`
+	Listen        ListenConfig   `yaml:"listen"`
+	Log           LogConfig      `yaml:"log"`
+	AllowStepDirs []string       `yaml:"allow_step_dirs"`
+	StepEnv       []string       `yaml:"step_env"`
+	Repos         []RepoConfig   `yaml:"repos"`
+	Notify        []NotifyConfig `yaml:"notify"`
+
+	file string // the path it was read from, for messages
+}
+
+// ListenConfig says where the API listens.
+type ListenConfig struct {
+	Socket            string `yaml:"socket"`
+	SocketGroup       string `yaml:"socket_group"`
+	HTTP              string `yaml:"http"`
+	TokenFile         string `yaml:"token_file"`
+	WebhookSecretFile string `yaml:"webhook_secret_file"`
+}
+
+// LogConfig sets the log level and format (json, or console; console is the default on a TTY).
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// RepoConfig is one tracked clusterconfig repository.
+type RepoConfig struct {
+	Name         string       `yaml:"name"`
+	URL          string       `yaml:"url"`
+	Branch       string       `yaml:"branch"`
+	Poll         Duration     `yaml:"poll"`
+	Auth         AuthConfig   `yaml:"auth"`
+	Author       AuthorConfig `yaml:"author"`
+	WebhookNames []string     `yaml:"webhook_names"`
+	OnDirty      string       `yaml:"on_dirty"`
+	OnRewrite    string       `yaml:"on_rewrite"`
+	PushAttempts int          `yaml:"push_attempts"`
+	EnvFiles     []string     `yaml:"env_files"`
+}
+
+// AuthConfig names the credential files of a repo; their contents are never logged.
+type AuthConfig struct {
+	SSHKeyFile     string `yaml:"ssh_key_file"`
+	KnownHostsFile string `yaml:"known_hosts_file"`
+	Username       string `yaml:"username"`
+	PasswordFile   string `yaml:"password_file"`
+}
+
+// AuthorConfig is the identity of the daemon's commits.
+type AuthorConfig struct {
+	Name  string `yaml:"name"`
+	Email string `yaml:"email"`
+}
+
+// NotifyConfig is one notification channel.
+type NotifyConfig struct {
+	Kind       string            `yaml:"kind"`
+	URL        string            `yaml:"url"`
+	URLFile    string            `yaml:"url_file"`
+	SecretFile string            `yaml:"secret_file"`
+	TokenFile  string            `yaml:"token_file"`
+	Reminder   Duration          `yaml:"reminder"`
+	Project    string            `yaml:"project"`
+	IssueType  string            `yaml:"issue_type"`
+	Fields     map[string]string `yaml:"fields"`
+}
+
+// Duration is a time.Duration written as "1m30s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration (write e.g. 30s, 1m, 4h)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ConfigError lists every problem of a config file as file:line: message.
+type ConfigError struct{ Problems []string }
+
+func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
+
+var yamlLine = regexp.MustCompile(`^\s*(?:yaml: )?line (\d+): (.*)$`)
+
+// loadConfig reads and validates the host config at path.
+func loadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return parseConfig(path, data)
+}
+
+func parseConfig(path string, data []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, &ConfigError{Problems: yamlProblems(path, err)}
+	}
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
+	c.file = path
+	if probs := c.validate(&root); len(probs) > 0 {
+		return nil, &ConfigError{Problems: probs}
+	}
+	c.applyDefaults()
+	return &c, nil
+}
+
+func yamlProblems(path string, err error) []string {
+	var te *yaml.TypeError
+	msgs := []string{err.Error()}
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	var out []string
+	for _, m := range msgs {
+		if g := yamlLine.FindStringSubmatch(m); g != nil {
+			out = append(out, fmt.Sprintf("%s:%s: %s", path, g[1], strings.Replace(g[2], " in type main.", " in ", 1)))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: %s", path, strings.TrimPrefix(m, "yaml: ")))
+	}
+	return out
+}
+
+func (c *Config) validate(root *yaml.Node) []string {
+	var probs []string
+	bad := func(line int, format string, args ...any) {
+		probs = append(probs, fmt.Sprintf("%s:%d: %s", c.file, line, fmt.Sprintf(format, args...)))
+	}
+	if c.StateDir == "" {
+		bad(1, "state_dir is required (e.g. state_dir: /var/lib/deployer)")
+	}
+	if c.Listen.HTTP != "" && c.Listen.TokenFile == "" {
+		bad(lineOf(root, "listen", "http"), "listen.http needs listen.token_file: the TCP API is never served without a bearer token")
+	}
+	if len(c.Repos) == 0 {
+		bad(lineOf(root, "repos"), "no repos configured: add at least one under repos:")
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Repos {
+		at := func(key string) int { return lineOf(root, "repos", strconv.Itoa(i), key) }
+		switch {
+		case r.Name == "":
+			bad(at(""), "repos[%d]: name is required", i)
+		case !validName(r.Name):
+			bad(at("name"), "repo name %q: use letters, digits, '.', '_' and '-' only", r.Name)
+		case seen[r.Name]:
+			bad(at("name"), "repo name %q is used twice", r.Name)
+		}
+		seen[r.Name] = true
+		if r.URL == "" {
+			bad(at(""), "repo %q: url is required", r.Name)
+		}
+		if r.OnDirty != "" && r.OnDirty != "intervene" && r.OnDirty != "rescue" {
+			bad(at("on_dirty"), "repo %q: on_dirty must be intervene or rescue, not %q", r.Name, r.OnDirty)
+		}
+		if r.OnRewrite != "" && r.OnRewrite != "intervene" && r.OnRewrite != "follow" {
+			bad(at("on_rewrite"), "repo %q: on_rewrite must be intervene or follow, not %q", r.Name, r.OnRewrite)
+		}
+		if r.PushAttempts < 0 {
+			bad(at("push_attempts"), "repo %q: push_attempts must be positive", r.Name)
+		}
+	}
+	return probs
+}
+
+func (c *Config) applyDefaults() {
+	if c.Host == "" {
+		c.Host, _ = os.Hostname()
+	}
+	if c.Listen.Socket == "" {
+		c.Listen.Socket = "/run/deployer/deployer.sock"
+	}
+	for i := range c.Repos {
+		r := &c.Repos[i]
+		if r.Branch == "" {
+			r.Branch = "main"
+		}
+		if r.Poll == 0 {
+			r.Poll = Duration(time.Minute)
+		}
+		if r.PushAttempts == 0 {
+			r.PushAttempts = 5
+		}
+		if r.Author.Name == "" {
+			r.Author.Name = c.Host + "-deployer"
+		}
+		if r.Author.Email == "" {
+			r.Author.Email = "deployer@" + c.Host
+		}
+	}
+}
+
+func validName(s string) bool {
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return s != "" && s != "." && s != ".."
+}
+
+// lineOf finds the line of a key path in a YAML document ("" as the last
+// key means the node itself); it returns the deepest line it reached.
+func lineOf(root *yaml.Node, keys ...string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := max(n.Line, 1)
+	for _, k := range keys {
+		if k == "" {
+			break
+		}
+		next := child(n, k)
+		if next == nil {
+			break
+		}
+		n, line = next, next.Line
+	}
+	return line
+}
+
+func child(n *yaml.Node, key string) *yaml.Node {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i+1]
+			}
+		}
+	case yaml.SequenceNode:
+		if i, err := strconv.Atoi(key); err == nil && i < len(n.Content) {
+			return n.Content[i]
+		}
+	}
+	return nil
+}

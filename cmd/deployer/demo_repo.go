@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// demoFiles is the clusterconfig repository the demo starts from.
+var demoFiles = map[string]string{
+	"deployer.xml": `<?xml version="1.0" encoding="UTF-8"?>
+<!-- clusterconfig-demo: what the deployer daemon does on demo-dep01 -->
+<deployer version="1">
+  <instances dir="instances" pattern="*.xml" key="name"/>
+  <step name="instance-configure" run="scripts/configure.sh" timeout="1m" retries="0" writes="instance"/>
+  <step name="instance-redeploy" run="scripts/redeploy.sh" timeout="1m" after="instance-configure">
+    <arg>--instance</arg><arg>{instance}</arg>
+  </step>
+  <on-change steps="instance-configure instance-redeploy" bucket="2" max-failures="1"/>
+</deployer>
+`,
+	"instances/acme.xml": `<?xml version="1.0" encoding="UTF-8"?>
+<instance name="acme" tier="silver">
+  <app name="web" version="4.2.1" replicas="2"/>
+  <db host="db1.fra1.internal" size="medium"/>
+</instance>
+`,
+	"instances/globex.xml": `<?xml version="1.0" encoding="UTF-8"?>
+<instance name="globex" tier="gold">
+  <app name="web" version="4.2.1" replicas="4"/>
+  <app name="worker" version="4.2.1" replicas="2"/>
+  <db host="db2.fra1.internal" size="large"/>
+</instance>
+`,
+	"instances/viatris.xml": `<?xml version="1.0" encoding="UTF-8"?>
+<!-- Viatris production: change window Tue/Thu -->
+<instance name="viatris" tier="gold">
+  <app name="web"    version="4.2.1" replicas="3"/>
+  <app name="worker" version="4.2.1" replicas="2"/>
+  <db host='db3.fra1.internal' size="large"/>
+</instance>
+`,
+	"scripts/configure.sh": `#!/bin/sh
+# instance-configure: checks the instance file and reports what it found.
+set -eu
+version=$(sed -n 's/.*<app name="web" *version="\([^"]*\)".*/\1/p' "$DEPLOYER_INSTANCE_FILE")
+echo "configuring $DEPLOYER_INSTANCE from $DEPLOYER_INSTANCE_FILE at ${DEPLOYER_COMMIT%${DEPLOYER_COMMIT#??????????}}"
+echo "web_version=$version" >> "$DEPLOYER_OUTPUT"
+`,
+	"scripts/redeploy.sh": `#!/bin/sh
+# instance-redeploy: would roll the instance; here it only says so.
+set -eu
+echo "redeploying $2 (web $DEPLOYER_OUT_WEB_VERSION) on $DEPLOYER_HOST"
+echo "rolled=$2" >> "$DEPLOYER_OUTPUT"
+`,
+}
+
+// operator is a person with a clone of the clusterconfig remote. The demo
+// plays it with go-git.
+type operator struct {
+	dir  string
+	repo *git.Repository
+	name string
+}
+
+// setUp creates the bare remote and the operator's first commit.
+func (dm *demo) setUp(ctx context.Context) error {
+	dm.remote = filepath.Join(dm.dir, "remote", "clusterconfig-demo.git")
+	_, err := git.PlainInitWithOptions(dm.remote, &git.PlainInitOptions{
+		Bare:        true,
+		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")},
+	})
+	if err != nil {
+		return fmt.Errorf("create remote: %w", err)
+	}
+	op, err := newOperator(filepath.Join(dm.dir, "alice"), dm.remote, "alice")
+	if err != nil {
+		return err
+	}
+	dm.operator = op
+	for path, content := range demoFiles {
+		if err := op.write(path, content); err != nil {
+			return err
+		}
+	}
+	if _, err := op.commitAndPush(ctx, "clusterconfig-demo: three instances and their steps"); err != nil {
+		return err
+	}
+	dm.say("Created a throwaway clusterconfig remote at %s", dm.remote)
+	dm.say("with deployer.xml, three instances (acme, globex, viatris) and two steps (instance-configure, instance-redeploy).")
+	return nil
+}
+
+func newOperator(dir, remote, name string) (*operator, error) {
+	repo, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{
+		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("operator clone: %w", err)
+	}
+	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{remote}}); err != nil {
+		return nil, err
+	}
+	return &operator{dir: dir, repo: repo, name: name}, nil
+}
+
+func (op *operator) write(path, content string) error {
+	full := filepath.Join(op.dir, filepath.FromSlash(path))
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		return err
+	}
+	mode := os.FileMode(0o644)
+	if strings.HasSuffix(path, ".sh") {
+		mode = 0o755
+	}
+	return os.WriteFile(full, []byte(content), mode)
+}
+
+func (op *operator) read(path string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(op.dir, filepath.FromSlash(path)))
+	return string(b), err
+}
+
+// replace edits one file like a person in a text editor would.
+func (op *operator) replace(path, old, new string) error {
+	s, err := op.read(path)
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(s, old) {
+		return fmt.Errorf("%s does not contain %q", path, old)
+	}
+	return op.write(path, strings.Replace(s, old, new, 1))
+}
+
+// commitAndPush commits everything and pushes main; it returns the commit.
+func (op *operator) commitAndPush(ctx context.Context, msg string) (string, error) {
+	wt, err := op.repo.Worktree()
+	if err != nil {
+		return "", err
+	}
+	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
+		return "", fmt.Errorf("operator add: %w", err)
+	}
+	sig := &object.Signature{Name: op.name, Email: op.name + "@example.com", When: time.Now()}
+	h, err := wt.Commit(msg, &git.CommitOptions{Author: sig})
+	if err != nil {
+		return "", fmt.Errorf("operator commit: %w", err)
+	}
+	err = op.repo.PushContext(ctx, &git.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{"refs/heads/main:refs/heads/main"}})
+	if err != nil {
+		return "", fmt.Errorf("operator push: %w", err)
+	}
+	return h.String(), nil
+}

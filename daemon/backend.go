@@ -1,0 +1,149 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/store"
+)
+
+var _ api.Backend = (*Daemon)(nil)
+
+// Status answers from the workers' snapshots and the state file; it never
+// waits for a run.
+func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
+	st := api.Status{Host: d.opts.Host, Version: Version, Started: d.started, Repos: []api.RepoStatus{}}
+	for _, name := range d.order {
+		w := d.workers[name]
+		snap := w.snapshot()
+		rs, err := d.store.Repo(name)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return api.Status{}, err
+		}
+		r := api.RepoStatus{
+			Name: name, URL: redactURL(w.cfg.URL), Branch: w.cfg.Branch,
+			Head: snap.head, Upstream: snap.upstream, Deployed: rs.Deployed,
+			State: snap.state, LastError: snap.lastErr,
+		}
+		if r.Upstream == "" {
+			r.Upstream = rs.Upstream
+		}
+		if !snap.lastSync.IsZero() {
+			t := snap.lastSync
+			r.LastSync = &t
+		}
+		if snap.running != nil {
+			r.Running = &api.RunRef{ID: uint64(snap.running.ID), Status: string(snap.running.Status), Commit: snap.running.Commit, Started: snap.running.Started}
+		}
+		if rs.LastRun != 0 {
+			if last, err := d.store.Run(rs.LastRun); err == nil {
+				r.LastRun = &api.RunRef{ID: uint64(last.ID), Status: string(last.Status), Commit: last.Commit, Started: last.Started}
+			}
+		}
+		st.Repos = append(st.Repos, r)
+	}
+	return st, nil
+}
+
+// Sync queues a manual run of repo; with wait it returns the run when it ended.
+func (d *Daemon) Sync(ctx context.Context, repo string, wait bool) (api.SyncResponse, error) {
+	w, err := d.worker(repo)
+	if err != nil {
+		return api.SyncResponse{}, api.Errorf(api.KindNotFound, "%v", err)
+	}
+	done := make(chan store.RunID, 1)
+	w.enqueue(store.Trigger{Kind: "manual", Detail: "deployer sync"}, done)
+	resp := api.SyncResponse{Repo: repo, Queued: true}
+	if !wait {
+		return resp, nil
+	}
+	select {
+	case <-ctx.Done():
+		return api.SyncResponse{}, ctx.Err()
+	case id := <-done:
+		if id == 0 {
+			return api.SyncResponse{}, api.Errorf(api.KindUnavailable, "repo %s: no run was recorded (the daemon is stopping or the state file failed; see its log)", repo)
+		}
+		run, err := d.Run(ctx, uint64(id))
+		if err != nil {
+			return api.SyncResponse{}, err
+		}
+		resp.Run = &run
+		return resp, nil
+	}
+}
+
+// Runs lists runs newest first.
+func (d *Daemon) Runs(ctx context.Context, repo string, limit int) ([]api.Run, error) {
+	if repo != "" {
+		if _, err := d.worker(repo); err != nil {
+			return nil, api.Errorf(api.KindNotFound, "%v", err)
+		}
+	}
+	runs, err := d.store.Runs(repo, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Run, len(runs))
+	for i, r := range runs {
+		out[i] = apiRun(r)
+	}
+	return out, nil
+}
+
+// Run returns one run with every step attempt.
+func (d *Daemon) Run(ctx context.Context, id uint64) (api.Run, error) {
+	r, err := d.store.Run(store.RunID(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return api.Run{}, api.Errorf(api.KindNotFound, "run %d not found", id)
+	}
+	if err != nil {
+		return api.Run{}, err
+	}
+	steps, err := d.store.Steps(r.ID)
+	if err != nil {
+		return api.Run{}, err
+	}
+	out := apiRun(r)
+	for _, s := range steps {
+		out.Steps = append(out.Steps, apiStep(s))
+	}
+	return out, nil
+}
+
+// Ready returns nil once every repo's checkout is open.
+func (d *Daemon) Ready() error {
+	for _, name := range d.order {
+		if !d.workers[name].snapshot().opened {
+			return fmt.Errorf("repo %s: checkout not ready", name)
+		}
+	}
+	return nil
+}
+
+func apiRun(r store.Run) api.Run {
+	out := api.Run{ID: uint64(r.ID), Repo: r.Repo, Base: r.Base, Commit: r.Commit, Status: string(r.Status),
+		Error: r.Error, Started: r.Started, Instances: []api.InstanceOutcome{}, Triggers: []api.Trigger{}}
+	if !r.Ended.IsZero() {
+		t := r.Ended
+		out.Ended = &t
+	}
+	for _, t := range r.Triggers {
+		out.Triggers = append(out.Triggers, api.Trigger{Kind: t.Kind, Detail: t.Detail, At: t.At})
+	}
+	for _, o := range r.Instances {
+		out.Instances = append(out.Instances, api.InstanceOutcome{Name: o.Name, File: o.File, Status: o.Status, Reason: o.Reason})
+	}
+	return out
+}
+
+func apiStep(s store.StepRecord) api.StepResult {
+	return api.StepResult{
+		Instance: s.Instance, Step: s.Step, Attempt: s.Attempt, Status: s.Status, Reason: s.Reason,
+		Argv: s.Argv, Dir: s.Dir, Env: s.Env, SecretNames: s.SecretNames, ExitCode: s.ExitCode, Signal: s.Signal,
+		Started: s.Started, Ended: s.Ended, DurationMS: s.Ended.Sub(s.Started).Milliseconds(),
+		OutputHead: s.OutputHead, OutputTail: s.OutputTail, OutputBytes: s.OutputBytes, Truncated: s.Truncated, Outputs: s.Outputs,
+	}
+}

@@ -1,0 +1,277 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/sre-tools/deployer/executor"
+	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/store"
+)
+
+// runOnce syncs the repo and, when there is something to deploy or an
+// operator asked, records and executes one run. It returns the run's id, or
+// 0 when nothing was recorded.
+func (w *worker) runOnce(ctx context.Context, reqs []request) store.RunID {
+	triggers := make([]store.Trigger, len(reqs))
+	manual := false
+	for i, r := range reqs {
+		triggers[i] = r.trigger
+		manual = manual || r.done != nil
+	}
+	rs, err := w.d.store.Repo(w.cfg.Name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		w.log.Error().Err(err).Msg("read repo state")
+		return 0
+	}
+	rs.Name = w.cfg.Name
+	if !w.sync(ctx, &rs) {
+		if manual {
+			return w.recordBlocked(triggers, rs)
+		}
+		return 0
+	}
+	head := w.repo.Head()
+	if head == rs.Deployed && !manual {
+		return 0
+	}
+	if !manual && w.alreadyTried(rs, head) {
+		return 0
+	}
+	return w.execute(ctx, triggers, &rs, head)
+}
+
+// sync fetches and fast-forwards, recording the outcome on rs. It reports
+// whether the checkout is fit to deploy from.
+func (w *worker) sync(ctx context.Context, rs *store.RepoState) bool {
+	res, err := w.repo.Sync(ctx, rs.Upstream)
+	now := w.d.now()
+	rs.LastSync = now
+	if err != nil {
+		rs.SyncState = string(res.State)
+		if rs.SyncState == "" {
+			rs.SyncState = "error"
+		}
+		rs.LastError = err.Error()
+		w.log.Error().Err(err).Str("state", rs.SyncState).Msg("sync failed")
+	} else {
+		// The checkout is now at upstream: say so, whatever sync found.
+		rs.SyncState = "clean"
+		rs.LastSyncOK = now
+		rs.LastError = ""
+		if res.Upstream != "" {
+			rs.Upstream = res.Upstream
+		}
+		if res.Before != res.Head {
+			w.log.Info().Str("from", short(res.Before)).Str("to", short(res.Head)).Str("state", rs.SyncState).Msg("checkout moved")
+		}
+	}
+	rs.Head = w.repo.Head()
+	w.saveRepo(*rs)
+	w.setSnap(func(s *snapshot) {
+		s.state, s.head, s.upstream, s.lastSync, s.lastErr = rs.SyncState, rs.Head, rs.Upstream, now, rs.LastError
+	})
+	return err == nil
+}
+
+// alreadyTried reports whether the last run ran at head and ended in a way
+// that only a new commit or an operator can change (an invalid manifest).
+func (w *worker) alreadyTried(rs store.RepoState, head string) bool {
+	if rs.LastRun == 0 {
+		return false
+	}
+	last, err := w.d.store.Run(rs.LastRun)
+	if err != nil {
+		return false
+	}
+	return last.Commit == head && last.Status == store.RunInvalid
+}
+
+func (w *worker) recordBlocked(triggers []store.Trigger, rs store.RepoState) store.RunID {
+	now := w.d.now()
+	run := store.Run{Repo: w.cfg.Name, Triggers: triggers, Base: rs.Deployed, Commit: rs.Head,
+		Status: store.RunBlocked, Error: "sync failed: " + rs.LastError, Started: now, Ended: now}
+	id, err := w.d.store.CreateRun(run)
+	if err != nil {
+		w.log.Error().Err(err).Msg("record blocked run")
+		return 0
+	}
+	return id
+}
+
+// execute records a run at head and carries it out.
+func (w *worker) execute(ctx context.Context, triggers []store.Trigger, rs *store.RepoState, head string) store.RunID {
+	run := store.Run{Repo: w.cfg.Name, Triggers: triggers, Base: rs.Deployed, Commit: head, Status: store.RunRunning, Started: w.d.now()}
+	id, err := w.d.store.CreateRun(run)
+	if err != nil {
+		w.log.Error().Err(err).Msg("record run")
+		return 0
+	}
+	run.ID = id
+	rs.LastRun = id
+	w.saveRepo(*rs)
+	log := w.log.With().Uint64("run", uint64(id)).Str("commit", short(head)).Logger()
+	log.Info().Str("base", short(rs.Deployed)).Msg("run started")
+	w.setSnap(func(s *snapshot) { r := run; s.running = &r })
+	defer w.setSnap(func(s *snapshot) { s.running = nil })
+
+	w.carryOut(ctx, &run, rs)
+	run.Ended = w.d.now()
+	if err := w.d.store.UpdateRun(run); err != nil {
+		log.Error().Err(err).Msg("record run outcome")
+	}
+	if run.Status != store.RunInterrupted && run.Status != store.RunInvalid {
+		rs.Deployed = head
+		w.saveRepo(*rs)
+	}
+	log.Info().Str("status", string(run.Status)).Int("instances", len(run.Instances)).Str("error", run.Error).Msg("run ended")
+	return id
+}
+
+// carryOut loads the manifest, plans and executes; it sets run's status.
+func (w *worker) carryOut(ctx context.Context, run *store.Run, rs *store.RepoState) {
+	m, err := manifest.Load(w.repo.Dir(), manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs})
+	if err != nil {
+		run.Status, run.Error = store.RunInvalid, err.Error()
+		return
+	}
+	if rs.Deployed == "" {
+		// First start on this repo: adopt the current commit as deployed
+		// rather than redeploying every instance on a daemon install.
+		run.Status = store.RunSucceeded
+		run.Triggers = append(run.Triggers, store.Trigger{Kind: "baseline", Detail: "first run on this host: commit adopted as deployed, no steps run", At: w.d.now()})
+		return
+	}
+	plan, err := w.plan(m, rs.Deployed, run.Commit)
+	if err != nil {
+		run.Status, run.Error = store.RunFailed, err.Error()
+		return
+	}
+	run.Instances = plan.outcomes
+	if err := w.d.store.UpdateRun(*run); err != nil {
+		w.log.Error().Err(err).Msg("record plan")
+	}
+	if len(plan.jobs) == 0 {
+		run.Status = finalStatus(run.Instances)
+		return
+	}
+	results := w.runJobs(ctx, run, m, plan)
+	w.settle(run, results)
+	if ctx.Err() != nil {
+		run.Status = store.RunInterrupted
+		return
+	}
+	run.Status = finalStatus(run.Instances)
+}
+
+func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manifest, p plan) []executor.InstanceResult {
+	oc := m.OnChange
+	bucket := max(oc.Bucket, 1)
+	for i := range p.jobs {
+		job := &p.jobs[i]
+		job.RepoRoot = w.repo.Dir()
+		job.AllowStepDirs = w.d.opts.AllowStepDirs
+		job.Env = map[string]string{
+			"DEPLOYER_HOST":    w.d.opts.Host,
+			"DEPLOYER_REPO":    w.cfg.Name,
+			"DEPLOYER_COMMIT":  run.Commit,
+			"DEPLOYER_RUN":     strconv.FormatUint(uint64(run.ID), 10),
+			"DEPLOYER_DRY_RUN": "0",
+		}
+		job.Template = map[string]string{
+			"instance": string(job.Instance.Name),
+			"file":     job.Instance.File,
+			"commit":   run.Commit,
+			"host":     w.d.opts.Host,
+			"dry_run":  "0",
+		}
+	}
+	report := func(r executor.StepResult) {
+		if err := w.d.store.AddStep(stepRecord(run.ID, run.Commit, r)); err != nil {
+			w.log.Error().Err(err).Msg("record step")
+		}
+	}
+	return w.d.exec.RunJobs(ctx, p.jobs, bucket, oc.MaxFailures, report)
+}
+
+// settle records each instance's outcome on the run and in the instances bucket.
+func (w *worker) settle(run *store.Run, results []executor.InstanceResult) {
+	byName := map[string]executor.InstanceResult{}
+	for _, r := range results {
+		byName[string(r.Instance.Name)] = r
+	}
+	for i := range run.Instances {
+		o := &run.Instances[i]
+		r, ok := byName[o.Name]
+		if !ok {
+			continue
+		}
+		o.Status, o.Reason = string(r.Status), instanceReason(r)
+		st := store.InstanceState{Repo: w.cfg.Name, Name: o.Name, File: o.File, LastStatus: o.Status, LastRun: run.ID, Updated: w.d.now()}
+		if prev, err := w.instanceState(o.Name); err == nil {
+			st.Deployed = prev.Deployed
+		}
+		if r.Status == executor.StatusSucceeded {
+			st.Deployed = run.Commit
+		}
+		if err := w.d.store.SetInstance(st); err != nil {
+			w.log.Error().Err(err).Str("instance", o.Name).Msg("record instance")
+		}
+	}
+}
+
+func (w *worker) instanceState(name string) (store.InstanceState, error) {
+	all, err := w.d.store.Instances(w.cfg.Name)
+	if err != nil {
+		return store.InstanceState{}, err
+	}
+	for _, s := range all {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	return store.InstanceState{}, store.ErrNotFound
+}
+
+func instanceReason(r executor.InstanceResult) string {
+	for _, s := range r.Steps {
+		if s.Status != executor.StatusSucceeded {
+			return fmt.Sprintf("%s: %s", s.Step, s.Reason)
+		}
+	}
+	return ""
+}
+
+func finalStatus(outcomes []store.InstanceOutcome) store.RunStatus {
+	for _, o := range outcomes {
+		if o.Status != string(executor.StatusSucceeded) && o.Status != "skipped" {
+			return store.RunFailed
+		}
+	}
+	return store.RunSucceeded
+}
+
+func (w *worker) saveRepo(rs store.RepoState) {
+	if err := w.d.store.SetRepo(rs); err != nil {
+		w.log.Error().Err(err).Msg("record repo state")
+	}
+}
+
+func stepRecord(id store.RunID, commit string, r executor.StepResult) store.StepRecord {
+	return store.StepRecord{
+		Run: id, Instance: string(r.Instance), Step: string(r.Step), Attempt: r.Attempt,
+		Status: string(r.Status), Reason: r.Reason, Argv: r.Argv, Dir: r.Dir, Env: r.Env, SecretNames: r.SecretNames,
+		ExitCode: r.ExitCode, Signal: r.Signal, Started: r.Started, Ended: r.Ended,
+		OutputHead: r.OutputHead, OutputTail: r.OutputTail, OutputBytes: r.OutputBytes, Truncated: r.Truncated,
+		Outputs: r.Outputs, Commit: commit,
+	}
+}
+
+func short(commit string) string {
+	if len(commit) > 10 {
+		return commit[:10]
+	}
+	return commit
+}

@@ -1,0 +1,133 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+
+	"github.com/sre-tools/deployer/executor"
+	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/store"
+)
+
+// plan is the instances a run executes, and the outcome row of every
+// instance it considered (including those it will not run).
+type plan struct {
+	jobs     []executor.Job
+	outcomes []store.InstanceOutcome
+}
+
+// plan works out the instances whose files changed between base and head,
+// or every instance when the on-change steps themselves changed.
+func (w *worker) plan(m *manifest.Manifest, base, head string) (plan, error) {
+	if m.OnChange == nil || len(m.OnChange.Steps) == 0 {
+		return plan{}, nil
+	}
+	steps, err := m.Order(m.OnChange.Steps)
+	if err != nil {
+		return plan{}, fmt.Errorf("order on-change steps: %w", err)
+	}
+	paths, err := w.repo.ChangedPaths(base, head)
+	if err != nil {
+		return plan{}, fmt.Errorf("changed paths %s..%s: %w", short(base), short(head), err)
+	}
+	files, err := w.plannedFiles(m, steps, base, paths)
+	if err != nil {
+		return plan{}, err
+	}
+	var p plan
+	for _, f := range files {
+		out, job, ok := w.planInstance(m, f, steps)
+		p.outcomes = append(p.outcomes, out)
+		if ok {
+			p.jobs = append(p.jobs, job)
+		}
+	}
+	return p, nil
+}
+
+func (w *worker) plannedFiles(m *manifest.Manifest, steps []manifest.Step, base string, paths []string) ([]string, error) {
+	if w.stepsChanged(m, steps, base, paths) {
+		all, err := m.ListInstances(w.repo.Dir())
+		if err != nil && len(all) == 0 {
+			return nil, fmt.Errorf("list instances: %w", err)
+		}
+		files := make([]string, len(all))
+		for i, in := range all {
+			files[i] = in.File
+		}
+		return files, nil
+	}
+	var files []string
+	for _, p := range paths {
+		if m.MatchesInstancePath(p) {
+			files = append(files, p)
+		}
+	}
+	slices.Sort(files)
+	return files, nil
+}
+
+// stepsChanged reports whether the on-change steps differ from base: their
+// definitions in the manifest or the files they run.
+func (w *worker) stepsChanged(m *manifest.Manifest, steps []manifest.Step, base string, paths []string) bool {
+	for _, s := range steps {
+		if slices.Contains(paths, s.Run) {
+			return true
+		}
+	}
+	if !slices.Contains(paths, manifest.FileName) {
+		return false
+	}
+	data, err := w.repo.ReadFile(base, manifest.FileName)
+	if err != nil {
+		return true
+	}
+	old, err := manifest.Parse(manifest.FileName, data, manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs})
+	if err != nil || old.OnChange == nil {
+		return true
+	}
+	oldSteps, err := old.Order(old.OnChange.Steps)
+	if err != nil {
+		return true
+	}
+	return !sameSteps(oldSteps, steps)
+}
+
+func sameSteps(a, b []manifest.Step) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		x.Line, y.Line = 0, 0
+		if !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *worker) planInstance(m *manifest.Manifest, file string, steps []manifest.Step) (store.InstanceOutcome, executor.Job, bool) {
+	out := store.InstanceOutcome{File: file, Name: instanceStem(file), Status: "pending"}
+	if _, err := os.Stat(filepath.Join(w.repo.Dir(), filepath.FromSlash(file))); errors.Is(err, fs.ErrNotExist) {
+		out.Status, out.Reason = "skipped", "instance file removed in this commit"
+		return out, executor.Job{}, false
+	}
+	in, err := m.ReadInstance(w.repo.Dir(), file)
+	if err != nil {
+		out.Status, out.Reason = "failed", "instance-invalid: "+err.Error()
+		return out, executor.Job{}, false
+	}
+	out.Name = string(in.Name)
+	return out, executor.Job{Instance: in, Steps: steps}, true
+}
+
+func instanceStem(file string) string {
+	base := filepath.Base(file)
+	return base[:len(base)-len(filepath.Ext(base))]
+}

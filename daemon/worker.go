@@ -1,0 +1,184 @@
+package daemon
+
+import (
+	"context"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sre-tools/deployer/store"
+	"github.com/sre-tools/deployer/syncer"
+)
+
+// request is one trigger waiting for a run; done, when set, receives the
+// id of the run that covered it (0 when none was recorded).
+type request struct {
+	trigger store.Trigger
+	done    chan store.RunID
+}
+
+// snapshot is what status shows of a worker without waiting for its run.
+type snapshot struct {
+	opened   bool
+	state    string
+	head     string
+	upstream string
+	running  *store.Run
+	lastSync time.Time
+	lastErr  string
+}
+
+// worker owns one repo: its checkout, its triggers and its runs.
+type worker struct {
+	d    *Daemon
+	cfg  RepoConfig
+	log  zerolog.Logger
+	wake chan struct{}
+
+	mu      sync.Mutex
+	pending []request
+	snap    snapshot
+
+	repo *syncer.Repo // only the loop goroutine touches it
+}
+
+func newWorker(d *Daemon, cfg RepoConfig) *worker {
+	return &worker{
+		d:    d,
+		cfg:  cfg,
+		log:  d.log.With().Str("repo", cfg.Name).Logger(),
+		wake: make(chan struct{}, 1),
+		snap: snapshot{state: "starting"},
+	}
+}
+
+// enqueue adds a trigger; triggers that arrive while a run is in flight are
+// coalesced into one follow-up run.
+func (w *worker) enqueue(t store.Trigger, done chan store.RunID) {
+	if t.At.IsZero() {
+		t.At = w.d.now()
+	}
+	w.mu.Lock()
+	w.pending = append(w.pending, request{trigger: t, done: done})
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) take() []request {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	reqs := w.pending
+	w.pending = nil
+	return reqs
+}
+
+func (w *worker) setSnap(f func(*snapshot)) {
+	w.mu.Lock()
+	f(&w.snap)
+	w.mu.Unlock()
+}
+
+func (w *worker) snapshot() snapshot {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.snap
+	if s.running != nil {
+		r := *s.running
+		s.running = &r
+	}
+	return s
+}
+
+func (w *worker) loop(ctx context.Context) {
+	defer w.close()
+	if !w.open(ctx) {
+		w.abandon()
+		return
+	}
+	w.enqueue(store.Trigger{Kind: "startup"}, nil)
+	timer := time.NewTimer(jitter(w.cfg.Poll))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			w.abandon()
+			return
+		case <-timer.C:
+			w.enqueue(store.Trigger{Kind: "poll"}, nil)
+			timer.Reset(jitter(w.cfg.Poll))
+		case <-w.wake:
+			reqs := w.take()
+			if len(reqs) == 0 {
+				continue
+			}
+			id := w.runOnce(ctx, reqs)
+			for _, r := range reqs {
+				if r.done != nil {
+					r.done <- id
+				}
+			}
+		}
+	}
+}
+
+// open opens or clones the checkout, retrying with backoff until it works
+// or ctx ends.
+func (w *worker) open(ctx context.Context) bool {
+	backoff := time.Second
+	for {
+		repo, err := syncer.Open(ctx, syncer.Options{
+			Name:      w.cfg.Name,
+			URL:       w.cfg.URL,
+			Branch:    w.cfg.Branch,
+			Dir:       filepath.Join(w.d.opts.StateDir, "checkouts", w.cfg.Name),
+			Auth:      w.cfg.Auth,
+			Author:    w.cfg.Author,
+			OnDirty:   w.cfg.OnDirty,
+			OnRewrite: w.cfg.OnRewrite,
+			Logger:    w.d.log,
+			Now:       w.d.now,
+		})
+		if err == nil {
+			w.repo = repo
+			w.setSnap(func(s *snapshot) { s.opened = true; s.head = repo.Head(); s.state = "opened" })
+			return true
+		}
+		kind := syncer.KindOf(err)
+		w.log.Error().Err(err).Str("kind", string(kind)).Dur("retry_in", backoff).Msg("open checkout failed")
+		w.setSnap(func(s *snapshot) { s.state = string(kind); s.lastErr = err.Error() })
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(jitter(backoff)):
+		}
+		backoff = min(backoff*2, 5*time.Minute)
+	}
+}
+
+// abandon answers waiting triggers when the worker stops.
+func (w *worker) abandon() {
+	for _, r := range w.take() {
+		if r.done != nil {
+			r.done <- 0
+		}
+	}
+}
+
+func (w *worker) close() {
+	if w.repo != nil {
+		if err := w.repo.Close(); err != nil {
+			w.log.Warn().Err(err).Msg("close checkout")
+		}
+	}
+}
+
+// jitter spreads d by ±10% so that many repos do not poll in lockstep.
+func jitter(d time.Duration) time.Duration {
+	return d - d/10 + time.Duration(rand.Int64N(int64(d/5)+1))
+}

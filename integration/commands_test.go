@@ -1,0 +1,281 @@
+package integration_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// scenarioDeadline bounds every wait in a scenario.
+const scenarioDeadline = 60 * time.Second
+
+// cmdGitServer creates a bare repository NAME (branch main) and serves it
+// over $TRANSPORT on 127.0.0.1; it sets REMOTE_URL.
+//
+//	gitserver NAME
+func cmdGitServer(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: gitserver NAME")
+	}
+	root := ts.MkAbs("srv")
+	bare := filepath.Join(root, args[0]+".git")
+	mustGit(ts, "", "init", "-q", "--bare", "-b", "main", bare)
+	mustGit(ts, bare, "config", "http.receivepack", "true")
+	mustGit(ts, bare, "config", "receive.denyNonFastForwards", "true")
+	switch ts.Getenv("TRANSPORT") {
+	case "http":
+		url := startHTTPBackend(ts, root)
+		ts.Setenv("REMOTE_URL", url+"/"+args[0]+".git")
+	default:
+		addr := startGitDaemon(ts, root)
+		ts.Setenv("REMOTE_URL", "git://"+addr+"/"+args[0]+".git")
+	}
+}
+
+func startGitDaemon(ts *testscript.TestScript, root string) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command("git", "daemon", "--export-all", "--enable=receive-pack", "--reuseaddr",
+		"--listen=127.0.0.1", "--port="+strconv.Itoa(port), "--base-path="+root, root)
+	// Its own process group, killed whole at the end: git daemon forks a
+	// child per connection. Its log goes to a file, not to the test's stderr.
+	logf, err := os.Create(filepath.Join(root, "git-daemon.log"))
+	ts.Check(err)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ts.Check(cmd.Start())
+	ts.Defer(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		logf.Close()
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(scenarioDeadline)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ts.Fatalf("git daemon did not listen on %s", addr)
+	return ""
+}
+
+func startHTTPBackend(ts *testscript.TestScript, root string) string {
+	out, err := exec.Command("git", "--exec-path").Output()
+	ts.Check(err)
+	h := &cgi.Handler{
+		Path: filepath.Join(strings.TrimSpace(string(out)), "git-http-backend"),
+		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
+	}
+	srv := httptest.NewServer(h)
+	ts.Defer(srv.Close)
+	return srv.URL
+}
+
+// cmdGitPush commits everything in DIR and pushes it to $REMOTE_URL's main,
+// making DIR a clone first when it is not a repository. It sets PUSHED to
+// the new commit.
+//
+//	gitpush DIR MESSAGE
+func cmdGitPush(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: gitpush DIR MESSAGE")
+	}
+	dir := ts.MkAbs(args[0])
+	if _, err := os.Stat(filepath.Join(dir, ".git")); err != nil {
+		mustGit(ts, dir, "init", "-q", "-b", "main")
+		mustGit(ts, dir, "remote", "add", "origin", ts.Getenv("REMOTE_URL"))
+	}
+	mustGit(ts, dir, "add", "-A")
+	mustGit(ts, dir, "commit", "-q", "-m", args[1])
+	_, err := runGit(ts, dir, "push", "-q", "origin", "HEAD:refs/heads/main")
+	if neg {
+		if err == nil {
+			ts.Fatalf("push succeeded unexpectedly")
+		}
+		return
+	}
+	ts.Check(err)
+	ts.Setenv("PUSHED", strings.TrimSpace(mustGit(ts, dir, "rev-parse", "HEAD")))
+}
+
+// cmdGit runs the git CLI in a directory, as the other people do.
+//
+//	git DIR ARGS...
+func cmdGit(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: git DIR ARGS...")
+	}
+	out, err := runGit(ts, ts.MkAbs(args[0]), args[1:]...)
+	fmt.Fprint(ts.Stdout(), out)
+	if neg != (err != nil) {
+		ts.Fatalf("git %s: %v", strings.Join(args[1:], " "), err)
+	}
+}
+
+func runGit(ts *testscript.TestScript, dir string, args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+ts.Getenv("HOME"), "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME="+ts.Getenv("GIT_AUTHOR_NAME"), "GIT_AUTHOR_EMAIL="+ts.Getenv("GIT_AUTHOR_EMAIL"),
+		"GIT_COMMITTER_NAME="+ts.Getenv("GIT_COMMITTER_NAME"), "GIT_COMMITTER_EMAIL="+ts.Getenv("GIT_COMMITTER_EMAIL"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), nil
+}
+
+func mustGit(ts *testscript.TestScript, dir string, args ...string) string {
+	out, err := runGit(ts, dir, args...)
+	ts.Check(err)
+	return out
+}
+
+// cmdExpandEnv replaces $VAR and ${VAR} in files with the script's environment.
+//
+//	expandenv FILE...
+func cmdExpandEnv(ts *testscript.TestScript, neg bool, args []string) {
+	for _, f := range args {
+		data := ts.ReadFile(f)
+		ts.Check(os.WriteFile(ts.MkAbs(f), []byte(os.Expand(data, ts.Getenv)), 0o644))
+	}
+}
+
+// cmdWaitRun waits, through `deployer runs -o json`, until a finished run at
+// commit $PUSHED (or COMMIT) exists, with status S when -status is given,
+// and prints `deployer runs show ID -o json`. It sets RUN to the run's id.
+//
+//	waitrun [-status S] [COMMIT]
+func cmdWaitRun(ts *testscript.TestScript, neg bool, args []string) {
+	status := ""
+	if len(args) >= 2 && args[0] == "-status" {
+		status, args = args[1], args[2:]
+	}
+	commit := ts.Getenv("PUSHED")
+	if len(args) == 1 {
+		commit = args[0]
+	}
+	var id uint64
+	waitUntil(ts, "a finished run at "+commit, func() bool {
+		var resp struct {
+			Runs []struct {
+				ID     uint64     `json:"id"`
+				Commit string     `json:"commit"`
+				Status string     `json:"status"`
+				Ended  *time.Time `json:"ended"`
+			} `json:"runs"`
+		}
+		if err := deployerJSON(ts, &resp, "runs", "-o", "json"); err != nil {
+			return false
+		}
+		for _, r := range resp.Runs {
+			if r.Commit == commit && r.Ended != nil && (status == "" || r.Status == status) {
+				id = r.ID
+				return true
+			}
+		}
+		return false
+	})
+	out, err := deployer(ts, "runs", "show", strconv.FormatUint(id, 10), "-o", "json")
+	ts.Check(err)
+	ts.Setenv("RUN", strconv.FormatUint(id, 10))
+	fmt.Fprint(ts.Stdout(), out)
+}
+
+// cmdWaitReady waits until `deployer status -o json` answers and every repo
+// has been synced once.
+func cmdWaitReady(ts *testscript.TestScript, neg bool, args []string) {
+	waitUntil(ts, "the daemon to sync every repo", func() bool {
+		var st struct {
+			Repos []struct {
+				Deployed string `json:"deployed"`
+				Running  any    `json:"running"`
+			} `json:"repos"`
+		}
+		if err := deployerJSON(ts, &st, "status", "-o", "json"); err != nil {
+			return false
+		}
+		for _, r := range st.Repos {
+			if r.Deployed == "" || r.Running != nil {
+				return false
+			}
+		}
+		return len(st.Repos) > 0
+	})
+}
+
+// cmdWaitFile waits until a file exists.
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitfile PATH")
+	}
+	waitUntil(ts, "file "+args[0], func() bool {
+		_, err := os.Stat(ts.MkAbs(args[0]))
+		return err == nil
+	})
+}
+
+func waitUntil(ts *testscript.TestScript, what string, cond func() bool) {
+	deadline := time.Now().Add(scenarioDeadline)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ts.Fatalf("timed out after %s waiting for %s", scenarioDeadline, what)
+}
+
+func deployer(ts *testscript.TestScript, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "deployer"), args...)
+	cmd.Env = append(os.Environ(), "DEPLOYER_SOCKET="+ts.Getenv("DEPLOYER_SOCKET"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if ok := asExit(err, &ee); ok && ee.ExitCode() == 3 {
+			return string(out), nil // an open intervention still answers
+		}
+		return string(out), fmt.Errorf("deployer %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), nil
+}
+
+func asExit(err error, target **exec.ExitError) bool {
+	ee, ok := err.(*exec.ExitError)
+	if ok {
+		*target = ee
+	}
+	return ok
+}
+
+func deployerJSON(ts *testscript.TestScript, v any, args ...string) error {
+	out, err := deployer(ts, args...)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal([]byte(out), v)
+}

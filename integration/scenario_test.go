@@ -1,0 +1,89 @@
+package integration_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// binDir holds the deployer binary built once for every scenario.
+var binDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "deployer-it-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	_, file, _, _ := runtime.Caller(0)
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "deployer"), "./cmd/deployer")
+	build.Dir = filepath.Join(filepath.Dir(file), "..")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build deployer:", err)
+		return 1
+	}
+	binDir = dir
+	return m.Run()
+}
+
+// TestScenarios runs every scenario once per git transport.
+func TestScenarios(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Fatalf("git is needed for the scenarios: %v", err)
+	}
+	for _, transport := range []string{"git", "http"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			testscript.Run(t, testscript.Params{
+				Dir:   "testdata",
+				Setup: setup(transport),
+				Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+					"gitserver":   cmdGitServer,
+					"gitpush":     cmdGitPush,
+					"git":         cmdGit,
+					"expandenv":   cmdExpandEnv,
+					"waitrun":     cmdWaitRun,
+					"waitfile":    cmdWaitFile,
+					"waitready":   cmdWaitReady,
+					"seedrepo":    cmdSeedRepo,
+					"writeconfig": cmdWriteConfig,
+				},
+			})
+		})
+	}
+}
+
+func setup(transport string) func(env *testscript.Env) error {
+	return func(env *testscript.Env) error {
+		sock, err := os.MkdirTemp("", "dsock")
+		if err != nil {
+			return err
+		}
+		env.Defer(func() { os.RemoveAll(sock) })
+		env.Setenv("PATH", binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+		env.Setenv("TRANSPORT", transport)
+		env.Setenv("DEPLOYER_SOCKET", filepath.Join(sock, "d.sock"))
+		env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))
+		env.Setenv("MARKDIR", filepath.Join(env.WorkDir, "marks"))
+		env.Setenv("GIT_AUTHOR_NAME", "Alice Operator")
+		env.Setenv("GIT_AUTHOR_EMAIL", "alice@example.com")
+		env.Setenv("GIT_COMMITTER_NAME", "Alice Operator")
+		env.Setenv("GIT_COMMITTER_EMAIL", "alice@example.com")
+		env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+		if err := os.MkdirAll(filepath.Join(env.WorkDir, "marks"), 0o755); err != nil {
+			return err
+		}
+		return os.MkdirAll(filepath.Join(env.WorkDir, "home"), 0o755)
+	}
+}

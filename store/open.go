@@ -3,22 +3,42 @@ package store
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
+
+// maxProblems bounds the check findings kept in errors and reports.
+const maxProblems = 10
+
+// damage is a state file that failed its start-up check.
+type damage struct{ problems []string }
+
+func (d *damage) Error() string { return strings.Join(d.problems, "; ") }
 
 // Open opens (creating if needed) the state file at path, checks its
 // integrity, and creates or migrates its buckets.
+//
+// A file that fails the check (bad meta pages, truncation, bad pages,
+// anything that makes bbolt panic) is never deleted and never opened for
+// writing: it is renamed to "<path>.corrupt-<UTC time>", what can be read
+// from it (journal first, then interventions, runs...) is copied into a
+// fresh file at path, and Open succeeds; Salvaged then returns the report.
+// Open does not panic on a damaged file.
 func Open(path string, opts Options) (*Store, error) {
 	s := newStore(path, opts)
-	db, err := openBolt(path, s.boltOptions())
-	if err != nil {
+	if err := s.finishInterrupted(); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if err := checkDB(db); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("open %s: %w: %w", path, ErrCorrupt, err)
+	db, err := s.openChecked()
+	var d *damage
+	if errors.As(err, &d) {
+		db, err = s.replaceDamaged(d)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	var found uint64
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -37,12 +57,109 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// checkDB runs bbolt's consistency check and joins the first problems.
+// finishInterrupted cleans up after a crash in Compact or in a salvage.
+// A leftover compaction copy is dropped (the original is intact until the
+// rename). A salvaged copy is moved into place if the damaged file was
+// already moved aside, and dropped otherwise (it will be redone).
+func (s *Store) finishInterrupted() error {
+	if err := removeIfExists(compactTemp(s.path)); err != nil {
+		return err
+	}
+	tmp := salvageTemp(s.path)
+	if _, err := os.Stat(tmp); err != nil {
+		return nil
+	}
+	if _, err := os.Stat(s.path); os.IsNotExist(err) {
+		s.log.Warn().Str("path", s.path).Msg("completing a salvage interrupted by a crash")
+		return replaceFile(tmp, s.path)
+	}
+	return removeIfExists(tmp)
+}
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+// openChecked opens path and verifies it. Damage comes back as *damage;
+// any other error (lock timeout, permissions) as itself.
+func (s *Store) openChecked() (*bolt.DB, error) {
+	if err := s.preflight(); err != nil {
+		return nil, err
+	}
+	var file *os.File
+	opts := s.boltOptions()
+	opts.OpenFile = func(name string, flag int, mode os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, mode)
+		file = f
+		return f, err
+	}
+	var db *bolt.DB
+	err := protect(func() error {
+		var err error
+		db, err = openBolt(s.path, opts)
+		return err
+	})
+	switch {
+	case errors.Is(err, errPanicked):
+		if file != nil {
+			_ = file.Close() // releases the flock bbolt took before panicking
+		}
+		return nil, &damage{problems: []string{err.Error()}}
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
+		return nil, &damage{problems: []string{err.Error()}}
+	case err != nil:
+		return nil, err
+	}
+	if err := s.verify(db); err != nil {
+		_ = protect(db.Close)
+		return nil, err
+	}
+	return db, nil
+}
+
+// preflight runs the plain-read checks while holding the file lock.
+func (s *Store) preflight() error {
+	f, err := lockFile(s.path, s.opts.Timeout)
+	if err != nil {
+		return err
+	}
+	defer unlockFile(f)
+	m, err := preflight(f)
+	if err != nil || m == nil {
+		return err
+	}
+	return validate(f, m)
+}
+
+// verify reads every page under protect, then runs bbolt's own check.
+func (s *Store) verify(db *bolt.DB) error {
+	var sum uint32
+	err := protect(func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			var err error
+			sum, err = walkAll(tx)
+			return err
+		})
+	})
+	if err != nil {
+		return &damage{problems: []string{err.Error()}}
+	}
+	s.log.Debug().Str("path", s.path).Uint32("crc32", sum).Msg("state file read in full")
+	if err := checkDB(db); err != nil {
+		return err
+	}
+	return nil
+}
+
+// checkDB runs bbolt's consistency check; findings come back as *damage.
 func checkDB(db *bolt.DB) error {
 	var problems []string
 	err := db.View(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
-			if len(problems) < 10 {
+			if len(problems) < maxProblems {
 				problems = append(problems, err.Error())
 			}
 		}
@@ -52,7 +169,66 @@ func checkDB(db *bolt.DB) error {
 		return err
 	}
 	if len(problems) > 0 {
-		return errors.New(strings.Join(problems, "; "))
+		return &damage{problems: problems}
 	}
 	return nil
+}
+
+func salvageTemp(path string) string { return path + ".salvage" }
+
+// replaceDamaged salvages the damaged file into a fresh one, moves the
+// damaged file aside and the fresh one into place, and opens it.
+func (s *Store) replaceDamaged(d *damage) (*bolt.DB, error) {
+	now := s.now().UTC()
+	rep := &SalvageReport{
+		Kind: KindStateCorrupt, Path: s.path, At: now, Problems: d.problems,
+		Recovered: map[string]int{}, Dropped: map[string]int{},
+	}
+	s.log.Error().Str("path", s.path).Strs("problems", d.problems).Msg("state file is corrupt; salvaging")
+	tmp := salvageTemp(s.path)
+	if err := removeIfExists(tmp); err != nil {
+		return nil, err
+	}
+	if err := s.salvageInto(s.path, tmp, rep); err != nil {
+		_ = os.Remove(tmp)
+		return nil, fmt.Errorf("%w: %v; salvage failed: %w", ErrCorrupt, d, err)
+	}
+	rep.CorruptPath = asideName(s.path, now.Format("20060102T150405Z"))
+	if err := s.moveAside(rep.CorruptPath); err != nil {
+		_ = os.Remove(tmp)
+		return nil, fmt.Errorf("%w: move aside: %w", ErrCorrupt, err)
+	}
+	if err := replaceFile(tmp, s.path); err != nil {
+		return nil, fmt.Errorf("%w: put salvaged copy in place: %w", ErrCorrupt, err)
+	}
+	db, err := openBolt(s.path, s.boltOptions())
+	if err != nil {
+		return nil, fmt.Errorf("%w: open salvaged copy: %w", ErrCorrupt, err)
+	}
+	s.salvaged = rep
+	s.log.Warn().Str("corrupt_path", rep.CorruptPath).Interface("recovered", rep.Recovered).
+		Strs("incomplete", rep.Incomplete).Msg("state file salvaged")
+	return db, nil
+}
+
+// moveAside renames the damaged file while holding its lock, so a file
+// another process holds is never moved.
+func (s *Store) moveAside(to string) error {
+	f, err := lockFile(s.path, s.opts.Timeout)
+	if err != nil {
+		return err
+	}
+	defer unlockFile(f)
+	return os.Rename(s.path, to)
+}
+
+// asideName returns "<path>.corrupt-<stamp>", with a counter if taken.
+func asideName(path, stamp string) string {
+	name := path + ".corrupt-" + stamp
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(name); os.IsNotExist(err) {
+			return name
+		}
+		name = fmt.Sprintf("%s.corrupt-%s-%d", path, stamp, i)
+	}
 }

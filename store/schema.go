@@ -160,14 +160,42 @@ func indexRuns(tx *bolt.Tx) error {
 	})
 }
 
+// indexInterventions fills iv_open. Should two unresolved interventions
+// share a scope (possible after a salvage), the newer one stays open and
+// the older is resolved as its duplicate.
 func indexInterventions(tx *bolt.Tx) error {
-	return tx.Bucket(bucketInterventions).ForEach(func(k, v []byte) error {
+	var all []Intervention
+	err := tx.Bucket(bucketInterventions).ForEach(func(k, v []byte) error {
 		var iv Intervention
 		if err := decode(k, v, &iv); err != nil {
 			return err
 		}
-		return indexIntervention(tx, iv)
+		all = append(all, iv)
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	newest := map[string]uint64{}
+	for _, iv := range all { // id order
+		if !iv.Resolved() {
+			newest[string(scopeKey(iv.Kind, iv.Repo, iv.Instance))] = iv.ID
+		}
+	}
+	for _, iv := range all {
+		if n := newest[string(scopeKey(iv.Kind, iv.Repo, iv.Instance))]; !iv.Resolved() && n != iv.ID {
+			iv.State, iv.ResolvedBy = StateResolved, ResolvedAutomatically
+			iv.ResolvedHow = fmt.Sprintf("duplicate of intervention %d found while rebuilding indexes", n)
+			iv.ResolvedAt = iv.LastSeen
+			if err := putJSON(tx.Bucket(bucketInterventions), u64key(iv.ID), iv); err != nil {
+				return err
+			}
+		}
+		if err := indexIntervention(tx, iv); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func indexJournal(tx *bolt.Tx) error {

@@ -36,6 +36,8 @@ type Store struct {
 
 	mu sync.RWMutex // write-locked only to swap db (Compact) and to Close
 	db *bolt.DB
+
+	salvaged *SalvageReport
 }
 
 // Path returns the file the Store was opened from.

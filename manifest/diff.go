@@ -241,6 +241,14 @@ func Diff(old, new []byte, opts DiffOptions) ([]Edit, error) {
 	return diffTrees(o, n, keys, func(olds, news []*elem) []int { return matchKids(olds, news, keys) }), nil
 }
 
+// sameText compares leaf texts; whitespace-only texts are all equal, since
+// formatters add and drop them freely (<a>\n</a> and <a/>).
+func sameText(a, b string) bool {
+	return a == b || isBlank(a) && isBlank(b)
+}
+
+func isBlank(s string) bool { return strings.TrimSpace(s) == "" }
+
 // differ accumulates edits while keeping a working copy of the old tree in
 // step with them, so that every path is computed against the document the
 // edit will be applied to.
@@ -275,7 +283,7 @@ func (d *differ) add(e Edit) { d.edits = append(d.edits, e) }
 // elem emits the edits that turn the working element w into n.
 func (d *differ) elem(w, n *elem) {
 	d.attrs(w, n)
-	if w.leaf && n.leaf && w.text != n.text {
+	if w.leaf && n.leaf && !sameText(w.text, n.text) {
 		d.add(Edit{Op: OpSetText, Path: pathOf(w, d.keys), Value: n.text})
 		w.text = n.text
 	}

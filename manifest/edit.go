@@ -252,13 +252,23 @@ func (d *Document) setText(n *node, value string) ([]byte, error) {
 	if len(textish) == 0 {
 		return d.splice(d.openElement(n, escapeText(value, "", d.newline))), nil
 	}
-	if sp, ok := d.spliceTextRuns(n, textish, value); ok {
+	if sp, ok := d.spliceTextRuns(textish, value); ok {
 		return d.splice(sp), nil
 	}
-	first := textish[0]
-	ss := []splice{d.replaceText(first, value, len(textish) == 1)}
-	for _, c := range textish[1:] {
-		ss = append(ss, splice{c.start, c.end, ""})
+	// The value goes into one run (the first CDATA section, so that CDATA
+	// stays CDATA, else the first text run) and the other runs go.
+	receiver := textish[0]
+	for _, c := range textish {
+		if c.kind == kindCData {
+			receiver = c
+			break
+		}
+	}
+	ss := []splice{d.replaceText(receiver, value, true)}
+	for _, c := range textish {
+		if c != receiver {
+			ss = append(ss, splice{c.start, c.end, ""})
+		}
 	}
 	return d.splice(ss...), nil
 }
@@ -281,27 +291,40 @@ func (d *Document) replaceText(c *node, value string, minimal bool) splice {
 	return minimalSplice(us, c.end, value, func(mid, prev string) string { return escapeText(mid, prev, d.newline) })
 }
 
-// spliceTextRuns handles text split into several runs by comments or
-// processing instructions: when only one run's bytes change, only they are
-// rewritten. ok is false when the change spans runs or touches CDATA.
-func (d *Document) spliceTextRuns(n *node, runs []*node, value string) (splice, bool) {
+// spliceTextRuns handles text split into several runs (text and CDATA
+// separated by comments or processing instructions, or adjacent): when only
+// one run's bytes change, only they are rewritten, escaped for that run.
+// ok is false when the change spans runs.
+func (d *Document) spliceTextRuns(runs []*node, value string) (splice, bool) {
 	if len(runs) < 2 || strings.Contains(value, "]]>") {
 		return splice{}, false
 	}
 	var us []unit
 	for _, c := range runs {
-		if c.kind != kindText {
-			return splice{}, false
+		if c.kind == kindCData {
+			s, e := cdataInner(c)
+			us = append(us, cdataUnits(d.src[s:e], s)...)
+			continue
 		}
 		us = append(us, decodeUnits(d.src[c.start:c.end], c.start, false)...)
 	}
-	sp := minimalSplice(us, runs[len(runs)-1].end, value, func(mid, prev string) string { return escapeText(mid, prev, d.newline) })
-	for _, c := range n.children {
-		if c.kind != kindText && c.start < sp.end && c.end > sp.start {
-			return splice{}, false // the change would cross a comment
+	var mid, prev string
+	sp := minimalSplice(us, runs[len(runs)-1].end, value, func(m, p string) string { mid, prev = m, p; return m })
+	for _, c := range runs {
+		s, e := c.start, c.end
+		if c.kind == kindCData {
+			s, e = cdataInner(c)
+		}
+		if s <= sp.start && sp.end <= e {
+			if c.kind == kindCData {
+				sp.text = escapeCData(mid, d.newline)
+			} else {
+				sp.text = escapeText(mid, prev, d.newline)
+			}
+			return sp, true
 		}
 	}
-	return sp, true
+	return splice{}, false
 }
 
 // cdataUnits splits CDATA content into units (line breaks normalized).

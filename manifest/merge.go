@@ -158,6 +158,9 @@ func textVal(e *elem) val {
 	if !e.leaf {
 		return val{}
 	}
+	if isBlank(e.text) {
+		return val{"", true}
+	}
 	return val{e.text, true}
 }
 
@@ -324,7 +327,7 @@ func inverse(m []int, n int) []int {
 
 // same reports semantic equality of two subtrees (attribute order ignored).
 func same(a, b *elem) bool {
-	if a.name != b.name || a.leaf != b.leaf || a.text != b.text || len(a.attrs) != len(b.attrs) || len(a.kids) != len(b.kids) {
+	if a.name != b.name || a.leaf != b.leaf || !sameText(a.text, b.text) || len(a.attrs) != len(b.attrs) || len(a.kids) != len(b.kids) {
 		return false
 	}
 	as, bs := sortedAttrs(a), sortedAttrs(b)

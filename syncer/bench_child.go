@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // benchChildEnv, when set, makes a process that imports this package run one benchmark
@@ -106,12 +108,36 @@ func (r *Repo) benchPush(ctx context.Context, paths []string, val string) error 
 	}
 	files := map[string][]byte{}
 	modes := map[string]filemode.FileMode{}
+	tree, err := parent.Tree()
+	if err != nil {
+		return err
+	}
+	dirs := map[string]map[string]object.TreeEntry{} // each directory's tree decoded once
 	for _, p := range paths {
-		data, mode, err := r.fileAt(parent, p)
+		dir, name := path.Split(p)
+		ents, ok := dirs[dir]
+		if !ok {
+			sub := tree
+			if dir != "" {
+				if sub, err = tree.Tree(strings.TrimSuffix(dir, "/")); err != nil {
+					return err
+				}
+			}
+			ents = map[string]object.TreeEntry{}
+			for _, e := range sub.Entries {
+				ents[e.Name] = e
+			}
+			dirs[dir] = ents
+		}
+		e, ok := ents[name]
+		if !ok {
+			return fmt.Errorf("bench: %s not found", p)
+		}
+		data, err := readBlob(r.repo.Storer, e.Hash)
 		if err != nil {
 			return err
 		}
-		files[p], modes[p] = setRevision(data, val), mode
+		files[p], modes[p] = setRevision(data, val), e.Mode
 	}
 	c, err := r.commitFiles(parent, files, modes, "bench: set revision "+val+"\n", nil)
 	if err != nil {

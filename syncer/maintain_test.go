@@ -20,7 +20,7 @@ func TestMaintainBoundsTheObjectStore(t *testing.T) {
 	opts.OnDirty = syncer.PolicyRescue
 	_ = r.Close()
 	r = f.open(opts)
-	res, err := r.Sync(ctxT(t), f.tip())
+	res, err := r.CheckDirty()
 	if err != nil || res.Rescue == "" {
 		t.Fatalf("rescue: %+v, %v", res, err)
 	}

@@ -53,6 +53,11 @@ type Result struct {
 // matching Kind. A rescue ref refs/deployer/rescue/<utc-time> is made before any reset that
 // would drop a commit or an uncommitted change.
 //
+// When fetch brings nothing new and HEAD is the upstream tip, Sync returns StateClean at once
+// without scanning the worktree (one lstat per tracked file): every Sync that moves the
+// checkout scans first, and WriteBack does too, so no hand edit is ever overwritten; call
+// CheckDirty before a run that does not follow a change (schedule, manual, deployment).
+//
 // Sync is not safe for concurrent use. A remote that cannot be reached returns
 // KindUnreachable every time: the caller retries with backoff and counts failures.
 func (r *Repo) Sync(ctx context.Context, known string) (Result, error) {
@@ -64,25 +69,22 @@ func (r *Repo) Sync(ctx context.Context, known string) (Result, error) {
 		return r.corrupt(ctx, Result{}, err)
 	}
 	res := Result{Before: before.String(), Head: before.String()}
-	type scan struct {
-		dirty []dirtyFile
-		err   error
-	}
-	scanned := make(chan scan, 1)
-	go func() {
-		d, _, err := r.scanDirty()
-		scanned <- scan{d, err}
-	}()
 	fetchErr := r.fetch(ctx)
-	sc := <-scanned
-	if sc.err != nil {
-		return r.corrupt(ctx, res, sc.err)
-	}
 	if up, err := r.upstreamHash(); err == nil {
 		res.Upstream = up.String()
+		// Fast path: nothing new and nothing to act on. The worktree is not touched, so the
+		// dirty scan waits for the next Sync that acts, or for CheckDirty.
+		if fetchErr == nil && up == before && (known == "" || known == res.Upstream) {
+			res.State = StateClean
+			return res, nil
+		}
 	}
-	if len(sc.dirty) > 0 {
-		if res, err = r.handleDirty(res, sc.dirty); err != nil {
+	dirty, _, err := r.scanDirty()
+	if err != nil {
+		return r.corrupt(ctx, res, err)
+	}
+	if len(dirty) > 0 {
+		if res, err = r.handleDirty(res, dirty); err != nil {
 			return res, err
 		}
 	}
@@ -94,10 +96,6 @@ func (r *Repo) Sync(ctx context.Context, known string) (Result, error) {
 		return r.corrupt(ctx, res, err)
 	}
 	res.Upstream = upstream.String()
-	if upstream == before && (known == "" || known == res.Upstream) {
-		res.State = StateClean
-		return res, nil
-	}
 	if known != "" && known != res.Upstream {
 		ok, err := r.knownIsAncestor(known, upstream)
 		if err != nil {
@@ -414,4 +412,26 @@ func (r *Repo) pushAhead(ctx context.Context, res Result, head, upstream plumbin
 	}
 	res.Upstream = up.String()
 	return r.classify(ctx, res, head, up, false)
+}
+
+// CheckDirty scans the worktree against the index (one lstat per tracked file) and applies
+// the on_dirty policy: StateDirty with a KindDirty *Error, or (rescue) the changes kept on a
+// rescue ref and the files restored. It returns StateClean when nothing is dirty.
+func (r *Repo) CheckDirty() (Result, error) {
+	if r.closed {
+		return Result{}, ErrClosed
+	}
+	head := r.Head()
+	res := Result{State: StateClean, Before: head, Head: head}
+	if up, err := r.upstreamHash(); err == nil {
+		res.Upstream = up.String()
+	}
+	dirty, _, err := r.scanDirty()
+	if err != nil {
+		return res, internalf("check dirty", err)
+	}
+	if len(dirty) == 0 {
+		return res, nil
+	}
+	return r.handleDirty(res, dirty)
 }

@@ -264,3 +264,23 @@ func TestKindOf(t *testing.T) {
 		t.Fatalf("Error(): got %q", got)
 	}
 }
+
+func TestCheckDirtyWhenNothingIsNew(t *testing.T) {
+	f := newFixture(t)
+	r := f.open(f.options())
+	if res, err := r.CheckDirty(); err != nil || res.State != syncer.StateClean {
+		t.Fatalf("clean checkout: %+v, %v", res, err)
+	}
+	if err := os.WriteFile(filepath.Join(f.dir, "instances/b.xml"), []byte("<hand/>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.CheckDirty()
+	if syncer.KindOf(err) != syncer.KindDirty || res.State != syncer.StateDirty || !reflect.DeepEqual(res.Files, []string{"instances/b.xml"}) {
+		t.Fatalf("dirty checkout: %+v, %v", res, err)
+	}
+	// a write-back refuses to move a checkout with someone else's edit in it
+	_, err = r.WriteBack(ctxT(t), []syncer.Change{change("c1", "instances/a.xml", "version", "1", "2")}, 3)
+	if syncer.KindOf(err) != syncer.KindDirty {
+		t.Fatalf("write-back on a dirty checkout: got %v, want sync-dirty", err)
+	}
+}

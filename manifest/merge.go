@@ -205,15 +205,20 @@ func (mg *merger) kids(b, o, t, m *elem) []*elem {
 			fromBase[t.kids[ti]] = mk
 			inOurs[o.kids[oi]] = mk
 		case oi < 0 && ti >= 0:
-			if same(bk, t.kids[ti]) {
+			if !adds(bk, t.kids[ti], mg.keys) {
 				dropped[t.kids[ti]] = true
 			} else {
 				mg.conflict(Conflict{Kind: ConflictRemoved, Path: pathOf(t.kids[ti], mg.keys), Base: bk.raw, Theirs: t.kids[ti].raw, Absent: []string{"ours"}})
 			}
 		case oi >= 0 && ti < 0:
-			if !same(bk, o.kids[oi]) {
+			if adds(bk, o.kids[oi], mg.keys) {
 				mg.conflict(Conflict{Kind: ConflictRemoved, Path: pathOf(bk, mg.keys), Base: bk.raw, Ours: o.kids[oi].raw, Absent: []string{"theirs"}})
 			}
+		}
+	}
+	for _, oi := range bo {
+		if oi >= 0 && inOurs[o.kids[oi]] == nil {
+			inOurs[o.kids[oi]] = gone // matched to base, but not in the result
 		}
 	}
 	oursNew := mg.oursInserts(b, o, t)
@@ -274,12 +279,17 @@ func unmatched(olds, news []*elem, keys []string) map[*elem]bool {
 	return out
 }
 
+// gone marks a child of ours that matched base but is not in the result.
+var gone = &elem{}
+
 // placeInserts adds ours' new children to out, each after the merged
 // counterpart of its nearest preceding sibling in ours (else first).
 func (mg *merger) placeInserts(o, m *elem, out []*elem, inOurs map[*elem]*elem) []*elem {
 	var prev *elem
 	for _, ok := range o.kids {
-		if mk := inOurs[ok]; mk != nil {
+		if mk := inOurs[ok]; mk == gone {
+			continue
+		} else if mk != nil {
 			prev = mk
 			continue
 		}
@@ -323,6 +333,26 @@ func inverse(m []int, n int) []int {
 		}
 	}
 	return out
+}
+
+// adds reports whether e holds anything base does not: a new or changed
+// attribute or text, or a new element. Removing an element conflicts only
+// with such changes on the other side; removals inside it agree with it.
+func adds(base, e *elem, keys []string) bool {
+	for _, a := range e.attrs {
+		if v, ok := base.attr(a.name); !ok || v != a.value {
+			return true
+		}
+	}
+	if e.leaf && !isBlank(e.text) && (!base.leaf || e.text != base.text) {
+		return true
+	}
+	for i, j := range matchKids(base.kids, e.kids, keys) {
+		if j < 0 || adds(base.kids[j], e.kids[i], keys) {
+			return true
+		}
+	}
+	return false
 }
 
 // same reports semantic equality of two subtrees (attribute order ignored).

@@ -30,6 +30,7 @@ func BenchmarkRunJobs(b *testing.B) {
 		check  func(context.Context, manifest.Step) ([]string, error)
 	}{
 		{"default-writes-check/bucket-10", 10, nil},
+		{"default-writes-check/bucket-1", 1, nil},
 		{"writes-hook/bucket-10", 10, hook},
 		{"writes-hook/bucket-1", 1, hook},
 	} {

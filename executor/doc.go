@@ -19,10 +19,22 @@
 // is sent SIGKILL at once. A grandchild that leaves the group (setsid) is out of
 // reach.
 //
-// The default writes check (used when Job.CheckWrites is nil) compares lstat
-// data of every file under the repository root (except .git) before and after
-// each attempt, hashing files whose modification time is too recent to be
-// trusted, as git does. When several instances run at once in one checkout,
-// a change to another in-flight instance's file cannot be attributed and is
-// ignored.
+// The default writes check (used when Job.CheckWrites is nil) watches the
+// repository root (.git excluded) with inotify for as long as a RunJob,
+// RunJobs or RunScenario call lasts, so its cost follows what changes rather
+// than the size of the tree; an attempt's changes are those recorded between
+// two barriers taken before it starts and after it ends. A file that did not
+// exist before an attempt and does not exist after it (a temporary file) is
+// not a change. When the queue overflows (a step changing more files than the
+// kernel queues) the step fails, as its writes cannot be known. When inotify
+// is unavailable, the check compares lstat data (size, mtime, ctime, mode,
+// inode) of every file before and after each attempt, hashing files whose
+// mtime is too recent to be trusted. When several instances run at once in
+// one checkout, a change to another in-flight instance's file cannot be
+// attributed and is ignored; any other change made during an attempt is
+// blamed on it, whoever made it.
+//
+// DEPLOYER_INSTANCE_FILE is the instance file as a slash path relative to the
+// repository root (the working directory), so that records are the same on
+// every host.
 package executor

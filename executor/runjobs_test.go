@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -163,4 +164,31 @@ func TestSecretAcrossLongLineIsRedacted(t *testing.T) {
 			t.Fatal("secret survived a cut line")
 		}
 	}
+}
+
+func TestRunJobsCancelled(t *testing.T) {
+	root := newRepo(t, "a", "b", "c")
+	pids := t.TempDir()
+	script(t, root, "hang.sh", `echo $$ > "$1/$DEPLOYER_INSTANCE"; sleep 600`)
+	var jobs []executor.Job
+	for _, n := range []string{"a", "b", "c"} {
+		jobs = append(jobs, job(root, n, step("configure", "scripts/hang.sh", pids)))
+	}
+	e, _ := testExecutor(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		waitFile(t, filepath.Join(pids, "a"))
+		cancel()
+	}()
+	res := e.RunJobs(ctx, jobs, 1, 0, nil)
+	got := []executor.Status{res[0].Status, res[1].Status, res[2].Status}
+	want := []executor.Status{executor.StatusInterrupted, executor.StatusNotStarted, executor.StatusNotStarted}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if r := res[1].Steps[0]; !strings.HasPrefix(r.Reason, "interrupted before the instance started") {
+		t.Errorf("not-started reason: got %q", r.Reason)
+	}
+	waitGone(t, readPid(t, filepath.Join(pids, "a")))
 }

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -20,6 +19,9 @@ import (
 
 // barrierWait bounds how long a barrier waits for the watcher to catch up.
 const barrierWait = 10 * time.Second
+
+// barrierFiles is how many barriers can be in flight at once.
+const barrierFiles = 32
 
 const watchMask = unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_CREATE | unix.IN_DELETE |
 	unix.IN_MOVED_FROM | unix.IN_MOVED_TO | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
@@ -33,12 +35,14 @@ var errWatchOverflow = errors.New("changes could not be tracked (inotify queue o
 // than the size of the tree. Attempts take a mark before they start and ask
 // for the changes since it when they end; a barrier (a file created in a
 // watched directory outside the tree) makes sure every event that happened
-// before is read.
+// before is read: a barrier touches a file there (one not in use by another
+// barrier, so that the kernel cannot merge their events) and waits for its
+// event.
 type treeWatch struct {
 	root    string
 	f       *os.File
-	barrier string // directory outside the tree
-	nextID  atomic.Uint64
+	barrier string      // directory outside the tree
+	tokens  chan string // names of the barrier files not in use
 
 	mu       sync.Mutex
 	dirs     map[int32]string // watch descriptor → directory relative to root
@@ -87,7 +91,15 @@ func (w *treeWatch) setup() error {
 		return err
 	}
 	w.barrier = dir
-	wd, err := unix.InotifyAddWatch(int(w.f.Fd()), dir, unix.IN_CREATE)
+	w.tokens = make(chan string, barrierFiles)
+	for i := range barrierFiles {
+		name := "b" + strconv.Itoa(i)
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			return err
+		}
+		w.tokens <- name
+	}
+	wd, err := unix.InotifyAddWatch(int(w.f.Fd()), dir, unix.IN_ATTRIB)
 	if err != nil {
 		return err
 	}
@@ -235,24 +247,34 @@ func (w *treeWatch) record(p string, existsAfter bool) {
 
 // sync returns once every event that happened before it has been recorded.
 func (w *treeWatch) sync() error {
-	name := "b" + strconv.FormatUint(w.nextID.Add(1), 10)
+	t := time.NewTimer(barrierWait)
+	var name string
+	select {
+	case name = <-w.tokens:
+	case <-t.C:
+		return fmt.Errorf("watch barrier: busy for %s", barrierWait)
+	}
 	ch := make(chan struct{})
 	w.mu.Lock()
 	w.waiters[name] = ch
 	w.mu.Unlock()
-	p := filepath.Join(w.barrier, name)
-	if err := os.WriteFile(p, nil, 0o600); err != nil {
+	now := time.Now()
+	if err := os.Chtimes(filepath.Join(w.barrier, name), now, now); err != nil {
+		w.mu.Lock()
+		delete(w.waiters, name)
+		w.mu.Unlock()
+		w.tokens <- name
 		return fmt.Errorf("watch barrier: %w", err)
 	}
-	defer os.Remove(p)
-	t := time.NewTimer(barrierWait)
 	defer t.Stop()
 	select {
 	case <-ch:
+		w.tokens <- name
 		return nil
 	case <-w.done:
 		return errors.New("watch barrier: watch closed")
 	case <-t.C:
+		// The file stays out of the pool: its event may still come.
 		w.mu.Lock()
 		delete(w.waiters, name)
 		w.mu.Unlock()

@@ -22,6 +22,10 @@ func TestMain(m *testing.M) {
 		compactLoop(path)
 		return
 	}
+	if path := os.Getenv("STORE_TEST_OUTBOX_LOOP"); path != "" {
+		outboxLoop(path)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -1,22 +1,53 @@
 // Package store provides the daemon's durable state: one bbolt file holding
-// runs, step records, instances' and repos' last known state, interventions,
-// the edit journal, deployments and the notification outbox.
+// runs and their step records, instances' and repos' last known state,
+// interventions, the edit journal, deployments and the notification
+// outbox.
 //
 // Records are JSON values in bbolt buckets. Sequences (runs, step records,
 // interventions, outbox messages) are keyed by big-endian uint64 so that a
-// cursor walks them in creation order.
+// cursor walks them in creation order. Index buckets (runs by repo, running
+// runs, unresolved interventions by kind and scope, unsettled journal
+// entries, undelivered messages) are kept in the same transactions as
+// their records and can be rebuilt from them.
+//
+// The file carries a schema version (SchemaVersion); Open migrates older
+// files forward with ordered migrations and refuses newer ones
+// (ErrSchemaTooNew).
+//
+// # Start-up check and salvage
+//
+// Open checks the file before bbolt maps it (meta pages, length, freelist,
+// and every page of every bucket tree, with plain bounds-checked reads),
+// then reads it in full through bbolt and runs bbolt's Check. A file that
+// fails is never deleted: Open copies what it can read into a fresh file
+// (journal first, then interventions, runs, ...), renames the damaged file
+// to "<path>.corrupt-<UTC time>", puts the fresh file in its place, and
+// returns normally; Salvaged describes what happened, for the daemon to
+// raise an intervention (KindStateCorrupt). Records in damaged pages are
+// recovered, where possible, by scanning all leaf pages and carving JSON
+// records out of pages whose header is destroyed. Because freed pages keep
+// old versions of records, the freshest version found wins, and a record
+// that retention had deleted can reappear after a salvage.
+//
+// bbolt does not checksum data pages: damage inside a record's bytes that
+// leaves the page structure intact is not detected, and shows up as a
+// decode error when that record is read.
 //
 // # Caveats
 //
 // A Store is safe for concurrent use by many goroutines. Only one process
 // can have the file open: Open takes an exclusive flock and gives up after
-// Options.Timeout. The CLI must talk to the daemon instead of opening the
-// file.
+// Options.Timeout (bbolt's ErrTimeout). The CLI must talk to the daemon
+// instead of opening the file.
 //
 // Every value returned by a Store is a copy; nothing refers to bbolt's
 // memory map after a transaction ends.
 //
-// Compact swaps the underlying file while holding the Store's write lock:
-// calls made meanwhile wait, and none of them sees a half-swapped file.
-// Close must not race with other calls.
+// Compact holds the Store's write lock while it copies the file and swaps
+// the copy in: every other call waits (for a file of tens of MiB, well
+// under a second), and none sees a half-swapped file. A crash before the
+// rename leaves the original intact (the partial copy is removed by the
+// next Open); after it, the new file is complete. Backup runs in one read
+// transaction and does not block writers. Close must not race with other
+// calls.
 package store

@@ -27,8 +27,7 @@ const (
 
 // rawRecord is one version of a record found by the raw scan.
 type rawRecord struct {
-	bucket []byte // primary bucket; for steps the nested run key is sub
-	sub    []byte
+	bucket []byte // primary bucket
 	key    []byte
 	value  []byte
 	fresh  time.Time
@@ -143,40 +142,29 @@ func scanInline(name, v, parent []byte, out map[string]rawRecord) {
 	}
 	if parent == nil {
 		scanLeaf(page, name, out)
-		return
-	}
-	if bytes.Equal(parent, bucketSteps) {
-		scanLeaf(page, append(append([]byte{}, bucketSteps...), append([]byte{0}, name...)...), out)
 	}
 }
 
 func keep(out map[string]rawRecord, rec rawRecord) {
-	id := string(rec.bucket) + "\x00" + string(rec.sub) + "\x00" + string(rec.key)
+	id := string(rec.bucket) + "\x00" + string(rec.key)
 	if old, ok := out[id]; ok && !rec.fresh.After(old.fresh) && (rec.fresh.Before(old.fresh) || len(rec.value) <= len(old.value)) {
 		return
 	}
-	rec.key, rec.value, rec.sub = bytes.Clone(rec.key), bytes.Clone(rec.value), bytes.Clone(rec.sub)
+	rec.key, rec.value = bytes.Clone(rec.key), bytes.Clone(rec.value)
 	out[id] = rec
 }
 
 // classify recognises a record found in a leaf page under key k, by its
 // bucket when known, or by its shape.
 func classify(bucket, k, v []byte) (rawRecord, bool) {
-	sub, inSteps := bytes.CutPrefix(bucket, append(append([]byte{}, bucketSteps...), 0))
-	if !inSteps && bucket != nil && !isPrimary(bucket) {
+	if bucket != nil && !isPrimary(bucket) {
 		bucket = nil // a nested bucket of unknown parent: go by shape
 	}
 	if bytes.Equal(bucket, bucketMeta) {
 		return rawRecord{}, false
 	}
 	rec, ok := recognise(v)
-	if !ok || !bytes.Equal(rec.key, k) {
-		return rawRecord{}, false
-	}
-	if inSteps && (!bytes.Equal(rec.bucket, bucketSteps) || !bytes.Equal(rec.sub, sub)) {
-		return rawRecord{}, false
-	}
-	if bucket != nil && !inSteps && !bytes.Equal(bucket, rec.bucket) {
+	if !ok || !bytes.Equal(rec.key, k) || (bucket != nil && !bytes.Equal(bucket, rec.bucket)) {
 		return rawRecord{}, false
 	}
 	return rec, true
@@ -241,7 +229,7 @@ var shapes = []shape{
 	}},
 	{need: []string{"run", "seq", "step"}, read: func(v []byte) (rawRecord, bool) {
 		return record(v, func(st StepRecord) rawRecord {
-			return rawRecord{bucket: bucketSteps, sub: u64key(uint64(st.Run)), key: u64key(uint64(st.Seq)), fresh: latest(st.Started, st.Ended)}
+			return rawRecord{bucket: bucketSteps, key: stepKey(st.Run, uint64(st.Seq)), fresh: latest(st.Started, st.Ended)}
 		})
 	}},
 	{need: []string{"id", "file", "state", "created"}, read: func(v []byte) (rawRecord, bool) {
@@ -309,8 +297,8 @@ func latest(ts ...time.Time) time.Time {
 	return m
 }
 
-// mergeRaw adds raw-scan records of the given buckets that the bbolt walk
-// did not recover. Steps are added only for runs present in dst.
+// mergeRaw adds raw-scan records of the given buckets that the tree walk
+// did not recover.
 func mergeRaw(out *bolt.DB, recs map[string]rawRecord, buckets []string, rep *SalvageReport) error {
 	want := map[string]bool{}
 	for _, b := range buckets {
@@ -341,15 +329,6 @@ func mergeRaw(out *bolt.DB, recs map[string]rawRecord, buckets []string, rep *Sa
 
 func mergeOne(tx *bolt.Tx, rec rawRecord) (bool, error) {
 	b := tx.Bucket(rec.bucket)
-	if rec.sub != nil {
-		if tx.Bucket(bucketRuns).Get(rec.sub) == nil {
-			return false, nil
-		}
-		var err error
-		if b, err = b.CreateBucketIfNotExists(rec.sub); err != nil {
-			return false, err
-		}
-	}
 	if b.Get(rec.key) != nil {
 		return false, nil
 	}
@@ -362,6 +341,15 @@ func mergeOne(tx *bolt.Tx, rec rawRecord) (bool, error) {
 	return true, nil
 }
 
+func isSeqBucket(name []byte) bool {
+	for _, b := range [][]byte{bucketInterventions, bucketRuns, bucketOutbox} {
+		if bytes.Equal(b, name) {
+			return true
+		}
+	}
+	return false
+}
+
 func isPrimary(name []byte) bool {
 	for _, b := range primaryBuckets {
 		if bytes.Equal(b, name) {
@@ -369,13 +357,4 @@ func isPrimary(name []byte) bool {
 		}
 	}
 	return bytes.Equal(name, bucketMeta)
-}
-
-func isSeqBucket(name []byte) bool {
-	for _, b := range [][]byte{bucketInterventions, bucketRuns, bucketSteps, bucketOutbox} {
-		if bytes.Equal(b, name) {
-			return true
-		}
-	}
-	return false
 }

@@ -153,10 +153,8 @@ func indexRun(tx *bolt.Tx, r Run, old *Run) error {
 // deleteRun removes a run, its step records and its index entries.
 func deleteRun(tx *bolt.Tx, r Run) error {
 	key := u64key(uint64(r.ID))
-	if tx.Bucket(bucketSteps).Bucket(key) != nil {
-		if err := tx.Bucket(bucketSteps).DeleteBucket(key); err != nil {
-			return err
-		}
+	if err := deleteSteps(tx, r.ID); err != nil {
+		return err
 	}
 	if err := tx.Bucket(indexRunRepo).Delete(runRepoKey(r.Repo, r.ID)); err != nil {
 		return err

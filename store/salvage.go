@@ -126,10 +126,9 @@ type pair struct {
 
 // salvageSpec says how one primary bucket is salvaged.
 type salvageSpec struct {
-	name   []byte
-	seq    bool                                 // keys are big-endian sequence numbers
-	valid  func(k, v []byte, dst *bolt.Tx) bool // record check
-	nested *salvageSpec                         // for steps: one sub-bucket per run
+	name  []byte
+	seq   bool                                 // keys are big-endian sequence numbers
+	valid func(k, v []byte, dst *bolt.Tx) bool // record check
 }
 
 func validJSON[T any](k, v []byte, _ *bolt.Tx) bool {
@@ -146,8 +145,7 @@ var salvageSpecs = []salvageSpec{
 	{name: bucketJournal, valid: validJSON[JournalEntry]},
 	{name: bucketInterventions, seq: true, valid: validSeq[Intervention]},
 	{name: bucketRuns, seq: true, valid: validSeq[Run]},
-	{name: bucketSteps, valid: func(k, _ []byte, _ *bolt.Tx) bool { return len(k) == 8 },
-		nested: &salvageSpec{seq: true, valid: validSeq[StepRecord]}},
+	{name: bucketSteps, valid: func(k, v []byte, dst *bolt.Tx) bool { return len(k) == 16 && validJSON[StepRecord](k, v, dst) }},
 	{name: bucketDeployments, valid: validJSON[Deployment]},
 	{name: bucketOutbox, seq: true, valid: validSeq[Message]},
 	{name: bucketRepos, valid: validJSON[RepoState]},
@@ -197,21 +195,17 @@ func (s *Store) salvageInto(src, dst string, rep *SalvageReport) error {
 // dropOrphanSteps removes the step records of runs that were not salvaged.
 func dropOrphanSteps(tx *bolt.Tx, rep *SalvageReport) error {
 	var orphans [][]byte
-	steps, runs := tx.Bucket(bucketSteps), tx.Bucket(bucketRuns)
-	err := steps.ForEachBucket(func(k []byte) error {
-		if runs.Get(k) == nil {
+	runs := tx.Bucket(bucketRuns)
+	c := tx.Bucket(bucketSteps).Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if len(k) != 16 || runs.Get(k[:8]) == nil {
 			orphans = append(orphans, bytes.Clone(k))
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	for _, k := range orphans {
-		n := steps.Bucket(k).Stats().KeyN
-		rep.Recovered[string(bucketSteps)] -= n
-		rep.Dropped[string(bucketSteps)] += n
-		if err := steps.DeleteBucket(k); err != nil {
+		rep.Recovered[string(bucketSteps)]--
+		rep.Dropped[string(bucketSteps)]++
+		if err := tx.Bucket(bucketSteps).Delete(k); err != nil {
 			return err
 		}
 	}
@@ -267,34 +261,14 @@ func copyTree(out *bolt.DB, root *rawBucket, rep *SalvageReport) error {
 	return nil
 }
 
-// copyPairs writes the valid pairs of src into dst (for nested specs, each
-// sub-bucket into its own), and moves dst's sequence past every copied key.
+// copyPairs writes the valid pairs of src into dst and moves dst's
+// sequence past every copied key.
 func copyPairs(tx *bolt.Tx, src *rawBucket, dst *bolt.Bucket, spec salvageSpec, rep *SalvageReport, name string) (int, error) {
 	if src.damaged && !containsString(rep.Incomplete, name) {
 		rep.Incomplete = append(rep.Incomplete, name)
 	}
-	n := 0
-	seq := src.seq
-	if spec.nested != nil {
-		rep.Dropped[name] += len(src.pairs)
-		for key, sub := range src.subs {
-			if !spec.valid([]byte(key), nil, tx) {
-				rep.Dropped[name]++
-				continue
-			}
-			nb, err := dst.CreateBucketIfNotExists([]byte(key))
-			if err != nil {
-				return n, err
-			}
-			m, err := copyPairs(tx, sub, nb, *spec.nested, rep, name)
-			n += m
-			if err != nil {
-				return n, err
-			}
-		}
-		return n, nil
-	}
 	rep.Dropped[name] += len(src.subs)
+	n, seq := 0, src.seq
 	for _, p := range src.pairs {
 		if !spec.valid(p.k, p.v, tx) {
 			rep.Dropped[name]++

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -14,14 +15,16 @@ import (
 // Version 1: meta, runs, steps, instances, repos.
 // Version 2: adds interventions, the edit journal, deployments and the
 // notification outbox, and the indexes run_repo, run_active, iv_open,
-// journal_open and outbox_pending.
+// journal_open and outbox_pending; step records move from one nested
+// bucket per run (at least a page per run) to one flat bucket keyed by run
+// id and seq.
 const SchemaVersion = 2
 
 // Primary buckets hold records; index buckets can be rebuilt from them.
 var (
 	bucketMeta          = []byte("meta")
 	bucketRuns          = []byte("runs")  // run id -> Run
-	bucketSteps         = []byte("steps") // run id -> nested bucket: seq -> StepRecord
+	bucketSteps         = []byte("steps") // run id ‖ seq -> StepRecord (schema 1: run id -> bucket of seq -> StepRecord)
 	bucketInstances     = []byte("instances")
 	bucketRepos         = []byte("repos")
 	bucketInterventions = []byte("interventions") // id -> Intervention
@@ -61,10 +64,45 @@ var migrations = []migration{
 }
 
 func migrateTo2(tx *bolt.Tx) error {
+	if err := flattenSteps(tx); err != nil {
+		return fmt.Errorf("flatten steps: %w", err)
+	}
 	if err := createBuckets(tx); err != nil {
 		return err
 	}
 	return rebuildIndexes(tx)
+}
+
+// flattenSteps rewrites schema 1's steps/<run id>/<seq> as steps/<run id ‖ seq>.
+func flattenSteps(tx *bolt.Tx) error {
+	old := tx.Bucket(bucketSteps)
+	if old == nil {
+		return nil
+	}
+	var keys, values [][]byte
+	err := old.ForEachBucket(func(run []byte) error {
+		return old.Bucket(run).ForEach(func(seq, v []byte) error {
+			keys = append(keys, append(bytes.Clone(run), seq...))
+			values = append(values, bytes.Clone(v))
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if err := tx.DeleteBucket(bucketSteps); err != nil {
+		return err
+	}
+	flat, err := tx.CreateBucket(bucketSteps)
+	if err != nil {
+		return err
+	}
+	for i := range keys {
+		if err := flat.Put(keys[i], values[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // schemaOf returns the file's schema version, 0 for a file never initialised.

@@ -83,6 +83,10 @@ type Expect struct {
 	OutputContains []string `json:"output_contains,omitempty" yaml:"output_contains,omitempty"`
 	// InstanceXML is the whole instance file after the step.
 	InstanceXML *string `json:"instance_xml,omitempty" yaml:"instance_xml,omitempty"`
+	// Edits are the changes the step makes to the instance file, as
+	// manifest.Diff reports them (default key attributes); an empty list
+	// means no change.
+	Edits *[]manifest.Edit `json:"edits,omitempty" yaml:"edits,omitempty"`
 }
 
 // Duration is a time.Duration written as a string ("5m0s").

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/sre-tools/deployer/manifest"
 )
 
 // ScenarioOutcome is the result of testing one scenario.
@@ -29,10 +31,10 @@ func (o ScenarioOutcome) Passed() bool { return o.Err == nil && len(o.Mismatches
 // restored afterwards.
 func (e *Executor) TestScenario(ctx context.Context, t Target, sc Scenario) ScenarioOutcome {
 	o := ScenarioOutcome{Scenario: sc}
-	r, after, err := e.runScenario(ctx, t, sc, true)
+	r, files, err := e.runScenario(ctx, t, sc, true)
 	o.Result, o.Err = r, err
 	if err == nil {
-		o.Mismatches = sc.Check(r, after)
+		o.Mismatches = sc.Check(r, files.before, files.after)
 	}
 	return o
 }
@@ -74,9 +76,10 @@ func (e *Executor) testFile(ctx context.Context, t Target, path string) Scenario
 	return e.TestScenario(ctx, t, sc)
 }
 
-// Check compares a result, and the instance file the step left (nil when
-// absent), with the expected outcome; without Expect the step must succeed.
-func (sc Scenario) Check(r StepResult, instanceAfter []byte) []string {
+// Check compares a result, and the instance file before and after the step
+// (nil when absent), with the expected outcome; without Expect the step must
+// succeed.
+func (sc Scenario) Check(r StepResult, instanceBefore, instanceAfter []byte) []string {
 	want := sc.Expect
 	if want == nil {
 		want = &Expect{Status: StatusSucceeded}
@@ -108,7 +111,32 @@ func (sc Scenario) Check(r StepResult, instanceAfter []byte) []string {
 			bad = append(bad, "instance file: "+m)
 		}
 	}
+	if want.Edits != nil {
+		if m := compareEdits(instanceBefore, instanceAfter, *want.Edits); m != "" {
+			bad = append(bad, "instance edits: "+m)
+		}
+	}
 	return bad
+}
+
+// compareEdits compares the edits that turn before into after with want.
+func compareEdits(before, after []byte, want []manifest.Edit) string {
+	got, err := manifest.Diff(before, after, manifest.DiffOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	if slices.Equal(got, want) {
+		return ""
+	}
+	return fmt.Sprintf("got [%s], want [%s]", joinEdits(got), joinEdits(want))
+}
+
+func joinEdits(edits []manifest.Edit) string {
+	s := make([]string, len(edits))
+	for i, e := range edits {
+		s[i] = e.String()
+	}
+	return strings.Join(s, "; ")
 }
 
 // compareText names the first differing line of got and want, "" if equal.

@@ -37,31 +37,39 @@ func (e *Executor) RunScenario(ctx context.Context, t Target, sc Scenario) (Step
 	return r, err
 }
 
-// runScenario runs sc and returns the instance file as the step left it
-// (nil when absent), restoring the file afterwards when restore is set.
-func (e *Executor) runScenario(ctx context.Context, t Target, sc Scenario, restore bool) (StepResult, []byte, error) {
+// instanceVersions is the instance file before and after a scenario's step
+// (nil when absent).
+type instanceVersions struct{ before, after []byte }
+
+// runScenario runs sc and returns the instance file before and after the
+// step, restoring the file afterwards when restore is set.
+func (e *Executor) runScenario(ctx context.Context, t Target, sc Scenario, restore bool) (StepResult, instanceVersions, error) {
+	var files instanceVersions
 	if err := sc.validate(); err != nil {
-		return StepResult{}, nil, fmt.Errorf("run scenario: %w", err)
+		return StepResult{}, files, fmt.Errorf("run scenario: %w", err)
 	}
 	job, err := sc.job(t)
 	if err != nil {
-		return StepResult{}, nil, fmt.Errorf("run scenario: %w", err)
+		return StepResult{}, files, fmt.Errorf("run scenario: %w", err)
 	}
 	file, err := instancePath(t.RepoRoot, sc.Instance.File)
 	if err != nil {
-		return StepResult{}, nil, fmt.Errorf("run scenario: %w", err)
+		return StepResult{}, files, fmt.Errorf("run scenario: %w", err)
 	}
 	if restore {
 		undo, err := keepFile(file)
 		if err != nil {
-			return StepResult{}, nil, fmt.Errorf("run scenario: %w", err)
+			return StepResult{}, files, fmt.Errorf("run scenario: %w", err)
 		}
 		defer undo()
 	}
 	if sc.Instance.XML != "" {
 		if err := os.WriteFile(file, []byte(sc.Instance.XML), 0o644); err != nil {
-			return StepResult{}, nil, fmt.Errorf("run scenario: write instance: %w", err)
+			return StepResult{}, files, fmt.Errorf("run scenario: write instance: %w", err)
 		}
+	}
+	if files.before, err = readIfExists(file); err != nil {
+		return StepResult{}, files, fmt.Errorf("run scenario: read instance: %w", err)
 	}
 	ws := e.watchJobs([]Job{job})
 	defer ws.close()
@@ -69,11 +77,18 @@ func (e *Executor) runScenario(ctx context.Context, t Target, sc Scenario, resto
 	jr.literal = true
 	jr.allow = sc.allowedHostEnv(e.opts.StepEnv)
 	r, _ := e.attempt(ctx, jr, job.Steps[0], 1)
-	after, err := os.ReadFile(file)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return r, nil, fmt.Errorf("run scenario: read instance: %w", err)
+	if files.after, err = readIfExists(file); err != nil {
+		return r, files, fmt.Errorf("run scenario: read instance: %w", err)
 	}
-	return r, after, nil
+	return r, files, nil
+}
+
+func readIfExists(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return data, err
 }
 
 // job turns the scenario into a one-step job.

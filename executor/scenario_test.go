@@ -140,13 +140,16 @@ func TestScenarioExpectations(t *testing.T) {
 		{"default fails on failure", []string{"5"}, nil, []string{"status: got failed (exit status 5), want succeeded"}},
 		{"all met", []string{"5"}, &executor.Expect{Status: executor.StatusFailed, ExitCode: code(5),
 			Outputs: map[string]string{}, OutputContains: []string{"done"}}, nil},
-		{"edits", nil, &executor.Expect{Outputs: map[string]string{"v": "2"}, InstanceXML: text(`<instance name="a" v="2"/>` + "\n")}, nil},
+		{"edits", nil, &executor.Expect{Outputs: map[string]string{"v": "2"}, InstanceXML: text(`<instance name="a" v="2"/>` + "\n"),
+			Edits: &[]manifest.Edit{{Op: manifest.OpSetAttr, Path: "/instance", Attr: "v", Value: "2"}}}, nil},
 		{"all missed", nil, &executor.Expect{Status: executor.StatusFailed, ExitCode: code(1),
-			Outputs: map[string]string{"v": "3", "w": "1"}, OutputContains: []string{"nope"}, InstanceXML: text("<instance/>\n")},
+			Outputs: map[string]string{"v": "3", "w": "1"}, OutputContains: []string{"nope"}, InstanceXML: text("<instance/>\n"),
+			Edits: &[]manifest.Edit{}},
 			[]string{
 				"status: got succeeded (), want failed", "exit code: got 0, want 1",
 				`output v: got "2", want "3"`, `output w: missing, want "1"`, `output does not contain "nope"`,
 				`instance file: line 1: got "<instance name=\"a\" v=\"2\"/>\n", want "<instance/>\n"`,
+				"instance edits: got [set /instance@v 2], want []",
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -173,6 +176,8 @@ func TestLoadScenario(t *testing.T) {
 	}{
 		{"json", `{"version": 1, "step": "s", "run": "scripts/x.sh", "timeout": "5m", "instance": {"name": "a", "file": "instances/a.xml"}}`, nil},
 		{"yaml", "version: 1\nstep: s\nrun: scripts/x.sh\ntimeout: 90s\ninstance: {name: a, file: instances/a.xml}\ndependency_outputs: {version: 4.3.0}\nexpect: {status: succeeded, exit_code: 0}\n", nil},
+		{"yaml edits", "version: 1\nstep: s\nrun: x\ninstance: {name: a, file: a.xml}\nexpect:\n  edits:\n    - {op: set-attr, path: /instance, attr: v, value: \"2\"}\n", nil},
+		{"yaml bad edit field", "version: 1\nstep: s\nrun: x\ninstance: {name: a, file: a.xml}\nexpect:\n  edits:\n    - {op: set-attr, where: /instance}\n", executor.ErrScenarioInvalid},
 		{"unknown field", `{"version": 1, "step": "s", "run": "x", "instance": {"name": "a", "file": "a.xml"}, "retries": 3}`, executor.ErrScenarioInvalid},
 		{"unknown yaml field", "version: 1\nstep: s\nrun: x\ninstance: {name: a, file: a.xml, tier: gold}\n", executor.ErrScenarioInvalid},
 		{"newer version", `{"version": 2, "step": "s", "run": "x", "instance": {"name": "a", "file": "a.xml"}, "sandbox": true}`, executor.ErrScenarioVersion},

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -145,8 +146,10 @@ func (jr *jobRun) env(step manifest.Step) *envSet {
 	for k, v := range jr.job.Env {
 		s.set(k, v)
 	}
-	for k, v := range jr.outputs {
-		s.set(outputEnvName(k), v)
+	// Sorted, so that keys differing only in case resolve the same way
+	// every time.
+	for _, k := range slices.Sorted(maps.Keys(jr.outputs)) {
+		s.set(outputEnvName(k), jr.outputs[k])
 	}
 	s.set("DEPLOYER_INSTANCE", string(jr.job.Instance.Name))
 	s.set("DEPLOYER_INSTANCE_FILE", jr.file)

@@ -13,7 +13,7 @@ import (
 // dependency did not succeed is skipped), retrying with jittered backoff
 // (each attempt reported), enforcing timeouts (SIGTERM to the process group,
 // SIGKILL after KillGrace, grandchildren killed too) and passing outputs to
-// later steps as DEPLOYER_OUT_<KEY>. report, if not nil, is called for every
+// later steps as DEPLOYER_OUT_<KEY> (KEY upper-cased). report, if not nil, is called for every
 // attempt as soon as it ends, and for every step that does not run. When ctx
 // is cancelled the running step is killed and reported "interrupted", and so
 // are the steps after it. RunJob returns every result it reported.

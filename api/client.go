@@ -162,3 +162,44 @@ func decodeError(resp *http.Response) error {
 	}
 	return &KindError{Kind: k, Message: e.Message}
 }
+
+// Interventions lists the open interventions (all: resolved ones too).
+func (c *Client) Interventions(ctx context.Context, all bool) ([]Intervention, error) {
+	path := "/v1/interventions"
+	if all {
+		path += "?all=1"
+	}
+	var resp struct {
+		Interventions []Intervention `json:"interventions"`
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &resp)
+	return resp.Interventions, err
+}
+
+// Intervention returns one intervention.
+func (c *Client) Intervention(ctx context.Context, id uint64) (Intervention, error) {
+	var iv Intervention
+	err := c.do(ctx, http.MethodGet, "/v1/interventions/"+strconv.FormatUint(id, 10), nil, &iv)
+	return iv, err
+}
+
+// Acknowledge acknowledges an intervention.
+func (c *Client) Acknowledge(ctx context.Context, id uint64, req AckRequest) (Intervention, error) {
+	var iv Intervention
+	err := c.do(ctx, http.MethodPost, "/v1/interventions/"+strconv.FormatUint(id, 10)+"/ack", req, &iv)
+	return iv, err
+}
+
+// Resolve resolves an intervention.
+func (c *Client) Resolve(ctx context.Context, id uint64, req ResolveRequest) (Intervention, error) {
+	var iv Intervention
+	err := c.do(ctx, http.MethodPost, "/v1/interventions/"+strconv.FormatUint(id, 10)+"/resolve", req, &iv)
+	return iv, err
+}
+
+// Report returns the on-call report.
+func (c *Client) Report(ctx context.Context) (Report, error) {
+	var rep Report
+	err := c.do(ctx, http.MethodGet, "/v1/report", nil, &rep)
+	return rep, err
+}

@@ -24,6 +24,11 @@ type Backend interface {
 	Sync(ctx context.Context, repo string, wait bool) (SyncResponse, error)
 	Runs(ctx context.Context, repo string, limit int) ([]Run, error)
 	Run(ctx context.Context, id uint64) (Run, error)
+	Interventions(ctx context.Context, all bool) ([]Intervention, error)
+	Intervention(ctx context.Context, id uint64) (Intervention, error)
+	Acknowledge(ctx context.Context, id uint64, req AckRequest) (Intervention, error)
+	Resolve(ctx context.Context, id uint64, req ResolveRequest) (Intervention, error)
+	Report(ctx context.Context) (Report, error)
 	// Ready returns nil when the state is open and every repo is checked out.
 	Ready() error
 }
@@ -53,6 +58,12 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	mux.HandleFunc("POST /v1/repos/{name}/sync", s.sync)
 	mux.HandleFunc("GET /v1/runs", s.runs)
 	mux.HandleFunc("GET /v1/runs/{id}", s.run)
+	mux.HandleFunc("GET /v1/interventions", s.interventions)
+	mux.HandleFunc("GET /v1/interventions/{id}", s.intervention)
+	mux.HandleFunc("POST /v1/interventions/{id}/ack", s.ack)
+	mux.HandleFunc("POST /v1/interventions/{id}/resolve", s.resolve)
+	mux.HandleFunc("GET /v1/report", s.report)
+	mux.HandleFunc("GET /{$}", s.statusPage)
 	var h http.Handler = mux
 	if requireToken {
 		h = s.requireToken(mux)

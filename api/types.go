@@ -104,3 +104,70 @@ type Error struct {
 	Kind    string `json:"kind"`
 	Message string `json:"message"`
 }
+
+// Intervention is a recorded case that needs a human.
+type Intervention struct {
+	ID          uint64            `json:"id"`
+	Kind        string            `json:"kind"`
+	Severity    int               `json:"severity"` // 0 is the most severe
+	Host        string            `json:"host"`
+	Repo        string            `json:"repo"`
+	Instance    string            `json:"instance,omitempty"`
+	Scope       string            `json:"scope"` // "repo" or "instance"
+	Summary     string            `json:"summary"`
+	NextAction  string            `json:"next_action"`
+	Evidence    Evidence          `json:"evidence"`
+	Count       int               `json:"count"`
+	FirstSeen   time.Time         `json:"first_seen"`
+	LastSeen    time.Time         `json:"last_seen"`
+	State       string            `json:"state"` // open, acknowledged, resolved
+	AckBy       string            `json:"ack_by,omitempty"`
+	AckNote     string            `json:"ack_note,omitempty"`
+	ResolvedBy  string            `json:"resolved_by,omitempty"`
+	ResolvedHow string            `json:"resolved_how,omitempty"`
+	ResolvedAt  *time.Time        `json:"resolved_at,omitempty"`
+	Extra       map[string]string `json:"-"`
+}
+
+// Evidence is what an intervention shows on-call.
+type Evidence struct {
+	Output  string            `json:"output,omitempty"`
+	Base    *string           `json:"base,omitempty"`
+	Ours    *string           `json:"ours,omitempty"`
+	Theirs  *string           `json:"theirs,omitempty"`
+	Commits []Commit          `json:"commits,omitempty"`
+	File    string            `json:"file,omitempty"`
+	Element string            `json:"element,omitempty"`
+	Extra   map[string]string `json:"extra,omitempty"`
+}
+
+// Commit names a commit and its author.
+type Commit struct {
+	Hash    string    `json:"hash"`
+	Author  string    `json:"author,omitempty"`
+	Subject string    `json:"subject,omitempty"`
+	When    time.Time `json:"when,omitzero"`
+}
+
+// AckRequest acknowledges an intervention.
+type AckRequest struct {
+	Who  string `json:"who"`
+	Note string `json:"note"`
+}
+
+// ResolveRequest resolves an intervention.
+type ResolveRequest struct {
+	Who   string `json:"who"`
+	Note  string `json:"note,omitempty"`
+	Take  string `json:"take,omitempty"` // push-conflict: ours or theirs
+	Retry bool   `json:"retry,omitempty"`
+}
+
+// Report is the on-call report of one host.
+type Report struct {
+	Host          string         `json:"host"`
+	Generated     time.Time      `json:"generated"`
+	Interventions []Intervention `json:"interventions"`
+	FailedRuns    []Run          `json:"failed_runs"`
+	InProgress    []Run          `json:"in_progress"`
+}

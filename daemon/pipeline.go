@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
@@ -17,9 +18,11 @@ import (
 func (w *worker) runOnce(ctx context.Context, reqs []request) store.RunID {
 	triggers := make([]store.Trigger, len(reqs))
 	manual := false
+	var forced []string
 	for i, r := range reqs {
 		triggers[i] = r.trigger
-		manual = manual || r.done != nil
+		manual = manual || r.done != nil || r.trigger.Kind == "retry"
+		forced = append(forced, r.instances...)
 	}
 	rs, err := w.d.store.Repo(w.cfg.Name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -27,9 +30,15 @@ func (w *worker) runOnce(ctx context.Context, reqs []request) store.RunID {
 		return 0
 	}
 	rs.Name = w.cfg.Name
-	if !w.sync(ctx, &rs) {
+	if !w.sync(ctx, &rs, manual) {
 		if manual {
-			return w.recordBlocked(triggers, rs)
+			return w.recordBlocked(triggers, rs, "sync failed: "+rs.LastError)
+		}
+		return 0
+	}
+	if iv, blocked := w.blocking(); blocked {
+		if manual {
+			return w.recordBlocked(triggers, rs, fmt.Sprintf("blocked by intervention #%d (%s): %s", iv.ID, iv.Kind, iv.Summary))
 		}
 		return 0
 	}
@@ -40,13 +49,21 @@ func (w *worker) runOnce(ctx context.Context, reqs []request) store.RunID {
 	if !manual && w.alreadyTried(rs, head) {
 		return 0
 	}
-	return w.execute(ctx, triggers, &rs, head)
+	return w.execute(ctx, triggers, &rs, head, forced)
 }
 
 // sync fetches and fast-forwards, recording the outcome on rs. It reports
 // whether the checkout is fit to deploy from.
-func (w *worker) sync(ctx context.Context, rs *store.RepoState) bool {
+func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) bool {
 	res, err := w.repo.Sync(ctx, rs.Upstream)
+	if err == nil && manual && res.Before == res.Head {
+		// Nothing moved, so Sync did not scan the worktree: an operator's
+		// run must not start from a hand-edited checkout.
+		res, err = w.repo.CheckDirty()
+	}
+	if err == nil && len(res.Ours) > 0 && res.State != "ahead-ours" {
+		err = w.reapply(ctx, res.Ours)
+	}
 	now := w.d.now()
 	rs.LastSync = now
 	if err != nil {
@@ -56,7 +73,9 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState) bool {
 		}
 		rs.LastError = err.Error()
 		w.log.Error().Err(err).Str("state", rs.SyncState).Msg("sync failed")
+		w.syncFailed(res, err)
 	} else {
+		w.syncSucceeded()
 		// The checkout is now at upstream: say so, whatever sync found.
 		rs.SyncState = "clean"
 		rs.LastSyncOK = now
@@ -89,10 +108,10 @@ func (w *worker) alreadyTried(rs store.RepoState, head string) bool {
 	return last.Commit == head && last.Status == store.RunInvalid
 }
 
-func (w *worker) recordBlocked(triggers []store.Trigger, rs store.RepoState) store.RunID {
+func (w *worker) recordBlocked(triggers []store.Trigger, rs store.RepoState, why string) store.RunID {
 	now := w.d.now()
 	run := store.Run{Repo: w.cfg.Name, Triggers: triggers, Base: rs.Deployed, Commit: rs.Head,
-		Status: store.RunBlocked, Error: "sync failed: " + rs.LastError, Started: now, Ended: now}
+		Status: store.RunBlocked, Error: why, Started: now, Ended: now}
 	id, err := w.d.store.CreateRun(run)
 	if err != nil {
 		w.log.Error().Err(err).Msg("record blocked run")
@@ -102,7 +121,7 @@ func (w *worker) recordBlocked(triggers []store.Trigger, rs store.RepoState) sto
 }
 
 // execute records a run at head and carries it out.
-func (w *worker) execute(ctx context.Context, triggers []store.Trigger, rs *store.RepoState, head string) store.RunID {
+func (w *worker) execute(ctx context.Context, triggers []store.Trigger, rs *store.RepoState, head string, forced []string) store.RunID {
 	run := store.Run{Repo: w.cfg.Name, Triggers: triggers, Base: rs.Deployed, Commit: head, Status: store.RunRunning, Started: w.d.now()}
 	id, err := w.d.store.CreateRun(run)
 	if err != nil {
@@ -117,7 +136,7 @@ func (w *worker) execute(ctx context.Context, triggers []store.Trigger, rs *stor
 	w.setSnap(func(s *snapshot) { r := run; s.running = &r })
 	defer w.setSnap(func(s *snapshot) { s.running = nil })
 
-	w.carryOut(ctx, &run, rs)
+	w.carryOut(ctx, &run, rs, forced)
 	run.Ended = w.d.now()
 	if err := w.d.store.UpdateRun(run); err != nil {
 		log.Error().Err(err).Msg("record run outcome")
@@ -131,12 +150,14 @@ func (w *worker) execute(ctx context.Context, triggers []store.Trigger, rs *stor
 }
 
 // carryOut loads the manifest, plans and executes; it sets run's status.
-func (w *worker) carryOut(ctx context.Context, run *store.Run, rs *store.RepoState) {
+func (w *worker) carryOut(ctx context.Context, run *store.Run, rs *store.RepoState, forced []string) {
 	m, err := manifest.Load(w.repo.Dir(), manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs})
 	if err != nil {
 		run.Status, run.Error = store.RunInvalid, err.Error()
+		w.raiseManifestInvalid(*run, err)
 		return
 	}
+	w.clear(KindManifestInvalid, "", "a valid manifest arrived at "+short(run.Commit))
 	if rs.Deployed == "" {
 		// First start on this repo: adopt the current commit as deployed
 		// rather than redeploying every instance on a daemon install.
@@ -144,12 +165,17 @@ func (w *worker) carryOut(ctx context.Context, run *store.Run, rs *store.RepoSta
 		run.Triggers = append(run.Triggers, store.Trigger{Kind: "baseline", Detail: "first run on this host: commit adopted as deployed, no steps run", At: w.d.now()})
 		return
 	}
-	plan, err := w.plan(m, rs.Deployed, run.Commit)
+	plan, err := w.plan(m, rs.Deployed, run.Commit, forced)
 	if err != nil {
 		run.Status, run.Error = store.RunFailed, err.Error()
 		return
 	}
 	run.Instances = plan.outcomes
+	for _, o := range plan.outcomes {
+		if strings.HasPrefix(o.Reason, "instance-invalid: ") {
+			w.raiseInstanceInvalid(*run, o)
+		}
+	}
 	if err := w.d.store.UpdateRun(*run); err != nil {
 		w.log.Error().Err(err).Msg("record plan")
 	}
@@ -179,6 +205,13 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 			"DEPLOYER_COMMIT":  run.Commit,
 			"DEPLOYER_RUN":     strconv.FormatUint(uint64(run.ID), 10),
 			"DEPLOYER_DRY_RUN": "0",
+		}
+		file := job.Instance.File
+		job.AfterStep = func(ctx context.Context, r executor.StepResult) error {
+			if s, ok := m.Step(r.Step); ok && s.Writes == "instance" {
+				return w.captureWrite(ctx, run, r, file)
+			}
+			return nil
 		}
 		job.Template = map[string]string{
 			"instance": string(job.Instance.Name),
@@ -215,6 +248,10 @@ func (w *worker) settle(run *store.Run, results []executor.InstanceResult) {
 		}
 		if r.Status == executor.StatusSucceeded {
 			st.Deployed = run.Commit
+			w.clear(KindStepFailed, o.Name, "its steps succeeded in run "+fmt.Sprint(run.ID))
+			w.clear(KindInstanceInvalid, o.Name, "its steps ran in run "+fmt.Sprint(run.ID))
+		} else if r.Status == executor.StatusFailed || r.Status == executor.StatusTimedOut {
+			w.raiseStepFailed(*run, *o, failedOutput(r))
 		}
 		if err := w.d.store.SetInstance(st); err != nil {
 			w.log.Error().Err(err).Str("instance", o.Name).Msg("record instance")
@@ -233,6 +270,21 @@ func (w *worker) instanceState(name string) (store.InstanceState, error) {
 		}
 	}
 	return store.InstanceState{}, store.ErrNotFound
+}
+
+// failedOutput is the output tail of the step that failed an instance.
+func failedOutput(r executor.InstanceResult) string {
+	for i := len(r.Steps) - 1; i >= 0; i-- {
+		s := r.Steps[i]
+		if s.Status == executor.StatusFailed || s.Status == executor.StatusTimedOut {
+			out := s.OutputTail
+			if out == "" {
+				out = s.OutputHead
+			}
+			return fmt.Sprintf("%s attempt %d: %s\n%s", s.Step, s.Attempt, s.Reason, out)
+		}
+	}
+	return ""
 }
 
 func instanceReason(r executor.InstanceResult) string {

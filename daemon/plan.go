@@ -23,7 +23,7 @@ type plan struct {
 
 // plan works out the instances whose files changed between base and head,
 // or every instance when the on-change steps themselves changed.
-func (w *worker) plan(m *manifest.Manifest, base, head string) (plan, error) {
+func (w *worker) plan(m *manifest.Manifest, base, head string, forced []string) (plan, error) {
 	if m.OnChange == nil || len(m.OnChange.Steps) == 0 {
 		return plan{}, nil
 	}
@@ -39,6 +39,7 @@ func (w *worker) plan(m *manifest.Manifest, base, head string) (plan, error) {
 	if err != nil {
 		return plan{}, err
 	}
+	files = w.addForced(files, forced)
 	var p plan
 	for _, f := range files {
 		out, job, ok := w.planInstance(m, f, steps)
@@ -124,7 +125,30 @@ func (w *worker) planInstance(m *manifest.Manifest, file string, steps []manifes
 		return out, executor.Job{}, false
 	}
 	out.Name = string(in.Name)
+	if iv, blocked := w.instanceBlocked(out.Name); blocked {
+		out.Status, out.Reason = "skipped", fmt.Sprintf("open intervention #%d (%s)", iv.ID, iv.Kind)
+		return out, executor.Job{}, false
+	}
 	return out, executor.Job{Instance: in, Steps: steps}, true
+}
+
+// addForced adds the files of instances an operator asked to retry.
+func (w *worker) addForced(files []string, forced []string) []string {
+	if len(forced) == 0 {
+		return files
+	}
+	states, err := w.d.store.Instances(w.cfg.Name)
+	if err != nil {
+		w.log.Error().Err(err).Msg("read instances for a retry")
+		return files
+	}
+	for _, st := range states {
+		if slices.Contains(forced, st.Name) && !slices.Contains(files, st.File) {
+			files = append(files, st.File)
+		}
+	}
+	slices.Sort(files)
+	return files
 }
 
 func instanceStem(file string) string {

@@ -18,6 +18,12 @@ import (
 type request struct {
 	trigger store.Trigger
 	done    chan store.RunID
+	// instances are run even when their files did not change (a retry).
+	instances []string
+	// action, when set, is an operator's resolution to carry out on the
+	// worker before any run; its error goes to actionDone.
+	action     func(context.Context) error
+	actionDone chan error
 }
 
 // snapshot is what status shows of a worker without waiting for its run.
@@ -42,7 +48,11 @@ type worker struct {
 	pending []request
 	snap    snapshot
 
-	repo *syncer.Repo // only the loop goroutine touches it
+	repo *syncer.Repo // the loop goroutine, and steps' write-backs under gitMu
+	// gitMu serialises git work on the checkout during a run: write-backs
+	// of instances running in parallel.
+	gitMu       sync.Mutex
+	unreachable int // consecutive failed syncs with an unreachable remote
 }
 
 func newWorker(d *Daemon, cfg RepoConfig) *worker {
@@ -64,6 +74,31 @@ func (w *worker) enqueue(t store.Trigger, done chan store.RunID) {
 	w.mu.Lock()
 	w.pending = append(w.pending, request{trigger: t, done: done})
 	w.mu.Unlock()
+	w.signal()
+}
+
+// enqueueAction queues an operator's action for the worker goroutine.
+func (w *worker) enqueueAction(f func(context.Context) error, done chan error) {
+	w.mu.Lock()
+	w.pending = append(w.pending, request{action: f, actionDone: done})
+	w.mu.Unlock()
+	w.signal()
+}
+
+// enqueueRetry queues a run that redoes instance (every changed instance when "").
+func (w *worker) enqueueRetry(t store.Trigger, instance string) {
+	t.At = w.d.now()
+	r := request{trigger: t}
+	if instance != "" {
+		r.instances = []string{instance}
+	}
+	w.mu.Lock()
+	w.pending = append(w.pending, r)
+	w.mu.Unlock()
+	w.signal()
+}
+
+func (w *worker) signal() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
@@ -101,6 +136,7 @@ func (w *worker) loop(ctx context.Context) {
 		w.abandon()
 		return
 	}
+	w.recoverJournal(ctx)
 	w.enqueue(store.Trigger{Kind: "startup"}, nil)
 	timer := time.NewTimer(jitter(w.cfg.Poll))
 	defer timer.Stop()
@@ -113,7 +149,7 @@ func (w *worker) loop(ctx context.Context) {
 			w.enqueue(store.Trigger{Kind: "poll"}, nil)
 			timer.Reset(jitter(w.cfg.Poll))
 		case <-w.wake:
-			reqs := w.take()
+			reqs := w.runActions(ctx, w.take())
 			if len(reqs) == 0 {
 				continue
 			}
@@ -141,6 +177,7 @@ func (w *worker) open(ctx context.Context) bool {
 			Author:    w.cfg.Author,
 			OnDirty:   w.cfg.OnDirty,
 			OnRewrite: w.cfg.OnRewrite,
+			IsOurs:    w.isOurs,
 			Logger:    w.d.log,
 			Now:       w.d.now,
 		})
@@ -161,11 +198,34 @@ func (w *worker) open(ctx context.Context) bool {
 	}
 }
 
+// runActions carries out the operators' actions among reqs and returns the
+// other requests.
+func (w *worker) runActions(ctx context.Context, reqs []request) []request {
+	rest := reqs[:0:0]
+	for _, r := range reqs {
+		if r.action == nil {
+			rest = append(rest, r)
+			continue
+		}
+		r.actionDone <- r.action(ctx)
+	}
+	return rest
+}
+
+// isOurs reports whether a commit's change id is in our journal.
+func (w *worker) isOurs(changeID string) bool {
+	e, err := w.d.store.JournalEntry(changeID)
+	return err == nil && e.Repo == w.cfg.Name
+}
+
 // abandon answers waiting triggers when the worker stops.
 func (w *worker) abandon() {
 	for _, r := range w.take() {
 		if r.done != nil {
 			r.done <- 0
+		}
+		if r.actionDone != nil {
+			r.actionDone <- context.Canceled
 		}
 	}
 }

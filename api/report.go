@@ -1,0 +1,123 @@
+package api
+
+import (
+	"fmt"
+	"html/template"
+	"io"
+	"strings"
+	"time"
+)
+
+// WriteReportMarkdown writes the on-call report as markdown.
+func WriteReportMarkdown(w io.Writer, rep Report) error {
+	b := &strings.Builder{}
+	fmt.Fprintf(b, "# deployer report: %s\n\n_generated %s_\n\n", rep.Host, rep.Generated.UTC().Format(time.RFC3339))
+	fmt.Fprintf(b, "## Open interventions (%d)\n\n", len(rep.Interventions))
+	if len(rep.Interventions) == 0 {
+		b.WriteString("None: nothing needs a human.\n\n")
+	}
+	for _, iv := range rep.Interventions {
+		writeInterventionMarkdown(b, iv)
+	}
+	fmt.Fprintf(b, "## Recent failed runs (%d)\n\n", len(rep.FailedRuns))
+	for _, r := range rep.FailedRuns {
+		fmt.Fprintf(b, "- run %d of %s at `%s`: %s (%s)", r.ID, r.Repo, shortHash(r.Commit), r.Status, r.Started.UTC().Format(time.RFC3339))
+		if r.Error != "" {
+			fmt.Fprintf(b, ": %s", firstLine(r.Error))
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(b, "\n## In progress (%d)\n\n", len(rep.InProgress))
+	for _, r := range rep.InProgress {
+		fmt.Fprintf(b, "- run %d of %s at `%s` since %s\n", r.ID, r.Repo, shortHash(r.Commit), r.Started.UTC().Format(time.RFC3339))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeInterventionMarkdown(b *strings.Builder, iv Intervention) {
+	where := iv.Repo
+	if iv.Instance != "" {
+		where += " / " + iv.Instance
+	}
+	fmt.Fprintf(b, "### #%d %s on %s: %s\n\n", iv.ID, iv.Kind, where, iv.Summary)
+	fmt.Fprintf(b, "- **where**: host %s, repo %s", iv.Host, iv.Repo)
+	if iv.Instance != "" {
+		fmt.Fprintf(b, ", instance %s", iv.Instance)
+	}
+	if iv.Evidence.File != "" {
+		fmt.Fprintf(b, ", file `%s`", iv.Evidence.File)
+	}
+	if iv.Evidence.Element != "" {
+		fmt.Fprintf(b, ", element `%s`", iv.Evidence.Element)
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(b, "- **since**: %s, seen %d time(s), last %s; state %s", iv.FirstSeen.UTC().Format(time.RFC3339), iv.Count, iv.LastSeen.UTC().Format(time.RFC3339), iv.State)
+	if iv.AckBy != "" {
+		fmt.Fprintf(b, " by %s (%s)", iv.AckBy, iv.AckNote)
+	}
+	b.WriteString("\n")
+	if iv.Evidence.Base != nil {
+		fmt.Fprintf(b, "- **values**: base `%s`, ours `%s`, theirs `%s`\n", deref(iv.Evidence.Base), deref(iv.Evidence.Ours), deref(iv.Evidence.Theirs))
+	}
+	for _, c := range iv.Evidence.Commits {
+		fmt.Fprintf(b, "- **commit** `%s` by %s: %s\n", shortHash(c.Hash), c.Author, c.Subject)
+	}
+	fmt.Fprintf(b, "- **next action**: `%s`\n", iv.NextAction)
+	if out := strings.TrimSpace(iv.Evidence.Output); out != "" {
+		fmt.Fprintf(b, "\n```\n%s\n```\n", out)
+	}
+	b.WriteString("\n")
+}
+
+var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"short": shortHash,
+	"time":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"deref": deref,
+}).Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="30">
+<title>deployer: {{.Host}}</title>
+<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}pre{background:#f4f4f4;padding:.5em;overflow:auto}
+.iv{border-left:4px solid #c33;padding-left:1em;margin-bottom:1.5em}.acknowledged{border-color:#e90}code{background:#f4f4f4}</style>
+</head><body>
+<h1>deployer on {{.Host}}</h1><p>generated {{time .Generated}}; refreshes every 30 s</p>
+<h2>Open interventions ({{len .Interventions}})</h2>
+{{if not .Interventions}}<p>None: nothing needs a human.</p>{{end}}
+{{range .Interventions}}<div class="iv {{.State}}">
+<h3>#{{.ID}} {{.Kind}} on {{.Repo}}{{if .Instance}} / {{.Instance}}{{end}}</h3>
+<p>{{.Summary}}</p>
+<ul><li>where: host {{.Host}}, repo {{.Repo}}{{if .Instance}}, instance {{.Instance}}{{end}}{{if .Evidence.File}}, file <code>{{.Evidence.File}}</code>{{end}}{{if .Evidence.Element}}, element <code>{{.Evidence.Element}}</code>{{end}}</li>
+<li>since {{time .FirstSeen}}, seen {{.Count}} time(s), last {{time .LastSeen}}; {{.State}}{{if .AckBy}} by {{.AckBy}} ({{.AckNote}}){{end}}</li>
+{{if .Evidence.Base}}<li>values: base <code>{{deref .Evidence.Base}}</code>, ours <code>{{deref .Evidence.Ours}}</code>, theirs <code>{{deref .Evidence.Theirs}}</code></li>{{end}}
+{{range .Evidence.Commits}}<li>commit <code>{{short .Hash}}</code> by {{.Author}}: {{.Subject}}</li>{{end}}
+<li>next action: <code>{{.NextAction}}</code></li></ul>
+{{if .Evidence.Output}}<pre>{{.Evidence.Output}}</pre>{{end}}
+</div>{{end}}
+<h2>Recent failed runs ({{len .FailedRuns}})</h2><ul>
+{{range .FailedRuns}}<li>run {{.ID}} of {{.Repo}} at <code>{{short .Commit}}</code>: {{.Status}} ({{time .Started}}) {{.Error}}</li>{{end}}</ul>
+<h2>In progress ({{len .InProgress}})</h2><ul>
+{{range .InProgress}}<li>run {{.ID}} of {{.Repo}} at <code>{{short .Commit}}</code> since {{time .Started}}</li>{{end}}</ul>
+</body></html>
+`))
+
+// WriteReportHTML writes the on-call report as an HTML page.
+func WriteReportHTML(w io.Writer, rep Report) error { return reportTemplate.Execute(w, rep) }
+
+func shortHash(h string) string {
+	if len(h) > 10 {
+		return h[:10]
+	}
+	return h
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/sre-tools/deployer/api"
+)
+
+func newReportCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "report",
+		Short: "The on-call report: open interventions with evidence and next action, failed runs, runs in progress",
+		Long: `The on-call report of this host (-o markdown, the default; -o json; -o html).
+
+Exit status: 0 nothing open, 1 error, 3 an intervention is open.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			rep, err := c.Report(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			switch g.output {
+			case "json":
+				err = printJSON(out, rep)
+			case "html":
+				err = api.WriteReportHTML(out, rep)
+			case "markdown", "md", "table", "":
+				err = api.WriteReportMarkdown(out, rep)
+			default:
+				return usageErrorf("-o %q: want markdown, json or html", g.output)
+			}
+			if err == nil && len(rep.Interventions) > 0 {
+				return &statusError{Code: exitIntervention}
+			}
+			return err
+		},
+	}
+}

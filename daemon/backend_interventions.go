@@ -1,0 +1,112 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/store"
+)
+
+// Interventions lists unresolved interventions (all: resolved ones too),
+// most severe and oldest first.
+func (d *Daemon) Interventions(ctx context.Context, all bool) ([]api.Intervention, error) {
+	ivs, err := d.store.Interventions(store.InterventionFilter{IncludeResolved: all})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Intervention, 0, len(ivs))
+	for _, iv := range ivs {
+		out = append(out, d.apiIntervention(iv))
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if (a.State == store.StateResolved) != (b.State == store.StateResolved) {
+			return b.State == store.StateResolved
+		}
+		if a.Severity != b.Severity {
+			return a.Severity < b.Severity
+		}
+		return a.FirstSeen.Before(b.FirstSeen)
+	})
+	return out, nil
+}
+
+// Intervention returns one intervention.
+func (d *Daemon) Intervention(ctx context.Context, id uint64) (api.Intervention, error) {
+	iv, err := d.store.Intervention(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return api.Intervention{}, api.Errorf(api.KindNotFound, "intervention %d not found", id)
+	}
+	if err != nil {
+		return api.Intervention{}, err
+	}
+	return d.apiIntervention(iv), nil
+}
+
+// Acknowledge records who looks at an intervention.
+func (d *Daemon) Acknowledge(ctx context.Context, id uint64, req api.AckRequest) (api.Intervention, error) {
+	if _, err := d.Intervention(ctx, id); err != nil {
+		return api.Intervention{}, err
+	}
+	iv, err := d.store.Acknowledge(id, req.Who, req.Note)
+	if err != nil {
+		return api.Intervention{}, api.Errorf(api.KindInvalid, "%v", err)
+	}
+	return d.apiIntervention(iv), nil
+}
+
+// Report is the on-call report: open interventions, recent failed runs, runs in flight.
+func (d *Daemon) Report(ctx context.Context) (api.Report, error) {
+	ivs, err := d.Interventions(ctx, false)
+	if err != nil {
+		return api.Report{}, err
+	}
+	rep := api.Report{Host: d.opts.Host, Generated: d.now(), Interventions: ivs, FailedRuns: []api.Run{}, InProgress: []api.Run{}}
+	runs, err := d.store.Runs("", 50)
+	if err != nil {
+		return api.Report{}, err
+	}
+	for _, r := range runs {
+		switch r.Status {
+		case store.RunRunning:
+			rep.InProgress = append(rep.InProgress, apiRun(r))
+		case store.RunFailed, store.RunInvalid, store.RunBlocked, store.RunInterrupted:
+			if len(rep.FailedRuns) < 10 {
+				rep.FailedRuns = append(rep.FailedRuns, apiRun(r))
+			}
+		}
+	}
+	return rep, nil
+}
+
+func (d *Daemon) apiIntervention(iv store.Intervention) api.Intervention {
+	out := api.Intervention{
+		ID: iv.ID, Kind: iv.Kind, Severity: Severity(iv.Kind), Host: d.opts.Host, Repo: iv.Repo, Instance: iv.Instance,
+		Scope: "repo", Summary: iv.Summary, NextAction: strings.ReplaceAll(iv.NextAction, "{id}", strconv.FormatUint(iv.ID, 10)),
+		Count: iv.Count, FirstSeen: iv.FirstSeen, LastSeen: iv.LastSeen, State: iv.State,
+		AckBy: iv.AckBy, AckNote: iv.AckNote, ResolvedBy: iv.ResolvedBy, ResolvedHow: iv.ResolvedHow,
+		Evidence: api.Evidence{Output: iv.Evidence.Output, File: iv.Evidence.File, Element: iv.Evidence.Element, Extra: iv.Evidence.Extra},
+	}
+	if iv.Instance != "" {
+		out.Scope = "instance"
+	}
+	if !iv.ResolvedAt.IsZero() {
+		t := iv.ResolvedAt
+		out.ResolvedAt = &t
+	}
+	if v := iv.Evidence.Values; v != nil {
+		out.Evidence.Base, out.Evidence.Ours, out.Evidence.Theirs = &v.Base, &v.Ours, &v.Theirs
+	}
+	for _, c := range iv.Evidence.Commits {
+		out.Evidence.Commits = append(out.Evidence.Commits, api.Commit{Hash: c.Hash, Author: c.Author, Subject: c.Subject, When: c.When})
+	}
+	return out
+}
+
+func apiIntervention(iv store.Intervention) api.Intervention {
+	return (&Daemon{}).apiIntervention(iv)
+}

@@ -1,0 +1,250 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/sre-tools/deployer/store"
+	"github.com/sre-tools/deployer/syncer"
+)
+
+// Kind is an intervention kind; each has a runbook entry in docs/operations.md.
+type Kind string
+
+// The intervention kinds, most severe first within each scope.
+const (
+	KindRepoCorrupt       Kind = "repo-corrupt"
+	KindAuthFailed        Kind = "auth-failed"
+	KindSyncDiverged      Kind = "sync-diverged"
+	KindUpstreamRewritten Kind = "upstream-rewritten"
+	KindSyncDirty         Kind = "sync-dirty"
+	KindManifestInvalid   Kind = "manifest-invalid"
+	KindRemoteUnreachable Kind = "remote-unreachable"
+	KindPushRejected      Kind = "push-rejected"
+	KindPushConflict      Kind = "push-conflict"
+	KindStepFailed        Kind = "step-failed"
+	KindInstanceInvalid   Kind = "instance-invalid"
+)
+
+// Kinds lists every kind in severity order (most severe first).
+var Kinds = []Kind{KindRepoCorrupt, KindAuthFailed, KindSyncDiverged, KindUpstreamRewritten, KindSyncDirty,
+	KindManifestInvalid, KindRemoteUnreachable, KindPushRejected, KindPushConflict, KindStepFailed, KindInstanceInvalid}
+
+// Severity orders kinds for the report: lower is more severe.
+func Severity(k string) int {
+	for i, kk := range Kinds {
+		if string(kk) == k {
+			return i
+		}
+	}
+	return len(Kinds)
+}
+
+// unreachableThreshold is how many consecutive failed fetches raise remote-unreachable.
+const unreachableThreshold = 3
+
+// raise records an intervention (or bumps the open one of the same kind and scope).
+func (w *worker) raise(iv store.Intervention) store.Intervention {
+	iv.Repo = w.cfg.Name
+	got, isNew, err := w.d.store.Raise(iv)
+	if err != nil {
+		w.log.Error().Err(err).Str("kind", iv.Kind).Msg("record intervention")
+		return iv
+	}
+	ev := w.log.Warn()
+	if isNew {
+		ev = w.log.Error()
+	}
+	ev.Uint64("intervention", got.ID).Str("kind", got.Kind).Str("instance", got.Instance).Int("count", got.Count).
+		Msg(got.Summary)
+	return got
+}
+
+// clear resolves the open intervention of kind and scope, if any, because its condition cleared.
+func (w *worker) clear(kind Kind, instance, how string) {
+	iv, ok, err := w.d.store.ResolveWhere(string(kind), w.cfg.Name, instance, how)
+	if err != nil {
+		w.log.Error().Err(err).Str("kind", string(kind)).Msg("auto-resolve intervention")
+		return
+	}
+	if ok {
+		w.log.Info().Uint64("intervention", iv.ID).Str("kind", iv.Kind).Str("instance", instance).Msg("intervention resolved automatically: " + how)
+	}
+}
+
+// blocking returns the open repo-scope intervention that stops runs of this repo, if any.
+func (w *worker) blocking() (store.Intervention, bool) {
+	ivs, err := w.d.store.Interventions(store.InterventionFilter{Repo: w.cfg.Name})
+	if err != nil {
+		w.log.Error().Err(err).Msg("read interventions")
+		return store.Intervention{}, false
+	}
+	for _, iv := range ivs {
+		if iv.Instance == "" && !iv.Resolved() && iv.Kind != string(KindManifestInvalid) {
+			return iv, true
+		}
+	}
+	return store.Intervention{}, false
+}
+
+// instanceBlocked returns the open instance-scope intervention of an instance, if any.
+func (w *worker) instanceBlocked(instance string) (store.Intervention, bool) {
+	ivs, err := w.d.store.Interventions(store.InterventionFilter{Repo: w.cfg.Name, Instance: instance})
+	if err != nil {
+		return store.Intervention{}, false
+	}
+	for _, iv := range ivs {
+		// instance-invalid does not skip: the next parse decides.
+		if iv.Instance == instance && !iv.Resolved() && iv.Kind != string(KindInstanceInvalid) {
+			return iv, true
+		}
+	}
+	return store.Intervention{}, false
+}
+
+// syncFailed turns a failed sync into the intervention its kind calls for.
+func (w *worker) syncFailed(res syncer.Result, err error) {
+	kind := syncer.KindOf(err)
+	if kind == syncer.KindUnreachable {
+		w.unreachable++
+		if w.unreachable < unreachableThreshold {
+			return
+		}
+	}
+	ev := store.Evidence{Output: errDetail(err, res), Extra: map[string]string{}}
+	if res.Rescue != "" {
+		ev.Extra["rescue_ref"] = res.Rescue
+	}
+	if len(res.Files) > 0 {
+		ev.Extra["files"] = strings.Join(res.Files, " ")
+	}
+	if res.Upstream != "" {
+		ev.Extra["upstream"] = res.Upstream
+	}
+	dir := w.repo.Dir()
+	iv := store.Intervention{Kind: string(kind), Evidence: ev}
+	switch kind {
+	case syncer.KindDirty:
+		iv.Summary = fmt.Sprintf("uncommitted changes in the daemon's checkout %s: %s", dir, strings.Join(res.Files, ", "))
+		iv.NextAction = "deployer interventions resolve {id} --retry  # keeps the changes on a rescue ref, resets, and runs again"
+	case syncer.KindDiverged:
+		iv.Summary = fmt.Sprintf("the checkout %s has commits the daemon did not make", dir)
+		iv.NextAction = "push what is worth keeping from the rescue ref, then: deployer interventions resolve {id} --retry"
+	case syncer.KindRewritten:
+		iv.Summary = "the upstream branch was rewritten (the previous tip is no longer an ancestor)"
+		iv.NextAction = "confirm the rewrite was intended, then: deployer interventions resolve {id} --retry  # follows it"
+	case syncer.KindUnreachable:
+		iv.Summary = fmt.Sprintf("the remote has been unreachable for %d consecutive syncs", w.unreachable)
+		iv.NextAction = "check the network path and the git server; it resolves by itself on the next successful sync"
+	case syncer.KindAuth:
+		iv.Summary = "the remote refused the daemon's credentials"
+		iv.NextAction = "fix the key or token named in auth: in the config, then: deployer interventions resolve {id} --retry"
+	case syncer.KindCorrupt:
+		iv.Summary = fmt.Sprintf("the checkout %s is broken and could not be re-cloned", dir)
+		iv.NextAction = "move the checkout aside and restart the daemon (it clones afresh), then resolve {id}"
+	default:
+		iv.Kind = string(KindRepoCorrupt)
+		iv.Summary = "sync failed with an unexpected error"
+		iv.NextAction = "read the evidence and the daemon log; then: deployer interventions resolve {id} --retry"
+	}
+	w.raise(iv)
+}
+
+// syncSucceeded resolves what a successful sync proves cleared.
+func (w *worker) syncSucceeded() {
+	w.unreachable = 0
+	for _, k := range []Kind{KindRemoteUnreachable, KindAuthFailed, KindSyncDirty, KindRepoCorrupt} {
+		w.clear(k, "", "the next sync succeeded")
+	}
+}
+
+func errDetail(err error, res syncer.Result) string {
+	var se *syncer.Error
+	parts := []string{err.Error()}
+	if errors.As(err, &se) && se.Detail != "" {
+		parts = append(parts, se.Detail)
+	}
+	if res.Detail != "" {
+		parts = append(parts, res.Detail)
+	}
+	return strings.Join(parts, "\n")
+}
+
+func (w *worker) raisePushConflict(e store.JournalEntry, o syncer.Outcome) {
+	iv := store.Intervention{
+		Kind: string(KindPushConflict), Instance: e.Instance,
+		Summary:    fmt.Sprintf("%s's edit of %s conflicts with an upstream change", e.Reason, e.File),
+		NextAction: "deployer interventions resolve {id} --take ours|theirs",
+		Evidence: store.Evidence{File: e.File, Output: fmt.Sprint(o.Err), Extra: map[string]string{
+			"journal_entry": e.ID, "base_commit": e.BaseBlob, "run": e.Run}},
+	}
+	var ce *conflictError
+	if errors.As(o.Err, &ce) && len(ce.conflicts) > 0 {
+		c := ce.conflicts[0]
+		iv.Evidence.Element = c.Path
+		if c.Attr != "" {
+			iv.Evidence.Element += "@" + c.Attr
+		}
+		iv.Evidence.Values = &store.ConflictValues{Base: c.Base, Ours: c.Ours, Theirs: c.Theirs}
+	}
+	if o.Upstream != "" {
+		iv.Evidence.Commits = w.commitsTouching(e.BaseBlob, o.Upstream, e.File)
+	}
+	w.raise(iv)
+}
+
+func (w *worker) raisePushRejected(e store.JournalEntry, o syncer.Outcome) {
+	ev := store.Evidence{File: e.File, Output: fmt.Sprint(o.Err), Extra: map[string]string{"journal_entry": e.ID, "run": e.Run}}
+	var se *syncer.Error
+	if errors.As(o.Err, &se) && se.Detail != "" {
+		ev.Output = se.Detail
+	}
+	w.raise(store.Intervention{
+		Kind: string(KindPushRejected), Instance: e.Instance, Evidence: ev,
+		Summary:    fmt.Sprintf("the server refused the push of %s's edit of %s", e.Reason, e.File),
+		NextAction: "read the server's message; fix the hook or branch protection, then: deployer interventions resolve {id} --retry",
+	})
+}
+
+func (w *worker) raiseManifestInvalid(run store.Run, err error) {
+	w.raise(store.Intervention{
+		Kind:       string(KindManifestInvalid),
+		Summary:    fmt.Sprintf("deployer.xml at %s is invalid; %s stays deployed", short(run.Commit), short(run.Base)),
+		NextAction: "fix deployer.xml (check with: deployer validate DIR) and push; it resolves when a valid manifest arrives",
+		Evidence:   store.Evidence{File: "deployer.xml", Output: err.Error(), Extra: map[string]string{"commit": run.Commit, "run": fmt.Sprint(run.ID)}},
+	})
+}
+
+func (w *worker) raiseInstanceInvalid(run store.Run, o store.InstanceOutcome) {
+	w.raise(store.Intervention{
+		Kind: string(KindInstanceInvalid), Instance: o.Name,
+		Summary:    fmt.Sprintf("instance file %s does not parse; its steps were not run", o.File),
+		NextAction: "fix the file (check with: deployer validate DIR) and push; it resolves when the instance runs again",
+		Evidence:   store.Evidence{File: o.File, Output: o.Reason, Extra: map[string]string{"commit": run.Commit, "run": fmt.Sprint(run.ID)}},
+	})
+}
+
+func (w *worker) raiseStepFailed(run store.Run, o store.InstanceOutcome, output string) {
+	w.raise(store.Intervention{
+		Kind: string(KindStepFailed), Instance: o.Name,
+		Summary:    fmt.Sprintf("%s failed at %s", o.Reason, short(run.Commit)),
+		NextAction: fmt.Sprintf("deployer runs show %d; fix the cause, then: deployer interventions resolve {id} --retry", run.ID),
+		Evidence:   store.Evidence{File: o.File, Output: output, Extra: map[string]string{"commit": run.Commit, "run": fmt.Sprint(run.ID)}},
+	})
+}
+
+// commitsTouching lists the upstream commits after base that changed file,
+// newest first, with their authors (evidence for a conflict).
+func (w *worker) commitsTouching(base, upstream, file string) []store.CommitRef {
+	refs, err := w.repo.Commits(base, upstream, file, 5)
+	if err != nil {
+		w.log.Warn().Err(err).Msg("list conflicting commits")
+		return nil
+	}
+	out := make([]store.CommitRef, len(refs))
+	for i, c := range refs {
+		out[i] = store.CommitRef{Hash: c.Hash, Author: c.Author, Subject: c.Subject, When: c.When}
+	}
+	return out
+}

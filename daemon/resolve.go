@@ -1,0 +1,172 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/store"
+	"github.com/sre-tools/deployer/syncer"
+)
+
+// reapply writes back again the journaled edits with these ids (our
+// commits that Sync found diverged or rewritten away).
+func (w *worker) reapply(ctx context.Context, ids []string) error {
+	var entries []store.JournalEntry
+	for _, id := range ids {
+		e, err := w.d.store.JournalEntry(id)
+		if err != nil {
+			return fmt.Errorf("journal entry %s: %w", id, err)
+		}
+		entries = append(entries, e)
+	}
+	w.gitMu.Lock()
+	defer w.gitMu.Unlock()
+	return w.writeBack(ctx, entries)
+}
+
+// recoverJournal finishes edits a previous process accepted but did not
+// settle (a crash between journal and push): each is re-applied to
+// upstream; one that is already there is dropped, never applied twice.
+func (w *worker) recoverJournal(ctx context.Context) {
+	open, err := w.d.store.Journal(w.cfg.Name, store.JournalPending, store.JournalCommitted)
+	if err != nil || len(open) == 0 {
+		return
+	}
+	ids := make([]string, len(open))
+	for i, e := range open {
+		ids[i] = e.ID
+	}
+	w.log.Warn().Strs("entries", ids).Msg("settling edits left open by a previous run")
+	if err := w.reapply(ctx, ids); err != nil {
+		w.log.Error().Err(err).Msg("settle open edits")
+	}
+}
+
+// resolveAction is an operator's resolution that needs the checkout, so it
+// runs on the repo's worker goroutine.
+func (w *worker) resolveAction(ctx context.Context, iv store.Intervention, take string) error {
+	switch Kind(iv.Kind) {
+	case KindPushConflict:
+		return w.takeSide(ctx, iv, take)
+	case KindSyncDirty:
+		res, err := w.repo.Rescue(ctx)
+		if err != nil {
+			return fmt.Errorf("rescue the hand edits: %w", err)
+		}
+		w.log.Warn().Str("rescue_ref", res.Rescue).Strs("files", res.Files).Msg("hand edits kept on a rescue ref; checkout reset")
+	case KindSyncDiverged, KindUpstreamRewritten:
+		res, err := w.repo.Adopt(ctx)
+		if err != nil {
+			return fmt.Errorf("reset to upstream: %w", err)
+		}
+		w.log.Warn().Str("rescue_ref", res.Rescue).Str("upstream", short(res.Upstream)).Msg("checkout reset to upstream; what was there is on a rescue ref")
+		if len(res.Ours) > 0 {
+			return w.reapply(ctx, res.Ours)
+		}
+	}
+	return nil
+}
+
+// takeSide settles a push conflict: theirs drops our edit, ours writes our
+// values over upstream's.
+func (w *worker) takeSide(ctx context.Context, iv store.Intervention, take string) error {
+	id := iv.Evidence.Extra["journal_entry"]
+	e, err := w.d.store.JournalEntry(id)
+	if err != nil {
+		return fmt.Errorf("journal entry %q of intervention %d: %w", id, iv.ID, err)
+	}
+	switch take {
+	case "theirs":
+		_, err := w.d.store.SetJournalState(e.ID, store.JournalDropped, "")
+		return err
+	case "ours":
+	default:
+		return api.Errorf(api.KindInvalid, "push-conflict needs --take ours or --take theirs")
+	}
+	var edits []manifest.Edit
+	if err := json.Unmarshal(e.Edits, &edits); err != nil {
+		return fmt.Errorf("journal entry %s: %w", e.ID, err)
+	}
+	ours, err := w.d.store.PutJournal(store.JournalEntry{
+		Repo: e.Repo, Instance: e.Instance, File: e.File, BaseBlob: w.repo.Head(), Edits: e.Edits,
+		Author: e.Author, Reason: e.Reason + " (taken over upstream by an operator)", Run: e.Run, Deployment: e.Deployment,
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := w.d.store.SetJournalState(e.ID, store.JournalDropped, ""); err != nil {
+		return err
+	}
+	c, err := w.change(ours)
+	if err != nil {
+		return err
+	}
+	c.Apply = func(upstream []byte) ([]byte, error) { return manifest.Apply(upstream, edits) }
+	w.gitMu.Lock()
+	defer w.gitMu.Unlock()
+	outcomes, wbErr := w.repo.WriteBack(ctx, []syncer.Change{c}, w.cfg.PushAttempts)
+	if len(outcomes) == 1 {
+		if msg := w.settleChange(ours, outcomes[0]); msg != "" {
+			return errors.New(msg)
+		}
+	}
+	return wbErr
+}
+
+// Resolve resolves intervention id for an operator. Kinds that need the
+// checkout (push-conflict with --take, sync-dirty, sync-diverged,
+// upstream-rewritten) are carried out by the repo's worker first; retry
+// queues the blocked work again.
+func (d *Daemon) Resolve(ctx context.Context, id uint64, req api.ResolveRequest) (api.Intervention, error) {
+	iv, err := d.store.Intervention(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return api.Intervention{}, api.Errorf(api.KindNotFound, "intervention %d not found", id)
+	}
+	if err != nil {
+		return api.Intervention{}, err
+	}
+	if iv.Resolved() {
+		return api.Intervention{}, api.Errorf(api.KindInvalid, "intervention %d is already resolved (%s by %s)", id, iv.ResolvedHow, iv.ResolvedBy)
+	}
+	if req.Take != "" && Kind(iv.Kind) != KindPushConflict {
+		return api.Intervention{}, api.Errorf(api.KindInvalid, "--take applies to push-conflict, not %s", iv.Kind)
+	}
+	if Kind(iv.Kind) == KindPushConflict && !slices.Contains([]string{"ours", "theirs"}, req.Take) {
+		return api.Intervention{}, api.Errorf(api.KindInvalid, "intervention %d is a push-conflict: say --take ours or --take theirs", id)
+	}
+	w, err := d.worker(iv.Repo)
+	if err != nil {
+		return api.Intervention{}, api.Errorf(api.KindNotFound, "%v", err)
+	}
+	done := make(chan error, 1)
+	w.enqueueAction(func(ctx context.Context) error { return w.resolveAction(ctx, iv, req.Take) }, done)
+	select {
+	case <-ctx.Done():
+		return api.Intervention{}, ctx.Err()
+	case err := <-done:
+		if err != nil {
+			return api.Intervention{}, fmt.Errorf("resolve intervention %d: %w", id, err)
+		}
+	}
+	how := req.Note
+	if req.Take != "" {
+		how = fmt.Sprintf("took %s. %s", req.Take, req.Note)
+	}
+	if how == "" {
+		how = "resolved by an operator"
+	}
+	res, err := d.store.Resolve(id, req.Who, how)
+	if err != nil {
+		return api.Intervention{}, err
+	}
+	if req.Retry {
+		t := store.Trigger{Kind: "retry", Detail: fmt.Sprintf("intervention %d resolved with --retry", id)}
+		w.enqueueRetry(t, iv.Instance)
+	}
+	return apiIntervention(res), nil
+}

@@ -1,0 +1,185 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/sre-tools/deployer/executor"
+	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/store"
+	"github.com/sre-tools/deployer/syncer"
+)
+
+// conflictError is what a change's Apply returns when upstream changed the
+// same value differently since the edit's base.
+type conflictError struct {
+	conflicts []manifest.Conflict
+}
+
+func (e *conflictError) Error() string {
+	parts := make([]string, len(e.conflicts))
+	for i, c := range e.conflicts {
+		parts[i] = c.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// captureWrite is the AfterStep hook of a step that may write its instance
+// file: the change becomes journaled edits and is written back before any
+// later step of the instance runs. Returning an error fails the step, so
+// nothing is redeployed from a state that is not on the remote.
+func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.StepResult, file string) error {
+	full := filepath.Join(w.repo.Dir(), filepath.FromSlash(file))
+	w.gitMu.Lock()
+	defer w.gitMu.Unlock()
+	orig, err := w.repo.ReadFile(w.repo.Head(), file)
+	if err != nil {
+		return fmt.Errorf("read %s at HEAD: %w", file, err)
+	}
+	now, err := os.ReadFile(full)
+	if err != nil {
+		return fmt.Errorf("read %s after %s: %w", file, r.Step, err)
+	}
+	if bytes.Equal(orig, now) {
+		return nil
+	}
+	edits, err := manifest.Diff(orig, now, manifest.DiffOptions{})
+	if err != nil {
+		return fmt.Errorf("%s left %s unparsable: %w", r.Step, file, err)
+	}
+	// The step may have reformatted the file: only its semantic edits are
+	// kept, spliced onto the original bytes by the write-back.
+	if err := os.WriteFile(full, orig, 0o644); err != nil {
+		return fmt.Errorf("restore %s: %w", file, err)
+	}
+	if len(edits) == 0 {
+		return nil
+	}
+	raw, _ := json.Marshal(edits)
+	entry, err := w.d.store.PutJournal(store.JournalEntry{
+		Repo: w.cfg.Name, Instance: string(r.Instance), File: file, BaseBlob: w.repo.Head(), Edits: raw,
+		Author: w.cfg.Author.Name, Reason: string(r.Step), Run: strconv.FormatUint(uint64(run.ID), 10),
+	})
+	if err != nil {
+		return fmt.Errorf("journal the edits of %s: %w", r.Step, err)
+	}
+	return w.writeBack(ctx, []store.JournalEntry{entry})
+}
+
+// writeBack commits and pushes journaled entries and settles each one:
+// pushed, dropped (already upstream), or held in an intervention. It returns
+// an error naming every entry that did not land.
+func (w *worker) writeBack(ctx context.Context, entries []store.JournalEntry) error {
+	changes := make([]syncer.Change, 0, len(entries))
+	for _, e := range entries {
+		c, err := w.change(e)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, c)
+	}
+	outcomes, wbErr := w.repo.WriteBack(ctx, changes, w.cfg.PushAttempts)
+	var failed []string
+	for i, o := range outcomes {
+		if msg := w.settleChange(entries[i], o); msg != "" {
+			failed = append(failed, msg)
+		}
+	}
+	if len(failed) > 0 {
+		return errors.New(strings.Join(failed, "; "))
+	}
+	if wbErr != nil {
+		return fmt.Errorf("write back: %w", wbErr)
+	}
+	return nil
+}
+
+// change turns a journal entry into a syncer change whose Apply merges the
+// edits into whatever upstream has now.
+func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
+	var edits []manifest.Edit
+	if err := json.Unmarshal(e.Edits, &edits); err != nil {
+		return syncer.Change{}, fmt.Errorf("journal entry %s: decode edits: %w", e.ID, err)
+	}
+	base, err := w.repo.ReadFile(e.BaseBlob, e.File)
+	if err != nil {
+		return syncer.Change{}, fmt.Errorf("journal entry %s: read base %s at %s: %w", e.ID, e.File, short(e.BaseBlob), err)
+	}
+	ours, err := manifest.Apply(base, edits)
+	if err != nil {
+		return syncer.Change{}, fmt.Errorf("journal entry %s: apply to base: %w", e.ID, err)
+	}
+	subject := fmt.Sprintf("%s: %s: %s", e.Reason, e.Instance, describeEdits(edits))
+	return syncer.Change{
+		ID:   e.ID,
+		Path: e.File,
+		Apply: func(upstream []byte) ([]byte, error) {
+			if upstream == nil {
+				return nil, &conflictError{conflicts: []manifest.Conflict{{Kind: manifest.ConflictRemoved, Path: "/", Base: "file", Ours: "edited", Theirs: "file removed"}}}
+			}
+			if bytes.Equal(upstream, base) {
+				return ours, nil
+			}
+			merged, conflicts, err := manifest.Merge(base, ours, upstream, manifest.DiffOptions{})
+			if err != nil {
+				return nil, err
+			}
+			if len(conflicts) > 0 {
+				return nil, &conflictError{conflicts: conflicts}
+			}
+			return merged, nil
+		},
+		Message: subject + "\n\nWritten back by the deployer daemon after " + e.Reason + ".",
+		Trailers: map[string]string{
+			"Deployer-Host": w.d.opts.Host,
+			"Deployer-Run":  e.Run,
+		},
+	}, nil
+}
+
+// settleChange records the outcome of one change; it returns a message
+// when the edit did not land.
+func (w *worker) settleChange(e store.JournalEntry, o syncer.Outcome) string {
+	state, msg := "", ""
+	switch o.Status {
+	case syncer.OutcomeLanded:
+		state = store.JournalPushed
+		w.log.Info().Str("instance", e.Instance).Str("commit", short(o.Commit)).Int("attempts", o.Attempts).Msg("write-back landed")
+	case syncer.OutcomeDropped:
+		state = store.JournalDropped
+		w.log.Info().Str("instance", e.Instance).Msg("write-back dropped: the edit is already upstream")
+	case syncer.OutcomeConflict:
+		state, msg = store.JournalConflict, fmt.Sprintf("%s: push-conflict: %v", e.File, o.Err)
+		w.raisePushConflict(e, o)
+	case syncer.OutcomeRejected:
+		state, msg = store.JournalConflict, fmt.Sprintf("%s: push-rejected: %v", e.File, o.Err)
+		w.raisePushRejected(e, o)
+	default:
+		// Committed locally (or not at all): a later sync pushes it, or
+		// re-applies it from the journal.
+		msg = fmt.Sprintf("%s: not pushed yet: %v", e.File, o.Err)
+		if o.Commit != "" {
+			state = store.JournalCommitted
+		}
+	}
+	if state != "" {
+		if _, err := w.d.store.SetJournalState(e.ID, state, o.Commit); err != nil {
+			w.log.Error().Err(err).Str("entry", e.ID).Msg("record write-back outcome")
+		}
+	}
+	return msg
+}
+
+func describeEdits(edits []manifest.Edit) string {
+	if len(edits) == 1 {
+		return edits[0].String()
+	}
+	return fmt.Sprintf("%s (+%d more)", edits[0].String(), len(edits)-1)
+}

@@ -10,8 +10,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// compactTxSize bounds each copy transaction of Compact.
-const compactTxSize = 16 << 20
+// compactTxSize bounds each copy transaction of Compact; compactAllocSize
+// is the step in which the copy's file grows (bbolt's default, 16 MiB,
+// would round a small file up).
+const (
+	compactTxSize    = 64 << 20
+	compactAllocSize = 1 << 20
+)
 
 // CompactStats reports the file size before and after Compact.
 type CompactStats struct {
@@ -66,6 +71,7 @@ func (s *Store) compactInto(tmp string) error {
 	if err != nil {
 		return err
 	}
+	dst.AllocSize = compactAllocSize
 	if err := bolt.Compact(dst, s.db, compactTxSize); err != nil {
 		_ = dst.Close()
 		return err

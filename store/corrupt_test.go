@@ -307,9 +307,13 @@ func TestFinishesSalvageInterruptedAfterMoveAside(t *testing.T) {
 	if err := os.Rename(filepath.Join(dir, "x.db"), path+".salvage"); err != nil {
 		t.Fatal(err)
 	}
+	os.WriteFile(path+".corrupt-20260101T000000Z", []byte("damaged"), 0o600)
 	s := mustOpenAt(t, path, store.Options{})
 	if runs, _ := s.Runs("", 0); len(runs) != 10 {
 		t.Fatalf("got %d runs, want the 10 of the salvaged copy", len(runs))
+	}
+	if rep := s.Salvaged(); rep == nil || rep.CorruptPath != path+".corrupt-20260101T000000Z" {
+		t.Fatalf("got report %+v, want one naming the damaged file", rep)
 	}
 	if _, err := os.Stat(path + ".salvage"); !os.IsNotExist(err) {
 		t.Fatalf("salvage copy still there: %v", err)

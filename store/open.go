@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -71,7 +73,11 @@ func (s *Store) finishInterrupted() error {
 	}
 	if _, err := os.Stat(s.path); os.IsNotExist(err) {
 		s.log.Warn().Str("path", s.path).Msg("completing a salvage interrupted by a crash")
-		return replaceFile(tmp, s.path)
+		if err := replaceFile(tmp, s.path); err != nil {
+			return err
+		}
+		s.salvaged = s.interruptedReport()
+		return nil
 	}
 	return removeIfExists(tmp)
 }
@@ -231,4 +237,20 @@ func asideName(path, stamp string) string {
 		}
 		name = fmt.Sprintf("%s.corrupt-%s-%d", path, stamp, i)
 	}
+}
+
+// interruptedReport stands in for the report lost when a salvage was
+// interrupted after the damaged file had been moved aside.
+func (s *Store) interruptedReport() *SalvageReport {
+	aside, _ := filepath.Glob(s.path + ".corrupt-*")
+	sort.Strings(aside)
+	rep := &SalvageReport{
+		Kind: KindStateCorrupt, Path: s.path, At: s.now().UTC(),
+		Problems:  []string{"a salvage interrupted by a crash was completed at start-up; its counts were lost"},
+		Recovered: map[string]int{},
+	}
+	if len(aside) > 0 {
+		rep.CorruptPath = aside[len(aside)-1]
+	}
+	return rep
 }

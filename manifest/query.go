@@ -44,6 +44,9 @@ func (d *Document) buildMirror(parent *etree.Element, n *node, nodes map[*etree.
 
 // find returns the elements matched by an etree path.
 func (d *Document) find(path string) ([]*node, error) {
+	if steps, ok := parseSimplePath(path); ok {
+		return d.findSimple(steps), nil
+	}
 	p, err := etree.CompilePath(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: path %q: %v", ErrBadEdit, path, err)

@@ -24,8 +24,8 @@ func (d *damage) Error() string { return strings.Join(d.problems, "; ") }
 // integrity, and creates or migrates its buckets.
 //
 // A file that fails the check (bad meta pages, truncation, bad pages,
-// anything that makes bbolt panic) is never deleted and never opened for
-// writing: it is renamed to "<path>.corrupt-<UTC time>", what can be read
+// anything that makes bbolt panic) is never deleted or written to: it is
+// renamed to "<path>.corrupt-<UTC time>", what can be read
 // from it (journal first, then interventions, runs...) is copied into a
 // fresh file at path, and Open succeeds; Salvaged then returns the report.
 // Open does not panic on a damaged file.
@@ -59,27 +59,34 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// finishInterrupted cleans up after a crash in Compact or in a salvage.
-// A leftover compaction copy is dropped (the original is intact until the
-// rename). A salvaged copy is moved into place if the damaged file was
-// already moved aside, and dropped otherwise (it will be redone).
+// finishInterrupted completes a salvage interrupted by a crash after the
+// damaged file was moved aside: the salvaged copy is complete, and is
+// moved into place. (Leftovers next to an existing file are removed under
+// its lock, in preflight.)
 func (s *Store) finishInterrupted() error {
-	if err := removeIfExists(compactTemp(s.path)); err != nil {
-		return err
-	}
 	tmp := salvageTemp(s.path)
 	if _, err := os.Stat(tmp); err != nil {
 		return nil
 	}
-	if _, err := os.Stat(s.path); os.IsNotExist(err) {
-		s.log.Warn().Str("path", s.path).Msg("completing a salvage interrupted by a crash")
-		if err := replaceFile(tmp, s.path); err != nil {
-			return err
-		}
-		s.salvaged = s.interruptedReport()
+	if _, err := os.Stat(s.path); !os.IsNotExist(err) {
 		return nil
 	}
-	return removeIfExists(tmp)
+	s.log.Warn().Str("path", s.path).Msg("completing a salvage interrupted by a crash")
+	if err := replaceFile(tmp, s.path); err != nil {
+		return err
+	}
+	s.salvaged = s.interruptedReport()
+	return nil
+}
+
+// removeLeftovers drops a compaction copy (the original is intact until
+// the rename) and a salvage copy (the salvage will be redone) left by a
+// crash. The caller holds the file lock.
+func (s *Store) removeLeftovers() error {
+	if err := removeIfExists(compactTemp(s.path)); err != nil {
+		return err
+	}
+	return removeIfExists(salvageTemp(s.path))
 }
 
 func removeIfExists(path string) error {
@@ -133,6 +140,12 @@ func (s *Store) preflight() error {
 		return err
 	}
 	defer unlockFile(f)
+	if f == nil {
+		return nil
+	}
+	if err := s.removeLeftovers(); err != nil {
+		return err
+	}
 	m, err := preflight(f)
 	if err != nil || m == nil {
 		return err

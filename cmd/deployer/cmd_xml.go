@@ -1,0 +1,259 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sre-tools/deployer/manifest"
+)
+
+// xmlExitError carries the exit status of an xml subcommand (3 when a merge
+// has conflicts); a nil Err prints nothing.
+type xmlExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *xmlExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *xmlExitError) Unwrap() error { return e.Err }
+
+// newXMLCmd returns "deployer xml" with its edit and merge subcommands.
+func newXMLCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "xml",
+		Short: "Edit and merge XML files without reformatting them",
+		Long: `Byte-preserving XML tools: only the edited values change; quoting,
+indentation, line endings, comments and everything else stay as they were.
+
+PATH is an etree path such as /instance/app[@name='web'] that must match
+exactly one element.`,
+	}
+	cmd.AddCommand(newXMLEditCmd(), newXMLMergeCmd())
+	return cmd
+}
+
+type xmlEditOptions struct {
+	sets, texts, removes, inserts []string
+	write                         bool
+}
+
+func newXMLEditCmd() *cobra.Command {
+	o := &xmlEditOptions{}
+	cmd := &cobra.Command{
+		Use:   "edit FILE",
+		Short: "Change attributes, text or elements of an XML file in place of sed",
+		Long: `Apply edits to FILE and print the result, or with -w write it back.
+The edits run in this order: every --set, every --text, every --remove, every --insert
+(each kind in the order given).
+
+  --set PATH@ATTR=VALUE   set (or add) an attribute
+  --text PATH=VALUE       set the text of a leaf element
+  --remove PATH           remove an element (with its line when it stands alone)
+  --remove PATH@ATTR      remove an attribute
+  --insert PATH=XML       append the element XML to PATH's children
+
+Exit status: 0 success, 1 error (bad XML, a path that does not match exactly one element), 2 usage.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runXMLEdit(cmd, args[0], o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.sets, "set", nil, "PATH@ATTR=VALUE: set an attribute")
+	f.StringArrayVar(&o.texts, "text", nil, "PATH=VALUE: set the text of a leaf element")
+	f.StringArrayVar(&o.removes, "remove", nil, "PATH or PATH@ATTR: remove an element or an attribute")
+	f.StringArrayVar(&o.inserts, "insert", nil, "PATH=XML: append an element to PATH")
+	f.BoolVarP(&o.write, "write", "w", false, "write the result back to FILE instead of printing it")
+	return cmd
+}
+
+func runXMLEdit(cmd *cobra.Command, file string, o *xmlEditOptions) error {
+	edits, err := xmlEditsFromFlags(o)
+	if err != nil {
+		return &xmlExitError{Code: 2, Err: err}
+	}
+	if len(edits) == 0 {
+		return &xmlExitError{Code: 2, Err: errors.New("xml edit: no edits given (use --set, --text, --remove or --insert)")}
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("xml edit: %w", err)
+	}
+	out, err := manifest.Apply(data, edits)
+	if err != nil {
+		return fmt.Errorf("xml edit %s: %w", file, err)
+	}
+	if !o.write {
+		_, err := cmd.OutOrStdout().Write(out)
+		return err
+	}
+	if err := xmlWriteFile(file, out); err != nil {
+		return fmt.Errorf("xml edit: %w", err)
+	}
+	for _, e := range edits {
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", file, e)
+	}
+	return nil
+}
+
+// xmlEditsFromFlags turns the flags into edits, in the documented order.
+func xmlEditsFromFlags(o *xmlEditOptions) ([]manifest.Edit, error) {
+	var edits []manifest.Edit
+	for _, s := range o.sets {
+		path, rest, ok := xmlCut(s, '@')
+		attr, value, ok2 := strings.Cut(rest, "=")
+		if !ok || !ok2 || path == "" || attr == "" {
+			return nil, fmt.Errorf("--set %q: want PATH@ATTR=VALUE", s)
+		}
+		edits = append(edits, manifest.Edit{Op: manifest.OpSetAttr, Path: path, Attr: attr, Value: value})
+	}
+	for _, s := range o.texts {
+		path, value, ok := xmlCut(s, '=')
+		if !ok || path == "" {
+			return nil, fmt.Errorf("--text %q: want PATH=VALUE", s)
+		}
+		edits = append(edits, manifest.Edit{Op: manifest.OpSetText, Path: path, Value: value})
+	}
+	for _, s := range o.removes {
+		if path, attr, ok := xmlCut(s, '@'); ok {
+			if path == "" || attr == "" {
+				return nil, fmt.Errorf("--remove %q: want PATH or PATH@ATTR", s)
+			}
+			edits = append(edits, manifest.Edit{Op: manifest.OpRemoveAttr, Path: path, Attr: attr})
+			continue
+		}
+		edits = append(edits, manifest.Edit{Op: manifest.OpRemove, Path: s})
+	}
+	for _, s := range o.inserts {
+		path, xml, ok := xmlCut(s, '=')
+		if !ok || path == "" || xml == "" {
+			return nil, fmt.Errorf("--insert %q: want PATH=XML", s)
+		}
+		edits = append(edits, manifest.Edit{Op: manifest.OpInsert, Path: path, XML: xml})
+	}
+	return edits, nil
+}
+
+// xmlCut splits s at the first sep outside [predicates] and quotes.
+func xmlCut(s string, sep byte) (before, after string, found bool) {
+	depth := 0
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			if depth > 0 {
+				quote = c
+			}
+		case c == '[':
+			depth++
+		case c == ']':
+			depth--
+		case c == sep && depth == 0:
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// xmlWriteFile replaces file atomically, keeping its permissions.
+func xmlWriteFile(file string, data []byte) error {
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(file); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
+}
+
+type xmlMergeOptions struct {
+	output string
+	keys   []string
+}
+
+func newXMLMergeCmd() *cobra.Command {
+	o := &xmlMergeOptions{}
+	cmd := &cobra.Command{
+		Use:   "merge BASE OURS THEIRS",
+		Short: "Three-way merge of XML files at element granularity",
+		Long: `Merge the changes from BASE to OURS into THEIRS and print the result.
+Elements are matched by tag plus a key attribute (name, id or key; see --key),
+else by position among same-tag siblings. Changes to different elements or
+attributes merge; the same attribute or text changed differently, an element
+changed on one side and removed on the other, or the same element inserted
+twice with different content is a conflict.
+
+On conflict nothing is printed but the conflict list (one per line), unless
+--output names a file for the merged document (theirs kept at each conflict).
+
+Exit status: 0 merged, 1 error, 2 usage, 3 conflicts.`,
+		Args: cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runXMLMerge(cmd, args, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.output, "output", "", "write the merged document to this file instead of stdout")
+	cmd.Flags().StringSliceVar(&o.keys, "key", nil, "key attributes that identify elements, in order of preference (default name,id,key)")
+	return cmd
+}
+
+func runXMLMerge(cmd *cobra.Command, args []string, o *xmlMergeOptions) error {
+	var docs [3][]byte
+	for i, f := range args {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("xml merge: %w", err)
+		}
+		docs[i] = data
+	}
+	out, conflicts, err := manifest.Merge(docs[0], docs[1], docs[2], manifest.DiffOptions{KeyAttrs: o.keys})
+	if err != nil {
+		return fmt.Errorf("xml merge: %w", err)
+	}
+	if o.output != "" {
+		if err := xmlWriteFile(o.output, out); err != nil {
+			return fmt.Errorf("xml merge: %w", err)
+		}
+	} else if len(conflicts) == 0 {
+		if _, err := cmd.OutOrStdout().Write(out); err != nil {
+			return err
+		}
+	}
+	if len(conflicts) == 0 {
+		return nil
+	}
+	for _, c := range conflicts {
+		fmt.Fprintln(cmd.OutOrStdout(), c)
+	}
+	return &xmlExitError{Code: 3, Err: fmt.Errorf("xml merge: %d conflicts", len(conflicts))}
+}

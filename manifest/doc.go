@@ -16,6 +16,27 @@
 // attribute, else by position among same-tag siblings) and a three-way Merge
 // that applies our changes onto their version and reports conflicts.
 //
+// # Decisions
+//
+//   - A leaf's text is its text and CDATA runs concatenated; texts that are
+//     only whitespace compare equal (formatters add and drop them). Text
+//     between child elements is not compared unless it has non-blank parts.
+//   - Removing an element that stands alone on its line takes the whitespace
+//     up to the next node with it (or, for the last child, the whitespace
+//     since the previous node), so the siblings keep their layout. Comments
+//     next to it stay.
+//   - Inserting at a position goes before the comments directly above the
+//     element that will follow (they are taken to describe it), copying the
+//     whitespace in front of them; appending goes after the last element with
+//     the whitespace in front of it. The fragment's line endings follow that
+//     whitespace (documents with mixed line endings keep them).
+//   - Merge removes an element one side removed unless the other side added
+//     or changed something in it (an attribute, a text, a child); removals
+//     inside it agree with the removal. At every conflict theirs is kept.
+//   - To re-apply journaled edits on a moved upstream, Merge(base, base with
+//     the edits, upstream) rather than Apply: it reports what upstream
+//     changed under the edits as conflicts with base, ours and theirs values.
+//
 // # Caveats
 //
 // The tokenizer accepts XML 1.0 and 1.1 documents in UTF-8 (with or without a

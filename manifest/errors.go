@@ -68,10 +68,11 @@ func (e *TargetError) Is(target error) bool {
 
 // Problem is one validation problem, located in a file.
 type Problem struct {
-	File      string
-	Line, Col int
-	Message   string
-	Hint      string
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Col     int    `json:"col,omitempty"`
+	Message string `json:"message"`
+	Hint    string `json:"hint,omitempty"`
 }
 
 // Error renders the problem as "file:line:col: message (hint: ...)".

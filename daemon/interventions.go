@@ -151,11 +151,15 @@ func (w *worker) syncFailed(res syncer.Result, err error) {
 	w.raise(iv)
 }
 
-// syncSucceeded resolves what a successful sync proves cleared.
-func (w *worker) syncSucceeded() {
+// syncSucceeded resolves what a successful sync proves cleared; a clean
+// tree is proven only by a sync that scanned the worktree.
+func (w *worker) syncSucceeded(scanned bool) {
 	w.unreachable = 0
-	for _, k := range []Kind{KindRemoteUnreachable, KindAuthFailed, KindSyncDirty, KindRepoCorrupt} {
+	for _, k := range []Kind{KindRemoteUnreachable, KindAuthFailed, KindRepoCorrupt} {
 		w.clear(k, "", "the next sync succeeded")
+	}
+	if scanned {
+		w.clear(KindSyncDirty, "", "the checkout is clean again")
 	}
 }
 
@@ -165,7 +169,7 @@ func errDetail(err error, res syncer.Result) string {
 	if errors.As(err, &se) && se.Detail != "" {
 		parts = append(parts, se.Detail)
 	}
-	if res.Detail != "" {
+	if res.Detail != "" && (se == nil || se.Detail != res.Detail) {
 		parts = append(parts, res.Detail)
 	}
 	return strings.Join(parts, "\n")

@@ -56,10 +56,12 @@ func (w *worker) runOnce(ctx context.Context, reqs []request) store.RunID {
 // whether the checkout is fit to deploy from.
 func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) bool {
 	res, err := w.repo.Sync(ctx, rs.Upstream)
-	if err == nil && manual && res.Before == res.Head {
-		// Nothing moved, so Sync did not scan the worktree: an operator's
-		// run must not start from a hand-edited checkout.
+	// Sync scans the worktree only when it moves the checkout.
+	scanned := res.Before != res.Head
+	if err == nil && manual && !scanned {
+		// An operator's run must not start from a hand-edited checkout.
 		res, err = w.repo.CheckDirty()
+		scanned = true
 	}
 	if err == nil && len(res.Ours) > 0 && res.State != "ahead-ours" {
 		err = w.reapply(ctx, res.Ours)
@@ -75,7 +77,7 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 		w.log.Error().Err(err).Str("state", rs.SyncState).Msg("sync failed")
 		w.syncFailed(res, err)
 	} else {
-		w.syncSucceeded()
+		w.syncSucceeded(scanned)
 		// The checkout is now at upstream: say so, whatever sync found.
 		rs.SyncState = "clean"
 		rs.LastSyncOK = now
@@ -136,13 +138,15 @@ func (w *worker) execute(ctx context.Context, triggers []store.Trigger, rs *stor
 	w.setSnap(func(s *snapshot) { r := run; s.running = &r })
 	defer w.setSnap(func(s *snapshot) { s.running = nil })
 
+	w.landed, w.held = map[string]string{}, map[string]bool{}
 	w.carryOut(ctx, &run, rs, forced)
+	w.landed, w.held = nil, nil
 	run.Ended = w.d.now()
 	if err := w.d.store.UpdateRun(run); err != nil {
 		log.Error().Err(err).Msg("record run outcome")
 	}
 	if run.Status != store.RunInterrupted && run.Status != store.RunInvalid {
-		rs.Deployed = head
+		rs.Deployed = w.deployedAfter(head)
 		w.saveRepo(*rs)
 	}
 	log.Info().Str("status", string(run.Status)).Int("instances", len(run.Instances)).Str("error", run.Error).Msg("run ended")
@@ -248,9 +252,14 @@ func (w *worker) settle(run *store.Run, results []executor.InstanceResult) {
 		}
 		if r.Status == executor.StatusSucceeded {
 			st.Deployed = run.Commit
+			w.gitMu.Lock()
+			if c, ok := w.landed[o.Name]; ok {
+				st.Deployed = c // its file as written back is what was deployed
+			}
+			w.gitMu.Unlock()
 			w.clear(KindStepFailed, o.Name, "its steps succeeded in run "+fmt.Sprint(run.ID))
 			w.clear(KindInstanceInvalid, o.Name, "its steps ran in run "+fmt.Sprint(run.ID))
-		} else if r.Status == executor.StatusFailed || r.Status == executor.StatusTimedOut {
+		} else if (r.Status == executor.StatusFailed || r.Status == executor.StatusTimedOut) && !w.held[o.Name] {
 			w.raiseStepFailed(*run, *o, failedOutput(r))
 		}
 		if err := w.d.store.SetInstance(st); err != nil {

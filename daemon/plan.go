@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -65,12 +66,61 @@ func (w *worker) plannedFiles(m *manifest.Manifest, steps []manifest.Step, base 
 	}
 	var files []string
 	for _, p := range paths {
-		if m.MatchesInstancePath(p) {
+		if m.MatchesInstancePath(p) && !w.alreadyDeployed(p) {
 			files = append(files, p)
 		}
 	}
 	slices.Sort(files)
 	return files, nil
+}
+
+// alreadyDeployed reports whether an instance file at HEAD is the version
+// its instance was last deployed with: the daemon's own write-back commits
+// do not plan their instance again.
+func (w *worker) alreadyDeployed(file string) bool {
+	st, ok := w.instanceByFile(file)
+	if !ok || st.Deployed == "" || st.LastStatus != string(executor.StatusSucceeded) {
+		return false
+	}
+	then, err := w.repo.ReadFile(st.Deployed, file)
+	if err != nil {
+		return false
+	}
+	now, err := w.repo.ReadFile(w.repo.Head(), file)
+	return err == nil && bytes.Equal(then, now)
+}
+
+func (w *worker) instanceByFile(file string) (store.InstanceState, bool) {
+	all, err := w.d.store.Instances(w.cfg.Name)
+	if err != nil {
+		return store.InstanceState{}, false
+	}
+	for _, st := range all {
+		if st.File == file {
+			return st, true
+		}
+	}
+	return store.InstanceState{}, false
+}
+
+// deployedAfter is the repo's deployed commit after a run at head: HEAD
+// itself when everything that moved since head is the daemon's own
+// write-back of instances it deployed, else head.
+func (w *worker) deployedAfter(head string) string {
+	now := w.repo.Head()
+	if now == head {
+		return head
+	}
+	paths, err := w.repo.ChangedPaths(head, now)
+	if err != nil {
+		return head
+	}
+	for _, p := range paths {
+		if !w.alreadyDeployed(p) {
+			return head
+		}
+	}
+	return now
 }
 
 // stepsChanged reports whether the on-change steps differ from base: their

@@ -143,16 +143,6 @@ func (d *Daemon) Resolve(ctx context.Context, id uint64, req api.ResolveRequest)
 	if err != nil {
 		return api.Intervention{}, api.Errorf(api.KindNotFound, "%v", err)
 	}
-	done := make(chan error, 1)
-	w.enqueueAction(func(ctx context.Context) error { return w.resolveAction(ctx, iv, req.Take) }, done)
-	select {
-	case <-ctx.Done():
-		return api.Intervention{}, ctx.Err()
-	case err := <-done:
-		if err != nil {
-			return api.Intervention{}, fmt.Errorf("resolve intervention %d: %w", id, err)
-		}
-	}
 	how := req.Note
 	if req.Take != "" {
 		how = fmt.Sprintf("took %s. %s", req.Take, req.Note)
@@ -160,13 +150,30 @@ func (d *Daemon) Resolve(ctx context.Context, id uint64, req api.ResolveRequest)
 	if how == "" {
 		how = "resolved by an operator"
 	}
-	res, err := d.store.Resolve(id, req.Who, how)
-	if err != nil {
-		return api.Intervention{}, err
-	}
-	if req.Retry {
-		t := store.Trigger{Kind: "retry", Detail: fmt.Sprintf("intervention %d resolved with --retry", id)}
-		w.enqueueRetry(t, iv.Instance)
+	// The resolution, its record and the retry happen on the worker in one
+	// step, so that no run slips in between and does the work twice.
+	var res store.Intervention
+	done := make(chan error, 1)
+	w.enqueueAction(func(ctx context.Context) error {
+		if err := w.resolveAction(ctx, iv, req.Take); err != nil {
+			return err
+		}
+		var err error
+		if res, err = d.store.Resolve(id, req.Who, how); err != nil {
+			return err
+		}
+		if req.Retry {
+			w.enqueueRetry(store.Trigger{Kind: "retry", Detail: fmt.Sprintf("intervention %d resolved with --retry", id)}, iv.Instance)
+		}
+		return nil
+	}, done)
+	select {
+	case <-ctx.Done():
+		return api.Intervention{}, ctx.Err()
+	case err := <-done:
+		if err != nil {
+			return api.Intervention{}, fmt.Errorf("resolve intervention %d: %w", id, err)
+		}
 	}
 	return apiIntervention(res), nil
 }

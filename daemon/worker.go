@@ -53,6 +53,12 @@ type worker struct {
 	// of instances running in parallel.
 	gitMu       sync.Mutex
 	unreachable int // consecutive failed syncs with an unreachable remote
+	// landed maps an instance to the commit its write-back landed in during
+	// the current run (guarded by gitMu).
+	landed map[string]string
+	// held marks instances whose edit is held in a push intervention during
+	// the current run (guarded by gitMu): no step-failed on top of it.
+	held map[string]bool
 }
 
 func newWorker(d *Daemon, cfg RepoConfig) *worker {
@@ -199,15 +205,20 @@ func (w *worker) open(ctx context.Context) bool {
 }
 
 // runActions carries out the operators' actions among reqs and returns the
-// other requests.
+// other requests, with what the actions queued (a retry joins this run).
 func (w *worker) runActions(ctx context.Context, reqs []request) []request {
 	rest := reqs[:0:0]
+	acted := false
 	for _, r := range reqs {
 		if r.action == nil {
 			rest = append(rest, r)
 			continue
 		}
 		r.actionDone <- r.action(ctx)
+		acted = true
+	}
+	if acted {
+		rest = append(rest, w.runActions(ctx, w.take())...)
 	}
 	return rest
 }

@@ -116,7 +116,7 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 	if err != nil {
 		return syncer.Change{}, fmt.Errorf("journal entry %s: apply to base: %w", e.ID, err)
 	}
-	subject := fmt.Sprintf("%s: %s: %s", e.Reason, e.Instance, describeEdits(edits))
+	subject := fmt.Sprintf("%s: %s: %s", e.Reason, e.Instance, describeEdits(base, edits))
 	return syncer.Change{
 		ID:   e.ID,
 		Path: e.File,
@@ -151,6 +151,9 @@ func (w *worker) settleChange(e store.JournalEntry, o syncer.Outcome) string {
 	switch o.Status {
 	case syncer.OutcomeLanded:
 		state = store.JournalPushed
+		if w.landed != nil {
+			w.landed[e.Instance] = o.Commit
+		}
 		w.log.Info().Str("instance", e.Instance).Str("commit", short(o.Commit)).Int("attempts", o.Attempts).Msg("write-back landed")
 	case syncer.OutcomeDropped:
 		state = store.JournalDropped
@@ -158,9 +161,11 @@ func (w *worker) settleChange(e store.JournalEntry, o syncer.Outcome) string {
 	case syncer.OutcomeConflict:
 		state, msg = store.JournalConflict, fmt.Sprintf("%s: push-conflict: %v", e.File, o.Err)
 		w.raisePushConflict(e, o)
+		w.markHeld(e.Instance)
 	case syncer.OutcomeRejected:
 		state, msg = store.JournalConflict, fmt.Sprintf("%s: push-rejected: %v", e.File, o.Err)
 		w.raisePushRejected(e, o)
+		w.markHeld(e.Instance)
 	default:
 		// Committed locally (or not at all): a later sync pushes it, or
 		// re-applies it from the journal.
@@ -177,9 +182,25 @@ func (w *worker) settleChange(e store.JournalEntry, o syncer.Outcome) string {
 	return msg
 }
 
-func describeEdits(edits []manifest.Edit) string {
-	if len(edits) == 1 {
-		return edits[0].String()
+func (w *worker) markHeld(instance string) {
+	if w.held != nil {
+		w.held[instance] = true
 	}
-	return fmt.Sprintf("%s (+%d more)", edits[0].String(), len(edits)-1)
+}
+
+// describeEdits is the commit subject's account of the edits, with the old
+// value of a changed attribute: "set /instance/app@version 4.2.1 → 4.3.0".
+func describeEdits(base []byte, edits []manifest.Edit) string {
+	first := edits[0].String()
+	if e := edits[0]; e.Op == manifest.OpSetAttr {
+		if doc, err := manifest.ParseDocument(base); err == nil {
+			if old, ok, err := doc.Attr(e.Path, e.Attr); err == nil && ok {
+				first = fmt.Sprintf("set %s@%s %s → %s", e.Path, e.Attr, old, e.Value)
+			}
+		}
+	}
+	if len(edits) == 1 {
+		return first
+	}
+	return fmt.Sprintf("%s (+%d more)", first, len(edits)-1)
 }

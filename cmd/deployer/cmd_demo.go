@@ -46,7 +46,9 @@ type demo struct {
 	out      io.Writer
 	dir      string
 	remote   string // the bare "clusterconfig" repository
-	operator *operator
+	operator *operator // alice
+	bob      *operator
+	marks    string // where the demo's step script waits for the demo
 	client   *api.Client
 	cfg      *Config
 	repo     string
@@ -75,7 +77,7 @@ func runDemo(ctx context.Context, out io.Writer, o *demoOptions) error {
 	if err != nil {
 		return err
 	}
-	acts := []func(context.Context) error{dm.actBaseline, dm.actOperatorPush}
+	acts := []func(context.Context) error{dm.actBaseline, dm.actOperatorPush, dm.actWriteBack, dm.actConflict, dm.actDirty, dm.actFinal}
 	for _, act := range acts {
 		if err = act(ctx); err != nil {
 			break
@@ -108,9 +110,16 @@ func (dm *demo) act(n int, title string) {
 // startDaemon runs a daemon in this process with the same wiring as
 // `deployer daemon`, on a socket in the demo directory.
 func (dm *demo) startDaemon(ctx context.Context, log zerolog.Logger) (<-chan struct{}, error) {
+	dm.marks = filepath.Join(dm.dir, "marks")
+	if err := os.MkdirAll(dm.marks, 0o755); err != nil {
+		return nil, err
+	}
+	// The step scripts find the demo's marks through an allow-listed variable.
+	os.Setenv("DEMO_MARKS", dm.marks)
 	cfg, err := parseConfig("demo.yaml", fmt.Appendf(nil, `host: demo-dep01
 state_dir: %s
 listen: {socket: %s}
+step_env: [PATH, DEMO_MARKS]
 repos:
   - name: %s
     url: %s

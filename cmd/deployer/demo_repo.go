@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,13 +30,13 @@ var demoFiles = map[string]string{
 `,
 	"instances/acme.xml": `<?xml version="1.0" encoding="UTF-8"?>
 <instance name="acme" tier="silver">
-  <app name="web" version="4.2.1" replicas="2"/>
+  <app name="web" version="4.2.1" image="registry.example/web:4.2.1@sha256:ab2de7dc634b" replicas="2"/>
   <db host="db1.fra1.internal" size="medium"/>
 </instance>
 `,
 	"instances/globex.xml": `<?xml version="1.0" encoding="UTF-8"?>
 <instance name="globex" tier="gold">
-  <app name="web" version="4.2.1" replicas="4"/>
+  <app name="web" version="4.2.1" image="registry.example/web:4.2.1@sha256:ab2de7dc634b" replicas="4"/>
   <app name="worker" version="4.2.1" replicas="2"/>
   <db host="db2.fra1.internal" size="large"/>
 </instance>
@@ -43,24 +44,43 @@ var demoFiles = map[string]string{
 	"instances/viatris.xml": `<?xml version="1.0" encoding="UTF-8"?>
 <!-- Viatris production: change window Tue/Thu -->
 <instance name="viatris" tier="gold">
-  <app name="web"    version="4.2.1" replicas="3"/>
+  <app name="web"    version="4.2.1"
+       image="registry.example/web:4.2.1@sha256:ab2de7dc634b"
+       replicas="3"/>
   <app name="worker" version="4.2.1" replicas="2"/>
   <db host='db3.fra1.internal' size="large"/>
 </instance>
 `,
 	"scripts/configure.sh": `#!/bin/sh
-# instance-configure: checks the instance file and reports what it found.
+# instance-configure: pins the web image for the version in the instance file,
+# rewriting the file with sed as many real tools do.
 set -eu
-version=$(sed -n 's/.*<app name="web" *version="\([^"]*\)".*/\1/p' "$DEPLOYER_INSTANCE_FILE")
-echo "configuring $DEPLOYER_INSTANCE from $DEPLOYER_INSTANCE_FILE at ${DEPLOYER_COMMIT%${DEPLOYER_COMMIT#??????????}}"
-echo "web_version=$version" >> "$DEPLOYER_OUTPUT"
+f="$DEPLOYER_INSTANCE_FILE"
+version=$(tr '\n' ' ' < "$f" | sed -n 's/.*<app name="web" *version="\([^"]*\)".*/\1/p')
+digest=$(printf '%s' "web:$version" | sha256sum | cut -c1-12)
+image="registry.example/web:$version@sha256:$digest"
+echo "configuring $DEPLOYER_INSTANCE: web $version is $image"
+if [ -n "${DEMO_MARKS:-}" ] && [ -e "$DEMO_MARKS/hold-$DEPLOYER_INSTANCE" ]; then
+  touch "$DEMO_MARKS/held-$DEPLOYER_INSTANCE"
+  i=0
+  while [ ! -e "$DEMO_MARKS/go-$DEPLOYER_INSTANCE" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+  rm -f "$DEMO_MARKS/hold-$DEPLOYER_INSTANCE" "$DEMO_MARKS/go-$DEPLOYER_INSTANCE"
+fi
+sed -i "s|image=\"[^\"]*\"|image=\"$image\"|" "$f"
+echo "image=$image" >> "$DEPLOYER_OUTPUT"
 `,
 	"scripts/redeploy.sh": `#!/bin/sh
 # instance-redeploy: would roll the instance; here it only says so.
 set -eu
-echo "redeploying $2 (web $DEPLOYER_OUT_WEB_VERSION) on $DEPLOYER_HOST"
+echo "redeploying $2 with $DEPLOYER_OUT_IMAGE on $DEPLOYER_HOST"
 echo "rolled=$2" >> "$DEPLOYER_OUTPUT"
 `,
+}
+
+// demoImage is the image instance-configure pins for a web version.
+func demoImage(version string) string {
+	sum := sha256.Sum256([]byte("web:" + version))
+	return fmt.Sprintf("registry.example/web:%s@sha256:%x", version, sum[:6])
 }
 
 // operator is a person with a clone of the clusterconfig remote. The demo
@@ -92,6 +112,9 @@ func (dm *demo) setUp(ctx context.Context) error {
 		}
 	}
 	if _, err := op.commitAndPush(ctx, "clusterconfig-demo: three instances and their steps"); err != nil {
+		return err
+	}
+	if dm.bob, err = cloneOperator(ctx, filepath.Join(dm.dir, "bob"), dm.remote, "bob"); err != nil {
 		return err
 	}
 	dm.say("Created a throwaway clusterconfig remote at %s", dm.remote)
@@ -160,4 +183,49 @@ func (op *operator) commitAndPush(ctx context.Context, msg string) (string, erro
 		return "", fmt.Errorf("operator push: %w", err)
 	}
 	return h.String(), nil
+}
+
+// cloneOperator is a second person with a fresh clone of the remote.
+func cloneOperator(ctx context.Context, dir, remote, name string) (*operator, error) {
+	repo, err := git.PlainCloneContext(ctx, dir, false, &git.CloneOptions{URL: remote, ReferenceName: plumbing.NewBranchReferenceName("main")})
+	if err != nil {
+		return nil, fmt.Errorf("%s clones: %w", name, err)
+	}
+	return &operator{dir: dir, repo: repo, name: name}, nil
+}
+
+// pull brings the operator's clone to the remote's main (fetch, then hard
+// reset: the operator has nothing uncommitted).
+func (op *operator) pull(ctx context.Context) error {
+	err := op.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin"})
+	if err != nil && err != git.NoErrAlreadyUpToDate {
+		return fmt.Errorf("%s fetches: %w", op.name, err)
+	}
+	ref, err := op.repo.Reference(plumbing.NewRemoteReferenceName("origin", "main"), true)
+	if err != nil {
+		return err
+	}
+	wt, err := op.repo.Worktree()
+	if err != nil {
+		return err
+	}
+	return wt.Reset(&git.ResetOptions{Commit: ref.Hash(), Mode: git.HardReset})
+}
+
+// commitDiff is the unified diff a commit made, as a reviewer sees it.
+func commitDiff(repo *git.Repository, hash string) (subject, diff string, err error) {
+	c, err := repo.CommitObject(plumbing.NewHash(hash))
+	if err != nil {
+		return "", "", err
+	}
+	parent, err := c.Parent(0)
+	if err != nil {
+		return "", "", err
+	}
+	patch, err := parent.Patch(c)
+	if err != nil {
+		return "", "", err
+	}
+	subject, _, _ = strings.Cut(c.Message, "\n")
+	return subject, patch.String(), nil
 }

@@ -9,6 +9,11 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	// The scenarios run a binary built from these packages; importing them
+	// makes `go test` re-run the scenarios when they change.
+	_ "github.com/sre-tools/deployer/api"
+	_ "github.com/sre-tools/deployer/daemon"
 )
 
 // binDir holds the deployer binary built once for every scenario.
@@ -26,8 +31,14 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..")
+	// Reading the command's sources makes them part of the test cache key.
+	mains, _ := filepath.Glob(filepath.Join(root, "cmd", "deployer", "*.go"))
+	for _, f := range mains {
+		_, _ = os.ReadFile(f)
+	}
 	build := exec.Command("go", "build", "-o", filepath.Join(dir, "deployer"), "./cmd/deployer")
-	build.Dir = filepath.Join(filepath.Dir(file), "..")
+	build.Dir = root
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build deployer:", err)

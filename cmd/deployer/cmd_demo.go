@@ -45,7 +45,7 @@ Exit status: 0 every act ended as described, 1 otherwise.`,
 type demo struct {
 	out      io.Writer
 	dir      string
-	remote   string // the bare "clusterconfig" repository
+	remote   string    // the bare "clusterconfig" repository
 	operator *operator // alice
 	bob      *operator
 	marks    string // where the demo's step script waits for the demo

@@ -119,6 +119,22 @@ func BenchmarkListOpenInterventions(b *testing.B) {
 	}
 }
 
+// BenchmarkListAfterEachWrite is the uncached case: every listing follows
+// a write (a failing poll's repeat), so it re-reads all 500 from bbolt.
+func BenchmarkListAfterEachWrite(b *testing.B) {
+	s := listFixture(b)
+	iv := store.Intervention{Kind: "step-failed", Repo: "clusterconfig-3", Instance: "inst0003"}
+	for b.Loop() {
+		if _, _, err := s.Raise(iv); err != nil {
+			b.Fatal(err)
+		}
+		ivs, err := s.Interventions(store.InterventionFilter{})
+		if err != nil || len(ivs) != 500 {
+			b.Fatalf("got %d, %v; want 500", len(ivs), err)
+		}
+	}
+}
+
 // BenchmarkStatusPageReads is what a status page reads: open
 // interventions, every repo, and the 50 newest runs.
 func BenchmarkStatusPageReads(b *testing.B) {

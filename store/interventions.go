@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -133,6 +132,7 @@ func (s *Store) Raise(iv Intervention) (Intervention, bool, error) {
 	}
 	var out Intervention
 	var isNew bool
+	defer s.ivs.touched()
 	err := s.update(func(tx *bolt.Tx) error {
 		id := keyU64(tx.Bucket(indexIvOpen).Get(scopeKey(iv.Kind, iv.Repo, iv.Instance)))
 		if id != 0 {
@@ -217,6 +217,7 @@ func (s *Store) Intervention(id uint64) (Intervention, error) {
 // stored result.
 func (s *Store) modify(op string, id uint64, fn func(*Intervention) error) (Intervention, error) {
 	var iv Intervention
+	defer s.ivs.touched()
 	err := s.update(func(tx *bolt.Tx) error {
 		if err := getJSON(tx.Bucket(bucketInterventions), u64key(id), &iv); err != nil {
 			return err
@@ -273,6 +274,7 @@ func (s *Store) ResolveWhere(kind, repo, instance, how string) (Intervention, bo
 	var iv Intervention
 	var found bool
 	now := s.now()
+	defer s.ivs.touched()
 	err := s.update(func(tx *bolt.Tx) error {
 		id := keyU64(tx.Bucket(indexIvOpen).Get(scopeKey(kind, repo, instance)))
 		if id == 0 {
@@ -293,40 +295,27 @@ func (s *Store) ResolveWhere(kind, repo, instance, how string) (Intervention, bo
 
 // Interventions returns the interventions matching f: the unresolved ones
 // oldest first (by id), then, with f.IncludeResolved, resolved ones newest
-// first. Ordering by severity is the caller's.
+// first. Ordering by severity is the caller's. Unresolved interventions
+// are served from memory (see ivCache).
 func (s *Store) Interventions(f InterventionFilter) ([]Intervention, error) {
-	var out []Intervention
-	err := s.view(func(tx *bolt.Tx) error {
-		var err error
-		if out, err = openInterventions(tx, f); err != nil || !f.IncludeResolved {
-			return err
+	open, err := s.unresolved()
+	if err != nil {
+		return nil, fmt.Errorf("list interventions: %w", err)
+	}
+	out := open[:0]
+	for _, iv := range open {
+		if f.match(iv) && (f.Limit <= 0 || len(out) < f.Limit) {
+			out = append(out, iv)
 		}
-		return resolvedInterventions(tx, f, &out)
-	})
+	}
+	if !f.IncludeResolved || (f.Limit > 0 && len(out) >= f.Limit) {
+		return out, nil
+	}
+	err = s.view(func(tx *bolt.Tx) error { return resolvedInterventions(tx, f, &out) })
 	if err != nil {
 		return nil, fmt.Errorf("list interventions: %w", err)
 	}
 	return out, nil
-}
-
-func openInterventions(tx *bolt.Tx, f InterventionFilter) ([]Intervention, error) {
-	var out []Intervention
-	all := tx.Bucket(bucketInterventions)
-	err := tx.Bucket(indexIvOpen).ForEach(func(k, v []byte) error {
-		var iv Intervention
-		if err := getJSON(all, v, &iv); err != nil {
-			return fmt.Errorf("open index %q: %w", k, err)
-		}
-		if f.match(iv) {
-			out = append(out, iv)
-		}
-		return nil
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
-	}
-	return out, err
 }
 
 func resolvedInterventions(tx *bolt.Tx, f InterventionFilter, out *[]Intervention) error {

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -173,5 +174,71 @@ func TestRaiseNeedsKindAndRepo(t *testing.T) {
 	s := mustOpenStore(t)
 	if _, _, err := s.Raise(store.Intervention{Repo: "fra"}); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("got %v, want ErrInvalid", err)
+	}
+}
+
+func TestInterventionListFollowsEveryWrite(t *testing.T) {
+	s := mustOpenStore(t)
+	count := func() int {
+		t.Helper()
+		ivs, err := s.Interventions(store.InterventionFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ivs)
+	}
+	a, _, _ := s.Raise(store.Intervention{Kind: "auth-failed", Repo: "fra", Evidence: store.Evidence{Extra: map[string]string{"k": "v"}, Values: &store.ConflictValues{Ours: "1"}}})
+	if n := count(); n != 1 {
+		t.Fatalf("after raise got %d, want 1", n)
+	}
+	// Changing what was returned must not change what is stored.
+	got, _ := s.Interventions(store.InterventionFilter{})
+	got[0].Evidence.Extra["k"] = "changed"
+	got[0].Evidence.Values.Ours = "changed"
+	got[0].Summary = "changed"
+	again, _ := s.Interventions(store.InterventionFilter{})
+	if again[0].Evidence.Extra["k"] != "v" || again[0].Evidence.Values.Ours != "1" || again[0].Summary != "" {
+		t.Fatalf("a caller changed the stored intervention: %+v", again[0])
+	}
+	s.Raise(store.Intervention{Kind: "auth-failed", Repo: "fra"})
+	if got, _ := s.Interventions(store.InterventionFilter{}); got[0].Count != 2 {
+		t.Fatalf("after a repeat got count %d, want 2", got[0].Count)
+	}
+	s.Acknowledge(a.ID, "alice", "")
+	if got, _ := s.Interventions(store.InterventionFilter{}); got[0].State != store.StateAcknowledged {
+		t.Fatalf("after ack got %q", got[0].State)
+	}
+	s.ResolveWhere("auth-failed", "fra", "", "ok")
+	if n := count(); n != 0 {
+		t.Fatalf("after resolve got %d, want 0", n)
+	}
+}
+
+func TestInterventionsConcurrentRaiseAndList(t *testing.T) {
+	s := mustOpenStore(t)
+	const writers, each = 4, 25
+	done := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		go func(w int) {
+			for i := 0; i < each; i++ {
+				if _, _, err := s.Raise(store.Intervention{Kind: "step-failed", Repo: "fra", Instance: fmt.Sprintf("%d-%d", w, i)}); err != nil {
+					done <- err
+					return
+				}
+				if _, err := s.Interventions(store.InterventionFilter{}); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}(w)
+	}
+	for w := 0; w < writers; w++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := s.Interventions(store.InterventionFilter{}); len(got) != writers*each {
+		t.Fatalf("got %d, want %d", len(got), writers*each)
 	}
 }

@@ -38,6 +38,7 @@ type Store struct {
 	db *bolt.DB
 
 	salvaged *SalvageReport
+	ivs      ivCache
 }
 
 // Path returns the file the Store was opened from.

@@ -2,17 +2,20 @@ package store_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sre-tools/deployer/store"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // population is what populate wrote.
@@ -317,5 +320,31 @@ func TestFinishesSalvageInterruptedAfterMoveAside(t *testing.T) {
 	}
 	if _, err := os.Stat(path + ".salvage"); !os.IsNotExist(err) {
 		t.Fatalf("salvage copy still there: %v", err)
+	}
+}
+
+// A damaged file another process holds is left alone: Open times out like
+// bbolt would, and nothing is moved or salvaged.
+func TestDamagedFileHeldByAnotherProcessIsLeftAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	damaged := bytes.Repeat([]byte("garbage!"), 8192)
+	os.WriteFile(path, damaged, 0o600)
+	holder, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if err := syscall.Flock(int(holder.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	_, err = store.Open(path, store.Options{Timeout: 100 * time.Millisecond})
+	if !errors.Is(err, berrors.ErrTimeout) {
+		t.Fatalf("got %v, want ErrTimeout", err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, damaged) {
+		t.Fatal("held file was changed or moved")
+	}
+	if aside, _ := filepath.Glob(path + ".corrupt-*"); len(aside) != 0 {
+		t.Fatalf("held file was moved aside: %v", aside)
 	}
 }

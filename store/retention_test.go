@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -96,5 +97,30 @@ func TestPruneKeepsJournalAndUnresolvedAndUnsent(t *testing.T) {
 	}
 	if _, err := s.Deployment(done.ID); err == nil {
 		t.Fatal("finished deployment kept")
+	}
+}
+
+func TestPruneResolvedInterventionsByCount(t *testing.T) {
+	clk := newClock()
+	s := mustOpenStore(t, store.Options{Now: clk.Now})
+	var resolved []uint64
+	for i := 0; i < 5; i++ {
+		iv, _, _ := s.Raise(store.Intervention{Kind: "sync-dirty", Repo: "fra"})
+		clk.Advance(time.Minute)
+		s.Resolve(iv.ID, "a", "b")
+		resolved = append(resolved, iv.ID)
+	}
+	open, _, _ := s.Raise(store.Intervention{Kind: "sync-dirty", Repo: "fra"})
+	st, err := s.Prune(store.Retention{Interventions: store.Limit{MaxCount: 2}})
+	if err != nil || st.Interventions != 3 {
+		t.Fatalf("pruned %d, %v; want 3", st.Interventions, err)
+	}
+	all, _ := s.Interventions(store.InterventionFilter{IncludeResolved: true})
+	var ids []uint64
+	for _, iv := range all {
+		ids = append(ids, iv.ID)
+	}
+	if want := []uint64{open.ID, resolved[4], resolved[3]}; !reflect.DeepEqual(ids, want) {
+		t.Fatalf("kept %v, want %v (the open one and the two newest resolved)", ids, want)
 	}
 }

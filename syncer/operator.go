@@ -46,6 +46,10 @@ func (r *Repo) Rescue(ctx context.Context) (Result, error) {
 // resolution of sync-diverged or upstream-rewritten. Result.Ours lists the
 // change ids of our commits that upstream lacks, for the caller to
 // re-apply with WriteBack.
+//
+// Uncommitted changes are handled first as Options.OnDirty says: with the
+// default (intervene) Adopt returns a KindDirty *Error and moves nothing, so
+// a hand edit is never overwritten; call Rescue first to keep them.
 func (r *Repo) Adopt(ctx context.Context) (Result, error) {
 	if r.closed {
 		return Result{}, ErrClosed
@@ -65,6 +69,15 @@ func (r *Repo) Adopt(ctx context.Context) (Result, error) {
 	res.Upstream = up.String()
 	if up == before {
 		return res, nil
+	}
+	dirty, _, err := r.scanDirty()
+	if err != nil {
+		return res, internalf("adopt", err)
+	}
+	if len(dirty) > 0 {
+		if res, err = r.handleDirty(res, dirty); err != nil {
+			return res, err
+		}
 	}
 	s, err := r.compare(before, up)
 	if err != nil && !errors.Is(err, errWalkTooLong) {
@@ -87,52 +100,66 @@ type CommitInfo struct {
 // maxLogWalk bounds the commits Commits visits.
 const maxLogWalk = 1000
 
-// Commits lists up to limit commits after from (exclusive) up to to that
-// changed path, newest first, following first parents. It visits at most
-// maxLogWalk commits: it is for evidence, not for history.
+// Commits lists up to limit commits after from (exclusive; "" means from the
+// start of history) up to to that changed path (added, modified or removed
+// it), newest first, following first parents. It visits at most maxLogWalk
+// commits: it is for evidence, not for history.
 func (r *Repo) Commits(from, to, path string, limit int) ([]CommitInfo, error) {
+	if r.closed {
+		return nil, ErrClosed
+	}
+	stop := plumbing.ZeroHash
+	if from != "" {
+		if !plumbing.IsHash(from) {
+			return nil, fmt.Errorf("commits of %s: %q is not a commit id", path, from)
+		}
+		stop = plumbing.NewHash(from)
+	}
 	c, err := r.commit(to)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("commits of %s: %w", path, err)
 	}
-	stop := plumbing.NewHash(from)
+	cur, err := r.blobAt(c, path)
+	if err != nil {
+		return nil, fmt.Errorf("commits of %s: %w", path, err)
+	}
 	var out []CommitInfo
 	for i := 0; i < maxLogWalk && len(out) < limit && c.Hash != stop; i++ {
-		changed, parent, err := r.touches(c, path)
-		if err != nil {
-			return out, err
+		var parent *object.Commit
+		prev := plumbing.ZeroHash
+		if c.NumParents() > 0 {
+			if parent, err = c.Parent(0); err != nil {
+				return out, fmt.Errorf("commits of %s: %w", path, err)
+			}
+			if prev, err = r.blobAt(parent, path); err != nil {
+				return out, fmt.Errorf("commits of %s: %w", path, err)
+			}
 		}
-		if changed {
+		if cur != prev {
 			out = append(out, CommitInfo{Hash: c.Hash.String(), Author: fmt.Sprintf("%s <%s>", c.Author.Name, c.Author.Email),
 				Subject: firstLine(c.Message), When: c.Author.When})
 		}
 		if parent == nil {
 			break
 		}
-		c = parent
+		c, cur = parent, prev
 	}
 	return out, nil
 }
 
-// touches reports whether c changed path against its first parent, and returns that parent.
-func (r *Repo) touches(c *object.Commit, path string) (bool, *object.Commit, error) {
-	blob := func(c *object.Commit) plumbing.Hash {
-		t, err := c.Tree()
-		if err != nil {
-			return plumbing.ZeroHash
-		}
-		e, err := t.FindEntry(path)
-		if err != nil {
-			return plumbing.ZeroHash
-		}
-		return e.Hash
-	}
-	if c.NumParents() == 0 {
-		return blob(c) != plumbing.ZeroHash, nil, nil
-	}
-	p, err := c.Parent(0)
+// blobAt returns the hash of path's entry at commit c, or the zero hash when c has no such
+// path. A tree that cannot be read is an error, not an absent path.
+func (r *Repo) blobAt(c *object.Commit, path string) (plumbing.Hash, error) {
+	t, err := c.Tree()
 	if err != nil {
-		return false, nil, err
+		return plumbing.ZeroHash, fmt.Errorf("read tree of %s: %w", c.Hash, err)
 	}
-	return blob(c) != blob(p), p, nil
+	e, err := t.FindEntry(path)
+	if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
+		return plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("find %s in %s: %w", path, c.Hash, err)
+	}
+	return e.Hash, nil
 }

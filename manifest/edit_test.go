@@ -84,6 +84,9 @@ func TestApply(t *testing.T) {
 			manifest.Edit{Op: manifest.OpSetAttr, Path: "/a", Attr: "v", Value: "x\ny&w"}, "<a v=\"x&#10;y&amp;w\"/>"},
 		{"character references survive around a text edit", "<a>&#13;&#10;tail</a>",
 			manifest.Edit{Op: manifest.OpSetText, Path: "/a", Value: "\r\nTAIL"}, "<a>&#13;&#10;TAIL</a>"},
+		{"descendant path goes through etree", inst,
+			manifest.Edit{Op: manifest.OpSetAttr, Path: "//app[@name='db']", Attr: "version", Value: "14"},
+			strings.Replace(inst, `version="13"`, `version="14"`, 1)},
 		{"namespaced element and attribute", "<r xmlns:x=\"u\"><x:e x:v=\"1\"/></r>",
 			manifest.Edit{Op: manifest.OpSetAttr, Path: "/r/x:e", Attr: "x:v", Value: "2"}, "<r xmlns:x=\"u\"><x:e x:v=\"2\"/></r>"},
 	}

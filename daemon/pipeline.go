@@ -321,13 +321,17 @@ func (w *worker) saveRepo(rs store.RepoState) {
 }
 
 func stepRecord(id store.RunID, commit string, r executor.StepResult) store.StepRecord {
-	return store.StepRecord{
+	rec := store.StepRecord{
 		Run: id, Instance: string(r.Instance), Step: string(r.Step), Attempt: r.Attempt,
 		Status: string(r.Status), Reason: r.Reason, Argv: r.Argv, Dir: r.Dir, Env: r.Env, SecretNames: r.SecretNames,
 		ExitCode: r.ExitCode, Signal: r.Signal, Started: r.Started, Ended: r.Ended,
 		OutputHead: r.OutputHead, OutputTail: r.OutputTail, OutputBytes: r.OutputBytes, Truncated: r.Truncated,
-		Outputs: r.Outputs, Commit: commit,
+		Outputs: r.Outputs, Commit: commit, InstanceBlob: r.Inputs.InstanceBlob,
 	}
+	if len(r.Inputs.DependencyOutputs) > 0 {
+		rec.DependencyOutputs = map[string]map[string]string{"": r.Inputs.DependencyOutputs}
+	}
+	return rec
 }
 
 func short(commit string) string {

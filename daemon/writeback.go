@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,24 +41,28 @@ func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.St
 	full := filepath.Join(w.repo.Dir(), filepath.FromSlash(file))
 	w.gitMu.Lock()
 	defer w.gitMu.Unlock()
-	orig, err := w.repo.ReadFile(w.repo.Head(), file)
+	baseCommit, base, err := w.stepBase(run, r, file)
 	if err != nil {
-		return fmt.Errorf("read %s at HEAD: %w", file, err)
+		return err
 	}
 	now, err := os.ReadFile(full)
 	if err != nil {
 		return fmt.Errorf("read %s after %s: %w", file, r.Step, err)
 	}
-	if bytes.Equal(orig, now) {
+	head, err := w.repo.ReadFile(w.repo.Head(), file)
+	if err != nil {
+		return fmt.Errorf("read %s at HEAD: %w", file, err)
+	}
+	if bytes.Equal(base, now) || bytes.Equal(head, now) {
 		return nil
 	}
-	edits, err := manifest.Diff(orig, now, manifest.DiffOptions{})
+	edits, err := manifest.Diff(base, now, manifest.DiffOptions{})
 	if err != nil {
 		return fmt.Errorf("%s left %s unparsable: %w", r.Step, file, err)
 	}
 	// The step may have reformatted the file: only its semantic edits are
 	// kept, spliced onto the original bytes by the write-back.
-	if err := os.WriteFile(full, orig, 0o644); err != nil {
+	if err := os.WriteFile(full, head, 0o644); err != nil {
 		return fmt.Errorf("restore %s: %w", file, err)
 	}
 	if len(edits) == 0 {
@@ -64,13 +70,43 @@ func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.St
 	}
 	raw, _ := json.Marshal(edits)
 	entry, err := w.d.store.PutJournal(store.JournalEntry{
-		Repo: w.cfg.Name, Instance: string(r.Instance), File: file, BaseBlob: w.repo.Head(), Edits: raw,
+		Repo: w.cfg.Name, Instance: string(r.Instance), File: file, BaseBlob: baseCommit, Edits: raw,
 		Author: w.cfg.Author.Name, Reason: string(r.Step), Run: strconv.FormatUint(uint64(run.ID), 10),
 	})
 	if err != nil {
 		return fmt.Errorf("journal the edits of %s: %w", r.Step, err)
 	}
 	return w.writeBack(ctx, []store.JournalEntry{entry})
+}
+
+// stepBase finds the commit whose version of file the step started from
+// (its recorded blob id): the checkout may have moved under a running step
+// when another instance's write-back fetched new upstream commits, and
+// diffing against the wrong base would undo someone's change.
+func (w *worker) stepBase(run *store.Run, r executor.StepResult, file string) (string, []byte, error) {
+	candidates := []string{w.repo.Head(), run.Commit}
+	if c, ok := w.landed[string(r.Instance)]; ok {
+		candidates = append([]string{c}, candidates...)
+	}
+	for _, c := range candidates {
+		data, err := w.repo.ReadFile(c, file)
+		if err != nil {
+			continue
+		}
+		if r.Inputs.InstanceBlob == "" || blobID(data) == r.Inputs.InstanceBlob {
+			return c, data, nil
+		}
+	}
+	return "", nil, fmt.Errorf("%s changed under %s while it ran (blob %s is in none of %s): not writing back; the next run redoes it",
+		file, r.Step, short(r.Inputs.InstanceBlob), strings.Join(candidates, ", "))
+}
+
+// blobID is git's object id of a blob with this content.
+func blobID(data []byte) string {
+	h := sha1.New()
+	fmt.Fprintf(h, "blob %d\x00", len(data))
+	h.Write(data)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // writeBack commits and pushes journaled entries and settles each one:

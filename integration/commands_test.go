@@ -5,15 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http/cgi"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -21,73 +17,6 @@ import (
 
 // scenarioDeadline bounds every wait in a scenario.
 const scenarioDeadline = 60 * time.Second
-
-// cmdGitServer creates a bare repository NAME (branch main) and serves it
-// over $TRANSPORT on 127.0.0.1; it sets REMOTE_URL.
-//
-//	gitserver NAME
-func cmdGitServer(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: gitserver NAME")
-	}
-	root := ts.MkAbs("srv")
-	bare := filepath.Join(root, args[0]+".git")
-	mustGit(ts, "", "init", "-q", "--bare", "-b", "main", bare)
-	mustGit(ts, bare, "config", "http.receivepack", "true")
-	mustGit(ts, bare, "config", "receive.denyNonFastForwards", "true")
-	switch ts.Getenv("TRANSPORT") {
-	case "http":
-		url := startHTTPBackend(ts, root)
-		ts.Setenv("REMOTE_URL", url+"/"+args[0]+".git")
-	default:
-		addr := startGitDaemon(ts, root)
-		ts.Setenv("REMOTE_URL", "git://"+addr+"/"+args[0]+".git")
-	}
-}
-
-func startGitDaemon(ts *testscript.TestScript, root string) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	ts.Check(err)
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("git", "daemon", "--export-all", "--enable=receive-pack", "--reuseaddr",
-		"--listen=127.0.0.1", "--port="+strconv.Itoa(port), "--base-path="+root, root)
-	// Its own process group, killed whole at the end: git daemon forks a
-	// child per connection. Its log goes to a file, not to the test's stderr.
-	logf, err := os.Create(filepath.Join(root, "git-daemon.log"))
-	ts.Check(err)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	ts.Check(cmd.Start())
-	ts.Defer(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(scenarioDeadline)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	ts.Fatalf("git daemon did not listen on %s", addr)
-	return ""
-}
-
-func startHTTPBackend(ts *testscript.TestScript, root string) string {
-	out, err := exec.Command("git", "--exec-path").Output()
-	ts.Check(err)
-	h := &cgi.Handler{
-		Path: filepath.Join(strings.TrimSpace(string(out)), "git-http-backend"),
-		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
-	}
-	srv := httptest.NewServer(h)
-	ts.Defer(srv.Close)
-	return srv.URL
-}
 
 // cmdGitPush commits everything in DIR and pushes it to $REMOTE_URL's main,
 // making DIR a clone first when it is not a repository. It sets PUSHED to
@@ -102,10 +31,16 @@ func cmdGitPush(ts *testscript.TestScript, neg bool, args []string) {
 	if _, err := os.Stat(filepath.Join(dir, ".git")); err != nil {
 		mustGit(ts, dir, "init", "-q", "-b", "main")
 		mustGit(ts, dir, "remote", "add", "origin", ts.Getenv("REMOTE_URL"))
+		setIdentity(ts, dir)
 	}
 	mustGit(ts, dir, "add", "-A")
 	mustGit(ts, dir, "commit", "-q", "-m", args[1])
+	// Like a person: when the remote moved, pull --rebase and push again.
 	_, err := runGit(ts, dir, "push", "-q", "origin", "HEAD:refs/heads/main")
+	for i := 0; err != nil && !neg && i < 5 && strings.Contains(err.Error(), "rejected"); i++ {
+		mustGit(ts, dir, "pull", "-q", "--rebase", "origin", "main")
+		_, err = runGit(ts, dir, "push", "-q", "origin", "HEAD:refs/heads/main")
+	}
 	if neg {
 		if err == nil {
 			ts.Fatalf("push succeeded unexpectedly")
@@ -130,12 +65,17 @@ func cmdGit(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
+// setIdentity names the person of a clone after its directory: alice → Alice <alice@example.com>.
+func setIdentity(ts *testscript.TestScript, dir string) {
+	name := filepath.Base(dir)
+	mustGit(ts, dir, "config", "user.name", strings.ToUpper(name[:1])+name[1:])
+	mustGit(ts, dir, "config", "user.email", name+"@example.com")
+}
+
 func runGit(ts *testscript.TestScript, dir string, args ...string) (string, error) {
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HOME="+ts.Getenv("HOME"), "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME="+ts.Getenv("GIT_AUTHOR_NAME"), "GIT_AUTHOR_EMAIL="+ts.Getenv("GIT_AUTHOR_EMAIL"),
-		"GIT_COMMITTER_NAME="+ts.Getenv("GIT_COMMITTER_NAME"), "GIT_COMMITTER_EMAIL="+ts.Getenv("GIT_COMMITTER_EMAIL"))
+	cmd.Env = append(os.Environ(), "HOME="+ts.Getenv("HOME"), "GIT_CONFIG_NOSYSTEM=1")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

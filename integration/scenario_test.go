@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -59,9 +60,16 @@ func TestScenarios(t *testing.T) {
 			testscript.Run(t, testscript.Params{
 				Dir:   "testdata",
 				Setup: setup(transport),
+				Condition: func(cond string) (bool, error) {
+					if t, ok := strings.CutPrefix(cond, "transport:"); ok {
+						return t == transport, nil
+					}
+					return false, fmt.Errorf("unknown condition %q", cond)
+				},
 				Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 					"gitserver":   cmdGitServer,
 					"gitpush":     cmdGitPush,
+					"gitclone":    cmdGitClone,
 					"git":         cmdGit,
 					"expandenv":   cmdExpandEnv,
 					"waitrun":     cmdWaitRun,
@@ -87,10 +95,6 @@ func setup(transport string) func(env *testscript.Env) error {
 		env.Setenv("DEPLOYER_SOCKET", filepath.Join(sock, "d.sock"))
 		env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))
 		env.Setenv("MARKDIR", filepath.Join(env.WorkDir, "marks"))
-		env.Setenv("GIT_AUTHOR_NAME", "Alice Operator")
-		env.Setenv("GIT_AUTHOR_EMAIL", "alice@example.com")
-		env.Setenv("GIT_COMMITTER_NAME", "Alice Operator")
-		env.Setenv("GIT_COMMITTER_EMAIL", "alice@example.com")
 		env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
 		if err := os.MkdirAll(filepath.Join(env.WorkDir, "marks"), 0o755); err != nil {
 			return err

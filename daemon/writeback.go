@@ -2,9 +2,9 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha1"
 	"encoding/hex"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"

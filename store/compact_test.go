@@ -38,17 +38,19 @@ func compactLoop(path string) {
 		os.Exit(1)
 	}
 	for i := 1; ; i++ {
-		for j := 0; j < 20; j++ {
+		for j := 0; j < 5+i%17; j++ { // vary where the kill lands
 			if _, err := s.CreateRun(store.Run{Repo: "fra", Status: store.RunSucceeded}); err != nil {
 				fmt.Println("error", err)
 				os.Exit(1)
 			}
 		}
+		fmt.Println("compacting")
 		if _, err := s.Compact(); err != nil {
 			fmt.Println("error", err)
 			os.Exit(1)
 		}
-		fmt.Println("durable", i*20)
+		runs, _ := s.Runs("", 0)
+		fmt.Println("durable", len(runs))
 	}
 }
 
@@ -109,6 +111,7 @@ func TestCompactWhileWriting(t *testing.T) {
 		}()
 	}
 	for i := 0; i < 5; i++ {
+		fmt.Println("compacting")
 		if _, err := s.Compact(); err != nil {
 			t.Fatal(err)
 		}
@@ -136,10 +139,43 @@ func TestOpenDropsLeftoverCompactionCopy(t *testing.T) {
 	}
 }
 
-// TestCompactSurvivesKill kills -9 a process that is compacting in a loop
-// and checks the file it leaves behind is sound and complete.
+// TestCompactSurvivesKill kills -9, five times over, a process that adds
+// runs and compacts in a loop, at a different point each time, and checks
+// the file it leaves behind is sound and has every run it reported
+// durable.
 func TestCompactSurvivesKill(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
+	midway := 0
+	defer func() { t.Logf("%d of 5 kills left a half-written compaction copy", midway) }()
+	for round := 0; round < 5; round++ {
+		durable := killCompactor(t, path, 3+round*2) // runs in the file, as the child last saw it
+		if _, err := os.Stat(path + ".compact"); err == nil {
+			midway++ // killed while the copy was being written
+		}
+		s, err := store.Open(path, store.Options{})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if s.Salvaged() != nil {
+			t.Fatalf("round %d: file needed a salvage after kill -9: %+v", round, s.Salvaged())
+		}
+		runs, _ := s.Runs("", 0)
+		s.Close()
+		checkFile(t, path)
+		if len(runs) < durable {
+			t.Fatalf("round %d: got %d runs, the child had made %d durable", round, len(runs), durable)
+		}
+		if _, err := os.Stat(path + ".compact"); !os.IsNotExist(err) {
+			t.Fatalf("round %d: leftover compaction copy after open: %v", round, err)
+		}
+	}
+}
+
+// killCompactor runs compactLoop on path until it has compacted n times,
+// kills it with SIGKILL as soon as it says it has started the next
+// compaction, and returns the number of runs it last reported durable.
+func killCompactor(t *testing.T, path string, n int) int {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "STORE_TEST_COMPACT_LOOP="+path)
 	out, err := cmd.StdoutPipe()
@@ -149,31 +185,31 @@ func TestCompactSurvivesKill(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	durable := 0
-	lines := bufio.NewScanner(out)
 	deadline := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
 	defer deadline.Stop()
-	for lines.Scan() && durable < 200 {
+	durable, seen := 0, 0
+	lines := bufio.NewScanner(out)
+	for lines.Scan() {
 		f := strings.Fields(lines.Text())
-		if len(f) != 2 || f[0] != "durable" {
+		switch {
+		case len(f) == 1 && f[0] == "compacting":
+		case len(f) == 2 && f[0] == "durable":
+			durable, _ = strconv.Atoi(f[1])
+			seen++
+			continue
+		default:
 			t.Fatalf("child: %s", lines.Text())
 		}
-		durable, _ = strconv.Atoi(f[1])
+		if seen >= n {
+			break // the child is inside Compact now: kill it there
+		}
 	}
-	// Let it get into the next compaction, then kill it.
-	lines.Scan()
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
-	if durable < 200 {
-		t.Fatalf("child reported only %d durable runs before the deadline", durable)
+	if seen < n {
+		t.Fatalf("child compacted only %d times before the deadline", seen)
 	}
-	s := mustOpenAt(t, path, store.Options{})
-	if s.Salvaged() != nil {
-		t.Fatalf("file needed a salvage after kill -9: %+v", s.Salvaged())
-	}
-	if runs, _ := s.Runs("", 0); len(runs) < durable {
-		t.Fatalf("got %d runs, the child had made %d durable", len(runs), durable)
-	}
+	return durable
 }
 
 func TestBackupIsAConsistentOnlineCopy(t *testing.T) {

@@ -117,3 +117,32 @@ func TestLiveNoConcurrentFire(t *testing.T) {
 		t.Errorf("concurrent Fire calls: got %d, want 1", got)
 	}
 }
+
+// Set on a running scheduler takes effect without a restart.
+func TestLiveReload(t *testing.T) {
+	fired := make(chan schedule.Fire, 10)
+	s := schedule.New(schedule.Options{Fire: func(f schedule.Fire) {
+		select {
+		case fired <- f:
+		default:
+		}
+	}})
+	if err := s.Set("fra1", []manifest.Schedule{sched("tick", "@yearly", "")}); err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	defer stop(t, s)
+	fast := sched("tick", "@every 1s", "")
+	fast.Steps = []manifest.StepName{"instance-configure"}
+	if err := s.Set("fra1", []manifest.Schedule{fast}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case f := <-fired:
+		if len(f.Schedule.Steps) != 1 || f.Schedule.Steps[0] != "instance-configure" {
+			t.Errorf("fire carries steps %v, want the reloaded [instance-configure]", f.Schedule.Steps)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("reloaded schedule did not fire within 10s")
+	}
+}

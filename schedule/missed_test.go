@@ -93,3 +93,38 @@ func TestMissedStateError(t *testing.T) {
 		t.Errorf("got %v, want the state's error", err)
 	}
 }
+
+// Missed counts with the same DST policy as the live cron.
+func TestMissedAcrossDST(t *testing.T) {
+	tests := []struct {
+		name, spec, last, now string
+		count                 int
+		at                    string
+	}{
+		{"fall back: the repeated 02:30 counts once", "30 2 * * *",
+			"2026-10-24T12:00:00Z", "2026-10-26T12:00:00Z", 2, "2026-10-26T01:30:00Z"},
+		{"spring forward: the skipped 02:30 counts at the jump", "30 2 * * *",
+			"2026-03-28T12:00:00Z", "2026-03-29T12:00:00Z", 1, "2026-03-29T01:00:00Z"},
+		{"fall back: hourly counts both 02:30s", "30 * * * *",
+			"2026-10-24T23:45:00Z", "2026-10-25T02:45:00Z", 3, "2026-10-25T02:30:00Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := mustOpenState(t)
+			s := schedule.New(schedule.Options{State: st})
+			if err := s.Set("fra1", []manifest.Schedule{sched("n", tt.spec, "Europe/Berlin")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.SetLastFired("fra1", "n", utc(tt.last)); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Missed("fra1", utc(tt.now))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].Count != tt.count || !got[0].At.Equal(utc(tt.at)) {
+				t.Errorf("got %+v, want count %d at %s", got, tt.count, tt.at)
+			}
+		})
+	}
+}

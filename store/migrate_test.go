@@ -124,3 +124,37 @@ func schemaOnDisk(t *testing.T, path string) uint64 {
 	})
 	return v
 }
+
+// A damaged schema 1 file is salvaged into schema 2, its per-run step
+// buckets flattened.
+func TestSalvageSchema1File(t *testing.T) {
+	data, err := os.ReadFile(v1File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Destroy the freelist page header: the trees stay readable.
+	le := binary.LittleEndian
+	meta := func(off int) []byte { return data[off+16 : off+16+64] }
+	m := meta(0)
+	if m1 := meta(int(le.Uint32(m[8:]))); le.Uint64(m1[48:]) > le.Uint64(m[48:]) {
+		m = m1
+	}
+	pageSize, freelist := int(le.Uint32(m[8:])), int(le.Uint64(m[32:]))
+	for i := 0; i < 16; i++ {
+		data[freelist*pageSize+i] ^= 0xFF
+	}
+	path := filepath.Join(t.TempDir(), "state.db")
+	os.WriteFile(path, data, 0o600)
+
+	s, rep := checkSalvage(t, path, data)
+	if rep.SchemaVersion != 1 || rep.Recovered["runs"] != 3 || rep.Recovered["steps"] != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	steps, _ := s.Steps(1)
+	if len(steps) != 1 || steps[0].Step != "instance-configure" {
+		t.Fatalf("steps got %+v", steps)
+	}
+	if ids, _ := s.InterruptRunning(); !reflect.DeepEqual(ids, []store.RunID{3, 4}) { // 4: made by checkSalvage
+		t.Fatalf("running runs got %v, want [3 4]", ids)
+	}
+}

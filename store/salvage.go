@@ -249,6 +249,9 @@ func copyTree(out *bolt.DB, root *rawBucket, rep *SalvageReport) error {
 			}
 			continue
 		}
+		if bytes.Equal(spec.name, bucketSteps) {
+			flattenRawSteps(b)
+		}
 		err := out.Update(func(tx *bolt.Tx) error {
 			n, err := copyPairs(tx, b, tx.Bucket(spec.name), spec, rep, name)
 			rep.Recovered[name] += n
@@ -259,6 +262,18 @@ func copyTree(out *bolt.DB, root *rawBucket, rep *SalvageReport) error {
 		}
 	}
 	return nil
+}
+
+// flattenRawSteps turns schema 1's steps/<run id>/<seq> sub-buckets into
+// schema 2's steps/<run id ‖ seq> pairs.
+func flattenRawSteps(b *rawBucket) {
+	for run, sub := range b.subs {
+		for _, p := range sub.pairs {
+			b.pairs = append(b.pairs, pair{k: append([]byte(run), p.k...), v: p.v})
+		}
+		b.damaged = b.damaged || sub.damaged
+	}
+	b.subs = nil
 }
 
 // copyPairs writes the valid pairs of src into dst and moves dst's

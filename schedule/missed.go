@@ -17,7 +17,8 @@ const maxMissed = 100_000
 // SetLastFired, so a restart does not report them again. The daemon records
 // every returned Fire as missed and runs it only if Schedule.CatchUp. A
 // schedule with no LastFired gets now as its baseline and reports nothing.
-// Call it after Set and before Start. Without Options.State it returns nil.
+// (Set records that baseline already; this covers a failure there.) Call
+// it after Set and before Start. Without Options.State it returns nil.
 func (s *Scheduler) Missed(repo string, now time.Time) ([]Fire, error) {
 	if s.state == nil {
 		return nil, nil

@@ -11,7 +11,7 @@ import (
 
 func TestMissed(t *testing.T) {
 	st := mustOpenState(t)
-	s := schedule.New(schedule.Options{State: st, Location: time.UTC})
+	s := schedule.New(schedule.Options{State: st, Location: time.UTC, Now: fixedClock("2026-03-30T10:00:00Z")})
 	catchUp := sched("nightly", "0 3 * * *", "Europe/Berlin")
 	catchUp.CatchUp = true
 	noCatchUp := sched("weekday", "30 2 * * 1-5", "Europe/Berlin")
@@ -47,8 +47,8 @@ func TestMissed(t *testing.T) {
 			t.Errorf("fire %d: got %+v, want %+v", i, g, w)
 		}
 	}
-	// What was reported is recorded; the schedule without history got now
-	// as its baseline.
+	// What was reported is recorded; the schedule without history got the
+	// time of Set as its baseline.
 	for n, w := range map[string]time.Time{"nightly": want[0].At, "weekday": want[1].At, "fresh": now} {
 		at, ok, err := st.LastFired("fra1", n)
 		if err != nil || !ok || !at.Equal(w) {
@@ -126,5 +126,37 @@ func TestMissedAcrossDST(t *testing.T) {
 				t.Errorf("got %+v, want count %d at %s", got, tt.count, tt.at)
 			}
 		})
+	}
+}
+
+// A schedule counts missed times from when Set first saw it, and a reload
+// does not move that baseline.
+func TestSetRecordsBaseline(t *testing.T) {
+	st := mustOpenState(t)
+	clock := utc("2026-03-30T10:00:00Z")
+	s := schedule.New(schedule.Options{State: st, Now: func() time.Time { return clock }})
+	if err := s.Set("fra1", []manifest.Schedule{sched("n", "@hourly", "")}); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(90 * time.Minute)
+	if err := s.Set("fra1", []manifest.Schedule{sched("n", "@hourly", ""), sched("m", "@daily", "")}); err != nil {
+		t.Fatal(err)
+	}
+	for n, want := range map[string]string{"n": "2026-03-30T10:00:00Z", "m": "2026-03-30T11:30:00Z"} {
+		at, ok, err := st.LastFired("fra1", n)
+		if err != nil || !ok || !at.Equal(utc(want)) {
+			t.Errorf("LastFired(%s): got %s %v %v, want %s", n, at, ok, err, want)
+		}
+	}
+	got, err := schedule.New(schedule.Options{State: st}).Missed("fra1", utc("2026-03-30T13:15:00Z"))
+	if err != nil || len(got) != 0 {
+		t.Fatalf("a new scheduler without Set: got %+v, %v; want nothing", got, err)
+	}
+	got, err = s.Missed("fra1", utc("2026-03-30T13:15:00Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Schedule.Name != "n" || got[0].Count != 3 {
+		t.Errorf("got %+v, want n missed 3 times (11:00, 12:00, 13:00)", got)
 	}
 }

@@ -126,14 +126,23 @@ func (s *Scheduler) Stop() context.Context { return s.cron.Stop() }
 // Set replaces repo's schedules (empty removes them). Every spec is
 // validated first; on an error nothing changes. A schedule whose name, cron
 // and tz are unchanged keeps its cron entry (its other fields are updated);
-// other repos are not touched.
+// other repos are not touched. A new schedule without a last fired time in
+// Options.State gets Options.Now, from which Missed counts.
 func (s *Scheduler) Set(repo string, schedules []manifest.Schedule) error {
 	specs, err := s.parseAll(schedules)
 	if err != nil {
 		return fmt.Errorf("set schedules of %s: %w", repo, err)
 	}
+	added := s.replace(repo, schedules, specs)
+	s.baseline(repo, added)
+	return nil
+}
+
+// replace swaps repo's entries and returns the names of the new ones.
+func (s *Scheduler) replace(repo string, schedules []manifest.Schedule, specs []*spec) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var added []string
 	old := s.repos[repo]
 	next := make(map[string]*entry, len(schedules))
 	for i, sc := range schedules {
@@ -146,6 +155,7 @@ func (s *Scheduler) Set(repo string, schedules []manifest.Schedule) error {
 		e := &entry{repo: repo, sched: sc, sp: specs[i]}
 		e.id = s.cron.Schedule(e.sp, cron.FuncJob(func() { s.run(e) }))
 		next[sc.Name] = e
+		added = append(added, sc.Name)
 	}
 	for _, e := range old {
 		s.cron.Remove(e.id)
@@ -155,7 +165,27 @@ func (s *Scheduler) Set(repo string, schedules []manifest.Schedule) error {
 	} else {
 		s.repos[repo] = next
 	}
-	return nil
+	return added
+}
+
+// baseline records Options.Now as the last fired time of new schedules that
+// have none, so that Missed counts from when a schedule first appeared.
+// Failures are logged: they only weaken Missed.
+func (s *Scheduler) baseline(repo string, names []string) {
+	if s.state == nil {
+		return
+	}
+	now := s.now()
+	for _, name := range names {
+		log := s.log.With().Str("repo", repo).Str("schedule", name).Logger()
+		if _, ok, err := s.state.LastFired(repo, name); err != nil || ok {
+			if err != nil {
+				log.Error().Err(err).Msg("read last fired time")
+			}
+			continue
+		}
+		s.record(repo, name, now, log)
+	}
 }
 
 func (s *Scheduler) parseAll(schedules []manifest.Schedule) ([]*spec, error) {
@@ -208,8 +238,8 @@ func (s *Scheduler) run(e *entry) {
 	mu := s.runningLock(e.repo, sc.Name)
 	s.mu.Unlock()
 	at := s.cron.Entry(id).Prev
-	if at.IsZero() {
-		at = time.Now()
+	if at.IsZero() { // removed by a reload since cron started the job
+		at = time.Now().Truncate(time.Second)
 	}
 	at = at.In(e.sp.loc)
 	log := s.log.With().Str("repo", e.repo).Str("schedule", sc.Name).Time("at", at).Logger()

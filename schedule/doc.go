@@ -30,7 +30,10 @@
 // Scheduler never calls it concurrently for one (repo, schedule); an
 // activation due while the previous call still runs is skipped and logged;
 // and Stop's context waits for running calls. A panic in Fire is recovered
-// and logged, and the activation is not recorded as fired.
+// and logged, and the activation is not recorded as fired. The cron chain
+// is SkipIfStillRunning(Recover(job)): with Recover outermost, a panic
+// unwinds past SkipIfStillRunning before it returns its token, and every
+// later activation of that entry is skipped (robfig/cron v3.0.1).
 //
 // The live cron runs on the real clock; Options.Now only drives Entries.
 // All time arithmetic (live entries, Entries, Missed) goes through one Next

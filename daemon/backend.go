@@ -37,6 +37,13 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		if snap.running != nil {
 			r.Running = &api.RunRef{ID: uint64(snap.running.ID), Status: string(snap.running.Status), Commit: snap.running.Commit, Started: snap.running.Started}
 		}
+		if ivs, err := d.store.Interventions(store.InterventionFilter{Repo: name}); err == nil {
+			for _, iv := range ivs {
+				if !iv.Resolved() {
+					r.OpenInterventions++
+				}
+			}
+		}
 		if rs.LastRun != 0 {
 			if last, err := d.store.Run(rs.LastRun); err == nil {
 				r.LastRun = &api.RunRef{ID: uint64(last.ID), Status: string(last.Status), Commit: last.Commit, Started: last.Started}

@@ -151,6 +151,32 @@ func (w *worker) syncFailed(res syncer.Result, err error) {
 	w.raise(iv)
 }
 
+// openFailed raises what a failed clone or open calls for; there is no
+// checkout yet to point at.
+func (w *worker) openFailed(err error) {
+	kind := syncer.KindOf(err)
+	if kind == syncer.KindUnreachable {
+		w.unreachable++
+		if w.unreachable < unreachableThreshold {
+			return
+		}
+	}
+	iv := store.Intervention{Kind: string(kind), Evidence: store.Evidence{Output: errDetail(err, syncer.Result{})}}
+	switch kind {
+	case syncer.KindAuth:
+		iv.Summary = "the remote refused the daemon's credentials while cloning"
+		iv.NextAction = "fix the key or token named in auth: in the config, then restart the daemon (it retries the clone meanwhile)"
+	case syncer.KindUnreachable:
+		iv.Summary = fmt.Sprintf("the remote has been unreachable for %d consecutive clone attempts", w.unreachable)
+		iv.NextAction = "check the network path and the git server; it resolves by itself once the clone works"
+	default:
+		iv.Kind = string(KindRepoCorrupt)
+		iv.Summary = "the checkout could not be opened or cloned"
+		iv.NextAction = "read the evidence; move the checkout aside and restart the daemon"
+	}
+	w.raise(iv)
+}
+
 // syncSucceeded resolves what a successful sync proves cleared; a clean
 // tree is proven only by a sync that scanned the worktree.
 func (w *worker) syncSucceeded(scanned bool) {

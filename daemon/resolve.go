@@ -65,6 +65,12 @@ func (w *worker) resolveAction(ctx context.Context, iv store.Intervention, take 
 			return fmt.Errorf("reset to upstream: %w", err)
 		}
 		w.log.Warn().Str("rescue_ref", res.Rescue).Str("upstream", short(res.Upstream)).Msg("checkout reset to upstream; what was there is on a rescue ref")
+		// The followed upstream is the new known tip: the next sync must not
+		// see the rewrite again.
+		if rs, err := w.d.store.Repo(w.cfg.Name); err == nil || errors.Is(err, store.ErrNotFound) {
+			rs.Name, rs.Upstream, rs.Head = w.cfg.Name, res.Upstream, w.repo.Head()
+			w.saveRepo(rs)
+		}
 		if len(res.Ours) > 0 {
 			return w.reapply(ctx, res.Ours)
 		}

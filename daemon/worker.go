@@ -190,10 +190,12 @@ func (w *worker) open(ctx context.Context) bool {
 		if err == nil {
 			w.repo = repo
 			w.setSnap(func(s *snapshot) { s.opened = true; s.head = repo.Head(); s.state = "opened" })
+			w.syncSucceeded(false)
 			return true
 		}
 		kind := syncer.KindOf(err)
 		w.log.Error().Err(err).Str("kind", string(kind)).Dur("retry_in", backoff).Msg("open checkout failed")
+		w.openFailed(err)
 		w.setSnap(func(s *snapshot) { s.state = string(kind); s.lastErr = err.Error() })
 		select {
 		case <-ctx.Done():

@@ -19,25 +19,38 @@ import (
 const scenarioDeadline = 60 * time.Second
 
 // cmdGitPush commits everything in DIR and pushes it to $REMOTE_URL's main,
-// making DIR a clone first when it is not a repository. It sets PUSHED to
-// the new commit.
+// making DIR a clone first when it is not a repository; when the remote
+// moved it pulls with --rebase and pushes again, unless -force (which
+// rewrites the branch). It sets PUSHED to the new commit.
 //
-//	gitpush DIR MESSAGE
+//	gitpush [-force] DIR MESSAGE
 func cmdGitPush(ts *testscript.TestScript, neg bool, args []string) {
+	force := len(args) == 3 && args[0] == "-force"
+	if force {
+		args = args[1:]
+	}
 	if len(args) != 2 {
-		ts.Fatalf("usage: gitpush DIR MESSAGE")
+		ts.Fatalf("usage: gitpush [-force] DIR MESSAGE")
 	}
 	dir := ts.MkAbs(args[0])
 	if _, err := os.Stat(filepath.Join(dir, ".git")); err != nil {
 		mustGit(ts, dir, "init", "-q", "-b", "main")
-		mustGit(ts, dir, "remote", "add", "origin", ts.Getenv("REMOTE_URL"))
+		url := ts.Getenv("PUSH_URL") // a URL with credentials, when the server wants them
+		if url == "" {
+			url = ts.Getenv("REMOTE_URL")
+		}
+		mustGit(ts, dir, "remote", "add", "origin", url)
 		setIdentity(ts, dir)
 	}
 	mustGit(ts, dir, "add", "-A")
 	mustGit(ts, dir, "commit", "-q", "-m", args[1])
 	// Like a person: when the remote moved, pull --rebase and push again.
-	_, err := runGit(ts, dir, "push", "-q", "origin", "HEAD:refs/heads/main")
-	for i := 0; err != nil && !neg && i < 5 && strings.Contains(err.Error(), "rejected"); i++ {
+	pushArgs := []string{"push", "-q", "origin", "HEAD:refs/heads/main"}
+	if force {
+		pushArgs = append(pushArgs, "--force")
+	}
+	_, err := runGit(ts, dir, pushArgs...)
+	for i := 0; !force && err != nil && !neg && i < 5 && strings.Contains(err.Error(), "rejected"); i++ {
 		mustGit(ts, dir, "pull", "-q", "--rebase", "origin", "main")
 		_, err = runGit(ts, dir, "push", "-q", "origin", "HEAD:refs/heads/main")
 	}
@@ -161,6 +174,35 @@ func cmdWaitReady(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		}
 		return len(st.Repos) > 0
+	})
+}
+
+// cmdWaitIntervention waits until an unresolved intervention of KIND is
+// listed, or with -none until none is.
+//
+//	waitintervention KIND | -none
+func cmdWaitIntervention(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitintervention KIND | -none")
+	}
+	waitUntil(ts, "intervention "+args[0], func() bool {
+		var resp struct {
+			Interventions []struct {
+				Kind string `json:"kind"`
+			} `json:"interventions"`
+		}
+		if err := deployerJSON(ts, &resp, "interventions", "-o", "json"); err != nil {
+			return false
+		}
+		if args[0] == "-none" {
+			return len(resp.Interventions) == 0
+		}
+		for _, iv := range resp.Interventions {
+			if iv.Kind == args[0] {
+				return true
+			}
+		}
+		return false
 	})
 }
 

@@ -70,6 +70,9 @@ func cmdGitServer(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Defer(func() { servers.Delete(ts) })
 	if srv.transport == "http" {
 		ts.Setenv("REMOTE_URL", "http://"+srv.addr+"/"+args[0]+".git")
+		if auth != "" {
+			ts.Setenv("REMOTE_URL_AUTH", "http://"+auth+"@"+srv.addr+"/"+args[0]+".git")
+		}
 	} else {
 		ts.Setenv("REMOTE_URL", "git://"+srv.addr+"/"+args[0]+".git")
 	}

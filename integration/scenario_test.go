@@ -67,16 +67,17 @@ func TestScenarios(t *testing.T) {
 					return false, fmt.Errorf("unknown condition %q", cond)
 				},
 				Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-					"gitserver":   cmdGitServer,
-					"gitpush":     cmdGitPush,
-					"gitclone":    cmdGitClone,
-					"git":         cmdGit,
-					"expandenv":   cmdExpandEnv,
-					"waitrun":     cmdWaitRun,
-					"waitfile":    cmdWaitFile,
-					"waitready":   cmdWaitReady,
-					"seedrepo":    cmdSeedRepo,
-					"writeconfig": cmdWriteConfig,
+					"gitserver":        cmdGitServer,
+					"gitpush":          cmdGitPush,
+					"gitclone":         cmdGitClone,
+					"git":              cmdGit,
+					"expandenv":        cmdExpandEnv,
+					"waitrun":          cmdWaitRun,
+					"waitfile":         cmdWaitFile,
+					"waitintervention": cmdWaitIntervention,
+					"waitready":        cmdWaitReady,
+					"seedrepo":         cmdSeedRepo,
+					"writeconfig":      cmdWriteConfig,
 				},
 			})
 		})

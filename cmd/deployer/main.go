@@ -49,6 +49,10 @@ func exitCode(err error) int {
 	if err == nil {
 		return exitOK
 	}
+	var xe *xmlExitError
+	if errors.As(err, &xe) {
+		err = &statusError{Code: xe.Code, Err: xe.Err}
+	}
 	var se *statusError
 	if errors.As(err, &se) {
 		if se.Err != nil {

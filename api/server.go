@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +30,8 @@ type Backend interface {
 	Acknowledge(ctx context.Context, id uint64, req AckRequest) (Intervention, error)
 	Resolve(ctx context.Context, id uint64, req ResolveRequest) (Intervention, error)
 	Report(ctx context.Context) (Report, error)
+	// Backup writes a consistent copy of the state file.
+	Backup(ctx context.Context, w io.Writer) (int64, error)
 	// Ready returns nil when the state is open and every repo is checked out.
 	Ready() error
 }
@@ -63,6 +66,7 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	mux.HandleFunc("POST /v1/interventions/{id}/ack", s.ack)
 	mux.HandleFunc("POST /v1/interventions/{id}/resolve", s.resolve)
 	mux.HandleFunc("GET /v1/report", s.report)
+	mux.HandleFunc("GET /v1/backup", s.backup)
 	mux.HandleFunc("GET /{$}", s.statusPage)
 	var h http.Handler = mux
 	if requireToken {
@@ -156,6 +160,16 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, run)
+}
+
+func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="state.db"`)
+	if _, err := s.Backend.Backup(r.Context(), w); err != nil {
+		// The status line is gone once bytes were written: the client
+		// sees a short body and its own check fails.
+		s.Logger.Error().Err(err).Msg("backup failed")
+	}
 }
 
 func (s *Server) fail(w http.ResponseWriter, err error) {

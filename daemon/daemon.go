@@ -113,7 +113,13 @@ func New(opts Options) (*Daemon, error) {
 // Serve runs every repo's worker until ctx is done, then waits for them to
 // stop (a run in flight is interrupted and recorded as such).
 func (d *Daemon) Serve(ctx context.Context) error {
+	d.raiseSalvage()
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.maintain(ctx)
+	}()
 	for _, name := range d.order {
 		w := d.workers[name]
 		wg.Add(1)

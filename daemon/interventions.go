@@ -88,6 +88,20 @@ func (w *worker) blocking() (store.Intervention, bool) {
 	return store.Intervention{}, false
 }
 
+// openIntervention returns the unresolved intervention of kind and scope, if any.
+func (w *worker) openIntervention(kind Kind, instance string) (store.Intervention, bool) {
+	ivs, err := w.d.store.Interventions(store.InterventionFilter{Kind: string(kind), Repo: w.cfg.Name, Instance: instance})
+	if err != nil {
+		return store.Intervention{}, false
+	}
+	for _, iv := range ivs {
+		if iv.Instance == instance && !iv.Resolved() {
+			return iv, true
+		}
+	}
+	return store.Intervention{}, false
+}
+
 // instanceBlocked returns the open instance-scope intervention of an instance, if any.
 func (w *worker) instanceBlocked(instance string) (store.Intervention, bool) {
 	ivs, err := w.d.store.Interventions(store.InterventionFilter{Repo: w.cfg.Name, Instance: instance})
@@ -181,8 +195,13 @@ func (w *worker) openFailed(err error) {
 // tree is proven only by a sync that scanned the worktree.
 func (w *worker) syncSucceeded(scanned bool) {
 	w.unreachable = 0
-	for _, k := range []Kind{KindRemoteUnreachable, KindAuthFailed, KindRepoCorrupt} {
+	for _, k := range []Kind{KindRemoteUnreachable, KindAuthFailed} {
 		w.clear(k, "", "the next sync succeeded")
+	}
+	// A corrupt checkout clears with a good sync; a salvaged state file
+	// waits for a human.
+	if iv, ok := w.openIntervention(KindRepoCorrupt, ""); ok && iv.Evidence.Extra["corrupt_file"] == "" {
+		w.clear(KindRepoCorrupt, "", "the next sync succeeded")
 	}
 	if scanned {
 		w.clear(KindSyncDirty, "", "the checkout is clean again")

@@ -53,6 +53,8 @@ Exit status: 0 success, 1 error, 2 usage, 3 the work ended with an intervention.
 		newReportCmd(g),
 		newValidateCmd(g),
 		newXMLCmd(),
+		newBackupCmd(g),
+		newBenchCmd(g),
 		newDemoCmd(g),
 	)
 	return root

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sre-tools/deployer/syncer"
+)
+
+func newBenchCmd(g *globalOptions) *cobra.Command {
+	var o syncer.BenchOptions
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure our git operations against the git CLI on a generated repository",
+		Long: `Generate a clusterconfig-like repository with git fast-import (--files instance
+files, --commits commits of history), serve it over file://, and measure for
+our code and the git CLI side by side the median of --runs runs of clone,
+poll_noop, sync_1, sync_100, push_1 and push_1000, with each side's peak RSS
+measured in a child process. Prints a table, or with -o json
+{"ops":[{"name","ours_ms","git_ms","ratio","ours_rss_mb","git_rss_mb"}]}.
+
+Exit status: 0 measured, 1 error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := g.json()
+			if err != nil {
+				return err
+			}
+			if verbose {
+				o.Progress = os.Stderr
+			}
+			rep, err := syncer.RunBench(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), rep)
+			}
+			return rep.WriteTable(cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Files, "files", 10000, "instance files in the generated repository")
+	f.IntVar(&o.Commits, "commits", 20000, "commits of history")
+	f.IntVar(&o.Runs, "runs", 5, "runs per operation (the median is reported)")
+	f.StringSliceVar(&o.Ops, "ops", nil, "operations to measure (default all)")
+	f.StringVar(&o.Dir, "dir", "", "work directory (default a temporary one, removed afterwards)")
+	f.BoolVar(&o.Keep, "keep", false, "keep the work directory")
+	f.BoolVarP(&verbose, "verbose", "v", false, "print progress to stderr")
+	return cmd
+}

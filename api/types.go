@@ -24,6 +24,13 @@ type RepoStatus struct {
 	LastSync          *time.Time `json:"last_sync,omitempty"`
 	LastError         string     `json:"last_error,omitempty"`
 	OpenInterventions int        `json:"open_interventions"`
+	Schedules         []Schedule `json:"schedules"`
+}
+
+// Schedule is one of a repo's manifest schedules and its next time.
+type Schedule struct {
+	Name string    `json:"name"`
+	Next time.Time `json:"next"`
 }
 
 // RunRef is the short form of a run.

@@ -49,6 +49,12 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 				r.LastRun = &api.RunRef{ID: uint64(last.ID), Status: string(last.Status), Commit: last.Commit, Started: last.Started}
 			}
 		}
+		r.Schedules = []api.Schedule{}
+		for _, e := range d.sched.Entries() {
+			if e.Repo == name {
+				r.Schedules = append(r.Schedules, api.Schedule{Name: e.Name, Next: e.Next})
+			}
+		}
 		st.Repos = append(st.Repos, r)
 	}
 	return st, nil

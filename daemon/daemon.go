@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sre-tools/deployer/executor"
+	"github.com/sre-tools/deployer/schedule"
 	"github.com/sre-tools/deployer/store"
 	"github.com/sre-tools/deployer/syncer"
 )
@@ -52,6 +53,7 @@ type Daemon struct {
 	store   *store.Store
 	exec    *executor.Executor
 	workers map[string]*worker
+	sched   *schedule.Scheduler
 	order   []string
 	started time.Time
 }
@@ -90,6 +92,7 @@ func New(opts Options) (*Daemon, error) {
 		st.Close()
 		return nil, fmt.Errorf("mark interrupted runs: %w", err)
 	}
+	d.sched = schedule.New(schedule.Options{Logger: opts.Logger, Now: opts.Now, State: scheduleState{st}, Fire: d.fire})
 	for _, id := range ids {
 		d.log.Warn().Uint64("run", uint64(id)).Msg("run was interrupted by a daemon stop or crash; it will be redone")
 	}
@@ -114,6 +117,8 @@ func New(opts Options) (*Daemon, error) {
 // stop (a run in flight is interrupted and recorded as such).
 func (d *Daemon) Serve(ctx context.Context) error {
 	d.raiseSalvage()
+	d.sched.Start()
+	defer func() { <-d.sched.Stop().Done() }()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

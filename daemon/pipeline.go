@@ -162,6 +162,7 @@ func (w *worker) carryOut(ctx context.Context, run *store.Run, rs *store.RepoSta
 		return
 	}
 	w.clear(KindManifestInvalid, "", "a valid manifest arrived at "+short(run.Commit))
+	w.setSchedules(m)
 	if rs.Deployed == "" {
 		// First start on this repo: adopt the current commit as deployed
 		// rather than redeploying every instance on a daemon install.
@@ -174,6 +175,16 @@ func (w *worker) carryOut(ctx context.Context, run *store.Run, rs *store.RepoSta
 		run.Status, run.Error = store.RunFailed, err.Error()
 		return
 	}
+	bucket, budget := 1, 0
+	if m.OnChange != nil {
+		bucket, budget = m.OnChange.Bucket, m.OnChange.MaxFailures
+	}
+	w.executePlan(ctx, run, m, plan, bucket, budget)
+}
+
+// executePlan records the plan on the run, runs its jobs and sets the
+// run's status from the instances' outcomes.
+func (w *worker) executePlan(ctx context.Context, run *store.Run, m *manifest.Manifest, plan plan, bucket, maxFailures int) {
 	run.Instances = plan.outcomes
 	for _, o := range plan.outcomes {
 		if strings.HasPrefix(o.Reason, "instance-invalid: ") {
@@ -187,7 +198,7 @@ func (w *worker) carryOut(ctx context.Context, run *store.Run, rs *store.RepoSta
 		run.Status = finalStatus(run.Instances)
 		return
 	}
-	results := w.runJobs(ctx, run, m, plan)
+	results := w.runJobs(ctx, run, m, plan, bucket, maxFailures)
 	w.settle(run, results)
 	if ctx.Err() != nil {
 		run.Status = store.RunInterrupted
@@ -196,9 +207,8 @@ func (w *worker) carryOut(ctx context.Context, run *store.Run, rs *store.RepoSta
 	run.Status = finalStatus(run.Instances)
 }
 
-func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manifest, p plan) []executor.InstanceResult {
-	oc := m.OnChange
-	bucket := max(oc.Bucket, 1)
+func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manifest, p plan, bucket, maxFailures int) []executor.InstanceResult {
+	bucket = max(bucket, 1)
 	for i := range p.jobs {
 		job := &p.jobs[i]
 		job.RepoRoot = w.repo.Dir()
@@ -230,7 +240,7 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 			w.log.Error().Err(err).Msg("record step")
 		}
 	}
-	return w.d.exec.RunJobs(ctx, p.jobs, bucket, oc.MaxFailures, report)
+	return w.d.exec.RunJobs(ctx, p.jobs, bucket, maxFailures, report)
 }
 
 // settle records each instance's outcome on the run and in the instances bucket.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/store"
 	"github.com/sre-tools/deployer/syncer"
 )
@@ -20,6 +21,8 @@ type request struct {
 	done    chan store.RunID
 	// instances are run even when their files did not change (a retry).
 	instances []string
+	// schedule, when set, makes this request a scheduled run of its own.
+	schedule *manifest.Schedule
 	// action, when set, is an operator's resolution to carry out on the
 	// worker before any run; its error goes to actionDone.
 	action     func(context.Context) error
@@ -143,6 +146,7 @@ func (w *worker) loop(ctx context.Context) {
 		return
 	}
 	w.recoverJournal(ctx)
+	w.startSchedules()
 	w.enqueue(store.Trigger{Kind: "startup"}, nil)
 	timer := time.NewTimer(jitter(w.cfg.Poll))
 	defer timer.Stop()
@@ -156,6 +160,7 @@ func (w *worker) loop(ctx context.Context) {
 			timer.Reset(jitter(w.cfg.Poll))
 		case <-w.wake:
 			reqs := w.runActions(ctx, w.take())
+			reqs = w.runSchedules(ctx, reqs)
 			if len(reqs) == 0 {
 				continue
 			}
@@ -229,6 +234,20 @@ func (w *worker) runActions(ctx context.Context, reqs []request) []request {
 func (w *worker) isOurs(changeID string) bool {
 	e, err := w.d.store.JournalEntry(changeID)
 	return err == nil && e.Repo == w.cfg.Name
+}
+
+// runSchedules carries out the scheduled runs among reqs (each its own run)
+// and returns the other requests.
+func (w *worker) runSchedules(ctx context.Context, reqs []request) []request {
+	rest := reqs[:0:0]
+	for _, r := range reqs {
+		if r.schedule == nil {
+			rest = append(rest, r)
+			continue
+		}
+		w.runSchedule(ctx, r)
+	}
+	return rest
 }
 
 // abandon answers waiting triggers when the worker stops.

@@ -30,6 +30,8 @@ type RepoState struct {
 	LastSyncOK time.Time `json:"last_sync_ok,omitzero"`
 	LastError  string    `json:"last_error,omitempty"`
 	LastRun    RunID     `json:"last_run,omitempty"`
+	// Schedules is when each of the manifest's schedules last fired.
+	Schedules map[string]time.Time `json:"schedules,omitempty"`
 }
 
 // instanceKey is repo NUL name, so one repo's instances are contiguous.

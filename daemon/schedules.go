@@ -1,0 +1,193 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/schedule"
+	"github.com/sre-tools/deployer/store"
+)
+
+// scheduleState keeps when each schedule last fired in the repo records.
+type scheduleState struct{ st *store.Store }
+
+var _ schedule.State = scheduleState{}
+
+func (s scheduleState) LastFired(repo, name string) (time.Time, bool, error) {
+	rs, err := s.st.Repo(repo)
+	if errors.Is(err, store.ErrNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	t, ok := rs.Schedules[name]
+	return t, ok, nil
+}
+
+func (s scheduleState) SetLastFired(repo, name string, at time.Time) error {
+	rs, err := s.st.Repo(repo)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	rs.Name = repo
+	if rs.Schedules == nil {
+		rs.Schedules = map[string]time.Time{}
+	}
+	rs.Schedules[name] = at
+	return s.st.SetRepo(rs)
+}
+
+// fire queues a scheduled run on the repo's worker; it never blocks.
+func (d *Daemon) fire(f schedule.Fire) {
+	w, err := d.worker(f.Repo)
+	if err != nil {
+		return
+	}
+	detail := fmt.Sprintf("%s (%s) at %s", f.Schedule.Name, f.Schedule.Cron, f.At.Format(time.RFC3339))
+	if f.Missed {
+		detail = fmt.Sprintf("%s: catch-up of %d missed time(s), the last at %s", f.Schedule.Name, f.Count, f.At.Format(time.RFC3339))
+	}
+	sc := f.Schedule
+	w.mu.Lock()
+	w.pending = append(w.pending, request{trigger: store.Trigger{Kind: "schedule", Detail: detail, At: d.now()}, schedule: &sc})
+	w.mu.Unlock()
+	w.signal()
+}
+
+// setSchedules loads the manifest's schedules into the scheduler; it is
+// called whenever a valid manifest is loaded, so schedules follow commits.
+func (w *worker) setSchedules(m *manifest.Manifest) {
+	if err := w.d.sched.Set(w.cfg.Name, m.Schedules); err != nil {
+		w.log.Error().Err(err).Msg("schedules not reloaded; the previous ones stay")
+	}
+}
+
+// startSchedules loads the checkout's schedules at start and deals with the
+// times missed while the daemon was down: caught up when the schedule says
+// catch-up="true", recorded as missed otherwise.
+func (w *worker) startSchedules() {
+	m, err := manifest.Load(w.repo.Dir(), manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs})
+	if err != nil {
+		return // the first run raises manifest-invalid
+	}
+	w.setSchedules(m)
+	missed, err := w.d.sched.Missed(w.cfg.Name, w.d.now())
+	if err != nil {
+		w.log.Error().Err(err).Msg("work out missed schedules")
+		return
+	}
+	for _, f := range missed {
+		if f.Schedule.CatchUp {
+			w.d.fire(f)
+			continue
+		}
+		now := w.d.now()
+		_, err := w.d.store.CreateRun(store.Run{Repo: w.cfg.Name, Status: store.RunStatus("missed"), Started: now, Ended: now, Commit: w.repo.Head(),
+			Triggers: []store.Trigger{{Kind: "schedule", At: now, Detail: fmt.Sprintf("%s: %d time(s) missed while the daemon was down, the last at %s; catch-up is off",
+				f.Schedule.Name, f.Count, f.At.Format(time.RFC3339))}}})
+		if err != nil {
+			w.log.Error().Err(err).Msg("record missed schedule")
+		}
+	}
+}
+
+// runSchedule is one scheduled run: the schedule's steps for the instances
+// its selector picks, at the current upstream commit.
+func (w *worker) runSchedule(ctx context.Context, r request) store.RunID {
+	rs, err := w.d.store.Repo(w.cfg.Name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0
+	}
+	rs.Name = w.cfg.Name
+	if !w.sync(ctx, &rs, true) {
+		return w.recordBlocked([]store.Trigger{r.trigger}, rs, "sync failed: "+rs.LastError)
+	}
+	if iv, blocked := w.blocking(); blocked {
+		return w.recordBlocked([]store.Trigger{r.trigger}, rs, fmt.Sprintf("blocked by intervention #%d (%s): %s", iv.ID, iv.Kind, iv.Summary))
+	}
+	head := w.repo.Head()
+	run := store.Run{Repo: w.cfg.Name, Triggers: []store.Trigger{r.trigger}, Base: rs.Deployed, Commit: head, Status: store.RunRunning, Started: w.d.now()}
+	id, err := w.d.store.CreateRun(run)
+	if err != nil {
+		w.log.Error().Err(err).Msg("record scheduled run")
+		return 0
+	}
+	run.ID = id
+	w.setSnap(func(s *snapshot) { r := run; s.running = &r })
+	defer w.setSnap(func(s *snapshot) { s.running = nil })
+	w.landed, w.held = map[string]string{}, map[string]bool{}
+	w.carryOutSchedule(ctx, &run, *r.schedule)
+	w.landed, w.held = nil, nil
+	run.Ended = w.d.now()
+	if err := w.d.store.UpdateRun(run); err != nil {
+		w.log.Error().Err(err).Msg("record scheduled run outcome")
+	}
+	w.log.Info().Uint64("run", uint64(id)).Str("schedule", r.schedule.Name).Str("status", string(run.Status)).Msg("scheduled run ended")
+	return id
+}
+
+func (w *worker) carryOutSchedule(ctx context.Context, run *store.Run, sc manifest.Schedule) {
+	m, err := manifest.Load(w.repo.Dir(), manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs})
+	if err != nil {
+		run.Status, run.Error = store.RunInvalid, err.Error()
+		w.raiseManifestInvalid(*run, err)
+		return
+	}
+	steps, err := m.Order(sc.Steps)
+	if err != nil {
+		run.Status, run.Error = store.RunFailed, err.Error()
+		return
+	}
+	files, err := w.selectInstances(m, sc.Select, sc.Where)
+	if err != nil {
+		run.Status, run.Error = store.RunFailed, err.Error()
+		return
+	}
+	var p plan
+	for _, f := range files {
+		out, job, ok := w.planInstance(m, f, steps)
+		p.outcomes = append(p.outcomes, out)
+		if ok {
+			p.jobs = append(p.jobs, job)
+		}
+	}
+	w.executePlan(ctx, run, m, p, sc.Bucket, sc.MaxFailures)
+}
+
+// selectInstances picks the instance files matching glob (every instance
+// when empty) whose XML matches the where path (when given).
+func (w *worker) selectInstances(m *manifest.Manifest, glob, where string) ([]string, error) {
+	all, err := m.ListInstances(w.repo.Dir())
+	if err != nil && len(all) == 0 {
+		return nil, fmt.Errorf("list instances: %w", err)
+	}
+	var files []string
+	for _, in := range all {
+		if glob != "" {
+			if ok, err := path.Match(glob, in.File); err != nil || !ok {
+				continue
+			}
+		}
+		if where != "" {
+			data, err := w.repo.ReadFile(w.repo.Head(), in.File)
+			if err != nil {
+				continue
+			}
+			doc, err := manifest.ParseDocument(data)
+			if err != nil {
+				continue
+			}
+			if n, err := doc.Count(where); err != nil || n == 0 {
+				continue
+			}
+		}
+		files = append(files, in.File)
+	}
+	return files, nil
+}
+

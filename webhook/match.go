@@ -20,7 +20,9 @@ func Match(repos []Repo, p Push) []string {
 	}
 	urls := make([]string, 0, len(p.URLs))
 	for _, u := range p.URLs {
-		urls = append(urls, normalizeURL(u))
+		if n := normalizeURL(u); n != "" {
+			urls = append(urls, n)
+		}
 	}
 	var names []string
 	for _, r := range repos {
@@ -37,7 +39,7 @@ func matches(r Repo, p Push, urls []string) bool {
 	if p.Provider == Generic {
 		return slices.Contains(p.FullNames, r.Name)
 	}
-	if r.URL != "" && slices.Contains(urls, normalizeURL(r.URL)) {
+	if n := normalizeURL(r.URL); n != "" && slices.Contains(urls, n) {
 		return true
 	}
 	for _, name := range p.FullNames {

@@ -190,4 +190,3 @@ func (w *worker) selectInstances(m *manifest.Manifest, glob, where string) ([]st
 	}
 	return files, nil
 }
-

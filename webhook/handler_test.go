@@ -248,8 +248,10 @@ func TestHandlerLogs(t *testing.T) {
 	var logs bytes.Buffer
 	rec := &recorder{}
 	srv := startServer(t, &webhook.Handler{
-		Secret:  testSecret,
-		Repos:   func() []webhook.Repo { return []webhook.Repo{{Name: "fra1", URL: "https://git.internal/sre/cc.git", Branch: "main"}} },
+		Secret: testSecret,
+		Repos: func() []webhook.Repo {
+			return []webhook.Repo{{Name: "fra1", URL: "https://git.internal/sre/cc.git", Branch: "main"}}
+		},
 		Trigger: rec.trigger,
 		Logger:  zerolog.New(&logs),
 	})

@@ -47,6 +47,10 @@ type Server struct {
 	// every /v1 request except webhooks. The Unix socket listener is served
 	// without it: file permissions guard the socket.
 	Token string
+	// Metrics serves /metrics (without a token, as Prometheus scrapes).
+	Metrics http.Handler
+	// Webhooks serves /v1/webhooks/ (signed, without a token).
+	Webhooks http.Handler
 }
 
 // Handler returns the API's routes. When requireToken is true every /v1
@@ -57,6 +61,12 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.Metrics != nil {
+		mux.Handle("GET /metrics", s.Metrics)
+	}
+	if s.Webhooks != nil {
+		mux.Handle("/v1/webhooks/", s.Webhooks)
+	}
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("POST /v1/repos/{name}/sync", s.sync)
 	mux.HandleFunc("GET /v1/runs", s.runs)
@@ -84,7 +94,7 @@ func (s *Server) limit(next http.Handler) http.Handler {
 
 func (s *Server) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" || strings.HasPrefix(r.URL.Path, "/v1/webhooks/") {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/metrics" || strings.HasPrefix(r.URL.Path, "/v1/webhooks/") {
 			next.ServeHTTP(w, r)
 			return
 		}

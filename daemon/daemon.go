@@ -54,6 +54,7 @@ type Daemon struct {
 	exec    *executor.Executor
 	workers map[string]*worker
 	sched   *schedule.Scheduler
+	metrics *metrics
 	order   []string
 	started time.Time
 }
@@ -92,6 +93,7 @@ func New(opts Options) (*Daemon, error) {
 		st.Close()
 		return nil, fmt.Errorf("mark interrupted runs: %w", err)
 	}
+	d.metrics = newMetrics(d)
 	d.sched = schedule.New(schedule.Options{Logger: opts.Logger, Now: opts.Now, State: scheduleState{st}, Fire: d.fire})
 	for _, id := range ids {
 		d.log.Warn().Uint64("run", uint64(id)).Msg("run was interrupted by a daemon stop or crash; it will be redone")

@@ -91,6 +91,7 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 	}
 	rs.Head = w.repo.Head()
 	w.saveRepo(*rs)
+	w.d.metrics.synced(w.cfg.Name, rs.SyncState, rs.LastSyncOK)
 	w.setSnap(func(s *snapshot) {
 		s.state, s.head, s.upstream, s.lastSync, s.lastErr = rs.SyncState, rs.Head, rs.Upstream, now, rs.LastError
 	})
@@ -145,6 +146,7 @@ func (w *worker) execute(ctx context.Context, triggers []store.Trigger, rs *stor
 	if err := w.d.store.UpdateRun(run); err != nil {
 		log.Error().Err(err).Msg("record run outcome")
 	}
+	w.d.metrics.runEnded(run)
 	if run.Status != store.RunInterrupted && run.Status != store.RunInvalid {
 		rs.Deployed = w.deployedAfter(head)
 		w.saveRepo(*rs)
@@ -236,6 +238,9 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 		}
 	}
 	report := func(r executor.StepResult) {
+		if !r.Started.IsZero() && !r.Ended.IsZero() {
+			w.d.metrics.stepDuration.WithLabelValues(w.cfg.Name, string(r.Step), string(r.Status)).Observe(r.Ended.Sub(r.Started).Seconds())
+		}
 		if err := w.d.store.AddStep(stepRecord(run.ID, run.Commit, r)); err != nil {
 			w.log.Error().Err(err).Msg("record step")
 		}

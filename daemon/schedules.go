@@ -127,6 +127,7 @@ func (w *worker) runSchedule(ctx context.Context, r request) store.RunID {
 	if err := w.d.store.UpdateRun(run); err != nil {
 		w.log.Error().Err(err).Msg("record scheduled run outcome")
 	}
+	w.d.metrics.runEnded(run)
 	w.log.Info().Uint64("run", uint64(id)).Str("schedule", r.schedule.Name).Str("status", string(run.Status)).Msg("scheduled run ended")
 	return id
 }

@@ -184,6 +184,7 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 // when the edit did not land.
 func (w *worker) settleChange(e store.JournalEntry, o syncer.Outcome) string {
 	state, msg := "", ""
+	w.d.metrics.pushes.WithLabelValues(w.cfg.Name, string(o.Status)).Inc()
 	switch o.Status {
 	case syncer.OutcomeLanded:
 		state = store.JournalPushed

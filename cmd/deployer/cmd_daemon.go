@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
@@ -73,6 +74,7 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 		return err
 	}
 	go watchHUP(ctx, path, log)
+	go notifySystemd(ctx, d, log)
 	log.Info().Str("host", opts.Host).Str("state", d.StatePath()).Str("socket", cfg.Listen.Socket).Int("repos", len(cfg.Repos)).Msg("daemon started")
 	err = d.Serve(ctx)
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -85,7 +87,7 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 }
 
 func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server, error) {
-	srv := &api.Server{Backend: d, Logger: log}
+	srv := &api.Server{Backend: d, Logger: log, Metrics: d.MetricsHandler()}
 	ul, err := api.ListenUnix(cfg.Listen.Socket, cfg.Listen.SocketGroup)
 	if err != nil {
 		return nil, err
@@ -115,6 +117,47 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 		}()
 	}
 	return servers, nil
+}
+
+// notifySystemd tells systemd (Type=notify) that the daemon is ready once
+// every checkout is open, and pets the watchdog while the API answers
+// readiness. Without NOTIFY_SOCKET it does nothing.
+func notifySystemd(ctx context.Context, d *daemon.Daemon, log zerolog.Logger) {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for d.Ready() != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+	if ok, err := sdnotify.SdNotify(false, sdnotify.SdNotifyReady); err != nil {
+		log.Warn().Err(err).Msg("sd_notify READY")
+	} else if ok {
+		log.Info().Msg("told systemd we are ready")
+	}
+	interval, err := sdnotify.SdWatchdogEnabled(false)
+	if err != nil || interval == 0 {
+		<-ctx.Done()
+		_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
+		return
+	}
+	pet := time.NewTicker(interval / 3)
+	defer pet.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
+			return
+		case <-pet.C:
+			if err := d.Ready(); err != nil {
+				log.Warn().Err(err).Msg("not petting the systemd watchdog")
+				continue
+			}
+			_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyWatchdog)
+		}
+	}
 }
 
 // watchHUP re-reads the config on SIGHUP and says whether it is valid.

@@ -1,0 +1,106 @@
+package daemon
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sre-tools/deployer/store"
+)
+
+// metrics are the daemon's Prometheus series.
+type metrics struct {
+	reg          *prometheus.Registry
+	runs         *prometheus.CounterVec
+	runDuration  *prometheus.HistogramVec
+	stepDuration *prometheus.HistogramVec
+	pushes       *prometheus.CounterVec
+	syncState    *prometheus.GaugeVec
+	lastSyncOK   *prometheus.GaugeVec
+}
+
+func newMetrics(d *Daemon) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deployer_runs_total", Help: "Runs by repo and outcome.",
+		}, []string{"repo", "status"}),
+		runDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "deployer_run_duration_seconds", Help: "Duration of runs.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2.5, 12),
+		}, []string{"repo"}),
+		stepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "deployer_step_duration_seconds", Help: "Duration of step attempts.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2.5, 12),
+		}, []string{"repo", "step", "status"}),
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deployer_writeback_total", Help: "Write-back outcomes of journaled edits (landed, dropped, conflict, rejected, pending).",
+		}, []string{"repo", "outcome"}),
+		syncState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "deployer_sync_state", Help: "1 for the repo's current sync state.",
+		}, []string{"repo", "state"}),
+		lastSyncOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "deployer_last_successful_sync_timestamp_seconds", Help: "Unix time of the last successful sync.",
+		}, []string{"repo"}),
+	}
+	m.reg.MustRegister(m.runs, m.runDuration, m.stepDuration, m.pushes, m.syncState, m.lastSyncOK,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&stateCollector{d: d})
+	return m
+}
+
+// MetricsHandler serves /metrics.
+func (d *Daemon) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{})
+}
+
+func (m *metrics) runEnded(r store.Run) {
+	m.runs.WithLabelValues(r.Repo, string(r.Status)).Inc()
+	if !r.Ended.IsZero() {
+		m.runDuration.WithLabelValues(r.Repo).Observe(r.Ended.Sub(r.Started).Seconds())
+	}
+}
+
+func (m *metrics) synced(repo, state string, ok time.Time) {
+	m.syncState.DeletePartialMatch(prometheus.Labels{"repo": repo})
+	m.syncState.WithLabelValues(repo, state).Set(1)
+	if !ok.IsZero() {
+		m.lastSyncOK.WithLabelValues(repo).Set(float64(ok.Unix()))
+	}
+}
+
+// stateCollector reads what lives in the state file at scrape time.
+type stateCollector struct{ d *Daemon }
+
+var (
+	openInterventionsDesc = prometheus.NewDesc("deployer_open_interventions", "Unresolved interventions by kind.", []string{"kind"}, nil)
+	outboxDepthDesc       = prometheus.NewDesc("deployer_notification_outbox_depth", "Notifications waiting to be delivered.", nil, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- openInterventionsDesc
+	ch <- outboxDepthDesc
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[string]int{}
+	for _, k := range Kinds {
+		counts[string(k)] = 0
+	}
+	if ivs, err := c.d.store.Interventions(store.InterventionFilter{}); err == nil {
+		for _, iv := range ivs {
+			if !iv.Resolved() {
+				counts[iv.Kind]++
+			}
+		}
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(openInterventionsDesc, prometheus.GaugeValue, float64(n), k)
+	}
+	if msgs, err := c.d.store.Pending(100000); err == nil {
+		ch <- prometheus.MustNewConstMetric(outboxDepthDesc, prometheus.GaugeValue, float64(len(msgs)))
+	}
+}

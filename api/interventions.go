@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 )
@@ -95,6 +96,11 @@ func (s *Server) pathID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.fail(w, Errorf(KindTooLarge, "request body over %d bytes", mbe.Limit))
+			return false
+		}
 		s.fail(w, Errorf(KindInvalid, "decode request: %v", err))
 		return false
 	}

@@ -32,6 +32,7 @@ type RepoConfig struct {
 	OnDirty      string
 	OnRewrite    string
 	PushAttempts int
+	WebhookNames []string // full names a push webhook may use for this repo
 }
 
 // Options configure a Daemon. The zero value of each field means its default.

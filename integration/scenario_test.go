@@ -74,6 +74,7 @@ func TestScenarios(t *testing.T) {
 					"expandenv":        cmdExpandEnv,
 					"waitrun":          cmdWaitRun,
 					"waitfile":         cmdWaitFile,
+					"webhook":          cmdWebhook,
 					"waitschedulerun":  cmdWaitScheduleRun,
 					"waitintervention": cmdWaitIntervention,
 					"waitready":        cmdWaitReady,

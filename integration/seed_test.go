@@ -1,7 +1,14 @@
 package integration_test
 
 import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,26 +71,78 @@ func cmdSeedRepo(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // cmdWriteConfig writes deployer.yaml for one repo at $REMOTE_URL named
-// NAME, with its state in $WORK/state and its socket at $DEPLOYER_SOCKET.
+// NAME, with its state in $WORK/state and its socket at $DEPLOYER_SOCKET;
+// -poll sets the poll interval (default 200ms), -webhook a webhook secret
+// file, -http and -token a TCP listener with a bearer token file.
 //
-//	writeconfig NAME
+//	writeconfig [-poll D] [-webhook FILE] [-http ADDR -token FILE] NAME
 func cmdWriteConfig(ts *testscript.TestScript, neg bool, args []string) {
+	poll, listen := "200ms", ""
+	for len(args) > 1 && strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "-poll":
+			poll = args[1]
+		case "-webhook":
+			listen += "\n  webhook_secret_file: " + ts.MkAbs(args[1])
+		case "-http":
+			listen += "\n  http: " + args[1]
+		case "-token":
+			listen += "\n  token_file: " + ts.MkAbs(args[1])
+		default:
+			ts.Fatalf("writeconfig: unknown flag %s", args[0])
+		}
+		args = args[2:]
+	}
 	if len(args) != 1 {
-		ts.Fatalf("usage: writeconfig NAME")
+		ts.Fatalf("usage: writeconfig [-poll D] [-webhook FILE] [-http ADDR -token FILE] NAME")
 	}
 	cfg := fmt.Sprintf(`host: it-dep01
 state_dir: %s
 listen:
-  socket: %s
+  socket: %s%s
 log: {level: debug, format: json}
 step_env: [PATH, MARKDIR]
 repos:
   - name: %s
     url: %s
     branch: main
-    poll: 200ms
+    poll: %s
+    webhook_names: [sre/%s]
     author: {name: it-deployer, email: deployer@it-dep01}
-`, ts.MkAbs("state"), ts.Getenv("DEPLOYER_SOCKET"), args[0], ts.Getenv("REMOTE_URL"))
+`, ts.MkAbs("state"), ts.Getenv("DEPLOYER_SOCKET"), listen, args[0], ts.Getenv("REMOTE_URL"), poll, args[0])
 	ts.Check(os.WriteFile(ts.MkAbs("deployer.yaml"), []byte(cfg), 0o644))
 	ts.Setenv("DEPLOYER_CONFIG", ts.MkAbs("deployer.yaml"))
+}
+
+// cmdWebhook posts a signed GitHub push event for $REMOTE_URL's main to
+// the daemon's socket and prints the status code and body.
+//
+//	webhook SECRETFILE [REF]
+func cmdWebhook(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 {
+		ts.Fatalf("usage: webhook SECRETFILE [REF]")
+	}
+	ref := "refs/heads/main"
+	if len(args) == 2 {
+		ref = args[1]
+	}
+	secret := strings.TrimSpace(ts.ReadFile(args[0]))
+	body := fmt.Sprintf(`{"ref": %q, "after": "0123456789abcdef0123456789abcdef01234567",
+  "repository": {"full_name": "sre/other", "clone_url": %q}}`, ref, ts.Getenv("REMOTE_URL"))
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(body))
+	req, err := http.NewRequest(http.MethodPost, "http://deployer/v1/webhooks/github", strings.NewReader(body))
+	ts.Check(err)
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	sock := ts.Getenv("DEPLOYER_SOCKET")
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := c.Do(req)
+	ts.Check(err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	fmt.Fprintf(ts.Stdout(), "%d %s\n", resp.StatusCode, b)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/daemon"
 	"github.com/sre-tools/deployer/syncer"
+	"github.com/sre-tools/deployer/webhook"
 )
 
 type daemonOptions struct{ checkConfig bool }
@@ -88,6 +89,16 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 
 func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server, error) {
 	srv := &api.Server{Backend: d, Logger: log, Metrics: d.MetricsHandler()}
+	if cfg.Listen.WebhookSecretFile != "" {
+		secret, err := readSecretFile(cfg.Listen.WebhookSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("listen.webhook_secret_file: %w", err)
+		}
+		srv.Webhooks = &webhook.Handler{Secret: []byte(secret), Repos: d.WebhookRepos, Trigger: d.TriggerPush, Logger: log}
+	} else {
+		// Unconfigured webhooks answer 401 and say so.
+		srv.Webhooks = &webhook.Handler{Repos: d.WebhookRepos, Trigger: d.TriggerPush, Logger: log}
+	}
 	ul, err := api.ListenUnix(cfg.Listen.Socket, cfg.Listen.SocketGroup)
 	if err != nil {
 		return nil, err
@@ -193,7 +204,7 @@ func daemonOpts(cfg *Config, log zerolog.Logger) (daemon.Options, error) {
 		opts.Repos = append(opts.Repos, daemon.RepoConfig{
 			Name: r.Name, URL: r.URL, Branch: r.Branch, Poll: time.Duration(r.Poll), Auth: auth,
 			Author:  syncer.Author{Name: r.Author.Name, Email: r.Author.Email},
-			OnDirty: r.OnDirty, OnRewrite: r.OnRewrite, PushAttempts: r.PushAttempts,
+			OnDirty: r.OnDirty, OnRewrite: r.OnRewrite, PushAttempts: r.PushAttempts, WebhookNames: r.WebhookNames,
 		})
 	}
 	return opts, nil

@@ -1,0 +1,140 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sre-tools/deployer/api"
+)
+
+// backend is a fake of our own Backend interface.
+type backend struct{ runs map[uint64]api.Run }
+
+func (b *backend) Status(context.Context) (api.Status, error) {
+	return api.Status{Host: "h1", Repos: []api.RepoStatus{{Name: "cc"}}}, nil
+}
+func (b *backend) Sync(_ context.Context, repo string, _ bool) (api.SyncResponse, error) {
+	if repo != "cc" {
+		return api.SyncResponse{}, api.Errorf(api.KindNotFound, "unknown repo %q", repo)
+	}
+	return api.SyncResponse{Repo: repo, Queued: true}, nil
+}
+func (b *backend) Runs(context.Context, string, int) ([]api.Run, error) { return nil, nil }
+func (b *backend) Run(_ context.Context, id uint64) (api.Run, error) {
+	r, ok := b.runs[id]
+	if !ok {
+		return api.Run{}, api.Errorf(api.KindNotFound, "run %d not found", id)
+	}
+	return r, nil
+}
+func (b *backend) Interventions(context.Context, bool) ([]api.Intervention, error) { return nil, nil }
+func (b *backend) Intervention(context.Context, uint64) (api.Intervention, error) {
+	return api.Intervention{}, errors.New("boom")
+}
+func (b *backend) Acknowledge(context.Context, uint64, api.AckRequest) (api.Intervention, error) {
+	return api.Intervention{}, nil
+}
+func (b *backend) Resolve(context.Context, uint64, api.ResolveRequest) (api.Intervention, error) {
+	return api.Intervention{}, nil
+}
+func (b *backend) Report(context.Context) (api.Report, error) { return api.Report{Host: "h1"}, nil }
+func (b *backend) Backup(_ context.Context, w io.Writer) (int64, error) {
+	n, err := io.WriteString(w, "state")
+	return int64(n), err
+}
+func (b *backend) Ready() error { return nil }
+
+func serveTCP(t *testing.T, token string) string {
+	t.Helper()
+	srv := &api.Server{Backend: &backend{runs: map[uint64]api.Run{7: {ID: 7, Repo: "cc"}}}, Token: token}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := api.NewHTTPServer(srv.Handler(true))
+	go hs.Serve(l)
+	t.Cleanup(func() { hs.Close() })
+	return "http://" + l.Addr().String()
+}
+
+func TestTCPNeedsTheToken(t *testing.T) {
+	url := serveTCP(t, "tok-123")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, token string
+		want        api.Kind
+	}{
+		{"no token", "", api.KindUnauthorized},
+		{"wrong token", "tok-124", api.KindUnauthorized},
+		{"right token", "tok-123", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := api.NewRemoteClient(url, tc.token).Status(ctx)
+			if tc.want == "" && err != nil {
+				t.Fatalf("got %v, want no error", err)
+			}
+			if tc.want != "" && api.ErrorKind(err) != tc.want {
+				t.Fatalf("got %v, want kind %s", err, tc.want)
+			}
+		})
+	}
+	resp, err := http.Get(url + "/healthz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz without token: got %v %v, want 200", resp, err)
+	}
+}
+
+func TestErrorsCarryKindAndStatus(t *testing.T) {
+	url := serveTCP(t, "t")
+	c := api.NewRemoteClient(url, "t")
+	ctx := context.Background()
+	if _, err := c.Run(ctx, 8); api.ErrorKind(err) != api.KindNotFound {
+		t.Fatalf("missing run: got %v, want not_found", err)
+	}
+	if _, err := c.Sync(ctx, "nope", false); api.ErrorKind(err) != api.KindNotFound || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("unknown repo: got %v", err)
+	}
+	if _, err := c.Intervention(ctx, 1); api.ErrorKind(err) != api.KindInternal {
+		t.Fatalf("backend failure: got %v, want internal", err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/interventions/1/ack", strings.NewReader(`{"who": "`+strings.Repeat("x", api.MaxBodyBytes+10)+`"}`))
+	req.Header.Set("Authorization", "Bearer t")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized body: got %d, want 413", resp.StatusCode)
+	}
+}
+
+func TestUnixSocketMode(t *testing.T) {
+	dir, err := os.MkdirTemp("", "sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "d.sock")
+	l, err := api.ListenUnix(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o660 {
+		t.Fatalf("socket mode: got %o, want 660", got)
+	}
+	if _, err := api.ListenUnix(path, ""); err == nil || !strings.Contains(err.Error(), "another daemon") {
+		t.Fatalf("second listener: got %v, want 'another daemon' error", err)
+	}
+}

@@ -267,3 +267,56 @@ func TestHandlerLogs(t *testing.T) {
 		t.Errorf("log %q contains the credentials of a payload URL", logs.String())
 	}
 }
+
+// countingReader is a 4 MiB body that counts what is read from it.
+type countingReader struct{ n int }
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.n >= 4<<20 {
+		return 0, io.EOF
+	}
+	p = p[:min(len(p), 4<<20-c.n)]
+	for i := range p {
+		p[i] = ' '
+	}
+	c.n += len(p)
+	return len(p), nil
+}
+
+// TestHandlerReadsAtMostLimit checks that a large body without a
+// Content-Length is cut off after MaxBodyBytes+1 bytes.
+func TestHandlerReadsAtMostLimit(t *testing.T) {
+	body := &countingReader{}
+	req := httptest.NewRequest("POST", "/v1/webhooks/generic", body)
+	req.ContentLength = -1
+	req.Header.Set("X-Deployer-Signature", "sha256=00")
+	w := httptest.NewRecorder()
+	(&webhook.Handler{Secret: testSecret}).ServeHTTP(w, req)
+	if w.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("got %d, want 413", w.Code)
+	}
+	if body.n > webhook.MaxBodyBytes+1 {
+		t.Fatalf("read %d bytes, want at most %d", body.n, webhook.MaxBodyBytes+1)
+	}
+}
+
+// BenchmarkHandler serves one signed GitHub push matching one of 30 repos.
+func BenchmarkHandler(b *testing.B) {
+	repos := trackedRepos()
+	for i := range 26 {
+		repos = append(repos, webhook.Repo{Name: "other", URL: "https://git.internal/sre/r" + string(rune('a'+i)), Branch: "main"})
+	}
+	h := &webhook.Handler{Secret: testSecret, Repos: func() []webhook.Repo { return repos }, Trigger: func(string, webhook.Push) {}}
+	body := sample(b, "github-push.json")
+	header := signed("github", "push", body, testSecret)
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/v1/webhooks/github", bytes.NewReader(body))
+		req.Header = header
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusAccepted {
+			b.Fatalf("got %d, want 202", w.Code)
+		}
+	}
+}

@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/executor"
+	"github.com/sre-tools/deployer/manifest"
+)
+
+const stepManifest = `<deployer version="1">
+  <instances dir="instances" pattern="*.xml" key="name"/>
+  <step name="instance-configure" run="scripts/configure.sh" timeout="30s">
+    <arg>--instance={instance}</arg><arg>{file}</arg>
+  </step>
+  <step name="instance-redeploy" run="scripts/redeploy.sh" timeout="30s" after="instance-configure">
+    <arg>{instance}</arg>
+  </step>
+</deployer>
+`
+
+const configureBroken = `#!/bin/sh
+echo "configure $DEPLOYER_INSTANCE ($1 $2) on $DEPLOYER_HOST at $DEPLOYER_COMMIT dry=$DEPLOYER_DRY_RUN"
+if grep -q '<broken' "$DEPLOYER_INSTANCE_FILE"; then
+  echo "error: cannot reach the $DEPLOYER_INSTANCE API" >&2
+  exit 3
+fi
+echo "configured=$DEPLOYER_INSTANCE" >> "$DEPLOYER_OUTPUT"
+`
+
+const configureFixed = `#!/bin/sh
+echo "configure $DEPLOYER_INSTANCE (ignoring <broken/>)"
+echo "configured=$DEPLOYER_INSTANCE" >> "$DEPLOYER_OUTPUT"
+`
+
+const redeploy = `#!/bin/sh
+[ -n "$DEPLOYER_OUT_CONFIGURED" ] || { echo "no configured output" >&2; exit 5; }
+echo "redeploy $1 after configured=$DEPLOYER_OUT_CONFIGURED"
+`
+
+// newCheckout writes a clusterconfig checkout with a broken beta instance
+// and commits it; it returns the directory and its HEAD commit.
+func newCheckout(t *testing.T) (string, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "clusterconfig-test")
+	files := map[string]string{
+		"deployer.xml":         stepManifest,
+		"instances/alpha.xml":  "<instance name=\"alpha\">\n  <app version=\"1.0.0\"/>\n</instance>\n",
+		"instances/beta.xml":   "<instance name=\"beta\">\n  <app version=\"1.0.0\"/>\n  <broken/>\n</instance>\n",
+		"scripts/configure.sh": configureBroken,
+		"scripts/redeploy.sh":  redeploy,
+	}
+	for name, content := range files {
+		writeFile(t, filepath.Join(dir, name), content)
+	}
+	gitCmd(t, dir, "init", "-q", "-b", "main")
+	gitCmd(t, dir, "add", "-A")
+	gitCmd(t, dir, "-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-q", "-m", "seed")
+	return dir, strings.TrimSpace(gitCmd(t, dir, "rev-parse", "HEAD"))
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mode := os.FileMode(0o644)
+	if strings.HasSuffix(path, ".sh") {
+		mode = 0o755
+	}
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func gitCmd(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// recordProduction runs configure and redeploy of instance the way the
+// daemon's pipeline builds its job, and returns every attempt.
+func recordProduction(t *testing.T, dir, commit, instance string) []executor.StepResult {
+	t.Helper()
+	m, err := manifest.Load(dir, manifest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := m.ReadInstance(dir, "instances/"+instance+".xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := m.Order([]manifest.StepName{"instance-configure", "instance-redeploy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := executor.Job{
+		RepoRoot: dir, Instance: inst, Steps: steps,
+		Env: map[string]string{"DEPLOYER_HOST": "fra1-test-dep01", "DEPLOYER_REPO": "clusterconfig-test",
+			"DEPLOYER_COMMIT": commit, "DEPLOYER_RUN": "42", "DEPLOYER_DRY_RUN": "0"},
+		Template: map[string]string{"instance": string(inst.Name), "file": inst.File, "commit": commit, "host": "fra1-test-dep01", "dry_run": "0"},
+	}
+	e := executor.New(executor.Options{StepEnv: defaultStepEnv, RetryBackoff: time.Millisecond})
+	return e.RunJob(context.Background(), job, nil)
+}
+
+func stepRun(t *testing.T, o *stepRunOptions) (executor.StepResult, string, error) {
+	t.Helper()
+	var out, stream bytes.Buffer
+	o.stream = &stream
+	o.asJSON = true
+	if o.stepEnv == nil {
+		o.stepEnv = defaultStepEnv
+	}
+	err := runStepRun(context.Background(), o, &out)
+	rec := decodeStepRecord(t, out.Bytes())
+	return rec, stream.String(), err
+}
+
+// decodeStepRecord reads the JSON result back into the executor's shape
+// for the fields the tests compare.
+func decodeStepRecord(t *testing.T, data []byte) executor.StepResult {
+	t.Helper()
+	if len(bytes.TrimSpace(data)) == 0 {
+		return executor.StepResult{}
+	}
+	var rec api.StepResult
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatalf("decode step result: %v\n%s", err, data)
+	}
+	return executor.StepResult{Instance: manifest.InstanceName(rec.Instance), Step: manifest.StepName(rec.Step),
+		Status: executor.Status(rec.Status), Argv: rec.Argv, Env: rec.Env, SecretNames: rec.SecretNames,
+		ExitCode: rec.ExitCode, Outputs: rec.Outputs, OutputHead: rec.OutputHead}
+}
+
+func exitStatus(err error) int {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	if err != nil {
+		return exitError
+	}
+	return exitOK
+}
+
+func envNames(env map[string]string) []string {
+	return slices.Sorted(maps.Keys(env))
+}
+
+func withoutOutputFile(env map[string]string) map[string]string {
+	env = maps.Clone(env)
+	delete(env, "DEPLOYER_OUTPUT")
+	return env
+}
+
+func TestStepRunReproducesFailure(t *testing.T) {
+	dir, commit := newCheckout(t)
+	recorded := recordProduction(t, dir, commit, "beta")[0]
+	if recorded.Status != executor.StatusFailed || recorded.ExitCode != 3 {
+		t.Fatalf("production configure: got %s exit %d, want failed exit 3", recorded.Status, recorded.ExitCode)
+	}
+
+	got, stream, err := stepRun(t, &stepRunOptions{dir: dir, instance: "beta", step: "instance-configure"})
+	if code := exitStatus(err); code != exitError {
+		t.Fatalf("exit status: got %d (%v), want %d", code, err, exitError)
+	}
+	if got.Status != executor.StatusFailed || got.ExitCode != 3 {
+		t.Errorf("local configure: got %s exit %d, want failed exit 3", got.Status, got.ExitCode)
+	}
+	if !strings.Contains(stream, "cannot reach the beta API") {
+		t.Errorf("streamed output %q lacks the step's stderr", stream)
+	}
+	if !slices.Equal(got.Argv, recorded.Argv) {
+		t.Errorf("argv: got %q, recorded %q", got.Argv, recorded.Argv)
+	}
+	if !slices.Equal(envNames(got.Env), envNames(recorded.Env)) {
+		t.Errorf("env names: got %v, recorded %v", envNames(got.Env), envNames(recorded.Env))
+	}
+	host, _ := os.Hostname()
+	for k, want := range map[string]string{"DEPLOYER_COMMIT": commit, "DEPLOYER_RUN": "local", "DEPLOYER_HOST": host,
+		"DEPLOYER_REPO": "clusterconfig-test", "DEPLOYER_INSTANCE_FILE": "instances/beta.xml", "DEPLOYER_DRY_RUN": "0"} {
+		if got.Env[k] != want {
+			t.Errorf("%s: got %q, want %q", k, got.Env[k], want)
+		}
+	}
+}
+
+func TestStepRunDependencyOutputs(t *testing.T) {
+	dir, _ := newCheckout(t)
+	_, _, err := stepRun(t, &stepRunOptions{dir: dir, instance: "alpha", step: "instance-redeploy"})
+	if code := exitStatus(err); code != exitUsage || !strings.Contains(fmt.Sprint(err), "outputs of instance-configure are missing") {
+		t.Fatalf("without --outputs: got exit %d (%v), want %d naming instance-configure's outputs", code, err, exitUsage)
+	}
+
+	configure, _, err := stepRun(t, &stepRunOptions{dir: dir, instance: "instances/alpha.xml", step: "instance-configure", dryRun: true})
+	if err != nil || configure.Outputs["configured"] != "alpha" || configure.Env["DEPLOYER_DRY_RUN"] != "1" {
+		t.Fatalf("configure alpha: err %v, outputs %v, dry run %q", err, configure.Outputs, configure.Env["DEPLOYER_DRY_RUN"])
+	}
+	got, stream, err := stepRun(t, &stepRunOptions{dir: dir, instance: "alpha", step: "instance-redeploy",
+		outputs: configure.Outputs, outputsSet: true})
+	if err != nil || got.Status != executor.StatusSucceeded {
+		t.Fatalf("redeploy with outputs: got %s, %v; output %q", got.Status, err, stream)
+	}
+	if want := "redeploy alpha after configured=alpha"; !strings.Contains(stream, want) {
+		t.Errorf("streamed %q, want it to contain %q", stream, want)
+	}
+
+	// An empty --outputs= is accepted; the step itself then fails.
+	got, _, err = stepRun(t, &stepRunOptions{dir: dir, instance: "alpha", step: "instance-redeploy", outputsSet: true})
+	if exitStatus(err) != exitError || got.ExitCode != 5 {
+		t.Errorf("redeploy with empty outputs: got exit status %d, step exit %d; want 1 and 5", exitStatus(err), got.ExitCode)
+	}
+}
+
+func TestStepRunUnknownNames(t *testing.T) {
+	dir, _ := newCheckout(t)
+	for name, o := range map[string]*stepRunOptions{
+		"step":     {dir: dir, instance: "alpha", step: "instance-nope"},
+		"instance": {dir: dir, instance: "omega", step: "instance-configure"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, _, err := stepRun(t, o); exitStatus(err) != exitUsage {
+				t.Errorf("got exit %d (%v), want %d", exitStatus(err), err, exitUsage)
+			}
+		})
+	}
+}
+
+// TestScenarioRoundTrip exports a recorded failure through the API's shape,
+// reproduces it with --scenario (same argv, environment and dependency
+// outputs), and after the script is fixed the scenario passes as a test.
+func TestScenarioRoundTrip(t *testing.T) {
+	dir, commit := newCheckout(t)
+	alpha := recordProduction(t, dir, commit, "alpha")
+	beta := recordProduction(t, dir, commit, "beta")
+	run := api.Run{ID: 42, Commit: commit, Instances: []api.InstanceOutcome{{Name: "alpha", File: "instances/alpha.xml"}, {Name: "beta", File: "instances/beta.xml"}}}
+	for _, r := range append(alpha, beta...) {
+		run.Steps = append(run.Steps, apiStepResult(r))
+	}
+
+	// Ambiguous without --instance; then beta's configure and alpha's redeploy.
+	var out bytes.Buffer
+	if err := runRunsExport(&runsExportOptions{step: "instance-configure"}, run, &out); exitStatus(err) != exitUsage {
+		t.Errorf("export without --instance: got exit %d (%v), want %d", exitStatus(err), err, exitUsage)
+	}
+	scDir := filepath.Join(dir, "scenarios")
+	betaFile, alphaFile := filepath.Join(scDir, "beta-configure.json"), filepath.Join(scDir, "alpha-redeploy.json")
+	if err := os.MkdirAll(scDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for file, o := range map[string]*runsExportOptions{
+		betaFile:  {step: "instance-configure", instance: "beta", outFile: betaFile},
+		alphaFile: {step: "instance-redeploy", instance: "alpha", outFile: alphaFile},
+	} {
+		if err := runRunsExport(o, run, &out); err != nil {
+			t.Fatalf("export %s: %v", file, err)
+		}
+	}
+
+	for _, c := range []struct {
+		file     string
+		recorded executor.StepResult
+		status   executor.Status
+	}{{betaFile, beta[0], executor.StatusFailed}, {alphaFile, alpha[1], executor.StatusSucceeded}} {
+		got, stream, err := stepRun(t, &stepRunOptions{dir: dir, scenario: c.file})
+		if got.Status != c.status || (err == nil) != (c.status == executor.StatusSucceeded) {
+			t.Errorf("%s: got %s (%v), want %s; output %q", c.file, got.Status, err, c.status, stream)
+		}
+		if !slices.Equal(got.Argv, c.recorded.Argv) {
+			t.Errorf("%s argv: got %q, recorded %q", c.file, got.Argv, c.recorded.Argv)
+		}
+		if g, w := withoutOutputFile(got.Env), withoutOutputFile(c.recorded.Env); !reflect.DeepEqual(g, w) {
+			t.Errorf("%s env: got %v, recorded %v", c.file, g, w)
+		}
+	}
+
+	var table bytes.Buffer
+	err := runStepTest(context.Background(), &stepTestOptions{dir: dir, stepEnv: defaultStepEnv}, &table)
+	failLine := regexp.MustCompile(`(?m)^beta-configure\.json +FAIL \(failed\) +status: got failed \(exit status 3\), want succeeded$`)
+	if exitStatus(err) != exitError || !failLine.MatchString(table.String()) {
+		t.Errorf("step test before the fix: got exit %d (%v), table:\n%s", exitStatus(err), err, table.String())
+	}
+	writeFile(t, filepath.Join(dir, "scripts", "configure.sh"), configureFixed)
+	table.Reset()
+	if err := runStepTest(context.Background(), &stepTestOptions{dir: dir, stepEnv: defaultStepEnv}, &table); err != nil {
+		t.Errorf("step test after the fix: %v\n%s", err, table.String())
+	}
+	if n := strings.Count(table.String(), "pass (succeeded)"); n != 2 {
+		t.Errorf("got %d passing scenarios, want 2:\n%s", n, table.String())
+	}
+}
+
+func TestStepTestNoScenarios(t *testing.T) {
+	dir, _ := newCheckout(t)
+	if err := os.MkdirAll(filepath.Join(dir, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := runStepTest(context.Background(), &stepTestOptions{dir: dir, scenarios: "empty", stepEnv: defaultStepEnv}, &out)
+	if exitStatus(err) != exitError || !strings.Contains(fmt.Sprint(err), "no scenario files") {
+		t.Errorf("got %v, want exit 1 for no scenario files", err)
+	}
+	if err := runStepTest(context.Background(), &stepTestOptions{dir: dir, stepEnv: defaultStepEnv}, &out); err == nil {
+		t.Errorf("missing scenarios directory: got no error")
+	}
+}
+
+func TestLocalCommit(t *testing.T) {
+	dir, head := newCheckout(t)
+	if got := localCommit(dir); got != head {
+		t.Errorf("loose ref: got %q, want %q", got, head)
+	}
+	gitCmd(t, dir, "pack-refs", "--all")
+	if got := localCommit(dir); got != head {
+		t.Errorf("packed ref: got %q, want %q", got, head)
+	}
+	wt := filepath.Join(t.TempDir(), "wt")
+	gitCmd(t, dir, "worktree", "add", "-q", "--detach", wt)
+	if got := localCommit(wt); got != head {
+		t.Errorf("linked worktree (detached): got %q, want %q", got, head)
+	}
+	gitCmd(t, wt, "checkout", "-q", "-b", "topic")
+	if got := localCommit(wt); got != head {
+		t.Errorf("linked worktree (branch): got %q, want %q", got, head)
+	}
+	if got := localCommit(t.TempDir()); got != "local" {
+		t.Errorf("not a checkout: got %q, want local", got)
+	}
+}

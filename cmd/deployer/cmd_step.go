@@ -123,6 +123,9 @@ func (o *stepRunOptions) setArgs(args []string) error {
 func runStepRun(ctx context.Context, o *stepRunOptions, out io.Writer) error {
 	var r executor.StepResult
 	var err error
+	if o.dir, err = absCheckout(o.dir); err != nil {
+		return err
+	}
 	if o.scenario != "" {
 		r, err = runScenarioFile(ctx, o, out)
 	} else {
@@ -225,7 +228,7 @@ func localJob(o *stepRunOptions, inst manifest.Instance, step manifest.Step) exe
 		Steps:         []manifest.Step{step},
 		Env: map[string]string{
 			"DEPLOYER_HOST":    host,
-			"DEPLOYER_REPO":    filepath.Base(absDir(o.dir)),
+			"DEPLOYER_REPO":    filepath.Base(o.dir),
 			"DEPLOYER_COMMIT":  commit,
 			"DEPLOYER_RUN":     localRunID,
 			"DEPLOYER_DRY_RUN": dry,
@@ -238,11 +241,21 @@ func localJob(o *stepRunOptions, inst manifest.Instance, step manifest.Step) exe
 	}
 }
 
-func absDir(dir string) string {
-	if abs, err := filepath.Abs(dir); err == nil {
-		return abs
+// absCheckout is dir as an absolute path (the executor runs commands
+// from there), checked to be a directory.
+func absCheckout(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("checkout %s: %w", dir, err)
 	}
-	return dir
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return "", fmt.Errorf("checkout: %w", err)
+	}
+	if !fi.IsDir() {
+		return "", usageErrorf("checkout %s is not a directory", dir)
+	}
+	return abs, nil
 }
 
 // localCommit is the commit DIR's HEAD names, read from .git without the git
@@ -456,14 +469,18 @@ type scenarioReport struct {
 
 // runStepTest tests the scenarios and prints a table (or JSON) to out.
 func runStepTest(ctx context.Context, o *stepTestOptions, out io.Writer) error {
+	root, err := absCheckout(o.dir)
+	if err != nil {
+		return err
+	}
 	dir := o.scenarios
 	if dir == "" {
 		dir = "scenarios"
 	}
 	if !filepath.IsAbs(dir) {
-		dir = filepath.Join(o.dir, dir)
+		dir = filepath.Join(root, dir)
 	}
-	t := executor.Target{RepoRoot: o.dir, AllowStepDirs: o.allowStepDirs, Secrets: environSecrets()}
+	t := executor.Target{RepoRoot: root, AllowStepDirs: o.allowStepDirs, Secrets: environSecrets()}
 	outcomes, err := executor.New(executor.Options{StepEnv: o.stepEnv}).TestScenarios(ctx, t, dir)
 	if err != nil {
 		return err

@@ -207,6 +207,20 @@ func TestStepRunReproducesFailure(t *testing.T) {
 	}
 }
 
+// A relative DIR works: commands resolve against the checkout, not the
+// current directory.
+func TestStepRunRelativeDir(t *testing.T) {
+	dir, _ := newCheckout(t)
+	t.Chdir(filepath.Dir(dir))
+	got, stream, err := stepRun(t, &stepRunOptions{dir: filepath.Base(dir), instance: "alpha", step: "instance-configure"})
+	if err != nil || got.Outputs["configured"] != "alpha" {
+		t.Fatalf("got %s, %v, outputs %v; output %q", got.Status, err, got.Outputs, stream)
+	}
+	if got.Env["DEPLOYER_REPO"] != "clusterconfig-test" {
+		t.Errorf("DEPLOYER_REPO: got %q, want clusterconfig-test", got.Env["DEPLOYER_REPO"])
+	}
+}
+
 func TestStepRunDependencyOutputs(t *testing.T) {
 	dir, _ := newCheckout(t)
 	_, _, err := stepRun(t, &stepRunOptions{dir: dir, instance: "alpha", step: "instance-redeploy"})

@@ -138,7 +138,7 @@ func runStepRun(ctx context.Context, o *stepRunOptions, out io.Writer) error {
 		return err
 	}
 	if r.Status != executor.StatusSucceeded {
-		return &statusError{Code: exitError, Err: fmt.Errorf("step %s of %s %s", r.Step, r.Instance, failure(r))}
+		return &statusError{Code: exitError, Err: fmt.Errorf("step %s of %s %s", r.Step, r.Instance, stepOutcome(r))}
 	}
 	return nil
 }
@@ -377,7 +377,7 @@ func envSecrets(names []string) map[string]string {
 	return s
 }
 
-func failure(r executor.StepResult) string {
+func stepOutcome(r executor.StepResult) string {
 	if r.Reason == "" {
 		return string(r.Status)
 	}
@@ -391,7 +391,7 @@ func printStepResult(w io.Writer, r executor.StepResult, asJSON bool) error {
 	if asJSON {
 		return printJSON(w, rec)
 	}
-	fmt.Fprintf(w, "%s of %s: %s\n", r.Step, r.Instance, failure(r))
+	fmt.Fprintf(w, "%s of %s: %s\n", r.Step, r.Instance, stepOutcome(r))
 	fmt.Fprintf(w, "  exit code %d", r.ExitCode)
 	if r.Signal != "" {
 		fmt.Fprintf(w, ", signal %s", r.Signal)

@@ -54,7 +54,7 @@ echo "redeploy $1 after configured=$DEPLOYER_OUT_CONFIGURED"
 
 // newCheckout writes a clusterconfig checkout with a broken beta instance
 // and commits it; it returns the directory and its HEAD commit.
-func newCheckout(t *testing.T) (string, string) {
+func newStepCheckout(t *testing.T) (string, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "clusterconfig-test")
 	files := map[string]string{
@@ -65,15 +65,15 @@ func newCheckout(t *testing.T) (string, string) {
 		"scripts/redeploy.sh":  redeploy,
 	}
 	for name, content := range files {
-		writeFile(t, filepath.Join(dir, name), content)
+		writeStepFile(t, filepath.Join(dir, name), content)
 	}
-	gitCmd(t, dir, "init", "-q", "-b", "main")
-	gitCmd(t, dir, "add", "-A")
-	gitCmd(t, dir, "-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-q", "-m", "seed")
-	return dir, strings.TrimSpace(gitCmd(t, dir, "rev-parse", "HEAD"))
+	stepGit(t, dir, "init", "-q", "-b", "main")
+	stepGit(t, dir, "add", "-A")
+	stepGit(t, dir, "-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-q", "-m", "seed")
+	return dir, strings.TrimSpace(stepGit(t, dir, "rev-parse", "HEAD"))
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeStepFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-func gitCmd(t *testing.T, dir string, args ...string) string {
+func stepGit(t *testing.T, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
@@ -125,7 +125,7 @@ func recordProduction(t *testing.T, dir, commit, instance string) []executor.Ste
 	return e.RunJob(context.Background(), job, nil)
 }
 
-func stepRun(t *testing.T, o *stepRunOptions) (executor.StepResult, string, error) {
+func runStepForTest(t *testing.T, o *stepRunOptions) (executor.StepResult, string, error) {
 	t.Helper()
 	var out, stream bytes.Buffer
 	o.stream = &stream
@@ -154,7 +154,7 @@ func decodeStepRecord(t *testing.T, data []byte) executor.StepResult {
 		ExitCode: rec.ExitCode, Outputs: rec.Outputs, OutputHead: rec.OutputHead}
 }
 
-func exitStatus(err error) int {
+func exitStatusOf(err error) int {
 	var se *statusError
 	if errors.As(err, &se) {
 		return se.Code
@@ -169,21 +169,21 @@ func envNames(env map[string]string) []string {
 	return slices.Sorted(maps.Keys(env))
 }
 
-func withoutOutputFile(env map[string]string) map[string]string {
+func envWithoutOutputFile(env map[string]string) map[string]string {
 	env = maps.Clone(env)
 	delete(env, "DEPLOYER_OUTPUT")
 	return env
 }
 
 func TestStepRunReproducesFailure(t *testing.T) {
-	dir, commit := newCheckout(t)
+	dir, commit := newStepCheckout(t)
 	recorded := recordProduction(t, dir, commit, "beta")[0]
 	if recorded.Status != executor.StatusFailed || recorded.ExitCode != 3 {
 		t.Fatalf("production configure: got %s exit %d, want failed exit 3", recorded.Status, recorded.ExitCode)
 	}
 
-	got, stream, err := stepRun(t, &stepRunOptions{dir: dir, instance: "beta", step: "instance-configure"})
-	if code := exitStatus(err); code != exitError {
+	got, stream, err := runStepForTest(t, &stepRunOptions{dir: dir, instance: "beta", step: "instance-configure"})
+	if code := exitStatusOf(err); code != exitError {
 		t.Fatalf("exit status: got %d (%v), want %d", code, err, exitError)
 	}
 	if got.Status != executor.StatusFailed || got.ExitCode != 3 {
@@ -210,9 +210,9 @@ func TestStepRunReproducesFailure(t *testing.T) {
 // A relative DIR works: commands resolve against the checkout, not the
 // current directory.
 func TestStepRunRelativeDir(t *testing.T) {
-	dir, _ := newCheckout(t)
+	dir, _ := newStepCheckout(t)
 	t.Chdir(filepath.Dir(dir))
-	got, stream, err := stepRun(t, &stepRunOptions{dir: filepath.Base(dir), instance: "alpha", step: "instance-configure"})
+	got, stream, err := runStepForTest(t, &stepRunOptions{dir: filepath.Base(dir), instance: "alpha", step: "instance-configure"})
 	if err != nil || got.Outputs["configured"] != "alpha" {
 		t.Fatalf("got %s, %v, outputs %v; output %q", got.Status, err, got.Outputs, stream)
 	}
@@ -222,17 +222,17 @@ func TestStepRunRelativeDir(t *testing.T) {
 }
 
 func TestStepRunDependencyOutputs(t *testing.T) {
-	dir, _ := newCheckout(t)
-	_, _, err := stepRun(t, &stepRunOptions{dir: dir, instance: "alpha", step: "instance-redeploy"})
-	if code := exitStatus(err); code != exitUsage || !strings.Contains(fmt.Sprint(err), "outputs of instance-configure are missing") {
+	dir, _ := newStepCheckout(t)
+	_, _, err := runStepForTest(t, &stepRunOptions{dir: dir, instance: "alpha", step: "instance-redeploy"})
+	if code := exitStatusOf(err); code != exitUsage || !strings.Contains(fmt.Sprint(err), "outputs of instance-configure are missing") {
 		t.Fatalf("without --outputs: got exit %d (%v), want %d naming instance-configure's outputs", code, err, exitUsage)
 	}
 
-	configure, _, err := stepRun(t, &stepRunOptions{dir: dir, instance: "instances/alpha.xml", step: "instance-configure", dryRun: true})
+	configure, _, err := runStepForTest(t, &stepRunOptions{dir: dir, instance: "instances/alpha.xml", step: "instance-configure", dryRun: true})
 	if err != nil || configure.Outputs["configured"] != "alpha" || configure.Env["DEPLOYER_DRY_RUN"] != "1" {
 		t.Fatalf("configure alpha: err %v, outputs %v, dry run %q", err, configure.Outputs, configure.Env["DEPLOYER_DRY_RUN"])
 	}
-	got, stream, err := stepRun(t, &stepRunOptions{dir: dir, instance: "alpha", step: "instance-redeploy",
+	got, stream, err := runStepForTest(t, &stepRunOptions{dir: dir, instance: "alpha", step: "instance-redeploy",
 		outputs: configure.Outputs, outputsSet: true})
 	if err != nil || got.Status != executor.StatusSucceeded {
 		t.Fatalf("redeploy with outputs: got %s, %v; output %q", got.Status, err, stream)
@@ -242,21 +242,21 @@ func TestStepRunDependencyOutputs(t *testing.T) {
 	}
 
 	// An empty --outputs= is accepted; the step itself then fails.
-	got, _, err = stepRun(t, &stepRunOptions{dir: dir, instance: "alpha", step: "instance-redeploy", outputsSet: true})
-	if exitStatus(err) != exitError || got.ExitCode != 5 {
-		t.Errorf("redeploy with empty outputs: got exit status %d, step exit %d; want 1 and 5", exitStatus(err), got.ExitCode)
+	got, _, err = runStepForTest(t, &stepRunOptions{dir: dir, instance: "alpha", step: "instance-redeploy", outputsSet: true})
+	if exitStatusOf(err) != exitError || got.ExitCode != 5 {
+		t.Errorf("redeploy with empty outputs: got exit status %d, step exit %d; want 1 and 5", exitStatusOf(err), got.ExitCode)
 	}
 }
 
 func TestStepRunUnknownNames(t *testing.T) {
-	dir, _ := newCheckout(t)
+	dir, _ := newStepCheckout(t)
 	for name, o := range map[string]*stepRunOptions{
 		"step":     {dir: dir, instance: "alpha", step: "instance-nope"},
 		"instance": {dir: dir, instance: "omega", step: "instance-configure"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, _, err := stepRun(t, o); exitStatus(err) != exitUsage {
-				t.Errorf("got exit %d (%v), want %d", exitStatus(err), err, exitUsage)
+			if _, _, err := runStepForTest(t, o); exitStatusOf(err) != exitUsage {
+				t.Errorf("got exit %d (%v), want %d", exitStatusOf(err), err, exitUsage)
 			}
 		})
 	}
@@ -266,7 +266,7 @@ func TestStepRunUnknownNames(t *testing.T) {
 // reproduces it with --scenario (same argv, environment and dependency
 // outputs), and after the script is fixed the scenario passes as a test.
 func TestScenarioRoundTrip(t *testing.T) {
-	dir, commit := newCheckout(t)
+	dir, commit := newStepCheckout(t)
 	alpha := recordProduction(t, dir, commit, "alpha")
 	beta := recordProduction(t, dir, commit, "beta")
 	run := api.Run{ID: 42, Commit: commit, Instances: []api.InstanceOutcome{{Name: "alpha", File: "instances/alpha.xml"}, {Name: "beta", File: "instances/beta.xml"}}}
@@ -276,8 +276,8 @@ func TestScenarioRoundTrip(t *testing.T) {
 
 	// Ambiguous without --instance; then beta's configure and alpha's redeploy.
 	var out bytes.Buffer
-	if err := runRunsExport(&runsExportOptions{step: "instance-configure"}, run, &out); exitStatus(err) != exitUsage {
-		t.Errorf("export without --instance: got exit %d (%v), want %d", exitStatus(err), err, exitUsage)
+	if err := runRunsExport(&runsExportOptions{step: "instance-configure"}, run, &out); exitStatusOf(err) != exitUsage {
+		t.Errorf("export without --instance: got exit %d (%v), want %d", exitStatusOf(err), err, exitUsage)
 	}
 	scDir := filepath.Join(dir, "scenarios")
 	betaFile, alphaFile := filepath.Join(scDir, "beta-configure.json"), filepath.Join(scDir, "alpha-redeploy.json")
@@ -298,14 +298,14 @@ func TestScenarioRoundTrip(t *testing.T) {
 		recorded executor.StepResult
 		status   executor.Status
 	}{{betaFile, beta[0], executor.StatusFailed}, {alphaFile, alpha[1], executor.StatusSucceeded}} {
-		got, stream, err := stepRun(t, &stepRunOptions{dir: dir, scenario: c.file})
+		got, stream, err := runStepForTest(t, &stepRunOptions{dir: dir, scenario: c.file})
 		if got.Status != c.status || (err == nil) != (c.status == executor.StatusSucceeded) {
 			t.Errorf("%s: got %s (%v), want %s; output %q", c.file, got.Status, err, c.status, stream)
 		}
 		if !slices.Equal(got.Argv, c.recorded.Argv) {
 			t.Errorf("%s argv: got %q, recorded %q", c.file, got.Argv, c.recorded.Argv)
 		}
-		if g, w := withoutOutputFile(got.Env), withoutOutputFile(c.recorded.Env); !reflect.DeepEqual(g, w) {
+		if g, w := envWithoutOutputFile(got.Env), envWithoutOutputFile(c.recorded.Env); !reflect.DeepEqual(g, w) {
 			t.Errorf("%s env: got %v, recorded %v", c.file, g, w)
 		}
 	}
@@ -313,10 +313,10 @@ func TestScenarioRoundTrip(t *testing.T) {
 	var table bytes.Buffer
 	err := runStepTest(context.Background(), &stepTestOptions{dir: dir, stepEnv: defaultStepEnv}, &table)
 	failLine := regexp.MustCompile(`(?m)^beta-configure\.json +FAIL \(failed\) +status: got failed \(exit status 3\), want succeeded$`)
-	if exitStatus(err) != exitError || !failLine.MatchString(table.String()) {
-		t.Errorf("step test before the fix: got exit %d (%v), table:\n%s", exitStatus(err), err, table.String())
+	if exitStatusOf(err) != exitError || !failLine.MatchString(table.String()) {
+		t.Errorf("step test before the fix: got exit %d (%v), table:\n%s", exitStatusOf(err), err, table.String())
 	}
-	writeFile(t, filepath.Join(dir, "scripts", "configure.sh"), configureFixed)
+	writeStepFile(t, filepath.Join(dir, "scripts", "configure.sh"), configureFixed)
 	table.Reset()
 	if err := runStepTest(context.Background(), &stepTestOptions{dir: dir, stepEnv: defaultStepEnv}, &table); err != nil {
 		t.Errorf("step test after the fix: %v\n%s", err, table.String())
@@ -327,13 +327,13 @@ func TestScenarioRoundTrip(t *testing.T) {
 }
 
 func TestStepTestNoScenarios(t *testing.T) {
-	dir, _ := newCheckout(t)
+	dir, _ := newStepCheckout(t)
 	if err := os.MkdirAll(filepath.Join(dir, "empty"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
 	err := runStepTest(context.Background(), &stepTestOptions{dir: dir, scenarios: "empty", stepEnv: defaultStepEnv}, &out)
-	if exitStatus(err) != exitError || !strings.Contains(fmt.Sprint(err), "no scenario files") {
+	if exitStatusOf(err) != exitError || !strings.Contains(fmt.Sprint(err), "no scenario files") {
 		t.Errorf("got %v, want exit 1 for no scenario files", err)
 	}
 	if err := runStepTest(context.Background(), &stepTestOptions{dir: dir, stepEnv: defaultStepEnv}, &out); err == nil {
@@ -342,20 +342,20 @@ func TestStepTestNoScenarios(t *testing.T) {
 }
 
 func TestLocalCommit(t *testing.T) {
-	dir, head := newCheckout(t)
+	dir, head := newStepCheckout(t)
 	if got := localCommit(dir); got != head {
 		t.Errorf("loose ref: got %q, want %q", got, head)
 	}
-	gitCmd(t, dir, "pack-refs", "--all")
+	stepGit(t, dir, "pack-refs", "--all")
 	if got := localCommit(dir); got != head {
 		t.Errorf("packed ref: got %q, want %q", got, head)
 	}
 	wt := filepath.Join(t.TempDir(), "wt")
-	gitCmd(t, dir, "worktree", "add", "-q", "--detach", wt)
+	stepGit(t, dir, "worktree", "add", "-q", "--detach", wt)
 	if got := localCommit(wt); got != head {
 		t.Errorf("linked worktree (detached): got %q, want %q", got, head)
 	}
-	gitCmd(t, wt, "checkout", "-q", "-b", "topic")
+	stepGit(t, wt, "checkout", "-q", "-b", "topic")
 	if got := localCommit(wt); got != head {
 		t.Errorf("linked worktree (branch): got %q, want %q", got, head)
 	}

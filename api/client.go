@@ -203,3 +203,33 @@ func (c *Client) Report(ctx context.Context) (Report, error) {
 	err := c.do(ctx, http.MethodGet, "/v1/report", nil, &rep)
 	return rep, err
 }
+
+// Deploy starts a deployment on repo.
+func (c *Client) Deploy(ctx context.Context, repo string, req DeployRequest) (Deployment, error) {
+	var d Deployment
+	err := c.do(ctx, http.MethodPost, "/v1/repos/"+url.PathEscape(repo)+"/deployments", req, &d)
+	return d, err
+}
+
+// Deployments lists deployments, newest first.
+func (c *Client) Deployments(ctx context.Context) ([]Deployment, error) {
+	var resp struct {
+		Deployments []Deployment `json:"deployments"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/deployments", nil, &resp)
+	return resp.Deployments, err
+}
+
+// Deployment returns one deployment.
+func (c *Client) Deployment(ctx context.Context, id string) (Deployment, error) {
+	var d Deployment
+	err := c.do(ctx, http.MethodGet, "/v1/deployments/"+url.PathEscape(id), nil, &d)
+	return d, err
+}
+
+// DeploymentAction retries ("retry") or cancels ("cancel") a deployment.
+func (c *Client) DeploymentAction(ctx context.Context, id, action string) (Deployment, error) {
+	var d Deployment
+	err := c.do(ctx, http.MethodPost, "/v1/deployments/"+url.PathEscape(id)+"/"+action, nil, &d)
+	return d, err
+}

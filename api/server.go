@@ -30,6 +30,11 @@ type Backend interface {
 	Acknowledge(ctx context.Context, id uint64, req AckRequest) (Intervention, error)
 	Resolve(ctx context.Context, id uint64, req ResolveRequest) (Intervention, error)
 	Report(ctx context.Context) (Report, error)
+	Deploy(ctx context.Context, repo string, req DeployRequest) (Deployment, error)
+	Deployments(ctx context.Context) ([]Deployment, error)
+	Deployment(ctx context.Context, id string) (Deployment, error)
+	RetryDeployment(ctx context.Context, id string) (Deployment, error)
+	CancelDeployment(ctx context.Context, id string) (Deployment, error)
 	// Backup writes a consistent copy of the state file.
 	Backup(ctx context.Context, w io.Writer) (int64, error)
 	// Ready returns nil when the state is open and every repo is checked out.
@@ -77,6 +82,10 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	mux.HandleFunc("POST /v1/interventions/{id}/resolve", s.resolve)
 	mux.HandleFunc("GET /v1/report", s.report)
 	mux.HandleFunc("GET /v1/backup", s.backup)
+	mux.HandleFunc("POST /v1/repos/{name}/deployments", s.deploy)
+	mux.HandleFunc("GET /v1/deployments", s.deployments)
+	mux.HandleFunc("GET /v1/deployments/{id}", s.deployment)
+	mux.HandleFunc("POST /v1/deployments/{id}/{action}", s.deploymentAction)
 	mux.HandleFunc("GET /{$}", s.statusPage)
 	var h http.Handler = mux
 	if requireToken {

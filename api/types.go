@@ -178,3 +178,44 @@ type Report struct {
 	FailedRuns    []Run          `json:"failed_runs"`
 	InProgress    []Run          `json:"in_progress"`
 }
+
+// DeployRequest asks for a deployment over many instances of one repo.
+type DeployRequest struct {
+	Select      string   `json:"select"`          // glob over instance files, e.g. instances/*.xml
+	Where       string   `json:"where,omitempty"` // etree path the instance XML must match
+	Set         []string `json:"set,omitempty"`   // PATH@ATTR=VALUE
+	Text        []string `json:"text,omitempty"`  // PATH=VALUE
+	Steps       []string `json:"steps,omitempty"` // default: the on-change steps
+	Bucket      int      `json:"bucket,omitempty"`
+	MaxFailures int      `json:"max_failures,omitempty"`
+	Reason      string   `json:"reason,omitempty"`
+	Ticket      string   `json:"ticket,omitempty"`
+	DryRun      bool     `json:"dry_run,omitempty"`
+	Fleet       string   `json:"fleet,omitempty"` // the fleet deployment this belongs to
+	Who         string   `json:"who,omitempty"`
+}
+
+// Deployment is a deployment and the status of each of its instances.
+type Deployment struct {
+	ID        string               `json:"id"`
+	Repo      string               `json:"repo"`
+	State     string               `json:"state"` // queued, running, succeeded, failed, cancelled
+	Request   DeployRequest        `json:"request"`
+	Created   time.Time            `json:"created"`
+	Updated   time.Time            `json:"updated"`
+	Finished  *time.Time           `json:"finished,omitempty"`
+	Counts    map[string]int       `json:"counts"`
+	Instances []DeploymentInstance `json:"instances"`
+	Runs      []uint64             `json:"runs,omitempty"`
+}
+
+// DeploymentInstance is one instance of a deployment.
+type DeploymentInstance struct {
+	Name       string `json:"name"`
+	File       string `json:"file"`
+	Status     string `json:"status"` // pending, running, succeeded, failed, skipped, conflict, not-started
+	Reason     string `json:"reason,omitempty"`
+	Step       string `json:"step,omitempty"`
+	OutputTail string `json:"output_tail,omitempty"`
+	Commit     string `json:"commit,omitempty"` // the write-back commit of its edits
+}

@@ -211,6 +211,10 @@ func (w *worker) executePlan(ctx context.Context, run *store.Run, m *manifest.Ma
 
 func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manifest, p plan, bucket, maxFailures int) []executor.InstanceResult {
 	bucket = max(bucket, 1)
+	dry := "0"
+	if p.dryRun {
+		dry = "1"
+	}
 	for i := range p.jobs {
 		job := &p.jobs[i]
 		job.RepoRoot = w.repo.Dir()
@@ -220,7 +224,7 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 			"DEPLOYER_REPO":    w.cfg.Name,
 			"DEPLOYER_COMMIT":  run.Commit,
 			"DEPLOYER_RUN":     strconv.FormatUint(uint64(run.ID), 10),
-			"DEPLOYER_DRY_RUN": "0",
+			"DEPLOYER_DRY_RUN": dry,
 		}
 		file := job.Instance.File
 		job.AfterStep = func(ctx context.Context, r executor.StepResult) error {
@@ -234,7 +238,7 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 			"file":     job.Instance.File,
 			"commit":   run.Commit,
 			"host":     w.d.opts.Host,
-			"dry_run":  "0",
+			"dry_run":  dry,
 		}
 	}
 	report := func(r executor.StepResult) {

@@ -20,6 +20,7 @@ import (
 type plan struct {
 	jobs     []executor.Job
 	outcomes []store.InstanceOutcome
+	dryRun   bool // DEPLOYER_DRY_RUN=1 for every step
 }
 
 // plan works out the instances whose files changed between base and head,

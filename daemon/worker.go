@@ -23,6 +23,8 @@ type request struct {
 	instances []string
 	// schedule, when set, makes this request a scheduled run of its own.
 	schedule *manifest.Schedule
+	// deployment, when set, makes this request a deployment's run.
+	deployment string
 	// action, when set, is an operator's resolution to carry out on the
 	// worker before any run; its error goes to actionDone.
 	action     func(context.Context) error
@@ -147,6 +149,7 @@ func (w *worker) loop(ctx context.Context) {
 	}
 	w.recoverJournal(ctx)
 	w.startSchedules()
+	w.resumeDeployments()
 	w.enqueue(store.Trigger{Kind: "startup"}, nil)
 	timer := time.NewTimer(jitter(w.cfg.Poll))
 	defer timer.Stop()
@@ -241,11 +244,14 @@ func (w *worker) isOurs(changeID string) bool {
 func (w *worker) runSchedules(ctx context.Context, reqs []request) []request {
 	rest := reqs[:0:0]
 	for _, r := range reqs {
-		if r.schedule == nil {
+		switch {
+		case r.schedule != nil:
+			w.runSchedule(ctx, r)
+		case r.deployment != "":
+			w.runDeployment(ctx, r)
+		default:
 			rest = append(rest, r)
-			continue
 		}
-		w.runSchedule(ctx, r)
 	}
 	return rest
 }

@@ -187,6 +187,28 @@ func cmdWaitScheduleRun(ts *testscript.TestScript, neg bool, args []string) {
 	fmt.Fprint(ts.Stdout(), out)
 }
 
+// cmdWaitDeployment waits until deployment ID has ended and prints it as JSON.
+//
+//	waitdeployment ID
+func cmdWaitDeployment(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitdeployment ID")
+	}
+	var out string
+	waitUntil(ts, "deployment "+args[0]+" to end", func() bool {
+		var d struct {
+			Finished *time.Time `json:"finished"`
+		}
+		o, err := deployer(ts, "deployments", "show", args[0], "-o", "json")
+		if err != nil || json.Unmarshal([]byte(o), &d) != nil {
+			return false
+		}
+		out = o
+		return d.Finished != nil
+	})
+	fmt.Fprint(ts.Stdout(), out)
+}
+
 // cmdWaitReady waits until `deployer status -o json` answers and every repo
 // has been synced once.
 func cmdWaitReady(ts *testscript.TestScript, neg bool, args []string) {

@@ -74,6 +74,7 @@ func TestScenarios(t *testing.T) {
 					"expandenv":        cmdExpandEnv,
 					"waitrun":          cmdWaitRun,
 					"waitfile":         cmdWaitFile,
+					"waitdeployment":   cmdWaitDeployment,
 					"webhook":          cmdWebhook,
 					"waitschedulerun":  cmdWaitScheduleRun,
 					"waitintervention": cmdWaitIntervention,

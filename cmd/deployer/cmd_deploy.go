@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
+
+	"github.com/sre-tools/deployer/api"
+)
+
+type deployOptions struct {
+	req  api.DeployRequest
+	wait bool
+}
+
+func newDeployCmd(g *globalOptions) *cobra.Command {
+	o := &deployOptions{}
+	cmd := &cobra.Command{
+		Use:   "deploy NAME --select GLOB [flags]",
+		Short: "Deploy to many instances of repo NAME: edits and/or steps, in buckets, within a failure budget",
+		Long: `Start a deployment on repo NAME: the instance files matching --select (and the
+--where path, when given) get the --set/--text edits, written back to git one
+commit per instance, then the --steps (default: the on-change steps) run in
+buckets of --bucket, and no new instance starts once --max-failures instances
+failed. The deployment is tracked per instance and survives a daemon restart.
+
+Exit status: 0 queued (with --wait: every instance succeeded), 1 error or a
+failed instance, 2 usage.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			o.req.Who = operatorName()
+			d, err := c.Deploy(cmd.Context(), args[0], o.req)
+			if err != nil {
+				if api.ErrorKind(err) == api.KindInvalid {
+					return &statusError{Code: exitUsage, Err: err}
+				}
+				return err
+			}
+			if !o.wait {
+				return printDeployment(cmd.OutOrStdout(), g, d, fmt.Sprintf("deployment %s queued on %s; follow it with: deployer deployments show %s --watch", d.ID, d.Repo, d.ID))
+			}
+			return watchDeployment(cmd.Context(), cmd.OutOrStdout(), g, c, d.ID)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.req.Select, "select", "", "glob over instance files, e.g. 'instances/*.xml'")
+	f.StringVar(&o.req.Where, "where", "", "etree path the instance XML must match, e.g. \"/instance[@tier='gold']\"")
+	f.StringArrayVar(&o.req.Set, "set", nil, "PATH@ATTR=VALUE edit (repeatable)")
+	f.StringArrayVar(&o.req.Text, "text", nil, "PATH=VALUE text edit (repeatable)")
+	f.StringSliceVar(&o.req.Steps, "steps", nil, "steps to run (default: the on-change steps)")
+	f.IntVar(&o.req.Bucket, "bucket", 0, "instances in flight at once (default: the on-change bucket)")
+	f.IntVar(&o.req.MaxFailures, "max-failures", 0, "stop starting instances after this many failed (0: no budget)")
+	f.StringVar(&o.req.Reason, "reason", "", "why, for the commit messages and the record")
+	f.StringVar(&o.req.Ticket, "ticket", "", "ticket key, written as a commit trailer")
+	f.BoolVar(&o.req.DryRun, "dry-run", false, "run the steps with DEPLOYER_DRY_RUN=1 and write nothing back")
+	f.BoolVar(&o.wait, "wait", false, "follow the deployment until it ends")
+	return cmd
+}
+
+func newDeploymentsCmd(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "deployments",
+		Short: "List deployments; show, retry or cancel one",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := g.json()
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ds, err := c.Deployments(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), map[string]any{"deployments": ds})
+			}
+			t := newTable(cmd.OutOrStdout())
+			fmt.Fprintln(t, "ID\tREPO\tSTATE\tSELECT\tINSTANCES\tCREATED")
+			for _, d := range ds {
+				fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Repo, d.State, d.Request.Select, countSummary(d.Counts), d.Created.Local().Format("2006-01-02 15:04"))
+			}
+			return t.Flush()
+		},
+	}
+	var watch bool
+	show := &cobra.Command{Use: "show ID", Short: "Show a deployment per instance (--watch: until it ends)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if watch {
+				return watchDeployment(cmd.Context(), cmd.OutOrStdout(), g, c, args[0])
+			}
+			d, err := c.Deployment(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printDeployment(cmd.OutOrStdout(), g, d, "")
+		}}
+	show.Flags().BoolVar(&watch, "watch", false, "follow until the deployment ends")
+	action := func(name, short string) *cobra.Command {
+		return &cobra.Command{Use: name + " ID", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := g.client()
+				if err != nil {
+					return err
+				}
+				d, err := c.DeploymentAction(cmd.Context(), args[0], name)
+				if err != nil {
+					if api.ErrorKind(err) == api.KindInvalid {
+						return &statusError{Code: exitUsage, Err: err}
+					}
+					return err
+				}
+				return printDeployment(cmd.OutOrStdout(), g, d, fmt.Sprintf("deployment %s: %s", d.ID, d.State))
+			}}
+	}
+	cmd.AddCommand(show, action("retry", "Run the failed and not-started instances again"), action("cancel", "Start no new instance; the running ones finish"))
+	return cmd
+}
+
+// watchDeployment follows a deployment until it ends: a progress bar on a
+// terminal, a line per change otherwise.
+func watchDeployment(ctx context.Context, w io.Writer, g *globalOptions, c *api.Client, id string) error {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = isatty.IsTerminal(f.Fd())
+	}
+	last := ""
+	for {
+		d, err := c.Deployment(ctx, id)
+		if err != nil {
+			return err
+		}
+		line := progressLine(d)
+		if tty {
+			fmt.Fprintf(w, "\r\033[K%s", line)
+		} else if line != last {
+			fmt.Fprintln(w, line)
+		}
+		last = line
+		if d.Finished != nil {
+			if tty {
+				fmt.Fprintln(w)
+			}
+			if err := printDeployment(w, g, d, ""); err != nil {
+				return err
+			}
+			if d.State != "succeeded" {
+				return &statusError{Code: exitError, Err: fmt.Errorf("deployment %s %s", d.ID, d.State)}
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+func progressLine(d api.Deployment) string {
+	total := len(d.Instances)
+	done := 0
+	for _, in := range d.Instances {
+		if in.Status != "pending" && in.Status != "running" {
+			done++
+		}
+	}
+	const width = 30
+	fill := 0
+	if total > 0 {
+		fill = done * width / total
+	}
+	return fmt.Sprintf("%s [%s%s] %d/%d %s (%s)", d.ID, strings.Repeat("#", fill), strings.Repeat(".", width-fill), done, total, d.State, countSummary(d.Counts))
+}
+
+func printDeployment(w io.Writer, g *globalOptions, d api.Deployment, human string) error {
+	asJSON, err := g.json()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(w, d)
+	}
+	if human != "" {
+		fmt.Fprintln(w, human)
+		return nil
+	}
+	fmt.Fprintf(w, "deployment %s on %s: %s (%s)\n", d.ID, d.Repo, d.State, countSummary(d.Counts))
+	fmt.Fprintf(w, "  select %s", d.Request.Select)
+	if d.Request.Where != "" {
+		fmt.Fprintf(w, " where %s", d.Request.Where)
+	}
+	fmt.Fprintln(w)
+	for _, e := range append(d.Request.Set, d.Request.Text...) {
+		fmt.Fprintf(w, "  edit   %s\n", e)
+	}
+	if d.Request.Reason != "" {
+		fmt.Fprintf(w, "  reason %s\n", d.Request.Reason)
+	}
+	t := newTable(w)
+	fmt.Fprintln(t, "  INSTANCE\tSTATUS\tCOMMIT\tDETAIL")
+	for _, in := range d.Instances {
+		detail := in.Reason
+		if in.OutputTail != "" {
+			detail += " | " + lastLine(in.OutputTail)
+		}
+		fmt.Fprintf(t, "  %s\t%s\t%s\t%s\n", in.Name, in.Status, shortID(in.Commit), detail)
+	}
+	return t.Flush()
+}
+
+func countSummary(counts map[string]int) string {
+	var parts []string
+	for _, k := range []string{"succeeded", "failed", "conflict", "skipped", "not-started", "running", "pending"} {
+		if counts[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+		}
+	}
+	if len(parts) == 0 {
+		return "no instance"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}

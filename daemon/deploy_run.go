@@ -1,0 +1,336 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/executor"
+	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/store"
+	"github.com/sre-tools/deployer/syncer"
+)
+
+// runDeployment carries out (or resumes) deployment id: the operator's
+// edits through the journal and write-back, one commit per instance, then
+// the steps in buckets within the failure budget; progress is saved after
+// every bucket so that a restart continues where it stopped.
+func (w *worker) runDeployment(ctx context.Context, r request) {
+	rec, spec, err := w.d.loadDeployment(r.deployment)
+	if err != nil {
+		w.log.Error().Err(err).Msg("load deployment")
+		return
+	}
+	if !rec.Finished.IsZero() {
+		return
+	}
+	log := w.log.With().Str("deployment", rec.ID).Logger()
+	rs, err := w.d.store.Repo(w.cfg.Name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	rs.Name = w.cfg.Name
+	trig := []store.Trigger{r.trigger}
+	save := func() {
+		var err error
+		if rec, err = w.d.putDeployment(rec, spec); err != nil {
+			log.Error().Err(err).Msg("record deployment progress")
+		}
+	}
+	if !w.sync(ctx, &rs, true) {
+		id := w.recordBlocked(trig, rs, "sync failed: "+rs.LastError)
+		rec.State, spec.Reason, spec.Runs = deployBlocked, "sync failed: "+rs.LastError, append(spec.Runs, uint64(id))
+		save()
+		return
+	}
+	if iv, blocked := w.blocking(); blocked {
+		why := fmt.Sprintf("blocked by intervention #%d (%s): %s", iv.ID, iv.Kind, iv.Summary)
+		id := w.recordBlocked(trig, rs, why)
+		rec.State, spec.Reason, spec.Runs = deployBlocked, why, append(spec.Runs, uint64(id))
+		save()
+		return
+	}
+	run := store.Run{Repo: w.cfg.Name, Triggers: trig, Base: rs.Deployed, Commit: w.repo.Head(), Status: store.RunRunning, Started: w.d.now()}
+	if run.ID, err = w.d.store.CreateRun(run); err != nil {
+		log.Error().Err(err).Msg("record deployment run")
+		return
+	}
+	rec.State, spec.Runs = deployRunning, append(spec.Runs, uint64(run.ID))
+	save()
+	w.setSnap(func(s *snapshot) { r := run; s.running = &r })
+	defer w.setSnap(func(s *snapshot) { s.running = nil })
+	w.landed, w.held = map[string]string{}, map[string]bool{}
+	w.deploy(ctx, &run, &rec, &spec, save)
+	w.landed, w.held = nil, nil
+	run.Ended = w.d.now()
+	if err := w.d.store.UpdateRun(run); err != nil {
+		log.Error().Err(err).Msg("record deployment run outcome")
+	}
+	w.d.metrics.runEnded(run)
+	if ctx.Err() != nil {
+		return // interrupted: resumed at the next start
+	}
+	rec.State, rec.Finished = deploymentOutcome(spec), w.d.now()
+	save()
+	log.Info().Str("state", rec.State).Msg("deployment ended")
+}
+
+func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployment, spec *deploymentSpec, save func()) {
+	req := spec.Request
+	m, err := manifest.Load(w.repo.Dir(), manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs})
+	if err != nil {
+		run.Status, run.Error, spec.Reason = store.RunInvalid, err.Error(), "manifest invalid: "+err.Error()
+		w.raiseManifestInvalid(*run, err)
+		return
+	}
+	names := make([]manifest.StepName, 0, len(req.Steps))
+	for _, s := range req.Steps {
+		names = append(names, manifest.StepName(s))
+	}
+	if len(names) == 0 && m.OnChange != nil {
+		names = m.OnChange.Steps
+	}
+	steps, err := m.Order(names)
+	if err != nil {
+		run.Status, run.Error, spec.Reason = store.RunFailed, err.Error(), err.Error()
+		return
+	}
+	if len(spec.Details) == 0 {
+		files, err := w.selectInstances(m, req.Select, req.Where)
+		if err != nil {
+			run.Status, run.Error, spec.Reason = store.RunFailed, err.Error(), err.Error()
+			return
+		}
+		for _, f := range files {
+			spec.Details[instanceStem(f)] = api.DeploymentInstance{Name: instanceStem(f), File: f, Status: "pending"}
+		}
+		save()
+	}
+	p := w.deploymentPlan(m, steps, spec)
+	bucket := req.Bucket
+	if bucket == 0 {
+		bucket = manifest.DefaultBucket
+		if m.OnChange != nil && m.OnChange.Bucket > 0 {
+			bucket = m.OnChange.Bucket
+		}
+	}
+	p.dryRun = req.DryRun
+	w.deployBuckets(ctx, run, rec, spec, m, p, bucket, save)
+}
+
+// deploymentPlan turns the deployment's pending instances into jobs.
+func (w *worker) deploymentPlan(m *manifest.Manifest, steps []manifest.Step, spec *deploymentSpec) plan {
+	var p plan
+	for _, name := range sortedKeys(spec.Details) {
+		in := spec.Details[name]
+		if in.Status != "pending" && in.Status != "running" && in.Status != "not-started" {
+			continue
+		}
+		out, job, ok := w.planInstance(m, in.File, steps)
+		p.outcomes = append(p.outcomes, out)
+		if !ok {
+			in.Status, in.Reason = out.Status, out.Reason
+			spec.Details[name] = in
+			continue
+		}
+		in.Status = "pending"
+		spec.Details[name] = in
+		p.jobs = append(p.jobs, job)
+	}
+	return p
+}
+
+// deploymentEdits journals and writes back the operator's edits, one commit
+// per instance; instances whose edit did not land drop out of the plan.
+func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store.Deployment, spec *deploymentSpec, p plan, edits []manifest.Edit) plan {
+	raw, _ := json.Marshal(edits)
+	var entries []store.JournalEntry
+	for _, job := range p.jobs {
+		in := spec.Details[string(job.Instance.Name)]
+		if in.Commit != "" {
+			continue // landed before a restart
+		}
+		e, err := w.d.store.PutJournal(store.JournalEntry{Repo: w.cfg.Name, Instance: string(job.Instance.Name), File: job.Instance.File,
+			BaseBlob: w.repo.Head(), Edits: raw, Author: spec.Request.Who, Reason: "deploy " + rec.ID + reasonSuffix(spec.Request.Reason),
+			Run: strconv.FormatUint(uint64(run.ID), 10), Deployment: rec.ID})
+		if err != nil {
+			w.log.Error().Err(err).Msg("journal deployment edit")
+			continue
+		}
+		entries = append(entries, e)
+	}
+	if len(entries) == 0 {
+		return p
+	}
+	changes := make([]syncer.Change, 0, len(entries))
+	kept := entries[:0]
+	for _, e := range entries {
+		c, err := w.change(e)
+		if err != nil {
+			in := spec.Details[e.Instance]
+			in.Status, in.Reason = "failed", err.Error()
+			spec.Details[e.Instance] = in
+			continue
+		}
+		c.Trailers["Deployer-Deployment"] = rec.ID
+		if spec.Request.Ticket != "" {
+			c.Trailers["Deployer-Ticket"] = spec.Request.Ticket
+		}
+		changes = append(changes, c)
+		kept = append(kept, e)
+	}
+	w.gitMu.Lock()
+	outcomes, _ := w.repo.WriteBack(ctx, changes, w.cfg.PushAttempts)
+	for i, o := range outcomes {
+		e := kept[i]
+		msg := w.settleChange(e, o)
+		in := spec.Details[e.Instance]
+		switch {
+		case o.Status == syncer.OutcomeLanded:
+			in.Commit = o.Commit
+		case o.Status == syncer.OutcomeDropped:
+			in.Commit = "already upstream"
+		case o.Status == syncer.OutcomeConflict:
+			in.Status, in.Reason = "conflict", msg
+		default:
+			in.Status, in.Reason = "failed", msg
+		}
+		spec.Details[e.Instance] = in
+	}
+	w.gitMu.Unlock()
+	var jobs []executor.Job
+	for _, j := range p.jobs {
+		if spec.Details[string(j.Instance.Name)].Status == "pending" {
+			jobs = append(jobs, j)
+		}
+	}
+	p.jobs = jobs
+	return p
+}
+
+// deployBuckets runs the jobs a bucket at a time, saving progress and
+// checking for a cancel and the failure budget between buckets.
+func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.Deployment, spec *deploymentSpec, m *manifest.Manifest, p plan, bucket int, save func()) {
+	failed := countFailed(*spec)
+	budget := spec.Request.MaxFailures
+	for start := 0; start < len(p.jobs); start += bucket {
+		chunk := p.jobs[start:min(start+bucket, len(p.jobs))]
+		stop := ""
+		if cur, s, err := w.d.loadDeployment(rec.ID); err == nil && s.Cancel {
+			stop = "deployment cancelled"
+			_ = cur
+		}
+		if budget > 0 && failed >= budget {
+			stop = fmt.Sprintf("failure budget spent (%d of %d)", failed, budget)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if stop != "" {
+			for _, j := range p.jobs[start:] {
+				in := spec.Details[string(j.Instance.Name)]
+				in.Status, in.Reason = "not-started", stop
+				spec.Details[string(j.Instance.Name)] = in
+			}
+			break
+		}
+		// The bucket's edits land first (one commit per instance), so that
+		// no step runs from a state that is not on the remote and no
+		// instance that will not start has its file changed.
+		if edits, _ := parseEdits(spec.Request.Set, spec.Request.Text); len(edits) > 0 && !p.dryRun {
+			chunk = w.deploymentEdits(ctx, run, rec, spec, plan{jobs: chunk}, edits).jobs
+			for _, in := range spec.Details {
+				if in.Status == "conflict" || in.Status == "failed" {
+					failed = max(failed, countFailed(*spec))
+				}
+			}
+		}
+		for _, j := range chunk {
+			in := spec.Details[string(j.Instance.Name)]
+			in.Status = "running"
+			spec.Details[string(j.Instance.Name)] = in
+		}
+		save()
+		if len(chunk) == 0 {
+			continue
+		}
+		left := 0
+		if budget > 0 {
+			left = budget - failed
+		}
+		results := w.runJobs(ctx, run, m, plan{jobs: chunk, dryRun: p.dryRun}, bucket, left)
+		run.Instances = append(run.Instances, outcomesOf(results)...)
+		w.settle(run, results)
+		for _, r := range results {
+			in := spec.Details[string(r.Instance.Name)]
+			in.Status, in.Reason = string(r.Status), instanceReason(r)
+			if r.Status.Failed() {
+				failed++
+				for _, s := range r.Steps {
+					if s.Status.Failed() {
+						in.Step, in.OutputTail = string(s.Step), s.OutputTail
+						if in.OutputTail == "" {
+							in.OutputTail = s.OutputHead
+						}
+					}
+				}
+			}
+			spec.Details[string(r.Instance.Name)] = in
+		}
+		save()
+	}
+	run.Status = finalStatus(run.Instances)
+	if deploymentOutcome(*spec) != deploySucceeded {
+		run.Status = store.RunFailed
+	}
+}
+
+func countFailed(spec deploymentSpec) int {
+	n := 0
+	for _, in := range spec.Details {
+		if in.Status == "failed" || in.Status == "conflict" {
+			n++
+		}
+	}
+	return n
+}
+
+func outcomesOf(results []executor.InstanceResult) []store.InstanceOutcome {
+	out := make([]store.InstanceOutcome, len(results))
+	for i, r := range results {
+		out[i] = store.InstanceOutcome{Name: string(r.Instance.Name), File: r.Instance.File, Status: string(r.Status)}
+	}
+	return out
+}
+
+func deploymentOutcome(spec deploymentSpec) string {
+	if spec.Cancel {
+		return deployCancelled
+	}
+	for _, in := range spec.Details {
+		if in.Status != "succeeded" {
+			return deployFailed // skipped ones wait for their intervention
+		}
+	}
+	return deploySucceeded
+}
+
+func reasonSuffix(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ": " + reason
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,237 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/store"
+)
+
+// Deployment states.
+const (
+	deployQueued    = "queued"
+	deployRunning   = "running"
+	deployBlocked   = "blocked"
+	deploySucceeded = "succeeded"
+	deployFailed    = "failed"
+	deployCancelled = "cancelled"
+)
+
+// deploymentSpec is what the daemon keeps in a store.Deployment's Spec.
+type deploymentSpec struct {
+	Request api.DeployRequest                 `json:"request"`
+	Details map[string]api.DeploymentInstance `json:"details"`
+	Runs    []uint64                          `json:"runs,omitempty"`
+	Cancel  bool                              `json:"cancel,omitempty"`
+	Reason  string                            `json:"reason,omitempty"` // why blocked or failed as a whole
+}
+
+// Deploy validates and queues a deployment on repo.
+func (d *Daemon) Deploy(ctx context.Context, repo string, req api.DeployRequest) (api.Deployment, error) {
+	w, err := d.worker(repo)
+	if err != nil {
+		return api.Deployment{}, api.Errorf(api.KindNotFound, "%v", err)
+	}
+	if req.Select == "" {
+		return api.Deployment{}, api.Errorf(api.KindInvalid, "--select is required (e.g. 'instances/*.xml')")
+	}
+	if _, err := parseEdits(req.Set, req.Text); err != nil {
+		return api.Deployment{}, api.Errorf(api.KindInvalid, "%v", err)
+	}
+	if req.Bucket < 0 || req.MaxFailures < 0 {
+		return api.Deployment{}, api.Errorf(api.KindInvalid, "--bucket and --max-failures must not be negative")
+	}
+	spec := deploymentSpec{Request: req, Details: map[string]api.DeploymentInstance{}}
+	rec, err := d.putDeployment(store.Deployment{Repo: repo, State: deployQueued}, spec)
+	if err != nil {
+		return api.Deployment{}, err
+	}
+	w.enqueueDeployment(rec.ID)
+	return apiDeployment(rec)
+}
+
+// Deployments lists deployments, newest first.
+func (d *Daemon) Deployments(ctx context.Context) ([]api.Deployment, error) {
+	recs, err := d.store.Deployments("", 50)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Deployment, 0, len(recs))
+	for _, r := range recs {
+		a, err := apiDeployment(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// Deployment returns one deployment with its instances.
+func (d *Daemon) Deployment(ctx context.Context, id string) (api.Deployment, error) {
+	rec, err := d.store.Deployment(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return api.Deployment{}, api.Errorf(api.KindNotFound, "deployment %s not found", id)
+	}
+	if err != nil {
+		return api.Deployment{}, err
+	}
+	return apiDeployment(rec)
+}
+
+// RetryDeployment queues again the failed, conflicting and not-started instances.
+func (d *Daemon) RetryDeployment(ctx context.Context, id string) (api.Deployment, error) {
+	rec, spec, err := d.loadDeployment(id)
+	if err != nil {
+		return api.Deployment{}, err
+	}
+	if rec.State == deployRunning || rec.State == deployQueued {
+		return api.Deployment{}, api.Errorf(api.KindInvalid, "deployment %s is %s; retry it when it has ended", id, rec.State)
+	}
+	for name, in := range spec.Details {
+		if slices.Contains([]string{"failed", "conflict", "not-started", "running", "pending"}, in.Status) {
+			in.Status, in.Reason, in.Step, in.OutputTail = "pending", "", "", ""
+			spec.Details[name] = in
+		}
+	}
+	spec.Cancel, spec.Reason = false, ""
+	rec.State = deployQueued
+	rec.Finished = time.Time{}
+	if rec, err = d.putDeployment(rec, spec); err != nil {
+		return api.Deployment{}, err
+	}
+	w, err := d.worker(rec.Repo)
+	if err != nil {
+		return api.Deployment{}, err
+	}
+	w.enqueueDeployment(rec.ID)
+	return apiDeployment(rec)
+}
+
+// CancelDeployment stops a deployment from starting new instances; the
+// running ones finish.
+func (d *Daemon) CancelDeployment(ctx context.Context, id string) (api.Deployment, error) {
+	rec, spec, err := d.loadDeployment(id)
+	if err != nil {
+		return api.Deployment{}, err
+	}
+	if !rec.Finished.IsZero() {
+		return api.Deployment{}, api.Errorf(api.KindInvalid, "deployment %s has already ended (%s)", id, rec.State)
+	}
+	spec.Cancel = true
+	if rec.State != deployRunning {
+		rec.State, rec.Finished = deployCancelled, d.now()
+		for name, in := range spec.Details {
+			if in.Status == "pending" {
+				in.Status, in.Reason = "not-started", "deployment cancelled"
+				spec.Details[name] = in
+			}
+		}
+	}
+	if rec, err = d.putDeployment(rec, spec); err != nil {
+		return api.Deployment{}, err
+	}
+	return apiDeployment(rec)
+}
+
+func (d *Daemon) loadDeployment(id string) (store.Deployment, deploymentSpec, error) {
+	rec, err := d.store.Deployment(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return rec, deploymentSpec{}, api.Errorf(api.KindNotFound, "deployment %s not found", id)
+	}
+	if err != nil {
+		return rec, deploymentSpec{}, err
+	}
+	var spec deploymentSpec
+	if err := json.Unmarshal(rec.Spec, &spec); err != nil {
+		return rec, spec, fmt.Errorf("deployment %s: decode: %w", id, err)
+	}
+	if spec.Details == nil {
+		spec.Details = map[string]api.DeploymentInstance{}
+	}
+	return rec, spec, nil
+}
+
+func (d *Daemon) putDeployment(rec store.Deployment, spec deploymentSpec) (store.Deployment, error) {
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return rec, err
+	}
+	rec.Spec = raw
+	rec.Instances = map[string]string{}
+	for name, in := range spec.Details {
+		rec.Instances[name] = in.Status
+	}
+	return d.store.PutDeployment(rec)
+}
+
+func apiDeployment(rec store.Deployment) (api.Deployment, error) {
+	var spec deploymentSpec
+	if err := json.Unmarshal(rec.Spec, &spec); err != nil {
+		return api.Deployment{}, fmt.Errorf("deployment %s: decode: %w", rec.ID, err)
+	}
+	out := api.Deployment{ID: rec.ID, Repo: rec.Repo, State: rec.State, Request: spec.Request, Created: rec.Created,
+		Updated: rec.Updated, Counts: map[string]int{}, Instances: []api.DeploymentInstance{}, Runs: spec.Runs}
+	if !rec.Finished.IsZero() {
+		t := rec.Finished
+		out.Finished = &t
+	}
+	for _, in := range spec.Details {
+		out.Instances = append(out.Instances, in)
+		out.Counts[in.Status]++
+	}
+	sort.Slice(out.Instances, func(i, j int) bool { return out.Instances[i].Name < out.Instances[j].Name })
+	return out, nil
+}
+
+// parseEdits turns --set PATH@ATTR=VALUE and --text PATH=VALUE into edits.
+func parseEdits(sets, texts []string) ([]manifest.Edit, error) {
+	var edits []manifest.Edit
+	for _, s := range sets {
+		target, value, ok := strings.Cut(s, "=")
+		at := strings.LastIndex(target, "@")
+		if !ok || at <= 0 || !strings.HasPrefix(target, "/") || at == len(target)-1 {
+			return nil, fmt.Errorf("--set %q: want PATH@ATTR=VALUE, e.g. /instance/app[@name='web']@version=4.3.0", s)
+		}
+		edits = append(edits, manifest.Edit{Op: manifest.OpSetAttr, Path: target[:at], Attr: target[at+1:], Value: value})
+	}
+	for _, t := range texts {
+		p, value, ok := strings.Cut(t, "=")
+		if !ok || !strings.HasPrefix(p, "/") {
+			return nil, fmt.Errorf("--text %q: want PATH=VALUE, e.g. /instance/owner=team-a", t)
+		}
+		edits = append(edits, manifest.Edit{Op: manifest.OpSetText, Path: p, Value: value})
+	}
+	return edits, nil
+}
+
+// enqueueDeployment queues deployment id on the worker.
+func (w *worker) enqueueDeployment(id string) {
+	w.mu.Lock()
+	w.pending = append(w.pending, request{trigger: store.Trigger{Kind: "deployment", Detail: id, At: w.d.now()}, deployment: id})
+	w.mu.Unlock()
+	w.signal()
+}
+
+// resumeDeployments queues the deployments a previous process left unfinished.
+func (w *worker) resumeDeployments() {
+	recs, err := w.d.store.Deployments(w.cfg.Name, 200)
+	if err != nil {
+		w.log.Error().Err(err).Msg("read deployments")
+		return
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if r := recs[i]; r.Finished.IsZero() && (r.State == deployQueued || r.State == deployRunning) {
+			w.log.Warn().Str("deployment", r.ID).Msg("resuming a deployment a previous process left unfinished")
+			w.enqueueDeployment(r.ID)
+		}
+	}
+}

@@ -138,3 +138,17 @@ func TestUnixSocketMode(t *testing.T) {
 		t.Fatalf("second listener: got %v, want 'another daemon' error", err)
 	}
 }
+
+func (b *backend) Deploy(context.Context, string, api.DeployRequest) (api.Deployment, error) {
+	return api.Deployment{}, api.Errorf(api.KindInvalid, "--select is required")
+}
+func (b *backend) Deployments(context.Context) ([]api.Deployment, error) { return nil, nil }
+func (b *backend) Deployment(context.Context, string) (api.Deployment, error) {
+	return api.Deployment{}, nil
+}
+func (b *backend) RetryDeployment(context.Context, string) (api.Deployment, error) {
+	return api.Deployment{}, nil
+}
+func (b *backend) CancelDeployment(context.Context, string) (api.Deployment, error) {
+	return api.Deployment{}, nil
+}

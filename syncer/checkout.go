@@ -12,18 +12,30 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/index"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // cloneInto clones the remote into dir (which must not exist or be empty) without go-git's
 // checkout, then writes the files and the index from one tree walk.
 func (r *Repo) cloneInto(ctx context.Context, dir string) error {
-	repo, err := git.PlainCloneContext(ctx, dir, false, &git.CloneOptions{
+	wt := osfs.New(dir)
+	dot, err := wt.Chroot(git.GitDirName)
+	if err != nil {
+		return internalf("clone", err)
+	}
+	st := &indexingStorage{
+		Storage: filesystem.NewStorage(dot, cache.NewObjectLRU(cloneCache)),
+		packDir: filepath.Join(dir, git.GitDirName, "objects", "pack"),
+	}
+	repo, err := git.CloneContext(ctx, st, wt, &git.CloneOptions{
 		URL:           r.opts.URL,
 		Auth:          r.opts.Auth,
 		RemoteName:    remoteName,
@@ -33,6 +45,7 @@ func (r *Repo) cloneInto(ctx context.Context, dir string) error {
 		Tags:          git.NoTags,
 	})
 	if err != nil {
+		_ = os.RemoveAll(filepath.Join(dir, git.GitDirName)) // as PlainClone does: no half repository
 		return r.remoteError("clone", err)
 	}
 	if c, ok := repo.Storer.(io.Closer); ok {

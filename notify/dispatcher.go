@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -47,13 +48,15 @@ type Options struct {
 }
 
 // Dispatcher delivers the outbox's messages to their channels, at least
-// once each.
+// once each. Its methods are safe for concurrent use; Drain calls are
+// serialized.
 type Dispatcher struct {
 	out      Outbox
 	channels map[string]Channel
 	opts     Options
 	log      zerolog.Logger
 	kick     chan struct{}
+	mu       sync.Mutex // one Drain at a time; guards down
 	// down holds, per channel, when it may be tried again after an outage.
 	down map[string]time.Time
 }
@@ -139,6 +142,8 @@ type Result struct{ Sent, Failed, Deferred int }
 // or 401/403 in this or an earlier pass) wait until its retry time
 // without being tried, so an outage costs one request per backoff.
 func (d *Dispatcher) Drain(ctx context.Context) (Result, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	var r Result
 	msgs, err := d.out.Pending(d.opts.Batch)
 	if err != nil {

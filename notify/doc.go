@@ -32,6 +32,6 @@
 // Jira's search index can lag a create by a few seconds; a retry inside
 // that window can still file a second issue. Errors and logs carry
 // redacted URLs (scheme and host only, except Jira API paths) and never
-// tokens or secrets. A Dispatcher is not safe for concurrent Drain calls;
-// Kick is safe from any goroutine.
+// tokens or secrets. Drain calls on one Dispatcher are serialized; run one
+// Dispatcher per outbox.
 package notify

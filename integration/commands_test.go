@@ -118,11 +118,16 @@ func cmdExpandEnv(ts *testscript.TestScript, neg bool, args []string) {
 // commit $PUSHED (or COMMIT) exists, with status S when -status is given,
 // and prints `deployer runs show ID -o json`. It sets RUN to the run's id.
 //
-//	waitrun [-status S] [COMMIT]
+//	waitrun [-status S] [-trigger KIND] [COMMIT]
 func cmdWaitRun(ts *testscript.TestScript, neg bool, args []string) {
-	status := ""
-	if len(args) >= 2 && args[0] == "-status" {
-		status, args = args[1], args[2:]
+	status, trigger := "", ""
+	for len(args) >= 2 && (args[0] == "-status" || args[0] == "-trigger") {
+		if args[0] == "-status" {
+			status = args[1]
+		} else {
+			trigger = args[1]
+		}
+		args = args[2:]
 	}
 	commit := ts.Getenv("PUSHED")
 	if len(args) == 1 {
@@ -132,17 +137,24 @@ func cmdWaitRun(ts *testscript.TestScript, neg bool, args []string) {
 	waitUntil(ts, "a finished run at "+commit, func() bool {
 		var resp struct {
 			Runs []struct {
-				ID     uint64     `json:"id"`
-				Commit string     `json:"commit"`
-				Status string     `json:"status"`
-				Ended  *time.Time `json:"ended"`
+				ID       uint64     `json:"id"`
+				Commit   string     `json:"commit"`
+				Status   string     `json:"status"`
+				Ended    *time.Time `json:"ended"`
+				Triggers []struct {
+					Kind string `json:"kind"`
+				} `json:"triggers"`
 			} `json:"runs"`
 		}
 		if err := deployerJSON(ts, &resp, "runs", "-o", "json"); err != nil {
 			return false
 		}
 		for _, r := range resp.Runs {
-			if r.Commit == commit && r.Ended != nil && (status == "" || r.Status == status) {
+			hasTrigger := trigger == ""
+			for _, t := range r.Triggers {
+				hasTrigger = hasTrigger || t.Kind == trigger
+			}
+			if (commit == "" || r.Commit == commit) && r.Ended != nil && (status == "" || r.Status == status) && hasTrigger {
 				id = r.ID
 				return true
 			}

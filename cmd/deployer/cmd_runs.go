@@ -52,7 +52,7 @@ func newRunsCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&o.limit, "limit", 20, "how many runs to list")
-	cmd.AddCommand(newRunsShowCmd(g))
+	cmd.AddCommand(newRunsShowCmd(g), newRunsExportCmd(g))
 	return cmd
 }
 

@@ -49,6 +49,7 @@ Exit status: 0 success, 1 error, 2 usage, 3 the work ended with an intervention.
 		newStatusCmd(g),
 		newSyncCmd(g),
 		newRunsCmd(g),
+		newStepCmd(g),
 		newDeployCmd(g),
 		newDeploymentsCmd(g),
 		newInterventionsCmd(g),

@@ -207,19 +207,22 @@ func (r *Repo) writeBackOnce(ctx context.Context, changes []Change, out []Outcom
 }
 
 // commitChanges commits each pending change on top of base, in order. It returns the new tip
-// and the indexes of the changes that made a commit.
+// and the indexes of the changes that made a commit. All the commits' trees come from one
+// treeBatch: each directory on a changed path is decoded once for the whole batch.
 func (r *Repo) commitChanges(base plumbing.Hash, changes []Change, out []Outcome) (plumbing.Hash, []int, error) {
 	parent, err := r.repo.CommitObject(base)
 	if err != nil {
 		return plumbing.ZeroHash, nil, err
 	}
+	batch := newTreeBatch(r.repo.Storer, parent.TreeHash)
+	tip := base
 	var made []int
 	for i, c := range changes {
 		if out[i].Status != OutcomePending {
 			continue
 		}
 		out[i].Upstream = base.String()
-		next, err := r.commitChange(parent, c)
+		next, err := r.commitChange(batch, tip, c)
 		if err != nil {
 			var ce *changeError
 			if !errors.As(err, &ce) {
@@ -228,15 +231,15 @@ func (r *Repo) commitChanges(base plumbing.Hash, changes []Change, out []Outcome
 			out[i].Status, out[i].Err = OutcomeConflict, ce.err
 			continue
 		}
-		if next == nil {
+		if next.IsZero() {
 			out[i].Status = OutcomeDropped
 			continue
 		}
-		out[i].Commit = next.Hash.String()
+		out[i].Commit = next.String()
 		made = append(made, i)
-		parent = next
+		tip = next
 	}
-	return parent.Hash, made, nil
+	return tip, made, nil
 }
 
 // changeError wraps an error returned by Change.Apply.
@@ -244,21 +247,49 @@ type changeError struct{ err error }
 
 func (e *changeError) Error() string { return e.err.Error() }
 
-// commitChange applies c to its file at parent and commits the result; nil when the content
-// is unchanged (the edit is already there).
-func (r *Repo) commitChange(parent *object.Commit, c Change) (*object.Commit, error) {
-	cur, mode, err := r.fileAt(parent, c.Path)
+// commitChange applies c to its file in batch and commits the result on parent; the zero
+// hash when the content is unchanged (the edit is already there).
+func (r *Repo) commitChange(batch *treeBatch, parent plumbing.Hash, c Change) (plumbing.Hash, error) {
+	e, found, err := batch.lookup(c.Path)
 	if err != nil {
-		return nil, err
+		return plumbing.ZeroHash, err
+	}
+	var cur []byte
+	mode := filemode.Regular
+	if found && e.Mode != filemode.Dir && e.Mode != filemode.Submodule {
+		if cur, err = readBlob(r.repo.Storer, e.Hash); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		mode = e.Mode
 	}
 	data, err := c.Apply(cur)
 	if err != nil {
-		return nil, &changeError{err}
+		return plumbing.ZeroHash, &changeError{err}
 	}
-	if cur != nil && bytes.Equal(cur, data) {
-		return nil, nil
+	if (cur != nil && bytes.Equal(cur, data)) || (cur == nil && data == nil) {
+		return plumbing.ZeroHash, nil
 	}
-	return r.commitFiles(parent, map[string][]byte{c.Path: data}, map[string]filemode.FileMode{c.Path: mode}, r.message(c), c.Author)
+	u := treeUpdate{Delete: true}
+	if data != nil {
+		h, err := storeBlob(r.repo.Storer, data)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		u = treeUpdate{Hash: h, Mode: mode}
+	}
+	if err := batch.set(c.Path, u); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	tree, err := batch.write()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	sig := r.signature()
+	author := sig
+	if c.Author != nil {
+		author.Name, author.Email = c.Author.Name, c.Author.Email
+	}
+	return storeCommit(r.repo.Storer, &object.Commit{Author: author, Committer: sig, Message: r.message(c), TreeHash: tree, ParentHashes: []plumbing.Hash{parent}})
 }
 
 // commitFiles commits new contents for paths on top of parent (nil content deletes a path).
@@ -295,23 +326,6 @@ func (r *Repo) commitFiles(parent *object.Commit, files map[string][]byte, modes
 	}
 	c.Hash = h
 	return r.repo.CommitObject(h)
-}
-
-// fileAt returns the content and mode of path at commit c; nil content when it is absent.
-func (r *Repo) fileAt(c *object.Commit, path string) ([]byte, filemode.FileMode, error) {
-	tree, err := c.Tree()
-	if err != nil {
-		return nil, 0, err
-	}
-	e, err := tree.FindEntry(path)
-	if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
-		return nil, filemode.Regular, nil
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	data, err := readBlob(r.repo.Storer, e.Hash)
-	return data, e.Mode, err
 }
 
 // message is the commit message with the change's trailers.

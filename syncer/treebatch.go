@@ -1,0 +1,198 @@
+package syncer
+
+import (
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage"
+)
+
+// treeBatch is a tree being edited in memory across many commits: each directory on an
+// edited path is decoded once, and each write encodes only the directories changed since the
+// last write. WriteBack's commits (one per change, each on the previous) go through one
+// batch, so 200 changes in a 10,000-entry directory decode that directory once, not 400 times.
+type treeBatch struct {
+	st   storage.Storer
+	root plumbing.Hash
+	dirs map[string]*batchDir // by slash path; "" is the root
+}
+
+type batchDir struct {
+	entries []object.TreeEntry // deleted entries have Name ""
+	pos     map[string]int
+	dirty   bool // changed since the last write
+	unsort  bool // entries need sorting before encoding
+}
+
+func newTreeBatch(st storage.Storer, root plumbing.Hash) *treeBatch {
+	return &treeBatch{st: st, root: root, dirs: map[string]*batchDir{}}
+}
+
+// dir returns the directory at p, decoding it on first use; a directory that does not
+// exist (or is a file) is empty.
+func (b *treeBatch) dir(p string) (*batchDir, error) {
+	if d, ok := b.dirs[p]; ok {
+		return d, nil
+	}
+	h := b.root
+	if p != "" {
+		parent, err := b.dir(parentDir(p))
+		if err != nil {
+			return nil, err
+		}
+		h = plumbing.ZeroHash
+		if e, ok := parent.get(path.Base(p)); ok && e.Mode == filemode.Dir {
+			h = e.Hash
+		}
+	}
+	d := &batchDir{pos: map[string]int{}}
+	if !h.IsZero() {
+		t, err := object.GetTree(b.st, h)
+		if err != nil {
+			return nil, err
+		}
+		d.entries = append(make([]object.TreeEntry, 0, len(t.Entries)+1), t.Entries...)
+		for i, e := range d.entries {
+			d.pos[e.Name] = i
+		}
+	}
+	b.dirs[p] = d
+	return d, nil
+}
+
+func parentDir(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+func (d *batchDir) get(name string) (object.TreeEntry, bool) {
+	i, ok := d.pos[name]
+	if !ok {
+		return object.TreeEntry{}, false
+	}
+	return d.entries[i], true
+}
+
+func (d *batchDir) put(e object.TreeEntry) {
+	i, ok := d.pos[e.Name]
+	switch {
+	case !ok:
+		d.pos[e.Name] = len(d.entries)
+		d.entries = append(d.entries, e)
+		d.unsort = true
+	case treeName(d.entries[i]) != treeName(e):
+		d.entries[i] = e
+		d.unsort = true
+	default:
+		d.entries[i] = e
+	}
+	d.dirty = true
+}
+
+func (d *batchDir) remove(name string) {
+	if i, ok := d.pos[name]; ok {
+		d.entries[i].Name = ""
+		delete(d.pos, name)
+		d.unsort, d.dirty = true, true
+	}
+}
+
+// lookup returns the entry at the slash path p.
+func (b *treeBatch) lookup(p string) (object.TreeEntry, bool, error) {
+	d, err := b.dir(parentDir(p))
+	if err != nil {
+		return object.TreeEntry{}, false, err
+	}
+	e, ok := d.get(path.Base(p))
+	return e, ok, nil
+}
+
+// set puts a blob at p (del: removes p), marking the directories above it changed.
+func (b *treeBatch) set(p string, u treeUpdate) error {
+	dp := parentDir(p)
+	d, err := b.dir(dp)
+	if err != nil {
+		return err
+	}
+	if u.Delete {
+		d.remove(path.Base(p))
+	} else {
+		d.put(object.TreeEntry{Name: path.Base(p), Mode: u.Mode, Hash: u.Hash})
+	}
+	for dp != "" { // every ancestor changes too
+		dp = parentDir(dp)
+		a, err := b.dir(dp)
+		if err != nil {
+			return err
+		}
+		a.dirty = true
+	}
+	return nil
+}
+
+// write stores the changed directories, deepest first, and returns the root tree. A
+// directory left empty is dropped from its parent; an empty root is stored as the empty tree.
+func (b *treeBatch) write() (plumbing.Hash, error) {
+	var changed []string
+	for p, d := range b.dirs {
+		if d.dirty {
+			changed = append(changed, p)
+		}
+	}
+	sort.Slice(changed, func(i, j int) bool { return depth(changed[i]) > depth(changed[j]) })
+	for _, p := range changed {
+		h, empty, err := b.dirs[p].store(b.st, p == "")
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if p == "" {
+			b.root = h
+			continue
+		}
+		parent := b.dirs[parentDir(p)] // loaded and dirty: set marked every ancestor
+		if empty {
+			parent.remove(path.Base(p))
+		} else {
+			parent.put(object.TreeEntry{Name: path.Base(p), Mode: filemode.Dir, Hash: h})
+		}
+	}
+	return b.root, nil
+}
+
+func depth(p string) int {
+	if p == "" {
+		return 0
+	}
+	return strings.Count(p, "/") + 1
+}
+
+// store encodes d (compacted and sorted as git sorts) and writes it.
+func (d *batchDir) store(st storage.Storer, keepEmpty bool) (plumbing.Hash, bool, error) {
+	if d.unsort {
+		kept := d.entries[:0]
+		for _, e := range d.entries {
+			if e.Name != "" {
+				kept = append(kept, e)
+			}
+		}
+		sort.Slice(kept, func(i, j int) bool { return treeName(kept[i]) < treeName(kept[j]) })
+		d.entries = kept
+		clear(d.pos)
+		for i, e := range d.entries {
+			d.pos[e.Name] = i
+		}
+		d.unsort = false
+	}
+	d.dirty = false
+	if len(d.entries) == 0 && !keepEmpty {
+		return plumbing.ZeroHash, true, nil
+	}
+	h, err := storeTree(st, d.entries)
+	return h, false, err
+}

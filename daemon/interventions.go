@@ -56,6 +56,9 @@ func (w *worker) raise(iv store.Intervention) store.Intervention {
 	if isNew {
 		ev = w.log.Error()
 	}
+	if isNew {
+		ev = ev.Str("evidence", got.Evidence.Output)
+	}
 	ev.Uint64("intervention", got.ID).Str("kind", got.Kind).Str("instance", got.Instance).Int("count", got.Count).
 		Msg(got.Summary)
 	return got

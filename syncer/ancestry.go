@@ -128,6 +128,7 @@ func (w *painter) run() error {
 }
 
 func (w *painter) result() *sides {
+	w.propagateCommon()
 	s := &sides{bases: w.bases}
 	for _, h := range w.order {
 		switch w.flags[h] & (flagOurs | flagTheirs) {
@@ -138,6 +139,31 @@ func (w *painter) result() *sides {
 		}
 	}
 	return s
+}
+
+// propagateCommon marks every visited ancestor of a common commit as common.
+// The walk stops once only stale commits are queued, which can leave an older
+// commit flagged with one side only when committer dates tie (commits made in
+// the same second): without this it would be reported as that side's own.
+func (w *painter) propagateCommon() {
+	var stack []plumbing.Hash
+	for _, h := range w.order {
+		if w.flags[h]&(flagOurs|flagTheirs) == flagOurs|flagTheirs {
+			stack = append(stack, h)
+		}
+	}
+	for len(stack) > 0 {
+		h := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, p := range w.commits[h].ParentHashes {
+			f, seen := w.flags[p]
+			if !seen || f&(flagOurs|flagTheirs) == flagOurs|flagTheirs {
+				continue
+			}
+			w.flags[p] = f | flagOurs | flagTheirs | flagStale
+			stack = append(stack, p)
+		}
+	}
 }
 
 type queued struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sre-tools/deployer/executor"
+	"github.com/sre-tools/deployer/notify"
 	"github.com/sre-tools/deployer/schedule"
 	"github.com/sre-tools/deployer/store"
 	"github.com/sre-tools/deployer/syncer"
@@ -42,6 +43,8 @@ type Options struct {
 	Repos         []RepoConfig
 	AllowStepDirs []string
 	StepEnv       []string // host environment variables passed to steps
+	Datacenter    string   // for notifications ({dc})
+	Notify        []notify.ChannelConfig
 	Logger        zerolog.Logger
 	Now           func() time.Time
 }
@@ -56,6 +59,7 @@ type Daemon struct {
 	workers map[string]*worker
 	sched   *schedule.Scheduler
 	metrics *metrics
+	notify  *notifier
 	order   []string
 	started time.Time
 }
@@ -95,6 +99,10 @@ func New(opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("mark interrupted runs: %w", err)
 	}
 	d.metrics = newMetrics(d)
+	if d.notify, err = newNotifier(d, opts.Notify); err != nil {
+		st.Close()
+		return nil, err
+	}
 	d.sched = schedule.New(schedule.Options{Logger: opts.Logger, Now: opts.Now, State: scheduleState{st}, Fire: d.fire})
 	for _, id := range ids {
 		d.log.Warn().Uint64("run", uint64(id)).Msg("run was interrupted by a daemon stop or crash; it will be redone")
@@ -123,10 +131,14 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	d.sched.Start()
 	defer func() { <-d.sched.Stop().Done() }()
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		d.maintain(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		d.notify.run(ctx)
 	}()
 	for _, name := range d.order {
 		w := d.workers[name]

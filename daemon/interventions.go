@@ -58,6 +58,7 @@ func (w *worker) raise(iv store.Intervention) store.Intervention {
 	}
 	if isNew {
 		ev = ev.Str("evidence", got.Evidence.Output)
+		w.d.notify.kick()
 	}
 	ev.Uint64("intervention", got.ID).Str("kind", got.Kind).Str("instance", got.Instance).Int("count", got.Count).
 		Msg(got.Summary)
@@ -72,6 +73,7 @@ func (w *worker) clear(kind Kind, instance, how string) {
 		return
 	}
 	if ok {
+		w.d.notify.kick()
 		w.log.Info().Uint64("intervention", iv.ID).Str("kind", iv.Kind).Str("instance", instance).Msg("intervention resolved automatically: " + how)
 	}
 }

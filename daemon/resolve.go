@@ -181,5 +181,6 @@ func (d *Daemon) Resolve(ctx context.Context, id uint64, req api.ResolveRequest)
 			return api.Intervention{}, fmt.Errorf("resolve intervention %d: %w", id, err)
 		}
 	}
+	d.notify.kick()
 	return apiIntervention(res), nil
 }

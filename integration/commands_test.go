@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -269,6 +270,20 @@ func cmdWaitIntervention(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		}
 		return false
+	})
+}
+
+// cmdWaitFileMatch waits until a file has a line matching a regexp.
+//
+//	waitfilematch FILE REGEXP
+func cmdWaitFileMatch(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: waitfilematch FILE REGEXP")
+	}
+	re := regexp.MustCompile(args[1])
+	waitUntil(ts, args[0]+" to match "+args[1], func() bool {
+		b, err := os.ReadFile(ts.MkAbs(args[0]))
+		return err == nil && re.Match(b)
 	})
 }
 

@@ -74,6 +74,8 @@ func TestScenarios(t *testing.T) {
 					"expandenv":        cmdExpandEnv,
 					"waitrun":          cmdWaitRun,
 					"waitfile":         cmdWaitFile,
+					"waitfilematch":    cmdWaitFileMatch,
+					"notifyserver":     cmdNotifyServer,
 					"waitdeployment":   cmdWaitDeployment,
 					"webhook":          cmdWebhook,
 					"waitschedulerun":  cmdWaitScheduleRun,

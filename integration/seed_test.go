@@ -5,13 +5,16 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -75,9 +78,9 @@ func cmdSeedRepo(ts *testscript.TestScript, neg bool, args []string) {
 // -poll sets the poll interval (default 200ms), -webhook a webhook secret
 // file, -http and -token a TCP listener with a bearer token file.
 //
-//	writeconfig [-poll D] [-webhook FILE] [-http ADDR -token FILE] NAME
+//	writeconfig [-poll D] [-webhook FILE] [-http ADDR -token FILE] [-notify SECRETFILE] NAME
 func cmdWriteConfig(ts *testscript.TestScript, neg bool, args []string) {
-	poll, listen := "200ms", ""
+	poll, listen, notifyCfg := "200ms", "", ""
 	for len(args) > 1 && strings.HasPrefix(args[0], "-") {
 		switch args[0] {
 		case "-poll":
@@ -88,6 +91,8 @@ func cmdWriteConfig(ts *testscript.TestScript, neg bool, args []string) {
 			listen += "\n  http: " + args[1]
 		case "-token":
 			listen += "\n  token_file: " + ts.MkAbs(args[1])
+		case "-notify":
+			notifyCfg = fmt.Sprintf("notify:\n  - {kind: webhook, url: %q, secret_file: %q}\n", ts.Getenv("NOTIFY_URL"), ts.MkAbs(args[1]))
 		default:
 			ts.Fatalf("writeconfig: unknown flag %s", args[0])
 		}
@@ -109,7 +114,7 @@ repos:
     poll: %s
     webhook_names: [sre/%s]
     author: {name: it-deployer, email: deployer@it-dep01}
-`, ts.MkAbs("state"), ts.Getenv("DEPLOYER_SOCKET"), listen, args[0], ts.Getenv("REMOTE_URL"), poll, args[0])
+%s`, ts.MkAbs("state"), ts.Getenv("DEPLOYER_SOCKET"), listen, args[0], ts.Getenv("REMOTE_URL"), poll, args[0], notifyCfg)
 	ts.Check(os.WriteFile(ts.MkAbs("deployer.yaml"), []byte(cfg), 0o644))
 	ts.Setenv("DEPLOYER_CONFIG", ts.MkAbs("deployer.yaml"))
 }
@@ -145,4 +150,41 @@ func cmdWebhook(ts *testscript.TestScript, neg bool, args []string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	fmt.Fprintf(ts.Stdout(), "%d %s\n", resp.StatusCode, b)
+}
+
+// cmdNotifyServer starts a webhook receiver on 127.0.0.1 that appends one
+// line per delivery to $WORK/notifications: the delivery id, the event, the
+// intervention kind and whether the signature (made with SECRETFILE)
+// verified. It sets NOTIFY_URL.
+//
+//	notifyserver SECRETFILE
+func cmdNotifyServer(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: notifyserver SECRETFILE")
+	}
+	secret := strings.TrimSpace(ts.ReadFile(args[0]))
+	log := ts.MkAbs("notifications")
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write(body)
+		ok := r.Header.Get("X-Deployer-Signature") == "sha256="+hex.EncodeToString(mac.Sum(nil))
+		var ev struct {
+			Event        string `json:"event"`
+			Intervention struct {
+				Kind string `json:"kind"`
+			} `json:"intervention"`
+		}
+		_ = json.Unmarshal(body, &ev)
+		mu.Lock()
+		defer mu.Unlock()
+		f, err := os.OpenFile(log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err == nil {
+			fmt.Fprintf(f, "%s %s %s signed=%v\n", r.Header.Get("X-Deployer-Delivery"), ev.Event, ev.Intervention.Kind, ok)
+			f.Close()
+		}
+	}))
+	ts.Defer(srv.Close)
+	ts.Setenv("NOTIFY_URL", srv.URL+"/hook")
 }

@@ -331,3 +331,15 @@ func resolvedInterventions(tx *bolt.Tx, f InterventionFilter, out *[]Interventio
 	}
 	return nil
 }
+
+// SetEvidenceExtra records one kind-specific fact on an intervention (for
+// example the Jira issue key a notifier created for it).
+func (s *Store) SetEvidenceExtra(id uint64, key, value string) (Intervention, error) {
+	return s.modify("annotate", id, func(iv *Intervention) error {
+		if iv.Evidence.Extra == nil {
+			iv.Evidence.Extra = map[string]string{}
+		}
+		iv.Evidence.Extra[key] = value
+		return nil
+	})
+}

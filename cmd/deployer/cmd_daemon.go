@@ -22,6 +22,7 @@ import (
 
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/daemon"
+	"github.com/sre-tools/deployer/notify"
 	"github.com/sre-tools/deployer/syncer"
 	"github.com/sre-tools/deployer/webhook"
 )
@@ -193,6 +194,12 @@ func watchHUP(ctx context.Context, path string, log zerolog.Logger) {
 
 func daemonOpts(cfg *Config, log zerolog.Logger) (daemon.Options, error) {
 	opts := daemon.Options{Host: cfg.Host, StateDir: cfg.StateDir, AllowStepDirs: cfg.AllowStepDirs, StepEnv: cfg.StepEnv, Logger: log}
+	opts.Datacenter = cfg.Datacenter
+	channels, err := notifyChannels(cfg)
+	if err != nil {
+		return opts, err
+	}
+	opts.Notify = channels
 	if len(opts.StepEnv) == 0 {
 		opts.StepEnv = []string{"PATH", "HOME", "LANG", "TZ"}
 	}
@@ -208,6 +215,42 @@ func daemonOpts(cfg *Config, log zerolog.Logger) (daemon.Options, error) {
 		})
 	}
 	return opts, nil
+}
+
+// notifyChannels turns the notify: entries into channels, reading their
+// secrets from files; two channels of one kind are named kind-2, kind-3...
+func notifyChannels(cfg *Config) ([]notify.ChannelConfig, error) {
+	var out []notify.ChannelConfig
+	seen := map[string]int{}
+	for i, n := range cfg.Notify {
+		c := notify.ChannelConfig{Name: n.Name, Kind: notify.ChannelKind(n.Kind), URL: n.URL, Reminder: time.Duration(n.Reminder),
+			Project: n.Project, IssueType: n.IssueType, Fields: n.Fields}
+		if c.Name == "" {
+			seen[n.Kind]++
+			c.Name = n.Kind
+			if seen[n.Kind] > 1 {
+				c.Name = fmt.Sprintf("%s-%d", n.Kind, seen[n.Kind])
+			}
+		}
+		var err error
+		if n.URLFile != "" {
+			if c.URL, err = readSecretFile(n.URLFile); err != nil {
+				return nil, fmt.Errorf("notify[%d] (%s): %w", i, n.Kind, err)
+			}
+		}
+		if n.SecretFile != "" {
+			if c.Secret, err = readSecretFile(n.SecretFile); err != nil {
+				return nil, fmt.Errorf("notify[%d] (%s): %w", i, n.Kind, err)
+			}
+		}
+		if n.TokenFile != "" {
+			if c.Token, err = readSecretFile(n.TokenFile); err != nil {
+				return nil, fmt.Errorf("notify[%d] (%s): %w", i, n.Kind, err)
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // repoAuth builds the transport credentials of a repo from its files.

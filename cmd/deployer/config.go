@@ -19,6 +19,7 @@ const defaultConfigPath = "/etc/deployer/deployer.yaml"
 // Config is the host config file (/etc/deployer/deployer.yaml), decoded strictly.
 type Config struct {
 	Host          string         `yaml:"host"`
+	Datacenter    string         `yaml:"datacenter"`
 	StateDir      string         `yaml:"state_dir"`
 	Listen        ListenConfig   `yaml:"listen"`
 	Log           LogConfig      `yaml:"log"`
@@ -76,6 +77,7 @@ type AuthorConfig struct {
 
 // NotifyConfig is one notification channel.
 type NotifyConfig struct {
+	Name       string            `yaml:"name"`
 	Kind       string            `yaml:"kind"`
 	URL        string            `yaml:"url"`
 	URLFile    string            `yaml:"url_file"`

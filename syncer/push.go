@@ -9,12 +9,8 @@ import (
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
-	"github.com/go-git/go-git/v5/plumbing/revlist"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 )
@@ -96,99 +92,6 @@ func advertisedTip(ar *packp.AdvRefs, name plumbing.ReferenceName) (plumbing.Has
 		return plumbing.ZeroHash, err
 	}
 	return ref.Hash(), nil
-}
-
-// buildPack encodes the objects that old..new adds, without delta search (window 0: on
-// instance files the search costs far more than it saves on the wire).
-func (r *Repo) buildPack(old, new plumbing.Hash, refDeltas bool) (*bytes.Buffer, error) {
-	hashes, err := r.newObjects(old, new)
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	enc := packfile.NewEncoder(&buf, r.repo.Storer, refDeltas)
-	if _, err := enc.Encode(hashes, 0); err != nil {
-		return nil, err
-	}
-	return &buf, nil
-}
-
-// newObjects lists the commits in old..new and, for each, the trees and blobs that differ
-// from its first parent. With old zero (an empty remote) it lists everything reachable.
-func (r *Repo) newObjects(old, new plumbing.Hash) ([]plumbing.Hash, error) {
-	if old.IsZero() {
-		return revlist.Objects(r.repo.Storer, []plumbing.Hash{new}, nil)
-	}
-	s, err := r.compare(new, old)
-	if err != nil {
-		return nil, err
-	}
-	seen := map[plumbing.Hash]bool{}
-	var out []plumbing.Hash
-	add := func(h plumbing.Hash) {
-		if !seen[h] {
-			seen[h] = true
-			out = append(out, h)
-		}
-	}
-	for _, c := range s.ours {
-		add(c.Hash)
-		var parentTree plumbing.Hash
-		if len(c.ParentHashes) > 0 {
-			p, err := r.repo.CommitObject(c.ParentHashes[0])
-			if err != nil {
-				return nil, err
-			}
-			parentTree = p.TreeHash
-		}
-		if err := r.treeDelta(parentTree, c.TreeHash, add); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// treeDelta adds tree newT and every tree and blob under it that oldT does not have at the
-// same path; subtrees with equal hashes are skipped without reading them.
-func (r *Repo) treeDelta(oldT, newT plumbing.Hash, add func(plumbing.Hash)) error {
-	if oldT == newT {
-		return nil
-	}
-	add(newT)
-	nt, err := object.GetTree(r.repo.Storer, newT)
-	if err != nil {
-		return err
-	}
-	olds := map[string]object.TreeEntry{}
-	if !oldT.IsZero() {
-		ot, err := object.GetTree(r.repo.Storer, oldT)
-		if err != nil {
-			return err
-		}
-		for _, e := range ot.Entries {
-			olds[e.Name] = e
-		}
-	}
-	for _, e := range nt.Entries {
-		o, had := olds[e.Name]
-		if had && o.Hash == e.Hash {
-			continue
-		}
-		switch e.Mode {
-		case filemode.Dir:
-			var sub plumbing.Hash
-			if had && o.Mode == filemode.Dir {
-				sub = o.Hash
-			}
-			if err := r.treeDelta(sub, e.Hash, add); err != nil {
-				return err
-			}
-		case filemode.Submodule:
-		default:
-			add(e.Hash)
-		}
-	}
-	return nil
 }
 
 // pushOutcome maps the result of a receive-pack exchange to nil or a typed *Error. This and

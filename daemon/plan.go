@@ -180,7 +180,43 @@ func (w *worker) planInstance(m *manifest.Manifest, file string, steps []manifes
 		out.Status, out.Reason = "skipped", fmt.Sprintf("open intervention #%d (%s)", iv.ID, iv.Kind)
 		return out, executor.Job{}, false
 	}
-	return out, executor.Job{Instance: in, Steps: steps}, true
+	return out, executor.Job{Instance: in, Steps: steps, Outputs: w.lastOutputs(out.Name, steps)}, true
+}
+
+// lastOutputs are the outputs the instance's steps recorded in its last
+// run, for steps that depend on a step this run does not include (a
+// schedule that only redeploys gets what the last configure produced).
+func (w *worker) lastOutputs(instance string, steps []manifest.Step) map[string]string {
+	planned := map[manifest.StepName]bool{}
+	for _, s := range steps {
+		planned[s.Name] = true
+	}
+	missing := false
+	for _, s := range steps {
+		for _, dep := range s.After {
+			missing = missing || !planned[dep]
+		}
+	}
+	if !missing {
+		return nil
+	}
+	st, err := w.instanceState(instance)
+	if err != nil || st.LastRun == 0 {
+		return nil
+	}
+	recs, err := w.d.store.Steps(st.LastRun)
+	if err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, r := range recs {
+		if r.Instance == instance && r.Status == string(executor.StatusSucceeded) {
+			for k, v := range r.Outputs {
+				out[k] = v
+			}
+		}
+	}
+	return out
 }
 
 // addForced adds the files of instances an operator asked to retry.

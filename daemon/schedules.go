@@ -48,7 +48,7 @@ func (d *Daemon) fire(f schedule.Fire) {
 	if err != nil {
 		return
 	}
-	detail := fmt.Sprintf("%s (%s) at %s", f.Schedule.Name, f.Schedule.Cron, f.At.Format(time.RFC3339))
+	detail := fmt.Sprintf("%s (%s), due %s", f.Schedule.Name, f.Schedule.Cron, f.At.Format(time.RFC3339))
 	if f.Missed {
 		detail = fmt.Sprintf("%s: catch-up of %d missed time(s), the last at %s", f.Schedule.Name, f.Count, f.At.Format(time.RFC3339))
 	}

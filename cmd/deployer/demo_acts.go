@@ -269,6 +269,133 @@ func (dm *demo) actDirty(ctx context.Context) error {
 	return nil
 }
 
+// actScheduleAndDeployment: a scheduled redeploy of the gold instances, then
+// a small deployment with a failing instance, fixed and retried.
+func (dm *demo) actScheduleAndDeployment(ctx context.Context) error {
+	dm.act(5, "a scheduled redeploy, and a small deployment with a failing instance, retried")
+	if err := dm.operator.pull(ctx); err != nil {
+		return err
+	}
+	if err := dm.operator.replace("deployer.xml", `  <on-change`, `  <schedule name="gold-redeploy" cron="@every 2s" steps="instance-redeploy"
+            select="instances/*.xml" where="/instance[@tier='gold']"/>
+  <on-change`); err != nil {
+		return err
+	}
+	if _, err := dm.operator.commitAndPush(ctx, "schedule: redeploy gold instances"); err != nil {
+		return err
+	}
+	dm.say("alice added a schedule to deployer.xml: redeploy the gold instances every 2s (a demo's \"nightly\").")
+	var sched api.Run
+	err := dm.waitFor(ctx, "a scheduled run", 30*time.Second, func(ctx context.Context) (bool, error) {
+		runs, err := dm.client.Runs(ctx, dm.repo, 5)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range runs {
+			if len(r.Triggers) > 0 && r.Triggers[0].Kind == "schedule" && r.Ended != nil {
+				sched, err = dm.client.Run(ctx, r.ID)
+				return err == nil, err
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return err
+	}
+	printRun(dm.out, sched, false)
+	if len(sched.Instances) != 2 {
+		return fmt.Errorf("act 5: want the 2 gold instances scheduled, got %d", len(sched.Instances))
+	}
+	if err := dm.operator.pull(ctx); err != nil {
+		return err
+	}
+	if err := dm.operator.replace("deployer.xml", `cron="@every 2s"`, `cron="0 3 * * 1-5" tz="Europe/Berlin"`); err != nil {
+		return err
+	}
+	if err := dm.operator.replace("freeze.list", "them\n", "them\nacme\n"); err != nil {
+		return err
+	}
+	if _, err := dm.operator.commitAndPush(ctx, "schedule: nightly at 03:00 Berlin; acme frozen by its owner"); err != nil {
+		return err
+	}
+	dm.say("\nThen the schedule became nightly (03:00 Europe/Berlin, weekdays), and acme's owner froze it.")
+	dm.say("An operator rolls a maintenance window out to every instance, one at a time, stopping at the first failure:")
+	dm.say("deployer deploy %s --select 'instances/*.xml' --set '/instance@maintenance=sun-02:00' --bucket 1 --max-failures 1 --wait", dm.repo)
+	if err := dm.waitIdle(ctx); err != nil {
+		return err
+	}
+	d, err := dm.client.Deploy(ctx, dm.repo, api.DeployRequest{Select: "instances/*.xml", Set: []string{"/instance@maintenance=sun-02:00"},
+		Bucket: 1, MaxFailures: 1, Reason: "maintenance window", Who: "alice"})
+	if err != nil {
+		return err
+	}
+	if d, err = dm.waitDeployment(ctx, d.ID); err != nil {
+		return err
+	}
+	printDeployment(dm.out, &globalOptions{output: "table"}, d, "")
+	if d.State != "failed" || d.Counts["failed"] != 1 || d.Counts["not-started"] != 2 {
+		return fmt.Errorf("act 5: want acme failed and the other 2 not started, got %s %v", d.State, d.Counts)
+	}
+	ivs, err := dm.client.Interventions(ctx, false)
+	if err != nil || len(ivs) != 1 {
+		return fmt.Errorf("act 5: want the step-failed intervention for acme, got %d (%v)", len(ivs), err)
+	}
+	if err := dm.operator.pull(ctx); err != nil {
+		return err
+	}
+	if err := dm.operator.replace("freeze.list", "them\nacme\n", "them\n"); err != nil {
+		return err
+	}
+	if _, err := dm.operator.commitAndPush(ctx, "acme: unfreeze"); err != nil {
+		return err
+	}
+	dm.say("\nacme's owner unfroze it; on-call resolves intervention %d and retries the deployment:", ivs[0].ID)
+	dm.say("deployer interventions resolve %d && deployer deployments retry %s", ivs[0].ID, d.ID)
+	if err := dm.waitIdle(ctx); err != nil {
+		return err
+	}
+	if _, err := dm.client.Resolve(ctx, ivs[0].ID, api.ResolveRequest{Who: "oncall", Note: "acme unfrozen"}); err != nil {
+		return err
+	}
+	if _, err := dm.client.DeploymentAction(ctx, d.ID, "retry"); err != nil {
+		return err
+	}
+	if d, err = dm.waitDeployment(ctx, d.ID); err != nil {
+		return err
+	}
+	printDeployment(dm.out, &globalOptions{output: "table"}, d, "")
+	if d.State != "succeeded" {
+		return fmt.Errorf("act 5: want the retried deployment to succeed, got %s %v", d.State, d.Counts)
+	}
+	return nil
+}
+
+func (dm *demo) waitDeployment(ctx context.Context, id string) (api.Deployment, error) {
+	var d api.Deployment
+	err := dm.waitFor(ctx, "deployment "+id, 45*time.Second, func(ctx context.Context) (bool, error) {
+		var err error
+		d, err = dm.client.Deployment(ctx, id)
+		return err == nil && d.Finished != nil, err
+	})
+	return d, err
+}
+
+// waitIdle waits until the daemon has caught up with the remote and no run is in flight.
+func (dm *demo) waitIdle(ctx context.Context) error {
+	return dm.waitFor(ctx, "the daemon to catch up", 30*time.Second, func(ctx context.Context) (bool, error) {
+		head, err := dm.operator.repo.Head()
+		if err != nil {
+			return false, err
+		}
+		st, err := dm.client.Status(ctx)
+		if err != nil {
+			return false, err
+		}
+		r := st.Repos[0]
+		return r.Running == nil && r.Upstream == head.Hash().String() && r.Deployed != "" && r.LastRun != nil && r.LastRun.Status != "running", nil
+	})
+}
+
 // actFinal: the final status.
 func (dm *demo) actFinal(ctx context.Context) error {
 	dm.act(6, "the final status")

@@ -60,6 +60,10 @@ version=$(tr '\n' ' ' < "$f" | sed -n 's/.*<app name="web" *version="\([^"]*\)".
 digest=$(printf '%s' "web:$version" | sha256sum | cut -c1-12)
 image="registry.example/web:$version@sha256:$digest"
 echo "configuring $DEPLOYER_INSTANCE: web $version is $image"
+if grep -qx "$DEPLOYER_INSTANCE" freeze.list; then
+  echo "$DEPLOYER_INSTANCE is frozen by its owner; refusing to configure" >&2
+  exit 4
+fi
 if [ -n "${DEMO_MARKS:-}" ] && [ -e "$DEMO_MARKS/hold-$DEPLOYER_INSTANCE" ]; then
   touch "$DEMO_MARKS/held-$DEPLOYER_INSTANCE"
   i=0
@@ -69,6 +73,7 @@ fi
 sed -i "s|image=\"[^\"]*\"|image=\"$image\"|" "$f"
 echo "image=$image" >> "$DEPLOYER_OUTPUT"
 `,
+	"freeze.list": "# instances their owners froze: instance-configure refuses them\n",
 	"scripts/redeploy.sh": `#!/bin/sh
 # instance-redeploy: would roll the instance; here it only says so.
 set -eu

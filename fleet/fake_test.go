@@ -1,0 +1,129 @@
+package fleet_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/fleet"
+)
+
+// fakeHost scripts one host's daemon: how its deployment ends, after how
+// many polls, and which API calls fail.
+type fakeHost struct {
+	outcome   string           // final deployment state: succeeded (default), failed, blocked, cancelled
+	polls     int              // Deployment calls that still answer running
+	deployErr error            // Deploy fails with it
+	pollErr   error            // every Deployment call fails with it
+	listErr   error            // Deployments fails with it
+	list      []api.Deployment // Deployments answers these after the ones Deploy made
+}
+
+// fakeFleet implements fleet.Daemon for every host by name and records
+// what the fleet asked.
+type fakeFleet struct {
+	mu       sync.Mutex
+	hosts    map[string]*fakeHost
+	deployed []string // host names in Deploy order
+	requests map[string]api.DeployRequest
+	repos    map[string]string
+	made     map[string][]api.Deployment
+	polled   map[string]int
+}
+
+func newFakeFleet(hosts map[string]*fakeHost) *fakeFleet {
+	return &fakeFleet{hosts: hosts, requests: map[string]api.DeployRequest{}, repos: map[string]string{},
+		made: map[string][]api.Deployment{}, polled: map[string]int{}}
+}
+
+func (f *fakeFleet) dial(h fleet.Host) (fleet.Daemon, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.hosts[h.Name]; !ok {
+		f.hosts[h.Name] = &fakeHost{}
+	}
+	return &fakeDaemon{f: f, name: h.Name}, nil
+}
+
+type fakeDaemon struct {
+	f    *fakeFleet
+	name string
+}
+
+var _ fleet.Daemon = (*fakeDaemon)(nil)
+
+func (d *fakeDaemon) Deploy(ctx context.Context, repo string, req api.DeployRequest) (api.Deployment, error) {
+	f := d.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h := f.hosts[d.name]
+	f.deployed = append(f.deployed, d.name)
+	f.requests[d.name], f.repos[d.name] = req, repo
+	if h.deployErr != nil {
+		return api.Deployment{}, h.deployErr
+	}
+	dep := api.Deployment{ID: fmt.Sprintf("d-%s-%d", d.name, len(f.made[d.name])+1), Repo: repo, State: "queued", Request: req,
+		Counts: map[string]int{"pending": 2}, Instances: []api.DeploymentInstance{{Name: "alpha", Status: "pending"}, {Name: "beta", Status: "pending"}}}
+	f.made[d.name] = append([]api.Deployment{dep}, f.made[d.name]...)
+	return dep, nil
+}
+
+func (d *fakeDaemon) Deployment(ctx context.Context, id string) (api.Deployment, error) {
+	f := d.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h := f.hosts[d.name]
+	if h.pollErr != nil {
+		return api.Deployment{}, h.pollErr
+	}
+	f.polled[d.name]++
+	for i, dep := range f.made[d.name] {
+		if dep.ID != id {
+			continue
+		}
+		if f.polled[d.name] > h.polls {
+			dep = finish(dep, h.outcome)
+			f.made[d.name][i] = dep
+		} else {
+			dep.State = "running"
+		}
+		return dep, nil
+	}
+	return api.Deployment{}, api.Errorf(api.KindNotFound, "deployment %s not found", id)
+}
+
+func (d *fakeDaemon) Deployments(ctx context.Context) ([]api.Deployment, error) {
+	f := d.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h := f.hosts[d.name]
+	if h.listErr != nil {
+		return nil, h.listErr
+	}
+	return append(append([]api.Deployment(nil), f.made[d.name]...), h.list...), nil
+}
+
+// finish ends a deployment as outcome says: alpha always succeeds, beta
+// takes the outcome; a blocked deployment is not Finished, as on a daemon.
+func finish(d api.Deployment, outcome string) api.Deployment {
+	if outcome == "" {
+		outcome = "succeeded"
+	}
+	beta := "succeeded"
+	if outcome != "succeeded" {
+		beta = "failed"
+	}
+	d.State = outcome
+	d.Instances = []api.DeploymentInstance{{Name: "alpha", Status: "succeeded"}, {Name: "beta", Status: beta}}
+	d.Counts = map[string]int{}
+	for _, in := range d.Instances {
+		d.Counts[in.Status]++
+	}
+	if outcome != "blocked" {
+		t := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+		d.Finished = &t
+	}
+	return d
+}

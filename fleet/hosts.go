@@ -1,0 +1,286 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Host is one deployer host of the fleet.
+type Host struct {
+	Name       string `json:"name"`
+	Datacenter string `json:"datacenter"`
+	URL        string `json:"url"`                  // http(s)://host:port or unix:///path/to/socket
+	TokenFile  string `json:"token_file,omitempty"` // bearer token for http(s) URLs
+}
+
+// HostsError lists every problem of a host list as source:line: message.
+// It matches ErrInvalidHosts with errors.Is.
+type HostsError struct {
+	Problems []string
+}
+
+func (e *HostsError) Error() string {
+	return "invalid host list:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+// Is makes errors.Is(err, ErrInvalidHosts) true.
+func (e *HostsError) Is(target error) bool { return target == ErrInvalidHosts }
+
+// maxInventory bounds the answer of an inventory URL.
+const maxInventory = 4 << 20
+
+// hostKeys are the keys a host entry may have, in the order of the docs.
+var hostKeys = []string{"name", "datacenter", "url", "token_file"}
+
+// Load reads the host list from source: an http:// or https:// inventory
+// URL answering the list as JSON, or a YAML or JSON file. A relative
+// token_file in a file is relative to the file's directory.
+func Load(ctx context.Context, source string) ([]Host, error) {
+	if strings.HasPrefix(source, "http://") || strings.HasPrefix(source, "https://") {
+		data, err := fetchInventory(ctx, source)
+		if err != nil {
+			return nil, err
+		}
+		return ParseHosts(source, data)
+	}
+	data, err := os.ReadFile(source)
+	if err != nil {
+		return nil, fmt.Errorf("read host list: %w", err)
+	}
+	hosts, err := ParseHosts(source, data)
+	if err != nil {
+		return nil, err
+	}
+	for i, h := range hosts {
+		if h.TokenFile != "" && !filepath.IsAbs(h.TokenFile) {
+			hosts[i].TokenFile = filepath.Join(filepath.Dir(source), h.TokenFile)
+		}
+	}
+	return hosts, nil
+}
+
+func fetchInventory(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInventory, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: get %s: %v", ErrInventory, u, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxInventory+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: read %s: %v", ErrInventory, u, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("%w: %s answered %s: %.200s", ErrInventory, u, resp.Status, strings.TrimSpace(string(data)))
+	}
+	if len(data) > maxInventory {
+		return nil, fmt.Errorf("%w: %s answered more than %d bytes", ErrInventory, u, maxInventory)
+	}
+	return data, nil
+}
+
+// ParseHosts decodes a host list, YAML or JSON, named source in messages:
+//
+//	hosts:
+//	  - {name: fra1-prod-dep01, datacenter: fra1, url: "https://fra1-prod-dep01:8443", token_file: fra1.token}
+//	  - {name: ams1-prod-dep01, datacenter: ams1, url: "unix:///run/deployer/deployer.sock"}
+//
+// Unknown keys, missing fields, duplicate names and bad URLs are errors,
+// every one of them reported with its line in a *HostsError.
+func ParseHosts(source string, data []byte) ([]Host, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &HostsError{Problems: []string{syntaxProblem(source, err)}}
+	}
+	p := &hostParser{source: source}
+	hosts := p.document(&root)
+	p.validate(hosts)
+	if len(p.problems) > 0 {
+		return nil, &HostsError{Problems: p.problems}
+	}
+	out := make([]Host, len(hosts))
+	for i, h := range hosts {
+		out[i] = h.Host
+	}
+	return out, nil
+}
+
+// yamlLine matches the one place yaml.v3 names a line in a syntax error;
+// it has no typed syntax error.
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxProblem turns yaml's "yaml: line N: msg" into "source:N: msg".
+func syntaxProblem(source string, err error) string {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Sprintf("%s:%s: %s", source, m[1], m[2])
+	}
+	return fmt.Sprintf("%s: %v", source, err)
+}
+
+// lineHost is a host and the line it starts on.
+type lineHost struct {
+	Host
+	line int
+}
+
+type hostParser struct {
+	source   string
+	problems []string
+}
+
+func (p *hostParser) bad(line int, format string, args ...any) {
+	p.problems = append(p.problems, fmt.Sprintf("%s:%d: %s", p.source, line, fmt.Sprintf(format, args...)))
+}
+
+func (p *hostParser) document(root *yaml.Node) []lineHost {
+	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 {
+		p.bad(1, "empty host list: want hosts: [{name, datacenter, url, token_file}, ...]")
+		return nil
+	}
+	top := root.Content[0]
+	if top.Kind != yaml.MappingNode {
+		p.bad(top.Line, "want a mapping with one key, hosts:")
+		return nil
+	}
+	var list *yaml.Node
+	for key, val := range p.pairs(top) {
+		if key.Value != "hosts" {
+			p.bad(key.Line, "unknown key %q (want hosts)", key.Value)
+			continue
+		}
+		list = val
+	}
+	if list == nil {
+		p.bad(top.Line, "no hosts: key")
+		return nil
+	}
+	if list.Kind != yaml.SequenceNode {
+		p.bad(list.Line, "hosts: want a list of hosts")
+		return nil
+	}
+	hosts := make([]lineHost, 0, len(list.Content))
+	for _, n := range list.Content {
+		if h, ok := p.host(n); ok {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+// pairs yields a mapping's key and value nodes, reporting repeated keys.
+func (p *hostParser) pairs(m *yaml.Node) func(yield func(k, v *yaml.Node) bool) {
+	return func(yield func(k, v *yaml.Node) bool) {
+		seen := map[string]int{}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			k, v := m.Content[i], m.Content[i+1]
+			if first, dup := seen[k.Value]; dup {
+				p.bad(k.Line, "key %q given twice (first at line %d)", k.Value, first)
+				continue
+			}
+			seen[k.Value] = k.Line
+			if !yield(k, v) {
+				return
+			}
+		}
+	}
+}
+
+func (p *hostParser) host(n *yaml.Node) (lineHost, bool) {
+	h := lineHost{line: n.Line}
+	if n.Kind != yaml.MappingNode {
+		p.bad(n.Line, "a host is a mapping of %s", strings.Join(hostKeys, ", "))
+		return h, false
+	}
+	ok := true
+	for key, val := range p.pairs(n) {
+		field := h.field(key.Value)
+		if field == nil {
+			p.bad(key.Line, "unknown key %q in a host (want %s)", key.Value, strings.Join(hostKeys, ", "))
+			ok = false
+			continue
+		}
+		if val.Kind != yaml.ScalarNode {
+			p.bad(val.Line, "%s: want a string", key.Value)
+			ok = false
+			continue
+		}
+		*field = strings.TrimSpace(val.Value)
+	}
+	return h, ok
+}
+
+func (h *lineHost) field(key string) *string {
+	switch key {
+	case "name":
+		return &h.Name
+	case "datacenter":
+		return &h.Datacenter
+	case "url":
+		return &h.URL
+	case "token_file":
+		return &h.TokenFile
+	}
+	return nil
+}
+
+func (p *hostParser) validate(hosts []lineHost) {
+	if len(hosts) == 0 && len(p.problems) == 0 {
+		p.bad(1, "no hosts listed")
+	}
+	first := map[string]int{}
+	for _, h := range hosts {
+		if h.Name == "" {
+			p.bad(h.line, "host without a name")
+		} else if line, dup := first[h.Name]; dup {
+			p.bad(h.line, "host %q is listed twice (first at line %d)", h.Name, line)
+		} else {
+			first[h.Name] = h.line
+		}
+		if h.Datacenter == "" {
+			p.bad(h.line, "host %q has no datacenter", h.Name)
+		}
+		if msg := checkURL(h.Host); msg != "" {
+			p.bad(h.line, "host %q: %s", h.Name, msg)
+		}
+	}
+}
+
+// checkURL says what is wrong with a host's URL, "" when nothing is.
+func checkURL(h Host) string {
+	if h.URL == "" {
+		return "no url (want https://HOST:PORT or unix:///path/to/socket)"
+	}
+	u, err := url.Parse(h.URL)
+	if err != nil {
+		return fmt.Sprintf("url %q: %v", h.URL, err)
+	}
+	switch u.Scheme {
+	case "http", "https":
+		if u.Host == "" {
+			return fmt.Sprintf("url %q has no host", h.URL)
+		}
+		if h.TokenFile == "" {
+			return fmt.Sprintf("url %q needs token_file: a daemon's TCP API wants a bearer token", h.URL)
+		}
+	case "unix":
+		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+			return fmt.Sprintf("url %q: want unix:///absolute/path/to/socket (three slashes)", h.URL)
+		}
+	default:
+		return fmt.Sprintf("url %q: want http://, https:// or unix:///path/to/socket", h.URL)
+	}
+	return ""
+}

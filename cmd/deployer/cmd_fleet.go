@@ -1,0 +1,327 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sre-tools/deployer/fleet"
+)
+
+func newFleetCmd(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "fleet",
+		Short: "One deployment across many hosts, in waves across datacenters",
+		Long: `A fleet deployment starts the same deployment on every host of a host list,
+through each host daemon's API: a canary wave first, then the other hosts in
+buckets interleaved across datacenters, within a budget of failed hosts. Each
+daemon keeps its own record, labelled with the fleet id, so
+'deployer fleet status ID' works from any machine with the host list.
+
+The host list (--fleet) is a YAML or JSON file, or an http(s) inventory URL
+answering the same JSON:
+
+  hosts:
+    - {name: fra1-prod-dep01, datacenter: fra1, url: "https://fra1-prod-dep01:8443", token_file: /etc/deployer/fra1.token}
+    - {name: ams1-prod-dep01, datacenter: ams1, url: "unix:///run/deployer/deployer.sock"}`,
+	}
+	cmd.AddCommand(newFleetDeployCmd(g), newFleetStatusCmd(g))
+	return cmd
+}
+
+// fleetIDPattern is what --id may be: it labels deployments and is typed in
+// commands.
+var fleetIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{0,64}$`)
+
+type fleetDeployOptions struct {
+	source string
+	opts   fleet.Options
+	wait   bool
+}
+
+func newFleetDeployCmd(g *globalOptions) *cobra.Command {
+	o := &fleetDeployOptions{}
+	cmd := &cobra.Command{
+		Use:   "deploy --fleet FILE|URL --repo NAME --select GLOB [flags]",
+		Short: "Deploy to many hosts in waves: a canary, then buckets across datacenters",
+		Long: `Start the deployment --select/--where/--set/--text/--steps (as 'deployer deploy')
+on repo --repo of every host in --fleet. The canary wave (--canary HOST, or
+every host of --canary-dc DC; default the first host) runs first; a failed
+canary stops the fleet. The other hosts follow --host-bucket at a time, taken
+round-robin across datacenters, and no wave starts once --max-failed-hosts
+hosts failed (their deployment ended failed, blocked or cancelled, or their
+API did not answer). In --repo, {host} and {dc} stand for each host's name and
+datacenter, e.g. --repo 'clusterconfig-{dc}'. The command follows every wave
+to its end and prints a table of the hosts.
+
+Exit status: 0 every host succeeded, 1 an error or a host that did not
+succeed, 2 usage.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runFleetDeploy(cmd, g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.source, "fleet", "", "host list: a YAML or JSON file, or an http(s) inventory URL")
+	f.StringVar(&o.opts.Repo, "repo", "", "repo on each host; {host} and {dc} are replaced")
+	r := &o.opts.Request
+	f.StringVar(&r.Select, "select", "", "glob over instance files, e.g. 'instances/*.xml'")
+	f.StringVar(&r.Where, "where", "", "etree path the instance XML must match")
+	f.StringArrayVar(&r.Set, "set", nil, "PATH@ATTR=VALUE edit (repeatable)")
+	f.StringArrayVar(&r.Text, "text", nil, "PATH=VALUE text edit (repeatable)")
+	f.StringSliceVar(&r.Steps, "steps", nil, "steps to run (default: each repo's on-change steps)")
+	f.IntVar(&r.Bucket, "bucket", 0, "instances in flight at once on each host")
+	f.IntVar(&r.MaxFailures, "max-failures", 0, "failed instances after which a host starts no more (0: no budget)")
+	f.StringVar(&r.Reason, "reason", "", "why, for the commit messages and the record")
+	f.StringVar(&r.Ticket, "ticket", "", "ticket key, written as a commit trailer on every host")
+	f.BoolVar(&r.DryRun, "dry-run", false, "run the steps with DEPLOYER_DRY_RUN=1 and write nothing back, on every host")
+	f.StringVar(&o.opts.Canary, "canary", "", "canary host (default: the first host)")
+	f.StringVar(&o.opts.CanaryDC, "canary-dc", "", "canary datacenter: all its hosts form the canary wave")
+	f.IntVar(&o.opts.HostBucket, "host-bucket", 1, "hosts per wave after the canary")
+	f.IntVar(&o.opts.MaxFailedHosts, "max-failed-hosts", 1, "start no wave once this many hosts failed")
+	f.StringVar(&o.opts.ID, "id", "", "fleet id (default f-<UTC time>-<random>)")
+	f.DurationVar(&o.opts.Poll, "poll", time.Second, "how often to ask each host how its deployment goes")
+	f.BoolVar(&o.wait, "wait", true, "follow every wave to its end (always on: a wave starts when the previous one ended)")
+	return cmd
+}
+
+func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions) error {
+	asJSON, err := g.json()
+	if err != nil {
+		return err
+	}
+	switch {
+	case !o.wait:
+		return usageErrorf("fleet deploy always waits: each wave starts when the previous one has ended")
+	case o.source == "" || o.opts.Repo == "" || o.opts.Request.Select == "":
+		return usageErrorf("fleet deploy needs --fleet FILE|URL, --repo NAME and --select GLOB")
+	case o.opts.HostBucket < 1 || o.opts.MaxFailedHosts < 1:
+		return usageErrorf("--host-bucket and --max-failed-hosts must be at least 1")
+	case !fleetIDPattern.MatchString(o.opts.ID):
+		return usageErrorf("--id %q: want letters, digits, '.', '_' and '-' only", o.opts.ID)
+	}
+	hosts, err := fleet.Load(cmd.Context(), o.source)
+	if err != nil {
+		return err
+	}
+	opts := o.opts
+	opts.Request.Who = operatorName()
+	if opts.ID == "" {
+		opts.ID = fleet.NewID(time.Now())
+	}
+	progress := cmd.OutOrStdout()
+	if asJSON {
+		progress = cmd.ErrOrStderr()
+	}
+	if _, err := fleet.Plan(hosts, opts.PlanOptions); err != nil {
+		return &statusError{Code: exitUsage, Err: err}
+	}
+	fmt.Fprintf(progress, "fleet %s: repo %s, %d hosts in %d datacenters; follow it with: deployer fleet status %s --fleet %s\n",
+		opts.ID, opts.Repo, len(hosts), len(fleetDatacenters(hosts)), opts.ID, o.source)
+	opts.Progress = func(p fleet.Progress) { printFleetWave(progress, p) }
+	res, err := fleet.Deploy(cmd.Context(), hosts, opts)
+	if errors.Is(err, fleet.ErrInvalidOptions) {
+		return &statusError{Code: exitUsage, Err: err}
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if err := printJSON(cmd.OutOrStdout(), res); err != nil {
+			return err
+		}
+	} else if err := printFleetResult(cmd.OutOrStdout(), res); err != nil {
+		return err
+	}
+	if !res.Succeeded() {
+		return &statusError{Code: exitError, Err: fmt.Errorf("fleet %s: %s", res.ID, fleetHostSummary(fleet.Summarize(res.ID, res.Hosts).HostCounts))}
+	}
+	return nil
+}
+
+func printFleetWave(w io.Writer, p fleet.Progress) {
+	if !p.Done {
+		kind := ""
+		if p.Wave.Canary {
+			kind = " (canary)"
+		}
+		var hs []string
+		for _, h := range p.Wave.Hosts {
+			hs = append(hs, h.Name+" ["+h.Datacenter+"]")
+		}
+		fmt.Fprintf(w, "wave %d/%d%s: %s\n", p.Wave.Index, p.Of, kind, strings.Join(hs, ", "))
+		return
+	}
+	for _, h := range p.Hosts {
+		fmt.Fprintf(w, "  %s %s: %s\n", h.Host.Name, h.State, fleetHostDetail(h))
+	}
+}
+
+func fleetHostDetail(h fleet.HostResult) string {
+	var parts []string
+	if h.Deployment != "" {
+		parts = append(parts, "deployment "+h.Deployment+" "+h.DeploymentState+" ("+countSummary(h.Counts)+")")
+	}
+	if h.Error != "" {
+		parts = append(parts, h.Error)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func printFleetResult(w io.Writer, res fleet.Result) error {
+	s := fleet.Summarize(res.ID, res.Hosts)
+	fmt.Fprintf(w, "fleet %s: %s\n", res.ID, fleetHostSummary(s.HostCounts))
+	if res.Stopped != "" {
+		fmt.Fprintf(w, "stopped: %s\n", res.Stopped)
+	}
+	t := newTable(w)
+	fmt.Fprintln(t, "DC\tHOST\tWAVE\tSTATE\tDEPLOYMENT\tINSTANCES\tERROR")
+	for _, h := range res.Hosts {
+		fmt.Fprintf(t, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, h.Wave, h.State,
+			dash(h.Deployment), fleetInstanceSummary(h), dash(fleetFirstLine(h.Error)))
+	}
+	return t.Flush()
+}
+
+type fleetStatusOptions struct {
+	source    string
+	instances bool
+}
+
+func newFleetStatusCmd(g *globalOptions) *cobra.Command {
+	o := &fleetStatusOptions{}
+	cmd := &cobra.Command{
+		Use:   "status ID --fleet FILE|URL",
+		Short: "A fleet deployment per datacenter, host and instance, asked from every host",
+		Long: `Ask every host in --fleet for its deployment labelled with fleet ID and print
+them per datacenter and per host; --instances lists every instance (failed
+and conflicting instances are always listed). No local state is needed.
+
+Exit status: 0 every host answered, 1 a host did not answer or no host knows
+the fleet id, 2 usage.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runFleetStatus(cmd, g, o, args[0])
+		},
+	}
+	cmd.Flags().StringVar(&o.source, "fleet", "", "host list: a YAML or JSON file, or an http(s) inventory URL")
+	cmd.Flags().BoolVar(&o.instances, "instances", false, "list every instance of every host")
+	return cmd
+}
+
+func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions, id string) error {
+	asJSON, err := g.json()
+	if err != nil {
+		return err
+	}
+	if o.source == "" {
+		return usageErrorf("fleet status needs --fleet FILE|URL")
+	}
+	hosts, err := fleet.Load(cmd.Context(), o.source)
+	if err != nil {
+		return err
+	}
+	s, err := fleet.Status(cmd.Context(), hosts, id, nil)
+	if err != nil && !errors.Is(err, fleet.ErrUnknownFleet) {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if asJSON {
+		if perr := printJSON(w, s); perr != nil {
+			return perr
+		}
+	} else if perr := printFleetStatus(w, s, o.instances); perr != nil {
+		return perr
+	}
+	if err != nil {
+		return &statusError{Code: exitError, Err: err}
+	}
+	if n := s.HostCounts[fleet.HostUnreachable]; n > 0 {
+		return &statusError{Code: exitError, Err: fmt.Errorf("fleet %s: %d host(s) did not answer", id, n)}
+	}
+	return nil
+}
+
+func printFleetStatus(w io.Writer, s fleet.Summary, all bool) error {
+	fmt.Fprintf(w, "fleet %s: %s; instances: %s\n", s.ID, fleetHostSummary(s.HostCounts), countSummary(s.Counts))
+	t := newTable(w)
+	fmt.Fprintln(t, "DC\tHOSTS\tINSTANCES")
+	for _, dc := range s.Datacenters {
+		fmt.Fprintf(t, "%s\t%s\t%s\n", dc.Name, fleetHostSummary(dc.HostCounts), countSummary(dc.Counts))
+	}
+	fmt.Fprintln(t)
+	fmt.Fprintln(t, "DC\tHOST\tSTATE\tDEPLOYMENT\tINSTANCES\tERROR")
+	for _, h := range s.Hosts {
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, h.State, dash(h.Deployment), fleetInstanceSummary(h), dash(fleetFirstLine(h.Error)))
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	return printFleetInstances(w, s, all)
+}
+
+// printFleetInstances lists the instances of every host: all of them, or
+// the ones that need a look (failed, conflict).
+func printFleetInstances(w io.Writer, s fleet.Summary, all bool) error {
+	t := newTable(w)
+	header := false
+	for _, h := range s.Hosts {
+		for _, in := range h.Instances {
+			if !all && in.Status != "failed" && in.Status != "conflict" {
+				continue
+			}
+			if !header {
+				fmt.Fprintln(t)
+				fmt.Fprintln(t, "DC\tHOST\tINSTANCE\tSTATUS\tDETAIL")
+				header = true
+			}
+			detail := in.Reason
+			if in.OutputTail != "" {
+				detail += " | " + lastLine(in.OutputTail)
+			}
+			fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, in.Name, in.Status, dash(detail))
+		}
+	}
+	return t.Flush()
+}
+
+func fleetInstanceSummary(h fleet.HostResult) string {
+	if h.Deployment == "" {
+		return "-"
+	}
+	return countSummary(h.Counts)
+}
+
+// fleetHostSummary is "2 succeeded, 1 failed of 3 hosts".
+func fleetHostSummary(counts map[fleet.HostState]int) string {
+	total := 0
+	var parts []string
+	for _, st := range []fleet.HostState{fleet.HostSucceeded, fleet.HostFailed, fleet.HostUnreachable, fleet.HostRunning, fleet.HostNotStarted} {
+		if counts[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+		}
+		total += counts[st]
+	}
+	return fmt.Sprintf("%s of %d host(s)", strings.Join(parts, ", "), total)
+}
+
+func fleetDatacenters(hosts []fleet.Host) map[string]bool {
+	dcs := map[string]bool{}
+	for _, h := range hosts {
+		dcs[h.Datacenter] = true
+	}
+	return dcs
+}
+
+func fleetFirstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}

@@ -188,7 +188,10 @@ func printFleetResult(w io.Writer, res fleet.Result) error {
 		fmt.Fprintf(t, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, h.Wave, h.State,
 			dash(h.Deployment), fleetInstanceSummary(h), dash(fleetFirstLine(h.Error)))
 	}
-	return t.Flush()
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	return printFleetInstances(w, s, false)
 }
 
 type fleetStatusOptions struct {

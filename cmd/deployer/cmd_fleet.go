@@ -128,8 +128,12 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	if errors.Is(err, fleet.ErrInvalidOptions) {
 		return &statusError{Code: exitUsage, Err: err}
 	}
-	if err != nil {
+	if err != nil && res.ID == "" {
 		return err
+	}
+	if err != nil { // interrupted: say where it stopped; the hosts' deployments go on
+		_ = printFleetResult(progress, res)
+		return fmt.Errorf("%w; the started deployments go on: deployer fleet status %s --fleet %s", err, res.ID, o.source)
 	}
 	if asJSON {
 		if err := printJSON(cmd.OutOrStdout(), res); err != nil {

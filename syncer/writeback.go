@@ -256,7 +256,10 @@ func (r *Repo) commitChange(batch *treeBatch, parent plumbing.Hash, c Change) (p
 	}
 	var cur []byte
 	mode := filemode.Regular
-	if found && e.Mode != filemode.Dir && e.Mode != filemode.Submodule {
+	if found && (e.Mode == filemode.Dir || e.Mode == filemode.Submodule) {
+		return plumbing.ZeroHash, fmt.Errorf("change %s: %s is a directory, not a file", c.ID, c.Path)
+	}
+	if found {
 		if cur, err = readBlob(r.repo.Storer, e.Hash); err != nil {
 			return plumbing.ZeroHash, err
 		}

@@ -147,3 +147,21 @@ func TestWriteBackConflictOnlyDropsThatChange(t *testing.T) {
 	checkLinear(t, f.bare, 3)
 	checkHealthy(t, f.dir, f.tip())
 }
+
+func TestWriteBackRefusesAPathThatIsADirectory(t *testing.T) {
+	f := newFixture(t)
+	r := f.open(f.options())
+	tip := f.tip()
+	out, err := r.WriteBack(ctxT(t), []syncer.Change{
+		change("c1", "instances/a.xml", "version", "1", "2"),
+		{ID: "c2", Path: "instances", Apply: func([]byte) ([]byte, error) { return []byte("x"), nil }},
+	}, 3)
+	if syncer.KindOf(err) != syncer.KindInternal || !strings.Contains(err.Error(), "instances is a directory") {
+		t.Fatalf("write-back: got %v, want an internal error naming the directory", err)
+	}
+	wantStatuses(t, out, syncer.OutcomePending, syncer.OutcomePending)
+	if f.tip() != tip || r.Head() != tip {
+		t.Fatalf("remote %s, HEAD %s; want both still at %s", f.tip(), r.Head(), tip)
+	}
+	checkHealthy(t, f.dir, tip)
+}

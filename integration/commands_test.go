@@ -105,13 +105,22 @@ func mustGit(ts *testscript.TestScript, dir string, args ...string) string {
 	return out
 }
 
-// cmdExpandEnv replaces $VAR and ${VAR} in files with the script's environment.
+// cmdExpandEnv replaces $VAR and ${VAR} in files with the script's
+// environment; unknown variables are left (as ${VAR}).
 //
 //	expandenv FILE...
 func cmdExpandEnv(ts *testscript.TestScript, neg bool, args []string) {
 	for _, f := range args {
 		data := ts.ReadFile(f)
-		ts.Check(os.WriteFile(ts.MkAbs(f), []byte(os.Expand(data, ts.Getenv)), 0o644))
+		// Variables the script does not know stay as they are, so that
+		// shell scripts keep their own.
+		expanded := os.Expand(data, func(name string) string {
+			if v := ts.Getenv(name); v != "" {
+				return v
+			}
+			return "${" + name + "}"
+		})
+		ts.Check(os.WriteFile(ts.MkAbs(f), []byte(expanded), 0o644))
 	}
 }
 
@@ -119,14 +128,19 @@ func cmdExpandEnv(ts *testscript.TestScript, neg bool, args []string) {
 // commit $PUSHED (or COMMIT) exists, with status S when -status is given,
 // and prints `deployer runs show ID -o json`. It sets RUN to the run's id.
 //
-//	waitrun [-status S] [-trigger KIND] [COMMIT]
+//	waitrun [-status S] [-trigger KIND] [-after RUNID] [COMMIT]
 func cmdWaitRun(ts *testscript.TestScript, neg bool, args []string) {
-	status, trigger := "", ""
-	for len(args) >= 2 && (args[0] == "-status" || args[0] == "-trigger") {
-		if args[0] == "-status" {
+	status, trigger, after := "", "", uint64(0)
+	for len(args) >= 2 && (args[0] == "-status" || args[0] == "-trigger" || args[0] == "-after") {
+		switch args[0] {
+		case "-status":
 			status = args[1]
-		} else {
+		case "-trigger":
 			trigger = args[1]
+		default:
+			n, err := strconv.ParseUint(args[1], 10, 64)
+			ts.Check(err)
+			after = n
 		}
 		args = args[2:]
 	}
@@ -155,7 +169,7 @@ func cmdWaitRun(ts *testscript.TestScript, neg bool, args []string) {
 			for _, t := range r.Triggers {
 				hasTrigger = hasTrigger || t.Kind == trigger
 			}
-			if (commit == "" || r.Commit == commit) && r.Ended != nil && (status == "" || r.Status == status) && hasTrigger {
+			if (commit == "" || r.Commit == commit) && r.Ended != nil && (status == "" || r.Status == status) && hasTrigger && r.ID > after {
 				id = r.ID
 				return true
 			}

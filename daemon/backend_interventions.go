@@ -106,7 +106,3 @@ func (d *Daemon) apiIntervention(iv store.Intervention) api.Intervention {
 	}
 	return out
 }
-
-func apiIntervention(iv store.Intervention) api.Intervention {
-	return (&Daemon{}).apiIntervention(iv)
-}

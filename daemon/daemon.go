@@ -34,6 +34,7 @@ type RepoConfig struct {
 	OnRewrite    string
 	PushAttempts int
 	WebhookNames []string // full names a push webhook may use for this repo
+	EnvFiles     []string // KEY=VALUE files whose values steps get as secrets
 }
 
 // Options configure a Daemon. The zero value of each field means its default.

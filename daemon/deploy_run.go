@@ -106,7 +106,11 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 			return
 		}
 		for _, f := range files {
-			spec.Details[instanceStem(f)] = api.DeploymentInstance{Name: instanceStem(f), File: f, Status: "pending"}
+			name := instanceStem(f)
+			if in, err := m.ReadInstance(w.repo.Dir(), f); err == nil {
+				name = string(in.Name) // the key attribute wins over the file stem
+			}
+			spec.Details[name] = api.DeploymentInstance{Name: name, File: f, Status: "pending"}
 		}
 		save()
 	}

@@ -158,7 +158,7 @@ func (w *worker) syncFailed(res syncer.Result, err error) {
 		iv.NextAction = "check the network path and the git server; it resolves by itself on the next successful sync"
 	case syncer.KindAuth:
 		iv.Summary = "the remote refused the daemon's credentials"
-		iv.NextAction = "fix the key or token named in auth: in the config, then: deployer interventions resolve {id} --retry"
+		iv.NextAction = "fix the key or token named in auth: in the config and restart the daemon (credentials are read at start); it resolves on the next successful sync"
 	case syncer.KindCorrupt:
 		iv.Summary = fmt.Sprintf("the checkout %s is broken and could not be re-cloned", dir)
 		iv.NextAction = "move the checkout aside and restart the daemon (it clones afresh), then resolve {id}"

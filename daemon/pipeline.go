@@ -211,6 +211,19 @@ func (w *worker) executePlan(ctx context.Context, run *store.Run, m *manifest.Ma
 
 func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manifest, p plan, bucket, maxFailures int) []executor.InstanceResult {
 	bucket = max(bucket, 1)
+	secrets, err := readEnvFiles(w.cfg.EnvFiles)
+	if err != nil {
+		// Without its secrets no step can work: every instance fails with
+		// the reason, and the run says so.
+		w.log.Error().Err(err).Msg("read env files")
+		run.Error = err.Error()
+		out := make([]executor.InstanceResult, len(p.jobs))
+		for i, j := range p.jobs {
+			out[i] = executor.InstanceResult{Instance: j.Instance, Status: executor.StatusFailed,
+				Steps: []executor.StepResult{{Instance: j.Instance.Name, Status: executor.StatusFailed, Reason: err.Error()}}}
+		}
+		return out
+	}
 	dry := "0"
 	if p.dryRun {
 		dry = "1"
@@ -226,10 +239,22 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 			"DEPLOYER_RUN":     strconv.FormatUint(uint64(run.ID), 10),
 			"DEPLOYER_DRY_RUN": dry,
 		}
-		file := job.Instance.File
+		job.Secrets = secrets
+		file, dryRun := job.Instance.File, p.dryRun
+		job.BeforeStep = func(ctx context.Context, s manifest.Step) (func(), error) {
+			if s.Writes != "instance" {
+				return nil, nil
+			}
+			select {
+			case w.writer <- struct{}{}:
+				return func() { <-w.writer }, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		job.AfterStep = func(ctx context.Context, r executor.StepResult) error {
 			if s, ok := m.Step(r.Step); ok && s.Writes == "instance" {
-				return w.captureWrite(ctx, run, r, file)
+				return w.captureWrite(ctx, run, r, file, dryRun)
 			}
 			return nil
 		}

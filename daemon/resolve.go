@@ -53,6 +53,11 @@ func (w *worker) resolveAction(ctx context.Context, iv store.Intervention, take 
 	switch Kind(iv.Kind) {
 	case KindPushConflict:
 		return w.takeSide(ctx, iv, take)
+	case KindPushRejected:
+		// Push the held edit again now that the server should take it.
+		if id := iv.Evidence.Extra["journal_entry"]; id != "" {
+			return w.reapply(ctx, []string{id})
+		}
 	case KindSyncDirty:
 		res, err := w.repo.Rescue(ctx)
 		if err != nil {
@@ -182,5 +187,5 @@ func (d *Daemon) Resolve(ctx context.Context, id uint64, req api.ResolveRequest)
 		}
 	}
 	d.notify.kick()
-	return apiIntervention(res), nil
+	return d.apiIntervention(res), nil
 }

@@ -64,6 +64,9 @@ type worker struct {
 	// held marks instances whose edit is held in a push intervention during
 	// the current run (guarded by gitMu): no step-failed on top of it.
 	held map[string]bool
+	// writer lets one instance-writing step run at a time: a write-back
+	// needs every other tracked file clean.
+	writer chan struct{}
 }
 
 func newWorker(d *Daemon, cfg RepoConfig) *worker {
@@ -71,8 +74,9 @@ func newWorker(d *Daemon, cfg RepoConfig) *worker {
 		d:    d,
 		cfg:  cfg,
 		log:  d.log.With().Str("repo", cfg.Name).Logger(),
-		wake: make(chan struct{}, 1),
-		snap: snapshot{state: "starting"},
+		wake:   make(chan struct{}, 1),
+		writer: make(chan struct{}, 1),
+		snap:   snapshot{state: "starting"},
 	}
 }
 

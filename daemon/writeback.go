@@ -37,7 +37,7 @@ func (e *conflictError) Error() string {
 // file: the change becomes journaled edits and is written back before any
 // later step of the instance runs. Returning an error fails the step, so
 // nothing is redeployed from a state that is not on the remote.
-func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.StepResult, file string) error {
+func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.StepResult, file string, dryRun bool) error {
 	full := filepath.Join(w.repo.Dir(), filepath.FromSlash(file))
 	w.gitMu.Lock()
 	defer w.gitMu.Unlock()
@@ -66,6 +66,11 @@ func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.St
 		return fmt.Errorf("restore %s: %w", file, err)
 	}
 	if len(edits) == 0 {
+		return nil
+	}
+	if dryRun {
+		w.log.Info().Str("instance", string(r.Instance)).Str("step", string(r.Step)).Str("edits", describeEdits(base, edits)).
+			Msg("dry run: the step's edits are not written back")
 		return nil
 	}
 	raw, _ := json.Marshal(edits)
@@ -124,6 +129,9 @@ func (w *worker) writeBack(ctx context.Context, entries []store.JournalEntry) er
 	outcomes, wbErr := w.repo.WriteBack(ctx, changes, w.cfg.PushAttempts)
 	var failed []string
 	for i, o := range outcomes {
+		if o.Err == nil && o.Status == syncer.OutcomePending {
+			o.Err = wbErr // WriteBack refused before trying: say why
+		}
 		if msg := w.settleChange(entries[i], o); msg != "" {
 			failed = append(failed, msg)
 		}

@@ -91,6 +91,12 @@ type Job struct {
 	// write back the instance file) before it is reported; a non-nil error
 	// fails the step with that reason.
 	AfterStep func(ctx context.Context, r StepResult) error
+	// BeforeStep, when set, is called before the first attempt of each
+	// step; a non-nil error fails the step with that reason. The release
+	// func it returns (may be nil) is called once the step's last attempt
+	// and its AfterStep are done, whatever the outcome: the daemon uses it
+	// to let one instance-writing step run at a time.
+	BeforeStep func(ctx context.Context, step manifest.Step) (release func(), err error)
 	// CheckWrites is called after each attempt and returns the repository
 	// files (slash paths relative to RepoRoot) the step changed. The executor
 	// fails the step when any of them is not allowed: a step with Writes

@@ -82,6 +82,21 @@ func (e *Executor) notRun(job Job, step manifest.Step, st Status, reason string)
 
 // runStep runs step's attempts and returns its final status.
 func (e *Executor) runStep(ctx context.Context, jr *jobRun, step manifest.Step, emit func(StepResult), markFailed func()) Status {
+	if jr.job.BeforeStep != nil {
+		release, err := jr.job.BeforeStep(ctx, step)
+		if release != nil {
+			defer release()
+		}
+		if err != nil {
+			r := e.notRun(jr.job, step, StatusFailed, "before step: "+err.Error())
+			if ctx.Err() != nil {
+				r.Status = StatusInterrupted
+			}
+			markFailed()
+			emit(r)
+			return r.Status
+		}
+	}
 	for n := 1; ; n++ {
 		r, end := e.attempt(ctx, jr, step, n)
 		last := r.Status == StatusSucceeded || !end.retryable || n > step.Retries || ctx.Err() != nil

@@ -78,9 +78,9 @@ func cmdSeedRepo(ts *testscript.TestScript, neg bool, args []string) {
 // -poll sets the poll interval (default 200ms), -webhook a webhook secret
 // file, -http and -token a TCP listener with a bearer token file.
 //
-//	writeconfig [-poll D] [-webhook FILE] [-http ADDR -token FILE] [-notify SECRETFILE] NAME
+//	writeconfig [-poll D] [-webhook FILE] [-http ADDR -token FILE] [-notify SECRETFILE] [-envfile FILE] NAME
 func cmdWriteConfig(ts *testscript.TestScript, neg bool, args []string) {
-	poll, listen, notifyCfg := "200ms", "", ""
+	poll, listen, notifyCfg, repoExtra := "200ms", "", "", ""
 	for len(args) > 1 && strings.HasPrefix(args[0], "-") {
 		switch args[0] {
 		case "-poll":
@@ -91,6 +91,8 @@ func cmdWriteConfig(ts *testscript.TestScript, neg bool, args []string) {
 			listen += "\n  http: " + args[1]
 		case "-token":
 			listen += "\n  token_file: " + ts.MkAbs(args[1])
+		case "-envfile":
+			repoExtra += fmt.Sprintf("    env_files: [%q]\n", ts.MkAbs(args[1]))
 		case "-notify":
 			notifyCfg = fmt.Sprintf("notify:\n  - {kind: webhook, url: %q, secret_file: %q}\n", ts.Getenv("NOTIFY_URL"), ts.MkAbs(args[1]))
 		default:
@@ -114,7 +116,7 @@ repos:
     poll: %s
     webhook_names: [sre/%s]
     author: {name: it-deployer, email: deployer@it-dep01}
-%s`, ts.MkAbs("state"), ts.Getenv("DEPLOYER_SOCKET"), listen, args[0], ts.Getenv("REMOTE_URL"), poll, args[0], notifyCfg)
+%s%s`, ts.MkAbs("state"), ts.Getenv("DEPLOYER_SOCKET"), listen, args[0], ts.Getenv("REMOTE_URL"), poll, args[0], repoExtra, notifyCfg)
 	ts.Check(os.WriteFile(ts.MkAbs("deployer.yaml"), []byte(cfg), 0o644))
 	ts.Setenv("DEPLOYER_CONFIG", ts.MkAbs("deployer.yaml"))
 }

@@ -211,7 +211,7 @@ func daemonOpts(cfg *Config, log zerolog.Logger) (daemon.Options, error) {
 		opts.Repos = append(opts.Repos, daemon.RepoConfig{
 			Name: r.Name, URL: r.URL, Branch: r.Branch, Poll: time.Duration(r.Poll), Auth: auth,
 			Author:  syncer.Author{Name: r.Author.Name, Email: r.Author.Email},
-			OnDirty: r.OnDirty, OnRewrite: r.OnRewrite, PushAttempts: r.PushAttempts, WebhookNames: r.WebhookNames,
+			OnDirty: r.OnDirty, OnRewrite: r.OnRewrite, PushAttempts: r.PushAttempts, WebhookNames: r.WebhookNames, EnvFiles: r.EnvFiles,
 		})
 	}
 	return opts, nil

@@ -198,8 +198,8 @@ func printIntervention(w io.Writer, iv api.Intervention) {
 	if iv.AckBy != "" {
 		fmt.Fprintf(w, "  ack      %s: %s\n", iv.AckBy, iv.AckNote)
 	}
-	if iv.Evidence.Base != nil {
-		fmt.Fprintf(w, "  values   base %q, ours %q, theirs %q\n", *iv.Evidence.Base, *iv.Evidence.Ours, *iv.Evidence.Theirs)
+	if iv.Evidence.Base != nil || iv.Evidence.Ours != nil || iv.Evidence.Theirs != nil {
+		fmt.Fprintf(w, "  values   base %q, ours %q, theirs %q\n", deref(iv.Evidence.Base), deref(iv.Evidence.Ours), deref(iv.Evidence.Theirs))
 	}
 	for _, c := range iv.Evidence.Commits {
 		fmt.Fprintf(w, "  commit   %s by %s: %s\n", shortID(c.Hash), c.Author, c.Subject)
@@ -225,6 +225,13 @@ func operatorName() string {
 		return u.Username
 	}
 	return "unknown"
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func dash(s string) string {

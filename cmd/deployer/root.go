@@ -59,6 +59,7 @@ Exit status: 0 success, 1 error, 2 usage, 3 the work ended with an intervention.
 		newBackupCmd(g),
 		newBenchCmd(g),
 		newDemoCmd(g),
+		newFleetCmd(g),
 	)
 	return root
 }

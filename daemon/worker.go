@@ -71,9 +71,9 @@ type worker struct {
 
 func newWorker(d *Daemon, cfg RepoConfig) *worker {
 	return &worker{
-		d:    d,
-		cfg:  cfg,
-		log:  d.log.With().Str("repo", cfg.Name).Logger(),
+		d:      d,
+		cfg:    cfg,
+		log:    d.log.With().Str("repo", cfg.Name).Logger(),
 		wake:   make(chan struct{}, 1),
 		writer: make(chan struct{}, 1),
 		snap:   snapshot{state: "starting"},

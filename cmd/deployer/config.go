@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -162,6 +163,29 @@ func (c *Config) validate(root *yaml.Node) []string {
 	}
 	if c.Listen.HTTP != "" && c.Listen.TokenFile == "" {
 		bad(lineOf(root, "listen", "http"), "listen.http needs listen.token_file: the TCP API is never served without a bearer token")
+	}
+	if c.Log.Level != "" {
+		if _, err := zerolog.ParseLevel(c.Log.Level); err != nil || c.Log.Level == "" {
+			bad(lineOf(root, "log", "level"), "log.level %q: want trace, debug, info, warn or error", c.Log.Level)
+		}
+	}
+	if c.Log.Format != "" && c.Log.Format != "json" && c.Log.Format != "console" {
+		bad(lineOf(root, "log", "format"), "log.format %q: want json or console", c.Log.Format)
+	}
+	for i, n := range c.Notify {
+		at := func(key string) int { return lineOf(root, "notify", strconv.Itoa(i), key) }
+		switch n.Kind {
+		case "slack", "webhook":
+			if n.URL == "" && n.URLFile == "" {
+				bad(at(""), "notify[%d] (%s): url or url_file is required", i, n.Kind)
+			}
+		case "jira":
+			if n.URL == "" || n.Project == "" || n.IssueType == "" || n.TokenFile == "" {
+				bad(at(""), "notify[%d] (jira): url, token_file, project and issue_type are required", i)
+			}
+		default:
+			bad(at("kind"), "notify[%d]: kind %q: want slack, webhook or jira", i, n.Kind)
+		}
 	}
 	if len(c.Repos) == 0 {
 		bad(lineOf(root, "repos"), "no repos configured: add at least one under repos:")

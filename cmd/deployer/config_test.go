@@ -20,6 +20,8 @@ func TestParseConfigProblems(t *testing.T) {
 		{"duplicate repo and bad policy", "state_dir: /x\nrepos:\n  - name: a\n    url: u\n  - name: a\n    url: u\n    on_dirty: ignore\n",
 			[]string{"deployer.yaml:5: repo name \"a\" is used twice", "deployer.yaml:7: repo \"a\": on_dirty must be intervene or rescue"}},
 		{"missing state dir and repos", "host: h\n", []string{"state_dir is required", "no repos configured"}},
+		{"bad log and notify", "state_dir: /x\nlog: {level: loud, format: xml}\nrepos:\n  - name: a\n    url: u\nnotify:\n  - kind: pager\n  - kind: jira\n    url: https://j\n",
+			[]string{"deployer.yaml:2: log.level \"loud\"", "log.format \"xml\"", "deployer.yaml:7: notify[0]: kind \"pager\"", "notify[1] (jira): url, token_file, project and issue_type are required"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseConfig("deployer.yaml", []byte(tc.yaml))

@@ -233,3 +233,11 @@ func (c *Client) DeploymentAction(ctx context.Context, id, action string) (Deplo
 	err := c.do(ctx, http.MethodPost, "/v1/deployments/"+url.PathEscape(id)+"/"+action, nil, &d)
 	return d, err
 }
+
+// Replay runs again what run id did for one instance; with req.Wait it
+// returns the new run.
+func (c *Client) Replay(ctx context.Context, id uint64, req ReplayRequest) (SyncResponse, error) {
+	var resp SyncResponse
+	err := c.do(ctx, http.MethodPost, "/v1/runs/"+strconv.FormatUint(id, 10)+"/replay", req, &resp)
+	return resp, err
+}

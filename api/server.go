@@ -35,6 +35,7 @@ type Backend interface {
 	Deployment(ctx context.Context, id string) (Deployment, error)
 	RetryDeployment(ctx context.Context, id string) (Deployment, error)
 	CancelDeployment(ctx context.Context, id string) (Deployment, error)
+	Replay(ctx context.Context, run uint64, req ReplayRequest) (SyncResponse, error)
 	// Backup writes a consistent copy of the state file.
 	Backup(ctx context.Context, w io.Writer) (int64, error)
 	// Ready returns nil when the state is open and every repo is checked out.
@@ -76,6 +77,7 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	mux.HandleFunc("POST /v1/repos/{name}/sync", s.sync)
 	mux.HandleFunc("GET /v1/runs", s.runs)
 	mux.HandleFunc("GET /v1/runs/{id}", s.run)
+	mux.HandleFunc("POST /v1/runs/{id}/replay", s.replay)
 	mux.HandleFunc("GET /v1/interventions", s.interventions)
 	mux.HandleFunc("GET /v1/interventions/{id}", s.intervention)
 	mux.HandleFunc("POST /v1/interventions/{id}/ack", s.ack)
@@ -189,6 +191,23 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 		// sees a short body and its own check fails.
 		s.Logger.Error().Err(err).Msg("backup failed")
 	}
+}
+
+func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.pathID(w, r)
+	if !ok {
+		return
+	}
+	var req ReplayRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	resp, err := s.Backend.Replay(r.Context(), id, req)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func (s *Server) fail(w http.ResponseWriter, err error) {

@@ -152,3 +152,7 @@ func (b *backend) RetryDeployment(context.Context, string) (api.Deployment, erro
 func (b *backend) CancelDeployment(context.Context, string) (api.Deployment, error) {
 	return api.Deployment{}, nil
 }
+
+func (b *backend) Replay(context.Context, uint64, api.ReplayRequest) (api.SyncResponse, error) {
+	return api.SyncResponse{}, nil
+}

@@ -219,3 +219,10 @@ type DeploymentInstance struct {
 	OutputTail string `json:"output_tail,omitempty"`
 	Commit     string `json:"commit,omitempty"` // the write-back commit of its edits
 }
+
+// ReplayRequest asks to run again what a recorded run did for one instance.
+type ReplayRequest struct {
+	Instance string `json:"instance,omitempty"`
+	From     string `json:"from,omitempty"`
+	Wait     bool   `json:"wait,omitempty"`
+}

@@ -25,6 +25,8 @@ type request struct {
 	schedule *manifest.Schedule
 	// deployment, when set, makes this request a deployment's run.
 	deployment string
+	// replay, when set, makes this request a replay run.
+	replay *replay
 	// action, when set, is an operator's resolution to carry out on the
 	// worker before any run; its error goes to actionDone.
 	action     func(context.Context) error
@@ -253,6 +255,11 @@ func (w *worker) runSchedules(ctx context.Context, reqs []request) []request {
 			w.runSchedule(ctx, r)
 		case r.deployment != "":
 			w.runDeployment(ctx, r)
+		case r.replay != nil:
+			id := w.runReplay(ctx, r)
+			if r.done != nil {
+				r.done <- id
+			}
 		default:
 			rest = append(rest, r)
 		}

@@ -50,6 +50,7 @@ Exit status: 0 success, 1 error, 2 usage, 3 the work ended with an intervention.
 		newSyncCmd(g),
 		newRunsCmd(g),
 		newStepCmd(g),
+		newReplayCmd(g),
 		newDeployCmd(g),
 		newDeploymentsCmd(g),
 		newInterventionsCmd(g),

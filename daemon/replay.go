@@ -1,0 +1,163 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/executor"
+	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/store"
+)
+
+// Replay queues a run that does again, at the current commit, what run id
+// did for one instance: from step `from` (default: the first it ran) to
+// the end of its chain, with the outputs the earlier steps recorded.
+func (d *Daemon) Replay(ctx context.Context, id uint64, req api.ReplayRequest) (api.SyncResponse, error) {
+	run, err := d.store.Run(store.RunID(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return api.SyncResponse{}, api.Errorf(api.KindNotFound, "run %d not found", id)
+	}
+	if err != nil {
+		return api.SyncResponse{}, err
+	}
+	recs, err := d.store.Steps(run.ID)
+	if err != nil {
+		return api.SyncResponse{}, err
+	}
+	var names []string
+	for _, r := range recs {
+		if !slices.Contains(names, r.Instance) {
+			names = append(names, r.Instance)
+		}
+	}
+	inst := req.Instance
+	switch {
+	case inst == "" && len(names) == 1:
+		inst = names[0]
+	case inst == "":
+		return api.SyncResponse{}, api.Errorf(api.KindInvalid, "run %d ran steps for %d instances (%v): say which with --instance", id, len(names), names)
+	case !slices.Contains(names, inst):
+		return api.SyncResponse{}, api.Errorf(api.KindInvalid, "run %d ran no step for instance %q (it ran %v)", id, inst, names)
+	}
+	var steps []string
+	outputs := map[string]string{}
+	for _, r := range recs {
+		if r.Instance != inst {
+			continue
+		}
+		if !slices.Contains(steps, r.Step) {
+			steps = append(steps, r.Step)
+		}
+	}
+	if req.From != "" {
+		i := slices.Index(steps, req.From)
+		if i < 0 {
+			return api.SyncResponse{}, api.Errorf(api.KindInvalid, "run %d ran no step %q for %s (it ran %v)", id, req.From, inst, steps)
+		}
+		for _, r := range recs {
+			if r.Instance == inst && slices.Index(steps, r.Step) < i && r.Status == "succeeded" {
+				for k, v := range r.Outputs {
+					outputs[k] = v
+				}
+			}
+		}
+		steps = steps[i:]
+	}
+	w, err := d.worker(run.Repo)
+	if err != nil {
+		return api.SyncResponse{}, api.Errorf(api.KindNotFound, "%v", err)
+	}
+	done := make(chan store.RunID, 1)
+	w.mu.Lock()
+	w.pending = append(w.pending, request{
+		trigger: store.Trigger{Kind: "replay", Detail: fmt.Sprintf("run %d, instance %s, steps %v", id, inst, steps), At: d.now()},
+		done:    done, replay: &replay{instance: inst, steps: steps, outputs: outputs},
+	})
+	w.mu.Unlock()
+	w.signal()
+	resp := api.SyncResponse{Repo: run.Repo, Queued: true}
+	if !req.Wait {
+		return resp, nil
+	}
+	select {
+	case <-ctx.Done():
+		return api.SyncResponse{}, ctx.Err()
+	case rid := <-done:
+		r, err := d.Run(ctx, uint64(rid))
+		if err != nil {
+			return api.SyncResponse{}, err
+		}
+		resp.Run = &r
+		return resp, nil
+	}
+}
+
+// replay is what a replay request redoes.
+type replay struct {
+	instance string
+	steps    []string
+	outputs  map[string]string
+}
+
+// runReplay is one replay run at the current upstream commit.
+func (w *worker) runReplay(ctx context.Context, r request) store.RunID {
+	rs, err := w.d.store.Repo(w.cfg.Name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0
+	}
+	rs.Name = w.cfg.Name
+	if !w.sync(ctx, &rs, true) {
+		return w.recordBlocked([]store.Trigger{r.trigger}, rs, "sync failed: "+rs.LastError)
+	}
+	run := store.Run{Repo: w.cfg.Name, Triggers: []store.Trigger{r.trigger}, Base: rs.Deployed, Commit: w.repo.Head(), Status: store.RunRunning, Started: w.d.now()}
+	if run.ID, err = w.d.store.CreateRun(run); err != nil {
+		w.log.Error().Err(err).Msg("record replay run")
+		return 0
+	}
+	w.setSnap(func(s *snapshot) { rr := run; s.running = &rr })
+	defer w.setSnap(func(s *snapshot) { s.running = nil })
+	w.landed, w.held = map[string]string{}, map[string]bool{}
+	w.carryOutReplay(ctx, &run, r.replay)
+	w.landed, w.held = nil, nil
+	run.Ended = w.d.now()
+	if err := w.d.store.UpdateRun(run); err != nil {
+		w.log.Error().Err(err).Msg("record replay outcome")
+	}
+	w.d.metrics.runEnded(run)
+	return run.ID
+}
+
+func (w *worker) carryOutReplay(ctx context.Context, run *store.Run, rp *replay) {
+	m, err := manifest.Load(w.repo.Dir(), manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs})
+	if err != nil {
+		run.Status, run.Error = store.RunInvalid, err.Error()
+		w.raiseManifestInvalid(*run, err)
+		return
+	}
+	names := make([]manifest.StepName, len(rp.steps))
+	for i, s := range rp.steps {
+		names[i] = manifest.StepName(s)
+	}
+	steps, err := m.Order(names)
+	if err != nil {
+		run.Status, run.Error = store.RunFailed, fmt.Sprintf("the manifest at %s: %v", short(run.Commit), err)
+		return
+	}
+	st, err := w.instanceState(rp.instance)
+	if err != nil {
+		run.Status, run.Error = store.RunFailed, fmt.Sprintf("instance %s is unknown on this host", rp.instance)
+		return
+	}
+	out, job, ok := w.planInstance(m, st.File, steps)
+	p := plan{outcomes: []store.InstanceOutcome{out}}
+	if ok {
+		if len(rp.outputs) > 0 {
+			job.Outputs = rp.outputs
+		}
+		p.jobs = []executor.Job{job}
+	}
+	w.executePlan(ctx, run, m, p, 1, 0)
+}

@@ -54,23 +54,14 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 		save()
 		return
 	}
-	run := store.Run{Repo: w.cfg.Name, Triggers: trig, Base: rs.Deployed, Commit: w.repo.Head(), Status: store.RunRunning, Started: w.d.now()}
-	if run.ID, err = w.d.store.CreateRun(run); err != nil {
-		log.Error().Err(err).Msg("record deployment run")
+	_, ok := w.runAt(ctx, trig, rs, func(run *store.Run) {
+		rec.State, spec.Runs = deployRunning, append(spec.Runs, uint64(run.ID))
+		save()
+		w.deploy(ctx, run, &rec, &spec, save)
+	})
+	if !ok {
 		return
 	}
-	rec.State, spec.Runs = deployRunning, append(spec.Runs, uint64(run.ID))
-	save()
-	w.setSnap(func(s *snapshot) { r := run; s.running = &r })
-	defer w.setSnap(func(s *snapshot) { s.running = nil })
-	w.landed, w.held = map[string]string{}, map[string]bool{}
-	w.deploy(ctx, &run, &rec, &spec, save)
-	w.landed, w.held = nil, nil
-	run.Ended = w.d.now()
-	if err := w.d.store.UpdateRun(run); err != nil {
-		log.Error().Err(err).Msg("record deployment run outcome")
-	}
-	w.d.metrics.runEnded(run)
 	if ctx.Err() != nil {
 		return // interrupted: resumed at the next start
 	}

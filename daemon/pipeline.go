@@ -125,34 +125,44 @@ func (w *worker) recordBlocked(triggers []store.Trigger, rs store.RepoState, why
 
 // execute records a run at head and carries it out.
 func (w *worker) execute(ctx context.Context, triggers []store.Trigger, rs *store.RepoState, head string, forced []string) store.RunID {
-	run := store.Run{Repo: w.cfg.Name, Triggers: triggers, Base: rs.Deployed, Commit: head, Status: store.RunRunning, Started: w.d.now()}
+	run, ok := w.runAt(ctx, triggers, *rs, func(run *store.Run) {
+		rs.LastRun = run.ID
+		w.saveRepo(*rs)
+		w.carryOut(ctx, run, rs, forced)
+	})
+	if ok && run.Status != store.RunInterrupted && run.Status != store.RunInvalid {
+		rs.Deployed = w.deployedAfter(head)
+		w.saveRepo(*rs)
+	}
+	return run.ID
+}
+
+// runAt records a run at the checkout's HEAD, shows it in flight, lets
+// carry fill in its plan and outcome, and records how it ended. It is the
+// one place every kind of run (commit, schedule, deployment, replay) is
+// recorded.
+func (w *worker) runAt(ctx context.Context, triggers []store.Trigger, rs store.RepoState, carry func(*store.Run)) (store.Run, bool) {
+	run := store.Run{Repo: w.cfg.Name, Triggers: triggers, Base: rs.Deployed, Commit: w.repo.Head(), Status: store.RunRunning, Started: w.d.now()}
 	id, err := w.d.store.CreateRun(run)
 	if err != nil {
 		w.log.Error().Err(err).Msg("record run")
-		return 0
+		return run, false
 	}
 	run.ID = id
-	rs.LastRun = id
-	w.saveRepo(*rs)
-	log := w.log.With().Uint64("run", uint64(id)).Str("commit", short(head)).Logger()
+	log := w.log.With().Uint64("run", uint64(id)).Str("commit", short(run.Commit)).Str("trigger", triggers[0].Kind).Logger()
 	log.Info().Str("base", short(rs.Deployed)).Msg("run started")
 	w.setSnap(func(s *snapshot) { r := run; s.running = &r })
 	defer w.setSnap(func(s *snapshot) { s.running = nil })
-
 	w.landed, w.held = map[string]string{}, map[string]bool{}
-	w.carryOut(ctx, &run, rs, forced)
+	carry(&run)
 	w.landed, w.held = nil, nil
 	run.Ended = w.d.now()
 	if err := w.d.store.UpdateRun(run); err != nil {
 		log.Error().Err(err).Msg("record run outcome")
 	}
 	w.d.metrics.runEnded(run)
-	if run.Status != store.RunInterrupted && run.Status != store.RunInvalid {
-		rs.Deployed = w.deployedAfter(head)
-		w.saveRepo(*rs)
-	}
 	log.Info().Str("status", string(run.Status)).Int("instances", len(run.Instances)).Str("error", run.Error).Msg("run ended")
-	return id
+	return run, true
 }
 
 // carryOut loads the manifest, plans and executes; it sets run's status.

@@ -112,21 +112,9 @@ func (w *worker) runReplay(ctx context.Context, r request) store.RunID {
 	if !w.sync(ctx, &rs, true) {
 		return w.recordBlocked([]store.Trigger{r.trigger}, rs, "sync failed: "+rs.LastError)
 	}
-	run := store.Run{Repo: w.cfg.Name, Triggers: []store.Trigger{r.trigger}, Base: rs.Deployed, Commit: w.repo.Head(), Status: store.RunRunning, Started: w.d.now()}
-	if run.ID, err = w.d.store.CreateRun(run); err != nil {
-		w.log.Error().Err(err).Msg("record replay run")
-		return 0
-	}
-	w.setSnap(func(s *snapshot) { rr := run; s.running = &rr })
-	defer w.setSnap(func(s *snapshot) { s.running = nil })
-	w.landed, w.held = map[string]string{}, map[string]bool{}
-	w.carryOutReplay(ctx, &run, r.replay)
-	w.landed, w.held = nil, nil
-	run.Ended = w.d.now()
-	if err := w.d.store.UpdateRun(run); err != nil {
-		w.log.Error().Err(err).Msg("record replay outcome")
-	}
-	w.d.metrics.runEnded(run)
+	run, _ := w.runAt(ctx, []store.Trigger{r.trigger}, rs, func(run *store.Run) {
+		w.carryOutReplay(ctx, run, r.replay)
+	})
 	return run.ID
 }
 

@@ -110,26 +110,10 @@ func (w *worker) runSchedule(ctx context.Context, r request) store.RunID {
 	if iv, blocked := w.blocking(); blocked {
 		return w.recordBlocked([]store.Trigger{r.trigger}, rs, fmt.Sprintf("blocked by intervention #%d (%s): %s", iv.ID, iv.Kind, iv.Summary))
 	}
-	head := w.repo.Head()
-	run := store.Run{Repo: w.cfg.Name, Triggers: []store.Trigger{r.trigger}, Base: rs.Deployed, Commit: head, Status: store.RunRunning, Started: w.d.now()}
-	id, err := w.d.store.CreateRun(run)
-	if err != nil {
-		w.log.Error().Err(err).Msg("record scheduled run")
-		return 0
-	}
-	run.ID = id
-	w.setSnap(func(s *snapshot) { r := run; s.running = &r })
-	defer w.setSnap(func(s *snapshot) { s.running = nil })
-	w.landed, w.held = map[string]string{}, map[string]bool{}
-	w.carryOutSchedule(ctx, &run, *r.schedule)
-	w.landed, w.held = nil, nil
-	run.Ended = w.d.now()
-	if err := w.d.store.UpdateRun(run); err != nil {
-		w.log.Error().Err(err).Msg("record scheduled run outcome")
-	}
-	w.d.metrics.runEnded(run)
-	w.log.Info().Uint64("run", uint64(id)).Str("schedule", r.schedule.Name).Str("status", string(run.Status)).Msg("scheduled run ended")
-	return id
+	run, _ := w.runAt(ctx, []store.Trigger{r.trigger}, rs, func(run *store.Run) {
+		w.carryOutSchedule(ctx, run, *r.schedule)
+	})
+	return run.ID
 }
 
 func (w *worker) carryOutSchedule(ctx context.Context, run *store.Run, sc manifest.Schedule) {

@@ -15,8 +15,11 @@ var _ api.Backend = (*Daemon)(nil)
 // waits for a run.
 func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	st := api.Status{Host: d.opts.Host, Version: Version, Started: d.started, Repos: []api.RepoStatus{}}
-	for _, name := range d.order {
-		w := d.workers[name]
+	for _, name := range d.repoNames() {
+		w, err := d.worker(name)
+		if err != nil {
+			continue
+		}
 		snap := w.snapshot()
 		rs, err := d.store.Repo(name)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -128,8 +131,9 @@ func (d *Daemon) Run(ctx context.Context, id uint64) (api.Run, error) {
 
 // Ready returns nil once every repo's checkout is open.
 func (d *Daemon) Ready() error {
-	for _, name := range d.order {
-		if !d.workers[name].snapshot().opened {
+	for _, name := range d.repoNames() {
+		w, err := d.worker(name)
+		if err != nil || !w.snapshot().opened {
 			return fmt.Errorf("repo %s: checkout not ready", name)
 		}
 	}

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"reflect"
+	"slices"
 	"errors"
 	"fmt"
 	"os"
@@ -57,11 +59,14 @@ type Daemon struct {
 	now     func() time.Time
 	store   *store.Store
 	exec    *executor.Executor
+	mu      sync.RWMutex // guards workers and order (SIGHUP adds and removes repos)
 	workers map[string]*worker
+	order   []string
+	serve   context.Context // Serve's context, for workers started by Reload
+	wg      sync.WaitGroup
 	sched   *schedule.Scheduler
 	metrics *metrics
 	notify  *notifier
-	order   []string
 	started time.Time
 }
 
@@ -109,12 +114,7 @@ func New(opts Options) (*Daemon, error) {
 		d.log.Warn().Uint64("run", uint64(id)).Msg("run was interrupted by a daemon stop or crash; it will be redone")
 	}
 	for _, rc := range opts.Repos {
-		if rc.Branch == "" {
-			rc.Branch = "main"
-		}
-		if rc.Poll <= 0 {
-			rc.Poll = time.Minute
-		}
+		rc = repoDefaults(rc)
 		if _, dup := d.workers[rc.Name]; dup {
 			st.Close()
 			return nil, fmt.Errorf("repo %q is configured twice", rc.Name)
@@ -131,26 +131,128 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	d.raiseSalvage()
 	d.sched.Start()
 	defer func() { <-d.sched.Stop().Done() }()
-	var wg sync.WaitGroup
-	wg.Add(2)
+	d.wg.Add(2)
 	go func() {
-		defer wg.Done()
+		defer d.wg.Done()
 		d.maintain(ctx)
 	}()
 	go func() {
-		defer wg.Done()
+		defer d.wg.Done()
 		d.notify.run(ctx)
 	}()
+	d.mu.Lock()
+	d.serve = ctx
+	for _, name := range d.order {
+		d.start(d.workers[name])
+	}
+	d.mu.Unlock()
+	<-ctx.Done()
+	d.wg.Wait()
+	return nil
+}
+
+// start runs a worker's loop under its own context (so that Reload can
+// stop one repo). Call with d.mu held.
+func (d *Daemon) start(w *worker) {
+	ctx, cancel := context.WithCancel(d.serve)
+	w.stop = cancel
+	w.stopped = make(chan struct{})
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer close(w.stopped)
+		w.loop(ctx)
+	}()
+}
+
+// Reload applies a new list of repos without a restart: new repos are
+// cloned and tracked, removed ones stopped (a run in flight is recorded as
+// interrupted), changed ones restarted with their new settings; the others
+// go on untouched, whatever they are doing.
+func (d *Daemon) Reload(repos []RepoConfig) (added, removed, changed []string) {
+	want := map[string]RepoConfig{}
+	var order []string
+	for _, rc := range repos {
+		rc = repoDefaults(rc)
+		want[rc.Name] = rc
+		order = append(order, rc.Name)
+	}
+	d.mu.Lock()
+	var stop []*worker
 	for _, name := range d.order {
 		w := d.workers[name]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.loop(ctx)
-		}()
+		rc, keep := want[name]
+		switch {
+		case !keep:
+			removed = append(removed, name)
+		case !sameRepo(rc, w.cfg):
+			changed = append(changed, name)
+		default:
+			continue
+		}
+		stop = append(stop, w)
+		delete(d.workers, name)
 	}
-	wg.Wait()
-	return nil
+	d.mu.Unlock()
+	for _, w := range stop { // outside the lock: a stopping worker may be answering the API
+		if w.stop != nil {
+			w.stop()
+			<-w.stopped
+		}
+		if err := d.sched.Set(w.cfg.Name, nil); err != nil {
+			d.log.Error().Err(err).Str("repo", w.cfg.Name).Msg("drop schedules")
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, name := range order {
+		if _, running := d.workers[name]; running {
+			continue
+		}
+		if !slices.Contains(changed, name) {
+			added = append(added, name)
+		}
+		w := newWorker(d, want[name])
+		d.workers[name] = w
+		if d.serve != nil {
+			d.start(w)
+		}
+	}
+	d.order = order
+	return added, removed, changed
+}
+
+// sameRepo compares two repo configs; credentials compare by what they
+// describe (a rebuilt key from the same file is the same).
+func sameRepo(a, b RepoConfig) bool {
+	authString := func(rc RepoConfig) string {
+		if rc.Auth == nil {
+			return ""
+		}
+		return rc.Auth.Name() + " " + rc.Auth.String()
+	}
+	if authString(a) != authString(b) {
+		return false
+	}
+	a.Auth, b.Auth = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
+func repoDefaults(rc RepoConfig) RepoConfig {
+	if rc.Branch == "" {
+		rc.Branch = "main"
+	}
+	if rc.Poll <= 0 {
+		rc.Poll = time.Minute
+	}
+	return rc
+}
+
+// repoNames returns the tracked repos in config order.
+func (d *Daemon) repoNames() []string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return slices.Clone(d.order)
 }
 
 // Close closes the state file. Call it after Serve returned.
@@ -163,7 +265,9 @@ func (d *Daemon) StatePath() string { return d.store.Path() }
 var ErrUnknownRepo = errors.New("unknown repo")
 
 func (d *Daemon) worker(name string) (*worker, error) {
+	d.mu.RLock()
 	w, ok := d.workers[name]
+	d.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownRepo, name)
 	}

@@ -45,8 +45,11 @@ func (d *Daemon) maintain(ctx context.Context) {
 				d.log.Info().Interface("compact", cs).Msg("state compacted")
 			}
 		}
-		for _, name := range d.order {
-			w := d.workers[name]
+		for _, name := range d.repoNames() {
+			w, err := d.worker(name)
+			if err != nil {
+				continue
+			}
 			w.enqueueAction(func(ctx context.Context) error {
 				if w.repo == nil {
 					return nil
@@ -76,8 +79,12 @@ func (d *Daemon) raiseSalvage() {
 	if rep == nil {
 		return
 	}
-	for _, name := range d.order {
-		d.workers[name].raise(store.Intervention{
+	for _, name := range d.repoNames() {
+		w, err := d.worker(name)
+		if err != nil {
+			continue
+		}
+		w.raise(store.Intervention{
 			Kind:       string(KindRepoCorrupt),
 			Summary:    fmt.Sprintf("the state file was corrupt at start; salvaged into a fresh file, the damaged one kept at %s", rep.CorruptPath),
 			NextAction: "read the salvage summary, check `deployer runs` and `deployer interventions --all`, then: deployer interventions resolve {id} --retry",

@@ -9,9 +9,14 @@ import (
 
 // WebhookRepos lists the tracked repos for matching push webhooks.
 func (d *Daemon) WebhookRepos() []webhook.Repo {
-	out := make([]webhook.Repo, 0, len(d.order))
-	for _, name := range d.order {
-		c := d.workers[name].cfg
+	names := d.repoNames()
+	out := make([]webhook.Repo, 0, len(names))
+	for _, name := range names {
+		w, err := d.worker(name)
+		if err != nil {
+			continue
+		}
+		c := w.cfg
 		out = append(out, webhook.Repo{Name: c.Name, URL: c.URL, Branch: c.Branch, WebhookNames: c.WebhookNames})
 	}
 	return out

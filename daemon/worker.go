@@ -55,6 +55,9 @@ type worker struct {
 	pending []request
 	snap    snapshot
 
+	stop    context.CancelFunc // stops the loop (Reload)
+	stopped chan struct{}      // closed when the loop returned
+
 	repo *syncer.Repo // the loop goroutine, and steps' write-backs under gitMu
 	// gitMu serialises git work on the checkout during a run: write-backs
 	// of instances running in parallel.

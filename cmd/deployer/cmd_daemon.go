@@ -75,7 +75,7 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 	if err != nil {
 		return err
 	}
-	go watchHUP(ctx, path, log)
+	go watchHUP(ctx, path, d, log)
 	go notifySystemd(ctx, d, log)
 	log.Info().Str("host", opts.Host).Str("state", d.StatePath()).Str("socket", cfg.Listen.Socket).Int("repos", len(cfg.Repos)).Msg("daemon started")
 	err = d.Serve(ctx)
@@ -172,9 +172,11 @@ func notifySystemd(ctx context.Context, d *daemon.Daemon, log zerolog.Logger) {
 	}
 }
 
-// watchHUP re-reads the config on SIGHUP and says whether it is valid.
-// Changes to repos take effect at the next restart.
-func watchHUP(ctx context.Context, path string, log zerolog.Logger) {
+// watchHUP re-reads the config on SIGHUP: the log level follows it and repos
+// are added, removed or restarted with their new settings while the others
+// go on; an invalid file changes nothing. Listeners and the state dir need a
+// restart.
+func watchHUP(ctx context.Context, path string, d *daemon.Daemon, log zerolog.Logger) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
 	defer signal.Stop(ch)
@@ -183,12 +185,23 @@ func watchHUP(ctx context.Context, path string, log zerolog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-ch:
-			if _, err := loadConfig(path); err != nil {
-				log.Error().Err(err).Msg("SIGHUP: config invalid; keeping the running config")
-				continue
-			}
-			log.Warn().Msg("SIGHUP: config valid; repo and listener changes take effect when the daemon restarts")
 		}
+		_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyReloading)
+		cfg, err := loadConfig(path)
+		if err == nil {
+			var opts daemon.Options
+			if opts, err = daemonOpts(cfg, log); err == nil {
+				if lvl, perr := zerolog.ParseLevel(cfg.Log.Level); perr == nil && cfg.Log.Level != "" {
+					zerolog.SetGlobalLevel(lvl)
+				}
+				added, removed, changed := d.Reload(opts.Repos)
+				log.Info().Strs("added", added).Strs("removed", removed).Strs("changed", changed).Str("level", cfg.Log.Level).Msg("SIGHUP: config reloaded")
+			}
+		}
+		if err != nil {
+			log.Error().Err(err).Msg("SIGHUP: config invalid; keeping the running config")
+		}
+		_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyReady)
 	}
 }
 
@@ -295,5 +308,7 @@ func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
 	if format == "console" {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
-	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+	// The level is global so that SIGHUP can change it for every logger.
+	zerolog.SetGlobalLevel(level)
+	return zerolog.New(w).With().Timestamp().Logger()
 }

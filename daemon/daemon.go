@@ -2,12 +2,12 @@ package daemon
 
 import (
 	"context"
-	"reflect"
-	"slices"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sync"
 	"time"
 

@@ -178,8 +178,10 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 		changes = append(changes, c)
 		kept = append(kept, e)
 	}
+	failpoint(fpJournaled)
 	w.gitMu.Lock()
 	outcomes, _ := w.repo.WriteBack(ctx, changes, w.cfg.PushAttempts)
+	failpoint(fpWrittenBack)
 	for i, o := range outcomes {
 		e := kept[i]
 		msg := w.settleChange(e, o)
@@ -197,6 +199,7 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 		spec.Details[e.Instance] = in
 	}
 	w.gitMu.Unlock()
+	failpoint(fpSettled)
 	var jobs []executor.Job
 	for _, j := range p.jobs {
 		if spec.Details[string(j.Instance.Name)].Status == "pending" {
@@ -276,6 +279,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 			}
 			spec.Details[string(r.Instance.Name)] = in
 		}
+		failpoint(fpBucketDone)
 		save()
 	}
 	run.Status = finalStatus(run.Instances)

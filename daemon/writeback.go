@@ -126,7 +126,9 @@ func (w *worker) writeBack(ctx context.Context, entries []store.JournalEntry) er
 		}
 		changes = append(changes, c)
 	}
+	failpoint(fpJournaled)
 	outcomes, wbErr := w.repo.WriteBack(ctx, changes, w.cfg.PushAttempts)
+	failpoint(fpWrittenBack)
 	var failed []string
 	for i, o := range outcomes {
 		if o.Err == nil && o.Status == syncer.OutcomePending {

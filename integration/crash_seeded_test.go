@@ -1,0 +1,339 @@
+package integration_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/sre-tools/deployer/daemon"
+)
+
+// crashTally is what the seeded crash runs found.
+type crashTally struct {
+	runs, crashes, accepted, landed, held, lost, duplicated int
+}
+
+// TestCrashSeeded kills the daemon at a random failpoint of the write-back
+// protocol (at a random hit) during a deployment of edits to 20 instances
+// while a person pushes to the same remote, restarts it, and checks that
+// every accepted edit is on the remote exactly once or held in an open
+// intervention, that git fsck and bbolt's check are clean, and that the
+// remote (receive.denyNonFastForwards) never took a force. Runs:
+// DEPLOYER_CRASH_RUNS (default 100; 12 with -short).
+func TestCrashSeeded(t *testing.T) {
+	runs := 100
+	if testing.Short() {
+		runs = 12
+	}
+	if v := os.Getenv("DEPLOYER_CRASH_RUNS"); v != "" {
+		runs, _ = strconv.Atoi(v)
+	}
+	var tally crashTally
+	for seed := 1; seed <= runs; seed++ {
+		t.Run(fmt.Sprintf("seed-%03d", seed), func(t *testing.T) { crashOnce(t, uint64(seed), &tally) })
+	}
+	t.Logf("runs %d, crash points hit %d, edits accepted %d, landed %d, in interventions %d, lost %d, duplicated %d",
+		tally.runs, tally.crashes, tally.accepted, tally.landed, tally.held, tally.lost, tally.duplicated)
+	fmt.Printf("crash: runs %d, crash points hit %d, edits accepted %d, landed %d, in interventions %d, lost %d, duplicated %d\n",
+		tally.runs, tally.crashes, tally.accepted, tally.landed, tally.held, tally.lost, tally.duplicated)
+	if tally.lost > 0 || tally.duplicated > 0 {
+		t.Fatalf("%d edits lost, %d duplicated", tally.lost, tally.duplicated)
+	}
+}
+
+const crashInstances = 20
+
+func crashOnce(t *testing.T, seed uint64, tally *crashTally) {
+	rng := rand.New(rand.NewPCG(seed, 42))
+	dir := t.TempDir()
+	sock, err := os.MkdirTemp("", "dcrash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sock)
+	bare := filepath.Join(dir, "cc.git")
+	git := func(d string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = d
+		cmd.Env = append(os.Environ(), "HOME="+dir, "GIT_CONFIG_NOSYSTEM=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git(dir, "init", "-q", "--bare", "-b", "main", bare)
+	git(bare, "config", "receive.denyNonFastForwards", "true")
+	git(bare, "config", "receive.denyDeletes", "true")
+	seedCrashRepo(t, filepath.Join(dir, "alice"), bare, git)
+
+	cfg := filepath.Join(dir, "deployer.yaml")
+	socket := filepath.Join(sock, "d.sock")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "host: crash\nstate_dir: %s\nlisten: {socket: %s}\nstep_env: [PATH]\nrepos:\n  - name: cc\n    url: %s\n    poll: 200ms\n",
+		filepath.Join(dir, "state"), socket, bare), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	point := daemon.Failpoints[rng.IntN(len(daemon.Failpoints))]
+	hit := 1 + rng.IntN(4)
+	d := startCrashDaemon(t, cfg, fmt.Sprintf("%s:%d", point, hit))
+	cli := func(args ...string) (string, error) {
+		cmd := exec.Command(filepath.Join(binDir, "deployer"), append(args, "--socket", socket)...)
+		out, err := cmd.Output()
+		return string(out), err
+	}
+	waitCrash(t, "the daemon's first sync", func() bool {
+		out, err := cli("status", "-o", "json")
+		return err == nil && strings.Contains(out, `"deployed": "`) && !strings.Contains(out, `"deployed": ""`)
+	})
+	value := fmt.Sprintf("2.%d", seed)
+	out, err := cli("deploy", "cc", "--select", "instances/*.xml", "--set", "/instance/app@version="+value, "--bucket", "5", "-o", "json")
+	if err != nil {
+		t.Fatalf("deploy: %v %s", err, out)
+	}
+	var dep struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(out), &dep); err != nil {
+		t.Fatal(err)
+	}
+	// A person pushes to other attributes of random instances meanwhile.
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		crashWriter(t, filepath.Join(dir, "bob"), bare, rng.Uint64(), git)
+	}()
+	finished := func() bool {
+		out, err := cli("deployments", "show", dep.ID, "-o", "json")
+		return err == nil && strings.Contains(out, `"finished":`)
+	}
+	crashed := false
+	waitCrash(t, "a crash or the end of the deployment", func() bool {
+		if d.exited() {
+			crashed = true
+			return true
+		}
+		return finished()
+	})
+	<-writerDone
+	if crashed {
+		d = startCrashDaemon(t, cfg, "")
+	}
+	waitCrash(t, "the deployment to end after the restart", finished)
+	d.stop(t)
+
+	tally.runs++
+	if crashed {
+		tally.crashes++
+	}
+	check := filepath.Join(dir, "check")
+	git(dir, "clone", "-q", bare, check)
+	ivs := openInterventions(t, filepath.Join(dir, "state", "state.db"))
+	for i := 1; i <= crashInstances; i++ {
+		name := fmt.Sprintf("i%02d", i)
+		file := "instances/" + name + ".xml"
+		tally.accepted++
+		subjects := git(check, "log", "--format=%s", "--", file)
+		n := strings.Count(subjects, name+": set /instance/app@version")
+		content, _ := os.ReadFile(filepath.Join(check, file))
+		switch {
+		case n == 1 && bytes.Contains(content, []byte(`version="`+value+`"`)):
+			tally.landed++
+		case n == 0 && ivs[name]:
+			tally.held++
+		case n > 1:
+			tally.duplicated++
+			t.Errorf("%s: the edit landed %d times", name, n)
+		default:
+			tally.lost++
+			t.Errorf("%s: the edit is neither on the remote (%d commits) nor held in an intervention", name, n)
+		}
+	}
+	git(filepath.Join(dir, "state", "checkouts", "cc"), "fsck", "--no-progress")
+	git(bare, "fsck", "--no-progress")
+}
+
+func seedCrashRepo(t *testing.T, work, bare string, git func(string, ...string) string) {
+	files := map[string]string{
+		"deployer.xml": `<deployer version="1">
+  <instances dir="instances" pattern="*.xml"/>
+  <step name="instance-configure" run="scripts/ok.sh" timeout="30s"/>
+  <step name="instance-redeploy" run="scripts/ok.sh" timeout="30s" after="instance-configure"/>
+  <on-change steps="instance-configure instance-redeploy" bucket="5"/>
+</deployer>
+`,
+		"scripts/ok.sh": "#!/bin/sh\necho ok\n",
+	}
+	for i := 1; i <= crashInstances; i++ {
+		// The owner stands lines away from the version, so that the
+		// person's git rebase never meets the daemon's edit in one hunk.
+		files[fmt.Sprintf("instances/i%02d.xml", i)] = fmt.Sprintf("<instance name=\"i%02d\">\n  <contact owner=\"team-a\"/>\n  <!-- owners change the contact; -->\n  <!-- releases change the app. -->\n  <app name=\"web\" version=\"1.0.0\"/>\n</instance>\n", i)
+	}
+	for name, content := range files {
+		p := filepath.Join(work, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(name, ".sh") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git(work, "init", "-q", "-b", "main")
+	git(work, "-c", "user.name=Alice", "-c", "user.email=a@x", "add", "-A")
+	git(work, "-c", "user.name=Alice", "-c", "user.email=a@x", "commit", "-q", "-m", "initial")
+	git(work, "push", "-q", bare, "HEAD:refs/heads/main")
+}
+
+// crashWriter is a person changing the owner of random instances.
+func crashWriter(t *testing.T, work, bare string, seed uint64, _ func(string, ...string) string) {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	run := func(dir string, args ...string) error {
+		cmd := exec.Command("git", append([]string{"-c", "user.name=Bob", "-c", "user.email=b@x"}, args...)...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("git %v: %v: %s", args, err, out)
+		}
+		return nil
+	}
+	if err := run(filepath.Dir(work), "clone", "-q", bare, work); err != nil {
+		t.Error(err)
+		return
+	}
+	owner := regexp.MustCompile(`owner="[^"]*"`)
+	for k := 0; k < 4; k++ {
+		file := filepath.Join(work, "instances", fmt.Sprintf("i%02d.xml", 1+rng.IntN(crashInstances)))
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		b = owner.ReplaceAll(b, fmt.Appendf(nil, `owner="team-%d-%d"`, seed, k))
+		if err := os.WriteFile(file, b, 0o644); err != nil {
+			t.Error(err)
+			return
+		}
+		if err := run(work, "commit", "-q", "-am", "owner change"); err != nil {
+			t.Error(err)
+			return
+		}
+		pushed := false
+		for attempt := 0; attempt < 20 && !pushed; attempt++ {
+			if run(work, "push", "-q", "origin", "HEAD:refs/heads/main") == nil {
+				pushed = true
+				break
+			}
+			if err := run(work, "pull", "-q", "--rebase", "origin", "main"); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		if !pushed {
+			t.Errorf("bob could not push after 20 attempts")
+			return
+		}
+		time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
+	}
+}
+
+type crashDaemon struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startCrashDaemon(t *testing.T, cfg, failpoint string) *crashDaemon {
+	cmd := exec.Command(filepath.Join(binDir, "deployer"), "daemon", "--config", cfg)
+	cmd.Env = append(os.Environ(), "DEPLOYER_FAILPOINT="+failpoint)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &crashDaemon{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-d.done })
+	return d
+}
+
+func (d *crashDaemon) exited() bool {
+	select {
+	case <-d.done:
+		// the steps it started die with their process group
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		return true
+	default:
+		return false
+	}
+}
+
+func (d *crashDaemon) stop(t *testing.T) {
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("daemon did not stop within 30s of SIGTERM")
+	}
+}
+
+func waitCrash(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// openInterventions checks the stopped daemon's state file with bbolt and
+// returns the instances with an unresolved intervention.
+func openInterventions(t *testing.T, path string) map[string]bool {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("open state: %v", err)
+	}
+	defer db.Close()
+	held := map[string]bool{}
+	err = db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return fmt.Errorf("bbolt check: %w", err)
+		}
+		b := tx.Bucket([]byte("interventions"))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var iv struct {
+				Instance string `json:"instance"`
+				State    string `json:"state"`
+			}
+			if json.Unmarshal(v, &iv) == nil && iv.State != "resolved" && iv.Instance != "" {
+				held[iv.Instance] = true
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return held
+}

@@ -74,6 +74,7 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 	"short": shortHash,
 	"time":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"deref": deref,
+	"clip":  clip,
 }).Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><meta http-equiv="refresh" content="30">
 <title>deployer: {{.Host}}</title>
@@ -91,7 +92,7 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 {{if .Evidence.Base}}<li>values: base <code>{{deref .Evidence.Base}}</code>, ours <code>{{deref .Evidence.Ours}}</code>, theirs <code>{{deref .Evidence.Theirs}}</code></li>{{end}}
 {{range .Evidence.Commits}}<li>commit <code>{{short .Hash}}</code> by {{.Author}}: {{.Subject}}</li>{{end}}
 <li>next action: <code>{{.NextAction}}</code></li></ul>
-{{if .Evidence.Output}}<pre>{{.Evidence.Output}}</pre>{{end}}
+{{if .Evidence.Output}}<pre>{{clip .Evidence.Output}}</pre>{{end}}
 </div>{{end}}
 <h2>Recent failed runs ({{len .FailedRuns}})</h2><ul>
 {{range .FailedRuns}}<li>run {{.ID}} of {{.Repo}} at <code>{{short .Commit}}</code>: {{.Status}} ({{time .Started}}) {{.Error}}</li>{{end}}</ul>
@@ -102,6 +103,17 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 
 // WriteReportHTML writes the on-call report as an HTML page.
 func WriteReportHTML(w io.Writer, rep Report) error { return reportTemplate.Execute(w, rep) }
+
+// pageEvidence bounds the evidence shown per intervention on the page (the
+// whole of it is in `deployer interventions show`).
+const pageEvidence = 600
+
+func clip(s string) string {
+	if len(s) <= pageEvidence {
+		return s
+	}
+	return s[:pageEvidence] + "\n… (deployer interventions show ID has the rest)"
+}
 
 func shortHash(h string) string {
 	if len(h) > 10 {

@@ -76,4 +76,3 @@ func BenchmarkStatusPage(b *testing.B) {
 		}
 	}
 }
-

@@ -132,8 +132,8 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 }
 
 // notifySystemd tells systemd (Type=notify) that the daemon is ready once
-// every checkout is open, and pets the watchdog while the API answers
-// readiness. Without NOTIFY_SOCKET it does nothing.
+// every checkout is open, and pets the watchdog while the process runs.
+// Without NOTIFY_SOCKET it does nothing.
 func notifySystemd(ctx context.Context, d *daemon.Daemon, log zerolog.Logger) {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -163,10 +163,9 @@ func notifySystemd(ctx context.Context, d *daemon.Daemon, log zerolog.Logger) {
 			_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
 			return
 		case <-pet.C:
-			if err := d.Ready(); err != nil {
-				log.Warn().Err(err).Msg("not petting the systemd watchdog")
-				continue
-			}
+			// Liveness, not readiness: a repo whose clone is slow or whose
+			// remote is down (say, one added by SIGHUP) must not get the
+			// whole daemon killed; /readyz reports checkouts.
 			_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyWatchdog)
 		}
 	}

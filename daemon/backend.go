@@ -15,6 +15,16 @@ var _ api.Backend = (*Daemon)(nil)
 // waits for a run.
 func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	st := api.Status{Host: d.opts.Host, Version: Version, Started: d.started, Repos: []api.RepoStatus{}}
+	// One read of the open interventions and of the schedule for every repo.
+	open := map[string]int{}
+	if ivs, err := d.store.Interventions(store.InterventionFilter{}); err == nil {
+		for _, iv := range ivs {
+			if !iv.Resolved() {
+				open[iv.Repo]++
+			}
+		}
+	}
+	entries := d.sched.Entries()
 	for _, name := range d.repoNames() {
 		w, err := d.worker(name)
 		if err != nil {
@@ -40,20 +50,14 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		if snap.running != nil {
 			r.Running = &api.RunRef{ID: uint64(snap.running.ID), Status: string(snap.running.Status), Commit: snap.running.Commit, Started: snap.running.Started}
 		}
-		if ivs, err := d.store.Interventions(store.InterventionFilter{Repo: name}); err == nil {
-			for _, iv := range ivs {
-				if !iv.Resolved() {
-					r.OpenInterventions++
-				}
-			}
-		}
+		r.OpenInterventions = open[name]
 		if rs.LastRun != 0 {
 			if last, err := d.store.Run(rs.LastRun); err == nil {
 				r.LastRun = &api.RunRef{ID: uint64(last.ID), Status: string(last.Status), Commit: last.Commit, Started: last.Started}
 			}
 		}
 		r.Schedules = []api.Schedule{}
-		for _, e := range d.sched.Entries() {
+		for _, e := range entries {
 			if e.Repo == name {
 				r.Schedules = append(r.Schedules, api.Schedule{Name: e.Name, Next: e.Next})
 			}

@@ -32,7 +32,7 @@ type crashTally struct {
 // every accepted edit is on the remote exactly once or held in an open
 // intervention, that git fsck and bbolt's check are clean, and that the
 // remote (receive.denyNonFastForwards) never took a force. Runs:
-// DEPLOYER_CRASH_RUNS (default 25; 12 with -short; .ci/run sets 100).
+// DEPLOYER_CRASH_RUNS (default 25; 12 with -short; .ci/run sets 50).
 func TestCrashSeeded(t *testing.T) {
 	runs := 25
 	if testing.Short() {

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -325,13 +326,19 @@ func cmdNotifySocket(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// cmdWaitLines waits until at least N lines of FILE match REGEXP and
-// prints how many do.
+// cmdWaitLines waits until at least N lines of FILE match REGEXP (for at
+// most MAX with -within, else the scenario deadline) and prints how many do.
 //
-//	waitlines FILE REGEXP N
+//	waitlines [-within MAX] FILE REGEXP N
 func cmdWaitLines(ts *testscript.TestScript, neg bool, args []string) {
+	limit := scenarioDeadline
+	if len(args) == 5 && args[0] == "-within" {
+		d, err := time.ParseDuration(args[1])
+		ts.Check(err)
+		limit, args = d, args[2:]
+	}
 	if len(args) != 3 {
-		ts.Fatalf("usage: waitlines FILE REGEXP N")
+		ts.Fatalf("usage: waitlines [-within MAX] FILE REGEXP N")
 	}
 	re, err := regexp.Compile(args[1])
 	ts.Check(err)
@@ -350,12 +357,16 @@ func cmdWaitLines(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		return n
 	}
-	got := 0
-	waitUntil(ts, fmt.Sprintf("%d lines of %s matching %s", want, args[0], args[1]), func() bool {
+	deadline := time.Now().Add(limit)
+	got := count()
+	for got < want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 		got = count()
-		return got >= want
-	})
+	}
 	fmt.Fprintf(ts.Stdout(), "%d lines match\n", got)
+	if got < want {
+		ts.Fatalf("%d lines of %s match %s after %s, want %d", got, args[0], args[1], limit, want)
+	}
 }
 
 // cmdMetrics GETs /metrics over $DEPLOYER_SOCKET, fails on a status other
@@ -375,15 +386,47 @@ func cmdMetrics(ts *testscript.TestScript, neg bool, args []string) {
 	if resp.StatusCode != http.StatusOK {
 		ts.Fatalf("GET /metrics: %s: %s", resp.Status, body)
 	}
-	problems, err := promlint.New(strings.NewReader(string(body))).Lint()
+	problems, err := lintMetrics(string(body))
 	if err != nil {
 		ts.Fatalf("lint /metrics: %v", err)
 	}
 	for _, p := range problems {
-		ts.Logf("promlint: %s: %s", p.Metric, p.Text)
+		ts.Logf("promlint: %s", p)
 	}
 	if len(problems) > 0 {
 		ts.Fatalf("promlint found %d problems in /metrics", len(problems))
 	}
 	fmt.Fprint(ts.Stdout(), string(body))
+}
+
+// lintMetrics returns the problems promlint finds in a text exposition, as
+// `metric: text`.
+func lintMetrics(exposition string) ([]string, error) {
+	problems, err := promlint.New(strings.NewReader(exposition)).Lint()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(problems))
+	for _, p := range problems {
+		out = append(out, p.Metric+": "+p.Text)
+	}
+	return out, nil
+}
+
+// TestLintMetricsFindsProblems shows that the metrics command would fail on
+// the problems promtool reports, and passes a clean exposition.
+func TestLintMetricsFindsProblems(t *testing.T) {
+	bad := "# HELP deployer_runs Runs.\n# TYPE deployer_runs counter\ndeployer_runs{repo=\"cc\"} 1\n" +
+		"# TYPE deployer_step_duration_milliseconds gauge\ndeployer_step_duration_milliseconds 3\n"
+	problems, err := lintMetrics(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) < 3 { // no _total suffix, no help, a non-base unit
+		t.Errorf("lint found %d problems, want at least 3: %q", len(problems), problems)
+	}
+	good := "# HELP deployer_runs_total Runs.\n# TYPE deployer_runs_total counter\ndeployer_runs_total{repo=\"cc\"} 1\n"
+	if problems, err := lintMetrics(good); err != nil || len(problems) != 0 {
+		t.Errorf("lint of a clean exposition: %q, %v", problems, err)
+	}
 }

@@ -2,7 +2,9 @@ package manifest_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -280,15 +282,18 @@ func corpusEdit(doc *manifest.Document, g *gnode) (manifest.Edit, func()) {
 }
 
 // checkReinsert removes the first child element of the root that stands
-// alone on its lines and inserts it again at the same index. regular reports
-// whether the element sits between two elements (or the parent's start tag
-// and an element) with the same whitespace on both sides: only then are the
-// bytes fully determined by the remaining siblings, and only then is a
-// difference a failure.
-func checkReinsert(data []byte) (msg string, regular, found bool) {
+// alone on its lines and inserts it again at the same index, twice: with the
+// inferred layout (as Diff's inserts do) and with the inverse of the remove
+// (manifest.Invert). regular reports whether the element sits between two
+// elements (or the parent's start tag and an element) with the same
+// whitespace on both sides: only then are the bytes fully determined by the
+// remaining siblings, and only then is a difference with the inferred layout
+// a failure. exact is "" when the inverse gave back identical bytes, which
+// must hold for every file.
+func checkReinsert(data []byte) (msg string, regular, found bool, exact string) {
 	doc, err := manifest.ParseDocument(data)
 	if err != nil {
-		return "parse: " + err.Error(), true, true
+		return "parse: " + err.Error(), true, true, "parse: " + err.Error()
 	}
 	elems := manifest.Elements(doc, manifest.DiffOptions{})
 	for i, e := range elems {
@@ -296,16 +301,72 @@ func checkReinsert(data []byte) (msg string, regular, found bool) {
 			continue
 		}
 		regular = isRegular(data, elems, i)
+		exact = checkInverse(data, e.Path)
 		out, err := manifest.Apply(data, []manifest.Edit{{Op: manifest.OpRemove, Path: e.Path}, {Op: manifest.OpInsert, Path: e.Parent, XML: e.XML, Index: e.Index}})
 		if err != nil {
-			return "remove+insert: " + err.Error(), regular, true
+			return "remove+insert: " + err.Error(), regular, true, exact
 		}
 		if !bytes.Equal(out, data) {
-			return fmt.Sprintf("remove+insert of %s is not identical (%d lines differ)", e.Path, changedLines(out, data)), regular, true
+			return fmt.Sprintf("remove+insert of %s is not identical (%d lines differ)", e.Path, changedLines(out, data)), regular, true, exact
 		}
-		return "", regular, true
+		return "", regular, true, exact
 	}
-	return "", false, false
+	return "", false, false, ""
+}
+
+// checkInverse removes the element at path and applies the inverse of the
+// remove, which must give back data; the inverse must survive a JSON round
+// trip (the journal stores edits as JSON). It returns "" on success.
+func checkInverse(data []byte, path string) string {
+	rm := manifest.Edit{Op: manifest.OpRemove, Path: path}
+	inv, err := manifest.Invert(data, rm)
+	if err != nil {
+		return "invert " + path + ": " + err.Error()
+	}
+	js, err := json.Marshal(inv)
+	if err != nil {
+		return "marshal: " + err.Error()
+	}
+	var back manifest.Edit
+	if err := json.Unmarshal(js, &back); err != nil || back != inv {
+		return fmt.Sprintf("JSON round trip of the inverse: %v, %+v", err, back)
+	}
+	out, err := manifest.Apply(data, []manifest.Edit{rm, back})
+	if err != nil {
+		return "remove+inverse of " + path + ": " + err.Error()
+	}
+	if !bytes.Equal(out, data) {
+		return fmt.Sprintf("remove+inverse of %s is not identical (%d lines differ)", path, changedLines(out, data))
+	}
+	return ""
+}
+
+// checkAllInverses checks remove+inverse on the first limit non-root
+// elements of data. Invert may refuse only with ErrBadEdit when the remove
+// joins two words of text; such refusals are counted in mixed.
+func checkAllInverses(data []byte, limit int) (ok, mixed int, fails []string) {
+	doc, err := manifest.ParseDocument(data)
+	if err != nil {
+		return 0, 0, []string{"parse: " + err.Error()}
+	}
+	for _, e := range manifest.Elements(doc, manifest.DiffOptions{}) {
+		if e.Parent == "" {
+			continue
+		}
+		if limit--; limit < 0 {
+			break
+		}
+		if _, err := manifest.Invert(data, manifest.Edit{Op: manifest.OpRemove, Path: e.Path}); errors.Is(err, manifest.ErrBadEdit) && strings.Contains(err.Error(), "joins the text") {
+			mixed++
+			continue
+		}
+		if msg := checkInverse(data, e.Path); msg != "" {
+			fails = append(fails, msg)
+			continue
+		}
+		ok++
+	}
+	return ok, mixed, fails
 }
 
 // isRegular reports whether elems[i] is preceded by whitespace that follows
@@ -345,7 +406,7 @@ func aloneOnLine(data []byte, start, end int) bool {
 
 func TestCorpus(t *testing.T) {
 	files := corpusFiles(t)
-	var identical, oneLine, reinserted, noLoneChild int
+	var identical, oneLine, reinserted, noLoneChild, inverted, invAll, invMixed int
 	var irregular []string
 	var failures []string
 	for _, name := range sortedNames(files) {
@@ -358,7 +419,7 @@ func TestCorpus(t *testing.T) {
 		} else {
 			oneLine++
 		}
-		msg, regular, found := checkReinsert(data)
+		msg, regular, found, exact := checkReinsert(data)
 		switch {
 		case !found:
 			noLoneChild++
@@ -369,9 +430,26 @@ func TestCorpus(t *testing.T) {
 		default:
 			irregular = append(irregular, name+": "+msg)
 		}
+		switch {
+		case !found:
+		case exact == "":
+			inverted++
+		default:
+			failures = append(failures, name+": "+exact)
+		}
+		ok, mixed, fails := checkAllInverses(data, 40)
+		invAll += ok
+		invMixed += mixed
+		for _, f := range fails {
+			failures = append(failures, name+": "+f)
+		}
 	}
-	t.Logf("corpus: files %d, identical %d, one-line edits %d, remove+reinsert identical %d (%d differ where the layout around the element is irregular, %d have no element alone on its line), failures %d",
-		len(files), identical, oneLine, reinserted, len(irregular), noLoneChild, len(failures))
+	t.Logf("corpus: files %d, identical %d, one-line edits %d, remove+reinsert identical %d (%d differ where the layout around the element is irregular, %d have no element alone on its line), remove+inverse identical %d, failures %d",
+		len(files), identical, oneLine, reinserted, len(irregular), noLoneChild, inverted, len(failures))
+	t.Logf("corpus: remove+inverse over every element (first 40 of each file): identical %d, refused (text joined by the remove) %d", invAll, invMixed)
+	if inverted != len(files)-noLoneChild {
+		t.Errorf("remove+inverse identical for %d files, want %d", inverted, len(files)-noLoneChild)
+	}
 	if testing.Verbose() {
 		for _, f := range irregular {
 			t.Log("irregular layout: " + f)
@@ -387,7 +465,7 @@ func TestCorpus(t *testing.T) {
 // attributes split over lines, <a /> and <a/>, a BOM, no declaration.
 func TestCorpusVariants(t *testing.T) {
 	files := corpusFiles(t)
-	type tally struct{ docs, oneLine, reinserted, irregular int }
+	type tally struct{ docs, oneLine, reinserted, irregular, lone, inverted int }
 	counts := map[string]*tally{}
 	var failures []string
 	for _, name := range sortedNames(files) {
@@ -403,7 +481,7 @@ func TestCorpusVariants(t *testing.T) {
 			} else {
 				c.oneLine++
 			}
-			msg, regular, found := checkReinsert(data)
+			msg, regular, found, exact := checkReinsert(data)
 			switch {
 			case !found:
 			case msg == "":
@@ -412,6 +490,16 @@ func TestCorpusVariants(t *testing.T) {
 				failures = append(failures, kind+" "+name+": "+msg)
 			default:
 				c.irregular++
+			}
+			switch {
+			case !found:
+			case exact == "":
+				c.inverted++
+			default:
+				failures = append(failures, kind+" "+name+": "+exact)
+			}
+			if found {
+				c.lone++
 			}
 		}
 	}
@@ -422,7 +510,10 @@ func TestCorpusVariants(t *testing.T) {
 	sort.Strings(kinds)
 	for _, k := range kinds {
 		c := counts[k]
-		t.Logf("variant %-12s files %d, one-line edits %d, remove+reinsert identical %d (irregular layout %d)", k, c.docs, c.oneLine, c.reinserted, c.irregular)
+		t.Logf("variant %-12s files %d, one-line edits %d, remove+reinsert identical %d (irregular layout %d), remove+inverse identical %d of %d", k, c.docs, c.oneLine, c.reinserted, c.irregular, c.inverted, c.lone)
+		if c.inverted != c.lone {
+			t.Errorf("variant %s: remove+inverse identical for %d files, want %d", k, c.inverted, c.lone)
+		}
 	}
 	if len(kinds) < 9 {
 		t.Errorf("got %d variant kinds, want 9", len(kinds))

@@ -32,6 +32,23 @@ type Edit struct {
 	// Index is, for insert, the 1-based position the new element takes among
 	// the child elements of Path; 0 appends it after the last one.
 	Index int `json:"index,omitempty"`
+	// Node, when not 0, makes an insert exact (Invert produces such inserts
+	// to undo a remove byte for byte). It is the 1-based position the new
+	// element takes among the items of Path: its child nodes that are not
+	// text (elements, comments, processing instructions, CDATA sections) and
+	// the words (runs of bytes other than whitespace) of its text. It must
+	// agree with Index when Index is set. The whitespace between the items
+	// that will surround the element is replaced by Lead, XML written
+	// verbatim (it must be exactly one element) and Trail; no indentation or
+	// line ending is inferred, and no text other than whitespace is touched.
+	Node int `json:"node,omitempty"`
+	// Lead is, for an exact insert, the exact whitespace to put before the
+	// element, replacing the inferred indentation. It may contain only XML
+	// whitespace (space, tab, CR, LF).
+	Lead string `json:"lead,omitempty"`
+	// Trail is, for an exact insert, the exact whitespace to put after the
+	// element. It may contain only XML whitespace.
+	Trail string `json:"trail,omitempty"`
 }
 
 // String renders the edit for commit messages, for example
@@ -103,6 +120,9 @@ func (d *Document) Apply(e Edit) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown operation %q", ErrBadEdit, e.Op)
 	}
+	if err := checkExact(e); err != nil {
+		return nil, err
+	}
 	n, err := d.findOne(e.Path)
 	if err != nil {
 		return nil, err
@@ -115,6 +135,9 @@ func (d *Document) Apply(e Edit) ([]byte, error) {
 	case OpSetText:
 		return d.setText(n, e.Value)
 	case OpInsert:
+		if e.Node > 0 {
+			return d.insertExact(n, e)
+		}
 		return d.insert(n, e.Index, e.XML)
 	default:
 		return d.remove(n)

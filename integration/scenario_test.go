@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +58,7 @@ func TestScenarios(t *testing.T) {
 	for _, transport := range []string{"git", "http"} {
 		t.Run(transport, func(t *testing.T) {
 			t.Parallel()
-			testscript.Run(t, testscript.Params{
+			p := testscript.Params{
 				Dir:   "testdata",
 				Setup: setup(transport),
 				Condition: func(cond string) (bool, error) {
@@ -90,7 +91,11 @@ func TestScenarios(t *testing.T) {
 					"seedrepo":         cmdSeedRepo,
 					"writeconfig":      cmdWriteConfig,
 				},
-			})
+			}
+			for _, more := range []map[string]func(ts *testscript.TestScript, neg bool, args []string){opsCmds(), deployCmds()} {
+				maps.Copy(p.Cmds, more)
+			}
+			testscript.Run(t, p)
 		})
 	}
 }

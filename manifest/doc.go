@@ -30,6 +30,12 @@
 //     whitespace in front of them; appending goes after the last element with
 //     the whitespace in front of it. The fragment's line endings follow that
 //     whitespace (documents with mixed line endings keep them).
+//   - An insert with Node set is exact: it replaces the whitespace between
+//     two items (child nodes other than text, and words of text) with Lead,
+//     the XML verbatim and Trail, which may hold only XML whitespace. Invert
+//     turns a remove into such an insert, so removing an element and
+//     applying the inverse gives back the original bytes whatever the
+//     layout around it (blank lines, comments, mixed line endings).
 //   - Merge removes an element one side removed unless the other side added
 //     or changed something in it (an attribute, a text, a child); removals
 //     inside it agree with the removal. At every conflict theirs is kept.

@@ -44,7 +44,8 @@ func FuzzParse(f *testing.F) {
 }
 
 // FuzzApply applies each kind of edit with an arbitrary value to an arbitrary
-// element and checks that the result parses and reads back the value.
+// element and checks that the result parses and reads back the value, and
+// that the inverse of a remove gives back the bytes.
 func FuzzApply(f *testing.F) {
 	f.Add([]byte("<i name=\"v\">\n  <app name=\"web\" version=\"1\"/>\n  <t>x</t>\n</i>\n"), uint8(1), uint8(0), "4.3.0")
 	f.Add([]byte("<i>\r\n\t<t><![CDATA[a]]></t>\r\n</i>"), uint8(1), uint8(2), "]]>\r\n")
@@ -81,6 +82,18 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("%s: result does not parse: %v\n%q", edit, err, out)
 		}
 		switch edit.Op {
+		case manifest.OpRemove:
+			inv, err := manifest.Invert(data, edit)
+			if errors.Is(err, manifest.ErrBadEdit) {
+				return // the remove joined two words of text
+			}
+			if err != nil {
+				t.Fatalf("invert %s: %v", edit, err)
+			}
+			back, err := manifest.Apply(out, []manifest.Edit{inv})
+			if err != nil || !bytes.Equal(back, data) {
+				t.Fatalf("%s then %+v: %v\n%q\n%q", edit, inv, err, data, back)
+			}
 		case manifest.OpSetAttr:
 			if got, ok, err := res.Attr(e.Path, "v"); err != nil || !ok || got != value {
 				t.Fatalf("%s: reads back %q, %v, %v", edit, got, ok, err)

@@ -277,7 +277,7 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 		}
 	}
 	report := func(r executor.StepResult) {
-		if !r.Started.IsZero() && !r.Ended.IsZero() {
+		if !r.Started.IsZero() && !r.Ended.IsZero() && r.Status != executor.StatusSkipped && r.Status != executor.StatusNotStarted {
 			w.d.metrics.stepDuration.WithLabelValues(w.cfg.Name, string(r.Step), string(r.Status)).Observe(r.Ended.Sub(r.Started).Seconds())
 		}
 		if err := w.d.store.AddStep(stepRecord(run.ID, run.Commit, r)); err != nil {

@@ -79,6 +79,8 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 	go notifySystemd(ctx, d, log)
 	log.Info().Str("host", opts.Host).Str("state", d.StatePath()).Str("socket", cfg.Listen.Socket).Int("repos", len(cfg.Repos)).Msg("daemon started")
 	err = d.Serve(ctx)
+	// Said here, synchronously: the process may exit before a goroutine would.
+	_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, s := range servers {
@@ -151,8 +153,6 @@ func notifySystemd(ctx context.Context, d *daemon.Daemon, log zerolog.Logger) {
 	}
 	interval, err := sdnotify.SdWatchdogEnabled(false)
 	if err != nil || interval == 0 {
-		<-ctx.Done()
-		_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
 		return
 	}
 	pet := time.NewTicker(interval / 3)
@@ -160,7 +160,6 @@ func notifySystemd(ctx context.Context, d *daemon.Daemon, log zerolog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
-			_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
 			return
 		case <-pet.C:
 			// Liveness, not readiness: a repo whose clone is slow or whose

@@ -144,8 +144,10 @@ func yamlProblems(path string, err error) []string {
 	}
 	var out []string
 	for _, m := range msgs {
+		// One problem per line: a value quoted in the message may hold line breaks.
+		m = strings.NewReplacer("\r", `\r`, "\n", `\n`, "main.", "").Replace(m)
 		if g := yamlLine.FindStringSubmatch(m); g != nil {
-			out = append(out, fmt.Sprintf("%s:%s: %s", path, g[1], strings.Replace(g[2], " in type main.", " in ", 1)))
+			out = append(out, fmt.Sprintf("%s:%s: %s", path, g[1], strings.Replace(g[2], " in type ", " in ", 1)))
 			continue
 		}
 		out = append(out, fmt.Sprintf("%s: %s", path, strings.TrimPrefix(m, "yaml: ")))

@@ -18,6 +18,7 @@ import (
 type demoOptions struct {
 	keep    bool
 	verbose bool
+	fleet   int // clusters for the fleet story; 0 tells the one-host story
 }
 
 func newDemoCmd(g *globalOptions) *cobra.Command {
@@ -33,11 +34,15 @@ removed at the end (keep it with --keep).
 Exit status: 0 every act ended as described, 1 otherwise.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.fleet > 0 {
+				return runFleetDemo(cmd.Context(), cmd.OutOrStdout(), o.fleet, o.keep)
+			}
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), o)
 		},
 	}
 	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the temporary directory")
 	cmd.Flags().BoolVar(&o.verbose, "verbose", false, "show the daemon's log")
+	cmd.Flags().IntVar(&o.fleet, "fleet", 0, "tell the fleet story instead: N clusters, one daemon each, one fleet deployment in waves")
 	return cmd
 }
 

@@ -42,7 +42,8 @@ Exit status: 0 every act ended as described, 1 otherwise.`,
 	}
 	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the temporary directory")
 	cmd.Flags().BoolVar(&o.verbose, "verbose", false, "show the daemon's log")
-	cmd.Flags().IntVar(&o.fleet, "fleet", 0, "tell the fleet story instead: N clusters, one daemon each, one fleet deployment in waves")
+	cmd.Flags().IntVar(&o.fleet, "fleet", 0, "tell the fleet story instead: N clusters (30 when bare; write --fleet=N), one daemon each, one fleet deployment in waves")
+	cmd.Flags().Lookup("fleet").NoOptDefVal = "30"
 	return cmd
 }
 

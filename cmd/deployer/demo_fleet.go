@@ -463,6 +463,3 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// runFleetDemo is called by `deployer demo --fleet`; this line keeps
-// staticcheck from calling it unused until cmd_demo.go wires it.
-var _ = runFleetDemo

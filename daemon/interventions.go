@@ -67,6 +67,11 @@ func (w *worker) raise(iv store.Intervention) store.Intervention {
 
 // clear resolves the open intervention of kind and scope, if any, because its condition cleared.
 func (w *worker) clear(kind Kind, instance, how string) {
+	// The open ones are read from the store's cache: no write transaction
+	// (and no fsync) when there is nothing to resolve, the common case.
+	if _, open := w.openIntervention(kind, instance); !open {
+		return
+	}
 	iv, ok, err := w.d.store.ResolveWhere(string(kind), w.cfg.Name, instance, how)
 	if err != nil {
 		w.log.Error().Err(err).Str("kind", string(kind)).Msg("auto-resolve intervention")

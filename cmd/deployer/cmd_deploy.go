@@ -73,11 +73,7 @@ func newDeploymentsCmd(g *globalOptions) *cobra.Command {
 		Short: "List deployments; show, retry or cancel one",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			asJSON, c, err := g.jsonClient()
 			if err != nil {
 				return err
 			}

@@ -35,11 +35,7 @@ Exit status: 0 none open, 1 error, 3 at least one is open.`,
 }
 
 func listInterventions(cmd *cobra.Command, g *globalOptions, all bool) error {
-	asJSON, err := g.json()
-	if err != nil {
-		return err
-	}
-	c, err := g.client()
+	asJSON, c, err := g.jsonClient()
 	if err != nil {
 		return err
 	}

@@ -26,11 +26,7 @@ Exit status: 0 the replay succeeded, 1 it failed or an error, 2 usage.`,
 			if err != nil {
 				return usageErrorf("run id %q: want a number (see deployer runs)", args[0])
 			}
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			asJSON, c, err := g.jsonClient()
 			if err != nil {
 				return err
 			}

@@ -22,11 +22,7 @@ func newRunsCmd(g *globalOptions) *cobra.Command {
 		Short: "List runs, newest first (of repo NAME, or of every repo)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			asJSON, c, err := g.jsonClient()
 			if err != nil {
 				return err
 			}

@@ -16,11 +16,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 Exit status: 0 all is well, 1 error, 3 an intervention is open.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			asJSON, c, err := g.jsonClient()
 			if err != nil {
 				return err
 			}

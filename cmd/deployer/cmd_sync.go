@@ -20,11 +20,7 @@ Exit status: 0 queued (or, with --wait, the run succeeded), 1 error or failed
 run, 3 the run was stopped by an intervention.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			asJSON, c, err := g.jsonClient()
 			if err != nil {
 				return err
 			}

@@ -95,6 +95,16 @@ func (g *globalOptions) socketPath() string {
 	return "/run/deployer/deployer.sock"
 }
 
+// jsonClient is what most commands start with: the output format and a client.
+func (g *globalOptions) jsonClient() (bool, *api.Client, error) {
+	asJSON, err := g.json()
+	if err != nil {
+		return false, nil, err
+	}
+	c, err := g.client()
+	return asJSON, c, err
+}
+
 func (g *globalOptions) json() (bool, error) {
 	switch g.output {
 	case "table", "":

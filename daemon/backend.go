@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"time"
 	"errors"
 	"fmt"
 
@@ -167,4 +168,40 @@ func apiStep(s store.StepRecord) api.StepResult {
 		Started: s.Started, Ended: s.Ended, DurationMS: s.Ended.Sub(s.Started).Milliseconds(),
 		OutputHead: s.OutputHead, OutputTail: s.OutputTail, OutputBytes: s.OutputBytes, Truncated: s.Truncated, Outputs: s.Outputs,
 	}
+}
+
+// Alive reports whether the scheduler answers within timeout (it takes its
+// own lock): part of the watchdog's proof of life.
+func (d *Daemon) Alive(timeout time.Duration) error {
+	done := make(chan struct{})
+	go func() {
+		d.sched.Entries()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("scheduler did not answer within %s", timeout)
+	}
+}
+
+// Summary is a one-line status for systemd (STATUS=).
+func (d *Daemon) Summary() string {
+	running := 0
+	names := d.repoNames()
+	for _, name := range names {
+		if w, err := d.worker(name); err == nil && w.snapshot().running != nil {
+			running++
+		}
+	}
+	open := 0
+	if ivs, err := d.store.Interventions(store.InterventionFilter{}); err == nil {
+		for _, iv := range ivs {
+			if !iv.Resolved() {
+				open++
+			}
+		}
+	}
+	return fmt.Sprintf("%d repos, %d runs in flight, %d open interventions", len(names), running, open)
 }

@@ -47,6 +47,9 @@ type Options struct {
 	AllowStepDirs []string
 	StepEnv       []string // host environment variables passed to steps
 	Datacenter    string   // for notifications ({dc})
+	// ShutdownGrace is how long a run in flight may go on after the daemon
+	// is told to stop (no new run starts meanwhile); 0 cancels at once.
+	ShutdownGrace time.Duration
 	Notify        []notify.ChannelConfig
 	Logger        zerolog.Logger
 	Now           func() time.Time
@@ -155,13 +158,31 @@ func (d *Daemon) Serve(ctx context.Context) error {
 // stop one repo). Call with d.mu held.
 func (d *Daemon) start(w *worker) {
 	ctx, cancel := context.WithCancel(d.serve)
+	// The work outlives the loop by the grace period: a step in flight
+	// when the daemon is told to stop may finish; after that it is
+	// cancelled and recorded as interrupted.
+	work, cancelWorkCause := context.WithCancelCause(context.WithoutCancel(ctx))
+	cancelWork := func() { cancelWorkCause(errShutdown) }
 	w.stop = cancel
 	w.stopped = make(chan struct{})
-	d.wg.Add(1)
+	d.wg.Add(2)
 	go func() {
 		defer d.wg.Done()
 		defer close(w.stopped)
-		w.loop(ctx)
+		defer cancelWork()
+		w.loop(ctx, work)
+	}()
+	go func() {
+		defer d.wg.Done()
+		<-ctx.Done()
+		select {
+		case <-time.After(d.opts.ShutdownGrace):
+			if w.snapshot().running != nil {
+				d.log.Warn().Str("repo", w.cfg.Name).Dur("grace", d.opts.ShutdownGrace).Msg("grace period over: cancelling the run in flight")
+			}
+		case <-w.stopped:
+		}
+		cancelWork()
 	}()
 }
 
@@ -260,6 +281,9 @@ func (d *Daemon) Close() error { return d.store.Close() }
 
 // StatePath returns the state file's path.
 func (d *Daemon) StatePath() string { return d.store.Path() }
+
+// errShutdown is why work in flight is cancelled when the daemon stops.
+var errShutdown = errors.New("the daemon is stopping (shutdown grace period over)")
 
 // ErrUnknownRepo is returned when a request names a repo that is not configured.
 var ErrUnknownRepo = errors.New("unknown repo")

@@ -150,13 +150,16 @@ func (w *worker) snapshot() snapshot {
 	return s
 }
 
-func (w *worker) loop(ctx context.Context) {
+// loop takes triggers until ctx ends; the work itself runs under work,
+// which outlives ctx by the shutdown grace period so that a step in flight
+// can finish.
+func (w *worker) loop(ctx, work context.Context) {
 	defer w.close()
 	if !w.open(ctx) {
 		w.abandon()
 		return
 	}
-	w.recoverJournal(ctx)
+	w.recoverJournal(work)
 	w.startSchedules()
 	w.resumeDeployments()
 	w.enqueue(store.Trigger{Kind: "startup"}, nil)
@@ -171,12 +174,16 @@ func (w *worker) loop(ctx context.Context) {
 			w.enqueue(store.Trigger{Kind: "poll"}, nil)
 			timer.Reset(jitter(w.cfg.Poll))
 		case <-w.wake:
-			reqs := w.runActions(ctx, w.take())
-			reqs = w.runSchedules(ctx, reqs)
+			if ctx.Err() != nil { // stopping: no new run, even if a trigger is ready too
+				w.abandon()
+				return
+			}
+			reqs := w.runActions(work, w.take())
+			reqs = w.runSchedules(work, reqs)
 			if len(reqs) == 0 {
 				continue
 			}
-			id := w.runOnce(ctx, reqs)
+			id := w.runOnce(work, reqs)
 			for _, r := range reqs {
 				if r.done != nil {
 					r.done <- id

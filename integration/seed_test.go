@@ -109,6 +109,7 @@ listen:
   socket: %s%s
 log: {level: debug, format: json}
 step_env: [PATH, MARKDIR]
+shutdown_grace: 1s
 repos:
   - name: %s
     url: %s

@@ -76,7 +76,7 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 		return err
 	}
 	go watchHUP(ctx, path, d, log)
-	go notifySystemd(ctx, d, log)
+	go notifySystemd(ctx, d, cfg.Listen.Socket, log)
 	log.Info().Str("host", opts.Host).Str("state", d.StatePath()).Str("socket", cfg.Listen.Socket).Int("repos", len(cfg.Repos)).Msg("daemon started")
 	err = d.Serve(ctx)
 	// Said here, synchronously: the process may exit before a goroutine would.
@@ -134,9 +134,10 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 }
 
 // notifySystemd tells systemd (Type=notify) that the daemon is ready once
-// every checkout is open, and pets the watchdog while the process runs.
-// Without NOTIFY_SOCKET it does nothing.
-func notifySystemd(ctx context.Context, d *daemon.Daemon, log zerolog.Logger) {
+// every checkout is open, keeps STATUS= current, and pets the watchdog only
+// while the scheduler and the API answer. Without NOTIFY_SOCKET it does
+// nothing.
+func notifySystemd(ctx context.Context, d *daemon.Daemon, socket string, log zerolog.Logger) {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for d.Ready() != nil {
@@ -150,11 +151,13 @@ func notifySystemd(ctx context.Context, d *daemon.Daemon, log zerolog.Logger) {
 		log.Warn().Err(err).Msg("sd_notify READY")
 	} else if ok {
 		log.Info().Msg("told systemd we are ready")
+		_, _ = sdnotify.SdNotify(false, "STATUS="+d.Summary())
 	}
 	interval, err := sdnotify.SdWatchdogEnabled(false)
 	if err != nil || interval == 0 {
-		return
+		interval = time.Minute // no watchdog: keep STATUS= current
 	}
+	self := api.NewUnixClient(socket)
 	pet := time.NewTicker(interval / 3)
 	defer pet.Stop()
 	for {
@@ -162,11 +165,25 @@ func notifySystemd(ctx context.Context, d *daemon.Daemon, log zerolog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-pet.C:
-			// Liveness, not readiness: a repo whose clone is slow or whose
-			// remote is down (say, one added by SIGHUP) must not get the
-			// whole daemon killed; /readyz reports checkouts.
-			_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyWatchdog)
 		}
+		// Proof of life: the scheduler and the API answer. Readiness
+		// (every checkout open) is /readyz's business: a slow first clone
+		// must not get the daemon killed.
+		check, cancel := context.WithTimeout(ctx, interval/3)
+		err := d.Alive(interval / 3)
+		if err == nil {
+			var body io.ReadCloser
+			if body, err = self.Raw(check, "/healthz"); err == nil {
+				body.Close()
+			}
+		}
+		cancel()
+		if err != nil {
+			log.Warn().Err(err).Msg("not petting the systemd watchdog")
+			continue
+		}
+		_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyWatchdog)
+		_, _ = sdnotify.SdNotify(false, "STATUS="+d.Summary())
 	}
 }
 
@@ -206,6 +223,10 @@ func watchHUP(ctx context.Context, path string, d *daemon.Daemon, log zerolog.Lo
 func daemonOpts(cfg *Config, log zerolog.Logger) (daemon.Options, error) {
 	opts := daemon.Options{Host: cfg.Host, StateDir: cfg.StateDir, AllowStepDirs: cfg.AllowStepDirs, StepEnv: cfg.StepEnv, Logger: log}
 	opts.Datacenter = cfg.Datacenter
+	opts.ShutdownGrace = 30 * time.Second
+	if cfg.ShutdownGrace != nil {
+		opts.ShutdownGrace = time.Duration(*cfg.ShutdownGrace)
+	}
 	channels, err := notifyChannels(cfg)
 	if err != nil {
 		return opts, err

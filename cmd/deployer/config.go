@@ -26,6 +26,7 @@ type Config struct {
 	Log           LogConfig      `yaml:"log"`
 	AllowStepDirs []string       `yaml:"allow_step_dirs"`
 	StepEnv       []string       `yaml:"step_env"`
+	ShutdownGrace *Duration      `yaml:"shutdown_grace"` // default 30s
 	Repos         []RepoConfig   `yaml:"repos"`
 	Notify        []NotifyConfig `yaml:"notify"`
 

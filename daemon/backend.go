@@ -2,9 +2,9 @@ package daemon
 
 import (
 	"context"
-	"time"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/store"

@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -134,4 +136,49 @@ func cmdWaitRepos(ts *testscript.TestScript, neg bool, args []string) {
 		slices.Sort(got)
 		return slices.Equal(got, want)
 	})
+}
+
+// cmdNoRunsOverlap checks, through `deployer runs -o json`, that at least N
+// runs finished and that no two of them overlapped in time.
+//
+//	norunsoverlap N
+func cmdNoRunsOverlap(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: norunsoverlap N")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	var resp struct {
+		Runs []struct {
+			ID       uint64     `json:"id"`
+			Started  time.Time  `json:"started"`
+			Ended    *time.Time `json:"ended"`
+			Triggers []struct {
+				Kind string `json:"kind"`
+			} `json:"triggers"`
+		} `json:"runs"`
+	}
+	out, err := deployer(ts, "runs", "--limit", "200", "-o", "json")
+	ts.Check(err)
+	ts.Check(json.Unmarshal([]byte(out), &resp))
+	kinds := map[string]int{}
+	n := 0
+	for i, a := range resp.Runs {
+		if a.Ended == nil {
+			continue
+		}
+		n++
+		for _, t := range a.Triggers {
+			kinds[t.Kind]++
+		}
+		for _, b := range resp.Runs[i+1:] {
+			if b.Ended != nil && a.Started.Before(*b.Ended) && b.Started.Before(*a.Ended) {
+				ts.Fatalf("runs %d and %d overlap", a.ID, b.ID)
+			}
+		}
+	}
+	if n < want {
+		ts.Fatalf("%d finished runs, want at least %d", n, want)
+	}
+	fmt.Fprintf(ts.Stdout(), "%d runs, none overlapping; triggers %v\n", n, kinds)
 }

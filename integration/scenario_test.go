@@ -81,6 +81,7 @@ func TestScenarios(t *testing.T) {
 					"droprepo":         cmdDropRepo,
 					"sighup":           cmdSighup,
 					"waitrepos":        cmdWaitRepos,
+					"norunsoverlap":    cmdNoRunsOverlap,
 					"waitfilematch":    cmdWaitFileMatch,
 					"notifyserver":     cmdNotifyServer,
 					"waitdeployment":   cmdWaitDeployment,

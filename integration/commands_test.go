@@ -182,38 +182,6 @@ func cmdWaitRun(ts *testscript.TestScript, neg bool, args []string) {
 	fmt.Fprint(ts.Stdout(), out)
 }
 
-// cmdWaitScheduleRun waits for a finished scheduled run and prints it.
-//
-//	waitschedulerun
-func cmdWaitScheduleRun(ts *testscript.TestScript, neg bool, args []string) {
-	var id uint64
-	waitUntil(ts, "a finished scheduled run", func() bool {
-		var resp struct {
-			Runs []struct {
-				ID       uint64     `json:"id"`
-				Status   string     `json:"status"`
-				Ended    *time.Time `json:"ended"`
-				Triggers []struct {
-					Kind string `json:"kind"`
-				} `json:"triggers"`
-			} `json:"runs"`
-		}
-		if err := deployerJSON(ts, &resp, "runs", "-o", "json"); err != nil {
-			return false
-		}
-		for _, r := range resp.Runs {
-			if r.Ended != nil && r.Status == "succeeded" && len(r.Triggers) > 0 && r.Triggers[0].Kind == "schedule" {
-				id = r.ID
-				return true
-			}
-		}
-		return false
-	})
-	out, err := deployer(ts, "runs", "show", strconv.FormatUint(id, 10), "-o", "json")
-	ts.Check(err)
-	fmt.Fprint(ts.Stdout(), out)
-}
-
 // cmdWaitDeployment waits until deployment ID has ended and prints it as JSON.
 //
 //	waitdeployment ID

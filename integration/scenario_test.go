@@ -86,7 +86,6 @@ func TestScenarios(t *testing.T) {
 					"notifyserver":     cmdNotifyServer,
 					"waitdeployment":   cmdWaitDeployment,
 					"webhook":          cmdWebhook,
-					"waitschedulerun":  cmdWaitScheduleRun,
 					"waitintervention": cmdWaitIntervention,
 					"waitready":        cmdWaitReady,
 					"seedrepo":         cmdSeedRepo,

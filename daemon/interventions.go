@@ -130,11 +130,8 @@ func (w *worker) instanceBlocked(instance string) (store.Intervention, bool) {
 // syncFailed turns a failed sync into the intervention its kind calls for.
 func (w *worker) syncFailed(res syncer.Result, err error) {
 	kind := syncer.KindOf(err)
-	if kind == syncer.KindUnreachable {
-		w.unreachable++
-		if w.unreachable < unreachableThreshold {
-			return
-		}
+	if !w.worthRaising(kind) {
+		return
 	}
 	ev := store.Evidence{Output: errDetail(err, res), Extra: map[string]string{}}
 	if res.Rescue != "" {
@@ -175,15 +172,22 @@ func (w *worker) syncFailed(res syncer.Result, err error) {
 	w.raise(iv)
 }
 
+// worthRaising counts consecutive unreachable remotes (retrying fixes those,
+// up to unreachableThreshold); every other failure is raised at once.
+func (w *worker) worthRaising(kind syncer.Kind) bool {
+	if kind != syncer.KindUnreachable {
+		return true
+	}
+	w.unreachable++
+	return w.unreachable >= unreachableThreshold
+}
+
 // openFailed raises what a failed clone or open calls for; there is no
 // checkout yet to point at.
 func (w *worker) openFailed(err error) {
 	kind := syncer.KindOf(err)
-	if kind == syncer.KindUnreachable {
-		w.unreachable++
-		if w.unreachable < unreachableThreshold {
-			return
-		}
+	if !w.worthRaising(kind) {
+		return
 	}
 	iv := store.Intervention{Kind: string(kind), Evidence: store.Evidence{Output: errDetail(err, syncer.Result{})}}
 	switch kind {

@@ -220,6 +220,17 @@ func (c *Client) Deployments(ctx context.Context) ([]Deployment, error) {
 	return resp.Deployments, err
 }
 
+// FleetDeployments lists the deployments labelled with fleet id, newest
+// first, however old they are. A daemon that predates the filter answers
+// its newest deployments unfiltered: callers check Request.Fleet.
+func (c *Client) FleetDeployments(ctx context.Context, fleet string) ([]Deployment, error) {
+	var resp struct {
+		Deployments []Deployment `json:"deployments"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/deployments?"+url.Values{"fleet": {fleet}}.Encode(), nil, &resp)
+	return resp.Deployments, err
+}
+
 // Deployment returns one deployment.
 func (c *Client) Deployment(ctx context.Context, id string) (Deployment, error) {
 	var d Deployment

@@ -31,7 +31,9 @@ type Backend interface {
 	Resolve(ctx context.Context, id uint64, req ResolveRequest) (Intervention, error)
 	Report(ctx context.Context) (Report, error)
 	Deploy(ctx context.Context, repo string, req DeployRequest) (Deployment, error)
-	Deployments(ctx context.Context) ([]Deployment, error)
+	// Deployments lists deployments newest first: the newest 50, or every
+	// one that f selects.
+	Deployments(ctx context.Context, f DeploymentFilter) ([]Deployment, error)
 	Deployment(ctx context.Context, id string) (Deployment, error)
 	RetryDeployment(ctx context.Context, id string) (Deployment, error)
 	CancelDeployment(ctx context.Context, id string) (Deployment, error)

@@ -8,14 +8,20 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sre-tools/deployer/api"
 )
 
 // backend is a fake of our own Backend interface.
-type backend struct{ runs map[uint64]api.Run }
+type backend struct {
+	runs    map[uint64]api.Run
+	mu      sync.Mutex
+	filters []api.DeploymentFilter // what Deployments was asked
+}
 
 func (b *backend) Status(context.Context) (api.Status, error) {
 	return api.Status{Host: "h1", Repos: []api.RepoStatus{{Name: "cc"}}}, nil
@@ -53,7 +59,14 @@ func (b *backend) Ready() error { return nil }
 
 func serveTCP(t *testing.T, token string) string {
 	t.Helper()
-	srv := &api.Server{Backend: &backend{runs: map[uint64]api.Run{7: {ID: 7, Repo: "cc"}}}, Token: token}
+	url, _ := serveBackend(t, token)
+	return url
+}
+
+func serveBackend(t *testing.T, token string) (string, *backend) {
+	t.Helper()
+	b := &backend{runs: map[uint64]api.Run{7: {ID: 7, Repo: "cc"}}}
+	srv := &api.Server{Backend: b, Token: token}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +74,29 @@ func serveTCP(t *testing.T, token string) string {
 	hs := api.NewHTTPServer(srv.Handler(true))
 	go hs.Serve(l)
 	t.Cleanup(func() { hs.Close() })
-	return "http://" + l.Addr().String()
+	return "http://" + l.Addr().String(), b
+}
+
+func TestDeploymentsFleetFilter(t *testing.T) {
+	url, b := serveBackend(t, "t")
+	c := api.NewRemoteClient(url, "t")
+	ctx := context.Background()
+	if _, err := c.Deployments(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := c.FleetDeployments(ctx, "f-20250102T030405Z-a&b=c d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].Request.Fleet != "f-20250102T030405Z-a&b=c d" {
+		t.Errorf("got deployments %+v, want the one of fleet f-20250102T030405Z-a&b=c d", ds)
+	}
+	want := []api.DeploymentFilter{{}, {Fleet: "f-20250102T030405Z-a&b=c d"}}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !slices.Equal(b.filters, want) {
+		t.Errorf("backend was asked %+v, want %+v", b.filters, want)
+	}
 }
 
 func TestTCPNeedsTheToken(t *testing.T) {
@@ -142,7 +177,12 @@ func TestUnixSocketMode(t *testing.T) {
 func (b *backend) Deploy(context.Context, string, api.DeployRequest) (api.Deployment, error) {
 	return api.Deployment{}, api.Errorf(api.KindInvalid, "--select is required")
 }
-func (b *backend) Deployments(context.Context) ([]api.Deployment, error) { return nil, nil }
+func (b *backend) Deployments(_ context.Context, f api.DeploymentFilter) ([]api.Deployment, error) {
+	b.mu.Lock()
+	b.filters = append(b.filters, f)
+	b.mu.Unlock()
+	return []api.Deployment{{ID: "d1", Request: api.DeployRequest{Fleet: f.Fleet}}}, nil
+}
 func (b *backend) Deployment(context.Context, string) (api.Deployment, error) {
 	return api.Deployment{}, nil
 }

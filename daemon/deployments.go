@@ -58,19 +58,30 @@ func (d *Daemon) Deploy(ctx context.Context, repo string, req api.DeployRequest)
 	return apiDeployment(rec)
 }
 
-// Deployments lists deployments, newest first.
-func (d *Daemon) Deployments(ctx context.Context) ([]api.Deployment, error) {
-	recs, err := d.store.Deployments("", 50)
+// deploymentsListed is how many deployments an unfiltered list holds.
+const deploymentsListed = 50
+
+// Deployments lists deployments, newest first: the newest 50, or with
+// f.Fleet every deployment labelled with that fleet id, however old (the
+// label is in the spec, so that reads every kept deployment).
+func (d *Daemon) Deployments(ctx context.Context, f api.DeploymentFilter) ([]api.Deployment, error) {
+	limit := deploymentsListed
+	if f.Fleet != "" {
+		limit = 0
+	}
+	recs, err := d.store.Deployments("", limit)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]api.Deployment, 0, len(recs))
+	out := make([]api.Deployment, 0, min(len(recs), deploymentsListed))
 	for _, r := range recs {
 		a, err := apiDeployment(r)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, a)
+		if f.Fleet == "" || a.Request.Fleet == f.Fleet {
+			out = append(out, a)
+		}
 	}
 	return out, nil
 }

@@ -14,7 +14,9 @@ import (
 type Daemon interface {
 	Deploy(ctx context.Context, repo string, req api.DeployRequest) (api.Deployment, error)
 	Deployment(ctx context.Context, id string) (api.Deployment, error)
-	Deployments(ctx context.Context) ([]api.Deployment, error)
+	// FleetDeployments lists the host's deployments labelled with the fleet
+	// id, newest first (an older daemon may answer unfiltered: check).
+	FleetDeployments(ctx context.Context, fleet string) ([]api.Deployment, error)
 }
 
 var _ Daemon = (*api.Client)(nil)

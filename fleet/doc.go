@@ -11,7 +11,9 @@
 //
 // # Caveats
 //
-// Status finds a fleet's deployments in each daemon's deployment list,
-// which holds the newest 50: a fleet id older than that reads as
-// not-started on a busy host.
+// Status asks each daemon for the deployments labelled with the fleet id
+// (GET /v1/deployments?fleet=ID), so an old fleet deployment is found
+// however many came after it, as long as the daemon's retention kept it. A
+// daemon older than that filter answers its newest 50 deployments: there a
+// fleet id older than those reads as not-started.
 package fleet

@@ -94,7 +94,9 @@ func (d *fakeDaemon) Deployment(ctx context.Context, id string) (api.Deployment,
 	return api.Deployment{}, api.Errorf(api.KindNotFound, "deployment %s not found", id)
 }
 
-func (d *fakeDaemon) Deployments(ctx context.Context) ([]api.Deployment, error) {
+// FleetDeployments answers unfiltered, as a daemon that predates the
+// filter does: the fleet must pick its own deployments.
+func (d *fakeDaemon) FleetDeployments(ctx context.Context, fleet string) ([]api.Deployment, error) {
 	f := d.f
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -91,11 +91,12 @@ func hostStatus(ctx context.Context, h Host, fleetID string, dial Dialer) HostRe
 		r.Error = err.Error()
 		return r
 	}
-	ds, err := d.Deployments(ctx)
+	ds, err := d.FleetDeployments(ctx, fleetID)
 	if err != nil {
-		return withError(r, fmt.Errorf("list deployments: %w", err))
+		return withError(r, fmt.Errorf("list deployments of fleet %s: %w", fleetID, err))
 	}
-	// Newest first: a host deployed twice under one fleet id shows the latest.
+	// Newest first: a host deployed twice under one fleet id shows the
+	// latest. The check stays for daemons that ignore the filter.
 	for _, dep := range ds {
 		if dep.Request.Fleet == fleetID {
 			return fromDeployment(h, dep)

@@ -65,6 +65,9 @@ func TestScenarios(t *testing.T) {
 					if t, ok := strings.CutPrefix(cond, "transport:"); ok {
 						return t == transport, nil
 					}
+					if cond == "sshd" {
+						return sshdCondition()
+					}
 					return false, fmt.Errorf("unknown condition %q", cond)
 				},
 				Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -90,6 +93,8 @@ func TestScenarios(t *testing.T) {
 					"waitready":        cmdWaitReady,
 					"seedrepo":         cmdSeedRepo,
 					"writeconfig":      cmdWriteConfig,
+					"sshd":             cmdSSHD,
+					"nokeymaterial":    cmdNoKeyMaterial,
 				},
 			}
 			for _, more := range []map[string]func(ts *testscript.TestScript, neg bool, args []string){opsCmds(), deployCmds()} {

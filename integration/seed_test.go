@@ -76,11 +76,15 @@ func cmdSeedRepo(ts *testscript.TestScript, neg bool, args []string) {
 // cmdWriteConfig writes deployer.yaml for one repo at $REMOTE_URL named
 // NAME, with its state in $WORK/state and its socket at $DEPLOYER_SOCKET;
 // -poll sets the poll interval (default 200ms), -webhook a webhook secret
-// file, -http and -token a TCP listener with a bearer token file.
+// file, -http and -token a TCP listener with a bearer token file; -sshkey,
+// -knownhosts and -sshuser fill the repo's auth: (ssh_key_file,
+// known_hosts_file, username).
 //
-//	writeconfig [-poll D] [-webhook FILE] [-http ADDR -token FILE] [-notify SECRETFILE] [-envfile FILE] NAME
+//	writeconfig [-poll D] [-webhook FILE] [-http ADDR -token FILE] [-notify SECRETFILE] [-envfile FILE]
+//	            [-sshkey FILE] [-knownhosts FILE] [-sshuser USER] NAME
 func cmdWriteConfig(ts *testscript.TestScript, neg bool, args []string) {
 	poll, listen, notifyCfg, repoExtra := "200ms", "", "", ""
+	var auth []string
 	for len(args) > 1 && strings.HasPrefix(args[0], "-") {
 		switch args[0] {
 		case "-poll":
@@ -93,6 +97,12 @@ func cmdWriteConfig(ts *testscript.TestScript, neg bool, args []string) {
 			listen += "\n  token_file: " + ts.MkAbs(args[1])
 		case "-envfile":
 			repoExtra += fmt.Sprintf("    env_files: [%q]\n", ts.MkAbs(args[1]))
+		case "-sshkey":
+			auth = append(auth, fmt.Sprintf("ssh_key_file: %q", ts.MkAbs(args[1])))
+		case "-knownhosts":
+			auth = append(auth, fmt.Sprintf("known_hosts_file: %q", ts.MkAbs(args[1])))
+		case "-sshuser":
+			auth = append(auth, fmt.Sprintf("username: %q", args[1]))
 		case "-notify":
 			notifyCfg = fmt.Sprintf("notify:\n  - {kind: webhook, url: %q, secret_file: %q}\n", ts.Getenv("NOTIFY_URL"), ts.MkAbs(args[1]))
 		default:
@@ -102,6 +112,9 @@ func cmdWriteConfig(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if len(args) != 1 {
 		ts.Fatalf("usage: writeconfig [-poll D] [-webhook FILE] [-http ADDR -token FILE] NAME")
+	}
+	if len(auth) > 0 {
+		repoExtra += "    auth: {" + strings.Join(auth, ", ") + "}\n"
 	}
 	cfg := fmt.Sprintf(`host: it-dep01
 state_dir: %s

@@ -56,6 +56,11 @@ type Options struct {
 	PollFailures   int               // consecutive failed polls before a host is unreachable; default 30
 	Now            func() time.Time  // default time.Now
 	Progress       func(Progress)    // called when a wave starts and when it ends
+	// HostDone is called with a host's result as soon as its deployment
+	// has ended (or it failed, or stopped being followed), before the rest
+	// of its wave ends; it is called from the wave's goroutines, several
+	// at once.
+	HostDone func(HostResult)
 }
 
 // Progress reports a wave starting (Done false) or ending.
@@ -182,6 +187,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Progress == nil {
 		o.Progress = func(Progress) {}
 	}
+	if o.HostDone == nil {
+		o.HostDone = func(HostResult) {}
+	}
 	return o, nil
 }
 
@@ -194,6 +202,7 @@ func runWave(ctx context.Context, w Wave, opts Options) []HostResult {
 		wg.Go(func() {
 			out[i] = runHost(ctx, h, opts)
 			out[i].Wave = w.Index
+			opts.HostDone(out[i])
 		})
 	}
 	wg.Wait()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,5 +266,39 @@ func TestDeployCancelled(t *testing.T) {
 	}
 	if res.Hosts[0].State != fleet.HostRunning || res.Hosts[0].Deployment == "" || res.Hosts[1].State != fleet.HostNotStarted {
 		t.Errorf("got hosts %+v, want fra-1 running with its deployment, fra-2 not-started", res.Hosts[:2])
+	}
+}
+
+// TestDeployHostDone: a host's result is handed over as soon as its
+// deployment ends, while the rest of its wave still runs.
+func TestDeployHostDone(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := newFakeFleet(map[string]*fakeHost{"b": {polls: 1 << 30}})
+	hosts := []fleet.Host{{Name: "a", Datacenter: "x"}, {Name: "b", Datacenter: "x"}}
+	var mu sync.Mutex
+	var done []fleet.HostResult
+	opts := fleet.Options{Repo: "cc", Request: api.DeployRequest{Select: "*"}, Dial: f.dial, Poll: time.Millisecond,
+		PlanOptions: fleet.PlanOptions{CanaryDC: "x"},
+		HostDone: func(h fleet.HostResult) {
+			mu.Lock()
+			defer mu.Unlock()
+			done = append(done, h)
+			if h.Host.Name == "a" {
+				cancel() // b is still running: it stops being followed
+			}
+		}}
+	res, err := fleet.Deploy(ctx, hosts, opts)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got error %v, want context.Canceled", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(done) != 2 || done[0].Host.Name != "a" || done[0].State != fleet.HostSucceeded || len(done[0].Instances) != 2 ||
+		done[1].Host.Name != "b" || done[1].State != fleet.HostRunning {
+		t.Errorf("got HostDone calls %+v, want a succeeded (with its instances), then b still running", done)
+	}
+	if res.Hosts[1].State != fleet.HostRunning {
+		t.Errorf("got b %s in the result, want running", res.Hosts[1].State)
 	}
 }

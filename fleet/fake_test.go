@@ -13,12 +13,13 @@ import (
 // fakeHost scripts one host's daemon: how its deployment ends, after how
 // many polls, and which API calls fail.
 type fakeHost struct {
-	outcome   string           // final deployment state: succeeded (default), failed, blocked, cancelled
-	polls     int              // Deployment calls that still answer running
-	deployErr error            // Deploy fails with it
-	pollErr   error            // every Deployment call fails with it
-	listErr   error            // Deployments fails with it
-	list      []api.Deployment // Deployments answers these after the ones Deploy made
+	outcome   string                   // final deployment state: succeeded (default), failed, blocked, cancelled
+	polls     int                      // Deployment calls that still answer running
+	deployErr error                    // Deploy fails with it
+	pollErr   error                    // every Deployment call fails with it
+	listErr   error                    // Deployments fails with it
+	list      []api.Deployment         // Deployments answers these after the ones Deploy made
+	more      []api.DeploymentInstance // instances besides alpha and beta, with their final status
 }
 
 // fakeFleet implements fleet.Daemon for every host by name and records
@@ -65,7 +66,10 @@ func (d *fakeDaemon) Deploy(ctx context.Context, repo string, req api.DeployRequ
 		return api.Deployment{}, h.deployErr
 	}
 	dep := api.Deployment{ID: fmt.Sprintf("d-%s-%d", d.name, len(f.made[d.name])+1), Repo: repo, State: "queued", Request: req,
-		Counts: map[string]int{"pending": 2}, Instances: []api.DeploymentInstance{{Name: "alpha", Status: "pending"}, {Name: "beta", Status: "pending"}}}
+		Counts: map[string]int{"pending": 2 + len(h.more)}, Instances: []api.DeploymentInstance{{Name: "alpha", Status: "pending"}, {Name: "beta", Status: "pending"}}}
+	for _, in := range h.more {
+		dep.Instances = append(dep.Instances, api.DeploymentInstance{Name: in.Name, Status: "pending"})
+	}
 	f.made[d.name] = append([]api.Deployment{dep}, f.made[d.name]...)
 	return dep, nil
 }
@@ -84,7 +88,7 @@ func (d *fakeDaemon) Deployment(ctx context.Context, id string) (api.Deployment,
 			continue
 		}
 		if f.polled[d.name] > h.polls {
-			dep = finish(dep, h.outcome)
+			dep = finish(dep, h)
 			f.made[d.name][i] = dep
 		} else {
 			dep.State = "running"
@@ -107,18 +111,21 @@ func (d *fakeDaemon) FleetDeployments(ctx context.Context, fleet string) ([]api.
 	return append(append([]api.Deployment(nil), f.made[d.name]...), h.list...), nil
 }
 
-// finish ends a deployment as outcome says: alpha always succeeds, beta
-// takes the outcome; a blocked deployment is not Finished, as on a daemon.
-func finish(d api.Deployment, outcome string) api.Deployment {
+// finish ends a deployment as h.outcome says: alpha always succeeds, beta
+// takes the outcome (failing at step instance-redeploy), the others get
+// their status from h.more; a blocked deployment is not Finished, as on a
+// daemon.
+func finish(d api.Deployment, h *fakeHost) api.Deployment {
+	outcome := h.outcome
 	if outcome == "" {
 		outcome = "succeeded"
 	}
-	beta := "succeeded"
+	beta := api.DeploymentInstance{Name: "beta", Status: "succeeded", Commit: "c0ffee"}
 	if outcome != "succeeded" {
-		beta = "failed"
+		beta = api.DeploymentInstance{Name: "beta", Status: "failed", Step: "instance-redeploy", Reason: "exit status 1", OutputTail: "redeploying beta\nERROR: pool | full {noformat}\n"}
 	}
 	d.State = outcome
-	d.Instances = []api.DeploymentInstance{{Name: "alpha", Status: "succeeded"}, {Name: "beta", Status: beta}}
+	d.Instances = append([]api.DeploymentInstance{{Name: "alpha", Status: "succeeded", Commit: "c0ffee"}, beta}, h.more...)
 	d.Counts = map[string]int{}
 	for _, in := range d.Instances {
 		d.Counts[in.Status]++

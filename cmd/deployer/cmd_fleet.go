@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -39,9 +40,11 @@ answering the same JSON:
 var fleetIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{0,64}$`)
 
 type fleetDeployOptions struct {
-	source string
-	opts   fleet.Options
-	wait   bool
+	source     string
+	opts       fleet.Options
+	wait       bool
+	tickets    string
+	jiraConfig string
 }
 
 func newFleetDeployCmd(g *globalOptions) *cobra.Command {
@@ -60,7 +63,8 @@ datacenter, e.g. --repo 'clusterconfig-{dc}'. The command follows every wave
 to its end and prints a table of the hosts.
 
 Exit status: 0 every host succeeded, 1 an error or a host that did not
-succeed, 2 usage.`,
+succeed, 2 usage.
+` + fleetJiraHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runFleetDeploy(cmd, g, o)
@@ -78,7 +82,9 @@ succeed, 2 usage.`,
 	f.IntVar(&r.Bucket, "bucket", 0, "instances in flight at once on each host")
 	f.IntVar(&r.MaxFailures, "max-failures", 0, "failed instances after which a host starts no more (0: no budget)")
 	f.StringVar(&r.Reason, "reason", "", "why, for the commit messages and the record")
-	f.StringVar(&r.Ticket, "ticket", "", "ticket key, written as a commit trailer on every host")
+	f.StringVar(&r.Ticket, "ticket", "", "ticket key, written as a commit trailer on every host; with --jira-config the progress is commented on it")
+	f.StringVar(&o.tickets, "tickets", "none", "Jira issues to file: none, one (for the fleet deployment) or per-instance")
+	f.StringVar(&o.jiraConfig, "jira-config", os.Getenv("DEPLOYER_JIRA_CONFIG"), "Jira connection for --ticket/--tickets (env DEPLOYER_JIRA_CONFIG): url, token_file, project, issue_type, fields")
 	f.BoolVar(&r.DryRun, "dry-run", false, "run the steps with DEPLOYER_DRY_RUN=1 and write nothing back, on every host")
 	f.StringVar(&o.opts.Canary, "canary", "", "canary host (default: the first host)")
 	f.StringVar(&o.opts.CanaryDC, "canary-dc", "", "canary datacenter: all its hosts form the canary wave")
@@ -121,31 +127,53 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	if _, err := fleet.Plan(hosts, opts.PlanOptions); err != nil {
 		return &statusError{Code: exitUsage, Err: err}
 	}
-	fmt.Fprintf(progress, "fleet %s: repo %s, %d hosts in %d datacenters; follow it with: deployer fleet status %s --fleet %s\n",
-		opts.ID, opts.Repo, len(hosts), len(fleetDatacenters(hosts)), opts.ID, o.source)
-	opts.Progress = func(p fleet.Progress) { printFleetWave(progress, p) }
-	res, err := fleet.Deploy(cmd.Context(), hosts, opts)
-	if errors.Is(err, fleet.ErrInvalidOptions) {
-		return &statusError{Code: exitUsage, Err: err}
+	follow := fmt.Sprintf("deployer fleet status %s --fleet %s", opts.ID, o.source)
+	reporter, err := fleetReporter(o, cmd.ErrOrStderr(), follow)
+	if err != nil {
+		return err
 	}
-	if err != nil && res.ID == "" {
+	fmt.Fprintf(progress, "fleet %s: repo %s, %d hosts in %d datacenters; follow it with: %s\n",
+		opts.ID, opts.Repo, len(hosts), len(fleetDatacenters(hosts)), follow)
+	opts.Progress = func(p fleet.Progress) { printFleetWave(progress, p) }
+	if reporter != nil {
+		opts = reporter.Wire(hosts, opts)
+	}
+	res, err := fleet.Deploy(cmd.Context(), hosts, opts)
+	if err != nil && res.ID == "" { // nothing started
+		finishFleetReporter(cmd.Context(), reporter, progress, res, err)
+		if errors.Is(err, fleet.ErrInvalidOptions) {
+			return &statusError{Code: exitUsage, Err: err}
+		}
 		return err
 	}
 	if err != nil { // interrupted: say where it stopped; the hosts' deployments go on
 		_ = printFleetResult(progress, res)
-		return fmt.Errorf("%w; the started deployments go on: deployer fleet status %s --fleet %s", err, res.ID, o.source)
+		finishFleetReporter(cmd.Context(), reporter, progress, res, err)
+		return fmt.Errorf("%w; the started deployments go on: %s", err, follow)
 	}
-	if asJSON {
-		if err := printJSON(cmd.OutOrStdout(), res); err != nil {
-			return err
-		}
-	} else if err := printFleetResult(cmd.OutOrStdout(), res); err != nil {
+	if err := printFleetDeployResult(cmd, asJSON, reporter, progress, res); err != nil {
 		return err
 	}
 	if !res.Succeeded() {
 		return &statusError{Code: exitError, Err: fmt.Errorf("fleet %s: %s", res.ID, fleetHostSummary(fleet.Summarize(res.ID, res.Hosts).HostCounts))}
 	}
 	return nil
+}
+
+// printFleetDeployResult prints the result and waits for the Jira updates:
+// in a table first, so that the operator sees the outcome while Jira
+// catches up; in JSON after, with what was posted.
+func printFleetDeployResult(cmd *cobra.Command, asJSON bool, reporter *fleet.Reporter, progress io.Writer, res fleet.Result) error {
+	if !asJSON {
+		err := printFleetResult(cmd.OutOrStdout(), res)
+		finishFleetReporter(cmd.Context(), reporter, progress, res, nil)
+		return err
+	}
+	out := struct {
+		fleet.Result
+		Tickets *fleet.TicketReport `json:"tickets,omitempty"`
+	}{res, finishFleetReporter(cmd.Context(), reporter, progress, res, nil)}
+	return printJSON(cmd.OutOrStdout(), out)
 }
 
 func printFleetWave(w io.Writer, p fleet.Progress) {

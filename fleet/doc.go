@@ -9,6 +9,12 @@
 // label. The fleet layer keeps no state of its own, so Status can be asked
 // from any operator machine that has the host list.
 //
+// A Reporter, fed from Deploy's Progress and HostDone callbacks, posts the
+// deployment to Jira through the notifier's Jira client: comments on an
+// existing issue, one issue per fleet id, or one issue per instance. Its
+// calls run beside the deployment, never in its way: Jira being slow or
+// down is reported and counted, and changes no host's result.
+//
 // # Caveats
 //
 // Status asks each daemon for the deployments labelled with the fleet id
@@ -16,4 +22,9 @@
 // however many came after it, as long as the daemon's retention kept it. A
 // daemon older than that filter answers its newest 50 deployments: there a
 // fleet id older than those reads as not-started.
+//
+// A Reporter does not retry: a comment Jira refused or never answered is
+// counted in the TicketReport and lost. A per-instance issue closed by an
+// earlier run under the same fleet id is commented again on a rerun but not
+// reopened, even when the instance failed this time.
 package fleet

@@ -130,6 +130,10 @@ func (w *worker) instanceBlocked(instance string) (store.Intervention, bool) {
 // syncFailed turns a failed sync into the intervention its kind calls for.
 func (w *worker) syncFailed(res syncer.Result, err error) {
 	kind := syncer.KindOf(err)
+	if kind == syncer.KindUnreachable || kind == syncer.KindAuth {
+		w.failedSyncs++
+		w.log.Info().Int("failed_syncs", w.failedSyncs).Dur("poll_in", backoffDelay(w.cfg.Poll, w.failedSyncs)).Msg("polls back off while the remote fails")
+	}
 	if !w.worthRaising(kind) {
 		return
 	}
@@ -209,6 +213,7 @@ func (w *worker) openFailed(err error) {
 // tree is proven only by a sync that scanned the worktree.
 func (w *worker) syncSucceeded(scanned bool) {
 	w.unreachable = 0
+	w.failedSyncs = 0
 	for _, k := range []Kind{KindRemoteUnreachable, KindAuthFailed} {
 		w.clear(k, "", "the next sync succeeded")
 	}

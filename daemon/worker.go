@@ -63,6 +63,9 @@ type worker struct {
 	// of instances running in parallel.
 	gitMu       sync.Mutex
 	unreachable int // consecutive failed syncs with an unreachable remote
+	// failedSyncs counts consecutive syncs that failed on the remote's side
+	// (unreachable or credentials refused); polls back off while it is > 0.
+	failedSyncs int
 	// landed maps an instance to the commit its write-back landed in during
 	// the current run (guarded by gitMu).
 	landed map[string]string
@@ -172,7 +175,7 @@ func (w *worker) loop(ctx, work context.Context) {
 			return
 		case <-timer.C:
 			w.enqueue(store.Trigger{Kind: "poll"}, nil)
-			timer.Reset(jitter(w.cfg.Poll))
+			timer.Reset(w.pollDelay())
 		case <-w.wake:
 			if ctx.Err() != nil { // stopping: no new run, even if a trigger is ready too
 				w.abandon()
@@ -295,6 +298,26 @@ func (w *worker) close() {
 			w.log.Warn().Err(err).Msg("close checkout")
 		}
 	}
+}
+
+// maxPollBackoff caps the poll interval while the remote keeps failing
+// (unless the configured interval is longer).
+const maxPollBackoff = 5 * time.Minute
+
+// pollDelay is the time to the next poll: the configured interval, doubled
+// for each consecutive sync that failed on the remote's side (unreachable,
+// credentials refused) up to maxPollBackoff, jittered. A webhook or an
+// operator's `sync` still runs at once.
+func (w *worker) pollDelay() time.Duration {
+	return jitter(backoffDelay(w.cfg.Poll, w.failedSyncs))
+}
+
+func backoffDelay(poll time.Duration, failed int) time.Duration {
+	d := poll
+	for i := 0; i < failed && d < maxPollBackoff; i++ {
+		d *= 2
+	}
+	return max(poll, min(d, maxPollBackoff))
 }
 
 // jitter spreads d by ±10% so that many repos do not poll in lockstep.

@@ -26,11 +26,15 @@ var Version = "0.1.0-dev"
 
 // RepoConfig is one tracked repository.
 type RepoConfig struct {
-	Name         string
-	URL          string
-	Branch       string // default "main"
-	Poll         time.Duration
-	Auth         transport.AuthMethod
+	Name   string
+	URL    string
+	Branch string // default "main"
+	Poll   time.Duration
+	Auth   transport.AuthMethod
+	// AuthSource identifies the credentials' origin (file paths and a
+	// digest of their contents, never the secret): Reload restarts the
+	// repo when it changes. Empty: compared by Auth's name only.
+	AuthSource   string
 	Author       syncer.Author
 	OnDirty      string
 	OnRewrite    string

@@ -164,7 +164,7 @@ func (w *worker) syncFailed(res syncer.Result, err error) {
 		iv.NextAction = "check the network path and the git server; it resolves by itself on the next successful sync"
 	case syncer.KindAuth:
 		iv.Summary = "the remote refused the daemon's credentials"
-		iv.NextAction = "fix the key or token named in auth: in the config and restart the daemon (credentials are read at start); it resolves on the next successful sync"
+		iv.NextAction = "fix the key, token or known_hosts named in auth: in the config, then reload the daemon (systemctl reload deployer: a changed auth file restarts the repo); it resolves on the next successful sync"
 	case syncer.KindCorrupt:
 		iv.Summary = fmt.Sprintf("the checkout %s is broken and could not be re-cloned", dir)
 		iv.NextAction = "move the checkout aside and restart the daemon (it clones afresh), then resolve {id}"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -241,7 +243,7 @@ func daemonOpts(cfg *Config, log zerolog.Logger) (daemon.Options, error) {
 			return opts, fmt.Errorf("repo %s: %w", r.Name, err)
 		}
 		opts.Repos = append(opts.Repos, daemon.RepoConfig{
-			Name: r.Name, URL: r.URL, Branch: r.Branch, Poll: time.Duration(r.Poll), Auth: auth,
+			Name: r.Name, URL: r.URL, Branch: r.Branch, Poll: time.Duration(r.Poll), Auth: auth, AuthSource: authSource(r),
 			Author:  syncer.Author{Name: r.Author.Name, Email: r.Author.Email},
 			OnDirty: r.OnDirty, OnRewrite: r.OnRewrite, PushAttempts: r.PushAttempts, WebhookNames: r.WebhookNames, EnvFiles: r.EnvFiles,
 		})
@@ -283,6 +285,31 @@ func notifyChannels(cfg *Config) ([]notify.ChannelConfig, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// authSource identifies where a repo's credentials come from and what those
+// files held when read: the auth files' paths and a SHA-256 of each file's
+// contents. SIGHUP compares it, so a key, password or known_hosts file that
+// was pointed elsewhere or rotated in place restarts the repo. It stays in
+// memory (never logged or stored); a file that cannot be read counts as
+// changed, and repoAuth reports why.
+func authSource(r RepoConfig) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "user=%q", r.Auth.Username)
+	for _, f := range []struct{ key, path string }{
+		{"ssh_key_file", r.Auth.SSHKeyFile}, {"known_hosts_file", r.Auth.KnownHostsFile}, {"password_file", r.Auth.PasswordFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		data, err := os.ReadFile(f.path)
+		if err != nil {
+			fmt.Fprintf(&b, " %s=%q(unreadable)", f.key, f.path)
+			continue
+		}
+		fmt.Fprintf(&b, " %s=%q(%x)", f.key, f.path, sha256.Sum256(data))
+	}
+	return b.String()
 }
 
 // repoAuth builds the transport credentials of a repo from its files.

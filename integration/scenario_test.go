@@ -95,6 +95,8 @@ func TestScenarios(t *testing.T) {
 					"writeconfig":      cmdWriteConfig,
 					"sshd":             cmdSSHD,
 					"nokeymaterial":    cmdNoKeyMaterial,
+					"ivid":             cmdIVID,
+					"waitsh":           cmdWaitSh,
 				},
 			}
 			for _, more := range []map[string]func(ts *testscript.TestScript, neg bool, args []string){opsCmds(), deployCmds()} {

@@ -2,6 +2,7 @@ package syncer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,11 +11,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sre-tools/deployer/syncer"
 )
 
-const raceFiles, raceAttrs = 4, 6
+// A small pool, so that the two sides often edit the same attribute.
+const raceFiles, raceAttrs = 2, 3
 
 // raceInstance has one attribute per line, two blank lines apart, so that git's line merge
 // (the human side rebases) only conflicts on the same attribute.
@@ -33,10 +36,13 @@ func setAttrText(content, attr, val string) string {
 	return re.ReplaceAllString(content, attr+`="`+val+`"`)
 }
 
-// TestRacingWriters has git-CLI writers commit and push to random attributes of random
-// instance files while we write back our own edits, 200 rounds. At the end every edit of both
-// sides is on the remote exactly once or reported as a conflict, and the server never saw a
-// non-fast-forward update.
+// TestRacingWriters has a git-CLI writer commit and push to random attributes of random
+// instance files while we write back our own edits, 200 rounds. Each round reads our edit's
+// base at the start and, like a long step running, writes it back only after the human has
+// pushed at least once more, so the remote has always moved and, from a small pool of files
+// and attributes, often on the same attribute. At the end every edit of both sides is on the
+// remote exactly once, or (ours) reported as a conflict with what a push-conflict
+// intervention needs and never on the remote; the server never saw a non-fast-forward update.
 func TestRacingWriters(t *testing.T) {
 	rounds := 200
 	if testing.Short() {
@@ -57,47 +63,72 @@ done; exit 0`)
 	opts.URL = d.url("remote.git")
 	r := f.open(opts)
 
-	ctx, cancel := context.WithCancel(ctxT(t))
-	defer cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	var wg sync.WaitGroup
-	humanEdits := make(chan []string, 1)
+	defer func() { cancel(); wg.Wait() }() // the writer stops before the test ends, also on Fatal
+	humanDone := make(chan humanStats, 1)
+	// The human makes an edit per token: two per round, enough to move the remote while our
+	// step runs and to race our push, without starving our retries.
+	allow := make(chan struct{}, 2)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		humanEdits <- humanWriter(ctx, t, f)
+		humanDone <- humanWriter(ctx, t, f, allow)
 	}()
 
 	var landed, conflicts, pending int
+	moved := 0                  // our pushes refused because the remote had moved
 	ours := map[string]string{} // value → landed commit
+	var conflicted []string
 	known := r.Head()
 	for round := 0; round < rounds; round++ {
 		if res, err := r.Sync(ctx, known); err != nil {
 			t.Fatalf("round %d sync: %+v, %v", round, res, err)
 		}
+		start := r.Head()
 		path := fmt.Sprintf("instances/r%d.xml", rand.IntN(raceFiles))
 		attr := fmt.Sprintf("x%d", rand.IntN(raceAttrs))
-		cur, err := r.ReadFile(r.Head(), path)
+		cur, err := r.ReadFile(start, path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		base := regexp.MustCompile(attr + `="([^"]*)"`).FindStringSubmatch(string(cur))[1]
+		base := attrValue(t, cur, attr)
+		// Our step runs (its base is start) until the human has pushed an edit ...
+		grant(allow)
+		waitRemoteMoved(t, f.bare, start)
 		val := fmt.Sprintf("d%d", round)
-		out, err := r.WriteBack(ctx, []syncer.Change{change("d"+fmt.Sprint(round), path, attr, base, val)}, 10)
+		// ... and the human edits again, starting at a random moment of our push and its retries (backoff
+		// 50-150 ms, fetch, push), so that it sometimes lands between our fetch and our push
+		time.AfterFunc(time.Duration(rand.IntN(250))*time.Millisecond, func() { grant(allow) })
+		out, err := r.WriteBack(ctx, []syncer.Change{change(val, path, attr, base, val)}, 10)
+		moved += out[0].Attempts
 		switch out[0].Status {
 		case syncer.OutcomeLanded:
+			if err != nil {
+				t.Fatalf("round %d: landed with error %v", round, err)
+			}
+			if out[0].Attempts < 2 {
+				t.Fatalf("round %d: landed on the first push although the remote had moved from %s", round, start)
+			}
 			landed++
+			moved--
 			ours[val] = out[0].Commit
 		case syncer.OutcomeConflict:
+			if err != nil {
+				t.Fatalf("round %d: conflict with error %v", round, err)
+			}
 			conflicts++
+			conflicted = append(conflicted, val)
+			checkConflict(t, f.bare, out[0], path, attr, base, val)
 		default:
 			pending++
-			t.Logf("round %d: %s: %v", round, out[0].Status, err)
+			t.Logf("round %d: %s after %d attempts: %v", round, out[0].Status, out[0].Attempts, err)
 		}
 		known = r.Head()
 	}
 	cancel()
 	wg.Wait()
-	human := <-humanEdits
+	human := <-humanDone
 
 	// every value: introduced exactly once on the remote (landed), or never (conflict)
 	log := gitRun(t, f.bare, "log", "-p", "--format=", "main")
@@ -113,7 +144,12 @@ done; exit 0`)
 		}
 		gitRun(t, f.bare, "merge-base", "--is-ancestor", commit, "main")
 	}
-	for _, val := range human {
+	for _, val := range conflicted {
+		if added[val] != 0 {
+			t.Errorf("our conflicting edit %s is on the remote %d times, want 0", val, added[val])
+		}
+	}
+	for _, val := range human.landed {
 		if added[val] != 1 {
 			t.Errorf("human edit %s introduced %d times, want 1", val, added[val])
 		}
@@ -139,19 +175,86 @@ done; exit 0`)
 		t.Fatalf("final sync: %+v, %v", res, err)
 	}
 	checkHealthy(t, f.dir, f.tip())
-	t.Logf("racing writers, %d rounds: ours landed %d, conflicts %d, pending %d; human edits landed %d; remote commits %s",
-		rounds, landed, conflicts, pending, len(human), gitRun(t, f.bare, "rev-list", "--count", "main"))
+	t.Logf("racing writers, %d rounds: ours landed %d, conflicts %d, pending %d, pushes refused (remote moved) %d; human edits landed %d, pushes refused %d; remote commits %s",
+		rounds, landed, conflicts, pending, moved, len(human.landed), human.rejected, gitRun(t, f.bare, "rev-list", "--count", "main"))
 	if landed+conflicts+pending != rounds || pending > 0 {
 		t.Errorf("outcomes: landed %d + conflicts %d + pending %d, want %d with none pending", landed, conflicts, pending, rounds)
 	}
+	if !testing.Short() && (landed == 0 || conflicts == 0) {
+		t.Errorf("the race provoked landed %d, conflicts %d: want both > 0 in %d rounds", landed, conflicts, rounds)
+	}
 }
 
-// humanWriter commits and pushes edits with the git CLI until ctx ends; on a rejected push it
-// fetches, resets and re-applies its edit (a human who re-does the change). It returns the
-// values it landed.
-func humanWriter(ctx context.Context, t *testing.T, f *fixture) []string {
-	var landed []string
+// grant lets the human writer make one more edit, unless two are still to be made.
+func grant(allow chan<- struct{}) {
+	select {
+	case allow <- struct{}{}:
+	default:
+	}
+}
+
+func attrValue(t *testing.T, content []byte, attr string) string {
+	t.Helper()
+	m := regexp.MustCompile(attr + `="([^"]*)"`).FindSubmatch(content)
+	if m == nil {
+		t.Fatalf("no %s in %q", attr, content)
+	}
+	return string(m[1])
+}
+
+// waitRemoteMoved waits (at most 20 s) until the remote's main is no longer at tip.
+func waitRemoteMoved(t *testing.T, bare, tip string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for gitRun(t, bare, "rev-parse", "main") == tip {
+		if time.Now().After(deadline) {
+			t.Fatalf("the human writer pushed nothing for 20 s (remote still at %s)", tip)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// checkConflict asserts that a conflict outcome holds what a push-conflict intervention needs:
+// the upstream commit whose version of the file Apply refused (a commit on the remote branch,
+// where a human set the attribute to theirs), and Apply's error naming base, ours and theirs.
+func checkConflict(t *testing.T, bare string, o syncer.Outcome, path, attr, base, ours string) {
+	t.Helper()
+	if o.Commit != "" || !errors.Is(o.Err, errConflict) || o.Upstream == "" {
+		t.Fatalf("conflict %s: commit %q, err %v, upstream %q; want no commit, the merge conflict and the upstream commit", o.ID, o.Commit, o.Err, o.Upstream)
+	}
+	if typ, err := gitCmd(bare, "cat-file", "-t", o.Upstream); err != nil || strings.TrimSpace(typ) != "commit" {
+		t.Fatalf("conflict %s: upstream %s is not a commit on the remote: %v %s", o.ID, o.Upstream, err, typ)
+	}
+	gitRun(t, bare, "merge-base", "--is-ancestor", o.Upstream, "main")
+	theirs := attrValue(t, []byte(gitRun(t, bare, "show", o.Upstream+":"+path)), attr)
+	if theirs == base || theirs == ours || !strings.HasPrefix(theirs, "h") {
+		t.Fatalf("conflict %s: %s at upstream %s is %q; want a human's value, not base %q or ours %q", o.ID, attr, o.Upstream, theirs, base, ours)
+	}
+	if want := fmt.Sprintf("%s: base %q, ours %q, theirs %q", attr, base, ours, theirs); !strings.Contains(o.Err.Error(), want) {
+		t.Fatalf("conflict %s: error %q does not name %s", o.ID, o.Err, want)
+	}
+	who := gitRun(t, bare, "log", "-1", "--format=%an", "-S", attr+`="`+theirs+`"`, o.Upstream, "--", path)
+	if who != "Human" {
+		t.Fatalf("conflict %s: %s=%q was introduced by %q, want the human", o.ID, attr, theirs, who)
+	}
+}
+
+type humanStats struct {
+	landed   []string // values the human pushed
+	rejected int      // pushes the server refused (the remote had moved)
+}
+
+// humanWriter commits and pushes one edit with the git CLI for each token from allow, until ctx
+// ends; on a rejected push it fetches, resets and re-applies its edit (a human who re-does the
+// change).
+func humanWriter(ctx context.Context, t *testing.T, f *fixture, allow <-chan struct{}) humanStats {
+	var st humanStats
 	for n := 0; ctx.Err() == nil; n++ {
+		select {
+		case <-allow:
+		case <-ctx.Done():
+			return st
+		}
 		path := fmt.Sprintf("instances/r%d.xml", rand.IntN(raceFiles))
 		attr := fmt.Sprintf("x%d", rand.IntN(raceAttrs))
 		val := fmt.Sprintf("h%d", n)
@@ -161,27 +264,28 @@ func humanWriter(ctx context.Context, t *testing.T, f *fixture) []string {
 			}
 			if out, err := gitCmd(f.human, "reset", "-q", "--hard", "origin/main"); err != nil {
 				t.Errorf("human reset: %v %s", err, out)
-				return landed
+				return st
 			}
 			full := filepath.Join(f.human, filepath.FromSlash(path))
 			b, err := os.ReadFile(full)
 			if err != nil {
 				t.Error(err)
-				return landed
+				return st
 			}
 			if err := os.WriteFile(full, []byte(setAttrText(string(b), attr, val)), 0o644); err != nil {
 				t.Error(err)
-				return landed
+				return st
 			}
 			if out, err := gitCmd(f.human, "commit", "-q", "-am", "human "+val); err != nil {
 				t.Errorf("human commit: %v %s", err, out)
-				return landed
+				return st
 			}
 			if _, err := gitCmd(f.human, "push", "-q", "origin", "main"); err == nil {
-				landed = append(landed, val)
+				st.landed = append(st.landed, val)
 				break
 			}
+			st.rejected++
 		}
 	}
-	return landed
+	return st
 }

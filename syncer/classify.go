@@ -39,11 +39,13 @@ func classifyRemote(err error) Kind {
 	return KindInternal
 }
 
+// isSSHAuth reports whether an SSH handshake failed on credentials: the server refused our
+// key, or the server's host key is not the one known_hosts pins (or is missing from it). A
+// handshake cut short ("ssh: handshake failed: EOF", as from an sshd past its MaxStartups)
+// is not: it falls through to isNetwork and is retried as unreachable.
 func isSSHAuth(err error) bool {
 	s := err.Error()
-	return strings.Contains(s, "ssh: handshake failed") ||
-		strings.Contains(s, "ssh: unable to authenticate") ||
-		strings.Contains(s, "knownhosts:")
+	return strings.Contains(s, "ssh: unable to authenticate") || strings.Contains(s, "knownhosts:")
 }
 
 func isNetwork(err error) bool {

@@ -91,8 +91,9 @@ func genKey(t *testing.T, path string) string {
 }
 
 // startSSHD starts sshd in the foreground from a temporary directory on a free port, with a
-// generated host key and one authorized client key (s.key). It is killed at cleanup.
-func startSSHD(t *testing.T) *sshServer {
+// generated host key and one authorized client key (s.key), and extra lines of sshd_config.
+// It is killed at cleanup.
+func startSSHD(t *testing.T, extra ...string) *sshServer {
 	t.Helper()
 	requireSSHTools(t)
 	u, err := user.Current()
@@ -135,8 +136,7 @@ func startSSHD(t *testing.T) *sshServer {
 		"UsePAM no",
 		"PidFile " + filepath.Join(dir, "sshd.pid"),
 		"LogLevel VERBOSE",
-		"",
-	}, "\n")
+	}, "\n") + "\n" + strings.Join(append(extra, ""), "\n")
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -521,4 +521,55 @@ func TestSSHPushDeclinedByHook(t *testing.T) {
 	checkHealthy(t, f.dir, tip)
 	gitRun(t, f.bare, "fsck", "--strict", "--no-progress")
 	noKeyMaterial(t, s.key, append(errTexts(err), logs.String())...)
+}
+
+// TestSSHServerOverloadedIsUnreachable: an sshd past its MaxStartups drops new connections
+// before the key exchange ("ssh: handshake failed: EOF"). That is a busy server, not refused
+// credentials: remote-unreachable (retried), not auth-failed; once the server has room the
+// next sync works.
+func TestSSHServerOverloadedIsUnreachable(t *testing.T) {
+	s := startSSHD(t, "MaxStartups 1")
+	logs := &syncBuffer{}
+	f, opts := sshFixture(t, s, s.auth(t, s.key, s.knownHosts(t, s.hostLine(s.hostPub))), logs)
+	r := f.open(opts)
+	known := r.Head()
+	upstream := f.push("instances/a.xml", "<instance name=\"a\" version=\"2\"/>\n", "human: a v2")
+
+	// one unauthenticated connection that never finishes its handshake fills MaxStartups
+	hold, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	if _, err := hold.Read(make([]byte, 64)); err != nil { // sshd's banner: it counts us now
+		t.Fatal(err)
+	}
+	before := snapshot(t, f.dir)
+	res, err := r.Sync(ctxT(t), known)
+	if syncer.KindOf(err) != syncer.KindUnreachable || res.State != syncer.StateUnreachable {
+		t.Fatalf("sync against a full sshd: %+v, %v (kind %q); want remote-unreachable", res, err, syncer.KindOf(err))
+	}
+	s.waitLog(t, regexp.MustCompile(`past MaxStartups`))
+	if after := snapshot(t, f.dir); after != before {
+		t.Fatalf("a failed sync changed the checkout:\nbefore %s\nafter  %s", before, after)
+	}
+	clone := opts
+	clone.Dir = filepath.Join(t.TempDir(), "clone")
+	if _, err := syncer.Open(ctxT(t), clone); syncer.KindOf(err) != syncer.KindUnreachable {
+		t.Fatalf("clone from a full sshd: got %v (kind %q), want remote-unreachable", err, syncer.KindOf(err))
+	}
+
+	hold.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err = r.Sync(ctxT(t), known)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // sshd notices the closed connection
+	}
+	if err != nil || res.State != syncer.StateBehind || res.Head != upstream {
+		t.Fatalf("sync once sshd has room: %+v, %v; want behind → %s", res, err, upstream)
+	}
+	checkHealthy(t, f.dir, upstream)
 }

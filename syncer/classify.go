@@ -42,10 +42,13 @@ func classifyRemote(err error) Kind {
 // isSSHAuth reports whether an SSH handshake failed on credentials: the server refused our
 // key, or the server's host key is not the one known_hosts pins (or is missing from it). A
 // handshake cut short ("ssh: handshake failed: EOF", as from an sshd past its MaxStartups)
-// is not: it falls through to isNetwork and is retried as unreachable.
+// is not: it falls through to isNetwork and is retried as unreachable. No known_hosts file
+// at all (none configured, none in go-git's default places) is auth-failed too: the host key
+// cannot be checked, and the fix is the config.
 func isSSHAuth(err error) bool {
 	s := err.Error()
-	return strings.Contains(s, "ssh: unable to authenticate") || strings.Contains(s, "knownhosts:")
+	return strings.Contains(s, "ssh: unable to authenticate") || strings.Contains(s, "knownhosts:") ||
+		strings.Contains(s, "cannot create known hosts callback") || strings.Contains(s, "valid known_hosts file")
 }
 
 func isNetwork(err error) bool {

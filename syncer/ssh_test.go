@@ -573,3 +573,32 @@ func TestSSHServerOverloadedIsUnreachable(t *testing.T) {
 	}
 	checkHealthy(t, f.dir, upstream)
 }
+
+// With no known_hosts file configured and none in the default places, the host key cannot be
+// checked: that is auth-failed (fix the config), never internal and never accepted.
+func TestSSHNoKnownHostsIsAuthFailed(t *testing.T) {
+	s := startSSHD(t)
+	for _, f := range []string{"/etc/ssh/ssh_known_hosts"} {
+		if _, err := os.Stat(f); err == nil {
+			t.Skipf("%s exists on this machine: go-git would use it", f)
+		}
+	}
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("SSH_KNOWN_HOSTS", "")
+	keys, err := gitssh.NewPublicKeysFromFile(s.user, s.key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	f, opts := sshFixture(t, s, keys, logs)
+	sessions := s.sessions()
+	_, err = syncer.Open(ctxT(t), opts)
+	if syncer.KindOf(err) != syncer.KindAuth || !strings.Contains(err.Error(), "known_hosts") {
+		t.Fatalf("clone without any known_hosts: got %v (kind %q), want auth-failed naming known_hosts", err, syncer.KindOf(err))
+	}
+	s.noNewSession(t, sessions)
+	if ents, _ := os.ReadDir(f.dir); len(ents) != 0 {
+		t.Fatalf("a refused clone left %d entries in %s", len(ents), f.dir)
+	}
+	noKeyMaterial(t, s.key, append(errTexts(err), logs.String())...)
+}

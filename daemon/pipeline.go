@@ -10,6 +10,7 @@ import (
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/store"
+	"github.com/sre-tools/deployer/syncer"
 )
 
 // runOnce syncs the repo and, when there is something to deploy or an
@@ -63,8 +64,12 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 		res, err = w.repo.CheckDirty()
 		scanned = true
 	}
-	if err == nil && len(res.Ours) > 0 && res.State != "ahead-ours" {
-		err = w.reapply(ctx, res.Ours)
+	if err == nil && len(res.Ours) > 0 {
+		if res.State == syncer.StateAheadOurs {
+			w.settlePushedBySync(res.Ours)
+		} else {
+			err = w.reapply(ctx, res.Ours)
+		}
 	}
 	now := w.d.now()
 	rs.LastSync = now
@@ -96,6 +101,40 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 		s.state, s.head, s.upstream, s.lastSync, s.lastErr = rs.SyncState, rs.Head, rs.Upstream, now, rs.LastError
 	})
 	return err == nil
+}
+
+// settlePushedBySync records as pushed the journal entries whose commits a
+// sync found unpushed (ahead-ours) and pushed: otherwise they would stay
+// "committed" and the next start would settle them again (as dropped).
+func (w *worker) settlePushedBySync(ids []string) {
+	for _, id := range ids {
+		e, err := w.d.store.JournalEntry(id)
+		if err != nil || (e.State != store.JournalPending && e.State != store.JournalCommitted) {
+			continue
+		}
+		if _, err := w.d.store.SetJournalState(id, store.JournalPushed, ""); err != nil {
+			w.log.Error().Err(err).Str("entry", id).Msg("record write-back outcome")
+			continue
+		}
+		w.d.metrics.pushes.WithLabelValues(w.cfg.Name, string(syncer.OutcomeLanded)).Inc()
+		w.log.Info().Str("instance", e.Instance).Str("commit", short(e.Commit)).Msg("write-back landed (pushed by the next sync)")
+		w.landedLate(e)
+	}
+}
+
+// landedLate clears what an edit that landed after its step gave up held:
+// a step whose write-back could not be pushed (remote unreachable) failed
+// with "not pushed yet" so that nothing was redeployed from a state not on
+// the remote. Once a later sync or re-apply landed the edit, the cause is
+// gone: the step-failed intervention resolves itself and the instance is
+// run again, as a retry.
+func (w *worker) landedLate(e store.JournalEntry) {
+	iv, open := w.openIntervention(KindStepFailed, e.Instance)
+	if !open || !strings.Contains(iv.Summary+"\n"+iv.Evidence.Output, unpushedMarker) {
+		return
+	}
+	w.clear(KindStepFailed, e.Instance, "its write-back landed after the step gave up (remote reachable again); retrying")
+	w.enqueueRetry(store.Trigger{Kind: "retry", Detail: fmt.Sprintf("write-back of %s landed late (journal %s)", e.File, e.ID)}, e.Instance)
 }
 
 // alreadyTried reports whether the last run ran at head and ended in a way

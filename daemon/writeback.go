@@ -190,6 +190,10 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 	}, nil
 }
 
+// unpushedMarker is in a step's failure when its write-back was committed
+// but not pushed; landedLate looks for it.
+const unpushedMarker = "not pushed yet"
+
 // settleChange records the outcome of one change; it returns a message
 // when the edit did not land.
 func (w *worker) settleChange(e store.JournalEntry, o syncer.Outcome) string {
@@ -202,6 +206,7 @@ func (w *worker) settleChange(e store.JournalEntry, o syncer.Outcome) string {
 			w.landed[e.Instance] = o.Commit
 		}
 		w.log.Info().Str("instance", e.Instance).Str("commit", short(o.Commit)).Int("attempts", o.Attempts).Msg("write-back landed")
+		w.landedLate(e)
 	case syncer.OutcomeDropped:
 		state = store.JournalDropped
 		w.log.Info().Str("instance", e.Instance).Msg("write-back dropped: the edit is already upstream")
@@ -216,7 +221,7 @@ func (w *worker) settleChange(e store.JournalEntry, o syncer.Outcome) string {
 	default:
 		// Committed locally (or not at all): a later sync pushes it, or
 		// re-applies it from the journal.
-		msg = fmt.Sprintf("%s: not pushed yet: %v", e.File, o.Err)
+		msg = fmt.Sprintf("%s: %s: %v", e.File, unpushedMarker, o.Err)
 		if o.Commit != "" {
 			state = store.JournalCommitted
 		}

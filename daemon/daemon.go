@@ -93,7 +93,7 @@ func New(opts Options) (*Daemon, error) {
 	if err := os.MkdirAll(filepath.Join(opts.StateDir, "checkouts"), 0o750); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
-	st, err := store.Open(StateFile(opts.StateDir), store.Options{Logger: opts.Logger, Now: opts.Now})
+	st, err := store.Open(StateFile(opts.StateDir), store.Options{Logger: opts.Logger, Now: opts.Now, Failpoint: failpointHook()})
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}

@@ -1,55 +1,36 @@
 package daemon
 
-import (
-	"os"
-	"strconv"
-	"strings"
-	"sync"
-	"syscall"
-)
+import "time"
 
 // Failpoints let the crash tests kill the daemon at an exact point of the
-// write-back protocol: DEPLOYER_FAILPOINT=NAME:N sends SIGKILL to this
-// process at the Nth time NAME is reached. Unset (always, in production),
-// a failpoint costs one comparison.
-var failpoints = struct {
-	once sync.Once
-	mu   sync.Mutex
-	name string
-	at   int
-	hits int
-}{}
+// write-back protocol and the run pipeline. They exist only in a binary
+// built with `-tags failpoints` (failpoint_on.go); in the production build
+// (failpoint_off.go) failpoint is an empty function the compiler removes,
+// and DEPLOYER_FAILPOINT is ignored.
+//
+// In a failpoints build, DEPLOYER_FAILPOINT=NAME:N sends SIGKILL to the
+// process at the Nth time NAME is reached, and
+// DEPLOYER_FAILPOINT_MAINTAIN=DURATION runs the state file's maintenance
+// (prune and compaction) at that interval instead of every 6 h / 24 h, so
+// that a crash test reaches mid-compaction.
 
-// The failpoints of the write-back protocol, in the order they are reached.
+// The failpoints, in the order a deployment reaches them.
 const (
-	fpJournaled   = "journaled"    // edits journaled, nothing committed
-	fpWrittenBack = "written-back" // WriteBack returned (pushed or not), outcome not recorded
-	fpSettled     = "settled"      // outcomes recorded, deployment progress not saved
-	fpBucketDone  = "bucket-done"  // a bucket's steps ran, progress not saved
+	fpJournaled    = "journaled"      // edits journaled, nothing applied
+	fpSpliced      = "spliced"        // an edit's bytes written to the checkout, not committed
+	fpCommitted    = "committed"      // an edit committed locally, not pushed
+	fpWrittenBack  = "written-back"   // pushed (or not), the outcome not recorded
+	fpSettled      = "settled"        // outcomes recorded, deployment progress not saved
+	fpMidStep      = "mid-step"       // a step's process is running
+	fpBucketDone   = "bucket-done"    // a bucket's steps ran, progress not saved
+	fpMidOutbox    = "mid-outbox"     // a notification delivered, not marked sent
+	fpMidCompacted = "mid-compaction" // the compacted copy written, not swapped in
 )
 
-// Failpoints lists the failpoint names, for tests.
-var Failpoints = []string{fpJournaled, fpWrittenBack, fpSettled, fpBucketDone}
+// Failpoints lists the failpoint names (in every build; they fire only in
+// a failpoints build, see FailpointsBuilt).
+var Failpoints = []string{fpJournaled, fpSpliced, fpCommitted, fpWrittenBack, fpSettled, fpMidStep, fpBucketDone, fpMidOutbox, fpMidCompacted}
 
-func failpoint(name string) {
-	failpoints.once.Do(func() {
-		spec := os.Getenv("DEPLOYER_FAILPOINT")
-		n, at, ok := strings.Cut(spec, ":")
-		if !ok {
-			return
-		}
-		failpoints.name = n
-		failpoints.at, _ = strconv.Atoi(at)
-	})
-	if failpoints.name != name {
-		return
-	}
-	failpoints.mu.Lock()
-	failpoints.hits++
-	hit := failpoints.hits == failpoints.at
-	failpoints.mu.Unlock()
-	if hit {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // never returns
-	}
-}
+// midStepDelay is how long after a step starts the mid-step failpoint
+// fires: long enough for its process to be running.
+const midStepDelay = 30 * time.Millisecond

@@ -22,7 +22,8 @@ const (
 // maintain prunes and compacts the state file and keeps every checkout's
 // object store bounded, until ctx ends.
 func (d *Daemon) maintain(ctx context.Context) {
-	tick := time.NewTicker(maintainEvery)
+	every, compactAfter := maintainIntervals()
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	lastCompact := d.now()
 	for {
@@ -37,7 +38,7 @@ func (d *Daemon) maintain(ctx context.Context) {
 		} else {
 			d.log.Info().Interface("pruned", stats).Msg("state pruned")
 		}
-		if d.now().Sub(lastCompact) >= compactEvery {
+		if d.now().Sub(lastCompact) >= compactAfter {
 			lastCompact = d.now()
 			if cs, err := d.store.Compact(); err != nil {
 				d.log.Error().Err(err).Msg("compact state")

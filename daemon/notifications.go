@@ -39,7 +39,10 @@ func (o outbox) Pending(limit int) ([]notify.Message, error) {
 	return out, nil
 }
 
-func (o outbox) MarkSent(id string) error { return o.st.MarkSent(id) }
+func (o outbox) MarkSent(id string) error {
+	failpoint(fpMidOutbox)
+	return o.st.MarkSent(id)
+}
 func (o outbox) MarkFailed(id, reason string, next time.Time) error {
 	return o.st.MarkFailed(id, reason, next)
 }

@@ -291,6 +291,7 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 		job.Secrets = secrets
 		file, dryRun := job.Instance.File, p.dryRun
 		job.BeforeStep = func(ctx context.Context, s manifest.Step) (func(), error) {
+			failpointAfter(fpMidStep, midStepDelay)
 			if s.Writes != "instance" {
 				return nil, nil
 			}

@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,11 +27,16 @@ import (
 // crashTally is what the seeded crash runs found.
 type crashTally struct {
 	runs, crashes, accepted, landed, held, lost, duplicated int
+	chosen, crashed                                         map[string]int // per failpoint
 }
 
-// TestCrashSeeded kills the daemon at a random failpoint of the write-back
-// protocol (at a random hit) during a deployment of edits to 20 instances
-// while a person pushes to the same remote, restarts it, and checks that
+// TestCrashSeeded kills the daemon (the binary built with -tags failpoints)
+// at a random failpoint of the write-back protocol and the run pipeline (at
+// a random hit: journaled, spliced, committed, written-back, settled,
+// mid-step, bucket-done, mid-outbox, mid-compaction) during a deployment of
+// edits to 20 instances while a person pushes to the same remote; one
+// instance's redeploy fails, so a notification goes out, and the state file
+// is compacted every 250 ms. It restarts the daemon and checks that
 // every accepted edit is on the remote exactly once or held in an open
 // intervention, that git fsck and bbolt's check are clean, and that the
 // remote (receive.denyNonFastForwards) never took a force. Runs:
@@ -41,7 +49,7 @@ func TestCrashSeeded(t *testing.T) {
 	if v := os.Getenv("DEPLOYER_CRASH_RUNS"); v != "" {
 		runs, _ = strconv.Atoi(v)
 	}
-	var tally crashTally
+	tally := crashTally{chosen: map[string]int{}, crashed: map[string]int{}}
 	for seed := 1; seed <= runs; seed++ {
 		t.Run(fmt.Sprintf("seed-%03d", seed), func(t *testing.T) { crashOnce(t, uint64(seed), &tally) })
 	}
@@ -49,6 +57,12 @@ func TestCrashSeeded(t *testing.T) {
 		tally.runs, tally.crashes, tally.accepted, tally.landed, tally.held, tally.lost, tally.duplicated)
 	fmt.Printf("crash: runs %d, crash points hit %d, edits accepted %d, landed %d, in interventions %d, lost %d, duplicated %d\n",
 		tally.runs, tally.crashes, tally.accepted, tally.landed, tally.held, tally.lost, tally.duplicated)
+	var per []string
+	for _, p := range daemon.Failpoints {
+		per = append(per, fmt.Sprintf("%s %d/%d", p, tally.crashed[p], tally.chosen[p]))
+	}
+	fmt.Printf("crash: killed/chosen per point: %s\n", strings.Join(per, ", "))
+	t.Logf("killed/chosen per point: %s", strings.Join(per, ", "))
 	if tally.lost > 0 || tally.duplicated > 0 {
 		t.Fatalf("%d edits lost, %d duplicated", tally.lost, tally.duplicated)
 	}
@@ -83,12 +97,17 @@ func crashOnce(t *testing.T, seed uint64, tally *crashTally) {
 
 	cfg := filepath.Join(dir, "deployer.yaml")
 	socket := filepath.Join(sock, "d.sock")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, "host: crash\nstate_dir: %s\nlisten: {socket: %s}\nstep_env: [PATH]\nrepos:\n  - name: cc\n    url: %s\n    poll: 200ms\n",
-		filepath.Join(dir, "state"), socket, bare), 0o644); err != nil {
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+	defer hook.Close()
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "host: crash\nstate_dir: %s\nlisten: {socket: %s}\nstep_env: [PATH]\nnotify:\n  - {kind: webhook, url: %q}\nrepos:\n  - name: cc\n    url: %s\n    poll: 200ms\n",
+		filepath.Join(dir, "state"), socket, hook.URL, bare), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	point := daemon.Failpoints[rng.IntN(len(daemon.Failpoints))]
 	hit := 1 + rng.IntN(4)
+	if point == "mid-outbox" {
+		hit = 1 + rng.IntN(2) // two notifications: i07's and i14's step-failed
+	}
 	d := startCrashDaemon(t, cfg, fmt.Sprintf("%s:%d", point, hit))
 	cli := func(args ...string) (string, error) {
 		cmd := exec.Command(filepath.Join(binDir, "deployer"), append(args, "--socket", socket)...)
@@ -136,8 +155,10 @@ func crashOnce(t *testing.T, seed uint64, tally *crashTally) {
 	d.stop(t)
 
 	tally.runs++
+	tally.chosen[point]++
 	if crashed {
 		tally.crashes++
+		tally.crashed[point]++
 	}
 	check := filepath.Join(dir, "check")
 	git(dir, "clone", "-q", bare, check)
@@ -175,7 +196,9 @@ func seedCrashRepo(t *testing.T, work, bare string, git func(string, ...string) 
   <on-change steps="instance-configure instance-redeploy" bucket="5"/>
 </deployer>
 `,
-		"scripts/ok.sh": "#!/bin/sh\necho ok\n",
+		// i07's and i14's redeploys fail (step-failed and its notification:
+		// the outbox); every step lasts long enough for mid-step to land in it.
+		"scripts/ok.sh": "#!/bin/sh\nsleep 0.05\nif { [ \"$DEPLOYER_INSTANCE\" = i07 ] || [ \"$DEPLOYER_INSTANCE\" = i14 ]; } && [ \"$DEPLOYER_STEP\" = instance-redeploy ]; then echo broken >&2; exit 1; fi\necho ok\n",
 	}
 	for i := 1; i <= crashInstances; i++ {
 		// The owner stands lines away from the version, so that the
@@ -259,8 +282,8 @@ type crashDaemon struct {
 }
 
 func startCrashDaemon(t *testing.T, cfg, failpoint string) *crashDaemon {
-	cmd := exec.Command(filepath.Join(binDir, "deployer"), "daemon", "--config", cfg)
-	cmd.Env = append(os.Environ(), "DEPLOYER_FAILPOINT="+failpoint)
+	cmd := exec.Command(filepath.Join(binDir, "deployer-failpoints"), "daemon", "--config", cfg)
+	cmd.Env = append(os.Environ(), "DEPLOYER_FAILPOINT="+failpoint, "DEPLOYER_FAILPOINT_MAINTAIN=250ms")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -336,4 +359,22 @@ func openInterventions(t *testing.T, path string) map[string]bool {
 		t.Fatal(err)
 	}
 	return held
+}
+
+// TestProductionBuildHasNoFailpoints: the failpoints are compiled only into
+// the crash tests' binary (-tags failpoints); the production binary does not
+// even contain the variable's name, so no environment can crash it.
+func TestProductionBuildHasNoFailpoints(t *testing.T) {
+	for name, want := range map[string]bool{"deployer": false, "deployer-failpoints": true} {
+		b, err := os.ReadFile(filepath.Join(binDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Contains(b, []byte("DEPLOYER_FAILPOINT")); got != want {
+			t.Errorf("%s contains DEPLOYER_FAILPOINT: %v, want %v", name, got, want)
+		}
+	}
+	if daemon.FailpointsBuilt {
+		t.Errorf("the test binary itself was built with -tags failpoints")
+	}
 }

@@ -39,12 +39,15 @@ func run(m *testing.M) int {
 	for _, f := range mains {
 		_, _ = os.ReadFile(f)
 	}
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "deployer"), "./cmd/deployer")
-	build.Dir = root
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build deployer:", err)
-		return 1
+	// The production binary, and one with the crash tests' failpoints.
+	for _, b := range [][]string{{"deployer"}, {"deployer-failpoints", "-tags", "failpoints"}} {
+		build := exec.Command("go", append(append([]string{"build", "-o", filepath.Join(dir, b[0])}, b[1:]...), "./cmd/deployer")...)
+		build.Dir = root
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build "+b[0]+":", err)
+			return 1
+		}
 	}
 	binDir = dir
 	return m.Run()

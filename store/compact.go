@@ -45,6 +45,9 @@ func (s *Store) Compact() (CompactStats, error) {
 		_ = os.Remove(tmp)
 		return st, fmt.Errorf("compact %s: %w", s.path, err)
 	}
+	if s.opts.Failpoint != nil {
+		s.opts.Failpoint("mid-compaction")
+	}
 	if err := s.db.Close(); err != nil {
 		s.db = nil
 		return st, fmt.Errorf("compact %s: close: %w", s.path, err)

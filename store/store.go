@@ -24,6 +24,10 @@ type Options struct {
 	Logger zerolog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Failpoint, when set, is called with "mid-compaction" once Compact
+	// has written the compacted copy and before it replaces the file: the
+	// crash tests kill the process there. Nil in production.
+	Failpoint func(name string)
 }
 
 // Store is the daemon's bbolt state. See the package documentation for

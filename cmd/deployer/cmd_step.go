@@ -52,6 +52,11 @@ type stepRunOptions struct {
 	asJSON        bool
 	// stream receives the step's output as it runs; nil discards it.
 	stream io.Writer
+	// client reaches the daemon that recorded the dependencies' runs;
+	// nil: no lookup (--outputs or a scenario is needed).
+	client func() (*api.Client, error)
+	// notes receives what the lookup found; nil discards.
+	notes io.Writer
 }
 
 func newStepRunCmd(g *globalOptions) *cobra.Command {
@@ -66,8 +71,12 @@ DIR is not a git checkout), DEPLOYER_RUN "local". INSTANCE is an instance name
 or its file (instances/beta.xml). Only the host variables named by --step-env
 are passed through. One attempt runs: the manifest's retries are not applied.
 
-A step that runs after other steps (after="...") needs their outputs: give
-them with --outputs key=value,... (--outputs= when they have none).
+A step that runs after other steps (after="...") needs them to have
+succeeded at this commit: without --outputs, the daemon (--socket, or
+--remote) is asked for the newest run of INSTANCE at DIR's HEAD in which they
+all succeeded, and their recorded outputs are used; it is an error (exit 2)
+if there is none. --outputs key=value,... (--outputs= when they have none)
+gives the outputs instead, without asking.
 
 With --scenario FILE, run exactly the inputs of a scenario file (as written by
 deployer runs export): its arguments, environment, dependency outputs and host
@@ -88,6 +97,8 @@ Exit status: 0 the step succeeded, 1 it failed, timed out or could not run,
 				return err
 			}
 			o.outputsSet = cmd.Flags().Changed("outputs")
+			o.client = g.client
+			o.notes = cmd.ErrOrStderr()
 			o.asJSON = asJSON
 			o.stream = cmd.OutOrStdout()
 			if asJSON {
@@ -153,12 +164,14 @@ func runManifestStep(ctx context.Context, o *stepRunOptions) (executor.StepResul
 	if err != nil {
 		return executor.StepResult{}, err
 	}
-	if len(step.After) > 0 && !o.outputsSet {
-		return executor.StepResult{}, missingOutputs(step)
-	}
 	inst, err := findInstance(m, o.dir, o.instance)
 	if err != nil {
 		return executor.StepResult{}, err
+	}
+	if len(step.After) > 0 && !o.outputsSet {
+		if err := o.lookupOutputs(ctx, inst, step); err != nil {
+			return executor.StepResult{}, err
+		}
 	}
 	job := localJob(o, inst, step)
 	e := executor.New(executor.Options{StepEnv: o.stepEnv})
@@ -167,6 +180,32 @@ func runManifestStep(ctx context.Context, o *stepRunOptions) (executor.StepResul
 		return executor.StepResult{}, fmt.Errorf("step run: %s of %s did not run", step.Name, inst.Name)
 	}
 	return results[len(results)-1], nil
+}
+
+// lookupOutputs sets o.outputs from the daemon's newest run at DIR's HEAD
+// in which step's dependencies succeeded for inst.
+func (o *stepRunOptions) lookupOutputs(ctx context.Context, inst manifest.Instance, step manifest.Step) error {
+	commit := localCommit(o.dir)
+	if o.client == nil || commit == localRunID {
+		return missingOutputs(step)
+	}
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	outs, run, err := recordedOutputs(ctx, c, commit, string(inst.Name), step)
+	var ke *api.KindError
+	if errors.As(err, &ke) && ke.Kind == api.KindUnavailable {
+		return usageErrorf("%v\n(the daemon was asked for the recorded outputs: %v)", missingOutputs(step), err)
+	}
+	if err != nil {
+		return err
+	}
+	o.outputs = outs
+	if o.notes != nil {
+		fmt.Fprintf(o.notes, "dependencies of %s succeeded for %s in run %d at %s; using their %d output(s)\n", step.Name, inst.Name, run, short(commit), len(outs))
+	}
+	return nil
 }
 
 // missingOutputs is the usage error for a step whose dependencies' outputs

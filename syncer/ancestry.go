@@ -56,6 +56,41 @@ func (r *Repo) isAncestor(a, b plumbing.Hash) (bool, error) {
 	return len(s.ours) == 0, nil
 }
 
+// reaches reports whether target is an ancestor of (or equal to) from by walking every
+// commit of from's history (at most maxWalk), without reading target itself: any other
+// commit on the way that cannot be read is an error. It is the check for a commit the store
+// does not have: only a walk that reads the whole history can tell "not an ancestor" from "an
+// ancestor the store lost".
+func (r *Repo) reaches(from, target plumbing.Hash) (bool, error) {
+	if from == target {
+		return true, nil
+	}
+	seen := map[plumbing.Hash]bool{from: true}
+	stack := []plumbing.Hash{from}
+	for len(stack) > 0 {
+		h := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		c, err := r.repo.CommitObject(h)
+		if err != nil {
+			return false, fmt.Errorf("read commit %s: %w", h, err)
+		}
+		for _, p := range c.ParentHashes {
+			if p == target {
+				return true, nil
+			}
+			if seen[p] {
+				continue
+			}
+			if len(seen) >= maxWalk {
+				return false, errWalkTooLong
+			}
+			seen[p] = true
+			stack = append(stack, p)
+		}
+	}
+	return false, nil
+}
+
 type painter struct {
 	r       *Repo
 	flags   map[plumbing.Hash]uint8

@@ -219,7 +219,7 @@ func statEntry(full, name string, h plumbing.Hash, mode filemode.FileMode) (*ind
 // applyTreeDiff moves the worktree and index from tree `from` to tree `to`, touching only the
 // paths that differ. The worktree must be clean for those paths (the caller checked).
 func (r *Repo) applyTreeDiff(from, to *object.Tree) ([]string, error) {
-	changes, err := object.DiffTree(from, to)
+	changes, err := diffTrees(r.repo.Storer, from, to)
 	if err != nil {
 		return nil, err
 	}

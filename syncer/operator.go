@@ -47,6 +47,8 @@ func (r *Repo) Rescue(ctx context.Context) (Result, error) {
 // change ids of our commits that upstream lacks, for the caller to
 // re-apply with WriteBack.
 //
+// A checkout found broken on the way is re-cloned as Sync does (StateCorrupt, no error).
+//
 // Uncommitted changes are handled first as Options.OnDirty says: with the
 // default (intervene) Adopt returns a KindDirty *Error and moves nothing, so
 // a hand edit is never overwritten; call Rescue first to keep them.
@@ -81,12 +83,20 @@ func (r *Repo) Adopt(ctx context.Context) (Result, error) {
 	}
 	s, err := r.compare(before, up)
 	if err != nil && !errors.Is(err, errWalkTooLong) {
+		if isCorrupt(err) {
+			return r.recover(ctx, res, "", err)
+		}
 		return res, internalf("adopt", err)
 	}
 	if s != nil {
 		res.Ours = r.ourChangeIDs(s.ours)
 	}
-	return r.resetTo(res, before, up)
+	res, err = r.resetTo(res, before, up)
+	if KindOf(err) == KindInternal && isCorrupt(err) {
+		// The store lost an object the move needed: re-clone, which lands at upstream too.
+		return r.recover(ctx, res, "", err)
+	}
+	return res, err
 }
 
 // CommitInfo names a commit and who made it.

@@ -109,7 +109,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		return r, nil
 	}
 	r.log.Warn().Err(r.red.Err(err)).Msg("checkout is broken, re-cloning")
-	if err := r.reclone(ctx, err); err != nil {
+	if _, err := r.reclone(ctx, err); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -130,7 +130,7 @@ func isMissingOrEmpty(dir string) (bool, error) {
 func (r *Repo) openExisting() error {
 	repo, err := git.PlainOpen(r.opts.Dir)
 	if err != nil {
-		return fmt.Errorf("open checkout: %w", err)
+		return fmt.Errorf("open checkout%s: %w", missingParts(r.opts.Dir), err)
 	}
 	r.repo = repo
 	if err := r.ensureRemote(); err != nil {
@@ -143,9 +143,15 @@ func (r *Repo) openExisting() error {
 	return r.finishInterrupted()
 }
 
-// check is the fsck-style start-up check: HEAD is our branch and its commit and tree are
-// readable, and the index decodes.
+// check is the fsck-style start-up check. It stays cheap at any size (no walk of history or
+// of the tree): every pack's trailer matches its index (a truncated pack fails), HEAD is our
+// branch, the commit and root tree of the branch and of the remote-tracking branch are
+// readable, and the index decodes. What it cannot see (a lost object deeper in history) Sync
+// finds when it reads it, and treats the same way.
 func (r *Repo) check() error {
+	if err := checkPacks(filepath.Join(r.opts.Dir, ".git", "objects", "pack")); err != nil {
+		return err
+	}
 	head, err := r.repo.Storer.Reference(plumbing.HEAD)
 	if err != nil {
 		return fmt.Errorf("read HEAD: %w", err)
@@ -162,8 +168,31 @@ func (r *Repo) check() error {
 	if _, err := c.Tree(); err != nil {
 		return fmt.Errorf("read tree of %s: %w", c.Hash, err)
 	}
+	if err := r.checkUpstreamTip(c.Hash); err != nil {
+		return err
+	}
 	if _, err := r.repo.Storer.Index(); err != nil {
 		return fmt.Errorf("read index: %w", err)
+	}
+	return nil
+}
+
+// checkUpstreamTip reads the commit and root tree of the remote-tracking branch, if there is
+// one (a fetch makes it again).
+func (r *Repo) checkUpstreamTip(head plumbing.Hash) error {
+	up, err := r.upstreamHash()
+	if errors.Is(err, plumbing.ErrReferenceNotFound) || (err == nil && up == head) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c, err := r.repo.CommitObject(up)
+	if err != nil {
+		return fmt.Errorf("read upstream commit %s: %w", up, err)
+	}
+	if _, err := c.Tree(); err != nil {
+		return fmt.Errorf("read tree of upstream commit %s: %w", up, err)
 	}
 	return nil
 }
@@ -182,30 +211,52 @@ func (r *Repo) ensureRemote() error {
 	return r.repo.SetConfig(cfg)
 }
 
-// reclone clones into a fresh directory and swaps it in, moving the old one aside.
-func (r *Repo) reclone(ctx context.Context, cause error) error {
+// reclone clones into a fresh directory and swaps it in, moving the old one aside (never
+// deleting it: what the daemon did not make or has not pushed stays there). Any failure is
+// KindCorrupt: the checkout is broken whatever stopped the re-clone. When the clone itself
+// failed, the error chain holds both cause and the clone's error (KindUnreachable or
+// KindAuth: errors.As finds that *Error after the outer one), and Detail says both.
+// It returns where the old checkout was moved.
+func (r *Repo) reclone(ctx context.Context, cause error) (string, error) {
 	stamp := r.opts.Now().UTC().Format("20060102T150405.000000000Z")
 	fresh := r.opts.Dir + ".clone-" + stamp
 	if err := r.cloneInto(ctx, fresh); err != nil {
 		_ = os.RemoveAll(fresh)
-		var e *Error
-		if errors.As(err, &e) && (e.Kind == KindAuth || e.Kind == KindUnreachable) {
-			return err
-		}
-		return newError(KindCorrupt, "re-clone", fmt.Errorf("%w: %v (re-clone: %v)", ErrCorrupt, r.red.Err(cause), err), "")
+		detail := fmt.Sprintf("the checkout %s is broken (%s) and re-cloning it from %s failed (%s): %s; it is left as it is until a re-clone works",
+			r.opts.Dir, r.red.Err(cause), RedactURL(r.opts.URL), KindOf(err), r.red.Err(err))
+		return "", newError(KindCorrupt, "re-clone", fmt.Errorf("%w (%v); re-clone failed: %w", ErrCorrupt, r.red.Err(cause), err), detail)
 	}
 	aside := r.opts.Dir + ".broken-" + stamp
 	if err := os.Rename(r.opts.Dir, aside); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return newError(KindCorrupt, "re-clone", fmt.Errorf("%w: move aside: %v", ErrCorrupt, err), "")
+		_ = os.RemoveAll(fresh)
+		return "", r.swapFailed(cause, fmt.Errorf("move aside: %w", err))
 	}
 	if err := os.Rename(fresh, r.opts.Dir); err != nil {
-		return newError(KindCorrupt, "re-clone", fmt.Errorf("%w: swap in: %v", ErrCorrupt, err), "")
+		_ = os.Rename(aside, r.opts.Dir)
+		return "", r.swapFailed(cause, fmt.Errorf("swap in %s: %w", fresh, err))
 	}
+	r.closeStore()
 	r.log.Warn().Str("moved_aside", aside).Msg("checkout re-cloned")
 	if err := r.openExisting(); err != nil {
-		return newError(KindCorrupt, "re-clone", fmt.Errorf("%w: %v", ErrCorrupt, r.red.Err(err)), "")
+		return "", r.swapFailed(cause, fmt.Errorf("open the fresh clone: %w", err))
 	}
-	return nil
+	return aside, nil
+}
+
+func (r *Repo) swapFailed(cause, err error) error {
+	detail := fmt.Sprintf("the checkout %s is broken (%s); it was re-cloned, but swapping the clone in failed: %s", r.opts.Dir, r.red.Err(cause), r.red.Err(err))
+	return newError(KindCorrupt, "re-clone", fmt.Errorf("%w (%v): %w", ErrCorrupt, r.red.Err(cause), r.red.Err(err)), detail)
+}
+
+// closeStore releases the open pack files of the checkout's object store, if any; the
+// repository stays usable (go-git opens them again when it needs them).
+func (r *Repo) closeStore() {
+	if r.repo == nil {
+		return
+	}
+	if c, ok := r.repo.Storer.(io.Closer); ok {
+		_ = c.Close()
+	}
 }
 
 // Dir returns the checkout directory.
@@ -283,7 +334,7 @@ func (r *Repo) ChangedPaths(from, to string) ([]string, error) {
 			return nil, fmt.Errorf("changed paths: %w", err)
 		}
 	}
-	changes, err := object.DiffTree(fromTree, toTree)
+	changes, err := diffTrees(r.repo.Storer, fromTree, toTree)
 	if err != nil {
 		return nil, fmt.Errorf("changed paths: %w", err)
 	}

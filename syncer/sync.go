@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/go-git/go-git/v5"
@@ -66,7 +67,7 @@ func (r *Repo) Sync(ctx context.Context, known string) (Result, error) {
 	}
 	before, err := r.headHash()
 	if err != nil {
-		return r.corrupt(ctx, Result{}, err)
+		return r.recover(ctx, Result{}, known, err)
 	}
 	res := Result{Before: before.String(), Head: before.String()}
 	fetchErr := r.fetch(ctx)
@@ -81,7 +82,7 @@ func (r *Repo) Sync(ctx context.Context, known string) (Result, error) {
 	}
 	dirty, _, err := r.scanDirty()
 	if err != nil {
-		return r.corrupt(ctx, res, err)
+		return r.recover(ctx, res, known, err)
 	}
 	if len(dirty) > 0 {
 		if res, err = r.handleDirty(res, dirty); err != nil {
@@ -89,23 +90,35 @@ func (r *Repo) Sync(ctx context.Context, known string) (Result, error) {
 		}
 	}
 	if fetchErr != nil {
+		if classifyRemote(fetchErr) == KindInternal && isCorrupt(fetchErr) {
+			return r.recover(ctx, res, known, fetchErr)
+		}
 		return r.fetchFailed(res, fetchErr)
 	}
 	upstream, err := r.upstreamHash()
 	if err != nil {
-		return r.corrupt(ctx, res, err)
+		return r.recover(ctx, res, known, err)
 	}
 	res.Upstream = upstream.String()
 	if known != "" && known != res.Upstream {
 		ok, err := r.knownIsAncestor(known, upstream)
 		if err != nil {
-			return r.corrupt(ctx, res, err)
+			return r.recover(ctx, res, known, err)
 		}
 		if !ok {
-			return r.rewritten(res, known, upstream)
+			res, err = r.rewritten(res, known, upstream)
+			if KindOf(err) == KindInternal && isCorrupt(err) {
+				return r.recover(ctx, res, known, err)
+			}
+			return res, err
 		}
 	}
-	return r.classify(ctx, res, before, upstream, true)
+	res, err = r.classify(ctx, res, before, upstream, true)
+	if KindOf(err) == KindInternal && isCorrupt(err) {
+		// A commit, tree or blob the walk or the move needed is missing or unreadable.
+		return r.recover(ctx, res, known, err)
+	}
+	return res, err
 }
 
 func (r *Repo) fetch(ctx context.Context) error {
@@ -146,37 +159,125 @@ func (r *Repo) fetchFailed(res Result, err error) (Result, error) {
 	return res, e
 }
 
-// corrupt handles a checkout that cannot be read: re-clone and swap in, else KindCorrupt.
-func (r *Repo) corrupt(ctx context.Context, res Result, cause error) (Result, error) {
+// recover handles a checkout Sync found broken (a missing object, an unreadable pack or
+// index): it notes the daemon's unpushed commits it can still read, re-clones into a fresh
+// directory and swaps it in (the old checkout, with anything the daemon did not make or has
+// not pushed, is moved aside, never deleted), then checks the fresh clone against known as
+// Sync does. Success is StateCorrupt with no error, the checkout at upstream, and Result.Ours
+// the change ids of those unpushed commits, for the caller to re-apply with WriteBack (an
+// unpushed commit that cannot be read is only in the caller's journal). A failed re-clone is
+// a KindCorrupt *Error that keeps why (see reclone).
+func (r *Repo) recover(ctx context.Context, res Result, known string, cause error) (Result, error) {
 	r.log.Error().Err(r.red.Err(cause)).Msg("checkout is broken, re-cloning")
-	if err := r.reclone(ctx, cause); err != nil {
+	ours := r.readableOurs()
+	aside, err := r.reclone(ctx, cause)
+	if err != nil {
 		res.State = StateCorrupt
-		if KindOf(err) == KindAuth {
-			res.State = StateAuth
-		} else if KindOf(err) == KindUnreachable {
-			res.State = StateUnreachable
-		}
 		return res, err
 	}
+	head, err := r.headHash()
+	if err != nil {
+		return res, newError(KindCorrupt, "sync", fmt.Errorf("%w: the fresh clone: %v", ErrCorrupt, err), "")
+	}
 	res.State = StateCorrupt
-	res.Head = r.Head()
-	res.Upstream = res.Head
-	res.Detail = "checkout was unreadable (" + r.red.String(cause.Error()) + "); re-cloned, the old one moved aside"
+	res.Head, res.Upstream, res.Rescue, res.Files = head.String(), head.String(), "", nil
+	res.Ours = r.unpushed(ours)
+	res.Detail = fmt.Sprintf("the checkout was broken (%s); re-cloned, the old one moved aside to %s", r.red.Err(cause), aside)
+	if len(res.Ours) > 0 {
+		res.Detail += "; re-apply " + strings.Join(res.Ours, ", ")
+	}
+	if known == "" || known == res.Upstream {
+		return res, nil
+	}
+	ok, err := r.knownIsAncestor(known, head)
+	if err != nil {
+		return res, newError(KindCorrupt, "sync", fmt.Errorf("%w: the fresh clone: %v", ErrCorrupt, r.red.Err(err)), res.Detail)
+	}
+	if ok {
+		return res, nil
+	}
+	res.State = StateRewritten
+	res.Detail = fmt.Sprintf("previous upstream tip %s is not an ancestor of the new tip %s; %s", short(known), short(res.Upstream), res.Detail)
+	if r.opts.OnRewrite != PolicyFollow {
+		return res, newError(KindRewritten, "sync", ErrRewritten, res.Detail)
+	}
+	res.Detail += "; followed (on_rewrite: follow)"
 	return res, nil
 }
 
+// ourCommit is one of the daemon's commits: its id and its change id.
+type ourCommit struct {
+	hash plumbing.Hash
+	id   string
+}
+
+// maxOursWalk bounds readableOurs.
+const maxOursWalk = 1000
+
+// readableOurs lists, newest first, the daemon's commits on HEAD's first-parent line above
+// the remote-tracking tip that can still be read, stopping at the first that is not ours or
+// cannot be read.
+func (r *Repo) readableOurs() []ourCommit {
+	h, err := r.headHash()
+	if err != nil {
+		return nil
+	}
+	up, _ := r.upstreamHash() // zero if unreadable: the walk stops at the first non-ours commit
+	var out []ourCommit
+	for i := 0; i < maxOursWalk && h != up; i++ {
+		c, err := r.repo.CommitObject(h)
+		if err != nil {
+			break
+		}
+		id := ChangeID(c.Message)
+		if id == "" || (r.opts.IsOurs != nil && !r.opts.IsOurs(id)) || len(c.ParentHashes) == 0 {
+			break
+		}
+		out = append(out, ourCommit{hash: h, id: id})
+		h = c.ParentHashes[0]
+	}
+	return out
+}
+
+// unpushed returns, oldest first, the change ids of the commits in ours (newest first) that
+// the checkout does not have, down to the first one it has (that one and its ancestors were
+// pushed).
+func (r *Repo) unpushed(ours []ourCommit) []string {
+	var ids []string
+	for _, c := range ours {
+		if r.repo.Storer.HasEncodedObject(c.hash) == nil {
+			break
+		}
+		ids = append(ids, c.id)
+	}
+	slices.Reverse(ids)
+	return ids
+}
+
 // knownIsAncestor reports whether the previous upstream tip is an ancestor of the new one.
-// A tip we do not have cannot be: fetch brought every ancestor of the new tip.
+// A tip the store does not have is either not an ancestor (history was rewritten, and the old
+// tip never fetched or since compacted away) or a lost object: a walk of upstream's history
+// tells them apart, and a lost one is an error, as is any commit the walks cannot read.
 func (r *Repo) knownIsAncestor(known string, upstream plumbing.Hash) (bool, error) {
 	if !plumbing.IsHash(known) {
 		return false, nil
 	}
 	k := plumbing.NewHash(known)
 	if _, err := r.repo.CommitObject(k); err != nil {
-		if errors.Is(err, plumbing.ErrObjectNotFound) {
+		if !errors.Is(err, plumbing.ErrObjectNotFound) {
+			return false, fmt.Errorf("read previous upstream tip %s: %w", k, err)
+		}
+		found, err := r.reaches(upstream, k)
+		if errors.Is(err, errWalkTooLong) {
 			return false, nil
 		}
-		return false, err
+		if err != nil {
+			return false, err
+		}
+		if found {
+			return false, fmt.Errorf("previous upstream tip %s is an ancestor of %s but cannot be read: %w", k, upstream, plumbing.ErrObjectNotFound)
+		}
+		return false, nil
 	}
 	ok, err := r.isAncestor(k, upstream)
 	if errors.Is(err, errWalkTooLong) {

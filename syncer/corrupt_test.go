@@ -105,6 +105,29 @@ func TestOpenReclonesWhenPacksAreCutShort(t *testing.T) {
 	}
 }
 
+// A blob the index names (of the daemon's last write-back, loose) is lost while HEAD's
+// commit and trees are intact: Open must see it and re-clone.
+func TestOpenReclonesWhenAnIndexedBlobIsLost(t *testing.T) {
+	f := newFixture(t)
+	r := f.open(f.options())
+	if _, err := r.WriteBack(ctxT(t), []syncer.Change{change("c1", "instances/a.xml", "version", "1", "2")}, 3); err != nil {
+		t.Fatal(err)
+	}
+	_ = r.Close()
+	removeLoose(t, f.dir, "HEAD:instances/a.xml")
+	if _, err := gitCmd(f.dir, "fsck", "--no-progress"); err == nil {
+		t.Fatal("git fsck accepts the damaged checkout: the test damages nothing")
+	}
+	r = f.open(f.options())
+	if n := len(movedAside(t, f.dir)); n != 1 {
+		t.Fatalf("moved-aside checkouts: got %d, want 1 (Open did not re-clone)", n)
+	}
+	checkHealthy(t, f.dir, f.tip())
+	if r.Head() != f.tip() {
+		t.Fatalf("head %s, want %s", r.Head(), f.tip())
+	}
+}
+
 // The previous upstream tip (the daemon's own pushed commit, loose) is lost while HEAD, its
 // child, is readable, so Open's check passes: Sync must re-clone, not call it a rewrite.
 func TestSyncReclonesWhenTheKnownTipIsLost(t *testing.T) {
@@ -342,4 +365,40 @@ func TestRecloneThatCannotRunIsCorrupt(t *testing.T) {
 		}
 		checkHealthy(t, f.dir, f.tip())
 	})
+}
+
+// Adopt (an operator's resolution of a rewrite) over a lost commit of ours re-clones at the
+// new upstream; our commit it could still read comes back in Result.Ours, the lost one only
+// in the caller's journal.
+func TestAdoptReclonesWhenHistoryIsLost(t *testing.T) {
+	f := newFixture(t)
+	r := f.open(f.options())
+	if _, err := r.WriteBack(ctxT(t), []syncer.Change{change("c1", "instances/a.xml", "version", "1", "2")}, 3); err != nil {
+		t.Fatal(err)
+	}
+	lost := r.Head()
+	if _, err := r.WriteBack(ctxT(t), []syncer.Change{change("c2", "instances/b.xml", "version", "1", "2")}, 3); err != nil {
+		t.Fatal(err)
+	}
+	_ = r.Close()
+	removeLoose(t, f.dir, lost)
+	// upstream rewritten back to before our two commits
+	gitRun(t, f.human, "fetch", "-q", "origin")
+	gitRun(t, f.human, "reset", "-q", "--hard", "origin/main~2")
+	f.write("deployer.xml", "<deployer version=\"1\"><!-- rewritten --></deployer>\n")
+	tip := f.commit("rewrite")
+	gitRun(t, f.human, "push", "-q", "-f", "origin", "main")
+
+	r = f.open(f.options())
+	if n := len(movedAside(t, f.dir)); n != 0 {
+		t.Fatalf("Open re-cloned (%d moved aside); this test is for Adopt's re-clone", n)
+	}
+	res, err := r.Adopt(ctxT(t))
+	if err != nil || res.State != syncer.StateCorrupt || res.Head != tip || !reflect.DeepEqual(res.Ours, []string{"c2"}) {
+		t.Fatalf("adopt: %+v, %v (kind %q); want corrupt, re-cloned at %s, Ours [c2]", res, err, syncer.KindOf(err), tip)
+	}
+	if n := len(movedAside(t, f.dir)); n != 1 {
+		t.Fatalf("moved-aside checkouts: got %d, want 1", n)
+	}
+	checkHealthy(t, f.dir, tip)
 }

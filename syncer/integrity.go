@@ -2,15 +2,18 @@ package syncer
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/index"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 )
@@ -77,6 +80,124 @@ func readTail(p string, n, atLeast int) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// checkIndexBlobs checks that the store has every blob the index names: the files runs
+// deploy from, and the base of every write-back. A loose object is checked by name (one
+// directory read per object directory), a packed one in its pack's index; no object is read.
+func (r *Repo) checkIndexBlobs(idx *index.Index) error {
+	objects := filepath.Join(r.opts.Dir, ".git", "objects")
+	loose, err := looseObjects(objects)
+	if err != nil {
+		return err
+	}
+	var packs []*packIDs
+	for _, e := range idx.Entries {
+		if e.Mode == filemode.Submodule || loose[e.Hash] {
+			continue
+		}
+		if packs == nil {
+			if packs, err = packIndexes(filepath.Join(objects, "pack")); err != nil {
+				return err
+			}
+		}
+		if !inPacks(packs, e.Hash) {
+			return fmt.Errorf("blob %s of %s (in the index): %w", e.Hash, e.Name, plumbing.ErrObjectNotFound)
+		}
+	}
+	return nil
+}
+
+// packIDs is the sorted object ids of one pack's index (version 2, as git and go-git write
+// it), searched in place: no decoding of the offsets Open does not need.
+type packIDs struct {
+	fanout [256]uint32
+	names  []byte // count x hashLen, sorted
+}
+
+// packIndexes reads the index of every pack in dir.
+func packIndexes(dir string) ([]*packIDs, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "pack-*.idx"))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*packIDs, 0, len(paths))
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read pack index: %w", err)
+		}
+		ids, err := parsePackIDs(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", errBrokenPack, filepath.Base(p), err)
+		}
+		out = append(out, ids)
+	}
+	return out, nil
+}
+
+var idxMagic = []byte{0xff, 't', 'O', 'c', 0, 0, 0, 2}
+
+func parsePackIDs(b []byte) (*packIDs, error) {
+	const head = 8 + 256*4
+	if len(b) < head || !bytes.Equal(b[:8], idxMagic) {
+		return nil, errors.New("not a version 2 pack index")
+	}
+	ids := &packIDs{}
+	for i := range ids.fanout {
+		ids.fanout[i] = binary.BigEndian.Uint32(b[8+4*i:])
+	}
+	n := int(ids.fanout[255])
+	if len(b) < head+n*hashLen {
+		return nil, errors.New("pack index cut short")
+	}
+	ids.names = b[head : head+n*hashLen]
+	return ids, nil
+}
+
+func (p *packIDs) contains(h plumbing.Hash) bool {
+	lo := 0
+	if h[0] > 0 {
+		lo = int(p.fanout[h[0]-1])
+	}
+	hi := int(p.fanout[h[0]])
+	i := lo + sort.Search(hi-lo, func(i int) bool {
+		return bytes.Compare(p.names[(lo+i)*hashLen:(lo+i+1)*hashLen], h[:]) >= 0
+	})
+	return i < hi && bytes.Equal(p.names[i*hashLen:(i+1)*hashLen], h[:])
+}
+
+func inPacks(packs []*packIDs, h plumbing.Hash) bool {
+	for _, p := range packs {
+		if p.contains(h) {
+			return true
+		}
+	}
+	return false
+}
+
+// looseObjects returns the ids of the loose objects under the objects directory dir.
+func looseObjects(dir string) (map[plumbing.Hash]bool, error) {
+	dirs, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list loose objects: %w", err)
+	}
+	out := map[plumbing.Hash]bool{}
+	for _, d := range dirs {
+		if !d.IsDir() || len(d.Name()) != 2 {
+			continue
+		}
+		ents, err := os.ReadDir(filepath.Join(dir, d.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("list loose objects: %w", err)
+		}
+		for _, e := range ents {
+			if id := d.Name() + e.Name(); plumbing.IsHash(id) {
+				out[plumbing.NewHash(id)] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 // missingParts names the parts of a git directory that are missing from the checkout in dir

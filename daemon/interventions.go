@@ -167,7 +167,7 @@ func (w *worker) syncFailed(res syncer.Result, err error) {
 		iv.NextAction = "fix the key, token or known_hosts named in auth: in the config, then reload the daemon (systemctl reload deployer: a changed auth file restarts the repo); it resolves on the next successful sync"
 	case syncer.KindCorrupt:
 		iv.Summary = fmt.Sprintf("the checkout %s is broken and could not be re-cloned", dir)
-		iv.NextAction = "move the checkout aside and restart the daemon (it clones afresh), then resolve {id}"
+		iv.NextAction = corruptNextAction(err, "move the checkout aside and restart the daemon (it clones afresh), then resolve {id}")
 	default:
 		iv.Kind = string(KindRepoCorrupt)
 		iv.Summary = "sync failed with an unexpected error"
@@ -204,9 +204,27 @@ func (w *worker) openFailed(err error) {
 	default:
 		iv.Kind = string(KindRepoCorrupt)
 		iv.Summary = "the checkout could not be opened or cloned"
-		iv.NextAction = "read the evidence; move the checkout aside and restart the daemon"
+		iv.NextAction = corruptNextAction(err, "read the evidence; move the checkout aside and restart the daemon")
 	}
 	w.raise(iv)
+}
+
+// corruptNextAction is the next action for a broken checkout: when the
+// re-clone failed because the remote is down or refused the credentials,
+// fixing that is the whole fix (the daemon keeps retrying the re-clone);
+// otherwise fallback.
+func corruptNextAction(err error, fallback string) string {
+	var se *syncer.Error
+	if !errors.As(err, &se) || se.Err == nil {
+		return fallback
+	}
+	switch syncer.KindOf(se.Err) {
+	case syncer.KindUnreachable:
+		return "the checkout is broken and the re-clone failed because the remote is unreachable: restore the network path or the git server; the daemon re-clones by itself and this resolves"
+	case syncer.KindAuth:
+		return "the checkout is broken and the re-clone failed because the remote refused the credentials: fix the key or token in auth: and reload the daemon; it re-clones by itself and this resolves"
+	}
+	return fallback
 }
 
 // syncSucceeded resolves what a successful sync proves cleared; a clean

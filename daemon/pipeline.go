@@ -64,12 +64,17 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 		res, err = w.repo.CheckDirty()
 		scanned = true
 	}
-	if err == nil && len(res.Ours) > 0 {
-		if res.State == syncer.StateAheadOurs {
-			w.settlePushedBySync(res.Ours)
-		} else {
-			err = w.reapply(ctx, res.Ours)
-		}
+	switch {
+	case err == nil && res.State == syncer.StateCorrupt:
+		// Re-cloned: every edit the journal still holds open (the readable
+		// unpushed commits in res.Ours, and those whose commits were lost
+		// with the broken checkout) is re-applied on the fresh clone.
+		w.log.Warn().Str("detail", res.Detail).Msg("the checkout was broken and has been re-cloned")
+		w.recoverJournal(ctx)
+	case err == nil && len(res.Ours) > 0 && res.State == syncer.StateAheadOurs:
+		w.settlePushedBySync(res.Ours)
+	case err == nil && len(res.Ours) > 0:
+		err = w.reapply(ctx, res.Ours)
 	}
 	now := w.d.now()
 	rs.LastSync = now

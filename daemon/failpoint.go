@@ -17,8 +17,8 @@ import "time"
 // The failpoints, in the order a deployment reaches them.
 const (
 	fpJournaled    = "journaled"      // edits journaled, nothing applied
-	fpSpliced      = "spliced"        // an edit's bytes written to the checkout, not committed
-	fpCommitted    = "committed"      // an edit committed locally, not pushed
+	fpCommitted    = "committed"      // the edits spliced and committed in the object store (syncer), the checkout not moved
+	fpSpliced      = "spliced"        // the checkout's files and branch at the new commits (syncer), not pushed
 	fpWrittenBack  = "written-back"   // pushed (or not), the outcome not recorded
 	fpSettled      = "settled"        // outcomes recorded, deployment progress not saved
 	fpMidStep      = "mid-step"       // a step's process is running
@@ -29,7 +29,7 @@ const (
 
 // Failpoints lists the failpoint names (in every build; they fire only in
 // a failpoints build, see FailpointsBuilt).
-var Failpoints = []string{fpJournaled, fpSpliced, fpCommitted, fpWrittenBack, fpSettled, fpMidStep, fpBucketDone, fpMidOutbox, fpMidCompacted}
+var Failpoints = []string{fpJournaled, fpCommitted, fpSpliced, fpWrittenBack, fpSettled, fpMidStep, fpBucketDone, fpMidOutbox, fpMidCompacted}
 
 // midStepDelay is how long after a step starts the mid-step failpoint
 // fires: long enough for its process to be running.

@@ -213,6 +213,7 @@ func (w *worker) open(ctx context.Context) bool {
 			IsOurs:    w.isOurs,
 			Logger:    w.d.log,
 			Now:       w.d.now,
+			Failpoint: failpointHook(),
 		})
 		if err == nil {
 			w.repo = repo

@@ -32,7 +32,7 @@ type crashTally struct {
 
 // TestCrashSeeded kills the daemon (the binary built with -tags failpoints)
 // at a random failpoint of the write-back protocol and the run pipeline (at
-// a random hit: journaled, spliced, committed, written-back, settled,
+// a random hit: journaled, committed, spliced, written-back, settled,
 // mid-step, bucket-done, mid-outbox, mid-compaction) during a deployment of
 // edits to 20 instances while a person pushes to the same remote; one
 // instance's redeploy fails, so a notification goes out, and the state file

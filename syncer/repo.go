@@ -43,6 +43,12 @@ type Options struct {
 	IsOurs func(changeID string) bool
 	Logger zerolog.Logger // zero value discards
 	Now    func() time.Time
+	// Failpoint, when set, is called at two points of WriteBack so that the
+	// crash tests can kill the process there: "committed" (the commits are
+	// in the object store, the checkout and branch not moved) and
+	// "spliced" (the checkout's files and branch are at the new commits,
+	// nothing pushed). Nil in production.
+	Failpoint func(name string)
 }
 
 const remoteName = "origin"

@@ -114,6 +114,12 @@ func (r *Repo) WriteBack(ctx context.Context, changes []Change, attempts int) ([
 	return out, last
 }
 
+func (r *Repo) failpoint(name string) {
+	if r.opts.Failpoint != nil {
+		r.opts.Failpoint(name)
+	}
+}
+
 // writeBackReady checks that HEAD is upstream or ahead of it with our commits only, and that
 // no file outside the changes' paths is dirty (moving the checkout could overwrite it).
 func (r *Repo) writeBackReady(changes []Change) error {
@@ -165,6 +171,9 @@ func (r *Repo) writeBackOnce(ctx context.Context, changes []Change, out []Outcom
 	if err != nil {
 		return true, internalf("write-back", err)
 	}
+	if tip != base {
+		r.failpoint("committed")
+	}
 	head, err := r.headHash()
 	if err != nil {
 		return true, internalf("write-back", err)
@@ -177,6 +186,7 @@ func (r *Repo) writeBackOnce(ctx context.Context, changes []Change, out []Outcom
 	if tip == base {
 		return true, nil
 	}
+	r.failpoint("spliced")
 	err = r.push(ctx, base, tip)
 	for _, i := range landed {
 		out[i].Attempts++

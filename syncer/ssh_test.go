@@ -7,34 +7,18 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/rs/zerolog"
 	"github.com/sre-tools/deployer/syncer"
+	"github.com/sre-tools/deployer/syncer/sshtest"
 )
-
-const sshdPath = "/usr/sbin/sshd"
-
-// sshServer is a real sshd on 127.0.0.1 serving git-upload-pack and git-receive-pack of any
-// repository by absolute path, to the keys in its authorized_keys file.
-type sshServer struct {
-	dir     string
-	port    int
-	user    string
-	hostPub string // the server's host key, "ssh-ed25519 AAAA..."
-	key     string // a client private key that is authorized
-	cmd     *exec.Cmd
-	logPath string // sshd's stderr (-e): written directly by sshd and its children
-	exited  chan struct{}
-}
 
 // syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
 type syncBuffer struct {
@@ -54,200 +38,20 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// requireSSHTools skips the test when sshd or ssh-keygen is missing, or fails it when
-// CI_REQUIRE_SSHD=1 (.ci/run installs openssh-server).
-func requireSSHTools(t *testing.T) {
-	t.Helper()
-	var missing []string
-	if _, err := os.Stat(sshdPath); err != nil {
-		missing = append(missing, sshdPath)
-	}
-	if _, err := exec.LookPath("ssh-keygen"); err != nil {
-		missing = append(missing, "ssh-keygen")
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := fmt.Sprintf("SSH transport tests need openssh-server: missing %s", strings.Join(missing, ", "))
-	if os.Getenv("CI_REQUIRE_SSHD") == "1" {
-		t.Fatal(msg + " (CI_REQUIRE_SSHD=1)")
-	}
-	t.Skip(msg)
-}
-
-// genKey writes a new passphrase-less ed25519 key pair at path and path.pub and returns the
-// public key line without its comment.
-func genKey(t *testing.T, path string) string {
-	t.Helper()
-	out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ssh-keygen %s: %v\n%s", path, err, out)
-	}
-	f := strings.Fields(readFile(t, path+".pub"))
-	if len(f) < 2 {
-		t.Fatalf("public key %s: %q", path, f)
-	}
-	return f[0] + " " + f[1]
-}
-
-// startSSHD starts sshd in the foreground from a temporary directory on a free port, with a
-// generated host key and one authorized client key (s.key), and extra lines of sshd_config.
-// It is killed at cleanup.
-func startSSHD(t *testing.T, extra ...string) *sshServer {
-	t.Helper()
-	requireSSHTools(t)
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	gitPath, err := exec.LookPath("git")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Privilege separation directory; sshd refuses to start as root without it.
-	if os.Geteuid() == 0 {
-		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			t.Fatalf("create /run/sshd: %v", err)
-		}
-	}
-	dir := t.TempDir()
-	s := &sshServer{dir: dir, port: freePort(t), user: u.Username, logPath: filepath.Join(dir, "sshd.log"), exited: make(chan struct{})}
-	s.hostPub = genKey(t, filepath.Join(dir, "host_ed25519"))
-	s.key = filepath.Join(dir, "client_ed25519")
-	clientPub := genKey(t, s.key)
-	// The session's PATH must find git-upload-pack and git-receive-pack, wherever git is.
-	path := filepath.Dir(gitPath) + ":" + strings.TrimSpace(gitRun(t, dir, "--exec-path")) + ":/usr/bin:/bin"
-	authorized := filepath.Join(dir, "authorized_keys")
-	if err := os.WriteFile(authorized, []byte(fmt.Sprintf("environment=\"PATH=%s\" %s test\n", path, clientPub)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "sshd_config")
-	conf := strings.Join([]string{
-		"ListenAddress 127.0.0.1",
-		fmt.Sprintf("Port %d", s.port),
-		"HostKey " + filepath.Join(dir, "host_ed25519"),
-		"AuthorizedKeysFile " + authorized,
-		"PubkeyAuthentication yes",
-		"PasswordAuthentication no",
-		"KbdInteractiveAuthentication no",
-		"PermitRootLogin prohibit-password",
-		"PermitUserEnvironment PATH",
-		"StrictModes no",
-		"UsePAM no",
-		"PidFile " + filepath.Join(dir, "sshd.pid"),
-		"LogLevel VERBOSE",
-	}, "\n") + "\n" + strings.Join(append(extra, ""), "\n")
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s.cmd = exec.Command(sshdPath, "-D", "-e", "-f", cfg)
-	// A file, not a pipe: each sshd process writes its lines itself, so a line logged before
-	// sshd answered the client is in the file when the client call returns.
-	logFile, err := os.Create(s.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	s.cmd.Stderr = logFile
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // sshd forks a child per connection
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start sshd: %v", err)
-	}
-	go func() {
-		_ = s.cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-s.exited
-		if t.Failed() {
-			t.Logf("sshd log:\n%s", s.log())
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case <-s.exited:
-			t.Fatalf("sshd exited at start: %s\n%s", s.cmd.ProcessState, s.log())
-		default:
-		}
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.port), time.Second)
-		if err == nil {
-			c.Close()
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not listen on port %d: %v\n%s", s.port, err, s.log())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// log is what sshd logged so far.
-func (s *sshServer) log() string {
-	b, _ := os.ReadFile(s.logPath)
-	return string(b)
-}
-
-// waitLog waits (at most 10 s) until sshd's log matches re, and returns the log.
-func (s *sshServer) waitLog(t *testing.T, re *regexp.Regexp) string {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		log := s.log()
-		if re.MatchString(log) {
-			return log
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd log does not match %s:\n%s", re, log)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// sessions counts the sessions sshd started (a command ran after a successful login).
-func (s *sshServer) sessions() int {
-	return strings.Count(s.log(), "Starting session:")
-}
-
 // noNewSession fails when sshd started a session since it counted n: a refused connection
 // must never get as far as running git on the server.
-func (s *sshServer) noNewSession(t *testing.T, n int) {
+func noNewSession(t *testing.T, s *sshtest.Server, n int) {
 	t.Helper()
-	if got := s.sessions(); got != n {
-		t.Fatalf("sshd started %d session(s) for a connection that should have been refused:\n%s", got-n, s.log())
+	if got := s.Sessions(); got != n {
+		t.Fatalf("sshd started %d session(s) for a connection that should have been refused:\n%s", got-n, s.Log())
 	}
 }
 
-// url is the ssh:// URL of the repository at the absolute path bare.
-func (s *sshServer) url(bare string) string {
-	return fmt.Sprintf("ssh://%s@127.0.0.1:%d%s", s.user, s.port, bare)
-}
-
-// knownHosts writes a known_hosts file with the given lines and returns its path.
-func (s *sshServer) knownHosts(t *testing.T, lines ...string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "known_hosts")
-	content := ""
-	for _, l := range lines {
-		content += l + "\n"
-	}
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// hostLine is a known_hosts line giving key for this server's address.
-func (s *sshServer) hostLine(key string) string {
-	return fmt.Sprintf("[127.0.0.1]:%d %s", s.port, key)
-}
-
-// auth builds the credentials the way the daemon does (cmd/deployer repoAuth): a key file and
+// sshAuth builds the credentials the way the daemon does (cmd/deployer repoAuth): a key file and
 // a known_hosts file.
-func (s *sshServer) auth(t *testing.T, keyFile, knownHosts string) *gitssh.PublicKeys {
+func sshAuth(t *testing.T, s *sshtest.Server, keyFile, knownHosts string) *gitssh.PublicKeys {
 	t.Helper()
-	keys, err := gitssh.NewPublicKeysFromFile(s.user, keyFile, "")
+	keys, err := gitssh.NewPublicKeysFromFile(s.User(), keyFile, "")
 	if err != nil {
 		t.Fatalf("ssh key %s: %v", keyFile, err)
 	}
@@ -260,9 +64,9 @@ func (s *sshServer) auth(t *testing.T, keyFile, knownHosts string) *gitssh.Publi
 }
 
 // gitSSH runs the git CLI in dir over ssh with key and the server's host key pinned.
-func (s *sshServer) gitSSH(t *testing.T, dir, key string, args ...string) string {
+func gitSSH(t *testing.T, s *sshtest.Server, dir, key string, args ...string) string {
 	t.Helper()
-	kh := s.knownHosts(t, s.hostLine(s.hostPub))
+	kh := s.KnownHosts(t, s.HostLine(s.HostPub()))
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
@@ -278,12 +82,12 @@ func (s *sshServer) gitSSH(t *testing.T, dir, key string, args ...string) string
 }
 
 // sshFixture is a fixture whose remote is served by s, and a logger that records everything.
-func sshFixture(t *testing.T, s *sshServer, auth *gitssh.PublicKeys, logs *syncBuffer) (*fixture, syncer.Options) {
+func sshFixture(t *testing.T, s *sshtest.Server, auth *gitssh.PublicKeys, logs *syncBuffer) (*fixture, syncer.Options) {
 	t.Helper()
 	f := newFixture(t)
 	gitRun(t, f.bare, "config", "receive.denyNonFastForwards", "true")
 	opts := f.options()
-	opts.URL = s.url(f.bare)
+	opts.URL = s.URL(f.bare)
 	opts.Auth = auth
 	opts.Logger = zerolog.New(logs)
 	return f, opts
@@ -299,12 +103,7 @@ func snapshot(t *testing.T, dir string) string {
 // noKeyMaterial fails when any text contains a line of the private key file.
 func noKeyMaterial(t *testing.T, keyFile string, texts ...string) {
 	t.Helper()
-	var secret []string
-	for _, l := range strings.Split(readFile(t, keyFile), "\n") {
-		if l = strings.TrimSpace(l); len(l) >= 16 && !strings.HasPrefix(l, "-----") {
-			secret = append(secret, l)
-		}
-	}
+	secret := sshtest.KeyLines(readFile(t, keyFile))
 	if len(secret) == 0 {
 		t.Fatalf("no key lines read from %s", keyFile)
 	}
@@ -345,22 +144,22 @@ func errTexts(err error) []string {
 // credentials (key file and known_hosts file holding the server's host key), against a real
 // sshd; the human pushes over ssh with the git CLI.
 func TestSSHGoodKey(t *testing.T) {
-	s := startSSHD(t)
+	s := sshtest.Start(t, sshtest.Options{})
 	logs := &syncBuffer{}
-	auth := s.auth(t, s.key, s.knownHosts(t, s.hostLine(s.hostPub)))
+	auth := sshAuth(t, s, s.Key(), s.KnownHosts(t, s.HostLine(s.HostPub())))
 	f, opts := sshFixture(t, s, auth, logs)
 
 	r := f.open(opts)
 	checkHealthy(t, f.dir, f.tip())
-	if got := gitRun(t, f.dir, "config", "remote.origin.url"); got != s.url(f.bare) {
-		t.Fatalf("checkout remote: got %s, want %s", got, s.url(f.bare))
+	if got := gitRun(t, f.dir, "config", "remote.origin.url"); got != s.URL(f.bare) {
+		t.Fatalf("checkout remote: got %s, want %s", got, s.URL(f.bare))
 	}
 	known := f.tip()
 
 	// the human pushes over ssh with the git CLI
 	f.write("instances/a.xml", "<instance name=\"a\" version=\"7\"/>\n")
 	want := f.commit("human: a v7")
-	s.gitSSH(t, f.human, s.key, "push", "-q", s.url(f.bare), "main")
+	gitSSH(t, s, f.human, s.Key(), "push", "-q", s.URL(f.bare), "main")
 	if f.tip() != want {
 		t.Fatalf("human push over ssh: remote at %s, want %s", f.tip(), want)
 	}
@@ -398,20 +197,20 @@ func TestSSHGoodKey(t *testing.T) {
 	checkHealthy(t, f.dir, f.tip())
 	gitRun(t, f.bare, "fsck", "--strict", "--no-progress")
 	checkLinear(t, f.bare, 5) // initial, a v7, c1, a v8, c2
-	s.waitLog(t, regexp.MustCompile(`Accepted publickey for `+regexp.QuoteMeta(s.user)+` from .* `+regexp.QuoteMeta(fingerprint(t, s.key))))
-	noKeyMaterial(t, s.key, logs.String())
+	s.WaitLog(t, regexp.MustCompile(`Accepted publickey for `+regexp.QuoteMeta(s.User())+` from .* `+regexp.QuoteMeta(fingerprint(t, s.Key()))))
+	noKeyMaterial(t, s.Key(), logs.String())
 }
 
 // TestSSHRefusedIsAuthFailed: a key the server does not know, a host key that differs from the
 // pinned one, and an empty known_hosts file each end as auth-failed on clone, on sync and on
 // push, never accepted silently, leaving the checkout as it was.
 func TestSSHRefusedIsAuthFailed(t *testing.T) {
-	s := startSSHD(t)
+	s := sshtest.Start(t, sshtest.Options{})
 	keys := t.TempDir()
 	wrongKey := filepath.Join(keys, "wrong_ed25519")
-	genKey(t, wrongKey)
-	otherHost := genKey(t, filepath.Join(keys, "other_host_ed25519"))
-	good := s.knownHosts(t, s.hostLine(s.hostPub))
+	sshtest.GenKey(t, wrongKey)
+	otherHost := sshtest.GenKey(t, filepath.Join(keys, "other_host_ed25519"))
+	good := s.KnownHosts(t, s.HostLine(s.HostPub()))
 
 	for _, tc := range []struct {
 		name       string
@@ -420,51 +219,51 @@ func TestSSHRefusedIsAuthFailed(t *testing.T) {
 		why        string // in the error text
 	}{
 		{"wrong key", wrongKey, good, "unable to authenticate"},
-		{"host key mismatch", s.key, s.knownHosts(t, s.hostLine(otherHost)), "knownhosts: key mismatch"},
-		{"empty known_hosts", s.key, s.knownHosts(t), "knownhosts: key is unknown"},
-		{"host known on another port", s.key, s.knownHosts(t, fmt.Sprintf("[127.0.0.1]:%d %s", s.port+1, s.hostPub)), "knownhosts: key is unknown"},
+		{"host key mismatch", s.Key(), s.KnownHosts(t, s.HostLine(otherHost)), "knownhosts: key mismatch"},
+		{"empty known_hosts", s.Key(), s.KnownHosts(t), "knownhosts: key is unknown"},
+		{"host known on another port", s.Key(), s.KnownHosts(t, fmt.Sprintf("[127.0.0.1]:%d %s", s.Port()+1, s.HostPub())), "knownhosts: key is unknown"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logs := &syncBuffer{}
-			bad := s.auth(t, tc.key, tc.knownHosts)
+			bad := sshAuth(t, s, tc.key, tc.knownHosts)
 			f, opts := sshFixture(t, s, bad, logs)
 			var seen []string
 
 			// clone
-			sessions := s.sessions()
+			sessions := s.Sessions()
 			_, err := syncer.Open(ctxT(t), opts)
 			if syncer.KindOf(err) != syncer.KindAuth || !strings.Contains(err.Error(), tc.why) {
 				t.Fatalf("clone: got %v (kind %q), want auth-failed with %q", err, syncer.KindOf(err), tc.why)
 			}
 			seen = append(seen, errTexts(err)...)
-			s.noNewSession(t, sessions)
+			noNewSession(t, s, sessions)
 			if ents, _ := os.ReadDir(f.dir); len(ents) != 0 {
 				t.Fatalf("a refused clone left %d entries in %s", len(ents), f.dir)
 			}
 
 			// sync of a checkout made with good credentials, after an upstream commit
 			goodOpts := opts
-			goodOpts.Auth = s.auth(t, s.key, good)
+			goodOpts.Auth = sshAuth(t, s, s.Key(), good)
 			first := f.open(goodOpts)
 			known := first.Head()
 			_ = first.Close()
 			r := f.open(opts)
 			upstream := f.push("instances/a.xml", "<instance name=\"a\" version=\"2\"/>\n", "human: a v2")
 			before := snapshot(t, f.dir)
-			sessions = s.sessions()
+			sessions = s.Sessions()
 			res, err := r.Sync(ctxT(t), known)
 			if syncer.KindOf(err) != syncer.KindAuth || res.State != syncer.StateAuth || !strings.Contains(err.Error(), tc.why) {
 				t.Fatalf("sync: %+v, %v (kind %q); want auth-failed with %q", res, err, syncer.KindOf(err), tc.why)
 			}
 			seen = append(seen, errTexts(err)...)
-			s.noNewSession(t, sessions)
+			noNewSession(t, s, sessions)
 			if after := snapshot(t, f.dir); after != before {
 				t.Fatalf("a refused sync changed the checkout:\nbefore %s\nafter  %s", before, after)
 			}
 			checkHealthy(t, f.dir, known)
 
 			// push
-			sessions = s.sessions()
+			sessions = s.Sessions()
 			out, err := r.WriteBack(ctxT(t), []syncer.Change{change("c1", "instances/b.xml", "version", "1", "2")}, 3)
 			if syncer.KindOf(err) != syncer.KindAuth || !strings.Contains(err.Error(), tc.why) {
 				t.Fatalf("push: got %v (kind %q), want auth-failed with %q", err, syncer.KindOf(err), tc.why)
@@ -474,7 +273,7 @@ func TestSSHRefusedIsAuthFailed(t *testing.T) {
 				t.Fatalf("push: %d attempts, want 1 (retrying does not fix keys)", out[0].Attempts)
 			}
 			seen = append(seen, errTexts(err)...)
-			s.noNewSession(t, sessions)
+			noNewSession(t, s, sessions)
 			if f.tip() != upstream {
 				t.Fatalf("a refused push moved the remote to %s, want %s", f.tip(), upstream)
 			}
@@ -482,13 +281,13 @@ func TestSSHRefusedIsAuthFailed(t *testing.T) {
 			gitRun(t, f.bare, "fsck", "--strict", "--no-progress")
 			if tc.key == wrongKey {
 				fp := regexp.QuoteMeta(fingerprint(t, wrongKey))
-				log := s.waitLog(t, regexp.MustCompile(`Failed publickey for \S+ from .* `+fp))
+				log := s.WaitLog(t, regexp.MustCompile(`Failed publickey for \S+ from .* `+fp))
 				if regexp.MustCompile(`Accepted publickey for \S+ from .* ` + fp).MatchString(log) {
 					t.Fatalf("sshd accepted the wrong key:\n%s", log)
 				}
 			}
 			noKeyMaterial(t, tc.key, append(seen, logs.String())...)
-			noKeyMaterial(t, s.key, append(seen, logs.String())...)
+			noKeyMaterial(t, s.Key(), append(seen, logs.String())...)
 		})
 	}
 }
@@ -496,9 +295,9 @@ func TestSSHRefusedIsAuthFailed(t *testing.T) {
 // TestSSHPushDeclinedByHook: a pre-receive hook that declines a push over ssh is push-rejected
 // with the server's message, without retry, and the checkout returns to upstream.
 func TestSSHPushDeclinedByHook(t *testing.T) {
-	s := startSSHD(t)
+	s := sshtest.Start(t, sshtest.Options{})
 	logs := &syncBuffer{}
-	f, opts := sshFixture(t, s, s.auth(t, s.key, s.knownHosts(t, s.hostLine(s.hostPub))), logs)
+	f, opts := sshFixture(t, s, sshAuth(t, s, s.Key(), s.KnownHosts(t, s.HostLine(s.HostPub()))), logs)
 	r := f.open(opts)
 	installHook(t, f.bare, "pre-receive", `echo "main is frozen by the change board" >&2; exit 1`)
 	tip := f.tip()
@@ -520,7 +319,7 @@ func TestSSHPushDeclinedByHook(t *testing.T) {
 	}
 	checkHealthy(t, f.dir, tip)
 	gitRun(t, f.bare, "fsck", "--strict", "--no-progress")
-	noKeyMaterial(t, s.key, append(errTexts(err), logs.String())...)
+	noKeyMaterial(t, s.Key(), append(errTexts(err), logs.String())...)
 }
 
 // TestSSHServerOverloadedIsUnreachable: an sshd past its MaxStartups drops new connections
@@ -528,15 +327,15 @@ func TestSSHPushDeclinedByHook(t *testing.T) {
 // credentials: remote-unreachable (retried), not auth-failed; once the server has room the
 // next sync works.
 func TestSSHServerOverloadedIsUnreachable(t *testing.T) {
-	s := startSSHD(t, "MaxStartups 1")
+	s := sshtest.Start(t, sshtest.Options{Config: []string{"MaxStartups 1"}})
 	logs := &syncBuffer{}
-	f, opts := sshFixture(t, s, s.auth(t, s.key, s.knownHosts(t, s.hostLine(s.hostPub))), logs)
+	f, opts := sshFixture(t, s, sshAuth(t, s, s.Key(), s.KnownHosts(t, s.HostLine(s.HostPub()))), logs)
 	r := f.open(opts)
 	known := r.Head()
 	upstream := f.push("instances/a.xml", "<instance name=\"a\" version=\"2\"/>\n", "human: a v2")
 
 	// one unauthenticated connection that never finishes its handshake fills MaxStartups
-	hold, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
+	hold, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.Port()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,7 +348,7 @@ func TestSSHServerOverloadedIsUnreachable(t *testing.T) {
 	if syncer.KindOf(err) != syncer.KindUnreachable || res.State != syncer.StateUnreachable {
 		t.Fatalf("sync against a full sshd: %+v, %v (kind %q); want remote-unreachable", res, err, syncer.KindOf(err))
 	}
-	s.waitLog(t, regexp.MustCompile(`past MaxStartups`))
+	s.WaitLog(t, regexp.MustCompile(`past MaxStartups`))
 	if after := snapshot(t, f.dir); after != before {
 		t.Fatalf("a failed sync changed the checkout:\nbefore %s\nafter  %s", before, after)
 	}
@@ -577,7 +376,7 @@ func TestSSHServerOverloadedIsUnreachable(t *testing.T) {
 // With no known_hosts file configured and none in the default places, the host key cannot be
 // checked: that is auth-failed (fix the config), never internal and never accepted.
 func TestSSHNoKnownHostsIsAuthFailed(t *testing.T) {
-	s := startSSHD(t)
+	s := sshtest.Start(t, sshtest.Options{})
 	for _, f := range []string{"/etc/ssh/ssh_known_hosts"} {
 		if _, err := os.Stat(f); err == nil {
 			t.Skipf("%s exists on this machine: go-git would use it", f)
@@ -585,20 +384,20 @@ func TestSSHNoKnownHostsIsAuthFailed(t *testing.T) {
 	}
 	t.Setenv("HOME", t.TempDir())
 	t.Setenv("SSH_KNOWN_HOSTS", "")
-	keys, err := gitssh.NewPublicKeysFromFile(s.user, s.key, "")
+	keys, err := gitssh.NewPublicKeysFromFile(s.User(), s.Key(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
 	f, opts := sshFixture(t, s, keys, logs)
-	sessions := s.sessions()
+	sessions := s.Sessions()
 	_, err = syncer.Open(ctxT(t), opts)
 	if syncer.KindOf(err) != syncer.KindAuth || !strings.Contains(err.Error(), "known_hosts") {
 		t.Fatalf("clone without any known_hosts: got %v (kind %q), want auth-failed naming known_hosts", err, syncer.KindOf(err))
 	}
-	s.noNewSession(t, sessions)
+	noNewSession(t, s, sessions)
 	if ents, _ := os.ReadDir(f.dir); len(ents) != 0 {
 		t.Fatalf("a refused clone left %d entries in %s", len(ents), f.dir)
 	}
-	noKeyMaterial(t, s.key, append(errTexts(err), logs.String())...)
+	noKeyMaterial(t, s.Key(), append(errTexts(err), logs.String())...)
 }

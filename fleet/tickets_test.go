@@ -12,13 +12,23 @@ import (
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/fleet"
 	"github.com/sre-tools/deployer/notify"
+	"github.com/sre-tools/deployer/notify/jiratest"
 )
 
 const jiraToken = "s3cret-jira-token"
 
+// newJiraServer is a Jira double expecting the tracker's token and issue
+// type.
+func newJiraServer(t *testing.T) *jiratest.Server {
+	t.Helper()
+	js := jiratest.NewServer(t, "Bearer "+jiraToken)
+	js.SetIssueType("Task")
+	return js
+}
+
 // newTracker is a real notify.Jira talking to js, with custom fields by
 // name filled from the fleet placeholders.
-func newTracker(t *testing.T, js *jiraServer) *notify.Jira {
+func newTracker(t *testing.T, js *jiratest.Server) *notify.Jira {
 	t.Helper()
 	j, err := notify.NewJira(notify.ChannelConfig{Kind: notify.KindJira, URL: js.URL, Token: jiraToken, Project: "SRE", IssueType: "Task",
 		Fields: map[string]string{"Datacenter": "{dc}", "Deployer Host": "{host}", "Affected Repos": "{repo}", "Change": "{fleet} {instance} {outcome}"}},
@@ -75,11 +85,11 @@ func budgetStop() (map[string]*fakeHost, fleet.Options) {
 }
 
 func TestTicketsOne(t *testing.T) {
-	js := newJiraServer(t, jiraToken)
+	js := newJiraServer(t)
 	hosts, opts := budgetStop()
 	run := deployWithTickets(t, hosts, fleet.ReporterOptions{Tracker: newTracker(t, js), Mode: fleet.TicketsOne,
 		Follow: "deployer fleet status f-test-1 --fleet hosts.yaml"}, opts)
-	issues, _ := js.snapshot()
+	issues := js.Issues()
 	if len(issues) != 1 {
 		t.Fatalf("got %d issues, want 1", len(issues))
 	}
@@ -195,11 +205,11 @@ func equalJSON(got, want any) bool {
 }
 
 func TestTicketsExistingIssue(t *testing.T) {
-	js := newJiraServer(t, jiraToken)
-	key := js.seed("change")
+	js := newJiraServer(t)
+	key := js.Seed("change")
 	run := deployWithTickets(t, map[string]*fakeHost{}, fleet.ReporterOptions{Tracker: newTracker(t, js), Issue: key},
 		fleet.Options{PlanOptions: fleet.PlanOptions{HostBucket: 5}})
-	issues, calls := js.snapshot()
+	issues, calls := js.Issues(), js.Calls()
 	if len(issues) != 1 || slices.Contains(calls, "POST /rest/api/2/issue") || slices.Contains(calls, "GET /rest/api/2/search") {
 		t.Fatalf("got %d issues and calls %v, want only comments on %s", len(issues), calls, key)
 	}
@@ -220,10 +230,10 @@ func TestTicketsExistingIssue(t *testing.T) {
 }
 
 func TestTicketsOneClosesOnSuccess(t *testing.T) {
-	js := newJiraServer(t, jiraToken)
+	js := newJiraServer(t)
 	run := deployWithTickets(t, map[string]*fakeHost{}, fleet.ReporterOptions{Tracker: newTracker(t, js), Mode: fleet.TicketsOne},
 		fleet.Options{PlanOptions: fleet.PlanOptions{HostBucket: 5}})
-	issues, _ := js.snapshot()
+	issues := js.Issues()
 	if len(issues) != 1 || !issues[0].Done || len(issues[0].Comments) != 4 {
 		t.Fatalf("got issues %+v, want one closed issue with 4 comments", issues)
 	}
@@ -243,11 +253,11 @@ func perInstanceFleet() (map[string]*fakeHost, fleet.Options) {
 }
 
 func TestTicketsPerInstance(t *testing.T) {
-	js := newJiraServer(t, jiraToken)
+	js := newJiraServer(t)
 	hosts, opts := perInstanceFleet()
 	run := deployWithTickets(t, hosts, fleet.ReporterOptions{Tracker: newTracker(t, js), Mode: fleet.TicketsPerInstance, Workers: 3}, opts)
-	issues, _ := js.snapshot()
-	byLabel := map[string]jiraIssue{}
+	issues := js.Issues()
+	byLabel := map[string]jiratest.Issue{}
 	for _, is := range issues {
 		byLabel[is.Labels[len(is.Labels)-1]] = is
 	}
@@ -325,13 +335,13 @@ func TestTicketsRerunFilesNothingTwice(t *testing.T) {
 		{"per-instance", fleet.TicketsPerInstance, 13, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			js := newJiraServer(t, jiraToken)
+			js := newJiraServer(t)
 			tracker := newTracker(t, js)
 			for range 2 {
 				hosts, opts := perInstanceFleet()
 				deployWithTickets(t, hosts, fleet.ReporterOptions{Tracker: tracker, Mode: tc.mode}, opts)
 			}
-			issues, _ := js.snapshot()
+			issues := js.Issues()
 			if len(issues) != tc.wantIssues {
 				t.Fatalf("got %d issues after a rerun, want %d", len(issues), tc.wantIssues)
 			}
@@ -347,27 +357,27 @@ func TestTicketsRerunFilesNothingTwice(t *testing.T) {
 func TestTicketsJiraDown(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
-		down         func(js *jiraServer)
+		down         func(js *jiratest.Server)
 		mode         fleet.TicketMode
 		issue        bool // comment on an existing issue
 		wantFailed   int
 		wantWarnings []string // the lines, in order, by prefix
 	}{
-		{"refused: one", func(js *jiraServer) { js.Close() }, fleet.TicketsOne, false, 4, []string{
+		{"refused: one", func(js *jiratest.Server) { js.Close() }, fleet.TicketsOne, false, 4, []string{
 			`jira: file the issue of fleet f-test-1: search issues: GET ` + "%URL%" + `/rest/api/2/search: dial tcp `,
 			"jira: 4 call(s) failed, 0 update(s) not tried; the deployment's outcome is unaffected"}},
-		{"refused: per-instance", func(js *jiraServer) { js.Close() }, fleet.TicketsPerInstance, false, 6, []string{
+		{"refused: per-instance", func(js *jiratest.Server) { js.Close() }, fleet.TicketsPerInstance, false, 6, []string{
 			"jira: file the issue of ", // fra-1, fra-2, ams-1: alpha and beta each
 			"jira: 6 call(s) failed, 0 update(s) not tried; the deployment's outcome is unaffected"}},
-		{"503: existing issue", func(js *jiraServer) { js.setStatus(503) }, fleet.TicketsNone, true, 4, []string{
+		{"503: existing issue", func(js *jiratest.Server) { js.SetStatus(503) }, fleet.TicketsNone, true, 4, []string{
 			`jira: start comment on SRE-1: comment on SRE-1: POST ` + "%URL%" + `/rest/api/2/issue/SRE-1/comment: 503 Service Unavailable: {"errorMessages":["Jira is having a bad day"],"errors":{}} (the deployment goes on; further "comment: HTTP 503" failures are only counted)`,
 			"jira: 4 call(s) failed, 0 update(s) not tried; the deployment's outcome is unaffected"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			js := newJiraServer(t, jiraToken)
+			js := newJiraServer(t)
 			ropts := fleet.ReporterOptions{Tracker: newTracker(t, js), Mode: tc.mode}
 			if tc.issue {
-				ropts.Issue = js.seed()
+				ropts.Issue = js.Seed()
 			}
 			url := js.URL
 			tc.down(js)
@@ -395,8 +405,8 @@ func TestTicketsJiraDown(t *testing.T) {
 // TestTicketsJiraHangs: a Jira that never answers holds up neither the
 // deployment nor, past its deadline, Finish.
 func TestTicketsJiraHangs(t *testing.T) {
-	js := newJiraServer(t, jiraToken)
-	js.setStatus(-1)
+	js := newJiraServer(t)
+	js.Hang()
 	var warnings bytes.Buffer
 	r, err := fleet.NewReporter(fleet.ReporterOptions{Tracker: newTracker(t, js), Mode: fleet.TicketsPerInstance, Workers: 2, Warnings: &warnings})
 	if err != nil {
@@ -419,7 +429,7 @@ func TestTicketsJiraHangs(t *testing.T) {
 	if !res.Succeeded() {
 		t.Fatalf("got result %+v, want success", res)
 	}
-	js.waitCalls(t, 2) // both workers are stuck in a call
+	js.WaitCalls(t, 2) // both workers are stuck in a call
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	rep := r.Finish(ctx, res, nil)
@@ -432,7 +442,7 @@ func TestTicketsJiraHangs(t *testing.T) {
 }
 
 func TestNewReporterErrors(t *testing.T) {
-	js := newJiraServer(t, jiraToken)
+	js := newJiraServer(t)
 	for _, tc := range []struct {
 		name string
 		opts fleet.ReporterOptions

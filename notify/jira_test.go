@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/sre-tools/deployer/notify"
+	"github.com/sre-tools/deployer/notify/jiratest"
 )
 
 func jiraConfig(url string, fields map[string]string) notify.ChannelConfig {
@@ -19,7 +20,7 @@ func jiraConfig(url string, fields map[string]string) notify.ChannelConfig {
 }
 
 func TestJiraCreatesIssueWithFieldsByName(t *testing.T) {
-	js := newJiraServer(t, "Bearer pat-123")
+	js := jiratest.NewServer(t, "Bearer pat-123")
 	fields := map[string]string{"Datacenter": "{dc}", "deployer host": "{host}", "Affected Repos": "{repo}",
 		"customfield_10013": "3", "Priority": "High"}
 	j, err := notify.NewJira(jiraConfig(js.URL+"/", fields), notify.ChannelOptions{})
@@ -30,7 +31,7 @@ func TestJiraCreatesIssueWithFieldsByName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	issues, fieldGets, _ := js.snapshot()
+	issues, fieldGets := js.Issues(), js.FieldGets()
 	if rec.IssueKey != "SRE-1" || len(issues) != 1 {
 		t.Fatalf("receipt %+v, %d issues; want SRE-1 and one issue", rec, len(issues))
 	}
@@ -66,13 +67,13 @@ func TestJiraCreatesIssueWithFieldsByName(t *testing.T) {
 	if _, err := j.Deliver(context.Background(), notify.Message{DeliveryID: "ab12-6", Event: e}); err != nil {
 		t.Fatal(err)
 	}
-	if issues, fieldGets2, _ := js.snapshot(); len(issues) != 2 || fieldGets != 1 || fieldGets2 != 1 {
+	if issues, fieldGets2 := js.Issues(), js.FieldGets(); len(issues) != 2 || fieldGets != 1 || fieldGets2 != 1 {
 		t.Fatalf("%d issues, field list fetched %d then %d times; want 2 issues and one fetch (cached)", len(issues), fieldGets, fieldGets2)
 	}
 }
 
 func TestJiraFieldNameErrors(t *testing.T) {
-	js := newJiraServer(t, "Bearer pat-123")
+	js := jiratest.NewServer(t, "Bearer pat-123")
 	for name, want := range map[string]string{
 		"Rack":         `jira field "Rack" does not exist`,
 		"Team":         "ambiguous (customfield_10020, customfield_10021)",
@@ -87,7 +88,7 @@ func TestJiraFieldNameErrors(t *testing.T) {
 			t.Errorf("field %q: got %v, want ErrRejected saying %q", name, err, want)
 		}
 	}
-	if issues, _, _ := js.snapshot(); len(issues) != 0 {
+	if issues := js.Issues(); len(issues) != 0 {
 		t.Fatalf("%d issues created with bad fields", len(issues))
 	}
 }
@@ -96,8 +97,8 @@ func TestJiraFieldNameErrors(t *testing.T) {
 // the answer is lost (502). The dispatcher retries; the retry finds the
 // issue by its delivery label and files nothing new.
 func TestJiraRetriedCreateFilesOneIssue(t *testing.T) {
-	js := newJiraServer(t, "Bearer pat-123")
-	js.failCreates = 1
+	js := jiratest.NewServer(t, "Bearer pat-123")
+	js.FailCreates(1)
 	clk := &clock{t: t0}
 	out := &memOutbox{now: clk.Now}
 	out.add(notify.Message{DeliveryID: "ab12-5", Channel: "jira", Event: sampleEvent(notify.EventNew)})
@@ -117,7 +118,7 @@ func TestJiraRetriedCreateFilesOneIssue(t *testing.T) {
 	if r := drain(t, d); r.Sent != 1 {
 		t.Fatalf("retry %+v, want sent", r)
 	}
-	issues, _, calls := js.snapshot()
+	issues, calls := js.Issues(), js.Calls()
 	if len(issues) != 1 || fmt.Sprint(receipts) != "[ab12-5=SRE-1]" {
 		t.Fatalf("%d issues, receipts %v; want one issue SRE-1\ncalls: %v", len(issues), receipts, calls)
 	}
@@ -127,7 +128,7 @@ func TestJiraRetriedCreateFilesOneIssue(t *testing.T) {
 }
 
 func TestJiraReminderAndResolution(t *testing.T) {
-	js := newJiraServer(t, "Bearer pat-123")
+	js := jiratest.NewServer(t, "Bearer pat-123")
 	var logs strings.Builder
 	j, err := notify.NewJira(jiraConfig(js.URL, nil), notify.ChannelOptions{Logger: zerolog.New(&logs)})
 	if err != nil {
@@ -153,7 +154,7 @@ func TestJiraReminderAndResolution(t *testing.T) {
 	if _, err := j.Deliver(ctx, notify.Message{DeliveryID: "d-3", Event: res, IssueKey: "SRE-1"}); err != nil {
 		t.Fatal(err)
 	}
-	issues, _, _ := js.snapshot()
+	issues := js.Issues()
 	is := issues[0]
 	if len(issues) != 1 || len(is.Comments) != 2 || !is.Done {
 		t.Fatalf("%d issues, comments %q, done %v; want one issue, 2 comments, done", len(issues), is.Comments, is.Done)
@@ -173,8 +174,8 @@ func TestJiraReminderAndResolution(t *testing.T) {
 }
 
 func TestJiraCloudAuthAndRetiredSearch(t *testing.T) {
-	js := newJiraServer(t, "Basic "+base64.StdEncoding.EncodeToString([]byte("ops@example.com:api-tok")))
-	js.retiredSearch = true
+	js := jiratest.NewServer(t, "Basic "+base64.StdEncoding.EncodeToString([]byte("ops@example.com:api-tok")))
+	js.RetireSearch()
 	cfg := jiraConfig(js.URL, nil)
 	cfg.Token = "ops@example.com:api-tok"
 	j, err := notify.NewJira(cfg, notify.ChannelOptions{Timeout: 5 * time.Second})
@@ -186,13 +187,13 @@ func TestJiraCloudAuthAndRetiredSearch(t *testing.T) {
 			t.Fatalf("got %+v, %v; want SRE-1", rec, err)
 		}
 	}
-	if issues, _, _ := js.snapshot(); len(issues) != 1 {
+	if issues := js.Issues(); len(issues) != 1 {
 		t.Fatalf("%d issues, want 1", len(issues))
 	}
 }
 
 func TestJiraCreateIssueForTickets(t *testing.T) {
-	js := newJiraServer(t, "Bearer pat-123")
+	js := jiratest.NewServer(t, "Bearer pat-123")
 	j, err := notify.NewJira(jiraConfig(js.URL, map[string]string{"Deployer Host": "{host}", "Affected Repos": "{wave}"}), notify.ChannelOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +206,7 @@ func TestJiraCreateIssueForTickets(t *testing.T) {
 	if err := j.Comment(context.Background(), key, "wave 1: 5/5 succeeded"); err != nil {
 		t.Fatal(err)
 	}
-	issues, _, _ := js.snapshot()
+	issues := js.Issues()
 	if fmt.Sprint(issues[0].Fields["customfield_10012"]) != "[canary]" || issues[0].Fields["customfield_10011"] != "fleet" || len(issues[0].Comments) != 1 {
 		t.Fatalf("issue %+v", issues[0])
 	}

@@ -219,56 +219,111 @@ func missingParts(dir string) string {
 	return " (" + strings.Join(gone, ", ") + " missing)"
 }
 
-// diffTrees is object.DiffTree (from may be nil: everything in to is new) that fails on a
-// tree it cannot read. go-git's tree walker skips an entry whose tree object is missing, as it
-// would a submodule, so its diff reads a lost directory as an empty one: a move would delete
-// that directory's files, or miss its changes, and report success. The trees checked are
-// exactly those the diff reads, and go-git's object cache serves them to the diff again.
+// diffTrees lists the files that differ between two trees (from may be nil: everything in to
+// is new), as object.DiffTree would without rename detection: a deletion has no To, an
+// insertion no From, a modification the same name on both sides. Deletions come first, so a
+// path that turns from a directory into a file (or back) is removed before it is written.
+//
+// It walks both trees itself, reading each differing subtree once, and fails on a tree it
+// cannot read. go-git's walker skips an entry whose tree object is missing, as it would a
+// submodule, so its diff read a lost directory as an empty one: a move would delete that
+// directory's files, or miss its changes, and report success. Walking ourselves also decodes
+// a large directory (10,000 instance files) once per side instead of twice.
 func diffTrees(s storer.EncodedObjectStorer, from, to *object.Tree) (object.Changes, error) {
-	if err := requireSubtrees(s, from, to, ""); err != nil {
+	var d treeDiff
+	if err := d.walk(s, from, to, ""); err != nil {
 		return nil, err
 	}
-	return object.DiffTree(from, to)
+	return append(d.deleted, d.written...), nil
 }
 
-// requireSubtrees reads every subtree where a and b differ (either may be nil), recursively.
-func requireSubtrees(s storer.EncodedObjectStorer, a, b *object.Tree, dir string) error {
-	type pair struct{ a, b plumbing.Hash }
-	subs := map[string]pair{}
+type treeDiff struct {
+	deleted, written object.Changes
+}
+
+// walk merges a's and b's entries (either tree may be nil) in git's order, in which a
+// directory sorts as its name plus "/".
+func (d *treeDiff) walk(s storer.EncodedObjectStorer, a, b *object.Tree, dir string) error {
+	var ea, eb []object.TreeEntry
 	if a != nil {
-		for _, e := range a.Entries {
-			if e.Mode == filemode.Dir {
-				subs[e.Name] = pair{a: e.Hash}
-			}
-		}
+		ea = a.Entries
 	}
 	if b != nil {
-		for _, e := range b.Entries {
-			if e.Mode == filemode.Dir {
-				p := subs[e.Name]
-				p.b = e.Hash
-				subs[e.Name] = p
-			}
-		}
+		eb = b.Entries
 	}
-	for name, p := range subs {
-		if p.a == p.b {
-			continue
-		}
-		full := path.Join(dir, name)
-		ta, err := getTree(s, p.a, full)
-		if err != nil {
-			return err
-		}
-		tb, err := getTree(s, p.b, full)
-		if err != nil {
-			return err
-		}
-		if err := requireSubtrees(s, ta, tb, full); err != nil {
-			return err
+	i, j := 0, 0
+	for i < len(ea) || j < len(eb) {
+		switch {
+		case j == len(eb) || i < len(ea) && treeKey(ea[i]) < treeKey(eb[j]):
+			if err := d.side(s, ea[i], dir, true); err != nil {
+				return err
+			}
+			i++
+		case i == len(ea) || treeKey(eb[j]) < treeKey(ea[i]):
+			if err := d.side(s, eb[j], dir, false); err != nil {
+				return err
+			}
+			j++
+		default: // the same name and kind on both sides
+			x, y := ea[i], eb[j]
+			i, j = i+1, j+1
+			if x.Hash == y.Hash && x.Mode == y.Mode {
+				continue
+			}
+			full := path.Join(dir, x.Name)
+			if x.Mode != filemode.Dir {
+				d.written = append(d.written, &object.Change{
+					From: object.ChangeEntry{Name: full, TreeEntry: x},
+					To:   object.ChangeEntry{Name: full, TreeEntry: y},
+				})
+				continue
+			}
+			ta, err := getTree(s, x.Hash, full)
+			if err != nil {
+				return err
+			}
+			tb, err := getTree(s, y.Hash, full)
+			if err != nil {
+				return err
+			}
+			if err := d.walk(s, ta, tb, full); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// side records an entry present on one side only: deleted (from a) or inserted (into b),
+// with every file below it for a directory.
+func (d *treeDiff) side(s storer.EncodedObjectStorer, e object.TreeEntry, dir string, deleted bool) error {
+	full := path.Join(dir, e.Name)
+	if e.Mode == filemode.Dir {
+		t, err := getTree(s, e.Hash, full)
+		if err != nil {
+			return err
+		}
+		if deleted {
+			return d.walk(s, t, nil, full)
+		}
+		return d.walk(s, nil, t, full)
+	}
+	ce := object.ChangeEntry{Name: full, TreeEntry: e}
+	if deleted {
+		d.deleted = append(d.deleted, &object.Change{From: ce})
+	} else {
+		d.written = append(d.written, &object.Change{To: ce})
+	}
+	return nil
+}
+
+// treeKey is an entry's sort key in a git tree: directories sort as if their name ended in
+// "/".
+func treeKey(e object.TreeEntry) string {
+	if e.Mode == filemode.Dir {
+		return e.Name + "/"
+	}
+	return e.Name
 }
 
 // getTree reads tree h (nil for the zero hash), saying which directory it is.

@@ -26,8 +26,8 @@ const (
 var openJournalStates = []string{JournalPending, JournalCommitted, JournalConflict}
 
 // JournalEntry is one accepted edit of one instance file, recorded before
-// the file is touched. Edits is opaque to the store. Entries are never
-// pruned.
+// the file is touched. Edits is opaque to the store. Only settled entries
+// (pushed, dropped) are ever pruned (Retention.Journal).
 type JournalEntry struct {
 	ID         string          `json:"id"`
 	Repo       string          `json:"repo"`

@@ -16,19 +16,24 @@ type Limit struct {
 	MaxCount int
 }
 
-// Retention says what Prune removes. The edit journal, unresolved
-// interventions, running runs, unfinished deployments and undelivered
-// messages are never removed.
+// Retention says what Prune removes. Unsettled journal entries (pending,
+// committed, conflict), unresolved interventions, running runs, unfinished
+// deployments and undelivered messages are never removed.
 type Retention struct {
 	Runs          Limit // per repo; a run's step records go with it
 	Interventions Limit // resolved ones, by resolution time
 	Deployments   Limit // finished ones, by finish time
 	Messages      Limit // delivered ones, by delivery time
+	// Journal bounds the settled edits (pushed: the commit on the remote,
+	// with its Deployer-Change trailer, is the record from then on; or
+	// dropped), by their last update. An unsettled edit is never removed.
+	Journal Limit
 }
 
 // DefaultRetention keeps 90 days and at most 2,000 runs per repo, 180
-// days / 1,000 resolved interventions, 90 days / 500 finished deployments
-// and 14 days / 5,000 delivered messages.
+// days / 1,000 resolved interventions, 90 days / 500 finished deployments,
+// 14 days / 5,000 delivered messages and 365 days / 200,000 settled
+// journal entries.
 func DefaultRetention() Retention {
 	const day = 24 * time.Hour
 	return Retention{
@@ -36,12 +41,13 @@ func DefaultRetention() Retention {
 		Interventions: Limit{MaxAge: 180 * day, MaxCount: 1000},
 		Deployments:   Limit{MaxAge: 90 * day, MaxCount: 500},
 		Messages:      Limit{MaxAge: 14 * day, MaxCount: 5000},
+		Journal:       Limit{MaxAge: 365 * day, MaxCount: 200000},
 	}
 }
 
 // PruneStats counts what Prune removed.
 type PruneStats struct {
-	Runs, Interventions, Deployments, Messages int
+	Runs, Interventions, Deployments, Messages, Journal int
 }
 
 // pruneBatch bounds the records removed per write transaction, so that
@@ -62,6 +68,7 @@ func (s *Store) Prune(r Retention) (PruneStats, error) {
 		{"interventions", &st.Interventions, func(tx *bolt.Tx) (int, error) { return pruneInterventions(tx, r.Interventions, now) }},
 		{"deployments", &st.Deployments, func(tx *bolt.Tx) (int, error) { return pruneDeployments(tx, r.Deployments, now) }},
 		{"messages", &st.Messages, func(tx *bolt.Tx) (int, error) { return pruneMessages(tx, r.Messages, now) }},
+		{"journal", &st.Journal, func(tx *bolt.Tx) (int, error) { return pruneJournal(tx, r.Journal, now) }},
 	}
 	for _, step := range steps {
 		for {
@@ -172,6 +179,14 @@ func pruneMessages(tx *bolt.Tx, l Limit, now time.Time) (int, error) {
 		err := decode(k, v, &m)
 		return m.SentAt, m.Sent(), err
 	}, func(key []byte) error { return pending.Delete(key) })
+}
+
+func pruneJournal(tx *bolt.Tx, l Limit, now time.Time) (int, error) {
+	return pruneWhere(tx, bucketJournal, l, now, func(k, v []byte) (time.Time, bool, error) {
+		var e JournalEntry
+		err := decode(k, v, &e)
+		return e.Updated, e.State == JournalPushed || e.State == JournalDropped, err
+	}, nil)
 }
 
 // pruneWhere removes from bucket the records that eligible accepts and

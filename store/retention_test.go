@@ -56,10 +56,10 @@ func TestPruneRunsByCountPerRepoAndAge(t *testing.T) {
 	}
 }
 
-func TestPruneKeepsJournalAndUnresolvedAndUnsent(t *testing.T) {
+func TestPruneKeepsUnsettledJournalAndUnresolvedAndUnsent(t *testing.T) {
 	clk := newClock()
 	s := mustOpenStore(t, store.Options{Now: clk.Now})
-	j, _ := s.PutJournal(store.JournalEntry{Repo: "fra", File: "f.xml", State: store.JournalPushed})
+	j, _ := s.PutJournal(store.JournalEntry{Repo: "fra", File: "f.xml", State: store.JournalCommitted})
 	open, _, _ := s.Raise(store.Intervention{Kind: "auth-failed", Repo: "fra"})
 	gone, _, _ := s.Raise(store.Intervention{Kind: "sync-dirty", Repo: "fra"})
 	s.Resolve(gone.ID, "a", "b")
@@ -122,5 +122,55 @@ func TestPruneResolvedInterventionsByCount(t *testing.T) {
 	}
 	if want := []uint64{open.ID, resolved[4], resolved[3]}; !reflect.DeepEqual(ids, want) {
 		t.Fatalf("kept %v, want %v (the open one and the two newest resolved)", ids, want)
+	}
+}
+
+// Settled journal entries (pushed, dropped) go by age and count; pending,
+// committed and conflict entries stay however old.
+func TestPruneSettledJournal(t *testing.T) {
+	clk := newClock()
+	s := mustOpenStore(t, store.Options{Now: clk.Now})
+	keep := map[string]bool{}
+	for _, st := range []string{store.JournalPending, store.JournalCommitted, store.JournalConflict} {
+		e, _ := s.PutJournal(store.JournalEntry{Repo: "fra", File: "k.xml", State: st})
+		keep[e.ID] = true
+	}
+	var settled []string
+	for i := 0; i < 6; i++ {
+		st := store.JournalPushed
+		if i%2 == 1 {
+			st = store.JournalDropped
+		}
+		e, _ := s.PutJournal(store.JournalEntry{Repo: "fra", File: "s.xml", State: st})
+		settled = append(settled, e.ID)
+		clk.Advance(24 * time.Hour)
+	}
+	// by count: the 4 newest settled ones stay
+	st, err := s.Prune(store.Retention{Journal: store.Limit{MaxCount: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Journal != 2 {
+		t.Fatalf("pruned %d journal entries by count, want 2", st.Journal)
+	}
+	for i, id := range settled {
+		_, err := s.JournalEntry(id)
+		if gone := err != nil; gone != (i < 2) {
+			t.Fatalf("settled entry %d (%s): gone %v, want %v", i, id, gone, i < 2)
+		}
+	}
+	// by age: a year later every settled entry goes, the unsettled ones stay
+	clk.Advance(400 * 24 * time.Hour)
+	st, _ = s.Prune(store.DefaultRetention())
+	if st.Journal != 4 {
+		t.Fatalf("pruned %d journal entries by age, want 4", st.Journal)
+	}
+	for id := range keep {
+		if _, err := s.JournalEntry(id); err != nil {
+			t.Fatalf("unsettled entry %s pruned: %v", id, err)
+		}
+	}
+	if open, _ := s.PendingJournal("fra"); len(open) != 2 {
+		t.Fatalf("pending/committed entries after prune: %d, want 2", len(open))
 	}
 }

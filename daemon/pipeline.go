@@ -108,7 +108,7 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 	return err == nil
 }
 
-// settlePushedBySync records as pushed the journal entries whose commits a
+// settlePushedBySync settles as landed the journal entries whose commits a
 // sync found unpushed (ahead-ours) and pushed: otherwise they would stay
 // "committed" and the next start would settle them again (as dropped).
 func (w *worker) settlePushedBySync(ids []string) {
@@ -117,13 +117,7 @@ func (w *worker) settlePushedBySync(ids []string) {
 		if err != nil || (e.State != store.JournalPending && e.State != store.JournalCommitted) {
 			continue
 		}
-		if _, err := w.d.store.SetJournalState(id, store.JournalPushed, ""); err != nil {
-			w.log.Error().Err(err).Str("entry", id).Msg("record write-back outcome")
-			continue
-		}
-		w.d.metrics.pushes.WithLabelValues(w.cfg.Name, string(syncer.OutcomeLanded)).Inc()
-		w.log.Info().Str("instance", e.Instance).Str("commit", short(e.Commit)).Msg("write-back landed (pushed by the next sync)")
-		w.landedLate(e)
+		w.settleChange(e, syncer.Outcome{ID: id, Status: syncer.OutcomeLanded, Commit: e.Commit})
 	}
 }
 

@@ -60,17 +60,8 @@ func cmdResolveAll(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
 		ts.Fatalf("usage: resolveall [-kind KIND] NOTE")
 	}
-	var resp struct {
-		Interventions []struct {
-			ID       uint64 `json:"id"`
-			Kind     string `json:"kind"`
-			Instance string `json:"instance"`
-			State    string `json:"state"`
-		} `json:"interventions"`
-	}
-	ts.Check(deployerJSON(ts, &resp, "interventions", "-o", "json"))
 	n := 0
-	for _, iv := range resp.Interventions {
+	for _, iv := range listInterventions(ts) {
 		if iv.State == "resolved" || (kind != "" && iv.Kind != kind) {
 			continue
 		}

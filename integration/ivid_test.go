@@ -18,17 +18,8 @@ func cmdIVID(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 1 || len(args) > 2 {
 		ts.Fatalf("usage: ivid KIND [INSTANCE]")
 	}
-	var resp struct {
-		Interventions []struct {
-			ID       uint64 `json:"id"`
-			Kind     string `json:"kind"`
-			Instance string `json:"instance"`
-			State    string `json:"state"`
-		} `json:"interventions"`
-	}
-	ts.Check(deployerJSON(ts, &resp, "interventions", "-o", "json"))
 	var kinds []string
-	for _, iv := range resp.Interventions {
+	for _, iv := range listInterventions(ts) {
 		if iv.State != "resolved" && iv.Kind == args[0] && (len(args) == 1 || iv.Instance == args[1]) {
 			ts.Setenv("IV", strconv.FormatUint(iv.ID, 10))
 			return
@@ -36,6 +27,24 @@ func cmdIVID(ts *testscript.TestScript, neg bool, args []string) {
 		kinds = append(kinds, iv.Kind+"/"+iv.Instance)
 	}
 	ts.Fatalf("no open %s intervention (open: %s)", strings.Join(args, " on "), strings.Join(kinds, " "))
+}
+
+// listedIntervention is what the scenario commands read of an intervention
+// from `deployer interventions -o json`.
+type listedIntervention struct {
+	ID       uint64 `json:"id"`
+	Kind     string `json:"kind"`
+	Instance string `json:"instance"`
+	State    string `json:"state"`
+}
+
+// listInterventions returns the daemon's open and acknowledged interventions.
+func listInterventions(ts *testscript.TestScript) []listedIntervention {
+	var resp struct {
+		Interventions []listedIntervention `json:"interventions"`
+	}
+	ts.Check(deployerJSON(ts, &resp, "interventions", "-o", "json"))
+	return resp.Interventions
 }
 
 // cmdWaitSh runs `sh -c SCRIPT` in the work directory, with the scenario's

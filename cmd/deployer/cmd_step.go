@@ -203,7 +203,7 @@ func (o *stepRunOptions) lookupOutputs(ctx context.Context, inst manifest.Instan
 	}
 	o.outputs = outs
 	if o.notes != nil {
-		fmt.Fprintf(o.notes, "dependencies of %s succeeded for %s in run %d at %s; using their %d output(s)\n", step.Name, inst.Name, run, short(commit), len(outs))
+		fmt.Fprintf(o.notes, "dependencies of %s succeeded for %s in run %d at %s; using their %d output(s)\n", step.Name, inst.Name, run, shortID(commit), len(outs))
 	}
 	return nil
 }

@@ -49,10 +49,10 @@ func recordedOutputs(ctx context.Context, c *api.Client, commit, instance string
 	}
 	if len(ranHere) == 0 {
 		return nil, 0, usageErrorf("step %s runs after %s: the daemon (%s) has no run of %s at commit %s; run the dependencies first (deployer sync), give their outputs with --outputs key=value,... (--outputs= when they have none), or run a scenario exported with deployer runs export",
-			step.Name, strings.Join(deps, ", "), st.Host, instance, short(commit))
+			step.Name, strings.Join(deps, ", "), st.Host, instance, shortID(commit))
 	}
 	return nil, 0, usageErrorf("step %s runs after %s: no run of %s at commit %s (runs %s) has them all succeeded; fix and retry them on the daemon, or give their outputs with --outputs key=value,...",
-		step.Name, strings.Join(deps, ", "), instance, short(commit), joinIDs(ranHere))
+		step.Name, strings.Join(deps, ", "), instance, shortID(commit), joinIDs(ranHere))
 }
 
 func runHasInstance(r api.Run, instance string) bool {
@@ -90,11 +90,4 @@ func joinIDs(ids []uint64) string {
 		s[i] = fmt.Sprint(id)
 	}
 	return strings.Join(s, ", ")
-}
-
-func short(commit string) string {
-	if len(commit) > 12 {
-		return commit[:12]
-	}
-	return commit
 }

@@ -22,8 +22,8 @@ type backend struct {
 	syncWait time.Duration // how long Sync with wait takes (it honours ctx)
 	gaveUp   chan error    // gets ctx.Err() when a waiting Sync's context ends
 	runs     map[uint64]api.Run
-	mu      sync.Mutex
-	filters []api.DeploymentFilter // what Deployments was asked
+	mu       sync.Mutex
+	filters  []api.DeploymentFilter // what Deployments was asked
 }
 
 func (b *backend) Status(context.Context) (api.Status, error) {

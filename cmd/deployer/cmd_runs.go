@@ -145,8 +145,6 @@ func printStep(w io.Writer, s api.StepResult, full bool) {
 	}
 }
 
-
-
 func triggerKinds(ts []api.Trigger) string {
 	var kinds []string
 	for _, t := range ts {

@@ -56,6 +56,11 @@ type Server struct {
 	// every /v1 request except webhooks. The Unix socket listener is served
 	// without it: file permissions guard the socket.
 	Token string
+	// ClientNames are the names (subject CN or DNS SAN) of client
+	// certificates that need no token: on a TLS listener with a client CA
+	// (ServerTLS.ClientCAFile), a request whose verified certificate names
+	// one of them is let in without a bearer token.
+	ClientNames []string
 	// Metrics serves /metrics (without a token, as Prometheus scrapes).
 	Metrics http.Handler
 	// Webhooks serves /v1/webhooks/ (signed, without a token).
@@ -160,9 +165,17 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		if _, ok := certName(r, s.ClientNames); ok {
+			next.ServeHTTP(w, r)
+			return
+		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || s.Token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
-			s.fail(w, Errorf(KindUnauthorized, "missing or wrong bearer token"))
+			msg := "missing or wrong bearer token"
+			if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+				msg += fmt.Sprintf(" (the client certificate %q is not in listen.tls.client_names)", Escape(r.TLS.PeerCertificates[0].Subject.CommonName))
+			}
+			s.fail(w, Errorf(KindUnauthorized, "%s", msg))
 			return
 		}
 		next.ServeHTTP(w, r)

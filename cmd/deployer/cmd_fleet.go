@@ -111,11 +111,14 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	case !fleetIDPattern.MatchString(o.opts.ID):
 		return usageErrorf("--id %q: want letters, digits, '.', '_' and '-' only", o.opts.ID)
 	}
-	hosts, err := fleet.Load(cmd.Context(), o.source)
-	if err != nil {
-		return err
+	hosts, inventoryErr := g.loadFleet(cmd, o.source)
+	if inventoryErr != nil {
+		return inventoryErr
 	}
 	opts := o.opts
+	if opts.Dial == nil {
+		opts.Dial = fleet.TLSDialer(g.clientTLS())
+	}
 	opts.Request.Who = operatorName()
 	if opts.ID == "" {
 		opts.ID = fleet.NewID(time.Now())
@@ -260,11 +263,11 @@ func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions,
 	if o.source == "" {
 		return usageErrorf("fleet status needs --fleet FILE|URL")
 	}
-	hosts, err := fleet.Load(cmd.Context(), o.source)
+	hosts, err := g.loadFleet(cmd, o.source)
 	if err != nil {
 		return err
 	}
-	s, err := fleet.Status(cmd.Context(), hosts, id, nil)
+	s, err := fleet.Status(cmd.Context(), hosts, id, fleet.TLSDialer(g.clientTLS()))
 	if err != nil && !errors.Is(err, fleet.ErrUnknownFleet) {
 		return err
 	}
@@ -359,4 +362,24 @@ func fleetDatacenters(hosts []fleet.Host) map[string]bool {
 func fleetFirstLine(s string) string {
 	first, _, _ := strings.Cut(s, "\n")
 	return first
+}
+
+// loadFleet reads the host list; an https inventory URL is fetched with
+// --inventory-ca-file, else --ca-file (and the client certificate).
+func (g *globalOptions) loadFleet(cmd *cobra.Command, source string) ([]fleet.Host, error) {
+	if err := g.applyClientConfig(); err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(source, "https://") {
+		return fleet.Load(cmd.Context(), source)
+	}
+	t := g.clientTLS()
+	if g.inventoryCAFile != "" {
+		t.CAFile = g.inventoryCAFile
+	}
+	hc, err := t.HTTPClient()
+	if err != nil {
+		return nil, &statusError{Code: exitUsage, Err: err}
+	}
+	return fleet.LoadWith(cmd.Context(), source, hc)
 }

@@ -89,6 +89,12 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 	if err != nil {
 		return err
 	}
+	certLines, certProblems := checkCerts(cfg, time.Now())
+	for _, l := range append(certLines, certProblems...) {
+		if !strings.HasPrefix(l, "ok: ") {
+			log.Warn().Str("check", l).Msg("tls certificate")
+		}
+	}
 	go watchHUP(ctx, path, d, log)
 	go notifySystemd(ctx, d, cfg.Listen.Socket, log)
 	log.Info().Str("host", opts.Host).Str("state", d.StatePath()).Str("socket", cfg.Listen.Socket).Int("repos", len(cfg.Repos)).Msg("daemon started")

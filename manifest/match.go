@@ -118,22 +118,8 @@ func matchKidsAmb(olds, news []*elem, keys []string) ([]int, []bool) {
 			amb[ni] = true
 		}
 	}
-	// The gaps between anchors.
-	pa, pb := -1, -1
-	for k := 0; k <= len(pairs); k++ {
-		ea, eb := len(a), len(b)
-		if k < len(pairs) {
-			ea, eb = pairs[k][0], pairs[k][1]
-		}
-		if ea > pa+1 && eb > pb+1 {
-			pairGap(olds, news, ou[pa+1:ea], nu[pb+1:eb], m, amb)
-		}
-		if k < len(pairs) {
-			pa, pb = pairs[k][0], pairs[k][1]
-		}
-	}
-	// Moves: what is left unmatched may have moved across an anchor;
-	// identical content first, then by similarity.
+	// Moves: unchanged children that moved across an anchor, by identical
+	// content, before any pairing by similarity.
 	usedO := make([]bool, len(olds))
 	for _, j := range m {
 		if j >= 0 {
@@ -146,7 +132,6 @@ func matchKidsAmb(olds, news []*elem, keys []string) ([]int, []bool) {
 			free[olds[i].sig] = append(free[olds[i].sig], i)
 		}
 	}
-	var restN []int
 	for _, j := range nu {
 		if m[j] >= 0 {
 			continue
@@ -155,14 +140,48 @@ func matchKidsAmb(olds, news []*elem, keys []string) ([]int, []bool) {
 			m[j], usedO[l[0]] = l[0], true
 			free[news[j].sig] = l[1:]
 			amb[j] = countA[news[j].sig] != countB[news[j].sig]
-			continue
 		}
-		restN = append(restN, j)
 	}
-	var restO []int
+	// The changed children: by similarity inside each gap between
+	// consecutive anchors, then (moved and changed) across gaps.
+	pa, pb := -1, -1
+	for k := 0; k <= len(pairs); k++ {
+		ea, eb := len(a), len(b)
+		if k < len(pairs) {
+			ea, eb = pairs[k][0], pairs[k][1]
+		}
+		var og, ng []int
+		for _, i := range ou[pa+1 : ea] {
+			if !usedO[i] {
+				og = append(og, i)
+			}
+		}
+		for _, j := range nu[pb+1 : eb] {
+			if m[j] < 0 {
+				ng = append(ng, j)
+			}
+		}
+		if len(og) > 0 && len(ng) > 0 {
+			pairGap(olds, news, og, ng, m, amb)
+			for _, j := range ng {
+				if m[j] >= 0 {
+					usedO[m[j]] = true
+				}
+			}
+		}
+		if k < len(pairs) {
+			pa, pb = pairs[k][0], pairs[k][1]
+		}
+	}
+	var restO, restN []int
 	for _, i := range ou {
 		if !usedO[i] {
 			restO = append(restO, i)
+		}
+	}
+	for _, j := range nu {
+		if m[j] < 0 {
+			restN = append(restN, j)
 		}
 	}
 	if len(restO) > 0 && len(restN) > 0 {

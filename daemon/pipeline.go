@@ -288,7 +288,7 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 			"DEPLOYER_DRY_RUN": dry,
 		}
 		job.Secrets = secrets
-		file, dryRun := job.Instance.File, p.dryRun
+		file, dryRun, name := job.Instance.File, p.dryRun, string(job.Instance.Name)
 		job.BeforeStep = func(ctx context.Context, s manifest.Step) (func(), error) {
 			failpointAfter(fpMidStep, midStepDelay)
 			if s.Writes != "instance" {
@@ -296,11 +296,25 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 			}
 			select {
 			case w.writer <- struct{}{}:
-				return func() { <-w.writer }, nil
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
+			// Recorded before the step starts: if the daemon dies while it
+			// runs, the next start restores the file and runs it again.
+			if err := w.d.store.BeginStep(store.InflightStep{Repo: w.cfg.Name, Instance: name, File: file, Step: string(s.Name), Run: run.ID}); err != nil {
+				<-w.writer
+				return nil, err
+			}
+			return func() {
+				if err := w.d.store.EndStep(w.cfg.Name, name, string(s.Name)); err != nil {
+					// The record stays: the next start rolls back (a no-op
+					// on a clean file) and runs the instance again.
+					w.log.Error().Err(err).Str("instance", name).Msg("clear in-flight step")
+				}
+				<-w.writer
+			}, nil
 		}
+		job.AfterAttempt = w.afterAttempt
 		job.AfterStep = func(ctx context.Context, r executor.StepResult) error {
 			if s, ok := m.Step(r.Step); ok && s.Writes == "instance" {
 				return w.captureWrite(ctx, run, r, file, dryRun)

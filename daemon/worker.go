@@ -162,6 +162,7 @@ func (w *worker) loop(ctx, work context.Context) {
 		w.abandon()
 		return
 	}
+	w.rollbackInflight()
 	w.recoverJournal(work)
 	w.startSchedules()
 	w.resumeDeployments()

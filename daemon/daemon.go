@@ -108,8 +108,9 @@ func New(opts Options) (*Daemon, error) {
 	}
 	ids, err := st.InterruptRunning()
 	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("mark interrupted runs: %w", err)
+		// A full disk must not keep the daemon down: each worker finishes
+		// its repo's left-running runs once the state file can be written.
+		opts.Logger.Error().Err(err).Msg("mark interrupted runs; retried per repo")
 	}
 	d.metrics = newMetrics(d)
 	if d.notify, err = newNotifier(d, opts.Notify); err != nil {

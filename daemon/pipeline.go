@@ -25,6 +25,14 @@ func (w *worker) runOnce(ctx context.Context, reqs []request) store.RunID {
 		manual = manual || r.done != nil || r.trigger.Kind == "retry"
 		forced = append(forced, r.instances...)
 	}
+	if !w.probeResource() {
+		// host-resource: nothing can be recorded; the probe runs again
+		// at the next trigger (polls go on).
+		return 0
+	}
+	if w.leftRunning {
+		w.leftRunning = !w.finishLeftRunning()
+	}
 	rs, err := w.d.store.Repo(w.cfg.Name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		w.log.Error().Err(err).Msg("read repo state")
@@ -184,9 +192,11 @@ func (w *worker) runAt(ctx context.Context, triggers []store.Trigger, rs store.R
 	id, err := w.d.store.CreateRun(run)
 	if err != nil {
 		w.log.Error().Err(err).Msg("record run")
+		w.noteResource("recording a run", err)
 		return run, false
 	}
 	run.ID = id
+	w.takeRecordFailed()
 	log := w.log.With().Uint64("run", uint64(id)).Str("commit", short(run.Commit)).Str("trigger", triggers[0].Kind).Logger()
 	log.Info().Str("base", short(rs.Deployed)).Msg("run started")
 	w.setSnap(func(s *snapshot) { r := run; s.running = &r })
@@ -195,12 +205,26 @@ func (w *worker) runAt(ctx context.Context, triggers []store.Trigger, rs store.R
 	carry(&run)
 	w.landed, w.held = nil, nil
 	run.Ended = w.d.now()
+	ok := true
+	if w.takeRecordFailed() && run.Status != store.RunInvalid {
+		// Some of the run's records (or its checkout writes) failed: it is
+		// not what it should be, so it ends interrupted and is redone.
+		run.Status = store.RunInterrupted
+		if run.Error == "" {
+			run.Error = "a record of the run could not be written (see host-resource); it is redone"
+		}
+	}
 	if err := w.d.store.UpdateRun(run); err != nil {
 		log.Error().Err(err).Msg("record run outcome")
+		w.noteResource("recording a run's outcome", err)
+		// Left running in the state file: finished as interrupted at the
+		// next chance, and redone (the deployed commit does not advance).
+		w.leftRunning, ok = true, false
+		run.Status = store.RunInterrupted
 	}
 	w.d.metrics.runEnded(run)
 	log.Info().Str("status", string(run.Status)).Int("instances", len(run.Instances)).Str("error", run.Error).Msg("run ended")
-	return run, true
+	return run, ok
 }
 
 // carryOut loads the manifest, plans and executes; it sets run's status.
@@ -335,6 +359,7 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 		}
 		if err := w.d.store.AddStep(stepRecord(run.ID, run.Commit, r)); err != nil {
 			w.log.Error().Err(err).Msg("record step")
+			w.recordError("recording a step", err)
 		}
 	}
 	return w.d.exec.RunJobs(ctx, p.jobs, bucket, maxFailures, report)
@@ -366,8 +391,13 @@ func (w *worker) settle(run *store.Run, results []executor.InstanceResult) {
 			w.gitMu.Unlock()
 			w.clear(KindStepFailed, o.Name, "its steps succeeded in run "+fmt.Sprint(run.ID))
 			w.clear(KindInstanceInvalid, o.Name, "its steps ran in run "+fmt.Sprint(run.ID))
+		} else if out := failedOutput(r); isResourceText(out) {
+			// Not the instance's fault: the host could not write (its
+			// output file, its checkout, the state file). The repo is
+			// blocked until writes work; the run is redone then.
+			w.resourceFailed(fmt.Sprintf("step of %s", o.Name), errors.New(strings.TrimSpace(out)))
 		} else if (r.Status == executor.StatusFailed || r.Status == executor.StatusTimedOut) && !w.held[o.Name] {
-			w.raiseStepFailed(*run, *o, failedOutput(r))
+			w.raiseStepFailed(*run, *o, out)
 		}
 		if err := w.d.store.SetInstance(st); err != nil {
 			w.log.Error().Err(err).Str("instance", o.Name).Msg("record instance")
@@ -424,6 +454,7 @@ func finalStatus(outcomes []store.InstanceOutcome) store.RunStatus {
 func (w *worker) saveRepo(rs store.RepoState) {
 	if err := w.d.store.SetRepo(rs); err != nil {
 		w.log.Error().Err(err).Msg("record repo state")
+		w.noteResource("recording the repo state", err)
 	}
 }
 

@@ -229,6 +229,9 @@ func (d *Daemon) Reload(repos []RepoConfig) (added, removed, changed []string) {
 			d.log.Error().Err(err).Str("repo", w.cfg.Name).Msg("drop schedules")
 		}
 	}
+	for _, name := range removed {
+		d.metrics.dropRepo(name)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, name := range order {

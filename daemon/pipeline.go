@@ -237,6 +237,7 @@ func (w *worker) carryOut(ctx context.Context, run *store.Run, rs *store.RepoSta
 	}
 	w.clear(KindManifestInvalid, "", "a valid manifest arrived at "+short(run.Commit))
 	w.setSchedules(m)
+	w.d.metrics.keepSteps(w.cfg.Name, manifestSteps(m))
 	if rs.Deployed == "" {
 		// First start on this repo: adopt the current commit as deployed
 		// rather than redeploying every instance on a daemon install.
@@ -355,7 +356,7 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 	}
 	report := func(r executor.StepResult) {
 		if !r.Started.IsZero() && !r.Ended.IsZero() && r.Status != executor.StatusSkipped && r.Status != executor.StatusNotStarted {
-			w.d.metrics.stepDuration.WithLabelValues(w.cfg.Name, string(r.Step), string(r.Status)).Observe(r.Ended.Sub(r.Started).Seconds())
+			w.d.metrics.stepEnded(w.cfg.Name, string(r.Step), string(r.Status), r.Ended.Sub(r.Started))
 		}
 		if err := w.d.store.AddStep(stepRecord(run.ID, run.Commit, r)); err != nil {
 			w.log.Error().Err(err).Msg("record step")
@@ -477,4 +478,13 @@ func short(commit string) string {
 		return commit[:10]
 	}
 	return commit
+}
+
+// manifestSteps lists the names of m's steps.
+func manifestSteps(m *manifest.Manifest) []string {
+	names := make([]string, len(m.Steps))
+	for i, s := range m.Steps {
+		names[i] = string(s.Name)
+	}
+	return names
 }

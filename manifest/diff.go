@@ -15,6 +15,9 @@ var DefaultKeyAttrs = []string{"name", "id", "key"}
 // otherwise by position among same-tag siblings without a key.
 type DiffOptions struct {
 	KeyAttrs []string
+	// Limits caps the documents' size and depth; zero fields take the
+	// defaults (see Limits).
+	Limits Limits
 }
 
 func (o DiffOptions) keys() []string {
@@ -50,9 +53,15 @@ func (e *elem) attr(name string) (string, bool) {
 	return "", false
 }
 
-// buildElem converts the lossless element n of d into an elem tree.
+// buildElem converts the lossless element n of d into an elem tree. Every
+// element's raw bytes share one copy of the source, so the tree's memory is
+// linear in the document whatever its depth.
 func buildElem(d *Document, n *node, parent *elem) *elem {
-	e := &elem{name: n.name, parent: parent, raw: string(d.src[n.start:n.end]), leaf: true}
+	return buildElemSrc(d, string(d.src), n, parent)
+}
+
+func buildElemSrc(d *Document, src string, n *node, parent *elem) *elem {
+	e := &elem{name: n.name, parent: parent, raw: src[n.start:n.end], leaf: true}
 	e.attrs = make([]kv, len(n.attrs))
 	for i, a := range n.attrs {
 		e.attrs[i] = kv{a.name, a.value}
@@ -62,7 +71,7 @@ func buildElem(d *Document, n *node, parent *elem) *elem {
 		switch c.kind {
 		case kindElement:
 			e.leaf = false
-			e.kids = append(e.kids, buildElem(d, c, e))
+			e.kids = append(e.kids, buildElemSrc(d, src, c, e))
 		case kindText, kindCData:
 			runs = append(runs, c.textOf(d))
 		}
@@ -225,11 +234,11 @@ func keyStep(tag, key, v string) string {
 // edits to old changes only the bytes of what differs semantically. Moves of
 // keyed siblings are not edits: order among matched siblings is kept from old.
 func Diff(old, new []byte, opts DiffOptions) ([]Edit, error) {
-	od, err := ParseDocument(old)
+	od, err := ParseDocumentLimits(old, opts.Limits)
 	if err != nil {
 		return nil, fmt.Errorf("diff: old: %w", err)
 	}
-	nd, err := ParseDocument(new)
+	nd, err := ParseDocumentLimits(new, opts.Limits)
 	if err != nil {
 		return nil, fmt.Errorf("diff: new: %w", err)
 	}

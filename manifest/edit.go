@@ -93,9 +93,15 @@ func firstRune(s string) rune {
 // Apply applies edits in order to data by splicing bytes: only the edited
 // attribute, text or element changes. An edit whose path does not match
 // exactly one element fails with a *TargetError (wrapped) naming the path.
+// The document is parsed with the default Limits.
 func Apply(data []byte, edits []Edit) ([]byte, error) {
+	return ApplyLimits(data, edits, Limits{})
+}
+
+// ApplyLimits is Apply with the given Limits.
+func ApplyLimits(data []byte, edits []Edit, lim Limits) ([]byte, error) {
 	for i, e := range edits {
-		doc, err := ParseDocument(data)
+		doc, err := ParseDocumentLimits(data, lim)
 		if err != nil {
 			return nil, fmt.Errorf("apply: %w", err)
 		}
@@ -435,7 +441,7 @@ func (d *Document) indentUnit() string {
 }
 
 func (d *Document) insert(n *node, index int, xml string) ([]byte, error) {
-	frag, err := fragment(xml)
+	frag, err := fragment(xml, d.lim)
 	if err != nil {
 		return nil, err
 	}
@@ -516,9 +522,9 @@ func lineBreaks(b []byte) int {
 
 // fragment checks that xml is exactly one element and normalizes its line
 // endings to LF.
-func fragment(xml string) (string, error) {
+func fragment(xml string, lim Limits) (string, error) {
 	trimmed := strings.TrimSpace(xml)
-	fd, err := ParseDocument([]byte(trimmed))
+	fd, err := ParseDocumentLimits([]byte(trimmed), lim)
 	if err != nil {
 		return "", fmt.Errorf("%w: insert: %v", ErrBadEdit, err)
 	}

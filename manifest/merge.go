@@ -64,7 +64,7 @@ func (c Conflict) String() string {
 func Merge(base, ours, theirs []byte, opts DiffOptions) ([]byte, []Conflict, error) {
 	var trees [3]*elem
 	for i, src := range [][]byte{base, ours, theirs} {
-		d, err := ParseDocument(src)
+		d, err := ParseDocumentLimits(src, opts.Limits)
 		if err != nil {
 			return nil, nil, fmt.Errorf("merge: %s: %w", [3]string{"base", "ours", "theirs"}[i], err)
 		}
@@ -77,7 +77,7 @@ func Merge(base, ours, theirs []byte, opts DiffOptions) ([]byte, []Conflict, err
 	mg := &merger{keys: opts.keys()}
 	m := mg.elem(b, o, t, nil)
 	edits := diffTrees(t, m, mg.keys, matchFrom)
-	out, err := Apply(theirs, edits)
+	out, err := ApplyLimits(theirs, edits, opts.Limits)
 	if err != nil {
 		return nil, nil, fmt.Errorf("merge: %w", err)
 	}

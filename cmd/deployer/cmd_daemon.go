@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -93,7 +94,7 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 }
 
 func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server, error) {
-	srv := &api.Server{Backend: d, Logger: log, Metrics: d.MetricsHandler()}
+	srv := &api.Server{Backend: d, Logger: log, Metrics: d.MetricsHandler(), Deadlines: apiDeadlines, SpoolDir: filepath.Dir(d.StatePath())}
 	if cfg.Listen.WebhookSecretFile != "" {
 		secret, err := readSecretFile(cfg.Listen.WebhookSecretFile)
 		if err != nil {
@@ -108,7 +109,7 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 	if err != nil {
 		return nil, err
 	}
-	servers := []*http.Server{api.NewHTTPServer(srv.Handler(false))}
+	servers := []*http.Server{srv.HTTPServer(false)}
 	listeners := []net.Listener{ul}
 	if cfg.Listen.HTTP != "" {
 		tok, err := readSecretFile(cfg.Listen.TokenFile)
@@ -122,7 +123,7 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 			ul.Close()
 			return nil, fmt.Errorf("listen %s: %w", cfg.Listen.HTTP, err)
 		}
-		servers = append(servers, api.NewHTTPServer(srv.Handler(true)))
+		servers = append(servers, srv.HTTPServer(true))
 		listeners = append(listeners, tl)
 	}
 	for i, s := range servers {
@@ -134,6 +135,9 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 	}
 	return servers, nil
 }
+
+// apiDeadlines bound every API connection (tests shorten them).
+var apiDeadlines = api.DefaultDeadlines
 
 // notifySystemd tells systemd (Type=notify) that the daemon is ready once
 // every checkout is open, keeps STATUS= current, and pets the watchdog only

@@ -132,7 +132,7 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(progress, "fleet %s: repo %s, %d hosts in %d datacenters; follow it with: %s\n",
+	printf(progress, "fleet %s: repo %s, %d hosts in %d datacenters; follow it with: %s\n",
 		opts.ID, opts.Repo, len(hosts), len(fleetDatacenters(hosts)), follow)
 	opts.Progress = func(p fleet.Progress) { printFleetWave(progress, p) }
 	if reporter != nil {
@@ -186,11 +186,11 @@ func printFleetWave(w io.Writer, p fleet.Progress) {
 		for _, h := range p.Wave.Hosts {
 			hs = append(hs, h.Name+" ["+h.Datacenter+"]")
 		}
-		fmt.Fprintf(w, "wave %d/%d%s: %s\n", p.Wave.Index, p.Of, kind, strings.Join(hs, ", "))
+		printf(w, "wave %d/%d%s: %s\n", p.Wave.Index, p.Of, kind, strings.Join(hs, ", "))
 		return
 	}
 	for _, h := range p.Hosts {
-		fmt.Fprintf(w, "  %s %s: %s\n", h.Host.Name, h.State, fleetHostDetail(h))
+		printf(w, "  %s %s: %s\n", h.Host.Name, h.State, fleetHostDetail(h))
 	}
 }
 
@@ -210,14 +210,14 @@ func fleetHostDetail(h fleet.HostResult) string {
 
 func printFleetResult(w io.Writer, res fleet.Result) error {
 	s := fleet.Summarize(res.ID, res.Hosts)
-	fmt.Fprintf(w, "fleet %s: %s\n", res.ID, fleetHostSummary(s.HostCounts))
+	printf(w, "fleet %s: %s\n", res.ID, fleetHostSummary(s.HostCounts))
 	if res.Stopped != "" {
-		fmt.Fprintf(w, "stopped: %s\n", res.Stopped)
+		printf(w, "stopped: %s\n", res.Stopped)
 	}
 	t := newTable(w)
 	fmt.Fprintln(t, "DC\tHOST\tWAVE\tSTATE\tDEPLOYMENT\tINSTANCES\tERROR")
 	for _, h := range res.Hosts {
-		fmt.Fprintf(t, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, h.Wave, h.State,
+		printf(t, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, h.Wave, h.State,
 			dash(h.Deployment), fleetInstanceSummary(h), dash(fleetFirstLine(h.Error)))
 	}
 	if err := t.Flush(); err != nil {
@@ -286,16 +286,16 @@ func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions,
 }
 
 func printFleetStatus(w io.Writer, s fleet.Summary, all bool) error {
-	fmt.Fprintf(w, "fleet %s: %s; instances: %s\n", s.ID, fleetHostSummary(s.HostCounts), countSummary(s.Counts))
+	printf(w, "fleet %s: %s; instances: %s\n", s.ID, fleetHostSummary(s.HostCounts), countSummary(s.Counts))
 	t := newTable(w)
 	fmt.Fprintln(t, "DC\tHOSTS\tINSTANCES")
 	for _, dc := range s.Datacenters {
-		fmt.Fprintf(t, "%s\t%s\t%s\n", dc.Name, fleetHostSummary(dc.HostCounts), countSummary(dc.Counts))
+		printf(t, "%s\t%s\t%s\n", dc.Name, fleetHostSummary(dc.HostCounts), countSummary(dc.Counts))
 	}
 	fmt.Fprintln(t)
 	fmt.Fprintln(t, "DC\tHOST\tSTATE\tDEPLOYMENT\tINSTANCES\tERROR")
 	for _, h := range s.Hosts {
-		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, h.State, dash(h.Deployment), fleetInstanceSummary(h), dash(fleetFirstLine(h.Error)))
+		printf(t, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, h.State, dash(h.Deployment), fleetInstanceSummary(h), dash(fleetFirstLine(h.Error)))
 	}
 	if err := t.Flush(); err != nil {
 		return err
@@ -322,7 +322,7 @@ func printFleetInstances(w io.Writer, s fleet.Summary, all bool) error {
 			if in.OutputTail != "" {
 				detail += " | " + lastLine(in.OutputTail)
 			}
-			fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, in.Name, in.Status, dash(detail))
+			printf(t, "%s\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, in.Name, in.Status, dash(detail))
 		}
 	}
 	return t.Flush()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/sre-tools/deployer/manifest"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -29,8 +30,30 @@ type Config struct {
 	ShutdownGrace *Duration      `yaml:"shutdown_grace"` // default 30s
 	Repos         []RepoConfig   `yaml:"repos"`
 	Notify        []NotifyConfig `yaml:"notify"`
+	Limits        LimitsConfig   `yaml:"limits"`
 
 	file string // the path it was read from, for messages
+}
+
+// LimitsConfig caps what the XML engine accepts from a repository; zero
+// means the default (manifest.DefaultLimits).
+type LimitsConfig struct {
+	InstanceFileBytes int64 `yaml:"instance_file_bytes"` // default 8 MiB
+	XMLDepth          int   `yaml:"xml_depth"`           // default 256
+}
+
+// Bounds of the limits keys: the XML engine recurses once per nesting
+// level, so the depth stays far below what a goroutine stack holds.
+const (
+	minInstanceFileBytes = 4 << 10
+	maxInstanceFileBytes = 1 << 30
+	minXMLDepth          = 16
+	maxXMLDepth          = 100_000
+)
+
+// ManifestLimits returns the configured limits for the manifest package.
+func (c *Config) ManifestLimits() manifest.Limits {
+	return manifest.Limits{InstanceFileBytes: c.Limits.InstanceFileBytes, XMLDepth: c.Limits.XMLDepth}
 }
 
 // ListenConfig says where the API listens.
@@ -189,6 +212,12 @@ func (c *Config) validate(root *yaml.Node) []string {
 		default:
 			bad(at("kind"), "notify[%d]: kind %q: want slack, webhook or jira", i, n.Kind)
 		}
+	}
+	if b := c.Limits.InstanceFileBytes; b != 0 && (b < minInstanceFileBytes || b > maxInstanceFileBytes) {
+		bad(lineOf(root, "limits", "instance_file_bytes"), "limits.instance_file_bytes %d: want between %d and %d (default %d)", b, minInstanceFileBytes, maxInstanceFileBytes, manifest.DefaultInstanceFileBytes)
+	}
+	if d := c.Limits.XMLDepth; d != 0 && (d < minXMLDepth || d > maxXMLDepth) {
+		bad(lineOf(root, "limits", "xml_depth"), "limits.xml_depth %d: want between %d and %d (default %d)", d, minXMLDepth, maxXMLDepth, manifest.DefaultXMLDepth)
 	}
 	if len(c.Repos) == 0 {
 		bad(lineOf(root, "repos"), "no repos configured: add at least one under repos:")

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sre-tools/deployer/executor"
+	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/notify"
 	"github.com/sre-tools/deployer/schedule"
 	"github.com/sre-tools/deployer/store"
@@ -49,8 +50,11 @@ type Options struct {
 	StateDir      string // holds state.db and checkouts/<repo>
 	Repos         []RepoConfig
 	AllowStepDirs []string
-	StepEnv       []string // host environment variables passed to steps
-	Datacenter    string   // for notifications ({dc})
+	// Limits caps the size and depth of deployer.xml and instance files
+	// (host config limits:); zero fields take manifest's defaults.
+	Limits     manifest.Limits
+	StepEnv    []string // host environment variables passed to steps
+	Datacenter string   // for notifications ({dc})
 	// ShutdownGrace is how long a run in flight may go on after the daemon
 	// is told to stop (no new run starts meanwhile); 0 cancels at once.
 	ShutdownGrace time.Duration

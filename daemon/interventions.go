@@ -316,7 +316,7 @@ func (w *worker) raiseManifestInvalid(run store.Run, err error) {
 func (w *worker) raiseInstanceInvalid(run store.Run, o store.InstanceOutcome) {
 	w.raise(store.Intervention{
 		Kind: string(KindInstanceInvalid), Instance: o.Name,
-		Summary:    fmt.Sprintf("instance file %s does not parse; its steps were not run", o.File),
+		Summary:    fmt.Sprintf("instance file %s is invalid; its steps were not run", oneLine(o.File)),
 		NextAction: "fix the file (check with: deployer validate DIR) and push; it resolves when the instance runs again",
 		Evidence:   store.Evidence{File: o.File, Output: o.Reason, Extra: map[string]string{"commit": run.Commit, "run": fmt.Sprint(run.ID)}},
 	})

@@ -229,7 +229,7 @@ func (w *worker) runAt(ctx context.Context, triggers []store.Trigger, rs store.R
 
 // carryOut loads the manifest, plans and executes; it sets run's status.
 func (w *worker) carryOut(ctx context.Context, run *store.Run, rs *store.RepoState, forced []string) {
-	m, err := manifest.Load(w.repo.Dir(), manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs})
+	m, err := manifest.Load(w.repo.Dir(), w.manifestOptions())
 	if err != nil {
 		run.Status, run.Error = store.RunInvalid, err.Error()
 		w.raiseManifestInvalid(*run, err)
@@ -487,4 +487,9 @@ func manifestSteps(m *manifest.Manifest) []string {
 		names[i] = string(s.Name)
 	}
 	return names
+}
+
+// manifestOptions are the options every manifest load of this daemon uses.
+func (w *worker) manifestOptions() manifest.Options {
+	return manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs, Limits: w.d.opts.Limits}
 }

@@ -40,13 +40,19 @@ func (e *conflictError) Error() string {
 // nothing is redeployed from a state that is not on the remote.
 func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.StepResult, file string, dryRun bool) error {
 	full := filepath.Join(w.repo.Dir(), filepath.FromSlash(file))
+	max := w.d.opts.Limits.InstanceFileBytes
+	if max <= 0 {
+		max = manifest.DefaultInstanceFileBytes
+	}
 	w.gitMu.Lock()
 	defer w.gitMu.Unlock()
 	baseCommit, base, err := w.stepBase(run, r, file)
 	if err != nil {
 		return err
 	}
-	now, err := os.ReadFile(full)
+	// The step may have left a symlink or something else than a file:
+	// read with the inside-the-repo rule, capped.
+	now, err := manifest.ReadRepoFile(w.repo.Dir(), file, max)
 	if err != nil {
 		return fmt.Errorf("read %s after %s: %w", file, r.Step, err)
 	}

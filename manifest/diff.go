@@ -11,7 +11,7 @@ var DefaultKeyAttrs = []string{"name", "id", "key"}
 
 // DiffOptions tunes how elements are matched between versions. The zero
 // value matches by tag plus the first of DefaultKeyAttrs an element has, and
-// otherwise by position among same-tag siblings without a key.
+// siblings without a key by content (see match.go).
 type DiffOptions struct {
 	KeyAttrs []string
 	// Limits caps the documents' size and depth; zero fields take the
@@ -33,15 +33,16 @@ type kv struct{ name, value string }
 // Comments, processing instructions and whitespace between elements are not
 // part of it.
 type elem struct {
-	name   string
-	attrs  []kv
-	text   string // leaf: the decoded text; otherwise the trimmed text runs
-	leaf   bool   // no child elements
-	kids   []*elem
-	parent *elem
-	raw    string // the element's source bytes
-	from   *elem  // merge: the element of theirs this one continues
-	sig    uint64 // signature of the element as parsed (see computeSig)
+	name    string
+	attrs   []kv
+	text    string // leaf: the decoded text; otherwise the trimmed text runs
+	leaf    bool   // no child elements
+	kids    []*elem
+	parent  *elem
+	raw     string // the element's source bytes
+	from    *elem  // merge: the element of theirs this one continues
+	sig     uint64 // signature of the element as parsed (see computeSig)
+	shallow uint64 // signature of its tag and attributes only
 }
 
 func (e *elem) attr(name string) (string, bool) {
@@ -195,7 +196,8 @@ func keyStep(tag, key, v string) string {
 }
 
 // Diff returns the edits that turn old into new, matching elements by tag
-// plus key attribute, else by position among same-tag siblings. Applying the
+// plus key attribute, else by content. Each edit records the identity of its
+// element in old (Sig, BasePath). Applying the
 // edits to old changes only the bytes of what differs semantically. Moves of
 // keyed siblings are not edits: order among matched siblings is kept from old.
 func Diff(old, new []byte, opts DiffOptions) ([]Edit, error) {

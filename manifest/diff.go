@@ -214,7 +214,13 @@ func Diff(old, new []byte, opts DiffOptions) ([]Edit, error) {
 		return nil, fmt.Errorf("diff: %w: root element <%s> became <%s>", ErrUnsupportedChange, o.name, n.name)
 	}
 	keys := opts.keys()
-	return diffTrees(o, n, keys, func(olds, news []*elem) []int { return matchKids(olds, news, keys) }, true), nil
+	d := &differ{keys: keys, match: func(olds, news []*elem) []int { return matchKids(olds, news, keys) }, identity: true}
+	d.elem(clone(o, nil), n)
+	if len(d.mixed) > 0 {
+		// No edit can carry it, and dropping it would lose the change silently.
+		return nil, fmt.Errorf("diff: %w: the text between the child elements of %s changed; only attributes, the text of elements without children and whole elements are edits", ErrUnsupportedChange, strings.Join(d.mixed, ", "))
+	}
+	return d.edits, nil
 }
 
 // sameText compares leaf texts; whitespace-only texts are all equal, since
@@ -232,7 +238,8 @@ type differ struct {
 	keys     []string
 	match    func(olds, news []*elem) []int
 	edits    []Edit
-	identity bool // record Sig and BasePath on edits
+	identity bool     // record Sig and BasePath on edits
+	mixed    []string // paths of elements whose text between children changed
 }
 
 func diffTrees(old, new *elem, keys []string, match func(olds, news []*elem) []int, identity bool) []Edit {
@@ -276,9 +283,12 @@ func (d *differ) elem(w, n *elem) {
 		d.add(w, Edit{Op: OpSetText, Path: pathOf(w, d.keys), Value: ""})
 		w.text = ""
 	}
-	// Text between child elements is not compared: an element whose
-	// children match is edited in place, never replaced, when only that
-	// text changed.
+	// Text between child elements is never a reason to replace an element
+	// whose children match. Whitespace there is formatting; other text
+	// there has no edit, so Diff refuses it rather than drop it.
+	if !w.leaf && !n.leaf && w.text != n.text {
+		d.mixed = append(d.mixed, pathOf(w, d.keys))
+	}
 	m := d.match(w.kids, n.kids)
 	matched := make([]bool, len(w.kids))
 	for _, j := range m {

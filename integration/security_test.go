@@ -261,9 +261,10 @@ func keptPath(rel string) bool {
 	return rest[0] == "hooks" || (len(rest) == 1 && (rest[0] == "config" || rest[0] == "HEAD"))
 }
 
-// cmdGenDeep writes FILE: an <instance name=NAME> whose content is DEPTH
-// nested <a> elements (about 7 bytes per level), the shape that made
-// memory quadratic in depth.
+// cmdGenDeep writes FILE: an <instance name=NAME version="1.0.0"
+// build="b-0"> whose content is DEPTH nested <a> elements (about 7 bytes
+// per level), the shape that made memory quadratic in depth; a step that
+// pins build makes the daemon diff it.
 //
 //	gendeep FILE NAME DEPTH
 func cmdGenDeep(ts *testscript.TestScript, neg bool, args []string) {
@@ -273,7 +274,7 @@ func cmdGenDeep(ts *testscript.TestScript, neg bool, args []string) {
 	depth, err := strconv.Atoi(args[2])
 	ts.Check(err)
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "<instance name=%q>\n", args[1])
+	fmt.Fprintf(&b, "<instance name=%q version=\"1.0.0\" build=\"b-0\">\n", args[1])
 	b.WriteString(strings.Repeat("<a>", depth))
 	b.WriteString(strings.Repeat("</a>", depth))
 	b.WriteString("\n</instance>\n")

@@ -83,7 +83,8 @@ func runDemo(ctx context.Context, out io.Writer, o *demoOptions) error {
 	if err != nil {
 		return err
 	}
-	acts := []func(context.Context) error{dm.actBaseline, dm.actOperatorPush, dm.actWriteBack, dm.actConflict, dm.actDirty, dm.actScheduleAndDeployment, dm.actFinal}
+	acts := []func(context.Context) error{dm.actBaseline, dm.actOperatorPush, dm.actWriteBack, dm.actConflict, dm.actDirty, dm.actScheduleAndDeployment,
+		dm.actMergeIdentity, dm.actUntrusted, dm.actFinal}
 	for _, act := range acts {
 		if err = act(ctx); err != nil {
 			break

@@ -38,6 +38,8 @@ var demoFiles = map[string]string{
 <instance name="globex" tier="gold">
   <app name="web" version="4.2.1" image="registry.example/web:4.2.1@sha256:ab2de7dc634b" replicas="4"/>
   <app name="worker" version="4.2.1" replicas="2"/>
+  <server host="lb1.fra1.internal" weight="1"/>
+  <server host="lb2.fra1.internal" weight="1"/>
   <db host="db2.fra1.internal" size="large"/>
 </instance>
 `,
@@ -71,6 +73,12 @@ if [ -n "${DEMO_MARKS:-}" ] && [ -e "$DEMO_MARKS/hold-$DEPLOYER_INSTANCE" ]; the
   rm -f "$DEMO_MARKS/hold-$DEPLOYER_INSTANCE" "$DEMO_MARKS/go-$DEPLOYER_INSTANCE"
 fi
 sed -i "s|image=\"[^\"]*\"|image=\"$image\"|" "$f"
+if [ -n "${DEMO_MARKS:-}" ] && [ -s "$DEMO_MARKS/drain-$DEPLOYER_INSTANCE" ]; then
+  host=$(cat "$DEMO_MARKS/drain-$DEPLOYER_INSTANCE")
+  rm -f "$DEMO_MARKS/drain-$DEPLOYER_INSTANCE"
+  echo "draining $host: weight 0"
+  sed -i "s|<server host=\"$host\" weight=\"[0-9]*\"|<server host=\"$host\" weight=\"0\"|" "$f"
+fi
 echo "image=$image" >> "$DEPLOYER_OUTPUT"
 `,
 	"freeze.list": "# instances their owners froze: instance-configure refuses them\n",

@@ -25,6 +25,7 @@ import (
 type cutProxy struct {
 	target string
 	limit  atomic.Int64 // 0: pass everything
+	gen    atomic.Int64 // bumped on every mode change
 	cuts   atomic.Int64 // connections cut so far
 }
 
@@ -52,8 +53,10 @@ func cmdCutProxy(ts *testscript.TestScript, neg bool, args []string) {
 		n, err := strconv.ParseInt(args[1], 10, 64)
 		ts.Check(err)
 		p.limit.Store(n)
+		p.gen.Add(1)
 	case len(args) == 1 && args[0] == "-pass":
 		p.limit.Store(0)
+		p.gen.Add(1)
 	case len(args) == 2 && args[0] == "-cuts":
 		n, err := strconv.ParseInt(args[1], 10, 64)
 		ts.Check(err)
@@ -105,14 +108,29 @@ func (p *cutProxy) serve(client net.Conn) {
 		_, _ = io.Copy(server, client)
 		server.Close()
 	}()
-	limit := p.limit.Load()
-	if limit == 0 {
-		_, _ = io.Copy(client, server)
-		return
-	}
-	n, _ := io.CopyN(client, server, limit)
-	if n == limit {
-		p.cuts.Add(1)
+	// Bytes count from the last mode change, so that a kept-alive HTTP
+	// connection opened before -cut is cut too.
+	gen, sent := p.gen.Load(), int64(0)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := server.Read(buf)
+		if g := p.gen.Load(); g != gen {
+			gen, sent = g, 0
+		}
+		if limit := p.limit.Load(); limit > 0 && sent+int64(n) >= limit {
+			_, _ = client.Write(buf[:limit-sent])
+			p.cuts.Add(1)
+			return
+		}
+		if n > 0 {
+			if _, werr := client.Write(buf[:n]); werr != nil {
+				return
+			}
+			sent += int64(n)
+		}
+		if err != nil {
+			return
+		}
 	}
 }
 

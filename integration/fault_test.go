@@ -238,7 +238,7 @@ func cmdSlowBackup(ts *testscript.TestScript, neg bool, args []string) {
 			v.(net.Conn).Close()
 		}
 	})
-	_, err = io.WriteString(c, "GET /v1/backup HTTP/1.1\r\nHost: deployer\r\n\r\n")
+	_, err = io.WriteString(c, "GET /v1/backup HTTP/1.1\r\nHost: deployer\r\nConnection: close\r\n\r\n")
 	ts.Check(err)
 	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	line, err := bufio.NewReaderSize(c, 16).ReadString('\n')

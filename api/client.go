@@ -38,6 +38,18 @@ func NewRemoteClient(baseURL, token string) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, http: &http.Client{}, where: baseURL}
 }
 
+// NewRemoteClientTLS returns a client for the daemon at an https baseURL
+// that trusts t.CAFile besides the system's roots and presents t's client
+// certificate; token may be "" when the certificate is enough (its name is
+// in the daemon's listen.tls.client_names).
+func NewRemoteClientTLS(baseURL, token string, t ClientTLS) (*Client, error) {
+	hc, err := t.HTTPClient()
+	if err != nil {
+		return nil, err
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, http: hc, where: baseURL}, nil
+}
+
 // Status returns the daemon's status.
 func (c *Client) Status(ctx context.Context) (Status, error) {
 	var st Status
@@ -146,6 +158,9 @@ func (c *Client) unreachable(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
+	}
+	if why, ok := TLSReason(err, "pass --ca-file with the CA bundle that signed it"); ok {
+		return Errorf(KindUnavailable, "cannot reach the daemon at %s: %s", c.where, why)
 	}
 	return Errorf(KindUnavailable, "cannot reach the daemon at %s: %v (is `deployer daemon` running? see --socket, --remote)", c.where, err)
 }

@@ -8,10 +8,15 @@ import (
 	"time"
 )
 
-// WriteReportMarkdown writes the on-call report as markdown.
+// WriteReportMarkdown writes the on-call report as markdown. Every string
+// from the daemon's records is escaped (see Escape): a repository-controlled
+// name, summary or value never starts a line of its own, so it cannot
+// forge a heading or a list item; evidence stays in a fence no backtick run
+// in it can close.
 func WriteReportMarkdown(w io.Writer, rep Report) error {
 	b := &strings.Builder{}
-	fmt.Fprintf(b, "# deployer report: %s\n\n_generated %s_\n\n", rep.Host, rep.Generated.UTC().Format(time.RFC3339))
+	e := Escape
+	fmt.Fprintf(b, "# deployer report: %s\n\n_generated %s_\n\n", e(rep.Host), rep.Generated.UTC().Format(time.RFC3339))
 	fmt.Fprintf(b, "## Open interventions (%d)\n\n", len(rep.Interventions))
 	if len(rep.Interventions) == 0 {
 		b.WriteString("None: nothing needs a human.\n\n")
@@ -21,53 +26,80 @@ func WriteReportMarkdown(w io.Writer, rep Report) error {
 	}
 	fmt.Fprintf(b, "## Recent failed runs (%d)\n\n", len(rep.FailedRuns))
 	for _, r := range rep.FailedRuns {
-		fmt.Fprintf(b, "- run %d of %s at `%s`: %s (%s)", r.ID, r.Repo, shortHash(r.Commit), r.Status, r.Started.UTC().Format(time.RFC3339))
+		fmt.Fprintf(b, "- run %d of %s at `%s`: %s (%s)", r.ID, e(r.Repo), e(shortHash(r.Commit)), e(r.Status), r.Started.UTC().Format(time.RFC3339))
 		if r.Error != "" {
-			fmt.Fprintf(b, ": %s", firstLine(r.Error))
+			fmt.Fprintf(b, ": %s", e(firstLine(r.Error)))
 		}
 		b.WriteString("\n")
 	}
 	fmt.Fprintf(b, "\n## In progress (%d)\n\n", len(rep.InProgress))
 	for _, r := range rep.InProgress {
-		fmt.Fprintf(b, "- run %d of %s at `%s` since %s\n", r.ID, r.Repo, shortHash(r.Commit), r.Started.UTC().Format(time.RFC3339))
+		fmt.Fprintf(b, "- run %d of %s at `%s` since %s\n", r.ID, e(r.Repo), e(shortHash(r.Commit)), r.Started.UTC().Format(time.RFC3339))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
 func writeInterventionMarkdown(b *strings.Builder, iv Intervention) {
-	where := iv.Repo
+	e := Escape
+	where := e(iv.Repo)
 	if iv.Instance != "" {
-		where += " / " + iv.Instance
+		where += " / " + e(iv.Instance)
 	}
-	fmt.Fprintf(b, "### #%d %s on %s: %s\n\n", iv.ID, iv.Kind, where, iv.Summary)
-	fmt.Fprintf(b, "- **where**: host %s, repo %s", iv.Host, iv.Repo)
+	fmt.Fprintf(b, "### #%d %s on %s: %s\n\n", iv.ID, e(iv.Kind), where, e(iv.Summary))
+	fmt.Fprintf(b, "- **where**: host %s, repo %s", e(iv.Host), e(iv.Repo))
 	if iv.Instance != "" {
-		fmt.Fprintf(b, ", instance %s", iv.Instance)
+		fmt.Fprintf(b, ", instance %s", e(iv.Instance))
 	}
 	if iv.Evidence.File != "" {
-		fmt.Fprintf(b, ", file `%s`", iv.Evidence.File)
+		fmt.Fprintf(b, ", file %s", code(iv.Evidence.File))
 	}
 	if iv.Evidence.Element != "" {
-		fmt.Fprintf(b, ", element `%s`", iv.Evidence.Element)
+		fmt.Fprintf(b, ", element %s", code(iv.Evidence.Element))
 	}
 	b.WriteString("\n")
-	fmt.Fprintf(b, "- **since**: %s, seen %d time(s), last %s; state %s", iv.FirstSeen.UTC().Format(time.RFC3339), iv.Count, iv.LastSeen.UTC().Format(time.RFC3339), iv.State)
+	fmt.Fprintf(b, "- **since**: %s, seen %d time(s), last %s; state %s", iv.FirstSeen.UTC().Format(time.RFC3339), iv.Count, iv.LastSeen.UTC().Format(time.RFC3339), e(iv.State))
 	if iv.AckBy != "" {
-		fmt.Fprintf(b, " by %s (%s)", iv.AckBy, iv.AckNote)
+		fmt.Fprintf(b, " by %s (%s)", e(iv.AckBy), e(iv.AckNote))
 	}
 	b.WriteString("\n")
 	if iv.Evidence.Base != nil {
-		fmt.Fprintf(b, "- **values**: base `%s`, ours `%s`, theirs `%s`\n", deref(iv.Evidence.Base), deref(iv.Evidence.Ours), deref(iv.Evidence.Theirs))
+		fmt.Fprintf(b, "- **values**: base %s, ours %s, theirs %s\n", code(deref(iv.Evidence.Base)), code(deref(iv.Evidence.Ours)), code(deref(iv.Evidence.Theirs)))
 	}
 	for _, c := range iv.Evidence.Commits {
-		fmt.Fprintf(b, "- **commit** `%s` by %s: %s\n", shortHash(c.Hash), c.Author, c.Subject)
+		fmt.Fprintf(b, "- **commit** `%s` by %s: %s\n", e(shortHash(c.Hash)), e(c.Author), e(c.Subject))
 	}
-	fmt.Fprintf(b, "- **next action**: `%s`\n", iv.NextAction)
+	fmt.Fprintf(b, "- **next action**: %s\n", code(iv.NextAction))
 	if out := strings.TrimSpace(iv.Evidence.Output); out != "" {
-		fmt.Fprintf(b, "\n```\n%s\n```\n", out)
+		out = EscapeBlock(out)
+		fence := strings.Repeat("`", max(3, longestRun(out, '`')+1))
+		fmt.Fprintf(b, "\n%s\n%s\n%s\n", fence, out, fence)
 	}
 	b.WriteString("\n")
+}
+
+// code writes s as a markdown code span, escaped, delimited by more
+// backticks than any run in it.
+func code(s string) string {
+	s = Escape(s)
+	fence := strings.Repeat("`", longestRun(s, '`')+1)
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		s = " " + s + " "
+	}
+	return fence + s + fence
+}
+
+func longestRun(s string, c byte) int {
+	best, n := 0, 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			n++
+			best = max(best, n)
+		} else {
+			n = 0
+		}
+	}
+	return best
 }
 
 var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
@@ -101,8 +133,50 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 </body></html>
 `))
 
-// WriteReportHTML writes the on-call report as an HTML page.
-func WriteReportHTML(w io.Writer, rep Report) error { return reportTemplate.Execute(w, rep) }
+// WriteReportHTML writes the on-call report as an HTML page: html/template
+// escapes markup, and every string is first escaped like the markdown's (see
+// Escape), so a name cannot break a line of the page's source or carry
+// terminal escapes to someone who reads it with curl.
+func WriteReportHTML(w io.Writer, rep Report) error {
+	return reportTemplate.Execute(w, escapeReport(rep))
+}
+
+// escapeReport returns a copy of rep with every string escaped: Escape for
+// names, summaries and values, EscapeBlock for evidence output.
+func escapeReport(rep Report) Report {
+	e := Escape
+	out := Report{Host: e(rep.Host), Generated: rep.Generated}
+	for _, iv := range rep.Interventions {
+		c := iv
+		c.Kind, c.Host, c.Repo, c.Instance, c.Scope, c.Summary, c.NextAction = e(iv.Kind), e(iv.Host), e(iv.Repo), e(iv.Instance), e(iv.Scope), e(iv.Summary), e(iv.NextAction)
+		c.State, c.AckBy, c.AckNote, c.ResolvedBy, c.ResolvedHow = e(iv.State), e(iv.AckBy), e(iv.AckNote), e(iv.ResolvedBy), e(iv.ResolvedHow)
+		c.Extra = nil
+		ev := iv.Evidence
+		c.Evidence = Evidence{Output: EscapeBlock(ev.Output), File: e(ev.File), Element: e(ev.Element)}
+		for _, p := range []struct {
+			dst **string
+			src *string
+		}{{&c.Evidence.Base, ev.Base}, {&c.Evidence.Ours, ev.Ours}, {&c.Evidence.Theirs, ev.Theirs}} {
+			if p.src != nil {
+				v := e(*p.src)
+				*p.dst = &v
+			}
+		}
+		for _, cm := range ev.Commits {
+			c.Evidence.Commits = append(c.Evidence.Commits, Commit{Hash: e(cm.Hash), Author: e(cm.Author), Subject: e(cm.Subject), When: cm.When})
+		}
+		out.Interventions = append(out.Interventions, c)
+	}
+	runs := func(rs []Run) []Run {
+		var o []Run
+		for _, r := range rs {
+			o = append(o, Run{ID: r.ID, Repo: e(r.Repo), Commit: e(r.Commit), Status: e(r.Status), Started: r.Started, Error: e(r.Error)})
+		}
+		return o
+	}
+	out.FailedRuns, out.InProgress = runs(rep.FailedRuns), runs(rep.InProgress)
+	return out
+}
 
 // pageEvidence bounds the evidence shown per intervention on the page (the
 // whole of it is in `deployer interventions show`).

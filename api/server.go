@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -55,10 +56,63 @@ type Server struct {
 	// every /v1 request except webhooks. The Unix socket listener is served
 	// without it: file permissions guard the socket.
 	Token string
+	// ClientNames are the names (subject CN or DNS SAN) of client
+	// certificates that need no token: on a TLS listener with a client CA
+	// (ServerTLS.ClientCAFile), a request whose verified certificate names
+	// one of them is let in without a bearer token.
+	ClientNames []string
 	// Metrics serves /metrics (without a token, as Prometheus scrapes).
 	Metrics http.Handler
 	// Webhooks serves /v1/webhooks/ (signed, without a token).
 	Webhooks http.Handler
+	// Deadlines bound every connection; zero fields take DefaultDeadlines'.
+	Deadlines Deadlines
+	// SpoolDir holds the snapshot a backup is streamed from (the state
+	// file's directory, so the copy stays on its filesystem); "" is the
+	// system's temporary directory.
+	SpoolDir string
+
+	backupMu sync.Mutex // one backup at a time: each takes a copy's disk space
+}
+
+// Deadlines bound the API's connections, so that a client that stops
+// sending or reading holds nothing for long.
+type Deadlines struct {
+	// ReadHeader bounds reading the request line and headers.
+	ReadHeader time.Duration
+	// Read bounds reading the whole request, body included.
+	Read time.Duration
+	// Write bounds writing the answer, from the end of the request. A
+	// handler that waits for a run (sync or replay with wait) lifts it
+	// while it waits and re-arms it for its answer.
+	Write time.Duration
+	// Idle bounds a kept-alive connection between requests.
+	Idle time.Duration
+	// Chunk bounds each chunk of a streamed answer (a backup): a client
+	// that reads slower than one chunk per Chunk is cut off.
+	Chunk time.Duration
+}
+
+// DefaultDeadlines are the daemon's deadlines.
+var DefaultDeadlines = Deadlines{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: time.Minute, Idle: 2 * time.Minute, Chunk: 30 * time.Second}
+
+// withDefaults fills zero fields from DefaultDeadlines.
+func (d Deadlines) withDefaults() Deadlines {
+	def := DefaultDeadlines
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&d.ReadHeader, &def.ReadHeader}, {&d.Read, &def.Read}, {&d.Write, &def.Write}, {&d.Idle, &def.Idle}, {&d.Chunk, &def.Chunk},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return d
+}
+
+// HTTPServer returns an http.Server for the API's routes (see Handler)
+// with the server's deadlines.
+func (s *Server) HTTPServer(requireToken bool) *http.Server {
+	return newHTTPServer(s.Handler(requireToken), s.Deadlines.withDefaults())
 }
 
 // Handler returns the API's routes. When requireToken is true every /v1
@@ -111,9 +165,17 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		if _, ok := certName(r, s.ClientNames); ok {
+			next.ServeHTTP(w, r)
+			return
+		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || s.Token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
-			s.fail(w, Errorf(KindUnauthorized, "missing or wrong bearer token"))
+			msg := "missing or wrong bearer token"
+			if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+				msg += fmt.Sprintf(" (the client certificate %q is not in listen.tls.client_names)", Escape(r.TLS.PeerCertificates[0].Subject.CommonName))
+			}
+			s.fail(w, Errorf(KindUnauthorized, "%s", msg))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -145,7 +207,12 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	rearm := func() {}
+	if req.Wait {
+		rearm = s.awaitLong(w, r)
+	}
 	resp, err := s.Backend.Sync(r.Context(), r.PathValue("name"), req.Wait)
+	rearm()
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -185,14 +252,86 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, run)
 }
 
+// backupChunk is how much of a backup is written under one Chunk deadline.
+const backupChunk = 256 << 10
+
+// backup copies the state to a snapshot file first and streams that: the
+// backend's read transaction lasts as long as a local copy takes, never as
+// long as the client takes to read (a bbolt reader held open blocks the
+// writer that must grow the file, and with it every later reader: status,
+// runs, /metrics). The snapshot is unlinked as soon as it is created, so
+// nothing is left behind whatever happens; each chunk has its own write
+// deadline, so a client that stops reading is cut off.
 func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
+	if !s.backupMu.TryLock() {
+		s.fail(w, Errorf(KindUnavailable, "another backup is in progress; try again when it has ended"))
+		return
+	}
+	defer s.backupMu.Unlock()
+	dir := s.SpoolDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	f, err := os.CreateTemp(dir, ".backup-*.db")
+	if err != nil {
+		s.fail(w, fmt.Errorf("backup: snapshot file: %w", err))
+		return
+	}
+	_ = os.Remove(f.Name())
+	defer f.Close()
+	n, err := s.Backend.Backup(r.Context(), f)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		s.fail(w, fmt.Errorf("backup: write snapshot in %s: %w", dir, err))
+		return
+	}
+	chunk := s.Deadlines.withDefaults().Chunk
+	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="state.db"`)
-	if _, err := s.Backend.Backup(r.Context(), w); err != nil {
-		// The status line is gone once bytes were written: the client
-		// sees a short body and its own check fails.
-		s.Logger.Error().Err(err).Msg("backup failed")
+	w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+	w.WriteHeader(http.StatusOK)
+	buf := make([]byte, backupChunk)
+	var sent int64
+	for {
+		k, rerr := f.Read(buf)
+		if k > 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(chunk))
+			_, err := w.Write(buf[:k])
+			if err == nil {
+				err = rc.Flush()
+			}
+			if err != nil {
+				// The status line is gone: the client sees a short body
+				// and its own check fails.
+				s.Logger.Warn().Err(err).Int64("sent", sent).Int64("size", n).Dur("chunk_deadline", chunk).Msg("backup: client too slow or gone; connection cut")
+				return
+			}
+			sent += int64(k)
+		}
+		if rerr == io.EOF {
+			return
+		}
+		if rerr != nil {
+			s.Logger.Error().Err(rerr).Int64("sent", sent).Msg("backup: read snapshot")
+			return
+		}
 	}
+}
+
+// awaitLong lifts the connection's deadlines while a handler waits for a
+// run to end: the wait ends with the run, or with the request's context
+// when the client goes away. It reads the (bounded) body to its end, which
+// is what lets net/http watch the connection and cancel that context. The
+// returned func re-arms the write deadline before the answer is written.
+func (s *Server) awaitLong(w http.ResponseWriter, r *http.Request) func() {
+	_, _ = io.Copy(io.Discard, r.Body)
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	return func() { _ = rc.SetWriteDeadline(time.Now().Add(s.Deadlines.withDefaults().Write)) }
 }
 
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
@@ -204,7 +343,12 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
+	rearm := func() {}
+	if req.Wait {
+		rearm = s.awaitLong(w, r)
+	}
 	resp, err := s.Backend.Replay(r.Context(), id, req)
+	rearm()
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -272,12 +416,18 @@ func ListenUnix(path, group string) (net.Listener, error) {
 	return l, nil
 }
 
-// NewHTTPServer returns an http.Server with the timeouts the daemon uses.
+// NewHTTPServer returns an http.Server for h with DefaultDeadlines (see
+// Server.HTTPServer for the API's own).
 func NewHTTPServer(h http.Handler) *http.Server {
+	return newHTTPServer(h, DefaultDeadlines)
+}
+
+func newHTTPServer(h http.Handler, d Deadlines) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: d.ReadHeader,
+		ReadTimeout:       d.Read,
+		WriteTimeout:      d.Write,
+		IdleTimeout:       d.Idle,
 	}
 }

@@ -12,23 +12,36 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sre-tools/deployer/api"
 )
 
 // backend is a fake of our own Backend interface.
 type backend struct {
-	runs    map[uint64]api.Run
-	mu      sync.Mutex
-	filters []api.DeploymentFilter // what Deployments was asked
+	syncWait time.Duration // how long Sync with wait takes (it honours ctx)
+	gaveUp   chan error    // gets ctx.Err() when a waiting Sync's context ends
+	runs     map[uint64]api.Run
+	mu       sync.Mutex
+	filters  []api.DeploymentFilter // what Deployments was asked
 }
 
 func (b *backend) Status(context.Context) (api.Status, error) {
 	return api.Status{Host: "h1", Repos: []api.RepoStatus{{Name: "cc"}}}, nil
 }
-func (b *backend) Sync(_ context.Context, repo string, _ bool) (api.SyncResponse, error) {
+func (b *backend) Sync(ctx context.Context, repo string, wait bool) (api.SyncResponse, error) {
 	if repo != "cc" {
 		return api.SyncResponse{}, api.Errorf(api.KindNotFound, "unknown repo %q", repo)
+	}
+	if wait && b.syncWait > 0 {
+		select {
+		case <-ctx.Done():
+			if b.gaveUp != nil {
+				b.gaveUp <- ctx.Err()
+			}
+			return api.SyncResponse{}, ctx.Err()
+		case <-time.After(b.syncWait):
+		}
 	}
 	return api.SyncResponse{Repo: repo, Queued: true}, nil
 }
@@ -195,4 +208,70 @@ func (b *backend) CancelDeployment(context.Context, string) (api.Deployment, err
 
 func (b *backend) Replay(context.Context, uint64, api.ReplayRequest) (api.SyncResponse, error) {
 	return api.SyncResponse{}, nil
+}
+
+// serveDeadlines serves a fake backend with short deadlines on 127.0.0.1.
+func serveDeadlines(t *testing.T, b *backend, d api.Deadlines) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := (&api.Server{Backend: b, Deadlines: d}).HTTPServer(false)
+	if hs.ReadHeaderTimeout != d.ReadHeader || hs.ReadTimeout != d.Read || hs.WriteTimeout != d.Write || hs.IdleTimeout <= 0 {
+		t.Fatalf("server deadlines %v %v %v %v, want %+v", hs.ReadHeaderTimeout, hs.ReadTimeout, hs.WriteTimeout, hs.IdleTimeout, d)
+	}
+	go hs.Serve(l)
+	t.Cleanup(func() { hs.Close() })
+	return l.Addr().String()
+}
+
+// A client that sends half a request header is cut off after ReadHeader.
+func TestSlowHeaderIsCut(t *testing.T) {
+	addr := serveDeadlines(t, &backend{}, api.Deadlines{ReadHeader: 200 * time.Millisecond, Read: time.Second, Write: time.Second})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /v1/status HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	_, err = io.ReadAll(c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("a half-sent header held the connection for %s", time.Since(start))
+	}
+	t.Logf("half-sent header: connection closed after %s", time.Since(start).Round(time.Millisecond))
+}
+
+// A sync that waits for its run longer than the read and write deadlines
+// still gets its answer: the handler lifts them while it waits.
+func TestSyncWaitOutlastsDeadlines(t *testing.T) {
+	b := &backend{syncWait: 900 * time.Millisecond, gaveUp: make(chan error, 2)}
+	addr := serveDeadlines(t, b, api.Deadlines{ReadHeader: 200 * time.Millisecond, Read: 300 * time.Millisecond, Write: 300 * time.Millisecond})
+	c := api.NewRemoteClient("http://"+addr, "")
+	resp, err := c.Sync(context.Background(), "cc", true)
+	if err != nil || !resp.Queued {
+		t.Fatalf("sync --wait over the deadlines: got %+v, %v", resp, err)
+	}
+	// And a wait the client gives up on ends the backend's wait.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.Sync(ctx, "cc", true); err == nil {
+		t.Fatal("a sync whose client gave up answered")
+	}
+	select {
+	case err := <-b.gaveUp:
+		t.Logf("the daemon stopped waiting when the client went away: %v", err)
+	case <-time.After(600 * time.Millisecond):
+		t.Fatal("the daemon went on waiting for a client that went away")
+	}
+	select {
+	case err := <-b.gaveUp:
+		t.Fatalf("a wait was cancelled twice or the first one was cut: %v", err)
+	default:
+	}
 }

@@ -26,24 +26,41 @@ type Dialer func(Host) (Daemon, error)
 
 // DialAPI returns an API client for h: unix:// URLs talk to the socket,
 // http(s) URLs send the bearer token read from h.TokenFile.
-func DialAPI(h Host) (Daemon, error) {
-	u, err := url.Parse(h.URL)
-	if err != nil {
-		return nil, fmt.Errorf("host %s: url: %w", h.Name, err)
+func DialAPI(h Host) (Daemon, error) { return TLSDialer(api.ClientTLS{})(h) }
+
+// TLSDialer returns a Dialer that reaches every https host with t: its CA
+// bundle trusted besides the system's roots, its client certificate
+// presented. With a client certificate an https host may have no
+// token_file (the daemon lets the certificate's name in).
+func TLSDialer(t api.ClientTLS) Dialer {
+	return func(h Host) (Daemon, error) {
+		u, err := url.Parse(h.URL)
+		if err != nil {
+			return nil, fmt.Errorf("host %s: url: %w", h.Name, err)
+		}
+		if u.Scheme == "unix" {
+			return api.NewUnixClient(u.Path), nil
+		}
+		tok := ""
+		switch {
+		case h.TokenFile != "":
+			b, err := os.ReadFile(h.TokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("host %s: read token file: %w", h.Name, err)
+			}
+			if tok = strings.TrimSpace(string(b)); tok == "" {
+				return nil, fmt.Errorf("host %s: token file %s is empty", h.Name, h.TokenFile)
+			}
+		case u.Scheme != "https" || t.CertFile == "":
+			return nil, fmt.Errorf("host %s: %s needs a token_file (or, over https, a client certificate: --cert-file, --key-file)", h.Name, h.URL)
+		}
+		if u.Scheme != "https" {
+			return api.NewRemoteClient(h.URL, tok), nil
+		}
+		c, err := api.NewRemoteClientTLS(h.URL, tok, t)
+		if err != nil {
+			return nil, fmt.Errorf("host %s: %w", h.Name, err)
+		}
+		return c, nil
 	}
-	if u.Scheme == "unix" {
-		return api.NewUnixClient(u.Path), nil
-	}
-	if h.TokenFile == "" {
-		return nil, fmt.Errorf("host %s: %s needs a token_file", h.Name, h.URL)
-	}
-	b, err := os.ReadFile(h.TokenFile)
-	if err != nil {
-		return nil, fmt.Errorf("host %s: read token file: %w", h.Name, err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return nil, fmt.Errorf("host %s: token file %s is empty", h.Name, h.TokenFile)
-	}
-	return api.NewRemoteClient(h.URL, tok), nil
 }

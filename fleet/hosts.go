@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sre-tools/deployer/api"
 )
 
 // Host is one deployer host of the fleet.
@@ -45,8 +48,15 @@ var hostKeys = []string{"name", "datacenter", "url", "token_file"}
 // URL answering the list as JSON, or a YAML or JSON file. A relative
 // token_file in a file is relative to the file's directory.
 func Load(ctx context.Context, source string) ([]Host, error) {
+	return LoadWith(ctx, source, nil)
+}
+
+// LoadWith is Load fetching an inventory URL with client (nil means
+// http.DefaultClient): give it one that trusts the inventory's CA, see
+// api.ClientTLS.HTTPClient.
+func LoadWith(ctx context.Context, source string, client *http.Client) ([]Host, error) {
 	if strings.HasPrefix(source, "http://") || strings.HasPrefix(source, "https://") {
-		data, err := fetchInventory(ctx, source)
+		data, err := fetchInventory(ctx, source, client)
 		if err != nil {
 			return nil, err
 		}
@@ -68,14 +78,24 @@ func Load(ctx context.Context, source string) ([]Host, error) {
 	return hosts, nil
 }
 
-func fetchInventory(ctx context.Context, u string) ([]byte, error) {
+func fetchInventory(ctx context.Context, u string, client *http.Client) ([]byte, error) {
+	if client == nil {
+		client = http.DefaultClient
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInventory, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		if why, ok := api.TLSReason(err, "pass --inventory-ca-file (or --ca-file) with the CA bundle that signed it"); ok {
+			return nil, fmt.Errorf("%w: get %s: %s", ErrInventory, u, why)
+		}
 		return nil, fmt.Errorf("%w: get %s: %v", ErrInventory, u, err)
 	}
 	defer resp.Body.Close()
@@ -272,7 +292,7 @@ func checkURL(h Host) string {
 		if u.Host == "" {
 			return fmt.Sprintf("url %q has no host", h.URL)
 		}
-		if h.TokenFile == "" {
+		if h.TokenFile == "" && u.Scheme == "http" {
 			return fmt.Sprintf("url %q needs token_file: a daemon's TCP API wants a bearer token", h.URL)
 		}
 	case "unix":

@@ -49,6 +49,16 @@ type Edit struct {
 	// Trail is, for an exact insert, the exact whitespace to put after the
 	// element. It may contain only XML whitespace.
 	Trail string `json:"trail,omitempty"`
+	// Sig is the identity Diff records: the signature (tag, attributes,
+	// text and descendants) of the edited element (for an insert, of the
+	// parent) as it was in the old version. Reapply finds the element by it
+	// when the file moved; edits without it (older journal entries) are
+	// re-applied by position only.
+	Sig string `json:"sig,omitempty"`
+	// BasePath is the element's path in the old version, before the edits
+	// before this one: a hint next to Sig (Path is where Apply finds it
+	// after them).
+	BasePath string `json:"base_path,omitempty"`
 }
 
 // String renders the edit for commit messages, for example
@@ -93,9 +103,15 @@ func firstRune(s string) rune {
 // Apply applies edits in order to data by splicing bytes: only the edited
 // attribute, text or element changes. An edit whose path does not match
 // exactly one element fails with a *TargetError (wrapped) naming the path.
+// The document is parsed with the default Limits.
 func Apply(data []byte, edits []Edit) ([]byte, error) {
+	return ApplyLimits(data, edits, Limits{})
+}
+
+// ApplyLimits is Apply with the given Limits.
+func ApplyLimits(data []byte, edits []Edit, lim Limits) ([]byte, error) {
 	for i, e := range edits {
-		doc, err := ParseDocument(data)
+		doc, err := ParseDocumentLimits(data, lim)
 		if err != nil {
 			return nil, fmt.Errorf("apply: %w", err)
 		}
@@ -435,7 +451,7 @@ func (d *Document) indentUnit() string {
 }
 
 func (d *Document) insert(n *node, index int, xml string) ([]byte, error) {
-	frag, err := fragment(xml)
+	frag, err := fragment(xml, d.lim)
 	if err != nil {
 		return nil, err
 	}
@@ -516,9 +532,9 @@ func lineBreaks(b []byte) int {
 
 // fragment checks that xml is exactly one element and normalizes its line
 // endings to LF.
-func fragment(xml string) (string, error) {
+func fragment(xml string, lim Limits) (string, error) {
 	trimmed := strings.TrimSpace(xml)
-	fd, err := ParseDocument([]byte(trimmed))
+	fd, err := ParseDocumentLimits([]byte(trimmed), lim)
 	if err != nil {
 		return "", fmt.Errorf("%w: insert: %v", ErrBadEdit, err)
 	}

@@ -3,7 +3,9 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 var (
@@ -33,12 +35,16 @@ type SyntaxError struct {
 	Offset    int // byte offset
 	Line, Col int // 1-based; Col counts characters
 	Msg       string
+	Limit     bool // the document exceeds a Limits cap (errors.Is ErrLimit)
 }
 
 func (e *SyntaxError) Error() string { return fmt.Sprintf("%d:%d: %s", e.Line, e.Col, e.Msg) }
 
 // Is makes errors.Is(err, ErrSyntax) true.
-func (e *SyntaxError) Is(target error) bool { return target == ErrSyntax }
+// It also matches ErrLimit when a cap was exceeded.
+func (e *SyntaxError) Is(target error) bool {
+	return target == ErrSyntax || e.Limit && target == ErrLimit
+}
 
 // TargetError is returned when an edit's target is not exactly one element
 // (or the attribute to change is gone).
@@ -78,7 +84,11 @@ type Problem struct {
 // Error renders the problem as "file:line:col: message (hint: ...)".
 func (p Problem) Error() string {
 	var sb strings.Builder
-	sb.WriteString(p.File)
+	if strings.IndexFunc(p.File, unicode.IsControl) >= 0 {
+		sb.WriteString(strconv.Quote(p.File)) // a file name never starts a new line
+	} else {
+		sb.WriteString(p.File)
+	}
 	if p.Line > 0 {
 		fmt.Fprintf(&sb, ":%d:%d", p.Line, p.Col)
 	}

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -31,44 +32,42 @@ func (m *Manifest) readInstance(root, file string) (Instance, *Document, error) 
 	if msg != "" {
 		return Instance{}, nil, &ProblemsError{Problems: []Problem{{File: file, Message: "instance path " + msg, Hint: "instance files are slash paths inside the repository"}}}
 	}
-	if p := checkInside(root, file); p != "" {
-		return Instance{}, nil, &ProblemsError{Problems: []Problem{{File: file, Message: p, Hint: "instance files must resolve inside the repository"}}}
-	}
-	data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(file)))
-	if err != nil {
+	lim := m.Limits.withDefaults()
+	data, err := ReadRepoFile(root, file, lim.InstanceFileBytes)
+	switch {
+	case errors.Is(err, ErrLimit):
+		return Instance{}, nil, &ProblemsError{Problems: []Problem{{File: file, Message: strings.TrimPrefix(err.Error(), file+": "),
+			Hint: "raise limits.instance_file_bytes in the host config, or shrink the file"}}}
+	case errors.Is(err, ErrOutsideRepo) || errors.Is(err, ErrInvalid):
+		return Instance{}, nil, &ProblemsError{Problems: []Problem{{File: file, Message: strings.TrimPrefix(err.Error(), file+": "),
+			Hint: "instance files must be regular files that resolve inside the repository"}}}
+	case err != nil:
 		return Instance{}, nil, fmt.Errorf("read instance %s: %w", file, err)
 	}
-	doc, err := ParseDocument(data)
+	doc, err := ParseDocumentLimits(data, lim)
 	if err != nil {
 		return Instance{}, nil, &ProblemsError{Problems: []Problem{syntaxProblem(file, err)}}
 	}
 	stem := strings.TrimSuffix(path.Base(file), path.Ext(file))
 	inst := Instance{Name: InstanceName(stem), File: file}
 	if a, _, ok := doc.elem.attr(m.Instances.Key); ok {
+		line, col := doc.Position(a.start)
 		if a.value == "" {
-			line, col := doc.Position(a.start)
 			return Instance{}, nil, &ProblemsError{Problems: []Problem{{File: file, Line: line, Col: col,
 				Message: fmt.Sprintf("key attribute %q is empty", m.Instances.Key), Hint: "give the instance a name or remove the attribute to use the file name"}}}
 		}
+		if CheckInstanceName(a.value) != nil {
+			return Instance{}, nil, &ProblemsError{Problems: []Problem{{File: file, Line: line, Col: col,
+				Message: fmt.Sprintf("instance name %q (attribute %q) does not follow the grammar [A-Za-z0-9][A-Za-z0-9._-]{0,127}", a.value, m.Instances.Key),
+				Hint:    InstanceNameRule}}}
+		}
 		inst.Name = InstanceName(a.value)
+	} else if CheckInstanceName(stem) != nil {
+		return Instance{}, nil, &ProblemsError{Problems: []Problem{{File: file,
+			Message: fmt.Sprintf("instance name %q (the file name) does not follow the grammar [A-Za-z0-9][A-Za-z0-9._-]{0,127}", stem),
+			Hint:    InstanceNameRule + "; rename the file or set the key attribute on the root element"}}}
 	}
 	return inst, doc, nil
-}
-
-// checkInside resolves symlinks of root/file and reports an escape ("" when fine).
-func checkInside(root, file string) string {
-	rroot, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		return ""
-	}
-	full, err := filepath.EvalSymlinks(filepath.Join(root, filepath.FromSlash(file)))
-	if err != nil {
-		return "" // reading reports it
-	}
-	if !within(rroot, full) {
-		return fmt.Sprintf("instance file resolves to %s, outside the repository", full)
-	}
-	return ""
 }
 
 // ListInstances returns every instance file, sorted by File. Problems (bad

@@ -150,7 +150,7 @@ func checkExact(e Edit) error {
 // insertExact applies an insert with Node set: Lead, the XML verbatim and
 // Trail replace the whitespace between the items that will surround it.
 func (d *Document) insertExact(n *node, e Edit) ([]byte, error) {
-	fd, err := ParseDocument([]byte(e.XML))
+	fd, err := ParseDocumentLimits([]byte(e.XML), d.lim)
 	if err != nil {
 		return nil, fmt.Errorf("%w: insert: %v", ErrBadEdit, err)
 	}

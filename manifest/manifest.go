@@ -40,6 +40,9 @@ type Manifest struct {
 	Steps     []Step    // document order
 	OnChange  *OnChange // nil when absent
 	Schedules []Schedule
+	// Limits are the Options' limits with defaults filled; ReadInstance and
+	// ListInstances read instance files within them.
+	Limits Limits
 }
 
 // InstanceSet says where instance files live. Defaults: "instances", "*.xml", "name".
@@ -85,6 +88,9 @@ type Options struct {
 	// AllowStepDirs are absolute host directories under which a step's run
 	// path may also point.
 	AllowStepDirs []string
+	// Limits caps the size and depth of deployer.xml and of the instance
+	// files the manifest reads; zero fields take the defaults.
+	Limits Limits
 }
 
 // Parse parses and validates a manifest. name is used in messages. Every
@@ -95,25 +101,43 @@ func Parse(name string, data []byte, opts Options) (*Manifest, error) {
 }
 
 func parse(name string, data []byte, opts Options) (*Manifest, *validator, error) {
-	doc, err := ParseDocument(data)
+	doc, err := ParseDocumentLimits(data, opts.Limits)
 	if err != nil {
 		return nil, nil, &ProblemsError{Problems: []Problem{syntaxProblem(name, err)}}
 	}
+	for _, c := range doc.root.children {
+		if c.kind == kindDoctype {
+			line, col := doc.Position(c.start)
+			return nil, nil, &ProblemsError{Problems: []Problem{{File: name, Line: line, Col: col,
+				Message: "DOCTYPE is not allowed in the manifest", Hint: "remove the <!DOCTYPE ...> declaration; the manifest needs no DTD or entities"}}}
+		}
+	}
 	v := &validator{file: name, doc: doc, opts: opts}
 	m := v.manifest()
+	m.Limits = opts.Limits.withDefaults()
 	if len(v.problems) > 0 {
 		return nil, nil, &ProblemsError{Problems: v.problems}
 	}
 	return m, v, nil
 }
 
-// Load reads root/deployer.xml, validates it and checks that every relative
-// run path names an existing regular file that resolves (symlinks followed)
-// inside root, and every absolute one a file inside an allowed directory.
+// Load reads root/deployer.xml with ReadRepoFile's rule (a regular file that
+// resolves inside root, within Limits.InstanceFileBytes), validates it and
+// checks that every relative run path names a regular file that resolves
+// (symlinks followed) inside root, and every absolute one a file inside an
+// allowed directory.
 func Load(root string, opts Options) (*Manifest, error) {
-	data, err := os.ReadFile(filepath.Join(root, FileName))
+	lim := opts.Limits.withDefaults()
+	data, err := ReadRepoFile(root, FileName, lim.InstanceFileBytes)
 	if err != nil {
-		return nil, fmt.Errorf("load manifest: %w", err)
+		hint := "deployer.xml must be a regular file inside the repository"
+		if errors.Is(err, ErrLimit) {
+			hint = "raise limits.instance_file_bytes in the host config, or shrink the file"
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("load manifest: %w", err)
+		}
+		return nil, &ProblemsError{Problems: []Problem{{File: FileName, Message: err.Error(), Hint: hint}}}
 	}
 	m, v, err := parse(FileName, data, opts)
 	if err != nil {
@@ -136,15 +160,22 @@ func Load(root string, opts Options) (*Manifest, error) {
 
 // checkRunFile resolves run and reports what is wrong with it ("" when fine).
 func checkRunFile(root, run string, opts Options) string {
-	var full string
-	var allowed []string
-	if path.IsAbs(run) {
-		full = filepath.FromSlash(run)
-		allowed = opts.AllowStepDirs
-	} else {
-		full = filepath.Join(root, filepath.FromSlash(run))
-		allowed = []string{root}
+	if !path.IsAbs(run) {
+		if _, err := StatRepoFile(root, run); err != nil {
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				return fmt.Sprintf("run file %q does not exist", run)
+			case errors.Is(err, ErrOutsideRepo):
+				return fmt.Sprintf("run file %q resolves outside the repository", run)
+			case errors.Is(err, ErrInvalid):
+				return fmt.Sprintf("run file %q is not a regular file", run)
+			}
+			return fmt.Sprintf("run file %q: %v", run, err)
+		}
+		return ""
 	}
+	full := filepath.FromSlash(run)
+	allowed := opts.AllowStepDirs
 	resolved, err := filepath.EvalSymlinks(full)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

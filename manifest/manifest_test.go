@@ -41,6 +41,7 @@ func TestParseGood(t *testing.T) {
 		OnChange: &manifest.OnChange{Steps: []manifest.StepName{"instance-configure", "instance-redeploy"}, Bucket: 5, MaxFailures: 2},
 		Schedules: []manifest.Schedule{{Name: "nightly", Cron: "0 3 * * 1-5", TZ: "Europe/Berlin", Steps: []manifest.StepName{"instance-redeploy"},
 			Select: "instances/*.xml", Where: "/instance[@tier='gold']", Bucket: 10, MaxFailures: 3, Line: 8}},
+		Limits: manifest.DefaultLimits(),
 	}
 	if !reflect.DeepEqual(m, want) {
 		t.Errorf("got  %+v\nwant %+v", m, want)
@@ -267,10 +268,10 @@ func TestLoadRunProblems(t *testing.T) {
 		{"missing file", nil, "scripts/none.sh", `step "s": run file "scripts/none.sh" does not exist`},
 		{"symlink out of the repo", func(root string) error {
 			return os.Symlink(filepath.Join(outside, "evil.sh"), filepath.Join(root, "link.sh"))
-		}, "link.sh", `outside the allowed directories`},
+		}, "link.sh", `run file "link.sh" resolves outside the repository`},
 		{"directory symlink out of the repo", func(root string) error {
 			return os.Symlink(outside, filepath.Join(root, "scripts"))
-		}, "scripts/evil.sh", `outside the allowed directories`},
+		}, "scripts/evil.sh", `run file "scripts/evil.sh" resolves outside the repository`},
 		{"a directory", func(root string) error { return os.Mkdir(filepath.Join(root, "dir"), 0o755) }, "dir", `is not a regular file`},
 		{"symlink inside the repo", func(root string) error {
 			if err := os.WriteFile(filepath.Join(root, "real.sh"), nil, 0o755); err != nil {

@@ -464,6 +464,20 @@ func checkCron(spec string) (err error) {
 	if strings.TrimSpace(spec) == "" {
 		return fmt.Errorf("empty spec")
 	}
+	rest := strings.TrimSpace(spec)
+	if strings.HasPrefix(rest, "CRON_TZ=") || strings.HasPrefix(rest, "TZ=") {
+		if i := strings.IndexAny(rest, " \t"); i >= 0 {
+			rest = strings.TrimSpace(rest[i:])
+		}
+	}
+	if d, ok := strings.CutPrefix(rest, "@every "); ok {
+		// robfig/cron accepts a negative or zero interval and then fires
+		// every second.
+		every, err := time.ParseDuration(strings.TrimSpace(d))
+		if err == nil && every < time.Second {
+			return fmt.Errorf("@every needs an interval of at least 1s, not %s", strings.TrimSpace(d))
+		}
+	}
 	_, err = cron.ParseStandard(spec)
 	return err
 }

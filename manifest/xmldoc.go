@@ -55,6 +55,7 @@ type Document struct {
 	elem     *node // the root element
 	entities map[string]bool
 	newline  string // the document's dominant line ending
+	lim      Limits // the limits it was parsed with
 
 	mirOnce sync.Once
 	mir     *mirror
@@ -62,14 +63,28 @@ type Document struct {
 	indent  string // one level of indentation, see indentUnit
 }
 
-// ParseDocument parses data losslessly. It returns a *SyntaxError when data is
-// not well-formed XML.
+// ParseDocument parses data losslessly with the default Limits. It returns a
+// *SyntaxError when data is not well-formed XML or exceeds a limit.
 func ParseDocument(data []byte) (*Document, error) {
-	p := &parser{src: data, entities: map[string]bool{}}
+	return ParseDocumentLimits(data, Limits{})
+}
+
+// ParseDocumentLimits parses data losslessly, refusing documents larger than
+// lim.InstanceFileBytes or nested deeper than lim.XMLDepth (zero fields take
+// the defaults) with a *SyntaxError that wraps ErrLimit and names the host
+// config key that raises the cap.
+func ParseDocumentLimits(data []byte, lim Limits) (*Document, error) {
+	lim = lim.withDefaults()
+	if int64(len(data)) > lim.InstanceFileBytes {
+		return nil, &SyntaxError{Offset: 0, Line: 1, Col: 1, Limit: true,
+			Msg: fmt.Sprintf("document is %d bytes, over the cap of %d bytes (raise limits.instance_file_bytes in the host config)", len(data), lim.InstanceFileBytes)}
+	}
+	p := &parser{src: data, entities: map[string]bool{}, maxDepth: lim.XMLDepth}
 	doc, err := p.parse()
 	if err != nil {
 		return nil, err
 	}
+	doc.lim = lim
 	return doc, nil
 }
 
@@ -110,6 +125,7 @@ type parser struct {
 	pos      int
 	entities map[string]bool
 	stack    []*node
+	maxDepth int
 }
 
 func (p *parser) errorf(at int, format string, args ...any) error {
@@ -145,6 +161,11 @@ func (p *parser) parse() (*Document, error) {
 		}
 		n.parent = parent
 		parent.children = append(parent.children, n)
+		if n.kind == kindElement && len(p.stack) > p.maxDepth {
+			line, col := position(p.src, n.start)
+			return nil, &SyntaxError{Offset: n.start, Line: line, Col: col, Limit: true,
+				Msg: fmt.Sprintf("element <%s> is nested deeper than the cap of %d levels (raise limits.xml_depth in the host config)", n.name, p.maxDepth)}
+		}
 		if n.kind == kindElement && !n.selfClosing {
 			p.stack = append(p.stack, n)
 		}

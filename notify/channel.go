@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sre-tools/deployer/api"
 	"io"
 	"net/http"
 	"net/url"
@@ -69,6 +70,14 @@ func newHTTP(cfg ChannelConfig, opts ChannelOptions) (*httpClient, error) {
 		return nil, fmt.Errorf("channel %s: url %s is not an http(s) URL: %w", cfg.name(), RedactURL(cfg.URL), ErrInvalidConfig)
 	}
 	h := &httpClient{name: cfg.name(), base: cfg.URL, client: opts.Client, timeout: opts.Timeout, log: opts.Logger}
+	if cfg.CAFile != "" {
+		// A channel of its own: its CA must not widen what the others trust.
+		c, err := api.ClientTLS{CAFile: cfg.CAFile}.HTTPClient()
+		if err != nil {
+			return nil, fmt.Errorf("channel %s: %v: %w", cfg.name(), err, ErrInvalidConfig)
+		}
+		h.client = c
+	}
 	if h.client == nil {
 		h.client = &http.Client{}
 	}
@@ -139,6 +148,9 @@ func transportReason(err error) string {
 	}
 	if errors.Is(err, context.Canceled) {
 		return "canceled"
+	}
+	if why, ok := api.TLSReason(err, "set notify[].ca_file to the CA bundle that signed it"); ok {
+		return why
 	}
 	return err.Error()
 }

@@ -98,6 +98,9 @@ type ChannelConfig struct {
 	// or ids to value templates using {host}, {dc}, {repo}, {instance},
 	// {kind} and {id}.
 	Fields map[string]string
+	// CAFile is a PEM bundle trusted besides the system's roots for this
+	// channel's https URL (an internal CA).
+	CAFile string
 }
 
 func (c ChannelConfig) name() string {

@@ -6,7 +6,9 @@
 // Specs are standard five-field cron specs or descriptors (@daily,
 // @every 1h), optionally prefixed with CRON_TZ=zone; a schedule's tz names
 // its zone, else Options.Location. Specs are parsed under recover, because
-// robfig/cron panics on a malformed CRON_TZ= prefix.
+// robfig/cron panics on a malformed CRON_TZ= prefix. An @every interval
+// below one second (zero and negative ones included) is refused: robfig/cron
+// would round it up and fire every second.
 //
 // # Daylight saving
 //

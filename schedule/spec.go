@@ -51,6 +51,9 @@ func parse(cronSpec, tz string, def *time.Location) (sp *spec, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkEvery(full); err != nil {
+		return nil, fmt.Errorf("parse %q: %w: %v", cronSpec, ErrBadSpec, err)
+	}
 	sched, err := parser.Parse(full)
 	if err != nil {
 		return nil, fmt.Errorf("parse %q: %w: %v", cronSpec, ErrBadSpec, err)
@@ -69,6 +72,31 @@ func parse(cronSpec, tz string, def *time.Location) (sp *spec, err error) {
 		return nil, fmt.Errorf("parse %q: %w: never fires", cronSpec, ErrBadSpec)
 	}
 	return sp, nil
+}
+
+// checkEvery refuses an "@every D" whose D is below one second:
+// robfig/cron rounds any smaller interval, zero and negative ones included,
+// up to one second, so "@every -5s" would fire every second.
+func checkEvery(full string) error {
+	s := full
+	if hasZonePrefix(s) {
+		_, s, _ = strings.Cut(s, " ")
+	}
+	arg, ok := strings.CutPrefix(strings.TrimSpace(s), "@every ")
+	if !ok {
+		return nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(arg))
+	if err != nil {
+		return nil // the parser names the problem
+	}
+	if d <= 0 {
+		return fmt.Errorf("@every %s is not a positive interval (write e.g. @every 30s)", strings.TrimSpace(arg))
+	}
+	if d < time.Second {
+		return fmt.Errorf("@every %s is below one second, the smallest interval cron keeps (write e.g. @every 1s)", strings.TrimSpace(arg))
+	}
+	return nil
 }
 
 func hasZonePrefix(s string) bool {

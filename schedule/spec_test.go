@@ -132,6 +132,13 @@ func TestValidate(t *testing.T) {
 		{"never fires", "0 0 30 2 *", "", schedule.ErrBadSpec, "never"},
 		{"empty", "  ", "", schedule.ErrBadSpec, ""},
 		{"unknown descriptor", "@fortnightly", "", schedule.ErrBadSpec, ""},
+		{"every one second", "@every 1s", "", nil, ""},
+		{"every negative", "@every -5s", "", schedule.ErrBadSpec, "not a positive interval"},
+		{"every zero", "@every 0s", "", schedule.ErrBadSpec, "not a positive interval"},
+		{"every bare zero", "@every 0", "", schedule.ErrBadSpec, "not a positive interval"},
+		{"every negative with zone", "CRON_TZ=UTC @every -1m", "", schedule.ErrBadSpec, "not a positive interval"},
+		{"every negative, spaces", "  @every   -5s ", "", schedule.ErrBadSpec, "not a positive interval"},
+		{"every sub-second", "@every 500ms", "", schedule.ErrBadSpec, "below one second"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

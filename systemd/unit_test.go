@@ -95,6 +95,27 @@ func TestUnitKeepsWhatTheDaemonNeeds(t *testing.T) {
 			t.Errorf("%s=%s missing (%s); got %q", w.key, w.value, w.why, unit[w.key])
 		}
 	}
+	// Repository content is untrusted: memory and tasks are capped, with
+	// finite values (infinity is systemd's "no limit").
+	for _, key := range []string{"MemoryMax", "TasksMax", "MemorySwapMax"} {
+		v := unit[key]
+		if len(v) == 0 || v[len(v)-1] == "infinity" || v[len(v)-1] == "" {
+			t.Errorf("%s=%q, want a finite limit (untrusted repos must not exhaust the host)", key, v)
+		}
+	}
+	if v := unit["MemoryMax"]; len(v) > 0 {
+		if b, err := unitBytes(v[len(v)-1]); err != nil || b < 1<<30 {
+			t.Errorf("MemoryMax=%s: want at least 1G, the daemon's own ceiling (%v)", v[len(v)-1], err)
+		}
+	}
+	if v := unit["TasksMax"]; len(v) > 0 {
+		if n, err := strconv.Atoi(v[len(v)-1]); err != nil || n < 256 {
+			t.Errorf("TasksMax=%s: want a number of at least 256 (Go threads and parallel steps)", v[len(v)-1])
+		}
+	}
+	if v := unit["OOMPolicy"]; len(v) == 0 || v[len(v)-1] != "continue" {
+		t.Errorf("OOMPolicy=%q, want continue: a step's OOM kill must not stop the service", v)
+	}
 	if len(unit["WatchdogSec"]) == 0 {
 		t.Error("WatchdogSec= missing: the daemon pets the watchdog")
 	}
@@ -126,6 +147,28 @@ func TestUnitKeepsWhatTheDaemonNeeds(t *testing.T) {
 			t.Errorf("%s=%s: %s", f.key, v[len(v)-1], f.why)
 		}
 	}
+}
+
+// unitBytes parses a systemd byte size (1024-based suffixes K, M, G, T).
+func unitBytes(s string) (int64, error) {
+	mult := int64(1)
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			s = s[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	return v * mult, err
 }
 
 func systemdAnalyze(t *testing.T) string {

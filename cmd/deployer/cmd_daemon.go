@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -40,7 +43,9 @@ func newDaemonCmd(g *globalOptions) *cobra.Command {
 validates the config file.
 
 With --check-config, only validate the config file: every problem is printed
-as file:line: message. Exit status: 0 valid (or clean stop), 1 error.`,
+as file:line: message. Every TLS certificate and key it names is loaded; one
+that expires within 30 days is a warning, an expired or unloadable one an
+error. Exit status: 0 valid (or clean stop), 1 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path := g.configPath
@@ -52,7 +57,14 @@ as file:line: message. Exit status: 0 valid (or clean stop), 1 error.`,
 				return err
 			}
 			if o.checkConfig {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d repos)\n", path, len(cfg.Repos))
+				lines, problems := checkCerts(cfg, time.Now())
+				for _, l := range lines {
+					fmt.Fprintln(cmd.OutOrStdout(), l)
+				}
+				if len(problems) > 0 {
+					return &ConfigError{Problems: problems}
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d repos, %d certificates)\n", path, len(cfg.Repos), len(certUses(cfg)))
 				return nil
 			}
 			return runDaemon(cmd.Context(), cfg, path, newLogger(cfg.Log, os.Stderr))
@@ -77,6 +89,12 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 	if err != nil {
 		return err
 	}
+	certLines, certProblems := checkCerts(cfg, time.Now())
+	for _, l := range append(certLines, certProblems...) {
+		if !strings.HasPrefix(l, "ok: ") {
+			log.Warn().Str("check", l).Msg("tls certificate")
+		}
+	}
 	go watchHUP(ctx, path, d, log)
 	go notifySystemd(ctx, d, cfg.Listen.Socket, log)
 	log.Info().Str("host", opts.Host).Str("state", d.StatePath()).Str("socket", cfg.Listen.Socket).Int("repos", len(cfg.Repos)).Msg("daemon started")
@@ -93,7 +111,7 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 }
 
 func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server, error) {
-	srv := &api.Server{Backend: d, Logger: log, Metrics: d.MetricsHandler()}
+	srv := &api.Server{Backend: d, Logger: log, Metrics: d.MetricsHandler(), Deadlines: apiDeadlines, SpoolDir: filepath.Dir(d.StatePath())}
 	if cfg.Listen.WebhookSecretFile != "" {
 		secret, err := readSecretFile(cfg.Listen.WebhookSecretFile)
 		if err != nil {
@@ -108,22 +126,51 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 	if err != nil {
 		return nil, err
 	}
-	servers := []*http.Server{api.NewHTTPServer(srv.Handler(false))}
+	servers := []*http.Server{srv.HTTPServer(false)}
 	listeners := []net.Listener{ul}
+	uses := certUses(cfg)
 	if cfg.Listen.HTTP != "" {
-		tok, err := readSecretFile(cfg.Listen.TokenFile)
-		if err != nil {
-			ul.Close()
-			return nil, fmt.Errorf("listen.http %s: %w (the TCP API needs a token)", cfg.Listen.HTTP, err)
+		if cfg.Listen.TokenFile != "" {
+			tok, err := readSecretFile(cfg.Listen.TokenFile)
+			if err != nil {
+				ul.Close()
+				return nil, fmt.Errorf("listen.http %s: %w (the TCP API needs a token)", cfg.Listen.HTTP, err)
+			}
+			srv.Token = tok
 		}
-		srv.Token = tok
+		var tlsConf *tls.Config
+		if t := cfg.Listen.TLS; t != nil {
+			var reloader *api.CertReloader
+			var err error
+			tlsConf, reloader, err = api.ServerTLSConfig(api.ServerTLS{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile, ClientNames: t.ClientNames})
+			if err != nil {
+				ul.Close()
+				return nil, fmt.Errorf("listen.tls: %w", err)
+			}
+			srv.ClientNames = t.ClientNames
+			for i := range uses {
+				if uses[i].use == "api" {
+					uses[i].reloader = reloader
+				}
+			}
+		}
 		tl, err := net.Listen("tcp", cfg.Listen.HTTP)
 		if err != nil {
 			ul.Close()
 			return nil, fmt.Errorf("listen %s: %w", cfg.Listen.HTTP, err)
 		}
-		servers = append(servers, api.NewHTTPServer(srv.Handler(true)))
+		if tlsConf != nil {
+			tl = tls.NewListener(tl, tlsConf)
+		}
+		hs := srv.HTTPServer(true)
+		hs.ErrorLog = stdlog.New(tlsErrorLog{log}, "", 0)
+		servers = append(servers, hs)
 		listeners = append(listeners, tl)
+	}
+	if len(uses) > 0 {
+		if err := d.RegisterCollector(&certCollector{uses: uses}); err != nil {
+			log.Warn().Err(err).Msg("tls certificate expiry metric")
+		}
 	}
 	for i, s := range servers {
 		go func() {
@@ -134,6 +181,19 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 	}
 	return servers, nil
 }
+
+// tlsErrorLog sends net/http's own lines (TLS handshake errors of clients
+// with an untrusted or no certificate) to the daemon's log at debug level:
+// a port scanner must not flood it.
+type tlsErrorLog struct{ log zerolog.Logger }
+
+func (t tlsErrorLog) Write(p []byte) (int, error) {
+	t.log.Debug().Str("line", strings.TrimSpace(string(p))).Msg("api connection")
+	return len(p), nil
+}
+
+// apiDeadlines bound every API connection (tests shorten them).
+var apiDeadlines = api.DefaultDeadlines
 
 // notifySystemd tells systemd (Type=notify) that the daemon is ready once
 // every checkout is open, keeps STATUS= current, and pets the watchdog only
@@ -223,7 +283,8 @@ func watchHUP(ctx context.Context, path string, d *daemon.Daemon, log zerolog.Lo
 }
 
 func daemonOpts(cfg *Config, log zerolog.Logger) (daemon.Options, error) {
-	opts := daemon.Options{Host: cfg.Host, StateDir: cfg.StateDir, AllowStepDirs: cfg.AllowStepDirs, StepEnv: cfg.StepEnv, Logger: log}
+	opts := daemon.Options{Host: cfg.Host, StateDir: cfg.StateDir, AllowStepDirs: cfg.AllowStepDirs, StepEnv: cfg.StepEnv, Logger: log,
+		Limits: cfg.ManifestLimits()}
 	opts.Datacenter = cfg.Datacenter
 	opts.ShutdownGrace = 30 * time.Second
 	if cfg.ShutdownGrace != nil {
@@ -255,17 +316,9 @@ func daemonOpts(cfg *Config, log zerolog.Logger) (daemon.Options, error) {
 // secrets from files; two channels of one kind are named kind-2, kind-3...
 func notifyChannels(cfg *Config) ([]notify.ChannelConfig, error) {
 	var out []notify.ChannelConfig
-	seen := map[string]int{}
 	for i, n := range cfg.Notify {
-		c := notify.ChannelConfig{Name: n.Name, Kind: notify.ChannelKind(n.Kind), URL: n.URL, Reminder: time.Duration(n.Reminder),
-			Project: n.Project, IssueType: n.IssueType, Fields: n.Fields}
-		if c.Name == "" {
-			seen[n.Kind]++
-			c.Name = n.Kind
-			if seen[n.Kind] > 1 {
-				c.Name = fmt.Sprintf("%s-%d", n.Kind, seen[n.Kind])
-			}
-		}
+		c := notify.ChannelConfig{Name: channelName(cfg, i), Kind: notify.ChannelKind(n.Kind), URL: n.URL, Reminder: time.Duration(n.Reminder),
+			Project: n.Project, IssueType: n.IssueType, Fields: n.Fields, CAFile: n.CAFile}
 		var err error
 		if n.URLFile != "" {
 			if c.URL, err = readSecretFile(n.URLFile); err != nil {
@@ -285,6 +338,25 @@ func notifyChannels(cfg *Config) ([]notify.ChannelConfig, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// channelName is the name of notify[i]: its name, else its kind, and
+// kind-2, kind-3... for later unnamed channels of the same kind.
+func channelName(cfg *Config, i int) string {
+	n := cfg.Notify[i]
+	if n.Name != "" {
+		return n.Name
+	}
+	k := 0
+	for _, o := range cfg.Notify[:i+1] {
+		if o.Name == "" && o.Kind == n.Kind {
+			k++
+		}
+	}
+	if k > 1 {
+		return fmt.Sprintf("%s-%d", n.Kind, k)
+	}
+	return n.Kind
 }
 
 // authSource identifies where a repo's credentials come from and what those

@@ -87,7 +87,7 @@ func newDeploymentsCmd(g *globalOptions) *cobra.Command {
 			t := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(t, "ID\tREPO\tSTATE\tSELECT\tINSTANCES\tCREATED")
 			for _, d := range ds {
-				fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Repo, d.State, d.Request.Select, countSummary(d.Counts), d.Created.Local().Format("2006-01-02 15:04"))
+				printf(t, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Repo, d.State, d.Request.Select, countSummary(d.Counts), d.Created.Local().Format("2006-01-02 15:04"))
 			}
 			return t.Flush()
 		},
@@ -145,9 +145,9 @@ func watchDeployment(ctx context.Context, w io.Writer, g *globalOptions, c *api.
 		}
 		line := progressLine(d)
 		if tty {
-			fmt.Fprintf(w, "\r\033[K%s", line)
+			printf(w, "\r\033[K%s", line)
 		} else if line != last {
-			fmt.Fprintln(w, line)
+			printf(w, "%s\n", line)
 		}
 		last = line
 		if d.Finished != nil {
@@ -195,20 +195,20 @@ func printDeployment(w io.Writer, g *globalOptions, d api.Deployment, human stri
 		return printJSON(w, d)
 	}
 	if human != "" {
-		fmt.Fprintln(w, human)
+		printf(w, "%s\n", human)
 		return nil
 	}
-	fmt.Fprintf(w, "deployment %s on %s: %s (%s)\n", d.ID, d.Repo, d.State, countSummary(d.Counts))
-	fmt.Fprintf(w, "  select %s", d.Request.Select)
+	printf(w, "deployment %s on %s: %s (%s)\n", d.ID, d.Repo, d.State, countSummary(d.Counts))
+	printf(w, "  select %s", d.Request.Select)
 	if d.Request.Where != "" {
-		fmt.Fprintf(w, " where %s", d.Request.Where)
+		printf(w, " where %s", d.Request.Where)
 	}
 	fmt.Fprintln(w)
 	for _, e := range append(d.Request.Set, d.Request.Text...) {
-		fmt.Fprintf(w, "  edit   %s\n", e)
+		printf(w, "  edit   %s\n", e)
 	}
 	if d.Request.Reason != "" {
-		fmt.Fprintf(w, "  reason %s\n", d.Request.Reason)
+		printf(w, "  reason %s\n", d.Request.Reason)
 	}
 	t := newTable(w)
 	fmt.Fprintln(t, "  INSTANCE\tSTATUS\tCOMMIT\tDETAIL")
@@ -217,7 +217,7 @@ func printDeployment(w io.Writer, g *globalOptions, d api.Deployment, human stri
 		if in.OutputTail != "" {
 			detail += " | " + lastLine(in.OutputTail)
 		}
-		fmt.Fprintf(t, "  %s\t%s\t%s\t%s\n", in.Name, in.Status, shortID(in.Commit), detail)
+		printf(t, "  %s\t%s\t%s\t%s\n", in.Name, in.Status, shortID(in.Commit), detail)
 	}
 	return t.Flush()
 }

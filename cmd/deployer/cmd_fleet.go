@@ -111,11 +111,14 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	case !fleetIDPattern.MatchString(o.opts.ID):
 		return usageErrorf("--id %q: want letters, digits, '.', '_' and '-' only", o.opts.ID)
 	}
-	hosts, err := fleet.Load(cmd.Context(), o.source)
-	if err != nil {
-		return err
+	hosts, inventoryErr := g.loadFleet(cmd, o.source)
+	if inventoryErr != nil {
+		return inventoryErr
 	}
 	opts := o.opts
+	if opts.Dial == nil {
+		opts.Dial = fleet.TLSDialer(g.clientTLS())
+	}
 	opts.Request.Who = operatorName()
 	if opts.ID == "" {
 		opts.ID = fleet.NewID(time.Now())
@@ -132,7 +135,7 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(progress, "fleet %s: repo %s, %d hosts in %d datacenters; follow it with: %s\n",
+	printf(progress, "fleet %s: repo %s, %d hosts in %d datacenters; follow it with: %s\n",
 		opts.ID, opts.Repo, len(hosts), len(fleetDatacenters(hosts)), follow)
 	opts.Progress = func(p fleet.Progress) { printFleetWave(progress, p) }
 	if reporter != nil {
@@ -186,11 +189,11 @@ func printFleetWave(w io.Writer, p fleet.Progress) {
 		for _, h := range p.Wave.Hosts {
 			hs = append(hs, h.Name+" ["+h.Datacenter+"]")
 		}
-		fmt.Fprintf(w, "wave %d/%d%s: %s\n", p.Wave.Index, p.Of, kind, strings.Join(hs, ", "))
+		printf(w, "wave %d/%d%s: %s\n", p.Wave.Index, p.Of, kind, strings.Join(hs, ", "))
 		return
 	}
 	for _, h := range p.Hosts {
-		fmt.Fprintf(w, "  %s %s: %s\n", h.Host.Name, h.State, fleetHostDetail(h))
+		printf(w, "  %s %s: %s\n", h.Host.Name, h.State, fleetHostDetail(h))
 	}
 }
 
@@ -210,14 +213,14 @@ func fleetHostDetail(h fleet.HostResult) string {
 
 func printFleetResult(w io.Writer, res fleet.Result) error {
 	s := fleet.Summarize(res.ID, res.Hosts)
-	fmt.Fprintf(w, "fleet %s: %s\n", res.ID, fleetHostSummary(s.HostCounts))
+	printf(w, "fleet %s: %s\n", res.ID, fleetHostSummary(s.HostCounts))
 	if res.Stopped != "" {
-		fmt.Fprintf(w, "stopped: %s\n", res.Stopped)
+		printf(w, "stopped: %s\n", res.Stopped)
 	}
 	t := newTable(w)
 	fmt.Fprintln(t, "DC\tHOST\tWAVE\tSTATE\tDEPLOYMENT\tINSTANCES\tERROR")
 	for _, h := range res.Hosts {
-		fmt.Fprintf(t, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, h.Wave, h.State,
+		printf(t, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, h.Wave, h.State,
 			dash(h.Deployment), fleetInstanceSummary(h), dash(fleetFirstLine(h.Error)))
 	}
 	if err := t.Flush(); err != nil {
@@ -260,11 +263,11 @@ func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions,
 	if o.source == "" {
 		return usageErrorf("fleet status needs --fleet FILE|URL")
 	}
-	hosts, err := fleet.Load(cmd.Context(), o.source)
+	hosts, err := g.loadFleet(cmd, o.source)
 	if err != nil {
 		return err
 	}
-	s, err := fleet.Status(cmd.Context(), hosts, id, nil)
+	s, err := fleet.Status(cmd.Context(), hosts, id, fleet.TLSDialer(g.clientTLS()))
 	if err != nil && !errors.Is(err, fleet.ErrUnknownFleet) {
 		return err
 	}
@@ -286,16 +289,16 @@ func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions,
 }
 
 func printFleetStatus(w io.Writer, s fleet.Summary, all bool) error {
-	fmt.Fprintf(w, "fleet %s: %s; instances: %s\n", s.ID, fleetHostSummary(s.HostCounts), countSummary(s.Counts))
+	printf(w, "fleet %s: %s; instances: %s\n", s.ID, fleetHostSummary(s.HostCounts), countSummary(s.Counts))
 	t := newTable(w)
 	fmt.Fprintln(t, "DC\tHOSTS\tINSTANCES")
 	for _, dc := range s.Datacenters {
-		fmt.Fprintf(t, "%s\t%s\t%s\n", dc.Name, fleetHostSummary(dc.HostCounts), countSummary(dc.Counts))
+		printf(t, "%s\t%s\t%s\n", dc.Name, fleetHostSummary(dc.HostCounts), countSummary(dc.Counts))
 	}
 	fmt.Fprintln(t)
 	fmt.Fprintln(t, "DC\tHOST\tSTATE\tDEPLOYMENT\tINSTANCES\tERROR")
 	for _, h := range s.Hosts {
-		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, h.State, dash(h.Deployment), fleetInstanceSummary(h), dash(fleetFirstLine(h.Error)))
+		printf(t, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, h.State, dash(h.Deployment), fleetInstanceSummary(h), dash(fleetFirstLine(h.Error)))
 	}
 	if err := t.Flush(); err != nil {
 		return err
@@ -322,7 +325,7 @@ func printFleetInstances(w io.Writer, s fleet.Summary, all bool) error {
 			if in.OutputTail != "" {
 				detail += " | " + lastLine(in.OutputTail)
 			}
-			fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, in.Name, in.Status, dash(detail))
+			printf(t, "%s\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, in.Name, in.Status, dash(detail))
 		}
 	}
 	return t.Flush()
@@ -359,4 +362,24 @@ func fleetDatacenters(hosts []fleet.Host) map[string]bool {
 func fleetFirstLine(s string) string {
 	first, _, _ := strings.Cut(s, "\n")
 	return first
+}
+
+// loadFleet reads the host list; an https inventory URL is fetched with
+// --inventory-ca-file, else --ca-file (and the client certificate).
+func (g *globalOptions) loadFleet(cmd *cobra.Command, source string) ([]fleet.Host, error) {
+	if err := g.applyClientConfig(); err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(source, "https://") {
+		return fleet.Load(cmd.Context(), source)
+	}
+	t := g.clientTLS()
+	if g.inventoryCAFile != "" {
+		t.CAFile = g.inventoryCAFile
+	}
+	hc, err := t.HTTPClient()
+	if err != nil {
+		return nil, &statusError{Code: exitUsage, Err: err}
+	}
+	return fleet.LoadWith(cmd.Context(), source, hc)
 }

@@ -63,7 +63,7 @@ func loadFleetJira(path string) (notify.ChannelConfig, error) {
 		return notify.ChannelConfig{}, &ConfigError{Problems: probs}
 	}
 	n.Kind = string(notify.KindJira)
-	for _, f := range []*string{&n.URLFile, &n.TokenFile} {
+	for _, f := range []*string{&n.URLFile, &n.TokenFile, &n.CAFile} {
 		if *f != "" && !filepath.IsAbs(*f) {
 			*f = filepath.Join(filepath.Dir(path), *f)
 		}

@@ -54,7 +54,7 @@ func listInterventions(cmd *cobra.Command, g *globalOptions, all bool) error {
 		t := newTable(out)
 		fmt.Fprintln(t, "ID\tKIND\tREPO\tINSTANCE\tSTATE\tCOUNT\tSINCE\tSUMMARY")
 		for _, iv := range ivs {
-			fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", iv.ID, iv.Kind, iv.Repo, dash(iv.Instance), iv.State, iv.Count,
+			printf(t, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", iv.ID, iv.Kind, iv.Repo, dash(iv.Instance), iv.State, iv.Count,
 				iv.FirstSeen.Local().Format("2006-01-02 15:04"), iv.Summary)
 		}
 		t.Flush()
@@ -171,14 +171,14 @@ func printOne(w io.Writer, g *globalOptions, iv api.Intervention, human string) 
 	if asJSON {
 		return printJSON(w, iv)
 	}
-	fmt.Fprintln(w, human)
+	printf(w, "%s\n", human)
 	return nil
 }
 
 // printIntervention answers on-call's questions about one intervention.
 func printIntervention(w io.Writer, iv api.Intervention) {
-	fmt.Fprintf(w, "intervention #%d: %s (%s, %s scope)\n", iv.ID, iv.Kind, iv.State, iv.Scope)
-	fmt.Fprintf(w, "  what     %s\n", iv.Summary)
+	printf(w, "intervention #%d: %s (%s, %s scope)\n", iv.ID, iv.Kind, iv.State, iv.Scope)
+	printf(w, "  what     %s\n", iv.Summary)
 	where := fmt.Sprintf("host %s, repo %s", iv.Host, iv.Repo)
 	if iv.Instance != "" {
 		where += ", instance " + iv.Instance
@@ -189,27 +189,27 @@ func printIntervention(w io.Writer, iv api.Intervention) {
 	if iv.Evidence.Element != "" {
 		where += ", element " + iv.Evidence.Element
 	}
-	fmt.Fprintf(w, "  where    %s\n", where)
-	fmt.Fprintf(w, "  since    %s, seen %d time(s), last %s\n", iv.FirstSeen.Local().Format(time.RFC3339), iv.Count, iv.LastSeen.Local().Format(time.RFC3339))
+	printf(w, "  where    %s\n", where)
+	printf(w, "  since    %s, seen %d time(s), last %s\n", iv.FirstSeen.Local().Format(time.RFC3339), iv.Count, iv.LastSeen.Local().Format(time.RFC3339))
 	if iv.AckBy != "" {
-		fmt.Fprintf(w, "  ack      %s: %s\n", iv.AckBy, iv.AckNote)
+		printf(w, "  ack      %s: %s\n", iv.AckBy, iv.AckNote)
 	}
 	if iv.Evidence.Base != nil || iv.Evidence.Ours != nil || iv.Evidence.Theirs != nil {
-		fmt.Fprintf(w, "  values   base %q, ours %q, theirs %q\n", deref(iv.Evidence.Base), deref(iv.Evidence.Ours), deref(iv.Evidence.Theirs))
+		printf(w, "  values   base %q, ours %q, theirs %q\n", deref(iv.Evidence.Base), deref(iv.Evidence.Ours), deref(iv.Evidence.Theirs))
 	}
 	for _, c := range iv.Evidence.Commits {
-		fmt.Fprintf(w, "  commit   %s by %s: %s\n", shortID(c.Hash), c.Author, c.Subject)
+		printf(w, "  commit   %s by %s: %s\n", shortID(c.Hash), c.Author, c.Subject)
 	}
 	for k, v := range iv.Evidence.Extra {
-		fmt.Fprintf(w, "  %-8s %s\n", k, v)
+		printf(w, "  %-8s %s\n", k, v)
 	}
 	if out := strings.TrimSpace(iv.Evidence.Output); out != "" {
-		fmt.Fprintf(w, "  evidence\n    %s\n", indent(out, "    "))
+		printf(w, "  evidence\n    %s\n", indent(out, "    "))
 	}
 	if iv.ResolvedBy != "" {
-		fmt.Fprintf(w, "  resolved by %s: %s\n", iv.ResolvedBy, iv.ResolvedHow)
+		printf(w, "  resolved by %s: %s\n", iv.ResolvedBy, iv.ResolvedHow)
 	}
-	fmt.Fprintf(w, "  next     %s\n", iv.NextAction)
+	printf(w, "  next     %s\n", iv.NextAction)
 }
 
 // operatorName is who runs the CLI, for acknowledgements and resolutions.

@@ -41,7 +41,7 @@ func newRunsCmd(g *globalOptions) *cobra.Command {
 			t := newTable(out)
 			fmt.Fprintln(t, "ID\tREPO\tTRIGGER\tCOMMIT\tSTATUS\tSTARTED\tDURATION\tINSTANCES")
 			for _, r := range runs {
-				fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Repo, triggerKinds(r.Triggers), shortID(r.Commit),
+				printf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Repo, triggerKinds(r.Triggers), shortID(r.Commit),
 					r.Status, r.Started.Local().Format("2006-01-02 15:04:05"), runDuration(r), instanceSummary(r.Instances))
 			}
 			return t.Flush()
@@ -85,22 +85,22 @@ func newRunsShowCmd(g *globalOptions) *cobra.Command {
 
 // printRun prints a run for humans; full adds every step's inputs and output.
 func printRun(w io.Writer, r api.Run, full bool) {
-	fmt.Fprintf(w, "run #%d of %s: %s\n", r.ID, r.Repo, r.Status)
-	fmt.Fprintf(w, "  commit   %s (deployed before: %s)\n", r.Commit, shortID(r.Base))
+	printf(w, "run #%d of %s: %s\n", r.ID, r.Repo, r.Status)
+	printf(w, "  commit   %s (deployed before: %s)\n", r.Commit, shortID(r.Base))
 	for _, t := range r.Triggers {
-		fmt.Fprintf(w, "  trigger  %s %s at %s\n", t.Kind, t.Detail, t.At.Local().Format(time.RFC3339))
+		printf(w, "  trigger  %s %s at %s\n", t.Kind, t.Detail, t.At.Local().Format(time.RFC3339))
 	}
-	fmt.Fprintf(w, "  started  %s, took %s\n", r.Started.Local().Format(time.RFC3339), runDuration(r))
+	printf(w, "  started  %s, took %s\n", r.Started.Local().Format(time.RFC3339), runDuration(r))
 	if r.Error != "" {
-		fmt.Fprintf(w, "  error    %s\n", indent(r.Error, "           "))
+		printf(w, "  error    %s\n", indent(r.Error, "           "))
 	}
 	if len(r.Instances) == 0 {
 		fmt.Fprintln(w, "  no instance to run")
 	}
 	for _, in := range r.Instances {
-		fmt.Fprintf(w, "  instance %s (%s): %s", in.Name, in.File, in.Status)
+		printf(w, "  instance %s (%s): %s", in.Name, in.File, in.Status)
 		if in.Reason != "" {
-			fmt.Fprintf(w, " (%s)", in.Reason)
+			printf(w, " (%s)", in.Reason)
 		}
 		fmt.Fprintln(w)
 		for _, s := range r.Steps {
@@ -112,11 +112,11 @@ func printRun(w io.Writer, r api.Run, full bool) {
 }
 
 func printStep(w io.Writer, s api.StepResult, full bool) {
-	fmt.Fprintf(w, "    step %s attempt %d: %s", s.Step, s.Attempt, s.Status)
+	printf(w, "    step %s attempt %d: %s", s.Step, s.Attempt, s.Status)
 	if s.Reason != "" {
-		fmt.Fprintf(w, " (%s)", s.Reason)
+		printf(w, " (%s)", s.Reason)
 	}
-	fmt.Fprintf(w, " in %s\n", time.Duration(s.DurationMS)*time.Millisecond)
+	printf(w, " in %s\n", time.Duration(s.DurationMS)*time.Millisecond)
 	if len(s.Outputs) > 0 {
 		keys := make([]string, 0, len(s.Outputs))
 		for k := range s.Outputs {
@@ -124,15 +124,15 @@ func printStep(w io.Writer, s api.StepResult, full bool) {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			fmt.Fprintf(w, "      output %s=%s\n", k, s.Outputs[k])
+			printf(w, "      output %s=%s\n", k, s.Outputs[k])
 		}
 	}
 	if !full {
 		return
 	}
-	fmt.Fprintf(w, "      argv   %q\n", s.Argv)
+	printf(w, "      argv   %q\n", s.Argv)
 	if len(s.SecretNames) > 0 {
-		fmt.Fprintf(w, "      secrets %s (values not recorded)\n", strings.Join(s.SecretNames, ", "))
+		printf(w, "      secrets %s (values not recorded)\n", strings.Join(s.SecretNames, ", "))
 	}
 	out := s.OutputHead
 	if s.Truncated {
@@ -141,11 +141,9 @@ func printStep(w io.Writer, s api.StepResult, full bool) {
 		out += s.OutputTail
 	}
 	if strings.TrimSpace(out) != "" {
-		fmt.Fprintf(w, "      output:\n        %s\n", indent(strings.TrimRight(out, "\n"), "        "))
+		printf(w, "      output:\n        %s\n", indent(strings.TrimRight(out, "\n"), "        "))
 	}
 }
-
-func indent(s, prefix string) string { return strings.ReplaceAll(s, "\n", "\n"+prefix) }
 
 func triggerKinds(ts []api.Trigger) string {
 	var kinds []string

@@ -34,7 +34,7 @@ Exit status: 0 all is well, 1 error, 3 an intervention is open.`,
 					return err
 				}
 			} else {
-				fmt.Fprintf(out, "host %s (deployer %s, up since %s)\n\n", st.Host, st.Version, st.Started.Format(time.RFC3339))
+				printf(out, "host %s (deployer %s, up since %s)\n\n", st.Host, st.Version, st.Started.Format(time.RFC3339))
 				t := newTable(out)
 				fmt.Fprintln(t, "REPO\tBRANCH\tHEAD\tUPSTREAM\tDEPLOYED\tSTATE\tLAST RUN\tINTERVENTIONS")
 				for _, r := range st.Repos {
@@ -44,12 +44,12 @@ Exit status: 0 all is well, 1 error, 3 an intervention is open.`,
 					} else if r.LastRun != nil {
 						last = fmt.Sprintf("#%d %s", r.LastRun.ID, r.LastRun.Status)
 					}
-					fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Name, r.Branch, shortID(r.Head), shortID(r.Upstream), shortID(r.Deployed), r.State, last, r.OpenInterventions)
+					printf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Name, r.Branch, shortID(r.Head), shortID(r.Upstream), shortID(r.Deployed), r.State, last, r.OpenInterventions)
 				}
 				t.Flush()
 				for _, r := range st.Repos {
 					if r.LastError != "" {
-						fmt.Fprintf(out, "\n%s: %s\n", r.Name, r.LastError)
+						printf(out, "\n%s: %s\n", r.Name, r.LastError)
 					}
 				}
 			}

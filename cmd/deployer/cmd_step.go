@@ -430,18 +430,18 @@ func printStepResult(w io.Writer, r executor.StepResult, asJSON bool) error {
 	if asJSON {
 		return printJSON(w, rec)
 	}
-	fmt.Fprintf(w, "%s of %s: %s\n", r.Step, r.Instance, stepOutcome(r))
-	fmt.Fprintf(w, "  exit code %d", r.ExitCode)
+	printf(w, "%s of %s: %s\n", r.Step, r.Instance, stepOutcome(r))
+	printf(w, "  exit code %d", r.ExitCode)
 	if r.Signal != "" {
-		fmt.Fprintf(w, ", signal %s", r.Signal)
+		printf(w, ", signal %s", r.Signal)
 	}
-	fmt.Fprintf(w, ", took %s\n", r.Ended.Sub(r.Started).Round(time.Millisecond))
-	fmt.Fprintf(w, "  argv   %q\n", r.Argv)
+	printf(w, ", took %s\n", r.Ended.Sub(r.Started).Round(time.Millisecond))
+	printf(w, "  argv   %q\n", r.Argv)
 	for _, k := range slices.Sorted(maps.Keys(r.Outputs)) {
-		fmt.Fprintf(w, "  output %s=%s\n", k, r.Outputs[k])
+		printf(w, "  output %s=%s\n", k, r.Outputs[k])
 	}
 	if len(r.ChangedFiles) > 0 {
-		fmt.Fprintf(w, "  changed %s\n", strings.Join(r.ChangedFiles, ", "))
+		printf(w, "  changed %s\n", strings.Join(r.ChangedFiles, ", "))
 	}
 	return nil
 }
@@ -587,7 +587,7 @@ func printScenarioReports(w io.Writer, reports []scenarioReport, asJSON bool) er
 		if problems == "" {
 			problems = "-"
 		}
-		fmt.Fprintf(t, "%s\t%s\t%s\n", filepath.Base(r.File), verdict, problems)
+		printf(t, "%s\t%s\t%s\n", filepath.Base(r.File), verdict, problems)
 	}
 	return t.Flush()
 }

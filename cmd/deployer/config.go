@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/sre-tools/deployer/manifest"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -29,8 +30,30 @@ type Config struct {
 	ShutdownGrace *Duration      `yaml:"shutdown_grace"` // default 30s
 	Repos         []RepoConfig   `yaml:"repos"`
 	Notify        []NotifyConfig `yaml:"notify"`
+	Limits        LimitsConfig   `yaml:"limits"`
 
 	file string // the path it was read from, for messages
+}
+
+// LimitsConfig caps what the XML engine accepts from a repository; zero
+// means the default (manifest.DefaultLimits).
+type LimitsConfig struct {
+	InstanceFileBytes int64 `yaml:"instance_file_bytes"` // default 8 MiB
+	XMLDepth          int   `yaml:"xml_depth"`           // default 256
+}
+
+// Bounds of the limits keys: the XML engine recurses once per nesting
+// level, so the depth stays far below what a goroutine stack holds.
+const (
+	minInstanceFileBytes = 4 << 10
+	maxInstanceFileBytes = 1 << 30
+	minXMLDepth          = 16
+	maxXMLDepth          = 100_000
+)
+
+// ManifestLimits returns the configured limits for the manifest package.
+func (c *Config) ManifestLimits() manifest.Limits {
+	return manifest.Limits{InstanceFileBytes: c.Limits.InstanceFileBytes, XMLDepth: c.Limits.XMLDepth}
 }
 
 // ListenConfig says where the API listens.
@@ -40,6 +63,16 @@ type ListenConfig struct {
 	HTTP              string `yaml:"http"`
 	TokenFile         string `yaml:"token_file"`
 	WebhookSecretFile string `yaml:"webhook_secret_file"`
+	// TLS, when set, serves listen.http over TLS.
+	TLS *ListenTLSConfig `yaml:"tls"`
+}
+
+// ListenTLSConfig is the TLS of the TCP API listener.
+type ListenTLSConfig struct {
+	CertFile     string   `yaml:"cert_file"`
+	KeyFile      string   `yaml:"key_file"`
+	ClientCAFile string   `yaml:"client_ca_file"`
+	ClientNames  []string `yaml:"client_names"`
 }
 
 // LogConfig sets the log level and format (json, or console; console is the default on a TTY).
@@ -89,6 +122,7 @@ type NotifyConfig struct {
 	Project    string            `yaml:"project"`
 	IssueType  string            `yaml:"issue_type"`
 	Fields     map[string]string `yaml:"fields"`
+	CAFile     string            `yaml:"ca_file"` // PEM bundle trusted besides the system's roots
 }
 
 // Duration is a time.Duration written as "1m30s" in YAML.
@@ -164,8 +198,26 @@ func (c *Config) validate(root *yaml.Node) []string {
 	if c.StateDir == "" {
 		bad(1, "state_dir is required (e.g. state_dir: /var/lib/deployer)")
 	}
-	if c.Listen.HTTP != "" && c.Listen.TokenFile == "" {
-		bad(lineOf(root, "listen", "http"), "listen.http needs listen.token_file: the TCP API is never served without a bearer token")
+	mtls := c.Listen.TLS != nil && c.Listen.TLS.ClientCAFile != "" && len(c.Listen.TLS.ClientNames) > 0
+	if c.Listen.HTTP != "" && c.Listen.TokenFile == "" && !mtls {
+		bad(lineOf(root, "listen", "http"), "listen.http needs listen.token_file (or listen.tls with client_ca_file and client_names): the TCP API is never served without authentication")
+	}
+	if t := c.Listen.TLS; t != nil {
+		at := func(key string) int { return lineOf(root, "listen", "tls", key) }
+		if c.Listen.HTTP == "" {
+			bad(at(""), "listen.tls needs listen.http: it is the TLS of the TCP listener")
+		}
+		if t.CertFile == "" || t.KeyFile == "" {
+			bad(at(""), "listen.tls needs cert_file and key_file")
+		}
+		if len(t.ClientNames) > 0 && t.ClientCAFile == "" {
+			bad(at("client_names"), "listen.tls.client_names needs client_ca_file: names are only trusted on certificates that CA signed")
+		}
+		for i, n := range t.ClientNames {
+			if strings.TrimSpace(n) == "" || n != strings.TrimSpace(n) {
+				bad(lineOf(root, "listen", "tls", "client_names", strconv.Itoa(i)), "listen.tls.client_names[%d] %q: want a certificate name (CN or DNS name) without spaces around it", i, n)
+			}
+		}
 	}
 	if c.Log.Level != "" {
 		if _, err := zerolog.ParseLevel(c.Log.Level); err != nil || c.Log.Level == "" {
@@ -189,6 +241,12 @@ func (c *Config) validate(root *yaml.Node) []string {
 		default:
 			bad(at("kind"), "notify[%d]: kind %q: want slack, webhook or jira", i, n.Kind)
 		}
+	}
+	if b := c.Limits.InstanceFileBytes; b != 0 && (b < minInstanceFileBytes || b > maxInstanceFileBytes) {
+		bad(lineOf(root, "limits", "instance_file_bytes"), "limits.instance_file_bytes %d: want between %d and %d (default %d)", b, minInstanceFileBytes, maxInstanceFileBytes, manifest.DefaultInstanceFileBytes)
+	}
+	if d := c.Limits.XMLDepth; d != 0 && (d < minXMLDepth || d > maxXMLDepth) {
+		bad(lineOf(root, "limits", "xml_depth"), "limits.xml_depth %d: want between %d and %d (default %d)", d, minXMLDepth, maxXMLDepth, manifest.DefaultXMLDepth)
 	}
 	if len(c.Repos) == 0 {
 		bad(lineOf(root, "repos"), "no repos configured: add at least one under repos:")

@@ -20,6 +20,8 @@ func TestParseConfigProblems(t *testing.T) {
 		{"duplicate repo and bad policy", "state_dir: /x\nrepos:\n  - name: a\n    url: u\n  - name: a\n    url: u\n    on_dirty: ignore\n",
 			[]string{"deployer.yaml:5: repo name \"a\" is used twice", "deployer.yaml:7: repo \"a\": on_dirty must be intervene or rescue"}},
 		{"missing state dir and repos", "host: h\n", []string{"state_dir is required", "no repos configured"}},
+		{"limits out of bounds", "state_dir: /x\nlimits:\n  instance_file_bytes: 10\n  xml_depth: 1000000\nrepos:\n  - name: a\n    url: u\n",
+			[]string{"deployer.yaml:3: limits.instance_file_bytes 10: want between 4096 and 1073741824 (default 8388608)", "deployer.yaml:4: limits.xml_depth 1000000: want between 16 and 100000 (default 256)"}},
 		{"bad log and notify", "state_dir: /x\nlog: {level: loud, format: xml}\nrepos:\n  - name: a\n    url: u\nnotify:\n  - kind: pager\n  - kind: jira\n    url: https://j\n",
 			[]string{"deployer.yaml:2: log.level \"loud\"", "log.format \"xml\"", "deployer.yaml:7: notify[0]: kind \"pager\"", "notify[1] (jira): url, token_file, project and issue_type are required"}},
 	} {
@@ -48,5 +50,15 @@ func TestParseConfigDefaults(t *testing.T) {
 	}
 	if c.Listen.Socket != "/run/deployer/deployer.sock" {
 		t.Fatalf("socket: got %q", c.Listen.Socket)
+	}
+}
+
+func TestParseConfigLimits(t *testing.T) {
+	c, err := parseConfig("deployer.yaml", []byte("state_dir: /x\nlimits: {instance_file_bytes: 16777216, xml_depth: 1024}\nrepos:\n  - name: a\n    url: u\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := c.ManifestLimits(); l.InstanceFileBytes != 16<<20 || l.XMLDepth != 1024 {
+		t.Errorf("got %+v", l)
 	}
 }

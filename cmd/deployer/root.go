@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/sre-tools/deployer/api"
 )
@@ -20,6 +25,10 @@ type globalOptions struct {
 	remote     string
 	tokenFile  string
 	output     string
+	// TLS of --remote https://... (and of every host fleet commands call).
+	caFile, certFile, keyFile string
+	inventoryCAFile           string
+	clientConfig              string
 }
 
 func newRootCmd() *cobra.Command {
@@ -40,6 +49,11 @@ Exit status: 0 success, 1 error, 2 usage, 3 the work ended with an intervention.
 	pf.StringVar(&g.socket, "socket", os.Getenv("DEPLOYER_SOCKET"), "daemon API socket (env DEPLOYER_SOCKET; default from the config file)")
 	pf.StringVar(&g.remote, "remote", "", "talk to the daemon at this URL instead of the local socket")
 	pf.StringVar(&g.tokenFile, "token-file", "", "file holding the bearer token for --remote")
+	pf.StringVar(&g.caFile, "ca-file", "", "PEM CA bundle trusted (besides the system's) for --remote https:// and fleet hosts")
+	pf.StringVar(&g.certFile, "cert-file", "", "client certificate (PEM) for mutual TLS with --remote https:// and fleet hosts")
+	pf.StringVar(&g.keyFile, "key-file", "", "private key (PEM) of --cert-file")
+	pf.StringVar(&g.inventoryCAFile, "inventory-ca-file", "", "PEM CA bundle for an https:// fleet inventory URL (default --ca-file)")
+	pf.StringVar(&g.clientConfig, "client-config", os.Getenv("DEPLOYER_CLIENT_CONFIG"), "client config file with remote, token_file, ca_file, cert_file, key_file (env DEPLOYER_CLIENT_CONFIG; default ~/.config/deployer/client.yaml when it exists)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see %s --help)", err, c.CommandPath())
@@ -68,17 +82,93 @@ Exit status: 0 success, 1 error, 2 usage, 3 the work ended with an intervention.
 // client returns an API client for --remote or the local socket. It never
 // opens the state file: the daemon owns it.
 func (g *globalOptions) client() (*api.Client, error) {
+	if err := g.applyClientConfig(); err != nil {
+		return nil, err
+	}
 	if g.remote != "" {
-		if g.tokenFile == "" {
-			return nil, usageErrorf("--remote needs --token-file")
+		t := g.clientTLS()
+		tok := ""
+		switch {
+		case g.tokenFile != "":
+			var err error
+			if tok, err = readSecretFile(g.tokenFile); err != nil {
+				return nil, err
+			}
+		case t.CertFile == "" || !strings.HasPrefix(g.remote, "https://"):
+			return nil, usageErrorf("--remote needs --token-file (or, over https://, a client certificate: --cert-file and --key-file)")
 		}
-		tok, err := readSecretFile(g.tokenFile)
-		if err != nil {
-			return nil, err
+		if !t.IsZero() && !strings.HasPrefix(g.remote, "https://") {
+			return nil, usageErrorf("--ca-file, --cert-file and --key-file need an https:// --remote")
+		}
+		if strings.HasPrefix(g.remote, "https://") {
+			c, err := api.NewRemoteClientTLS(g.remote, tok, t)
+			if err != nil {
+				return nil, &statusError{Code: exitUsage, Err: err}
+			}
+			return c, nil
 		}
 		return api.NewRemoteClient(g.remote, tok), nil
 	}
 	return api.NewUnixClient(g.socketPath()), nil
+}
+
+// clientTLS is the TLS of calls to other daemons.
+func (g *globalOptions) clientTLS() api.ClientTLS {
+	return api.ClientTLS{CAFile: g.caFile, CertFile: g.certFile, KeyFile: g.keyFile}
+}
+
+// clientConfigFile is the client config: where --remote and its TLS
+// settings can be kept instead of flags.
+type clientConfigFile struct {
+	Remote    string `yaml:"remote"`
+	TokenFile string `yaml:"token_file"`
+	CAFile    string `yaml:"ca_file"`
+	CertFile  string `yaml:"cert_file"`
+	KeyFile   string `yaml:"key_file"`
+}
+
+// applyClientConfig fills the flags that were not given from the client
+// config file: --client-config, else $DEPLOYER_CLIENT_CONFIG, else
+// ~/.config/deployer/client.yaml ($XDG_CONFIG_HOME) when it exists.
+// Relative paths in it are relative to its directory; unknown keys are
+// errors.
+func (g *globalOptions) applyClientConfig() error {
+	path, explicit := g.clientConfig, g.clientConfig != ""
+	if !explicit {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return nil
+		}
+		path = filepath.Join(dir, "deployer", "client.yaml")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if !explicit && errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("client config: %w", err)
+	}
+	var c clientConfigFile
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return &statusError{Code: exitUsage, Err: &ConfigError{Problems: yamlProblems(path, err)}}
+	}
+	rel := func(p string) string {
+		if p != "" && !filepath.IsAbs(p) {
+			return filepath.Join(filepath.Dir(path), p)
+		}
+		return p
+	}
+	for _, f := range []struct {
+		flag *string
+		val  string
+	}{{&g.remote, c.Remote}, {&g.tokenFile, rel(c.TokenFile)}, {&g.caFile, rel(c.CAFile)}, {&g.certFile, rel(c.CertFile)}, {&g.keyFile, rel(c.KeyFile)}} {
+		if *f.flag == "" {
+			*f.flag = f.val
+		}
+	}
+	return nil
 }
 
 func (g *globalOptions) socketPath() string {

@@ -1,0 +1,304 @@
+package api
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"time"
+)
+
+// ServerTLS is the TLS of the API's TCP listener.
+type ServerTLS struct {
+	CertFile, KeyFile string
+	// ClientCAFile, when set, asks clients for a certificate and verifies
+	// it against this PEM bundle (mutual TLS). A client whose verified
+	// certificate names (CN or DNS SAN) one of ClientNames needs no bearer
+	// token; clients without a certificate still may use the token.
+	ClientCAFile string
+	ClientNames  []string
+}
+
+// CertReloader serves a certificate and key pair from files and reloads
+// them when either file changes (size or modification time, looked at most
+// once a second), so a rotated certificate is served without a restart. A
+// pair that does not load (a half-written file, a key that does not match)
+// keeps the previous one in service; Err says why.
+type CertReloader struct {
+	certFile, keyFile string
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	stamp   string // size and mtime of both files when cert was loaded
+	checked time.Time
+	err     error
+}
+
+// NewCertReloader loads the pair once; an error names the files, never
+// their contents.
+func NewCertReloader(certFile, keyFile string) (*CertReloader, error) {
+	r := &CertReloader{certFile: certFile, keyFile: keyFile}
+	if err := r.reload(time.Now()); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func fileStamp(paths ...string) string {
+	s := ""
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			s += "missing;"
+			continue
+		}
+		s += fmt.Sprintf("%d@%d;", fi.Size(), fi.ModTime().UnixNano())
+	}
+	return s
+}
+
+func (r *CertReloader) reload(now time.Time) error {
+	stamp := fileStamp(r.certFile, r.keyFile)
+	r.checked = now
+	if r.cert != nil && stamp == r.stamp {
+		return nil
+	}
+	c, err := LoadKeyPair(r.certFile, r.keyFile)
+	if err != nil {
+		r.err = err
+		return err
+	}
+	r.cert, r.stamp, r.err = c, stamp, nil
+	return nil
+}
+
+// Certificate returns the pair in service, reloading it first when its
+// files changed.
+func (r *CertReloader) Certificate() *tls.Certificate {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now := time.Now(); now.Sub(r.checked) >= time.Second {
+		_ = r.reload(now)
+	}
+	return r.cert
+}
+
+// GetCertificate is tls.Config.GetCertificate.
+func (r *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return r.Certificate(), nil
+}
+
+// GetClientCertificate is tls.Config.GetClientCertificate.
+func (r *CertReloader) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return r.Certificate(), nil
+}
+
+// Err is why the last reload failed (the previous pair stays in service),
+// or nil.
+func (r *CertReloader) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// NotAfter is when the certificate in service expires.
+func (r *CertReloader) NotAfter() time.Time {
+	c := r.Certificate()
+	if c == nil || c.Leaf == nil {
+		return time.Time{}
+	}
+	return c.Leaf.NotAfter
+}
+
+// LoadKeyPair loads a PEM certificate (chain) and its private key. Errors
+// name the files and what is wrong, never key material.
+func LoadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", certFile, pathErr(err))
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", keyFile, pathErr(err))
+	}
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		// crypto/tls's messages name PEM block types and mismatches,
+		// never key bytes.
+		return nil, fmt.Errorf("certificate %s with key %s: %v", certFile, keyFile, err)
+	}
+	if c.Leaf == nil {
+		if c.Leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("certificate %s: %v", certFile, err)
+		}
+	}
+	return &c, nil
+}
+
+func pathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// LoadCAPool returns the system's roots plus the PEM certificates of file
+// (a CA bundle). It is an error for file to hold no certificate.
+func LoadCAPool(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file %s: %w", file, pathErr(err))
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("CA file %s: no PEM certificate in it", file)
+	}
+	return pool, nil
+}
+
+// LoadCAFile parses the certificates of a PEM bundle (for expiry checks).
+func LoadCAFile(file string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file %s: %w", file, pathErr(err))
+	}
+	var out []*x509.Certificate
+	for len(data) > 0 {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("CA file %s: %v", file, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("CA file %s: no PEM certificate in it", file)
+	}
+	return out, nil
+}
+
+// ServerTLSConfig returns the listener's tls.Config (TLS 1.2 at least,
+// the certificate reloaded on change) and the reloader serving it.
+func ServerTLSConfig(st ServerTLS) (*tls.Config, *CertReloader, error) {
+	r, err := NewCertReloader(st.CertFile, st.KeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.GetCertificate}
+	if st.ClientCAFile != "" {
+		cas, err := LoadCAFile(st.ClientCAFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		pool := x509.NewCertPool() // only this CA: the system's roots do not vouch for clients
+		for _, c := range cas {
+			pool.AddCert(c)
+		}
+		conf.ClientCAs = pool
+		conf.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return conf, r, nil
+}
+
+// ClientTLS is how a client reaches a TLS API: a CA bundle added to the
+// system's roots, and a client certificate for mutual TLS.
+type ClientTLS struct {
+	CAFile, CertFile, KeyFile string
+}
+
+// IsZero reports whether nothing is configured.
+func (c ClientTLS) IsZero() bool { return c == ClientTLS{} }
+
+// Config returns the client tls.Config (TLS 1.2 at least); the client
+// certificate is reloaded when its files change.
+func (c ClientTLS) Config() (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pool, err := LoadCAPool(c.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		conf.RootCAs = pool
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return nil, fmt.Errorf("a client certificate needs both a certificate file and a key file")
+	}
+	if c.CertFile != "" {
+		r, err := NewCertReloader(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		conf.GetClientCertificate = r.GetClientCertificate
+	}
+	return conf, nil
+}
+
+// HTTPClient returns an http.Client whose transport uses c (nil c.Config
+// errors are returned).
+func (c ClientTLS) HTTPClient() (*http.Client, error) {
+	conf, err := c.Config()
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = conf
+	return &http.Client{Transport: tr}, nil
+}
+
+// certName reports whether a verified client certificate names one of
+// names, as its subject CN or a DNS SAN.
+func certName(r *http.Request, names []string) (string, bool) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 || len(names) == 0 {
+		return "", false
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	for _, n := range append([]string{leaf.Subject.CommonName}, leaf.DNSNames...) {
+		if n != "" && slices.Contains(names, n) {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// TLSReason explains a certificate verification failure for operators:
+// the certificate's subject and issuer and what to configure (hint names
+// the CA-file setting of the caller). ok is false for other errors.
+func TLSReason(err error, hint string) (reason string, ok bool) {
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	var he x509.HostnameError
+	var ve *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &ua):
+		c := ua.Cert
+		if c == nil && errors.As(err, &ve) && len(ve.UnverifiedCertificates) > 0 {
+			c = ve.UnverifiedCertificates[0]
+		}
+		if c == nil {
+			return fmt.Sprintf("tls-untrusted: the server's certificate is not signed by a trusted CA; %s", hint), true
+		}
+		return fmt.Sprintf("tls-untrusted: the server's certificate (subject %q, issuer %q) is not signed by a trusted CA; %s",
+			Escape(c.Subject.String()), Escape(c.Issuer.String()), hint), true
+	case errors.As(err, &he):
+		return fmt.Sprintf("tls: %v", he), true
+	case errors.As(err, &ci):
+		return fmt.Sprintf("tls: %v", ci), true
+	}
+	return "", false
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sre-tools/deployer/api"
+)
+
+// certWarnWithin is how close to expiry a certificate is warned about.
+const certWarnWithin = 30 * 24 * time.Hour
+
+// certUse is one certificate the host config names: a pair (cert and
+// key) or a CA bundle.
+type certUse struct {
+	use               string // the metric's use label and the check's name
+	key               string // the config key, for messages
+	certFile, keyFile string // a pair
+	caFile            string // or a CA bundle
+	reloader          *api.CertReloader
+}
+
+// certUses lists every certificate of cfg.
+func certUses(cfg *Config) []certUse {
+	var out []certUse
+	if t := cfg.Listen.TLS; t != nil {
+		out = append(out, certUse{use: "api", key: "listen.tls.cert_file", certFile: t.CertFile, keyFile: t.KeyFile})
+		if t.ClientCAFile != "" {
+			out = append(out, certUse{use: "api-client-ca", key: "listen.tls.client_ca_file", caFile: t.ClientCAFile})
+		}
+	}
+	for i, n := range cfg.Notify {
+		if n.CAFile != "" {
+			out = append(out, certUse{use: "notify-" + channelName(cfg, i) + "-ca", key: fmt.Sprintf("notify[%d].ca_file", i), caFile: n.CAFile})
+		}
+	}
+	return out
+}
+
+// notAfter loads the certificate(s) of u and returns the earliest expiry
+// and the subject that expires then. Errors name files, never contents.
+func (u *certUse) notAfter() (time.Time, string, error) {
+	if u.caFile != "" {
+		cas, err := api.LoadCAFile(u.caFile)
+		if err != nil {
+			return time.Time{}, "", err
+		}
+		first := cas[0]
+		for _, c := range cas[1:] {
+			if c.NotAfter.Before(first.NotAfter) {
+				first = c
+			}
+		}
+		return first.NotAfter, first.Subject.String(), nil
+	}
+	if u.reloader != nil {
+		c := u.reloader.Certificate()
+		return c.Leaf.NotAfter, c.Leaf.Subject.String(), nil
+	}
+	c, err := api.LoadKeyPair(u.certFile, u.keyFile)
+	if err != nil {
+		return time.Time{}, "", err
+	}
+	return c.Leaf.NotAfter, c.Leaf.Subject.String(), nil
+}
+
+// checkCerts loads every certificate and key of cfg: an unloadable or
+// expired one is a problem, one expiring within 30 days a warning.
+func checkCerts(cfg *Config, now time.Time) (lines, problems []string) {
+	for _, u := range certUses(cfg) {
+		exp, subject, err := u.notAfter()
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("%s: %s: %v", cfg.file, u.key, err))
+		case !exp.After(now):
+			problems = append(problems, fmt.Sprintf("%s: %s: certificate %q expired on %s", cfg.file, u.key, api.Escape(subject), exp.UTC().Format(time.RFC3339)))
+		case exp.Sub(now) < certWarnWithin:
+			lines = append(lines, fmt.Sprintf("warning: %s (%s): certificate %q expires on %s, in %d days", u.key, u.use, api.Escape(subject), exp.UTC().Format(time.RFC3339), int(exp.Sub(now).Hours()/24)))
+		default:
+			lines = append(lines, fmt.Sprintf("ok: %s (%s): certificate %q valid until %s", u.key, u.use, api.Escape(subject), exp.UTC().Format(time.RFC3339)))
+		}
+	}
+	return lines, problems
+}
+
+// certCollector exports deployer_tls_cert_expiry_seconds{use}: the Unix
+// time at which each configured certificate expires (a CA bundle: its
+// first to expire), read at every scrape, so a rotated file shows at once.
+type certCollector struct{ uses []certUse }
+
+var certExpiryDesc = prometheus.NewDesc("deployer_tls_cert_expiry_seconds",
+	"Unix time at which a configured TLS certificate expires (a CA bundle: its earliest); alert on deployer_tls_cert_expiry_seconds - time() < 30*86400.",
+	[]string{"use"}, nil)
+
+func (c *certCollector) Describe(ch chan<- *prometheus.Desc) { ch <- certExpiryDesc }
+
+func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
+	for i := range c.uses {
+		exp, _, err := c.uses[i].notAfter()
+		if err != nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(exp.Unix()), c.uses[i].use)
+	}
+}

@@ -183,6 +183,10 @@ func (r *Repo) removeTempPacks() {
 	tmps, _ := filepath.Glob(filepath.Join(r.opts.Dir, ".git", "objects", "pack", "tmp_pack_*"))
 	objs, _ := filepath.Glob(filepath.Join(r.opts.Dir, ".git", "objects", "tmp_obj_*"))
 	for _, p := range append(tmps, objs...) {
+		// Truncate first: go-git's pack writer does not close its file when the pack fails
+		// to parse, and an unlinked file that is still open keeps its blocks (on a full
+		// disk, all of them) until the garbage collector closes it.
+		_ = os.Truncate(p, 0)
 		if err := os.Remove(p); err == nil {
 			r.log.Debug().Str("file", filepath.Base(p)).Msg("removed the temporary pack of a fetch that failed")
 		}
@@ -608,6 +612,11 @@ func (r *Repo) CheckDirty() (Result, error) {
 	if r.closed {
 		return Result{}, ErrClosed
 	}
+	res, err := r.checkDirty()
+	return r.settle("check dirty", res, err)
+}
+
+func (r *Repo) checkDirty() (Result, error) {
 	head := r.Head()
 	res := Result{State: StateClean, Before: head, Head: head}
 	if up, err := r.upstreamHash(); err == nil {

@@ -79,6 +79,18 @@ func (r *Repo) WriteBack(ctx context.Context, changes []Change, attempts int) ([
 	if r.closed {
 		return nil, ErrClosed
 	}
+	out, err := r.writeBack(ctx, changes, attempts)
+	if err = r.resourceError("write-back", err); KindOf(err) == KindResource {
+		for i := range out {
+			if out[i].Status == OutcomePending {
+				out[i].Err = err
+			}
+		}
+	}
+	return out, err
+}
+
+func (r *Repo) writeBack(ctx context.Context, changes []Change, attempts int) ([]Outcome, error) {
 	if attempts <= 0 {
 		attempts = 5
 	}

@@ -284,6 +284,12 @@ func (w *worker) raisePushConflict(e store.JournalEntry, o syncer.Outcome) {
 			iv.Evidence.Element += "@" + c.Attr
 		}
 		iv.Evidence.Values = &store.ConflictValues{Base: c.Base, Ours: c.Ours, Theirs: c.Theirs}
+		if len(c.Candidates) > 0 {
+			// An edit whose element cannot be told apart upstream: the
+			// elements it could be, for the operator to choose from.
+			iv.Evidence.Extra["candidates"] = strings.Join(c.Candidates, "\n")
+			iv.Evidence.Extra["conflict_kind"] = string(c.Kind)
+		}
 	}
 	if o.Upstream != "" {
 		iv.Evidence.Commits = w.commitsTouching(e.BaseBlob, o.Upstream, e.File)

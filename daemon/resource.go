@@ -13,11 +13,10 @@ import (
 )
 
 // The syncer's kinds for a commit it refuses to check out and for a host
-// out of disk space, quota or the like (by string until the syncer exports
-// them).
+// out of disk space, quota or the like.
 const (
-	syncKindInvalid  = syncer.Kind(KindUpstreamInvalid)
-	syncKindResource = syncer.Kind(KindHostResource)
+	syncKindInvalid  = syncer.KindInvalid
+	syncKindResource = syncer.KindResource
 )
 
 // resourceTexts are how ENOSPC and EDQUOT read once an error has been

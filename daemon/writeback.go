@@ -180,7 +180,9 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 			if bytes.Equal(upstream, base) {
 				return ours, nil
 			}
-			merged, conflicts, err := manifest.Merge(base, ours, upstream, manifest.DiffOptions{})
+			// Edits follow their element by identity, wherever upstream
+			// moved it; one that cannot be placed uniquely conflicts.
+			merged, conflicts, err := manifest.Reapply(base, upstream, edits, manifest.DiffOptions{})
 			if err != nil {
 				return nil, err
 			}

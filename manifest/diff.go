@@ -11,7 +11,7 @@ var DefaultKeyAttrs = []string{"name", "id", "key"}
 
 // DiffOptions tunes how elements are matched between versions. The zero
 // value matches by tag plus the first of DefaultKeyAttrs an element has, and
-// otherwise by position among same-tag siblings without a key.
+// siblings without a key by content (see match.go).
 type DiffOptions struct {
 	KeyAttrs []string
 	// Limits caps the documents' size and depth; zero fields take the
@@ -33,15 +33,16 @@ type kv struct{ name, value string }
 // Comments, processing instructions and whitespace between elements are not
 // part of it.
 type elem struct {
-	name   string
-	attrs  []kv
-	text   string // leaf: the decoded text; otherwise the trimmed text runs
-	leaf   bool   // no child elements
-	kids   []*elem
-	parent *elem
-	raw    string // the element's source bytes
-	from   *elem  // merge: the element of theirs this one continues
-	sig    uint64 // signature of the element as parsed (see computeSig)
+	name    string
+	attrs   []kv
+	text    string // leaf: the decoded text; otherwise the trimmed text runs
+	leaf    bool   // no child elements
+	kids    []*elem
+	parent  *elem
+	raw     string // the element's source bytes
+	from    *elem  // merge: the element of theirs this one continues
+	sig     uint64 // signature of the element as parsed (see computeSig)
+	shallow uint64 // signature of its tag and attributes only
 }
 
 func (e *elem) attr(name string) (string, bool) {
@@ -195,7 +196,8 @@ func keyStep(tag, key, v string) string {
 }
 
 // Diff returns the edits that turn old into new, matching elements by tag
-// plus key attribute, else by position among same-tag siblings. Applying the
+// plus key attribute, else by content. Each edit records the identity of its
+// element in old (Sig, BasePath). Applying the
 // edits to old changes only the bytes of what differs semantically. Moves of
 // keyed siblings are not edits: order among matched siblings is kept from old.
 func Diff(old, new []byte, opts DiffOptions) ([]Edit, error) {
@@ -212,7 +214,13 @@ func Diff(old, new []byte, opts DiffOptions) ([]Edit, error) {
 		return nil, fmt.Errorf("diff: %w: root element <%s> became <%s>", ErrUnsupportedChange, o.name, n.name)
 	}
 	keys := opts.keys()
-	return diffTrees(o, n, keys, func(olds, news []*elem) []int { return matchKids(olds, news, keys) }, true), nil
+	d := &differ{keys: keys, match: func(olds, news []*elem) []int { return matchKids(olds, news, keys) }, identity: true}
+	d.elem(clone(o, nil), n)
+	if len(d.mixed) > 0 {
+		// No edit can carry it, and dropping it would lose the change silently.
+		return nil, fmt.Errorf("diff: %w: the text between the child elements of %s changed; only attributes, the text of elements without children and whole elements are edits", ErrUnsupportedChange, strings.Join(d.mixed, ", "))
+	}
+	return d.edits, nil
 }
 
 // sameText compares leaf texts; whitespace-only texts are all equal, since
@@ -230,7 +238,8 @@ type differ struct {
 	keys     []string
 	match    func(olds, news []*elem) []int
 	edits    []Edit
-	identity bool // record Sig and BasePath on edits
+	identity bool     // record Sig and BasePath on edits
+	mixed    []string // paths of elements whose text between children changed
 }
 
 func diffTrees(old, new *elem, keys []string, match func(olds, news []*elem) []int, identity bool) []Edit {
@@ -274,9 +283,12 @@ func (d *differ) elem(w, n *elem) {
 		d.add(w, Edit{Op: OpSetText, Path: pathOf(w, d.keys), Value: ""})
 		w.text = ""
 	}
-	// Text between child elements is not compared: an element whose
-	// children match is edited in place, never replaced, when only that
-	// text changed.
+	// Text between child elements is never a reason to replace an element
+	// whose children match. Whitespace there is formatting; other text
+	// there has no edit, so Diff refuses it rather than drop it.
+	if !w.leaf && !n.leaf && w.text != n.text {
+		d.mixed = append(d.mixed, pathOf(w, d.keys))
+	}
 	m := d.match(w.kids, n.kids)
 	matched := make([]bool, len(w.kids))
 	for _, j := range m {

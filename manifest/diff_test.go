@@ -93,14 +93,23 @@ func TestDiffKeyAttrs(t *testing.T) {
 // TestDiffMixedTextOnly: only the text between children changed; the
 // element is not replaced.
 func TestDiffMixedTextOnly(t *testing.T) {
-	old := "<r><p>one <b>x</b> two</p></r>"
-	new := "<r><p>uno <b x=\"1\">x</b> dos</p></r>"
+	// Whitespace between children is formatting: the element is edited in
+	// place, not replaced.
+	old := "<r>\n  <p>\n    <b>x</b>\n  </p>\n</r>"
+	new := "<r><p>  <b x=\"1\">x</b></p></r>"
 	edits, err := manifest.Diff([]byte(old), []byte(new), manifest.DiffOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := editStrings(edits), "set /r/p/b@x 1"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+	// Other text between children has no edit: refused, never dropped.
+	old = "<r><p>one <b>x</b> two</p></r>"
+	new = "<r><p>uno <b x=\"1\">x</b> dos</p></r>"
+	_, err = manifest.Diff([]byte(old), []byte(new), manifest.DiffOptions{})
+	if !errors.Is(err, manifest.ErrUnsupportedChange) || !strings.Contains(err.Error(), "/r/p") {
+		t.Errorf("want ErrUnsupportedChange naming /r/p, got %v", err)
 	}
 }
 

@@ -36,6 +36,7 @@ func (e *elem) computeSig() {
 		h.Write([]byte(a.value))
 		h.Write([]byte{0})
 	}
+	e.shallow = h.Sum64()
 	if e.leaf && !isBlank(e.text) {
 		h.Write([]byte{1})
 		h.Write([]byte(e.text))
@@ -336,8 +337,8 @@ func pairGap(olds, news []*elem, og, ng []int, m []int, amb []bool) {
 }
 
 // similarity is the share of what two same-tag elements have in common:
-// the tag, attributes, leaf text and child signatures, over the larger of
-// the two.
+// the tag, attributes, leaf text and children (by tag and attributes), over
+// the larger of the two.
 func similarity(a, b *elem) float64 {
 	items := func(e *elem) int {
 		n := len(e.attrs) + len(e.kids)
@@ -357,13 +358,15 @@ func similarity(a, b *elem) float64 {
 		common++
 	}
 	if len(a.kids) > 0 && len(b.kids) > 0 {
+		// Children count by tag and attributes: a child whose text or
+		// descendants changed still makes its parent similar.
 		ks := make(map[uint64]int, len(a.kids))
 		for _, k := range a.kids {
-			ks[k.sig]++
+			ks[k.shallow]++
 		}
 		for _, k := range b.kids {
-			if ks[k.sig] > 0 {
-				ks[k.sig]--
+			if ks[k.shallow] > 0 {
+				ks[k.shallow]--
 				common++
 			}
 		}

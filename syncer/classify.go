@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/plumbing/format/pktline"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 )
 
@@ -150,4 +151,24 @@ func (r *Repo) resourceError(op string, err error) error {
 // reference: damage of ours, not of what the remote sent.
 func localMissing(err error) bool {
 	return errors.Is(err, plumbing.ErrObjectNotFound) || errors.Is(err, plumbing.ErrReferenceNotFound)
+}
+
+// isGarbled reports whether err says what the remote sent does not parse: a pack that is
+// cut short or damaged (see isCorrupt), or a pkt-line or side-band stream that is. The remote
+// (or the network) is at fault unless the local store is proven damaged: a read of ours that
+// found nothing (localMissing) is not garbled.
+func isGarbled(err error) bool {
+	if err == nil || localMissing(err) {
+		return false
+	}
+	if isCorrupt(err) || errors.Is(err, pktline.ErrInvalidPktLen) || errors.Is(err, pktline.ErrInvalidErrorLine) {
+		return true
+	}
+	s := err.Error()
+	for _, frag := range []string{"pkt-len", "pkt-line", "unknown channel", "sideband", "packfile", "pack file"} {
+		if strings.Contains(s, frag) {
+			return true
+		}
+	}
+	return false
 }

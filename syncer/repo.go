@@ -139,6 +139,7 @@ func (r *Repo) openExisting() error {
 		return fmt.Errorf("open checkout%s: %w", missingParts(r.opts.Dir), err)
 	}
 	r.repo = repo
+	r.removeTempPacks()
 	if err := r.ensureRemote(); err != nil {
 		return err
 	}

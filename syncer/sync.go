@@ -117,7 +117,7 @@ func (r *Repo) sync(ctx context.Context, known string) (Result, error) {
 		}
 	}
 	if fetchErr != nil {
-		if _, _, ok := hostResource(fetchErr); !ok && classifyRemote(fetchErr) == KindInternal && isCorrupt(fetchErr) {
+		if _, _, ok := hostResource(fetchErr); !ok && classifyRemote(fetchErr) == KindInternal && (isGarbled(fetchErr) || localMissing(fetchErr)) {
 			if localMissing(fetchErr) {
 				// The negotiation read our history and an object was not there.
 				return r.recover(ctx, res, known, fetchErr)
@@ -176,11 +176,13 @@ func (r *Repo) fetch(ctx context.Context) error {
 	return err
 }
 
-// removeTempPacks deletes the temporary packs of transfers that did not finish. Nothing else
+// removeTempPacks deletes the temporary packs of transfers that did not finish, and the
+// temporary loose objects of writes a crash interrupted (Open calls it too). Nothing else
 // writes the object store while the Repo is open, so none of them is in use.
 func (r *Repo) removeTempPacks() {
 	tmps, _ := filepath.Glob(filepath.Join(r.opts.Dir, ".git", "objects", "pack", "tmp_pack_*"))
-	for _, p := range tmps {
+	objs, _ := filepath.Glob(filepath.Join(r.opts.Dir, ".git", "objects", "tmp_obj_*"))
+	for _, p := range append(tmps, objs...) {
 		if err := os.Remove(p); err == nil {
 			r.log.Debug().Str("file", filepath.Base(p)).Msg("removed the temporary pack of a fetch that failed")
 		}
@@ -193,9 +195,9 @@ func (r *Repo) removeTempPacks() {
 func (r *Repo) remoteError(op string, err error) error {
 	kind := classifyRemote(err)
 	detail := "remote " + RedactURL(r.opts.URL)
-	if kind == KindInternal && isCorrupt(err) && !localMissing(err) {
+	if _, _, local := hostResource(err); kind == KindInternal && !local && isGarbled(err) {
 		kind = KindUnreachable
-		detail += ": the pack it sent does not parse (a transfer cut short or garbled); retried"
+		detail += ": what it sent does not parse (a transfer cut short or garbled); retried"
 	}
 	return newError(kind, op, r.red.Err(err), detail)
 }

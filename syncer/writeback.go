@@ -260,6 +260,9 @@ func (e *changeError) Error() string { return e.err.Error() }
 // commitChange applies c to its file in batch and commits the result on parent; the zero
 // hash when the content is unchanged (the edit is already there).
 func (r *Repo) commitChange(batch *treeBatch, parent plumbing.Hash, c Change) (plumbing.Hash, error) {
+	if err := CheckPath(c.Path); err != nil {
+		return plumbing.ZeroHash, &changeError{fmt.Errorf("change %s: %w", c.ID, err)}
+	}
 	e, found, err := batch.lookup(c.Path)
 	if err != nil {
 		return plumbing.ZeroHash, err

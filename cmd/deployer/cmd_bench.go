@@ -24,7 +24,7 @@ measured in a child process. Prints a table, or with -o json
 Exit status: 0 measured, 1 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, err := g.json()
+			f, err := g.format()
 			if err != nil {
 				return err
 			}
@@ -35,8 +35,8 @@ Exit status: 0 measured, 1 error.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), rep)
+			if f.structured() {
+				return f.print(cmd.OutOrStdout(), rep)
 			}
 			return rep.WriteTable(cmd.OutOrStdout())
 		},

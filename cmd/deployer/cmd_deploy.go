@@ -73,7 +73,7 @@ func newDeploymentsCmd(g *globalOptions) *cobra.Command {
 		Short: "List deployments; show, retry or cancel one",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, c, err := g.jsonClient()
+			f, c, err := g.formatClient()
 			if err != nil {
 				return err
 			}
@@ -81,8 +81,8 @@ func newDeploymentsCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"deployments": ds})
+			if f.structured() {
+				return f.print(cmd.OutOrStdout(), map[string]any{"deployments": ds})
 			}
 			t := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(t, "ID\tREPO\tSTATE\tSELECT\tINSTANCES\tCREATED")
@@ -187,12 +187,12 @@ func progressLine(d api.Deployment) string {
 }
 
 func printDeployment(w io.Writer, g *globalOptions, d api.Deployment, human string) error {
-	asJSON, err := g.json()
+	f, err := g.format()
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		return printJSON(w, d)
+	if f.structured() {
+		return f.print(w, d)
 	}
 	if human != "" {
 		printf(w, "%s\n", human)

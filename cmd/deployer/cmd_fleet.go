@@ -97,7 +97,7 @@ succeed, 2 usage.
 }
 
 func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions) error {
-	asJSON, err := g.json()
+	f, err := g.format()
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 		opts.ID = fleet.NewID(time.Now())
 	}
 	progress := cmd.OutOrStdout()
-	if asJSON {
+	if f.structured() {
 		progress = cmd.ErrOrStderr()
 	}
 	if _, err := fleet.Plan(hosts, opts.PlanOptions); err != nil {
@@ -154,7 +154,7 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 		finishFleetReporter(cmd.Context(), reporter, progress, res, err)
 		return fmt.Errorf("%w; the started deployments go on: %s", err, follow)
 	}
-	if err := printFleetDeployResult(cmd, asJSON, reporter, progress, res); err != nil {
+	if err := printFleetDeployResult(cmd, f, reporter, progress, res); err != nil {
 		return err
 	}
 	if !res.Succeeded() {
@@ -166,8 +166,8 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 // printFleetDeployResult prints the result and waits for the Jira updates:
 // in a table first, so that the operator sees the outcome while Jira
 // catches up; in JSON after, with what was posted.
-func printFleetDeployResult(cmd *cobra.Command, asJSON bool, reporter *fleet.Reporter, progress io.Writer, res fleet.Result) error {
-	if !asJSON {
+func printFleetDeployResult(cmd *cobra.Command, f outputFormat, reporter *fleet.Reporter, progress io.Writer, res fleet.Result) error {
+	if !f.structured() {
 		err := printFleetResult(cmd.OutOrStdout(), res)
 		finishFleetReporter(cmd.Context(), reporter, progress, res, nil)
 		return err
@@ -176,7 +176,7 @@ func printFleetDeployResult(cmd *cobra.Command, asJSON bool, reporter *fleet.Rep
 		fleet.Result
 		Tickets *fleet.TicketReport `json:"tickets,omitempty"`
 	}{res, finishFleetReporter(cmd.Context(), reporter, progress, res, nil)}
-	return printJSON(cmd.OutOrStdout(), out)
+	return f.print(cmd.OutOrStdout(), out)
 }
 
 func printFleetWave(w io.Writer, p fleet.Progress) {
@@ -256,7 +256,7 @@ the fleet id, 2 usage.`,
 }
 
 func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions, id string) error {
-	asJSON, err := g.json()
+	f, err := g.format()
 	if err != nil {
 		return err
 	}
@@ -272,8 +272,8 @@ func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions,
 		return err
 	}
 	w := cmd.OutOrStdout()
-	if asJSON {
-		if perr := printJSON(w, s); perr != nil {
+	if f.structured() {
+		if perr := f.print(w, s); perr != nil {
 			return perr
 		}
 	} else if perr := printFleetStatus(w, s, o.instances); perr != nil {

@@ -35,7 +35,7 @@ Exit status: 0 none open, 1 error, 3 at least one is open.`,
 }
 
 func listInterventions(cmd *cobra.Command, g *globalOptions, all bool) error {
-	asJSON, c, err := g.jsonClient()
+	f, c, err := g.formatClient()
 	if err != nil {
 		return err
 	}
@@ -44,8 +44,8 @@ func listInterventions(cmd *cobra.Command, g *globalOptions, all bool) error {
 		return err
 	}
 	out := cmd.OutOrStdout()
-	if asJSON {
-		if err := printJSON(out, map[string]any{"interventions": ivs}); err != nil {
+	if f.structured() {
+		if err := f.print(out, map[string]any{"interventions": ivs}); err != nil {
 			return err
 		}
 	} else if len(ivs) == 0 {
@@ -71,7 +71,7 @@ func newIvShowCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use: "show ID", Short: "Show one intervention with its evidence and next action", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
+			f, err := g.format()
 			if err != nil {
 				return err
 			}
@@ -83,8 +83,8 @@ func newIvShowCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), iv)
+			if f.structured() {
+				return f.print(cmd.OutOrStdout(), iv)
 			}
 			printIntervention(cmd.OutOrStdout(), iv)
 			return nil
@@ -164,12 +164,12 @@ func ivArgs(g *globalOptions, args []string) (uint64, *api.Client, error) {
 }
 
 func printOne(w io.Writer, g *globalOptions, iv api.Intervention, human string) error {
-	asJSON, err := g.json()
+	f, err := g.format()
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		return printJSON(w, iv)
+	if f.structured() {
+		return f.print(w, iv)
 	}
 	printf(w, "%s\n", human)
 	return nil

@@ -26,7 +26,7 @@ Exit status: 0 the replay succeeded, 1 it failed or an error, 2 usage.`,
 			if err != nil {
 				return usageErrorf("run id %q: want a number (see deployer runs)", args[0])
 			}
-			asJSON, c, err := g.jsonClient()
+			f, c, err := g.formatClient()
 			if err != nil {
 				return err
 			}
@@ -41,8 +41,8 @@ Exit status: 0 the replay succeeded, 1 it failed or an error, 2 usage.`,
 			if resp.Run == nil {
 				return fmt.Errorf("replay of run %d: no run was recorded", id)
 			}
-			if asJSON {
-				if err := printJSON(cmd.OutOrStdout(), resp.Run); err != nil {
+			if f.structured() {
+				if err := f.print(cmd.OutOrStdout(), resp.Run); err != nil {
 					return err
 				}
 			} else {

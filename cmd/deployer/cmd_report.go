@@ -10,11 +10,16 @@ func newReportCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "report",
 		Short: "The on-call report: open interventions with evidence and next action, failed runs, runs in progress",
-		Long: `The on-call report of this host (-o markdown, the default; -o json; -o html).
+		Long: `The on-call report of this host (-o markdown, the default; -o json; -o yaml; -o html).
 
 Exit status: 0 nothing open, 1 error, 3 an intervention is open.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch g.output {
+			case "json", "yaml", "yml", "html", "markdown", "md", "table", "":
+			default:
+				return usageErrorf("-o %q: want markdown, json, yaml or html", g.output)
+			}
 			c, err := g.client()
 			if err != nil {
 				return err
@@ -27,12 +32,14 @@ Exit status: 0 nothing open, 1 error, 3 an intervention is open.`,
 			switch g.output {
 			case "json":
 				err = printJSON(out, rep)
+			case "yaml", "yml":
+				err = printYAML(out, rep)
 			case "html":
 				err = api.WriteReportHTML(out, rep)
 			case "markdown", "md", "table", "":
 				err = api.WriteReportMarkdown(out, rep)
 			default:
-				return usageErrorf("-o %q: want markdown, json or html", g.output)
+				return usageErrorf("-o %q: want markdown, json, yaml or html", g.output)
 			}
 			if err == nil && len(rep.Interventions) > 0 {
 				return &statusError{Code: exitIntervention}

@@ -22,7 +22,7 @@ func newRunsCmd(g *globalOptions) *cobra.Command {
 		Short: "List runs, newest first (of repo NAME, or of every repo)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, c, err := g.jsonClient()
+			f, c, err := g.formatClient()
 			if err != nil {
 				return err
 			}
@@ -35,8 +35,8 @@ func newRunsCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if asJSON {
-				return printJSON(out, map[string]any{"runs": runs})
+			if f.structured() {
+				return f.print(out, map[string]any{"runs": runs})
 			}
 			t := newTable(out)
 			fmt.Fprintln(t, "ID\tREPO\tTRIGGER\tCOMMIT\tSTATUS\tSTARTED\tDURATION\tINSTANCES")
@@ -58,7 +58,7 @@ func newRunsShowCmd(g *globalOptions) *cobra.Command {
 		Short: "Show one run with every step attempt and its output tail",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
+			f, err := g.format()
 			if err != nil {
 				return err
 			}
@@ -74,8 +74,8 @@ func newRunsShowCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), run)
+			if f.structured() {
+				return f.print(cmd.OutOrStdout(), run)
 			}
 			printRun(cmd.OutOrStdout(), run, true)
 			return nil

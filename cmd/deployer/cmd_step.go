@@ -49,7 +49,7 @@ type stepRunOptions struct {
 	// allowStepDirs as allow_step_dirs in the host config.
 	stepEnv       []string
 	allowStepDirs []string
-	asJSON        bool
+	format        outputFormat
 	// stream receives the step's output as it runs; nil discards it.
 	stream io.Writer
 	// client reaches the daemon that recorded the dependencies' runs;
@@ -89,7 +89,7 @@ Exit status: 0 the step succeeded, 1 it failed, timed out or could not run,
 2 usage (a dependency's outputs are missing).`,
 		Args: cobra.RangeArgs(1, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
+			f, err := g.format()
 			if err != nil {
 				return err
 			}
@@ -99,9 +99,9 @@ Exit status: 0 the step succeeded, 1 it failed, timed out or could not run,
 			o.outputsSet = cmd.Flags().Changed("outputs")
 			o.client = g.client
 			o.notes = cmd.ErrOrStderr()
-			o.asJSON = asJSON
+			o.format = f
 			o.stream = cmd.OutOrStdout()
-			if asJSON {
+			if f.structured() {
 				o.stream = cmd.ErrOrStderr()
 			}
 			return runStepRun(cmd.Context(), o, cmd.OutOrStdout())
@@ -145,7 +145,7 @@ func runStepRun(ctx context.Context, o *stepRunOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := printStepResult(out, r, o.asJSON); err != nil {
+	if err := printStepResult(out, r, o.format); err != nil {
 		return err
 	}
 	if r.Status != executor.StatusSucceeded {
@@ -390,7 +390,7 @@ func runScenarioFile(ctx context.Context, o *stepRunOptions, out io.Writer) (exe
 		if !slices.Contains(stepEnv, n) {
 			stepEnv = append(stepEnv, n)
 		}
-		if _, ok := os.LookupEnv(n); !ok && !o.asJSON {
+		if _, ok := os.LookupEnv(n); !ok && !o.format.structured() {
 			fmt.Fprintf(out, "note: %s was set where the scenario was recorded, not here\n", n)
 		}
 	}
@@ -425,10 +425,10 @@ func stepOutcome(r executor.StepResult) string {
 
 // printStepResult prints a local step result: the API's step record in JSON,
 // or a few lines for humans.
-func printStepResult(w io.Writer, r executor.StepResult, asJSON bool) error {
+func printStepResult(w io.Writer, r executor.StepResult, f outputFormat) error {
 	rec := apiStepResult(r)
-	if asJSON {
-		return printJSON(w, rec)
+	if f.structured() {
+		return f.print(w, rec)
 	}
 	printf(w, "%s of %s: %s\n", r.Step, r.Instance, stepOutcome(r))
 	printf(w, "  exit code %d", r.ExitCode)
@@ -462,7 +462,7 @@ type stepTestOptions struct {
 	scenarios     string
 	stepEnv       []string
 	allowStepDirs []string
-	asJSON        bool
+	format        outputFormat
 }
 
 func newStepTestCmd(g *globalOptions) *cobra.Command {
@@ -481,11 +481,11 @@ Exit status: 0 every scenario passed, 1 one failed or could not run, or there
 are none.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := g.json()
+			f, err := g.format()
 			if err != nil {
 				return err
 			}
-			o.dir, o.asJSON = args[0], asJSON
+			o.dir, o.format = args[0], f
 			return runStepTest(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
@@ -532,7 +532,7 @@ func runStepTest(ctx context.Context, o *stepTestOptions, out io.Writer) error {
 			failed++
 		}
 	}
-	if err := printScenarioReports(out, reports, o.asJSON); err != nil {
+	if err := printScenarioReports(out, reports, o.format); err != nil {
 		return err
 	}
 	switch {
@@ -569,9 +569,9 @@ func reportOf(oc executor.ScenarioOutcome) scenarioReport {
 	return r
 }
 
-func printScenarioReports(w io.Writer, reports []scenarioReport, asJSON bool) error {
-	if asJSON {
-		return printJSON(w, map[string]any{"scenarios": reports})
+func printScenarioReports(w io.Writer, reports []scenarioReport, f outputFormat) error {
+	if f.structured() {
+		return f.print(w, map[string]any{"scenarios": reports})
 	}
 	t := newTable(w)
 	fmt.Fprintln(t, "SCENARIO\tSTATUS\tPROBLEMS")

@@ -129,7 +129,7 @@ func runStepForTest(t *testing.T, o *stepRunOptions) (executor.StepResult, strin
 	t.Helper()
 	var out, stream bytes.Buffer
 	o.stream = &stream
-	o.asJSON = true
+	o.format = formatJSON
 	if o.stepEnv == nil {
 		o.stepEnv = defaultStepEnv
 	}

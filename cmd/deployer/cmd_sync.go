@@ -20,7 +20,7 @@ Exit status: 0 queued (or, with --wait, the run succeeded), 1 error or failed
 run, 3 the run was stopped by an intervention.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, c, err := g.jsonClient()
+			f, c, err := g.formatClient()
 			if err != nil {
 				return err
 			}
@@ -29,8 +29,8 @@ run, 3 the run was stopped by an intervention.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if asJSON {
-				if err := printJSON(out, resp); err != nil {
+			if f.structured() {
+				if err := f.print(out, resp); err != nil {
 					return err
 				}
 			} else if resp.Run == nil {

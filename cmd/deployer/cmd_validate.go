@@ -26,16 +26,16 @@ Exit status: 0 valid, 1 problems found.`,
 				dir = args[0]
 			}
 			probs := manifest.ValidateDir(dir, manifest.Options{AllowStepDirs: o.allowStepDirs})
-			asJSON, err := g.json()
+			f, err := g.format()
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if asJSON {
+			if f.structured() {
 				if probs == nil {
 					probs = []manifest.Problem{}
 				}
-				if err := printJSON(out, map[string]any{"dir": dir, "problems": probs}); err != nil {
+				if err := f.print(out, map[string]any{"dir": dir, "problems": probs}); err != nil {
 					return err
 				}
 			} else {
@@ -46,7 +46,7 @@ Exit status: 0 valid, 1 problems found.`,
 			if len(probs) > 0 {
 				return &statusError{Code: exitError, Err: fmt.Errorf("%s: %d problems", dir, len(probs))}
 			}
-			if !asJSON {
+			if !f.structured() {
 				fmt.Fprintf(out, "%s: valid\n", dir)
 			}
 			return nil

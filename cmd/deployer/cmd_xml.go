@@ -29,7 +29,7 @@ func (e *xmlExitError) Error() string {
 func (e *xmlExitError) Unwrap() error { return e.Err }
 
 // newXMLCmd returns "deployer xml" with its edit and merge subcommands.
-func newXMLCmd() *cobra.Command {
+func newXMLCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "xml",
 		Short: "Edit and merge XML files without reformatting them",
@@ -39,7 +39,7 @@ indentation, line endings, comments and everything else stay as they were.
 PATH is an etree path such as /instance/app[@name='web'] that must match
 exactly one element.`,
 	}
-	cmd.AddCommand(newXMLEditCmd(), newXMLMergeCmd())
+	cmd.AddCommand(newXMLEditCmd(g), newXMLMergeCmd(g))
 	return cmd
 }
 
@@ -48,12 +48,14 @@ type xmlEditOptions struct {
 	write                         bool
 }
 
-func newXMLEditCmd() *cobra.Command {
+func newXMLEditCmd(g *globalOptions) *cobra.Command {
 	o := &xmlEditOptions{}
 	cmd := &cobra.Command{
 		Use:   "edit FILE",
 		Short: "Change attributes, text or elements of an XML file in place of sed",
 		Long: `Apply edits to FILE and print the result, or with -w write it back.
+With -o json or -o yaml the result is {"file", "edits", "written", "document"}
+(document: the edited XML, absent with -w).
 The edits run in this order: every --set, every --text, every --remove, every --insert
 (each kind in the order given).
 
@@ -66,7 +68,11 @@ The edits run in this order: every --set, every --text, every --remove, every --
 Exit status: 0 success, 1 error (bad XML, a path that does not match exactly one element), 2 usage.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runXMLEdit(cmd, args[0], o)
+			f, err := g.format()
+			if err != nil {
+				return err
+			}
+			return runXMLEdit(cmd, args[0], o, f)
 		},
 	}
 	f := cmd.Flags()
@@ -78,7 +84,7 @@ Exit status: 0 success, 1 error (bad XML, a path that does not match exactly one
 	return cmd
 }
 
-func runXMLEdit(cmd *cobra.Command, file string, o *xmlEditOptions) error {
+func runXMLEdit(cmd *cobra.Command, file string, o *xmlEditOptions, f outputFormat) error {
 	edits, err := xmlEditsFromFlags(o)
 	if err != nil {
 		return &xmlExitError{Code: 2, Err: err}
@@ -94,17 +100,36 @@ func runXMLEdit(cmd *cobra.Command, file string, o *xmlEditOptions) error {
 	if err != nil {
 		return fmt.Errorf("xml edit %s: %w", file, err)
 	}
+	res := xmlEditResult{File: file, Edits: make([]string, len(edits)), Written: o.write}
+	for i, e := range edits {
+		res.Edits[i] = e.String()
+	}
 	if !o.write {
+		if f.structured() {
+			res.Document = string(out)
+			return f.print(cmd.OutOrStdout(), res)
+		}
 		_, err := cmd.OutOrStdout().Write(out)
 		return err
 	}
 	if err := xmlWriteFile(file, out); err != nil {
 		return fmt.Errorf("xml edit: %w", err)
 	}
-	for _, e := range edits {
+	if f.structured() {
+		return f.print(cmd.OutOrStdout(), res)
+	}
+	for _, e := range res.Edits {
 		fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", file, e)
 	}
 	return nil
+}
+
+// xmlEditResult is xml edit's -o json/yaml.
+type xmlEditResult struct {
+	File     string   `json:"file"`
+	Edits    []string `json:"edits"`
+	Written  bool     `json:"written"`
+	Document string   `json:"document,omitempty"`
 }
 
 // xmlEditsFromFlags turns the flags into edits, in the documented order.
@@ -197,40 +222,60 @@ func xmlWriteFile(file string, data []byte) error {
 }
 
 type xmlMergeOptions struct {
-	output string
-	keys   []string
+	outFile string
+	keys    []string
 }
 
-func newXMLMergeCmd() *cobra.Command {
+func newXMLMergeCmd(g *globalOptions) *cobra.Command {
 	o := &xmlMergeOptions{}
 	cmd := &cobra.Command{
 		Use:   "merge BASE OURS THEIRS",
 		Short: "Three-way merge of XML files at element granularity",
 		Long: `Merge the changes from BASE to OURS into THEIRS and print the result.
-Elements are matched by tag plus a key attribute (name, id or key; see --key),
-else by position among same-tag siblings. Changes to different elements or
-attributes merge; the same attribute or text changed differently, an element
-changed on one side and removed on the other, or the same element inserted
-twice with different content is a conflict.
+Elements are matched by tag plus a key attribute (name, id or key; see --key).
+Siblings without a key are matched by content, not position: unchanged ones
+by identical content (wherever they moved), changed ones by similarity of
+their attributes, text and children. So an edit stays on its element when the
+other side inserted, removed or reordered siblings around it. Changes to
+different elements or attributes merge; the same attribute or text changed
+differently, an element changed on one side and removed on the other, the
+same keyed element inserted twice with different content, or a changed
+element that matches several equally good candidates on the other side
+("ambiguous", never a guess) is a conflict.
 
 On conflict nothing is printed but the conflict list (one per line), unless
---output names a file for the merged document (theirs kept at each conflict).
+--output-file (-O) names a file for the merged document (theirs kept at each
+conflict). -o is the output format, as everywhere: with -o json or -o yaml
+the result is {"conflicts": [{"kind","path","attr","base","ours","theirs"}],
+"document", "output_file"} (document: the merged XML, absent with -O or on
+conflict).
 
 Exit status: 0 merged, 1 error, 2 usage, 3 conflicts.`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runXMLMerge(cmd, args, o)
+			f, err := g.format()
+			if err != nil {
+				return usageErrorf("%v; the merged document's file is --output-file FILE (-O FILE)", errors.Unwrap(err))
+			}
+			return runXMLMerge(cmd, args, o, f)
 		},
 	}
-	cmd.Flags().StringVar(&o.output, "output", "", "write the merged document to this file instead of stdout")
+	cmd.Flags().StringVarP(&o.outFile, "output-file", "O", "", "write the merged document to this file instead of stdout")
 	cmd.Flags().StringSliceVar(&o.keys, "key", nil, "key attributes that identify elements, in order of preference (default name,id,key)")
 	return cmd
 }
 
-func runXMLMerge(cmd *cobra.Command, args []string, o *xmlMergeOptions) error {
+// xmlMergeResult is xml merge's -o json/yaml.
+type xmlMergeResult struct {
+	Conflicts  []manifest.Conflict `json:"conflicts"`
+	Document   string              `json:"document,omitempty"`
+	OutputFile string              `json:"output_file,omitempty"`
+}
+
+func runXMLMerge(cmd *cobra.Command, args []string, o *xmlMergeOptions, f outputFormat) error {
 	var docs [3][]byte
-	for i, f := range args {
-		data, err := os.ReadFile(f)
+	for i, name := range args {
+		data, err := os.ReadFile(name)
 		if err != nil {
 			return fmt.Errorf("xml merge: %w", err)
 		}
@@ -240,11 +285,28 @@ func runXMLMerge(cmd *cobra.Command, args []string, o *xmlMergeOptions) error {
 	if err != nil {
 		return fmt.Errorf("xml merge: %w", err)
 	}
-	if o.output != "" {
-		if err := xmlWriteFile(o.output, out); err != nil {
+	if o.outFile != "" {
+		if err := xmlWriteFile(o.outFile, out); err != nil {
 			return fmt.Errorf("xml merge: %w", err)
 		}
-	} else if len(conflicts) == 0 {
+	}
+	if f.structured() {
+		res := xmlMergeResult{Conflicts: conflicts, OutputFile: o.outFile}
+		if res.Conflicts == nil {
+			res.Conflicts = []manifest.Conflict{}
+		}
+		if o.outFile == "" && len(conflicts) == 0 {
+			res.Document = string(out)
+		}
+		if err := f.print(cmd.OutOrStdout(), res); err != nil {
+			return err
+		}
+		if len(conflicts) > 0 {
+			return &xmlExitError{Code: 3, Err: fmt.Errorf("xml merge: %d conflicts", len(conflicts))}
+		}
+		return nil
+	}
+	if o.outFile == "" && len(conflicts) == 0 {
 		if _, err := cmd.OutOrStdout().Write(out); err != nil {
 			return err
 		}

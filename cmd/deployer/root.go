@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -54,7 +53,7 @@ Exit status: 0 success, 1 error, 2 usage, 3 the work ended with an intervention.
 	pf.StringVar(&g.keyFile, "key-file", "", "private key (PEM) of --cert-file")
 	pf.StringVar(&g.inventoryCAFile, "inventory-ca-file", "", "PEM CA bundle for an https:// fleet inventory URL (default --ca-file)")
 	pf.StringVar(&g.clientConfig, "client-config", os.Getenv("DEPLOYER_CLIENT_CONFIG"), "client config file with remote, token_file, ca_file, cert_file, key_file (env DEPLOYER_CLIENT_CONFIG; default ~/.config/deployer/client.yaml when it exists)")
-	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml (report: markdown, json, yaml or html)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see %s --help)", err, c.CommandPath())
 	})
@@ -70,13 +69,55 @@ Exit status: 0 success, 1 error, 2 usage, 3 the work ended with an intervention.
 		newInterventionsCmd(g),
 		newReportCmd(g),
 		newValidateCmd(g),
-		newXMLCmd(),
+		newXMLCmd(g),
 		newBackupCmd(g),
 		newBenchCmd(g),
 		newDemoCmd(g),
 		newFleetCmd(g),
+		newGenDocsCmd(),
 	)
+	g.registerCompletions(root)
+	// cobra adds these when it executes; added now, they get the same
+	// usage errors as ours.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	markUsageErrors(root)
 	return root
+}
+
+// markUsageErrors makes every wrong argument a usage error (exit 2), as
+// flag errors are: each command's argument check is wrapped, and a command
+// group (deployer, step, xml, fleet) given an unknown subcommand says so,
+// with a suggestion, instead of printing its help and exiting 0. Run
+// without arguments, a group prints its help.
+func markUsageErrors(c *cobra.Command) {
+	if c.HasSubCommands() && !c.Runnable() {
+		c.SuggestionsMinimumDistance = 2
+		c.Args = unknownSubcommand
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return usageErrorf("%v (see %s --help)", err, cmd.CommandPath())
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		markUsageErrors(sub)
+	}
+}
+
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return errors.New(msg)
 }
 
 // client returns an API client for --remote or the local socket. It never
@@ -185,24 +226,14 @@ func (g *globalOptions) socketPath() string {
 	return "/run/deployer/deployer.sock"
 }
 
-// jsonClient is what most commands start with: the output format and a client.
-func (g *globalOptions) jsonClient() (bool, *api.Client, error) {
-	asJSON, err := g.json()
+// formatClient is what most commands start with: the output format and a client.
+func (g *globalOptions) formatClient() (outputFormat, *api.Client, error) {
+	f, err := g.format()
 	if err != nil {
-		return false, nil, err
+		return "", nil, err
 	}
 	c, err := g.client()
-	return asJSON, c, err
-}
-
-func (g *globalOptions) json() (bool, error) {
-	switch g.output {
-	case "table", "":
-		return false, nil
-	case "json":
-		return true, nil
-	}
-	return false, usageErrorf("-o %q: want table or json", g.output)
+	return f, c, err
 }
 
 // readSecretFile reads a one-line secret; the error never contains its content.
@@ -216,12 +247,6 @@ func readSecretFile(path string) (string, error) {
 		return "", fmt.Errorf("secret file %s is empty", path)
 	}
 	return s, nil
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func newTable(w io.Writer) *tabwriter.Writer {

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sre-tools/deployer/executor"
+	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/notify"
 	"github.com/sre-tools/deployer/schedule"
 	"github.com/sre-tools/deployer/store"
@@ -49,8 +50,11 @@ type Options struct {
 	StateDir      string // holds state.db and checkouts/<repo>
 	Repos         []RepoConfig
 	AllowStepDirs []string
-	StepEnv       []string // host environment variables passed to steps
-	Datacenter    string   // for notifications ({dc})
+	// Limits caps the size and depth of deployer.xml and instance files
+	// (host config limits:); zero fields take manifest's defaults.
+	Limits     manifest.Limits
+	StepEnv    []string // host environment variables passed to steps
+	Datacenter string   // for notifications ({dc})
 	// ShutdownGrace is how long a run in flight may go on after the daemon
 	// is told to stop (no new run starts meanwhile); 0 cancels at once.
 	ShutdownGrace time.Duration
@@ -108,8 +112,9 @@ func New(opts Options) (*Daemon, error) {
 	}
 	ids, err := st.InterruptRunning()
 	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("mark interrupted runs: %w", err)
+		// A full disk must not keep the daemon down: each worker finishes
+		// its repo's left-running runs once the state file can be written.
+		opts.Logger.Error().Err(err).Msg("mark interrupted runs; retried per repo")
 	}
 	d.metrics = newMetrics(d)
 	if d.notify, err = newNotifier(d, opts.Notify); err != nil {
@@ -227,6 +232,9 @@ func (d *Daemon) Reload(repos []RepoConfig) (added, removed, changed []string) {
 		if err := d.sched.Set(w.cfg.Name, nil); err != nil {
 			d.log.Error().Err(err).Str("repo", w.cfg.Name).Msg("drop schedules")
 		}
+	}
+	for _, name := range removed {
+		d.metrics.dropRepo(name)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -72,7 +72,7 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 
 func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployment, spec *deploymentSpec, save func()) {
 	req := spec.Request
-	m, err := manifest.Load(w.repo.Dir(), manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs})
+	m, err := manifest.Load(w.repo.Dir(), w.manifestOptions())
 	if err != nil {
 		run.Status, run.Error, spec.Reason = store.RunInvalid, err.Error(), "manifest invalid: "+err.Error()
 		w.raiseManifestInvalid(*run, err)

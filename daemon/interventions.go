@@ -14,7 +14,10 @@ type Kind string
 
 // The intervention kinds, most severe first within each scope.
 const (
+	KindStateCorrupt      Kind = store.KindStateCorrupt
+	KindHostResource      Kind = "host-resource"
 	KindRepoCorrupt       Kind = "repo-corrupt"
+	KindUpstreamInvalid   Kind = "upstream-invalid"
 	KindAuthFailed        Kind = "auth-failed"
 	KindSyncDiverged      Kind = "sync-diverged"
 	KindUpstreamRewritten Kind = "upstream-rewritten"
@@ -28,7 +31,7 @@ const (
 )
 
 // Kinds lists every kind in severity order (most severe first).
-var Kinds = []Kind{KindRepoCorrupt, KindAuthFailed, KindSyncDiverged, KindUpstreamRewritten, KindSyncDirty,
+var Kinds = []Kind{KindStateCorrupt, KindHostResource, KindRepoCorrupt, KindUpstreamInvalid, KindAuthFailed, KindSyncDiverged, KindUpstreamRewritten, KindSyncDirty,
 	KindManifestInvalid, KindRemoteUnreachable, KindPushRejected, KindPushConflict, KindStepFailed, KindInstanceInvalid}
 
 // Severity orders kinds for the report: lower is more severe.
@@ -130,6 +133,10 @@ func (w *worker) instanceBlocked(instance string) (store.Intervention, bool) {
 // syncFailed turns a failed sync into the intervention its kind calls for.
 func (w *worker) syncFailed(res syncer.Result, err error) {
 	kind := syncer.KindOf(err)
+	if kind == syncKindResource || isResource(err) {
+		w.resourceFailed("sync", err)
+		return
+	}
 	if kind == syncer.KindUnreachable || kind == syncer.KindAuth {
 		w.failedSyncs++
 		w.log.Info().Int("failed_syncs", w.failedSyncs).Dur("poll_in", backoffDelay(w.cfg.Poll, w.failedSyncs)).Msg("polls back off while the remote fails")
@@ -165,6 +172,10 @@ func (w *worker) syncFailed(res syncer.Result, err error) {
 	case syncer.KindAuth:
 		iv.Summary = "the remote refused the daemon's credentials"
 		iv.NextAction = "fix the key, token or known_hosts named in auth: in the config, then reload the daemon (systemctl reload deployer: a changed auth file restarts the repo); it resolves on the next successful sync"
+	case syncKindInvalid:
+		iv.Kind = string(KindUpstreamInvalid)
+		iv.Summary = "an upstream commit has a path the daemon refuses to check out; the checkout stays as it was"
+		iv.NextAction = "revert or rewrite the commit named in the evidence upstream (and set receive.fsckObjects on the git server); it resolves on the next successful sync"
 	case syncer.KindCorrupt:
 		iv.Summary = fmt.Sprintf("the checkout %s is broken and could not be re-cloned", dir)
 		iv.NextAction = corruptNextAction(err, "move the checkout aside and restart the daemon (it clones afresh), then resolve {id}")
@@ -232,7 +243,7 @@ func corruptNextAction(err error, fallback string) string {
 func (w *worker) syncSucceeded(scanned bool) {
 	w.unreachable = 0
 	w.failedSyncs = 0
-	for _, k := range []Kind{KindRemoteUnreachable, KindAuthFailed} {
+	for _, k := range []Kind{KindRemoteUnreachable, KindAuthFailed, KindUpstreamInvalid} {
 		w.clear(k, "", "the next sync succeeded")
 	}
 	// A corrupt checkout clears with a good sync; a salvaged state file
@@ -273,6 +284,12 @@ func (w *worker) raisePushConflict(e store.JournalEntry, o syncer.Outcome) {
 			iv.Evidence.Element += "@" + c.Attr
 		}
 		iv.Evidence.Values = &store.ConflictValues{Base: c.Base, Ours: c.Ours, Theirs: c.Theirs}
+		if len(c.Candidates) > 0 {
+			// An edit whose element cannot be told apart upstream: the
+			// elements it could be, for the operator to choose from.
+			iv.Evidence.Extra["candidates"] = strings.Join(c.Candidates, "\n")
+			iv.Evidence.Extra["conflict_kind"] = string(c.Kind)
+		}
 	}
 	if o.Upstream != "" {
 		iv.Evidence.Commits = w.commitsTouching(e.BaseBlob, o.Upstream, e.File)
@@ -305,7 +322,7 @@ func (w *worker) raiseManifestInvalid(run store.Run, err error) {
 func (w *worker) raiseInstanceInvalid(run store.Run, o store.InstanceOutcome) {
 	w.raise(store.Intervention{
 		Kind: string(KindInstanceInvalid), Instance: o.Name,
-		Summary:    fmt.Sprintf("instance file %s does not parse; its steps were not run", o.File),
+		Summary:    fmt.Sprintf("instance file %s is invalid; its steps were not run", oneLine(o.File)),
 		NextAction: "fix the file (check with: deployer validate DIR) and push; it resolves when the instance runs again",
 		Evidence:   store.Evidence{File: o.File, Output: o.Reason, Extra: map[string]string{"commit": run.Commit, "run": fmt.Sprint(run.ID)}},
 	})

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,8 +13,15 @@ import (
 	"github.com/sre-tools/deployer/store"
 )
 
-// metrics are the daemon's Prometheus series.
+// metrics are the daemon's Prometheus series. Repo labels exist only for
+// configured repos and step labels only for the steps of each repo's
+// current manifest: a removed repo's series and a dropped step's series are
+// deleted (dropRepo, keepSteps), so a manifest cannot grow /metrics for
+// good.
 type metrics struct {
+	mu    sync.Mutex
+	steps map[string]map[string]bool // repo -> step names with series
+
 	reg          *prometheus.Registry
 	runs         *prometheus.CounterVec
 	runDuration  *prometheus.HistogramVec
@@ -24,7 +33,8 @@ type metrics struct {
 
 func newMetrics(d *Daemon) *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		steps: map[string]map[string]bool{},
+		reg:   prometheus.NewRegistry(),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deployer_runs_total", Help: "Runs by repo and outcome.",
 		}, []string{"repo", "status"}),
@@ -55,6 +65,44 @@ func newMetrics(d *Daemon) *metrics {
 // MetricsHandler serves /metrics.
 func (d *Daemon) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{})
+}
+
+// stepEnded records a step attempt's duration.
+func (m *metrics) stepEnded(repo, step, status string, d time.Duration) {
+	m.mu.Lock()
+	if m.steps[repo] == nil {
+		m.steps[repo] = map[string]bool{}
+	}
+	m.steps[repo][step] = true
+	m.mu.Unlock()
+	m.stepDuration.WithLabelValues(repo, step, status).Observe(d.Seconds())
+}
+
+// keepSteps deletes the step series of repo whose step is not in current
+// (the steps of the manifest just loaded).
+func (m *metrics) keepSteps(repo string, current []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for step := range m.steps[repo] {
+		if !slices.Contains(current, step) {
+			m.stepDuration.DeletePartialMatch(prometheus.Labels{"repo": repo, "step": step})
+			delete(m.steps[repo], step)
+		}
+	}
+}
+
+// dropRepo deletes every series of a repo no longer configured.
+func (m *metrics) dropRepo(repo string) {
+	m.mu.Lock()
+	delete(m.steps, repo)
+	m.mu.Unlock()
+	match := prometheus.Labels{"repo": repo}
+	m.runs.DeletePartialMatch(match)
+	m.runDuration.DeletePartialMatch(match)
+	m.stepDuration.DeletePartialMatch(match)
+	m.pushes.DeletePartialMatch(match)
+	m.syncState.DeletePartialMatch(match)
+	m.lastSyncOK.DeletePartialMatch(match)
 }
 
 func (m *metrics) runEnded(r store.Run) {

@@ -25,6 +25,14 @@ func (w *worker) runOnce(ctx context.Context, reqs []request) store.RunID {
 		manual = manual || r.done != nil || r.trigger.Kind == "retry"
 		forced = append(forced, r.instances...)
 	}
+	if !w.probeResource() {
+		// host-resource: nothing can be recorded; the probe runs again
+		// at the next trigger (polls go on).
+		return 0
+	}
+	if w.leftRunning {
+		w.leftRunning = !w.finishLeftRunning()
+	}
 	rs, err := w.d.store.Repo(w.cfg.Name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		w.log.Error().Err(err).Msg("read repo state")
@@ -184,9 +192,11 @@ func (w *worker) runAt(ctx context.Context, triggers []store.Trigger, rs store.R
 	id, err := w.d.store.CreateRun(run)
 	if err != nil {
 		w.log.Error().Err(err).Msg("record run")
+		w.noteResource("recording a run", err)
 		return run, false
 	}
 	run.ID = id
+	w.takeRecordFailed()
 	log := w.log.With().Uint64("run", uint64(id)).Str("commit", short(run.Commit)).Str("trigger", triggers[0].Kind).Logger()
 	log.Info().Str("base", short(rs.Deployed)).Msg("run started")
 	w.setSnap(func(s *snapshot) { r := run; s.running = &r })
@@ -195,17 +205,31 @@ func (w *worker) runAt(ctx context.Context, triggers []store.Trigger, rs store.R
 	carry(&run)
 	w.landed, w.held = nil, nil
 	run.Ended = w.d.now()
+	ok := true
+	if w.takeRecordFailed() && run.Status != store.RunInvalid {
+		// Some of the run's records (or its checkout writes) failed: it is
+		// not what it should be, so it ends interrupted and is redone.
+		run.Status = store.RunInterrupted
+		if run.Error == "" {
+			run.Error = "a record of the run could not be written (see host-resource); it is redone"
+		}
+	}
 	if err := w.d.store.UpdateRun(run); err != nil {
 		log.Error().Err(err).Msg("record run outcome")
+		w.noteResource("recording a run's outcome", err)
+		// Left running in the state file: finished as interrupted at the
+		// next chance, and redone (the deployed commit does not advance).
+		w.leftRunning, ok = true, false
+		run.Status = store.RunInterrupted
 	}
 	w.d.metrics.runEnded(run)
 	log.Info().Str("status", string(run.Status)).Int("instances", len(run.Instances)).Str("error", run.Error).Msg("run ended")
-	return run, true
+	return run, ok
 }
 
 // carryOut loads the manifest, plans and executes; it sets run's status.
 func (w *worker) carryOut(ctx context.Context, run *store.Run, rs *store.RepoState, forced []string) {
-	m, err := manifest.Load(w.repo.Dir(), manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs})
+	m, err := manifest.Load(w.repo.Dir(), w.manifestOptions())
 	if err != nil {
 		run.Status, run.Error = store.RunInvalid, err.Error()
 		w.raiseManifestInvalid(*run, err)
@@ -213,6 +237,7 @@ func (w *worker) carryOut(ctx context.Context, run *store.Run, rs *store.RepoSta
 	}
 	w.clear(KindManifestInvalid, "", "a valid manifest arrived at "+short(run.Commit))
 	w.setSchedules(m)
+	w.d.metrics.keepSteps(w.cfg.Name, manifestSteps(m))
 	if rs.Deployed == "" {
 		// First start on this repo: adopt the current commit as deployed
 		// rather than redeploying every instance on a daemon install.
@@ -288,7 +313,7 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 			"DEPLOYER_DRY_RUN": dry,
 		}
 		job.Secrets = secrets
-		file, dryRun := job.Instance.File, p.dryRun
+		file, dryRun, name := job.Instance.File, p.dryRun, string(job.Instance.Name)
 		job.BeforeStep = func(ctx context.Context, s manifest.Step) (func(), error) {
 			failpointAfter(fpMidStep, midStepDelay)
 			if s.Writes != "instance" {
@@ -296,11 +321,25 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 			}
 			select {
 			case w.writer <- struct{}{}:
-				return func() { <-w.writer }, nil
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
+			// Recorded before the step starts: if the daemon dies while it
+			// runs, the next start restores the file and runs it again.
+			if err := w.d.store.BeginStep(store.InflightStep{Repo: w.cfg.Name, Instance: name, File: file, Step: string(s.Name), Run: run.ID}); err != nil {
+				<-w.writer
+				return nil, err
+			}
+			return func() {
+				if err := w.d.store.EndStep(w.cfg.Name, name, string(s.Name)); err != nil {
+					// The record stays: the next start rolls back (a no-op
+					// on a clean file) and runs the instance again.
+					w.log.Error().Err(err).Str("instance", name).Msg("clear in-flight step")
+				}
+				<-w.writer
+			}, nil
 		}
+		job.AfterAttempt = w.afterAttempt
 		job.AfterStep = func(ctx context.Context, r executor.StepResult) error {
 			if s, ok := m.Step(r.Step); ok && s.Writes == "instance" {
 				return w.captureWrite(ctx, run, r, file, dryRun)
@@ -317,10 +356,11 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 	}
 	report := func(r executor.StepResult) {
 		if !r.Started.IsZero() && !r.Ended.IsZero() && r.Status != executor.StatusSkipped && r.Status != executor.StatusNotStarted {
-			w.d.metrics.stepDuration.WithLabelValues(w.cfg.Name, string(r.Step), string(r.Status)).Observe(r.Ended.Sub(r.Started).Seconds())
+			w.d.metrics.stepEnded(w.cfg.Name, string(r.Step), string(r.Status), r.Ended.Sub(r.Started))
 		}
 		if err := w.d.store.AddStep(stepRecord(run.ID, run.Commit, r)); err != nil {
 			w.log.Error().Err(err).Msg("record step")
+			w.recordError("recording a step", err)
 		}
 	}
 	return w.d.exec.RunJobs(ctx, p.jobs, bucket, maxFailures, report)
@@ -352,8 +392,13 @@ func (w *worker) settle(run *store.Run, results []executor.InstanceResult) {
 			w.gitMu.Unlock()
 			w.clear(KindStepFailed, o.Name, "its steps succeeded in run "+fmt.Sprint(run.ID))
 			w.clear(KindInstanceInvalid, o.Name, "its steps ran in run "+fmt.Sprint(run.ID))
+		} else if out := failedOutput(r); isResourceText(out) {
+			// Not the instance's fault: the host could not write (its
+			// output file, its checkout, the state file). The repo is
+			// blocked until writes work; the run is redone then.
+			w.resourceFailed(fmt.Sprintf("step of %s", o.Name), errors.New(strings.TrimSpace(out)))
 		} else if (r.Status == executor.StatusFailed || r.Status == executor.StatusTimedOut) && !w.held[o.Name] {
-			w.raiseStepFailed(*run, *o, failedOutput(r))
+			w.raiseStepFailed(*run, *o, out)
 		}
 		if err := w.d.store.SetInstance(st); err != nil {
 			w.log.Error().Err(err).Str("instance", o.Name).Msg("record instance")
@@ -410,6 +455,7 @@ func finalStatus(outcomes []store.InstanceOutcome) store.RunStatus {
 func (w *worker) saveRepo(rs store.RepoState) {
 	if err := w.d.store.SetRepo(rs); err != nil {
 		w.log.Error().Err(err).Msg("record repo state")
+		w.noteResource("recording the repo state", err)
 	}
 }
 
@@ -432,4 +478,18 @@ func short(commit string) string {
 		return commit[:10]
 	}
 	return commit
+}
+
+// manifestSteps lists the names of m's steps.
+func manifestSteps(m *manifest.Manifest) []string {
+	names := make([]string, len(m.Steps))
+	for i, s := range m.Steps {
+		names[i] = string(s.Name)
+	}
+	return names
+}
+
+// manifestOptions are the options every manifest load of this daemon uses.
+func (w *worker) manifestOptions() manifest.Options {
+	return manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs, Limits: w.d.opts.Limits}
 }

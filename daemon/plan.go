@@ -139,7 +139,7 @@ func (w *worker) stepsChanged(m *manifest.Manifest, steps []manifest.Step, base 
 	if err != nil {
 		return true
 	}
-	old, err := manifest.Parse(manifest.FileName, data, manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs})
+	old, err := manifest.Parse(manifest.FileName, data, w.manifestOptions())
 	if err != nil || old.OnChange == nil {
 		return true
 	}
@@ -172,6 +172,11 @@ func (w *worker) planInstance(m *manifest.Manifest, file string, steps []manifes
 	}
 	in, err := m.ReadInstance(w.repo.Dir(), file)
 	if err != nil {
+		if manifest.CheckInstanceName(out.Name) != nil {
+			// The scope of its intervention: never a line break or
+			// control character from a file name.
+			out.Name = oneLine(out.Name)
+		}
 		out.Status, out.Reason = "failed", "instance-invalid: "+err.Error()
 		return out, executor.Job{}, false
 	}

@@ -119,7 +119,7 @@ func (w *worker) runReplay(ctx context.Context, r request) store.RunID {
 }
 
 func (w *worker) carryOutReplay(ctx context.Context, run *store.Run, rp *replay) {
-	m, err := manifest.Load(w.repo.Dir(), manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs})
+	m, err := manifest.Load(w.repo.Dir(), w.manifestOptions())
 	if err != nil {
 		run.Status, run.Error = store.RunInvalid, err.Error()
 		w.raiseManifestInvalid(*run, err)

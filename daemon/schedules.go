@@ -71,7 +71,7 @@ func (w *worker) setSchedules(m *manifest.Manifest) {
 // times missed while the daemon was down: caught up when the schedule says
 // catch-up="true", recorded as missed otherwise.
 func (w *worker) startSchedules() {
-	m, err := manifest.Load(w.repo.Dir(), manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs})
+	m, err := manifest.Load(w.repo.Dir(), w.manifestOptions())
 	if err != nil {
 		return // the first run raises manifest-invalid
 	}
@@ -117,7 +117,7 @@ func (w *worker) runSchedule(ctx context.Context, r request) store.RunID {
 }
 
 func (w *worker) carryOutSchedule(ctx context.Context, run *store.Run, sc manifest.Schedule) {
-	m, err := manifest.Load(w.repo.Dir(), manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs})
+	m, err := manifest.Load(w.repo.Dir(), w.manifestOptions())
 	if err != nil {
 		run.Status, run.Error = store.RunInvalid, err.Error()
 		w.raiseManifestInvalid(*run, err)

@@ -75,6 +75,17 @@ type worker struct {
 	// writer lets one instance-writing step run at a time: a write-back
 	// needs every other tracked file clean.
 	writer chan struct{}
+	// resMu guards resource and recordFailed, which steps' reports set.
+	resMu sync.Mutex
+	// resource, when not "", is what could not write (disk full, quota):
+	// the repo is blocked (host-resource) until a probe write works.
+	resource string
+	// recordFailed: a record of the current run could not be written; the
+	// run ends interrupted and is redone.
+	recordFailed bool
+	// leftRunning: runs of this repo may still be recorded running (at
+	// start, or after an outcome could not be recorded).
+	leftRunning bool
 }
 
 func newWorker(d *Daemon, cfg RepoConfig) *worker {
@@ -85,6 +96,8 @@ func newWorker(d *Daemon, cfg RepoConfig) *worker {
 		wake:   make(chan struct{}, 1),
 		writer: make(chan struct{}, 1),
 		snap:   snapshot{state: "starting"},
+
+		leftRunning: true,
 	}
 }
 
@@ -162,6 +175,7 @@ func (w *worker) loop(ctx, work context.Context) {
 		w.abandon()
 		return
 	}
+	w.rollbackInflight()
 	w.recoverJournal(work)
 	w.startSchedules()
 	w.resumeDeployments()

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
@@ -39,13 +40,19 @@ func (e *conflictError) Error() string {
 // nothing is redeployed from a state that is not on the remote.
 func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.StepResult, file string, dryRun bool) error {
 	full := filepath.Join(w.repo.Dir(), filepath.FromSlash(file))
+	max := w.d.opts.Limits.InstanceFileBytes
+	if max <= 0 {
+		max = manifest.DefaultInstanceFileBytes
+	}
 	w.gitMu.Lock()
 	defer w.gitMu.Unlock()
 	baseCommit, base, err := w.stepBase(run, r, file)
 	if err != nil {
 		return err
 	}
-	now, err := os.ReadFile(full)
+	// The step may have left a symlink or something else than a file:
+	// read with the inside-the-repo rule, capped.
+	now, err := manifest.ReadRepoFile(w.repo.Dir(), file, max)
 	if err != nil {
 		return fmt.Errorf("read %s after %s: %w", file, r.Step, err)
 	}
@@ -162,7 +169,7 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 	if err != nil {
 		return syncer.Change{}, fmt.Errorf("journal entry %s: apply to base: %w", e.ID, err)
 	}
-	subject := fmt.Sprintf("%s: %s: %s", e.Reason, e.Instance, describeEdits(base, edits))
+	subject, body := commitMessage(e.Reason, e.Instance, describeEdits(base, edits))
 	return syncer.Change{
 		ID:   e.ID,
 		Path: e.File,
@@ -173,7 +180,9 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 			if bytes.Equal(upstream, base) {
 				return ours, nil
 			}
-			merged, conflicts, err := manifest.Merge(base, ours, upstream, manifest.DiffOptions{})
+			// Edits follow their element by identity, wherever upstream
+			// moved it; one that cannot be placed uniquely conflicts.
+			merged, conflicts, err := manifest.Reapply(base, upstream, edits, manifest.DiffOptions{})
 			if err != nil {
 				return nil, err
 			}
@@ -182,10 +191,10 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 			}
 			return merged, nil
 		},
-		Message: subject + "\n\nWritten back by the deployer daemon after " + e.Reason + ".",
+		Message: subject + "\n\n" + body,
 		Trailers: map[string]string{
-			"Deployer-Host": w.d.opts.Host,
-			"Deployer-Run":  e.Run,
+			"Deployer-Host": oneLine(w.d.opts.Host),
+			"Deployer-Run":  oneLine(e.Run),
 		},
 	}, nil
 }
@@ -255,4 +264,55 @@ func describeEdits(base []byte, edits []manifest.Edit) string {
 		return first
 	}
 	return fmt.Sprintf("%s (+%d more)", first, len(edits)-1)
+}
+
+// commitMessage is a write-back's subject and body. Step name, instance
+// name and values come from the repository: each is made one line (see
+// oneLine), so that none can start a line of the message, and the only
+// trailers are the ones the daemon adds.
+func commitMessage(step, instance, edits string) (subject, body string) {
+	subject = fmt.Sprintf("%s: %s: %s", oneLine(step), oneLine(instance), oneLine(edits))
+	body = "Written back by the deployer daemon after " + oneLine(step) + "."
+	return subject, body
+}
+
+// oneLine escapes what could break a line or hide text in s: ASCII control
+// characters (newline, carriage return, tab, ...), DEL, the C1 controls and
+// the Unicode line and paragraph separators, as Go escapes (\n, \x1b,
+// \u2028). A backslash is doubled, so an escape cannot be forged.
+func oneLine(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == '\\' || unsafeRune(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x80 && unsafeRune(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unsafeRune(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func unsafeRune(r rune) bool {
+	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 || r == utf8.RuneError
 }

@@ -24,21 +24,21 @@ type jobRun struct {
 	file    string // instance file, clean slash path
 	red     *redactor
 	outputs map[string]string // real values, flowing to later steps
-	others  map[string]bool   // other in-flight jobs' instance files
+	gate    *gate             // attribution between jobs in one checkout; nil when alone
 	allow   []string          // host variables passed through
 	literal bool              // arguments are already templated (scenarios)
 	watch   *treeWatch        // nil: snapshots (or the job's hook)
 	log     zerolog.Logger
 }
 
-func (e *Executor) newJobRun(job Job, others map[string]bool, watch *treeWatch) *jobRun {
+func (e *Executor) newJobRun(job Job, g *gate, watch *treeWatch) *jobRun {
 	file := path.Clean(job.Instance.File)
 	return &jobRun{
 		job:     job,
 		file:    file,
 		red:     newRedactor(job.Secrets),
 		outputs: maps.Clone(job.Outputs),
-		others:  others,
+		gate:    g,
 		allow:   e.opts.StepEnv,
 		watch:   watch,
 		log:     e.log.With().Str("instance", string(job.Instance.Name)).Logger(),
@@ -49,11 +49,27 @@ func (e *Executor) newJobRun(job Job, others map[string]bool, watch *treeWatch) 
 type attemptEnd struct {
 	outputs   map[string]string // unredacted
 	retryable bool
+	// redoAlone: the attempt saw changes it may not make while other
+	// attempts ran in the checkout; it runs again with the checkout to
+	// itself to tell whose they were.
+	redoAlone bool
 }
 
-// attempt runs attempt n of step once and returns its record.
-func (e *Executor) attempt(ctx context.Context, jr *jobRun, step manifest.Step, n int) (StepResult, attemptEnd) {
-	r := jr.newResult(step, n)
+// attempt runs attempt n of step once and returns its record; alone runs
+// it with the checkout to itself (no other attempt of the RunJobs call in
+// flight).
+func (e *Executor) attempt(ctx context.Context, jr *jobRun, step manifest.Step, n int, alone bool) (r StepResult, end attemptEnd) {
+	var win *window
+	if jr.gate != nil {
+		claim := ""
+		if step.Writes == "instance" {
+			claim = jr.file
+		}
+		win = jr.gate.enter(claim, alone)
+		defer jr.gate.leave(win, alone)
+	}
+	defer func() { jr.afterAttempt(ctx, &r) }()
+	r = jr.newResult(step, n)
 	env := jr.env(step)
 	r.Env, r.SecretNames = env.recorded(jr.red)
 	fail := func(reason string) (StepResult, attemptEnd) {
@@ -84,9 +100,9 @@ func (e *Executor) attempt(ctx context.Context, jr *jobRun, step manifest.Step, 
 	r.Status, r.Reason, r.ExitCode, r.Signal = pres.status, pres.reason, pres.exitCode, pres.signal
 	r.OutputHead, r.OutputTail, r.Truncated = c.result()
 	r.OutputBytes = c.raw
-	end := attemptEnd{retryable: r.Status == StatusFailed || r.Status == StatusTimedOut}
+	end = attemptEnd{retryable: r.Status == StatusFailed || r.Status == StatusTimedOut}
 	end.outputs = jr.collectOutputs(&r, outFile)
-	jr.checkWrites(ctx, &r, step, writes, &end)
+	jr.checkWrites(ctx, &r, step, writes, &end, win, alone)
 	jr.afterStep(ctx, &r, &end)
 	r.Reason = jr.red.string(r.Reason)
 	log.Debug().Str("status", string(r.Status)).Str("reason", r.Reason).Dur("took", r.Ended.Sub(r.Started)).Msg("step attempt ended")
@@ -171,7 +187,9 @@ func (jr *jobRun) collectOutputs(r *StepResult, outFile string) map[string]strin
 }
 
 // checkWrites fails the attempt when it changed files it may not change.
-func (jr *jobRun) checkWrites(ctx context.Context, r *StepResult, step manifest.Step, w *writeCheck, end *attemptEnd) {
+// When other attempts ran in the checkout meanwhile, the changes may be
+// theirs: the attempt is marked to be redone alone instead of blamed.
+func (jr *jobRun) checkWrites(ctx context.Context, r *StepResult, step manifest.Step, w *writeCheck, end *attemptEnd, win *window, alone bool) {
 	changed, err := w.changed(context.WithoutCancel(ctx), step)
 	if err != nil {
 		if r.Status == StatusSucceeded {
@@ -179,9 +197,31 @@ func (jr *jobRun) checkWrites(ctx context.Context, r *StepResult, step manifest.
 		}
 		return
 	}
+	var claimed map[string]bool
+	if jr.gate != nil {
+		claimed = jr.gate.claimed(win)
+		for _, f := range jr.gate.taintedIn(win) {
+			if !slices.Contains(changed, f) {
+				changed = append(changed, f)
+			}
+		}
+		slices.Sort(changed)
+	}
 	r.ChangedFiles = changed
-	r.ForbiddenWrites = forbidden(changed, step, jr.file, jr.others)
+	r.ForbiddenWrites = forbidden(changed, step, jr.file, claimed)
 	if len(r.ForbiddenWrites) == 0 {
+		return
+	}
+	if jr.gate != nil && !alone && !jr.gate.wasAlone(win) {
+		reason := fmt.Sprintf("%s changed while other steps ran in the checkout, so whose change it is cannot be told: the changes are rolled back and the attempt runs again alone",
+			strings.Join(r.ForbiddenWrites, ", "))
+		if r.Status == StatusSucceeded {
+			r.Status, r.Reason = StatusFailed, reason
+		} else {
+			r.Reason += "; " + reason
+		}
+		end.retryable, end.redoAlone = false, true
+		jr.gate.taint(win, r.ForbiddenWrites)
 		return
 	}
 	reason := fmt.Sprintf("%v: %s", ErrForbiddenWrite, strings.Join(r.ForbiddenWrites, ", "))
@@ -204,6 +244,23 @@ func (jr *jobRun) afterStep(ctx context.Context, r *StepResult, end *attemptEnd)
 			r.Status = StatusInterrupted
 		}
 		end.retryable = false
+	}
+}
+
+// afterAttempt runs the job's AfterAttempt hook (the daemon's rollback);
+// its error is added to the attempt's reason.
+func (jr *jobRun) afterAttempt(ctx context.Context, r *StepResult) {
+	if jr.job.AfterAttempt == nil || r.Started.IsZero() {
+		return
+	}
+	if err := jr.job.AfterAttempt(context.WithoutCancel(ctx), *r); err != nil {
+		if r.Status == StatusSucceeded {
+			r.Status = StatusFailed
+		}
+		if r.Reason != "" {
+			r.Reason += "; "
+		}
+		r.Reason += jr.red.string(err.Error())
 	}
 }
 

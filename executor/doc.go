@@ -29,10 +29,21 @@
 // kernel queues) the step fails, as its writes cannot be known. When inotify
 // is unavailable, the check compares lstat data (size, mtime, ctime, mode,
 // inode) of every file before and after each attempt, hashing files whose
-// mtime is too recent to be trusted. When several instances run at once in
-// one checkout, a change to another in-flight instance's file cannot be
-// attributed and is ignored; any other change made during an attempt is
-// blamed on it, whoever made it.
+// mtime is too recent to be trusted.
+//
+// Neither inotify nor lstat data say which process changed a file. When
+// several instances run at once in one checkout (RunJobs), a change is
+// blamed on an attempt only when no other attempt was in flight during its
+// window; otherwise the attempt's result is inconclusive: it is reported
+// (failed, with the reason), Job.AfterAttempt rolls the change back, the
+// other attempts in flight count the files as changed too (so a rollback
+// never hides a write from the attempt that made it), and the attempt runs
+// again with the checkout to itself, which decides; this redo is not one of
+// the step's retries. So a forbidden write fails the step that made it,
+// never a neighbour; the price, paid only when such a write happens, is
+// that the neighbours in flight run once more. A step that may write its
+// instance file claims that file for its window: overlapping attempts do
+// not count its changes as theirs.
 //
 // DEPLOYER_INSTANCE_FILE is the instance file as a slash path relative to the
 // repository root (the working directory), so that records are the same on

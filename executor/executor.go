@@ -103,6 +103,13 @@ type Job struct {
 	// "instance" may change Instance.File only, other steps nothing. When nil,
 	// the executor compares snapshots of the tree (see the package caveats).
 	CheckWrites func(ctx context.Context, step manifest.Step) (changed []string, err error)
+	// AfterAttempt, when set, is called after every attempt that started
+	// (after the writes check and AfterStep), before it is reported, with
+	// ChangedFiles and ForbiddenWrites filled in: the daemon restores there
+	// what a failed attempt or a forbidden write changed, before the next
+	// attempt or step. A non-nil error is added to the attempt's reason
+	// (and fails it).
+	AfterAttempt func(ctx context.Context, r StepResult) error
 	// Stream, if not nil, receives each step's combined output (secrets
 	// redacted) as it is produced, e.g. a terminal for a local run.
 	Stream io.Writer

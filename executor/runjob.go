@@ -24,9 +24,9 @@ func (e *Executor) RunJob(ctx context.Context, job Job, report func(StepResult))
 }
 
 // runJob is RunJob with a hook called once, before the report, when the
-// instance fails, and the instance files of other jobs in flight.
-func (e *Executor) runJob(ctx context.Context, job Job, report func(StepResult), onFail func(), others map[string]bool, watch *treeWatch) []StepResult {
-	jr := e.newJobRun(job, others, watch)
+// instance fails, and the gate shared with the other jobs in its checkout.
+func (e *Executor) runJob(ctx context.Context, job Job, report func(StepResult), onFail func(), g *gate, watch *treeWatch) []StepResult {
+	jr := e.newJobRun(job, g, watch)
 	var results []StepResult
 	emit := func(r StepResult) {
 		results = append(results, r)
@@ -97,9 +97,17 @@ func (e *Executor) runStep(ctx context.Context, jr *jobRun, step manifest.Step, 
 			return r.Status
 		}
 	}
+	alone, redos := false, 0
 	for n := 1; ; n++ {
-		r, end := e.attempt(ctx, jr, step, n)
-		last := r.Status == StatusSucceeded || !end.retryable || n > step.Retries || ctx.Err() != nil
+		r, end := e.attempt(ctx, jr, step, n, alone)
+		if end.redoAlone && !alone && ctx.Err() == nil {
+			// Inconclusive (see gate): not a failure of the step, and not
+			// one of its retries.
+			emit(r)
+			alone, redos = true, redos+1
+			continue
+		}
+		last := r.Status == StatusSucceeded || !end.retryable || n-redos > step.Retries || ctx.Err() != nil
 		if last && r.Status.Failed() {
 			markFailed()
 		}

@@ -3,7 +3,6 @@ package executor
 import (
 	"context"
 	"fmt"
-	"path"
 	"sync"
 
 	"github.com/sre-tools/deployer/manifest"
@@ -40,7 +39,7 @@ func (e *Executor) RunJobs(ctx context.Context, jobs []Job, bucket, maxFailures 
 		defer mu.Unlock()
 		return failures, maxFailures > 0 && failures >= maxFailures
 	}
-	others := instanceFiles(jobs)
+	gs := gatesFor(jobs)
 	ws := e.watchJobs(jobs)
 	defer ws.close()
 	results := make([]InstanceResult, len(jobs))
@@ -57,7 +56,7 @@ func (e *Executor) RunJobs(ctx context.Context, jobs []Job, bucket, maxFailures 
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			steps := e.runJob(ctx, job, serial, onFail, others[job.RepoRoot], ws[job.RepoRoot])
+			steps := e.runJob(ctx, job, serial, onFail, gs[job.RepoRoot], ws[job.RepoRoot])
 			results[i] = InstanceResult{Instance: job.Instance, Status: instanceStatus(steps), Steps: steps}
 		}()
 	}
@@ -90,18 +89,6 @@ func (e *Executor) notStarted(job Job, reason string, report func(StepResult)) I
 		report(r)
 	}
 	return ir
-}
-
-// instanceFiles maps each repository root to the instance files of its jobs.
-func instanceFiles(jobs []Job) map[string]map[string]bool {
-	m := map[string]map[string]bool{}
-	for _, j := range jobs {
-		if m[j.RepoRoot] == nil {
-			m[j.RepoRoot] = map[string]bool{}
-		}
-		m[j.RepoRoot][path.Clean(j.Instance.File)] = true
-	}
-	return m
 }
 
 // instanceStatus summarises an instance from its steps' final results:

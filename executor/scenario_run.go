@@ -76,7 +76,7 @@ func (e *Executor) runScenario(ctx context.Context, t Target, sc Scenario, resto
 	jr := e.newJobRun(job, nil, ws[job.RepoRoot])
 	jr.literal = true
 	jr.allow = sc.allowedHostEnv(e.opts.StepEnv)
-	r, _ := e.attempt(ctx, jr, job.Steps[0], 1)
+	r, _ := e.attempt(ctx, jr, job.Steps[0], 1, false)
 	if files.after, err = readIfExists(file); err != nil {
 		return r, files, fmt.Errorf("run scenario: read instance: %w", err)
 	}

@@ -198,13 +198,14 @@ func (ws watches) close() {
 }
 
 // forbidden returns the files in changed that step may not change. Files in
-// others (instance files of other in-flight jobs) are not attributed to it.
-func forbidden(changed []string, step manifest.Step, instanceFile string, others map[string]bool) []string {
+// claimed (instance files that other attempts, overlapping this one, were
+// allowed to write) are not attributed to it.
+func forbidden(changed []string, step manifest.Step, instanceFile string, claimed map[string]bool) []string {
 	var bad []string
 	for _, f := range changed {
 		switch {
 		case f == instanceFile && step.Writes == "instance":
-		case f != instanceFile && others[f]:
+		case f != instanceFile && claimed[f]:
 		default:
 			bad = append(bad, f)
 		}

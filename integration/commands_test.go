@@ -234,14 +234,20 @@ func cmdWaitIntervention(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
 		ts.Fatalf("usage: waitintervention KIND | -none")
 	}
-	waitUntil(ts, "intervention "+args[0], func() bool {
+	var last []string
+	ok := waitFor(func() bool {
 		var resp struct {
 			Interventions []struct {
-				Kind string `json:"kind"`
+				Kind     string `json:"kind"`
+				Instance string `json:"instance"`
 			} `json:"interventions"`
 		}
 		if err := deployerJSON(ts, &resp, "interventions", "-o", "json"); err != nil {
 			return false
+		}
+		last = last[:0]
+		for _, iv := range resp.Interventions {
+			last = append(last, strconv.Quote(iv.Kind+"/"+iv.Instance))
 		}
 		if args[0] == "-none" {
 			return len(resp.Interventions) == 0
@@ -253,6 +259,9 @@ func cmdWaitIntervention(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		return false
 	})
+	if !ok {
+		ts.Fatalf("timed out after %s waiting for intervention %s (open: %s)", scenarioDeadline, args[0], strings.Join(last, " "))
+	}
 }
 
 // cmdWaitFileMatch waits until a file has a line matching a regexp.
@@ -281,14 +290,22 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func waitUntil(ts *testscript.TestScript, what string, cond func() bool) {
+	if !waitFor(cond) {
+		ts.Fatalf("timed out after %s waiting for %s", scenarioDeadline, what)
+	}
+}
+
+// waitFor polls cond every 100 ms for at most the scenario deadline and
+// says whether it came true.
+func waitFor(cond func() bool) bool {
 	deadline := time.Now().Add(scenarioDeadline)
 	for time.Now().Before(deadline) {
 		if cond() {
-			return
+			return true
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	ts.Fatalf("timed out after %s waiting for %s", scenarioDeadline, what)
+	return false
 }
 
 func deployer(ts *testscript.TestScript, args ...string) (string, error) {

@@ -71,6 +71,9 @@ func TestScenarios(t *testing.T) {
 					if cond == "sshd" {
 						return sshdCondition()
 					}
+					if cond == "mount" {
+						return mountCondition()
+					}
 					return false, fmt.Errorf("unknown condition %q", cond)
 				},
 				Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -102,7 +105,7 @@ func TestScenarios(t *testing.T) {
 					"waitsh":           cmdWaitSh,
 				},
 			}
-			for _, more := range []map[string]func(ts *testscript.TestScript, neg bool, args []string){opsCmds(), deployCmds()} {
+			for _, more := range []map[string]func(ts *testscript.TestScript, neg bool, args []string){opsCmds(), deployCmds(), securityCmds()} {
 				maps.Copy(p.Cmds, more)
 			}
 			testscript.Run(t, p)

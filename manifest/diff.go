@@ -2,7 +2,6 @@ package manifest
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -12,7 +11,7 @@ var DefaultKeyAttrs = []string{"name", "id", "key"}
 
 // DiffOptions tunes how elements are matched between versions. The zero
 // value matches by tag plus the first of DefaultKeyAttrs an element has, and
-// otherwise by position among same-tag siblings without a key.
+// siblings without a key by content (see match.go).
 type DiffOptions struct {
 	KeyAttrs []string
 	// Limits caps the documents' size and depth; zero fields take the
@@ -34,14 +33,16 @@ type kv struct{ name, value string }
 // Comments, processing instructions and whitespace between elements are not
 // part of it.
 type elem struct {
-	name   string
-	attrs  []kv
-	text   string // leaf: the decoded text; otherwise the trimmed text runs
-	leaf   bool   // no child elements
-	kids   []*elem
-	parent *elem
-	raw    string // the element's source bytes
-	from   *elem  // merge: the element of theirs this one continues
+	name    string
+	attrs   []kv
+	text    string // leaf: the decoded text; otherwise the trimmed text runs
+	leaf    bool   // no child elements
+	kids    []*elem
+	parent  *elem
+	raw     string // the element's source bytes
+	from    *elem  // merge: the element of theirs this one continues
+	sig     uint64 // signature of the element as parsed (see computeSig)
+	shallow uint64 // signature of its tag and attributes only
 }
 
 func (e *elem) attr(name string) (string, bool) {
@@ -85,6 +86,7 @@ func buildElemSrc(d *Document, src string, n *node, parent *elem) *elem {
 		}
 		e.text = sb.String()
 	}
+	e.computeSig()
 	return e
 }
 
@@ -97,23 +99,6 @@ func (c *node) textOf(d *Document) string {
 	return decodeString(d.src[c.start:c.end], false)
 }
 
-// ids returns the matching identity of each child: tag plus key attribute
-// (and occurrence, for duplicates), else tag plus position among the
-// same-tag siblings that have no key.
-func ids(kids []*elem, keys []string) []string {
-	out := make([]string, len(kids))
-	seen := map[string]int{}
-	for i, k := range kids {
-		id := k.name + "\x00"
-		if name, v, ok := keyOf(k, keys); ok {
-			id += "@" + name + "=" + v
-		}
-		seen[id]++
-		out[i] = id + "#" + strconv.Itoa(seen[id])
-	}
-	return out
-}
-
 // keyOf returns the first key attribute e has.
 func keyOf(e *elem, keys []string) (string, string, bool) {
 	for _, k := range keys {
@@ -122,25 +107,6 @@ func keyOf(e *elem, keys []string) (string, string, bool) {
 		}
 	}
 	return "", "", false
-}
-
-// matchKids pairs old and new children by identity: m[i] is the index in
-// olds of news[i]'s match, or -1.
-func matchKids(olds, news []*elem, keys []string) []int {
-	oldIDs := ids(olds, keys)
-	index := make(map[string]int, len(olds))
-	for i, id := range oldIDs {
-		index[id] = i
-	}
-	m := make([]int, len(news))
-	for i, id := range ids(news, keys) {
-		j, ok := index[id]
-		if !ok {
-			j = -1
-		}
-		m[i] = j
-	}
-	return m
 }
 
 // splitName splits a qualified name as etree does (at the first colon).
@@ -230,7 +196,8 @@ func keyStep(tag, key, v string) string {
 }
 
 // Diff returns the edits that turn old into new, matching elements by tag
-// plus key attribute, else by position among same-tag siblings. Applying the
+// plus key attribute, else by content. Each edit records the identity of its
+// element in old (Sig, BasePath). Applying the
 // edits to old changes only the bytes of what differs semantically. Moves of
 // keyed siblings are not edits: order among matched siblings is kept from old.
 func Diff(old, new []byte, opts DiffOptions) ([]Edit, error) {
@@ -247,7 +214,13 @@ func Diff(old, new []byte, opts DiffOptions) ([]Edit, error) {
 		return nil, fmt.Errorf("diff: %w: root element <%s> became <%s>", ErrUnsupportedChange, o.name, n.name)
 	}
 	keys := opts.keys()
-	return diffTrees(o, n, keys, func(olds, news []*elem) []int { return matchKids(olds, news, keys) }), nil
+	d := &differ{keys: keys, match: func(olds, news []*elem) []int { return matchKids(olds, news, keys) }, identity: true}
+	d.elem(clone(o, nil), n)
+	if len(d.mixed) > 0 {
+		// No edit can carry it, and dropping it would lose the change silently.
+		return nil, fmt.Errorf("diff: %w: the text between the child elements of %s changed; only attributes, the text of elements without children and whole elements are edits", ErrUnsupportedChange, strings.Join(d.mixed, ", "))
+	}
+	return d.edits, nil
 }
 
 // sameText compares leaf texts; whitespace-only texts are all equal, since
@@ -262,13 +235,15 @@ func isBlank(s string) bool { return strings.TrimSpace(s) == "" }
 // step with them, so that every path is computed against the document the
 // edit will be applied to.
 type differ struct {
-	keys  []string
-	match func(olds, news []*elem) []int
-	edits []Edit
+	keys     []string
+	match    func(olds, news []*elem) []int
+	edits    []Edit
+	identity bool     // record Sig and BasePath on edits
+	mixed    []string // paths of elements whose text between children changed
 }
 
-func diffTrees(old, new *elem, keys []string, match func(olds, news []*elem) []int) []Edit {
-	d := &differ{keys: keys, match: match}
+func diffTrees(old, new *elem, keys []string, match func(olds, news []*elem) []int, identity bool) []Edit {
+	d := &differ{keys: keys, match: match, identity: identity}
 	d.elem(clone(old, nil), new)
 	return d.edits
 }
@@ -287,26 +262,38 @@ func clone(e *elem, parent *elem) *elem {
 	return &c
 }
 
-func (d *differ) add(e Edit) { d.edits = append(d.edits, e) }
+// add records an edit of the working element w, with w's identity in the
+// old version (its signature and path there) when it has one.
+func (d *differ) add(w *elem, e Edit) {
+	if o := w.from; o != nil && d.identity {
+		e.Sig = sigString(o.sig)
+		e.BasePath = pathOf(o, d.keys)
+	}
+	d.edits = append(d.edits, e)
+}
 
 // elem emits the edits that turn the working element w into n.
 func (d *differ) elem(w, n *elem) {
 	d.attrs(w, n)
 	if w.leaf && n.leaf && !sameText(w.text, n.text) {
-		d.add(Edit{Op: OpSetText, Path: pathOf(w, d.keys), Value: n.text})
+		d.add(w, Edit{Op: OpSetText, Path: pathOf(w, d.keys), Value: n.text})
 		w.text = n.text
 	}
 	if w.leaf && !n.leaf && strings.TrimSpace(w.text) != "" {
-		d.add(Edit{Op: OpSetText, Path: pathOf(w, d.keys), Value: ""})
+		d.add(w, Edit{Op: OpSetText, Path: pathOf(w, d.keys), Value: ""})
 		w.text = ""
+	}
+	// Text between child elements is never a reason to replace an element
+	// whose children match. Whitespace there is formatting; other text
+	// there has no edit, so Diff refuses it rather than drop it.
+	if !w.leaf && !n.leaf && w.text != n.text {
+		d.mixed = append(d.mixed, pathOf(w, d.keys))
 	}
 	m := d.match(w.kids, n.kids)
 	matched := make([]bool, len(w.kids))
-	for i, j := range m {
-		if j >= 0 && (w.kids[j].leaf || n.kids[i].leaf || w.kids[j].text == n.kids[i].text) {
+	for _, j := range m {
+		if j >= 0 {
 			matched[j] = true
-		} else {
-			m[i] = -1 // mixed content changed: replace the element
 		}
 	}
 	pairs := make(map[*elem]*elem)
@@ -317,7 +304,7 @@ func (d *differ) elem(w, n *elem) {
 	}
 	for j := len(w.kids) - 1; j >= 0; j-- {
 		if !matched[j] {
-			d.add(Edit{Op: OpRemove, Path: pathOf(w.kids[j], d.keys)})
+			d.add(w.kids[j], Edit{Op: OpRemove, Path: pathOf(w.kids[j], d.keys)})
 			w.kids = append(w.kids[:j], w.kids[j+1:]...)
 		}
 	}
@@ -329,7 +316,7 @@ func (d *differ) elem(w, n *elem) {
 	if len(w.kids) == 0 && !w.leaf && n.leaf {
 		w.leaf = true
 		if strings.TrimSpace(n.text) != "" || w.text != "" {
-			d.add(Edit{Op: OpSetText, Path: pathOf(w, d.keys), Value: n.text})
+			d.add(w, Edit{Op: OpSetText, Path: pathOf(w, d.keys), Value: n.text})
 		}
 		w.text = n.text
 	}
@@ -340,13 +327,13 @@ func (d *differ) elem(w, n *elem) {
 func (d *differ) attrs(w, n *elem) {
 	for _, a := range n.attrs {
 		if v, ok := w.attr(a.name); !ok || v != a.value {
-			d.add(Edit{Op: OpSetAttr, Path: pathOf(w, d.keys), Attr: a.name, Value: a.value})
+			d.add(w, Edit{Op: OpSetAttr, Path: pathOf(w, d.keys), Attr: a.name, Value: a.value})
 			setKV(w, a.name, a.value)
 		}
 	}
 	for i := 0; i < len(w.attrs); i++ {
 		if _, ok := n.attr(w.attrs[i].name); !ok {
-			d.add(Edit{Op: OpRemoveAttr, Path: pathOf(w, d.keys), Attr: w.attrs[i].name})
+			d.add(w, Edit{Op: OpRemoveAttr, Path: pathOf(w, d.keys), Attr: w.attrs[i].name})
 			w.attrs = append(w.attrs[:i], w.attrs[i+1:]...)
 			i--
 		}
@@ -381,7 +368,7 @@ func (d *differ) inserts(w, n *elem, pairs map[*elem]*elem) {
 		ins.from = nil
 		w.kids = append(w.kids[:at], append([]*elem{ins}, w.kids[at:]...)...)
 		w.leaf = false
-		d.add(Edit{Op: OpInsert, Path: pathOf(w, d.keys), XML: nk.raw, Index: index})
+		d.add(w, Edit{Op: OpInsert, Path: pathOf(w, d.keys), XML: nk.raw, Index: index})
 	}
 }
 

@@ -80,8 +80,36 @@ func TestDiffKeyAttrs(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	edits, _ = manifest.Diff([]byte(old), []byte(new), manifest.DiffOptions{})
-	if got, want := editStrings(edits), "set /r/s[1]@code b\nset /r/s[1]@v 2\nset /r/s[2]@code a\nset /r/s[2]@v 3"; got != want {
-		t.Errorf("positional: got %q, want %q", got, want)
+	// Without the key, the siblings are matched by content: s code=b moved
+	// (not an edit), s code=a changed v.
+	if got, want := editStrings(edits), "set /r/s[1]@v 3"; got != want {
+		t.Errorf("by content: got %q, want %q", got, want)
+	}
+	if edits[0].Sig == "" || edits[0].BasePath != "/r/s[1]" {
+		t.Errorf("identity: %+v", edits[0])
+	}
+}
+
+// TestDiffMixedTextOnly: only the text between children changed; the
+// element is not replaced.
+func TestDiffMixedTextOnly(t *testing.T) {
+	// Whitespace between children is formatting: the element is edited in
+	// place, not replaced.
+	old := "<r>\n  <p>\n    <b>x</b>\n  </p>\n</r>"
+	new := "<r><p>  <b x=\"1\">x</b></p></r>"
+	edits, err := manifest.Diff([]byte(old), []byte(new), manifest.DiffOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := editStrings(edits), "set /r/p/b@x 1"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	// Other text between children has no edit: refused, never dropped.
+	old = "<r><p>one <b>x</b> two</p></r>"
+	new = "<r><p>uno <b x=\"1\">x</b> dos</p></r>"
+	_, err = manifest.Diff([]byte(old), []byte(new), manifest.DiffOptions{})
+	if !errors.Is(err, manifest.ErrUnsupportedChange) || !strings.Contains(err.Error(), "/r/p") {
+		t.Errorf("want ErrUnsupportedChange naming /r/p, got %v", err)
 	}
 }
 

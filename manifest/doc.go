@@ -13,8 +13,9 @@
 //
 // On top of edits the package offers a semantic Diff (the edits that turn one
 // version of a file into another, matching elements by tag plus a key
-// attribute, else by position among same-tag siblings) and a three-way Merge
-// that applies our changes onto their version and reports conflicts.
+// attribute, else by content: see match.go), a three-way Merge that applies
+// our changes onto their version and reports conflicts, and Reapply, which
+// carries journaled edits onto a moved upstream by their elements' identity.
 //
 // # Decisions
 //
@@ -39,9 +40,13 @@
 //   - Merge removes an element one side removed unless the other side added
 //     or changed something in it (an attribute, a text, a child); removals
 //     inside it agree with the removal. At every conflict theirs is kept.
-//   - To re-apply journaled edits on a moved upstream, Merge(base, base with
-//     the edits, upstream) rather than Apply: it reports what upstream
-//     changed under the edits as conflicts with base, ours and theirs values.
+//   - To re-apply journaled edits on a moved upstream, use Reapply (or
+//     Merge(base, base with the edits, upstream)) rather than Apply: it
+//     reports what upstream changed under the edits as conflicts with base,
+//     ours and theirs values, and an element it cannot find uniquely as an
+//     ambiguous conflict, never a guess.
+//   - Text between child elements is not compared: Diff edits such an
+//     element in place and never replaces it for that text alone.
 //
 // # Caveats
 //

@@ -49,6 +49,16 @@ type Edit struct {
 	// Trail is, for an exact insert, the exact whitespace to put after the
 	// element. It may contain only XML whitespace.
 	Trail string `json:"trail,omitempty"`
+	// Sig is the identity Diff records: the signature (tag, attributes,
+	// text and descendants) of the edited element (for an insert, of the
+	// parent) as it was in the old version. Reapply finds the element by it
+	// when the file moved; edits without it (older journal entries) are
+	// re-applied by position only.
+	Sig string `json:"sig,omitempty"`
+	// BasePath is the element's path in the old version, before the edits
+	// before this one: a hint next to Sig (Path is where Apply finds it
+	// after them).
+	BasePath string `json:"base_path,omitempty"`
 }
 
 // String renders the edit for commit messages, for example

@@ -20,6 +20,11 @@ const (
 	// ConflictInserted: both sides inserted an element with the same
 	// identity but different content.
 	ConflictInserted ConflictKind = "inserted"
+	// ConflictAmbiguous: one side changed an element that cannot be found
+	// uniquely on the other side (identical or equally similar siblings
+	// were added, removed or changed there); Candidates lists the elements
+	// it could be. Merge keeps theirs rather than guess.
+	ConflictAmbiguous ConflictKind = "ambiguous"
 )
 
 // Conflict is one incompatible change found by Merge. Values are attribute
@@ -34,6 +39,9 @@ type Conflict struct {
 	Ours   string       `json:"ours"`
 	Theirs string       `json:"theirs"`
 	Absent []string     `json:"absent,omitempty"`
+	// Candidates are, for an ambiguous conflict, the paths (in theirs) of
+	// the elements the changed one could be.
+	Candidates []string `json:"candidates,omitempty"`
 }
 
 // String renders the conflict on one line.
@@ -50,8 +58,12 @@ func (c Conflict) String() string {
 	if c.Attr != "" {
 		target += "@" + c.Attr
 	}
-	return fmt.Sprintf("%s conflict at %s: base %s, ours %s, theirs %s", c.Kind, target,
+	out := fmt.Sprintf("%s conflict at %s: base %s, ours %s, theirs %s", c.Kind, target,
 		show("base", c.Base), show("ours", c.Ours), show("theirs", c.Theirs))
+	if len(c.Candidates) > 0 {
+		out += "; candidates " + strings.Join(c.Candidates, ", ")
+	}
+	return out
 }
 
 // Merge merges base→ours into theirs at element granularity and returns
@@ -76,7 +88,7 @@ func Merge(base, ours, theirs []byte, opts DiffOptions) ([]byte, []Conflict, err
 	}
 	mg := &merger{keys: opts.keys()}
 	m := mg.elem(b, o, t, nil)
-	edits := diffTrees(t, m, mg.keys, matchFrom)
+	edits := diffTrees(t, m, mg.keys, matchFrom, false)
 	out, err := ApplyLimits(theirs, edits, opts.Limits)
 	if err != nil {
 		return nil, nil, fmt.Errorf("merge: %w", err)
@@ -192,27 +204,49 @@ func (mg *merger) mergeAttrs(b, o, t, m *elem) {
 
 // kids merges the children of three matched elements.
 func (mg *merger) kids(b, o, t, m *elem) []*elem {
-	bo := inverse(matchKids(b.kids, o.kids, mg.keys), len(b.kids)) // base index -> ours index
-	bt := inverse(matchKids(b.kids, t.kids, mg.keys), len(b.kids)) // base index -> theirs index
-	fromBase := map[*elem]*elem{}                                  // theirs child -> merged child
-	inOurs := map[*elem]*elem{}                                    // ours child -> merged child
-	dropped := map[*elem]bool{}                                    // theirs children left out
+	obo, oAmb := matchKidsAmb(b.kids, o.kids, mg.keys)
+	tbo, tAmb := matchKidsAmb(b.kids, t.kids, mg.keys)
+	bo, boAmb := inverseAmb(obo, oAmb, len(b.kids)) // base index -> ours index
+	bt, btAmb := inverseAmb(tbo, tAmb, len(b.kids)) // base index -> theirs index
+	fromBase := map[*elem]*elem{}                   // theirs child -> merged child
+	inOurs := map[*elem]*elem{}                     // ours child -> merged child
+	dropped := map[*elem]bool{}                     // theirs children left out
 	for i, bk := range b.kids {
 		oi, ti := bo[i], bt[i]
-		switch {
-		case oi >= 0 && ti >= 0:
-			mk := mg.elem(bk, o.kids[oi], t.kids[ti], m)
-			fromBase[t.kids[ti]] = mk
-			inOurs[o.kids[oi]] = mk
-		case oi < 0 && ti >= 0:
-			if !adds(bk, t.kids[ti], mg.keys) {
-				dropped[t.kids[ti]] = true
-			} else {
-				mg.conflict(Conflict{Kind: ConflictRemoved, Path: pathOf(t.kids[ti], mg.keys), Base: bk.raw, Theirs: t.kids[ti].raw, Absent: []string{"ours"}})
+		var ok, tk *elem
+		if oi >= 0 {
+			ok = o.kids[oi]
+		}
+		if ti >= 0 {
+			tk = t.kids[ti]
+		}
+		// Which element of the other side is this one? When that is
+		// ambiguous and this side changed it, say so instead of guessing.
+		oursChanged := ok == nil || ok.sig != bk.sig
+		theirsChanged := tk == nil || tk.sig != bk.sig
+		if tk != nil && (btAmb[i] && oursChanged || boAmb[i] && theirsChanged) {
+			mg.ambiguous(bk, ok, tk, t, tbo)
+			mk := adopt(tk, m)
+			fromBase[tk] = mk
+			if ok != nil {
+				inOurs[ok] = mk
 			}
-		case oi >= 0 && ti < 0:
-			if adds(bk, o.kids[oi], mg.keys) {
-				mg.conflict(Conflict{Kind: ConflictRemoved, Path: pathOf(bk, mg.keys), Base: bk.raw, Ours: o.kids[oi].raw, Absent: []string{"theirs"}})
+			continue
+		}
+		switch {
+		case ok != nil && tk != nil:
+			mk := mg.elem(bk, ok, tk, m)
+			fromBase[tk] = mk
+			inOurs[ok] = mk
+		case ok == nil && tk != nil:
+			if !adds(bk, tk, mg.keys) {
+				dropped[tk] = true
+			} else {
+				mg.conflict(Conflict{Kind: ConflictRemoved, Path: pathOf(tk, mg.keys), Base: bk.raw, Theirs: tk.raw, Absent: []string{"ours"}})
+			}
+		case ok != nil && tk == nil:
+			if adds(bk, ok, mg.keys) {
+				mg.conflict(Conflict{Kind: ConflictRemoved, Path: pathOf(bk, mg.keys), Base: bk.raw, Ours: ok.raw, Absent: []string{"theirs"}})
 			}
 		}
 	}
@@ -221,7 +255,7 @@ func (mg *merger) kids(b, o, t, m *elem) []*elem {
 			inOurs[o.kids[oi]] = gone // matched to base, but not in the result
 		}
 	}
-	oursNew := mg.oursInserts(b, o, t)
+	oursNew := mg.oursInserts(b, o, t, obo, tbo)
 	var out []*elem
 	for _, tk := range t.kids {
 		switch {
@@ -238,42 +272,79 @@ func (mg *merger) kids(b, o, t, m *elem) []*elem {
 	return mg.placeInserts(o, m, out, inOurs)
 }
 
+// ambiguous reports that base child bk cannot be told apart in theirs (or
+// ours): the candidates are theirs' same-tag children that are identical to
+// its match or new in theirs.
+func (mg *merger) ambiguous(bk, ok, tk, t *elem, tbo []int) {
+	var cands []string
+	steps := kidSteps(t, mg.keys)
+	prefix := pathOf(t, mg.keys)
+	for i, c := range t.kids {
+		if c.name == tk.name && (c.sig == tk.sig || tbo[i] < 0 || c == tk) {
+			cands = append(cands, prefix+"/"+steps[i])
+		}
+	}
+	c := Conflict{Kind: ConflictAmbiguous, Path: pathOf(tk, mg.keys), Base: bk.raw, Theirs: tk.raw, Candidates: cands}
+	if ok != nil {
+		c.Ours = ok.raw
+	} else {
+		c.Absent = []string{"ours"}
+	}
+	mg.conflict(c)
+}
+
 // oursInserts maps theirs' new children to ours' new children with the same
-// identity, reporting a conflict when their content differs.
-func (mg *merger) oursInserts(b, o, t *elem) map[*elem]*elem {
+// identity (the same key, or for unkeyed children the same content),
+// reporting a conflict when keyed ones differ in content.
+func (mg *merger) oursInserts(b, o, t *elem, obo, tbo []int) map[*elem]*elem {
 	out := map[*elem]*elem{}
-	oNew := unmatched(b.kids, o.kids, mg.keys)
-	tNew := unmatched(b.kids, t.kids, mg.keys)
+	var oNew, tNew []*elem
+	for i, j := range obo {
+		if j < 0 {
+			oNew = append(oNew, o.kids[i])
+		}
+	}
+	for i, j := range tbo {
+		if j < 0 {
+			tNew = append(tNew, t.kids[i])
+		}
+	}
 	if len(oNew) == 0 || len(tNew) == 0 {
 		return out
 	}
-	tIDs := ids(t.kids, mg.keys)
-	oIDs := ids(o.kids, mg.keys)
 	byID := map[string]*elem{}
-	for i, tk := range t.kids {
-		if tNew[tk] {
-			byID[tIDs[i]] = tk
+	bySig := map[uint64][]*elem{}
+	for _, tk := range tNew {
+		if _, v, ok := keyOf(tk, mg.keys); ok {
+			k, _, _ := keyOf(tk, mg.keys)
+			id := tk.name + "\x00" + k + "=" + v
+			if byID[id] == nil {
+				byID[id] = tk
+			}
+		} else {
+			bySig[tk.sig] = append(bySig[tk.sig], tk)
 		}
 	}
-	for i, ok := range o.kids {
-		tk := byID[oIDs[i]]
-		if !oNew[ok] || tk == nil {
+	taken := map[*elem]bool{}
+	for _, ok := range oNew {
+		if k, v, keyed := keyOf(ok, mg.keys); keyed {
+			tk := byID[ok.name+"\x00"+k+"="+v]
+			if tk == nil || taken[tk] {
+				continue
+			}
+			taken[tk] = true
+			out[tk] = ok
+			if !same(ok, tk) {
+				mg.conflict(Conflict{Kind: ConflictInserted, Path: pathOf(tk, mg.keys), Ours: ok.raw, Theirs: tk.raw, Absent: []string{"base"}})
+			}
 			continue
 		}
-		out[tk] = ok
-		if !same(ok, tk) {
-			mg.conflict(Conflict{Kind: ConflictInserted, Path: pathOf(tk, mg.keys), Ours: ok.raw, Theirs: tk.raw, Absent: []string{"base"}})
-		}
-	}
-	return out
-}
-
-// unmatched returns the children of news that have no match in olds.
-func unmatched(olds, news []*elem, keys []string) map[*elem]bool {
-	out := map[*elem]bool{}
-	for i, j := range matchKids(olds, news, keys) {
-		if j < 0 {
-			out[news[i]] = true
+		for _, tk := range bySig[ok.sig] {
+			if !taken[tk] {
+				taken[tk] = true
+				out[tk] = ok // both inserted the same element: once
+				break
+			}
 		}
 	}
 	return out
@@ -321,18 +392,20 @@ func adopt(e, parent *elem) *elem {
 	return c
 }
 
-// inverse turns a news->olds match into olds->news.
-func inverse(m []int, n int) []int {
+// inverseAmb turns a news->olds match and its ambiguity into olds->news.
+func inverseAmb(m []int, amb []bool, n int) ([]int, []bool) {
 	out := make([]int, n)
+	outAmb := make([]bool, n)
 	for i := range out {
 		out[i] = -1
 	}
 	for i, j := range m {
 		if j >= 0 {
 			out[j] = i
+			outAmb[j] = amb[i]
 		}
 	}
-	return out
+	return out, outAmb
 }
 
 // adds reports whether e holds anything base does not: a new or changed

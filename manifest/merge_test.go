@@ -103,8 +103,9 @@ func TestMerge(t *testing.T) {
 }
 
 // rnode is a random test tree. Tags a and b are keyed containers, d keyed
-// leaves with text, c unkeyed leaves (matched by position; never inserted or
-// removed, since position is all that identifies them).
+// leaves with text, c unkeyed leaves: they have no key attribute, only a
+// distinguishing attribute u among others, and are inserted, removed and
+// moved among their siblings; Merge must find them by content.
 type rnode struct {
 	tag, key string
 	attrs    map[string]string
@@ -166,9 +167,11 @@ func randNode(r *rand.Rand, depth int) *rnode {
 		tags = []string{"c", "d"}
 	}
 	n := &rnode{tag: tags[r.IntN(len(tags))], attrs: map[string]string{}}
+	keySeq++
 	if n.tag != "c" {
-		keySeq++
 		n.key = fmt.Sprintf("k%d", keySeq)
+	} else {
+		n.attrs["u"] = fmt.Sprintf("u%d", keySeq)
 	}
 	for _, a := range []string{"x", "y"} {
 		if r.IntN(2) == 0 {
@@ -198,14 +201,23 @@ func mutate(r *rand.Rand, root *rnode) {
 	root.all(nil, func(n, p *rnode) { nodes = append(nodes, n); parents = append(parents, p) })
 	i := r.IntN(len(nodes))
 	n, p := nodes[i], parents[i]
-	switch op := r.IntN(5); {
+	switch op := r.IntN(6); {
 	case op == 0:
 		n.attrs[[]string{"x", "y"}[r.IntN(2)]] = fmt.Sprint(r.IntN(3))
 	case op == 1:
 		delete(n.attrs, []string{"x", "y"}[r.IntN(2)])
 	case op == 2 && !n.container():
 		n.text = []string{"", "t0", "t1", "t2"}[r.IntN(4)]
-	case op == 3 && p != nil && n.key != "":
+	case op == 5 && p != nil && len(p.kids) > 1: // move n among its siblings
+		for j, k := range p.kids {
+			if k == n {
+				p.kids = append(p.kids[:j], p.kids[j+1:]...)
+				break
+			}
+		}
+		at := r.IntN(len(p.kids) + 1)
+		p.kids = append(p.kids[:at], append([]*rnode{n}, p.kids[at:]...)...)
+	case op == 3 && p != nil:
 		for j, k := range p.kids {
 			if k == n {
 				p.kids = append(p.kids[:j], p.kids[j+1:]...)
@@ -214,12 +226,7 @@ func mutate(r *rand.Rand, root *rnode) {
 		}
 	case op == 4 && n.container():
 		k := randNode(r, 2)
-		if k.tag == "c" {
-			k.tag = "d"
-			keySeq++
-			k.key = fmt.Sprintf("k%d", keySeq)
-		}
-		if r.IntN(3) == 0 { // sometimes the same key on both sides
+		if r.IntN(3) == 0 && k.tag != "c" { // sometimes the same key on both sides
 			k.key = fmt.Sprintf("shared%d", r.IntN(2))
 			k.attrs = map[string]string{"x": fmt.Sprint(r.IntN(2))}
 			k.text = ""
@@ -244,14 +251,12 @@ func flatten(n *rnode, id string, out map[string]string) {
 	if n.text != "" {
 		out[id+"#"] = n.text
 	}
-	pos := map[string]int{}
 	for _, k := range n.kids {
 		kid := id + "/" + k.tag
 		if k.key != "" {
 			kid += "[" + k.key + "]"
 		} else {
-			pos[k.tag]++
-			kid += fmt.Sprintf("(%d)", pos[k.tag])
+			kid += "(" + k.attrs["u"] + ")" // the identity the test knows; Merge does not
 		}
 		flatten(k, kid, out)
 	}
@@ -330,7 +335,7 @@ func parseFlat(tb testing.TB, data []byte) map[string]string {
 // random trees.
 func TestMergeProperty(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	var merged, conflicted int
+	var merged, conflicted, ambiguous int
 	for iter := 0; iter < 5000; iter++ {
 		base := &rnode{tag: "r", attrs: map[string]string{}}
 		for i := r.IntN(4) + 1; i > 0; i-- {
@@ -355,6 +360,14 @@ func TestMergeProperty(t *testing.T) {
 		report := func(msg string) {
 			t.Fatalf("iteration %d: %s\nbase:\n%s\nours:\n%s\ntheirs:\n%s\nmerged:\n%s\nconflicts: %v", iter, msg, base, ours, theirs, out, conflicts)
 		}
+		onlyAmbiguous := len(conflicts) > 0
+		for _, c := range conflicts {
+			onlyAmbiguous = onlyAmbiguous && c.Kind == manifest.ConflictAmbiguous
+		}
+		if onlyAmbiguous && !wantConflict {
+			ambiguous++ // Merge would not guess between equally good candidates
+			continue
+		}
 		if (len(conflicts) > 0) != wantConflict {
 			report(fmt.Sprintf("got %d conflicts, reference conflict %v", len(conflicts), wantConflict))
 		}
@@ -368,7 +381,10 @@ func TestMergeProperty(t *testing.T) {
 			report(fmt.Sprintf("got  %v\nwant %v", sortedEntries(got), sortedEntries(want)))
 		}
 	}
-	t.Logf("merge property: %d clean merges and %d conflicting cases agree with the reference", merged, conflicted)
+	t.Logf("merge property: %d clean merges and %d conflicting cases agree with the reference; %d ambiguous where the reference merges", merged, conflicted, ambiguous)
+	if ambiguous*50 > merged+conflicted+ambiguous {
+		t.Errorf("%d ambiguous conflicts in %d cases, want at most 2%%", ambiguous, merged+conflicted+ambiguous)
+	}
 }
 
 func sortedEntries(m map[string]string) []string {

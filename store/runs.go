@@ -292,3 +292,47 @@ func interrupt(r *Run, now time.Time) {
 		}
 	}
 }
+
+// RunningRuns returns the runs of repo still recorded as running.
+func (s *Store) RunningRuns(repo string) ([]Run, error) {
+	var out []Run
+	err := s.view(func(tx *bolt.Tx) error {
+		all, err := runningRuns(tx)
+		for _, r := range all {
+			if r.Repo == repo {
+				out = append(out, r)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("running runs of %s: %w", repo, err)
+	}
+	return out, nil
+}
+
+// InterruptRun finishes run id as interrupted (with why, when it has no
+// error yet) if it is still running; it reports whether it changed it.
+func (s *Store) InterruptRun(id RunID, why string) (bool, error) {
+	changed := false
+	err := s.update(func(tx *bolt.Tx) error {
+		var r Run
+		if err := getJSON(tx.Bucket(bucketRuns), u64key(uint64(id)), &r); err != nil {
+			return err
+		}
+		if r.Status != RunRunning {
+			return nil
+		}
+		old := r
+		if r.Error == "" {
+			r.Error = why
+		}
+		interrupt(&r, s.now())
+		changed = true
+		return s.putRun(tx, r, &old)
+	})
+	if err != nil {
+		return false, fmt.Errorf("interrupt run %d: %w", id, err)
+	}
+	return changed, nil
+}

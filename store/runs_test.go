@@ -159,3 +159,35 @@ func TestInterruptRunning(t *testing.T) {
 		t.Fatalf("second call got %v, want none", ids)
 	}
 }
+
+// A run the daemon could not finish recording is found and finished as
+// interrupted; a finished run is left alone.
+func TestInterruptRunOfOneRepo(t *testing.T) {
+	s := mustOpenStore(t)
+	a, _ := s.CreateRun(store.Run{Repo: "fra", Instances: []store.InstanceOutcome{{Name: "x", Status: "running"}}})
+	b, _ := s.CreateRun(store.Run{Repo: "ber"})
+	done, _ := s.CreateRun(store.Run{Repo: "fra", Status: store.RunSucceeded})
+	running, err := s.RunningRuns("fra")
+	if err != nil || len(running) != 1 || running[0].ID != a {
+		t.Fatalf("running runs of fra: %+v, %v; want run %d only", running, err, a)
+	}
+	for _, id := range []store.RunID{a, done} {
+		if _, err := s.InterruptRun(id, "could not record the outcome: no space left on device"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ := s.Run(a)
+	if r.Status != store.RunInterrupted || r.Ended.IsZero() || r.Instances[0].Status != store.InstanceInterrupted ||
+		r.Error != "could not record the outcome: no space left on device" {
+		t.Fatalf("run a: %+v", r)
+	}
+	if r, _ := s.Run(done); r.Status != store.RunSucceeded {
+		t.Fatalf("a finished run was changed: %+v", r)
+	}
+	if running, _ := s.RunningRuns("ber"); len(running) != 1 || running[0].ID != b {
+		t.Fatalf("another repo's run was touched: %+v", running)
+	}
+	if running, _ := s.RunningRuns("fra"); len(running) != 0 {
+		t.Fatalf("still running: %+v", running)
+	}
+}

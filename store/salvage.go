@@ -147,6 +147,7 @@ var salvageSpecs = []salvageSpec{
 	{name: bucketRuns, seq: true, valid: validSeq[Run]},
 	{name: bucketSteps, valid: func(k, v []byte, dst *bolt.Tx) bool { return len(k) == 16 && validJSON[StepRecord](k, v, dst) }},
 	{name: bucketDeployments, valid: validJSON[Deployment]},
+	{name: bucketInflight, valid: validJSON[InflightStep]},
 	{name: bucketOutbox, seq: true, valid: validSeq[Message]},
 	{name: bucketRepos, valid: validJSON[RepoState]},
 	{name: bucketInstances, valid: validJSON[InstanceState]},

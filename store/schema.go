@@ -18,7 +18,9 @@ import (
 // journal_open and outbox_pending; step records move from one nested
 // bucket per run (at least a page per run) to one flat bucket keyed by run
 // id and seq.
-const SchemaVersion = 2
+// Version 3: adds inflight, the steps that may write their instance file
+// while they run (repo NUL instance NUL step -> InflightStep).
+const SchemaVersion = 3
 
 // Primary buckets hold records; index buckets can be rebuilt from them.
 var (
@@ -31,6 +33,7 @@ var (
 	bucketJournal       = []byte("journal")       // id -> JournalEntry
 	bucketDeployments   = []byte("deployments")   // id -> Deployment
 	bucketOutbox        = []byte("outbox")        // seq -> Message
+	bucketInflight      = []byte("inflight")      // repo NUL instance NUL step -> InflightStep
 
 	indexRunRepo       = []byte("run_repo")       // repo NUL run id -> nil
 	indexRunActive     = []byte("run_active")     // run id -> nil, while running
@@ -46,7 +49,7 @@ var (
 // remote comes first.
 var primaryBuckets = [][]byte{
 	bucketJournal, bucketInterventions, bucketRuns, bucketSteps, bucketDeployments,
-	bucketOutbox, bucketRepos, bucketInstances,
+	bucketInflight, bucketOutbox, bucketRepos, bucketInstances,
 }
 
 var indexBuckets = [][]byte{indexRunRepo, indexRunActive, indexIvOpen, indexJournalOpen, indexOutboxPending}
@@ -61,6 +64,7 @@ type migration struct {
 // migrations is ordered by to.
 var migrations = []migration{
 	{to: 2, name: "interventions, journal, deployments, outbox and indexes", fn: migrateTo2},
+	{to: 3, name: "in-flight steps", fn: createBuckets},
 }
 
 func migrateTo2(tx *bolt.Tx) error {

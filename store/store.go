@@ -143,3 +143,19 @@ func decode(k, v []byte, out any) error {
 	}
 	return nil
 }
+
+// keyProbe is where Probe writes.
+var keyProbe = []byte("probe")
+
+// Probe writes and syncs a small record, to tell whether the state file
+// can be written again (after a full disk).
+func (s *Store) Probe() error {
+	now := s.now().UTC().Format(time.RFC3339Nano)
+	err := s.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyProbe, []byte(now))
+	})
+	if err != nil {
+		return fmt.Errorf("probe the state file: %w", err)
+	}
+	return nil
+}

@@ -70,29 +70,35 @@ func (r *Repo) cloneInto(ctx context.Context, dir string) error {
 		return internalf("clone", err)
 	}
 	if err := checkoutTree(repo.Storer, dir, tree); err != nil {
+		if errors.Is(err, ErrInvalidPath) {
+			// Nothing was written but .git: leave no half repository, as for a failed clone.
+			if c, ok := repo.Storer.(io.Closer); ok {
+				_ = c.Close()
+			}
+			_ = os.RemoveAll(filepath.Join(dir, git.GitDirName))
+			return r.invalidCommit("clone", tip.Hash(), err)
+		}
 		return internalf("checkout", err)
 	}
 	return nil
 }
 
-// checkoutTree writes every file of tree under dir and an index with their stat data.
+// checkoutTree writes every file of tree under dir and an index with their stat data. Every
+// path of the tree is checked first (diffTrees): a tree with a path the checkout refuses
+// writes nothing and returns its *PathError.
 func checkoutTree(st storage.Storer, dir string, tree *object.Tree) error {
-	w := object.NewTreeWalker(tree, true, nil)
-	defer w.Close()
+	changes, err := diffTrees(st, nil, tree)
+	if err != nil {
+		return err
+	}
 	mk := newDirMaker(dir)
-	var entries []*index.Entry
-	for {
-		name, e, err := w.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if e.Mode == filemode.Dir || e.Mode == filemode.Submodule {
+	entries := make([]*index.Entry, 0, len(changes))
+	for _, c := range changes {
+		e := c.To.TreeEntry
+		if e.Mode == filemode.Submodule {
 			continue
 		}
-		ent, err := writeEntry(st, mk, dir, name, e.Hash, e.Mode)
+		ent, err := writeEntry(st, mk, dir, c.To.Name, e.Hash, e.Mode)
 		if err != nil {
 			return err
 		}
@@ -107,7 +113,9 @@ func sortEntries(entries []*index.Entry) {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
 }
 
-// dirMaker creates parent directories once each.
+// dirMaker creates parent directories once each. It never follows a symlink: a directory on
+// the way that is a symlink or a file in the checkout is replaced by a directory, as git does,
+// so that no write goes through a link out of the checkout.
 type dirMaker struct {
 	root string
 	made map[string]bool
@@ -122,21 +130,45 @@ func (m *dirMaker) parent(name string) error {
 	if m.made[d] {
 		return nil
 	}
-	full := filepath.Join(m.root, filepath.FromSlash(d))
-	if fi, err := os.Lstat(full); err == nil && !fi.IsDir() {
-		if err := os.Remove(full); err != nil {
+	// Every component from the root down, each once.
+	for i := 0; i <= len(d); i++ {
+		if i < len(d) && d[i] != '/' {
+			continue
+		}
+		sub := d[:i]
+		if m.made[sub] {
+			continue
+		}
+		full := filepath.Join(m.root, filepath.FromSlash(sub))
+		fi, err := os.Lstat(full)
+		switch {
+		case err == nil && fi.IsDir():
+		case err == nil:
+			if err := os.Remove(full); err != nil {
+				return err
+			}
+			if err := os.Mkdir(full, 0o755); err != nil {
+				return err
+			}
+		case errors.Is(err, os.ErrNotExist):
+			if err := os.Mkdir(full, 0o755); err != nil {
+				return err
+			}
+		default:
 			return err
 		}
+		m.made[sub] = true
 	}
-	if err := os.MkdirAll(full, 0o755); err != nil {
-		return err
-	}
-	m.made[d] = true
 	return nil
 }
 
 // writeEntry writes one blob to dir/name (a file or a symlink) and returns its index entry.
+// name must have passed CheckPath (diffTrees checks every path it returns); it is checked
+// again here, as every write into the checkout is.
 func writeEntry(st storage.Storer, mk *dirMaker, dir, name string, h plumbing.Hash, mode filemode.FileMode) (*index.Entry, error) {
+	if err := CheckPath(name); err != nil {
+		return nil, err
+	}
 	if err := mk.parent(name); err != nil {
 		return nil, err
 	}
@@ -164,15 +196,28 @@ func writeWorktreeFile(full string, data []byte, mode filemode.FileMode) error {
 	if mode == filemode.Executable {
 		perm = 0o755
 	}
-	// Write a temporary file and rename it, so a reader never sees a half-written file.
-	tmp := full + ".deployer-tmp"
-	if err := os.WriteFile(tmp, data, perm); err != nil {
+	// Write a temporary file and rename it, so a reader never sees a half-written file. The
+	// temporary file is created exclusively under a fresh name: a fixed name could be a
+	// symlink the tree planted, and writing would follow it out of the checkout.
+	f, err := os.CreateTemp(filepath.Dir(full), ".deployer-tmp-*")
+	if err != nil {
 		return err
 	}
-	if err := os.Chmod(tmp, perm); err != nil {
-		return err
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return os.Rename(tmp, full)
+	if err == nil {
+		err = os.Chmod(tmp, perm)
+	}
+	if err == nil {
+		err = os.Rename(tmp, full)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
 }
 
 func readBlob(st storage.Storer, h plumbing.Hash) ([]byte, error) {
@@ -216,13 +261,10 @@ func statEntry(full, name string, h plumbing.Hash, mode filemode.FileMode) (*ind
 	return e, nil
 }
 
-// applyTreeDiff moves the worktree and index from tree `from` to tree `to`, touching only the
-// paths that differ. The worktree must be clean for those paths (the caller checked).
-func (r *Repo) applyTreeDiff(from, to *object.Tree) ([]string, error) {
-	changes, err := diffTrees(r.repo.Storer, from, to)
-	if err != nil {
-		return nil, err
-	}
+// applyTreeDiff moves the worktree and index along changes (diffTrees' list, every path
+// checked), touching only those paths. The worktree must be clean for them (the caller
+// checked).
+func (r *Repo) applyTreeDiff(changes object.Changes) ([]string, error) {
 	idx, err := r.idx.load(r.repo.Storer)
 	if err != nil {
 		return nil, err
@@ -256,8 +298,17 @@ func (r *Repo) applyTreeDiff(from, to *object.Tree) ([]string, error) {
 	return paths, nil
 }
 
+// removePath deletes a tracked file and its index entry. The path is checked (CheckPath), and
+// a file below a directory that is now a symlink is not the checkout's: only its index entry
+// goes, nothing is deleted through the link.
 func (r *Repo) removePath(ed *indexEditor, name string) error {
+	if err := CheckPath(name); err != nil {
+		return err
+	}
 	ed.remove(name)
+	if linked, err := leadingSymlink(r.opts.Dir, name); err != nil || linked {
+		return err
+	}
 	full := filepath.Join(r.opts.Dir, filepath.FromSlash(name))
 	if err := os.Remove(full); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -269,6 +320,27 @@ func (r *Repo) removePath(ed *indexEditor, name string) error {
 		}
 	}
 	return nil
+}
+
+// leadingSymlink reports whether a directory on the way to the checked path name (below
+// root) is a symlink or not a directory; a missing one is not.
+func leadingSymlink(root, name string) (bool, error) {
+	for i := 0; i < len(name); i++ {
+		if name[i] != '/' {
+			continue
+		}
+		fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(name[:i])))
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if !fi.IsDir() {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // indexEditor replaces and removes entries of a sorted index without a linear scan each.

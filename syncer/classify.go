@@ -3,7 +3,9 @@ package syncer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"strings"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/plumbing/format/pktline"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 )
 
@@ -89,6 +92,80 @@ func isCorrupt(err error) bool {
 	}
 	s := err.Error()
 	for _, frag := range []string{"zlib", "malformed", "invalid checksum", "bad signature", "unexpected EOF", "corrupt"} {
+		if strings.Contains(s, frag) {
+			return true
+		}
+	}
+	return false
+}
+
+// hostResource reports whether err is a write on this host that failed for want of a
+// resource: no space left on device, disk quota exceeded, read-only filesystem. It returns
+// the errno and the path the chain names ("" if none). An error the remote reported (its
+// own disk full, in its stderr) carries no errno and is not one.
+func hostResource(err error) (syscall.Errno, string, bool) {
+	var errno syscall.Errno
+	for _, e := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS} {
+		if errors.Is(err, e) {
+			errno = e
+			break
+		}
+	}
+	if errno == 0 {
+		return 0, "", false
+	}
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		return errno, pe.Path, true
+	case errors.As(err, &le):
+		return errno, le.New, true
+	}
+	return errno, "", true
+}
+
+// resourceError turns an error whose chain holds ENOSPC, EDQUOT or EROFS into a
+// KindResource *Error whose Detail names the path and the errno's text ("no space left on
+// device"). Any other error is returned as it is.
+func (r *Repo) resourceError(op string, err error) error {
+	if err == nil || KindOf(err) == KindResource {
+		return err
+	}
+	errno, p, ok := hostResource(err)
+	if !ok {
+		return err
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Op != "" {
+		op = e.Op
+	}
+	if p == "" {
+		p = r.opts.Dir
+	}
+	detail := fmt.Sprintf("writing %s: %s (the checkout is %s); free space or fix the filesystem: the next sync retries and the checkout is not re-cloned or moved", p, errno.Error(), r.opts.Dir)
+	return newError(KindResource, op, fmt.Errorf("%w: %w", ErrResource, r.red.Err(err)), detail)
+}
+
+// localMissing reports whether err is a read of the local store that found no object or
+// reference: damage of ours, not of what the remote sent.
+func localMissing(err error) bool {
+	return errors.Is(err, plumbing.ErrObjectNotFound) || errors.Is(err, plumbing.ErrReferenceNotFound)
+}
+
+// isGarbled reports whether err says what the remote sent does not parse: a pack that is
+// cut short or damaged (see isCorrupt), or a pkt-line or side-band stream that is. The remote
+// (or the network) is at fault unless the local store is proven damaged: a read of ours that
+// found nothing (localMissing) is not garbled.
+func isGarbled(err error) bool {
+	if err == nil || localMissing(err) {
+		return false
+	}
+	if isCorrupt(err) || errors.Is(err, pktline.ErrInvalidPktLen) || errors.Is(err, pktline.ErrInvalidErrorLine) {
+		return true
+	}
+	s := err.Error()
+	for _, frag := range []string{"pkt-len", "pkt-line", "unknown channel", "sideband", "packfile", "pack file"} {
 		if strings.Contains(s, frag) {
 			return true
 		}

@@ -25,6 +25,9 @@ type cutProxy struct {
 	down   atomic.Int64 // server → client limit
 	up     atomic.Int64 // client → server limit
 	cuts   atomic.Int32
+	// garble, when set, makes a limit flip every byte past it (and pass the stream on)
+	// instead of cutting: a stream garbled in transit.
+	garble atomic.Bool
 	mu     sync.Mutex
 	conns  []net.Conn
 }
@@ -58,21 +61,37 @@ func (p *cutProxy) serve() {
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
 		cut := func() { c.Close(); s.Close() }
-		go p.pipe(s, c, p.up.Load(), cut)
-		go p.pipe(c, s, p.down.Load(), cut)
+		go p.pipe(s, c, &p.up, cut)
+		go p.pipe(c, s, &p.down, cut)
 	}
 }
 
-// pipe copies src to dst; after limit bytes (if limit > 0) it cuts the connection.
-func (p *cutProxy) pipe(dst, src net.Conn, limit int64, cut func()) {
+// pipe copies src to dst; after *limit bytes (if above zero) it cuts the connection. The limit
+// is read at each chunk, so it applies to a connection kept alive from before it was set (an
+// HTTP client's pool), counting that connection's earlier bytes.
+func (p *cutProxy) pipe(dst, src net.Conn, lim *atomic.Int64, cut func()) {
 	defer cut()
 	buf := make([]byte, 4096)
 	var total int64
 	for {
 		n, err := src.Read(buf)
+		limit := lim.Load()
 		if n > 0 {
+			if limit > 0 && total+int64(n) >= limit && p.garble.Load() {
+				for k := max(0, limit-total); k < int64(n); k++ {
+					buf[k] ^= 0x5a
+				}
+				if total < limit {
+					p.cuts.Add(1)
+				}
+				total += int64(n)
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+				continue
+			}
 			if limit > 0 && total+int64(n) >= limit {
-				_, _ = dst.Write(buf[:limit-total])
+				_, _ = dst.Write(buf[:max(0, limit-total)])
 				p.cuts.Add(1)
 				return
 			}

@@ -19,6 +19,12 @@ const (
 	KindRejected    Kind = "push-rejected"
 	KindConflict    Kind = "push-conflict"
 	KindInternal    Kind = "internal"
+	// KindInvalid: an upstream commit names a path the checkout refuses (see CheckPath); it
+	// is never checked out, and the checkout stays as it was until upstream's tip is valid.
+	KindInvalid Kind = "upstream-invalid"
+	// KindResource: a write on this host failed for want of space, quota or a writable
+	// filesystem (ENOSPC, EDQUOT, EROFS); retried, it works once the resource is back.
+	KindResource Kind = "host-resource"
 )
 
 // Sentinel errors, wrapped in an [Error] where they apply.
@@ -37,6 +43,12 @@ var (
 	ErrRejected = errors.New("push rejected by the remote")
 	// ErrRace is returned when the remote failed to update its ref (another push won a race).
 	ErrRace = errors.New("push lost a ref-update race")
+	// ErrInvalidCommit is returned when an upstream commit names a path the checkout
+	// refuses; a *PathError in the chain says which path and which rule.
+	ErrInvalidCommit = errors.New("commit has a path the checkout refuses")
+	// ErrResource is returned when a write on this host failed: no space left on device,
+	// disk quota exceeded or a read-only filesystem.
+	ErrResource = errors.New("a write on this host failed")
 	// ErrClosed is returned when a method is called on a closed Repo.
 	ErrClosed = errors.New("repo is closed")
 )

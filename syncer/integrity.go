@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -250,6 +249,9 @@ func (d *treeDiff) walk(s storer.EncodedObjectStorer, a, b *object.Tree, dir str
 	}
 	if b != nil {
 		eb = b.Entries
+		if err := checkTree(eb, dir); err != nil {
+			return err
+		}
 	}
 	i, j := 0, 0
 	for i < len(ea) || j < len(eb) {
@@ -270,7 +272,7 @@ func (d *treeDiff) walk(s storer.EncodedObjectStorer, a, b *object.Tree, dir str
 			if x.Hash == y.Hash && x.Mode == y.Mode {
 				continue
 			}
-			full := path.Join(dir, x.Name)
+			full := joinPath(dir, x.Name)
 			if x.Mode != filemode.Dir {
 				d.written = append(d.written, &object.Change{
 					From: object.ChangeEntry{Name: full, TreeEntry: x},
@@ -297,7 +299,10 @@ func (d *treeDiff) walk(s storer.EncodedObjectStorer, a, b *object.Tree, dir str
 // side records an entry present on one side only: deleted (from a) or inserted (into b),
 // with every file below it for a directory.
 func (d *treeDiff) side(s storer.EncodedObjectStorer, e object.TreeEntry, dir string, deleted bool) error {
-	full := path.Join(dir, e.Name)
+	full := joinPath(dir, e.Name)
+	if rule := entryRule(e.Name); rule != "" {
+		return &PathError{Path: full, Rule: rule}
+	}
 	if e.Mode == filemode.Dir {
 		t, err := getTree(s, e.Hash, full)
 		if err != nil {
@@ -315,6 +320,49 @@ func (d *treeDiff) side(s storer.EncodedObjectStorer, e object.TreeEntry, dir st
 		d.written = append(d.written, &object.Change{To: ce})
 	}
 	return nil
+}
+
+// checkTree checks every entry name of a tree the checkout moves to (see CheckEntryName), and
+// that the entries are in git's order with no name twice: a tree holding both a symlink "d"
+// and a directory "d/" could have the directory's files written through the link.
+func checkTree(es []object.TreeEntry, dir string) error {
+	for k, e := range es {
+		full := joinPath(dir, e.Name)
+		if rule := entryRule(e.Name); rule != "" {
+			return &PathError{Path: full, Rule: rule}
+		}
+		if len(full) > maxPathLen {
+			return &PathError{Path: full, Rule: RulePathLong}
+		}
+		if k > 0 {
+			switch prev, key := treeKey(es[k-1]), treeKey(e); {
+			case prev == key:
+				return &PathError{Path: full, Rule: RuleDuplicate}
+			case prev > key:
+				return &PathError{Path: full, Rule: RuleOrder}
+			}
+		}
+	}
+	// A file and a directory of the same name sort apart ("d" < "d-x" < "d/"): look up the
+	// file of each directory's name.
+	for _, e := range es {
+		if e.Mode != filemode.Dir {
+			continue
+		}
+		i := sort.Search(len(es), func(i int) bool { return treeKey(es[i]) >= e.Name })
+		if i < len(es) && es[i].Name == e.Name && es[i].Mode != filemode.Dir {
+			return &PathError{Path: joinPath(dir, e.Name), Rule: RuleDuplicate}
+		}
+	}
+	return nil
+}
+
+// joinPath joins a checked directory path and an entry name.
+func joinPath(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
 }
 
 // treeKey is an entry's sort key in a git tree: directories sort as if their name ended in

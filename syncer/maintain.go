@@ -63,6 +63,11 @@ func (r *Repo) Maintain(ctx context.Context, maxLoose, maxPacks int) (bool, erro
 	if r.closed {
 		return false, ErrClosed
 	}
+	done, err := r.maintain(ctx, maxLoose, maxPacks)
+	return done, r.resourceError("maintain", err)
+}
+
+func (r *Repo) maintain(ctx context.Context, maxLoose, maxPacks int) (bool, error) {
 	if maxLoose <= 0 {
 		maxLoose = DefaultMaxLoose
 	}

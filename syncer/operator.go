@@ -17,6 +17,11 @@ func (r *Repo) Rescue(ctx context.Context) (Result, error) {
 	if r.closed {
 		return Result{}, ErrClosed
 	}
+	res, err := r.rescue()
+	return r.settle("rescue", res, err)
+}
+
+func (r *Repo) rescue() (Result, error) {
 	head := r.Head()
 	res := Result{State: StateClean, Before: head, Head: head}
 	dirty, _, err := r.scanDirty()
@@ -56,6 +61,11 @@ func (r *Repo) Adopt(ctx context.Context) (Result, error) {
 	if r.closed {
 		return Result{}, ErrClosed
 	}
+	res, err := r.adopt(ctx)
+	return r.settle("adopt", res, err)
+}
+
+func (r *Repo) adopt(ctx context.Context) (Result, error) {
 	before, err := r.headHash()
 	if err != nil {
 		return Result{}, internalf("adopt", err)

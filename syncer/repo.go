@@ -102,23 +102,34 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		remote: plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
 	}
 	r.idx = &indexCache{path: filepath.Join(opts.Dir, ".git", "index")}
-	if empty, err := isMissingOrEmpty(opts.Dir); err != nil {
-		return nil, internalf("open", err)
+	if err := r.open(ctx); err != nil {
+		return nil, r.resourceError("open", err)
+	}
+	return r, nil
+}
+
+func (r *Repo) open(ctx context.Context) error {
+	if empty, err := isMissingOrEmpty(r.opts.Dir); err != nil {
+		return internalf("open", err)
 	} else if empty {
-		if err := r.cloneInto(ctx, opts.Dir); err != nil {
-			return nil, err
+		if err := r.cloneInto(ctx, r.opts.Dir); err != nil {
+			if _, _, ok := hostResource(err); ok {
+				_ = os.RemoveAll(filepath.Join(r.opts.Dir, ".git")) // no half repository
+			}
+			return err
 		}
-		return r, r.openExisting()
+		return r.openExisting()
 	}
 	err := r.openExisting()
 	if err == nil {
-		return r, nil
+		return nil
+	}
+	if _, _, ok := hostResource(err); ok {
+		return err // not broken: a write failed for want of space; a re-clone would too
 	}
 	r.log.Warn().Err(r.red.Err(err)).Msg("checkout is broken, re-cloning")
-	if _, err := r.reclone(ctx, err); err != nil {
-		return nil, err
-	}
-	return r, nil
+	_, err = r.reclone(ctx, err)
+	return err
 }
 
 func isMissingOrEmpty(dir string) (bool, error) {
@@ -139,6 +150,7 @@ func (r *Repo) openExisting() error {
 		return fmt.Errorf("open checkout%s: %w", missingParts(r.opts.Dir), err)
 	}
 	r.repo = repo
+	r.removeTempPacks()
 	if err := r.ensureRemote(); err != nil {
 		return err
 	}

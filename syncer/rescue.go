@@ -194,6 +194,14 @@ func (r *Repo) restore(head *object.Commit, dirty []dirtyFile) error {
 	ed := newIndexEditor(idx)
 	mk := newDirMaker(r.opts.Dir)
 	for _, d := range dirty {
+		if err := CheckPath(d.Name); err != nil {
+			return err
+		}
+		if linked, err := leadingSymlink(r.opts.Dir, d.Name); err != nil {
+			return err
+		} else if linked {
+			return fmt.Errorf("restore %s: a directory on its path is a symlink or a file; not writing through it", QuotePath(d.Name))
+		}
 		e, err := tree.FindEntry(d.Name)
 		if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
 			if err := r.removePath(ed, d.Name); err != nil {

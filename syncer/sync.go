@@ -30,6 +30,8 @@ const (
 	StateUnreachable     State = "unreachable"
 	StateAuth            State = "auth"
 	StateCorrupt         State = "corrupt"
+	StateInvalid         State = "invalid"  // upstream's tip has a path the checkout refuses
+	StateResource        State = "resource" // a write on this host failed (disk full, quota, read-only)
 )
 
 // Result is what Sync found and did.
@@ -65,6 +67,31 @@ func (r *Repo) Sync(ctx context.Context, known string) (Result, error) {
 	if r.closed {
 		return Result{}, ErrClosed
 	}
+	res, err := r.sync(ctx, known)
+	return r.settle("sync", res, err)
+}
+
+// settle gives a failed Sync, Adopt or CheckDirty its kind's State and Detail: a write that
+// failed for want of space (or quota, or a writable filesystem) is KindResource whatever step
+// it stopped, and a commit with a path the checkout refuses is KindInvalid.
+func (r *Repo) settle(op string, res Result, err error) (Result, error) {
+	if err == nil {
+		return res, nil
+	}
+	err = r.resourceError(op, err)
+	var e *Error
+	if errors.As(err, &e) {
+		switch e.Kind {
+		case KindResource:
+			res.State, res.Detail = StateResource, e.Detail
+		case KindInvalid:
+			res.State, res.Detail = StateInvalid, e.Detail
+		}
+	}
+	return res, err
+}
+
+func (r *Repo) sync(ctx context.Context, known string) (Result, error) {
 	before, err := r.headHash()
 	if err != nil {
 		return r.recover(ctx, Result{}, known, err)
@@ -90,8 +117,16 @@ func (r *Repo) Sync(ctx context.Context, known string) (Result, error) {
 		}
 	}
 	if fetchErr != nil {
-		if classifyRemote(fetchErr) == KindInternal && isCorrupt(fetchErr) {
-			return r.recover(ctx, res, known, fetchErr)
+		if _, _, ok := hostResource(fetchErr); !ok && classifyRemote(fetchErr) == KindInternal && (isGarbled(fetchErr) || localMissing(fetchErr)) {
+			if localMissing(fetchErr) {
+				// The negotiation read our history and an object was not there.
+				return r.recover(ctx, res, known, fetchErr)
+			}
+			// A pack that does not parse came from the remote (a transfer cut short, a
+			// garbled stream): the checkout is only broken if the local store says so.
+			if cerr := r.check(); cerr != nil {
+				return r.recover(ctx, res, known, cerr)
+			}
 		}
 		return r.fetchFailed(res, fetchErr)
 	}
@@ -121,6 +156,9 @@ func (r *Repo) Sync(ctx context.Context, known string) (Result, error) {
 	return res, err
 }
 
+// fetch fetches the branch into the remote-tracking ref. A fetch that fails leaves no
+// temporary pack behind: go-git's pack writer keeps its tmp_pack_ file when the pack it
+// receives does not parse (a transfer cut short), and each retry would add one.
 func (r *Repo) fetch(ctx context.Context) error {
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", r.local, r.remote))
 	err := r.repo.FetchContext(ctx, &git.FetchOptions{
@@ -132,13 +170,40 @@ func (r *Repo) fetch(ctx context.Context) error {
 	if errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return nil
 	}
+	if err != nil {
+		r.removeTempPacks()
+	}
 	return err
 }
 
-// remoteError turns an error from talking to the remote into an *Error with its kind.
+// removeTempPacks deletes the temporary packs of transfers that did not finish, and the
+// temporary loose objects of writes a crash interrupted (Open calls it too). Nothing else
+// writes the object store while the Repo is open, so none of them is in use.
+func (r *Repo) removeTempPacks() {
+	tmps, _ := filepath.Glob(filepath.Join(r.opts.Dir, ".git", "objects", "pack", "tmp_pack_*"))
+	objs, _ := filepath.Glob(filepath.Join(r.opts.Dir, ".git", "objects", "tmp_obj_*"))
+	for _, p := range append(tmps, objs...) {
+		// Truncate first: go-git's pack writer does not close its file when the pack fails
+		// to parse, and an unlinked file that is still open keeps its blocks (on a full
+		// disk, all of them) until the garbage collector closes it.
+		_ = os.Truncate(p, 0)
+		if err := os.Remove(p); err == nil {
+			r.log.Debug().Str("file", filepath.Base(p)).Msg("removed the temporary pack of a fetch that failed")
+		}
+	}
+}
+
+// remoteError turns an error from talking to the remote into an *Error with its kind. A pack
+// from the remote that does not parse is remote-unreachable: the transfer was cut short or
+// garbled, and a retry fetches it again (Sync first checks the local store, see sync).
 func (r *Repo) remoteError(op string, err error) error {
 	kind := classifyRemote(err)
-	return newError(kind, op, r.red.Err(err), "remote "+RedactURL(r.opts.URL))
+	detail := "remote " + RedactURL(r.opts.URL)
+	if _, _, local := hostResource(err); kind == KindInternal && !local && isGarbled(err) {
+		kind = KindUnreachable
+		detail += ": what it sent does not parse (a transfer cut short or garbled); retried"
+	}
+	return newError(kind, op, r.red.Err(err), detail)
 }
 
 func (r *Repo) fetchFailed(res Result, err error) (Result, error) {
@@ -146,13 +211,7 @@ func (r *Repo) fetchFailed(res Result, err error) (Result, error) {
 	switch KindOf(e) {
 	case KindAuth:
 		res.State = StateAuth
-	case KindUnreachable:
-		res.State = StateUnreachable
 	default:
-		if isCorrupt(err) {
-			res.State = StateCorrupt
-			return res, newError(KindCorrupt, "fetch", r.red.Err(err), "")
-		}
 		res.State = StateUnreachable
 	}
 	r.log.Warn().Str("state", string(res.State)).Err(e).Msg("fetch failed")
@@ -168,6 +227,17 @@ func (r *Repo) fetchFailed(res Result, err error) (Result, error) {
 // unpushed commit that cannot be read is only in the caller's journal). A failed re-clone is
 // a KindCorrupt *Error that keeps why (see reclone).
 func (r *Repo) recover(ctx context.Context, res Result, known string, cause error) (Result, error) {
+	if _, _, ok := hostResource(cause); ok {
+		// A write failed for want of space: the checkout is not broken, and a re-clone
+		// would fail the same way.
+		return res, r.resourceError("sync", cause)
+	}
+	if !isCorrupt(cause) {
+		// Only a checkout proven damaged is re-cloned and moved aside.
+		if err := r.check(); err == nil {
+			return res, internalf("sync", cause)
+		}
+	}
 	r.log.Error().Err(r.red.Err(cause)).Msg("checkout is broken, re-cloning")
 	ours := r.readableOurs()
 	aside, err := r.reclone(ctx, cause)
@@ -350,12 +420,16 @@ func (r *Repo) fastForward(res Result, head, upstream plumbing.Hash, n int) (Res
 
 // resetTo keeps HEAD on a rescue ref, then moves the checkout to upstream.
 func (r *Repo) resetTo(res Result, head, upstream plumbing.Hash) (Result, error) {
+	changes, err := r.planMove(head, upstream)
+	if err != nil {
+		return res, internalf("reset", err)
+	}
 	rescue, err := r.rescueRef(head)
 	if err != nil {
 		return res, internalf("rescue", err)
 	}
 	res.Rescue = rescue
-	if _, err := r.moveTo(head, upstream); err != nil {
+	if _, err := r.applyMove(head, upstream, changes); err != nil {
 		return res, internalf("reset", err)
 	}
 	res.Head = upstream.String()
@@ -420,26 +494,19 @@ func ChangeID(message string) string {
 }
 
 // moveTo moves the checkout (worktree, index, branch) from commit from to commit to, touching
-// only the paths that differ. A marker file makes an interrupted move finish at the next Open.
+// only the paths that differ. Every path of the move is checked before anything is written:
+// a commit with a path the checkout refuses is a KindInvalid *Error and the checkout stays
+// exactly as it was. A marker file makes an interrupted move finish at the next Open.
 func (r *Repo) moveTo(from, to plumbing.Hash) ([]string, error) {
-	marker := filepath.Join(r.opts.Dir, ".git", markerName)
-	if err := os.WriteFile(marker, []byte(from.String()+" "+to.String()+"\n"), 0o644); err != nil {
-		return nil, err
-	}
-	paths, err := r.applyCommits(from, to)
+	changes, err := r.planMove(from, to)
 	if err != nil {
-		r.idx.reset()
 		return nil, err
 	}
-	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.local, to)); err != nil {
-		return nil, err
-	}
-	return paths, os.Remove(marker)
+	return r.applyMove(from, to, changes)
 }
 
-const markerName = "deployer-moving"
-
-func (r *Repo) applyCommits(from, to plumbing.Hash) ([]string, error) {
+// planMove lists the changes from commit from to commit to, every path checked.
+func (r *Repo) planMove(from, to plumbing.Hash) (object.Changes, error) {
 	fc, err := r.repo.CommitObject(from)
 	if err != nil {
 		return nil, err
@@ -456,8 +523,31 @@ func (r *Repo) applyCommits(from, to plumbing.Hash) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.applyTreeDiff(ft, tt)
+	changes, err := diffTrees(r.repo.Storer, ft, tt)
+	if err != nil {
+		return nil, r.invalidCommit("checkout", to, err)
+	}
+	return changes, nil
 }
+
+// applyMove writes a planned move.
+func (r *Repo) applyMove(from, to plumbing.Hash, changes object.Changes) ([]string, error) {
+	marker := filepath.Join(r.opts.Dir, ".git", markerName)
+	if err := os.WriteFile(marker, []byte(from.String()+" "+to.String()+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	paths, err := r.applyTreeDiff(changes)
+	if err != nil {
+		r.idx.reset()
+		return nil, err
+	}
+	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.local, to)); err != nil {
+		return nil, err
+	}
+	return paths, os.Remove(marker)
+}
+
+const markerName = "deployer-moving"
 
 // finishInterrupted completes a move that a crash interrupted.
 func (r *Repo) finishInterrupted() error {
@@ -522,6 +612,11 @@ func (r *Repo) CheckDirty() (Result, error) {
 	if r.closed {
 		return Result{}, ErrClosed
 	}
+	res, err := r.checkDirty()
+	return r.settle("check dirty", res, err)
+}
+
+func (r *Repo) checkDirty() (Result, error) {
 	head := r.Head()
 	res := Result{State: StateClean, Before: head, Head: head}
 	if up, err := r.upstreamHash(); err == nil {

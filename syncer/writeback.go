@@ -79,6 +79,18 @@ func (r *Repo) WriteBack(ctx context.Context, changes []Change, attempts int) ([
 	if r.closed {
 		return nil, ErrClosed
 	}
+	out, err := r.writeBack(ctx, changes, attempts)
+	if err = r.resourceError("write-back", err); KindOf(err) == KindResource {
+		for i := range out {
+			if out[i].Status == OutcomePending {
+				out[i].Err = err
+			}
+		}
+	}
+	return out, err
+}
+
+func (r *Repo) writeBack(ctx context.Context, changes []Change, attempts int) ([]Outcome, error) {
 	if attempts <= 0 {
 		attempts = 5
 	}
@@ -260,6 +272,9 @@ func (e *changeError) Error() string { return e.err.Error() }
 // commitChange applies c to its file in batch and commits the result on parent; the zero
 // hash when the content is unchanged (the edit is already there).
 func (r *Repo) commitChange(batch *treeBatch, parent plumbing.Hash, c Change) (plumbing.Hash, error) {
+	if err := CheckPath(c.Path); err != nil {
+		return plumbing.ZeroHash, &changeError{fmt.Errorf("change %s: %w", c.ID, err)}
+	}
 	e, found, err := batch.lookup(c.Path)
 	if err != nil {
 		return plumbing.ZeroHash, err

@@ -283,7 +283,8 @@ func watchHUP(ctx context.Context, path string, d *daemon.Daemon, log zerolog.Lo
 }
 
 func daemonOpts(cfg *Config, log zerolog.Logger) (daemon.Options, error) {
-	opts := daemon.Options{Host: cfg.Host, StateDir: cfg.StateDir, AllowStepDirs: cfg.AllowStepDirs, StepEnv: cfg.StepEnv, Logger: log}
+	opts := daemon.Options{Host: cfg.Host, StateDir: cfg.StateDir, AllowStepDirs: cfg.AllowStepDirs, StepEnv: cfg.StepEnv, Logger: log,
+		Limits: cfg.ManifestLimits()}
 	opts.Datacenter = cfg.Datacenter
 	opts.ShutdownGrace = 30 * time.Second
 	if cfg.ShutdownGrace != nil {

@@ -232,11 +232,16 @@ func newXMLMergeCmd(g *globalOptions) *cobra.Command {
 		Use:   "merge BASE OURS THEIRS",
 		Short: "Three-way merge of XML files at element granularity",
 		Long: `Merge the changes from BASE to OURS into THEIRS and print the result.
-Elements are matched by tag plus a key attribute (name, id or key; see --key),
-else by position among same-tag siblings. Changes to different elements or
-attributes merge; the same attribute or text changed differently, an element
-changed on one side and removed on the other, or the same element inserted
-twice with different content is a conflict.
+Elements are matched by tag plus a key attribute (name, id or key; see --key).
+Siblings without a key are matched by content, not position: unchanged ones
+by identical content (wherever they moved), changed ones by similarity of
+their attributes, text and children. So an edit stays on its element when the
+other side inserted, removed or reordered siblings around it. Changes to
+different elements or attributes merge; the same attribute or text changed
+differently, an element changed on one side and removed on the other, the
+same keyed element inserted twice with different content, or a changed
+element that matches several equally good candidates on the other side
+("ambiguous", never a guess) is a conflict.
 
 On conflict nothing is printed but the conflict list (one per line), unless
 --output-file (-O) names a file for the merged document (theirs kept at each

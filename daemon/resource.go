@@ -1,0 +1,171 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/sre-tools/deployer/store"
+	"github.com/sre-tools/deployer/syncer"
+)
+
+// The syncer's kinds for a commit it refuses to check out and for a host
+// out of disk space, quota or the like.
+const (
+	syncKindInvalid  = syncer.KindInvalid
+	syncKindResource = syncer.KindResource
+)
+
+// resourceTexts are how ENOSPC and EDQUOT read once an error has been
+// flattened into text (a step's reason, a wrapped git error).
+var resourceTexts = []string{syscall.ENOSPC.Error(), syscall.EDQUOT.Error()}
+
+// isResource reports whether err says the host ran out of disk space or
+// quota.
+func isResource(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || syncer.KindOf(err) == syncKindResource {
+		return true
+	}
+	return isResourceText(err.Error())
+}
+
+func isResourceText(s string) bool {
+	for _, t := range resourceTexts {
+		if strings.Contains(s, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// resourceFailed blocks the repo with host-resource: what failed could
+// not write (disk full, quota). The block is kept in memory too, since the
+// state file may be what cannot be written; it lifts itself once a probe
+// write works (probeResource).
+func (w *worker) resourceFailed(what string, err error) {
+	w.resMu.Lock()
+	first := w.resource == ""
+	w.resource = fmt.Sprintf("%s: %v", what, err)
+	w.recordFailed = true
+	w.resMu.Unlock()
+	if first {
+		w.log.Error().Err(err).Str("what", what).Msg("the host is out of a resource (disk space, quota): the repo is blocked until writes work again")
+	}
+	w.raise(store.Intervention{
+		Kind:       string(KindHostResource),
+		Summary:    fmt.Sprintf("%s could not write: %v", what, err),
+		NextAction: "free disk space (or raise the quota) on the file systems of state_dir and the step scratch space (df -h; du -sh <state_dir>/checkouts/*); it resolves by itself once writes work, and the interrupted work runs again",
+		Evidence:   store.Evidence{Output: err.Error(), Extra: map[string]string{"state_dir": w.d.opts.StateDir, "checkout": w.repo.Dir()}},
+	})
+}
+
+// noteResource blocks the repo when err is a resource error; it reports
+// whether it was one.
+func (w *worker) noteResource(what string, err error) bool {
+	if !isResource(err) {
+		return false
+	}
+	w.resourceFailed(what, err)
+	return true
+}
+
+// probeResource tries what failed: a file written and synced in the state
+// directory, in the checkout's git directory and in the temporary
+// directory (steps' DEPLOYER_OUTPUT), then the state file. On success the
+// host-resource block lifts and the interrupted work is queued again.
+func (w *worker) probeResource() bool {
+	w.resMu.Lock()
+	was := w.resource
+	w.resMu.Unlock()
+	if was == "" {
+		return true
+	}
+	dirs := []string{w.d.opts.StateDir, filepath.Join(w.repo.Dir(), ".git"), os.TempDir()}
+	for _, dir := range dirs {
+		if err := probeDir(dir); err != nil {
+			w.log.Debug().Err(err).Str("dir", dir).Msg("host resource still short")
+			return false
+		}
+	}
+	if err := w.d.store.Probe(); err != nil {
+		w.log.Debug().Err(err).Msg("state file still cannot be written")
+		return false
+	}
+	w.resMu.Lock()
+	w.resource = ""
+	w.resMu.Unlock()
+	w.clear(KindHostResource, "", "writes work again")
+	w.log.Info().Str("was", was).Msg("writes work again: the repo is unblocked and the interrupted work runs again")
+	w.enqueueRetry(store.Trigger{Kind: "retry", Detail: "writes work again after: " + was}, "")
+	return true
+}
+
+// probeBytes is the size of a probe write: enough to need a new block.
+const probeBytes = 64 << 10
+
+func probeDir(dir string) error {
+	f, err := os.CreateTemp(dir, ".deployer-probe-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	defer os.Remove(name)
+	if _, err := f.Write(make([]byte, probeBytes)); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// finishLeftRunning finishes as interrupted the runs of this repo still
+// recorded running (a crash, or a run whose outcome could not be
+// recorded); the deployed commit did not advance, so the next run redoes
+// them. It reports whether none is left.
+func (w *worker) finishLeftRunning() bool {
+	runs, err := w.d.store.RunningRuns(w.cfg.Name)
+	if err != nil {
+		w.log.Error().Err(err).Msg("read running runs")
+		return false
+	}
+	ok := true
+	for _, r := range runs {
+		if _, err := w.d.store.InterruptRun(r.ID, "the daemon could not record the run's outcome; it is redone"); err != nil {
+			w.log.Error().Err(err).Uint64("run", uint64(r.ID)).Msg("finish run as interrupted")
+			ok = false
+			continue
+		}
+		w.log.Warn().Uint64("run", uint64(r.ID)).Msg("run finished as interrupted; it is redone")
+	}
+	return ok
+}
+
+// takeRecordFailed reports whether a record of the current run failed, and
+// resets it.
+func (w *worker) takeRecordFailed() bool {
+	w.resMu.Lock()
+	defer w.resMu.Unlock()
+	f := w.recordFailed
+	w.recordFailed = false
+	return f
+}
+
+// recordError notes a failed write to the state file during a run: a
+// resource error blocks the repo; any failure makes the run end
+// interrupted, to be redone.
+func (w *worker) recordError(what string, err error) {
+	if !w.noteResource(what, err) {
+		w.resMu.Lock()
+		w.recordFailed = true
+		w.resMu.Unlock()
+	}
+}

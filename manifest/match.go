@@ -1,0 +1,375 @@
+package manifest
+
+import (
+	"encoding/binary"
+	"hash/fnv"
+	"sort"
+	"strconv"
+)
+
+// Matching siblings between two versions of an element.
+//
+// Children with a key attribute (DiffOptions.KeyAttrs) are matched by tag
+// plus key. The others are matched by content, as XML three-way merges do
+// (Lindholm's 3DM, the fast-match of Chawathe et al.): first the longest
+// common subsequence of their signatures (a hash of tag, attributes, text
+// and every descendant), which pairs the unchanged children whatever was
+// inserted, removed or moved around them; then, inside each gap between two
+// such anchors, the changed children are paired by similarity (the share of
+// attributes, text and child signatures they have in common). A pair whose
+// partner could equally have been another sibling is marked ambiguous, so
+// that Merge reports a conflict instead of guessing which one an edit meant.
+
+// computeSig sets e.sig from its tag, attributes (in name order), leaf text
+// and the signatures of its children: a Merkle hash, linear in the tree.
+func (e *elem) computeSig() {
+	h := fnv.New64a()
+	h.Write([]byte(e.name))
+	h.Write([]byte{0})
+	as := e.attrs
+	if !sort.SliceIsSorted(as, func(i, j int) bool { return as[i].name < as[j].name }) {
+		as = sortedAttrs(e)
+	}
+	for _, a := range as {
+		h.Write([]byte(a.name))
+		h.Write([]byte{'='})
+		h.Write([]byte(a.value))
+		h.Write([]byte{0})
+	}
+	e.shallow = h.Sum64()
+	if e.leaf && !isBlank(e.text) {
+		h.Write([]byte{1})
+		h.Write([]byte(e.text))
+	}
+	var b [8]byte
+	for _, k := range e.kids {
+		binary.LittleEndian.PutUint64(b[:], k.sig)
+		h.Write(b[:])
+	}
+	e.sig = h.Sum64()
+}
+
+// sigString renders a signature for Edit.Sig.
+func sigString(s uint64) string { return strconv.FormatUint(s, 16) }
+
+// Bounds that keep alignment near-linear on long sibling lists.
+const (
+	maxLCSCells = 1 << 20 // a DP table larger than this falls back to a greedy alignment
+	maxGapCells = 4096    // a similarity matrix larger than this pairs by tag in order
+	minSimilar  = 0.5     // pairs less similar than this are a removal plus an insert
+)
+
+// matchKids pairs old and new children: m[i] is the index in olds of
+// news[i]'s match, or -1.
+func matchKids(olds, news []*elem, keys []string) []int {
+	m, _ := matchKidsAmb(olds, news, keys)
+	return m
+}
+
+// matchKidsAmb is matchKids that also says, for each new child, whether its
+// match was ambiguous: another old child would have done as well.
+func matchKidsAmb(olds, news []*elem, keys []string) ([]int, []bool) {
+	m := make([]int, len(news))
+	amb := make([]bool, len(news))
+	for i := range m {
+		m[i] = -1
+	}
+	// Keyed children: tag plus key value plus occurrence.
+	index := map[string]int{}
+	seen := map[string]int{}
+	var ou, nu []int // unkeyed children
+	for i, k := range olds {
+		if id, ok := keyedID(k, keys, seen); ok {
+			index[id] = i
+		} else {
+			ou = append(ou, i)
+		}
+	}
+	seen = map[string]int{}
+	for i, k := range news {
+		if id, ok := keyedID(k, keys, seen); ok {
+			if j, found := index[id]; found {
+				m[i] = j
+			}
+		} else {
+			nu = append(nu, i)
+		}
+	}
+	if len(ou) == 0 || len(nu) == 0 {
+		return m, amb
+	}
+	a := make([]uint64, len(ou))
+	b := make([]uint64, len(nu))
+	countA, countB := map[uint64]int{}, map[uint64]int{}
+	for i, j := range ou {
+		a[i] = olds[j].sig
+		countA[a[i]]++
+	}
+	for i, j := range nu {
+		b[i] = news[j].sig
+		countB[b[i]]++
+	}
+	pairs := lcs(a, b)
+	for _, p := range pairs {
+		ni := nu[p[1]]
+		m[ni] = ou[p[0]]
+		// Identical copies were added or removed: which copy is which
+		// cannot be told.
+		if s := a[p[0]]; countA[s] != countB[s] {
+			amb[ni] = true
+		}
+	}
+	// Moves: unchanged children that moved across an anchor, by identical
+	// content, before any pairing by similarity.
+	usedO := make([]bool, len(olds))
+	for _, j := range m {
+		if j >= 0 {
+			usedO[j] = true
+		}
+	}
+	free := map[uint64][]int{}
+	for _, i := range ou {
+		if !usedO[i] {
+			free[olds[i].sig] = append(free[olds[i].sig], i)
+		}
+	}
+	for _, j := range nu {
+		if m[j] >= 0 {
+			continue
+		}
+		if l := free[news[j].sig]; len(l) > 0 {
+			m[j], usedO[l[0]] = l[0], true
+			free[news[j].sig] = l[1:]
+			amb[j] = countA[news[j].sig] != countB[news[j].sig]
+		}
+	}
+	// The changed children: by similarity inside each gap between
+	// consecutive anchors, then (moved and changed) across gaps.
+	pa, pb := -1, -1
+	for k := 0; k <= len(pairs); k++ {
+		ea, eb := len(a), len(b)
+		if k < len(pairs) {
+			ea, eb = pairs[k][0], pairs[k][1]
+		}
+		var og, ng []int
+		for _, i := range ou[pa+1 : ea] {
+			if !usedO[i] {
+				og = append(og, i)
+			}
+		}
+		for _, j := range nu[pb+1 : eb] {
+			if m[j] < 0 {
+				ng = append(ng, j)
+			}
+		}
+		if len(og) > 0 && len(ng) > 0 {
+			pairGap(olds, news, og, ng, m, amb)
+			for _, j := range ng {
+				if m[j] >= 0 {
+					usedO[m[j]] = true
+				}
+			}
+		}
+		if k < len(pairs) {
+			pa, pb = pairs[k][0], pairs[k][1]
+		}
+	}
+	var restO, restN []int
+	for _, i := range ou {
+		if !usedO[i] {
+			restO = append(restO, i)
+		}
+	}
+	for _, j := range nu {
+		if m[j] < 0 {
+			restN = append(restN, j)
+		}
+	}
+	if len(restO) > 0 && len(restN) > 0 {
+		pairGap(olds, news, restO, restN, m, amb)
+	}
+	return m, amb
+}
+
+// keyedID returns the identity of a keyed child: tag, key and occurrence.
+func keyedID(k *elem, keys []string, seen map[string]int) (string, bool) {
+	name, v, ok := keyOf(k, keys)
+	if !ok {
+		return "", false
+	}
+	id := k.name + "\x00@" + name + "=" + v
+	seen[id]++
+	return id + "#" + strconv.Itoa(seen[id]), true
+}
+
+// lcs aligns two signature sequences: the index pairs of a longest common
+// subsequence (an exact one when the table is small, else a greedy
+// order-preserving one), in increasing order.
+func lcs(a, b []uint64) [][2]int {
+	var out [][2]int
+	p := 0
+	for p < len(a) && p < len(b) && a[p] == b[p] {
+		out = append(out, [2]int{p, p})
+		p++
+	}
+	s := 0
+	for s < len(a)-p && s < len(b)-p && a[len(a)-1-s] == b[len(b)-1-s] {
+		s++
+	}
+	A, B := a[p:len(a)-s], b[p:len(b)-s]
+	n, mm := len(A), len(B)
+	switch {
+	case n == 0 || mm == 0:
+	case n*mm <= maxLCSCells:
+		w := mm + 1
+		L := make([]int32, (n+1)*w)
+		for i := n - 1; i >= 0; i-- {
+			for j := mm - 1; j >= 0; j-- {
+				if A[i] == B[j] {
+					L[i*w+j] = L[(i+1)*w+j+1] + 1
+				} else if x, y := L[(i+1)*w+j], L[i*w+j+1]; x >= y {
+					L[i*w+j] = x
+				} else {
+					L[i*w+j] = y
+				}
+			}
+		}
+		for i, j := 0, 0; i < n && j < mm; {
+			switch {
+			case A[i] == B[j]:
+				out = append(out, [2]int{p + i, p + j})
+				i++
+				j++
+			case L[(i+1)*w+j] >= L[i*w+j+1]:
+				i++
+			default:
+				j++
+			}
+		}
+	default:
+		// Greedy: each new signature takes the first unused old one after
+		// the last match.
+		pos := map[uint64][]int{}
+		for i, x := range A {
+			pos[x] = append(pos[x], i)
+		}
+		last := -1
+		for j, x := range B {
+			l := pos[x]
+			for len(l) > 0 && l[0] <= last {
+				l = l[1:]
+			}
+			pos[x] = l
+			if len(l) > 0 {
+				out = append(out, [2]int{p + l[0], p + j})
+				last = l[0]
+				pos[x] = l[1:]
+			}
+		}
+	}
+	for k := s; k > 0; k-- {
+		out = append(out, [2]int{len(a) - k, len(b) - k})
+	}
+	return out
+}
+
+// pairGap pairs the changed children between two anchors by similarity.
+func pairGap(olds, news []*elem, og, ng []int, m []int, amb []bool) {
+	if len(og)*len(ng) > maxGapCells {
+		// Too many to compare: pair by tag in order; ambiguous when the
+		// counts differ.
+		byTag := map[string][]int{}
+		for _, i := range og {
+			byTag[olds[i].name] = append(byTag[olds[i].name], i)
+		}
+		nTag := map[string]int{}
+		for _, i := range ng {
+			nTag[news[i].name]++
+		}
+		for _, i := range ng {
+			l := byTag[news[i].name]
+			if len(l) == 0 {
+				continue
+			}
+			m[i] = l[0]
+			amb[i] = len(byTag[news[i].name]) != nTag[news[i].name]
+			byTag[news[i].name] = l[1:]
+		}
+		return
+	}
+	type cand struct {
+		o, n  int // indexes into og, ng
+		score float64
+	}
+	var cs []cand
+	for x, i := range og {
+		for y, j := range ng {
+			o, n := olds[i], news[j]
+			if o.name != n.name {
+				continue
+			}
+			s := similarity(o, n)
+			if s >= minSimilar {
+				cs = append(cs, cand{x, y, s})
+			}
+		}
+	}
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].score > cs[j].score })
+	usedO := make([]bool, len(og))
+	usedN := make([]bool, len(ng))
+	for i, c := range cs {
+		if usedO[c.o] || usedN[c.n] {
+			continue
+		}
+		tie := false
+		for _, d := range cs[i+1:] {
+			if d.score != c.score {
+				break
+			}
+			if (d.o == c.o && !usedN[d.n]) || (d.n == c.n && !usedO[d.o]) {
+				tie = true
+			}
+		}
+		usedO[c.o], usedN[c.n] = true, true
+		m[ng[c.n]] = og[c.o]
+		amb[ng[c.n]] = tie
+	}
+}
+
+// similarity is the share of what two same-tag elements have in common:
+// the tag, attributes, leaf text and children (by tag and attributes), over
+// the larger of the two.
+func similarity(a, b *elem) float64 {
+	items := func(e *elem) int {
+		n := len(e.attrs) + len(e.kids)
+		if e.leaf && !isBlank(e.text) {
+			n++
+		}
+		return n
+	}
+	total := max(items(a), items(b)) + 1
+	common := 1
+	for _, x := range a.attrs {
+		if v, ok := b.attr(x.name); ok && v == x.value {
+			common++
+		}
+	}
+	if a.leaf && b.leaf && !isBlank(a.text) && a.text == b.text {
+		common++
+	}
+	if len(a.kids) > 0 && len(b.kids) > 0 {
+		// Children count by tag and attributes: a child whose text or
+		// descendants changed still makes its parent similar.
+		ks := make(map[uint64]int, len(a.kids))
+		for _, k := range a.kids {
+			ks[k.shallow]++
+		}
+		for _, k := range b.kids {
+			if ks[k.shallow] > 0 {
+				ks[k.shallow]--
+				common++
+			}
+		}
+	}
+	return float64(common) / float64(total)
+}

@@ -180,9 +180,7 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 			if bytes.Equal(upstream, base) {
 				return ours, nil
 			}
-			// Edits follow their element by identity, wherever upstream
-			// moved it; one that cannot be placed uniquely conflicts.
-			merged, conflicts, err := manifest.Reapply(base, upstream, edits, manifest.DiffOptions{})
+			merged, conflicts, err := reapply(base, ours, upstream, edits)
 			if err != nil {
 				return nil, err
 			}
@@ -315,4 +313,19 @@ func oneLine(s string) string {
 
 func unsafeRune(r rune) bool {
 	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 || r == utf8.RuneError
+}
+
+// reapply carries edits made against base onto upstream. Edits a step made
+// (manifest.Diff gives them an identity) follow their element wherever
+// upstream moved it (manifest.Reapply); one that cannot be placed uniquely
+// conflicts, with candidates. Edits without identity (an operator's
+// --set/--text, whose path names the element at the time of the
+// deployment) merge as a three-way merge of base, ours and upstream.
+func reapply(base, ours, upstream []byte, edits []manifest.Edit) ([]byte, []manifest.Conflict, error) {
+	for _, e := range edits {
+		if e.Sig != "" {
+			return manifest.Reapply(base, upstream, edits, manifest.DiffOptions{})
+		}
+	}
+	return manifest.Merge(base, ours, upstream, manifest.DiffOptions{})
 }

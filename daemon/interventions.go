@@ -246,6 +246,14 @@ func (w *worker) syncSucceeded(scanned bool) {
 	for _, k := range []Kind{KindRemoteUnreachable, KindAuthFailed, KindUpstreamInvalid} {
 		w.clear(k, "", "the next sync succeeded")
 	}
+	// The probe unblocked the repo; a sync that wrote what it fetched
+	// proves writes work again.
+	w.resMu.Lock()
+	short := w.resource != ""
+	w.resMu.Unlock()
+	if !short {
+		w.clear(KindHostResource, "", "writes work again: the next sync succeeded")
+	}
 	// A corrupt checkout clears with a good sync; a salvaged state file
 	// waits for a human.
 	if iv, ok := w.openIntervention(KindRepoCorrupt, ""); ok && iv.Evidence.Extra["corrupt_file"] == "" {

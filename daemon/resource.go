@@ -147,7 +147,9 @@ func (w *worker) probeResource() bool {
 	w.resource = ""
 	w.unrecorded = nil
 	w.resMu.Unlock()
-	w.clear(KindHostResource, "", "writes work again")
+	// The intervention stays open until a sync works too: a disk with room
+	// for the probe but not for a fetch would otherwise resolve it and
+	// raise a new one at every poll.
 	w.log.Info().Str("was", was).Msg("writes work again: the repo is unblocked and the interrupted work runs again")
 	w.enqueueRetry(store.Trigger{Kind: "retry", Detail: "writes work again after: " + was}, "")
 	return true

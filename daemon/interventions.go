@@ -295,7 +295,7 @@ func (w *worker) raisePushConflict(e store.JournalEntry, o syncer.Outcome) {
 		if len(c.Candidates) > 0 {
 			// An edit whose element cannot be told apart upstream: the
 			// elements it could be, for the operator to choose from.
-			iv.Evidence.Extra["candidates"] = strings.Join(c.Candidates, "\n")
+			iv.Evidence.Extra["candidates"] = strings.Join(c.Candidates, "; ")
 			iv.Evidence.Extra["conflict_kind"] = string(c.Kind)
 		}
 	}

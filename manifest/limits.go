@@ -16,6 +16,10 @@ const (
 	// DefaultInstanceFileBytes caps the size of an instance file (and of
 	// deployer.xml): 8 MiB.
 	DefaultInstanceFileBytes int64 = 8 << 20
+	// MaxAttributes caps the attributes of one element. It is not
+	// configurable: real configuration files have a handful, and the
+	// duplicate check and the merge compare attributes pairwise.
+	MaxAttributes = 1000
 	// DefaultXMLDepth caps how deeply elements may nest.
 	DefaultXMLDepth = 256
 )

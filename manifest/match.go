@@ -55,8 +55,9 @@ func sigString(s uint64) string { return strconv.FormatUint(s, 16) }
 // Bounds that keep alignment near-linear on long sibling lists.
 const (
 	maxLCSCells = 1 << 20 // a DP table larger than this falls back to a greedy alignment
-	maxGapCells = 4096    // a similarity matrix larger than this pairs by tag in order
+	maxGapCells = 1 << 16 // a similarity matrix larger than this pairs in order, ambiguously
 	minSimilar  = 0.5     // pairs less similar than this are a removal plus an insert
+	fallbackWin = 8       // past maxGapCells, how far ahead in order a partner is looked for
 )
 
 // matchKids pairs old and new children: m[i] is the index in olds of
@@ -276,24 +277,22 @@ func lcs(a, b []uint64) [][2]int {
 // pairGap pairs the changed children between two anchors by similarity.
 func pairGap(olds, news []*elem, og, ng []int, m []int, amb []bool) {
 	if len(og)*len(ng) > maxGapCells {
-		// Too many to compare: pair by tag in order; ambiguous when the
-		// counts differ.
-		byTag := map[string][]int{}
-		for _, i := range og {
-			byTag[olds[i].name] = append(byTag[olds[i].name], i)
-		}
-		nTag := map[string]int{}
-		for _, i := range ng {
-			nTag[news[i].name]++
-		}
-		for _, i := range ng {
-			l := byTag[news[i].name]
-			if len(l) == 0 {
-				continue
+		// Too many to compare every pair: pair same-tag children in order
+		// when they are similar enough, and mark every such pair
+		// ambiguous. Diff still gets small edits; a merge that would
+		// carry an edit through one of them reports a conflict instead
+		// of trusting a position.
+		used := make([]bool, len(og))
+		next := 0
+		for _, j := range ng {
+			for x := next; x < len(og) && x < next+fallbackWin; x++ {
+				if used[x] || olds[og[x]].name != news[j].name || !kept(olds[og[x]], news[j]) {
+					continue
+				}
+				m[j], amb[j], used[x] = og[x], true, true
+				next = x + 1
+				break
 			}
-			m[i] = l[0]
-			amb[i] = len(byTag[news[i].name]) != nTag[news[i].name]
-			byTag[news[i].name] = l[1:]
 		}
 		return
 	}
@@ -338,8 +337,23 @@ func pairGap(olds, news []*elem, og, ng []int, m []int, amb []bool) {
 
 // similarity is the share of what two same-tag elements have in common:
 // the tag, attributes, leaf text and children (by tag and attributes), over
-// the larger of the two.
+// the larger of the two. It pairs siblings; whether an element both sides
+// changed may be merged as one is decided by kept.
 func similarity(a, b *elem) float64 {
+	return shared(a, b, 1)
+}
+
+// kept reports whether b keeps more than half of what a has (attributes,
+// leaf text, children), the tag not counted: how sure a pairing made past
+// maxGapCells must be. <server host="a"/> and <server host="c"/> keep
+// nothing of each other, and two servers that share only a port keep half.
+func kept(a, b *elem) bool {
+	return shared(a, b, 0) > 0.5
+}
+
+// shared is the share of items a and b have in common, counting the tag as
+// tag items (0 or 1).
+func shared(a, b *elem, tag int) float64 {
 	items := func(e *elem) int {
 		n := len(e.attrs) + len(e.kids)
 		if e.leaf && !isBlank(e.text) {
@@ -347,8 +361,11 @@ func similarity(a, b *elem) float64 {
 		}
 		return n
 	}
-	total := max(items(a), items(b)) + 1
-	common := 1
+	total := max(items(a), items(b)) + tag
+	if total == 0 {
+		return 0
+	}
+	common := tag
 	for _, x := range a.attrs {
 		if v, ok := b.attr(x.name); ok && v == x.value {
 			common++

@@ -25,6 +25,12 @@ const (
 	// were added, removed or changed there); Candidates lists the elements
 	// it could be. Merge keeps theirs rather than guess.
 	ConflictAmbiguous ConflictKind = "ambiguous"
+	// ConflictChanged: both sides changed the attributes or text of an
+	// element without a key attribute, and one of them kept too little of
+	// it to tell that it is still the same element (a server whose host
+	// changed may be another server). Merge keeps theirs rather than
+	// combine the changes on what may be another element.
+	ConflictChanged ConflictKind = "changed"
 )
 
 // Conflict is one incompatible change found by Merge. Values are attribute
@@ -255,6 +261,13 @@ func (mg *merger) kids(b, o, t, m *elem) []*elem {
 			}
 			continue
 		}
+		if ok != nil && tk != nil && unsure(bk, ok, tk, mg.keys) {
+			mg.conflict(Conflict{Kind: ConflictChanged, Path: pathOf(tk, mg.keys), Base: bk.raw, Ours: ok.raw, Theirs: tk.raw})
+			mk := adopt(tk, m)
+			fromBase[tk] = mk
+			inOurs[ok] = mk
+			continue
+		}
 		switch {
 		case ok != nil && tk != nil:
 			mk := mg.elem(bk, ok, tk, m)
@@ -294,6 +307,56 @@ func (mg *merger) kids(b, o, t, m *elem) []*elem {
 	return mg.placeInserts(o, m, out, inOurs)
 }
 
+// unsure reports whether ours and theirs both changed base child bk's own
+// attributes or text, differently, while bk has no key attribute and the
+// two sides kept less than half of bk in common (its attributes with their
+// values, its text, its children by tag and attributes): then nothing says
+// they changed the same element. Two sides that changed the port of
+// <server host="b" port="1"/> both kept its host: the same server. One that
+// set its port while the other changed its host kept nothing in common:
+// perhaps another server.
+func unsure(bk, ok, tk *elem, keys []string) bool {
+	if _, _, keyed := keyOf(bk, keys); keyed {
+		return false
+	}
+	if ok.shallow == bk.shallow || tk.shallow == bk.shallow || ok.shallow == tk.shallow {
+		return false
+	}
+	total, both := len(bk.attrs), 0
+	for _, a := range bk.attrs {
+		ov, ook := ok.attr(a.name)
+		tv, tok := tk.attr(a.name)
+		if ook && tok && ov == a.value && tv == a.value {
+			both++
+		}
+	}
+	if bk.leaf && !isBlank(bk.text) {
+		total++
+		if ok.text == bk.text && tk.text == bk.text {
+			both++
+		}
+	}
+	if len(bk.kids) > 0 {
+		in := func(e *elem) map[uint64]int {
+			m := map[uint64]int{}
+			for _, k := range e.kids {
+				m[k.shallow]++
+			}
+			return m
+		}
+		om, tm := in(ok), in(tk)
+		for _, k := range bk.kids {
+			total++
+			if om[k.shallow] > 0 && tm[k.shallow] > 0 {
+				om[k.shallow]--
+				tm[k.shallow]--
+				both++
+			}
+		}
+	}
+	return total == 0 || 2*both < total
+}
+
 // ambiguous reports that base child bk cannot be told apart in theirs (or
 // ours): the candidates are theirs' same-tag children that are identical to
 // its match or new in theirs.
@@ -306,7 +369,7 @@ func (mg *merger) ambiguous(bk, ok, tk, t *elem, tbo []int) {
 			cands = append(cands, prefix+"/"+steps[i])
 		}
 	}
-	c := Conflict{Kind: ConflictAmbiguous, Path: pathOf(tk, mg.keys), Base: bk.raw, Theirs: tk.raw, Candidates: cands}
+	c := Conflict{Kind: ConflictAmbiguous, Path: pathOf(tk, mg.keys), Base: bk.raw, Theirs: tk.raw, Candidates: capCandidates(cands)}
 	if ok != nil {
 		c.Ours = ok.raw
 	} else {
@@ -473,4 +536,15 @@ func sortedAttrs(e *elem) []kv {
 	s := append([]kv(nil), e.attrs...)
 	sort.Slice(s, func(i, j int) bool { return s[i].name < s[j].name })
 	return s
+}
+
+// maxCandidates caps the candidates a conflict lists: thousands of identical
+// siblings would otherwise put megabytes into one intervention.
+const maxCandidates = 10
+
+func capCandidates(c []string) []string {
+	if len(c) <= maxCandidates {
+		return c
+	}
+	return append(c[:maxCandidates:maxCandidates], fmt.Sprintf("... and %d more", len(c)-maxCandidates))
 }

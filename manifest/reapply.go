@@ -77,6 +77,7 @@ func identityCheck(bd *Document, bt *elem, e Edit, keys []string) (Conflict, boo
 	for _, x := range found {
 		c.Candidates = append(c.Candidates, pathOf(x, keys))
 	}
+	c.Candidates = capCandidates(c.Candidates)
 	return c, true
 }
 

@@ -387,6 +387,11 @@ func (p *parser) startTag() (*node, error) {
 		if j == i {
 			return nil, p.errorf(j, "expected whitespace, '>' or '/>' in start tag <%s", n.name)
 		}
+		if len(n.attrs) >= MaxAttributes {
+			line, col := position(p.src, j)
+			return nil, &SyntaxError{Offset: j, Line: line, Col: col, Limit: true,
+				Msg: fmt.Sprintf("element <%s> has more than %d attributes, the cap of the XML engine", n.name, MaxAttributes)}
+		}
 		a, err := p.attribute(j, n)
 		if err != nil {
 			return nil, err

@@ -43,14 +43,48 @@ func (w *worker) plan(m *manifest.Manifest, base, head string, forced []string) 
 	}
 	files = w.addForced(files, forced)
 	var p plan
+	byName := map[string]int{} // planned name -> index in p.outcomes
 	for _, f := range files {
 		out, job, ok := w.planInstance(m, f, steps)
+		if i, dup := byName[out.Name]; dup && ok {
+			// Two files of this commit name the same instance: neither runs.
+			first := &p.outcomes[i]
+			out.Status, out.Reason = "failed", fmt.Sprintf("instance-invalid: %s: instance name %q is also used by %s (hint: instance names must be unique; rename one)", oneLine(f), out.Name, oneLine(first.File))
+			if first.Status == "pending" {
+				first.Status, first.Reason = "failed", fmt.Sprintf("instance-invalid: %s: instance name %q is also used by %s (hint: instance names must be unique; rename one)", oneLine(first.File), out.Name, oneLine(f))
+				p.jobs = slices.DeleteFunc(p.jobs, func(j executor.Job) bool { return j.Instance.File == first.File })
+			}
+			ok = false
+		}
+		if _, seen := byName[out.Name]; !seen {
+			byName[out.Name] = len(p.outcomes)
+		}
 		p.outcomes = append(p.outcomes, out)
 		if ok {
 			p.jobs = append(p.jobs, job)
 		}
 	}
 	return p, nil
+}
+
+// nameTakenBy returns the other file that names instance name, when the
+// daemon knows one that still exists and still carries that name: two
+// files must never run under one instance's name (its records, outputs and
+// interventions would mix, and one customer's steps could run as another).
+func (w *worker) nameTakenBy(m *manifest.Manifest, name, file string) string {
+	all, err := w.d.store.Instances(w.cfg.Name)
+	if err != nil {
+		return ""
+	}
+	for _, s := range all {
+		if s.Name != name || s.File == "" || s.File == file {
+			continue
+		}
+		if other, err := m.ReadInstance(w.repo.Dir(), s.File); err == nil && string(other.Name) == name {
+			return s.File
+		}
+	}
+	return ""
 }
 
 func (w *worker) plannedFiles(m *manifest.Manifest, steps []manifest.Step, base string, paths []string) ([]string, error) {
@@ -183,6 +217,10 @@ func (w *worker) planInstance(m *manifest.Manifest, file string, steps []manifes
 		return out, executor.Job{}, false
 	}
 	out.Name = string(in.Name)
+	if other := w.nameTakenBy(m, out.Name, file); other != "" {
+		out.Status, out.Reason = "failed", fmt.Sprintf("instance-invalid: %s: instance name %q is also used by %s (hint: instance names must be unique; rename one)", oneLine(file), out.Name, oneLine(other))
+		return out, executor.Job{}, false
+	}
 	if iv, blocked := w.instanceBlocked(out.Name); blocked {
 		out.Status, out.Reason = "skipped", fmt.Sprintf("open intervention #%d (%s)", iv.ID, iv.Kind)
 		return out, executor.Job{}, false

@@ -98,6 +98,9 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if err := opts.TLS.check(); err != nil {
 		return nil, newError(KindAuth, "open", fmt.Errorf("repo %s: %w", opts.Name, err), "fix the repo's TLS files")
 	}
+	if !isHTTPS(opts.URL) {
+		opts.TLS = TLS{}
+	}
 	r := &Repo{
 		opts:   opts,
 		red:    newRedactor(opts.URL, opts.Auth),

@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -290,5 +291,37 @@ func TestTLSOptionsChecked(t *testing.T) {
 				t.Fatalf("error quotes the key: %v", err)
 			}
 		})
+	}
+}
+
+// Syncs of a repo with TLS settings reuse one connection: go-git's per-session transport,
+// left to itself, kept each sync's connection open for 90 s.
+func TestHTTPSConnectionsAreReused(t *testing.T) {
+	f := newFixture(t)
+	ca := newPKI(t, "Example Internal CA")
+	srv := startHTTPSBackend(t, filepath.Dir(f.bare), ca, nil, 0)
+	opts := f.options()
+	opts.URL = srv.URL + "/remote.git"
+	opts.TLS = syncer.TLS{CABundle: ca.certPEM}
+	r := f.open(opts)
+	openFiles := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skipf("no /proc/self/fd: %v", err)
+		}
+		return len(ents)
+	}
+	if _, err := r.Sync(ctxT(t), r.Head()); err != nil {
+		t.Fatal(err)
+	}
+	before := openFiles()
+	const syncs = 40
+	for i := 0; i < syncs; i++ {
+		if _, err := r.Sync(ctxT(t), r.Head()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if grew := openFiles() - before; grew > 6 {
+		t.Fatalf("%d syncs left %d more open files: connections are not reused", syncs, grew)
 	}
 }

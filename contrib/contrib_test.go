@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sre-tools/deployer/daemon"
 )
 
 const (
@@ -120,6 +122,38 @@ func TestDashboard(t *testing.T) {
 			if tg.Datasource.UID != "${datasource}" {
 				t.Errorf("panel %q: data source %q, want ${datasource}", p.Title, tg.Datasource.UID)
 			}
+		}
+	}
+}
+
+// TestEveryInterventionKindAlerts: each intervention kind the daemon has
+// is matched by exactly one of the two intervention alerts' kind=~ regexps
+// (a new kind must be placed in one of them).
+func TestEveryInterventionKindAlerts(t *testing.T) {
+	kindRe := regexp.MustCompile(`kind=~"([^"]+)"`)
+	alerts := map[string]*regexp.Regexp{}
+	for _, r := range loadRules(t) {
+		if r.Alert != "DeployerInterventionBlocking" && r.Alert != "DeployerInterventionOpen" {
+			continue
+		}
+		m := kindRe.FindStringSubmatch(r.Expr)
+		if m == nil {
+			t.Fatalf("%s has no kind=~ matcher: %s", r.Alert, r.Expr)
+		}
+		alerts[r.Alert] = regexp.MustCompile("^(?:" + m[1] + ")$") // PromQL regexps are anchored
+	}
+	if len(alerts) != 2 {
+		t.Fatalf("found %d intervention alerts, want 2", len(alerts))
+	}
+	for _, k := range daemon.Kinds {
+		var in []string
+		for name, re := range alerts {
+			if re.MatchString(string(k)) {
+				in = append(in, name)
+			}
+		}
+		if len(in) != 1 {
+			t.Errorf("intervention kind %s is matched by %v, want exactly one alert", k, in)
 		}
 	}
 }

@@ -27,6 +27,13 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	}
 	entries := d.sched.Entries()
 	for _, name := range d.repoNames() {
+		if w, err := d.worker(name); err == nil {
+			if _, ok := w.unrecordedIntervention(); ok {
+				open[name]++ // host-resource not yet in the state file
+			}
+		}
+	}
+	for _, name := range d.repoNames() {
 		w, err := d.worker(name)
 		if err != nil {
 			continue

@@ -22,6 +22,15 @@ func (d *Daemon) Interventions(ctx context.Context, all bool) ([]api.Interventio
 	for _, iv := range ivs {
 		out = append(out, d.apiIntervention(iv))
 	}
+	// host-resource raised while the state file itself could not be
+	// written: shown from memory (id 0) until it is recorded.
+	for _, name := range d.repoNames() {
+		if w, err := d.worker(name); err == nil {
+			if iv, ok := w.unrecordedIntervention(); ok {
+				out = append(out, d.apiIntervention(iv))
+			}
+		}
+	}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if (a.State == store.StateResolved) != (b.State == store.StateResolved) {

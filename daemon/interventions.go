@@ -246,6 +246,14 @@ func (w *worker) syncSucceeded(scanned bool) {
 	for _, k := range []Kind{KindRemoteUnreachable, KindAuthFailed, KindUpstreamInvalid} {
 		w.clear(k, "", "the next sync succeeded")
 	}
+	// The probe unblocked the repo; a sync that wrote what it fetched
+	// proves writes work again.
+	w.resMu.Lock()
+	short := w.resource != ""
+	w.resMu.Unlock()
+	if !short {
+		w.clear(KindHostResource, "", "writes work again: the next sync succeeded")
+	}
 	// A corrupt checkout clears with a good sync; a salvaged state file
 	// waits for a human.
 	if iv, ok := w.openIntervention(KindRepoCorrupt, ""); ok && iv.Evidence.Extra["corrupt_file"] == "" {
@@ -287,7 +295,7 @@ func (w *worker) raisePushConflict(e store.JournalEntry, o syncer.Outcome) {
 		if len(c.Candidates) > 0 {
 			// An edit whose element cannot be told apart upstream: the
 			// elements it could be, for the operator to choose from.
-			iv.Evidence.Extra["candidates"] = strings.Join(c.Candidates, "\n")
+			iv.Evidence.Extra["candidates"] = strings.Join(c.Candidates, "; ")
 			iv.Evidence.Extra["conflict_kind"] = string(c.Kind)
 		}
 	}

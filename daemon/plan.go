@@ -168,6 +168,8 @@ func (w *worker) planInstance(m *manifest.Manifest, file string, steps []manifes
 	out := store.InstanceOutcome{File: file, Name: instanceStem(file), Status: "pending"}
 	if _, err := os.Stat(filepath.Join(w.repo.Dir(), filepath.FromSlash(file))); errors.Is(err, fs.ErrNotExist) {
 		out.Status, out.Reason = "skipped", "instance file removed in this commit"
+		// Nothing left to fix in a file that is gone.
+		w.clear(KindInstanceInvalid, out.Name, "its file "+oneLine(file)+" was removed")
 		return out, executor.Job{}, false
 	}
 	in, err := m.ReadInstance(w.repo.Dir(), file)

@@ -2,13 +2,11 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/sre-tools/deployer/api"
-	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/store"
 	"github.com/sre-tools/deployer/syncer"
 )
@@ -99,12 +97,32 @@ func (w *worker) takeSide(ctx context.Context, iv store.Intervention, take strin
 	default:
 		return api.Errorf(api.KindInvalid, "push-conflict needs --take ours or --take theirs")
 	}
-	var edits []manifest.Edit
-	if err := json.Unmarshal(e.Edits, &edits); err != nil {
-		return fmt.Errorf("journal entry %s: %w", e.ID, err)
+	// Ours is carried onto upstream as any write-back is, by element
+	// (never by position: the element may have moved), with ours winning
+	// the values both sides changed. What no value settles (the element
+	// removed upstream, or several candidates) is refused before anything
+	// is journaled, and the intervention stays open.
+	c, err := w.change(store.JournalEntry{ID: e.ID, Repo: e.Repo, Instance: e.Instance, File: e.File, BaseBlob: e.BaseBlob,
+		Edits: e.Edits, Reason: e.Reason, Run: e.Run, Deployment: e.Deployment, TakeOurs: true})
+	if err != nil {
+		return err
+	}
+	w.gitMu.Lock()
+	upstream, rerr := w.repo.ReadFile(w.repo.Head(), e.File)
+	w.gitMu.Unlock()
+	if rerr != nil {
+		upstream = nil
+	}
+	if _, err := c.Apply(upstream); err != nil {
+		var ce *conflictError
+		if errors.As(err, &ce) {
+			return api.Errorf(api.KindInvalid, "cannot take ours over upstream's %s: %s; edit the file upstream by hand, then resolve with --take theirs",
+				e.File, ce.Error())
+		}
+		return err
 	}
 	ours, err := w.d.store.PutJournal(store.JournalEntry{
-		Repo: e.Repo, Instance: e.Instance, File: e.File, BaseBlob: w.repo.Head(), Edits: e.Edits,
+		Repo: e.Repo, Instance: e.Instance, File: e.File, BaseBlob: e.BaseBlob, Edits: e.Edits, TakeOurs: true,
 		Author: e.Author, Reason: e.Reason + " (taken over upstream by an operator)", Run: e.Run, Deployment: e.Deployment,
 	})
 	if err != nil {
@@ -113,11 +131,9 @@ func (w *worker) takeSide(ctx context.Context, iv store.Intervention, take strin
 	if _, err := w.d.store.SetJournalState(e.ID, store.JournalDropped, ""); err != nil {
 		return err
 	}
-	c, err := w.change(ours)
-	if err != nil {
+	if c, err = w.change(ours); err != nil {
 		return err
 	}
-	c.Apply = func(upstream []byte) ([]byte, error) { return manifest.Apply(upstream, edits) }
 	w.gitMu.Lock()
 	defer w.gitMu.Unlock()
 	outcomes, wbErr := w.repo.WriteBack(ctx, []syncer.Change{c}, w.cfg.PushAttempts)

@@ -57,12 +57,56 @@ func (w *worker) resourceFailed(what string, err error) {
 	if first {
 		w.log.Error().Err(err).Str("what", what).Msg("the host is out of a resource (disk space, quota): the repo is blocked until writes work again")
 	}
-	w.raise(store.Intervention{
+	iv := store.Intervention{
 		Kind:       string(KindHostResource),
+		Repo:       w.cfg.Name,
 		Summary:    fmt.Sprintf("%s could not write: %v", what, err),
 		NextAction: "free disk space (or raise the quota) on the file systems of state_dir and the step scratch space (df -h; du -sh <state_dir>/checkouts/*); it resolves by itself once writes work, and the interrupted work runs again",
 		Evidence:   store.Evidence{Output: err.Error(), Extra: map[string]string{"state_dir": w.d.opts.StateDir, "checkout": w.repo.Dir()}},
-	})
+	}
+	if got := w.raise(iv); got.ID == 0 {
+		// The state file is full too: shown from memory (id 0) until it
+		// can be recorded.
+		now := w.d.now()
+		w.resMu.Lock()
+		if w.unrecorded == nil {
+			iv.FirstSeen, iv.Count = now, 0
+			w.unrecorded = &iv
+		}
+		w.unrecorded.LastSeen = now
+		w.unrecorded.Count++
+		w.unrecorded.Summary, w.unrecorded.Evidence = iv.Summary, iv.Evidence
+		w.resMu.Unlock()
+	}
+}
+
+// unrecordedIntervention is the host-resource the state file could not
+// take, if any.
+func (w *worker) unrecordedIntervention() (store.Intervention, bool) {
+	w.resMu.Lock()
+	defer w.resMu.Unlock()
+	if w.unrecorded == nil {
+		return store.Intervention{}, false
+	}
+	iv := *w.unrecorded
+	iv.State = store.StateOpen
+	return iv, true
+}
+
+// recordPending records the host-resource the state file could not take
+// when it raised, once it can.
+func (w *worker) recordPending() {
+	w.resMu.Lock()
+	iv := w.unrecorded
+	w.resMu.Unlock()
+	if iv == nil {
+		return
+	}
+	if _, _, err := w.d.store.Raise(*iv); err == nil {
+		w.resMu.Lock()
+		w.unrecorded = nil
+		w.resMu.Unlock()
+	}
 }
 
 // noteResource blocks the repo when err is a resource error; it reports
@@ -86,6 +130,7 @@ func (w *worker) probeResource() bool {
 	if was == "" {
 		return true
 	}
+	w.recordPending()
 	dirs := []string{w.d.opts.StateDir, filepath.Join(w.repo.Dir(), ".git"), os.TempDir()}
 	for _, dir := range dirs {
 		if err := probeDir(dir); err != nil {
@@ -97,10 +142,14 @@ func (w *worker) probeResource() bool {
 		w.log.Debug().Err(err).Msg("state file still cannot be written")
 		return false
 	}
+	w.recordPending() // recorded, to be resolved next: the history shows it
 	w.resMu.Lock()
 	w.resource = ""
+	w.unrecorded = nil
 	w.resMu.Unlock()
-	w.clear(KindHostResource, "", "writes work again")
+	// The intervention stays open until a sync works too: a disk with room
+	// for the probe but not for a fetch would otherwise resolve it and
+	// raise a new one at every poll.
 	w.log.Info().Str("was", was).Msg("writes work again: the repo is unblocked and the interrupted work runs again")
 	w.enqueueRetry(store.Trigger{Kind: "retry", Detail: "writes work again after: " + was}, "")
 	return true

@@ -83,6 +83,9 @@ type worker struct {
 	// recordFailed: a record of the current run could not be written; the
 	// run ends interrupted and is redone.
 	recordFailed bool
+	// unrecorded is the host-resource intervention the state file could
+	// not take when it was raised (the disk holding it is full).
+	unrecorded *store.Intervention
 	// leftRunning: runs of this repo may still be recorded running (at
 	// start, or after an outcome could not be recorded).
 	leftRunning bool

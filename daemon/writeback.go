@@ -63,7 +63,7 @@ func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.St
 	if bytes.Equal(base, now) || bytes.Equal(head, now) {
 		return nil
 	}
-	edits, err := manifest.Diff(base, now, manifest.DiffOptions{})
+	edits, err := manifest.Diff(base, now, manifest.DiffOptions{Limits: w.d.opts.Limits})
 	if err != nil {
 		return fmt.Errorf("%s left %s unparsable: %w", r.Step, file, err)
 	}
@@ -165,10 +165,14 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 	if err != nil {
 		return syncer.Change{}, fmt.Errorf("journal entry %s: read base %s at %s: %w", e.ID, e.File, short(e.BaseBlob), err)
 	}
-	ours, err := manifest.Apply(base, edits)
+	lim := w.d.opts.Limits
+	ours, err := manifest.ApplyLimits(base, edits, lim)
 	if err != nil {
 		return syncer.Change{}, fmt.Errorf("journal entry %s: apply to base: %w", e.ID, err)
 	}
+	// A step's edits journaled before edits carried identity are carried
+	// by position, and refused when upstream changed the children there.
+	fromStep := e.Deployment == ""
 	subject, body := commitMessage(e.Reason, e.Instance, describeEdits(base, edits))
 	return syncer.Change{
 		ID:   e.ID,
@@ -180,9 +184,11 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 			if bytes.Equal(upstream, base) {
 				return ours, nil
 			}
-			// Edits follow their element by identity, wherever upstream
-			// moved it; one that cannot be placed uniquely conflicts.
-			merged, conflicts, err := manifest.Reapply(base, upstream, edits, manifest.DiffOptions{})
+			reapplyFn := reapply
+			if e.TakeOurs {
+				reapplyFn = takeOurs
+			}
+			merged, conflicts, err := reapplyFn(base, ours, upstream, edits, fromStep, lim)
 			if err != nil {
 				return nil, err
 			}
@@ -315,4 +321,31 @@ func oneLine(s string) string {
 
 func unsafeRune(r rune) bool {
 	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 || r == utf8.RuneError
+}
+
+// takeOurs carries edits an operator took over a conflict: matched by
+// element as reapply does, ours winning the values both sides changed.
+func takeOurs(base, ours, upstream []byte, _ []manifest.Edit, _ bool, lim manifest.Limits) ([]byte, []manifest.Conflict, error) {
+	return manifest.MergeTakeOurs(base, ours, upstream, manifest.DiffOptions{Limits: lim})
+}
+
+// reapply carries edits made against base onto upstream. Edits a step made
+// (manifest.Diff gives them an identity) follow their element wherever
+// upstream moved it (manifest.Reapply); one that cannot be placed uniquely
+// conflicts, with candidates. A step's edits journaled by an earlier
+// version, without identity, go through Reapply too: by position, refused
+// when upstream changed that parent's children. An operator's --set/--text
+// (no identity, its path names the element at the time of the deployment)
+// merges three-way: base, ours and upstream.
+func reapply(base, ours, upstream []byte, edits []manifest.Edit, fromStep bool, lim manifest.Limits) ([]byte, []manifest.Conflict, error) {
+	opts := manifest.DiffOptions{Limits: lim}
+	if fromStep {
+		return manifest.Reapply(base, upstream, edits, opts)
+	}
+	for _, e := range edits {
+		if e.Sig != "" {
+			return manifest.Reapply(base, upstream, edits, opts)
+		}
+	}
+	return manifest.Merge(base, ours, upstream, opts)
 }

@@ -74,6 +74,21 @@ func (c Conflict) String() string {
 // content are conflicts, and there theirs is kept. The result is nil only
 // when err is not.
 func Merge(base, ours, theirs []byte, opts DiffOptions) ([]byte, []Conflict, error) {
+	return merge(base, ours, theirs, opts, false)
+}
+
+// MergeTakeOurs is Merge where ours wins every attribute or text that both
+// sides changed differently: what an operator's "take ours" means. Elements
+// are matched as in Merge, so ours lands on the element it was made on
+// wherever theirs moved it. The conflicts it still returns are those no
+// value can settle: an element one side removed and the other changed, an
+// insert both sides made differently, an element that cannot be placed
+// uniquely (ambiguous, with candidates).
+func MergeTakeOurs(base, ours, theirs []byte, opts DiffOptions) ([]byte, []Conflict, error) {
+	return merge(base, ours, theirs, opts, true)
+}
+
+func merge(base, ours, theirs []byte, opts DiffOptions, preferOurs bool) ([]byte, []Conflict, error) {
 	var trees [3]*elem
 	for i, src := range [][]byte{base, ours, theirs} {
 		d, err := ParseDocumentLimits(src, opts.Limits)
@@ -86,7 +101,7 @@ func Merge(base, ours, theirs []byte, opts DiffOptions) ([]byte, []Conflict, err
 	if b.name != o.name || b.name != t.name {
 		return nil, nil, fmt.Errorf("merge: %w: root elements <%s>, <%s>, <%s>", ErrUnsupportedChange, b.name, o.name, t.name)
 	}
-	mg := &merger{keys: opts.keys()}
+	mg := &merger{keys: opts.keys(), preferOurs: preferOurs}
 	m := mg.elem(b, o, t, nil)
 	edits := diffTrees(t, m, mg.keys, matchFrom, false)
 	out, err := ApplyLimits(theirs, edits, opts.Limits)
@@ -114,8 +129,9 @@ func matchFrom(olds, news []*elem) []int {
 }
 
 type merger struct {
-	keys      []string
-	conflicts []Conflict
+	keys       []string
+	conflicts  []Conflict
+	preferOurs bool // a value both sides changed differently is ours, not a conflict
 }
 
 func (mg *merger) conflict(c Conflict) { mg.conflicts = append(mg.conflicts, c) }
@@ -153,6 +169,9 @@ func (mg *merger) elem(b, o, t, parent *elem) *elem {
 	mg.mergeAttrs(b, o, t, m)
 	bt, ot, tt := textVal(b), textVal(o), textVal(t)
 	text, clash := merge3(bt, ot, tt)
+	if clash && mg.preferOurs {
+		text, clash = ot, false
+	}
 	if clash {
 		mg.conflict(Conflict{Kind: ConflictText, Path: pathOf(t, mg.keys), Base: bt.v, Ours: ot.v, Theirs: tt.v})
 	}
@@ -192,6 +211,9 @@ func (mg *merger) mergeAttrs(b, o, t, m *elem) {
 		ov, ook := o.attr(name)
 		tv, tok := t.attr(name)
 		r, clash := merge3(val{bv, bok}, val{ov, ook}, val{tv, tok})
+		if clash && mg.preferOurs {
+			r, clash = val{ov, ook}, false
+		}
 		if clash {
 			mg.conflict(Conflict{Kind: ConflictAttr, Path: pathOf(t, mg.keys), Attr: name, Base: bv, Ours: ov, Theirs: tv,
 				Absent: absent(val{bv, bok}, val{ov, ook}, val{tv, tok})})

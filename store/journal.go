@@ -39,10 +39,13 @@ type JournalEntry struct {
 	Reason     string          `json:"reason,omitempty"`
 	Run        string          `json:"run,omitempty"`
 	Deployment string          `json:"deployment,omitempty"`
-	State      string          `json:"state"`
-	Commit     string          `json:"commit,omitempty"`
-	Created    time.Time       `json:"created"`
-	Updated    time.Time       `json:"updated"`
+	// TakeOurs: an operator took ours over a conflict; re-applying it lets
+	// ours win values both sides changed (manifest.MergeTakeOurs).
+	TakeOurs bool      `json:"take_ours,omitempty"`
+	State    string    `json:"state"`
+	Commit   string    `json:"commit,omitempty"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
 }
 
 func journalOpenKey(repo, id string) []byte {

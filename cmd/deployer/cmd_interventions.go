@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -200,8 +202,8 @@ func printIntervention(w io.Writer, iv api.Intervention) {
 	for _, c := range iv.Evidence.Commits {
 		printf(w, "  commit   %s by %s: %s\n", shortID(c.Hash), c.Author, c.Subject)
 	}
-	for k, v := range iv.Evidence.Extra {
-		printf(w, "  %-8s %s\n", k, v)
+	for _, k := range slices.Sorted(maps.Keys(iv.Evidence.Extra)) {
+		printf(w, "  %-8s %s\n", k, iv.Evidence.Extra[k])
 	}
 	if out := strings.TrimSpace(iv.Evidence.Output); out != "" {
 		printf(w, "  evidence\n    %s\n", indent(out, "    "))

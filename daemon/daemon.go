@@ -36,6 +36,7 @@ type RepoConfig struct {
 	// digest of their contents, never the secret): Reload restarts the
 	// repo when it changes. Empty: compared by Auth's name only.
 	AuthSource   string
+	TLS          syncer.TLS // https:// remotes: CA bundle, client certificate (PEM; never logged)
 	Author       syncer.Author
 	OnDirty      string
 	OnRewrite    string

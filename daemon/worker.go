@@ -224,6 +224,7 @@ func (w *worker) open(ctx context.Context) bool {
 			Branch:    w.cfg.Branch,
 			Dir:       filepath.Join(w.d.opts.StateDir, "checkouts", w.cfg.Name),
 			Auth:      w.cfg.Auth,
+			TLS:       w.cfg.TLS,
 			Author:    w.cfg.Author,
 			OnDirty:   w.cfg.OnDirty,
 			OnRewrite: w.cfg.OnRewrite,

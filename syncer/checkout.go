@@ -43,6 +43,11 @@ func (r *Repo) cloneInto(ctx context.Context, dir string) error {
 		SingleBranch:  true,
 		NoCheckout:    true,
 		Tags:          git.NoTags,
+
+		CABundle:        r.opts.TLS.CABundle,
+		InsecureSkipTLS: r.opts.TLS.InsecureSkipVerify,
+		ClientCert:      r.opts.TLS.ClientCert,
+		ClientKey:       r.opts.TLS.ClientKey,
 	})
 	if err != nil {
 		_ = os.RemoveAll(filepath.Join(dir, git.GitDirName)) // as PlainClone does: no half repository

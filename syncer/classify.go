@@ -32,6 +32,8 @@ func classifyRemote(err error) Kind {
 		return KindAuth
 	case isSSHAuth(err):
 		return KindAuth
+	case isTLS(err): // before isNetwork: a *url.Error is a net.Error
+		return KindAuth
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return KindUnreachable
 	case errors.Is(err, transport.ErrRepositoryNotFound), errors.Is(err, transport.ErrEmptyRemoteRepository):
@@ -52,6 +54,14 @@ func isSSHAuth(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "ssh: unable to authenticate") || strings.Contains(s, "knownhosts:") ||
 		strings.Contains(s, "cannot create known hosts callback") || strings.Contains(s, "valid known_hosts file")
+}
+
+// isTLS reports whether err is a server certificate that does not verify, or a server that
+// refused our client certificate (or its absence): the fix is the config or the server's
+// certificate, never a retry.
+func isTLS(err error) bool {
+	_, ok := TLS{}.tlsReason(err)
+	return ok
 }
 
 func isNetwork(err error) bool {

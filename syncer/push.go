@@ -25,6 +25,7 @@ func (r *Repo) push(ctx context.Context, old, new plumbing.Hash) error {
 	if err != nil {
 		return newError(KindInternal, "push", r.red.Err(err), "")
 	}
+	r.opts.TLS.apply(ep)
 	cl, err := client.NewClient(ep)
 	if err != nil {
 		return newError(KindInternal, "push", r.red.Err(err), "")

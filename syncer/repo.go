@@ -35,6 +35,7 @@ type Options struct {
 	Branch    string               // default "main"
 	Dir       string               // checkout directory, e.g. state_dir/checkouts/<name>
 	Auth      transport.AuthMethod // nil: none
+	TLS       TLS                  // https:// remotes: CA bundle, client certificate
 	Author    Author
 	OnDirty   string // PolicyIntervene (default) or PolicyRescue
 	OnRewrite string // PolicyIntervene (default) or PolicyFollow
@@ -93,6 +94,12 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	opts.defaults()
 	if opts.Dir == "" || opts.URL == "" {
 		return nil, fmt.Errorf("open %s: Options.Dir and Options.URL are required", opts.Name)
+	}
+	if err := opts.TLS.check(); err != nil {
+		return nil, newError(KindAuth, "open", fmt.Errorf("repo %s: %w", opts.Name, err), "fix the repo's TLS files")
+	}
+	if !isHTTPS(opts.URL) {
+		opts.TLS = TLS{}
 	}
 	r := &Repo{
 		opts:   opts,

@@ -83,6 +83,15 @@ func (d *gitDaemon) stop() {
 // requests need that basic-auth user and password, else 401.
 func startHTTPBackend(tb testing.TB, root, user, pass string) *httptest.Server {
 	tb.Helper()
+	srv := httptest.NewServer(httpBackendHandler(tb, root, user, pass))
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+// httpBackendHandler is git http-backend serving root behind net/http/cgi (see
+// startHTTPBackend).
+func httpBackendHandler(tb testing.TB, root, user, pass string) http.Handler {
+	tb.Helper()
 	execPath := gitRun(tb, root, "--exec-path")
 	backend := &cgi.Handler{
 		Path: filepath.Join(execPath, "git-http-backend"),
@@ -100,9 +109,7 @@ func startHTTPBackend(tb testing.TB, root, user, pass string) *httptest.Server {
 			backend.ServeHTTP(w, req)
 		})
 	}
-	srv := httptest.NewServer(h)
-	tb.Cleanup(srv.Close)
-	return srv
+	return h
 }
 
 // installHook writes an executable hook script into the bare repository.

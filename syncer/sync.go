@@ -166,6 +166,11 @@ func (r *Repo) fetch(ctx context.Context) error {
 		RefSpecs:   []config.RefSpec{spec},
 		Auth:       r.opts.Auth,
 		Tags:       git.NoTags,
+
+		CABundle:        r.opts.TLS.CABundle,
+		InsecureSkipTLS: r.opts.TLS.InsecureSkipVerify,
+		ClientCert:      r.opts.TLS.ClientCert,
+		ClientKey:       r.opts.TLS.ClientKey,
 	})
 	if errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return nil
@@ -199,6 +204,10 @@ func (r *Repo) removeTempPacks() {
 func (r *Repo) remoteError(op string, err error) error {
 	kind := classifyRemote(err)
 	detail := "remote " + RedactURL(r.opts.URL)
+	if reason, ok := r.opts.TLS.tlsReason(err); ok {
+		// the reason leads the error's text: "clone: auth-failed: tls-untrusted: ..."
+		return newError(KindAuth, op, &tlsError{reason: r.red.String(reason), err: r.red.Err(err)}, detail+": "+r.red.String(reason))
+	}
 	if _, _, local := hostResource(err); kind == KindInternal && !local && isGarbled(err) {
 		kind = KindUnreachable
 		detail += ": what it sent does not parse (a transfer cut short or garbled); retried"

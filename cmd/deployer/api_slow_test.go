@@ -76,7 +76,7 @@ func TestBackupStalledClient(t *testing.T) {
 
 	logs := &syncBuffer{}
 	cfg := &Config{StateDir: stateDir, Listen: ListenConfig{Socket: filepath.Join(dir, "api.sock")}}
-	servers, err := serveAPI(cfg, d, zerolog.New(logs))
+	servers, _, err := serveAPI(cfg, d, zerolog.New(logs))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 		return err
 	}
 	defer d.Close()
-	servers, err := serveAPI(cfg, d, log)
+	servers, certs, err := serveAPI(cfg, d, log)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 			log.Warn().Str("check", l).Msg("tls certificate")
 		}
 	}
-	go watchHUP(ctx, path, d, log)
+	go watchHUP(ctx, path, d, certs, log)
 	go notifySystemd(ctx, d, cfg.Listen.Socket, log)
 	log.Info().Str("host", opts.Host).Str("state", d.StatePath()).Str("socket", cfg.Listen.Socket).Int("repos", len(cfg.Repos)).Msg("daemon started")
 	err = d.Serve(ctx)
@@ -110,12 +110,14 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 	return err
 }
 
-func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server, error) {
+// serveAPI starts the API's listeners; the collector it registers exports
+// the expiry of every configured certificate (SIGHUP updates the repos').
+func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server, *certCollector, error) {
 	srv := &api.Server{Backend: d, Logger: log, Metrics: d.MetricsHandler(), Deadlines: apiDeadlines, SpoolDir: filepath.Dir(d.StatePath())}
 	if cfg.Listen.WebhookSecretFile != "" {
 		secret, err := readSecretFile(cfg.Listen.WebhookSecretFile)
 		if err != nil {
-			return nil, fmt.Errorf("listen.webhook_secret_file: %w", err)
+			return nil, nil, fmt.Errorf("listen.webhook_secret_file: %w", err)
 		}
 		srv.Webhooks = &webhook.Handler{Secret: []byte(secret), Repos: d.WebhookRepos, Trigger: d.TriggerPush, Logger: log}
 	} else {
@@ -124,7 +126,7 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 	}
 	ul, err := api.ListenUnix(cfg.Listen.Socket, cfg.Listen.SocketGroup)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	servers := []*http.Server{srv.HTTPServer(false)}
 	listeners := []net.Listener{ul}
@@ -134,7 +136,7 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 			tok, err := readSecretFile(cfg.Listen.TokenFile)
 			if err != nil {
 				ul.Close()
-				return nil, fmt.Errorf("listen.http %s: %w (the TCP API needs a token)", cfg.Listen.HTTP, err)
+				return nil, nil, fmt.Errorf("listen.http %s: %w (the TCP API needs a token)", cfg.Listen.HTTP, err)
 			}
 			srv.Token = tok
 		}
@@ -145,7 +147,7 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 			tlsConf, reloader, err = api.ServerTLSConfig(api.ServerTLS{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile, ClientNames: t.ClientNames})
 			if err != nil {
 				ul.Close()
-				return nil, fmt.Errorf("listen.tls: %w", err)
+				return nil, nil, fmt.Errorf("listen.tls: %w", err)
 			}
 			srv.ClientNames = t.ClientNames
 			for i := range uses {
@@ -157,7 +159,7 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 		tl, err := net.Listen("tcp", cfg.Listen.HTTP)
 		if err != nil {
 			ul.Close()
-			return nil, fmt.Errorf("listen %s: %w", cfg.Listen.HTTP, err)
+			return nil, nil, fmt.Errorf("listen %s: %w", cfg.Listen.HTTP, err)
 		}
 		if tlsConf != nil {
 			tl = tls.NewListener(tl, tlsConf)
@@ -167,10 +169,9 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 		servers = append(servers, hs)
 		listeners = append(listeners, tl)
 	}
-	if len(uses) > 0 {
-		if err := d.RegisterCollector(&certCollector{uses: uses}); err != nil {
-			log.Warn().Err(err).Msg("tls certificate expiry metric")
-		}
+	certs := &certCollector{uses: uses}
+	if err := d.RegisterCollector(certs); err != nil {
+		log.Warn().Err(err).Msg("tls certificate expiry metric")
 	}
 	for i, s := range servers {
 		go func() {
@@ -179,7 +180,7 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 			}
 		}()
 	}
-	return servers, nil
+	return servers, certs, nil
 }
 
 // tlsErrorLog sends net/http's own lines (TLS handshake errors of clients
@@ -253,7 +254,7 @@ func notifySystemd(ctx context.Context, d *daemon.Daemon, socket string, log zer
 // are added, removed or restarted with their new settings while the others
 // go on; an invalid file changes nothing. Listeners and the state dir need a
 // restart.
-func watchHUP(ctx context.Context, path string, d *daemon.Daemon, log zerolog.Logger) {
+func watchHUP(ctx context.Context, path string, d *daemon.Daemon, certs *certCollector, log zerolog.Logger) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
 	defer signal.Stop(ch)
@@ -272,6 +273,7 @@ func watchHUP(ctx context.Context, path string, d *daemon.Daemon, log zerolog.Lo
 					zerolog.SetGlobalLevel(lvl)
 				}
 				added, removed, changed := d.Reload(opts.Repos)
+				certs.setRepos(cfg)
 				log.Info().Strs("added", added).Strs("removed", removed).Strs("changed", changed).Str("level", cfg.Log.Level).Msg("SIGHUP: config reloaded")
 			}
 		}
@@ -298,13 +300,21 @@ func daemonOpts(cfg *Config, log zerolog.Logger) (daemon.Options, error) {
 	if len(opts.StepEnv) == 0 {
 		opts.StepEnv = []string{"PATH", "HOME", "LANG", "TZ"}
 	}
-	for _, r := range cfg.Repos {
+	for i, r := range cfg.Repos {
 		auth, err := repoAuth(r)
 		if err != nil {
 			return opts, fmt.Errorf("repo %s: %w", r.Name, err)
 		}
+		rtls, err := repoTLS(cfg, i)
+		if err != nil {
+			return opts, err
+		}
+		if rtls.InsecureSkipVerify {
+			log.Warn().Str("repo", r.Name).Str("url", syncer.RedactURL(r.URL)).
+				Msg("repos[].tls.insecure_skip_verify is set (with allow_insecure): the git server's certificate is not checked, so anyone on the network path can read and change what this repo serves; set tls.ca_file instead")
+		}
 		opts.Repos = append(opts.Repos, daemon.RepoConfig{
-			Name: r.Name, URL: r.URL, Branch: r.Branch, Poll: time.Duration(r.Poll), Auth: auth, AuthSource: authSource(r),
+			Name: r.Name, URL: r.URL, Branch: r.Branch, Poll: time.Duration(r.Poll), Auth: auth, AuthSource: authSource(r), TLS: rtls,
 			Author:  syncer.Author{Name: r.Author.Name, Email: r.Author.Email},
 			OnDirty: r.OnDirty, OnRewrite: r.OnRewrite, PushAttempts: r.PushAttempts, WebhookNames: r.WebhookNames, EnvFiles: r.EnvFiles,
 		})
@@ -359,10 +369,49 @@ func channelName(cfg *Config, i int) string {
 	return n.Kind
 }
 
+// repoTLS reads the TLS files of cfg.Repos[i] and checks them: the CA
+// file holds certificates, the client certificate and key load and pair.
+// Errors name the config file, line and key, and the file, never contents.
+func repoTLS(cfg *Config, i int) (syncer.TLS, error) {
+	r := cfg.Repos[i]
+	t := r.TLS
+	if t == nil {
+		return syncer.TLS{}, nil
+	}
+	where := fmt.Sprintf("%s:%d: repo %q", cfg.file, t.line, r.Name)
+	out := syncer.TLS{InsecureSkipVerify: t.InsecureSkipVerify && t.AllowInsecure}
+	if t.CAFile != "" {
+		if _, err := api.LoadCAFile(t.CAFile); err != nil {
+			return out, fmt.Errorf("%s: tls.ca_file: %w; point it at the PEM bundle of the CA that signs the git server's certificate", where, err)
+		}
+		data, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return out, fmt.Errorf("%s: tls.ca_file: %w", where, err)
+		}
+		out.CABundle = data
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		if _, err := api.LoadKeyPair(t.CertFile, t.KeyFile); err != nil {
+			return out, fmt.Errorf("%s: tls.cert_file/key_file: %w; give a PEM certificate and the private key it was issued for", where, err)
+		}
+		cert, err := os.ReadFile(t.CertFile)
+		if err != nil {
+			return out, fmt.Errorf("%s: tls.cert_file: %w", where, err)
+		}
+		key, err := os.ReadFile(t.KeyFile)
+		if err != nil {
+			return out, fmt.Errorf("%s: tls.key_file: %w", where, err)
+		}
+		out.ClientCert, out.ClientKey = cert, key
+	}
+	return out, nil
+}
+
 // authSource identifies where a repo's credentials come from and what those
-// files held when read: the auth files' paths and a SHA-256 of each file's
-// contents. SIGHUP compares it, so a key, password or known_hosts file that
-// was pointed elsewhere or rotated in place restarts the repo. It stays in
+// files held when read: the auth files' and TLS files' paths and a SHA-256
+// of each file's contents. SIGHUP compares it, so a key, password or known_hosts file that
+// (or a TLS CA, certificate or key) that was pointed elsewhere or rotated
+// in place restarts the repo. It stays in
 // memory (never logged or stored); a file that cannot be read counts as
 // changed, and repoAuth reports why.
 func authSource(r RepoConfig) string {
@@ -370,6 +419,9 @@ func authSource(r RepoConfig) string {
 	fmt.Fprintf(&b, "user=%q", r.Auth.Username)
 	for _, f := range []struct{ key, path string }{
 		{"ssh_key_file", r.Auth.SSHKeyFile}, {"known_hosts_file", r.Auth.KnownHostsFile}, {"password_file", r.Auth.PasswordFile},
+		{"tls.ca_file", tlsFile(r, func(t *RepoTLSConfig) string { return t.CAFile })},
+		{"tls.cert_file", tlsFile(r, func(t *RepoTLSConfig) string { return t.CertFile })},
+		{"tls.key_file", tlsFile(r, func(t *RepoTLSConfig) string { return t.KeyFile })},
 	} {
 		if f.path == "" {
 			continue
@@ -381,7 +433,17 @@ func authSource(r RepoConfig) string {
 		}
 		fmt.Fprintf(&b, " %s=%q(%x)", f.key, f.path, sha256.Sum256(data))
 	}
+	if r.TLS != nil && r.TLS.InsecureSkipVerify {
+		b.WriteString(" tls.insecure_skip_verify")
+	}
 	return b.String()
+}
+
+func tlsFile(r RepoConfig, f func(*RepoTLSConfig) string) string {
+	if r.TLS == nil {
+		return ""
+	}
+	return f(r.TLS)
 }
 
 // repoAuth builds the transport credentials of a repo from its files.

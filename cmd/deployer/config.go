@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/syncer"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -94,6 +95,24 @@ type RepoConfig struct {
 	OnRewrite    string       `yaml:"on_rewrite"`
 	PushAttempts int          `yaml:"push_attempts"`
 	EnvFiles     []string     `yaml:"env_files"`
+	// TLS, for an https:// url: the CA that signs the git server and a
+	// client certificate for servers that require one.
+	TLS *RepoTLSConfig `yaml:"tls"`
+}
+
+// RepoTLSConfig is how a repo's https:// server is trusted and how the
+// daemon proves who it is to it. The files are read at start and on SIGHUP
+// (a changed file restarts the repo); key contents are never logged.
+type RepoTLSConfig struct {
+	CAFile string `yaml:"ca_file"` // PEM bundle trusted besides the system's roots
+	// InsecureSkipVerify accepts any server certificate; refused unless
+	// AllowInsecure is set too, and warned about on every start.
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	AllowInsecure      bool   `yaml:"allow_insecure"`
+	CertFile           string `yaml:"cert_file"` // client certificate (PEM), with key_file
+	KeyFile            string `yaml:"key_file"`
+
+	line int // of the tls: key, for messages about its files
 }
 
 // AuthConfig names the credential files of a repo; their contents are never logged.
@@ -275,6 +294,29 @@ func (c *Config) validate(root *yaml.Node) []string {
 		if r.PushAttempts < 0 {
 			bad(at("push_attempts"), "repo %q: push_attempts must be positive", r.Name)
 		}
+		if t := r.TLS; t != nil {
+			tat := func(key string) int { return lineOf(root, "repos", strconv.Itoa(i), "tls", key) }
+			t.line = keyLine(root, "repos", strconv.Itoa(i), "tls")
+			if r.URL != "" && !strings.HasPrefix(strings.ToLower(r.URL), "https://") {
+				bad(t.line, "repo %q: tls applies to https:// urls only, and url is %s; remove the tls: block or use the server's https:// url", r.Name, syncer.RedactURL(r.URL))
+			}
+			if t.InsecureSkipVerify && !t.AllowInsecure {
+				bad(tat("insecure_skip_verify"), "repo %q: tls.insecure_skip_verify accepts any server certificate, so anyone on the network path can read and change what the repo serves; set tls.ca_file to the CA that signs the git server instead, or add allow_insecure: true to the same tls block to accept that risk", r.Name)
+			}
+			if t.InsecureSkipVerify && t.CAFile != "" {
+				bad(tat("ca_file"), "repo %q: tls.ca_file is not used when tls.insecure_skip_verify is set; remove one of them", r.Name)
+			}
+			if t.AllowInsecure && !t.InsecureSkipVerify {
+				bad(tat("allow_insecure"), "repo %q: tls.allow_insecure only confirms insecure_skip_verify, which is not set; remove it", r.Name)
+			}
+			if (t.CertFile == "") != (t.KeyFile == "") {
+				line := tat("cert_file")
+				if t.CertFile == "" {
+					line = tat("key_file")
+				}
+				bad(line, "repo %q: a client certificate needs both tls.cert_file and tls.key_file (or neither)", r.Name)
+			}
+		}
 	}
 	return probs
 }
@@ -334,6 +376,28 @@ func lineOf(root *yaml.Node, keys ...string) int {
 		n, line = next, next.Line
 	}
 	return line
+}
+
+// keyLine is the line of the last key of a path (where "tls:" is written,
+// not where the block under it starts); lineOf's answer if it is missing.
+func keyLine(root *yaml.Node, keys ...string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, k := range keys[:len(keys)-1] {
+		if n = child(n, k); n == nil {
+			return lineOf(root, keys...)
+		}
+	}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == keys[len(keys)-1] {
+				return n.Content[i].Line
+			}
+		}
+	}
+	return lineOf(root, keys...)
 }
 
 func child(n *yaml.Node, key string) *yaml.Node {

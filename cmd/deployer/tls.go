@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +31,18 @@ func certUses(cfg *Config) []certUse {
 		out = append(out, certUse{use: "api", key: "listen.tls.cert_file", certFile: t.CertFile, keyFile: t.KeyFile})
 		if t.ClientCAFile != "" {
 			out = append(out, certUse{use: "api-client-ca", key: "listen.tls.client_ca_file", caFile: t.ClientCAFile})
+		}
+	}
+	for i, r := range cfg.Repos {
+		t := r.TLS
+		if t == nil {
+			continue
+		}
+		if t.CAFile != "" {
+			out = append(out, certUse{use: "repo-" + r.Name + "-ca", key: fmt.Sprintf("repos[%d].tls.ca_file", i), caFile: t.CAFile})
+		}
+		if t.CertFile != "" && t.KeyFile != "" {
+			out = append(out, certUse{use: "repo-" + r.Name + "-client", key: fmt.Sprintf("repos[%d].tls.cert_file", i), certFile: t.CertFile, keyFile: t.KeyFile})
 		}
 	}
 	for i, n := range cfg.Notify {
@@ -88,7 +102,29 @@ func checkCerts(cfg *Config, now time.Time) (lines, problems []string) {
 // certCollector exports deployer_tls_cert_expiry_seconds{use}: the Unix
 // time at which each configured certificate expires (a CA bundle: its
 // first to expire), read at every scrape, so a rotated file shows at once.
-type certCollector struct{ uses []certUse }
+type certCollector struct {
+	mu   sync.Mutex
+	uses []certUse
+}
+
+// setRepos replaces the repos' certificates with those of cfg (SIGHUP);
+// the listener's and the notification channels' need a restart and stay.
+func (c *certCollector) setRepos(cfg *Config) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var uses []certUse
+	for _, u := range c.uses {
+		if !strings.HasPrefix(u.use, "repo-") {
+			uses = append(uses, u)
+		}
+	}
+	for _, u := range certUses(cfg) {
+		if strings.HasPrefix(u.use, "repo-") {
+			uses = append(uses, u)
+		}
+	}
+	c.uses = uses
+}
 
 var certExpiryDesc = prometheus.NewDesc("deployer_tls_cert_expiry_seconds",
 	"Unix time at which a configured TLS certificate expires (a CA bundle: its earliest); alert on deployer_tls_cert_expiry_seconds - time() < 30*86400.",
@@ -97,6 +133,8 @@ var certExpiryDesc = prometheus.NewDesc("deployer_tls_cert_expiry_seconds",
 func (c *certCollector) Describe(ch chan<- *prometheus.Desc) { ch <- certExpiryDesc }
 
 func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for i := range c.uses {
 		exp, _, err := c.uses[i].notAfter()
 		if err != nil {

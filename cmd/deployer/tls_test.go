@@ -167,7 +167,7 @@ notify:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	servers, err := serveAPI(cfg, d, log)
+	servers, _, err := serveAPI(cfg, d, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -180,7 +180,11 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 	}
 	failpoint(fpJournaled)
 	w.gitMu.Lock()
+	if gerr := w.guardGitFiles("something outside the daemon"); gerr != nil {
+		w.log.Error().Err(gerr).Msg("before write-back")
+	}
 	outcomes, _ := w.repo.WriteBack(ctx, changes, w.cfg.PushAttempts)
+	w.keepGitFiles()
 	failpoint(fpWrittenBack)
 	for i, o := range outcomes {
 		e := kept[i]

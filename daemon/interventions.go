@@ -172,6 +172,10 @@ func (w *worker) syncFailed(res syncer.Result, err error) {
 	case syncer.KindAuth:
 		iv.Summary = "the remote refused the daemon's credentials"
 		iv.NextAction = "fix the key, token or known_hosts named in auth: in the config, then reload the daemon (systemctl reload deployer: a changed auth file restarts the repo); it resolves on the next successful sync"
+		if tlsFailure(err) {
+			iv.Summary = "the TLS connection to the remote failed: " + tlsReason(err)
+			iv.NextAction = "fix repos[].tls in the config as the evidence says (ca_file for an untrusted server certificate, cert_file and key_file for a client certificate), then reload the daemon (systemctl reload deployer); it resolves on the next successful sync"
+		}
 	case syncKindInvalid:
 		iv.Kind = string(KindUpstreamInvalid)
 		iv.Summary = "an upstream commit has a path the daemon refuses to check out; the checkout stays as it was"
@@ -208,7 +212,11 @@ func (w *worker) openFailed(err error) {
 	switch kind {
 	case syncer.KindAuth:
 		iv.Summary = "the remote refused the daemon's credentials while cloning"
-		iv.NextAction = "fix the key or token named in auth: in the config, then restart the daemon (it retries the clone meanwhile)"
+		iv.NextAction = "fix the key or token named in auth: in the config, then reload the daemon (systemctl reload deployer; it retries the clone meanwhile)"
+		if tlsFailure(err) {
+			iv.Summary = "the TLS connection to the remote failed while cloning: " + tlsReason(err)
+			iv.NextAction = "fix repos[].tls in the config as the evidence says (ca_file for an untrusted server certificate, cert_file and key_file for a client certificate), then reload the daemon (systemctl reload deployer; it retries the clone meanwhile)"
+		}
 	case syncer.KindUnreachable:
 		iv.Summary = fmt.Sprintf("the remote has been unreachable for %d consecutive clone attempts", w.unreachable)
 		iv.NextAction = "check the network path and the git server; it resolves by itself once the clone works"
@@ -358,4 +366,32 @@ func (w *worker) commitsTouching(base, upstream, file string) []store.CommitRef 
 		out[i] = store.CommitRef{Hash: c.Hash, Author: c.Author, Subject: c.Subject, When: c.When}
 	}
 	return out
+}
+
+// tlsFailure reports whether an auth-failed sync error is the TLS
+// handshake's (the syncer words those "tls-untrusted: ...",
+// "tls-client-cert: ..." or "tls: ...").
+func tlsFailure(err error) bool {
+	return tlsReason(err) != ""
+}
+
+// tlsReason is the TLS part of err's text: from "tls-" or "tls:" to the
+// end of its first line, "" when there is none.
+func tlsReason(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	i := strings.Index(msg, "tls-")
+	if j := strings.Index(msg, "tls: "); i < 0 || (j >= 0 && j < i) {
+		i = j
+	}
+	if i < 0 {
+		return ""
+	}
+	msg = msg[i:]
+	if k := strings.IndexByte(msg, '\n'); k >= 0 {
+		msg = msg[:k]
+	}
+	return oneLine(msg)
 }

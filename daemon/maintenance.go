@@ -55,7 +55,13 @@ func (d *Daemon) maintain(ctx context.Context) {
 				if w.repo == nil {
 					return nil
 				}
+				w.gitMu.Lock()
+				if gerr := w.guardGitFiles("something outside the daemon"); gerr != nil {
+					w.log.Error().Err(gerr).Msg("before maintenance")
+				}
 				swapped, err := w.repo.Maintain(ctx, maxLooseObject, maxPackFiles)
+				w.keepGitFiles()
+				w.gitMu.Unlock()
 				if err != nil {
 					w.log.Error().Err(err).Msg("maintain checkout")
 				} else if swapped {

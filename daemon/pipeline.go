@@ -64,7 +64,15 @@ func (w *worker) runOnce(ctx context.Context, reqs []request) store.RunID {
 // sync fetches and fast-forwards, recording the outcome on rs. It reports
 // whether the checkout is fit to deploy from.
 func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) bool {
+	w.gitMu.Lock()
+	if gerr := w.guardGitFiles("something outside the daemon"); gerr != nil {
+		w.log.Error().Err(gerr).Msg("before sync")
+	}
+	w.gitMu.Unlock()
 	res, err := w.repo.Sync(ctx, rs.Upstream)
+	w.gitMu.Lock()
+	w.keepGitFiles()
+	w.gitMu.Unlock()
 	// Sync scans the worktree only when it moves the checkout.
 	scanned := res.Before != res.Head
 	if err == nil && manual && !scanned {

@@ -136,7 +136,11 @@ func (w *worker) takeSide(ctx context.Context, iv store.Intervention, take strin
 	}
 	w.gitMu.Lock()
 	defer w.gitMu.Unlock()
+	if gerr := w.guardGitFiles("something outside the daemon"); gerr != nil {
+		w.log.Error().Err(gerr).Msg("before write-back")
+	}
 	outcomes, wbErr := w.repo.WriteBack(ctx, []syncer.Change{c}, w.cfg.PushAttempts)
+	w.keepGitFiles()
 	if len(outcomes) == 1 {
 		if msg := w.settleChange(ours, outcomes[0]); msg != "" {
 			return errors.New(msg)

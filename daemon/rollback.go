@@ -42,12 +42,13 @@ func rollbackPaths(r executor.StepResult) []string {
 // attempt left half done. Files it cannot restore raise sync-dirty and fail
 // the attempt.
 func (w *worker) afterAttempt(_ context.Context, r executor.StepResult) error {
-	paths := rollbackPaths(r)
-	if len(paths) == 0 {
-		return nil
-	}
 	w.gitMu.Lock()
 	defer w.gitMu.Unlock()
+	gerr := w.guardGitFiles(fmt.Sprintf("step %s of %s (attempt %d)", r.Step, r.Instance, r.Attempt))
+	paths := rollbackPaths(r)
+	if len(paths) == 0 {
+		return gerr
+	}
 	restored, err := w.restore(paths)
 	if len(restored) > 0 {
 		w.log.Warn().Str("instance", string(r.Instance)).Str("step", string(r.Step)).Int("attempt", r.Attempt).
@@ -57,7 +58,7 @@ func (w *worker) afterAttempt(_ context.Context, r executor.StepResult) error {
 		w.raiseUnrestorable(paths, fmt.Sprintf("%s of %s (attempt %d, %s)", r.Step, r.Instance, r.Attempt, r.Status), err)
 		return fmt.Errorf("roll back: %w", err)
 	}
-	return nil
+	return gerr
 }
 
 // restore puts each path of the checkout back as it is at HEAD (content,

@@ -50,6 +50,9 @@ type worker struct {
 	cfg  RepoConfig
 	log  zerolog.Logger
 	wake chan struct{}
+	// gitKept is the checkout's guarded git files as the daemon left them
+	// (gitguard.go); under gitMu.
+	gitKept map[string][]byte
 
 	mu      sync.Mutex
 	pending []request
@@ -235,6 +238,9 @@ func (w *worker) open(ctx context.Context) bool {
 		})
 		if err == nil {
 			w.repo = repo
+			w.gitMu.Lock()
+			w.keepGitFiles()
+			w.gitMu.Unlock()
 			w.setSnap(func(s *snapshot) { s.opened = true; s.head = repo.Head(); s.state = "opened" })
 			w.syncSucceeded(false)
 			return true

@@ -134,7 +134,11 @@ func (w *worker) writeBack(ctx context.Context, entries []store.JournalEntry) er
 		changes = append(changes, c)
 	}
 	failpoint(fpJournaled)
+	if gerr := w.guardGitFiles("something outside the daemon"); gerr != nil {
+		w.log.Error().Err(gerr).Msg("before write-back")
+	}
 	outcomes, wbErr := w.repo.WriteBack(ctx, changes, w.cfg.PushAttempts)
+	w.keepGitFiles()
 	failpoint(fpWrittenBack)
 	var failed []string
 	for i, o := range outcomes {

@@ -84,7 +84,7 @@ func runDemo(ctx context.Context, out io.Writer, o *demoOptions) error {
 		return err
 	}
 	acts := []func(context.Context) error{dm.actBaseline, dm.actOperatorPush, dm.actWriteBack, dm.actConflict, dm.actDirty, dm.actScheduleAndDeployment,
-		dm.actMergeIdentity, dm.actUntrusted, dm.actFinal}
+		dm.actMergeIdentity, dm.actUntrusted, dm.actTLS, dm.actFinal}
 	for _, act := range acts {
 		if err = act(ctx); err != nil {
 			break

@@ -2,7 +2,8 @@
 // commit and push, with every failure an operator acts on reported as a typed [Error].
 //
 // It works on go-git's public plumbing and never runs the git command. Where stock go-git is
-// slow on large repositories (see STACK.md) it does the work itself: clone without checkout and
+// slow on large repositories (push lists every reachable object, reset walks the worktree twice,
+// checkout is quadratic in a flat directory) it does the work itself: clone without checkout and
 // write the files and index from one tree walk; fast-forward by applying the tree diff to the
 // changed paths and their index entries only; detect a dirty tree with one lstat pass against
 // the index's stat data; push a pack built from the objects that the new commits add (each

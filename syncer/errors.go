@@ -8,7 +8,7 @@ import (
 // Kind names the intervention an [Error] calls for.
 type Kind string
 
-// The kinds of [Error]. Each is the name of an intervention kind in DESIGN.md.
+// The kinds of [Error]. Each is the name of an intervention kind (docs/operations.md, runbook).
 const (
 	KindDirty       Kind = "sync-dirty"
 	KindDiverged    Kind = "sync-diverged"

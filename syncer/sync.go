@@ -15,7 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
-// State is the classification of a checkout against its remote (DESIGN.md, "Sync").
+// State is the classification of a checkout against its remote (docs/architecture.md, "Sync classification").
 type State string
 
 // The states of a checkout.
@@ -50,7 +50,7 @@ type Result struct {
 }
 
 // Sync fetches and classifies the checkout against known (the last upstream tip the caller
-// saw, "" if none) and acts as DESIGN.md's table says: nothing when clean; fast-forward when
+// saw, "" if none) and acts as docs/architecture.md's "Sync classification" says: nothing when clean; fast-forward when
 // behind; for diverged-ours, a rescue ref and a reset to upstream (the caller re-applies
 // Result.Ours with WriteBack); for everything an operator must act on, an *Error of the
 // matching Kind. A rescue ref refs/deployer/rescue/<utc-time> is made before any reset that

@@ -35,6 +35,10 @@ func (w *worker) recoverJournal(ctx context.Context) {
 	if err != nil || len(open) == 0 {
 		return
 	}
+	open = w.dropSupersededAtStart(open)
+	if len(open) == 0 {
+		return
+	}
 	ids := make([]string, len(open))
 	for i, e := range open {
 		ids[i] = e.ID
@@ -43,6 +47,50 @@ func (w *worker) recoverJournal(ctx context.Context) {
 	if err := w.reapply(ctx, ids); err != nil {
 		w.log.Error().Err(err).Msg("settle open edits")
 	}
+}
+
+// dropSupersededAtStart settles, instead of re-applying, the open entries
+// of a step attempt that was redone before this start: pending, never
+// committed, with a later entry of the same step on the same instance file
+// that landed (a state file written before redone attempts superseded
+// their predecessors when journaled). Re-applying one would put the step's
+// older result over the newer one on the remote, or raise a push-conflict
+// against the daemon's own commit. It returns the entries left to settle.
+func (w *worker) dropSupersededAtStart(open []store.JournalEntry) []store.JournalEntry {
+	var pushed []store.JournalEntry
+	for _, e := range open {
+		if e.State == store.JournalPending && e.Commit == "" && e.Deployment == "" && !e.TakeOurs {
+			all, err := w.d.store.Journal(w.cfg.Name, store.JournalPushed)
+			if err != nil {
+				w.log.Error().Err(err).Msg("read landed journal entries")
+				return open
+			}
+			pushed = all
+			break
+		}
+	}
+	if pushed == nil {
+		return open
+	}
+	keep := open[:0:0]
+	for _, e := range open {
+		i := slices.IndexFunc(pushed, func(p store.JournalEntry) bool {
+			return p.ID > e.ID && p.Deployment == "" && redoOf(e, p.Instance, p.File, p.Reason)
+		})
+		if i < 0 {
+			keep = append(keep, e)
+			continue
+		}
+		note := fmt.Sprintf("%s (journal %s of run %s landed)", store.SupersededNote, pushed[i].ID, pushed[i].Run)
+		if _, err := w.d.store.DropJournal(e.ID, note); err != nil {
+			w.log.Error().Err(err).Str("entry", e.ID).Msg("settle a superseded edit")
+			keep = append(keep, e)
+			continue
+		}
+		w.log.Warn().Str("entry", e.ID).Str("instance", e.Instance).Str("run", e.Run).Str("by", pushed[i].ID).
+			Msg("an edit left open by an attempt that was redone is settled, not re-applied: " + note)
+	}
+	return keep
 }
 
 // resolveAction is an operator's resolution that needs the checkout, so it

@@ -198,6 +198,10 @@ func (w *worker) takeSide(ctx context.Context, iv store.Intervention, take strin
 // upstream-rewritten) are carried out by the repo's worker first; retry
 // queues the blocked work again.
 func (d *Daemon) Resolve(ctx context.Context, id uint64, req api.ResolveRequest) (api.Intervention, error) {
+	if id == 0 {
+		return api.Intervention{}, api.Errorf(api.KindInvalid,
+			"intervention 0 is a host-resource shown from memory (the state file could not record it): it cannot be resolved by hand; free disk space and it resolves by itself")
+	}
 	iv, err := d.store.Intervention(id)
 	if errors.Is(err, store.ErrNotFound) {
 		return api.Intervention{}, api.Errorf(api.KindNotFound, "intervention %d not found", id)
@@ -228,6 +232,7 @@ func (d *Daemon) Resolve(ctx context.Context, id uint64, req api.ResolveRequest)
 	// The resolution, its record and the retry happen on the worker in one
 	// step, so that no run slips in between and does the work twice.
 	var res store.Intervention
+	var notice string
 	done := make(chan error, 1)
 	w.enqueueAction(func(ctx context.Context) error {
 		if err := w.resolveAction(ctx, iv, req.Take); err != nil {
@@ -236,6 +241,9 @@ func (d *Daemon) Resolve(ctx context.Context, id uint64, req api.ResolveRequest)
 		var err error
 		if res, err = d.store.Resolve(id, req.Who, how); err != nil {
 			return err
+		}
+		if Kind(iv.Kind) == KindHostResource {
+			notice = w.resourceResolved()
 		}
 		if req.Retry {
 			w.enqueueRetry(store.Trigger{Kind: "retry", Detail: fmt.Sprintf("intervention %d resolved with --retry", id)}, iv.Instance)
@@ -251,5 +259,33 @@ func (d *Daemon) Resolve(ctx context.Context, id uint64, req api.ResolveRequest)
 		}
 	}
 	d.notify.kick()
-	return d.apiIntervention(res), nil
+	out := d.apiIntervention(res)
+	out.Notice = notice
+	return out, nil
+}
+
+// resourceResolved runs after an operator resolved host-resource: when the
+// repo is still blocked for a resource, the probe runs at once, and if it
+// still fails host-resource is raised again (the repo is never blocked
+// without an open intervention). It returns what the operator must know,
+// or "" when writes work.
+func (w *worker) resourceResolved() string {
+	w.resMu.Lock()
+	short := w.resource != ""
+	w.resMu.Unlock()
+	if !short {
+		return ""
+	}
+	err := w.probeWrites()
+	if err == nil {
+		// The next trigger's probe lifts the block and redoes the work.
+		w.signal()
+		return ""
+	}
+	w.reraiseResource(err)
+	again := "it is raised again"
+	if iv, ok := w.resourceIntervention(); ok {
+		again = fmt.Sprintf("host-resource is open again as intervention %d", iv.ID)
+	}
+	return fmt.Sprintf("the host is still short: %v; the repo stays blocked and %s (free space, it resolves by itself once writes work)", err, again)
 }

@@ -40,7 +40,7 @@ func (e *conflictError) Error() string {
 // nothing is redeployed from a state that is not on the remote.
 func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.StepResult, file string, dryRun bool) error {
 	full := filepath.Join(w.repo.Dir(), filepath.FromSlash(file))
-	max := w.d.opts.Limits.InstanceFileBytes
+	max := w.d.Limits().InstanceFileBytes
 	if max <= 0 {
 		max = manifest.DefaultInstanceFileBytes
 	}
@@ -63,7 +63,7 @@ func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.St
 	if bytes.Equal(base, now) || bytes.Equal(head, now) {
 		return nil
 	}
-	edits, err := manifest.Diff(base, now, manifest.DiffOptions{Limits: w.d.opts.Limits})
+	edits, err := manifest.Diff(base, now, manifest.DiffOptions{Limits: w.d.Limits()})
 	if err != nil {
 		return fmt.Errorf("%s left %s unparsable: %w", r.Step, file, err)
 	}
@@ -140,7 +140,7 @@ func (w *worker) editIn(e store.JournalEntry, data []byte) bool {
 	if err := json.Unmarshal(e.Edits, &edits); err != nil || len(edits) == 0 {
 		return false
 	}
-	lim := w.d.opts.Limits
+	lim := w.d.Limits()
 	applied, err := manifest.ApplyLimits(data, edits, lim)
 	if err != nil {
 		return false
@@ -226,7 +226,7 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 	if err != nil {
 		return syncer.Change{}, fmt.Errorf("journal entry %s: read base %s at %s: %w", e.ID, e.File, short(e.BaseBlob), err)
 	}
-	lim := w.d.opts.Limits
+	lim := w.d.Limits()
 	ours, err := manifest.ApplyLimits(base, edits, lim)
 	if err != nil {
 		return syncer.Change{}, fmt.Errorf("journal entry %s: apply to base: %w", e.ID, err)

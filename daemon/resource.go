@@ -61,7 +61,7 @@ func (w *worker) resourceFailed(what string, err error) {
 		Kind:       string(KindHostResource),
 		Repo:       w.cfg.Name,
 		Summary:    fmt.Sprintf("%s could not write: %v", what, err),
-		NextAction: "free disk space (or raise the quota) on the file systems of state_dir and the step scratch space (df -h; du -sh <state_dir>/checkouts/*); it resolves by itself once writes work, and the interrupted work runs again",
+		NextAction: "free disk space (or raise the quota) on the file systems of state_dir and of the temporary directory where steps write their DEPLOYER_OUTPUT files ($TMPDIR, else /tmp) (df -h; du -sh <state_dir>/checkouts/*); it resolves by itself once writes work, and the interrupted work runs again",
 		Evidence:   store.Evidence{Output: err.Error(), Extra: map[string]string{"state_dir": w.d.opts.StateDir, "checkout": w.repo.Dir()}},
 	}
 	if got := w.raise(iv); got.ID == 0 {

@@ -242,6 +242,11 @@ func corruptNextAction(err error, fallback string) string {
 // tree is proven only by a sync that scanned the worktree.
 func (w *worker) syncSucceeded(scanned bool) {
 	w.unreachable = 0
+	if w.failedSyncs > 0 {
+		// The poll timer was set for a backed-off interval: the loop
+		// resets it to the configured one.
+		w.pollReset = true
+	}
 	w.failedSyncs = 0
 	for _, k := range []Kind{KindRemoteUnreachable, KindAuthFailed, KindUpstreamInvalid} {
 		w.clear(k, "", "the next sync succeeded")

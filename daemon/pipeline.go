@@ -88,11 +88,18 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 	rs.LastSync = now
 	if err != nil {
 		rs.SyncState = string(res.State)
+		if isResource(err) {
+			// Not the remote's fault, whatever state the syncer gave.
+			rs.SyncState = string(syncer.StateResource)
+		}
 		if rs.SyncState == "" {
 			rs.SyncState = "error"
 		}
 		rs.LastError = err.Error()
-		w.log.Error().Err(err).Str("state", rs.SyncState).Msg("sync failed")
+		if rs.SyncState == string(syncer.StateResource) {
+			rs.LastError = resourceText(rs.LastError)
+		}
+		w.log.Error().Str("error", rs.LastError).Str("state", rs.SyncState).Msg("sync failed")
 		w.syncFailed(res, err)
 	} else {
 		w.syncSucceeded(scanned)

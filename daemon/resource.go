@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -44,14 +45,30 @@ func isResourceText(s string) bool {
 	return false
 }
 
+// unreachableInResource matches the remote-unreachable kind the syncer may
+// have wrapped inside a resource error ("fetch: remote-unreachable: write
+// .../tmp_pack_1: no space left on device"): nothing is wrong with the
+// remote, and the runbook of that kind sends on-call to check DNS.
+var unreachableInResource = regexp.MustCompile(`(?:[a-z-]+: )?remote-unreachable: `)
+
+// resourceText is a resource error's text without a remote-unreachable
+// kind inside it.
+func resourceText(s string) string {
+	return unreachableInResource.ReplaceAllString(s, "")
+}
+
 // resourceFailed blocks the repo with host-resource: what failed could
 // not write (disk full, quota). The block is kept in memory too, since the
 // state file may be what cannot be written; it lifts itself once a probe
 // write works (probeResource).
 func (w *worker) resourceFailed(what string, err error) {
+	text := resourceText(err.Error())
+	// The summary is one line: the cause. What else came with the error
+	// (a step's output) is evidence.
+	cause, _, _ := strings.Cut(strings.TrimSpace(text), "\n")
 	w.resMu.Lock()
 	first := w.resource == ""
-	w.resource = fmt.Sprintf("%s: %v", what, err)
+	w.resource = fmt.Sprintf("%s: %s", what, cause)
 	w.recordFailed = true
 	w.resMu.Unlock()
 	if first {
@@ -60,9 +77,9 @@ func (w *worker) resourceFailed(what string, err error) {
 	iv := store.Intervention{
 		Kind:       string(KindHostResource),
 		Repo:       w.cfg.Name,
-		Summary:    fmt.Sprintf("%s could not write: %v", what, err),
+		Summary:    fmt.Sprintf("%s could not write: %s", what, oneLine(cause)),
 		NextAction: "free disk space (or raise the quota) on the file systems of state_dir and of the temporary directory where steps write their DEPLOYER_OUTPUT files ($TMPDIR, else /tmp) (df -h; du -sh <state_dir>/checkouts/*); it resolves by itself once writes work, and the interrupted work runs again",
-		Evidence:   store.Evidence{Output: err.Error(), Extra: map[string]string{"state_dir": w.d.opts.StateDir, "checkout": w.repo.Dir()}},
+		Evidence:   store.Evidence{Output: text, Extra: map[string]string{"state_dir": w.d.opts.StateDir, "checkout": w.repo.Dir()}},
 	}
 	if got := w.raise(iv); got.ID == 0 {
 		if _, open := w.openIntervention(KindHostResource, ""); open {

@@ -114,26 +114,30 @@ type Error struct {
 
 // Intervention is a recorded case that needs a human.
 type Intervention struct {
-	ID          uint64            `json:"id"`
-	Kind        string            `json:"kind"`
-	Severity    int               `json:"severity"` // 0 is the most severe
-	Host        string            `json:"host"`
-	Repo        string            `json:"repo"`
-	Instance    string            `json:"instance,omitempty"`
-	Scope       string            `json:"scope"` // "repo" or "instance"
-	Summary     string            `json:"summary"`
-	NextAction  string            `json:"next_action"`
-	Evidence    Evidence          `json:"evidence"`
-	Count       int               `json:"count"`
-	FirstSeen   time.Time         `json:"first_seen"`
-	LastSeen    time.Time         `json:"last_seen"`
-	State       string            `json:"state"` // open, acknowledged, resolved
-	AckBy       string            `json:"ack_by,omitempty"`
-	AckNote     string            `json:"ack_note,omitempty"`
-	ResolvedBy  string            `json:"resolved_by,omitempty"`
-	ResolvedHow string            `json:"resolved_how,omitempty"`
-	ResolvedAt  *time.Time        `json:"resolved_at,omitempty"`
-	Extra       map[string]string `json:"-"`
+	ID          uint64     `json:"id"`
+	Kind        string     `json:"kind"`
+	Severity    int        `json:"severity"` // 0 is the most severe
+	Host        string     `json:"host"`
+	Repo        string     `json:"repo"`
+	Instance    string     `json:"instance,omitempty"`
+	Scope       string     `json:"scope"` // "repo" or "instance"
+	Summary     string     `json:"summary"`
+	NextAction  string     `json:"next_action"`
+	Evidence    Evidence   `json:"evidence"`
+	Count       int        `json:"count"`
+	FirstSeen   time.Time  `json:"first_seen"`
+	LastSeen    time.Time  `json:"last_seen"`
+	State       string     `json:"state"` // open, acknowledged, resolved
+	AckBy       string     `json:"ack_by,omitempty"`
+	AckNote     string     `json:"ack_note,omitempty"`
+	ResolvedBy  string     `json:"resolved_by,omitempty"`
+	ResolvedHow string     `json:"resolved_how,omitempty"`
+	ResolvedAt  *time.Time `json:"resolved_at,omitempty"`
+	// Notice, in the answer to a resolve, is what the operator must know
+	// about it (host-resource: the host is still short and it is open
+	// again).
+	Notice string            `json:"notice,omitempty"`
+	Extra  map[string]string `json:"-"`
 }
 
 // Evidence is what an intervention shows on-call.

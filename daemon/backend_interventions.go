@@ -27,7 +27,9 @@ func (d *Daemon) Interventions(ctx context.Context, all bool) ([]api.Interventio
 	for _, name := range d.repoNames() {
 		if w, err := d.worker(name); err == nil {
 			if iv, ok := w.unrecordedIntervention(); ok {
-				out = append(out, d.apiIntervention(iv))
+				if _, recorded := w.openIntervention(KindHostResource, ""); !recorded {
+					out = append(out, d.apiIntervention(iv))
+				}
 			}
 		}
 	}
@@ -46,6 +48,9 @@ func (d *Daemon) Interventions(ctx context.Context, all bool) ([]api.Interventio
 
 // Intervention returns one intervention.
 func (d *Daemon) Intervention(ctx context.Context, id uint64) (api.Intervention, error) {
+	if id == 0 {
+		return d.unrecordedResource()
+	}
 	iv, err := d.store.Intervention(id)
 	if errors.Is(err, store.ErrNotFound) {
 		return api.Intervention{}, api.Errorf(api.KindNotFound, "intervention %d not found", id)
@@ -114,4 +119,23 @@ func (d *Daemon) apiIntervention(iv store.Intervention) api.Intervention {
 		out.Evidence.Commits = append(out.Evidence.Commits, api.Commit{Hash: c.Hash, Author: c.Author, Subject: c.Subject, When: c.When})
 	}
 	return out
+}
+
+// unrecordedResource is intervention 0: a host-resource shown from memory
+// because the state file could not take it. With several repos short,
+// the first by name is shown (they say the same of the host).
+func (d *Daemon) unrecordedResource() (api.Intervention, error) {
+	for _, name := range d.repoNames() {
+		w, err := d.worker(name)
+		if err != nil {
+			continue
+		}
+		if iv, ok := w.unrecordedIntervention(); ok {
+			if _, recorded := w.openIntervention(KindHostResource, ""); !recorded {
+				return d.apiIntervention(iv), nil
+			}
+		}
+	}
+	return api.Intervention{}, api.Errorf(api.KindNotFound,
+		"intervention 0 is a host-resource the state file could not record yet, shown from memory; none is open now (it was recorded under its own id, or writes work again): see deployer interventions --all")
 }

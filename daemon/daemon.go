@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -79,6 +80,9 @@ type Daemon struct {
 	sched   *schedule.Scheduler
 	metrics *metrics
 	notify  *notifier
+	// limits are the XML engine's caps in force (Options.Limits until a
+	// SIGHUP sets others: SetLimits).
+	limits  atomic.Pointer[manifest.Limits]
 	started time.Time
 }
 
@@ -194,6 +198,36 @@ func (d *Daemon) start(w *worker) {
 		}
 		cancelWork()
 	}()
+}
+
+// Limits returns the XML engine's caps in force.
+func (d *Daemon) Limits() manifest.Limits {
+	if l := d.limits.Load(); l != nil {
+		return *l
+	}
+	return d.opts.Limits
+}
+
+// limitsText says the caps in force, as the host config keys.
+func (d *Daemon) limitsText() string {
+	l := d.Limits()
+	if l.InstanceFileBytes <= 0 {
+		l.InstanceFileBytes = manifest.DefaultInstanceFileBytes
+	}
+	if l.XMLDepth <= 0 {
+		l.XMLDepth = manifest.DefaultXMLDepth
+	}
+	return fmt.Sprintf("now xml_depth %d, instance_file_bytes %d", l.XMLDepth, l.InstanceFileBytes)
+}
+
+// SetLimits puts new caps for deployer.xml and instance files in force
+// (SIGHUP): the next manifest load, parse, diff and write-back use them,
+// a run in flight keeps what it loaded with. It reports whether they
+// differ from the ones in force.
+func (d *Daemon) SetLimits(l manifest.Limits) bool {
+	old := d.Limits()
+	d.limits.Store(&l)
+	return old != l
 }
 
 // Reload applies a new list of repos without a restart: new repos are

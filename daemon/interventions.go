@@ -250,6 +250,11 @@ func corruptNextAction(err error, fallback string) string {
 // tree is proven only by a sync that scanned the worktree.
 func (w *worker) syncSucceeded(scanned bool) {
 	w.unreachable = 0
+	if w.failedSyncs > 0 {
+		// The poll timer was set for a backed-off interval: the loop
+		// resets it to the configured one.
+		w.pollReset = true
+	}
 	w.failedSyncs = 0
 	for _, k := range []Kind{KindRemoteUnreachable, KindAuthFailed, KindUpstreamInvalid} {
 		w.clear(k, "", "the next sync succeeded")
@@ -336,10 +341,16 @@ func (w *worker) raiseManifestInvalid(run store.Run, err error) {
 }
 
 func (w *worker) raiseInstanceInvalid(run store.Run, o store.InstanceOutcome) {
+	next := "fix the file (check with: deployer validate DIR) and push; it resolves when the instance runs again"
+	if key := limitKey(o.Reason); key != "" {
+		next = fmt.Sprintf("the file is over %s: if it is meant to be, raise %s in the host config (%s) and reload "+
+			"(systemctl reload deployer), then deployer interventions resolve {id} --retry; otherwise make the file smaller and push",
+			key, key, w.d.limitsText())
+	}
 	w.raise(store.Intervention{
 		Kind: string(KindInstanceInvalid), Instance: o.Name,
 		Summary:    fmt.Sprintf("instance file %s is invalid; its steps were not run", oneLine(o.File)),
-		NextAction: "fix the file (check with: deployer validate DIR) and push; it resolves when the instance runs again",
+		NextAction: next,
 		Evidence:   store.Evidence{File: o.File, Output: o.Reason, Extra: map[string]string{"commit": run.Commit, "run": fmt.Sprint(run.ID)}},
 	})
 }

@@ -96,11 +96,18 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 	rs.LastSync = now
 	if err != nil {
 		rs.SyncState = string(res.State)
+		if isResource(err) {
+			// Not the remote's fault, whatever state the syncer gave.
+			rs.SyncState = string(syncer.StateResource)
+		}
 		if rs.SyncState == "" {
 			rs.SyncState = "error"
 		}
 		rs.LastError = err.Error()
-		w.log.Error().Err(err).Str("state", rs.SyncState).Msg("sync failed")
+		if rs.SyncState == string(syncer.StateResource) {
+			rs.LastError = resourceText(rs.LastError)
+		}
+		w.log.Error().Str("error", rs.LastError).Str("state", rs.SyncState).Msg("sync failed")
 		w.syncFailed(res, err)
 	} else {
 		w.syncSucceeded(scanned)
@@ -272,6 +279,7 @@ func (w *worker) executePlan(ctx context.Context, run *store.Run, m *manifest.Ma
 	for _, o := range plan.outcomes {
 		if strings.HasPrefix(o.Reason, "instance-invalid: ") {
 			w.raiseInstanceInvalid(*run, o)
+			w.recordInvalid(*run, o)
 		}
 	}
 	if err := w.d.store.UpdateRun(*run); err != nil {
@@ -414,6 +422,19 @@ func (w *worker) settle(run *store.Run, results []executor.InstanceResult) {
 	}
 }
 
+// recordInvalid records an instance whose file did not parse in the
+// instances bucket (its deployed commit unchanged): resolve --retry finds
+// the file of the instance to run there, as for any instance that ran.
+func (w *worker) recordInvalid(run store.Run, o store.InstanceOutcome) {
+	st := store.InstanceState{Repo: w.cfg.Name, Name: o.Name, File: o.File, LastStatus: o.Status, LastRun: run.ID, Updated: w.d.now()}
+	if prev, err := w.instanceState(o.Name); err == nil {
+		st.Deployed = prev.Deployed
+	}
+	if err := w.d.store.SetInstance(st); err != nil {
+		w.log.Error().Err(err).Str("instance", o.Name).Msg("record instance")
+	}
+}
+
 func (w *worker) instanceState(name string) (store.InstanceState, error) {
 	all, err := w.d.store.Instances(w.cfg.Name)
 	if err != nil {
@@ -499,5 +520,5 @@ func manifestSteps(m *manifest.Manifest) []string {
 
 // manifestOptions are the options every manifest load of this daemon uses.
 func (w *worker) manifestOptions() manifest.Options {
-	return manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs, Limits: w.d.opts.Limits}
+	return manifest.Options{AllowStepDirs: w.d.opts.AllowStepDirs, Limits: w.d.Limits()}
 }

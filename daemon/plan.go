@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
@@ -213,7 +214,7 @@ func (w *worker) planInstance(m *manifest.Manifest, file string, steps []manifes
 			// control character from a file name.
 			out.Name = oneLine(out.Name)
 		}
-		out.Status, out.Reason = "failed", "instance-invalid: "+err.Error()
+		out.Status, out.Reason = "failed", "instance-invalid: "+limitReason(err.Error())
 		return out, executor.Job{}, false
 	}
 	out.Name = string(in.Name)
@@ -286,4 +287,35 @@ func (w *worker) addForced(files []string, forced []string) []string {
 func instanceStem(file string) string {
 	base := filepath.Base(file)
 	return base[:len(base)-len(filepath.Ext(base))]
+}
+
+// Host config keys of the XML engine's caps, as their errors name them.
+const (
+	limitXMLDepth          = "limits.xml_depth"
+	limitInstanceFileBytes = "limits.instance_file_bytes"
+)
+
+// wellFormedHint is the manifest's hint for a parse error; a file over
+// the depth cap is well-formed, so the hint is wrong for it.
+const wellFormedHint = " (hint: the file must be well-formed XML)"
+
+// limitKey returns the host config key a parse error of an instance file
+// names when the file exceeds a cap, or "".
+func limitKey(msg string) string {
+	for _, k := range []string{limitXMLDepth, limitInstanceFileBytes} {
+		if strings.Contains(msg, k) {
+			return k
+		}
+	}
+	return ""
+}
+
+// limitReason is msg, with the hint of a cap exceeded naming the key to
+// raise and the reload instead of "must be well-formed XML".
+func limitReason(msg string) string {
+	key := limitKey(msg)
+	if key == "" || !strings.Contains(msg, wellFormedHint) {
+		return msg
+	}
+	return strings.ReplaceAll(msg, wellFormedHint, " (hint: the file is over "+key+": raise it in the host config and reload, or make the file smaller)")
 }

@@ -35,6 +35,10 @@ func (w *worker) recoverJournal(ctx context.Context) {
 	if err != nil || len(open) == 0 {
 		return
 	}
+	open = w.dropSupersededAtStart(open)
+	if len(open) == 0 {
+		return
+	}
 	ids := make([]string, len(open))
 	for i, e := range open {
 		ids[i] = e.ID
@@ -43,6 +47,50 @@ func (w *worker) recoverJournal(ctx context.Context) {
 	if err := w.reapply(ctx, ids); err != nil {
 		w.log.Error().Err(err).Msg("settle open edits")
 	}
+}
+
+// dropSupersededAtStart settles, instead of re-applying, the open entries
+// of a step attempt that was redone before this start: pending, never
+// committed, with a later entry of the same step on the same instance file
+// that landed (a state file written before redone attempts superseded
+// their predecessors when journaled). Re-applying one would put the step's
+// older result over the newer one on the remote, or raise a push-conflict
+// against the daemon's own commit. It returns the entries left to settle.
+func (w *worker) dropSupersededAtStart(open []store.JournalEntry) []store.JournalEntry {
+	var pushed []store.JournalEntry
+	for _, e := range open {
+		if e.State == store.JournalPending && e.Commit == "" && e.Deployment == "" && !e.TakeOurs {
+			all, err := w.d.store.Journal(w.cfg.Name, store.JournalPushed)
+			if err != nil {
+				w.log.Error().Err(err).Msg("read landed journal entries")
+				return open
+			}
+			pushed = all
+			break
+		}
+	}
+	if pushed == nil {
+		return open
+	}
+	keep := open[:0:0]
+	for _, e := range open {
+		i := slices.IndexFunc(pushed, func(p store.JournalEntry) bool {
+			return p.ID > e.ID && p.Deployment == "" && redoOf(e, p.Instance, p.File, p.Reason)
+		})
+		if i < 0 {
+			keep = append(keep, e)
+			continue
+		}
+		note := fmt.Sprintf("%s (journal %s of run %s landed)", store.SupersededNote, pushed[i].ID, pushed[i].Run)
+		if _, err := w.d.store.DropJournal(e.ID, note); err != nil {
+			w.log.Error().Err(err).Str("entry", e.ID).Msg("settle a superseded edit")
+			keep = append(keep, e)
+			continue
+		}
+		w.log.Warn().Str("entry", e.ID).Str("instance", e.Instance).Str("run", e.Run).Str("by", pushed[i].ID).
+			Msg("an edit left open by an attempt that was redone is settled, not re-applied: " + note)
+	}
+	return keep
 }
 
 // resolveAction is an operator's resolution that needs the checkout, so it
@@ -154,6 +202,10 @@ func (w *worker) takeSide(ctx context.Context, iv store.Intervention, take strin
 // upstream-rewritten) are carried out by the repo's worker first; retry
 // queues the blocked work again.
 func (d *Daemon) Resolve(ctx context.Context, id uint64, req api.ResolveRequest) (api.Intervention, error) {
+	if id == 0 {
+		return api.Intervention{}, api.Errorf(api.KindInvalid,
+			"intervention 0 is a host-resource shown from memory (the state file could not record it): it cannot be resolved by hand; free disk space and it resolves by itself")
+	}
 	iv, err := d.store.Intervention(id)
 	if errors.Is(err, store.ErrNotFound) {
 		return api.Intervention{}, api.Errorf(api.KindNotFound, "intervention %d not found", id)
@@ -184,6 +236,7 @@ func (d *Daemon) Resolve(ctx context.Context, id uint64, req api.ResolveRequest)
 	// The resolution, its record and the retry happen on the worker in one
 	// step, so that no run slips in between and does the work twice.
 	var res store.Intervention
+	var notice string
 	done := make(chan error, 1)
 	w.enqueueAction(func(ctx context.Context) error {
 		if err := w.resolveAction(ctx, iv, req.Take); err != nil {
@@ -192,6 +245,9 @@ func (d *Daemon) Resolve(ctx context.Context, id uint64, req api.ResolveRequest)
 		var err error
 		if res, err = d.store.Resolve(id, req.Who, how); err != nil {
 			return err
+		}
+		if Kind(iv.Kind) == KindHostResource {
+			notice = w.resourceResolved()
 		}
 		if req.Retry {
 			w.enqueueRetry(store.Trigger{Kind: "retry", Detail: fmt.Sprintf("intervention %d resolved with --retry", id)}, iv.Instance)
@@ -207,5 +263,33 @@ func (d *Daemon) Resolve(ctx context.Context, id uint64, req api.ResolveRequest)
 		}
 	}
 	d.notify.kick()
-	return d.apiIntervention(res), nil
+	out := d.apiIntervention(res)
+	out.Notice = notice
+	return out, nil
+}
+
+// resourceResolved runs after an operator resolved host-resource: when the
+// repo is still blocked for a resource, the probe runs at once, and if it
+// still fails host-resource is raised again (the repo is never blocked
+// without an open intervention). It returns what the operator must know,
+// or "" when writes work.
+func (w *worker) resourceResolved() string {
+	w.resMu.Lock()
+	short := w.resource != ""
+	w.resMu.Unlock()
+	if !short {
+		return ""
+	}
+	err := w.probeWrites()
+	if err == nil {
+		// The next trigger's probe lifts the block and redoes the work.
+		w.signal()
+		return ""
+	}
+	w.reraiseResource(err)
+	again := "it is raised again"
+	if iv, ok := w.resourceIntervention(); ok {
+		again = fmt.Sprintf("host-resource is open again as intervention %d", iv.ID)
+	}
+	return fmt.Sprintf("the host is still short: %v; the repo stays blocked and %s (free space, it resolves by itself once writes work)", err, again)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -44,14 +45,30 @@ func isResourceText(s string) bool {
 	return false
 }
 
+// unreachableInResource matches the remote-unreachable kind the syncer may
+// have wrapped inside a resource error ("fetch: remote-unreachable: write
+// .../tmp_pack_1: no space left on device"): nothing is wrong with the
+// remote, and the runbook of that kind sends on-call to check DNS.
+var unreachableInResource = regexp.MustCompile(`(?:[a-z-]+: )?remote-unreachable: `)
+
+// resourceText is a resource error's text without a remote-unreachable
+// kind inside it.
+func resourceText(s string) string {
+	return unreachableInResource.ReplaceAllString(s, "")
+}
+
 // resourceFailed blocks the repo with host-resource: what failed could
 // not write (disk full, quota). The block is kept in memory too, since the
 // state file may be what cannot be written; it lifts itself once a probe
 // write works (probeResource).
 func (w *worker) resourceFailed(what string, err error) {
+	text := resourceText(err.Error())
+	// The summary is one line: the cause. What else came with the error
+	// (a step's output) is evidence.
+	cause, _, _ := strings.Cut(strings.TrimSpace(text), "\n")
 	w.resMu.Lock()
 	first := w.resource == ""
-	w.resource = fmt.Sprintf("%s: %v", what, err)
+	w.resource = fmt.Sprintf("%s: %s", what, cause)
 	w.recordFailed = true
 	w.resMu.Unlock()
 	if first {
@@ -60,11 +77,16 @@ func (w *worker) resourceFailed(what string, err error) {
 	iv := store.Intervention{
 		Kind:       string(KindHostResource),
 		Repo:       w.cfg.Name,
-		Summary:    fmt.Sprintf("%s could not write: %v", what, err),
-		NextAction: "free disk space (or raise the quota) on the file systems of state_dir and the step scratch space (df -h; du -sh <state_dir>/checkouts/*); it resolves by itself once writes work, and the interrupted work runs again",
-		Evidence:   store.Evidence{Output: err.Error(), Extra: map[string]string{"state_dir": w.d.opts.StateDir, "checkout": w.repo.Dir()}},
+		Summary:    fmt.Sprintf("%s could not write: %s", what, oneLine(cause)),
+		NextAction: "free disk space (or raise the quota) on the file systems of state_dir and of the temporary directory where steps write their DEPLOYER_OUTPUT files ($TMPDIR, else /tmp) (df -h; du -sh <state_dir>/checkouts/*); it resolves by itself once writes work, and the interrupted work runs again",
+		Evidence:   store.Evidence{Output: text, Extra: map[string]string{"state_dir": w.d.opts.StateDir, "checkout": w.repo.Dir()}},
 	}
 	if got := w.raise(iv); got.ID == 0 {
+		if _, open := w.openIntervention(KindHostResource, ""); open {
+			// Recorded and open already: its count could not go up, but
+			// a second one from memory would only be a duplicate.
+			return
+		}
 		// The state file is full too: shown from memory (id 0) until it
 		// can be recorded.
 		now := w.d.now()
@@ -131,15 +153,11 @@ func (w *worker) probeResource() bool {
 		return true
 	}
 	w.recordPending()
-	dirs := []string{w.d.opts.StateDir, filepath.Join(w.repo.Dir(), ".git"), os.TempDir()}
-	for _, dir := range dirs {
-		if err := probeDir(dir); err != nil {
-			w.log.Debug().Err(err).Str("dir", dir).Msg("host resource still short")
-			return false
-		}
-	}
-	if err := w.d.store.Probe(); err != nil {
-		w.log.Debug().Err(err).Msg("state file still cannot be written")
+	if err := w.probeWrites(); err != nil {
+		w.log.Debug().Err(err).Msg("host resource still short")
+		// Never blocked without an open intervention: one an operator
+		// resolved while the host was still short is raised again.
+		w.reraiseResource(err)
 		return false
 	}
 	w.recordPending() // recorded, to be resolved next: the history shows it
@@ -153,6 +171,43 @@ func (w *worker) probeResource() bool {
 	w.log.Info().Str("was", was).Msg("writes work again: the repo is unblocked and the interrupted work runs again")
 	w.enqueueRetry(store.Trigger{Kind: "retry", Detail: "writes work again after: " + was}, "")
 	return true
+}
+
+// probeWrites writes and syncs a probe file in the state directory, in the
+// checkout's git directory and in the temporary directory (steps'
+// DEPLOYER_OUTPUT files), then writes to the state file; it returns the
+// first failure.
+func (w *worker) probeWrites() error {
+	dirs := []string{w.d.opts.StateDir, filepath.Join(w.repo.Dir(), ".git"), os.TempDir()}
+	for _, dir := range dirs {
+		if err := probeDir(dir); err != nil {
+			return fmt.Errorf("probe write in %s: %w", dir, err)
+		}
+	}
+	if err := w.d.store.Probe(); err != nil {
+		return fmt.Errorf("probe write to the state file: %w", err)
+	}
+	return nil
+}
+
+// resourceIntervention is the host-resource of this repo that is open, in
+// the state file or (when it could not be recorded) in memory.
+func (w *worker) resourceIntervention() (store.Intervention, bool) {
+	if iv, ok := w.openIntervention(KindHostResource, ""); ok {
+		return iv, true
+	}
+	return w.unrecordedIntervention()
+}
+
+// reraiseResource raises host-resource again, from a failed probe, when the
+// repo is blocked for a resource and none is open (an operator resolved it
+// while the host was still short).
+func (w *worker) reraiseResource(probeErr error) {
+	if _, open := w.resourceIntervention(); open {
+		return
+	}
+	w.log.Warn().Err(probeErr).Msg("the repo is still blocked for a resource but no host-resource is open: raising it again")
+	w.resourceFailed("the host (still short after host-resource was resolved)", probeErr)
 }
 
 // probeBytes is the size of a probe write: enough to need a new block.

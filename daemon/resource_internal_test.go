@@ -28,3 +28,16 @@ func TestIsResource(t *testing.T) {
 		}
 	}
 }
+
+// A resource error the syncer wrapped around a remote-unreachable kind
+// reads without it: nothing is wrong with the remote.
+func TestResourceText(t *testing.T) {
+	in := "fetch: host-resource: a write on this host failed: fetch: remote-unreachable: write /s/checkouts/cc/.git/objects/pack/tmp_pack_1: no space left on device"
+	want := "fetch: host-resource: a write on this host failed: write /s/checkouts/cc/.git/objects/pack/tmp_pack_1: no space left on device"
+	if got := resourceText(in); got != want {
+		t.Fatalf("resourceText:\n got %q\nwant %q", got, want)
+	}
+	if got := resourceText("write x: no space left on device"); got != "write x: no space left on device" {
+		t.Fatalf("a plain error changed: %q", got)
+	}
+}

@@ -69,6 +69,9 @@ type worker struct {
 	// failedSyncs counts consecutive syncs that failed on the remote's side
 	// (unreachable or credentials refused); polls back off while it is > 0.
 	failedSyncs int
+	// pollReset: a sync worked after failed ones; the loop resets the poll
+	// timer, which was set for a backed-off interval.
+	pollReset bool
 	// landed maps an instance to the commit its write-back landed in during
 	// the current run (guarded by gitMu).
 	landed map[string]string
@@ -211,6 +214,12 @@ func (w *worker) loop(ctx, work context.Context) {
 				if r.done != nil {
 					r.done <- id
 				}
+			}
+			if w.pollReset {
+				// A sync worked after polls backed off (an operator's
+				// sync, a webhook): poll at the configured interval again.
+				w.pollReset = false
+				timer.Reset(w.pollDelay())
 			}
 		}
 	}

@@ -40,7 +40,7 @@ func (e *conflictError) Error() string {
 // nothing is redeployed from a state that is not on the remote.
 func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.StepResult, file string, dryRun bool) error {
 	full := filepath.Join(w.repo.Dir(), filepath.FromSlash(file))
-	max := w.d.opts.Limits.InstanceFileBytes
+	max := w.d.Limits().InstanceFileBytes
 	if max <= 0 {
 		max = manifest.DefaultInstanceFileBytes
 	}
@@ -63,7 +63,7 @@ func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.St
 	if bytes.Equal(base, now) || bytes.Equal(head, now) {
 		return nil
 	}
-	edits, err := manifest.Diff(base, now, manifest.DiffOptions{Limits: w.d.opts.Limits})
+	edits, err := manifest.Diff(base, now, manifest.DiffOptions{Limits: w.d.Limits()})
 	if err != nil {
 		return fmt.Errorf("%s left %s unparsable: %w", r.Step, file, err)
 	}
@@ -84,11 +84,72 @@ func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.St
 	entry, err := w.d.store.PutJournal(store.JournalEntry{
 		Repo: w.cfg.Name, Instance: string(r.Instance), File: file, BaseBlob: baseCommit, Edits: raw,
 		Author: w.cfg.Author.Name, Reason: string(r.Step), Run: strconv.FormatUint(uint64(run.ID), 10),
+		Supersedes: w.redoneEntries(string(r.Instance), file, string(r.Step), base),
 	})
 	if err != nil {
 		return fmt.Errorf("journal the edits of %s: %w", r.Step, err)
 	}
 	return w.writeBack(ctx, []store.JournalEntry{entry})
+}
+
+// redoneEntries lists the open entries this attempt of step on instance's
+// file redoes: entries of an earlier attempt of the same step on the same
+// file that are pending and were never committed (the attempt's write-back
+// failed before its commit, so the attempt failed and its file was
+// restored from HEAD), whose edit is not already in base, the file this
+// attempt started from. This attempt's entry replaces them (store drops
+// them, "superseded: the step was redone"): re-applying one would write
+// the step's older result over its newer one. An entry whose edit is in
+// base is below this attempt and stays.
+func (w *worker) redoneEntries(instance, file, step string, base []byte) []string {
+	open, err := w.d.store.PendingJournal(w.cfg.Name)
+	if err != nil {
+		w.log.Error().Err(err).Msg("read the journal for entries a redo supersedes")
+		return nil
+	}
+	var ids []string
+	for _, e := range open {
+		if !redoOf(e, instance, file, step) {
+			continue
+		}
+		if w.editIn(e, base) {
+			w.log.Info().Str("entry", e.ID).Str("instance", instance).Msg("an earlier attempt's edit is already in this attempt's base: not superseded")
+			continue
+		}
+		ids = append(ids, e.ID)
+	}
+	if len(ids) > 0 {
+		w.log.Info().Strs("entries", ids).Str("instance", instance).Str("step", step).
+			Msg("the step was redone: its earlier attempts' unwritten edits are superseded")
+	}
+	return ids
+}
+
+// redoOf reports whether e is an uncommitted, pending entry of a step
+// attempt (not an operator's deployment or take-ours) of step on
+// instance's file.
+func redoOf(e store.JournalEntry, instance, file, step string) bool {
+	return e.State == store.JournalPending && e.Commit == "" && e.Deployment == "" && !e.TakeOurs &&
+		e.Instance == instance && e.File == file && e.Reason == step
+}
+
+// editIn reports whether e's edits are already in data: applying them
+// changes nothing.
+func (w *worker) editIn(e store.JournalEntry, data []byte) bool {
+	var edits []manifest.Edit
+	if err := json.Unmarshal(e.Edits, &edits); err != nil || len(edits) == 0 {
+		return false
+	}
+	lim := w.d.Limits()
+	applied, err := manifest.ApplyLimits(data, edits, lim)
+	if err != nil {
+		return false
+	}
+	if bytes.Equal(applied, data) {
+		return true
+	}
+	diff, err := manifest.Diff(data, applied, manifest.DiffOptions{Limits: lim})
+	return err == nil && len(diff) == 0
 }
 
 // stepBase finds the commit whose version of file the step started from
@@ -169,7 +230,7 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 	if err != nil {
 		return syncer.Change{}, fmt.Errorf("journal entry %s: read base %s at %s: %w", e.ID, e.File, short(e.BaseBlob), err)
 	}
-	lim := w.d.opts.Limits
+	lim := w.d.Limits()
 	ours, err := manifest.ApplyLimits(base, edits, lim)
 	if err != nil {
 		return syncer.Change{}, fmt.Errorf("journal entry %s: apply to base: %w", e.ID, err)

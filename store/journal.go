@@ -41,12 +41,24 @@ type JournalEntry struct {
 	Deployment string          `json:"deployment,omitempty"`
 	// TakeOurs: an operator took ours over a conflict; re-applying it lets
 	// ours win values both sides changed (manifest.MergeTakeOurs).
-	TakeOurs bool      `json:"take_ours,omitempty"`
-	State    string    `json:"state"`
-	Commit   string    `json:"commit,omitempty"`
-	Created  time.Time `json:"created"`
-	Updated  time.Time `json:"updated"`
+	TakeOurs bool `json:"take_ours,omitempty"`
+	// Supersedes lists older entries this one replaces: entries of an
+	// earlier attempt of the same step on the same instance file that was
+	// rolled back before its edit was committed, and redone. Putting the
+	// new entry drops each of them that is still pending and uncommitted,
+	// in the same transaction, with a Note naming this entry.
+	Supersedes []string `json:"supersedes,omitempty"`
+	// Note says why a settled entry was settled without landing.
+	Note    string    `json:"note,omitempty"`
+	State   string    `json:"state"`
+	Commit  string    `json:"commit,omitempty"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
 }
+
+// SupersededNote is the Note of an entry dropped because the step attempt
+// that made it was rolled back and redone.
+const SupersededNote = "superseded: the step was redone"
 
 func journalOpenKey(repo, id string) []byte {
 	return append(append([]byte(repo), 0), id...)
@@ -97,10 +109,62 @@ func (s *Store) PutJournal(e JournalEntry) (JournalEntry, error) {
 		if e.Created.IsZero() {
 			e.Created = now
 		}
-		return putJournal(tx, e)
+		if err := putJournal(tx, e); err != nil {
+			return err
+		}
+		return supersede(tx, e, now)
 	})
 	if err != nil {
 		return JournalEntry{}, fmt.Errorf("journal %s %s: %w", e.Repo, e.File, err)
+	}
+	return e, nil
+}
+
+// supersede drops the entries e.Supersedes names that are still pending
+// and were never committed (an entry with a commit is below e's base, not
+// replaced by it); others are left as they are.
+func supersede(tx *bolt.Tx, e JournalEntry, now time.Time) error {
+	for _, id := range e.Supersedes {
+		if id == e.ID {
+			continue
+		}
+		var old JournalEntry
+		err := getJSON(tx.Bucket(bucketJournal), []byte(id), &old)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if old.Repo != e.Repo || old.State != JournalPending || old.Commit != "" {
+			continue
+		}
+		old.State, old.Updated = JournalDropped, now
+		old.Note = fmt.Sprintf("%s (journal %s)", SupersededNote, e.ID)
+		if err := putJournal(tx, old); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DropJournal settles entry id as dropped with note (why it will never
+// land); an entry that is no longer open is left as it is and returned.
+func (s *Store) DropJournal(id, note string) (JournalEntry, error) {
+	var e JournalEntry
+	now := s.now()
+	err := s.update(func(tx *bolt.Tx) error {
+		if err := getJSON(tx.Bucket(bucketJournal), []byte(id), &e); err != nil {
+			return err
+		}
+		if !slices.Contains(openJournalStates, e.State) {
+			return nil
+		}
+		e.State, e.Updated, e.Note = JournalDropped, now, note
+		return putJournal(tx, e)
+	})
+	if err != nil {
+		return JournalEntry{}, fmt.Errorf("drop journal entry %s: %w", id, err)
 	}
 	return e, nil
 }

@@ -85,3 +85,42 @@ func TestPutJournalReplacesAndKeepsCreated(t *testing.T) {
 		t.Fatalf("fileless entry got %v, want ErrInvalid", err)
 	}
 }
+
+// An entry of a redone step attempt drops the pending, uncommitted entries
+// it supersedes in the same transaction; a committed one (below the redo's
+// base) and another repo's are left open.
+func TestJournalSupersedes(t *testing.T) {
+	s := mustOpenStore(t, store.Options{})
+	put := func(e store.JournalEntry) store.JournalEntry {
+		t.Helper()
+		e, err := s.PutJournal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	old := put(store.JournalEntry{Repo: "cc", Instance: "alpha", File: "instances/alpha.xml", Reason: "configure", Run: "13"})
+	committed := put(store.JournalEntry{Repo: "cc", Instance: "alpha", File: "instances/alpha.xml", Reason: "configure", Run: "12"})
+	if _, err := s.SetJournalState(committed.ID, store.JournalCommitted, "c0ffee"); err != nil {
+		t.Fatal(err)
+	}
+	other := put(store.JournalEntry{Repo: "dd", Instance: "alpha", File: "instances/alpha.xml", Reason: "configure"})
+	redo := put(store.JournalEntry{Repo: "cc", Instance: "alpha", File: "instances/alpha.xml", Reason: "configure", Run: "14",
+		Supersedes: []string{old.ID, committed.ID, other.ID, "j-missing"}})
+	got, _ := s.JournalEntry(old.ID)
+	if got.State != store.JournalDropped || got.Note != store.SupersededNote+" (journal "+redo.ID+")" {
+		t.Fatalf("superseded entry: %+v", got)
+	}
+	for _, id := range []string{committed.ID, other.ID, redo.ID} {
+		if e, _ := s.JournalEntry(id); e.State == store.JournalDropped {
+			t.Fatalf("entry %s dropped: %+v", id, e)
+		}
+	}
+	open, _ := s.PendingJournal("cc")
+	if len(open) != 2 || open[0].ID != committed.ID || open[1].ID != redo.ID {
+		t.Fatalf("pending after the redo: %+v", open)
+	}
+	if e, err := s.DropJournal(redo.ID, "why"); err != nil || e.State != store.JournalDropped || e.Note != "why" {
+		t.Fatalf("DropJournal: %+v %v", e, err)
+	}
+}

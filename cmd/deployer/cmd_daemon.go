@@ -250,9 +250,9 @@ func notifySystemd(ctx context.Context, d *daemon.Daemon, socket string, log zer
 	}
 }
 
-// watchHUP re-reads the config on SIGHUP: the log level follows it and repos
-// are added, removed or restarted with their new settings while the others
-// go on; an invalid file changes nothing. Listeners and the state dir need a
+// watchHUP re-reads the config on SIGHUP: the log level and the limits
+// follow it and repos are added, removed or restarted with their new
+// settings while the others go on; an invalid file changes nothing. Listeners and the state dir need a
 // restart.
 func watchHUP(ctx context.Context, path string, d *daemon.Daemon, certs *certCollector, log zerolog.Logger) {
 	ch := make(chan os.Signal, 1)
@@ -272,9 +272,13 @@ func watchHUP(ctx context.Context, path string, d *daemon.Daemon, certs *certCol
 				if lvl, perr := zerolog.ParseLevel(cfg.Log.Level); perr == nil && cfg.Log.Level != "" {
 					zerolog.SetGlobalLevel(lvl)
 				}
+				limitsChanged := d.SetLimits(opts.Limits)
 				added, removed, changed := d.Reload(opts.Repos)
 				certs.setRepos(cfg)
-				log.Info().Strs("added", added).Strs("removed", removed).Strs("changed", changed).Str("level", cfg.Log.Level).Msg("SIGHUP: config reloaded")
+				lim := d.Limits()
+				log.Info().Strs("added", added).Strs("removed", removed).Strs("changed", changed).Str("log_level", cfg.Log.Level).
+					Int64("instance_file_bytes", lim.InstanceFileBytes).Int("xml_depth", lim.XMLDepth).Bool("limits_changed", limitsChanged).
+					Msg("SIGHUP: config reloaded")
 			}
 		}
 		if err != nil {

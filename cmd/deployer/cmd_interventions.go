@@ -147,6 +147,9 @@ Exit status: 0 resolved, 1 error, 2 usage.`,
 			if req.Retry {
 				msg += "; the blocked work is queued again"
 			}
+			if iv.Notice != "" {
+				msg += "\nwarning: " + iv.Notice
+			}
 			return printOne(cmd.OutOrStdout(), g, iv, msg)
 		},
 	}

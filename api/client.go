@@ -162,6 +162,10 @@ func (c *Client) unreachable(err error) error {
 	if why, ok := TLSReason(err, "pass --ca-file with the CA bundle that signed it"); ok {
 		return Errorf(KindUnavailable, "cannot reach the daemon at %s: %s", c.where, why)
 	}
+	if strings.Contains(err.Error(), "remote error: tls:") {
+		// The daemon answered and refused the handshake: it is running.
+		return Errorf(KindUnavailable, "the daemon at %s refused the TLS connection (%v): give a client certificate its listen.tls.client_ca_file signed (--cert-file, --key-file), or none and --token-file", c.where, err)
+	}
 	return Errorf(KindUnavailable, "cannot reach the daemon at %s: %v (is `deployer daemon` running? see --socket, --remote)", c.where, err)
 }
 

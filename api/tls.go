@@ -286,15 +286,24 @@ func TLSReason(err error, hint string) (reason string, ok bool) {
 	var ve *tls.CertificateVerificationError
 	switch {
 	case errors.As(err, &ua):
-		c := ua.Cert
-		if c == nil && errors.As(err, &ve) && len(ve.UnverifiedCertificates) > 0 {
+		// The server's own certificate is the first it sent; ua.Cert is
+		// where the chain stopped (an intermediate or a root it sent).
+		var c *x509.Certificate
+		if errors.As(err, &ve) && len(ve.UnverifiedCertificates) > 0 {
 			c = ve.UnverifiedCertificates[0]
+		}
+		if c == nil {
+			c = ua.Cert
 		}
 		if c == nil {
 			return fmt.Sprintf("tls-untrusted: the server's certificate is not signed by a trusted CA; %s", hint), true
 		}
-		return fmt.Sprintf("tls-untrusted: the server's certificate (subject %q, issuer %q) is not signed by a trusted CA; %s",
-			Escape(c.Subject.String()), Escape(c.Issuer.String()), hint), true
+		chain := ""
+		if ua.Cert != nil && c != ua.Cert && !ua.Cert.Equal(c) {
+			chain = fmt.Sprintf(" (its chain ends at %q, issued by %q)", Escape(ua.Cert.Subject.String()), Escape(ua.Cert.Issuer.String()))
+		}
+		return fmt.Sprintf("tls-untrusted: the server's certificate (subject %q, issuer %q)%s is not signed by a trusted CA; %s",
+			Escape(c.Subject.String()), Escape(c.Issuer.String()), chain, hint), true
 	case errors.As(err, &he):
 		return fmt.Sprintf("tls: %v", he), true
 	case errors.As(err, &ci):

@@ -134,15 +134,21 @@ func (t TLS) tlsReason(err error) (reason string, ok bool) {
 	switch {
 	case errors.As(err, &ua):
 		const hint = "add the CA that issued it to the repo's TLS CA file (repos[].tls.ca_file in the host config); retrying does not help"
-		c := ua.Cert
+		// The server's own certificate is the first it sent; ua.Cert is
+		// where the chain stopped (an intermediate or a root it sent).
+		c := leaf
 		if c == nil {
-			c = leaf
+			c = ua.Cert
 		}
 		if c == nil {
 			return "tls-untrusted: the server's certificate is not signed by a trusted CA; " + hint, true
 		}
-		return fmt.Sprintf("tls-untrusted: the server's certificate (subject %q, issuer %q) is not signed by a trusted CA; %s",
-			c.Subject.String(), c.Issuer.String(), hint), true
+		chain := ""
+		if ua.Cert != nil && c != ua.Cert && !ua.Cert.Equal(c) {
+			chain = fmt.Sprintf(" (its chain ends at %q, issued by %q)", ua.Cert.Subject.String(), ua.Cert.Issuer.String())
+		}
+		return fmt.Sprintf("tls-untrusted: the server's certificate (subject %q, issuer %q)%s is not signed by a trusted CA; %s",
+			c.Subject.String(), c.Issuer.String(), chain, hint), true
 	case errors.As(err, &he):
 		return fmt.Sprintf("tls: the server's certificate does not name this host: %v; fix the remote URL or the server's certificate", he), true
 	case errors.As(err, &ci):

@@ -6,10 +6,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -32,11 +34,17 @@ type ServerTLS struct {
 type CertReloader struct {
 	certFile, keyFile string
 
-	mu      sync.Mutex
-	cert    *tls.Certificate
-	stamp   string // size and mtime of both files when cert was loaded
-	checked time.Time
-	err     error
+	// OnError, when set, hears of a reload that failed (once per distinct
+	// error): the previous pair stays in service, and a broken rotation
+	// must not go unnoticed until the old certificate expires.
+	OnError func(error)
+
+	mu        sync.Mutex
+	cert      *tls.Certificate
+	stamp     string // size, mtime, ctime and inode of both files when cert was loaded
+	checked   time.Time
+	err       error
+	reloading bool
 }
 
 // NewCertReloader loads the pair once; an error names the files, never
@@ -57,9 +65,48 @@ func fileStamp(paths ...string) string {
 			s += "missing;"
 			continue
 		}
-		s += fmt.Sprintf("%d@%d;", fi.Size(), fi.ModTime().UnixNano())
+		// ctime and inode too: a rotation that keeps size and mtime (cp -p,
+		// rsync -t, tar) still changes them.
+		var ino uint64
+		var ctime int64
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			ino, ctime = st.Ino, st.Ctim.Nano()
+		}
+		s += fmt.Sprintf("%d@%d/%d#%d;", fi.Size(), fi.ModTime().UnixNano(), ctime, ino)
 	}
 	return s
+}
+
+// maxPEMBytes caps a certificate, key or CA bundle file.
+const maxPEMBytes = 4 << 20
+
+// readPEMFile reads a certificate, key or CA file: a regular file (after
+// symlinks) of at most maxPEMBytes, opened without blocking, so that a
+// FIFO, a device or a huge file put in its place is refused at once.
+func readPEMFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	if fi.Size() > maxPEMBytes {
+		return nil, fmt.Errorf("%d bytes, over the %d a certificate file may have", fi.Size(), maxPEMBytes)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxPEMBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxPEMBytes {
+		return nil, fmt.Errorf("over the %d bytes a certificate file may have", maxPEMBytes)
+	}
+	return b, nil
 }
 
 func (r *CertReloader) reload(now time.Time) error {
@@ -77,14 +124,44 @@ func (r *CertReloader) reload(now time.Time) error {
 	return nil
 }
 
+// refresh reloads the pair when its files changed, outside the lock: the
+// TLS handshakes meanwhile get the pair in service, whatever the files are
+// (a FIFO, a device, a huge file are refused by readPEMFile anyway).
+func (r *CertReloader) refresh(now time.Time) {
+	r.mu.Lock()
+	if r.reloading || now.Sub(r.checked) < time.Second {
+		r.mu.Unlock()
+		return
+	}
+	r.reloading, r.checked = true, now
+	served, old, prevErr := r.cert, r.stamp, r.err
+	r.mu.Unlock()
+	stamp := fileStamp(r.certFile, r.keyFile)
+	var c *tls.Certificate
+	var err error
+	if served == nil || stamp != old {
+		c, err = LoadKeyPair(r.certFile, r.keyFile)
+	}
+	r.mu.Lock()
+	r.reloading = false
+	switch {
+	case err != nil:
+		r.err = err
+	case c != nil:
+		r.cert, r.stamp, r.err = c, stamp, nil
+	}
+	r.mu.Unlock()
+	if err != nil && r.OnError != nil && (prevErr == nil || prevErr.Error() != err.Error()) {
+		r.OnError(err)
+	}
+}
+
 // Certificate returns the pair in service, reloading it first when its
 // files changed.
 func (r *CertReloader) Certificate() *tls.Certificate {
+	r.refresh(time.Now())
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if now := time.Now(); now.Sub(r.checked) >= time.Second {
-		_ = r.reload(now)
-	}
 	return r.cert
 }
 
@@ -118,11 +195,11 @@ func (r *CertReloader) NotAfter() time.Time {
 // LoadKeyPair loads a PEM certificate (chain) and its private key. Errors
 // name the files and what is wrong, never key material.
 func LoadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
-	certPEM, err := os.ReadFile(certFile)
+	certPEM, err := readPEMFile(certFile)
 	if err != nil {
 		return nil, fmt.Errorf("certificate %s: %w", certFile, pathErr(err))
 	}
-	keyPEM, err := os.ReadFile(keyFile)
+	keyPEM, err := readPEMFile(keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", keyFile, pathErr(err))
 	}
@@ -151,7 +228,7 @@ func pathErr(err error) error {
 // LoadCAPool returns the system's roots plus the PEM certificates of file
 // (a CA bundle). It is an error for file to hold no certificate.
 func LoadCAPool(file string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(file)
+	data, err := readPEMFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("CA file %s: %w", file, pathErr(err))
 	}
@@ -167,7 +244,7 @@ func LoadCAPool(file string) (*x509.CertPool, error) {
 
 // LoadCAFile parses the certificates of a PEM bundle (for expiry checks).
 func LoadCAFile(file string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(file)
+	data, err := readPEMFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("CA file %s: %w", file, pathErr(err))
 	}

@@ -132,6 +132,9 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 	listeners := []net.Listener{ul}
 	uses := certUses(cfg)
 	if cfg.Listen.HTTP != "" {
+		if w := plainTCPWarning(cfg); w != "" {
+			log.Warn().Msg(w)
+		}
 		if cfg.Listen.TokenFile != "" {
 			tok, err := readSecretFile(cfg.Listen.TokenFile)
 			if err != nil {
@@ -148,6 +151,9 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 			if err != nil {
 				ul.Close()
 				return nil, nil, fmt.Errorf("listen.tls: %w", err)
+			}
+			reloader.OnError = func(err error) {
+				log.Warn().Err(err).Msg("listen.tls: the changed certificate or key does not load; the previous pair stays in service")
 			}
 			srv.ClientNames = t.ClientNames
 			for i := range uses {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -83,6 +84,9 @@ func (u *certUse) notAfter() (time.Time, string, error) {
 // checkCerts loads every certificate and key of cfg: an unloadable or
 // expired one is a problem, one expiring within 30 days a warning.
 func checkCerts(cfg *Config, now time.Time) (lines, problems []string) {
+	if w := plainTCPWarning(cfg); w != "" {
+		lines = append(lines, "warning: "+w)
+	}
 	for _, u := range certUses(cfg) {
 		exp, subject, err := u.notAfter()
 		switch {
@@ -142,4 +146,20 @@ func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(exp.Unix()), c.uses[i].use)
 	}
+}
+
+// plainTCPWarning is the warning for an API on a TCP address other than
+// loopback without TLS: its bearer token and webhook bodies cross the
+// network in clear text. "" when there is nothing to warn about.
+func plainTCPWarning(cfg *Config) string {
+	if cfg.Listen.HTTP == "" || cfg.Listen.TLS != nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(cfg.Listen.HTTP)
+	if err == nil {
+		if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+			return ""
+		}
+	}
+	return fmt.Sprintf("listen.http %s is plain HTTP on the network: the bearer token and webhook bodies cross it in clear text; set listen.tls (cert_file, key_file)", cfg.Listen.HTTP)
 }

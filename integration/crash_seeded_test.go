@@ -108,20 +108,42 @@ func crashOnce(t *testing.T, seed uint64, tally *crashTally) {
 	if point == "mid-outbox" {
 		hit = 1 + rng.IntN(2) // two notifications: i07's and i14's step-failed
 	}
+	t.Logf("failpoint %s:%d", point, hit)
 	d := startCrashDaemon(t, cfg, fmt.Sprintf("%s:%d", point, hit))
 	cli := func(args ...string) (string, error) {
 		cmd := exec.Command(filepath.Join(binDir, "deployer"), append(args, "--socket", socket)...)
 		out, err := cmd.Output()
 		return string(out), err
 	}
-	waitCrash(t, "the daemon's first sync", func() bool {
-		out, err := cli("status", "-o", "json")
-		return err == nil && strings.Contains(out, `"deployed": "`) && !strings.Contains(out, `"deployed": ""`)
-	})
+	// The failpoint may fire before the deployment is submitted (the
+	// first compaction runs 250 ms after start): that crash counts, and a
+	// daemon without failpoint takes over.
+	crashedEarly := false
 	value := fmt.Sprintf("2.%d", seed)
-	out, err := cli("deploy", "cc", "--select", "instances/*.xml", "--set", "/instance/app@version="+value, "--bucket", "5", "-o", "json")
-	if err != nil {
-		t.Fatalf("deploy: %v %s", err, out)
+	var out string
+	for {
+		waitCrash(t, "the daemon's first sync", func() bool {
+			if d.exited() {
+				return true
+			}
+			out, err := cli("status", "-o", "json")
+			return err == nil && strings.Contains(out, `"deployed": "`) && !strings.Contains(out, `"deployed": ""`)
+		})
+		if !d.exited() {
+			var err error
+			out, err = cli("deploy", "cc", "--select", "instances/*.xml", "--set", "/instance/app@version="+value, "--bucket", "5", "-o", "json")
+			if err == nil {
+				break
+			}
+			if !d.exited() {
+				t.Fatalf("deploy: %v %s", err, out)
+			}
+		}
+		if crashedEarly {
+			t.Fatalf("the daemon without failpoint exited before the deployment was submitted")
+		}
+		crashedEarly = true
+		d = startCrashDaemon(t, cfg, "")
 	}
 	var dep struct {
 		ID string `json:"id"`
@@ -156,7 +178,7 @@ func crashOnce(t *testing.T, seed uint64, tally *crashTally) {
 
 	tally.runs++
 	tally.chosen[point]++
-	if crashed {
+	if crashed || crashedEarly {
 		tally.crashes++
 		tally.crashed[point]++
 	}
@@ -285,6 +307,19 @@ func startCrashDaemon(t *testing.T, cfg, failpoint string) *crashDaemon {
 	cmd := exec.Command(filepath.Join(binDir, "deployer-failpoints"), "daemon", "--config", cfg)
 	cmd.Env = append(os.Environ(), "DEPLOYER_FAILPOINT="+failpoint, "DEPLOYER_FAILPOINT_MAINTAIN=250ms")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if f, err := os.Create(cfg + ".log"); err == nil {
+		cmd.Stderr, cmd.Stdout = f, f
+		t.Cleanup(func() {
+			f.Close()
+			if t.Failed() {
+				b, _ := os.ReadFile(cfg + ".log")
+				if len(b) > 6000 {
+					b = b[len(b)-6000:]
+				}
+				t.Logf("daemon log (tail):\n%s", b)
+			}
+		})
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"flag"
 	"fmt"
 	"maps"
 	"os"
@@ -39,8 +40,9 @@ func run(m *testing.M) int {
 	for _, f := range mains {
 		_, _ = os.ReadFile(f)
 	}
-	// The production binary, and one with the crash tests' failpoints.
-	for _, b := range [][]string{{"deployer"}, {"deployer-failpoints", "-tags", "failpoints"}} {
+	// The production binary (the crash test in integration/crash builds its
+	// own, with failpoints).
+	for _, b := range [][]string{{"deployer"}} {
 		build := exec.Command("go", append(append([]string{"build", "-o", filepath.Join(dir, b[0])}, b[1:]...), "./cmd/deployer")...)
 		build.Dir = root
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -50,6 +52,15 @@ func run(m *testing.M) int {
 		}
 	}
 	binDir = dir
+	// The scenarios spend their time waiting on daemons, git servers and
+	// polls, not on the CPU: run more of them at once than go test's
+	// default (GOMAXPROCS, 2 on CI), unless -parallel was given.
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		_ = flag.Set("test.parallel", "3")
+	}
 	return m.Run()
 }
 

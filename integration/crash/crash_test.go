@@ -1,4 +1,4 @@
-package integration_test
+package crash_test
 
 import (
 	"bytes"

@@ -83,6 +83,9 @@ func isNetwork(err error) bool {
 		"connection refused", "connection reset", "broken pipe", "no such host",
 		"i/o timeout", "unexpected EOF", "EOF", "network is unreachable",
 		"502 Bad Gateway", "503 Service Unavailable", "504 Gateway Timeout",
+		// go-git's ErrTimeoutExceeded (an internal package): the server closed the
+		// connection without advertising refs and sent no error line within 10 s.
+		"timeout exceeded",
 	} {
 		if strings.Contains(s, frag) {
 			return true

@@ -3,6 +3,7 @@ package syncer_test
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -283,4 +284,51 @@ func TestCheckDirtyWhenNothingIsNew(t *testing.T) {
 	if syncer.KindOf(err) != syncer.KindDirty {
 		t.Fatalf("write-back on a dirty checkout: got %v, want sync-dirty", err)
 	}
+}
+
+// TestSyncServerHangsUp: a git daemon that closes the connection without a word (killed,
+// restarted, past its connection limit) makes go-git wait 10 s for an error line and then
+// say "timeout exceeded". That is the remote's fault, retried with backoff, not a corrupt
+// repository (CI saw it as repo-corrupt when the test server stopped mid-fetch).
+func TestSyncServerHangsUp(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	accepted := make(chan struct{}, 8)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 512)
+			_, _ = c.Read(buf) // the request line, then hang up
+			_ = c.Close()
+			accepted <- struct{}{}
+		}
+	}()
+	f := newFixture(t)
+	r := f.open(f.options())
+	tip := f.tip()
+	_ = r.Close()
+	opts := f.options()
+	opts.URL = "git://" + ln.Addr().String() + "/remote.git"
+	r2, err := syncer.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = r2.Close() })
+	res, err := r2.Sync(context.Background(), tip)
+	select {
+	case <-accepted:
+	default:
+		t.Fatal("the server saw no connection: the test tested nothing")
+	}
+	if syncer.KindOf(err) != syncer.KindUnreachable || res.State != syncer.StateUnreachable {
+		t.Fatalf("got %+v, %v (kind %q); want remote-unreachable", res, err, syncer.KindOf(err))
+	}
+	t.Logf("server hung up: %v", err)
 }

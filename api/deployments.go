@@ -15,14 +15,6 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, d)
 }
 
-// DeploymentFilter narrows GET /v1/deployments. The zero value asks for the
-// newest deployments of every repo.
-type DeploymentFilter struct {
-	// Fleet, when set (?fleet=ID), selects every deployment labelled with
-	// this fleet id, however many deployments came after it.
-	Fleet string
-}
-
 func (s *Server) deployments(w http.ResponseWriter, r *http.Request) {
 	ds, err := s.Backend.Deployments(r.Context(), DeploymentFilter{Fleet: r.URL.Query().Get("fleet")})
 	if err != nil {

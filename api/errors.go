@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/sre-tools/deployer"
 )
 
 // Kind classifies an error for operators and for HTTP status codes.
@@ -32,11 +34,17 @@ func Errorf(k Kind, format string, args ...any) error {
 	return &KindError{Kind: k, Message: fmt.Sprintf(format, args...)}
 }
 
-// ErrorKind returns the kind of err, KindInternal when it has none.
+// ErrorKind returns the kind of err, KindInternal when it has none. A
+// domain error (*deployer.Error) has the kind of its code: the codes are
+// the API's kinds.
 func ErrorKind(err error) Kind {
 	var ke *KindError
 	if errors.As(err, &ke) {
 		return ke.Kind
+	}
+	var de *deployer.Error
+	if errors.As(err, &de) {
+		return Kind(de.Code)
 	}
 	return KindInternal
 }

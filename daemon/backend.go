@@ -6,16 +6,16 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/store"
 )
 
-var _ api.Backend = (*Daemon)(nil)
+var _ deployer.Service = (*Daemon)(nil)
 
 // Status answers from the workers' snapshots and the state file; it never
 // waits for a run.
-func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
-	st := api.Status{Host: d.opts.Host, Version: Version, Started: d.started, Repos: []api.RepoStatus{}}
+func (d *Daemon) Status(ctx context.Context) (deployer.Status, error) {
+	st := deployer.Status{Host: d.opts.Host, Version: Version, Started: d.started, Repos: []deployer.RepoStatus{}}
 	// One read of the open interventions and of the schedule for every repo.
 	open := map[string]int{}
 	if ivs, err := d.store.Interventions(store.InterventionFilter{}); err == nil {
@@ -41,9 +41,9 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		snap := w.snapshot()
 		rs, err := d.store.Repo(name)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return api.Status{}, err
+			return deployer.Status{}, err
 		}
-		r := api.RepoStatus{
+		r := deployer.RepoStatus{
 			Name: name, URL: redactURL(w.cfg.URL), Branch: w.cfg.Branch,
 			Head: snap.head, Upstream: snap.upstream, Deployed: rs.Deployed,
 			State: snap.state, LastError: snap.lastErr,
@@ -56,18 +56,18 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 			r.LastSync = &t
 		}
 		if snap.running != nil {
-			r.Running = &api.RunRef{ID: uint64(snap.running.ID), Status: string(snap.running.Status), Commit: snap.running.Commit, Started: snap.running.Started}
+			r.Running = &deployer.RunRef{ID: uint64(snap.running.ID), Status: string(snap.running.Status), Commit: snap.running.Commit, Started: snap.running.Started}
 		}
 		r.OpenInterventions = open[name]
 		if rs.LastRun != 0 {
 			if last, err := d.store.Run(rs.LastRun); err == nil {
-				r.LastRun = &api.RunRef{ID: uint64(last.ID), Status: string(last.Status), Commit: last.Commit, Started: last.Started}
+				r.LastRun = &deployer.RunRef{ID: uint64(last.ID), Status: string(last.Status), Commit: last.Commit, Started: last.Started}
 			}
 		}
-		r.Schedules = []api.Schedule{}
+		r.Schedules = []deployer.Schedule{}
 		for _, e := range entries {
 			if e.Repo == name {
-				r.Schedules = append(r.Schedules, api.Schedule{Name: e.Name, Next: e.Next})
+				r.Schedules = append(r.Schedules, deployer.Schedule{Name: e.Name, Next: e.Next})
 			}
 		}
 		st.Repos = append(st.Repos, r)
@@ -76,27 +76,27 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 }
 
 // Sync queues a manual run of repo; with wait it returns the run when it ended.
-func (d *Daemon) Sync(ctx context.Context, repo string, wait bool) (api.SyncResponse, error) {
+func (d *Daemon) Sync(ctx context.Context, repo string, wait bool) (deployer.Queued, error) {
 	w, err := d.worker(repo)
 	if err != nil {
-		return api.SyncResponse{}, api.Errorf(api.KindNotFound, "%v", err)
+		return deployer.Queued{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
 	}
 	done := make(chan store.RunID, 1)
 	w.enqueue(store.Trigger{Kind: "manual", Detail: "deployer sync"}, done)
-	resp := api.SyncResponse{Repo: repo, Queued: true}
+	resp := deployer.Queued{Repo: repo}
 	if !wait {
 		return resp, nil
 	}
 	select {
 	case <-ctx.Done():
-		return api.SyncResponse{}, ctx.Err()
+		return deployer.Queued{}, ctx.Err()
 	case id := <-done:
 		if id == 0 {
-			return api.SyncResponse{}, api.Errorf(api.KindUnavailable, "repo %s: no run was recorded (the daemon is stopping or the state file failed; see its log)", repo)
+			return deployer.Queued{}, deployer.Errorf(deployer.EUNAVAILABLE, "repo %s: no run was recorded (the daemon is stopping or the state file failed; see its log)", repo)
 		}
 		run, err := d.Run(ctx, uint64(id))
 		if err != nil {
-			return api.SyncResponse{}, err
+			return deployer.Queued{}, err
 		}
 		resp.Run = &run
 		return resp, nil
@@ -104,39 +104,39 @@ func (d *Daemon) Sync(ctx context.Context, repo string, wait bool) (api.SyncResp
 }
 
 // Runs lists runs newest first.
-func (d *Daemon) Runs(ctx context.Context, repo string, limit int) ([]api.Run, error) {
+func (d *Daemon) Runs(ctx context.Context, repo string, limit int) ([]deployer.Run, error) {
 	if repo != "" {
 		if _, err := d.worker(repo); err != nil {
-			return nil, api.Errorf(api.KindNotFound, "%v", err)
+			return nil, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
 		}
 	}
 	runs, err := d.store.Runs(repo, limit)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]api.Run, len(runs))
+	out := make([]deployer.Run, len(runs))
 	for i, r := range runs {
-		out[i] = apiRun(r)
+		out[i] = domainRun(r)
 	}
 	return out, nil
 }
 
 // Run returns one run with every step attempt.
-func (d *Daemon) Run(ctx context.Context, id uint64) (api.Run, error) {
+func (d *Daemon) Run(ctx context.Context, id uint64) (deployer.Run, error) {
 	r, err := d.store.Run(store.RunID(id))
 	if errors.Is(err, store.ErrNotFound) {
-		return api.Run{}, api.Errorf(api.KindNotFound, "run %d not found", id)
+		return deployer.Run{}, deployer.Errorf(deployer.ENOTFOUND, "run %d not found", id)
 	}
 	if err != nil {
-		return api.Run{}, err
+		return deployer.Run{}, err
 	}
 	steps, err := d.store.Steps(r.ID)
 	if err != nil {
-		return api.Run{}, err
+		return deployer.Run{}, err
 	}
-	out := apiRun(r)
+	out := domainRun(r)
 	for _, s := range steps {
-		out.Steps = append(out.Steps, apiStep(s))
+		out.Steps = append(out.Steps, stepResult(s))
 	}
 	return out, nil
 }
@@ -152,29 +152,17 @@ func (d *Daemon) Ready() error {
 	return nil
 }
 
-func apiRun(r store.Run) api.Run {
-	out := api.Run{ID: uint64(r.ID), Repo: r.Repo, Base: r.Base, Commit: r.Commit, Status: string(r.Status),
-		Error: r.Error, Started: r.Started, Instances: []api.InstanceOutcome{}, Triggers: []api.Trigger{}}
-	if !r.Ended.IsZero() {
-		t := r.Ended
-		out.Ended = &t
-	}
+// domainRun is a recorded run in the domain's words (its steps not read).
+func domainRun(r store.Run) deployer.Run {
+	out := deployer.Run{ID: uint64(r.ID), Repo: r.Repo, Base: r.Base, Commit: r.Commit, Status: deployer.RunStatus(r.Status),
+		Error: r.Error, Started: r.Started, Ended: r.Ended}
 	for _, t := range r.Triggers {
-		out.Triggers = append(out.Triggers, api.Trigger{Kind: t.Kind, Detail: t.Detail, At: t.At})
+		out.Triggers = append(out.Triggers, deployer.Trigger{Kind: t.Kind, Detail: t.Detail, At: t.At})
 	}
 	for _, o := range r.Instances {
-		out.Instances = append(out.Instances, api.InstanceOutcome{Name: o.Name, File: o.File, Status: o.Status, Reason: o.Reason})
+		out.Instances = append(out.Instances, deployer.InstanceOutcome{Name: o.Name, File: o.File, Status: o.Status, Reason: o.Reason})
 	}
 	return out
-}
-
-func apiStep(s store.StepRecord) api.StepResult {
-	return api.StepResult{
-		Instance: s.Instance, Step: s.Step, Attempt: s.Attempt, Status: s.Status, Reason: s.Reason,
-		Argv: s.Argv, Dir: s.Dir, Env: s.Env, SecretNames: s.SecretNames, ExitCode: s.ExitCode, Signal: s.Signal,
-		Started: s.Started, Ended: s.Ended, DurationMS: s.Ended.Sub(s.Started).Milliseconds(),
-		OutputHead: s.OutputHead, OutputTail: s.OutputTail, OutputBytes: s.OutputBytes, Truncated: s.Truncated, Outputs: s.Outputs,
-	}
 }
 
 // Alive reports whether the scheduler answers within timeout (it takes its

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/store"
@@ -101,7 +101,7 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 			if in, err := m.ReadInstance(w.repo.Dir(), f); err == nil {
 				name = string(in.Name) // the key attribute wins over the file stem
 			}
-			spec.Details[name] = api.DeploymentInstance{Name: name, File: f, Status: "pending"}
+			spec.Details[name] = deployer.DeploymentInstance{Name: name, File: f, Status: "pending"}
 		}
 		save()
 	}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/store"
 )
@@ -27,32 +27,32 @@ const (
 
 // deploymentSpec is what the daemon keeps in a store.Deployment's Spec.
 type deploymentSpec struct {
-	Request api.DeployRequest                 `json:"request"`
-	Details map[string]api.DeploymentInstance `json:"details"`
-	Runs    []uint64                          `json:"runs,omitempty"`
-	Cancel  bool                              `json:"cancel,omitempty"`
-	Reason  string                            `json:"reason,omitempty"` // why blocked or failed as a whole
+	Request deployer.DeployRequest                 `json:"request"`
+	Details map[string]deployer.DeploymentInstance `json:"details"`
+	Runs    []uint64                               `json:"runs,omitempty"`
+	Cancel  bool                                   `json:"cancel,omitempty"`
+	Reason  string                                 `json:"reason,omitempty"` // why blocked or failed as a whole
 }
 
 // Deploy validates and queues a deployment on repo.
-func (d *Daemon) Deploy(ctx context.Context, repo string, req api.DeployRequest) (api.Deployment, error) {
+func (d *Daemon) Deploy(ctx context.Context, repo string, req deployer.DeployRequest) (deployer.Deployment, error) {
 	w, err := d.worker(repo)
 	if err != nil {
-		return api.Deployment{}, api.Errorf(api.KindNotFound, "%v", err)
+		return deployer.Deployment{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
 	}
 	if req.Select == "" {
-		return api.Deployment{}, api.Errorf(api.KindInvalid, "--select is required (e.g. 'instances/*.xml')")
+		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "--select is required (e.g. 'instances/*.xml')")
 	}
 	if _, err := parseEdits(req.Set, req.Text); err != nil {
-		return api.Deployment{}, api.Errorf(api.KindInvalid, "%v", err)
+		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "%v", err)
 	}
 	if req.Bucket < 0 || req.MaxFailures < 0 {
-		return api.Deployment{}, api.Errorf(api.KindInvalid, "--bucket and --max-failures must not be negative")
+		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "--bucket and --max-failures must not be negative")
 	}
-	spec := deploymentSpec{Request: req, Details: map[string]api.DeploymentInstance{}}
+	spec := deploymentSpec{Request: req, Details: map[string]deployer.DeploymentInstance{}}
 	rec, err := d.putDeployment(store.Deployment{Repo: repo, State: deployQueued}, spec)
 	if err != nil {
-		return api.Deployment{}, err
+		return deployer.Deployment{}, err
 	}
 	w.enqueueDeployment(rec.ID)
 	return apiDeployment(rec)
@@ -64,7 +64,7 @@ const deploymentsListed = 50
 // Deployments lists deployments, newest first: the newest 50, or with
 // f.Fleet every deployment labelled with that fleet id, however old (the
 // label is in the spec, so that reads every kept deployment).
-func (d *Daemon) Deployments(ctx context.Context, f api.DeploymentFilter) ([]api.Deployment, error) {
+func (d *Daemon) Deployments(ctx context.Context, f deployer.DeploymentFilter) ([]deployer.Deployment, error) {
 	limit := deploymentsListed
 	if f.Fleet != "" {
 		limit = 0
@@ -73,7 +73,7 @@ func (d *Daemon) Deployments(ctx context.Context, f api.DeploymentFilter) ([]api
 	if err != nil {
 		return nil, err
 	}
-	out := make([]api.Deployment, 0, min(len(recs), deploymentsListed))
+	out := make([]deployer.Deployment, 0, min(len(recs), deploymentsListed))
 	for _, r := range recs {
 		a, err := apiDeployment(r)
 		if err != nil {
@@ -87,25 +87,25 @@ func (d *Daemon) Deployments(ctx context.Context, f api.DeploymentFilter) ([]api
 }
 
 // Deployment returns one deployment with its instances.
-func (d *Daemon) Deployment(ctx context.Context, id string) (api.Deployment, error) {
+func (d *Daemon) Deployment(ctx context.Context, id string) (deployer.Deployment, error) {
 	rec, err := d.store.Deployment(id)
 	if errors.Is(err, store.ErrNotFound) {
-		return api.Deployment{}, api.Errorf(api.KindNotFound, "deployment %s not found", id)
+		return deployer.Deployment{}, deployer.Errorf(deployer.ENOTFOUND, "deployment %s not found", id)
 	}
 	if err != nil {
-		return api.Deployment{}, err
+		return deployer.Deployment{}, err
 	}
 	return apiDeployment(rec)
 }
 
 // RetryDeployment queues again the failed, conflicting and not-started instances.
-func (d *Daemon) RetryDeployment(ctx context.Context, id string) (api.Deployment, error) {
+func (d *Daemon) RetryDeployment(ctx context.Context, id string) (deployer.Deployment, error) {
 	rec, spec, err := d.loadDeployment(id)
 	if err != nil {
-		return api.Deployment{}, err
+		return deployer.Deployment{}, err
 	}
 	if rec.State == deployRunning || rec.State == deployQueued {
-		return api.Deployment{}, api.Errorf(api.KindInvalid, "deployment %s is %s; retry it when it has ended", id, rec.State)
+		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "deployment %s is %s; retry it when it has ended", id, rec.State)
 	}
 	for name, in := range spec.Details {
 		if slices.Contains([]string{"failed", "conflict", "not-started", "running", "pending"}, in.Status) {
@@ -117,11 +117,11 @@ func (d *Daemon) RetryDeployment(ctx context.Context, id string) (api.Deployment
 	rec.State = deployQueued
 	rec.Finished = time.Time{}
 	if rec, err = d.putDeployment(rec, spec); err != nil {
-		return api.Deployment{}, err
+		return deployer.Deployment{}, err
 	}
 	w, err := d.worker(rec.Repo)
 	if err != nil {
-		return api.Deployment{}, err
+		return deployer.Deployment{}, err
 	}
 	w.enqueueDeployment(rec.ID)
 	return apiDeployment(rec)
@@ -129,13 +129,13 @@ func (d *Daemon) RetryDeployment(ctx context.Context, id string) (api.Deployment
 
 // CancelDeployment stops a deployment from starting new instances; the
 // running ones finish.
-func (d *Daemon) CancelDeployment(ctx context.Context, id string) (api.Deployment, error) {
+func (d *Daemon) CancelDeployment(ctx context.Context, id string) (deployer.Deployment, error) {
 	rec, spec, err := d.loadDeployment(id)
 	if err != nil {
-		return api.Deployment{}, err
+		return deployer.Deployment{}, err
 	}
 	if !rec.Finished.IsZero() {
-		return api.Deployment{}, api.Errorf(api.KindInvalid, "deployment %s has already ended (%s)", id, rec.State)
+		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "deployment %s has already ended (%s)", id, rec.State)
 	}
 	spec.Cancel = true
 	if rec.State != deployRunning {
@@ -148,7 +148,7 @@ func (d *Daemon) CancelDeployment(ctx context.Context, id string) (api.Deploymen
 		}
 	}
 	if rec, err = d.putDeployment(rec, spec); err != nil {
-		return api.Deployment{}, err
+		return deployer.Deployment{}, err
 	}
 	return apiDeployment(rec)
 }
@@ -156,7 +156,7 @@ func (d *Daemon) CancelDeployment(ctx context.Context, id string) (api.Deploymen
 func (d *Daemon) loadDeployment(id string) (store.Deployment, deploymentSpec, error) {
 	rec, err := d.store.Deployment(id)
 	if errors.Is(err, store.ErrNotFound) {
-		return rec, deploymentSpec{}, api.Errorf(api.KindNotFound, "deployment %s not found", id)
+		return rec, deploymentSpec{}, deployer.Errorf(deployer.ENOTFOUND, "deployment %s not found", id)
 	}
 	if err != nil {
 		return rec, deploymentSpec{}, err
@@ -166,7 +166,7 @@ func (d *Daemon) loadDeployment(id string) (store.Deployment, deploymentSpec, er
 		return rec, spec, fmt.Errorf("deployment %s: decode: %w", id, err)
 	}
 	if spec.Details == nil {
-		spec.Details = map[string]api.DeploymentInstance{}
+		spec.Details = map[string]deployer.DeploymentInstance{}
 	}
 	return rec, spec, nil
 }
@@ -184,13 +184,13 @@ func (d *Daemon) putDeployment(rec store.Deployment, spec deploymentSpec) (store
 	return d.store.PutDeployment(rec)
 }
 
-func apiDeployment(rec store.Deployment) (api.Deployment, error) {
+func apiDeployment(rec store.Deployment) (deployer.Deployment, error) {
 	var spec deploymentSpec
 	if err := json.Unmarshal(rec.Spec, &spec); err != nil {
-		return api.Deployment{}, fmt.Errorf("deployment %s: decode: %w", rec.ID, err)
+		return deployer.Deployment{}, fmt.Errorf("deployment %s: decode: %w", rec.ID, err)
 	}
-	out := api.Deployment{ID: rec.ID, Repo: rec.Repo, State: rec.State, Request: spec.Request, Created: rec.Created,
-		Updated: rec.Updated, Counts: map[string]int{}, Instances: []api.DeploymentInstance{}, Runs: spec.Runs}
+	out := deployer.Deployment{ID: rec.ID, Repo: rec.Repo, State: rec.State, Request: spec.Request, Created: rec.Created,
+		Updated: rec.Updated, Counts: map[string]int{}, Instances: []deployer.DeploymentInstance{}, Runs: spec.Runs}
 	if !rec.Finished.IsZero() {
 		t := rec.Finished
 		out.Finished = &t

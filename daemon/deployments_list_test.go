@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/daemon"
 	"github.com/sre-tools/deployer/fleet"
@@ -22,7 +23,7 @@ func serveDaemon(t *testing.T, d *daemon.Daemon) fleet.Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := api.NewHTTPServer((&api.Server{Backend: d, Token: "tok"}).Handler(true))
+	hs := api.NewHTTPServer((&api.Server{Backend: api.ServiceBackend(d), Token: "tok"}).Handler(true))
 	go hs.Serve(l)
 	t.Cleanup(func() { hs.Close() })
 	tokenFile := filepath.Join(t.TempDir(), "token")
@@ -42,9 +43,9 @@ func TestDeploymentsFleetFilter(t *testing.T) {
 	}
 	t.Cleanup(func() { d.Close() })
 	ctx := context.Background()
-	deploy := func(fleetID string) api.Deployment {
+	deploy := func(fleetID string) deployer.Deployment {
 		t.Helper()
-		dep, err := d.Deploy(ctx, "cc", api.DeployRequest{Select: "instances/*.xml", Fleet: fleetID})
+		dep, err := d.Deploy(ctx, "cc", deployer.DeployRequest{Select: "instances/*.xml", Fleet: fleetID})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -374,7 +374,7 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 		if !r.Started.IsZero() && !r.Ended.IsZero() && r.Status != executor.StatusSkipped && r.Status != executor.StatusNotStarted {
 			w.d.metrics.stepEnded(w.cfg.Name, string(r.Step), string(r.Status), r.Ended.Sub(r.Started))
 		}
-		if err := w.d.store.AddStep(stepRecord(run.ID, run.Commit, r)); err != nil {
+		if err := w.d.store.AddStep(storeStep(run.ID, r.Record(run.Commit))); err != nil {
 			w.log.Error().Err(err).Msg("record step")
 			w.recordError("recording a step", err)
 		}
@@ -486,20 +486,6 @@ func (w *worker) saveRepo(rs store.RepoState) {
 		w.log.Error().Err(err).Msg("record repo state")
 		w.noteResource("recording the repo state", err)
 	}
-}
-
-func stepRecord(id store.RunID, commit string, r executor.StepResult) store.StepRecord {
-	rec := store.StepRecord{
-		Run: id, Instance: string(r.Instance), Step: string(r.Step), Attempt: r.Attempt,
-		Status: string(r.Status), Reason: r.Reason, Argv: r.Argv, Dir: r.Dir, Env: r.Env, SecretNames: r.SecretNames,
-		ExitCode: r.ExitCode, Signal: r.Signal, Started: r.Started, Ended: r.Ended,
-		OutputHead: r.OutputHead, OutputTail: r.OutputTail, OutputBytes: r.OutputBytes, Truncated: r.Truncated,
-		Outputs: r.Outputs, Commit: commit, InstanceBlob: r.Inputs.InstanceBlob,
-	}
-	if len(r.Inputs.DependencyOutputs) > 0 {
-		rec.DependencyOutputs = map[string]map[string]string{"": r.Inputs.DependencyOutputs}
-	}
-	return rec
 }
 
 func short(commit string) string {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/store"
@@ -15,17 +15,17 @@ import (
 // Replay queues a run that does again, at the current commit, what run id
 // did for one instance: from step `from` (default: the first it ran) to
 // the end of its chain, with the outputs the earlier steps recorded.
-func (d *Daemon) Replay(ctx context.Context, id uint64, req api.ReplayRequest) (api.SyncResponse, error) {
+func (d *Daemon) Replay(ctx context.Context, id uint64, req deployer.ReplayRequest) (deployer.Queued, error) {
 	run, err := d.store.Run(store.RunID(id))
 	if errors.Is(err, store.ErrNotFound) {
-		return api.SyncResponse{}, api.Errorf(api.KindNotFound, "run %d not found", id)
+		return deployer.Queued{}, deployer.Errorf(deployer.ENOTFOUND, "run %d not found", id)
 	}
 	if err != nil {
-		return api.SyncResponse{}, err
+		return deployer.Queued{}, err
 	}
 	recs, err := d.store.Steps(run.ID)
 	if err != nil {
-		return api.SyncResponse{}, err
+		return deployer.Queued{}, err
 	}
 	var names []string
 	for _, r := range recs {
@@ -38,9 +38,9 @@ func (d *Daemon) Replay(ctx context.Context, id uint64, req api.ReplayRequest) (
 	case inst == "" && len(names) == 1:
 		inst = names[0]
 	case inst == "":
-		return api.SyncResponse{}, api.Errorf(api.KindInvalid, "run %d ran steps for %d instances (%v): say which with --instance", id, len(names), names)
+		return deployer.Queued{}, deployer.Errorf(deployer.EINVALID, "run %d ran steps for %d instances (%v): say which with --instance", id, len(names), names)
 	case !slices.Contains(names, inst):
-		return api.SyncResponse{}, api.Errorf(api.KindInvalid, "run %d ran no step for instance %q (it ran %v)", id, inst, names)
+		return deployer.Queued{}, deployer.Errorf(deployer.EINVALID, "run %d ran no step for instance %q (it ran %v)", id, inst, names)
 	}
 	var steps []string
 	outputs := map[string]string{}
@@ -55,7 +55,7 @@ func (d *Daemon) Replay(ctx context.Context, id uint64, req api.ReplayRequest) (
 	if req.From != "" {
 		i := slices.Index(steps, req.From)
 		if i < 0 {
-			return api.SyncResponse{}, api.Errorf(api.KindInvalid, "run %d ran no step %q for %s (it ran %v)", id, req.From, inst, steps)
+			return deployer.Queued{}, deployer.Errorf(deployer.EINVALID, "run %d ran no step %q for %s (it ran %v)", id, req.From, inst, steps)
 		}
 		for _, r := range recs {
 			if r.Instance == inst && slices.Index(steps, r.Step) < i && r.Status == "succeeded" {
@@ -68,7 +68,7 @@ func (d *Daemon) Replay(ctx context.Context, id uint64, req api.ReplayRequest) (
 	}
 	w, err := d.worker(run.Repo)
 	if err != nil {
-		return api.SyncResponse{}, api.Errorf(api.KindNotFound, "%v", err)
+		return deployer.Queued{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
 	}
 	done := make(chan store.RunID, 1)
 	w.mu.Lock()
@@ -78,17 +78,17 @@ func (d *Daemon) Replay(ctx context.Context, id uint64, req api.ReplayRequest) (
 	})
 	w.mu.Unlock()
 	w.signal()
-	resp := api.SyncResponse{Repo: run.Repo, Queued: true}
+	resp := deployer.Queued{Repo: run.Repo}
 	if !req.Wait {
 		return resp, nil
 	}
 	select {
 	case <-ctx.Done():
-		return api.SyncResponse{}, ctx.Err()
+		return deployer.Queued{}, ctx.Err()
 	case rid := <-done:
 		r, err := d.Run(ctx, uint64(rid))
 		if err != nil {
-			return api.SyncResponse{}, err
+			return deployer.Queued{}, err
 		}
 		resp.Run = &r
 		return resp, nil

@@ -67,7 +67,7 @@ func BenchmarkStatusPage(b *testing.B) {
 	ctx := context.Background()
 	b.ResetTimer()
 	for b.Loop() {
-		rep, err := d.Report(ctx)
+		rep, err := api.ServiceBackend(d).Report(ctx)
 		if err != nil || len(rep.Interventions) != 500 {
 			b.Fatalf("got %d, %v", len(rep.Interventions), err)
 		}

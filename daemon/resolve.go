@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/store"
 	"github.com/sre-tools/deployer/syncer"
 )
@@ -143,7 +143,7 @@ func (w *worker) takeSide(ctx context.Context, iv store.Intervention, take strin
 		return err
 	case "ours":
 	default:
-		return api.Errorf(api.KindInvalid, "push-conflict needs --take ours or --take theirs")
+		return deployer.Errorf(deployer.EINVALID, "push-conflict needs --take ours or --take theirs")
 	}
 	// Ours is carried onto upstream as any write-back is, by element
 	// (never by position: the element may have moved), with ours winning
@@ -164,7 +164,7 @@ func (w *worker) takeSide(ctx context.Context, iv store.Intervention, take strin
 	if _, err := c.Apply(upstream); err != nil {
 		var ce *conflictError
 		if errors.As(err, &ce) {
-			return api.Errorf(api.KindInvalid, "cannot take ours over upstream's %s: %s; edit the file upstream by hand, then resolve with --take theirs",
+			return deployer.Errorf(deployer.EINVALID, "cannot take ours over upstream's %s: %s; edit the file upstream by hand, then resolve with --take theirs",
 				e.File, ce.Error())
 		}
 		return err
@@ -201,30 +201,30 @@ func (w *worker) takeSide(ctx context.Context, iv store.Intervention, take strin
 // checkout (push-conflict with --take, sync-dirty, sync-diverged,
 // upstream-rewritten) are carried out by the repo's worker first; retry
 // queues the blocked work again.
-func (d *Daemon) Resolve(ctx context.Context, id uint64, req api.ResolveRequest) (api.Intervention, error) {
+func (d *Daemon) Resolve(ctx context.Context, id uint64, req deployer.ResolveRequest) (deployer.Intervention, error) {
 	if id == 0 {
-		return api.Intervention{}, api.Errorf(api.KindInvalid,
+		return deployer.Intervention{}, deployer.Errorf(deployer.EINVALID,
 			"intervention 0 is a host-resource shown from memory (the state file could not record it): it cannot be resolved by hand; free disk space and it resolves by itself")
 	}
 	iv, err := d.store.Intervention(id)
 	if errors.Is(err, store.ErrNotFound) {
-		return api.Intervention{}, api.Errorf(api.KindNotFound, "intervention %d not found", id)
+		return deployer.Intervention{}, deployer.Errorf(deployer.ENOTFOUND, "intervention %d not found", id)
 	}
 	if err != nil {
-		return api.Intervention{}, err
+		return deployer.Intervention{}, err
 	}
 	if iv.Resolved() {
-		return api.Intervention{}, api.Errorf(api.KindInvalid, "intervention %d is already resolved (%s by %s)", id, iv.ResolvedHow, iv.ResolvedBy)
+		return deployer.Intervention{}, deployer.Errorf(deployer.EINVALID, "intervention %d is already resolved (%s by %s)", id, iv.ResolvedHow, iv.ResolvedBy)
 	}
 	if req.Take != "" && Kind(iv.Kind) != KindPushConflict {
-		return api.Intervention{}, api.Errorf(api.KindInvalid, "--take applies to push-conflict, not %s", iv.Kind)
+		return deployer.Intervention{}, deployer.Errorf(deployer.EINVALID, "--take applies to push-conflict, not %s", iv.Kind)
 	}
 	if Kind(iv.Kind) == KindPushConflict && !slices.Contains([]string{"ours", "theirs"}, req.Take) {
-		return api.Intervention{}, api.Errorf(api.KindInvalid, "intervention %d is a push-conflict: say --take ours or --take theirs", id)
+		return deployer.Intervention{}, deployer.Errorf(deployer.EINVALID, "intervention %d is a push-conflict: say --take ours or --take theirs", id)
 	}
 	w, err := d.worker(iv.Repo)
 	if err != nil {
-		return api.Intervention{}, api.Errorf(api.KindNotFound, "%v", err)
+		return deployer.Intervention{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
 	}
 	how := req.Note
 	if req.Take != "" {
@@ -256,10 +256,10 @@ func (d *Daemon) Resolve(ctx context.Context, id uint64, req api.ResolveRequest)
 	}, done)
 	select {
 	case <-ctx.Done():
-		return api.Intervention{}, ctx.Err()
+		return deployer.Intervention{}, ctx.Err()
 	case err := <-done:
 		if err != nil {
-			return api.Intervention{}, fmt.Errorf("resolve intervention %d: %w", id, err)
+			return deployer.Intervention{}, fmt.Errorf("resolve intervention %d: %w", id, err)
 		}
 	}
 	d.notify.kick()

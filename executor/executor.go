@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/manifest"
 )
 
@@ -115,17 +116,18 @@ type Job struct {
 	Stream io.Writer
 }
 
-// Status is the outcome of a step attempt or an instance.
-type Status string
+// Status is the outcome of a step attempt or an instance: the domain's
+// step status.
+type Status = deployer.StepStatus
 
-// Statuses.
+// Statuses (the domain's).
 const (
-	StatusSucceeded   Status = "succeeded"
-	StatusFailed      Status = "failed"
-	StatusTimedOut    Status = "timed-out"
-	StatusSkipped     Status = "skipped"
-	StatusInterrupted Status = "interrupted"
-	StatusNotStarted  Status = "not-started"
+	StatusSucceeded   = deployer.StepSucceeded
+	StatusFailed      = deployer.StepFailed
+	StatusTimedOut    = deployer.StepTimedOut
+	StatusSkipped     = deployer.StepSkipped
+	StatusInterrupted = deployer.StepInterrupted
+	StatusNotStarted  = deployer.StepNotStarted
 )
 
 // Inputs are the parts of an attempt's inputs not already in StepResult's
@@ -180,7 +182,17 @@ type StepResult struct {
 	ForbiddenWrites []string
 }
 
-// Failed reports whether s counts as a failure of its instance.
-func (s Status) Failed() bool {
-	return s == StatusFailed || s == StatusTimedOut
+// Record is r as the domain records it, at commit.
+func (r StepResult) Record(commit string) deployer.StepResult {
+	rec := deployer.StepResult{
+		Instance: string(r.Instance), Step: string(r.Step), Attempt: r.Attempt, Status: r.Status, Reason: r.Reason,
+		Argv: r.Argv, Dir: r.Dir, Env: r.Env, SecretNames: r.SecretNames, ExitCode: r.ExitCode, Signal: r.Signal,
+		Started: r.Started, Ended: r.Ended, OutputHead: r.OutputHead, OutputTail: r.OutputTail,
+		OutputBytes: r.OutputBytes, Truncated: r.Truncated, Outputs: r.Outputs,
+		Commit: commit, InstanceBlob: r.Inputs.InstanceBlob,
+	}
+	if len(r.Inputs.DependencyOutputs) > 0 {
+		rec.DependencyOutputs = map[string]map[string]string{"": r.Inputs.DependencyOutputs}
+	}
+	return rec
 }

@@ -426,7 +426,7 @@ func stepOutcome(r executor.StepResult) string {
 // printStepResult prints a local step result: the API's step record in JSON,
 // or a few lines for humans.
 func printStepResult(w io.Writer, r executor.StepResult, f outputFormat) error {
-	rec := apiStepResult(r)
+	rec := api.WireStep(r.Record(""))
 	if f.structured() {
 		return f.print(w, rec)
 	}
@@ -444,16 +444,6 @@ func printStepResult(w io.Writer, r executor.StepResult, f outputFormat) error {
 		printf(w, "  changed %s\n", strings.Join(r.ChangedFiles, ", "))
 	}
 	return nil
-}
-
-// apiStepResult is r in the shape the daemon records it.
-func apiStepResult(r executor.StepResult) api.StepResult {
-	return api.StepResult{
-		Instance: string(r.Instance), Step: string(r.Step), Attempt: r.Attempt, Status: string(r.Status), Reason: r.Reason,
-		Argv: r.Argv, Dir: r.Dir, Env: r.Env, SecretNames: r.SecretNames, ExitCode: r.ExitCode, Signal: r.Signal,
-		Started: r.Started, Ended: r.Ended, DurationMS: r.Ended.Sub(r.Started).Milliseconds(),
-		OutputHead: r.OutputHead, OutputTail: r.OutputTail, OutputBytes: r.OutputBytes, Truncated: r.Truncated, Outputs: r.Outputs,
-	}
 }
 
 // stepTestOptions are the inputs of `deployer step test`.

@@ -271,7 +271,7 @@ func TestScenarioRoundTrip(t *testing.T) {
 	beta := recordProduction(t, dir, commit, "beta")
 	run := api.Run{ID: 42, Commit: commit, Instances: []api.InstanceOutcome{{Name: "alpha", File: "instances/alpha.xml"}, {Name: "beta", File: "instances/beta.xml"}}}
 	for _, r := range append(alpha, beta...) {
-		run.Steps = append(run.Steps, apiStepResult(r))
+		run.Steps = append(run.Steps, api.WireStep(r.Record("")))
 	}
 
 	// Ambiguous without --instance; then beta's configure and alpha's redeploy.

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/sre-tools/deployer/daemon"
+	"github.com/sre-tools/deployer"
 )
 
 const (
@@ -145,7 +145,7 @@ func TestEveryInterventionKindAlerts(t *testing.T) {
 	if len(alerts) != 2 {
 		t.Fatalf("found %d intervention alerts, want 2", len(alerts))
 	}
-	for _, k := range daemon.Kinds {
+	for _, k := range deployer.InterventionKinds {
 		var in []string
 		for name, re := range alerts {
 			if re.MatchString(string(k)) {

@@ -82,7 +82,7 @@ func (d *Daemon) Sync(ctx context.Context, repo string, wait bool) (deployer.Que
 		return deployer.Queued{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
 	}
 	done := make(chan store.RunID, 1)
-	w.enqueue(store.Trigger{Kind: "manual", Detail: "deployer sync"}, done)
+	w.enqueue(request{trigger: w.trigger(deployer.TriggerManual, "deployer sync"), done: done})
 	resp := deployer.Queued{Repo: repo}
 	if !wait {
 		return resp, nil

@@ -27,7 +27,7 @@ func (d *Daemon) Interventions(ctx context.Context, all bool) ([]deployer.Interv
 	for _, name := range d.repoNames() {
 		if w, err := d.worker(name); err == nil {
 			if iv, ok := w.unrecordedIntervention(); ok {
-				if _, recorded := w.openIntervention(KindHostResource, ""); !recorded {
+				if _, recorded := w.openIntervention(deployer.KindHostResource, ""); !recorded {
 					out = append(out, d.apiIntervention(iv))
 				}
 			}
@@ -99,7 +99,7 @@ func (d *Daemon) Report(ctx context.Context) (deployer.Report, error) {
 
 func (d *Daemon) apiIntervention(iv store.Intervention) deployer.Intervention {
 	out := deployer.Intervention{
-		ID: iv.ID, Kind: iv.Kind, Severity: Severity(iv.Kind), Host: d.opts.Host, Repo: iv.Repo, Instance: iv.Instance,
+		ID: iv.ID, Kind: iv.Kind, Severity: deployer.Severity(deployer.InterventionKind(iv.Kind)), Host: d.opts.Host, Repo: iv.Repo, Instance: iv.Instance,
 		Scope: "repo", Summary: iv.Summary, NextAction: strings.ReplaceAll(iv.NextAction, "{id}", strconv.FormatUint(iv.ID, 10)),
 		Count: iv.Count, FirstSeen: iv.FirstSeen, LastSeen: iv.LastSeen, State: iv.State,
 		AckBy: iv.AckBy, AckNote: iv.AckNote, ResolvedBy: iv.ResolvedBy, ResolvedHow: iv.ResolvedHow,
@@ -131,7 +131,7 @@ func (d *Daemon) unrecordedResource() (deployer.Intervention, error) {
 			continue
 		}
 		if iv, ok := w.unrecordedIntervention(); ok {
-			if _, recorded := w.openIntervention(KindHostResource, ""); !recorded {
+			if _, recorded := w.openIntervention(deployer.KindHostResource, ""); !recorded {
 				return d.apiIntervention(iv), nil
 			}
 		}

@@ -71,7 +71,7 @@ type Daemon struct {
 	log     zerolog.Logger
 	now     func() time.Time
 	store   *store.Store
-	exec    *executor.Executor
+	exec    jobRunner
 	mu      sync.RWMutex // guards workers and order (SIGHUP adds and removes repos)
 	workers map[string]*worker
 	order   []string

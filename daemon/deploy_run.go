@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -29,11 +28,6 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 		return
 	}
 	log := w.log.With().Str("deployment", rec.ID).Logger()
-	rs, err := w.d.store.Repo(w.cfg.Name)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return
-	}
-	rs.Name = w.cfg.Name
 	trig := []store.Trigger{r.trigger}
 	save := func() {
 		var err error
@@ -41,20 +35,15 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 			log.Error().Err(err).Msg("record deployment progress")
 		}
 	}
-	if !w.sync(ctx, &rs, true) {
-		id := w.recordBlocked(trig, rs, "sync failed: "+rs.LastError)
-		rec.State, spec.Reason, spec.Runs = deployBlocked, "sync failed: "+rs.LastError, append(spec.Runs, uint64(id))
-		save()
+	p, ok := w.prepareRun(ctx, runEntry{triggers: trig, manual: true})
+	if !ok {
+		if p.blocked != "" {
+			rec.State, spec.Reason, spec.Runs = deployBlocked, p.blocked, append(spec.Runs, uint64(p.run))
+			save()
+		}
 		return
 	}
-	if iv, blocked := w.blocking(); blocked {
-		why := fmt.Sprintf("blocked by intervention #%d (%s): %s", iv.ID, iv.Kind, iv.Summary)
-		id := w.recordBlocked(trig, rs, why)
-		rec.State, spec.Reason, spec.Runs = deployBlocked, why, append(spec.Runs, uint64(id))
-		save()
-		return
-	}
-	_, ok := w.runAt(ctx, trig, rs, func(run *store.Run) {
+	_, ok = w.runAt(ctx, trig, p.rs, func(run *store.Run) {
 		rec.State, spec.Runs = deployRunning, append(spec.Runs, uint64(run.ID))
 		save()
 		w.deploy(ctx, run, &rec, &spec, save)

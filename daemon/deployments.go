@@ -226,10 +226,7 @@ func parseEdits(sets, texts []string) ([]manifest.Edit, error) {
 
 // enqueueDeployment queues deployment id on the worker.
 func (w *worker) enqueueDeployment(id string) {
-	w.mu.Lock()
-	w.pending = append(w.pending, request{trigger: store.Trigger{Kind: "deployment", Detail: id, At: w.d.now()}, deployment: id})
-	w.mu.Unlock()
-	w.signal()
+	w.enqueue(request{trigger: w.trigger(deployer.TriggerDeployment, id), deployment: id})
 }
 
 // resumeDeployments queues the deployments a previous process left unfinished.

@@ -5,44 +5,10 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/store"
 	"github.com/sre-tools/deployer/syncer"
 )
-
-// Kind is an intervention kind; each has a runbook entry in docs/operations.md.
-type Kind string
-
-// The intervention kinds, most severe first within each scope.
-const (
-	KindStateCorrupt      Kind = store.KindStateCorrupt
-	KindHostResource      Kind = "host-resource"
-	KindRepoCorrupt       Kind = "repo-corrupt"
-	KindUpstreamInvalid   Kind = "upstream-invalid"
-	KindAuthFailed        Kind = "auth-failed"
-	KindSyncDiverged      Kind = "sync-diverged"
-	KindUpstreamRewritten Kind = "upstream-rewritten"
-	KindSyncDirty         Kind = "sync-dirty"
-	KindManifestInvalid   Kind = "manifest-invalid"
-	KindRemoteUnreachable Kind = "remote-unreachable"
-	KindPushRejected      Kind = "push-rejected"
-	KindPushConflict      Kind = "push-conflict"
-	KindStepFailed        Kind = "step-failed"
-	KindInstanceInvalid   Kind = "instance-invalid"
-)
-
-// Kinds lists every kind in severity order (most severe first).
-var Kinds = []Kind{KindStateCorrupt, KindHostResource, KindRepoCorrupt, KindUpstreamInvalid, KindAuthFailed, KindSyncDiverged, KindUpstreamRewritten, KindSyncDirty,
-	KindManifestInvalid, KindRemoteUnreachable, KindPushRejected, KindPushConflict, KindStepFailed, KindInstanceInvalid}
-
-// Severity orders kinds for the report: lower is more severe.
-func Severity(k string) int {
-	for i, kk := range Kinds {
-		if string(kk) == k {
-			return i
-		}
-	}
-	return len(Kinds)
-}
 
 // unreachableThreshold is how many consecutive failed fetches raise remote-unreachable.
 const unreachableThreshold = 3
@@ -69,7 +35,7 @@ func (w *worker) raise(iv store.Intervention) store.Intervention {
 }
 
 // clear resolves the open intervention of kind and scope, if any, because its condition cleared.
-func (w *worker) clear(kind Kind, instance, how string) {
+func (w *worker) clear(kind deployer.InterventionKind, instance, how string) {
 	// The open ones are read from the store's cache: no write transaction
 	// (and no fsync) when there is nothing to resolve, the common case.
 	if _, open := w.openIntervention(kind, instance); !open {
@@ -94,7 +60,7 @@ func (w *worker) blocking() (store.Intervention, bool) {
 		return store.Intervention{}, false
 	}
 	for _, iv := range ivs {
-		if iv.Instance == "" && !iv.Resolved() && iv.Kind != string(KindManifestInvalid) {
+		if iv.Instance == "" && !iv.Resolved() && iv.Kind != string(deployer.KindManifestInvalid) {
 			return iv, true
 		}
 	}
@@ -102,7 +68,7 @@ func (w *worker) blocking() (store.Intervention, bool) {
 }
 
 // openIntervention returns the unresolved intervention of kind and scope, if any.
-func (w *worker) openIntervention(kind Kind, instance string) (store.Intervention, bool) {
+func (w *worker) openIntervention(kind deployer.InterventionKind, instance string) (store.Intervention, bool) {
 	ivs, err := w.d.store.Interventions(store.InterventionFilter{Kind: string(kind), Repo: w.cfg.Name, Instance: instance})
 	if err != nil {
 		return store.Intervention{}, false
@@ -123,7 +89,7 @@ func (w *worker) instanceBlocked(instance string) (store.Intervention, bool) {
 	}
 	for _, iv := range ivs {
 		// instance-invalid does not skip: the next parse decides.
-		if iv.Instance == instance && !iv.Resolved() && iv.Kind != string(KindInstanceInvalid) {
+		if iv.Instance == instance && !iv.Resolved() && iv.Kind != string(deployer.KindInstanceInvalid) {
 			return iv, true
 		}
 	}
@@ -177,14 +143,14 @@ func (w *worker) syncFailed(res syncer.Result, err error) {
 			iv.NextAction = "fix repos[].tls in the config as the evidence says (ca_file for an untrusted server certificate, cert_file and key_file for a client certificate), then reload the daemon (systemctl reload deployer); it resolves on the next successful sync"
 		}
 	case syncKindInvalid:
-		iv.Kind = string(KindUpstreamInvalid)
+		iv.Kind = string(deployer.KindUpstreamInvalid)
 		iv.Summary = "an upstream commit has a path the daemon refuses to check out; the checkout stays as it was"
 		iv.NextAction = "revert or rewrite the commit named in the evidence upstream (and set receive.fsckObjects on the git server); it resolves on the next successful sync"
 	case syncer.KindCorrupt:
 		iv.Summary = fmt.Sprintf("the checkout %s is broken and could not be re-cloned", dir)
 		iv.NextAction = corruptNextAction(err, "move the checkout aside and restart the daemon (it clones afresh), then resolve {id}")
 	default:
-		iv.Kind = string(KindRepoCorrupt)
+		iv.Kind = string(deployer.KindRepoCorrupt)
 		iv.Summary = "sync failed with an unexpected error"
 		iv.NextAction = "read the evidence and the daemon log; then: deployer interventions resolve {id} --retry"
 	}
@@ -221,7 +187,7 @@ func (w *worker) openFailed(err error) {
 		iv.Summary = fmt.Sprintf("the remote has been unreachable for %d consecutive clone attempts", w.unreachable)
 		iv.NextAction = "check the network path and the git server; it resolves by itself once the clone works"
 	default:
-		iv.Kind = string(KindRepoCorrupt)
+		iv.Kind = string(deployer.KindRepoCorrupt)
 		iv.Summary = "the checkout could not be opened or cloned"
 		iv.NextAction = corruptNextAction(err, "read the evidence; move the checkout aside and restart the daemon")
 	}
@@ -256,7 +222,7 @@ func (w *worker) syncSucceeded(scanned bool) {
 		w.pollReset = true
 	}
 	w.failedSyncs = 0
-	for _, k := range []Kind{KindRemoteUnreachable, KindAuthFailed, KindUpstreamInvalid} {
+	for _, k := range []deployer.InterventionKind{deployer.KindRemoteUnreachable, deployer.KindAuthFailed, deployer.KindUpstreamInvalid} {
 		w.clear(k, "", "the next sync succeeded")
 	}
 	// The probe unblocked the repo; a sync that wrote what it fetched
@@ -265,15 +231,15 @@ func (w *worker) syncSucceeded(scanned bool) {
 	short := w.resource != ""
 	w.resMu.Unlock()
 	if !short {
-		w.clear(KindHostResource, "", "writes work again: the next sync succeeded")
+		w.clear(deployer.KindHostResource, "", "writes work again: the next sync succeeded")
 	}
 	// A corrupt checkout clears with a good sync; a salvaged state file
 	// waits for a human.
-	if iv, ok := w.openIntervention(KindRepoCorrupt, ""); ok && iv.Evidence.Extra["corrupt_file"] == "" {
-		w.clear(KindRepoCorrupt, "", "the next sync succeeded")
+	if iv, ok := w.openIntervention(deployer.KindRepoCorrupt, ""); ok && iv.Evidence.Extra["corrupt_file"] == "" {
+		w.clear(deployer.KindRepoCorrupt, "", "the next sync succeeded")
 	}
 	if scanned {
-		w.clear(KindSyncDirty, "", "the checkout is clean again")
+		w.clear(deployer.KindSyncDirty, "", "the checkout is clean again")
 	}
 }
 
@@ -291,7 +257,7 @@ func errDetail(err error, res syncer.Result) string {
 
 func (w *worker) raisePushConflict(e store.JournalEntry, o syncer.Outcome) {
 	iv := store.Intervention{
-		Kind: string(KindPushConflict), Instance: e.Instance,
+		Kind: string(deployer.KindPushConflict), Instance: e.Instance,
 		Summary:    fmt.Sprintf("%s's edit of %s conflicts with an upstream change", e.Reason, e.File),
 		NextAction: "deployer interventions resolve {id} --take ours|theirs",
 		Evidence: store.Evidence{File: e.File, Output: fmt.Sprint(o.Err), Extra: map[string]string{
@@ -325,7 +291,7 @@ func (w *worker) raisePushRejected(e store.JournalEntry, o syncer.Outcome) {
 		ev.Output = se.Detail
 	}
 	w.raise(store.Intervention{
-		Kind: string(KindPushRejected), Instance: e.Instance, Evidence: ev,
+		Kind: string(deployer.KindPushRejected), Instance: e.Instance, Evidence: ev,
 		Summary:    fmt.Sprintf("the server refused the push of %s's edit of %s", e.Reason, e.File),
 		NextAction: "read the server's message; fix the hook or branch protection, then: deployer interventions resolve {id} --retry",
 	})
@@ -333,7 +299,7 @@ func (w *worker) raisePushRejected(e store.JournalEntry, o syncer.Outcome) {
 
 func (w *worker) raiseManifestInvalid(run store.Run, err error) {
 	w.raise(store.Intervention{
-		Kind:       string(KindManifestInvalid),
+		Kind:       string(deployer.KindManifestInvalid),
 		Summary:    fmt.Sprintf("deployer.xml at %s is invalid; %s stays deployed", short(run.Commit), short(run.Base)),
 		NextAction: "fix deployer.xml (check with: deployer validate DIR) and push; it resolves when a valid manifest arrives",
 		Evidence:   store.Evidence{File: "deployer.xml", Output: err.Error(), Extra: map[string]string{"commit": run.Commit, "run": fmt.Sprint(run.ID)}},
@@ -348,7 +314,7 @@ func (w *worker) raiseInstanceInvalid(run store.Run, o store.InstanceOutcome) {
 			key, key, w.d.limitsText())
 	}
 	w.raise(store.Intervention{
-		Kind: string(KindInstanceInvalid), Instance: o.Name,
+		Kind: string(deployer.KindInstanceInvalid), Instance: o.Name,
 		Summary:    fmt.Sprintf("instance file %s is invalid; its steps were not run", oneLine(o.File)),
 		NextAction: next,
 		Evidence:   store.Evidence{File: o.File, Output: o.Reason, Extra: map[string]string{"commit": run.Commit, "run": fmt.Sprint(run.ID)}},
@@ -357,7 +323,7 @@ func (w *worker) raiseInstanceInvalid(run store.Run, o store.InstanceOutcome) {
 
 func (w *worker) raiseStepFailed(run store.Run, o store.InstanceOutcome, output string) {
 	w.raise(store.Intervention{
-		Kind: string(KindStepFailed), Instance: o.Name,
+		Kind: string(deployer.KindStepFailed), Instance: o.Name,
 		Summary:    fmt.Sprintf("%s failed at %s", o.Reason, short(run.Commit)),
 		NextAction: fmt.Sprintf("deployer runs show %d; fix the cause, then: deployer interventions resolve {id} --retry", run.ID),
 		Evidence:   store.Evidence{File: o.File, Output: output, Extra: map[string]string{"commit": run.Commit, "run": fmt.Sprint(run.ID)}},

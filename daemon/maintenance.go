@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/store"
 )
 
@@ -92,7 +93,7 @@ func (d *Daemon) raiseSalvage() {
 			continue
 		}
 		w.raise(store.Intervention{
-			Kind:       string(KindStateCorrupt),
+			Kind:       string(deployer.KindStateCorrupt),
 			Summary:    fmt.Sprintf("the state file was corrupt at start; salvaged into a fresh file, the damaged one kept at %s", rep.CorruptPath),
 			NextAction: "read the salvage summary, check `deployer runs` and `deployer interventions --all`, then: deployer interventions resolve {id} --retry",
 			Evidence:   store.Evidence{File: rep.Path, Output: rep.Summary(), Extra: map[string]string{"corrupt_file": rep.CorruptPath}},

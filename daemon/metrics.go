@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/store"
 )
 
@@ -135,7 +136,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[string]int{}
-	for _, k := range Kinds {
+	for _, k := range deployer.InterventionKinds {
 		counts[string(k)] = 0
 	}
 	if ivs, err := c.d.store.Interventions(store.InterventionFilter{}); err == nil {

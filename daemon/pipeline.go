@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/store"
@@ -22,7 +23,7 @@ func (w *worker) runOnce(ctx context.Context, reqs []request) store.RunID {
 	var forced []string
 	for i, r := range reqs {
 		triggers[i] = r.trigger
-		manual = manual || r.done != nil || r.trigger.Kind == "retry"
+		manual = manual || r.done != nil || r.trigger.Kind == string(deployer.TriggerRetry)
 		forced = append(forced, r.instances...)
 	}
 	if !w.probeResource() {
@@ -33,24 +34,11 @@ func (w *worker) runOnce(ctx context.Context, reqs []request) store.RunID {
 	if w.leftRunning {
 		w.leftRunning = !w.finishLeftRunning()
 	}
-	rs, err := w.d.store.Repo(w.cfg.Name)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		w.log.Error().Err(err).Msg("read repo state")
-		return 0
+	p, ok := w.prepareRun(ctx, runEntry{triggers: triggers, manual: manual})
+	if !ok {
+		return p.run
 	}
-	rs.Name = w.cfg.Name
-	if !w.sync(ctx, &rs, manual) {
-		if manual {
-			return w.recordBlocked(triggers, rs, "sync failed: "+rs.LastError)
-		}
-		return 0
-	}
-	if iv, blocked := w.blocking(); blocked {
-		if manual {
-			return w.recordBlocked(triggers, rs, fmt.Sprintf("blocked by intervention #%d (%s): %s", iv.ID, iv.Kind, iv.Summary))
-		}
-		return 0
-	}
+	rs := p.rs
 	head := w.repo.Head()
 	if head == rs.Deployed && !manual {
 		return 0
@@ -151,12 +139,12 @@ func (w *worker) settlePushedBySync(ids []string) {
 // gone: the step-failed intervention resolves itself and the instance is
 // run again, as a retry.
 func (w *worker) landedLate(e store.JournalEntry) {
-	iv, open := w.openIntervention(KindStepFailed, e.Instance)
+	iv, open := w.openIntervention(deployer.KindStepFailed, e.Instance)
 	if !open || !strings.Contains(iv.Summary+"\n"+iv.Evidence.Output, unpushedMarker) {
 		return
 	}
-	w.clear(KindStepFailed, e.Instance, "its write-back landed after the step gave up (remote reachable again); retrying")
-	w.enqueueRetry(store.Trigger{Kind: "retry", Detail: fmt.Sprintf("write-back of %s landed late (journal %s)", e.File, e.ID)}, e.Instance)
+	w.clear(deployer.KindStepFailed, e.Instance, "its write-back landed after the step gave up (remote reachable again); retrying")
+	w.enqueueRetry(fmt.Sprintf("write-back of %s landed late (journal %s)", e.File, e.ID), e.Instance)
 }
 
 // alreadyTried reports whether the last run ran at head and ended in a way
@@ -170,18 +158,6 @@ func (w *worker) alreadyTried(rs store.RepoState, head string) bool {
 		return false
 	}
 	return last.Commit == head && last.Status == store.RunInvalid
-}
-
-func (w *worker) recordBlocked(triggers []store.Trigger, rs store.RepoState, why string) store.RunID {
-	now := w.d.now()
-	run := store.Run{Repo: w.cfg.Name, Triggers: triggers, Base: rs.Deployed, Commit: rs.Head,
-		Status: store.RunBlocked, Error: why, Started: now, Ended: now}
-	id, err := w.d.store.CreateRun(run)
-	if err != nil {
-		w.log.Error().Err(err).Msg("record blocked run")
-		return 0
-	}
-	return id
 }
 
 // execute records a run at head and carries it out.
@@ -250,14 +226,14 @@ func (w *worker) carryOut(ctx context.Context, run *store.Run, rs *store.RepoSta
 		w.raiseManifestInvalid(*run, err)
 		return
 	}
-	w.clear(KindManifestInvalid, "", "a valid manifest arrived at "+short(run.Commit))
+	w.clear(deployer.KindManifestInvalid, "", "a valid manifest arrived at "+short(run.Commit))
 	w.setSchedules(m)
 	w.d.metrics.keepSteps(w.cfg.Name, manifestSteps(m))
 	if rs.Deployed == "" {
 		// First start on this repo: adopt the current commit as deployed
 		// rather than redeploying every instance on a daemon install.
 		run.Status = store.RunSucceeded
-		run.Triggers = append(run.Triggers, store.Trigger{Kind: "baseline", Detail: "first run on this host: commit adopted as deployed, no steps run", At: w.d.now()})
+		run.Triggers = append(run.Triggers, w.trigger(deployer.TriggerBaseline, "first run on this host: commit adopted as deployed, no steps run"))
 		return
 	}
 	plan, err := w.plan(m, rs.Deployed, run.Commit, forced)
@@ -406,8 +382,8 @@ func (w *worker) settle(run *store.Run, results []executor.InstanceResult) {
 				st.Deployed = c // its file as written back is what was deployed
 			}
 			w.gitMu.Unlock()
-			w.clear(KindStepFailed, o.Name, "its steps succeeded in run "+fmt.Sprint(run.ID))
-			w.clear(KindInstanceInvalid, o.Name, "its steps ran in run "+fmt.Sprint(run.ID))
+			w.clear(deployer.KindStepFailed, o.Name, "its steps succeeded in run "+fmt.Sprint(run.ID))
+			w.clear(deployer.KindInstanceInvalid, o.Name, "its steps ran in run "+fmt.Sprint(run.ID))
 		} else if out := failedOutput(r); isResourceText(out) {
 			// Not the instance's fault: the host could not write (its
 			// output file, its checkout, the state file). The repo is

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/store"
@@ -204,7 +205,7 @@ func (w *worker) planInstance(m *manifest.Manifest, file string, steps []manifes
 	if _, err := os.Stat(filepath.Join(w.repo.Dir(), filepath.FromSlash(file))); errors.Is(err, fs.ErrNotExist) {
 		out.Status, out.Reason = "skipped", "instance file removed in this commit"
 		// Nothing left to fix in a file that is gone.
-		w.clear(KindInstanceInvalid, out.Name, "its file "+oneLine(file)+" was removed")
+		w.clear(deployer.KindInstanceInvalid, out.Name, "its file "+oneLine(file)+" was removed")
 		return out, executor.Job{}, false
 	}
 	in, err := m.ReadInstance(w.repo.Dir(), file)

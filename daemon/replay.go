@@ -71,13 +71,10 @@ func (d *Daemon) Replay(ctx context.Context, id uint64, req deployer.ReplayReque
 		return deployer.Queued{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
 	}
 	done := make(chan store.RunID, 1)
-	w.mu.Lock()
-	w.pending = append(w.pending, request{
-		trigger: store.Trigger{Kind: "replay", Detail: fmt.Sprintf("run %d, instance %s, steps %v", id, inst, steps), At: d.now()},
+	w.enqueue(request{
+		trigger: w.trigger(deployer.TriggerReplay, fmt.Sprintf("run %d, instance %s, steps %v", id, inst, steps)),
 		done:    done, replay: &replay{instance: inst, steps: steps, outputs: outputs},
 	})
-	w.mu.Unlock()
-	w.signal()
 	resp := deployer.Queued{Repo: run.Repo}
 	if !req.Wait {
 		return resp, nil
@@ -104,15 +101,12 @@ type replay struct {
 
 // runReplay is one replay run at the current upstream commit.
 func (w *worker) runReplay(ctx context.Context, r request) store.RunID {
-	rs, err := w.d.store.Repo(w.cfg.Name)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return 0
+	trig := []store.Trigger{r.trigger}
+	p, ok := w.prepareRun(ctx, runEntry{triggers: trig, manual: true, evenBlocked: true})
+	if !ok {
+		return p.run
 	}
-	rs.Name = w.cfg.Name
-	if !w.sync(ctx, &rs, true) {
-		return w.recordBlocked([]store.Trigger{r.trigger}, rs, "sync failed: "+rs.LastError)
-	}
-	run, _ := w.runAt(ctx, []store.Trigger{r.trigger}, rs, func(run *store.Run) {
+	run, _ := w.runAt(ctx, trig, p.rs, func(run *store.Run) {
 		w.carryOutReplay(ctx, run, r.replay)
 	})
 	return run.ID

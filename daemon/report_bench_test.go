@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/store"
 )
@@ -34,7 +35,7 @@ func newFilledDaemon(tb testing.TB) *Daemon {
 		}
 	}
 	for i := 0; i < 500; i++ {
-		iv := store.Intervention{Kind: string(Kinds[i%len(Kinds)]), Repo: fmt.Sprintf("cc-%d", i%10), Instance: fmt.Sprintf("i%03d", i),
+		iv := store.Intervention{Kind: string(deployer.InterventionKinds[i%len(deployer.InterventionKinds)]), Repo: fmt.Sprintf("cc-%d", i%10), Instance: fmt.Sprintf("i%03d", i),
 			Summary: "instance-configure failed", NextAction: "deployer interventions resolve {id} --retry",
 			Evidence: store.Evidence{Output: string(make([]byte, 2048)), File: "instances/x.xml"}}
 		if _, _, err := d.store.Raise(iv); err != nil {

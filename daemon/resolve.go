@@ -96,21 +96,21 @@ func (w *worker) dropSupersededAtStart(open []store.JournalEntry) []store.Journa
 // resolveAction is an operator's resolution that needs the checkout, so it
 // runs on the repo's worker goroutine.
 func (w *worker) resolveAction(ctx context.Context, iv store.Intervention, take string) error {
-	switch Kind(iv.Kind) {
-	case KindPushConflict:
+	switch deployer.InterventionKind(iv.Kind) {
+	case deployer.KindPushConflict:
 		return w.takeSide(ctx, iv, take)
-	case KindPushRejected:
+	case deployer.KindPushRejected:
 		// Push the held edit again now that the server should take it.
 		if id := iv.Evidence.Extra["journal_entry"]; id != "" {
 			return w.reapply(ctx, []string{id})
 		}
-	case KindSyncDirty:
+	case deployer.KindSyncDirty:
 		res, err := w.repo.Rescue(ctx)
 		if err != nil {
 			return fmt.Errorf("rescue the hand edits: %w", err)
 		}
 		w.log.Warn().Str("rescue_ref", res.Rescue).Strs("files", res.Files).Msg("hand edits kept on a rescue ref; checkout reset")
-	case KindSyncDiverged, KindUpstreamRewritten:
+	case deployer.KindSyncDiverged, deployer.KindUpstreamRewritten:
 		res, err := w.repo.Adopt(ctx)
 		if err != nil {
 			return fmt.Errorf("reset to upstream: %w", err)
@@ -216,10 +216,10 @@ func (d *Daemon) Resolve(ctx context.Context, id uint64, req deployer.ResolveReq
 	if iv.Resolved() {
 		return deployer.Intervention{}, deployer.Errorf(deployer.EINVALID, "intervention %d is already resolved (%s by %s)", id, iv.ResolvedHow, iv.ResolvedBy)
 	}
-	if req.Take != "" && Kind(iv.Kind) != KindPushConflict {
+	if req.Take != "" && deployer.InterventionKind(iv.Kind) != deployer.KindPushConflict {
 		return deployer.Intervention{}, deployer.Errorf(deployer.EINVALID, "--take applies to push-conflict, not %s", iv.Kind)
 	}
-	if Kind(iv.Kind) == KindPushConflict && !slices.Contains([]string{"ours", "theirs"}, req.Take) {
+	if deployer.InterventionKind(iv.Kind) == deployer.KindPushConflict && !slices.Contains([]string{"ours", "theirs"}, req.Take) {
 		return deployer.Intervention{}, deployer.Errorf(deployer.EINVALID, "intervention %d is a push-conflict: say --take ours or --take theirs", id)
 	}
 	w, err := d.worker(iv.Repo)
@@ -246,11 +246,11 @@ func (d *Daemon) Resolve(ctx context.Context, id uint64, req deployer.ResolveReq
 		if res, err = d.store.Resolve(id, req.Who, how); err != nil {
 			return err
 		}
-		if Kind(iv.Kind) == KindHostResource {
+		if deployer.InterventionKind(iv.Kind) == deployer.KindHostResource {
 			notice = w.resourceResolved()
 		}
 		if req.Retry {
-			w.enqueueRetry(store.Trigger{Kind: "retry", Detail: fmt.Sprintf("intervention %d resolved with --retry", id)}, iv.Instance)
+			w.enqueueRetry(fmt.Sprintf("intervention %d resolved with --retry", id), iv.Instance)
 		}
 		return nil
 	}, done)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/store"
 	"github.com/sre-tools/deployer/syncer"
 )
@@ -75,14 +76,14 @@ func (w *worker) resourceFailed(what string, err error) {
 		w.log.Error().Err(err).Str("what", what).Msg("the host is out of a resource (disk space, quota): the repo is blocked until writes work again")
 	}
 	iv := store.Intervention{
-		Kind:       string(KindHostResource),
+		Kind:       string(deployer.KindHostResource),
 		Repo:       w.cfg.Name,
 		Summary:    fmt.Sprintf("%s could not write: %s", what, oneLine(cause)),
 		NextAction: "free disk space (or raise the quota) on the file systems of state_dir and of the temporary directory where steps write their DEPLOYER_OUTPUT files ($TMPDIR, else /tmp) (df -h; du -sh <state_dir>/checkouts/*); it resolves by itself once writes work, and the interrupted work runs again",
 		Evidence:   store.Evidence{Output: text, Extra: map[string]string{"state_dir": w.d.opts.StateDir, "checkout": w.repo.Dir()}},
 	}
 	if got := w.raise(iv); got.ID == 0 {
-		if _, open := w.openIntervention(KindHostResource, ""); open {
+		if _, open := w.openIntervention(deployer.KindHostResource, ""); open {
 			// Recorded and open already: its count could not go up, but
 			// a second one from memory would only be a duplicate.
 			return
@@ -169,7 +170,7 @@ func (w *worker) probeResource() bool {
 	// for the probe but not for a fetch would otherwise resolve it and
 	// raise a new one at every poll.
 	w.log.Info().Str("was", was).Msg("writes work again: the repo is unblocked and the interrupted work runs again")
-	w.enqueueRetry(store.Trigger{Kind: "retry", Detail: "writes work again after: " + was}, "")
+	w.enqueueRetry("writes work again after: "+was, "")
 	return true
 }
 
@@ -193,7 +194,7 @@ func (w *worker) probeWrites() error {
 // resourceIntervention is the host-resource of this repo that is open, in
 // the state file or (when it could not be recorded) in memory.
 func (w *worker) resourceIntervention() (store.Intervention, bool) {
-	if iv, ok := w.openIntervention(KindHostResource, ""); ok {
+	if iv, ok := w.openIntervention(deployer.KindHostResource, ""); ok {
 		return iv, true
 	}
 	return w.unrecordedIntervention()

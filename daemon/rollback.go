@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/store"
 )
@@ -219,7 +220,7 @@ func writeFileSync(path string, data []byte, perm os.FileMode) error {
 // back: the one case where its own half-done work needs a human.
 func (w *worker) raiseUnrestorable(paths []string, what string, err error) {
 	w.raise(store.Intervention{
-		Kind:       string(KindSyncDirty),
+		Kind:       string(deployer.KindSyncDirty),
 		Summary:    fmt.Sprintf("the daemon could not restore files left by %s in its checkout %s: %s", what, w.repo.Dir(), strings.Join(paths, ", ")),
 		NextAction: "deployer interventions resolve {id} --retry  # keeps the changes on a rescue ref, resets, and runs again",
 		Evidence:   store.Evidence{Output: err.Error(), Extra: map[string]string{"files": strings.Join(paths, " ")}},
@@ -259,6 +260,6 @@ func (w *worker) rollbackInflight() {
 			w.log.Error().Err(err).Msg("clear in-flight step")
 			continue
 		}
-		w.enqueueRetry(store.Trigger{Kind: "retry", Detail: "redo " + what}, st.Instance)
+		w.enqueueRetry("redo "+what, st.Instance)
 	}
 }

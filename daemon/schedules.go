@@ -7,6 +7,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/schedule"
 	"github.com/sre-tools/deployer/store"
@@ -53,10 +54,7 @@ func (d *Daemon) fire(f schedule.Fire) {
 		detail = fmt.Sprintf("%s: catch-up of %d missed time(s), the last at %s", f.Schedule.Name, f.Count, f.At.Format(time.RFC3339))
 	}
 	sc := f.Schedule
-	w.mu.Lock()
-	w.pending = append(w.pending, request{trigger: store.Trigger{Kind: "schedule", Detail: detail, At: d.now()}, schedule: &sc})
-	w.mu.Unlock()
-	w.signal()
+	w.enqueue(request{trigger: w.trigger(deployer.TriggerSchedule, detail), schedule: &sc})
 }
 
 // setSchedules loads the manifest's schedules into the scheduler; it is
@@ -88,7 +86,7 @@ func (w *worker) startSchedules() {
 		}
 		now := w.d.now()
 		_, err := w.d.store.CreateRun(store.Run{Repo: w.cfg.Name, Status: store.RunStatus("missed"), Started: now, Ended: now, Commit: w.repo.Head(),
-			Triggers: []store.Trigger{{Kind: "schedule", At: now, Detail: fmt.Sprintf("%s: %d time(s) missed while the daemon was down, the last at %s; catch-up is off",
+			Triggers: []store.Trigger{{Kind: string(deployer.TriggerSchedule), At: now, Detail: fmt.Sprintf("%s: %d time(s) missed while the daemon was down, the last at %s; catch-up is off",
 				f.Schedule.Name, f.Count, f.At.Format(time.RFC3339))}}})
 		if err != nil {
 			w.log.Error().Err(err).Msg("record missed schedule")
@@ -99,18 +97,12 @@ func (w *worker) startSchedules() {
 // runSchedule is one scheduled run: the schedule's steps for the instances
 // its selector picks, at the current upstream commit.
 func (w *worker) runSchedule(ctx context.Context, r request) store.RunID {
-	rs, err := w.d.store.Repo(w.cfg.Name)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return 0
+	trig := []store.Trigger{r.trigger}
+	p, ok := w.prepareRun(ctx, runEntry{triggers: trig, manual: true})
+	if !ok {
+		return p.run
 	}
-	rs.Name = w.cfg.Name
-	if !w.sync(ctx, &rs, true) {
-		return w.recordBlocked([]store.Trigger{r.trigger}, rs, "sync failed: "+rs.LastError)
-	}
-	if iv, blocked := w.blocking(); blocked {
-		return w.recordBlocked([]store.Trigger{r.trigger}, rs, fmt.Sprintf("blocked by intervention #%d (%s): %s", iv.ID, iv.Kind, iv.Summary))
-	}
-	run, _ := w.runAt(ctx, []store.Trigger{r.trigger}, rs, func(run *store.Run) {
+	run, _ := w.runAt(ctx, trig, p.rs, func(run *store.Run) {
 		w.carryOutSchedule(ctx, run, *r.schedule)
 	})
 	return run.ID

@@ -3,7 +3,7 @@ package daemon
 import (
 	"fmt"
 
-	"github.com/sre-tools/deployer/store"
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/webhook"
 )
 
@@ -33,5 +33,5 @@ func (d *Daemon) TriggerPush(repo string, p webhook.Push) {
 	if p.After != "" {
 		detail += " at " + short(p.After)
 	}
-	w.enqueue(store.Trigger{Kind: "push", Detail: detail}, nil)
+	w.enqueue(request{trigger: w.trigger(deployer.TriggerPush, detail)})
 }

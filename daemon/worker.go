@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/store"
 	"github.com/sre-tools/deployer/syncer"
@@ -61,7 +62,7 @@ type worker struct {
 	stop    context.CancelFunc // stops the loop (Reload)
 	stopped chan struct{}      // closed when the loop returned
 
-	repo *syncer.Repo // the loop goroutine, and steps' write-backs under gitMu
+	repo checkout // the loop goroutine, and steps' write-backs under gitMu
 	// gitMu serialises git work on the checkout during a run: write-backs
 	// of instances running in parallel.
 	gitMu       sync.Mutex
@@ -110,37 +111,38 @@ func newWorker(d *Daemon, cfg RepoConfig) *worker {
 	}
 }
 
-// enqueue adds a trigger; triggers that arrive while a run is in flight are
+// trigger is a trigger of kind, now.
+func (w *worker) trigger(kind deployer.TriggerKind, detail string) store.Trigger {
+	return store.Trigger{Kind: string(kind), Detail: detail, At: w.d.now()}
+}
+
+// enqueue queues r for the worker goroutine and wakes it: every request
+// (a trigger, an operator's action, a schedule, a deployment, a replay)
+// goes through here. Triggers that arrive while a run is in flight are
 // coalesced into one follow-up run.
-func (w *worker) enqueue(t store.Trigger, done chan store.RunID) {
-	if t.At.IsZero() {
-		t.At = w.d.now()
+func (w *worker) enqueue(r request) {
+	if r.action == nil && r.trigger.At.IsZero() {
+		r.trigger.At = w.d.now()
 	}
 	w.mu.Lock()
-	w.pending = append(w.pending, request{trigger: t, done: done})
+	w.pending = append(w.pending, r)
 	w.mu.Unlock()
 	w.signal()
 }
 
 // enqueueAction queues an operator's action for the worker goroutine.
 func (w *worker) enqueueAction(f func(context.Context) error, done chan error) {
-	w.mu.Lock()
-	w.pending = append(w.pending, request{action: f, actionDone: done})
-	w.mu.Unlock()
-	w.signal()
+	w.enqueue(request{action: f, actionDone: done})
 }
 
-// enqueueRetry queues a run that redoes instance (every changed instance when "").
-func (w *worker) enqueueRetry(t store.Trigger, instance string) {
-	t.At = w.d.now()
-	r := request{trigger: t}
+// enqueueRetry queues a run that redoes instance (every changed instance
+// when ""), for why.
+func (w *worker) enqueueRetry(why, instance string) {
+	r := request{trigger: w.trigger(deployer.TriggerRetry, why)}
 	if instance != "" {
 		r.instances = []string{instance}
 	}
-	w.mu.Lock()
-	w.pending = append(w.pending, r)
-	w.mu.Unlock()
-	w.signal()
+	w.enqueue(r)
 }
 
 func (w *worker) signal() {
@@ -188,7 +190,7 @@ func (w *worker) loop(ctx, work context.Context) {
 	w.recoverJournal(work)
 	w.startSchedules()
 	w.resumeDeployments()
-	w.enqueue(store.Trigger{Kind: "startup"}, nil)
+	w.enqueue(request{trigger: w.trigger(deployer.TriggerStartup, "")})
 	timer := time.NewTimer(jitter(w.cfg.Poll))
 	defer timer.Stop()
 	for {
@@ -197,7 +199,7 @@ func (w *worker) loop(ctx, work context.Context) {
 			w.abandon()
 			return
 		case <-timer.C:
-			w.enqueue(store.Trigger{Kind: "poll"}, nil)
+			w.enqueue(request{trigger: w.trigger(deployer.TriggerPoll, "")})
 			timer.Reset(w.pollDelay())
 		case <-w.wake:
 			if ctx.Err() != nil { // stopping: no new run, even if a trigger is ready too

@@ -167,31 +167,7 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 		changes = append(changes, c)
 		kept = append(kept, e)
 	}
-	failpoint(fpJournaled)
-	w.gitMu.Lock()
-	if gerr := w.guardGitFiles("something outside the daemon"); gerr != nil {
-		w.log.Error().Err(gerr).Msg("before write-back")
-	}
-	outcomes, _ := w.repo.WriteBack(ctx, changes, w.cfg.PushAttempts)
-	w.keepGitFiles()
-	failpoint(fpWrittenBack)
-	for i, o := range outcomes {
-		e := kept[i]
-		msg := w.settleChange(e, o)
-		in := spec.Details[e.Instance]
-		switch {
-		case o.Status == syncer.OutcomeLanded:
-			in.Commit = o.Commit
-		case o.Status == syncer.OutcomeDropped:
-			in.Commit = "already upstream"
-		case o.Status == syncer.OutcomeConflict:
-			in.Status, in.Reason = "conflict", msg
-		default:
-			in.Status, in.Reason = "failed", msg
-		}
-		spec.Details[e.Instance] = in
-	}
-	w.gitMu.Unlock()
+	w.deploymentWriteBack(ctx, spec, kept, changes)
 	failpoint(fpSettled)
 	var jobs []executor.Job
 	for _, j := range p.jobs {
@@ -201,6 +177,31 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 	}
 	p.jobs = jobs
 	return p
+}
+
+// deploymentWriteBack writes back a bucket's edits and records on each
+// instance where its edit landed, or why it did not.
+func (w *worker) deploymentWriteBack(ctx context.Context, spec *deploymentSpec, entries []store.JournalEntry, changes []syncer.Change) {
+	w.gitMu.Lock()
+	defer w.gitMu.Unlock()
+	settled, err := w.writeBackSettle(ctx, entries, changes)
+	if err != nil {
+		w.log.Error().Err(err).Int("changes", len(changes)).Msg("deployment write-back")
+	}
+	for _, s := range settled {
+		in := spec.Details[s.entry.Instance]
+		switch s.outcome.Status {
+		case syncer.OutcomeLanded:
+			in.Commit = s.outcome.Commit
+		case syncer.OutcomeDropped:
+			in.Commit = "already upstream"
+		case syncer.OutcomeConflict:
+			in.Status, in.Reason = string(deployer.InstanceConflict), s.msg
+		default:
+			in.Status, in.Reason = string(deployer.InstanceFailed), s.msg
+		}
+		spec.Details[s.entry.Instance] = in
+	}
 }
 
 // deployBuckets runs the jobs a bucket at a time, saving progress and

@@ -8,7 +8,6 @@ import (
 
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/store"
-	"github.com/sre-tools/deployer/syncer"
 )
 
 // reapply writes back again the journaled edits with these ids (our
@@ -179,22 +178,9 @@ func (w *worker) takeSide(ctx context.Context, iv store.Intervention, take strin
 	if _, err := w.d.store.SetJournalState(e.ID, store.JournalDropped, ""); err != nil {
 		return err
 	}
-	if c, err = w.change(ours); err != nil {
-		return err
-	}
 	w.gitMu.Lock()
 	defer w.gitMu.Unlock()
-	if gerr := w.guardGitFiles("something outside the daemon"); gerr != nil {
-		w.log.Error().Err(gerr).Msg("before write-back")
-	}
-	outcomes, wbErr := w.repo.WriteBack(ctx, []syncer.Change{c}, w.cfg.PushAttempts)
-	w.keepGitFiles()
-	if len(outcomes) == 1 {
-		if msg := w.settleChange(ours, outcomes[0]); msg != "" {
-			return errors.New(msg)
-		}
-	}
-	return wbErr
+	return w.writeBack(ctx, []store.JournalEntry{ours})
 }
 
 // Resolve resolves intervention id for an operator. Kinds that need the

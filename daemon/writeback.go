@@ -194,20 +194,11 @@ func (w *worker) writeBack(ctx context.Context, entries []store.JournalEntry) er
 		}
 		changes = append(changes, c)
 	}
-	failpoint(fpJournaled)
-	if gerr := w.guardGitFiles("something outside the daemon"); gerr != nil {
-		w.log.Error().Err(gerr).Msg("before write-back")
-	}
-	outcomes, wbErr := w.repo.WriteBack(ctx, changes, w.cfg.PushAttempts)
-	w.keepGitFiles()
-	failpoint(fpWrittenBack)
+	settled, wbErr := w.writeBackSettle(ctx, entries, changes)
 	var failed []string
-	for i, o := range outcomes {
-		if o.Err == nil && o.Status == syncer.OutcomePending {
-			o.Err = wbErr // WriteBack refused before trying: say why
-		}
-		if msg := w.settleChange(entries[i], o); msg != "" {
-			failed = append(failed, msg)
+	for _, s := range settled {
+		if s.msg != "" {
+			failed = append(failed, s.msg)
 		}
 	}
 	if len(failed) > 0 {
@@ -217,6 +208,41 @@ func (w *worker) writeBack(ctx context.Context, entries []store.JournalEntry) er
 		return fmt.Errorf("write back: %w", wbErr)
 	}
 	return nil
+}
+
+// settled is how the write-back of one journaled entry ended.
+type settled struct {
+	entry   store.JournalEntry
+	outcome syncer.Outcome
+	msg     string // why the edit did not land; "" when it landed or was already upstream
+}
+
+// writeBackSettle is the one write-back unit: it commits and pushes
+// changes (changes[i] carries entries[i]) and settles each entry's outcome
+// (pushed, dropped as already upstream, held in an intervention, or left
+// committed for a later sync to push). An entry the checkout did not get
+// to carries the checkout's error, so that no failure is lost. It returns
+// the checkout's error as well. Call it with gitMu held.
+func (w *worker) writeBackSettle(ctx context.Context, entries []store.JournalEntry, changes []syncer.Change) ([]settled, error) {
+	failpoint(fpJournaled)
+	if gerr := w.guardGitFiles("something outside the daemon"); gerr != nil {
+		w.log.Error().Err(gerr).Msg("before write-back")
+	}
+	outcomes, wbErr := w.repo.WriteBack(ctx, changes, w.cfg.PushAttempts)
+	w.keepGitFiles()
+	failpoint(fpWrittenBack)
+	out := make([]settled, len(entries))
+	for i, e := range entries {
+		o := syncer.Outcome{ID: e.ID, Status: syncer.OutcomePending}
+		if i < len(outcomes) {
+			o = outcomes[i]
+		}
+		if o.Err == nil && o.Status == syncer.OutcomePending {
+			o.Err = wbErr // WriteBack refused before trying: say why
+		}
+		out[i] = settled{entry: e, outcome: o, msg: w.settleChange(e, o)}
+	}
+	return out, wbErr
 }
 
 // change turns a journal entry into a syncer change whose Apply merges the

@@ -289,21 +289,12 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 		}
 		return out
 	}
-	dry := "0"
-	if p.dryRun {
-		dry = "1"
-	}
+	env := executor.StepEnv{Host: w.d.opts.Host, Repo: w.cfg.Name, Commit: run.Commit, Run: strconv.FormatUint(uint64(run.ID), 10), DryRun: p.dryRun}
 	for i := range p.jobs {
 		job := &p.jobs[i]
 		job.RepoRoot = w.repo.Dir()
 		job.AllowStepDirs = w.d.opts.AllowStepDirs
-		job.Env = map[string]string{
-			"DEPLOYER_HOST":    w.d.opts.Host,
-			"DEPLOYER_REPO":    w.cfg.Name,
-			"DEPLOYER_COMMIT":  run.Commit,
-			"DEPLOYER_RUN":     strconv.FormatUint(uint64(run.ID), 10),
-			"DEPLOYER_DRY_RUN": dry,
-		}
+		env.Apply(job)
 		job.Secrets = secrets
 		file, dryRun, name := job.Instance.File, p.dryRun, string(job.Instance.Name)
 		job.BeforeStep = func(ctx context.Context, s manifest.Step) (func(), error) {
@@ -337,13 +328,6 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 				return w.captureWrite(ctx, run, r, file, dryRun)
 			}
 			return nil
-		}
-		job.Template = map[string]string{
-			"instance": string(job.Instance.Name),
-			"file":     job.Instance.File,
-			"commit":   run.Commit,
-			"host":     w.d.opts.Host,
-			"dry_run":  dry,
 		}
 	}
 	report := func(r executor.StepResult) {

@@ -140,7 +140,7 @@ func (jr *jobRun) newResult(step manifest.Step, n int) StepResult {
 			Writes:            step.Writes,
 			InstanceFile:      jr.file,
 			InstanceBlob:      blobID(filepath.Join(jr.job.RepoRoot, filepath.FromSlash(jr.file))),
-			Commit:            jr.job.Env["DEPLOYER_COMMIT"],
+			Commit:            jr.job.Env[EnvCommit],
 			DependencyOutputs: jr.red.stringMap(jr.outputs),
 		},
 	}

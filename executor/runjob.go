@@ -76,7 +76,7 @@ func (e *Executor) notRun(job Job, step manifest.Step, st Status, reason string)
 	return StepResult{
 		Instance: job.Instance.Name, Step: step.Name, Status: st, Reason: reason,
 		Dir: job.RepoRoot, Started: now, Ended: now, ExitCode: -1,
-		Inputs: Inputs{Run: step.Run, Timeout: step.Timeout, Writes: step.Writes, InstanceFile: job.Instance.File, Commit: job.Env["DEPLOYER_COMMIT"]},
+		Inputs: Inputs{Run: step.Run, Timeout: step.Timeout, Writes: step.Writes, InstanceFile: job.Instance.File, Commit: job.Env[EnvCommit]},
 	}
 }
 

@@ -138,7 +138,7 @@ type ExportOptions struct {
 }
 
 // derivedEnv are variables the executor sets itself; a scenario omits them.
-var derivedEnv = []string{"DEPLOYER_INSTANCE", "DEPLOYER_INSTANCE_FILE", "DEPLOYER_STEP", "DEPLOYER_OUTPUT", "DEPLOYER_DRY_RUN"}
+var derivedEnv = []string{"DEPLOYER_INSTANCE", "DEPLOYER_INSTANCE_FILE", "DEPLOYER_STEP", "DEPLOYER_OUTPUT", EnvDryRun}
 
 // ExportScenario writes a recorded attempt as a scenario file (JSON).
 func ExportScenario(r StepResult, opts ExportOptions) ([]byte, error) {
@@ -151,12 +151,12 @@ func ExportScenario(r StepResult, opts ExportOptions) ([]byte, error) {
 		Run:      r.Argv[0], Args: slices.Clone(r.Argv[1:]),
 		Timeout: Duration(r.Inputs.Timeout), Writes: r.Inputs.Writes,
 		Env:               map[string]string{},
-		DryRun:            r.Env["DEPLOYER_DRY_RUN"] == "1",
+		DryRun:            r.Env[EnvDryRun] == "1",
 		Secrets:           slices.Clone(r.SecretNames),
 		DependencyOutputs: r.Inputs.DependencyOutputs,
 		Expect:            opts.Expect,
 		Recorded: &ScenarioRecord{
-			Run: r.Env["DEPLOYER_RUN"], Host: r.Env["DEPLOYER_HOST"], Commit: r.Inputs.Commit,
+			Run: r.Env[EnvRun], Host: r.Env[EnvHost], Commit: r.Inputs.Commit,
 			InstanceBlob: r.Inputs.InstanceBlob, Attempt: r.Attempt, Status: r.Status, Reason: r.Reason,
 			ExitCode: r.ExitCode, Started: r.Started.UTC(),
 		},

@@ -105,10 +105,10 @@ func (sc Scenario) job(t Target) (Job, error) {
 	if env == nil {
 		env = map[string]string{}
 	}
-	env["DEPLOYER_DRY_RUN"] = "0"
-	if sc.DryRun {
-		env["DEPLOYER_DRY_RUN"] = "1"
-	}
+	// The recorded DEPLOYER_* values, with this replay's dry-run setting.
+	se := StepEnvOf(env)
+	se.DryRun = sc.DryRun
+	maps.Copy(env, se.Env())
 	return Job{
 		RepoRoot:      t.RepoRoot,
 		AllowStepDirs: t.AllowStepDirs,

@@ -148,7 +148,7 @@ func scenarioSource(run api.Run, s api.StepResult) executor.StepResult {
 			}
 		}
 	}
-	r.Inputs.Commit = s.Env["DEPLOYER_COMMIT"]
+	r.Inputs.Commit = s.Env[executor.EnvCommit]
 	if r.Inputs.Commit == "" {
 		r.Inputs.Commit = run.Commit
 	}

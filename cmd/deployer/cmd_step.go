@@ -254,30 +254,17 @@ func findInstance(m *manifest.Manifest, dir, arg string) (manifest.Instance, err
 // localJob is the one-step job the daemon would run, with local values.
 func localJob(o *stepRunOptions, inst manifest.Instance, step manifest.Step) executor.Job {
 	host, _ := os.Hostname()
-	commit := localCommit(o.dir)
-	dry := "0"
-	if o.dryRun {
-		dry = "1"
-	}
 	step.Retries = 0
-	return executor.Job{
+	job := executor.Job{
 		RepoRoot:      o.dir,
 		AllowStepDirs: o.allowStepDirs,
 		Instance:      inst,
 		Steps:         []manifest.Step{step},
-		Env: map[string]string{
-			"DEPLOYER_HOST":    host,
-			"DEPLOYER_REPO":    filepath.Base(o.dir),
-			"DEPLOYER_COMMIT":  commit,
-			"DEPLOYER_RUN":     localRunID,
-			"DEPLOYER_DRY_RUN": dry,
-		},
-		Template: map[string]string{
-			"instance": string(inst.Name), "file": inst.File, "commit": commit, "host": host, "dry_run": dry,
-		},
-		Outputs: o.outputs,
-		Stream:  o.stream,
+		Outputs:       o.outputs,
+		Stream:        o.stream,
 	}
+	executor.StepEnv{Host: host, Repo: filepath.Base(o.dir), Commit: localCommit(o.dir), Run: localRunID, DryRun: o.dryRun}.Apply(&job)
+	return job
 }
 
 // absCheckout is dir as an absolute path (the executor runs commands

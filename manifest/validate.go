@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strconv"
@@ -407,8 +408,12 @@ func (v *validator) schedule(n *node, known map[StepName]bool) Schedule {
 	}
 	if a, ok := as["cron"]; !ok {
 		v.add(n.start, `add cron="0 3 * * *"`, "%s: missing attribute \"cron\"", label)
-	} else if err := checkCron(a.value); err != nil {
-		v.add(a.valueStart, "five fields: minute hour day-of-month month day-of-week, e.g. 0 3 * * 1-5, or a descriptor such as @daily", "%s: bad cron spec %q: %v", label, a.value, err)
+	} else if _, _, err := ParseCron(a.value, s.TZ); err != nil {
+		reason := err.Error()
+		if ce := (*CronError)(nil); errors.As(err, &ce) {
+			reason = ce.Reason
+		}
+		v.add(a.valueStart, "five fields: minute hour day-of-month month day-of-week, e.g. 0 3 * * 1-5, or a descriptor such as @daily", "%s: bad cron spec %q: %s", label, a.value, reason)
 	} else {
 		s.Cron = a.value
 	}
@@ -453,33 +458,124 @@ func (v *validator) scheduleSelect(as map[string]attr, s *Schedule, label string
 	}
 }
 
-// checkCron parses a standard cron spec; robfig/cron panics on a malformed
-// CRON_TZ= prefix, so the panic is turned into an error.
-func checkCron(spec string) (err error) {
+// The errors of ParseCron.
+var (
+	// ErrBadCron: a cron spec does not parse (a malformed CRON_TZ=/TZ=
+	// prefix included, on which robfig/cron panics), has an @every below
+	// one second, or never fires.
+	ErrBadCron = errors.New("bad cron spec")
+	// ErrBadTimeZone: a schedule's tz or its spec's CRON_TZ=/TZ= prefix
+	// names no known time zone, or both are given and disagree.
+	ErrBadTimeZone = errors.New("bad time zone")
+)
+
+// CronError is a cron spec (or its time zone) that ParseCron refused.
+type CronError struct {
+	Kind   error // ErrBadCron or ErrBadTimeZone
+	Reason string
+}
+
+func (e *CronError) Error() string { return e.Kind.Error() + ": " + e.Reason }
+func (e *CronError) Unwrap() error { return e.Kind }
+
+func cronErrorf(kind error, format string, args ...any) *CronError {
+	return &CronError{Kind: kind, Reason: fmt.Sprintf(format, args...)}
+}
+
+// cronParser accepts standard five-field specs and descriptors (@daily,
+// @every 1h), as cron.ParseStandard does.
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// cronHorizon is where the search for a schedule's first time starts.
+var cronHorizon = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// ParseCron is the one check of a schedule's cron spec, used by the
+// manifest's validation and by the scheduler. spec is five fields or a
+// descriptor, optionally with its own CRON_TZ=/TZ= prefix; tz is an IANA
+// zone or "". The spec must parse (under recover: robfig/cron panics on a
+// malformed zone prefix), its zones must exist and agree, an @every
+// interval must be at least one second (robfig/cron would fire a smaller,
+// zero or negative one every second), and it must fire within five years.
+// It returns the schedule of the spec with tz as its prefix, and whether
+// that has a zone. Errors are *CronError.
+func ParseCron(spec, tz string) (sched cron.Schedule, zoned bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
+			sched, zoned, err = nil, false, cronErrorf(ErrBadCron, "%v", r)
 		}
 	}()
-	if strings.TrimSpace(spec) == "" {
-		return fmt.Errorf("empty spec")
+	full, err := cronWithZone(strings.TrimSpace(spec), tz)
+	if err != nil {
+		return nil, false, err
 	}
-	rest := strings.TrimSpace(spec)
-	if strings.HasPrefix(rest, "CRON_TZ=") || strings.HasPrefix(rest, "TZ=") {
-		if i := strings.IndexAny(rest, " \t"); i >= 0 {
-			rest = strings.TrimSpace(rest[i:])
+	if err := cronCheckEvery(full); err != nil {
+		return nil, false, err
+	}
+	sched, err = cronParser.Parse(full)
+	if err != nil {
+		return nil, false, cronErrorf(ErrBadCron, "%v", err)
+	}
+	if sched.Next(cronHorizon).IsZero() {
+		return nil, false, cronErrorf(ErrBadCron, "never fires")
+	}
+	return sched, cronZoned(full), nil
+}
+
+func cronZoned(s string) bool {
+	return strings.HasPrefix(s, "TZ=") || strings.HasPrefix(s, "CRON_TZ=")
+}
+
+// cronWithZone prefixes the spec with CRON_TZ=tz. A spec with its own
+// prefix keeps it; tz must then be empty or name the same zone.
+func cronWithZone(s, tz string) (string, error) {
+	if s == "" {
+		return "", cronErrorf(ErrBadCron, "empty spec")
+	}
+	if tz != "" {
+		if _, err := time.LoadLocation(tz); err != nil {
+			return "", cronErrorf(ErrBadTimeZone, "load time zone %q: %v", tz, err)
 		}
 	}
-	if d, ok := strings.CutPrefix(rest, "@every "); ok {
-		// robfig/cron accepts a negative or zero interval and then fires
-		// every second.
-		every, err := time.ParseDuration(strings.TrimSpace(d))
-		if err == nil && every < time.Second {
-			return fmt.Errorf("@every needs an interval of at least 1s, not %s", strings.TrimSpace(d))
+	if !cronZoned(s) {
+		if tz == "" {
+			return s, nil
 		}
+		return "CRON_TZ=" + tz + " " + s, nil
 	}
-	_, err = cron.ParseStandard(spec)
-	return err
+	zone, _, ok := strings.Cut(s[strings.Index(s, "=")+1:], " ")
+	if !ok {
+		return "", cronErrorf(ErrBadCron, "nothing after the time zone")
+	}
+	if _, err := time.LoadLocation(zone); err != nil || zone == "" {
+		return "", cronErrorf(ErrBadTimeZone, "load time zone %q: %v", zone, err)
+	}
+	if tz != "" && tz != zone {
+		return "", cronErrorf(ErrBadTimeZone, "tz %q disagrees with the spec's %q", tz, zone)
+	}
+	return s, nil
+}
+
+// cronCheckEvery refuses an "@every D" whose D is below one second.
+func cronCheckEvery(full string) error {
+	s := full
+	if cronZoned(s) {
+		_, s, _ = strings.Cut(s, " ")
+	}
+	arg, ok := strings.CutPrefix(strings.TrimSpace(s), "@every ")
+	if !ok {
+		return nil
+	}
+	arg = strings.TrimSpace(arg)
+	d, err := time.ParseDuration(arg)
+	switch {
+	case err != nil:
+		return nil // the parser names the problem
+	case d <= 0:
+		return cronErrorf(ErrBadCron, "@every needs an interval of at least 1s: %s is not a positive interval (write e.g. @every 30s)", arg)
+	case d < time.Second:
+		return cronErrorf(ErrBadCron, "@every needs an interval of at least 1s: %s is below one second, the smallest interval cron keeps", arg)
+	}
+	return nil
 }
 
 func isXMLName(s string) bool {

@@ -110,7 +110,6 @@ func New(opts Options) *Scheduler {
 	// token back, and every later activation of that entry is skipped.
 	s.cron = cron.New(
 		cron.WithLocation(s.loc),
-		cron.WithParser(parser),
 		cron.WithLogger(cl),
 		cron.WithChain(cron.SkipIfStillRunning(cl), cron.Recover(cl)),
 	)

@@ -2,15 +2,12 @@ package schedule
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
-)
 
-// parser accepts standard five-field specs and descriptors (@daily,
-// @every 1h), like cron.ParseStandard.
-var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	"github.com/sre-tools/deployer/manifest"
+)
 
 // allHours is the Hour bit set of a schedule that fires in every hour.
 const allHours = 1<<24 - 1
@@ -31,36 +28,22 @@ type spec struct {
 var _ cron.Schedule = (*spec)(nil)
 
 // Validate reports whether a cron spec with an optional tz (an IANA zone
-// name) is usable: it parses (a malformed CRON_TZ= prefix is an error, not a
-// panic), its zone exists, and it fires at least once in the next five
-// years.
+// name) is usable: manifest.ParseCron, the one check of a cron spec.
 func Validate(cronSpec, tz string) error {
 	_, err := parse(cronSpec, tz, time.UTC)
 	return err
 }
 
-// parse parses cronSpec under recover. tz, else the spec's own CRON_TZ=
-// prefix, else def is the schedule's location.
-func parse(cronSpec, tz string, def *time.Location) (sp *spec, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			sp, err = nil, fmt.Errorf("parse %q: %w: %v", cronSpec, ErrBadSpec, r)
-		}
-	}()
-	full, err := withZone(strings.TrimSpace(cronSpec), tz)
+// parse parses cronSpec with manifest.ParseCron. tz, else the spec's own
+// CRON_TZ= prefix, else def is the schedule's location.
+func parse(cronSpec, tz string, def *time.Location) (*spec, error) {
+	sched, zoned, err := manifest.ParseCron(cronSpec, tz)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("parse %q: %w", cronSpec, err)
 	}
-	if err := checkEvery(full); err != nil {
-		return nil, fmt.Errorf("parse %q: %w: %v", cronSpec, ErrBadSpec, err)
-	}
-	sched, err := parser.Parse(full)
-	if err != nil {
-		return nil, fmt.Errorf("parse %q: %w: %v", cronSpec, ErrBadSpec, err)
-	}
-	sp = &spec{sched: sched, loc: def}
+	sp := &spec{sched: sched, loc: def}
 	if ss, ok := sched.(*cron.SpecSchedule); ok {
-		if hasZonePrefix(full) {
+		if zoned {
 			sp.loc = ss.Location
 		}
 		cp := *ss
@@ -68,69 +51,7 @@ func parse(cronSpec, tz string, def *time.Location) (sp *spec, err error) {
 		sp.sched = &cp
 		sp.wallClock = ss.Hour&allHours != allHours
 	}
-	if sp.Next(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
-		return nil, fmt.Errorf("parse %q: %w: never fires", cronSpec, ErrBadSpec)
-	}
 	return sp, nil
-}
-
-// checkEvery refuses an "@every D" whose D is below one second:
-// robfig/cron rounds any smaller interval, zero and negative ones included,
-// up to one second, so "@every -5s" would fire every second.
-func checkEvery(full string) error {
-	s := full
-	if hasZonePrefix(s) {
-		_, s, _ = strings.Cut(s, " ")
-	}
-	arg, ok := strings.CutPrefix(strings.TrimSpace(s), "@every ")
-	if !ok {
-		return nil
-	}
-	d, err := time.ParseDuration(strings.TrimSpace(arg))
-	if err != nil {
-		return nil // the parser names the problem
-	}
-	if d <= 0 {
-		return fmt.Errorf("@every %s is not a positive interval (write e.g. @every 30s)", strings.TrimSpace(arg))
-	}
-	if d < time.Second {
-		return fmt.Errorf("@every %s is below one second, the smallest interval cron keeps (write e.g. @every 1s)", strings.TrimSpace(arg))
-	}
-	return nil
-}
-
-func hasZonePrefix(s string) bool {
-	return strings.HasPrefix(s, "TZ=") || strings.HasPrefix(s, "CRON_TZ=")
-}
-
-// withZone prefixes the spec with CRON_TZ=tz. A spec with its own prefix
-// keeps it; tz must then be empty or name the same zone.
-func withZone(s, tz string) (string, error) {
-	if s == "" {
-		return "", fmt.Errorf("parse: %w: empty spec", ErrBadSpec)
-	}
-	if tz != "" {
-		if _, err := time.LoadLocation(tz); err != nil {
-			return "", fmt.Errorf("load time zone %q: %w: %v", tz, ErrBadTimeZone, err)
-		}
-	}
-	if !hasZonePrefix(s) {
-		if tz == "" {
-			return s, nil
-		}
-		return "CRON_TZ=" + tz + " " + s, nil
-	}
-	zone, _, ok := strings.Cut(s[strings.Index(s, "=")+1:], " ")
-	if !ok {
-		return "", fmt.Errorf("parse %q: %w: nothing after the time zone", s, ErrBadSpec)
-	}
-	if _, err := time.LoadLocation(zone); err != nil {
-		return "", fmt.Errorf("load time zone %q: %w: %v", zone, ErrBadTimeZone, err)
-	}
-	if tz != "" && tz != zone {
-		return "", fmt.Errorf("parse %q: %w: tz %q disagrees with the spec's %q", s, ErrBadTimeZone, tz, zone)
-	}
-	return s, nil
 }
 
 // Next returns the first activation strictly after t, in the schedule's

@@ -38,13 +38,13 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 	p, ok := w.prepareRun(ctx, runEntry{triggers: trig, manual: true})
 	if !ok {
 		if p.blocked != "" {
-			rec.State, spec.Reason, spec.Runs = deployBlocked, p.blocked, append(spec.Runs, uint64(p.run))
+			rec.State, spec.Reason, spec.Runs = string(deployer.DeploymentBlocked), p.blocked, append(spec.Runs, uint64(p.run))
 			save()
 		}
 		return
 	}
 	_, ok = w.runAt(ctx, trig, p.rs, func(run *store.Run) {
-		rec.State, spec.Runs = deployRunning, append(spec.Runs, uint64(run.ID))
+		rec.State, spec.Runs = string(deployer.DeploymentRunning), append(spec.Runs, uint64(run.ID))
 		save()
 		w.deploy(ctx, run, &rec, &spec, save)
 	})
@@ -90,7 +90,7 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 			if in, err := m.ReadInstance(w.repo.Dir(), f); err == nil {
 				name = string(in.Name) // the key attribute wins over the file stem
 			}
-			spec.Details[name] = deployer.DeploymentInstance{Name: name, File: f, Status: "pending"}
+			spec.Details[name] = deployer.DeploymentInstance{Name: name, File: f, Status: string(deployer.InstancePending)}
 		}
 		save()
 	}
@@ -111,7 +111,7 @@ func (w *worker) deploymentPlan(m *manifest.Manifest, steps []manifest.Step, spe
 	var p plan
 	for _, name := range sortedKeys(spec.Details) {
 		in := spec.Details[name]
-		if in.Status != "pending" && in.Status != "running" && in.Status != "not-started" {
+		if !deployer.InstanceStatus(in.Status).Waiting() {
 			continue
 		}
 		out, job, ok := w.planInstance(m, in.File, steps)
@@ -121,7 +121,7 @@ func (w *worker) deploymentPlan(m *manifest.Manifest, steps []manifest.Step, spe
 			spec.Details[name] = in
 			continue
 		}
-		in.Status = "pending"
+		in.Status = string(deployer.InstancePending)
 		spec.Details[name] = in
 		p.jobs = append(p.jobs, job)
 	}
@@ -156,7 +156,7 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 		c, err := w.change(e)
 		if err != nil {
 			in := spec.Details[e.Instance]
-			in.Status, in.Reason = "failed", err.Error()
+			in.Status, in.Reason = string(deployer.InstanceFailed), err.Error()
 			spec.Details[e.Instance] = in
 			continue
 		}
@@ -171,7 +171,7 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 	failpoint(fpSettled)
 	var jobs []executor.Job
 	for _, j := range p.jobs {
-		if spec.Details[string(j.Instance.Name)].Status == "pending" {
+		if spec.Details[string(j.Instance.Name)].Status == string(deployer.InstancePending) {
 			jobs = append(jobs, j)
 		}
 	}
@@ -225,7 +225,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		if stop != "" {
 			for _, j := range p.jobs[start:] {
 				in := spec.Details[string(j.Instance.Name)]
-				in.Status, in.Reason = "not-started", stop
+				in.Status, in.Reason = string(deployer.InstanceNotStarted), stop
 				spec.Details[string(j.Instance.Name)] = in
 			}
 			break
@@ -236,14 +236,14 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		if edits, _ := parseEdits(spec.Request.Set, spec.Request.Text); len(edits) > 0 && !p.dryRun {
 			chunk = w.deploymentEdits(ctx, run, rec, spec, plan{jobs: chunk}, edits).jobs
 			for _, in := range spec.Details {
-				if in.Status == "conflict" || in.Status == "failed" {
+				if deployer.InstanceStatus(in.Status).Counted() {
 					failed = max(failed, countFailed(*spec))
 				}
 			}
 		}
 		for _, j := range chunk {
 			in := spec.Details[string(j.Instance.Name)]
-			in.Status = "running"
+			in.Status = string(deployer.InstanceRunning)
 			spec.Details[string(j.Instance.Name)] = in
 		}
 		save()
@@ -277,7 +277,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		save()
 	}
 	run.Status = finalStatus(run.Instances)
-	if deploymentOutcome(*spec) != deploySucceeded {
+	if deploymentOutcome(*spec) != string(deployer.DeploymentSucceeded) {
 		run.Status = store.RunFailed
 	}
 }
@@ -285,7 +285,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 func countFailed(spec deploymentSpec) int {
 	n := 0
 	for _, in := range spec.Details {
-		if in.Status == "failed" || in.Status == "conflict" {
+		if deployer.InstanceStatus(in.Status).Counted() {
 			n++
 		}
 	}
@@ -302,14 +302,14 @@ func outcomesOf(results []executor.InstanceResult) []store.InstanceOutcome {
 
 func deploymentOutcome(spec deploymentSpec) string {
 	if spec.Cancel {
-		return deployCancelled
+		return string(deployer.DeploymentCancelled)
 	}
 	for _, in := range spec.Details {
-		if in.Status != "succeeded" {
-			return deployFailed // skipped ones wait for their intervention
+		if in.Status != string(deployer.InstanceSucceeded) {
+			return string(deployer.DeploymentFailed) // skipped ones wait for their intervention
 		}
 	}
-	return deploySucceeded
+	return string(deployer.DeploymentSucceeded)
 }
 
 func reasonSuffix(reason string) string {

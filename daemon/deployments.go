@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -13,16 +12,6 @@ import (
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/store"
-)
-
-// Deployment states.
-const (
-	deployQueued    = "queued"
-	deployRunning   = "running"
-	deployBlocked   = "blocked"
-	deploySucceeded = "succeeded"
-	deployFailed    = "failed"
-	deployCancelled = "cancelled"
 )
 
 // deploymentSpec is what the daemon keeps in a store.Deployment's Spec.
@@ -50,7 +39,7 @@ func (d *Daemon) Deploy(ctx context.Context, repo string, req deployer.DeployReq
 		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "--bucket and --max-failures must not be negative")
 	}
 	spec := deploymentSpec{Request: req, Details: map[string]deployer.DeploymentInstance{}}
-	rec, err := d.putDeployment(store.Deployment{Repo: repo, State: deployQueued}, spec)
+	rec, err := d.putDeployment(store.Deployment{Repo: repo, State: string(deployer.DeploymentQueued)}, spec)
 	if err != nil {
 		return deployer.Deployment{}, err
 	}
@@ -104,17 +93,17 @@ func (d *Daemon) RetryDeployment(ctx context.Context, id string) (deployer.Deplo
 	if err != nil {
 		return deployer.Deployment{}, err
 	}
-	if rec.State == deployRunning || rec.State == deployQueued {
+	if rec.State == string(deployer.DeploymentRunning) || rec.State == string(deployer.DeploymentQueued) {
 		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "deployment %s is %s; retry it when it has ended", id, rec.State)
 	}
 	for name, in := range spec.Details {
-		if slices.Contains([]string{"failed", "conflict", "not-started", "running", "pending"}, in.Status) {
-			in.Status, in.Reason, in.Step, in.OutputTail = "pending", "", "", ""
+		if st := deployer.InstanceStatus(in.Status); st.Counted() || st.Waiting() {
+			in.Status, in.Reason, in.Step, in.OutputTail = string(deployer.InstancePending), "", "", ""
 			spec.Details[name] = in
 		}
 	}
 	spec.Cancel, spec.Reason = false, ""
-	rec.State = deployQueued
+	rec.State = string(deployer.DeploymentQueued)
 	rec.Finished = time.Time{}
 	if rec, err = d.putDeployment(rec, spec); err != nil {
 		return deployer.Deployment{}, err
@@ -138,11 +127,11 @@ func (d *Daemon) CancelDeployment(ctx context.Context, id string) (deployer.Depl
 		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "deployment %s has already ended (%s)", id, rec.State)
 	}
 	spec.Cancel = true
-	if rec.State != deployRunning {
-		rec.State, rec.Finished = deployCancelled, d.now()
+	if rec.State != string(deployer.DeploymentRunning) {
+		rec.State, rec.Finished = string(deployer.DeploymentCancelled), d.now()
 		for name, in := range spec.Details {
-			if in.Status == "pending" {
-				in.Status, in.Reason = "not-started", "deployment cancelled"
+			if in.Status == string(deployer.InstancePending) {
+				in.Status, in.Reason = string(deployer.InstanceNotStarted), "deployment cancelled"
 				spec.Details[name] = in
 			}
 		}
@@ -237,7 +226,7 @@ func (w *worker) resumeDeployments() {
 		return
 	}
 	for i := len(recs) - 1; i >= 0; i-- {
-		if r := recs[i]; r.Finished.IsZero() && (r.State == deployQueued || r.State == deployRunning) {
+		if r := recs[i]; r.Finished.IsZero() && (r.State == string(deployer.DeploymentQueued) || r.State == string(deployer.DeploymentRunning)) {
 			w.log.Warn().Str("deployment", r.ID).Msg("resuming a deployment a previous process left unfinished")
 			w.enqueueDeployment(r.ID)
 		}

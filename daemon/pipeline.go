@@ -434,7 +434,7 @@ func instanceReason(r executor.InstanceResult) string {
 
 func finalStatus(outcomes []store.InstanceOutcome) store.RunStatus {
 	for _, o := range outcomes {
-		if o.Status != string(executor.StatusSucceeded) && o.Status != "skipped" {
+		if o.Status != string(executor.StatusSucceeded) && o.Status != string(executor.StatusSkipped) {
 			return store.RunFailed
 		}
 	}

@@ -51,9 +51,9 @@ func (w *worker) plan(m *manifest.Manifest, base, head string, forced []string) 
 		if i, dup := byName[out.Name]; dup && ok {
 			// Two files of this commit name the same instance: neither runs.
 			first := &p.outcomes[i]
-			out.Status, out.Reason = "failed", fmt.Sprintf("instance-invalid: %s: instance name %q is also used by %s (hint: instance names must be unique; rename one)", oneLine(f), out.Name, oneLine(first.File))
-			if first.Status == "pending" {
-				first.Status, first.Reason = "failed", fmt.Sprintf("instance-invalid: %s: instance name %q is also used by %s (hint: instance names must be unique; rename one)", oneLine(first.File), out.Name, oneLine(f))
+			out.Status, out.Reason = string(deployer.StepFailed), fmt.Sprintf("instance-invalid: %s: instance name %q is also used by %s (hint: instance names must be unique; rename one)", oneLine(f), out.Name, oneLine(first.File))
+			if first.Status == string(deployer.StepPending) {
+				first.Status, first.Reason = string(deployer.StepFailed), fmt.Sprintf("instance-invalid: %s: instance name %q is also used by %s (hint: instance names must be unique; rename one)", oneLine(first.File), out.Name, oneLine(f))
 				p.jobs = slices.DeleteFunc(p.jobs, func(j executor.Job) bool { return j.Instance.File == first.File })
 			}
 			ok = false
@@ -201,9 +201,9 @@ func sameSteps(a, b []manifest.Step) bool {
 }
 
 func (w *worker) planInstance(m *manifest.Manifest, file string, steps []manifest.Step) (store.InstanceOutcome, executor.Job, bool) {
-	out := store.InstanceOutcome{File: file, Name: instanceStem(file), Status: "pending"}
+	out := store.InstanceOutcome{File: file, Name: instanceStem(file), Status: string(deployer.StepPending)}
 	if _, err := os.Stat(filepath.Join(w.repo.Dir(), filepath.FromSlash(file))); errors.Is(err, fs.ErrNotExist) {
-		out.Status, out.Reason = "skipped", "instance file removed in this commit"
+		out.Status, out.Reason = string(deployer.StepSkipped), "instance file removed in this commit"
 		// Nothing left to fix in a file that is gone.
 		w.clear(deployer.KindInstanceInvalid, out.Name, "its file "+oneLine(file)+" was removed")
 		return out, executor.Job{}, false
@@ -215,16 +215,16 @@ func (w *worker) planInstance(m *manifest.Manifest, file string, steps []manifes
 			// control character from a file name.
 			out.Name = oneLine(out.Name)
 		}
-		out.Status, out.Reason = "failed", "instance-invalid: "+limitReason(err.Error())
+		out.Status, out.Reason = string(deployer.StepFailed), "instance-invalid: "+limitReason(err.Error())
 		return out, executor.Job{}, false
 	}
 	out.Name = string(in.Name)
 	if other := w.nameTakenBy(m, out.Name, file); other != "" {
-		out.Status, out.Reason = "failed", fmt.Sprintf("instance-invalid: %s: instance name %q is also used by %s (hint: instance names must be unique; rename one)", oneLine(file), out.Name, oneLine(other))
+		out.Status, out.Reason = string(deployer.StepFailed), fmt.Sprintf("instance-invalid: %s: instance name %q is also used by %s (hint: instance names must be unique; rename one)", oneLine(file), out.Name, oneLine(other))
 		return out, executor.Job{}, false
 	}
 	if iv, blocked := w.instanceBlocked(out.Name); blocked {
-		out.Status, out.Reason = "skipped", fmt.Sprintf("open intervention #%d (%s)", iv.ID, iv.Kind)
+		out.Status, out.Reason = string(deployer.StepSkipped), fmt.Sprintf("open intervention #%d (%s)", iv.ID, iv.Kind)
 		return out, executor.Job{}, false
 	}
 	return out, executor.Job{Instance: in, Steps: steps, Outputs: w.lastOutputs(out.Name, steps)}, true

@@ -58,7 +58,7 @@ func (d *Daemon) Replay(ctx context.Context, id uint64, req deployer.ReplayReque
 			return deployer.Queued{}, deployer.Errorf(deployer.EINVALID, "run %d ran no step %q for %s (it ran %v)", id, req.From, inst, steps)
 		}
 		for _, r := range recs {
-			if r.Instance == inst && slices.Index(steps, r.Step) < i && r.Status == "succeeded" {
+			if r.Instance == inst && slices.Index(steps, r.Step) < i && r.Status == string(deployer.StepSucceeded) {
 				for k, v := range r.Outputs {
 					outputs[k] = v
 				}

@@ -166,17 +166,30 @@ func domainRun(r store.Run) deployer.Run {
 }
 
 // Alive reports whether the scheduler answers within timeout (it takes its
-// own lock): part of the watchdog's proof of life.
+// own lock): part of the watchdog's proof of life. One probe at most is in
+// flight: while the scheduler is stuck, every call waits on the same one
+// (no goroutine is left behind per watchdog tick).
 func (d *Daemon) Alive(timeout time.Duration) error {
-	done := make(chan struct{})
-	go func() {
-		d.sched.Entries()
-		close(done)
-	}()
+	d.aliveMu.Lock()
+	probe := d.aliveProbe
+	if probe == nil {
+		probe = make(chan struct{})
+		d.aliveProbe = probe
+		go func() {
+			d.aliveCheck()
+			d.aliveMu.Lock()
+			d.aliveProbe = nil
+			d.aliveMu.Unlock()
+			close(probe)
+		}()
+	}
+	d.aliveMu.Unlock()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
 	select {
-	case <-done:
+	case <-probe:
 		return nil
-	case <-time.After(timeout):
+	case <-t.C:
 		return fmt.Errorf("scheduler did not answer within %s", timeout)
 	}
 }

@@ -84,6 +84,11 @@ type Daemon struct {
 	// SIGHUP sets others: SetLimits).
 	limits  atomic.Pointer[manifest.Limits]
 	started time.Time
+	// aliveCheck is what Alive waits for (the scheduler's answer);
+	// aliveProbe, under aliveMu, is the check in flight, if any.
+	aliveCheck func()
+	aliveMu    sync.Mutex
+	aliveProbe chan struct{}
 }
 
 // StateFile returns the path of the state file under stateDir.
@@ -127,6 +132,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.sched = schedule.New(schedule.Options{Logger: opts.Logger, Now: opts.Now, State: scheduleState{st}, Fire: d.fire})
+	d.aliveCheck = func() { d.sched.Entries() }
 	for _, id := range ids {
 		d.log.Warn().Uint64("run", uint64(id)).Msg("run was interrupted by a daemon stop or crash; it will be redone")
 	}

@@ -89,11 +89,17 @@ func (n *notifier) run(ctx context.Context) {
 	if n.dispatcher == nil {
 		return
 	}
+	// The dispatcher drains its queue when ctx ends: run returns (and
+	// the daemon's wait group with it) only when it is done, so that Close
+	// never shuts the state file under it.
+	dispatched := make(chan struct{})
 	go func() {
+		defer close(dispatched)
 		if err := n.dispatcher.Run(ctx); err != nil && ctx.Err() == nil {
 			n.d.log.Error().Err(err).Msg("notification dispatcher stopped")
 		}
 	}()
+	defer func() { <-dispatched }()
 	tick := time.NewTicker(notifyEvery)
 	defer tick.Stop()
 	for {

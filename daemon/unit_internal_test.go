@@ -3,8 +3,11 @@ package daemon
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -311,5 +314,32 @@ func TestRunOnceInvalidManifest(t *testing.T) {
 	}
 	if co.syncs != 2 || len(run.jobs) != 0 {
 		t.Errorf("%d syncs (want 2), %d jobs (want 0)", co.syncs, len(run.jobs))
+	}
+}
+
+// TestAliveOneProbe: while the scheduler does not answer, Alive fails
+// after its timeout each time without leaving a goroutine per call; once
+// it answers, Alive succeeds.
+func TestAliveOneProbe(t *testing.T) {
+	w, _, _ := newUnitWorker(t)
+	d := w.d
+	release := make(chan struct{})
+	var checks atomic.Int32
+	d.aliveCheck = func() { checks.Add(1); <-release }
+	before := runtime.NumGoroutine()
+	for i := 0; i < 20; i++ {
+		if err := d.Alive(time.Millisecond); err == nil {
+			t.Fatal("Alive with a stuck scheduler")
+		}
+	}
+	if n := runtime.NumGoroutine() - before; n > 1 {
+		t.Errorf("%d goroutines left behind by 20 calls", n)
+	}
+	if c := checks.Load(); c != 1 {
+		t.Errorf("%d probes started, want 1", c)
+	}
+	close(release)
+	if err := d.Alive(time.Second); err != nil {
+		t.Fatal(err)
 	}
 }

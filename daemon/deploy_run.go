@@ -257,22 +257,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		results := w.runJobs(ctx, run, m, plan{jobs: chunk, dryRun: p.dryRun}, bucket, left)
 		run.Instances = append(run.Instances, outcomesOf(results)...)
 		w.settle(run, results)
-		for _, r := range results {
-			in := spec.Details[string(r.Instance.Name)]
-			in.Status, in.Reason = string(r.Status), instanceReason(r)
-			if r.Status.Failed() {
-				failed++
-				for _, s := range r.Steps {
-					if s.Status.Failed() {
-						in.Step, in.OutputTail = string(s.Step), s.OutputTail
-						if in.OutputTail == "" {
-							in.OutputTail = s.OutputHead
-						}
-					}
-				}
-			}
-			spec.Details[string(r.Instance.Name)] = in
-		}
+		failed += recordResults(spec, results)
 		failpoint(fpBucketDone)
 		save()
 	}
@@ -280,6 +265,29 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 	if deploymentOutcome(*spec) != string(deployer.DeploymentSucceeded) {
 		run.Status = store.RunFailed
 	}
+}
+
+// recordResults records a bucket's outcomes on the deployment's
+// instances (a failed one with its failing step and output) and returns
+// how many failed.
+func recordResults(spec *deploymentSpec, results []executor.InstanceResult) (failed int) {
+	for _, r := range results {
+		in := spec.Details[string(r.Instance.Name)]
+		in.Status, in.Reason = string(r.Status), instanceReason(r)
+		if r.Status.Failed() {
+			failed++
+			for _, s := range r.Steps {
+				if s.Status.Failed() {
+					in.Step, in.OutputTail = string(s.Step), s.OutputTail
+					if in.OutputTail == "" {
+						in.OutputTail = s.OutputHead
+					}
+				}
+			}
+		}
+		spec.Details[string(r.Instance.Name)] = in
+	}
+	return failed
 }
 
 func countFailed(spec deploymentSpec) int {

@@ -27,44 +27,9 @@ func (d *Daemon) Replay(ctx context.Context, id uint64, req deployer.ReplayReque
 	if err != nil {
 		return deployer.Queued{}, err
 	}
-	var names []string
-	for _, r := range recs {
-		if !slices.Contains(names, r.Instance) {
-			names = append(names, r.Instance)
-		}
-	}
-	inst := req.Instance
-	switch {
-	case inst == "" && len(names) == 1:
-		inst = names[0]
-	case inst == "":
-		return deployer.Queued{}, deployer.Errorf(deployer.EINVALID, "run %d ran steps for %d instances (%v): say which with --instance", id, len(names), names)
-	case !slices.Contains(names, inst):
-		return deployer.Queued{}, deployer.Errorf(deployer.EINVALID, "run %d ran no step for instance %q (it ran %v)", id, inst, names)
-	}
-	var steps []string
-	outputs := map[string]string{}
-	for _, r := range recs {
-		if r.Instance != inst {
-			continue
-		}
-		if !slices.Contains(steps, r.Step) {
-			steps = append(steps, r.Step)
-		}
-	}
-	if req.From != "" {
-		i := slices.Index(steps, req.From)
-		if i < 0 {
-			return deployer.Queued{}, deployer.Errorf(deployer.EINVALID, "run %d ran no step %q for %s (it ran %v)", id, req.From, inst, steps)
-		}
-		for _, r := range recs {
-			if r.Instance == inst && slices.Index(steps, r.Step) < i && r.Status == string(deployer.StepSucceeded) {
-				for k, v := range r.Outputs {
-					outputs[k] = v
-				}
-			}
-		}
-		steps = steps[i:]
+	rp, err := replayTarget(id, recs, req)
+	if err != nil {
+		return deployer.Queued{}, err
 	}
 	w, err := d.worker(run.Repo)
 	if err != nil {
@@ -72,8 +37,8 @@ func (d *Daemon) Replay(ctx context.Context, id uint64, req deployer.ReplayReque
 	}
 	done := make(chan store.RunID, 1)
 	w.enqueue(request{
-		trigger: w.trigger(deployer.TriggerReplay, fmt.Sprintf("run %d, instance %s, steps %v", id, inst, steps)),
-		done:    done, replay: &replay{instance: inst, steps: steps, outputs: outputs},
+		trigger: w.trigger(deployer.TriggerReplay, fmt.Sprintf("run %d, instance %s, steps %v", id, rp.instance, rp.steps)),
+		done:    done, replay: rp,
 	})
 	resp := deployer.Queued{Repo: run.Repo}
 	if !req.Wait {
@@ -90,6 +55,52 @@ func (d *Daemon) Replay(ctx context.Context, id uint64, req deployer.ReplayReque
 		resp.Run = &r
 		return resp, nil
 	}
+}
+
+// replayTarget works out what a replay of run id redoes (req names the
+// instance and the first step): the instance, its steps from there on,
+// and the outputs the steps before recorded.
+func replayTarget(id uint64, recs []store.StepRecord, req deployer.ReplayRequest) (*replay, error) {
+	var names []string
+	for _, r := range recs {
+		if !slices.Contains(names, r.Instance) {
+			names = append(names, r.Instance)
+		}
+	}
+	inst := req.Instance
+	switch {
+	case inst == "" && len(names) == 1:
+		inst = names[0]
+	case inst == "":
+		return nil, deployer.Errorf(deployer.EINVALID, "run %d ran steps for %d instances (%v): say which with --instance", id, len(names), names)
+	case !slices.Contains(names, inst):
+		return nil, deployer.Errorf(deployer.EINVALID, "run %d ran no step for instance %q (it ran %v)", id, inst, names)
+	}
+	var steps []string
+	outputs := map[string]string{}
+	for _, r := range recs {
+		if r.Instance != inst {
+			continue
+		}
+		if !slices.Contains(steps, r.Step) {
+			steps = append(steps, r.Step)
+		}
+	}
+	if req.From != "" {
+		i := slices.Index(steps, req.From)
+		if i < 0 {
+			return nil, deployer.Errorf(deployer.EINVALID, "run %d ran no step %q for %s (it ran %v)", id, req.From, inst, steps)
+		}
+		for _, r := range recs {
+			if r.Instance == inst && slices.Index(steps, r.Step) < i && r.Status == string(deployer.StepSucceeded) {
+				for k, v := range r.Outputs {
+					outputs[k] = v
+				}
+			}
+		}
+		steps = steps[i:]
+	}
+	return &replay{instance: inst, steps: steps, outputs: outputs}, nil
 }
 
 // replay is what a replay request redoes.

@@ -103,9 +103,6 @@ func syncResponse(q deployer.Queued) SyncResponse {
 }
 
 func wireRuns(runs []deployer.Run) []Run {
-	if runs == nil {
-		return nil
-	}
 	out := make([]Run, len(runs))
 	for i, r := range runs {
 		out[i] = WireRun(r)

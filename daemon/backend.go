@@ -81,9 +81,16 @@ func (d *Daemon) Sync(ctx context.Context, repo string, wait bool) (deployer.Que
 	if err != nil {
 		return deployer.Queued{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
 	}
+	return d.queue(ctx, w, request{trigger: w.trigger(deployer.TriggerManual, "deployer sync")}, wait)
+}
+
+// queue queues r on w for an operator; with wait it returns the run that
+// covered it when that ended.
+func (d *Daemon) queue(ctx context.Context, w *worker, r request, wait bool) (deployer.Queued, error) {
 	done := make(chan store.RunID, 1)
-	w.enqueue(request{trigger: w.trigger(deployer.TriggerManual, "deployer sync"), done: done})
-	resp := deployer.Queued{Repo: repo}
+	r.done = done
+	w.enqueue(r)
+	resp := deployer.Queued{Repo: w.cfg.Name}
 	if !wait {
 		return resp, nil
 	}
@@ -92,7 +99,7 @@ func (d *Daemon) Sync(ctx context.Context, repo string, wait bool) (deployer.Que
 		return deployer.Queued{}, ctx.Err()
 	case id := <-done:
 		if id == 0 {
-			return deployer.Queued{}, deployer.Errorf(deployer.EUNAVAILABLE, "repo %s: no run was recorded (the daemon is stopping or the state file failed; see its log)", repo)
+			return deployer.Queued{}, deployer.Errorf(deployer.EUNAVAILABLE, "repo %s: no run was recorded (the daemon is stopping or the state file failed; see its log)", w.cfg.Name)
 		}
 		run, err := d.Run(ctx, uint64(id))
 		if err != nil {
@@ -123,14 +130,7 @@ func (d *Daemon) Runs(ctx context.Context, repo string, limit int) ([]deployer.R
 
 // Run returns one run with every step attempt.
 func (d *Daemon) Run(ctx context.Context, id uint64) (deployer.Run, error) {
-	r, err := d.store.Run(store.RunID(id))
-	if errors.Is(err, store.ErrNotFound) {
-		return deployer.Run{}, deployer.Errorf(deployer.ENOTFOUND, "run %d not found", id)
-	}
-	if err != nil {
-		return deployer.Run{}, err
-	}
-	steps, err := d.store.Steps(r.ID)
+	r, steps, err := d.runRecord(id)
 	if err != nil {
 		return deployer.Run{}, err
 	}
@@ -150,6 +150,19 @@ func (d *Daemon) Ready() error {
 		}
 	}
 	return nil
+}
+
+// runRecord reads run id and its step records.
+func (d *Daemon) runRecord(id uint64) (store.Run, []store.StepRecord, error) {
+	r, err := d.store.Run(store.RunID(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return r, nil, deployer.Errorf(deployer.ENOTFOUND, "run %d not found", id)
+	}
+	if err != nil {
+		return r, nil, err
+	}
+	steps, err := d.store.Steps(r.ID)
+	return r, steps, err
 }
 
 // domainRun is a recorded run in the domain's words (its steps not read).

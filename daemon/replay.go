@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -16,14 +15,7 @@ import (
 // did for one instance: from step `from` (default: the first it ran) to
 // the end of its chain, with the outputs the earlier steps recorded.
 func (d *Daemon) Replay(ctx context.Context, id uint64, req deployer.ReplayRequest) (deployer.Queued, error) {
-	run, err := d.store.Run(store.RunID(id))
-	if errors.Is(err, store.ErrNotFound) {
-		return deployer.Queued{}, deployer.Errorf(deployer.ENOTFOUND, "run %d not found", id)
-	}
-	if err != nil {
-		return deployer.Queued{}, err
-	}
-	recs, err := d.store.Steps(run.ID)
+	run, recs, err := d.runRecord(id)
 	if err != nil {
 		return deployer.Queued{}, err
 	}
@@ -35,26 +27,10 @@ func (d *Daemon) Replay(ctx context.Context, id uint64, req deployer.ReplayReque
 	if err != nil {
 		return deployer.Queued{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
 	}
-	done := make(chan store.RunID, 1)
-	w.enqueue(request{
+	return d.queue(ctx, w, request{
 		trigger: w.trigger(deployer.TriggerReplay, fmt.Sprintf("run %d, instance %s, steps %v", id, rp.instance, rp.steps)),
-		done:    done, replay: rp,
-	})
-	resp := deployer.Queued{Repo: run.Repo}
-	if !req.Wait {
-		return resp, nil
-	}
-	select {
-	case <-ctx.Done():
-		return deployer.Queued{}, ctx.Err()
-	case rid := <-done:
-		r, err := d.Run(ctx, uint64(rid))
-		if err != nil {
-			return deployer.Queued{}, err
-		}
-		resp.Run = &r
-		return resp, nil
-	}
+		replay:  rp,
+	}, req.Wait)
 }
 
 // replayTarget works out what a replay of run id redoes (req names the

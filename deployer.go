@@ -6,7 +6,7 @@
 // it and the api package turns it into its wire format (in the style of
 // github.com/benbjohnson/wtf).
 //
-// A new word of the domain is added here, once; see "How to add an
+// A new word of the domain is added here, once; see "Add an
 // intervention kind" in docs/developer_guide.md.
 package deployer
 

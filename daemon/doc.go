@@ -2,7 +2,10 @@
 // each tracked repo's checkout in step with its remote, turns triggers into
 // runs (at most one per repo at a time, later triggers coalesced into one
 // follow-up run), plans the instances a commit touches, runs their steps
-// and records everything in the state file.
+// and records everything in the state file. It speaks the domain
+// vocabulary (package deployer) and implements deployer.Service; every run
+// starts at one entry (prepareRun) and every write-back goes through one
+// unit (writeBackSettle).
 //
 // # Caveats
 //

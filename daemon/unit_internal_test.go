@@ -3,6 +3,9 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -29,12 +32,16 @@ type fakeCheckout struct {
 	dirties  int
 	wbOut    []syncer.Outcome
 	wbErr    error
+	wbFunc   func([]syncer.Change) ([]syncer.Outcome, error) // when set, answers WriteBack
 	wbChange [][]syncer.Change
 }
 
 func (f *fakeCheckout) Dir() string  { return f.dir }
 func (f *fakeCheckout) Head() string { return f.head }
-func (f *fakeCheckout) ReadFile(string, string) ([]byte, error) {
+func (f *fakeCheckout) ReadFile(_, path string) ([]byte, error) {
+	if data, err := os.ReadFile(filepath.Join(f.dir, filepath.FromSlash(path))); err == nil {
+		return data, nil
+	}
 	return []byte(`<instance name="x"><app version="1"/></instance>`), nil
 }
 func (f *fakeCheckout) ChangedPaths(string, string) ([]string, error) { return nil, nil }
@@ -51,6 +58,9 @@ func (f *fakeCheckout) CheckDirty() (syncer.Result, error) {
 }
 func (f *fakeCheckout) WriteBack(_ context.Context, changes []syncer.Change, _ int) ([]syncer.Outcome, error) {
 	f.wbChange = append(f.wbChange, changes)
+	if f.wbFunc != nil {
+		return f.wbFunc(changes)
+	}
 	return f.wbOut, f.wbErr
 }
 func (f *fakeCheckout) Rescue(context.Context) (syncer.Result, error) { return syncer.Result{}, nil }
@@ -342,4 +352,109 @@ func TestAliveOneProbe(t *testing.T) {
 	if err := d.Alive(time.Second); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// deploymentCheckout writes a manifest and three instances into the fake
+// checkout's directory.
+func deploymentCheckout(t *testing.T, co *fakeCheckout) {
+	t.Helper()
+	files := map[string]string{
+		"deployer.xml": `<deployer version="1">
+  <instances dir="instances" pattern="*.xml" key="name"/>
+  <step name="configure" run="scripts/configure.sh" timeout="30s"/>
+  <on-change steps="configure"/>
+</deployer>
+`,
+		"scripts/configure.sh": "#!/bin/sh\nexit 0\n",
+	}
+	for _, n := range []string{"a", "b", "c"} {
+		files["instances/"+n+".xml"] = `<instance name="` + n + `"><app name="web" version="1.0.0"/></instance>` + "\n"
+	}
+	for name, data := range files {
+		p := filepath.Join(co.dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runQueuedDeployment carries out the deployment Deploy queued on w.
+func runQueuedDeployment(t *testing.T, w *worker, req deployer.DeployRequest) deployer.Deployment {
+	t.Helper()
+	dep, err := w.d.Deploy(context.Background(), "r", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := w.take()
+	if len(reqs) != 1 || reqs[0].deployment != dep.ID {
+		t.Fatalf("queued %+v", reqs)
+	}
+	w.runDeployment(context.Background(), reqs[0])
+	if dep, err = w.d.Deployment(context.Background(), dep.ID); err != nil {
+		t.Fatal(err)
+	}
+	if len(dep.Runs) == 1 {
+		if r, err := w.d.store.Run(store.RunID(dep.Runs[0])); err == nil {
+			t.Logf("run %d: %s %s", r.ID, r.Status, r.Error)
+		}
+	}
+	return dep
+}
+
+// TestDeploymentEditsThatDoNotLandDoNotRun: when the write-back of a
+// deployment's edits fails, every instance fails with the reason and no
+// step runs (a dropped error would run them from a state not on the
+// remote); when it lands, each instance records its commit and runs.
+func TestDeploymentEditsThatDoNotLandDoNotRun(t *testing.T) {
+	req := deployer.DeployRequest{Select: "instances/*.xml", Set: []string{"/instance/app@version=2.0.0"}, Who: "test"}
+	t.Run("refused", func(t *testing.T) {
+		w, co, run := newUnitWorker(t)
+		deploymentCheckout(t, co)
+		co.wbErr = syncer.ErrClosed
+		dep := runQueuedDeployment(t, w, req)
+		if dep.State != string(deployer.DeploymentFailed) || len(dep.Instances) != 3 {
+			t.Fatalf("deployment %+v", dep)
+		}
+		for _, in := range dep.Instances {
+			if in.Status != string(deployer.InstanceFailed) || !strings.Contains(in.Reason, syncer.ErrClosed.Error()) || in.Commit != "" {
+				t.Errorf("%s: %s (%s), commit %q", in.Name, in.Status, in.Reason, in.Commit)
+			}
+		}
+		if len(run.jobs) != 0 {
+			t.Errorf("%d jobs ran", len(run.jobs))
+		}
+		if len(co.wbChange) != 1 || len(co.wbChange[0]) != 3 {
+			t.Errorf("write-backs %v", co.wbChange)
+		}
+	})
+	t.Run("landed", func(t *testing.T) {
+		w, co, run := newUnitWorker(t)
+		deploymentCheckout(t, co)
+		co.wbFunc = func(cs []syncer.Change) ([]syncer.Outcome, error) {
+			out := make([]syncer.Outcome, len(cs))
+			for i, c := range cs {
+				merged, err := c.Apply([]byte(`<instance name="x"><app name="web" version="1.0.0"/></instance>` + "\n"))
+				if err != nil || !strings.Contains(string(merged), `version="2.0.0"`) {
+					t.Errorf("change %s: %s, %v", c.ID, merged, err)
+				}
+				out[i] = syncer.Outcome{ID: c.ID, Status: syncer.OutcomeLanded, Commit: fmt.Sprintf("c%039d", i)}
+			}
+			return out, nil
+		}
+		dep := runQueuedDeployment(t, w, req)
+		if dep.State != string(deployer.DeploymentSucceeded) {
+			t.Fatalf("deployment %+v", dep)
+		}
+		for _, in := range dep.Instances {
+			if in.Status != string(deployer.InstanceSucceeded) || in.Commit == "" {
+				t.Errorf("%s: %s (%s), commit %q", in.Name, in.Status, in.Reason, in.Commit)
+			}
+		}
+		if len(run.jobs) != 3 {
+			t.Errorf("%d jobs ran, want 3", len(run.jobs))
+		}
+	})
 }

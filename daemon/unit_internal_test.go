@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -457,4 +458,32 @@ func TestDeploymentEditsThatDoNotLandDoNotRun(t *testing.T) {
 			t.Errorf("%d jobs ran, want 3", len(run.jobs))
 		}
 	})
+}
+
+// TestKindsAreTheVocabulary: every intervention kind the syncer and the
+// store name is one of the vocabulary's (until they use it themselves).
+func TestKindsAreTheVocabulary(t *testing.T) {
+	kinds := []string{store.KindStateCorrupt}
+	for _, k := range []syncer.Kind{syncer.KindDirty, syncer.KindDiverged, syncer.KindRewritten, syncer.KindUnreachable,
+		syncer.KindAuth, syncer.KindCorrupt, syncer.KindRejected, syncer.KindConflict, syncer.KindInvalid, syncer.KindResource} {
+		kinds = append(kinds, string(k))
+	}
+	for _, k := range kinds {
+		if deployer.Severity(deployer.InterventionKind(k)) == len(deployer.InterventionKinds) {
+			t.Errorf("%s is not an intervention kind of the vocabulary", k)
+		}
+	}
+	for _, k := range []string{store.TriggerPoll, store.TriggerPush, store.TriggerManual, store.TriggerSchedule,
+		store.TriggerDeployment, store.TriggerReplay, store.TriggerStartup} {
+		if !slices.Contains(deployer.TriggerKinds, deployer.TriggerKind(k)) {
+			t.Errorf("trigger %s is not in the vocabulary", k)
+		}
+	}
+	for _, s := range []store.RunStatus{store.RunRunning, store.RunSucceeded, store.RunFailed, store.RunInterrupted, store.RunBlocked, store.RunInvalid} {
+		switch deployer.RunStatus(s) {
+		case deployer.RunRunning, deployer.RunSucceeded, deployer.RunFailed, deployer.RunInterrupted, deployer.RunBlocked, deployer.RunInvalid:
+		default:
+			t.Errorf("run status %s is not in the vocabulary", s)
+		}
+	}
 }

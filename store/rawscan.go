@@ -257,6 +257,11 @@ var shapes = []shape{
 			return rawRecord{bucket: bucketInstances, key: instanceKey(st.Repo, st.Name), fresh: st.Updated}
 		})
 	}},
+	{need: []string{"repo", "schedule", "last_fired"}, read: func(v []byte) (rawRecord, bool) {
+		return record(v, func(st ScheduleState) rawRecord {
+			return rawRecord{bucket: bucketSchedules, key: scheduleKey(st.Repo, st.Schedule), fresh: latest(st.Updated, st.LastFired)}
+		})
+	}},
 	{need: []string{"name"}, not: []string{"repo", "id", "run"}, read: func(v []byte) (rawRecord, bool) {
 		return record(v, func(st RepoState) rawRecord {
 			return rawRecord{bucket: bucketRepos, key: []byte(st.Name), fresh: latest(st.LastSync, st.LastSyncOK)}

@@ -149,6 +149,7 @@ var salvageSpecs = []salvageSpec{
 	{name: bucketDeployments, valid: validJSON[Deployment]},
 	{name: bucketInflight, valid: validJSON[InflightStep]},
 	{name: bucketOutbox, seq: true, valid: validSeq[Message]},
+	{name: bucketSchedules, valid: validJSON[ScheduleState]},
 	{name: bucketRepos, valid: validJSON[RepoState]},
 	{name: bucketInstances, valid: validJSON[InstanceState]},
 }
@@ -187,6 +188,9 @@ func (s *Store) salvageInto(src, dst string, rep *SalvageReport) error {
 	}
 	return out.Update(func(tx *bolt.Tx) error {
 		if err := dropOrphanSteps(tx, rep); err != nil {
+			return err
+		}
+		if err := migrateSchedules(tx); err != nil { // repo records of a schema 3 file
 			return err
 		}
 		return rebuildIndexes(tx)

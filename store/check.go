@@ -9,7 +9,6 @@ import (
 
 	"github.com/sre-tools/deployer/store/internal/salvage"
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // FileCheck is what CheckFile found in a state file.
@@ -80,23 +79,8 @@ func openReadOnlyChecked(path string, timeout time.Duration) (*bolt.DB, error) {
 	if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
 		return nil, &salvage.Damage{Problems: []string{"empty file"}}
 	}
-	var db *bolt.DB
-	err = salvage.Protect(func() error {
-		var err error
-		db, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
-		return err
-	})
-	switch {
-	case errors.Is(err, salvage.ErrPanicked), errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
-		return nil, &salvage.Damage{Problems: []string{err.Error()}}
-	case err != nil:
-		return nil, err
-	}
-	if _, err := salvage.Verify(db); err != nil {
-		_ = salvage.Protect(db.Close)
-		return nil, err
-	}
-	return db, nil
+	db, _, err := openVerified(path, &bolt.Options{ReadOnly: true, Timeout: timeout})
+	return db, err
 }
 
 // OpenReadOnly opens an existing state file for reading only, for tools

@@ -89,14 +89,24 @@ func removeIfExists(path string) error {
 }
 
 // openChecked opens path and verifies it. Damage comes back as
-// *salvage.Damage;
-// any other error (lock timeout, permissions) as itself.
+// *salvage.Damage; any other error (lock timeout, permissions) as itself.
 func (s *Store) openChecked() (*bolt.DB, error) {
 	if err := s.preflight(); err != nil {
 		return nil, err
 	}
+	db, sum, err := openVerified(s.path, s.boltOptions())
+	if err != nil {
+		return nil, err
+	}
+	s.log.Debug().Str("path", s.path).Uint32("crc32", sum).Msg("state file read in full")
+	return db, nil
+}
+
+// openVerified opens path with bbolt, which must not panic on a damaged
+// file (the plain-read checks come first), then reads it in full and runs
+// bbolt's check (salvage.Verify). Damage comes back as *salvage.Damage.
+func openVerified(path string, opts *bolt.Options) (*bolt.DB, uint32, error) {
 	var file *os.File
-	opts := s.boltOptions()
 	opts.OpenFile = func(name string, flag int, mode os.FileMode) (*os.File, error) {
 		f, err := os.OpenFile(name, flag, mode)
 		file = f
@@ -105,7 +115,7 @@ func (s *Store) openChecked() (*bolt.DB, error) {
 	var db *bolt.DB
 	err := salvage.Protect(func() error {
 		var err error
-		db, err = openBolt(s.path, opts)
+		db, err = openBolt(path, opts)
 		return err
 	})
 	switch {
@@ -113,19 +123,18 @@ func (s *Store) openChecked() (*bolt.DB, error) {
 		if file != nil {
 			_ = file.Close() // releases the flock bbolt took before panicking
 		}
-		return nil, &salvage.Damage{Problems: []string{err.Error()}}
+		return nil, 0, &salvage.Damage{Problems: []string{err.Error()}}
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
-		return nil, &salvage.Damage{Problems: []string{err.Error()}}
+		return nil, 0, &salvage.Damage{Problems: []string{err.Error()}}
 	case err != nil:
-		return nil, err
+		return nil, 0, err
 	}
 	sum, err := salvage.Verify(db)
 	if err != nil {
 		_ = salvage.Protect(db.Close)
-		return nil, err
+		return nil, 0, err
 	}
-	s.log.Debug().Str("path", s.path).Uint32("crc32", sum).Msg("state file read in full")
-	return db, nil
+	return db, sum, nil
 }
 
 // preflight runs the plain-read checks while holding the file lock.

@@ -42,6 +42,12 @@
 // old versions of records, the freshest version found wins, and a record
 // that retention had deleted can reappear after a salvage.
 //
+// The checks and the copy are package store/internal/salvage, which knows
+// bbolt's on-disk format; store tells it its buckets and how to recognise
+// each record (salvageLayout). CheckFile runs the same checks on a file
+// (a backup copy) without changing it, and OpenReadOnly opens a stopped
+// daemon's file for reading after them.
+//
 // bbolt does not checksum data pages: damage inside a record's bytes that
 // leaves the page structure intact is not detected, and shows up as a
 // decode error when that record is read.

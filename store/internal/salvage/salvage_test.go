@@ -210,12 +210,13 @@ func TestGarbageFile(t *testing.T) {
 }
 
 func TestProtectTurnsPanicsIntoErrors(t *testing.T) {
+	pages := []int{1, 2}
+	at := len(pages) + 1
 	err := salvage.Protect(func() error {
-		var m map[string]int
-		m["x"] = 1
+		_ = pages[at] // a runtime panic, as a bad offset makes in bbolt
 		return nil
 	})
-	if !errors.Is(err, salvage.ErrPanicked) {
+	if !errors.Is(err, salvage.ErrPanicked) || !strings.Contains(err.Error(), "out of range") {
 		t.Fatalf("got %v, want ErrPanicked", err)
 	}
 	if err := salvage.Protect(func() error { return nil }); err != nil {

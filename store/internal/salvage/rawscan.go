@@ -193,6 +193,13 @@ func (l Layout) bucket(name []byte) *Bucket {
 	return nil
 }
 
+// Recognise tells, as the raw scan does, which bucket and key the JSON
+// record v belongs under; false when no shape fits.
+func (l Layout) Recognise(v []byte) (bucket, key []byte, ok bool) {
+	rec, ok := (&scanner{l: l}).recognise(v)
+	return rec.bucket, rec.key, ok
+}
+
 // recognise decides from its fields which kind of record v is, and
 // derives the key it is stored under.
 func (sc *scanner) recognise(v []byte) (rawRecord, bool) {

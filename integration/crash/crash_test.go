@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,8 +27,28 @@ import (
 
 // crashTally is what the seeded crash runs found.
 type crashTally struct {
+	mu                                                      sync.Mutex
 	runs, crashes, accepted, landed, held, lost, duplicated int
 	chosen, crashed                                         map[string]int // per failpoint
+}
+
+// add counts one run's findings; seeds run two at a time.
+func (t *crashTally) add(o *crashTally) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.runs += o.runs
+	t.crashes += o.crashes
+	t.accepted += o.accepted
+	t.landed += o.landed
+	t.held += o.held
+	t.lost += o.lost
+	t.duplicated += o.duplicated
+	for k, v := range o.chosen {
+		t.chosen[k] += v
+	}
+	for k, v := range o.crashed {
+		t.crashed[k] += v
+	}
 }
 
 // TestCrashSeeded kills the daemon (the binary built with -tags failpoints)
@@ -50,9 +71,18 @@ func TestCrashSeeded(t *testing.T) {
 		runs, _ = strconv.Atoi(v)
 	}
 	tally := crashTally{chosen: map[string]int{}, crashed: map[string]int{}}
-	for seed := 1; seed <= runs; seed++ {
-		t.Run(fmt.Sprintf("seed-%03d", seed), func(t *testing.T) { crashOnce(t, uint64(seed), &tally) })
-	}
+	// The seeds run in parallel (go test's -parallel, GOMAXPROCS by default: two on a
+	// 2-core machine): a seed mostly waits for its daemon and git.
+	t.Run("seeds", func(t *testing.T) {
+		for seed := 1; seed <= runs; seed++ {
+			t.Run(fmt.Sprintf("seed-%03d", seed), func(t *testing.T) {
+				t.Parallel()
+				local := crashTally{chosen: map[string]int{}, crashed: map[string]int{}}
+				crashOnce(t, uint64(seed), &local)
+				tally.add(&local)
+			})
+		}
+	})
 	t.Logf("runs %d, crash points hit %d, edits accepted %d, landed %d, in interventions %d, lost %d, duplicated %d",
 		tally.runs, tally.crashes, tally.accepted, tally.landed, tally.held, tally.lost, tally.duplicated)
 	fmt.Printf("crash: runs %d, crash points hit %d, edits accepted %d, landed %d, in interventions %d, lost %d, duplicated %d\n",

@@ -20,9 +20,8 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/sre-tools/deployer/daemon"
+	"github.com/sre-tools/deployer/store"
 )
 
 // crashTally is what the seeded crash runs found.
@@ -395,33 +394,20 @@ func waitCrash(t *testing.T, what string, cond func() bool) {
 // openInterventions checks the stopped daemon's state file with bbolt and
 // returns the instances with an unresolved intervention.
 func openInterventions(t *testing.T, path string) map[string]bool {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	st, err := store.OpenReadOnly(path, store.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("open state: %v", err)
 	}
-	defer db.Close()
-	held := map[string]bool{}
-	err = db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return fmt.Errorf("bbolt check: %w", err)
-		}
-		b := tx.Bucket([]byte("interventions"))
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			var iv struct {
-				Instance string `json:"instance"`
-				State    string `json:"state"`
-			}
-			if json.Unmarshal(v, &iv) == nil && iv.State != "resolved" && iv.Instance != "" {
-				held[iv.Instance] = true
-			}
-			return nil
-		})
-	})
+	defer st.Close()
+	ivs, err := st.Interventions(store.InterventionFilter{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	held := map[string]bool{}
+	for _, iv := range ivs {
+		if iv.Instance != "" {
+			held[iv.Instance] = true
+		}
 	}
 	return held
 }

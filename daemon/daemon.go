@@ -131,7 +131,7 @@ func New(opts Options) (*Daemon, error) {
 		st.Close()
 		return nil, err
 	}
-	d.sched = schedule.New(schedule.Options{Logger: opts.Logger, Now: opts.Now, State: scheduleState{st}, Fire: d.fire})
+	d.sched = schedule.New(schedule.Options{Logger: opts.Logger, Now: opts.Now, State: st, Fire: d.fire})
 	d.aliveCheck = func() { d.sched.Entries() }
 	for _, id := range ids {
 		d.log.Warn().Uint64("run", uint64(id)).Msg("run was interrupted by a daemon stop or crash; it will be redone")

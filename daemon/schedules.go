@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path"
 	"time"
@@ -13,35 +12,9 @@ import (
 	"github.com/sre-tools/deployer/store"
 )
 
-// scheduleState keeps when each schedule last fired in the repo records.
-type scheduleState struct{ st *store.Store }
-
-var _ schedule.State = scheduleState{}
-
-func (s scheduleState) LastFired(repo, name string) (time.Time, bool, error) {
-	rs, err := s.st.Repo(repo)
-	if errors.Is(err, store.ErrNotFound) {
-		return time.Time{}, false, nil
-	}
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	t, ok := rs.Schedules[name]
-	return t, ok, nil
-}
-
-func (s scheduleState) SetLastFired(repo, name string, at time.Time) error {
-	rs, err := s.st.Repo(repo)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	rs.Name = repo
-	if rs.Schedules == nil {
-		rs.Schedules = map[string]time.Time{}
-	}
-	rs.Schedules[name] = at
-	return s.st.SetRepo(rs)
-}
+// The store keeps when each schedule last fired: *store.Store is the
+// scheduler's State.
+var _ schedule.State = (*store.Store)(nil)
 
 // fire queues a scheduled run on the repo's worker; it never blocks.
 func (d *Daemon) fire(f schedule.Fire) {

@@ -22,6 +22,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/sre-tools/deployer/daemon"
+	"github.com/sre-tools/deployer/integration/internal/itest"
 )
 
 // crashTally is what the seeded crash runs found.
@@ -42,6 +43,9 @@ type crashTally struct {
 // remote (receive.denyNonFastForwards) never took a force. Runs:
 // DEPLOYER_CRASH_RUNS (default 25; 12 with -short; .ci/run sets 50).
 func TestCrashSeeded(t *testing.T) {
+	if err := itest.ReadSources(); err != nil {
+		t.Fatal(err)
+	}
 	runs := 25
 	if testing.Short() {
 		runs = 12
@@ -84,7 +88,7 @@ func crashOnce(t *testing.T, seed uint64, tally *crashTally) {
 		cmd := exec.Command("git", args...)
 		cmd.Dir = d
 		cmd.Env = append(os.Environ(), "HOME="+dir, "GIT_CONFIG_NOSYSTEM=1")
-		out, err := cmd.CombinedOutput()
+		out, err := itest.CombinedOutput(cmd)
 		if err != nil {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
@@ -112,7 +116,7 @@ func crashOnce(t *testing.T, seed uint64, tally *crashTally) {
 	d := startCrashDaemon(t, cfg, fmt.Sprintf("%s:%d", point, hit))
 	cli := func(args ...string) (string, error) {
 		cmd := exec.Command(filepath.Join(binDir, "deployer"), append(args, "--socket", socket)...)
-		out, err := cmd.Output()
+		out, err := itest.Output(cmd)
 		return string(out), err
 	}
 	// The failpoint may fire before the deployment is submitted (the
@@ -253,7 +257,7 @@ func crashWriter(t *testing.T, work, bare string, seed uint64, _ func(string, ..
 		cmd := exec.Command("git", append([]string{"-c", "user.name=Bob", "-c", "user.email=b@x"}, args...)...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
+		if out, err := itest.CombinedOutput(cmd); err != nil {
 			return fmt.Errorf("git %v: %v: %s", args, err, out)
 		}
 		return nil
@@ -300,13 +304,12 @@ func crashWriter(t *testing.T, work, bare string, seed uint64, _ func(string, ..
 
 type crashDaemon struct {
 	cmd  *exec.Cmd
-	done chan struct{}
+	proc *itest.Proc
 }
 
 func startCrashDaemon(t *testing.T, cfg, failpoint string) *crashDaemon {
 	cmd := exec.Command(filepath.Join(binDir, "deployer-failpoints"), "daemon", "--config", cfg)
 	cmd.Env = append(os.Environ(), "DEPLOYER_FAILPOINT="+failpoint, "DEPLOYER_FAILPOINT_MAINTAIN=250ms")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if f, err := os.Create(cfg + ".log"); err == nil {
 		cmd.Stderr, cmd.Stdout = f, f
 		t.Cleanup(func() {
@@ -320,20 +323,20 @@ func startCrashDaemon(t *testing.T, cfg, failpoint string) *crashDaemon {
 			}
 		})
 	}
-	if err := cmd.Start(); err != nil {
+	p, err := itest.Start(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	d := &crashDaemon{cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-d.done })
+	d := &crashDaemon{cmd: cmd, proc: p}
+	t.Cleanup(func() { _ = p.Kill() })
 	return d
 }
 
 func (d *crashDaemon) exited() bool {
 	select {
-	case <-d.done:
+	case <-d.proc.Done():
 		// the steps it started die with their process group
-		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		_ = itest.KillGroup(d.cmd.Process)
 		return true
 	default:
 		return false
@@ -343,7 +346,7 @@ func (d *crashDaemon) exited() bool {
 func (d *crashDaemon) stop(t *testing.T) {
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-d.done:
+	case <-d.proc.Done():
 	case <-time.After(30 * time.Second):
 		t.Fatalf("daemon did not stop within 30s of SIGTERM")
 	}
@@ -401,7 +404,7 @@ func openInterventions(t *testing.T, path string) map[string]bool {
 // even contain the variable's name, so no environment can crash it.
 func TestProductionBuildHasNoFailpoints(t *testing.T) {
 	for name, want := range map[string]bool{"deployer": false, "deployer-failpoints": true} {
-		b, err := os.ReadFile(filepath.Join(binDir, name))
+		b, err := os.ReadFile(itest.Real(binDir, name)) // not the wrapper in front of it
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -191,7 +191,7 @@ func (e *benchEnv) startGitDaemon(b *testing.B) string {
 	l.Close()
 	_, port, _ := net.SplitHostPort(addr)
 	root := filepath.Dir(e.srv)
-	cmd := exec.Command("git", "daemon", "--export-all", "--enable=receive-pack", "--reuseaddr",
+	cmd := exec.Command(filepath.Join(gitExecPath, "git-daemon"), "--export-all", "--enable=receive-pack", "--reuseaddr",
 		"--listen=127.0.0.1", "--port="+port, "--base-path="+root, root)
 	p, err := itest.Start(cmd)
 	if err != nil {

@@ -91,7 +91,7 @@ func (s *gitServer) start() {
 
 func (s *gitServer) startDaemon() {
 	_, port, _ := net.SplitHostPort(s.addr)
-	cmd := exec.Command("git", "daemon", "--export-all", "--enable=receive-pack", "--reuseaddr",
+	cmd := exec.Command(filepath.Join(gitExecPath, "git-daemon"), "--export-all", "--enable=receive-pack", "--reuseaddr",
 		"--listen=127.0.0.1", "--port="+port, "--base-path="+s.root, s.root)
 	// Its own process group, killed whole: git daemon forks a child per
 	// connection (itest.Start). Its log goes to a file, not to the test's

@@ -58,7 +58,7 @@ func TestIdleDaemon(t *testing.T) {
 		git(work, "push", "-q", bare, "HEAD:refs/heads/main")
 		fmt.Fprintf(&repos, "  - {name: cc%02d, url: \"git://127.0.0.1:%d/cc%02d.git\", poll: 10s}\n", i, port, i)
 	}
-	gd := exec.Command("git", "daemon", "--export-all", "--reuseaddr", "--listen=127.0.0.1", "--port="+strconv.Itoa(port), "--base-path="+srv, srv)
+	gd := exec.Command(filepath.Join(gitExecPath, "git-daemon"), "--export-all", "--reuseaddr", "--listen=127.0.0.1", "--port="+strconv.Itoa(port), "--base-path="+srv, srv)
 	gp, err := itest.Start(gd)
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,12 @@ var binDir string
 // runs it as a CGI child per request.
 var gitHTTPBackend string
 
+// gitExecPath is where git keeps its programs. The tests start git's
+// servers from there (git-daemon, not `git daemon`): the git command runs
+// a server as its child, which would outlive the git process that a
+// parent-death signal kills.
+var gitExecPath string
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -68,7 +74,8 @@ func wrapServers(dir string) error {
 	if err != nil {
 		return fmt.Errorf("git --exec-path: %w", err)
 	}
-	gitHTTPBackend, err = itest.Wrap(dir, "git-http-backend", filepath.Join(strings.TrimSpace(string(out)), "git-http-backend"))
+	gitExecPath = strings.TrimSpace(string(out))
+	gitHTTPBackend, err = itest.Wrap(dir, "git-http-backend", filepath.Join(gitExecPath, "git-http-backend"))
 	if err != nil {
 		return err
 	}

@@ -152,17 +152,8 @@ func (dm *demo) startDaemon(ctx context.Context) (<-chan struct{}, error) {
 	os.Setenv("DEMO_MARKS", dm.marks)
 	dm.stateDir = filepath.Join(dm.dir, "state")
 	socket := filepath.Join(dm.dir, "deployer.sock")
-	run, err := dm.Daemon("demo.yaml", fmt.Appendf(nil, `host: demo-dep01
-state_dir: %s
-listen: {socket: %s}
-step_env: [PATH, DEMO_MARKS]
-repos:
-  - name: %s
-    url: %s
-    branch: main
-    poll: 300ms
-    author: {name: demo-dep01-deployer, email: deployer@demo-dep01}
-`, dm.stateDir, socket, dm.repo, dm.remote))
+	run, err := dm.Daemon("demo.yaml", daemonConfig{host: "demo-dep01", stateDir: dm.stateDir, socket: socket,
+		repo: dm.repo, url: dm.remote, poll: "300ms"}.yaml())
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +167,35 @@ repos:
 	}()
 	dm.say("Started a daemon for host demo-dep01 tracking %s (polling every 300ms).", dm.repo)
 	return done, nil
+}
+
+// daemonConfig is the config file of a demo daemon for host (in
+// datacenter, when set) that tracks repo at url; the steps see DEMO_MARKS.
+type daemonConfig struct {
+	host, datacenter, stateDir, socket string
+	repo, url, poll                    string
+	caFile                             string // trusted for the repo's https:// url, when set
+}
+
+func (c daemonConfig) yaml() []byte {
+	b := fmt.Appendf(nil, "host: %s\n", c.host)
+	if c.datacenter != "" {
+		b = fmt.Appendf(b, "datacenter: %s\n", c.datacenter)
+	}
+	b = fmt.Appendf(b, `state_dir: %s
+listen: {socket: %s}
+step_env: [PATH, DEMO_MARKS]
+repos:
+  - name: %s
+    url: %s
+    branch: main
+    poll: %s
+    author: {name: %s-deployer, email: deployer@%s}
+`, c.stateDir, c.socket, c.repo, c.url, c.poll, c.host, c.host)
+	if c.caFile != "" {
+		b = fmt.Appendf(b, "    tls: {ca_file: %s}\n", c.caFile)
+	}
+	return b
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -214,18 +214,8 @@ func (fd *fleetDemo) startDaemons(ctx context.Context) {
 	// The step scripts find the demo's marks through an allow-listed variable.
 	os.Setenv("DEMO_MARKS", fd.marks)
 	for _, c := range fd.clusters {
-		run, err := fd.Daemon(c.host.Name+".yaml", fmt.Appendf(nil, `host: %s
-datacenter: %s
-state_dir: %s
-listen: {socket: %s}
-step_env: [PATH, DEMO_MARKS]
-repos:
-  - name: %s
-    url: %s
-    branch: main
-    poll: 500ms
-    author: {name: %s-deployer, email: deployer@%s}
-`, c.host.Name, c.host.Datacenter, filepath.Join(fd.dir, "state", c.host.Name), c.socket, fleetDemoRepo, c.remote, c.host.Name, c.host.Name))
+		run, err := fd.Daemon(c.host.Name+".yaml", daemonConfig{host: c.host.Name, datacenter: c.host.Datacenter,
+			stateDir: filepath.Join(fd.dir, "state", c.host.Name), socket: c.socket, repo: fleetDemoRepo, url: c.remote, poll: "500ms"}.yaml())
 		if err != nil {
 			c.err = err
 			close(c.done)

@@ -87,20 +87,9 @@ func (dm *demo) otherHost(ctx context.Context, url, caFile string, done func(con
 	if err != nil {
 		return nil, err
 	}
-	tlsBlock := ""
-	if caFile != "" {
-		tlsBlock = fmt.Sprintf("    tls: {ca_file: %s}\n", caFile)
-	}
 	socket := filepath.Join(dir, "d.sock")
-	run, err := dm.Daemon("demo-dep02.yaml", fmt.Appendf(nil, `host: demo-dep02
-state_dir: %s
-listen: {socket: %s}
-repos:
-  - name: %s
-    url: %s
-    branch: main
-    poll: 300ms
-%s`, filepath.Join(dir, "state"), socket, dm.repo, url, tlsBlock))
+	run, err := dm.Daemon("demo-dep02.yaml", daemonConfig{host: "demo-dep02", stateDir: filepath.Join(dir, "state"), socket: socket,
+		repo: dm.repo, url: url, poll: "300ms", caFile: caFile}.yaml())
 	if err != nil {
 		return nil, err
 	}

@@ -181,19 +181,10 @@ func (g *Repo) PushCommit(ctx context.Context, commit string) error {
 }
 
 func (g *Repo) storeBlob(content []byte) (plumbing.Hash, error) {
-	blob := g.r.Storer.NewEncodedObject()
+	var blob plumbing.MemoryObject
 	blob.SetType(plumbing.BlobObject)
-	w, err := blob.Writer()
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-	if _, err := w.Write(content); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	if err := w.Close(); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	return g.r.Storer.SetEncodedObject(blob)
+	_, _ = blob.Write(content) // a MemoryObject's Write does not fail
+	return g.r.Storer.SetEncodedObject(&blob)
 }
 
 func (g *Repo) storeCommit(parent, tree plumbing.Hash, who, msg string) (string, error) {

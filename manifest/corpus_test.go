@@ -405,6 +405,7 @@ func aloneOnLine(data []byte, start, end int) bool {
 }
 
 func TestCorpus(t *testing.T) {
+	t.Parallel()
 	files := corpusFiles(t)
 	var identical, oneLine, reinserted, noLoneChild, inverted, invAll, invMixed int
 	var irregular []string
@@ -464,6 +465,7 @@ func TestCorpus(t *testing.T) {
 // every corpus file: CRLF and CR line endings, tabs, single quotes,
 // attributes split over lines, <a /> and <a/>, a BOM, no declaration.
 func TestCorpusVariants(t *testing.T) {
+	t.Parallel()
 	files := corpusFiles(t)
 	type tally struct{ docs, oneLine, reinserted, irregular, lone, inverted int }
 	counts := map[string]*tally{}

@@ -70,126 +70,151 @@ func matchKids(olds, news []*elem, keys []string) []int {
 // matchKidsAmb is matchKids that also says, for each new child, whether its
 // match was ambiguous: another old child would have done as well.
 func matchKidsAmb(olds, news []*elem, keys []string) ([]int, []bool) {
-	m := make([]int, len(news))
-	amb := make([]bool, len(news))
-	for i := range m {
-		m[i] = -1
+	km := &kidMatch{olds: olds, news: news, m: make([]int, len(news)), amb: make([]bool, len(news))}
+	for i := range km.m {
+		km.m[i] = -1
 	}
-	// Keyed children: tag plus key value plus occurrence.
+	km.keyed(keys)
+	if len(km.ou) == 0 || len(km.nu) == 0 {
+		return km.m, km.amb
+	}
+	km.unchanged()
+	km.moved()
+	km.changed()
+	return km.m, km.amb
+}
+
+// kidMatch is the state of matching one element's children: m[i] is the old
+// child matched to new child i (-1 for none), amb[i] whether that pairing is
+// a guess between identical copies or between similar candidates.
+type kidMatch struct {
+	olds, news []*elem
+	m          []int
+	amb        []bool
+	ou, nu     []int    // the unkeyed children, old and new
+	a, b       []uint64 // their signatures
+	countA     map[uint64]int
+	countB     map[uint64]int
+	pairs      [][2]int // the longest common subsequence of a and b
+	usedO      []bool   // old children matched so far
+}
+
+// keyed matches keyed children by tag plus key value plus occurrence and
+// collects the unkeyed ones.
+func (km *kidMatch) keyed(keys []string) {
 	index := map[string]int{}
 	seen := map[string]int{}
-	var ou, nu []int // unkeyed children
-	for i, k := range olds {
+	for i, k := range km.olds {
 		if id, ok := keyedID(k, keys, seen); ok {
 			index[id] = i
 		} else {
-			ou = append(ou, i)
+			km.ou = append(km.ou, i)
 		}
 	}
 	seen = map[string]int{}
-	for i, k := range news {
+	for i, k := range km.news {
 		if id, ok := keyedID(k, keys, seen); ok {
 			if j, found := index[id]; found {
-				m[i] = j
+				km.m[i] = j
 			}
 		} else {
-			nu = append(nu, i)
+			km.nu = append(km.nu, i)
 		}
 	}
-	if len(ou) == 0 || len(nu) == 0 {
-		return m, amb
+}
+
+// unchanged pairs the unkeyed children that kept their content and their
+// order (the anchors).
+func (km *kidMatch) unchanged() {
+	km.a, km.b = make([]uint64, len(km.ou)), make([]uint64, len(km.nu))
+	km.countA, km.countB = map[uint64]int{}, map[uint64]int{}
+	for i, j := range km.ou {
+		km.a[i] = km.olds[j].sig
+		km.countA[km.a[i]]++
 	}
-	a := make([]uint64, len(ou))
-	b := make([]uint64, len(nu))
-	countA, countB := map[uint64]int{}, map[uint64]int{}
-	for i, j := range ou {
-		a[i] = olds[j].sig
-		countA[a[i]]++
+	for i, j := range km.nu {
+		km.b[i] = km.news[j].sig
+		km.countB[km.b[i]]++
 	}
-	for i, j := range nu {
-		b[i] = news[j].sig
-		countB[b[i]]++
-	}
-	pairs := lcs(a, b)
-	for _, p := range pairs {
-		ni := nu[p[1]]
-		m[ni] = ou[p[0]]
+	km.pairs = lcs(km.a, km.b)
+	for _, p := range km.pairs {
+		ni := km.nu[p[1]]
+		km.m[ni] = km.ou[p[0]]
 		// Identical copies were added or removed: which copy is which
 		// cannot be told.
-		if s := a[p[0]]; countA[s] != countB[s] {
-			amb[ni] = true
+		if s := km.a[p[0]]; km.countA[s] != km.countB[s] {
+			km.amb[ni] = true
 		}
 	}
-	// Moves: unchanged children that moved across an anchor, by identical
-	// content, before any pairing by similarity.
-	usedO := make([]bool, len(olds))
-	for _, j := range m {
+	km.usedO = make([]bool, len(km.olds))
+	for _, j := range km.m {
 		if j >= 0 {
-			usedO[j] = true
+			km.usedO[j] = true
 		}
 	}
+}
+
+// moved pairs unchanged children that moved across an anchor, by identical
+// content, before any pairing by similarity.
+func (km *kidMatch) moved() {
 	free := map[uint64][]int{}
-	for _, i := range ou {
-		if !usedO[i] {
-			free[olds[i].sig] = append(free[olds[i].sig], i)
+	for _, i := range km.ou {
+		if !km.usedO[i] {
+			free[km.olds[i].sig] = append(free[km.olds[i].sig], i)
 		}
 	}
-	for _, j := range nu {
-		if m[j] >= 0 {
+	for _, j := range km.nu {
+		if km.m[j] >= 0 {
 			continue
 		}
-		if l := free[news[j].sig]; len(l) > 0 {
-			m[j], usedO[l[0]] = l[0], true
-			free[news[j].sig] = l[1:]
-			amb[j] = countA[news[j].sig] != countB[news[j].sig]
+		sig := km.news[j].sig
+		if l := free[sig]; len(l) > 0 {
+			km.m[j], km.usedO[l[0]] = l[0], true
+			free[sig] = l[1:]
+			km.amb[j] = km.countA[sig] != km.countB[sig]
 		}
 	}
-	// The changed children: by similarity inside each gap between
-	// consecutive anchors, then (moved and changed) across gaps.
+}
+
+// changed pairs the changed children: by similarity inside each gap between
+// consecutive anchors, then (moved and changed) across gaps.
+func (km *kidMatch) changed() {
 	pa, pb := -1, -1
-	for k := 0; k <= len(pairs); k++ {
-		ea, eb := len(a), len(b)
-		if k < len(pairs) {
-			ea, eb = pairs[k][0], pairs[k][1]
+	for k := 0; k <= len(km.pairs); k++ {
+		ea, eb := len(km.a), len(km.b)
+		if k < len(km.pairs) {
+			ea, eb = km.pairs[k][0], km.pairs[k][1]
 		}
-		var og, ng []int
-		for _, i := range ou[pa+1 : ea] {
-			if !usedO[i] {
-				og = append(og, i)
-			}
-		}
-		for _, j := range nu[pb+1 : eb] {
-			if m[j] < 0 {
-				ng = append(ng, j)
-			}
-		}
-		if len(og) > 0 && len(ng) > 0 {
-			pairGap(olds, news, og, ng, m, amb)
-			for _, j := range ng {
-				if m[j] >= 0 {
-					usedO[m[j]] = true
-				}
-			}
-		}
-		if k < len(pairs) {
-			pa, pb = pairs[k][0], pairs[k][1]
+		km.pairFree(km.ou[pa+1:ea], km.nu[pb+1:eb])
+		if k < len(km.pairs) {
+			pa, pb = km.pairs[k][0], km.pairs[k][1]
 		}
 	}
-	var restO, restN []int
-	for _, i := range ou {
-		if !usedO[i] {
-			restO = append(restO, i)
+	km.pairFree(km.ou, km.nu)
+}
+
+// pairFree pairs by similarity the children of olds and news not matched yet.
+func (km *kidMatch) pairFree(olds, news []int) {
+	var og, ng []int
+	for _, i := range olds {
+		if !km.usedO[i] {
+			og = append(og, i)
 		}
 	}
-	for _, j := range nu {
-		if m[j] < 0 {
-			restN = append(restN, j)
+	for _, j := range news {
+		if km.m[j] < 0 {
+			ng = append(ng, j)
 		}
 	}
-	if len(restO) > 0 && len(restN) > 0 {
-		pairGap(olds, news, restO, restN, m, amb)
+	if len(og) == 0 || len(ng) == 0 {
+		return
 	}
-	return m, amb
+	pairGap(km.olds, km.news, og, ng, km.m, km.amb)
+	for _, j := range ng {
+		if km.m[j] >= 0 {
+			km.usedO[km.m[j]] = true
+		}
+	}
 }
 
 // keyedID returns the identity of a keyed child: tag, key and occurrence.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sre-tools/deployer/manifest"
@@ -264,23 +265,22 @@ func judge(c mergeCase, merged []byte, conflicts bool) string {
 }
 
 // gitMergeFile merges with git merge-file; conflicts reports conflict markers.
-func gitMergeFile(tb testing.TB, dir string, c mergeCase) ([]byte, bool) {
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			tb.Fatal(err)
+func gitMergeFile(dir string, c mergeCase) ([]byte, bool, error) {
+	paths := make([]string, 3)
+	for i, data := range [][]byte{c.ours, c.base, c.theirs} {
+		paths[i] = filepath.Join(dir, []string{"ours", "base", "theirs"}[i])
+		if err := os.WriteFile(paths[i], data, 0o644); err != nil {
+			return nil, false, err
 		}
-		return p
 	}
-	o, b, t := write("ours", c.ours), write("base", c.base), write("theirs", c.theirs)
-	out, err := exec.Command("git", "merge-file", "-p", o, b, t).Output()
+	out, err := exec.Command("git", "merge-file", "-p", paths[0], paths[1], paths[2]).Output()
 	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() > 0 && ee.ExitCode() < 128 {
-		return out, true
+		return out, true, nil
 	}
 	if err != nil {
-		tb.Fatalf("git merge-file: %v", err)
+		return nil, false, fmt.Errorf("git merge-file: %v", err)
 	}
-	return out, false
+	return out, false, nil
 }
 
 type tally struct{ cases, right, conflicts, wrong int }
@@ -298,6 +298,7 @@ func (t *tally) add(verdict string) {
 }
 
 func TestMergeCorpus(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("SKIPPED: git not installed")
 	}
@@ -307,22 +308,63 @@ func TestMergeCorpus(t *testing.T) {
 	for _, s := range shapes {
 		ours[s], git[s] = &tally{}, &tally{}
 	}
-	var wrongs []string
+	type job struct {
+		name, shape string
+		c           mergeCase
+	}
+	var jobs []job
 	for _, name := range sortedNames(files) {
 		for shape, c := range mergeCases(t, files[name]) {
-			merged, conflicts, err := manifest.Merge(c.base, c.ours, c.theirs, manifest.DiffOptions{})
-			v := "wrong"
-			if err == nil {
-				v = judge(c, merged, len(conflicts) > 0)
-			}
-			ours[shape].add(v)
-			if v == "wrong" {
-				wrongs = append(wrongs, fmt.Sprintf("%s: %s: err %v", shape, name, err))
-			}
-			gm, gc := gitMergeFile(t, dir, c)
-			git[shape].add(judge(c, gm, gc))
+			jobs = append(jobs, job{name, shape, c})
 		}
 	}
+	// The cases run on 8 goroutines: most of the time is spent waiting for
+	// git merge-file processes, not computing.
+	var (
+		mu     sync.Mutex
+		wrongs []string
+		errs   []error
+		wg     sync.WaitGroup
+		next   = make(chan job)
+	)
+	for w := 0; w < 8; w++ {
+		wdir := filepath.Join(dir, fmt.Sprint(w))
+		if err := os.Mkdir(wdir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range next {
+				merged, conflicts, err := manifest.Merge(j.c.base, j.c.ours, j.c.theirs, manifest.DiffOptions{})
+				v := "wrong"
+				if err == nil {
+					v = judge(j.c, merged, len(conflicts) > 0)
+				}
+				gm, gc, gerr := gitMergeFile(wdir, j.c)
+				mu.Lock()
+				ours[j.shape].add(v)
+				if v == "wrong" {
+					wrongs = append(wrongs, fmt.Sprintf("%s: %s: err %v", j.shape, j.name, err))
+				}
+				if gerr != nil {
+					errs = append(errs, gerr)
+				} else {
+					git[j.shape].add(judge(j.c, gm, gc))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, j := range jobs {
+		next <- j
+	}
+	close(next)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d git merge-file runs failed, the first: %v", len(errs), errs[0])
+	}
+	sort.Strings(wrongs)
 	t.Logf("%-26s %28s   %28s", "shape", "deployer xml merge", "git merge-file")
 	t.Logf("%-26s %6s %6s %9s %5s   %6s %6s %9s %5s", "", "cases", "right", "conflicts", "wrong", "cases", "right", "conflicts", "wrong")
 	for _, s := range shapes {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sre-tools/deployer/store/internal/salvage"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -79,7 +80,7 @@ func (s *Store) compactInto(tmp string) error {
 		_ = dst.Close()
 		return err
 	}
-	if err := checkDB(dst); err != nil {
+	if err := salvage.Check(dst); err != nil {
 		_ = dst.Close()
 		return fmt.Errorf("check compacted copy: %w", err)
 	}

@@ -25,7 +25,9 @@ type Deployment struct {
 
 // PutDeployment stores d, assigning an ID (ordered by creation) when empty
 // and Created/Updated from Now. Putting an existing ID replaces it but
-// keeps its Created time.
+// keeps its Created time. Replacing a deployment from a copy the caller
+// holds loses what another writer changed since (a cancel, say): new code
+// creates with PutDeployment and changes with UpdateDeployment.
 func (s *Store) PutDeployment(d Deployment) (Deployment, error) {
 	if d.Repo == "" {
 		return Deployment{}, fmt.Errorf("put deployment: repo: %w", ErrInvalid)
@@ -52,6 +54,36 @@ func (s *Store) PutDeployment(d Deployment) (Deployment, error) {
 	})
 	if err != nil {
 		return Deployment{}, fmt.Errorf("put deployment %s: %w", d.ID, err)
+	}
+	return d, nil
+}
+
+// UpdateDeployment reads deployment id, calls fn on it and stores the
+// result, all in one write transaction, so that a concurrent writer's
+// change (a cancel while the worker records progress) is never lost.
+// Updated is set from Now; fn cannot change ID or Created (ErrInvalid). An
+// error from fn stores nothing and is returned; ErrNotFound if there is no
+// such deployment. fn runs inside the transaction: it must be quick and
+// must not call the Store.
+func (s *Store) UpdateDeployment(id string, fn func(*Deployment) error) (Deployment, error) {
+	var d Deployment
+	err := s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDeployments)
+		if err := getJSON(b, []byte(id), &d); err != nil {
+			return err
+		}
+		created := d.Created
+		if err := fn(&d); err != nil {
+			return err
+		}
+		if d.ID != id || !d.Created.Equal(created) || d.Repo == "" {
+			return fmt.Errorf("the update changed the id, creation time or repo: %w", ErrInvalid)
+		}
+		d.Updated = s.now()
+		return putJSON(b, []byte(id), d)
+	})
+	if err != nil {
+		return Deployment{}, fmt.Errorf("update deployment %s: %w", id, err)
 	}
 	return d, nil
 }

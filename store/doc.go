@@ -14,6 +14,19 @@
 // files forward with ordered migrations and refuses newer ones
 // (ErrSchemaTooNew).
 //
+// # Changing a record
+//
+// A record that more than one goroutine changes (a deployment, a repo's
+// state, a schedule's state, an intervention) is changed with its Update
+// function (UpdateDeployment, UpdateRepoState, UpdateSchedule,
+// UpdateIntervention): it reads the record, calls the caller's function
+// and writes the result in one bbolt write transaction, so a change made
+// meanwhile by another writer (a cancel, a fire time, an issue key) is
+// never overwritten by a stale copy. The whole-record setters
+// (PutDeployment on an existing ID, SetRepo) remain for older callers.
+// Schedule state is its own record since schema 4, apart from the repo
+// state.
+//
 // # Start-up check and salvage
 //
 // Open checks the file before bbolt maps it (meta pages, length, freelist,
@@ -28,6 +41,12 @@
 // records out of pages whose header is destroyed. Because freed pages keep
 // old versions of records, the freshest version found wins, and a record
 // that retention had deleted can reappear after a salvage.
+//
+// The checks and the copy are package store/internal/salvage, which knows
+// bbolt's on-disk format; store tells it its buckets and how to recognise
+// each record (salvageLayout). CheckFile runs the same checks on a file
+// (a backup copy) without changing it, and OpenReadOnly opens a stopped
+// daemon's file for reading after them.
 //
 // bbolt does not checksum data pages: damage inside a record's bytes that
 // leaves the page structure intact is not detected, and shows up as a

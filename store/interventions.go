@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+	"maps"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -167,7 +169,7 @@ func repeat(tx *bolt.Tx, id uint64, iv Intervention, seen time.Time) (Interventi
 		cur.NextAction = iv.NextAction
 	}
 	if !iv.Evidence.isZero() {
-		cur.Evidence = iv.Evidence
+		cur.Evidence = keepRefs(iv.Evidence, cur.Evidence)
 	}
 	return cur, putIntervention(tx, cur)
 }
@@ -188,6 +190,34 @@ func raiseNew(tx *bolt.Tx, iv Intervention, seen time.Time) (Intervention, error
 	iv.ResolvedBy, iv.ResolvedHow, iv.ResolvedAt = "", "", time.Time{}
 	iv.Notified = time.Time{}
 	return iv, putIntervention(tx, iv)
+}
+
+// IssueRefPrefix starts the Evidence.Extra keys that hold a reference a
+// notifier created for an intervention ("issue:<channel>" -> a Jira key):
+// a repeat that replaces the evidence keeps them, so the next
+// notification updates the same issue.
+const IssueRefPrefix = "issue:"
+
+// IssueRefKey is the Evidence.Extra key of the issue channel created.
+func IssueRefKey(channel string) string { return IssueRefPrefix + channel }
+
+// keepRefs returns next with the notification references of prev that
+// next does not set itself.
+func keepRefs(next, prev Evidence) Evidence {
+	for k, v := range prev.Extra {
+		if !strings.HasPrefix(k, IssueRefPrefix) {
+			continue
+		}
+		if _, ok := next.Extra[k]; ok {
+			continue
+		}
+		next.Extra = maps.Clone(next.Extra)
+		if next.Extra == nil {
+			next.Extra = map[string]string{}
+		}
+		next.Extra[k] = v
+	}
+	return next
 }
 
 func (e Evidence) isZero() bool {
@@ -225,12 +255,37 @@ func (s *Store) modify(op string, id uint64, fn func(*Intervention) error) (Inte
 		if err := fn(&iv); err != nil {
 			return err
 		}
+		open := keyU64(tx.Bucket(indexIvOpen).Get(scopeKey(iv.Kind, iv.Repo, iv.Instance)))
+		if !iv.Resolved() && open != 0 && open != iv.ID {
+			return fmt.Errorf("intervention %d is open for the same scope: %w", open, ErrInvalid)
+		}
 		return putIntervention(tx, iv)
 	})
 	if err != nil {
 		return Intervention{}, fmt.Errorf("%s intervention %d: %w", op, id, err)
 	}
 	return iv, nil
+}
+
+// UpdateIntervention reads intervention id, calls fn on it and stores the
+// result with its index, all in one write transaction, so that a
+// concurrent writer's change (a notifier's issue key, an acknowledgement,
+// a repeat) is never lost. fn cannot change the ID, kind or scope, nor
+// reopen an intervention whose scope has another one open (ErrInvalid). An
+// error from fn stores nothing and is returned; ErrNotFound if there is no
+// such intervention. fn runs inside the transaction: it must be quick and
+// must not call the Store.
+func (s *Store) UpdateIntervention(id uint64, fn func(*Intervention) error) (Intervention, error) {
+	return s.modify("update", id, func(iv *Intervention) error {
+		before := *iv
+		if err := fn(iv); err != nil {
+			return err
+		}
+		if iv.ID != before.ID || iv.Kind != before.Kind || iv.Repo != before.Repo || iv.Instance != before.Instance {
+			return fmt.Errorf("the update changed the id, kind or scope: %w", ErrInvalid)
+		}
+		return nil
+	})
 }
 
 // Acknowledge records that who is on it. ErrResolved if it is resolved.
@@ -333,7 +388,8 @@ func resolvedInterventions(tx *bolt.Tx, f InterventionFilter, out *[]Interventio
 }
 
 // SetEvidenceExtra records one kind-specific fact on an intervention (for
-// example the Jira issue key a notifier created for it).
+// example the Jira issue key a notifier created for it, under IssueRefKey,
+// which a repeat keeps).
 func (s *Store) SetEvidenceExtra(id uint64, key, value string) (Intervention, error) {
 	return s.modify("annotate", id, func(iv *Intervention) error {
 		if iv.Evidence.Extra == nil {

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/sre-tools/deployer/store"
 	bolt "go.etcd.io/bbolt"
@@ -157,4 +159,59 @@ func TestSalvageSchema1File(t *testing.T) {
 	if ids, _ := s.InterruptRunning(); !reflect.DeepEqual(ids, []store.RunID{3, 4}) { // 4: made by checkSalvage
 		t.Fatalf("running runs got %v, want [3 4]", ids)
 	}
+}
+
+// Schema 3 kept the last fire times in the repo records; schema 4 moves
+// them to schedule records and rewrites the repo records without them.
+func TestMigrateSchedulesOutOfRepoState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte("schedules")); err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte("meta")).Put([]byte("schema"), be(3)); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("repos")).Put([]byte("fra"), []byte(
+			`{"name":"fra","head":"c1","schedules":{"nightly":"2026-03-01T02:00:00Z","weekly":"2026-02-22T04:00:00Z"}}`))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpenAt(t, path, store.Options{})
+	for name, want := range map[string]string{"nightly": "2026-03-01T02:00:00Z", "weekly": "2026-02-22T04:00:00Z"} {
+		at, ok, err := s.LastFired("fra", name)
+		if err != nil || !ok || at.Format(time.RFC3339) != want {
+			t.Errorf("%s: last fired %v %v %v, want %s", name, at, ok, err, want)
+		}
+	}
+	rs, err := s.Repo("fra")
+	if err != nil || rs.Head != "c1" || len(rs.Schedules) != 2 {
+		t.Fatalf("repo after migration %+v, %v", rs, err)
+	}
+	s.Close()
+	if v := schemaOnDisk(t, path); v != store.SchemaVersion {
+		t.Fatalf("schema on disk %d, want %d", v, store.SchemaVersion)
+	}
+	db, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.View(func(tx *bolt.Tx) error {
+		if raw := string(tx.Bucket([]byte("repos")).Get([]byte("fra"))); strings.Contains(raw, "schedules") {
+			t.Errorf("repo record still holds the schedules: %s", raw)
+		}
+		return nil
+	})
 }

@@ -6,19 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
+	"github.com/sre-tools/deployer/store/internal/salvage"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
-
-// maxProblems bounds the check findings kept in errors and reports.
-const maxProblems = 10
-
-// damage is a state file that failed its start-up check.
-type damage struct{ problems []string }
-
-func (d *damage) Error() string { return strings.Join(d.problems, "; ") }
 
 // Open opens (creating if needed) the state file at path, checks its
 // integrity, and creates or migrates its buckets.
@@ -35,7 +27,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db, err := s.openChecked()
-	var d *damage
+	var d *salvage.Damage
 	if errors.As(err, &d) {
 		db, err = s.replaceDamaged(d)
 	}
@@ -96,41 +88,53 @@ func removeIfExists(path string) error {
 	return nil
 }
 
-// openChecked opens path and verifies it. Damage comes back as *damage;
-// any other error (lock timeout, permissions) as itself.
+// openChecked opens path and verifies it. Damage comes back as
+// *salvage.Damage; any other error (lock timeout, permissions) as itself.
 func (s *Store) openChecked() (*bolt.DB, error) {
 	if err := s.preflight(); err != nil {
 		return nil, err
 	}
+	db, sum, err := openVerified(s.path, s.boltOptions())
+	if err != nil {
+		return nil, err
+	}
+	s.log.Debug().Str("path", s.path).Uint32("crc32", sum).Msg("state file read in full")
+	return db, nil
+}
+
+// openVerified opens path with bbolt, which must not panic on a damaged
+// file (the plain-read checks come first), then reads it in full and runs
+// bbolt's check (salvage.Verify). Damage comes back as *salvage.Damage.
+func openVerified(path string, opts *bolt.Options) (*bolt.DB, uint32, error) {
 	var file *os.File
-	opts := s.boltOptions()
 	opts.OpenFile = func(name string, flag int, mode os.FileMode) (*os.File, error) {
 		f, err := os.OpenFile(name, flag, mode)
 		file = f
 		return f, err
 	}
 	var db *bolt.DB
-	err := protect(func() error {
+	err := salvage.Protect(func() error {
 		var err error
-		db, err = openBolt(s.path, opts)
+		db, err = openBolt(path, opts)
 		return err
 	})
 	switch {
-	case errors.Is(err, errPanicked):
+	case errors.Is(err, salvage.ErrPanicked):
 		if file != nil {
 			_ = file.Close() // releases the flock bbolt took before panicking
 		}
-		return nil, &damage{problems: []string{err.Error()}}
+		return nil, 0, &salvage.Damage{Problems: []string{err.Error()}}
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
-		return nil, &damage{problems: []string{err.Error()}}
+		return nil, 0, &salvage.Damage{Problems: []string{err.Error()}}
 	case err != nil:
-		return nil, err
+		return nil, 0, err
 	}
-	if err := s.verify(db); err != nil {
-		_ = protect(db.Close)
-		return nil, err
+	sum, err := salvage.Verify(db)
+	if err != nil {
+		_ = salvage.Protect(db.Close)
+		return nil, 0, err
 	}
-	return db, nil
+	return db, sum, nil
 }
 
 // preflight runs the plain-read checks while holding the file lock.
@@ -146,64 +150,20 @@ func (s *Store) preflight() error {
 	if err := s.removeLeftovers(); err != nil {
 		return err
 	}
-	m, err := preflight(f)
-	if err != nil || m == nil {
-		return err
-	}
-	return validate(f, m)
-}
-
-// verify reads every page under protect, then runs bbolt's own check.
-func (s *Store) verify(db *bolt.DB) error {
-	var sum uint32
-	err := protect(func() error {
-		return db.View(func(tx *bolt.Tx) error {
-			var err error
-			sum, err = walkAll(tx)
-			return err
-		})
-	})
-	if err != nil {
-		return &damage{problems: []string{err.Error()}}
-	}
-	s.log.Debug().Str("path", s.path).Uint32("crc32", sum).Msg("state file read in full")
-	if err := checkDB(db); err != nil {
-		return err
-	}
-	return nil
-}
-
-// checkDB runs bbolt's consistency check; findings come back as *damage.
-func checkDB(db *bolt.DB) error {
-	var problems []string
-	err := db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			if len(problems) < maxProblems {
-				problems = append(problems, err.Error())
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if len(problems) > 0 {
-		return &damage{problems: problems}
-	}
-	return nil
+	return salvage.Structure(f)
 }
 
 func salvageTemp(path string) string { return path + ".salvage" }
 
 // replaceDamaged salvages the damaged file into a fresh one, moves the
 // damaged file aside and the fresh one into place, and opens it.
-func (s *Store) replaceDamaged(d *damage) (*bolt.DB, error) {
+func (s *Store) replaceDamaged(d *salvage.Damage) (*bolt.DB, error) {
 	now := s.now().UTC()
 	rep := &SalvageReport{
-		Kind: KindStateCorrupt, Path: s.path, At: now, Problems: d.problems,
+		Kind: KindStateCorrupt, Path: s.path, At: now, Problems: d.Problems,
 		Recovered: map[string]int{}, Dropped: map[string]int{},
 	}
-	s.log.Error().Str("path", s.path).Strs("problems", d.problems).Msg("state file is corrupt; salvaging")
+	s.log.Error().Str("path", s.path).Strs("problems", d.Problems).Msg("state file is corrupt; salvaging")
 	tmp := salvageTemp(s.path)
 	if err := removeIfExists(tmp); err != nil {
 		return nil, err

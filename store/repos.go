@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"time"
 
@@ -30,7 +31,11 @@ type RepoState struct {
 	LastSyncOK time.Time `json:"last_sync_ok,omitzero"`
 	LastError  string    `json:"last_error,omitempty"`
 	LastRun    RunID     `json:"last_run,omitempty"`
-	// Schedules is when each of the manifest's schedules last fired.
+	// Schedules is when each of the manifest's schedules last fired. It
+	// is not part of the repo record (since schema 4): Repo fills it from
+	// the ScheduleState records, and SetRepo and UpdateRepoState merge it
+	// into them, never moving a time back. New code uses LastFired,
+	// SetLastFired and UpdateSchedule.
 	Schedules map[string]time.Time `json:"schedules,omitempty"`
 }
 
@@ -82,13 +87,17 @@ func (s *Store) Instances(repo string) ([]InstanceState, error) {
 	return out, nil
 }
 
-// SetRepo stores st, replacing the previous state of st.Name.
+// SetRepo stores st, replacing the previous state of st.Name from a copy
+// the caller holds: a change another writer made since the caller read it
+// is lost. New code uses UpdateRepoState, which cannot lose one.
+// st.Schedules is not stored in the repo record: its times are merged into
+// the schedule records and never move a time back (see ScheduleState).
 func (s *Store) SetRepo(st RepoState) error {
 	if st.Name == "" {
 		return fmt.Errorf("set repo: name: %w", ErrInvalid)
 	}
 	err := s.update(func(tx *bolt.Tx) error {
-		return putJSON(tx.Bucket(bucketRepos), []byte(st.Name), st)
+		return putRepo(tx, st, s.now())
 	})
 	if err != nil {
 		return fmt.Errorf("set repo %s: %w", st.Name, err)
@@ -96,12 +105,65 @@ func (s *Store) SetRepo(st RepoState) error {
 	return nil
 }
 
+// putRepo writes st without its Schedules, which go to the schedule
+// records.
+func putRepo(tx *bolt.Tx, st RepoState, now time.Time) error {
+	if err := mergeSchedules(tx, st.Name, st.Schedules, now); err != nil {
+		return err
+	}
+	st.Schedules = nil
+	return putJSON(tx.Bucket(bucketRepos), []byte(st.Name), st)
+}
+
+// UpdateRepoState reads the state of repo (a zero state naming it when
+// the store has never seen it), calls fn on it and stores the result, all
+// in one write transaction, so that a concurrent writer's change to
+// another field is never lost. An error from fn stores nothing and is
+// returned. fn runs inside the transaction: it must be quick and must not
+// call the Store. fn cannot rename the repo (ErrInvalid). Schedules is
+// filled and merged as by Repo and SetRepo.
+func (s *Store) UpdateRepoState(repo string, fn func(*RepoState) error) (RepoState, error) {
+	if repo == "" {
+		return RepoState{}, fmt.Errorf("update repo: name: %w", ErrInvalid)
+	}
+	var st RepoState
+	err := s.update(func(tx *bolt.Tx) error {
+		st = RepoState{Name: repo}
+		if err := getRepo(tx, repo, &st); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if err := fn(&st); err != nil {
+			return err
+		}
+		if st.Name != repo {
+			return fmt.Errorf("the update renamed the repo to %q: %w", st.Name, ErrInvalid)
+		}
+		if err := putRepo(tx, st, s.now()); err != nil {
+			return err
+		}
+		return fillSchedules(tx, &st)
+	})
+	if err != nil {
+		return RepoState{}, fmt.Errorf("update repo %s: %w", repo, err)
+	}
+	return st, nil
+}
+
+// getRepo reads the repo record and fills its Schedules.
+func getRepo(tx *bolt.Tx, name string, st *RepoState) error {
+	if err := getJSON(tx.Bucket(bucketRepos), []byte(name), st); err != nil {
+		return err
+	}
+	return fillSchedules(tx, st)
+}
+
 // Repo returns the state of one repo; the zero value and ErrNotFound when
-// the store has never seen it.
+// the store has never seen it. Schedules holds the last fire time of each
+// schedule record of the repo.
 func (s *Store) Repo(name string) (RepoState, error) {
 	var st RepoState
 	err := s.view(func(tx *bolt.Tx) error {
-		return getJSON(tx.Bucket(bucketRepos), []byte(name), &st)
+		return getRepo(tx, name, &st)
 	})
 	if err != nil {
 		return RepoState{}, fmt.Errorf("repo %s: %w", name, err)
@@ -116,6 +178,9 @@ func (s *Store) Repos() ([]RepoState, error) {
 		return tx.Bucket(bucketRepos).ForEach(func(k, v []byte) error {
 			var st RepoState
 			if err := decode(k, v, &st); err != nil {
+				return err
+			}
+			if err := fillSchedules(tx, &st); err != nil {
 				return err
 			}
 			out = append(out, st)

@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -18,16 +20,36 @@ type Trigger struct {
 	At     time.Time `json:"at"`
 }
 
-// Trigger kinds.
+// Trigger kinds. CreateRun and UpdateRun refuse any other (ErrInvalid).
 const (
-	TriggerPoll       = "poll"
-	TriggerPush       = "push"
-	TriggerManual     = "manual"
-	TriggerSchedule   = "schedule"
-	TriggerDeployment = "deployment"
-	TriggerReplay     = "replay"
-	TriggerStartup    = "startup"
+	TriggerPoll       = "poll"       // the periodic fetch
+	TriggerPush       = "push"       // a webhook
+	TriggerManual     = "manual"     // deployer sync
+	TriggerSchedule   = "schedule"   // a manifest schedule fired, or was missed
+	TriggerDeployment = "deployment" // an operator's deployment
+	TriggerReplay     = "replay"     // deployer replay
+	TriggerStartup    = "startup"    // the daemon started
+	TriggerRetry      = "retry"      // an intervention resolved with --retry, a late write-back, writes working again
+	TriggerBaseline   = "baseline"   // the first run on a host adopted the commit as deployed
 )
+
+// TriggerKinds lists every trigger kind, in the order above.
+var TriggerKinds = []string{
+	TriggerPoll, TriggerPush, TriggerManual, TriggerSchedule, TriggerDeployment,
+	TriggerReplay, TriggerStartup, TriggerRetry, TriggerBaseline,
+}
+
+// checkTriggers refuses a trigger kind that is not in TriggerKinds: a
+// misspelt kind would otherwise be stored for good and shown by every
+// listing, and no filter on the kind would find the run.
+func checkTriggers(ts []Trigger) error {
+	for _, t := range ts {
+		if !slices.Contains(TriggerKinds, t.Kind) {
+			return fmt.Errorf("trigger kind %q is not one of %s: %w", t.Kind, strings.Join(TriggerKinds, ", "), ErrInvalid)
+		}
+	}
+	return nil
+}
 
 // RunStatus is the outcome of a run.
 type RunStatus string
@@ -80,6 +102,9 @@ func (s *Store) CreateRun(r Run) (RunID, error) {
 	if r.Repo == "" {
 		return 0, fmt.Errorf("create run: repo: %w", ErrInvalid)
 	}
+	if err := checkTriggers(r.Triggers); err != nil {
+		return 0, fmt.Errorf("create run: %w", err)
+	}
 	if r.Started.IsZero() {
 		r.Started = s.now()
 	}
@@ -103,6 +128,9 @@ func (s *Store) CreateRun(r Run) (RunID, error) {
 
 // UpdateRun replaces the stored run r.ID; ErrNotFound if there is none.
 func (s *Store) UpdateRun(r Run) error {
+	if err := checkTriggers(r.Triggers); err != nil {
+		return fmt.Errorf("update run %d: %w", r.ID, err)
+	}
 	err := s.update(func(tx *bolt.Tx) error {
 		var old Run
 		if err := getJSON(tx.Bucket(bucketRuns), u64key(uint64(r.ID)), &old); err != nil {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,5 +190,31 @@ func TestInterruptRunOfOneRepo(t *testing.T) {
 	}
 	if running, _ := s.RunningRuns("fra"); len(running) != 0 {
 		t.Fatalf("still running: %+v", running)
+	}
+}
+
+// A run whose trigger kind is not in TriggerKinds is refused, on create
+// and on update, and nothing is written.
+func TestRunRefusesUnknownTrigger(t *testing.T) {
+	s := mustOpenStore(t)
+	for _, kind := range store.TriggerKinds {
+		if _, err := s.CreateRun(store.Run{Repo: "fra", Triggers: []store.Trigger{{Kind: kind}}}); err != nil {
+			t.Fatalf("kind %q: %v", kind, err)
+		}
+	}
+	bad := []store.Trigger{{Kind: store.TriggerPoll}, {Kind: "rerty"}}
+	if _, err := s.CreateRun(store.Run{Repo: "fra", Triggers: bad}); !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), `"rerty"`) {
+		t.Fatalf("create with an unknown trigger: %v, want ErrInvalid naming it", err)
+	}
+	id, err := s.CreateRun(store.Run{Repo: "fra", Triggers: []store.Trigger{{Kind: store.TriggerRetry}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateRun(store.Run{ID: id, Status: store.RunSucceeded, Triggers: []store.Trigger{{Kind: ""}}}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("update with an empty trigger: %v, want ErrInvalid", err)
+	}
+	runs, _ := s.Runs("fra", 0)
+	if len(runs) != len(store.TriggerKinds)+1 || runs[0].Status != store.RunRunning {
+		t.Fatalf("%d runs, newest %+v; want %d and the refused update not written", len(runs), runs[0], len(store.TriggerKinds)+1)
 	}
 }

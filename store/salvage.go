@@ -3,14 +3,11 @@ package store
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"hash/crc32"
-	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/sre-tools/deployer/store/internal/salvage"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -65,99 +62,93 @@ func incompleteNote(b []string) string {
 // the file was sound.
 func (s *Store) Salvaged() *SalvageReport { return s.salvaged }
 
-// errPanicked marks a panic or memory fault caught while reading a
-// damaged file.
-var errPanicked = errors.New("panic reading state file")
-
-// protect runs fn, turning panics and memory faults (bad pages in the
-// memory map) into errors.
-func protect(fn func() error) (err error) {
-	old := debug.SetPanicOnFault(true)
-	defer debug.SetPanicOnFault(old)
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v", errPanicked, r)
-		}
-	}()
-	return fn()
+// salvageLayout tells package salvage the buckets of a state file, in
+// salvage priority order (primaryBuckets: what cannot be rebuilt from the
+// remote comes first), and how to recognise each record by its fields.
+var salvageLayout = salvage.Layout{
+	Meta: bucketMeta, SchemaKey: keySchema,
+	Buckets: []salvage.Bucket{
+		{Name: bucketJournal, Valid: validJSON[JournalEntry]},
+		{Name: bucketInterventions, Seq: true, Valid: validSeq[Intervention]},
+		{Name: bucketRuns, Seq: true, Valid: validSeq[Run]},
+		{Name: bucketSteps, Nested: true, Valid: func(k, v []byte) bool { return len(k) == 16 && validJSON[StepRecord](k, v) }},
+		{Name: bucketDeployments, Valid: validJSON[Deployment]},
+		{Name: bucketInflight, Valid: validJSON[InflightStep]},
+		{Name: bucketOutbox, Seq: true, Valid: validSeq[Message]},
+		{Name: bucketSchedules, Valid: validJSON[ScheduleState]},
+		{Name: bucketRepos, Valid: validJSON[RepoState]},
+		{Name: bucketInstances, Valid: validJSON[InstanceState]},
+	},
+	Shapes: recordShapes,
 }
 
-// walkAll reads every key and value of every bucket, so that damage a
-// cursor can meet shows up here, under protect, and not later in a
-// goroutine that cannot recover. It returns a checksum of the contents.
-func walkAll(tx *bolt.Tx) (uint32, error) {
-	var sum uint32
-	err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-		if err := walkBucket(b, &sum); err != nil {
-			return fmt.Errorf("bucket %q: %w", name, err)
-		}
-		return nil
-	})
-	return sum, err
-}
-
-func walkBucket(b *bolt.Bucket, sum *uint32) error {
-	c := b.Cursor()
-	var prev []byte
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if prev != nil && bytes.Compare(k, prev) <= 0 {
-			return fmt.Errorf("key %x after %x: keys out of order", k, prev)
-		}
-		prev = k
-		*sum = crc32.Update(crc32.Update(*sum, crc32.IEEETable, k), crc32.IEEETable, v)
-		if v != nil {
-			continue
-		}
-		nb := b.Bucket(k)
-		if nb == nil {
-			return fmt.Errorf("key %x: nested bucket unreadable", k)
-		}
-		if err := walkBucket(nb, sum); err != nil {
-			return fmt.Errorf("%x: %w", k, err)
-		}
-	}
-	return nil
-}
-
-// pair is a key and value read from a damaged file.
-type pair struct {
-	k, v []byte
-}
-
-// salvageSpec says how one primary bucket is salvaged.
-type salvageSpec struct {
-	name  []byte
-	seq   bool                                 // keys are big-endian sequence numbers
-	valid func(k, v []byte, dst *bolt.Tx) bool // record check
-}
-
-func validJSON[T any](k, v []byte, _ *bolt.Tx) bool {
+func validJSON[T any](k, v []byte) bool {
 	var x T
 	return json.Unmarshal(v, &x) == nil
 }
 
-func validSeq[T any](k, v []byte, dst *bolt.Tx) bool {
-	return len(k) == 8 && validJSON[T](k, v, dst)
+func validSeq[T any](k, v []byte) bool {
+	return len(k) == 8 && validJSON[T](k, v)
 }
 
-// salvageSpecs follow primaryBuckets: journal first.
-var salvageSpecs = []salvageSpec{
-	{name: bucketJournal, valid: validJSON[JournalEntry]},
-	{name: bucketInterventions, seq: true, valid: validSeq[Intervention]},
-	{name: bucketRuns, seq: true, valid: validSeq[Run]},
-	{name: bucketSteps, valid: func(k, v []byte, dst *bolt.Tx) bool { return len(k) == 16 && validJSON[StepRecord](k, v, dst) }},
-	{name: bucketDeployments, valid: validJSON[Deployment]},
-	{name: bucketInflight, valid: validJSON[InflightStep]},
-	{name: bucketOutbox, seq: true, valid: validSeq[Message]},
-	{name: bucketRepos, valid: validJSON[RepoState]},
-	{name: bucketInstances, valid: validJSON[InstanceState]},
+// shape builds a salvage.Shape for records of type T; at derives the
+// bucket, key and freshness of a decoded record.
+func shape[T any](need, not []string, at func(T) ([]byte, []byte, time.Time)) salvage.Shape {
+	return salvage.Shape{Need: need, Not: not, Read: func(v []byte) ([]byte, []byte, time.Time, bool) {
+		var x T
+		if json.Unmarshal(v, &x) != nil {
+			return nil, nil, time.Time{}, false
+		}
+		b, k, fresh := at(x)
+		return b, k, fresh, true
+	}}
+}
+
+// recordShapes tell the records apart by their JSON fields; the first
+// that fits wins.
+var recordShapes = []salvage.Shape{
+	shape([]string{"id", "kind", "first_seen", "state"}, nil, func(iv Intervention) ([]byte, []byte, time.Time) {
+		return bucketInterventions, u64key(iv.ID), latest(iv.LastSeen, iv.AckAt, iv.ResolvedAt, iv.Notified)
+	}),
+	shape([]string{"run", "seq", "step"}, nil, func(st StepRecord) ([]byte, []byte, time.Time) {
+		return bucketSteps, stepKey(st.Run, uint64(st.Seq)), latest(st.Started, st.Ended)
+	}),
+	shape([]string{"id", "file", "state", "created"}, nil, func(e JournalEntry) ([]byte, []byte, time.Time) {
+		return bucketJournal, []byte(e.ID), e.Updated
+	}),
+	shape([]string{"id", "repo", "status", "started"}, []string{"kind", "step"}, func(r Run) ([]byte, []byte, time.Time) {
+		return bucketRuns, u64key(uint64(r.ID)), latest(r.Started, r.Ended)
+	}),
+	shape([]string{"seq", "delivery_id", "channel"}, nil, func(m Message) ([]byte, []byte, time.Time) {
+		return bucketOutbox, u64key(m.Seq), latest(m.Created, m.NextAttempt, m.SentAt)
+	}),
+	shape([]string{"id", "repo", "state", "created", "updated"}, []string{"file", "kind"}, func(d Deployment) ([]byte, []byte, time.Time) {
+		return bucketDeployments, []byte(d.ID), d.Updated
+	}),
+	shape([]string{"repo", "name", "updated"}, []string{"id"}, func(st InstanceState) ([]byte, []byte, time.Time) {
+		return bucketInstances, instanceKey(st.Repo, st.Name), st.Updated
+	}),
+	shape([]string{"repo", "schedule", "last_fired"}, nil, func(st ScheduleState) ([]byte, []byte, time.Time) {
+		return bucketSchedules, scheduleKey(st.Repo, st.Schedule), latest(st.Updated, st.LastFired)
+	}),
+	shape([]string{"name"}, []string{"repo", "id", "run"}, func(st RepoState) ([]byte, []byte, time.Time) {
+		return bucketRepos, []byte(st.Name), latest(st.LastSync, st.LastSyncOK)
+	}),
+}
+
+func latest(ts ...time.Time) time.Time {
+	var m time.Time
+	for _, t := range ts {
+		if t.After(m) {
+			m = t
+		}
+	}
+	return m
 }
 
 // salvageInto copies what can be read from the damaged file src into a
-// new state file at dst, with the current schema and rebuilt indexes:
-// first by walking the bucket trees with plain reads (skipping damaged
-// subtrees), then, for the buckets that walk could not read in full, by
-// scanning all leaf pages.
+// new state file at dst, with the current schema, migrated records and
+// rebuilt indexes.
 func (s *Store) salvageInto(src, dst string, rep *SalvageReport) error {
 	out, err := openBolt(dst, s.boltOptions())
 	if err != nil {
@@ -171,22 +162,20 @@ func (s *Store) salvageInto(src, dst string, rep *SalvageReport) error {
 	if err != nil {
 		return err
 	}
-	var rawBuckets []string
-	for _, b := range primaryBuckets {
-		rawBuckets = append(rawBuckets, string(b))
+	got, err := salvage.Into(src, out, salvageLayout)
+	if got != nil {
+		rep.Problems = append(rep.Problems, got.Problems...)
+		rep.SchemaVersion, rep.Incomplete, rep.RawRecovered = got.SchemaVersion, got.Incomplete, got.RawRecovered
+		rep.Recovered, rep.Dropped = got.Recovered, got.Dropped
 	}
-	root, err := readDamaged(src)
 	if err != nil {
-		rep.Problems = append(rep.Problems, "salvage: "+err.Error())
-		rep.Incomplete = rawBuckets
-	} else if err := copyTree(out, root, rep); err != nil {
-		return err
-	}
-	if err := s.salvageRaw(src, out, rawBuckets, rep); err != nil {
 		return err
 	}
 	return out.Update(func(tx *bolt.Tx) error {
 		if err := dropOrphanSteps(tx, rep); err != nil {
+			return err
+		}
+		if err := migrateSchedules(tx); err != nil { // repo records of a schema 3 file
 			return err
 		}
 		return rebuildIndexes(tx)
@@ -211,133 +200,4 @@ func dropOrphanSteps(tx *bolt.Tx, rep *SalvageReport) error {
 		}
 	}
 	return nil
-}
-
-// readDamaged reads the bucket tree of src as far as it goes.
-func readDamaged(src string) (*rawBucket, error) {
-	f, err := os.Open(src)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	m, err := bestMeta(f, fi.Size())
-	if err != nil {
-		return nil, err
-	}
-	return newRawDB(f, m, true).readRoot(m.root), nil
-}
-
-// copyTree copies the primary buckets of root into out, journal first,
-// one write transaction per bucket.
-func copyTree(out *bolt.DB, root *rawBucket, rep *SalvageReport) error {
-	if meta := root.subs[string(bucketMeta)]; meta != nil {
-		for _, p := range meta.pairs {
-			if string(p.k) == string(keySchema) {
-				rep.SchemaVersion = keyU64(p.v)
-			}
-		}
-	}
-	for _, spec := range salvageSpecs {
-		name := string(spec.name)
-		b := root.subs[name]
-		if b == nil {
-			if root.damaged {
-				rep.Incomplete = append(rep.Incomplete, name)
-			}
-			continue
-		}
-		if bytes.Equal(spec.name, bucketSteps) {
-			flattenRawSteps(b)
-		}
-		err := out.Update(func(tx *bolt.Tx) error {
-			n, err := copyPairs(tx, b, tx.Bucket(spec.name), spec, rep, name)
-			rep.Recovered[name] += n
-			return err
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// flattenRawSteps turns schema 1's steps/<run id>/<seq> sub-buckets into
-// schema 2's steps/<run id ‖ seq> pairs.
-func flattenRawSteps(b *rawBucket) {
-	for run, sub := range b.subs {
-		for _, p := range sub.pairs {
-			b.pairs = append(b.pairs, pair{k: append([]byte(run), p.k...), v: p.v})
-		}
-		b.damaged = b.damaged || sub.damaged
-	}
-	b.subs = nil
-}
-
-// copyPairs writes the valid pairs of src into dst and moves dst's
-// sequence past every copied key.
-func copyPairs(tx *bolt.Tx, src *rawBucket, dst *bolt.Bucket, spec salvageSpec, rep *SalvageReport, name string) (int, error) {
-	if src.damaged && !containsString(rep.Incomplete, name) {
-		rep.Incomplete = append(rep.Incomplete, name)
-	}
-	rep.Dropped[name] += len(src.subs)
-	n, seq := 0, src.seq
-	for _, p := range src.pairs {
-		if !spec.valid(p.k, p.v, tx) {
-			rep.Dropped[name]++
-			continue
-		}
-		if spec.seq && keyU64(p.k) > seq {
-			seq = keyU64(p.k)
-		}
-		if err := dst.Put(bytes.Clone(p.k), bytes.Clone(p.v)); err != nil {
-			return n, err
-		}
-		n++
-	}
-	if spec.seq && dst.Sequence() < seq {
-		return n, dst.SetSequence(seq)
-	}
-	return n, nil
-}
-
-// salvageRaw scans pages directly for records of the incomplete buckets
-// among rawBuckets.
-func (s *Store) salvageRaw(src string, out *bolt.DB, rawBuckets []string, rep *SalvageReport) error {
-	var todo []string
-	for _, b := range rawBuckets {
-		if containsString(rep.Incomplete, b) {
-			todo = append(todo, b)
-		}
-	}
-	if len(todo) == 0 {
-		return nil
-	}
-	pageSize := 0
-	if f, err := os.Open(src); err == nil {
-		if fi, err := f.Stat(); err == nil {
-			if m, err := bestMeta(f, fi.Size()); err == nil {
-				pageSize = int(m.pageSize)
-			}
-		}
-		f.Close()
-	}
-	recs, err := rawScan(src, pageSize)
-	if err != nil {
-		rep.Problems = append(rep.Problems, "raw scan: "+err.Error())
-		return nil
-	}
-	return mergeRaw(out, recs, todo, rep)
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -20,7 +20,10 @@ import (
 // id and seq.
 // Version 3: adds inflight, the steps that may write their instance file
 // while they run (repo NUL instance NUL step -> InflightStep).
-const SchemaVersion = 3
+// Version 4: adds schedules (repo NUL schedule -> ScheduleState); the
+// last fire times move there out of the repo records (RepoState.Schedules),
+// so that saving a repo's state cannot overwrite them.
+const SchemaVersion = 4
 
 // Primary buckets hold records; index buckets can be rebuilt from them.
 var (
@@ -34,6 +37,7 @@ var (
 	bucketDeployments   = []byte("deployments")   // id -> Deployment
 	bucketOutbox        = []byte("outbox")        // seq -> Message
 	bucketInflight      = []byte("inflight")      // repo NUL instance NUL step -> InflightStep
+	bucketSchedules     = []byte("schedules")     // repo NUL schedule -> ScheduleState
 
 	indexRunRepo       = []byte("run_repo")       // repo NUL run id -> nil
 	indexRunActive     = []byte("run_active")     // run id -> nil, while running
@@ -49,7 +53,7 @@ var (
 // remote comes first.
 var primaryBuckets = [][]byte{
 	bucketJournal, bucketInterventions, bucketRuns, bucketSteps, bucketDeployments,
-	bucketInflight, bucketOutbox, bucketRepos, bucketInstances,
+	bucketInflight, bucketOutbox, bucketSchedules, bucketRepos, bucketInstances,
 }
 
 var indexBuckets = [][]byte{indexRunRepo, indexRunActive, indexIvOpen, indexJournalOpen, indexOutboxPending}
@@ -65,6 +69,7 @@ type migration struct {
 var migrations = []migration{
 	{to: 2, name: "interventions, journal, deployments, outbox and indexes", fn: migrateTo2},
 	{to: 3, name: "in-flight steps", fn: createBuckets},
+	{to: 4, name: "schedule state out of the repo records", fn: migrateSchedules},
 }
 
 func migrateTo2(tx *bolt.Tx) error {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/daemon"
+	"github.com/sre-tools/deployer/store"
 )
 
 // syncBuffer is a bytes sink safe for the logger's goroutines.
@@ -191,7 +192,7 @@ func TestBackupStalledClient(t *testing.T) {
 	}
 	body.Close()
 	f.Close()
-	if err := checkBoltFile(copyPath); err != nil {
+	if _, err := store.CheckFile(copyPath); err != nil {
 		t.Fatalf("backup copy: %v", err)
 	}
 	left, _ := filepath.Glob(filepath.Join(stateDir, ".backup-*"))

@@ -7,7 +7,8 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
-	bolt "go.etcd.io/bbolt"
+
+	"github.com/sre-tools/deployer/store"
 )
 
 func newBackupCmd(g *globalOptions) *cobra.Command {
@@ -45,7 +46,7 @@ Exit status: 0 written and checked, 1 error.`,
 			if err != nil {
 				return fmt.Errorf("backup: %w", err)
 			}
-			if err := checkBoltFile(tmp.Name()); err != nil {
+			if _, err := store.CheckFile(tmp.Name()); err != nil {
 				return fmt.Errorf("backup copy failed its check (FILE left untouched): %w", err)
 			}
 			if err := os.Rename(tmp.Name(), dst); err != nil {
@@ -55,20 +56,4 @@ Exit status: 0 written and checked, 1 error.`,
 			return nil
 		},
 	}
-}
-
-// checkBoltFile opens a copy (never the daemon's file) read-only and runs
-// bbolt's consistency check on it.
-func checkBoltFile(path string) error {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return err
-		}
-		return nil
-	})
 }

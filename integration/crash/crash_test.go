@@ -15,20 +15,40 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/sre-tools/deployer/daemon"
 	"github.com/sre-tools/deployer/integration/internal/itest"
+	"github.com/sre-tools/deployer/store"
 )
 
 // crashTally is what the seeded crash runs found.
 type crashTally struct {
+	mu                                                      sync.Mutex
 	runs, crashes, accepted, landed, held, lost, duplicated int
 	chosen, crashed                                         map[string]int // per failpoint
+}
+
+// add counts one run's findings; seeds run two at a time.
+func (t *crashTally) add(o *crashTally) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.runs += o.runs
+	t.crashes += o.crashes
+	t.accepted += o.accepted
+	t.landed += o.landed
+	t.held += o.held
+	t.lost += o.lost
+	t.duplicated += o.duplicated
+	for k, v := range o.chosen {
+		t.chosen[k] += v
+	}
+	for k, v := range o.crashed {
+		t.crashed[k] += v
+	}
 }
 
 // TestCrashSeeded kills the daemon (the binary built with -tags failpoints)
@@ -54,9 +74,18 @@ func TestCrashSeeded(t *testing.T) {
 		runs, _ = strconv.Atoi(v)
 	}
 	tally := crashTally{chosen: map[string]int{}, crashed: map[string]int{}}
-	for seed := 1; seed <= runs; seed++ {
-		t.Run(fmt.Sprintf("seed-%03d", seed), func(t *testing.T) { crashOnce(t, uint64(seed), &tally) })
-	}
+	// The seeds run in parallel (go test's -parallel, GOMAXPROCS by default: two on a
+	// 2-core machine): a seed mostly waits for its daemon and git.
+	t.Run("seeds", func(t *testing.T) {
+		for seed := 1; seed <= runs; seed++ {
+			t.Run(fmt.Sprintf("seed-%03d", seed), func(t *testing.T) {
+				t.Parallel()
+				local := crashTally{chosen: map[string]int{}, crashed: map[string]int{}}
+				crashOnce(t, uint64(seed), &local)
+				tally.add(&local)
+			})
+		}
+	})
 	t.Logf("runs %d, crash points hit %d, edits accepted %d, landed %d, in interventions %d, lost %d, duplicated %d",
 		tally.runs, tally.crashes, tally.accepted, tally.landed, tally.held, tally.lost, tally.duplicated)
 	fmt.Printf("crash: runs %d, crash points hit %d, edits accepted %d, landed %d, in interventions %d, lost %d, duplicated %d\n",
@@ -368,33 +397,20 @@ func waitCrash(t *testing.T, what string, cond func() bool) {
 // openInterventions checks the stopped daemon's state file with bbolt and
 // returns the instances with an unresolved intervention.
 func openInterventions(t *testing.T, path string) map[string]bool {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	st, err := store.OpenReadOnly(path, store.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("open state: %v", err)
 	}
-	defer db.Close()
-	held := map[string]bool{}
-	err = db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return fmt.Errorf("bbolt check: %w", err)
-		}
-		b := tx.Bucket([]byte("interventions"))
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			var iv struct {
-				Instance string `json:"instance"`
-				State    string `json:"state"`
-			}
-			if json.Unmarshal(v, &iv) == nil && iv.State != "resolved" && iv.Instance != "" {
-				held[iv.Instance] = true
-			}
-			return nil
-		})
-	})
+	defer st.Close()
+	ivs, err := st.Interventions(store.InterventionFilter{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	held := map[string]bool{}
+	for _, iv := range ivs {
+		if iv.Instance != "" {
+			held[iv.Instance] = true
+		}
 	}
 	return held
 }

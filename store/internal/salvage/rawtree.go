@@ -1,4 +1,4 @@
-package store
+package salvage
 
 import (
 	"encoding/binary"
@@ -53,7 +53,7 @@ func newRawDB(f *os.File, m *bootMeta, collect bool) *rawDB {
 }
 
 func (r *rawDB) problem(format string, args ...any) {
-	if len(r.problems) < maxProblems {
+	if len(r.problems) < MaxProblems {
 		r.problems = append(r.problems, fmt.Sprintf(format, args...))
 	}
 }
@@ -254,7 +254,7 @@ func validate(f *os.File, m *bootMeta) error {
 	r.readRoot(m.root)
 	r.checkFreelistIDs(m)
 	if len(r.problems) > 0 {
-		return &damage{problems: r.problems}
+		return damaged(r.problems...)
 	}
 	return nil
 }

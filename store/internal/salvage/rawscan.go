@@ -1,4 +1,4 @@
-package store
+package salvage
 
 import (
 	"bytes"
@@ -27,16 +27,22 @@ const (
 
 // rawRecord is one version of a record found by the raw scan.
 type rawRecord struct {
-	bucket []byte // primary bucket
+	bucket []byte // one of the layout's buckets
 	key    []byte
 	value  []byte
 	fresh  time.Time
 }
 
-// rawScan returns the freshest version of every journal entry,
-// intervention, run and step record found in leaf pages of the file at
-// path, keyed by bucket, sub-bucket and key.
-func rawScan(path string, pageSize int) (map[string]rawRecord, error) {
+// scanner collects the freshest version of each record it recognises.
+type scanner struct {
+	l   Layout
+	out map[string]rawRecord // bucket NUL key -> record
+}
+
+// rawScan returns the freshest version of every record the layout
+// recognises in the leaf pages of the file at path (and in the bytes of
+// pages whose header is destroyed), keyed by bucket NUL key.
+func rawScan(path string, pageSize int, l Layout) (map[string]rawRecord, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -45,7 +51,7 @@ func rawScan(path string, pageSize int) (map[string]rawRecord, error) {
 	if pageSize <= 0 {
 		pageSize = os.Getpagesize()
 	}
-	out := map[string]rawRecord{}
+	sc := &scanner{l: l, out: map[string]rawRecord{}}
 	var loose []byte // consecutive pages that are not leaf pages
 	buf := make([]byte, pageSize)
 	for pg := int64(2); ; pg++ {
@@ -55,9 +61,9 @@ func rawScan(path string, pageSize int) (map[string]rawRecord, error) {
 			break
 		}
 		if page := rawPage(f, buf[:n], pg, pageSize); page != nil {
-			carve(loose, out)
+			sc.carve(loose)
 			loose = loose[:0]
-			scanLeaf(page, nil, out)
+			sc.scanLeaf(page, nil)
 			pg += int64(len(page)/pageSize) - 1
 		} else if !isStructural(buf[:n], pg) {
 			loose = append(loose, buf[:n]...)
@@ -66,8 +72,8 @@ func rawScan(path string, pageSize int) (map[string]rawRecord, error) {
 			break
 		}
 	}
-	carve(loose, out)
-	return out, nil
+	sc.carve(loose)
+	return sc.out, nil
 }
 
 // isStructural reports whether buf is a sound branch, meta or freelist
@@ -105,7 +111,7 @@ func rawPage(f *os.File, first []byte, pg int64, pageSize int) []byte {
 
 // scanLeaf reads the elements of one leaf page; bucket is the name of the
 // bucket the page is known to belong to (inline buckets), nil if unknown.
-func scanLeaf(page, bucket []byte, out map[string]rawRecord) {
+func (sc *scanner) scanLeaf(page, bucket []byte) {
 	le := binary.LittleEndian
 	count := int(le.Uint16(page[10:]))
 	for i := 0; i < count; i++ {
@@ -121,18 +127,18 @@ func scanLeaf(page, bucket []byte, out map[string]rawRecord) {
 		}
 		k, v := page[ks:ks+ksize], page[ks+ksize:ks+ksize+vsize]
 		if flags&bucketLeafFlag != 0 {
-			scanInline(k, v, bucket, out)
+			sc.scanInline(k, v, bucket)
 			continue
 		}
-		if rec, ok := classify(bucket, k, v); ok {
-			keep(out, rec)
+		if rec, ok := sc.classify(bucket, k, v); ok {
+			sc.keep(rec)
 		}
 	}
 }
 
 // scanInline descends into an inline bucket (root page 0): a small bucket
 // stored inside its parent's leaf.
-func scanInline(name, v, parent []byte, out map[string]rawRecord) {
+func (sc *scanner) scanInline(name, v, parent []byte) {
 	if len(v) < inBucketSize+pageHeaderSize || binary.LittleEndian.Uint64(v) != 0 {
 		return
 	}
@@ -141,38 +147,62 @@ func scanInline(name, v, parent []byte, out map[string]rawRecord) {
 		return
 	}
 	if parent == nil {
-		scanLeaf(page, name, out)
+		sc.scanLeaf(page, name)
 	}
 }
 
-func keep(out map[string]rawRecord, rec rawRecord) {
+// keep stores rec unless a fresher (or, as fresh, longer) version of the
+// same record is already kept.
+func (sc *scanner) keep(rec rawRecord) {
 	id := string(rec.bucket) + "\x00" + string(rec.key)
-	if old, ok := out[id]; ok && !rec.fresh.After(old.fresh) && (rec.fresh.Before(old.fresh) || len(rec.value) <= len(old.value)) {
+	if old, ok := sc.out[id]; ok && !rec.fresh.After(old.fresh) && (rec.fresh.Before(old.fresh) || len(rec.value) <= len(old.value)) {
 		return
 	}
 	rec.key, rec.value = bytes.Clone(rec.key), bytes.Clone(rec.value)
-	out[id] = rec
+	sc.out[id] = rec
 }
 
 // classify recognises a record found in a leaf page under key k, by its
 // bucket when known, or by its shape.
-func classify(bucket, k, v []byte) (rawRecord, bool) {
-	if bucket != nil && !isPrimary(bucket) {
+func (sc *scanner) classify(bucket, k, v []byte) (rawRecord, bool) {
+	if bucket != nil && !sc.known(bucket) {
 		bucket = nil // a nested bucket of unknown parent: go by shape
 	}
-	if bytes.Equal(bucket, bucketMeta) {
+	if bytes.Equal(bucket, sc.l.Meta) {
 		return rawRecord{}, false
 	}
-	rec, ok := recognise(v)
+	rec, ok := sc.recognise(v)
 	if !ok || !bytes.Equal(rec.key, k) || (bucket != nil && !bytes.Equal(bucket, rec.bucket)) {
 		return rawRecord{}, false
 	}
 	return rec, true
 }
 
+// known reports whether name is the meta bucket or one of the layout's.
+func (sc *scanner) known(name []byte) bool {
+	return bytes.Equal(name, sc.l.Meta) || sc.l.bucket(name) != nil
+}
+
+// bucket returns the layout's bucket called name, nil if none.
+func (l Layout) bucket(name []byte) *Bucket {
+	for i := range l.Buckets {
+		if bytes.Equal(l.Buckets[i].Name, name) {
+			return &l.Buckets[i]
+		}
+	}
+	return nil
+}
+
+// Recognise tells, as the raw scan does, which bucket and key the JSON
+// record v belongs under; false when no shape fits.
+func (l Layout) Recognise(v []byte) (bucket, key []byte, ok bool) {
+	rec, ok := (&scanner{l: l}).recognise(v)
+	return rec.bucket, rec.key, ok
+}
+
 // recognise decides from its fields which kind of record v is, and
 // derives the key it is stored under.
-func recognise(v []byte) (rawRecord, bool) {
+func (sc *scanner) recognise(v []byte) (rawRecord, bool) {
 	if len(v) == 0 || v[0] != '{' {
 		return rawRecord{}, false
 	}
@@ -180,23 +210,30 @@ func recognise(v []byte) (rawRecord, bool) {
 	if json.Unmarshal(v, &probe) != nil {
 		return rawRecord{}, false
 	}
-	has := func(names ...string) bool {
-		for _, n := range names {
-			if _, ok := probe[n]; !ok {
-				return false
-			}
+	has := func(name string) bool { _, ok := probe[name]; return ok }
+	for _, sh := range sc.l.Shapes {
+		if !allOf(sh.Need, has) || anyOf(sh.Not, has) {
+			continue
 		}
-		return true
-	}
-	for _, sh := range shapes {
-		if has(sh.need...) && !has1(has, sh.not) {
-			return sh.read(v)
+		bucket, key, fresh, ok := sh.Read(v)
+		if !ok {
+			return rawRecord{}, false
 		}
+		return rawRecord{bucket: bucket, key: key, value: v, fresh: fresh}, true
 	}
 	return rawRecord{}, false
 }
 
-func has1(has func(...string) bool, names []string) bool {
+func allOf(names []string, has func(string) bool) bool {
+	for _, n := range names {
+		if !has(n) {
+			return false
+		}
+	}
+	return true
+}
+
+func anyOf(names []string, has func(string) bool) bool {
 	for _, n := range names {
 		if has(n) {
 			return true
@@ -205,69 +242,10 @@ func has1(has func(...string) bool, names []string) bool {
 	return false
 }
 
-// shape tells one kind of record from the others by its JSON fields.
-type shape struct {
-	need, not []string
-	read      func(v []byte) (rawRecord, bool)
-}
-
-func record[T any](v []byte, fn func(T) rawRecord) (rawRecord, bool) {
-	var x T
-	if json.Unmarshal(v, &x) != nil {
-		return rawRecord{}, false
-	}
-	r := fn(x)
-	r.value = v
-	return r, true
-}
-
-var shapes = []shape{
-	{need: []string{"id", "kind", "first_seen", "state"}, read: func(v []byte) (rawRecord, bool) {
-		return record(v, func(iv Intervention) rawRecord {
-			return rawRecord{bucket: bucketInterventions, key: u64key(iv.ID), fresh: latest(iv.LastSeen, iv.AckAt, iv.ResolvedAt, iv.Notified)}
-		})
-	}},
-	{need: []string{"run", "seq", "step"}, read: func(v []byte) (rawRecord, bool) {
-		return record(v, func(st StepRecord) rawRecord {
-			return rawRecord{bucket: bucketSteps, key: stepKey(st.Run, uint64(st.Seq)), fresh: latest(st.Started, st.Ended)}
-		})
-	}},
-	{need: []string{"id", "file", "state", "created"}, read: func(v []byte) (rawRecord, bool) {
-		return record(v, func(e JournalEntry) rawRecord {
-			return rawRecord{bucket: bucketJournal, key: []byte(e.ID), fresh: e.Updated}
-		})
-	}},
-	{need: []string{"id", "repo", "status", "started"}, not: []string{"kind", "step"}, read: func(v []byte) (rawRecord, bool) {
-		return record(v, func(r Run) rawRecord {
-			return rawRecord{bucket: bucketRuns, key: u64key(uint64(r.ID)), fresh: latest(r.Started, r.Ended)}
-		})
-	}},
-	{need: []string{"seq", "delivery_id", "channel"}, read: func(v []byte) (rawRecord, bool) {
-		return record(v, func(m Message) rawRecord {
-			return rawRecord{bucket: bucketOutbox, key: u64key(m.Seq), fresh: latest(m.Created, m.NextAttempt, m.SentAt)}
-		})
-	}},
-	{need: []string{"id", "repo", "state", "created", "updated"}, not: []string{"file", "kind"}, read: func(v []byte) (rawRecord, bool) {
-		return record(v, func(d Deployment) rawRecord {
-			return rawRecord{bucket: bucketDeployments, key: []byte(d.ID), fresh: d.Updated}
-		})
-	}},
-	{need: []string{"repo", "name", "updated"}, not: []string{"id"}, read: func(v []byte) (rawRecord, bool) {
-		return record(v, func(st InstanceState) rawRecord {
-			return rawRecord{bucket: bucketInstances, key: instanceKey(st.Repo, st.Name), fresh: st.Updated}
-		})
-	}},
-	{need: []string{"name"}, not: []string{"repo", "id", "run"}, read: func(v []byte) (rawRecord, bool) {
-		return record(v, func(st RepoState) rawRecord {
-			return rawRecord{bucket: bucketRepos, key: []byte(st.Name), fresh: latest(st.LastSync, st.LastSyncOK)}
-		})
-	}},
-}
-
 // carve finds JSON records in bytes that are not a readable leaf page (a
 // page whose header was destroyed), deriving each record's key from its
 // fields.
-func carve(buf []byte, out map[string]rawRecord) {
+func (sc *scanner) carve(buf []byte) {
 	for i := 0; i < len(buf); {
 		j := bytes.Index(buf[i:], []byte(`{"`))
 		if j < 0 {
@@ -280,45 +258,35 @@ func carve(buf []byte, out map[string]rawRecord) {
 			i = start + 2
 			continue
 		}
-		if rec, ok := recognise(raw); ok {
-			keep(out, rec)
+		if rec, ok := sc.recognise(raw); ok {
+			sc.keep(rec)
 		}
 		i = start + int(dec.InputOffset())
 	}
 }
 
-func latest(ts ...time.Time) time.Time {
-	var m time.Time
-	for _, t := range ts {
-		if t.After(m) {
-			m = t
-		}
-	}
-	return m
-}
-
-// mergeRaw adds raw-scan records of the given buckets that the tree walk
-// did not recover.
-func mergeRaw(out *bolt.DB, recs map[string]rawRecord, buckets []string, rep *SalvageReport) error {
+// mergeRaw adds the raw-scan records of the given buckets that the tree
+// walk did not recover, in the layout's bucket order.
+func mergeRaw(out *bolt.DB, recs map[string]rawRecord, buckets []string, l Layout, rep *Report) error {
 	want := map[string]bool{}
 	for _, b := range buckets {
 		want[b] = true
 	}
 	return out.Update(func(tx *bolt.Tx) error {
-		for _, pass := range primaryBuckets { // steps after runs
-			if !want[string(pass)] {
+		for _, pass := range l.Buckets {
+			if !want[string(pass.Name)] {
 				continue
 			}
 			for _, rec := range recs {
-				if !bytes.Equal(rec.bucket, pass) {
+				if !bytes.Equal(rec.bucket, pass.Name) {
 					continue
 				}
-				added, err := mergeOne(tx, rec)
+				added, err := mergeOne(tx, rec, pass)
 				if err != nil {
 					return err
 				}
 				if added {
-					rep.Recovered[string(pass)]++
+					rep.Recovered[string(pass.Name)]++
 					rep.RawRecovered++
 				}
 			}
@@ -327,7 +295,7 @@ func mergeRaw(out *bolt.DB, recs map[string]rawRecord, buckets []string, rep *Sa
 	})
 }
 
-func mergeOne(tx *bolt.Tx, rec rawRecord) (bool, error) {
+func mergeOne(tx *bolt.Tx, rec rawRecord, spec Bucket) (bool, error) {
 	b := tx.Bucket(rec.bucket)
 	if b.Get(rec.key) != nil {
 		return false, nil
@@ -335,26 +303,8 @@ func mergeOne(tx *bolt.Tx, rec rawRecord) (bool, error) {
 	if err := b.Put(rec.key, rec.value); err != nil {
 		return false, err
 	}
-	if isSeqBucket(rec.bucket) && b.Sequence() < keyU64(rec.key) {
-		return true, b.SetSequence(keyU64(rec.key))
+	if spec.Seq && b.Sequence() < keySeq(rec.key) {
+		return true, b.SetSequence(keySeq(rec.key))
 	}
 	return true, nil
-}
-
-func isSeqBucket(name []byte) bool {
-	for _, b := range [][]byte{bucketInterventions, bucketRuns, bucketOutbox} {
-		if bytes.Equal(b, name) {
-			return true
-		}
-	}
-	return false
-}
-
-func isPrimary(name []byte) bool {
-	for _, b := range primaryBuckets {
-		if bytes.Equal(b, name) {
-			return true
-		}
-	}
-	return bytes.Equal(name, bucketMeta)
 }

@@ -1,4 +1,4 @@
-package store
+package salvage
 
 import (
 	"encoding/binary"
@@ -30,7 +30,7 @@ type bootMeta struct {
 // meta says exist, and a sane freelist header. Reading pages past the end
 // of a truncated file through the memory map would kill the process with
 // SIGBUS. It returns nil for a missing or empty file. f must be open on
-// the file; format problems come back as *damage, I/O errors as they are.
+// the file; format problems come back as *Damage, I/O errors as they are.
 func preflight(f *os.File) (*bootMeta, error) {
 	if f == nil {
 		return nil, nil
@@ -44,7 +44,7 @@ func preflight(f *os.File) (*bootMeta, error) {
 		err = checkBounds(f, m, fi.Size())
 	}
 	if err != nil {
-		return m, &damage{problems: []string{err.Error()}}
+		return m, damaged(err.Error())
 	}
 	return m, nil
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/sre-tools/deployer/integration/internal/itest"
 )
 
 // scenarioDeadline bounds every wait in a scenario.
@@ -92,7 +94,7 @@ func runGit(ts *testscript.TestScript, dir string, args ...string) (string, erro
 	cmd.Env = append(os.Environ(), "HOME="+ts.Getenv("HOME"), "GIT_CONFIG_NOSYSTEM=1")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := itest.Output(cmd)
 	if err != nil {
 		return string(out), fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, stderr.String())
 	}
@@ -315,7 +317,7 @@ func deployer(ts *testscript.TestScript, args ...string) (string, error) {
 	cmd.Env = append(os.Environ(), "DEPLOYER_SOCKET="+ts.Getenv("DEPLOYER_SOCKET"))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := itest.Output(cmd)
 	if err != nil {
 		var ee *exec.ExitError
 		if ok := asExit(err, &ee); ok && ee.ExitCode() == 3 {

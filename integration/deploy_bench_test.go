@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sre-tools/deployer/integration/internal/itest"
 )
 
 // The benchmark repository: benchInstances instance files of about 6 KB in
@@ -143,7 +145,7 @@ func (e *benchEnv) generateRepo(b *testing.B) {
 	cmd := exec.Command("git", "fast-import", "--quiet")
 	cmd.Dir = e.srv
 	cmd.Stdin = &stream
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := itest.CombinedOutput(cmd); err != nil {
 		b.Fatalf("git fast-import: %v: %s", err, out)
 	}
 }
@@ -189,16 +191,13 @@ func (e *benchEnv) startGitDaemon(b *testing.B) string {
 	l.Close()
 	_, port, _ := net.SplitHostPort(addr)
 	root := filepath.Dir(e.srv)
-	cmd := exec.Command("git", "daemon", "--export-all", "--enable=receive-pack", "--reuseaddr",
+	cmd := exec.Command(filepath.Join(gitExecPath, "git-daemon"), "--export-all", "--enable=receive-pack", "--reuseaddr",
 		"--listen=127.0.0.1", "--port="+port, "--base-path="+root, root)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	p, err := itest.Start(cmd)
+	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	})
+	b.Cleanup(func() { _ = p.Kill() })
 	benchWaitUntil(b, "git daemon on "+addr, 10*time.Second, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
@@ -236,22 +235,28 @@ func (e *benchEnv) startDaemon(b *testing.B) {
 	b.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "deployer"), "daemon", "--config", filepath.Join(e.dir, "deployer.yaml"))
 	cmd.Env = append(os.Environ(), "DEPLOYER_SOCKET="+e.sock)
-	stderr, err := cmd.StderrPipe()
+	// A pipe of our own, not StderrPipe: itest's goroutine calls Wait,
+	// which would close StderrPipe's end before the last lines were read.
+	stderr, w, err := os.Pipe()
 	if err != nil {
 		b.Fatal(err)
 	}
+	cmd.Stderr = w
 	e.logPath = envOr("DEPLOY_BENCH_LOG", filepath.Join(e.dir, "daemon.log")) // DEPLOY_BENCH_LOG keeps it
 	logf, err := os.Create(e.logPath)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	p, err := itest.Start(cmd)
+	w.Close()
+	if err != nil {
 		b.Fatal(err)
 	}
 	start := time.Now()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		defer stderr.Close()
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
@@ -269,10 +274,10 @@ func (e *benchEnv) startDaemon(b *testing.B) {
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
+			_ = itest.KillGroup(cmd.Process)
 			<-done
 		}
-		_ = cmd.Wait()
+		_ = p.Wait()
 		logf.Close()
 	})
 }
@@ -389,7 +394,7 @@ func (e *benchEnv) deployer(ctx context.Context, args ...string) (string, error)
 	cmd.Env = append(os.Environ(), "DEPLOYER_SOCKET="+e.sock)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := itest.Output(cmd)
 	if err != nil {
 		return string(out), fmt.Errorf("deployer %s: %v: %s", strings.Join(args, " "), err, stderr.String())
 	}
@@ -401,7 +406,7 @@ func benchGit(b *testing.B, dir string, args ...string) string {
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.Output()
+	out, err := itest.Output(cmd)
 	if err != nil {
 		b.Fatalf("git %s: %v", strings.Join(args, " "), err)
 	}

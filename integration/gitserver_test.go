@@ -9,10 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/sre-tools/deployer/integration/internal/itest"
 )
 
 // gitServer serves the bare repositories under root over $TRANSPORT on a
@@ -90,30 +91,28 @@ func (s *gitServer) start() {
 
 func (s *gitServer) startDaemon() {
 	_, port, _ := net.SplitHostPort(s.addr)
-	cmd := exec.Command("git", "daemon", "--export-all", "--enable=receive-pack", "--reuseaddr",
+	cmd := exec.Command(filepath.Join(gitExecPath, "git-daemon"), "--export-all", "--enable=receive-pack", "--reuseaddr",
 		"--listen=127.0.0.1", "--port="+port, "--base-path="+s.root, s.root)
 	// Its own process group, killed whole: git daemon forks a child per
-	// connection. Its log goes to a file, not to the test's stderr.
+	// connection (itest.Start). Its log goes to a file, not to the test's
+	// stderr.
 	logf, err := os.OpenFile(filepath.Join(s.root, "git-daemon.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	s.ts.Check(err)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	s.ts.Check(cmd.Start())
+	p, err := itest.Start(cmd)
+	s.ts.Check(err)
 	var once sync.Once
 	s.stop = func() {
 		once.Do(func() {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			_ = cmd.Wait()
+			_ = p.Kill()
 			logf.Close()
 		})
 	}
 }
 
 func (s *gitServer) startHTTP() {
-	out, err := exec.Command("git", "--exec-path").Output()
-	s.ts.Check(err)
 	var h http.Handler = &cgi.Handler{
-		Path: filepath.Join(strings.TrimSpace(string(out)), "git-http-backend"),
+		Path: gitHTTPBackend,
 		Env:  []string{"GIT_PROJECT_ROOT=" + s.root, "GIT_HTTP_EXPORT_ALL=1"},
 	}
 	if s.auth != "" {

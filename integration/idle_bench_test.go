@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sre-tools/deployer/integration/internal/itest"
 )
 
 // TestIdleDaemon measures the idle daemon: 30 repos polling every 10 s over
@@ -35,7 +37,7 @@ func TestIdleDaemon(t *testing.T) {
 		cmd := exec.Command("git", args...)
 		cmd.Dir = d
 		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir, "GIT_AUTHOR_NAME=a", "GIT_AUTHOR_EMAIL=a@x", "GIT_COMMITTER_NAME=a", "GIT_COMMITTER_EMAIL=a@x")
-		if out, err := cmd.CombinedOutput(); err != nil {
+		if out, err := itest.CombinedOutput(cmd); err != nil {
 			t.Fatalf("git %v: %v %s", args, err, out)
 		}
 	}
@@ -56,22 +58,23 @@ func TestIdleDaemon(t *testing.T) {
 		git(work, "push", "-q", bare, "HEAD:refs/heads/main")
 		fmt.Fprintf(&repos, "  - {name: cc%02d, url: \"git://127.0.0.1:%d/cc%02d.git\", poll: 10s}\n", i, port, i)
 	}
-	gd := exec.Command("git", "daemon", "--export-all", "--reuseaddr", "--listen=127.0.0.1", "--port="+strconv.Itoa(port), "--base-path="+srv, srv)
-	gd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := gd.Start(); err != nil {
+	gd := exec.Command(filepath.Join(gitExecPath, "git-daemon"), "--export-all", "--reuseaddr", "--listen=127.0.0.1", "--port="+strconv.Itoa(port), "--base-path="+srv, srv)
+	gp, err := itest.Start(gd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { syscall.Kill(-gd.Process.Pid, syscall.SIGKILL); gd.Wait() }()
+	defer gp.Kill()
 	sockDir, _ := os.MkdirTemp("", "didle")
 	defer os.RemoveAll(sockDir)
 	sock := filepath.Join(sockDir, "d.sock")
 	cfg := filepath.Join(dir, "deployer.yaml")
 	os.WriteFile(cfg, fmt.Appendf(nil, "host: idle\nstate_dir: %s\nlisten: {socket: %s}\nlog: {level: warn, format: json}\nrepos:\n%s", filepath.Join(dir, "state"), sock, repos.String()), 0o644)
 	d := exec.Command(filepath.Join(binDir, "deployer"), "daemon", "--config", cfg)
-	if err := d.Start(); err != nil {
+	dp, err := itest.Start(d)
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { d.Process.Signal(syscall.SIGTERM); d.Wait() }()
+	defer func() { d.Process.Signal(syscall.SIGTERM); dp.Wait() }()
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var dd net.Dialer
 		return dd.DialContext(ctx, "unix", sock)

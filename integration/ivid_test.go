@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/sre-tools/deployer/integration/internal/itest"
 )
 
 // cmdIVID sets IV to the id of the open (or acknowledged) intervention of
@@ -62,7 +64,7 @@ func cmdWaitSh(ts *testscript.TestScript, neg bool, args []string) {
 		cmd.Dir = ts.MkAbs(".")
 		cmd.Env = scriptEnv(ts)
 		var err error
-		out, err = cmd.CombinedOutput()
+		out, err = itest.CombinedOutput(cmd)
 		return err == nil
 	})
 	fmt.Fprint(ts.Stdout(), string(out))

@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/sre-tools/deployer/integration/internal/itest"
+	"github.com/sre-tools/deployer/syncer/sshtest"
 
 	// The scenarios run a binary built from these packages; importing them
 	// makes `go test` re-run the scenarios when they change.
@@ -19,39 +21,39 @@ import (
 	_ "github.com/sre-tools/deployer/daemon"
 )
 
-// binDir holds the deployer binary built once for every scenario.
+// binDir holds the deployer binary built once for every scenario (through
+// the pdeathsig wrapper, see itest.Build), and the wrapped git http-backend
+// and sshd.
 var binDir string
+
+// gitHTTPBackend is git http-backend, wrapped: the http transport's server
+// runs it as a CGI child per request.
+var gitHTTPBackend string
+
+// gitExecPath is where git keeps its programs. The tests start git's
+// servers from there (git-daemon, not `git daemon`): the git command runs
+// a server as its child, which would outlive the git process that a
+// parent-death signal kills.
+var gitExecPath string
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
 func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "deployer-it-bin-")
+	// The production binary (the crash test in integration/crash builds its
+	// own, with failpoints).
+	dir, remove, err := itest.Build(itest.Binary{Name: "deployer"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..")
-	// Reading the command's sources makes them part of the test cache key.
-	mains, _ := filepath.Glob(filepath.Join(root, "cmd", "deployer", "*.go"))
-	for _, f := range mains {
-		_, _ = os.ReadFile(f)
-	}
-	// The production binary (the crash test in integration/crash builds its
-	// own, with failpoints).
-	for _, b := range [][]string{{"deployer"}} {
-		build := exec.Command("go", append(append([]string{"build", "-o", filepath.Join(dir, b[0])}, b[1:]...), "./cmd/deployer")...)
-		build.Dir = root
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build "+b[0]+":", err)
-			return 1
-		}
-	}
+	defer remove()
 	binDir = dir
+	if err := wrapServers(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	// The scenarios spend their time waiting on daemons, git servers and
 	// polls, not on the CPU: run more of them at once than go test's
 	// default (GOMAXPROCS, 2 on CI), unless -parallel was given.
@@ -64,10 +66,34 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
+// wrapServers puts the git servers that the scenarios cannot start with
+// itest.Start (net/http/cgi starts git http-backend, package sshtest
+// starts sshd) behind the pdeathsig wrapper in dir.
+func wrapServers(dir string) error {
+	out, err := itest.Output(exec.Command("git", "--exec-path"))
+	if err != nil {
+		return fmt.Errorf("git --exec-path: %w", err)
+	}
+	gitExecPath = strings.TrimSpace(string(out))
+	gitHTTPBackend, err = itest.Wrap(dir, "git-http-backend", filepath.Join(gitExecPath, "git-http-backend"))
+	if err != nil {
+		return err
+	}
+	if sshtest.Check(sshdPath) == nil {
+		if sshdPath, err = itest.Wrap(dir, "sshd", sshdPath); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // TestScenarios runs every scenario once per git transport.
 func TestScenarios(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Fatalf("git is needed for the scenarios: %v", err)
+	}
+	if err := itest.ReadSources(); err != nil {
+		t.Fatal(err)
 	}
 	for _, transport := range []string{"git", "http"} {
 		t.Run(transport, func(t *testing.T) {

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/sre-tools/deployer/integration/internal/itest"
 )
 
 // securityCmds are the commands of the security-* and fault-* scenarios:
@@ -156,7 +158,7 @@ func writeObject(ts *testscript.TestScript, dir, typ string, data []byte) []byte
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+ts.Getenv("HOME"), "GIT_CONFIG_NOSYSTEM=1")
 	cmd.Stdin = bytes.NewReader(data)
-	out, err := cmd.Output()
+	out, err := itest.Output(cmd)
 	if err != nil {
 		ts.Fatalf("git hash-object -t %s: %v", typ, err)
 	}
@@ -339,7 +341,7 @@ func TestEncodeTreeOrder(t *testing.T) {
 		cmd := exec.Command("git", args...)
 		cmd.Dir = dir
 		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.Output()
+		out, err := itest.Output(cmd)
 		if err != nil {
 			t.Fatalf("git %v: %v", args, err)
 		}

@@ -209,116 +209,166 @@ func yamlProblems(path string, err error) []string {
 	return out
 }
 
+// configCheck collects the problems of one config file, each as file:line: message.
+type configCheck struct {
+	c     *Config
+	root  *yaml.Node
+	probs []string
+}
+
+func (k *configCheck) bad(line int, format string, args ...any) {
+	k.probs = append(k.probs, fmt.Sprintf("%s:%d: %s", k.c.file, line, fmt.Sprintf(format, args...)))
+}
+
+// at is the line of a key path in the file (see lineOf).
+func (k *configCheck) at(keys ...string) int { return lineOf(k.root, keys...) }
+
+// validate lists every problem of the config, in the order of its sections.
 func (c *Config) validate(root *yaml.Node) []string {
-	var probs []string
-	bad := func(line int, format string, args ...any) {
-		probs = append(probs, fmt.Sprintf("%s:%d: %s", c.file, line, fmt.Sprintf(format, args...)))
-	}
+	k := &configCheck{c: c, root: root}
 	if c.StateDir == "" {
-		bad(1, "state_dir is required (e.g. state_dir: /var/lib/deployer)")
+		k.bad(1, "state_dir is required (e.g. state_dir: /var/lib/deployer)")
 	}
-	mtls := c.Listen.TLS != nil && c.Listen.TLS.ClientCAFile != "" && len(c.Listen.TLS.ClientNames) > 0
-	if c.Listen.HTTP != "" && c.Listen.TokenFile == "" && !mtls {
-		bad(lineOf(root, "listen", "http"), "listen.http needs listen.token_file (or listen.tls with client_ca_file and client_names): the TCP API is never served without authentication")
+	k.listen()
+	k.log()
+	k.notify()
+	k.limits()
+	k.repos()
+	return k.probs
+}
+
+// listen: the TCP API is never served without authentication, and its TLS
+// block is complete.
+func (k *configCheck) listen() {
+	l := k.c.Listen
+	mtls := l.TLS != nil && l.TLS.ClientCAFile != "" && len(l.TLS.ClientNames) > 0
+	if l.HTTP != "" && l.TokenFile == "" && !mtls {
+		k.bad(k.at("listen", "http"), "listen.http needs listen.token_file (or listen.tls with client_ca_file and client_names): the TCP API is never served without authentication")
 	}
-	if t := c.Listen.TLS; t != nil {
-		at := func(key string) int { return lineOf(root, "listen", "tls", key) }
-		if c.Listen.HTTP == "" {
-			bad(at(""), "listen.tls needs listen.http: it is the TLS of the TCP listener")
-		}
-		if t.CertFile == "" || t.KeyFile == "" {
-			bad(at(""), "listen.tls needs cert_file and key_file")
-		}
-		if len(t.ClientNames) > 0 && t.ClientCAFile == "" {
-			bad(at("client_names"), "listen.tls.client_names needs client_ca_file: names are only trusted on certificates that CA signed")
-		}
-		for i, n := range t.ClientNames {
-			if strings.TrimSpace(n) == "" || n != strings.TrimSpace(n) {
-				bad(lineOf(root, "listen", "tls", "client_names", strconv.Itoa(i)), "listen.tls.client_names[%d] %q: want a certificate name (CN or DNS name) without spaces around it", i, n)
-			}
+	t := l.TLS
+	if t == nil {
+		return
+	}
+	if l.HTTP == "" {
+		k.bad(k.at("listen", "tls", ""), "listen.tls needs listen.http: it is the TLS of the TCP listener")
+	}
+	if t.CertFile == "" || t.KeyFile == "" {
+		k.bad(k.at("listen", "tls", ""), "listen.tls needs cert_file and key_file")
+	}
+	if len(t.ClientNames) > 0 && t.ClientCAFile == "" {
+		k.bad(k.at("listen", "tls", "client_names"), "listen.tls.client_names needs client_ca_file: names are only trusted on certificates that CA signed")
+	}
+	for i, n := range t.ClientNames {
+		if strings.TrimSpace(n) == "" || n != strings.TrimSpace(n) {
+			k.bad(k.at("listen", "tls", "client_names", strconv.Itoa(i)), "listen.tls.client_names[%d] %q: want a certificate name (CN or DNS name) without spaces around it", i, n)
 		}
 	}
-	if c.Log.Level != "" {
-		if _, err := zerolog.ParseLevel(c.Log.Level); err != nil || c.Log.Level == "" {
-			bad(lineOf(root, "log", "level"), "log.level %q: want trace, debug, info, warn or error", c.Log.Level)
+}
+
+func (k *configCheck) log() {
+	lc := k.c.Log
+	if lc.Level != "" {
+		if _, err := zerolog.ParseLevel(lc.Level); err != nil {
+			k.bad(k.at("log", "level"), "log.level %q: want trace, debug, info, warn or error", lc.Level)
 		}
 	}
-	if c.Log.Format != "" && c.Log.Format != "json" && c.Log.Format != "console" {
-		bad(lineOf(root, "log", "format"), "log.format %q: want json or console", c.Log.Format)
+	if lc.Format != "" && lc.Format != "json" && lc.Format != "console" {
+		k.bad(k.at("log", "format"), "log.format %q: want json or console", lc.Format)
 	}
-	for i, n := range c.Notify {
-		at := func(key string) int { return lineOf(root, "notify", strconv.Itoa(i), key) }
+}
+
+func (k *configCheck) notify() {
+	for i, n := range k.c.Notify {
+		at := func(key string) int { return k.at("notify", strconv.Itoa(i), key) }
 		switch n.Kind {
 		case "slack", "webhook":
 			if n.URL == "" && n.URLFile == "" {
-				bad(at(""), "notify[%d] (%s): url or url_file is required", i, n.Kind)
+				k.bad(at(""), "notify[%d] (%s): url or url_file is required", i, n.Kind)
 			}
 		case "jira":
 			if n.URL == "" || n.Project == "" || n.IssueType == "" || n.TokenFile == "" {
-				bad(at(""), "notify[%d] (jira): url, token_file, project and issue_type are required", i)
+				k.bad(at(""), "notify[%d] (jira): url, token_file, project and issue_type are required", i)
 			}
 		default:
-			bad(at("kind"), "notify[%d]: kind %q: want slack, webhook or jira", i, n.Kind)
+			k.bad(at("kind"), "notify[%d]: kind %q: want slack, webhook or jira", i, n.Kind)
 		}
 	}
-	if b := c.Limits.InstanceFileBytes; b != 0 && (b < minInstanceFileBytes || b > maxInstanceFileBytes) {
-		bad(lineOf(root, "limits", "instance_file_bytes"), "limits.instance_file_bytes %d: want between %d and %d (default %d)", b, minInstanceFileBytes, maxInstanceFileBytes, manifest.DefaultInstanceFileBytes)
+}
+
+func (k *configCheck) limits() {
+	if b := k.c.Limits.InstanceFileBytes; b != 0 && (b < minInstanceFileBytes || b > maxInstanceFileBytes) {
+		k.bad(k.at("limits", "instance_file_bytes"), "limits.instance_file_bytes %d: want between %d and %d (default %d)", b, minInstanceFileBytes, maxInstanceFileBytes, manifest.DefaultInstanceFileBytes)
 	}
-	if d := c.Limits.XMLDepth; d != 0 && (d < minXMLDepth || d > maxXMLDepth) {
-		bad(lineOf(root, "limits", "xml_depth"), "limits.xml_depth %d: want between %d and %d (default %d)", d, minXMLDepth, maxXMLDepth, manifest.DefaultXMLDepth)
+	if d := k.c.Limits.XMLDepth; d != 0 && (d < minXMLDepth || d > maxXMLDepth) {
+		k.bad(k.at("limits", "xml_depth"), "limits.xml_depth %d: want between %d and %d (default %d)", d, minXMLDepth, maxXMLDepth, manifest.DefaultXMLDepth)
 	}
-	if len(c.Repos) == 0 {
-		bad(lineOf(root, "repos"), "no repos configured: add at least one under repos:")
+}
+
+func (k *configCheck) repos() {
+	if len(k.c.Repos) == 0 {
+		k.bad(k.at("repos"), "no repos configured: add at least one under repos:")
 	}
 	seen := map[string]bool{}
-	for i, r := range c.Repos {
-		at := func(key string) int { return lineOf(root, "repos", strconv.Itoa(i), key) }
+	for i := range k.c.Repos {
+		r := &k.c.Repos[i]
+		at := func(key string) int { return k.at("repos", strconv.Itoa(i), key) }
 		switch {
 		case r.Name == "":
-			bad(at(""), "repos[%d]: name is required", i)
+			k.bad(at(""), "repos[%d]: name is required", i)
 		case !validName(r.Name):
-			bad(at("name"), "repo name %q: use letters, digits, '.', '_' and '-' only", r.Name)
+			k.bad(at("name"), "repo name %q: use letters, digits, '.', '_' and '-' only", r.Name)
 		case seen[r.Name]:
-			bad(at("name"), "repo name %q is used twice", r.Name)
+			k.bad(at("name"), "repo name %q is used twice", r.Name)
 		}
 		seen[r.Name] = true
-		if r.URL == "" {
-			bad(at(""), "repo %q: url is required", r.Name)
-		}
-		if r.OnDirty != "" && r.OnDirty != "intervene" && r.OnDirty != "rescue" {
-			bad(at("on_dirty"), "repo %q: on_dirty must be intervene or rescue, not %q", r.Name, r.OnDirty)
-		}
-		if r.OnRewrite != "" && r.OnRewrite != "intervene" && r.OnRewrite != "follow" {
-			bad(at("on_rewrite"), "repo %q: on_rewrite must be intervene or follow, not %q", r.Name, r.OnRewrite)
-		}
-		if r.PushAttempts < 0 {
-			bad(at("push_attempts"), "repo %q: push_attempts must be positive", r.Name)
-		}
-		if t := r.TLS; t != nil {
-			tat := func(key string) int { return lineOf(root, "repos", strconv.Itoa(i), "tls", key) }
-			t.line = keyLine(root, "repos", strconv.Itoa(i), "tls")
-			if r.URL != "" && !strings.HasPrefix(strings.ToLower(r.URL), "https://") {
-				bad(t.line, "repo %q: tls applies to https:// urls only, and url is %s; remove the tls: block or use the server's https:// url", r.Name, syncer.RedactURL(r.URL))
-			}
-			if t.InsecureSkipVerify && !t.AllowInsecure {
-				bad(tat("insecure_skip_verify"), "repo %q: tls.insecure_skip_verify accepts any server certificate, so anyone on the network path can read and change what the repo serves; set tls.ca_file to the CA that signs the git server instead, or add allow_insecure: true to the same tls block to accept that risk", r.Name)
-			}
-			if t.InsecureSkipVerify && t.CAFile != "" {
-				bad(tat("ca_file"), "repo %q: tls.ca_file is not used when tls.insecure_skip_verify is set; remove one of them", r.Name)
-			}
-			if t.AllowInsecure && !t.InsecureSkipVerify {
-				bad(tat("allow_insecure"), "repo %q: tls.allow_insecure only confirms insecure_skip_verify, which is not set; remove it", r.Name)
-			}
-			if (t.CertFile == "") != (t.KeyFile == "") {
-				line := tat("cert_file")
-				if t.CertFile == "" {
-					line = tat("key_file")
-				}
-				bad(line, "repo %q: a client certificate needs both tls.cert_file and tls.key_file (or neither)", r.Name)
-			}
+		k.repo(r, at)
+		if r.TLS != nil {
+			k.repoTLS(i, r)
 		}
 	}
-	return probs
+}
+
+// repo checks one repo's url and policies; at is the line of its keys.
+func (k *configCheck) repo(r *RepoConfig, at func(key string) int) {
+	if r.URL == "" {
+		k.bad(at(""), "repo %q: url is required", r.Name)
+	}
+	if r.OnDirty != "" && r.OnDirty != "intervene" && r.OnDirty != "rescue" {
+		k.bad(at("on_dirty"), "repo %q: on_dirty must be intervene or rescue, not %q", r.Name, r.OnDirty)
+	}
+	if r.OnRewrite != "" && r.OnRewrite != "intervene" && r.OnRewrite != "follow" {
+		k.bad(at("on_rewrite"), "repo %q: on_rewrite must be intervene or follow, not %q", r.Name, r.OnRewrite)
+	}
+	if r.PushAttempts < 0 {
+		k.bad(at("push_attempts"), "repo %q: push_attempts must be positive", r.Name)
+	}
+}
+
+// repoTLS checks the tls block of repos[i] and remembers its line for
+// messages about its files.
+func (k *configCheck) repoTLS(i int, r *RepoConfig) {
+	t := r.TLS
+	tat := func(key string) int { return k.at("repos", strconv.Itoa(i), "tls", key) }
+	t.line = keyLine(k.root, "repos", strconv.Itoa(i), "tls")
+	if r.URL != "" && !strings.HasPrefix(strings.ToLower(r.URL), "https://") {
+		k.bad(t.line, "repo %q: tls applies to https:// urls only, and url is %s; remove the tls: block or use the server's https:// url", r.Name, syncer.RedactURL(r.URL))
+	}
+	if t.InsecureSkipVerify && !t.AllowInsecure {
+		k.bad(tat("insecure_skip_verify"), "repo %q: tls.insecure_skip_verify accepts any server certificate, so anyone on the network path can read and change what the repo serves; set tls.ca_file to the CA that signs the git server instead, or add allow_insecure: true to the same tls block to accept that risk", r.Name)
+	}
+	if t.InsecureSkipVerify && t.CAFile != "" {
+		k.bad(tat("ca_file"), "repo %q: tls.ca_file is not used when tls.insecure_skip_verify is set; remove one of them", r.Name)
+	}
+	if t.AllowInsecure && !t.InsecureSkipVerify {
+		k.bad(tat("allow_insecure"), "repo %q: tls.allow_insecure only confirms insecure_skip_verify, which is not set; remove it", r.Name)
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		line := tat("cert_file")
+		if t.CertFile == "" {
+			line = tat("key_file")
+		}
+		k.bad(line, "repo %q: a client certificate needs both tls.cert_file and tls.key_file (or neither)", r.Name)
+	}
 }
 
 func (c *Config) applyDefaults() {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sre-tools/deployer/daemon"
+	"github.com/sre-tools/deployer/integration/internal/itest"
 	"github.com/sre-tools/deployer/store"
 )
 
@@ -62,6 +63,9 @@ func (t *crashTally) add(o *crashTally) {
 // remote (receive.denyNonFastForwards) never took a force. Runs:
 // DEPLOYER_CRASH_RUNS (default 25; 12 with -short; .ci/run sets 50).
 func TestCrashSeeded(t *testing.T) {
+	if err := itest.ReadSources(); err != nil {
+		t.Fatal(err)
+	}
 	runs := 25
 	if testing.Short() {
 		runs = 12
@@ -113,7 +117,7 @@ func crashOnce(t *testing.T, seed uint64, tally *crashTally) {
 		cmd := exec.Command("git", args...)
 		cmd.Dir = d
 		cmd.Env = append(os.Environ(), "HOME="+dir, "GIT_CONFIG_NOSYSTEM=1")
-		out, err := cmd.CombinedOutput()
+		out, err := itest.CombinedOutput(cmd)
 		if err != nil {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
@@ -141,7 +145,7 @@ func crashOnce(t *testing.T, seed uint64, tally *crashTally) {
 	d := startCrashDaemon(t, cfg, fmt.Sprintf("%s:%d", point, hit))
 	cli := func(args ...string) (string, error) {
 		cmd := exec.Command(filepath.Join(binDir, "deployer"), append(args, "--socket", socket)...)
-		out, err := cmd.Output()
+		out, err := itest.Output(cmd)
 		return string(out), err
 	}
 	// The failpoint may fire before the deployment is submitted (the
@@ -282,7 +286,7 @@ func crashWriter(t *testing.T, work, bare string, seed uint64, _ func(string, ..
 		cmd := exec.Command("git", append([]string{"-c", "user.name=Bob", "-c", "user.email=b@x"}, args...)...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
+		if out, err := itest.CombinedOutput(cmd); err != nil {
 			return fmt.Errorf("git %v: %v: %s", args, err, out)
 		}
 		return nil
@@ -329,13 +333,12 @@ func crashWriter(t *testing.T, work, bare string, seed uint64, _ func(string, ..
 
 type crashDaemon struct {
 	cmd  *exec.Cmd
-	done chan struct{}
+	proc *itest.Proc
 }
 
 func startCrashDaemon(t *testing.T, cfg, failpoint string) *crashDaemon {
 	cmd := exec.Command(filepath.Join(binDir, "deployer-failpoints"), "daemon", "--config", cfg)
 	cmd.Env = append(os.Environ(), "DEPLOYER_FAILPOINT="+failpoint, "DEPLOYER_FAILPOINT_MAINTAIN=250ms")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if f, err := os.Create(cfg + ".log"); err == nil {
 		cmd.Stderr, cmd.Stdout = f, f
 		t.Cleanup(func() {
@@ -349,20 +352,20 @@ func startCrashDaemon(t *testing.T, cfg, failpoint string) *crashDaemon {
 			}
 		})
 	}
-	if err := cmd.Start(); err != nil {
+	p, err := itest.Start(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	d := &crashDaemon{cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-d.done })
+	d := &crashDaemon{cmd: cmd, proc: p}
+	t.Cleanup(func() { _ = p.Kill() })
 	return d
 }
 
 func (d *crashDaemon) exited() bool {
 	select {
-	case <-d.done:
+	case <-d.proc.Done():
 		// the steps it started die with their process group
-		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		_ = itest.KillGroup(d.cmd.Process)
 		return true
 	default:
 		return false
@@ -372,7 +375,7 @@ func (d *crashDaemon) exited() bool {
 func (d *crashDaemon) stop(t *testing.T) {
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-d.done:
+	case <-d.proc.Done():
 	case <-time.After(30 * time.Second):
 		t.Fatalf("daemon did not stop within 30s of SIGTERM")
 	}
@@ -417,7 +420,7 @@ func openInterventions(t *testing.T, path string) map[string]bool {
 // even contain the variable's name, so no environment can crash it.
 func TestProductionBuildHasNoFailpoints(t *testing.T) {
 	for name, want := range map[string]bool{"deployer": false, "deployer-failpoints": true} {
-		b, err := os.ReadFile(filepath.Join(binDir, name))
+		b, err := os.ReadFile(itest.Real(binDir, name)) // not the wrapper in front of it
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,18 +9,18 @@ package crash_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
 
 	// The crash test runs binaries built from these packages; importing
 	// them makes `go test` re-run it when they change.
 	_ "github.com/sre-tools/deployer/api"
 	_ "github.com/sre-tools/deployer/daemon"
+
+	"github.com/sre-tools/deployer/integration/internal/itest"
 )
 
-// binDir holds the production binary and the one with failpoints.
+// binDir holds the production binary and the one with failpoints (each
+// through the pdeathsig wrapper, see itest.Build).
 var binDir string
 
 func TestMain(m *testing.M) {
@@ -28,28 +28,12 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "deployer-crash-bin-")
+	dir, remove, err := itest.Build(itest.Binary{Name: "deployer"}, itest.Binary{Name: "deployer-failpoints", Tags: "failpoints"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	// Reading the command's sources makes them part of the test cache key.
-	mains, _ := filepath.Glob(filepath.Join(root, "cmd", "deployer", "*.go"))
-	for _, f := range mains {
-		_, _ = os.ReadFile(f)
-	}
-	for _, b := range [][]string{{"deployer"}, {"deployer-failpoints", "-tags", "failpoints"}} {
-		build := exec.Command("go", append(append([]string{"build", "-o", filepath.Join(dir, b[0])}, b[1:]...), "./cmd/deployer")...)
-		build.Dir = root
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build "+b[0]+":", err)
-			return 1
-		}
-	}
+	defer remove()
 	binDir = dir
 	return m.Run()
 }

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -64,7 +64,7 @@ func (dm *demo) actTLS(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("act 8: %w", err)
 	}
-	printIntervention(dm.out, ivs[0])
+	dm.Print.Intervention(dm.Out, ivs[0])
 	if !strings.Contains(ivs[0].Evidence.Output, "tls-untrusted") || !strings.Contains(ivs[0].Evidence.Output, "Demo Internal CA") {
 		return fmt.Errorf("act 8: want tls-untrusted naming the issuer, got %q", ivs[0].Evidence.Output)
 	}
@@ -87,19 +87,9 @@ func (dm *demo) otherHost(ctx context.Context, url, caFile string, done func(con
 	if err != nil {
 		return nil, err
 	}
-	tlsBlock := ""
-	if caFile != "" {
-		tlsBlock = fmt.Sprintf("    tls: {ca_file: %s}\n", caFile)
-	}
-	cfg, err := parseConfig("demo-dep02.yaml", fmt.Appendf(nil, `host: demo-dep02
-state_dir: %s
-listen: {socket: %s}
-repos:
-  - name: %s
-    url: %s
-    branch: main
-    poll: 300ms
-%s`, filepath.Join(dir, "state"), filepath.Join(dir, "d.sock"), dm.repo, url, tlsBlock))
+	socket := filepath.Join(dir, "d.sock")
+	run, err := dm.Daemon("demo-dep02.yaml", daemonConfig{host: "demo-dep02", stateDir: filepath.Join(dir, "state"), socket: socket,
+		repo: dm.repo, url: url, poll: "300ms", caFile: caFile}.yaml())
 	if err != nil {
 		return nil, err
 	}
@@ -108,10 +98,10 @@ repos:
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		_ = runDaemon(ctx, cfg, "demo-dep02.yaml", zerolog.Nop())
+		_ = run(ctx, zerolog.Nop())
 	}()
 	defer func() { stop(); <-stopped }()
-	c := api.NewUnixClient(cfg.Listen.Socket)
+	c := api.NewUnixClient(socket)
 	if err := dm.waitFor(ctx, "demo-dep02", 30*time.Second, func(ctx context.Context) (bool, error) { return done(ctx, c) }); err != nil {
 		return nil, err
 	}

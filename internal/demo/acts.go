@@ -1,11 +1,14 @@
-package main
+package demo
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/sre-tools/deployer/api"
@@ -24,7 +27,7 @@ func (dm *demo) actBaseline(ctx context.Context) error {
 		return err
 	}
 	r := st.Repos[0]
-	dm.say("The daemon cloned %s and adopted commit %s as deployed: a new daemon does not redeploy", r.Name, shortID(r.Deployed))
+	dm.say("The daemon cloned %s and adopted commit %s as deployed: a new daemon does not redeploy", r.Name, short(r.Deployed))
 	dm.say("every instance on its first start; it acts on what changes from now on.")
 	return nil
 }
@@ -39,12 +42,12 @@ func (dm *demo) actOperatorPush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dm.say("alice pushed %s \"acme: web replicas 2 -> 3\"; the daemon picks it up on its next poll.", shortID(commit))
+	dm.say("alice pushed %s \"acme: web replicas 2 -> 3\"; the daemon picks it up on its next poll.", short(commit))
 	run, err := dm.waitRun(ctx, commit)
 	if err != nil {
 		return err
 	}
-	printRun(dm.out, run, false)
+	dm.Print.Run(dm.Out, run)
 	if run.Status != "succeeded" || len(run.Instances) != 1 || run.Instances[0].Name != "acme" {
 		return fmt.Errorf("act 1: want one succeeded run of acme only, got %s with %d instances", run.Status, len(run.Instances))
 	}
@@ -59,42 +62,24 @@ func (dm *demo) actOperatorPush(ctx context.Context) error {
 // human edits another attribute of the same file; both land.
 func (dm *demo) actWriteBack(ctx context.Context) error {
 	dm.act(2, "the configure step writes back a value while a human edits the same file")
-	if err := dm.operator.pull(ctx); err != nil {
-		return err
-	}
-	if err := dm.operator.replace("instances/viatris.xml", `version="4.2.1"
+	run, err := dm.race(ctx, race{
+		instance: "viatris",
+		alice: push{
+			msg: "viatris: web 4.2.1 -> 4.3.0",
+			edit: edit{"instances/viatris.xml", `version="4.2.1"
        image`, `version="4.3.0"
-       image`); err != nil {
-		return err
-	}
-	if err := dm.hold("viatris"); err != nil {
-		return err
-	}
-	commit, err := dm.operator.commitAndPush(ctx, "viatris: web 4.2.1 -> 4.3.0")
+       image`},
+			said: `alice pushed {commit} "viatris: web 4.2.1 -> 4.3.0"; instance-configure will pin the matching image.`,
+		},
+		bob: push{
+			msg:  "viatris: worker replicas 2 -> 4",
+			edit: edit{"instances/viatris.xml", `<app name="worker" version="4.2.1" replicas="2"/>`, `<app name="worker" version="4.2.1" replicas="4"/>`},
+			said: `While instance-configure ran, bob pushed {commit} "viatris: worker replicas 2 -> 4" to the same file.`,
+		},
+	})
 	if err != nil {
 		return err
 	}
-	dm.say("alice pushed %s \"viatris: web 4.2.1 -> 4.3.0\"; instance-configure will pin the matching image.", shortID(commit))
-	if err := dm.waitHeld(ctx, "viatris"); err != nil {
-		return err
-	}
-	if err := dm.bob.pull(ctx); err != nil {
-		return err
-	}
-	if err := dm.bob.replace("instances/viatris.xml", `<app name="worker" version="4.2.1" replicas="2"/>`, `<app name="worker" version="4.2.1" replicas="4"/>`); err != nil {
-		return err
-	}
-	bobCommit, err := dm.bob.commitAndPush(ctx, "viatris: worker replicas 2 -> 4")
-	if err != nil {
-		return err
-	}
-	dm.say("While instance-configure ran, bob pushed %s \"viatris: worker replicas 2 -> 4\" to the same file.", shortID(bobCommit))
-	dm.release("viatris")
-	run, err := dm.waitRun(ctx, commit)
-	if err != nil {
-		return err
-	}
-	printRun(dm.out, run, false)
 	if run.Status != "succeeded" {
 		return fmt.Errorf("act 2: want the run to succeed, got %s", run.Status)
 	}
@@ -105,7 +90,7 @@ func (dm *demo) actWriteBack(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	subject, diff, err := commitDiff(dm.operator.repo, head.Hash().String())
+	subject, diff, err := dm.operator.repo.CommitDiff(head)
 	if err != nil {
 		return err
 	}
@@ -127,56 +112,26 @@ func (dm *demo) actWriteBack(ctx context.Context) error {
 // the report, resolved with --take.
 func (dm *demo) actConflict(ctx context.Context) error {
 	dm.act(3, "a human changes the same attribute: push-conflict, the report, --take")
-	if err := dm.operator.pull(ctx); err != nil {
-		return err
-	}
-	if err := dm.operator.replace("instances/globex.xml", `<app name="web" version="4.2.1"`, `<app name="web" version="4.3.0"`); err != nil {
-		return err
-	}
-	if err := dm.hold("globex"); err != nil {
-		return err
-	}
-	commit, err := dm.operator.commitAndPush(ctx, "globex: web 4.2.1 -> 4.3.0")
+	_, err := dm.race(ctx, race{
+		instance: "globex",
+		alice: push{
+			msg:  "globex: web 4.2.1 -> 4.3.0",
+			edit: edit{"instances/globex.xml", `<app name="web" version="4.2.1"`, `<app name="web" version="4.3.0"`},
+			said: `alice pushed {commit} "globex: web 4.2.1 -> 4.3.0".`,
+		},
+		bob: push{
+			msg:  "globex: pin web to the 4.2.1 hotfix image",
+			edit: edit{"instances/globex.xml", `image="` + demoImage("4.2.1") + `"`, `image="registry.example/web:4.2.1-hotfix7"`},
+			said: "Meanwhile bob pinned globex's web image to a hotfix build: the same attribute, another value.",
+		},
+	})
 	if err != nil {
 		return err
 	}
-	dm.say("alice pushed %s \"globex: web 4.2.1 -> 4.3.0\".", shortID(commit))
-	if err := dm.waitHeld(ctx, "globex"); err != nil {
-		return err
-	}
-	if err := dm.bob.pull(ctx); err != nil {
-		return err
-	}
-	pinned := `image="registry.example/web:4.2.1-hotfix7"`
-	if err := dm.bob.replace("instances/globex.xml", `image="`+demoImage("4.2.1")+`"`, pinned); err != nil {
-		return err
-	}
-	if _, err := dm.bob.commitAndPush(ctx, "globex: pin web to the 4.2.1 hotfix image"); err != nil {
-		return err
-	}
-	dm.say("Meanwhile bob pinned globex's web image to a hotfix build: the same attribute, another value.")
-	dm.release("globex")
-	run, err := dm.waitRun(ctx, commit)
+	iv, err := dm.reportConflict(ctx)
 	if err != nil {
 		return err
 	}
-	printRun(dm.out, run, false)
-	ivs, err := dm.client.Interventions(ctx, false)
-	if err != nil {
-		return err
-	}
-	if len(ivs) != 1 || ivs[0].Kind != "push-conflict" {
-		return fmt.Errorf("act 3: want one push-conflict, got %d interventions", len(ivs))
-	}
-	dm.say("\nThe daemon did not clobber bob and did not redeploy globex. On-call's report (deployer report):\n")
-	rep, err := dm.client.Report(ctx)
-	if err != nil {
-		return err
-	}
-	if err := api.WriteReportMarkdown(dm.out, rep); err != nil {
-		return err
-	}
-	iv := ivs[0]
 	dm.say("On-call checks: 4.3.0 contains the hotfix, so the release wins: deployer interventions resolve %d --take ours --retry", iv.ID)
 	res, err := dm.client.Resolve(ctx, iv.ID, api.ResolveRequest{Who: "oncall", Take: "ours", Retry: true, Note: "4.3.0 includes hotfix7"})
 	if err != nil {
@@ -187,42 +142,86 @@ func (dm *demo) actConflict(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	printRun(dm.out, retry, false)
+	dm.Print.Run(dm.Out, retry)
 	if retry.Status != "succeeded" || len(retry.Instances) != 1 || retry.Instances[0].Name != "globex" || retry.Instances[0].Status != "succeeded" {
 		return fmt.Errorf("act 3: want the retry to redeploy globex, got %s with %v", retry.Status, retry.Instances)
 	}
 	return dm.waitNoInterventions(ctx)
 }
 
-// waitRetry waits for the finished run that a resolve --retry of intervention id queued.
-func (dm *demo) waitRetry(ctx context.Context, id uint64) (api.Run, error) {
-	detail := fmt.Sprintf("intervention %d resolved with --retry", id)
-	var found uint64
-	err := dm.waitFor(ctx, "the retry of intervention "+fmt.Sprint(id), 30*time.Second, func(ctx context.Context) (bool, error) {
-		runs, err := dm.client.Runs(ctx, dm.repo, 5)
-		if err != nil {
-			return false, err
-		}
-		for _, r := range runs {
-			for _, t := range r.Triggers {
-				if t.Detail == detail && r.Ended != nil {
-					found = r.ID
-					return true, nil
-				}
-			}
-		}
-		return false, nil
-	})
+// reportConflict checks that act 3 left one push-conflict and prints
+// on-call's report; it returns the intervention.
+func (dm *demo) reportConflict(ctx context.Context) (api.Intervention, error) {
+	ivs, err := dm.client.Interventions(ctx, false)
+	if err != nil {
+		return api.Intervention{}, err
+	}
+	if len(ivs) != 1 || ivs[0].Kind != "push-conflict" {
+		return api.Intervention{}, fmt.Errorf("act 3: want one push-conflict, got %d interventions", len(ivs))
+	}
+	dm.say("\nThe daemon did not clobber bob and did not redeploy globex. On-call's report (deployer report):\n")
+	rep, err := dm.client.Report(ctx)
+	if err != nil {
+		return api.Intervention{}, err
+	}
+	return ivs[0], api.WriteReportMarkdown(dm.Out, rep)
+}
+
+// race is a human pushing to an instance file while its configure step
+// runs: alice's push starts a run whose instance-configure the demo holds,
+// bob pushes to the same file meanwhile, then the step goes on.
+type race struct {
+	instance   string
+	alice, bob push
+}
+
+// push is one person's change and what the demo says once it is pushed
+// ({commit} in said stands for the commit).
+type push struct {
+	msg  string
+	edit edit
+	said string
+}
+
+// race plays r and returns the finished run at alice's commit, printed.
+func (dm *demo) race(ctx context.Context, r race) (api.Run, error) {
+	if err := dm.hold(r.instance); err != nil {
+		return api.Run{}, err
+	}
+	commit, err := dm.operator.change(ctx, r.alice.msg, r.alice.edit)
 	if err != nil {
 		return api.Run{}, err
 	}
-	return dm.client.Run(ctx, found)
+	dm.say("%s", strings.ReplaceAll(r.alice.said, "{commit}", short(commit)))
+	if err := dm.waitHeld(ctx, r.instance); err != nil {
+		return api.Run{}, err
+	}
+	bobCommit, err := dm.bob.change(ctx, r.bob.msg, r.bob.edit)
+	if err != nil {
+		return api.Run{}, err
+	}
+	dm.say("%s", strings.ReplaceAll(r.bob.said, "{commit}", short(bobCommit)))
+	dm.release(r.instance)
+	run, err := dm.waitRun(ctx, commit)
+	if err != nil {
+		return api.Run{}, err
+	}
+	dm.Print.Run(dm.Out, run)
+	return run, nil
+}
+
+// waitRetry waits for the finished run that a resolve --retry of intervention id queued.
+func (dm *demo) waitRetry(ctx context.Context, id uint64) (api.Run, error) {
+	detail := fmt.Sprintf("intervention %d resolved with --retry", id)
+	return dm.waitRunWhere(ctx, "the retry of intervention "+fmt.Sprint(id), func(r api.Run) bool {
+		return slices.ContainsFunc(r.Triggers, func(t api.Trigger) bool { return t.Detail == detail })
+	})
 }
 
 // actDirty: a hand edit in the daemon's checkout: sync-dirty, rescued, resolved.
 func (dm *demo) actDirty(ctx context.Context) error {
 	dm.act(4, "someone edits the daemon's checkout by hand: sync-dirty, kept on a rescue ref")
-	file := filepath.Join(dm.cfg.StateDir, "checkouts", dm.repo, "instances", "acme.xml")
+	file := filepath.Join(dm.checkout(), "instances", "acme.xml")
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
@@ -235,7 +234,7 @@ func (dm *demo) actDirty(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	printRun(dm.out, *resp.Run, false)
+	dm.Print.Run(dm.Out, *resp.Run)
 	ivs, err := dm.client.Interventions(ctx, false)
 	if err != nil {
 		return err
@@ -244,7 +243,7 @@ func (dm *demo) actDirty(ctx context.Context) error {
 		return fmt.Errorf("act 4: want a blocked run and one sync-dirty, got %s and %d interventions", resp.Run.Status, len(ivs))
 	}
 	dm.say("")
-	printIntervention(dm.out, ivs[0])
+	dm.Print.Intervention(dm.Out, ivs[0])
 	dm.say("\ndeployer interventions resolve %d --retry", ivs[0].ID)
 	res, err := dm.client.Resolve(ctx, ivs[0].ID, api.ResolveRequest{Who: "oncall", Retry: true, Note: "hand edit kept on the rescue ref"})
 	if err != nil {
@@ -255,7 +254,7 @@ func (dm *demo) actDirty(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	printRun(dm.out, retry, false)
+	dm.Print.Run(dm.Out, retry)
 	if retry.Status != "succeeded" {
 		return fmt.Errorf("act 4: want the retry to succeed, got %s: %s", retry.Status, retry.Error)
 	}
@@ -273,97 +272,99 @@ func (dm *demo) actDirty(ctx context.Context) error {
 // a small deployment with a failing instance, fixed and retried.
 func (dm *demo) actScheduleAndDeployment(ctx context.Context) error {
 	dm.act(5, "a scheduled redeploy, and a small deployment with a failing instance, retried")
-	if err := dm.operator.pull(ctx); err != nil {
+	if err := dm.scheduleGold(ctx); err != nil {
 		return err
 	}
-	if err := dm.operator.replace("deployer.xml", `  <on-change`, `  <schedule name="gold-redeploy" cron="@every 2s" steps="instance-redeploy"
+	d, iv, err := dm.deployMaintenance(ctx)
+	if err != nil {
+		return err
+	}
+	return dm.unfreezeAndRetry(ctx, d, iv)
+}
+
+// scheduleGold adds a schedule that redeploys the gold instances every 2s
+// and waits for its first run.
+func (dm *demo) scheduleGold(ctx context.Context) error {
+	if _, err := dm.operator.change(ctx, "schedule: redeploy gold instances", edit{"deployer.xml", `  <on-change`, `  <schedule name="gold-redeploy" cron="@every 2s" steps="instance-redeploy"
             select="instances/*.xml" where="/instance[@tier='gold']"/>
-  <on-change`); err != nil {
-		return err
-	}
-	if _, err := dm.operator.commitAndPush(ctx, "schedule: redeploy gold instances"); err != nil {
+  <on-change`}); err != nil {
 		return err
 	}
 	dm.say("alice added a schedule to deployer.xml: redeploy the gold instances every 2s (a demo's \"nightly\").")
-	var sched api.Run
-	err := dm.waitFor(ctx, "a scheduled run", 30*time.Second, func(ctx context.Context) (bool, error) {
-		runs, err := dm.client.Runs(ctx, dm.repo, 5)
-		if err != nil {
-			return false, err
-		}
-		for _, r := range runs {
-			if len(r.Triggers) > 0 && r.Triggers[0].Kind == "schedule" && r.Ended != nil {
-				sched, err = dm.client.Run(ctx, r.ID)
-				return err == nil, err
-			}
-		}
-		return false, nil
+	sched, err := dm.waitRunWhere(ctx, "a scheduled run", func(r api.Run) bool {
+		return len(r.Triggers) > 0 && r.Triggers[0].Kind == "schedule"
 	})
 	if err != nil {
 		return err
 	}
-	printRun(dm.out, sched, false)
+	dm.Print.Run(dm.Out, sched)
 	if len(sched.Instances) != 2 {
 		return fmt.Errorf("act 5: want the 2 gold instances scheduled, got %d", len(sched.Instances))
 	}
-	if err := dm.operator.pull(ctx); err != nil {
-		return err
-	}
-	if err := dm.operator.replace("deployer.xml", `cron="@every 2s"`, `cron="0 3 * * 1-5" tz="Europe/Berlin"`); err != nil {
-		return err
-	}
-	if err := dm.operator.replace("freeze.list", "them\n", "them\nacme\n"); err != nil {
-		return err
-	}
-	if _, err := dm.operator.commitAndPush(ctx, "schedule: nightly at 03:00 Berlin; acme frozen by its owner"); err != nil {
-		return err
+	return nil
+}
+
+// deployMaintenance makes the schedule nightly, freezes acme and rolls a
+// maintenance window out one instance at a time: acme fails, the budget
+// stops the rest. It returns the deployment and acme's intervention.
+func (dm *demo) deployMaintenance(ctx context.Context) (api.Deployment, api.Intervention, error) {
+	var none api.Intervention
+	if _, err := dm.operator.change(ctx, "schedule: nightly at 03:00 Berlin; acme frozen by its owner",
+		edit{"deployer.xml", `cron="@every 2s"`, `cron="0 3 * * 1-5" tz="Europe/Berlin"`},
+		edit{"freeze.list", "them\n", "them\nacme\n"}); err != nil {
+		return api.Deployment{}, none, err
 	}
 	dm.say("\nThen the schedule became nightly (03:00 Europe/Berlin, weekdays), and acme's owner froze it.")
 	dm.say("An operator rolls a maintenance window out to every instance, one at a time, stopping at the first failure:")
 	dm.say("deployer deploy %s --select 'instances/*.xml' --set '/instance@maintenance=sun-02:00' --bucket 1 --max-failures 1 --wait", dm.repo)
 	if err := dm.waitIdle(ctx); err != nil {
-		return err
+		return api.Deployment{}, none, err
 	}
 	d, err := dm.client.Deploy(ctx, dm.repo, api.DeployRequest{Select: "instances/*.xml", Set: []string{"/instance@maintenance=sun-02:00"},
 		Bucket: 1, MaxFailures: 1, Reason: "maintenance window", Who: "alice"})
 	if err != nil {
-		return err
+		return d, none, err
 	}
 	if d, err = dm.waitDeployment(ctx, d.ID); err != nil {
-		return err
+		return d, none, err
 	}
-	printDeployment(dm.out, &globalOptions{output: "table"}, d, "")
+	if err := dm.Print.Deployment(dm.Out, d); err != nil {
+		return d, none, err
+	}
 	if d.State != "failed" || d.Counts["failed"] != 1 || d.Counts["not-started"] != 2 {
-		return fmt.Errorf("act 5: want acme failed and the other 2 not started, got %s %v", d.State, d.Counts)
+		return d, none, fmt.Errorf("act 5: want acme failed and the other 2 not started, got %s %v", d.State, d.Counts)
 	}
 	ivs, err := dm.client.Interventions(ctx, false)
 	if err != nil || len(ivs) != 1 {
-		return fmt.Errorf("act 5: want the step-failed intervention for acme, got %d (%v)", len(ivs), err)
+		return d, none, fmt.Errorf("act 5: want the step-failed intervention for acme, got %d (%v)", len(ivs), err)
 	}
-	if err := dm.operator.pull(ctx); err != nil {
+	return d, ivs[0], nil
+}
+
+// unfreezeAndRetry: acme's owner unfreezes it, on-call resolves iv and
+// retries the deployment d, which succeeds.
+func (dm *demo) unfreezeAndRetry(ctx context.Context, d api.Deployment, iv api.Intervention) error {
+	if _, err := dm.operator.change(ctx, "acme: unfreeze", edit{"freeze.list", "them\nacme\n", "them\n"}); err != nil {
 		return err
 	}
-	if err := dm.operator.replace("freeze.list", "them\nacme\n", "them\n"); err != nil {
-		return err
-	}
-	if _, err := dm.operator.commitAndPush(ctx, "acme: unfreeze"); err != nil {
-		return err
-	}
-	dm.say("\nacme's owner unfroze it; on-call resolves intervention %d and retries the deployment:", ivs[0].ID)
-	dm.say("deployer interventions resolve %d && deployer deployments retry %s", ivs[0].ID, d.ID)
+	dm.say("\nacme's owner unfroze it; on-call resolves intervention %d and retries the deployment:", iv.ID)
+	dm.say("deployer interventions resolve %d && deployer deployments retry %s", iv.ID, d.ID)
 	if err := dm.waitIdle(ctx); err != nil {
 		return err
 	}
-	if _, err := dm.client.Resolve(ctx, ivs[0].ID, api.ResolveRequest{Who: "oncall", Note: "acme unfrozen"}); err != nil {
+	if _, err := dm.client.Resolve(ctx, iv.ID, api.ResolveRequest{Who: "oncall", Note: "acme unfrozen"}); err != nil {
 		return err
 	}
 	if _, err := dm.client.DeploymentAction(ctx, d.ID, "retry"); err != nil {
 		return err
 	}
-	if d, err = dm.waitDeployment(ctx, d.ID); err != nil {
+	d, err := dm.waitDeployment(ctx, d.ID)
+	if err != nil {
 		return err
 	}
-	printDeployment(dm.out, &globalOptions{output: "table"}, d, "")
+	if err := dm.Print.Deployment(dm.Out, d); err != nil {
+		return err
+	}
 	if d.State != "succeeded" {
 		return fmt.Errorf("act 5: want the retried deployment to succeed, got %s %v", d.State, d.Counts)
 	}
@@ -392,7 +393,7 @@ func (dm *demo) waitIdle(ctx context.Context) error {
 			return false, err
 		}
 		r := st.Repos[0]
-		return r.Running == nil && r.Upstream == head.Hash().String() && r.Deployed != "" && r.LastRun != nil && r.LastRun.Status != "running", nil
+		return r.Running == nil && r.Upstream == head && r.Deployed != "" && r.LastRun != nil && r.LastRun.Status != "running", nil
 	})
 }
 
@@ -407,15 +408,17 @@ func (dm *demo) actFinal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	t := newTable(dm.out)
+	t := newTable(dm.Out)
 	fmt.Fprintln(t, "RUN\tTRIGGER\tCOMMIT\tSTATUS\tINSTANCES")
 	for i := len(runs) - 1; i >= 0; i-- {
 		r := runs[i]
-		fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\n", r.ID, triggerKinds(r.Triggers), shortID(r.Commit), r.Status, instanceSummary(r.Instances))
+		fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\n", r.ID, dm.Print.Triggers(r.Triggers), short(r.Commit), r.Status, dm.Print.Instances(r.Instances))
 	}
-	t.Flush()
+	if err := t.Flush(); err != nil {
+		return err
+	}
 	r := st.Repos[0]
-	dm.say("\n%s: head %s, deployed %s, state %s, open interventions %d.", r.Name, shortID(r.Head), shortID(r.Deployed), r.State, r.OpenInterventions)
+	dm.say("\n%s: head %s, deployed %s, state %s, open interventions %d.", r.Name, short(r.Head), short(r.Deployed), r.State, r.OpenInterventions)
 	if r.OpenInterventions != 0 {
 		return fmt.Errorf("final: %d interventions still open", r.OpenInterventions)
 	}
@@ -460,6 +463,11 @@ func changedLines(diff string) string {
 		}
 	}
 	return b.String()
+}
+
+// newTable is a table as the CLI aligns its columns.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 }
 
 func indentBlock(s, prefix string) string {

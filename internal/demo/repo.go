@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -7,12 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/sre-tools/deployer/internal/demo/gitrepo"
 )
 
 // demoFiles is the clusterconfig repository the demo starts from.
@@ -97,21 +93,17 @@ func demoImage(version string) string {
 }
 
 // operator is a person with a clone of the clusterconfig remote. The demo
-// plays it with go-git.
+// plays it with the gitrepo helper.
 type operator struct {
 	dir  string
-	repo *git.Repository
+	repo *gitrepo.Repo
 	name string
 }
 
 // setUp creates the bare remote and the operator's first commit.
 func (dm *demo) setUp(ctx context.Context) error {
 	dm.remote = filepath.Join(dm.dir, "remote", "clusterconfig-demo.git")
-	_, err := git.PlainInitWithOptions(dm.remote, &git.PlainInitOptions{
-		Bare:        true,
-		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")},
-	})
-	if err != nil {
+	if err := gitrepo.InitBare(dm.remote); err != nil {
 		return fmt.Errorf("create remote: %w", err)
 	}
 	op, err := newOperator(filepath.Join(dm.dir, "alice"), dm.remote, "alice")
@@ -135,15 +127,20 @@ func (dm *demo) setUp(ctx context.Context) error {
 	return nil
 }
 
+// newOperator is a person who starts a repository for remote in dir.
 func newOperator(dir, remote, name string) (*operator, error) {
-	repo, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{
-		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")},
-	})
+	repo, err := gitrepo.Init(dir, remote)
 	if err != nil {
 		return nil, fmt.Errorf("operator clone: %w", err)
 	}
-	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{remote}}); err != nil {
-		return nil, err
+	return &operator{dir: dir, repo: repo, name: name}, nil
+}
+
+// cloneOperator is a second person with a fresh clone of the remote.
+func cloneOperator(ctx context.Context, dir, remote, name string) (*operator, error) {
+	repo, err := gitrepo.Clone(ctx, dir, remote)
+	if err != nil {
+		return nil, fmt.Errorf("%s clones: %w", name, err)
 	}
 	return &operator{dir: dir, repo: repo, name: name}, nil
 }
@@ -179,66 +176,36 @@ func (op *operator) replace(path, old, new string) error {
 
 // commitAndPush commits everything and pushes main; it returns the commit.
 func (op *operator) commitAndPush(ctx context.Context, msg string) (string, error) {
-	wt, err := op.repo.Worktree()
+	commit, err := op.repo.CommitAll(op.name, msg)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("operator %w", err)
 	}
-	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
-		return "", fmt.Errorf("operator add: %w", err)
-	}
-	sig := &object.Signature{Name: op.name, Email: op.name + "@example.com", When: time.Now()}
-	h, err := wt.Commit(msg, &git.CommitOptions{Author: sig})
-	if err != nil {
-		return "", fmt.Errorf("operator commit: %w", err)
-	}
-	err = op.repo.PushContext(ctx, &git.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{"refs/heads/main:refs/heads/main"}})
-	if err != nil {
+	if err := op.repo.Push(ctx); err != nil {
 		return "", fmt.Errorf("operator push: %w", err)
 	}
-	return h.String(), nil
+	return commit, nil
 }
 
-// cloneOperator is a second person with a fresh clone of the remote.
-func cloneOperator(ctx context.Context, dir, remote, name string) (*operator, error) {
-	repo, err := git.PlainCloneContext(ctx, dir, false, &git.CloneOptions{URL: remote, ReferenceName: plumbing.NewBranchReferenceName("main")})
-	if err != nil {
-		return nil, fmt.Errorf("%s clones: %w", name, err)
-	}
-	return &operator{dir: dir, repo: repo, name: name}, nil
-}
-
-// pull brings the operator's clone to the remote's main (fetch, then hard
-// reset: the operator has nothing uncommitted).
+// pull brings the operator's clone to the remote's main.
 func (op *operator) pull(ctx context.Context) error {
-	err := op.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin"})
-	if err != nil && err != git.NoErrAlreadyUpToDate {
-		return fmt.Errorf("%s fetches: %w", op.name, err)
+	if err := op.repo.Pull(ctx); err != nil {
+		return fmt.Errorf("%s pulls: %w", op.name, err)
 	}
-	ref, err := op.repo.Reference(plumbing.NewRemoteReferenceName("origin", "main"), true)
-	if err != nil {
-		return err
-	}
-	wt, err := op.repo.Worktree()
-	if err != nil {
-		return err
-	}
-	return wt.Reset(&git.ResetOptions{Commit: ref.Hash(), Mode: git.HardReset})
+	return nil
 }
 
-// commitDiff is the unified diff a commit made, as a reviewer sees it.
-func commitDiff(repo *git.Repository, hash string) (subject, diff string, err error) {
-	c, err := repo.CommitObject(plumbing.NewHash(hash))
-	if err != nil {
-		return "", "", err
+// edit is one change a person makes to a file in a text editor.
+type edit struct{ file, old, new string }
+
+// change pulls, makes the edits and pushes them as one commit.
+func (op *operator) change(ctx context.Context, msg string, edits ...edit) (string, error) {
+	if err := op.pull(ctx); err != nil {
+		return "", err
 	}
-	parent, err := c.Parent(0)
-	if err != nil {
-		return "", "", err
+	for _, e := range edits {
+		if err := op.replace(e.file, e.old, e.new); err != nil {
+			return "", err
+		}
 	}
-	patch, err := parent.Patch(c)
-	if err != nil {
-		return "", "", err
-	}
-	subject, _, _ = strings.Cut(c.Message, "\n")
-	return subject, patch.String(), nil
+	return op.commitAndPush(ctx, msg)
 }

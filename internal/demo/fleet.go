@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -11,12 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/rs/zerolog"
 
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/fleet"
+	"github.com/sre-tools/deployer/internal/demo/gitrepo"
 )
 
 // The fleet demo: N clusters, each a host with its own daemon (in this
@@ -33,11 +32,14 @@ var fleetDemoDCs = []string{"fra", "ams", "sjc"}
 // fleetDemoCustomers name the instances; each cluster's are suffixed with it.
 var fleetDemoCustomers = []string{"acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell", "soylent", "wonka", "oscorp"}
 
+// MinFleetClusters is the smallest fleet the story needs: the canary, the
+// cluster with the frozen instance and the one with the conflict.
+const MinFleetClusters = 3
+
 const (
 	fleetDemoRepo        = "clusterconfig"
 	fleetDemoVersion     = "4.3.0"
 	fleetDemoHotfixImage = "registry.example/web:4.2.1-hotfix7"
-	fleetDemoMinClusters = 3 // the canary, the frozen instance, the conflict
 	fleetDemoWaves       = 3 // host waves after the canary
 )
 
@@ -53,7 +55,7 @@ type fleetCluster struct {
 }
 
 type fleetDemo struct {
-	out      io.Writer
+	Options
 	dir      string
 	marks    string
 	clusters []*fleetCluster
@@ -62,29 +64,36 @@ type fleetDemo struct {
 	bob      *operator // the human on the conflict cluster, once he pinned
 }
 
-// runFleetDemo plays `deployer demo --fleet`: it creates clusters throwaway
+// RunFleet plays `deployer demo --fleet`: it creates clusters throwaway
 // clusterconfig remotes, starts a daemon per cluster in this process, runs
 // one fleet deployment across them and prints the table. It fails when
 // anything did not end as described.
-func runFleetDemo(ctx context.Context, out io.Writer, clusters int, keep bool) error {
-	if clusters < fleetDemoMinClusters {
-		return usageErrorf("--fleet %d: want at least %d clusters", clusters, fleetDemoMinClusters)
+func RunFleet(ctx context.Context, o Options, clusters int) error {
+	if clusters < MinFleetClusters {
+		return fmt.Errorf("fleet demo: want at least %d clusters, not %d", MinFleetClusters, clusters)
 	}
 	start := time.Now()
-	dir, err := os.MkdirTemp("", "deployer-fleet-demo-")
+	o.Out = &lockedWriter{w: o.Out}
+	err := o.inTempDir("deployer-fleet-demo-", func(dir string) error {
+		fd := &fleetDemo{Options: o, dir: dir, marks: filepath.Join(dir, "marks"), frozen: clusters / 2, conflict: clusters - 1}
+		return fd.run(ctx, clusters)
+	})
 	if err != nil {
 		return err
 	}
-	if !keep {
-		defer os.RemoveAll(dir)
-	}
-	fd := &fleetDemo{out: &lockedWriter{w: out}, dir: dir, marks: filepath.Join(dir, "marks"), frozen: clusters / 2, conflict: clusters - 1}
+	fmt.Fprintf(o.Out, "Fleet demo of %d clusters finished in %s: everything ended as described.\n", clusters, time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+// run sets the clusters up, runs their daemons while the story plays, and
+// stops them.
+func (fd *fleetDemo) run(ctx context.Context, clusters int) error {
 	if err := fd.setUp(ctx, clusters); err != nil {
 		return fmt.Errorf("fleet demo set-up: %w", err)
 	}
 	dctx, stop := context.WithCancel(ctx)
 	fd.startDaemons(dctx)
-	err = fd.play(ctx)
+	err := fd.play(ctx)
 	stop()
 	if serr := fd.waitStopped(); err == nil {
 		err = serr
@@ -92,17 +101,11 @@ func runFleetDemo(ctx context.Context, out io.Writer, clusters int, keep bool) e
 	if err != nil {
 		return fmt.Errorf("fleet demo: %w", err)
 	}
-	if keep {
-		fd.say("Kept %s for you to look at.", dir)
-	} else {
-		fd.say("Removed %s.", dir)
-	}
-	fd.say("Fleet demo of %d clusters finished in %s: everything ended as described.", clusters, time.Since(start).Round(100*time.Millisecond))
 	return nil
 }
 
 func (fd *fleetDemo) say(format string, args ...any) {
-	fmt.Fprintf(fd.out, format+"\n", args...)
+	fmt.Fprintf(fd.Out, format+"\n", args...)
 }
 
 // play waits for the daemons, deploys across the fleet and checks the outcome.
@@ -120,7 +123,7 @@ func (fd *fleetDemo) play(ctx context.Context) error {
 		return err
 	}
 	fd.say("\n== The fleet status, asked from the %d daemons (deployer fleet status %s) ==", len(hosts), res.ID)
-	if err := printFleetStatus(fd.out, s, false); err != nil {
+	if err := fd.Print.FleetStatus(fd.Out, s); err != nil {
 		return err
 	}
 	if err := fd.check(res, s); err != nil {
@@ -167,11 +170,7 @@ func (fd *fleetDemo) setUp(ctx context.Context, n int) error {
 
 // seed makes cluster i's bare remote and pushes its first commit as its owner.
 func (fd *fleetDemo) seed(ctx context.Context, i int, c *fleetCluster) error {
-	_, err := git.PlainInitWithOptions(c.remote, &git.PlainInitOptions{
-		Bare:        true,
-		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")},
-	})
-	if err != nil {
+	if err := gitrepo.InitBare(c.remote); err != nil {
 		return fmt.Errorf("create remote: %w", err)
 	}
 	op, err := newOperator(filepath.Join(fd.dir, "owners", c.host.Name), c.remote, "owner-"+c.host.Name)
@@ -215,18 +214,8 @@ func (fd *fleetDemo) startDaemons(ctx context.Context) {
 	// The step scripts find the demo's marks through an allow-listed variable.
 	os.Setenv("DEMO_MARKS", fd.marks)
 	for _, c := range fd.clusters {
-		cfg, err := parseConfig(c.host.Name+".yaml", fmt.Appendf(nil, `host: %s
-datacenter: %s
-state_dir: %s
-listen: {socket: %s}
-step_env: [PATH, DEMO_MARKS]
-repos:
-  - name: %s
-    url: %s
-    branch: main
-    poll: 500ms
-    author: {name: %s-deployer, email: deployer@%s}
-`, c.host.Name, c.host.Datacenter, filepath.Join(fd.dir, "state", c.host.Name), c.socket, fleetDemoRepo, c.remote, c.host.Name, c.host.Name))
+		run, err := fd.Daemon(c.host.Name+".yaml", daemonConfig{host: c.host.Name, datacenter: c.host.Datacenter,
+			stateDir: filepath.Join(fd.dir, "state", c.host.Name), socket: c.socket, repo: fleetDemoRepo, url: c.remote, poll: "500ms"}.yaml())
 		if err != nil {
 			c.err = err
 			close(c.done)
@@ -235,7 +224,7 @@ repos:
 		c.client = api.NewUnixClient(c.socket)
 		go func() {
 			defer close(c.done)
-			c.err = runDaemon(ctx, cfg, c.host.Name+".yaml", zerolog.Nop())
+			c.err = run(ctx, zerolog.Nop())
 		}()
 	}
 	fd.say("Started %d daemons in this process, one per cluster, each with its own state and socket.", len(fd.clusters))
@@ -286,7 +275,7 @@ func (fd *fleetDemo) deploy(ctx context.Context) (fleet.Result, error) {
 		MaxFailedHosts: 3,
 		ID:             fleet.NewID(time.Now()),
 		Poll:           200 * time.Millisecond,
-		Progress:       func(p fleet.Progress) { printFleetWave(fd.out, p) },
+		Progress:       func(p fleet.Progress) { fd.Print.FleetWave(fd.Out, p) },
 	}
 	fd.say("\n== alice deploys web %s to every cluster: a canary, then %d hosts a wave, round-robin over the datacenters ==", fleetDemoVersion, opts.HostBucket)
 	fd.say("deployer fleet deploy --fleet hosts.yaml --repo %s --select 'instances/*.xml' --set '/instance/app@version=%s' --host-bucket %d --max-failed-hosts %d",
@@ -357,7 +346,7 @@ func (fd *fleetDemo) check(res fleet.Result, s fleet.Summary) error {
 		}
 		notOK := len(fd.clusters[i].instances) - h.Counts["succeeded"]
 		if h.State != want || notOK != bad {
-			problems = append(problems, fmt.Sprintf("%s: %s with %s, want %s with %d instance(s) not succeeded", h.Host.Name, h.State, countSummary(h.Counts), want, bad))
+			problems = append(problems, fmt.Sprintf("%s: %s with %s, want %s with %d instance(s) not succeeded", h.Host.Name, h.State, fd.Print.Counts(h.Counts), want, bad))
 		}
 	}
 	if f := fd.clusters[fd.frozen]; !hasInstance(res.Hosts[fd.frozen], f.instances[0], "failed") {
@@ -368,7 +357,7 @@ func (fd *fleetDemo) check(res fleet.Result, s fleet.Summary) error {
 	}
 	n := len(fd.clusters)
 	if s.HostCounts[fleet.HostSucceeded] != n-2 || s.HostCounts[fleet.HostFailed] != 2 {
-		problems = append(problems, fmt.Sprintf("fleet status: %s, want %d succeeded, 2 failed", fleetHostSummary(s.HostCounts), n-2))
+		problems = append(problems, fmt.Sprintf("fleet status: %s, want %d succeeded, 2 failed", fd.Print.HostCounts(s.HostCounts), n-2))
 	}
 	if len(problems) > 0 {
 		return errors.New("not as described:\n  " + strings.Join(problems, "\n  "))
@@ -389,7 +378,7 @@ func hasInstance(h fleet.HostResult, name, status string) bool {
 // step-failed for the frozen instance, a push-conflict for bob's pin.
 func (fd *fleetDemo) printInterventions(ctx context.Context, res fleet.Result) error {
 	fd.say("\n== What on-call sees on the failed hosts (deployer interventions) ==")
-	t := newTable(fd.out)
+	t := newTable(fd.Out)
 	fmt.Fprintln(t, "DC\tHOST\tID\tKIND\tINSTANCE\tSUMMARY")
 	kinds := map[string]map[string]bool{}
 	for i, h := range res.Hosts {
@@ -403,7 +392,7 @@ func (fd *fleetDemo) printInterventions(ctx context.Context, res fleet.Result) e
 		kinds[h.Host.Name] = map[string]bool{}
 		for _, iv := range ivs {
 			kinds[h.Host.Name][iv.Kind] = true
-			fmt.Fprintf(t, "%s\t%s\t%d\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, iv.ID, iv.Kind, dash(iv.Instance), fleetFirstLine(iv.Summary))
+			fmt.Fprintf(t, "%s\t%s\t%d\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, iv.ID, iv.Kind, dash(iv.Instance), firstLine(iv.Summary))
 		}
 	}
 	if err := t.Flush(); err != nil {
@@ -447,6 +436,18 @@ func (fd *fleetDemo) waitStopped() error {
 			first = fmt.Errorf("daemon of %s: %w", c.host.Name, c.err)
 		}
 	}
+	return first
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
 	return first
 }
 

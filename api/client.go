@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/sre-tools/deployer/certs"
 )
 
 // Client talks to a daemon's API over its Unix socket or over TCP.
@@ -42,7 +44,7 @@ func NewRemoteClient(baseURL, token string) *Client {
 // that trusts t.CAFile besides the system's roots and presents t's client
 // certificate; token may be "" when the certificate is enough (its name is
 // in the daemon's listen.tls.client_names).
-func NewRemoteClientTLS(baseURL, token string, t ClientTLS) (*Client, error) {
+func NewRemoteClientTLS(baseURL, token string, t certs.ClientTLS) (*Client, error) {
 	hc, err := t.HTTPClient()
 	if err != nil {
 		return nil, err
@@ -159,7 +161,7 @@ func (c *Client) unreachable(err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	if why, ok := TLSReason(err, "pass --ca-file with the CA bundle that signed it"); ok {
+	if why, ok := certs.TLSReason(err, "pass --ca-file with the CA bundle that signed it"); ok {
 		return Errorf(KindUnavailable, "cannot reach the daemon at %s: %s", c.where, why)
 	}
 	if strings.Contains(err.Error(), "remote error: tls:") {

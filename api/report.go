@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/sre-tools/deployer"
 )
 
 // WriteReportMarkdown writes the on-call report as markdown. Every string
@@ -15,7 +17,7 @@ import (
 // in it can close.
 func WriteReportMarkdown(w io.Writer, rep Report) error {
 	b := &strings.Builder{}
-	e := Escape
+	e := deployer.Escape
 	fmt.Fprintf(b, "# deployer report: %s\n\n_generated %s_\n\n", e(rep.Host), rep.Generated.UTC().Format(time.RFC3339))
 	fmt.Fprintf(b, "## Open interventions (%d)\n\n", len(rep.Interventions))
 	if len(rep.Interventions) == 0 {
@@ -41,7 +43,7 @@ func WriteReportMarkdown(w io.Writer, rep Report) error {
 }
 
 func writeInterventionMarkdown(b *strings.Builder, iv Intervention) {
-	e := Escape
+	e := deployer.Escape
 	where := e(iv.Repo)
 	if iv.Instance != "" {
 		where += " / " + e(iv.Instance)
@@ -71,7 +73,7 @@ func writeInterventionMarkdown(b *strings.Builder, iv Intervention) {
 	}
 	fmt.Fprintf(b, "- **next action**: %s\n", code(iv.NextAction))
 	if out := strings.TrimSpace(iv.Evidence.Output); out != "" {
-		out = EscapeBlock(out)
+		out = deployer.EscapeBlock(out)
 		fence := strings.Repeat("`", max(3, longestRun(out, '`')+1))
 		fmt.Fprintf(b, "\n%s\n%s\n%s\n", fence, out, fence)
 	}
@@ -81,7 +83,7 @@ func writeInterventionMarkdown(b *strings.Builder, iv Intervention) {
 // code writes s as a markdown code span, escaped, delimited by more
 // backticks than any run in it.
 func code(s string) string {
-	s = Escape(s)
+	s = deployer.Escape(s)
 	fence := strings.Repeat("`", longestRun(s, '`')+1)
 	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
 		s = " " + s + " "
@@ -144,7 +146,7 @@ func WriteReportHTML(w io.Writer, rep Report) error {
 // escapeReport returns a copy of rep with every string escaped: Escape for
 // names, summaries and values, EscapeBlock for evidence output.
 func escapeReport(rep Report) Report {
-	e := Escape
+	e := deployer.Escape
 	out := Report{Host: e(rep.Host), Generated: rep.Generated}
 	for _, iv := range rep.Interventions {
 		c := iv
@@ -152,7 +154,7 @@ func escapeReport(rep Report) Report {
 		c.State, c.AckBy, c.AckNote, c.ResolvedBy, c.ResolvedHow = e(iv.State), e(iv.AckBy), e(iv.AckNote), e(iv.ResolvedBy), e(iv.ResolvedHow)
 		c.Extra = nil
 		ev := iv.Evidence
-		c.Evidence = Evidence{Output: EscapeBlock(ev.Output), File: e(ev.File), Element: e(ev.Element)}
+		c.Evidence = Evidence{Output: deployer.EscapeBlock(ev.Output), File: e(ev.File), Element: e(ev.Element)}
 		for _, p := range []struct {
 			dst **string
 			src *string

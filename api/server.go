@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/sre-tools/deployer"
 )
 
 // Backend is what the server needs from the daemon.
@@ -173,7 +175,7 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 		if !ok || s.Token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
 			msg := "missing or wrong bearer token"
 			if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-				msg += fmt.Sprintf(" (the client certificate %q is not in listen.tls.client_names)", Escape(r.TLS.PeerCertificates[0].Subject.CommonName))
+				msg += fmt.Sprintf(" (the client certificate %q is not in listen.tls.client_names)", deployer.Escape(r.TLS.PeerCertificates[0].Subject.CommonName))
 			}
 			s.fail(w, Errorf(KindUnauthorized, "%s", msg))
 			return

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/certs"
 )
 
 // Daemon is what the fleet needs from one host's daemon.
@@ -26,13 +27,13 @@ type Dialer func(Host) (Daemon, error)
 
 // DialAPI returns an API client for h: unix:// URLs talk to the socket,
 // http(s) URLs send the bearer token read from h.TokenFile.
-func DialAPI(h Host) (Daemon, error) { return TLSDialer(api.ClientTLS{})(h) }
+func DialAPI(h Host) (Daemon, error) { return TLSDialer(certs.ClientTLS{})(h) }
 
 // TLSDialer returns a Dialer that reaches every https host with t: its CA
 // bundle trusted besides the system's roots, its client certificate
 // presented. With a client certificate an https host may have no
 // token_file (the daemon lets the certificate's name in).
-func TLSDialer(t api.ClientTLS) Dialer {
+func TLSDialer(t certs.ClientTLS) Dialer {
 	return func(h Host) (Daemon, error) {
 		u, err := url.Parse(h.URL)
 		if err != nil {

@@ -14,7 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/certs"
 )
 
 // Host is one deployer host of the fleet.
@@ -53,7 +53,7 @@ func Load(ctx context.Context, source string) ([]Host, error) {
 
 // LoadWith is Load fetching an inventory URL with client (nil means
 // http.DefaultClient): give it one that trusts the inventory's CA, see
-// api.ClientTLS.HTTPClient.
+// certs.ClientTLS.HTTPClient.
 func LoadWith(ctx context.Context, source string, client *http.Client) ([]Host, error) {
 	if strings.HasPrefix(source, "http://") || strings.HasPrefix(source, "https://") {
 		data, err := fetchInventory(ctx, source, client)
@@ -93,7 +93,7 @@ func fetchInventory(ctx context.Context, u string, client *http.Client) ([]byte,
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		if why, ok := api.TLSReason(err, "pass --inventory-ca-file (or --ca-file) with the CA bundle that signed it"); ok {
+		if why, ok := certs.TLSReason(err, "pass --inventory-ca-file (or --ca-file) with the CA bundle that signed it"); ok {
 			return nil, fmt.Errorf("%w: get %s: %s", ErrInventory, u, why)
 		}
 		return nil, fmt.Errorf("%w: get %s: %v", ErrInventory, u, err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sre-tools/deployer/api"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/sre-tools/deployer/certs"
 )
 
 // Channel delivers messages to one destination.
@@ -72,7 +73,7 @@ func newHTTP(cfg ChannelConfig, opts ChannelOptions) (*httpClient, error) {
 	h := &httpClient{name: cfg.name(), base: cfg.URL, client: opts.Client, timeout: opts.Timeout, log: opts.Logger}
 	if cfg.CAFile != "" {
 		// A channel of its own: its CA must not widen what the others trust.
-		c, err := api.ClientTLS{CAFile: cfg.CAFile}.HTTPClient()
+		c, err := certs.ClientTLS{CAFile: cfg.CAFile}.HTTPClient()
 		if err != nil {
 			return nil, fmt.Errorf("channel %s: %v: %w", cfg.name(), err, ErrInvalidConfig)
 		}
@@ -149,7 +150,7 @@ func transportReason(err error) string {
 	if errors.Is(err, context.Canceled) {
 		return "canceled"
 	}
-	if why, ok := api.TLSReason(err, "set notify[].ca_file to the CA bundle that signed it"); ok {
+	if why, ok := certs.TLSReason(err, "set notify[].ca_file to the CA bundle that signed it"); ok {
 		return why
 	}
 	return err.Error()

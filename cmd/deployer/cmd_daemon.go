@@ -26,6 +26,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/certs"
 	"github.com/sre-tools/deployer/daemon"
 	"github.com/sre-tools/deployer/notify"
 	"github.com/sre-tools/deployer/syncer"
@@ -145,9 +146,9 @@ func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server
 		}
 		var tlsConf *tls.Config
 		if t := cfg.Listen.TLS; t != nil {
-			var reloader *api.CertReloader
+			var reloader *certs.CertReloader
 			var err error
-			tlsConf, reloader, err = api.ServerTLSConfig(api.ServerTLS{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile, ClientNames: t.ClientNames})
+			tlsConf, reloader, err = certs.ServerTLSConfig(certs.ServerTLS{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile, ClientNames: t.ClientNames})
 			if err != nil {
 				ul.Close()
 				return nil, nil, fmt.Errorf("listen.tls: %w", err)
@@ -391,7 +392,7 @@ func repoTLS(cfg *Config, i int) (syncer.TLS, error) {
 	where := fmt.Sprintf("%s:%d: repo %q", cfg.file, t.line, r.Name)
 	out := syncer.TLS{InsecureSkipVerify: t.InsecureSkipVerify && t.AllowInsecure}
 	if t.CAFile != "" {
-		if _, err := api.LoadCAFile(t.CAFile); err != nil {
+		if _, err := certs.LoadCAFile(t.CAFile); err != nil {
 			return out, fmt.Errorf("%s: tls.ca_file: %w; point it at the PEM bundle of the CA that signs the git server's certificate", where, err)
 		}
 		data, err := os.ReadFile(t.CAFile)
@@ -401,7 +402,7 @@ func repoTLS(cfg *Config, i int) (syncer.TLS, error) {
 		out.CABundle = data
 	}
 	if t.CertFile != "" || t.KeyFile != "" {
-		if _, err := api.LoadKeyPair(t.CertFile, t.KeyFile); err != nil {
+		if _, err := certs.LoadKeyPair(t.CertFile, t.KeyFile); err != nil {
 			return out, fmt.Errorf("%s: tls.cert_file/key_file: %w; give a PEM certificate and the private key it was issued for", where, err)
 		}
 		cert, err := os.ReadFile(t.CertFile)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/manifest"
 )
@@ -52,13 +53,13 @@ func (g *globalOptions) completeWith(cmd *cobra.Command, ask func(ctx context.Co
 // cobra wants; a value a shell could not take as it is (whitespace,
 // control characters) is left out, and the description is escaped.
 func completionEntry(value, desc string) (string, bool) {
-	if value == "" || api.Escape(value) != value || strings.ContainsAny(value, " \t") {
+	if value == "" || deployer.Escape(value) != value || strings.ContainsAny(value, " \t") {
 		return "", false
 	}
 	if desc == "" {
 		return value, true
 	}
-	return value + "\t" + strings.ReplaceAll(api.Escape(desc), `\t`, " "), true
+	return value + "\t" + strings.ReplaceAll(deployer.Escape(desc), `\t`, " "), true
 }
 
 func appendEntry(out []string, value, desc string) []string {

@@ -11,9 +11,10 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.yaml.in/yaml/v3"
+
 	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/syncer"
-	"go.yaml.in/yaml/v3"
 )
 
 // defaultConfigPath is where the daemon and the CLI look without --config.

@@ -6,14 +6,14 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer"
 )
 
 // printf is fmt.Fprintf for human output (tables, show views, status):
 // the format is ours, the arguments are data, much of it from repositories.
 // Every argument of a string kind (named string types included), every
 // []string and every error is escaped with
-// api.Escape, so none can start a line, add a table row or column, or send
+// deployer.Escape, so none can start a line, add a table row or column, or send
 // escape sequences to the terminal; under %q the original is quoted (%q
 // escapes by itself). A block argument is already escaped and is passed
 // as it is.
@@ -52,12 +52,12 @@ type cell string
 func (c cell) Format(f fmt.State, verb rune) {
 	s := string(c)
 	if verb != 'q' {
-		s = api.Escape(s)
+		s = deployer.Escape(s)
 	}
 	fmt.Fprintf(f, fmt.FormatString(f, verb), s)
 }
 
-// block is multi-line text already escaped by api.EscapeBlock and indented.
+// block is multi-line text already escaped by deployer.EscapeBlock and indented.
 type block string
 
 // indent escapes a multi-line text as a block (line breaks kept, control
@@ -65,5 +65,5 @@ type block string
 // the first with prefix: a line of content cannot pass for a line of the
 // view around it.
 func indent(s, prefix string) block {
-	return block(strings.ReplaceAll(api.EscapeBlock(s), "\n", "\n"+prefix))
+	return block(strings.ReplaceAll(deployer.EscapeBlock(s), "\n", "\n"+prefix))
 }

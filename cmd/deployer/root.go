@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/certs"
 )
 
 // globalOptions are the flags every command takes.
@@ -154,8 +155,8 @@ func (g *globalOptions) client() (*api.Client, error) {
 }
 
 // clientTLS is the TLS of calls to other daemons.
-func (g *globalOptions) clientTLS() api.ClientTLS {
-	return api.ClientTLS{CAFile: g.caFile, CertFile: g.certFile, KeyFile: g.keyFile}
+func (g *globalOptions) clientTLS() certs.ClientTLS {
+	return certs.ClientTLS{CAFile: g.caFile, CertFile: g.certFile, KeyFile: g.keyFile}
 }
 
 // clientConfigFile is the client config: where --remote and its TLS

@@ -9,7 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer"
+	"github.com/sre-tools/deployer/certs"
 )
 
 // certWarnWithin is how close to expiry a certificate is warned about.
@@ -22,7 +23,7 @@ type certUse struct {
 	key               string // the config key, for messages
 	certFile, keyFile string // a pair
 	caFile            string // or a CA bundle
-	reloader          *api.CertReloader
+	reloader          *certs.CertReloader
 }
 
 // certUses lists every certificate of cfg.
@@ -58,7 +59,7 @@ func certUses(cfg *Config) []certUse {
 // and the subject that expires then. Errors name files, never contents.
 func (u *certUse) notAfter() (time.Time, string, error) {
 	if u.caFile != "" {
-		cas, err := api.LoadCAFile(u.caFile)
+		cas, err := certs.LoadCAFile(u.caFile)
 		if err != nil {
 			return time.Time{}, "", err
 		}
@@ -74,7 +75,7 @@ func (u *certUse) notAfter() (time.Time, string, error) {
 		c := u.reloader.Certificate()
 		return c.Leaf.NotAfter, c.Leaf.Subject.String(), nil
 	}
-	c, err := api.LoadKeyPair(u.certFile, u.keyFile)
+	c, err := certs.LoadKeyPair(u.certFile, u.keyFile)
 	if err != nil {
 		return time.Time{}, "", err
 	}
@@ -93,11 +94,11 @@ func checkCerts(cfg *Config, now time.Time) (lines, problems []string) {
 		case err != nil:
 			problems = append(problems, fmt.Sprintf("%s: %s: %v", cfg.file, u.key, err))
 		case !exp.After(now):
-			problems = append(problems, fmt.Sprintf("%s: %s: certificate %q expired on %s", cfg.file, u.key, api.Escape(subject), exp.UTC().Format(time.RFC3339)))
+			problems = append(problems, fmt.Sprintf("%s: %s: certificate %q expired on %s", cfg.file, u.key, deployer.Escape(subject), exp.UTC().Format(time.RFC3339)))
 		case exp.Sub(now) < certWarnWithin:
-			lines = append(lines, fmt.Sprintf("warning: %s (%s): certificate %q expires on %s, in %d days", u.key, u.use, api.Escape(subject), exp.UTC().Format(time.RFC3339), int(exp.Sub(now).Hours()/24)))
+			lines = append(lines, fmt.Sprintf("warning: %s (%s): certificate %q expires on %s, in %d days", u.key, u.use, deployer.Escape(subject), exp.UTC().Format(time.RFC3339), int(exp.Sub(now).Hours()/24)))
 		default:
-			lines = append(lines, fmt.Sprintf("ok: %s (%s): certificate %q valid until %s", u.key, u.use, api.Escape(subject), exp.UTC().Format(time.RFC3339)))
+			lines = append(lines, fmt.Sprintf("ok: %s (%s): certificate %q valid until %s", u.key, u.use, deployer.Escape(subject), exp.UTC().Format(time.RFC3339)))
 		}
 	}
 	return lines, problems

@@ -28,6 +28,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/certs"
 	"github.com/sre-tools/deployer/daemon"
 )
 
@@ -252,7 +253,7 @@ notify:
 	body := []byte(`{"repo": "cc", "ref": "refs/heads/main"}`)
 	mac := hmac.New(sha256.New, []byte("hook-secret"))
 	mac.Write(body)
-	hc, err := api.ClientTLS{CAFile: ca.file}.HTTPClient()
+	hc, err := certs.ClientTLS{CAFile: ca.file}.HTTPClient()
 	if err != nil {
 		t.Fatal(err)
 	}

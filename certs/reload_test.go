@@ -1,4 +1,4 @@
-package api_test
+package certs_test
 
 import (
 	"crypto/ecdsa"
@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/certs"
 )
 
 func writePair(t *testing.T, dir string, serial int64) (string, string) {
@@ -52,7 +52,7 @@ func writePair(t *testing.T, dir string, serial int64) (string, string) {
 func TestCertReloaderHostileFiles(t *testing.T) {
 	dir := t.TempDir()
 	crt, key := writePair(t, dir, 7)
-	r, err := api.NewCertReloader(crt, key)
+	r, err := certs.NewCertReloader(crt, key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,9 @@
-package api_test
+package deployer_test
 
 import (
 	"testing"
 
-	"github.com/sre-tools/deployer/api"
+	deployer "github.com/sre-tools/deployer"
 )
 
 func TestEscape(t *testing.T) {
@@ -20,13 +20,13 @@ func TestEscape(t *testing.T) {
 		{`back\slash`, `back\slash`, `back\slash`},
 		{"ünïcödé 日本", "ünïcödé 日本", "ünïcödé 日本"},
 	} {
-		if got := api.Escape(tc.in); got != tc.line {
+		if got := deployer.Escape(tc.in); got != tc.line {
 			t.Errorf("Escape(%q) = %q, want %q", tc.in, got, tc.line)
 		}
-		if got := api.EscapeBlock(tc.in); got != tc.block {
+		if got := deployer.EscapeBlock(tc.in); got != tc.block {
 			t.Errorf("EscapeBlock(%q) = %q, want %q", tc.in, got, tc.block)
 		}
-		if api.Escape(api.Escape(tc.in)) != api.Escape(tc.in) {
+		if deployer.Escape(deployer.Escape(tc.in)) != deployer.Escape(tc.in) {
 			t.Errorf("Escape is not idempotent on %q", tc.in)
 		}
 	}

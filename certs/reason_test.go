@@ -1,4 +1,4 @@
-package api_test
+package certs_test
 
 import (
 	"crypto/ecdsa"
@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/certs"
 )
 
 // TestTLSReasonNamesTheServersCertificate: a server that sends its chain
@@ -62,7 +62,7 @@ func TestTLSReasonNamesTheServersCertificate(t *testing.T) {
 	if err == nil {
 		t.Fatal("want a verification error")
 	}
-	reason, ok := api.TLSReason(err, "pass --ca-file")
+	reason, ok := certs.TLSReason(err, "pass --ca-file")
 	if !ok {
 		t.Fatalf("not a TLS reason: %v", err)
 	}

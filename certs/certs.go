@@ -1,4 +1,8 @@
-package api
+// Package certs reads TLS certificates, keys and CA bundles from files
+// (regular files of bounded size, reloaded when they change) and explains
+// certificate verification failures to operators. It serves the API's
+// listener and every client of ours that speaks TLS (CLI, fleet, notify).
+package certs
 
 import (
 	"crypto/tls"
@@ -9,10 +13,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
+
+	deployer "github.com/sre-tools/deployer"
 )
 
 // ServerTLS is the TLS of the API's TCP listener.
@@ -338,21 +343,6 @@ func (c ClientTLS) HTTPClient() (*http.Client, error) {
 	return &http.Client{Transport: tr}, nil
 }
 
-// certName reports whether a verified client certificate names one of
-// names, as its subject CN or a DNS SAN.
-func certName(r *http.Request, names []string) (string, bool) {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 || len(names) == 0 {
-		return "", false
-	}
-	leaf := r.TLS.VerifiedChains[0][0]
-	for _, n := range append([]string{leaf.Subject.CommonName}, leaf.DNSNames...) {
-		if n != "" && slices.Contains(names, n) {
-			return n, true
-		}
-	}
-	return "", false
-}
-
 // TLSReason explains a certificate verification failure for operators:
 // the certificate's subject and issuer and what to configure (hint names
 // the CA-file setting of the caller). ok is false for other errors.
@@ -377,10 +367,10 @@ func TLSReason(err error, hint string) (reason string, ok bool) {
 		}
 		chain := ""
 		if ua.Cert != nil && c != ua.Cert && !ua.Cert.Equal(c) {
-			chain = fmt.Sprintf(" (its chain ends at %q, issued by %q)", Escape(ua.Cert.Subject.String()), Escape(ua.Cert.Issuer.String()))
+			chain = fmt.Sprintf(" (its chain ends at %q, issued by %q)", deployer.Escape(ua.Cert.Subject.String()), deployer.Escape(ua.Cert.Issuer.String()))
 		}
 		return fmt.Sprintf("tls-untrusted: the server's certificate (subject %q, issuer %q)%s is not signed by a trusted CA; %s",
-			Escape(c.Subject.String()), Escape(c.Issuer.String()), chain, hint), true
+			deployer.Escape(c.Subject.String()), deployer.Escape(c.Issuer.String()), chain, hint), true
 	case errors.As(err, &he):
 		return fmt.Sprintf("tls: %v", he), true
 	case errors.As(err, &ci):

@@ -47,9 +47,9 @@ type RunRef struct {
 
 // Trigger says why a run happened.
 type Trigger struct {
-	Kind   string    `json:"kind"`
-	Detail string    `json:"detail,omitempty"`
-	At     time.Time `json:"at"`
+	Kind   TriggerKind `json:"kind"`
+	Detail string      `json:"detail,omitempty"`
+	At     time.Time   `json:"at"`
 }
 
 // InstanceOutcome is one planned instance of a run.

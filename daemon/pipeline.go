@@ -23,7 +23,7 @@ func (w *worker) runOnce(ctx context.Context, reqs []request) store.RunID {
 	var forced []string
 	for i, r := range reqs {
 		triggers[i] = r.trigger
-		manual = manual || r.done != nil || r.trigger.Kind == string(deployer.TriggerRetry)
+		manual = manual || r.done != nil || r.trigger.Kind == deployer.TriggerRetry
 		forced = append(forced, r.instances...)
 	}
 	if !w.probeResource() {
@@ -188,7 +188,7 @@ func (w *worker) runAt(ctx context.Context, triggers []store.Trigger, rs store.R
 	}
 	run.ID = id
 	w.takeRecordFailed()
-	log := w.log.With().Uint64("run", uint64(id)).Str("commit", short(run.Commit)).Str("trigger", triggers[0].Kind).Logger()
+	log := w.log.With().Uint64("run", uint64(id)).Str("commit", short(run.Commit)).Str("trigger", string(triggers[0].Kind)).Logger()
 	log.Info().Str("base", short(rs.Deployed)).Msg("run started")
 	w.setSnap(func(s *snapshot) { r := run; s.running = &r })
 	defer w.setSnap(func(s *snapshot) { s.running = nil })

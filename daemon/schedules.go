@@ -59,7 +59,7 @@ func (w *worker) startSchedules() {
 		}
 		now := w.d.now()
 		_, err := w.d.store.CreateRun(store.Run{Repo: w.cfg.Name, Status: store.RunStatus(deployer.RunMissed), Started: now, Ended: now, Commit: w.repo.Head(),
-			Triggers: []store.Trigger{{Kind: string(deployer.TriggerSchedule), At: now, Detail: fmt.Sprintf("%s: %d time(s) missed while the daemon was down, the last at %s; catch-up is off",
+			Triggers: []store.Trigger{{Kind: deployer.TriggerSchedule, At: now, Detail: fmt.Sprintf("%s: %d time(s) missed while the daemon was down, the last at %s; catch-up is off",
 				f.Schedule.Name, f.Count, f.At.Format(time.RFC3339))}}})
 		if err != nil {
 			w.log.Error().Err(err).Msg("record missed schedule")

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -471,19 +470,6 @@ func TestKindsAreTheVocabulary(t *testing.T) {
 	for _, k := range kinds {
 		if deployer.Severity(deployer.InterventionKind(k)) == len(deployer.InterventionKinds) {
 			t.Errorf("%s is not an intervention kind of the vocabulary", k)
-		}
-	}
-	for _, k := range []string{store.TriggerPoll, store.TriggerPush, store.TriggerManual, store.TriggerSchedule,
-		store.TriggerDeployment, store.TriggerReplay, store.TriggerStartup} {
-		if !slices.Contains(deployer.TriggerKinds, deployer.TriggerKind(k)) {
-			t.Errorf("trigger %s is not in the vocabulary", k)
-		}
-	}
-	for _, s := range []store.RunStatus{store.RunRunning, store.RunSucceeded, store.RunFailed, store.RunInterrupted, store.RunBlocked, store.RunInvalid} {
-		switch deployer.RunStatus(s) {
-		case deployer.RunRunning, deployer.RunSucceeded, deployer.RunFailed, deployer.RunInterrupted, deployer.RunBlocked, deployer.RunInvalid:
-		default:
-			t.Errorf("run status %s is not in the vocabulary", s)
 		}
 	}
 }

@@ -113,7 +113,7 @@ func newWorker(d *Daemon, cfg RepoConfig) *worker {
 
 // trigger is a trigger of kind, now.
 func (w *worker) trigger(kind deployer.TriggerKind, detail string) store.Trigger {
-	return store.Trigger{Kind: string(kind), Detail: detail, At: w.d.now()}
+	return store.Trigger{Kind: kind, Detail: detail, At: w.d.now()}
 }
 
 // enqueue queues r for the worker goroutine and wakes it: every request

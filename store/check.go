@@ -7,8 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sre-tools/deployer/store/internal/salvage"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/sre-tools/deployer/store/internal/salvage"
 )
 
 // FileCheck is what CheckFile found in a state file.

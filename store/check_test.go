@@ -7,9 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sre-tools/deployer/store"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/sre-tools/deployer/store"
 )
 
 func TestCheckFile(t *testing.T) {

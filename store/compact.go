@@ -7,8 +7,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/sre-tools/deployer/store/internal/salvage"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/sre-tools/deployer/store/internal/salvage"
 )
 
 // compactTxSize bounds each copy transaction of Compact; compactAllocSize

@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sre-tools/deployer/store"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/sre-tools/deployer/store"
 )
 
 // population is what populate wrote.

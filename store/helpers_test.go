@@ -5,8 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sre-tools/deployer/store"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/sre-tools/deployer/store"
 )
 
 // clock is a settable test clock.

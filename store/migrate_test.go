@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sre-tools/deployer/store"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/sre-tools/deployer/store"
 )
 
 var genTestdata = flag.Bool("gen-testdata", false, "rewrite testdata/state-v1.db with the schema 1 layout")

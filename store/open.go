@@ -7,9 +7,10 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/sre-tools/deployer/store/internal/salvage"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/sre-tools/deployer/store/internal/salvage"
 )
 
 // Open opens (creating if needed) the state file at path, checks its

@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sre-tools/deployer/store"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/sre-tools/deployer/store"
 )
 
 func TestReopenKeepsData(t *testing.T) {

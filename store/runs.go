@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
+
+	deployer "github.com/sre-tools/deployer"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -15,53 +16,49 @@ type RunID uint64
 
 // Trigger says why a run happened. Kind is one of the Trigger* constants.
 type Trigger struct {
-	Kind   string    `json:"kind"`
-	Detail string    `json:"detail,omitempty"`
-	At     time.Time `json:"at"`
+	Kind   deployer.TriggerKind `json:"kind"`
+	Detail string               `json:"detail,omitempty"`
+	At     time.Time            `json:"at"`
 }
 
-// Trigger kinds. CreateRun and UpdateRun refuse any other (ErrInvalid).
+// Trigger kinds are the vocabulary's (package deployer); CreateRun and
+// UpdateRun refuse any other (ErrInvalid). The names here are the same
+// constants, for the store's callers and tests.
 const (
-	TriggerPoll       = "poll"       // the periodic fetch
-	TriggerPush       = "push"       // a webhook
-	TriggerManual     = "manual"     // deployer sync
-	TriggerSchedule   = "schedule"   // a manifest schedule fired, or was missed
-	TriggerDeployment = "deployment" // an operator's deployment
-	TriggerReplay     = "replay"     // deployer replay
-	TriggerStartup    = "startup"    // the daemon started
-	TriggerRetry      = "retry"      // an intervention resolved with --retry, a late write-back, writes working again
-	TriggerBaseline   = "baseline"   // the first run on a host adopted the commit as deployed
+	TriggerPoll       = deployer.TriggerPoll
+	TriggerPush       = deployer.TriggerPush
+	TriggerManual     = deployer.TriggerManual
+	TriggerSchedule   = deployer.TriggerSchedule
+	TriggerDeployment = deployer.TriggerDeployment
+	TriggerReplay     = deployer.TriggerReplay
+	TriggerStartup    = deployer.TriggerStartup
+	TriggerRetry      = deployer.TriggerRetry
+	TriggerBaseline   = deployer.TriggerBaseline
 )
-
-// TriggerKinds lists every trigger kind, in the order above.
-var TriggerKinds = []string{
-	TriggerPoll, TriggerPush, TriggerManual, TriggerSchedule, TriggerDeployment,
-	TriggerReplay, TriggerStartup, TriggerRetry, TriggerBaseline,
-}
 
 // checkTriggers refuses a trigger kind that is not in TriggerKinds: a
 // misspelt kind would otherwise be stored for good and shown by every
 // listing, and no filter on the kind would find the run.
 func checkTriggers(ts []Trigger) error {
 	for _, t := range ts {
-		if !slices.Contains(TriggerKinds, t.Kind) {
-			return fmt.Errorf("trigger kind %q is not one of %s: %w", t.Kind, strings.Join(TriggerKinds, ", "), ErrInvalid)
+		if !slices.Contains(deployer.TriggerKinds, t.Kind) {
+			return fmt.Errorf("trigger kind %q is not one of %v: %w", t.Kind, deployer.TriggerKinds, ErrInvalid)
 		}
 	}
 	return nil
 }
 
-// RunStatus is the outcome of a run.
-type RunStatus string
+// RunStatus is the vocabulary's run status; the constants are the same.
+type RunStatus = deployer.RunStatus
 
 // Run statuses.
 const (
-	RunRunning     RunStatus = "running"
-	RunSucceeded   RunStatus = "succeeded"
-	RunFailed      RunStatus = "failed"
-	RunInterrupted RunStatus = "interrupted" // the daemon stopped while it ran
-	RunBlocked     RunStatus = "blocked"     // stopped by an intervention
-	RunInvalid     RunStatus = "invalid"     // manifest invalid
+	RunRunning     = deployer.RunRunning
+	RunSucceeded   = deployer.RunSucceeded
+	RunFailed      = deployer.RunFailed
+	RunInterrupted = deployer.RunInterrupted
+	RunBlocked     = deployer.RunBlocked
+	RunInvalid     = deployer.RunInvalid
 )
 
 // Instance outcome statuses.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	deployer "github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/store"
 )
 
@@ -197,7 +198,7 @@ func TestInterruptRunOfOneRepo(t *testing.T) {
 // and on update, and nothing is written.
 func TestRunRefusesUnknownTrigger(t *testing.T) {
 	s := mustOpenStore(t)
-	for _, kind := range store.TriggerKinds {
+	for _, kind := range deployer.TriggerKinds {
 		if _, err := s.CreateRun(store.Run{Repo: "fra", Triggers: []store.Trigger{{Kind: kind}}}); err != nil {
 			t.Fatalf("kind %q: %v", kind, err)
 		}
@@ -214,7 +215,7 @@ func TestRunRefusesUnknownTrigger(t *testing.T) {
 		t.Fatalf("update with an empty trigger: %v, want ErrInvalid", err)
 	}
 	runs, _ := s.Runs("fra", 0)
-	if len(runs) != len(store.TriggerKinds)+1 || runs[0].Status != store.RunRunning {
-		t.Fatalf("%d runs, newest %+v; want %d and the refused update not written", len(runs), runs[0], len(store.TriggerKinds)+1)
+	if len(runs) != len(deployer.TriggerKinds)+1 || runs[0].Status != store.RunRunning {
+		t.Fatalf("%d runs, newest %+v; want %d and the refused update not written", len(runs), runs[0], len(deployer.TriggerKinds)+1)
 	}
 }

@@ -7,13 +7,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sre-tools/deployer/store/internal/salvage"
+	deployer "github.com/sre-tools/deployer"
+
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/sre-tools/deployer/store/internal/salvage"
 )
 
 // KindStateCorrupt is the intervention kind a SalvageReport suggests: a
 // repo-scope (or host-wide) case saying the state file was replaced.
-const KindStateCorrupt = "state-corrupt"
+const KindStateCorrupt = string(deployer.KindStateCorrupt)
 
 // SalvageReport describes a corrupt state file found by Open, moved aside
 // and replaced by a fresh file holding whatever could be read from it.

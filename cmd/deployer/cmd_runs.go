@@ -148,8 +148,8 @@ func printStep(w io.Writer, s api.StepResult, full bool) {
 func triggerKinds(ts []api.Trigger) string {
 	var kinds []string
 	for _, t := range ts {
-		if len(kinds) == 0 || kinds[len(kinds)-1] != t.Kind {
-			kinds = append(kinds, t.Kind)
+		if len(kinds) == 0 || kinds[len(kinds)-1] != string(t.Kind) {
+			kinds = append(kinds, string(t.Kind))
 		}
 	}
 	return strings.Join(kinds, "+")

@@ -14,6 +14,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/sre-tools/deployer/syncer/internal/gitobj"
 )
 
 // benchChildEnv, when set, makes a process that imports this package run one benchmark
@@ -133,7 +135,7 @@ func (r *Repo) benchPush(ctx context.Context, paths []string, val string) error 
 		if !ok {
 			return fmt.Errorf("bench: %s not found", p)
 		}
-		data, err := readBlob(r.repo.Storer, e.Hash)
+		data, err := gitobj.ReadBlob(r.repo.Storer, e.Hash)
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/sre-tools/deployer/syncer/bench"
 )
 
 var openBench struct {
@@ -46,7 +48,7 @@ func BenchmarkOpen(b *testing.B) {
 		}
 		openBench.root = root
 		bare := filepath.Join(root, "remote.git")
-		if openBench.err = generate(ctx, bare, files, commits); openBench.err != nil {
+		if openBench.err = bench.Generate(ctx, bare, files, commits); openBench.err != nil {
 			return
 		}
 		openBench.opts = Options{Name: "bench", URL: bare, Dir: filepath.Join(root, "checkout")}

@@ -322,42 +322,6 @@ func (r *Repo) commitChange(batch *gitobj.TreeBatch, parent plumbing.Hash, c Cha
 	return gitobj.StoreCommit(r.repo.Storer, &object.Commit{Author: author, Committer: sig, Message: r.message(c), TreeHash: tree, ParentHashes: []plumbing.Hash{parent}})
 }
 
-// commitFiles commits new contents for paths on top of parent (nil content deletes a path).
-func (r *Repo) commitFiles(parent *object.Commit, files map[string][]byte, modes map[string]filemode.FileMode, msg string, author *Author) (*object.Commit, error) {
-	ups := make(map[string]gitobj.TreeUpdate, len(files))
-	for p, data := range files {
-		if data == nil {
-			ups[p] = gitobj.TreeUpdate{Delete: true}
-			continue
-		}
-		h, err := gitobj.StoreBlob(r.repo.Storer, data)
-		if err != nil {
-			return nil, err
-		}
-		mode := modes[p]
-		if mode == 0 {
-			mode = filemode.Regular
-		}
-		ups[p] = gitobj.TreeUpdate{Hash: h, Mode: mode}
-	}
-	tree, _, err := gitobj.BuildTree(r.repo.Storer, parent.TreeHash, ups)
-	if err != nil {
-		return nil, err
-	}
-	sig := r.signature()
-	authorSig := sig
-	if author != nil {
-		authorSig.Name, authorSig.Email = author.Name, author.Email
-	}
-	c := &object.Commit{Author: authorSig, Committer: sig, Message: msg, TreeHash: tree, ParentHashes: []plumbing.Hash{parent.Hash}}
-	h, err := gitobj.StoreCommit(r.repo.Storer, c)
-	if err != nil {
-		return nil, err
-	}
-	c.Hash = h
-	return r.repo.CommitObject(h)
-}
-
 // message is the commit message with the change's trailers.
 func (r *Repo) message(c Change) string {
 	msg := strings.TrimRight(c.Message, "\n")

@@ -2,8 +2,10 @@ package syncer
 
 import (
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -18,8 +20,16 @@ var openBench struct {
 	err  error
 }
 
-// TestMain removes the benchmark repository BenchmarkOpen made, if any.
+// TestMain runs at least 4 tests at a time unless -parallel says otherwise (the tests wait on
+// git processes and servers more than they use the CPU, and TestRacingWriters holds a slot
+// for a minute or more), and removes the benchmark repository BenchmarkOpen made, if any.
 func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", strconv.Itoa(max(4, runtime.GOMAXPROCS(0))))
+	}
 	code := m.Run()
 	if openBench.root != "" {
 		_ = os.RemoveAll(openBench.root)

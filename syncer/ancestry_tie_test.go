@@ -15,6 +15,7 @@ import (
 // pushing on top) tie on committer date: the previous upstream tip is still
 // an ancestor, not a rewrite.
 func TestSyncSameSecondCommitsAreNotARewrite(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bare := filepath.Join(dir, "remote.git")
 	work := filepath.Join(dir, "work")

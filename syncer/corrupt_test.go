@@ -67,6 +67,7 @@ func (f *fixture) humanPush(name, content, msg string) string {
 // the packs are cut short while the daemon is down. Open must see it and re-clone; the next
 // Sync is not a rewrite.
 func TestOpenReclonesWhenPacksAreCutShort(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		cut  func(int64) int64
@@ -108,6 +109,7 @@ func TestOpenReclonesWhenPacksAreCutShort(t *testing.T) {
 // A blob the index names (of the daemon's last write-back, loose) is lost while HEAD's
 // commit and trees are intact: Open must see it and re-clone.
 func TestOpenReclonesWhenAnIndexedBlobIsLost(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	if _, err := r.WriteBack(ctxT(t), []syncer.Change{change("c1", "instances/a.xml", "version", "1", "2")}, 3); err != nil {
@@ -131,6 +133,7 @@ func TestOpenReclonesWhenAnIndexedBlobIsLost(t *testing.T) {
 // The previous upstream tip (the daemon's own pushed commit, loose) is lost while HEAD, its
 // child, is readable, so Open's check passes: Sync must re-clone, not call it a rewrite.
 func TestSyncReclonesWhenTheKnownTipIsLost(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	if _, err := r.WriteBack(ctxT(t), []syncer.Change{change("c1", "instances/a.xml", "version", "1", "2")}, 3); err != nil {
@@ -166,6 +169,7 @@ func TestSyncReclonesWhenTheKnownTipIsLost(t *testing.T) {
 
 // A lost tree that only the fast-forward reads (a subtree of the daemon's last write-back).
 func TestSyncReclonesWhenTheFastForwardFindsALostTree(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	if _, err := r.WriteBack(ctxT(t), []syncer.Change{change("c1", "instances/a.xml", "version", "1", "2")}, 3); err != nil {
@@ -196,6 +200,7 @@ func TestSyncReclonesWhenTheFastForwardFindsALostTree(t *testing.T) {
 // An unpushed write-back commit of ours that can still be read is not lost by the re-clone:
 // its change id comes back in Result.Ours, WriteBack re-applies it, and it lands once.
 func TestSyncRecloneReturnsUnpushedCommitsForReapply(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	d := startGitDaemon(t, filepath.Dir(f.bare), 0)
 	opts := f.options()
@@ -246,6 +251,7 @@ func TestSyncRecloneReturnsUnpushedCommitsForReapply(t *testing.T) {
 // A previous tip that the store never had (upstream rewrote it away before we fetched it) is
 // a rewrite, as before: no re-clone.
 func TestSyncRewriteOfATipNeverFetchedIsNotCorrupt(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	known := f.push("instances/a.xml", "<instance name=\"a\" version=\"lost\"/>\n", "a lost")
@@ -276,6 +282,7 @@ func innerKind(t *testing.T, err error) (syncer.Kind, *syncer.Error) {
 // the checkout is broken and why the re-clone failed. The checkout is left as it is; with the
 // server back, Open re-clones.
 func TestRecloneThatCannotRunIsCorrupt(t *testing.T) {
+	t.Parallel()
 	t.Run("server-down", func(t *testing.T) {
 		f := newFixture(t)
 		d := startGitDaemon(t, filepath.Dir(f.bare), 0)
@@ -371,6 +378,7 @@ func TestRecloneThatCannotRunIsCorrupt(t *testing.T) {
 // new upstream; our commit it could still read comes back in Result.Ours, the lost one only
 // in the caller's journal.
 func TestAdoptReclonesWhenHistoryIsLost(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	if _, err := r.WriteBack(ctxT(t), []syncer.Change{change("c1", "instances/a.xml", "version", "1", "2")}, 3); err != nil {

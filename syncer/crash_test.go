@@ -12,6 +12,7 @@ import (
 // TestOpenFinishesAnInterruptedMove simulates a crash in the middle of a fast-forward: one
 // file written, the index and the branch not yet. Open finishes the move.
 func TestOpenFinishesAnInterruptedMove(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	from := f.tip()

@@ -143,6 +143,7 @@ func wantUnreachable(t *testing.T, op string, err error) {
 }
 
 func TestFetchCutMidPackIsUnreachableAndRecovers(t *testing.T) {
+	t.Parallel()
 	f, p := cutFixture(t)
 	r := f.open(f.options())
 	known := f.tip()
@@ -170,6 +171,7 @@ func TestFetchCutMidPackIsUnreachableAndRecovers(t *testing.T) {
 }
 
 func TestCloneCutMidPackIsUnreachableAndLeavesNoHalfCheckout(t *testing.T) {
+	t.Parallel()
 	f, p := cutFixture(t)
 	f.push("instances/big.xml", "<instance name=\"big\" blob=\""+randomText(t, 2<<20)+"\"/>\n", "big")
 	p.down.Store(64 << 10)
@@ -190,6 +192,7 @@ func TestCloneCutMidPackIsUnreachableAndLeavesNoHalfCheckout(t *testing.T) {
 }
 
 func TestPushCutMidPackIsUnreachableAndSyncPushesLater(t *testing.T) {
+	t.Parallel()
 	f, p := cutFixture(t)
 	r := f.open(f.options())
 	known := f.tip()

@@ -3,7 +3,8 @@
 //
 // It works on go-git's public plumbing and never runs the git command. Where stock go-git is
 // slow on large repositories (push lists every reachable object, reset walks the worktree twice,
-// checkout is quadratic in a flat directory) it does the work itself: clone without checkout and
+// checkout is quadratic in a flat directory) it does the work itself, in its object layer
+// (syncer/internal/gitobj): clone without checkout and
 // write the files and index from one tree walk; fast-forward by applying the tree diff to the
 // changed paths and their index entries only; detect a dirty tree with one lstat pass against
 // the index's stat data; push a pack built from the objects that the new commits add (each
@@ -12,6 +13,11 @@
 // clone's pack itself (streamed to disk, deltas resolved depth first on GOMAXPROCS goroutines,
 // no decoded object kept beyond the chain being resolved) and write the checkout through a
 // 32 MiB object cache, where go-git would hold two 96 MiB caches.
+//
+// [BlobID] and [LocalHead] are the git knowledge other packages need without a Repo: a blob's
+// object id, and the commit a checkout's HEAD names. The benchmark against the git CLI is
+// package syncer/bench (RunBench and the Bench names here forward to it, deprecated); it runs
+// git in child processes, this package does not.
 //
 // # Caveats
 //

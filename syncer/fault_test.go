@@ -68,6 +68,7 @@ func (f *fixture) pushBig(name string, size int) string {
 // index is left behind; the healthy checkout is neither re-cloned nor moved aside and stays
 // byte-identical at its HEAD. Once the remote is whole again the same Sync fast-forwards.
 func TestFetchCutShortLeavesNothing(t *testing.T) {
+	t.Parallel()
 	t.Run("git", func(t *testing.T) {
 		f, p := cutFixture(t)
 		fetchCutShort(t, f, p, []int64{300, 2 << 10, 9 << 10, 200 << 10, 1 << 20, 2<<20 - 100})

@@ -274,6 +274,7 @@ func outsideGone(tb testing.TB, f *fixture) {
 // is byte-identical, nothing is re-cloned or moved aside; a later commit that drops the entry
 // fast-forwards normally.
 func TestHostileTreeFastForward(t *testing.T) {
+	t.Parallel()
 	for _, h := range hostileCases() {
 		t.Run(h.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -314,6 +315,7 @@ func TestHostileTreeFastForward(t *testing.T) {
 // TestHostileTreeClone clones a remote whose tip is each crafted tree: Open refuses it as
 // upstream-invalid, writes nothing outside and leaves no half checkout behind.
 func TestHostileTreeClone(t *testing.T) {
+	t.Parallel()
 	for _, h := range hostileCases() {
 		t.Run(h.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -347,6 +349,7 @@ func TestHostileTreeClone(t *testing.T) {
 // TestHostileTreeRewriteFollow force-pushes a crafted root commit with on_rewrite: follow: the
 // reset is refused before the rescue ref or anything else is written.
 func TestHostileTreeRewriteFollow(t *testing.T) {
+	t.Parallel()
 	h := hostileCases()[0]
 	f := newFixture(t)
 	opts := f.options()

@@ -148,7 +148,7 @@ func (r *Repo) buildCompact(ctx context.Context, gitDir, fresh string) error {
 		return fmt.Errorf("fetch into the compacted store: %w", err)
 	}
 	// every blob the index names must be there
-	idx, err := r.idx.load(r.repo.Storer)
+	idx, err := r.idx.Load(r.repo.Storer)
 	if err != nil {
 		return err
 	}

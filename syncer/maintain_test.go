@@ -10,6 +10,7 @@ import (
 )
 
 func TestMaintainBoundsTheObjectStore(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	// a rescue ref must survive compaction

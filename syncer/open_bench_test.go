@@ -2,11 +2,15 @@ package syncer
 
 import (
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/sre-tools/deployer/syncer/bench"
 )
 
 var openBench struct {
@@ -16,8 +20,16 @@ var openBench struct {
 	err  error
 }
 
-// TestMain removes the benchmark repository BenchmarkOpen made, if any.
+// TestMain runs at least 4 tests at a time unless -parallel says otherwise (the tests wait on
+// git processes and servers more than they use the CPU, and TestRacingWriters holds a slot
+// for a minute or more), and removes the benchmark repository BenchmarkOpen made, if any.
 func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", strconv.Itoa(max(4, runtime.GOMAXPROCS(0))))
+	}
 	code := m.Run()
 	if openBench.root != "" {
 		_ = os.RemoveAll(openBench.root)
@@ -46,7 +58,7 @@ func BenchmarkOpen(b *testing.B) {
 		}
 		openBench.root = root
 		bare := filepath.Join(root, "remote.git")
-		if openBench.err = generate(ctx, bare, files, commits); openBench.err != nil {
+		if openBench.err = bench.Generate(ctx, bare, files, commits); openBench.err != nil {
 			return
 		}
 		openBench.opts = Options{Name: "bench", URL: bare, Dir: filepath.Join(root, "checkout")}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/sre-tools/deployer/syncer/internal/gitobj"
 )
 
 // Rescue keeps the checkout's uncommitted changes on a rescue ref and
@@ -24,7 +26,7 @@ func (r *Repo) Rescue(ctx context.Context) (Result, error) {
 func (r *Repo) rescue() (Result, error) {
 	head := r.Head()
 	res := Result{State: StateClean, Before: head, Head: head}
-	dirty, _, err := r.scanDirty()
+	dirty, _, err := gitobj.ScanDirty(r.repo.Storer, r.idx, r.opts.Dir)
 	if err != nil {
 		return res, internalf("rescue", err)
 	}
@@ -82,7 +84,7 @@ func (r *Repo) adopt(ctx context.Context) (Result, error) {
 	if up == before {
 		return res, nil
 	}
-	dirty, _, err := r.scanDirty()
+	dirty, _, err := gitobj.ScanDirty(r.repo.Storer, r.idx, r.opts.Dir)
 	if err != nil {
 		return res, internalf("adopt", err)
 	}
@@ -91,15 +93,15 @@ func (r *Repo) adopt(ctx context.Context) (Result, error) {
 			return res, err
 		}
 	}
-	s, err := r.compare(before, up)
-	if err != nil && !errors.Is(err, errWalkTooLong) {
+	s, err := gitobj.Compare(r.repo.Storer, before, up)
+	if err != nil && !errors.Is(err, gitobj.ErrWalkTooLong) {
 		if isCorrupt(err) {
 			return r.recover(ctx, res, "", err)
 		}
 		return res, internalf("adopt", err)
 	}
 	if s != nil {
-		res.Ours = r.ourChangeIDs(s.ours)
+		res.Ours = r.ourChangeIDs(s.Ours)
 	}
 	res, err = r.resetTo(res, before, up)
 	if KindOf(err) == KindInternal && isCorrupt(err) {

@@ -15,6 +15,7 @@ import (
 )
 
 func TestRescueKeepsHandEditsOnARescueRefAndRestoresTheFiles(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options()) // on_dirty: intervene; Rescue acts whatever the policy
 	head := r.Head()
@@ -92,6 +93,7 @@ func divergeForeign(t *testing.T, f *fixture) string {
 }
 
 func TestAdoptAfterDivergedForeignMovesToUpstreamAndKeepsHEAD(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	known := f.tip()
@@ -134,6 +136,7 @@ func TestAdoptAfterDivergedForeignMovesToUpstreamAndKeepsHEAD(t *testing.T) {
 }
 
 func TestAdoptFollowsARewrittenUpstream(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.push("instances/a.xml", "<instance name=\"a\" version=\"2\"/>\n", "a v2")
 	r := f.open(f.options())
@@ -156,6 +159,7 @@ func TestAdoptFollowsARewrittenUpstream(t *testing.T) {
 }
 
 func TestAdoptRefusesToOverwriteHandEdits(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	local := divergeForeign(t, f)
@@ -191,6 +195,7 @@ func (f *fixture) commitAs(author, name, content, msg string) string {
 }
 
 func TestCommitsListsUpstreamCommitsTouchingAPathNewestFirst(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	base := f.tip()
@@ -252,6 +257,7 @@ func TestCommitsListsUpstreamCommitsTouchingAPathNewestFirst(t *testing.T) {
 }
 
 func TestCommitsVisitsABoundedNumberOfCommits(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	base := f.tip()
@@ -289,6 +295,7 @@ func TestCommitsVisitsABoundedNumberOfCommits(t *testing.T) {
 }
 
 func TestOperatorMethodsOnAClosedRepo(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	tip := f.tip()

@@ -64,6 +64,7 @@ var goodNames = []string{
 }
 
 func TestCheckEntryName(t *testing.T) {
+	t.Parallel()
 	for name, rule := range badNames {
 		err := syncer.CheckEntryName(name)
 		var pe *syncer.PathError
@@ -86,6 +87,7 @@ func TestCheckEntryName(t *testing.T) {
 }
 
 func TestCheckPath(t *testing.T) {
+	t.Parallel()
 	for _, p := range []string{"", "/a", "a/", "a//b", "a/../b", "../a", "a/./b", "instances/.git/config",
 		"instances/.GIT/x", "a/git~1/b", "instances/x\ny.xml", "a\\b/c", strings.Repeat("a/", 2048) + "a"} {
 		if err := syncer.CheckPath(p); !errors.Is(err, syncer.ErrInvalidPath) {

@@ -13,6 +13,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
+
+	"github.com/sre-tools/deployer/syncer/internal/gitobj"
 )
 
 // push sends the commits old..new to the remote branch as a fast-forward from old, with an
@@ -51,7 +53,7 @@ func (r *Repo) push(ctx context.Context, old, new plumbing.Hash) error {
 		return newError(KindRejected, "push", ErrNonFastForward,
 			fmt.Sprintf("remote %s is at %s, not at %s", r.local, short(remote.String()), short(old.String())))
 	}
-	pack, err := r.buildPack(old, new, !ar.Capabilities.Supports(capability.OFSDelta))
+	pack, err := gitobj.BuildPack(r.repo.Storer, old, new, !ar.Capabilities.Supports(capability.OFSDelta))
 	if err != nil {
 		return newError(KindInternal, "push", fmt.Errorf("build pack: %w", err), "")
 	}

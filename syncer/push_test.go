@@ -27,6 +27,7 @@ func transports(t *testing.T, f *fixture) map[string]string {
 }
 
 func TestPushOutcomesAgainstRealServers(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"file", "git", "http"} {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t)
@@ -78,6 +79,7 @@ c=$(git commit-tree "$2^{tree}" -p "$2" -m race) && git update-ref refs/heads/ma
 }
 
 func TestHTTPAuth(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	gitRun(t, f.bare, "config", "http.receivepack", "true")
 	const secret = "s3cret-Pa55word"
@@ -119,6 +121,7 @@ func TestHTTPAuth(t *testing.T) {
 }
 
 func TestURLPasswordIsRedacted(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	const secret = "url-Secret-42"
 	srv := startHTTPBackend(t, filepath.Dir(f.bare), "deployer", "other")
@@ -173,6 +176,7 @@ func TestServerStoppedThenAheadOursIsPushed(t *testing.T) {
 }
 
 func TestSyncDivergedOursResetsForReapply(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	known := f.tip()
@@ -207,6 +211,7 @@ func TestSyncDivergedOursResetsForReapply(t *testing.T) {
 }
 
 func TestSyncAheadWithForeignCommitIsDiverged(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	opts := f.options()
 	opts.IsOurs = func(id string) bool { return id == "journaled" }

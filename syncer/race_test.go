@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,12 +42,44 @@ func setAttrText(content, attr, val string) string {
 // and attributes, often on the same attribute. At the end every edit of both sides is on the
 // remote exactly once, or (ours) reported as a conflict with what a push-conflict
 // intervention needs and never on the remote; the server never saw a non-fast-forward update.
+//
+// It is the package's longest test (65 s on an idle 2-core machine, minutes beside the other
+// packages' tests in CI), and its rounds are git processes waiting on each other: they start
+// before t.Parallel, in a goroutine, so that they run beside every other test of the package
+// whatever order go test releases the parallel tests in, instead of after them. Each round
+// has its own bound, for a hang; a slow machine only makes the rounds slower.
 func TestRacingWriters(t *testing.T) {
-	t.Parallel() // mostly git processes waiting on each other: beside the package's other tests
 	rounds := 200
 	if testing.Short() {
 		rounds = 40
 	}
+	race := startRace(t, rounds)
+	t.Parallel()
+	<-race.done
+	if t.Failed() {
+		return
+	}
+	race.check(t)
+}
+
+// race is TestRacingWriters' state: the fixture, our repo, and what each side did.
+type race struct {
+	f      *fixture
+	r      *syncer.Repo
+	rounds int
+	done   chan struct{}
+	known  string
+	human  humanStats
+
+	landed, conflicts, pending int
+	moved                      int               // our pushes refused because the remote had moved
+	ours                       map[string]string // value → landed commit
+	conflicted                 []string
+}
+
+// startRace makes the fixture and starts the rounds and the human writer; done closes when
+// both have stopped.
+func startRace(t *testing.T, rounds int) *race {
 	f := newFixture(t)
 	for i := 0; i < raceFiles; i++ {
 		f.write(fmt.Sprintf("instances/r%d.xml", i), raceInstance(fmt.Sprint("r", i)))
@@ -62,78 +93,78 @@ done; exit 0`)
 	d := startGitDaemon(t, filepath.Dir(f.bare), 0)
 	opts := f.options()
 	opts.URL = d.url("remote.git")
-	r := f.open(opts)
-
-	// 200 rounds took 65 s on an idle 2-core machine and over 300 s beside
-	// the other packages' tests in CI: the bound is for a hang, not speed.
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }() // the writer stops before the test ends, also on Fatal
-	humanDone := make(chan humanStats, 1)
+	rc := &race{f: f, r: f.open(opts), rounds: rounds, done: make(chan struct{}), ours: map[string]string{}}
+	rc.known = rc.r.Head()
+	ctx, cancel := context.WithCancel(context.Background())
 	// The human makes an edit per token: two per round, enough to move the remote while our
 	// step runs and to race our push, without starving our retries.
 	allow := make(chan struct{}, 2)
-	wg.Add(1)
+	humanDone := make(chan humanStats, 1)
+	go func() { humanDone <- humanWriter(ctx, t, f, allow) }()
 	go func() {
-		defer wg.Done()
-		humanDone <- humanWriter(ctx, t, f, allow)
+		defer close(rc.done)
+		defer func() { cancel(); rc.human = <-humanDone }() // the writer stops before the test ends, also on Fatal
+		for round := 0; round < rounds; round++ {
+			rc.round(ctx, t, round, allow)
+		}
 	}()
+	return rc
+}
 
-	var landed, conflicts, pending int
-	moved := 0                  // our pushes refused because the remote had moved
-	ours := map[string]string{} // value → landed commit
-	var conflicted []string
-	known := r.Head()
-	for round := 0; round < rounds; round++ {
-		if res, err := r.Sync(ctx, known); err != nil {
-			t.Fatalf("round %d sync: %+v, %v", round, res, err)
-		}
-		start := r.Head()
-		path := fmt.Sprintf("instances/r%d.xml", rand.IntN(raceFiles))
-		attr := fmt.Sprintf("x%d", rand.IntN(raceAttrs))
-		cur, err := r.ReadFile(start, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := attrValue(t, cur, attr)
-		// Our step runs (its base is start) until the human has pushed an edit ...
-		grant(allow)
-		waitRemoteMoved(t, f.bare, start)
-		val := fmt.Sprintf("d%d", round)
-		// ... and the human edits again, starting at a random moment of our push and its retries (backoff
-		// 50-150 ms, fetch, push), so that it sometimes lands between our fetch and our push
-		time.AfterFunc(time.Duration(rand.IntN(250))*time.Millisecond, func() { grant(allow) })
-		out, err := r.WriteBack(ctx, []syncer.Change{change(val, path, attr, base, val)}, 10)
-		moved += out[0].Attempts
-		switch out[0].Status {
-		case syncer.OutcomeLanded:
-			if err != nil {
-				t.Fatalf("round %d: landed with error %v", round, err)
-			}
-			if out[0].Attempts < 2 {
-				t.Fatalf("round %d: landed on the first push although the remote had moved from %s", round, start)
-			}
-			landed++
-			moved--
-			ours[val] = out[0].Commit
-		case syncer.OutcomeConflict:
-			if err != nil {
-				t.Fatalf("round %d: conflict with error %v", round, err)
-			}
-			conflicts++
-			conflicted = append(conflicted, val)
-			checkConflict(t, f.bare, out[0], path, attr, base, val)
-		default:
-			pending++
-			t.Logf("round %d: %s after %d attempts: %v", round, out[0].Status, out[0].Attempts, err)
-		}
-		known = r.Head()
+// round is one round of ours: sync, read the base, wait for the human to push, write back.
+func (rc *race) round(ctx context.Context, t *testing.T, round int, allow chan struct{}) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute) // a bound for a hang, not for speed
+	defer cancel()
+	r := rc.r
+	if res, err := r.Sync(ctx, rc.known); err != nil {
+		t.Fatalf("round %d sync: %+v, %v", round, res, err)
 	}
-	cancel()
-	wg.Wait()
-	human := <-humanDone
+	start := r.Head()
+	path := fmt.Sprintf("instances/r%d.xml", rand.IntN(raceFiles))
+	attr := fmt.Sprintf("x%d", rand.IntN(raceAttrs))
+	cur, err := r.ReadFile(start, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := attrValue(t, cur, attr)
+	// Our step runs (its base is start) until the human has pushed an edit ...
+	grant(allow)
+	waitRemoteMoved(t, rc.f.bare, start)
+	val := fmt.Sprintf("d%d", round)
+	// ... and the human edits again, starting at a random moment of our push and its retries (backoff
+	// 50-150 ms, fetch, push), so that it sometimes lands between our fetch and our push
+	time.AfterFunc(time.Duration(rand.IntN(250))*time.Millisecond, func() { grant(allow) })
+	out, err := r.WriteBack(ctx, []syncer.Change{change(val, path, attr, base, val)}, 10)
+	rc.moved += out[0].Attempts
+	switch out[0].Status {
+	case syncer.OutcomeLanded:
+		if err != nil {
+			t.Fatalf("round %d: landed with error %v", round, err)
+		}
+		if out[0].Attempts < 2 {
+			t.Fatalf("round %d: landed on the first push although the remote had moved from %s", round, start)
+		}
+		rc.landed++
+		rc.moved--
+		rc.ours[val] = out[0].Commit
+	case syncer.OutcomeConflict:
+		if err != nil {
+			t.Fatalf("round %d: conflict with error %v", round, err)
+		}
+		rc.conflicts++
+		rc.conflicted = append(rc.conflicted, val)
+		checkConflict(t, rc.f.bare, out[0], path, attr, base, val)
+	default:
+		rc.pending++
+		t.Logf("round %d: %s after %d attempts: %v", round, out[0].Status, out[0].Attempts, err)
+	}
+	rc.known = r.Head()
+}
 
-	// every value: introduced exactly once on the remote (landed), or never (conflict)
+// check asserts the end state: every value introduced exactly once on the remote (landed), or
+// never (conflict), no force, no merge, a healthy checkout.
+func (rc *race) check(t *testing.T) {
+	f, human := rc.f, rc.human
 	log := gitRun(t, f.bare, "log", "-p", "--format=", "main")
 	added := map[string]int{}
 	for _, l := range strings.Split(log, "\n") {
@@ -141,13 +172,13 @@ done; exit 0`)
 			added[m[1]]++
 		}
 	}
-	for val, commit := range ours {
+	for val, commit := range rc.ours {
 		if added[val] != 1 {
 			t.Errorf("our edit %s (commit %s) introduced %d times on the remote, want 1", val, commit, added[val])
 		}
 		gitRun(t, f.bare, "merge-base", "--is-ancestor", commit, "main")
 	}
-	for _, val := range conflicted {
+	for _, val := range rc.conflicted {
 		if added[val] != 0 {
 			t.Errorf("our conflicting edit %s is on the remote %d times, want 0", val, added[val])
 		}
@@ -163,8 +194,8 @@ done; exit 0`)
 			ourAdded += n
 		}
 	}
-	if ourAdded != landed {
-		t.Errorf("our values on the remote: %d, landed outcomes: %d", ourAdded, landed)
+	if ourAdded != rc.landed {
+		t.Errorf("our values on the remote: %d, landed outcomes: %d", ourAdded, rc.landed)
 	}
 	if b, err := os.ReadFile(filepath.Join(f.bare, "forces.log")); err == nil {
 		t.Errorf("the server saw non-fast-forward updates:\n%s", b)
@@ -173,18 +204,18 @@ done; exit 0`)
 		t.Errorf("merge commits on the remote")
 	}
 	gitRun(t, f.bare, "fsck", "--strict", "--no-progress")
-	res, err := r.Sync(ctxT(t), known)
+	res, err := rc.r.Sync(ctxT(t), rc.known)
 	if err != nil {
 		t.Fatalf("final sync: %+v, %v", res, err)
 	}
 	checkHealthy(t, f.dir, f.tip())
 	t.Logf("racing writers, %d rounds: ours landed %d, conflicts %d, pending %d, pushes refused (remote moved) %d; human edits landed %d, pushes refused %d; remote commits %s",
-		rounds, landed, conflicts, pending, moved, len(human.landed), human.rejected, gitRun(t, f.bare, "rev-list", "--count", "main"))
-	if landed+conflicts+pending != rounds || pending > 0 {
-		t.Errorf("outcomes: landed %d + conflicts %d + pending %d, want %d with none pending", landed, conflicts, pending, rounds)
+		rc.rounds, rc.landed, rc.conflicts, rc.pending, rc.moved, len(human.landed), human.rejected, gitRun(t, f.bare, "rev-list", "--count", "main"))
+	if rc.landed+rc.conflicts+rc.pending != rc.rounds || rc.pending > 0 {
+		t.Errorf("outcomes: landed %d + conflicts %d + pending %d, want %d with none pending", rc.landed, rc.conflicts, rc.pending, rc.rounds)
 	}
-	if !testing.Short() && (landed == 0 || conflicts == 0) {
-		t.Errorf("the race provoked landed %d, conflicts %d: want both > 0 in %d rounds", landed, conflicts, rounds)
+	if !testing.Short() && (rc.landed == 0 || rc.conflicts == 0) {
+		t.Errorf("the race provoked landed %d, conflicts %d: want both > 0 in %d rounds", rc.landed, rc.conflicts, rc.rounds)
 	}
 }
 
@@ -205,16 +236,27 @@ func attrValue(t *testing.T, content []byte, attr string) string {
 	return string(m[1])
 }
 
-// waitRemoteMoved waits (at most 20 s) until the remote's main is no longer at tip.
+// waitRemoteMoved waits (at most 20 s) until the remote's main is no longer at tip. It polls
+// the loose ref file, which receive-pack replaces by a rename, rather than start a git
+// process every few milliseconds beside the git processes it waits for; a packed ref (no
+// loose file) is asked of git.
 func waitRemoteMoved(t *testing.T, bare, tip string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for gitRun(t, bare, "rev-parse", "main") == tip {
+	for remoteMain(t, bare) == tip {
 		if time.Now().After(deadline) {
 			t.Fatalf("the human writer pushed nothing for 20 s (remote still at %s)", tip)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+func remoteMain(t *testing.T, bare string) string {
+	b, err := os.ReadFile(filepath.Join(bare, "refs", "heads", "main"))
+	if err != nil {
+		return gitRun(t, bare, "rev-parse", "main")
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // checkConflict asserts that a conflict outcome holds what a push-conflict intervention needs:

@@ -16,6 +16,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/rs/zerolog"
+
+	"github.com/sre-tools/deployer/syncer/internal/gitobj"
 )
 
 // Author names the author and committer of the commits the daemon makes.
@@ -62,7 +64,7 @@ type Repo struct {
 	log    zerolog.Logger
 	local  plumbing.ReferenceName // refs/heads/<branch>
 	remote plumbing.ReferenceName // refs/remotes/origin/<branch>
-	idx    *indexCache
+	idx    *gitobj.IndexCache
 	closed bool
 }
 
@@ -108,7 +110,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		local:  plumbing.NewBranchReferenceName(opts.Branch),
 		remote: plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
 	}
-	r.idx = &indexCache{path: filepath.Join(opts.Dir, ".git", "index")}
+	r.idx = gitobj.NewIndexCache(filepath.Join(opts.Dir, ".git", "index"))
 	if err := r.open(ctx); err != nil {
 		return nil, r.resourceError("open", err)
 	}
@@ -154,7 +156,7 @@ func isMissingOrEmpty(dir string) (bool, error) {
 func (r *Repo) openExisting() error {
 	repo, err := git.PlainOpen(r.opts.Dir)
 	if err != nil {
-		return fmt.Errorf("open checkout%s: %w", missingParts(r.opts.Dir), err)
+		return fmt.Errorf("open checkout%s: %w", gitobj.MissingParts(r.opts.Dir), err)
 	}
 	r.repo = repo
 	r.removeTempPacks()
@@ -164,7 +166,7 @@ func (r *Repo) openExisting() error {
 	if err := r.check(); err != nil {
 		return err
 	}
-	r.idx.reset()
+	r.idx.Reset()
 	return r.finishInterrupted()
 }
 
@@ -175,7 +177,7 @@ func (r *Repo) openExisting() error {
 // every blob it names is in the store. What it cannot see (a lost object deeper in history)
 // Sync finds when it reads it, and treats the same way.
 func (r *Repo) check() error {
-	if err := checkPacks(filepath.Join(r.opts.Dir, ".git", "objects", "pack")); err != nil {
+	if err := gitobj.CheckPacks(filepath.Join(r.opts.Dir, ".git", "objects", "pack")); err != nil {
 		return err
 	}
 	head, err := r.repo.Storer.Reference(plumbing.HEAD)
@@ -201,7 +203,7 @@ func (r *Repo) check() error {
 	if err != nil {
 		return fmt.Errorf("read index: %w", err)
 	}
-	return r.checkIndexBlobs(idx)
+	return gitobj.CheckIndexBlobs(filepath.Join(r.opts.Dir, ".git", "objects"), idx)
 }
 
 // checkUpstreamTip reads the commit and root tree of the remote-tracking branch, if there is
@@ -361,7 +363,7 @@ func (r *Repo) ChangedPaths(from, to string) ([]string, error) {
 			return nil, fmt.Errorf("changed paths: %w", err)
 		}
 	}
-	changes, err := diffTrees(r.repo.Storer, fromTree, toTree)
+	changes, err := gitobj.DiffTrees(r.repo.Storer, fromTree, toTree)
 	if err != nil {
 		return nil, fmt.Errorf("changed paths: %w", err)
 	}

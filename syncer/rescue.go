@@ -14,6 +14,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/utils/diff"
 	"github.com/sergi/go-diff/diffmatchpatch"
+
+	"github.com/sre-tools/deployer/syncer/internal/gitobj"
 )
 
 // RescuePrefix is where rescue refs live: refs/deployer/rescue/<utc-time>.
@@ -57,7 +59,7 @@ func (r *Repo) rescueRef(h plumbing.Hash) (string, error) {
 
 // handleDirty reports a dirty tree (on_dirty: intervene), or commits the dirty files to a
 // rescue ref and restores them from HEAD (on_dirty: rescue).
-func (r *Repo) handleDirty(res Result, dirty []dirtyFile) (Result, error) {
+func (r *Repo) handleDirty(res Result, dirty []gitobj.DirtyFile) (Result, error) {
 	head, err := r.headCommit()
 	if err != nil {
 		return res, internalf("dirty", err)
@@ -82,7 +84,7 @@ func (r *Repo) handleDirty(res Result, dirty []dirtyFile) (Result, error) {
 }
 
 // dirtySummary describes each dirty file: deleted, or lines added and removed against HEAD.
-func (r *Repo) dirtySummary(head *object.Commit, dirty []dirtyFile) string {
+func (r *Repo) dirtySummary(head *object.Commit, dirty []gitobj.DirtyFile) string {
 	var b strings.Builder
 	b.WriteString("uncommitted changes in the checkout:")
 	for _, d := range dirty {
@@ -122,8 +124,8 @@ func lineCounts(ds []diffmatchpatch.Diff) (add, del int) {
 }
 
 // rescueDirty commits the dirty files on top of HEAD to a rescue ref, then restores them.
-func (r *Repo) rescueDirty(head *object.Commit, dirty []dirtyFile) (string, error) {
-	ups := map[string]treeUpdate{}
+func (r *Repo) rescueDirty(head *object.Commit, dirty []gitobj.DirtyFile) (string, error) {
+	ups := map[string]gitobj.TreeUpdate{}
 	for _, d := range dirty {
 		u, err := r.worktreeUpdate(d)
 		if err != nil {
@@ -131,12 +133,12 @@ func (r *Repo) rescueDirty(head *object.Commit, dirty []dirtyFile) (string, erro
 		}
 		ups[d.Name] = u
 	}
-	tree, _, err := buildTree(r.repo.Storer, head.TreeHash, ups)
+	tree, _, err := gitobj.BuildTree(r.repo.Storer, head.TreeHash, ups)
 	if err != nil {
 		return "", err
 	}
 	sig := r.signature()
-	h, err := storeCommit(r.repo.Storer, &object.Commit{
+	h, err := gitobj.StoreCommit(r.repo.Storer, &object.Commit{
 		Author: sig, Committer: sig, TreeHash: tree, ParentHashes: []plumbing.Hash{head.Hash},
 		Message: fmt.Sprintf("deployer: rescue uncommitted changes in %s\n\n%d file(s) found changed in the checkout\n", r.opts.Name, len(dirty)),
 	})
@@ -150,61 +152,61 @@ func (r *Repo) rescueDirty(head *object.Commit, dirty []dirtyFile) (string, erro
 	return ref, r.restore(head, dirty)
 }
 
-func (r *Repo) worktreeUpdate(d dirtyFile) (treeUpdate, error) {
+func (r *Repo) worktreeUpdate(d gitobj.DirtyFile) (gitobj.TreeUpdate, error) {
 	if d.Deleted {
-		return treeUpdate{Delete: true}, nil
+		return gitobj.TreeUpdate{Delete: true}, nil
 	}
 	full := filepath.Join(r.opts.Dir, filepath.FromSlash(d.Name))
 	fi, err := os.Lstat(full)
 	if err != nil {
-		return treeUpdate{}, err
+		return gitobj.TreeUpdate{}, err
 	}
 	mode, data := filemode.Regular, []byte(nil)
 	switch {
 	case fi.Mode()&os.ModeSymlink != 0:
 		t, err := os.Readlink(full)
 		if err != nil {
-			return treeUpdate{}, err
+			return gitobj.TreeUpdate{}, err
 		}
 		mode, data = filemode.Symlink, []byte(t)
 	case fi.IsDir():
-		return treeUpdate{Delete: true}, nil
+		return gitobj.TreeUpdate{Delete: true}, nil
 	default:
 		if fi.Mode()&0o111 != 0 {
 			mode = filemode.Executable
 		}
 		if data, err = os.ReadFile(full); err != nil {
-			return treeUpdate{}, err
+			return gitobj.TreeUpdate{}, err
 		}
 	}
-	h, err := storeBlob(r.repo.Storer, data)
-	return treeUpdate{Hash: h, Mode: mode}, err
+	h, err := gitobj.StoreBlob(r.repo.Storer, data)
+	return gitobj.TreeUpdate{Hash: h, Mode: mode}, err
 }
 
 // restore writes the HEAD version of each path back to the worktree and index.
-func (r *Repo) restore(head *object.Commit, dirty []dirtyFile) error {
+func (r *Repo) restore(head *object.Commit, dirty []gitobj.DirtyFile) error {
 	tree, err := head.Tree()
 	if err != nil {
 		return err
 	}
-	idx, err := r.idx.load(r.repo.Storer)
+	idx, err := r.idx.Load(r.repo.Storer)
 	if err != nil {
 		return err
 	}
-	ed := newIndexEditor(idx)
-	mk := newDirMaker(r.opts.Dir)
+	ed := gitobj.NewIndexEditor(idx)
+	mk := gitobj.NewDirMaker(r.opts.Dir)
 	for _, d := range dirty {
 		if err := CheckPath(d.Name); err != nil {
 			return err
 		}
-		if linked, err := leadingSymlink(r.opts.Dir, d.Name); err != nil {
+		if linked, err := gitobj.LeadingSymlink(r.opts.Dir, d.Name); err != nil {
 			return err
 		} else if linked {
 			return fmt.Errorf("restore %s: a directory on its path is a symlink or a file; not writing through it", QuotePath(d.Name))
 		}
 		e, err := tree.FindEntry(d.Name)
 		if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
-			if err := r.removePath(ed, d.Name); err != nil {
+			if err := gitobj.RemovePath(ed, r.opts.Dir, d.Name); err != nil {
 				return err
 			}
 			continue
@@ -218,14 +220,14 @@ func (r *Repo) restore(head *object.Commit, dirty []dirtyFile) error {
 				return err
 			}
 		}
-		ent, err := writeEntry(r.repo.Storer, mk, r.opts.Dir, d.Name, e.Hash, e.Mode)
+		ent, err := gitobj.WriteEntry(r.repo.Storer, mk, r.opts.Dir, d.Name, e.Hash, e.Mode)
 		if err != nil {
 			return err
 		}
-		ed.set(ent)
+		ed.Set(ent)
 	}
-	if err := r.idx.store(r.repo.Storer, ed.finish()); err != nil {
-		r.idx.reset()
+	if err := r.idx.Store(r.repo.Storer, ed.Finish()); err != nil {
+		r.idx.Reset()
 		return err
 	}
 	return nil

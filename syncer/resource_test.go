@@ -77,6 +77,7 @@ func wantResource(t *testing.T, what string, err error) {
 // fast-forwards. A clone onto the full filesystem is host-resource too and leaves no half
 // repository.
 func TestDiskFullIsHostResource(t *testing.T) {
+	t.Parallel()
 	small := mountTmpfs(t, "2m")
 	f := gitDaemonFixture(t)
 	f.dir = filepath.Join(small, "checkouts", "test")
@@ -118,6 +119,7 @@ func TestDiskFullIsHostResource(t *testing.T) {
 // TestDiskFullWriteBackIsHostResource fills the checkout's filesystem to its last few KB and
 // writes back a 1 MB edit: host-resource, the change pending; with space back it lands.
 func TestDiskFullWriteBackIsHostResource(t *testing.T) {
+	t.Parallel()
 	small := mountTmpfs(t, "2m")
 	f := gitDaemonFixture(t)
 	f.dir = filepath.Join(small, "checkouts", "test")

@@ -144,6 +144,7 @@ func errTexts(err error) []string {
 // credentials (key file and known_hosts file holding the server's host key), against a real
 // sshd; the human pushes over ssh with the git CLI.
 func TestSSHGoodKey(t *testing.T) {
+	t.Parallel()
 	s := sshtest.Start(t, sshtest.Options{})
 	logs := &syncBuffer{}
 	auth := sshAuth(t, s, s.Key(), s.KnownHosts(t, s.HostLine(s.HostPub())))
@@ -205,6 +206,7 @@ func TestSSHGoodKey(t *testing.T) {
 // pinned one, and an empty known_hosts file each end as auth-failed on clone, on sync and on
 // push, never accepted silently, leaving the checkout as it was.
 func TestSSHRefusedIsAuthFailed(t *testing.T) {
+	t.Parallel()
 	s := sshtest.Start(t, sshtest.Options{})
 	keys := t.TempDir()
 	wrongKey := filepath.Join(keys, "wrong_ed25519")
@@ -295,6 +297,7 @@ func TestSSHRefusedIsAuthFailed(t *testing.T) {
 // TestSSHPushDeclinedByHook: a pre-receive hook that declines a push over ssh is push-rejected
 // with the server's message, without retry, and the checkout returns to upstream.
 func TestSSHPushDeclinedByHook(t *testing.T) {
+	t.Parallel()
 	s := sshtest.Start(t, sshtest.Options{})
 	logs := &syncBuffer{}
 	f, opts := sshFixture(t, s, sshAuth(t, s, s.Key(), s.KnownHosts(t, s.HostLine(s.HostPub()))), logs)
@@ -327,6 +330,7 @@ func TestSSHPushDeclinedByHook(t *testing.T) {
 // credentials: remote-unreachable (retried), not auth-failed; once the server has room the
 // next sync works.
 func TestSSHServerOverloadedIsUnreachable(t *testing.T) {
+	t.Parallel()
 	s := sshtest.Start(t, sshtest.Options{Config: []string{"MaxStartups 1"}})
 	logs := &syncBuffer{}
 	f, opts := sshFixture(t, s, sshAuth(t, s, s.Key(), s.KnownHosts(t, s.HostLine(s.HostPub()))), logs)

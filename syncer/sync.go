@@ -13,6 +13,8 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/sre-tools/deployer/syncer/internal/gitobj"
 )
 
 // State is the classification of a checkout against its remote (docs/architecture.md, "Sync classification").
@@ -107,7 +109,7 @@ func (r *Repo) sync(ctx context.Context, known string) (Result, error) {
 			return res, nil
 		}
 	}
-	dirty, _, err := r.scanDirty()
+	dirty, _, err := gitobj.ScanDirty(r.repo.Storer, r.idx, r.opts.Dir)
 	if err != nil {
 		return r.recover(ctx, res, known, err)
 	}
@@ -346,8 +348,8 @@ func (r *Repo) knownIsAncestor(known string, upstream plumbing.Hash) (bool, erro
 		if !errors.Is(err, plumbing.ErrObjectNotFound) {
 			return false, fmt.Errorf("read previous upstream tip %s: %w", k, err)
 		}
-		found, err := r.reaches(upstream, k)
-		if errors.Is(err, errWalkTooLong) {
+		found, err := gitobj.Reaches(r.repo.Storer, upstream, k)
+		if errors.Is(err, gitobj.ErrWalkTooLong) {
 			return false, nil
 		}
 		if err != nil {
@@ -358,8 +360,8 @@ func (r *Repo) knownIsAncestor(known string, upstream plumbing.Hash) (bool, erro
 		}
 		return false, nil
 	}
-	ok, err := r.isAncestor(k, upstream)
-	if errors.Is(err, errWalkTooLong) {
+	ok, err := gitobj.IsAncestor(r.repo.Storer, k, upstream)
+	if errors.Is(err, gitobj.ErrWalkTooLong) {
 		return false, nil
 	}
 	return ok, err
@@ -372,12 +374,12 @@ func (r *Repo) rewritten(res Result, known string, upstream plumbing.Hash) (Resu
 		return res, newError(KindRewritten, "sync", ErrRewritten, res.Detail)
 	}
 	before, _ := r.headHash()
-	s, err := r.compare(before, upstream)
-	if err != nil && !errors.Is(err, errWalkTooLong) {
+	s, err := gitobj.Compare(r.repo.Storer, before, upstream)
+	if err != nil && !errors.Is(err, gitobj.ErrWalkTooLong) {
 		return res, internalf("sync", err)
 	}
 	if s != nil {
-		res.Ours = r.ourChangeIDs(s.ours)
+		res.Ours = r.ourChangeIDs(s.Ours)
 	}
 	if res, err = r.resetTo(res, before, upstream); err != nil {
 		return res, err
@@ -393,26 +395,26 @@ func (r *Repo) classify(ctx context.Context, res Result, head, upstream plumbing
 		res.State = StateClean
 		return res, nil
 	}
-	s, err := r.compare(head, upstream)
+	s, err := gitobj.Compare(r.repo.Storer, head, upstream)
 	if err != nil {
 		return res, internalf("sync", err)
 	}
-	if len(s.ours) == 0 {
+	if len(s.Ours) == 0 {
 		res.State = StateBehind
-		return r.fastForward(res, head, upstream, len(s.theirs))
+		return r.fastForward(res, head, upstream, len(s.Theirs))
 	}
-	foreign := r.foreign(s.ours)
+	foreign := r.foreign(s.Ours)
 	if len(foreign) > 0 {
-		return r.divergedForeign(res, head, foreign, len(s.theirs) == 0)
+		return r.divergedForeign(res, head, foreign, len(s.Theirs) == 0)
 	}
-	res.Ours = r.ourChangeIDs(s.ours)
-	if len(s.theirs) == 0 && mayPush {
+	res.Ours = r.ourChangeIDs(s.Ours)
+	if len(s.Theirs) == 0 && mayPush {
 		res.State = StateAheadOurs
-		res.Detail = fmt.Sprintf("%d unpushed commit(s) of ours", len(s.ours))
+		res.Detail = fmt.Sprintf("%d unpushed commit(s) of ours", len(s.Ours))
 		return r.pushAhead(ctx, res, head, upstream)
 	}
 	res.State = StateDivergedOurs
-	res.Detail = fmt.Sprintf("%d commit(s) of ours, %d new upstream; reset to upstream, re-apply %s", len(s.ours), len(s.theirs), strings.Join(res.Ours, ", "))
+	res.Detail = fmt.Sprintf("%d commit(s) of ours, %d new upstream; reset to upstream, re-apply %s", len(s.Ours), len(s.Theirs), strings.Join(res.Ours, ", "))
 	return r.resetTo(res, head, upstream)
 }
 
@@ -532,7 +534,7 @@ func (r *Repo) planMove(from, to plumbing.Hash) (object.Changes, error) {
 	if err != nil {
 		return nil, err
 	}
-	changes, err := diffTrees(r.repo.Storer, ft, tt)
+	changes, err := gitobj.DiffTrees(r.repo.Storer, ft, tt)
 	if err != nil {
 		return nil, r.invalidCommit("checkout", to, err)
 	}
@@ -545,9 +547,9 @@ func (r *Repo) applyMove(from, to plumbing.Hash, changes object.Changes) ([]stri
 	if err := os.WriteFile(marker, []byte(from.String()+" "+to.String()+"\n"), 0o644); err != nil {
 		return nil, err
 	}
-	paths, err := r.applyTreeDiff(changes)
+	paths, err := gitobj.ApplyTreeDiff(r.repo.Storer, r.idx, r.opts.Dir, changes)
 	if err != nil {
-		r.idx.reset()
+		r.idx.Reset()
 		return nil, err
 	}
 	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.local, to)); err != nil {
@@ -631,7 +633,7 @@ func (r *Repo) checkDirty() (Result, error) {
 	if up, err := r.upstreamHash(); err == nil {
 		res.Upstream = up.String()
 	}
-	dirty, _, err := r.scanDirty()
+	dirty, _, err := gitobj.ScanDirty(r.repo.Storer, r.idx, r.opts.Dir)
 	if err != nil {
 		return res, internalf("check dirty", err)
 	}

@@ -14,6 +14,7 @@ import (
 )
 
 func TestOpenClonesAndSyncIsCleanWhenNothingNew(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	checkHealthy(t, f.dir, f.tip())
@@ -33,6 +34,7 @@ func TestOpenClonesAndSyncIsCleanWhenNothingNew(t *testing.T) {
 }
 
 func TestSyncBehindFastForwardsOnlyChangedPaths(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	known := f.tip()
@@ -97,6 +99,7 @@ func inode(t *testing.T, p string) uint64 {
 }
 
 func TestSyncDirtyIntervenes(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	known := f.tip()
@@ -127,6 +130,7 @@ func TestSyncDirtyIntervenes(t *testing.T) {
 }
 
 func TestSyncDirtyRescue(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	opts := f.options()
 	opts.OnDirty = syncer.PolicyRescue
@@ -154,6 +158,7 @@ func TestSyncDirtyRescue(t *testing.T) {
 }
 
 func TestSyncDivergedForeign(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	known := f.tip()
@@ -185,6 +190,7 @@ func TestSyncDivergedForeign(t *testing.T) {
 }
 
 func TestSyncRewritten(t *testing.T) {
+	t.Parallel()
 	for _, policy := range []string{syncer.PolicyIntervene, syncer.PolicyFollow} {
 		t.Run(policy, func(t *testing.T) {
 			f := newFixture(t)
@@ -219,6 +225,7 @@ func TestSyncRewritten(t *testing.T) {
 }
 
 func TestSyncUnreachable(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	tip := f.tip()
@@ -232,6 +239,7 @@ func TestSyncUnreachable(t *testing.T) {
 }
 
 func TestOpenRecoversBrokenCheckout(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	_ = r.Close()
@@ -251,6 +259,7 @@ func TestOpenRecoversBrokenCheckout(t *testing.T) {
 }
 
 func TestKindOf(t *testing.T) {
+	t.Parallel()
 	if got := syncer.KindOf(nil); got != "" {
 		t.Fatalf("nil: got %q", got)
 	}
@@ -267,6 +276,7 @@ func TestKindOf(t *testing.T) {
 }
 
 func TestCheckDirtyWhenNothingIsNew(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	if res, err := r.CheckDirty(); err != nil || res.State != syncer.StateClean {

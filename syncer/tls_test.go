@@ -125,6 +125,7 @@ func wantTLSAuth(tb testing.TB, what string, err error, frags ...string) {
 // by an internal CA: they work with the CA bundle, and without it every one of them is
 // auth-failed with a tls-untrusted reason naming the certificate's subject and issuer.
 func TestHTTPSInternalCA(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	gitRun(t, f.bare, "config", "http.receivepack", "true")
 	ca := newPKI(t, "Example Internal CA")
@@ -207,6 +208,7 @@ func TestHTTPSInternalCA(t *testing.T) {
 // A server that requires a client certificate: it works with the certificate and key, and
 // without them (or with one the server does not trust) it is auth-failed and says so.
 func TestHTTPSClientCertificate(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		maxVersion uint16
@@ -266,6 +268,7 @@ func TestHTTPSClientCertificate(t *testing.T) {
 // Settings go-git would fail on at every connection are refused at Open, without quoting
 // the key.
 func TestTLSOptionsChecked(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ca := newPKI(t, "Example Internal CA")
 	cert, key := ca.issue(t, "dep01", true)

@@ -13,6 +13,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/sre-tools/deployer/syncer/internal/gitobj"
 )
 
 // Change is one journaled edit of one file, to commit and push.
@@ -144,15 +146,15 @@ func (r *Repo) writeBackReady(changes []Change) error {
 		return internalf("write-back", err)
 	}
 	if head != up {
-		s, err := r.compare(head, up)
+		s, err := gitobj.Compare(r.repo.Storer, head, up)
 		if err != nil {
 			return internalf("write-back", err)
 		}
-		if len(s.theirs) > 0 || len(r.foreign(s.ours)) > 0 {
+		if len(s.Theirs) > 0 || len(r.foreign(s.Ours)) > 0 {
 			return newError(KindDiverged, "write-back", ErrNeedsSync, "")
 		}
 	}
-	dirty, _, err := r.scanDirty()
+	dirty, _, err := gitobj.ScanDirty(r.repo.Storer, r.idx, r.opts.Dir)
 	if err != nil {
 		return internalf("write-back", err)
 	}
@@ -230,13 +232,13 @@ func (r *Repo) writeBackOnce(ctx context.Context, changes []Change, out []Outcom
 
 // commitChanges commits each pending change on top of base, in order. It returns the new tip
 // and the indexes of the changes that made a commit. All the commits' trees come from one
-// treeBatch: each directory on a changed path is decoded once for the whole batch.
+// gitobj.TreeBatch: each directory on a changed path is decoded once for the whole batch.
 func (r *Repo) commitChanges(base plumbing.Hash, changes []Change, out []Outcome) (plumbing.Hash, []int, error) {
 	parent, err := r.repo.CommitObject(base)
 	if err != nil {
 		return plumbing.ZeroHash, nil, err
 	}
-	batch := newTreeBatch(r.repo.Storer, parent.TreeHash)
+	batch := gitobj.NewTreeBatch(r.repo.Storer, parent.TreeHash)
 	tip := base
 	var made []int
 	for i, c := range changes {
@@ -271,11 +273,11 @@ func (e *changeError) Error() string { return e.err.Error() }
 
 // commitChange applies c to its file in batch and commits the result on parent; the zero
 // hash when the content is unchanged (the edit is already there).
-func (r *Repo) commitChange(batch *treeBatch, parent plumbing.Hash, c Change) (plumbing.Hash, error) {
+func (r *Repo) commitChange(batch *gitobj.TreeBatch, parent plumbing.Hash, c Change) (plumbing.Hash, error) {
 	if err := CheckPath(c.Path); err != nil {
 		return plumbing.ZeroHash, &changeError{fmt.Errorf("change %s: %w", c.ID, err)}
 	}
-	e, found, err := batch.lookup(c.Path)
+	e, found, err := batch.Lookup(c.Path)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
@@ -285,7 +287,7 @@ func (r *Repo) commitChange(batch *treeBatch, parent plumbing.Hash, c Change) (p
 		return plumbing.ZeroHash, fmt.Errorf("change %s: %s is a directory, not a file", c.ID, c.Path)
 	}
 	if found {
-		if cur, err = readBlob(r.repo.Storer, e.Hash); err != nil {
+		if cur, err = gitobj.ReadBlob(r.repo.Storer, e.Hash); err != nil {
 			return plumbing.ZeroHash, err
 		}
 		mode = e.Mode
@@ -297,18 +299,18 @@ func (r *Repo) commitChange(batch *treeBatch, parent plumbing.Hash, c Change) (p
 	if (cur != nil && bytes.Equal(cur, data)) || (cur == nil && data == nil) {
 		return plumbing.ZeroHash, nil
 	}
-	u := treeUpdate{Delete: true}
+	u := gitobj.TreeUpdate{Delete: true}
 	if data != nil {
-		h, err := storeBlob(r.repo.Storer, data)
+		h, err := gitobj.StoreBlob(r.repo.Storer, data)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-		u = treeUpdate{Hash: h, Mode: mode}
+		u = gitobj.TreeUpdate{Hash: h, Mode: mode}
 	}
-	if err := batch.set(c.Path, u); err != nil {
+	if err := batch.Set(c.Path, u); err != nil {
 		return plumbing.ZeroHash, err
 	}
-	tree, err := batch.write()
+	tree, err := batch.Write()
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
@@ -317,43 +319,7 @@ func (r *Repo) commitChange(batch *treeBatch, parent plumbing.Hash, c Change) (p
 	if c.Author != nil {
 		author.Name, author.Email = c.Author.Name, c.Author.Email
 	}
-	return storeCommit(r.repo.Storer, &object.Commit{Author: author, Committer: sig, Message: r.message(c), TreeHash: tree, ParentHashes: []plumbing.Hash{parent}})
-}
-
-// commitFiles commits new contents for paths on top of parent (nil content deletes a path).
-func (r *Repo) commitFiles(parent *object.Commit, files map[string][]byte, modes map[string]filemode.FileMode, msg string, author *Author) (*object.Commit, error) {
-	ups := make(map[string]treeUpdate, len(files))
-	for p, data := range files {
-		if data == nil {
-			ups[p] = treeUpdate{Delete: true}
-			continue
-		}
-		h, err := storeBlob(r.repo.Storer, data)
-		if err != nil {
-			return nil, err
-		}
-		mode := modes[p]
-		if mode == 0 {
-			mode = filemode.Regular
-		}
-		ups[p] = treeUpdate{Hash: h, Mode: mode}
-	}
-	tree, _, err := buildTree(r.repo.Storer, parent.TreeHash, ups)
-	if err != nil {
-		return nil, err
-	}
-	sig := r.signature()
-	authorSig := sig
-	if author != nil {
-		authorSig.Name, authorSig.Email = author.Name, author.Email
-	}
-	c := &object.Commit{Author: authorSig, Committer: sig, Message: msg, TreeHash: tree, ParentHashes: []plumbing.Hash{parent.Hash}}
-	h, err := storeCommit(r.repo.Storer, c)
-	if err != nil {
-		return nil, err
-	}
-	c.Hash = h
-	return r.repo.CommitObject(h)
+	return gitobj.StoreCommit(r.repo.Storer, &object.Commit{Author: author, Committer: sig, Message: r.message(c), TreeHash: tree, ParentHashes: []plumbing.Hash{parent}})
 }
 
 // message is the commit message with the change's trailers.

@@ -63,6 +63,7 @@ func checkLinear(t *testing.T, bare string, n int) {
 }
 
 func TestWriteBackLandsOneCommitPerChange(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	out, err := r.WriteBack(ctxT(t), []syncer.Change{
@@ -100,6 +101,7 @@ func TestWriteBackLandsOneCommitPerChange(t *testing.T) {
 }
 
 func TestWriteBackRemoteMovedReappliesAndDropsEditsAlreadyUpstream(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.push("instances/a.xml", "<instance name=\"a\" version=\"1\" tier=\"silver\"/>\n", "tier")
 	r := f.open(f.options())
@@ -127,6 +129,7 @@ func TestWriteBackRemoteMovedReappliesAndDropsEditsAlreadyUpstream(t *testing.T)
 }
 
 func TestWriteBackConflictOnlyDropsThatChange(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	f.push("instances/a.xml", "<instance name=\"a\" version=\"7\"/>\n", "human: a 7")
@@ -149,6 +152,7 @@ func TestWriteBackConflictOnlyDropsThatChange(t *testing.T) {
 }
 
 func TestWriteBackRefusesAPathThatIsADirectory(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := f.open(f.options())
 	tip := f.tip()

@@ -1,7 +1,6 @@
-package syncer
+package gitobj
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,98 +11,29 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-git/go-billy/v5/osfs"
-	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/index"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage"
-	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
-// cloneInto clones the remote into dir (which must not exist or be empty) without go-git's
-// checkout, then writes the files and the index from one tree walk.
-func (r *Repo) cloneInto(ctx context.Context, dir string) error {
-	wt := osfs.New(dir)
-	dot, err := wt.Chroot(git.GitDirName)
-	if err != nil {
-		return internalf("clone", err)
-	}
-	st := &indexingStorage{
-		Storage: filesystem.NewStorage(dot, cache.NewObjectLRU(cloneCache)),
-		packDir: filepath.Join(dir, git.GitDirName, "objects", "pack"),
-	}
-	repo, err := git.CloneContext(ctx, st, wt, &git.CloneOptions{
-		URL:           r.opts.URL,
-		Auth:          r.opts.Auth,
-		RemoteName:    remoteName,
-		ReferenceName: r.local,
-		SingleBranch:  true,
-		NoCheckout:    true,
-		Tags:          git.NoTags,
-
-		CABundle:        r.opts.TLS.CABundle,
-		InsecureSkipTLS: r.opts.TLS.InsecureSkipVerify,
-		ClientCert:      r.opts.TLS.ClientCert,
-		ClientKey:       r.opts.TLS.ClientKey,
-	})
-	if err != nil {
-		_ = os.RemoveAll(filepath.Join(dir, git.GitDirName)) // as PlainClone does: no half repository
-		return r.remoteError("clone", err)
-	}
-	if c, ok := repo.Storer.(io.Closer); ok {
-		defer c.Close()
-	}
-	tip, err := repo.Storer.Reference(r.remote)
-	if err != nil {
-		return internalf("clone", fmt.Errorf("read %s: %w", r.remote, err))
-	}
-	if err := repo.Storer.SetReference(plumbing.NewHashReference(r.local, tip.Hash())); err != nil {
-		return internalf("clone", err)
-	}
-	if err := repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, r.local)); err != nil {
-		return internalf("clone", err)
-	}
-	c, err := repo.CommitObject(tip.Hash())
-	if err != nil {
-		return internalf("clone", err)
-	}
-	tree, err := c.Tree()
-	if err != nil {
-		return internalf("clone", err)
-	}
-	if err := checkoutTree(repo.Storer, dir, tree); err != nil {
-		if errors.Is(err, ErrInvalidPath) {
-			// Nothing was written but .git: leave no half repository, as for a failed clone.
-			if c, ok := repo.Storer.(io.Closer); ok {
-				_ = c.Close()
-			}
-			_ = os.RemoveAll(filepath.Join(dir, git.GitDirName))
-			return r.invalidCommit("clone", tip.Hash(), err)
-		}
-		return internalf("checkout", err)
-	}
-	return nil
-}
-
-// checkoutTree writes every file of tree under dir and an index with their stat data. Every
-// path of the tree is checked first (diffTrees): a tree with a path the checkout refuses
+// CheckoutTree writes every file of tree under dir and an index with their stat data. Every
+// path of the tree is checked first (DiffTrees): a tree with a path the checkout refuses
 // writes nothing and returns its *PathError.
-func checkoutTree(st storage.Storer, dir string, tree *object.Tree) error {
-	changes, err := diffTrees(st, nil, tree)
+func CheckoutTree(st storage.Storer, dir string, tree *object.Tree) error {
+	changes, err := DiffTrees(st, nil, tree)
 	if err != nil {
 		return err
 	}
-	mk := newDirMaker(dir)
+	mk := NewDirMaker(dir)
 	entries := make([]*index.Entry, 0, len(changes))
 	for _, c := range changes {
 		e := c.To.TreeEntry
 		if e.Mode == filemode.Submodule {
 			continue
 		}
-		ent, err := writeEntry(st, mk, dir, c.To.Name, e.Hash, e.Mode)
+		ent, err := WriteEntry(st, mk, dir, c.To.Name, e.Hash, e.Mode)
 		if err != nil {
 			return err
 		}
@@ -118,19 +48,19 @@ func sortEntries(entries []*index.Entry) {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
 }
 
-// dirMaker creates parent directories once each. It never follows a symlink: a directory on
+// DirMaker creates parent directories once each. It never follows a symlink: a directory on
 // the way that is a symlink or a file in the checkout is replaced by a directory, as git does,
 // so that no write goes through a link out of the checkout.
-type dirMaker struct {
+type DirMaker struct {
 	root string
 	made map[string]bool
 }
 
-func newDirMaker(root string) *dirMaker {
-	return &dirMaker{root: root, made: map[string]bool{"": true, ".": true}}
+func NewDirMaker(root string) *DirMaker {
+	return &DirMaker{root: root, made: map[string]bool{"": true, ".": true}}
 }
 
-func (m *dirMaker) parent(name string) error {
+func (m *DirMaker) parent(name string) error {
 	d := path.Dir(name)
 	if m.made[d] {
 		return nil
@@ -167,17 +97,17 @@ func (m *dirMaker) parent(name string) error {
 	return nil
 }
 
-// writeEntry writes one blob to dir/name (a file or a symlink) and returns its index entry.
-// name must have passed CheckPath (diffTrees checks every path it returns); it is checked
+// WriteEntry writes one blob to dir/name (a file or a symlink) and returns its index entry.
+// name must have passed CheckPath (DiffTrees checks every path it returns); it is checked
 // again here, as every write into the checkout is.
-func writeEntry(st storage.Storer, mk *dirMaker, dir, name string, h plumbing.Hash, mode filemode.FileMode) (*index.Entry, error) {
+func WriteEntry(st storage.Storer, mk *DirMaker, dir, name string, h plumbing.Hash, mode filemode.FileMode) (*index.Entry, error) {
 	if err := CheckPath(name); err != nil {
 		return nil, err
 	}
 	if err := mk.parent(name); err != nil {
 		return nil, err
 	}
-	data, err := readBlob(st, h)
+	data, err := ReadBlob(st, h)
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s for %s: %w", h, name, err)
 	}
@@ -225,7 +155,7 @@ func writeWorktreeFile(full string, data []byte, mode filemode.FileMode) error {
 	return err
 }
 
-func readBlob(st storage.Storer, h plumbing.Hash) ([]byte, error) {
+func ReadBlob(st storage.Storer, h plumbing.Hash) ([]byte, error) {
 	obj, err := st.EncodedObject(plumbing.BlobObject, h)
 	if err != nil {
 		return nil, err
@@ -266,20 +196,20 @@ func statEntry(full, name string, h plumbing.Hash, mode filemode.FileMode) (*ind
 	return e, nil
 }
 
-// applyTreeDiff moves the worktree and index along changes (diffTrees' list, every path
-// checked), touching only those paths. The worktree must be clean for them (the caller
-// checked).
-func (r *Repo) applyTreeDiff(changes object.Changes) ([]string, error) {
-	idx, err := r.idx.load(r.repo.Storer)
+// ApplyTreeDiff moves the worktree in dir and its index (through ic) along changes
+// (DiffTrees' list, every path checked), touching only those paths and reading blobs from
+// st. The worktree must be clean for them (the caller checked).
+func ApplyTreeDiff(st storage.Storer, ic *IndexCache, dir string, changes object.Changes) ([]string, error) {
+	idx, err := ic.Load(st)
 	if err != nil {
 		return nil, err
 	}
-	ed := newIndexEditor(idx)
-	mk := newDirMaker(r.opts.Dir)
+	ed := NewIndexEditor(idx)
+	mk := NewDirMaker(dir)
 	var paths []string
 	for _, c := range changes {
 		if c.To.Name == "" || c.From.Name != "" && c.From.Name != c.To.Name {
-			if err := r.removePath(ed, c.From.Name); err != nil {
+			if err := RemovePath(ed, dir, c.From.Name); err != nil {
 				return nil, err
 			}
 			paths = append(paths, c.From.Name)
@@ -290,46 +220,46 @@ func (r *Repo) applyTreeDiff(changes object.Changes) ([]string, error) {
 		if c.To.TreeEntry.Mode == filemode.Submodule {
 			continue
 		}
-		ent, err := writeEntry(r.repo.Storer, mk, r.opts.Dir, c.To.Name, c.To.TreeEntry.Hash, c.To.TreeEntry.Mode)
+		ent, err := WriteEntry(st, mk, dir, c.To.Name, c.To.TreeEntry.Hash, c.To.TreeEntry.Mode)
 		if err != nil {
 			return nil, err
 		}
-		ed.set(ent)
+		ed.Set(ent)
 		paths = append(paths, c.To.Name)
 	}
-	if err := r.idx.store(r.repo.Storer, ed.finish()); err != nil {
+	if err := ic.Store(st, ed.Finish()); err != nil {
 		return nil, err
 	}
 	return paths, nil
 }
 
-// removePath deletes a tracked file and its index entry. The path is checked (CheckPath), and
+// RemovePath deletes the tracked file name (below dir) and its index entry. The path is checked (CheckPath), and
 // a file below a directory that is now a symlink is not the checkout's: only its index entry
 // goes, nothing is deleted through the link.
-func (r *Repo) removePath(ed *indexEditor, name string) error {
+func RemovePath(ed *IndexEditor, dir, name string) error {
 	if err := CheckPath(name); err != nil {
 		return err
 	}
-	ed.remove(name)
-	if linked, err := leadingSymlink(r.opts.Dir, name); err != nil || linked {
+	ed.Remove(name)
+	if linked, err := LeadingSymlink(dir, name); err != nil || linked {
 		return err
 	}
-	full := filepath.Join(r.opts.Dir, filepath.FromSlash(name))
+	full := filepath.Join(dir, filepath.FromSlash(name))
 	if err := os.Remove(full); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	// Remove parent directories that became empty, as git does.
 	for d := path.Dir(name); d != "." && d != "/"; d = path.Dir(d) {
-		if os.Remove(filepath.Join(r.opts.Dir, filepath.FromSlash(d))) != nil {
+		if os.Remove(filepath.Join(dir, filepath.FromSlash(d))) != nil {
 			break
 		}
 	}
 	return nil
 }
 
-// leadingSymlink reports whether a directory on the way to the checked path name (below
+// LeadingSymlink reports whether a directory on the way to the checked path name (below
 // root) is a symlink or not a directory; a missing one is not.
-func leadingSymlink(root, name string) (bool, error) {
+func LeadingSymlink(root, name string) (bool, error) {
 	for i := 0; i < len(name); i++ {
 		if name[i] != '/' {
 			continue
@@ -348,25 +278,25 @@ func leadingSymlink(root, name string) (bool, error) {
 	return false, nil
 }
 
-// indexEditor replaces and removes entries of a sorted index without a linear scan each.
-type indexEditor struct {
+// IndexEditor replaces and removes entries of a sorted index without a linear scan each.
+type IndexEditor struct {
 	idx     *index.Index
 	pos     map[string]int
 	removed bool
 	added   bool
 }
 
-func newIndexEditor(idx *index.Index) *indexEditor {
+func NewIndexEditor(idx *index.Index) *IndexEditor {
 	pos := make(map[string]int, len(idx.Entries))
 	for i, e := range idx.Entries {
 		if e.Stage == 0 {
 			pos[e.Name] = i
 		}
 	}
-	return &indexEditor{idx: idx, pos: pos}
+	return &IndexEditor{idx: idx, pos: pos}
 }
 
-func (ed *indexEditor) set(e *index.Entry) {
+func (ed *IndexEditor) Set(e *index.Entry) {
 	if i, ok := ed.pos[e.Name]; ok && ed.idx.Entries[i] != nil {
 		ed.idx.Entries[i] = e
 		return
@@ -376,7 +306,7 @@ func (ed *indexEditor) set(e *index.Entry) {
 	ed.added = true
 }
 
-func (ed *indexEditor) remove(name string) {
+func (ed *IndexEditor) Remove(name string) {
 	if i, ok := ed.pos[name]; ok {
 		ed.idx.Entries[i] = nil
 		delete(ed.pos, name)
@@ -384,7 +314,7 @@ func (ed *indexEditor) remove(name string) {
 	}
 }
 
-func (ed *indexEditor) finish() *index.Index {
+func (ed *IndexEditor) Finish() *index.Index {
 	if ed.removed {
 		kept := ed.idx.Entries[:0]
 		for _, e := range ed.idx.Entries {
@@ -403,17 +333,23 @@ func (ed *indexEditor) finish() *index.Index {
 	return ed.idx
 }
 
-// indexCache keeps the decoded index while the index file is the one we last read or wrote.
-type indexCache struct {
+// IndexCache keeps the decoded index while the index file is the one we last read or wrote.
+type IndexCache struct {
 	path  string
 	idx   *index.Index
 	mtime time.Time
 	size  int64
 }
 
-func (c *indexCache) reset() { c.idx = nil }
+// NewIndexCache returns a cache of the index file at path (a checkout's .git/index).
+func NewIndexCache(path string) *IndexCache { return &IndexCache{path: path} }
 
-func (c *indexCache) load(st storage.Storer) (*index.Index, error) {
+// Reset forgets the decoded index: the next Load reads the file.
+func (c *IndexCache) Reset() { c.idx = nil }
+
+// Load returns the index of st, decoded again only when the file changed since the last Load
+// or Store.
+func (c *IndexCache) Load(st storage.Storer) (*index.Index, error) {
 	fi, err := os.Stat(c.path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -432,11 +368,12 @@ func (c *indexCache) load(st storage.Storer) (*index.Index, error) {
 	return idx, nil
 }
 
-// indexMtime is the index file's modification time: a file modified at or after it may have
+// Mtime is the index file's modification time: a file modified at or after it may have
 // changed without its stat data showing it ("racy git").
-func (c *indexCache) indexMtime() time.Time { return c.mtime }
+func (c *IndexCache) Mtime() time.Time { return c.mtime }
 
-func (c *indexCache) store(st storage.Storer, idx *index.Index) error {
+// Store writes idx as the index of st and keeps it.
+func (c *IndexCache) Store(st storage.Storer, idx *index.Index) error {
 	if err := st.SetIndex(idx); err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package syncer
+package gitobj
 
 import (
 	"path"
@@ -11,11 +11,11 @@ import (
 	"github.com/go-git/go-git/v5/storage"
 )
 
-// treeBatch is a tree being edited in memory across many commits: each directory on an
+// TreeBatch is a tree being edited in memory across many commits: each directory on an
 // edited path is decoded once, and each write encodes only the directories changed since the
 // last write. WriteBack's commits (one per change, each on the previous) go through one
 // batch, so 200 changes in a 10,000-entry directory decode that directory once, not 400 times.
-type treeBatch struct {
+type TreeBatch struct {
 	st   storage.Storer
 	root plumbing.Hash
 	dirs map[string]*batchDir // by slash path; "" is the root
@@ -28,13 +28,13 @@ type batchDir struct {
 	unsort  bool // entries need sorting before encoding
 }
 
-func newTreeBatch(st storage.Storer, root plumbing.Hash) *treeBatch {
-	return &treeBatch{st: st, root: root, dirs: map[string]*batchDir{}}
+func NewTreeBatch(st storage.Storer, root plumbing.Hash) *TreeBatch {
+	return &TreeBatch{st: st, root: root, dirs: map[string]*batchDir{}}
 }
 
 // dir returns the directory at p, decoding it on first use; a directory that does not
 // exist (or is a file) is empty.
-func (b *treeBatch) dir(p string) (*batchDir, error) {
+func (b *TreeBatch) dir(p string) (*batchDir, error) {
 	if d, ok := b.dirs[p]; ok {
 		return d, nil
 	}
@@ -104,7 +104,7 @@ func (d *batchDir) remove(name string) {
 }
 
 // lookup returns the entry at the slash path p.
-func (b *treeBatch) lookup(p string) (object.TreeEntry, bool, error) {
+func (b *TreeBatch) Lookup(p string) (object.TreeEntry, bool, error) {
 	d, err := b.dir(parentDir(p))
 	if err != nil {
 		return object.TreeEntry{}, false, err
@@ -114,7 +114,7 @@ func (b *treeBatch) lookup(p string) (object.TreeEntry, bool, error) {
 }
 
 // set puts a blob at p (del: removes p), marking the directories above it changed.
-func (b *treeBatch) set(p string, u treeUpdate) error {
+func (b *TreeBatch) Set(p string, u TreeUpdate) error {
 	dp := parentDir(p)
 	d, err := b.dir(dp)
 	if err != nil {
@@ -138,7 +138,7 @@ func (b *treeBatch) set(p string, u treeUpdate) error {
 
 // write stores the changed directories, deepest first, and returns the root tree. A
 // directory left empty is dropped from its parent; an empty root is stored as the empty tree.
-func (b *treeBatch) write() (plumbing.Hash, error) {
+func (b *TreeBatch) Write() (plumbing.Hash, error) {
 	var changed []string
 	for p, d := range b.dirs {
 		if d.dirty {

@@ -1,4 +1,4 @@
-package syncer
+package gitobj
 
 import (
 	"fmt"
@@ -14,11 +14,12 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
-// TestDiffTreesMatchesGoGit compares diffTrees with go-git's object.DiffTree on 60 random
+// TestDiffTreesMatchesGoGit compares DiffTrees with go-git's object.DiffTree on 60 random
 // commits made with the git CLI: files added, changed, removed, made executable, turned into
 // symlinks and into directories (and back), its exec bit alone flipped, at several depths. It also checks that deletions
 // come before writes.
 func TestDiffTreesMatchesGoGit(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	gitIn(t, dir, "", "init", "-q", "-b", "main")
 	rng := rand.New(rand.NewPCG(7, 11))
@@ -98,7 +99,7 @@ func TestDiffTreesMatchesGoGit(t *testing.T) {
 			from = tree(commits[rng.IntN(i)]) // a longer jump
 		}
 		to := tree(commits[i])
-		got, err := diffTrees(repo.Storer, from, to)
+		got, err := DiffTrees(repo.Storer, from, to)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +108,7 @@ func TestDiffTreesMatchesGoGit(t *testing.T) {
 			t.Fatal(err)
 		}
 		if g, w := describeChanges(got), describeChanges(want); g != w {
-			t.Fatalf("commit %d: diffTrees\n%s\nwant (object.DiffTree)\n%s", i, g, w)
+			t.Fatalf("commit %d: DiffTrees\n%s\nwant (object.DiffTree)\n%s", i, g, w)
 		}
 		seenWrite := false
 		for _, c := range got {

@@ -1,4 +1,4 @@
-package syncer
+package gitobj
 
 import (
 	"errors"
@@ -13,30 +13,32 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/index"
+	"github.com/go-git/go-git/v5/storage"
 )
 
-// dirtyFile is a tracked path whose worktree content differs from the index.
-type dirtyFile struct {
+// DirtyFile is a tracked path whose worktree content differs from the index.
+type DirtyFile struct {
 	Name    string
 	Deleted bool
 }
 
-// scanDirty compares every tracked file with the index: one lstat each, and a content hash
-// only where the stat data differs or the entry is racily clean. Untracked files are ignored.
-// Entries whose content turned out equal are refreshed in the index (refreshed reports it).
-func (r *Repo) scanDirty() (dirty []dirtyFile, refreshed bool, err error) {
-	idx, err := r.idx.load(r.repo.Storer)
+// ScanDirty compares every tracked file of the worktree in dir with the index (through ic, in
+// st): one lstat each, and a content hash only where the stat data differs or the entry is
+// racily clean. Untracked files are ignored. Entries whose content turned out equal are
+// refreshed in the index (refreshed reports it).
+func ScanDirty(st storage.Storer, ic *IndexCache, dir string) (dirty []DirtyFile, refreshed bool, err error) {
+	idx, err := ic.Load(st)
 	if err != nil {
 		return nil, false, err
 	}
-	racy := r.idx.indexMtime()
+	racy := ic.Mtime()
 	n := len(idx.Entries)
 	workers := runtime.GOMAXPROCS(0)
 	if n < 512 {
 		workers = 1
 	}
 	type result struct {
-		dirty []dirtyFile
+		dirty []DirtyFile
 		fresh []*index.Entry
 	}
 	results := make([]result, workers)
@@ -47,7 +49,7 @@ func (r *Repo) scanDirty() (dirty []dirtyFile, refreshed bool, err error) {
 			defer wg.Done()
 			for i := w * n / workers; i < (w+1)*n/workers; i++ {
 				e := idx.Entries[i]
-				d, fresh := r.checkEntry(e, racy)
+				d, fresh := checkEntry(dir, e, racy)
 				if d != nil {
 					results[w].dirty = append(results[w].dirty, *d)
 				} else if fresh != nil {
@@ -64,12 +66,12 @@ func (r *Repo) scanDirty() (dirty []dirtyFile, refreshed bool, err error) {
 	}
 	sort.Slice(dirty, func(i, j int) bool { return dirty[i].Name < dirty[j].Name })
 	if len(fresh) > 0 {
-		ed := newIndexEditor(idx)
+		ed := NewIndexEditor(idx)
 		for _, e := range fresh {
-			ed.set(e)
+			ed.Set(e)
 		}
-		if err := r.idx.store(r.repo.Storer, ed.finish()); err != nil {
-			r.idx.reset()
+		if err := ic.Store(st, ed.Finish()); err != nil {
+			ic.Reset()
 			return nil, false, err
 		}
 		refreshed = true
@@ -77,36 +79,36 @@ func (r *Repo) scanDirty() (dirty []dirtyFile, refreshed bool, err error) {
 	return dirty, refreshed, nil
 }
 
-// checkEntry returns a dirtyFile when e's file differs, or a refreshed entry when only its
+// checkEntry returns a DirtyFile when e's file differs, or a refreshed entry when only its
 // stat data changed.
-func (r *Repo) checkEntry(e *index.Entry, racy time.Time) (*dirtyFile, *index.Entry) {
+func checkEntry(dir string, e *index.Entry, racy time.Time) (*DirtyFile, *index.Entry) {
 	if e.Stage != 0 || e.SkipWorktree || e.Mode == filemode.Submodule {
 		return nil, nil
 	}
-	full := filepath.Join(r.opts.Dir, filepath.FromSlash(e.Name))
+	full := filepath.Join(dir, filepath.FromSlash(e.Name))
 	fi, err := os.Lstat(full)
 	if err != nil {
-		return &dirtyFile{Name: e.Name, Deleted: errors.Is(err, os.ErrNotExist)}, nil
+		return &DirtyFile{Name: e.Name, Deleted: errors.Is(err, os.ErrNotExist)}, nil
 	}
 	if !modeMatches(e.Mode, fi) {
-		return &dirtyFile{Name: e.Name}, nil
+		return &DirtyFile{Name: e.Name}, nil
 	}
 	if statMatches(e, fi) && fi.ModTime().Before(racy) {
 		return nil, nil
 	}
 	if int64(e.Size) != fi.Size() && e.Mode != filemode.Symlink {
-		return &dirtyFile{Name: e.Name}, nil
+		return &DirtyFile{Name: e.Name}, nil
 	}
 	h, err := hashWorktree(full, e.Mode)
 	if err != nil || h != e.Hash {
-		return &dirtyFile{Name: e.Name}, nil
+		return &DirtyFile{Name: e.Name}, nil
 	}
 	if statMatches(e, fi) {
 		return nil, nil
 	}
 	fresh, err := statEntry(full, e.Name, e.Hash, e.Mode)
 	if err != nil {
-		return &dirtyFile{Name: e.Name}, nil
+		return &DirtyFile{Name: e.Name}, nil
 	}
 	return nil, fresh
 }

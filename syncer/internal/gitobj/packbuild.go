@@ -1,4 +1,4 @@
-package syncer
+package gitobj
 
 import (
 	"bytes"
@@ -122,11 +122,11 @@ func (b *packBuilder) finish() *bytes.Buffer {
 	return &b.buf
 }
 
-// buildPack encodes the objects that old..new adds: whole objects, and each changed tree as a
+// BuildPack encodes the objects of st that old..new adds: whole objects, and each changed tree as a
 // delta of the same path's tree in the previous commit when that one is in the pack too. There
 // is no delta search (on instance files a search costs far more than it saves on the wire).
-func (r *Repo) buildPack(old, new plumbing.Hash, refDeltas bool) (*bytes.Buffer, error) {
-	groups, err := r.newObjects(old, new)
+func BuildPack(st storer.EncodedObjectStorer, old, new plumbing.Hash, refDeltas bool) (*bytes.Buffer, error) {
+	groups, err := newObjects(st, old, new)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +138,7 @@ func (r *Repo) buildPack(old, new plumbing.Hash, refDeltas bool) (*bytes.Buffer,
 	for _, g := range groups {
 		b.nextCommit()
 		for _, e := range g {
-			typ, data, err := readObject(r.repo.Storer, e.hash)
+			typ, data, err := readObject(st, e.hash)
 			if err != nil {
 				return nil, err
 			}
@@ -153,9 +153,9 @@ func (r *Repo) buildPack(old, new plumbing.Hash, refDeltas bool) (*bytes.Buffer,
 // newObjects lists, per commit of old..new (oldest first), the commit and the trees and
 // blobs that differ from its first parent. With old zero (an empty remote) it lists
 // everything reachable, as one group.
-func (r *Repo) newObjects(old, new plumbing.Hash) ([][]packEntry, error) {
+func newObjects(st storer.EncodedObjectStorer, old, new plumbing.Hash) ([][]packEntry, error) {
 	if old.IsZero() {
-		hs, err := revlist.Objects(r.repo.Storer, []plumbing.Hash{new}, nil)
+		hs, err := revlist.Objects(st, []plumbing.Hash{new}, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -165,15 +165,15 @@ func (r *Repo) newObjects(old, new plumbing.Hash) ([][]packEntry, error) {
 		}
 		return [][]packEntry{g}, nil
 	}
-	s, err := r.compare(new, old)
+	s, err := Compare(st, new, old)
 	if err != nil {
 		return nil, err
 	}
 	seen := map[plumbing.Hash]bool{}
-	trees := &treeMemo{r: r, cur: map[plumbing.Hash]*object.Tree{}}
+	trees := &treeMemo{st: st, cur: map[plumbing.Hash]*object.Tree{}}
 	var groups [][]packEntry
-	for i := len(s.ours) - 1; i >= 0; i-- {
-		c := s.ours[i]
+	for i := len(s.Ours) - 1; i >= 0; i-- {
+		c := s.Ours[i]
 		var g []packEntry
 		add := func(h, base plumbing.Hash) {
 			if !seen[h] {
@@ -184,7 +184,7 @@ func (r *Repo) newObjects(old, new plumbing.Hash) ([][]packEntry, error) {
 		add(c.Hash, plumbing.ZeroHash)
 		var parentTree plumbing.Hash
 		if len(c.ParentHashes) > 0 {
-			p, err := r.repo.CommitObject(c.ParentHashes[0])
+			p, err := object.GetCommit(st, c.ParentHashes[0])
 			if err != nil {
 				return nil, err
 			}
@@ -202,7 +202,7 @@ func (r *Repo) newObjects(old, new plumbing.Hash) ([][]packEntry, error) {
 // treeMemo decodes trees, keeping those of the current and previous commit: commit k's
 // parent trees are commit k-1's trees, so each tree of a chain of commits is decoded once.
 type treeMemo struct {
-	r         *Repo
+	st        storer.EncodedObjectStorer
 	prev, cur map[plumbing.Hash]*object.Tree
 }
 
@@ -215,7 +215,7 @@ func (m *treeMemo) get(h plumbing.Hash) (*object.Tree, error) {
 	t, ok := m.prev[h]
 	if !ok {
 		var err error
-		if t, err = object.GetTree(m.r.repo.Storer, h); err != nil {
+		if t, err = object.GetTree(m.st, h); err != nil {
 			return nil, err
 		}
 	}

@@ -1,4 +1,15 @@
-package syncer
+// Package bench measures the syncer's git operations against the git CLI on a generated
+// repository: the harness behind `deployer bench` and `deployer-bench`. It is a tool, not the
+// product path: it runs git (fast-import to generate the repository, and the CLI side of every
+// operation), which the syncer itself never does.
+//
+// Every measured run happens in a child process, so that each side's peak RSS is its own: the
+// runner (Run) starts Options.Child with one operation's Spec as its last argument, and the
+// child's main calls ChildMain, which runs the operation and prints its Result as JSON. Our
+// side of an operation is the child main's Ours function; cmd/deployer-bench is such a main
+// (`deployer-bench child SPEC`). No init function: nothing happens in a process that imports
+// this package unless its main asks.
+package bench
 
 import (
 	"context"
@@ -13,23 +24,28 @@ import (
 	"time"
 )
 
-// BenchOptions configure RunBench. The zero value means the defaults of `deployer bench`.
-type BenchOptions struct {
+// Options configure Run. The zero value means the defaults of `deployer bench`, with the
+// child program found as described at Child.
+type Options struct {
 	Files   int      // instance files in the generated repository; default 10000
 	Commits int      // commits of history; default 20000
 	Runs    int      // runs per operation, the median is reported; default 5
-	Ops     []string // operations to run; default all of BenchOps
+	Ops     []string // operations to run; default all of Ops
 	Dir     string   // work directory, removed afterwards; default a new temporary directory
 	Keep    bool     // keep Dir afterwards
 	// Progress receives a line per step (generation, each run); nil discards.
 	Progress io.Writer
+	// Child is the command of a child process (argv; Run appends the Spec as JSON): a program
+	// whose main calls ChildMain. Default: deployer-bench child, the deployer-bench found
+	// next to the running executable, else on PATH.
+	Child []string
 }
 
-// BenchOps are the benchmark's operations, in the order they run.
-var BenchOps = []string{"clone", "poll_noop", "sync_1", "sync_100", "push_1", "push_1000"}
+// Ops are the benchmark's operations, in the order they run.
+var Ops = []string{"clone", "poll_noop", "sync_1", "sync_100", "push_1", "push_1000"}
 
-// BenchOp is one operation's medians: ours (this package) and the git CLI, side by side.
-type BenchOp struct {
+// Op is one operation's medians: ours (this package) and the git CLI, side by side.
+type Op struct {
 	Name      string  `json:"name"`
 	OursMS    float64 `json:"ours_ms"`
 	GitMS     float64 `json:"git_ms"`
@@ -38,17 +54,17 @@ type BenchOp struct {
 	GitRSSMB  float64 `json:"git_rss_mb"`
 }
 
-// BenchReport is the result of RunBench; its JSON form is `deployer bench -o json`.
-type BenchReport struct {
-	Ops        []BenchOp `json:"ops"`
-	Files      int       `json:"files"`
-	Commits    int       `json:"commits"`
-	Runs       int       `json:"runs"`
-	GenerateMS float64   `json:"generate_ms"`
+// Report is the result of Run; its JSON form is `deployer bench -o json`.
+type Report struct {
+	Ops        []Op    `json:"ops"`
+	Files      int     `json:"files"`
+	Commits    int     `json:"commits"`
+	Runs       int     `json:"runs"`
+	GenerateMS float64 `json:"generate_ms"`
 }
 
 // WriteTable prints the report as a human table.
-func (r BenchReport) WriteTable(w io.Writer) error {
+func (r Report) WriteTable(w io.Writer) error {
 	if _, err := fmt.Fprintf(w, "repository: %d files, %d commits; median of %d runs\n%-10s %10s %10s %7s %12s %12s\n",
 		r.Files, r.Commits, r.Runs, "op", "ours_ms", "git_ms", "ratio", "ours_rss_mb", "git_rss_mb"); err != nil {
 		return err
@@ -61,7 +77,7 @@ func (r BenchReport) WriteTable(w io.Writer) error {
 	return nil
 }
 
-func (o *BenchOptions) defaults() {
+func (o *Options) defaults() error {
 	if o.Files <= 0 {
 		o.Files = 10000
 	}
@@ -72,21 +88,45 @@ func (o *BenchOptions) defaults() {
 		o.Runs = 5
 	}
 	if len(o.Ops) == 0 {
-		o.Ops = BenchOps
+		o.Ops = Ops
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	if len(o.Child) == 0 {
+		exe, err := findChild()
+		if err != nil {
+			return err
+		}
+		o.Child = []string{exe, "child"}
+	}
+	return nil
 }
 
-// RunBench generates a repository with `git fast-import`, serves it over file://, and measures
+// ChildProgram is the program Options.Child defaults to.
+const ChildProgram = "deployer-bench"
+
+// findChild looks for ChildProgram next to the running executable, then on PATH.
+func findChild() (string, error) {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), ChildProgram)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath(ChildProgram)
+	if err != nil {
+		return "", fmt.Errorf("bench: the child program %s is neither next to this executable nor on PATH (go build ./cmd/deployer-bench): %w", ChildProgram, err)
+	}
+	return p, nil
+}
+
+// Run generates a repository with `git fast-import`, serves it over file://, and measures
 // each operation for this package and for the git CLI in the same run, reporting medians.
 //
-// How it measures: every run of either side happens in a child process, the running
-// executable (os.Executable) re-executed with the environment variable
-// DEPLOYER_SYNCER_BENCH_CHILD set, which this package's init function recognises: it runs the
-// operation, prints its timing and peak RSS as JSON, and exits. So any binary that imports
-// this package can run RunBench with no other wiring. Our side opens the checkout before the
+// How it measures: every run of either side happens in a child process (Options.Child, whose
+// main calls ChildMain): it runs the operation, prints its timing and peak RSS as JSON, and
+// exits. Our side opens the checkout before the
 // clock starts, except for clone, as the daemon keeps a repository open; its peak RSS is the
 // child's VmHWM, or that of the git processes it waited for (git-upload-pack for file://) if
 // higher. The git side is timed around the git commands the child runs; its peak RSS is
@@ -97,9 +137,12 @@ func (o *BenchOptions) defaults() {
 // push_N = edit N files (one attribute each) + `git add` + `git commit` + `git push`.
 // push_1000 is one commit of 1,000 files on both sides (the daemon writes one commit per
 // instance; that path is push_1 repeated).
-func RunBench(ctx context.Context, opts BenchOptions) (BenchReport, error) {
-	opts.defaults()
-	rep := BenchReport{Files: opts.Files, Commits: opts.Commits, Runs: opts.Runs}
+func Run(ctx context.Context, opts Options) (Report, error) {
+	rep := Report{}
+	if err := opts.defaults(); err != nil {
+		return rep, err
+	}
+	rep = Report{Files: opts.Files, Commits: opts.Commits, Runs: opts.Runs}
 	dir := opts.Dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "deployer-bench-")
@@ -116,7 +159,7 @@ func RunBench(ctx context.Context, opts BenchOptions) (BenchReport, error) {
 	b := &bench{opts: opts, dir: dir, bare: filepath.Join(dir, "remote.git")}
 	start := time.Now()
 	fmt.Fprintf(opts.Progress, "generating %d files, %d commits with git fast-import\n", opts.Files, opts.Commits)
-	if err := generate(ctx, b.bare, opts.Files, opts.Commits); err != nil {
+	if err := Generate(ctx, b.bare, opts.Files, opts.Commits); err != nil {
 		return rep, fmt.Errorf("generate: %w", err)
 	}
 	rep.GenerateMS = ms(time.Since(start))
@@ -133,7 +176,7 @@ func RunBench(ctx context.Context, opts BenchOptions) (BenchReport, error) {
 }
 
 type bench struct {
-	opts      BenchOptions
+	opts      Options
 	dir, bare string
 	url       string
 	ours, git string // persistent checkouts for the non-clone operations
@@ -146,22 +189,22 @@ type sample struct {
 	rss float64
 }
 
-func (b *bench) run(ctx context.Context, name string) (BenchOp, error) {
+func (b *bench) run(ctx context.Context, name string) (Op, error) {
 	if name != "clone" {
 		if err := b.ensureCheckouts(ctx); err != nil {
-			return BenchOp{}, err
+			return Op{}, err
 		}
 	}
 	var ours, git []sample
 	for i := 0; i < b.opts.Runs; i++ {
 		o, g, err := b.once(ctx, name, i)
 		if err != nil {
-			return BenchOp{}, err
+			return Op{}, err
 		}
 		fmt.Fprintf(b.opts.Progress, "%s run %d: ours %.1f ms (%.0f MB), git %.1f ms (%.0f MB)\n", name, i+1, o.ms, o.rss, g.ms, g.rss)
 		ours, git = append(ours, o), append(git, g)
 	}
-	op := BenchOp{Name: name, OursMS: median(ours, false), GitMS: median(git, false), OursRSSMB: median(ours, true), GitRSSMB: median(git, true)}
+	op := Op{Name: name, OursMS: median(ours, false), GitMS: median(git, false), OursRSSMB: median(ours, true), GitRSSMB: median(git, true)}
 	if op.GitMS > 0 {
 		op.Ratio = round2(op.OursMS / op.GitMS)
 	}
@@ -172,7 +215,7 @@ func (b *bench) once(ctx context.Context, name string, i int) (sample, sample, e
 	switch name {
 	case "clone":
 		dst := filepath.Join(b.dir, fmt.Sprintf("clone-%d", i))
-		o, err := b.child(ctx, childSpec{Op: "clone", URL: b.url, Dir: dst + "-ours"})
+		o, err := b.child(ctx, Spec{Op: "clone", URL: b.url, Dir: dst + "-ours"})
 		if err != nil {
 			return o, sample{}, err
 		}
@@ -181,7 +224,7 @@ func (b *bench) once(ctx context.Context, name string, i int) (sample, sample, e
 		os.RemoveAll(dst + "-git")
 		return o, g, err
 	case "poll_noop":
-		o, err := b.child(ctx, childSpec{Op: "poll", URL: b.url, Dir: b.ours})
+		o, err := b.child(ctx, Spec{Op: "poll", URL: b.url, Dir: b.ours})
 		if err != nil {
 			return o, sample{}, err
 		}
@@ -195,7 +238,7 @@ func (b *bench) once(ctx context.Context, name string, i int) (sample, sample, e
 		if _, err := advance(ctx, b.bare, b.opts.Files, n, &b.seq); err != nil {
 			return sample{}, sample{}, err
 		}
-		o, err := b.child(ctx, childSpec{Op: "sync", URL: b.url, Dir: b.ours})
+		o, err := b.child(ctx, Spec{Op: "sync", URL: b.url, Dir: b.ours})
 		if err != nil {
 			return o, sample{}, err
 		}
@@ -208,7 +251,7 @@ func (b *bench) once(ctx context.Context, name string, i int) (sample, sample, e
 		}
 		return b.push(ctx, n)
 	}
-	return sample{}, sample{}, fmt.Errorf("unknown operation %q (want one of %s)", name, strings.Join(BenchOps, ", "))
+	return sample{}, sample{}, fmt.Errorf("unknown operation %q (want one of %s)", name, strings.Join(Ops, ", "))
 }
 
 // push measures an edit of n files, commit and push on both sides; each side first catches
@@ -216,11 +259,11 @@ func (b *bench) once(ctx context.Context, name string, i int) (sample, sample, e
 func (b *bench) push(ctx context.Context, n int) (sample, sample, error) {
 	paths := b.pushPaths(n)
 	b.pushSeq++
-	o, err := b.child(ctx, childSpec{Op: "push", URL: b.url, Dir: b.ours, Paths: paths, Value: fmt.Sprintf("ours-%d", b.pushSeq)})
+	o, err := b.child(ctx, Spec{Op: "push", URL: b.url, Dir: b.ours, Paths: paths, Value: fmt.Sprintf("ours-%d", b.pushSeq)})
 	if err != nil {
 		return o, sample{}, err
 	}
-	if err := benchGit(ctx, b.git, "pull", "-q", "--ff-only", "origin", "main"); err != nil {
+	if err := runGit(ctx, b.git, "pull", "-q", "--ff-only", "origin", "main"); err != nil {
 		return o, sample{}, err
 	}
 	val := fmt.Sprintf("git-%d", b.pushSeq)
@@ -230,11 +273,11 @@ func (b *bench) push(ctx context.Context, n int) (sample, sample, error) {
 		if err != nil {
 			return o, sample{}, err
 		}
-		if err := os.WriteFile(full, setRevision(data, val), 0o644); err != nil {
+		if err := os.WriteFile(full, SetRevision(data, val), 0o644); err != nil {
 			return o, sample{}, err
 		}
 	}
-	g, err := b.child(ctx, childSpec{Op: "git", Dir: b.git, Stdin: strings.Join(paths, "\n"), Steps: [][]string{
+	g, err := b.child(ctx, Spec{Op: "git", Dir: b.git, Stdin: strings.Join(paths, "\n"), Steps: [][]string{
 		{"add", "--pathspec-from-file=-"},
 		{"commit", "-q", "-m", "bench: set revision " + val},
 		{"push", "-q", "origin", "main"},
@@ -245,7 +288,7 @@ func (b *bench) push(ctx context.Context, n int) (sample, sample, error) {
 func (b *bench) pushPaths(n int) []string {
 	paths := make([]string, n)
 	for k := range paths {
-		paths[k] = benchInstancePath((b.pushSeq*7 + k*3) % b.opts.Files)
+		paths[k] = InstancePath((b.pushSeq*7 + k*3) % b.opts.Files)
 	}
 	sort.Strings(paths)
 	return dedupe(paths)
@@ -265,43 +308,39 @@ func dedupe(s []string) []string {
 func (b *bench) ensureCheckouts(ctx context.Context) error {
 	if b.ours == "" {
 		b.ours, b.git = filepath.Join(b.dir, "ours"), filepath.Join(b.dir, "git")
-		if _, err := b.child(ctx, childSpec{Op: "clone", URL: b.url, Dir: b.ours}); err != nil {
+		if _, err := b.child(ctx, Spec{Op: "clone", URL: b.url, Dir: b.ours}); err != nil {
 			return err
 		}
-		if err := benchGit(ctx, b.dir, "clone", "-q", "--no-tags", "--single-branch", "--branch", "main", b.url, b.git); err != nil {
+		if err := runGit(ctx, b.dir, "clone", "-q", "--no-tags", "--single-branch", "--branch", "main", b.url, b.git); err != nil {
 			return err
 		}
 	}
-	if _, err := b.child(ctx, childSpec{Op: "sync", URL: b.url, Dir: b.ours}); err != nil {
+	if _, err := b.child(ctx, Spec{Op: "sync", URL: b.url, Dir: b.ours}); err != nil {
 		return err
 	}
-	return benchGit(ctx, b.git, "pull", "-q", "--ff-only", "origin", "main")
+	return runGit(ctx, b.git, "pull", "-q", "--ff-only", "origin", "main")
 }
 
 // gitSteps runs git commands in dir, one after the other, in a child process (see RunBench).
 func (b *bench) gitSteps(ctx context.Context, dir string, steps ...[]string) (sample, error) {
-	return b.child(ctx, childSpec{Op: "git", Dir: dir, Steps: steps})
+	return b.child(ctx, Spec{Op: "git", Dir: dir, Steps: steps})
 }
 
 // child runs one operation of ours in a child process and returns its timing and peak RSS.
-func (b *bench) child(ctx context.Context, spec childSpec) (sample, error) {
+func (b *bench) child(ctx context.Context, spec Spec) (sample, error) {
 	js, err := json.Marshal(spec)
 	if err != nil {
 		return sample{}, err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		exe = os.Args[0]
-	}
-	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(os.Environ(), benchChildEnv+"="+string(js))
+	args := append(append([]string(nil), b.opts.Child[1:]...), string(js))
+	cmd := exec.CommandContext(ctx, b.opts.Child[0], args...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
 		return sample{}, fmt.Errorf("bench child %s: %v: %s", spec.Op, err, strings.TrimSpace(stderr.String()))
 	}
-	var res childResult
+	var res Result
 	if err := json.Unmarshal(out, &res); err != nil {
 		return sample{}, fmt.Errorf("bench child %s: bad output %q: %v", spec.Op, out, err)
 	}

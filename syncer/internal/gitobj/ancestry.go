@@ -1,4 +1,4 @@
-package syncer
+package gitobj
 
 import (
 	"container/heap"
@@ -7,13 +7,15 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 )
 
-// maxWalk bounds every ancestry walk. The walk stops at the merge base, so it only reaches
+// MaxWalk bounds every ancestry walk. The walk stops at the merge base, so it only reaches
 // this on unrelated histories, which are then treated as not related.
-const maxWalk = 1_000_000
+const MaxWalk = 1_000_000
 
-var errWalkTooLong = errors.New("ancestry walk exceeded its bound")
+// ErrWalkTooLong is returned by a walk that visited MaxWalk commits.
+var ErrWalkTooLong = errors.New("ancestry walk exceeded its bound")
 
 const (
 	flagOurs uint8 = 1 << iota
@@ -21,17 +23,19 @@ const (
 	flagStale
 )
 
-// sides is the result of painting two commits' histories down to their merge bases, as git's
+// Sides is the result of painting two commits' histories down to their merge bases, as git's
 // merge-base does: it visits only the commits newer than the merge base (in commit-date order),
 // never all of history.
-type sides struct {
-	ours   []*object.Commit // reachable from ours, not from theirs, newest first
-	theirs []*object.Commit // reachable from theirs, not from ours, newest first
-	bases  []plumbing.Hash
+type Sides struct {
+	Ours   []*object.Commit // reachable from ours, not from theirs, newest first
+	Theirs []*object.Commit // reachable from theirs, not from ours, newest first
+	Bases  []plumbing.Hash
 }
 
-func (r *Repo) compare(ours, theirs plumbing.Hash) (*sides, error) {
-	w := &painter{r: r, flags: map[plumbing.Hash]uint8{}, commits: map[plumbing.Hash]*object.Commit{}}
+// Compare paints the histories of ours and theirs down to their merge bases (see Sides),
+// reading commits from s.
+func Compare(s storer.EncodedObjectStorer, ours, theirs plumbing.Hash) (*Sides, error) {
+	w := &painter{s: s, flags: map[plumbing.Hash]uint8{}, commits: map[plumbing.Hash]*object.Commit{}}
 	if err := w.add(ours, flagOurs); err != nil {
 		return nil, err
 	}
@@ -44,24 +48,24 @@ func (r *Repo) compare(ours, theirs plumbing.Hash) (*sides, error) {
 	return w.result(), nil
 }
 
-// isAncestor reports whether a is an ancestor of (or equal to) b.
-func (r *Repo) isAncestor(a, b plumbing.Hash) (bool, error) {
+// IsAncestor reports whether a is an ancestor of (or equal to) b.
+func IsAncestor(st storer.EncodedObjectStorer, a, b plumbing.Hash) (bool, error) {
 	if a == b {
 		return true, nil
 	}
-	s, err := r.compare(a, b)
+	s, err := Compare(st, a, b)
 	if err != nil {
 		return false, err
 	}
-	return len(s.ours) == 0, nil
+	return len(s.Ours) == 0, nil
 }
 
-// reaches reports whether target is an ancestor of (or equal to) from by walking every
-// commit of from's history (at most maxWalk), without reading target itself: any other
+// Reaches reports whether target is an ancestor of (or equal to) from by walking every
+// commit of from's history (at most MaxWalk), without reading target itself: any other
 // commit on the way that cannot be read is an error. It is the check for a commit the store
 // does not have: only a walk that reads the whole history can tell "not an ancestor" from "an
 // ancestor the store lost".
-func (r *Repo) reaches(from, target plumbing.Hash) (bool, error) {
+func Reaches(s storer.EncodedObjectStorer, from, target plumbing.Hash) (bool, error) {
 	if from == target {
 		return true, nil
 	}
@@ -70,7 +74,7 @@ func (r *Repo) reaches(from, target plumbing.Hash) (bool, error) {
 	for len(stack) > 0 {
 		h := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		c, err := r.repo.CommitObject(h)
+		c, err := object.GetCommit(s, h)
 		if err != nil {
 			return false, fmt.Errorf("read commit %s: %w", h, err)
 		}
@@ -81,8 +85,8 @@ func (r *Repo) reaches(from, target plumbing.Hash) (bool, error) {
 			if seen[p] {
 				continue
 			}
-			if len(seen) >= maxWalk {
-				return false, errWalkTooLong
+			if len(seen) >= MaxWalk {
+				return false, ErrWalkTooLong
 			}
 			seen[p] = true
 			stack = append(stack, p)
@@ -92,7 +96,7 @@ func (r *Repo) reaches(from, target plumbing.Hash) (bool, error) {
 }
 
 type painter struct {
-	r       *Repo
+	s       storer.EncodedObjectStorer
 	flags   map[plumbing.Hash]uint8
 	commits map[plumbing.Hash]*object.Commit
 	order   []plumbing.Hash
@@ -112,14 +116,14 @@ func (w *painter) add(h plumbing.Hash, f uint8) error {
 		w.push(w.commits[h])
 		return nil
 	}
-	c, err := w.r.repo.CommitObject(h)
+	c, err := object.GetCommit(w.s, h)
 	if err != nil {
 		return fmt.Errorf("read commit %s: %w", h, err)
 	}
 	w.commits[h] = c
 	w.order = append(w.order, h)
-	if len(w.order) > maxWalk {
-		return errWalkTooLong
+	if len(w.order) > MaxWalk {
+		return ErrWalkTooLong
 	}
 	w.push(c)
 	return nil
@@ -162,15 +166,15 @@ func (w *painter) run() error {
 	return nil
 }
 
-func (w *painter) result() *sides {
+func (w *painter) result() *Sides {
 	w.propagateCommon()
-	s := &sides{bases: w.bases}
+	s := &Sides{Bases: w.bases}
 	for _, h := range w.order {
 		switch w.flags[h] & (flagOurs | flagTheirs) {
 		case flagOurs:
-			s.ours = append(s.ours, w.commits[h])
+			s.Ours = append(s.Ours, w.commits[h])
 		case flagTheirs:
-			s.theirs = append(s.theirs, w.commits[h])
+			s.Theirs = append(s.Theirs, w.commits[h])
 		}
 	}
 	return s

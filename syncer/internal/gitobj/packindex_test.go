@@ -1,4 +1,4 @@
-package syncer
+package gitobj
 
 // An internal test: the pack indexer is unexported, and its output is checked byte for byte
 // against git index-pack's.
@@ -58,12 +58,12 @@ func deltaRepo(t *testing.T) string {
 	return dir
 }
 
-// indexWith streams pack through an indexingStorage in small writes; it returns the pack
+// indexWith streams pack through an IndexingStorage in small writes; it returns the pack
 // directory and Close's error.
 func indexWith(t *testing.T, pack []byte) (string, error) {
 	t.Helper()
 	dot := filepath.Join(t.TempDir(), ".git")
-	st := &indexingStorage{
+	st := &IndexingStorage{
 		Storage: filesystem.NewStorage(osfs.New(dot), cache.NewObjectLRU(cloneCache)),
 		packDir: filepath.Join(dot, "objects", "pack"),
 	}
@@ -83,6 +83,7 @@ func indexWith(t *testing.T, pack []byte) (string, error) {
 }
 
 func TestPackIndexMatchesGitIndexPack(t *testing.T) {
+	t.Parallel()
 	src := deltaRepo(t)
 	for _, tc := range []struct {
 		name  string
@@ -130,6 +131,7 @@ func TestPackIndexMatchesGitIndexPack(t *testing.T) {
 }
 
 func TestPackIndexRejectsBrokenPacksAndLeavesNothing(t *testing.T) {
+	t.Parallel()
 	src := deltaRepo(t)
 	pack := gitIn(t, src, "main\n", "pack-objects", "--revs", "--stdout", "-q", "--delta-base-offset")
 	flipped := bytes.Clone(pack)

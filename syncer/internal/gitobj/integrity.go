@@ -1,4 +1,4 @@
-package syncer
+package gitobj
 
 import (
 	"bytes"
@@ -20,10 +20,10 @@ import (
 // This file holds the checks that tell a damaged object store from a normal one: the cheap
 // ones Open runs, and the tree diff that fails on a lost tree instead of reading it as empty.
 
-// checkPacks checks that each pack in dir ends with the checksum its index names: a pack cut
+// CheckPacks checks that each pack in dir ends with the checksum its index names: a pack cut
 // short or emptied (a full disk, a bad copy) fails here, before go-git reads it as "object
 // not found". It reads 60 bytes per pack.
-func checkPacks(dir string) error {
+func CheckPacks(dir string) error {
 	idxs, err := filepath.Glob(filepath.Join(dir, "pack-*.idx"))
 	if err != nil {
 		return err
@@ -31,14 +31,14 @@ func checkPacks(dir string) error {
 	for _, idx := range idxs {
 		pack := strings.TrimSuffix(idx, ".idx") + ".pack"
 		if err := checkPack(idx, pack); err != nil {
-			return fmt.Errorf("%w: pack %s: %v", errBrokenPack, filepath.Base(pack), err)
+			return fmt.Errorf("%w: pack %s: %v", ErrBrokenPack, filepath.Base(pack), err)
 		}
 	}
 	return nil
 }
 
-// errBrokenPack is wrapped by checkPacks' errors.
-var errBrokenPack = errors.New("broken pack")
+// ErrBrokenPack is wrapped by the errors of CheckPacks and CheckIndexBlobs about a pack.
+var ErrBrokenPack = errors.New("broken pack")
 
 func checkPack(idx, pack string) error {
 	want, err := readTail(idx, 2*hashLen, 0)
@@ -81,11 +81,11 @@ func readTail(p string, n, atLeast int) ([]byte, error) {
 	return b, nil
 }
 
-// checkIndexBlobs checks that the store has every blob the index names: the files runs
-// deploy from, and the base of every write-back. A loose object is checked by name (one
-// directory read per object directory), a packed one in its pack's index; no object is read.
-func (r *Repo) checkIndexBlobs(idx *index.Index) error {
-	objects := filepath.Join(r.opts.Dir, ".git", "objects")
+// CheckIndexBlobs checks that the objects directory (.git/objects) has every blob the index
+// names: the files runs deploy from, and the base of every write-back. A loose object is
+// checked by name (one directory read per object directory), a packed one in its pack's
+// index; no object is read.
+func CheckIndexBlobs(objects string, idx *index.Index) error {
 	loose, err := looseObjects(objects)
 	if err != nil {
 		return err
@@ -128,7 +128,7 @@ func packIndexes(dir string) ([]*packIDs, error) {
 		}
 		ids, err := parsePackIDs(b)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", errBrokenPack, filepath.Base(p), err)
+			return nil, fmt.Errorf("%w: %s: %v", ErrBrokenPack, filepath.Base(p), err)
 		}
 		out = append(out, ids)
 	}
@@ -199,10 +199,10 @@ func looseObjects(dir string) (map[plumbing.Hash]bool, error) {
 	return out, nil
 }
 
-// missingParts names the parts of a git directory that are missing from the checkout in dir
+// MissingParts names the parts of a git directory that are missing from the checkout in dir
 // (" (.git/HEAD is missing)"), or "": what on-call needs to read from "repository does not
 // exist".
-func missingParts(dir string) string {
+func MissingParts(dir string) string {
 	var gone []string
 	for _, p := range []string{".git", ".git/HEAD", ".git/objects", ".git/refs"} {
 		if _, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(p))); errors.Is(err, os.ErrNotExist) {
@@ -218,9 +218,9 @@ func missingParts(dir string) string {
 	return " (" + strings.Join(gone, ", ") + " missing)"
 }
 
-// diffTrees lists the files that differ between two trees (from may be nil: everything in to
+// DiffTrees lists the files that differ between two trees (from may be nil: everything in to
 // is new), as object.DiffTree would without rename detection: a deletion has no To, an
-// insertion no From, a modification the same name on both sides. Deletions come first, so a
+// insertion no From, a modification the same name on both Sides. Deletions come first, so a
 // path that turns from a directory into a file (or back) is removed before it is written.
 //
 // It walks both trees itself, reading each differing subtree once, and fails on a tree it
@@ -228,7 +228,7 @@ func missingParts(dir string) string {
 // submodule, so its diff read a lost directory as an empty one: a move would delete that
 // directory's files, or miss its changes, and report success. Walking ourselves also decodes
 // a large directory (10,000 instance files) once per side instead of twice.
-func diffTrees(s storer.EncodedObjectStorer, from, to *object.Tree) (object.Changes, error) {
+func DiffTrees(s storer.EncodedObjectStorer, from, to *object.Tree) (object.Changes, error) {
 	var d treeDiff
 	if err := d.walk(s, from, to, ""); err != nil {
 		return nil, err
@@ -266,7 +266,7 @@ func (d *treeDiff) walk(s storer.EncodedObjectStorer, a, b *object.Tree, dir str
 				return err
 			}
 			j++
-		default: // the same name and kind on both sides
+		default: // the same name and kind on both Sides
 			x, y := ea[i], eb[j]
 			i, j = i+1, j+1
 			if x.Hash == y.Hash && x.Mode == y.Mode {

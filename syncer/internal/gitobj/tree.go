@@ -1,4 +1,4 @@
-package syncer
+package gitobj
 
 import (
 	"compress/zlib"
@@ -18,17 +18,17 @@ import (
 	"github.com/go-git/go-git/v5/storage"
 )
 
-// treeUpdate is a new blob for a path, or its deletion.
-type treeUpdate struct {
+// TreeUpdate is a new blob for a path, or its deletion.
+type TreeUpdate struct {
 	Hash   plumbing.Hash
 	Mode   filemode.FileMode
 	Delete bool
 }
 
-// buildTree returns the hash of the tree base with updates applied (slash paths), writing only
+// BuildTree returns the hash of the tree base with updates applied (slash paths), writing only
 // the trees on the updated paths. Directories that become empty are dropped. empty reports an
 // empty result.
-func buildTree(st storage.Storer, base plumbing.Hash, updates map[string]treeUpdate) (h plumbing.Hash, empty bool, err error) {
+func BuildTree(st storage.Storer, base plumbing.Hash, updates map[string]TreeUpdate) (h plumbing.Hash, empty bool, err error) {
 	var entries []object.TreeEntry
 	if !base.IsZero() {
 		t, err := object.GetTree(st, base)
@@ -37,12 +37,12 @@ func buildTree(st storage.Storer, base plumbing.Hash, updates map[string]treeUpd
 		}
 		entries = append(entries, t.Entries...)
 	}
-	direct := map[string]treeUpdate{}
-	sub := map[string]map[string]treeUpdate{}
+	direct := map[string]TreeUpdate{}
+	sub := map[string]map[string]TreeUpdate{}
 	for p, u := range updates {
 		if i := strings.IndexByte(p, '/'); i >= 0 {
 			if sub[p[:i]] == nil {
-				sub[p[:i]] = map[string]treeUpdate{}
+				sub[p[:i]] = map[string]TreeUpdate{}
 			}
 			sub[p[:i]][p[i+1:]] = u
 		} else {
@@ -74,7 +74,7 @@ func buildTree(st storage.Storer, base plumbing.Hash, updates map[string]treeUpd
 		if i, ok := pos[name]; ok && entries[i].Mode == filemode.Dir {
 			subBase = entries[i].Hash
 		}
-		sh, subEmpty, err := buildTree(st, subBase, ups)
+		sh, subEmpty, err := BuildTree(st, subBase, ups)
 		if err != nil {
 			return plumbing.ZeroHash, false, err
 		}
@@ -118,13 +118,13 @@ func storeTree(st storage.Storer, entries []object.TreeEntry) (plumbing.Hash, er
 	return storeObject(st, plumbing.TreeObject, buf)
 }
 
-// storeBlob writes data as a blob and returns its hash.
-func storeBlob(st storage.Storer, data []byte) (plumbing.Hash, error) {
+// StoreBlob writes data as a blob and returns its hash.
+func StoreBlob(st storage.Storer, data []byte) (plumbing.Hash, error) {
 	return storeObject(st, plumbing.BlobObject, data)
 }
 
-// storeCommit writes a commit and returns its hash.
-func storeCommit(st storage.Storer, c *object.Commit) (plumbing.Hash, error) {
+// StoreCommit writes a commit and returns its hash.
+func StoreCommit(st storage.Storer, c *object.Commit) (plumbing.Hash, error) {
 	obj := &plumbing.MemoryObject{}
 	if err := c.Encode(obj); err != nil {
 		return plumbing.ZeroHash, err

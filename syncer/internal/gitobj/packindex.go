@@ -1,4 +1,4 @@
-package syncer
+package gitobj
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/go-git/go-billy/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
@@ -25,14 +26,23 @@ import (
 // holding only the chain it is on, on GOMAXPROCS goroutines. Clone packs are never thin, so a
 // delta whose base is not in the pack is an error.
 
-// indexingStorage is a filesystem storage whose PackfileWriter indexes packs as above.
-type indexingStorage struct {
+// IndexingStorage is a filesystem storage whose PackfileWriter indexes packs as above.
+type IndexingStorage struct {
 	*filesystem.Storage
 	packDir string
 }
 
+// NewCloneStorage returns the storage for a clone into the git directory dot (a checkout's
+// .git): packs indexed as above, and an object cache of cloneCache for writing the checkout.
+func NewCloneStorage(dot billy.Filesystem) *IndexingStorage {
+	return &IndexingStorage{
+		Storage: filesystem.NewStorage(dot, cache.NewObjectLRU(cloneCache)),
+		packDir: filepath.Join(dot.Root(), "objects", "pack"),
+	}
+}
+
 // PackfileWriter implements storer.PackfileWriter.
-func (s *indexingStorage) PackfileWriter() (io.WriteCloser, error) {
+func (s *IndexingStorage) PackfileWriter() (io.WriteCloser, error) {
 	if err := os.MkdirAll(s.packDir, 0o755); err != nil {
 		return nil, err
 	}

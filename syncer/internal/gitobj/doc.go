@@ -1,0 +1,23 @@
+// Package gitobj is the syncer's own git object layer, on go-git's public plumbing, for the
+// places where stock go-git is slow or unsafe on large repositories:
+//
+//   - ancestry: [Compare] paints two histories down to their merge bases as git merge-base
+//     does; [IsAncestor], [Reaches];
+//   - pack index: [IndexingStorage] indexes a clone's pack itself (streamed to disk, deltas
+//     resolved depth first on GOMAXPROCS goroutines);
+//   - pack build: [BuildPack] encodes the objects a push adds, each changed tree as a delta of
+//     the previous commit's tree;
+//   - trees: [BuildTree], [TreeBatch] (a tree edited in memory across many commits),
+//     [StoreBlob], [StoreCommit] (loose objects at zlib level 1);
+//   - checkout: [CheckoutTree] writes a tree and its index from one walk, [ApplyTreeDiff]
+//     moves a worktree along a [DiffTrees] list, through an [IndexCache];
+//   - dirty scan: [ScanDirty], one lstat per tracked file against the index's stat data;
+//   - integrity: [CheckPacks], [CheckIndexBlobs], [MissingParts], and [DiffTrees], which fails
+//     on a lost tree instead of reading it as empty;
+//   - paths: [CheckPath] and [CheckEntryName], the one check of every path a repository names
+//     before anything is written.
+//
+// It knows nothing of remotes, credentials or the syncer's error kinds: errors are plain
+// (wrapping go-git's, [ErrBrokenPack], [ErrWalkTooLong] or a [*PathError]) and the syncer
+// classifies them. It never runs the git command.
+package gitobj

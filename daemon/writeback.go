@@ -3,8 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -166,20 +164,12 @@ func (w *worker) stepBase(run *store.Run, r executor.StepResult, file string) (s
 		if err != nil {
 			continue
 		}
-		if r.Inputs.InstanceBlob == "" || blobID(data) == r.Inputs.InstanceBlob {
+		if r.Inputs.InstanceBlob == "" || syncer.BlobID(data) == r.Inputs.InstanceBlob {
 			return c, data, nil
 		}
 	}
 	return "", nil, fmt.Errorf("%s changed under %s while it ran (blob %s is in none of %s): not writing back; the next run redoes it",
 		file, r.Step, short(r.Inputs.InstanceBlob), strings.Join(candidates, ", "))
-}
-
-// blobID is git's object id of a blob with this content.
-func blobID(data []byte) string {
-	h := sha1.New()
-	fmt.Fprintf(h, "blob %d\x00", len(data))
-	h.Write(data)
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // writeBack commits and pushes journaled entries and settles each one:

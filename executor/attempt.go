@@ -2,16 +2,15 @@ package executor
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/sre-tools/deployer/syncer"
 
 	"github.com/rs/zerolog"
 
@@ -270,8 +269,5 @@ func blobID(path string) string {
 	if err != nil {
 		return ""
 	}
-	h := sha1.New()
-	h.Write([]byte("blob " + strconv.Itoa(len(data)) + "\x00"))
-	h.Write(data)
-	return hex.EncodeToString(h.Sum(nil))
+	return syncer.BlobID(data)
 }

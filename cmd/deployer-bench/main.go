@@ -8,7 +8,7 @@
 // It is its own child: the runner starts `deployer-bench child SPEC` for every measured run,
 // whose main runs one operation (ours through package syncer, or the git CLI) and prints its
 // time and peak RSS as JSON. `deployer bench` starts this program the same way (found next to
-// the deployer executable or on PATH). Exit status: 0 measured, 1 error, 2 usage.
+// the deployer executable or on PATH); `deployer bench` is its own child too (`deployer bench-child`). Exit status: 0 measured, 1 error, 2 usage.
 package main
 
 import (
@@ -20,10 +20,9 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"time"
 
-	"github.com/sre-tools/deployer/syncer"
 	"github.com/sre-tools/deployer/syncer/bench"
+	"github.com/sre-tools/deployer/syncer/bench/ours"
 )
 
 func main() {
@@ -35,7 +34,7 @@ func main() {
 // run is main with its arguments and output: the runner, or with "child" first the child.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "child" {
-		return bench.ChildMain(ctx, args[1:], stdout, ours)
+		return bench.ChildMain(ctx, args[1:], stdout, ours.Op)
 	}
 	var o bench.Options
 	var ops, format string
@@ -82,43 +81,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// ours runs our side of one operation through package syncer, as the daemon would: the
-// checkout is opened before the clock starts, except for clone.
-func ours(ctx context.Context, s bench.Spec) (time.Duration, error) {
-	opts := syncer.Options{Name: "bench", URL: s.URL, Dir: s.Dir, Author: syncer.Author{Name: "deployer", Email: "deployer@bench"}}
-	start := time.Now()
-	r, err := syncer.Open(ctx, opts)
-	if err != nil {
-		return 0, err
-	}
-	defer r.Close()
-	switch s.Op {
-	case "clone":
-		return time.Since(start), nil
-	case "poll":
-		if _, err := r.Sync(ctx, r.Head()); err != nil { // warm, as a daemon's repository is
-			return 0, err
-		}
-		start = time.Now()
-		res, err := r.Sync(ctx, r.Head())
-		if err == nil && res.State != syncer.StateClean {
-			err = fmt.Errorf("poll: state %s, want clean", res.State)
-		}
-		return time.Since(start), err
-	case "sync":
-		start = time.Now()
-		_, err := r.Sync(ctx, r.Head())
-		return time.Since(start), err
-	case "push":
-		if _, err := r.Sync(ctx, r.Head()); err != nil {
-			return 0, err
-		}
-		start = time.Now()
-		err := r.EditAndPush(ctx, s.Paths, func(_ string, data []byte) []byte { return bench.SetRevision(data, s.Value) },
-			"bench: set revision "+s.Value+"\n")
-		return time.Since(start), err
-	}
-	return 0, fmt.Errorf("unknown bench op %q", s.Op)
 }

@@ -5,11 +5,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sre-tools/deployer/syncer"
+	"github.com/sre-tools/deployer/syncer/bench"
+	"github.com/sre-tools/deployer/syncer/bench/ours"
 )
 
 func newBenchCmd(g *globalOptions) *cobra.Command {
-	var o syncer.BenchOptions
+	var o bench.Options
 	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -31,7 +32,12 @@ Exit status: 0 measured, 1 error.`,
 			if verbose {
 				o.Progress = os.Stderr
 			}
-			rep, err := syncer.RunBench(cmd.Context(), o)
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			o.Child = []string{exe, benchChildCmd}
+			rep, err := bench.Run(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
@@ -50,4 +56,23 @@ Exit status: 0 measured, 1 error.`,
 	f.BoolVar(&o.Keep, "keep", false, "keep the work directory")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print progress to stderr")
 	return cmd
+}
+
+// benchChildCmd is the hidden subcommand that measures one operation in a
+// child process of `deployer bench` (bench.ChildMain, our side through
+// package syncer).
+const benchChildCmd = "bench-child"
+
+func newBenchChildCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                benchChildCmd + " SPEC",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := bench.ChildMain(cmd.Context(), args, cmd.OutOrStdout(), ours.Op); code != 0 {
+				return &statusError{Code: code}
+			}
+			return nil
+		},
+	}
 }

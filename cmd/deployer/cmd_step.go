@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sre-tools/deployer/syncer"
+
 	"github.com/spf13/cobra"
 
 	"github.com/sre-tools/deployer/api"
@@ -287,71 +289,10 @@ func absCheckout(dir string) (string, error) {
 // localCommit is the commit DIR's HEAD names, read from .git without the git
 // CLI; "local" when it cannot be read.
 func localCommit(dir string) string {
-	gitDir, common, ok := gitDirs(dir)
-	if !ok {
-		return localRunID
-	}
-	head, err := os.ReadFile(filepath.Join(gitDir, "HEAD"))
-	if err != nil {
-		return localRunID
-	}
-	h := strings.TrimSpace(string(head))
-	ref, symbolic := strings.CutPrefix(h, "ref: ")
-	if !symbolic {
-		return h
-	}
-	for _, d := range []string{gitDir, common} {
-		if b, err := os.ReadFile(filepath.Join(d, filepath.FromSlash(ref))); err == nil {
-			return strings.TrimSpace(string(b))
-		}
-	}
-	if id := packedRef(filepath.Join(common, "packed-refs"), ref); id != "" {
-		return id
+	if c, err := syncer.LocalHead(dir); err == nil {
+		return c
 	}
 	return localRunID
-}
-
-// gitDirs returns the git directory of a checkout and its common directory
-// (different for a linked worktree, whose .git is a "gitdir:" file).
-func gitDirs(dir string) (gitDir, common string, ok bool) {
-	gitDir = filepath.Join(dir, ".git")
-	fi, err := os.Stat(gitDir)
-	if err != nil {
-		return "", "", false
-	}
-	if !fi.IsDir() {
-		b, err := os.ReadFile(gitDir)
-		p, found := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir: ")
-		if err != nil || !found {
-			return "", "", false
-		}
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(dir, p)
-		}
-		gitDir = p
-	}
-	common = gitDir
-	if b, err := os.ReadFile(filepath.Join(gitDir, "commondir")); err == nil {
-		common = strings.TrimSpace(string(b))
-		if !filepath.IsAbs(common) {
-			common = filepath.Join(gitDir, common)
-		}
-	}
-	return gitDir, common, true
-}
-
-// packedRef looks ref up in a packed-refs file.
-func packedRef(file, ref string) string {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if id, name, ok := strings.Cut(strings.TrimSpace(line), " "); ok && name == ref {
-			return id
-		}
-	}
-	return ""
 }
 
 // runScenarioFile runs o.scenario in o.dir. The scenario's host variables

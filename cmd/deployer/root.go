@@ -73,6 +73,7 @@ Exit status: 0 success, 1 error, 2 usage, 3 the work ended with an intervention.
 		newXMLCmd(g),
 		newBackupCmd(g),
 		newBenchCmd(g),
+		newBenchChildCmd(),
 		newDemoCmd(g),
 		newFleetCmd(g),
 		newGenDocsCmd(),

@@ -1,0 +1,52 @@
+// Package ours is our side of the benchmark against the git CLI (package
+// bench): one operation through package syncer, as the daemon runs it. It is
+// apart from bench because syncer's own tests use bench's generator.
+package ours
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sre-tools/deployer/syncer"
+	"github.com/sre-tools/deployer/syncer/bench"
+)
+
+// Op runs our side of one operation through package syncer, as the daemon would: the
+// checkout is opened before the clock starts, except for clone.
+func Op(ctx context.Context, s bench.Spec) (time.Duration, error) {
+	opts := syncer.Options{Name: "bench", URL: s.URL, Dir: s.Dir, Author: syncer.Author{Name: "deployer", Email: "deployer@bench"}}
+	start := time.Now()
+	r, err := syncer.Open(ctx, opts)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	switch s.Op {
+	case "clone":
+		return time.Since(start), nil
+	case "poll":
+		if _, err := r.Sync(ctx, r.Head()); err != nil { // warm, as a daemon's repository is
+			return 0, err
+		}
+		start = time.Now()
+		res, err := r.Sync(ctx, r.Head())
+		if err == nil && res.State != syncer.StateClean {
+			err = fmt.Errorf("poll: state %s, want clean", res.State)
+		}
+		return time.Since(start), err
+	case "sync":
+		start = time.Now()
+		_, err := r.Sync(ctx, r.Head())
+		return time.Since(start), err
+	case "push":
+		if _, err := r.Sync(ctx, r.Head()); err != nil {
+			return 0, err
+		}
+		start = time.Now()
+		err := r.EditAndPush(ctx, s.Paths, func(_ string, data []byte) []byte { return bench.SetRevision(data, s.Value) },
+			"bench: set revision "+s.Value+"\n")
+		return time.Since(start), err
+	}
+	return 0, fmt.Errorf("unknown bench op %q", s.Op)
+}

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/rs/zerolog"
 
 	"github.com/sre-tools/deployer/executor"
@@ -32,7 +31,7 @@ type RepoConfig struct {
 	URL    string
 	Branch string // default "main"
 	Poll   time.Duration
-	Auth   transport.AuthMethod
+	Auth   syncer.AuthMethod
 	// AuthSource identifies the credentials' origin (file paths and a
 	// digest of their contents, never the secret): Reload restarts the
 	// repo when it changes. Empty: compared by Auth's name only.

@@ -21,6 +21,7 @@ type checkout interface {
 	Rescue(ctx context.Context) (syncer.Result, error)
 	Adopt(ctx context.Context) (syncer.Result, error)
 	Maintain(ctx context.Context, maxLoose, maxPacks int) (bool, error)
+	Restore(paths []string) ([]string, error)
 	Close() error
 }
 

@@ -70,6 +70,10 @@ func (f *fakeCheckout) Maintain(context.Context, int, int) (bool, error) {
 }
 func (f *fakeCheckout) Close() error { return nil }
 
+// Restore restores nothing: the fake has no HEAD tree; the scenarios
+// (rollback-*, fault-kill-mid-step) test restoring on real checkouts.
+func (f *fakeCheckout) Restore([]string) ([]string, error) { return nil, nil }
+
 // fakeRunner stands for the executor: it records the jobs and says every
 // instance succeeded.
 type fakeRunner struct{ jobs []executor.Job }

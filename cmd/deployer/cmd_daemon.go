@@ -18,9 +18,6 @@ import (
 	"time"
 
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
-	"github.com/go-git/go-git/v5/plumbing/transport"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
-	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -458,31 +455,16 @@ func tlsFile(r RepoConfig, f func(*RepoTLSConfig) string) string {
 }
 
 // repoAuth builds the transport credentials of a repo from its files.
-func repoAuth(r RepoConfig) (transport.AuthMethod, error) {
+func repoAuth(r RepoConfig) (syncer.AuthMethod, error) {
 	switch {
 	case r.Auth.SSHKeyFile != "":
-		user := r.Auth.Username
-		if user == "" {
-			user = "git"
-		}
-		keys, err := gitssh.NewPublicKeysFromFile(user, r.Auth.SSHKeyFile, "")
-		if err != nil {
-			return nil, fmt.Errorf("ssh key %s: %w", r.Auth.SSHKeyFile, err)
-		}
-		if r.Auth.KnownHostsFile != "" {
-			cb, err := gitssh.NewKnownHostsCallback(r.Auth.KnownHostsFile)
-			if err != nil {
-				return nil, fmt.Errorf("known hosts %s: %w", r.Auth.KnownHostsFile, err)
-			}
-			keys.HostKeyCallback = cb
-		}
-		return keys, nil
+		return syncer.SSHKeyAuth(r.Auth.Username, r.Auth.SSHKeyFile, r.Auth.KnownHostsFile)
 	case r.Auth.PasswordFile != "":
 		pw, err := readSecretFile(r.Auth.PasswordFile)
 		if err != nil {
 			return nil, err
 		}
-		return &githttp.BasicAuth{Username: r.Auth.Username, Password: pw}, nil
+		return syncer.BasicAuth(r.Auth.Username, pw), nil
 	}
 	return nil, nil
 }

@@ -154,13 +154,13 @@ type Deployment struct {
 
 // DeploymentInstance is one instance of a deployment.
 type DeploymentInstance struct {
-	Name       string `json:"name"`
-	File       string `json:"file"`
-	Status     string `json:"status"` // pending, running, succeeded, failed, skipped, conflict, not-started
-	Reason     string `json:"reason,omitempty"`
-	Step       string `json:"step,omitempty"`
-	OutputTail string `json:"output_tail,omitempty"`
-	Commit     string `json:"commit,omitempty"` // the write-back commit of its edits
+	Name       string         `json:"name"`
+	File       string         `json:"file"`
+	Status     InstanceStatus `json:"status"` // pending, running, succeeded, failed, skipped, conflict, not-started
+	Reason     string         `json:"reason,omitempty"`
+	Step       string         `json:"step,omitempty"`
+	OutputTail string         `json:"output_tail,omitempty"`
+	Commit     string         `json:"commit,omitempty"` // the write-back commit of its edits
 }
 
 // ReplayRequest asks to run again what a recorded run did for one instance.

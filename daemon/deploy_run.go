@@ -90,7 +90,7 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 			if in, err := m.ReadInstance(w.repo.Dir(), f); err == nil {
 				name = string(in.Name) // the key attribute wins over the file stem
 			}
-			spec.Details[name] = deployer.DeploymentInstance{Name: name, File: f, Status: string(deployer.InstancePending)}
+			spec.Details[name] = deployer.DeploymentInstance{Name: name, File: f, Status: deployer.InstancePending}
 		}
 		save()
 	}
@@ -117,11 +117,11 @@ func (w *worker) deploymentPlan(m *manifest.Manifest, steps []manifest.Step, spe
 		out, job, ok := w.planInstance(m, in.File, steps)
 		p.outcomes = append(p.outcomes, out)
 		if !ok {
-			in.Status, in.Reason = out.Status, out.Reason
+			in.Status, in.Reason = deployer.InstanceStatus(out.Status), out.Reason
 			spec.Details[name] = in
 			continue
 		}
-		in.Status = string(deployer.InstancePending)
+		in.Status = deployer.InstancePending
 		spec.Details[name] = in
 		p.jobs = append(p.jobs, job)
 	}
@@ -156,7 +156,7 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 		c, err := w.change(e)
 		if err != nil {
 			in := spec.Details[e.Instance]
-			in.Status, in.Reason = string(deployer.InstanceFailed), err.Error()
+			in.Status, in.Reason = deployer.InstanceFailed, err.Error()
 			spec.Details[e.Instance] = in
 			continue
 		}
@@ -171,7 +171,7 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 	failpoint(fpSettled)
 	var jobs []executor.Job
 	for _, j := range p.jobs {
-		if spec.Details[string(j.Instance.Name)].Status == string(deployer.InstancePending) {
+		if spec.Details[string(j.Instance.Name)].Status == deployer.InstancePending {
 			jobs = append(jobs, j)
 		}
 	}
@@ -196,9 +196,9 @@ func (w *worker) deploymentWriteBack(ctx context.Context, spec *deploymentSpec, 
 		case syncer.OutcomeDropped:
 			in.Commit = "already upstream"
 		case syncer.OutcomeConflict:
-			in.Status, in.Reason = string(deployer.InstanceConflict), s.msg
+			in.Status, in.Reason = deployer.InstanceConflict, s.msg
 		default:
-			in.Status, in.Reason = string(deployer.InstanceFailed), s.msg
+			in.Status, in.Reason = deployer.InstanceFailed, s.msg
 		}
 		spec.Details[s.entry.Instance] = in
 	}
@@ -225,7 +225,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		if stop != "" {
 			for _, j := range p.jobs[start:] {
 				in := spec.Details[string(j.Instance.Name)]
-				in.Status, in.Reason = string(deployer.InstanceNotStarted), stop
+				in.Status, in.Reason = deployer.InstanceNotStarted, stop
 				spec.Details[string(j.Instance.Name)] = in
 			}
 			break
@@ -243,7 +243,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		}
 		for _, j := range chunk {
 			in := spec.Details[string(j.Instance.Name)]
-			in.Status = string(deployer.InstanceRunning)
+			in.Status = deployer.InstanceRunning
 			spec.Details[string(j.Instance.Name)] = in
 		}
 		save()
@@ -273,7 +273,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 func recordResults(spec *deploymentSpec, results []executor.InstanceResult) (failed int) {
 	for _, r := range results {
 		in := spec.Details[string(r.Instance.Name)]
-		in.Status, in.Reason = string(r.Status), instanceReason(r)
+		in.Status, in.Reason = deployer.InstanceStatus(r.Status), instanceReason(r)
 		if r.Status.Failed() {
 			failed++
 			for _, s := range r.Steps {
@@ -313,7 +313,7 @@ func deploymentOutcome(spec deploymentSpec) string {
 		return string(deployer.DeploymentCancelled)
 	}
 	for _, in := range spec.Details {
-		if in.Status != string(deployer.InstanceSucceeded) {
+		if in.Status != deployer.InstanceSucceeded {
 			return string(deployer.DeploymentFailed) // skipped ones wait for their intervention
 		}
 	}

@@ -98,7 +98,7 @@ func (d *Daemon) RetryDeployment(ctx context.Context, id string) (deployer.Deplo
 	}
 	for name, in := range spec.Details {
 		if st := deployer.InstanceStatus(in.Status); st.Counted() || st.Waiting() {
-			in.Status, in.Reason, in.Step, in.OutputTail = string(deployer.InstancePending), "", "", ""
+			in.Status, in.Reason, in.Step, in.OutputTail = deployer.InstancePending, "", "", ""
 			spec.Details[name] = in
 		}
 	}
@@ -130,8 +130,8 @@ func (d *Daemon) CancelDeployment(ctx context.Context, id string) (deployer.Depl
 	if rec.State != string(deployer.DeploymentRunning) {
 		rec.State, rec.Finished = string(deployer.DeploymentCancelled), d.now()
 		for name, in := range spec.Details {
-			if in.Status == string(deployer.InstancePending) {
-				in.Status, in.Reason = string(deployer.InstanceNotStarted), "deployment cancelled"
+			if in.Status == deployer.InstancePending {
+				in.Status, in.Reason = deployer.InstanceNotStarted, "deployment cancelled"
 				spec.Details[name] = in
 			}
 		}
@@ -168,7 +168,7 @@ func (d *Daemon) putDeployment(rec store.Deployment, spec deploymentSpec) (store
 	rec.Spec = raw
 	rec.Instances = map[string]string{}
 	for name, in := range spec.Details {
-		rec.Instances[name] = in.Status
+		rec.Instances[name] = string(in.Status)
 	}
 	return d.store.PutDeployment(rec)
 }
@@ -186,7 +186,7 @@ func apiDeployment(rec store.Deployment) (deployer.Deployment, error) {
 	}
 	for _, in := range spec.Details {
 		out.Instances = append(out.Instances, in)
-		out.Counts[in.Status]++
+		out.Counts[string(in.Status)]++
 	}
 	sort.Slice(out.Instances, func(i, j int) bool { return out.Instances[i].Name < out.Instances[j].Name })
 	return out, nil

@@ -229,13 +229,13 @@ func TestDeploymentWriteBackFailsInstances(t *testing.T) {
 	entries := journal(t, w, 2)
 	co.wbOut, co.wbErr = nil, syncer.ErrClosed
 	spec := &deploymentSpec{Details: map[string]deployer.DeploymentInstance{
-		"ia": {Name: "ia", Status: string(deployer.InstancePending)},
-		"ib": {Name: "ib", Status: string(deployer.InstancePending)},
+		"ia": {Name: "ia", Status: deployer.InstancePending},
+		"ib": {Name: "ib", Status: deployer.InstancePending},
 	}}
 	w.deploymentWriteBack(context.Background(), spec, entries, changesOf(entries))
 	for _, name := range []string{"ia", "ib"} {
 		in := spec.Details[name]
-		if in.Status != string(deployer.InstanceFailed) || !strings.Contains(in.Reason, syncer.ErrClosed.Error()) {
+		if in.Status != deployer.InstanceFailed || !strings.Contains(in.Reason, syncer.ErrClosed.Error()) {
 			t.Errorf("%s: %s (%s), want failed saying %q", name, in.Status, in.Reason, syncer.ErrClosed)
 		}
 	}
@@ -423,7 +423,7 @@ func TestDeploymentEditsThatDoNotLandDoNotRun(t *testing.T) {
 			t.Fatalf("deployment %+v", dep)
 		}
 		for _, in := range dep.Instances {
-			if in.Status != string(deployer.InstanceFailed) || !strings.Contains(in.Reason, syncer.ErrClosed.Error()) || in.Commit != "" {
+			if in.Status != deployer.InstanceFailed || !strings.Contains(in.Reason, syncer.ErrClosed.Error()) || in.Commit != "" {
 				t.Errorf("%s: %s (%s), commit %q", in.Name, in.Status, in.Reason, in.Commit)
 			}
 		}
@@ -453,7 +453,7 @@ func TestDeploymentEditsThatDoNotLandDoNotRun(t *testing.T) {
 			t.Fatalf("deployment %+v", dep)
 		}
 		for _, in := range dep.Instances {
-			if in.Status != string(deployer.InstanceSucceeded) || in.Commit == "" {
+			if in.Status != deployer.InstanceSucceeded || in.Commit == "" {
 				t.Errorf("%s: %s (%s), commit %q", in.Name, in.Status, in.Reason, in.Commit)
 			}
 		}

@@ -128,7 +128,7 @@ func finish(d api.Deployment, h *fakeHost) api.Deployment {
 	d.Instances = append([]api.DeploymentInstance{{Name: "alpha", Status: "succeeded", Commit: "c0ffee"}, beta}, h.more...)
 	d.Counts = map[string]int{}
 	for _, in := range d.Instances {
-		d.Counts[in.Status]++
+		d.Counts[string(in.Status)]++
 	}
 	if outcome != "blocked" {
 		t := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/fleet"
 )
@@ -20,7 +21,7 @@ func deployment(id, fleetID, state string, counts map[string]int) api.Deployment
 	d := api.Deployment{ID: id, State: state, Request: api.DeployRequest{Select: "*", Fleet: fleetID}, Counts: counts}
 	for status, n := range counts {
 		for range n {
-			d.Instances = append(d.Instances, api.DeploymentInstance{Name: id + "-" + status, Status: status})
+			d.Instances = append(d.Instances, api.DeploymentInstance{Name: id + "-" + status, Status: deployer.InstanceStatus(status)})
 		}
 	}
 	if state != "running" && state != "blocked" {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/notify"
 )
@@ -217,8 +218,8 @@ func (r *Reporter) hostDone(h HostResult) {
 // touched says whether an instance's status is an outcome of the
 // deployment acting on it: skipped and not-started instances were left
 // alone, pending and running ones have no outcome yet.
-func touched(status string) bool {
-	return status == "succeeded" || status == "failed" || status == "conflict"
+func touched(status deployer.InstanceStatus) bool {
+	return status == deployer.InstanceSucceeded || status.Counted()
 }
 
 // Finish queues the final comment (the fleet status table, the stop
@@ -319,10 +320,10 @@ func (r *Reporter) instanceIssue(ctx context.Context, h HostResult, repo string,
 		r.fail("create instance issue", "file the issue of "+where, err)
 		return
 	}
-	ii := InstanceIssue{Host: h.Host.Name, Repo: repo, Instance: in.Name, Outcome: in.Status, Key: key}
+	ii := InstanceIssue{Host: h.Host.Name, Repo: repo, Instance: in.Name, Outcome: string(in.Status), Key: key}
 	if err := r.opts.Tracker.Comment(ctx, key, instanceComment(r, h, repo, in)); err != nil {
 		r.fail("comment", fmt.Sprintf("outcome comment on %s (%s)", key, where), err)
-	} else if in.Status == "succeeded" {
+	} else if in.Status == deployer.InstanceSucceeded {
 		ii.Closed = r.closeIssue(ctx, key)
 	}
 	r.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/notify"
 )
@@ -51,7 +52,7 @@ func instanceTicket(r *Reporter, h HostResult, repo string, in api.DeploymentIns
 		Description: b.String(),
 		Labels:      []string{"deployer-fleet", fleetLabel(r.id) + "_instances"},
 		Vars: map[string]string{"fleet": r.id, "id": r.id, "kind": "fleet-instance", "host": h.Host.Name, "dc": h.Host.Datacenter,
-			"repo": repo, "instance": in.Name, "outcome": in.Status},
+			"repo": repo, "instance": in.Name, "outcome": string(in.Status)},
 		DedupeLabel: instanceLabel(r.id, h.Host.Name, repo, in.Name),
 	}
 }
@@ -189,14 +190,14 @@ func failedInstances(b *strings.Builder, hosts []HostResult) {
 	head := false
 	for _, h := range hosts {
 		for _, in := range h.Instances {
-			if in.Status != "failed" && in.Status != "conflict" {
+			if !in.Status.Counted() {
 				continue
 			}
 			if !head {
 				b.WriteString("*Failed instances:*\n" + header("host", "instance", "status", "step", "reason"))
 				head = true
 			}
-			b.WriteString(row(wiki(h.Host.Name), wiki(in.Name), in.Status, cell(in.Step), cell(firstLine(in.Reason))))
+			b.WriteString(row(wiki(h.Host.Name), wiki(in.Name), string(in.Status), cell(in.Step), cell(firstLine(in.Reason))))
 		}
 	}
 }
@@ -221,7 +222,7 @@ func instanceTable(b *strings.Builder, hosts []HostResult) {
 	b.WriteString(header("datacenter", "host", "instance", "outcome", "step", "detail"))
 	for _, h := range hosts {
 		for _, in := range h.Instances {
-			if !all && in.Status == "succeeded" {
+			if !all && in.Status == deployer.InstanceSucceeded {
 				continue
 			}
 			if rows == maxInstanceRows {
@@ -229,7 +230,7 @@ func instanceTable(b *strings.Builder, hosts []HostResult) {
 				continue
 			}
 			rows++
-			b.WriteString(row(wiki(h.Host.Datacenter), wiki(h.Host.Name), wiki(in.Name), in.Status, cell(in.Step), cell(firstLine(in.Reason))))
+			b.WriteString(row(wiki(h.Host.Datacenter), wiki(h.Host.Name), wiki(in.Name), string(in.Status), cell(in.Step), cell(firstLine(in.Reason))))
 		}
 	}
 	if left > 0 {

@@ -3,28 +3,31 @@ package syncer
 import (
 	"errors"
 	"fmt"
+
+	deployer "github.com/sre-tools/deployer"
 )
 
 // Kind names the intervention an [Error] calls for.
 type Kind string
 
-// The kinds of [Error]. Each is the name of an intervention kind (docs/operations.md, runbook).
+// The kinds of [Error]. Each but KindInternal is an intervention kind of the vocabulary
+// (package deployer; docs/operations.md has a runbook entry for each).
 const (
-	KindDirty       Kind = "sync-dirty"
-	KindDiverged    Kind = "sync-diverged"
-	KindRewritten   Kind = "upstream-rewritten"
-	KindUnreachable Kind = "remote-unreachable"
-	KindAuth        Kind = "auth-failed"
-	KindCorrupt     Kind = "repo-corrupt"
-	KindRejected    Kind = "push-rejected"
-	KindConflict    Kind = "push-conflict"
+	KindDirty       Kind = Kind(deployer.KindSyncDirty)
+	KindDiverged    Kind = Kind(deployer.KindSyncDiverged)
+	KindRewritten   Kind = Kind(deployer.KindUpstreamRewritten)
+	KindUnreachable Kind = Kind(deployer.KindRemoteUnreachable)
+	KindAuth        Kind = Kind(deployer.KindAuthFailed)
+	KindCorrupt     Kind = Kind(deployer.KindRepoCorrupt)
+	KindRejected    Kind = Kind(deployer.KindPushRejected)
+	KindConflict    Kind = Kind(deployer.KindPushConflict)
 	KindInternal    Kind = "internal"
 	// KindInvalid: an upstream commit names a path the checkout refuses (see CheckPath); it
 	// is never checked out, and the checkout stays as it was until upstream's tip is valid.
-	KindInvalid Kind = "upstream-invalid"
+	KindInvalid Kind = Kind(deployer.KindUpstreamInvalid)
 	// KindResource: a write on this host failed for want of space, quota or a writable
 	// filesystem (ENOSPC, EDQUOT, EROFS); retried, it works once the resource is back.
-	KindResource Kind = "host-resource"
+	KindResource Kind = Kind(deployer.KindHostResource)
 )
 
 // Sentinel errors, wrapped in an [Error] where they apply.

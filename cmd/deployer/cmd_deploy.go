@@ -11,6 +11,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 )
 
@@ -157,7 +158,7 @@ func watchDeployment(ctx context.Context, w io.Writer, g *globalOptions, c *api.
 			if err := printDeployment(w, g, d, ""); err != nil {
 				return err
 			}
-			if d.State != "succeeded" {
+			if d.State != string(deployer.DeploymentSucceeded) {
 				return &statusError{Code: exitError, Err: fmt.Errorf("deployment %s %s", d.ID, d.State)}
 			}
 			return nil
@@ -174,7 +175,7 @@ func progressLine(d api.Deployment) string {
 	total := len(d.Instances)
 	done := 0
 	for _, in := range d.Instances {
-		if in.Status != "pending" && in.Status != "running" {
+		if in.Status != deployer.InstancePending && in.Status != deployer.InstanceRunning {
 			done++
 		}
 	}
@@ -224,7 +225,9 @@ func printDeployment(w io.Writer, g *globalOptions, d api.Deployment, human stri
 
 func countSummary(counts map[string]int) string {
 	var parts []string
-	for _, k := range []string{"succeeded", "failed", "conflict", "skipped", "not-started", "running", "pending"} {
+	for _, st := range []deployer.InstanceStatus{deployer.InstanceSucceeded, deployer.InstanceFailed, deployer.InstanceConflict,
+		deployer.InstanceSkipped, deployer.InstanceNotStarted, deployer.InstanceRunning, deployer.InstancePending} {
+		k := string(st)
 		if counts[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
 		}

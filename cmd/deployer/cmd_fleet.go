@@ -313,7 +313,7 @@ func printFleetInstances(w io.Writer, s fleet.Summary, all bool) error {
 	header := false
 	for _, h := range s.Hosts {
 		for _, in := range h.Instances {
-			if !all && in.Status != "failed" && in.Status != "conflict" {
+			if !all && !in.Status.Counted() {
 				continue
 			}
 			if !header {

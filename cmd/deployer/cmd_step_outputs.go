@@ -6,6 +6,7 @@ import (
 	"maps"
 	"strings"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/manifest"
 )
@@ -72,7 +73,7 @@ func depOutputs(r api.Run, instance string, deps []string) (map[string]string, b
 		var found *api.StepResult
 		for i := range r.Steps {
 			s := &r.Steps[i]
-			if s.Instance == instance && s.Step == d && s.Status == "succeeded" {
+			if s.Instance == instance && s.Step == d && s.Status == string(deployer.StepSucceeded) {
 				found = s
 			}
 		}

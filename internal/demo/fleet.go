@@ -367,7 +367,7 @@ func (fd *fleetDemo) check(res fleet.Result, s fleet.Summary) error {
 
 func hasInstance(h fleet.HostResult, name, status string) bool {
 	for _, in := range h.Instances {
-		if in.Name == name && in.Status == status {
+		if in.Name == name && string(in.Status) == status {
 			return true
 		}
 	}

@@ -257,7 +257,7 @@ func (w *worker) lastOutputs(instance string, steps []manifest.Step) map[string]
 	}
 	out := map[string]string{}
 	for _, r := range recs {
-		if r.Instance == instance && r.Status == string(executor.StatusSucceeded) {
+		if r.Instance == instance && r.Status == executor.StatusSucceeded {
 			for k, v := range r.Outputs {
 				out[k] = v
 			}

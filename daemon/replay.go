@@ -68,7 +68,7 @@ func replayTarget(id uint64, recs []store.StepRecord, req deployer.ReplayRequest
 			return nil, deployer.Errorf(deployer.EINVALID, "run %d ran no step %q for %s (it ran %v)", id, req.From, inst, steps)
 		}
 		for _, r := range recs {
-			if r.Instance == inst && slices.Index(steps, r.Step) < i && r.Status == string(deployer.StepSucceeded) {
+			if r.Instance == inst && slices.Index(steps, r.Step) < i && r.Status == deployer.StepSucceeded {
 				for k, v := range r.Outputs {
 					outputs[k] = v
 				}

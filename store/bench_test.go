@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	deployer "github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/store"
 )
 
@@ -40,11 +41,11 @@ func realisticRun(tb testing.TB, s *store.Store, repo string, i int) store.RunID
 		tb.Fatal(err)
 	}
 	for _, step := range []string{"instance-configure", "instance-redeploy"} {
-		err := s.AddStep(store.StepRecord{Run: id, Instance: "viatris", Step: step, Attempt: 1, Status: "succeeded",
+		err := s.AddStep(store.StepRecord{Run: id, StepResult: deployer.StepResult{Instance: "viatris", Step: step, Attempt: 1, Status: "succeeded",
 			Argv: []string{"scripts/" + step + ".sh", "--instance", "viatris"}, Dir: "/var/lib/deployer/checkouts/" + repo,
 			Env:        map[string]string{"DEPLOYER_HOST": "fra1-prod-dep01", "DEPLOYER_REPO": repo, "DEPLOYER_RUN": fmt.Sprint(id), "DEPLOYER_STEP": step},
 			OutputHead: strings.Repeat("h", 256), OutputTail: strings.Repeat("t", 1024), OutputBytes: 50000,
-			Outputs: map[string]string{"VERSION": "4.3.0"}, Commit: fmt.Sprintf("%040x", i)})
+			Outputs: map[string]string{"VERSION": "4.3.0"}, Commit: fmt.Sprintf("%040x", i)}})
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	deployer "github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/store"
 )
 
@@ -68,7 +69,7 @@ func populate(t *testing.T, path string, runs int) population {
 			t.Fatal(err)
 		}
 		for _, step := range []string{"instance-configure", "instance-redeploy"} {
-			s.AddStep(store.StepRecord{Run: id, Instance: "inst01", Step: step, Status: "succeeded", OutputTail: strings.Repeat("o", 100)})
+			s.AddStep(store.StepRecord{Run: id, StepResult: deployer.StepResult{Instance: "inst01", Step: step, Status: "succeeded", OutputTail: strings.Repeat("o", 100)}})
 		}
 		p.runs++
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	deployer "github.com/sre-tools/deployer"
 )
 
 // The salvage layout names every primary bucket, in the same (priority)
@@ -30,7 +32,7 @@ func TestSalvageShapesRecogniseEveryRecord(t *testing.T) {
 		key    []byte
 	}{
 		{Intervention{ID: 3, Kind: "step-failed", Repo: "fra", Instance: "viatris", State: StateOpen, FirstSeen: at}, bucketInterventions, u64key(3)},
-		{StepRecord{Run: 4, Seq: 2, Step: "instance-configure", Instance: "viatris"}, bucketSteps, stepKey(4, 2)},
+		{StepRecord{Run: 4, Seq: 2, StepResult: deployer.StepResult{Step: "instance-configure", Instance: "viatris"}}, bucketSteps, stepKey(4, 2)},
 		{JournalEntry{ID: "j1", Repo: "fra", File: "instances/a.xml", State: JournalPending, Created: at}, bucketJournal, []byte("j1")},
 		{Run{ID: 5, Repo: "fra", Status: RunSucceeded, Started: at}, bucketRuns, u64key(5)},
 		{Message{Seq: 6, DeliveryID: "x-6", Channel: "slack"}, bucketOutbox, u64key(6)},

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	deployer "github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/store"
 )
 
@@ -19,7 +20,7 @@ func TestPruneRunsByCountPerRepoAndAge(t *testing.T) {
 			st = store.RunRunning
 		}
 		id, _ := s.CreateRun(store.Run{Repo: "fra", Status: st})
-		s.AddStep(store.StepRecord{Run: id, Step: "x"})
+		s.AddStep(store.StepRecord{Run: id, StepResult: deployer.StepResult{Step: "x"}})
 		fra = append(fra, id)
 		clk.Advance(24 * time.Hour)
 	}

@@ -3,41 +3,19 @@ package store
 import (
 	"bytes"
 	"fmt"
-	"time"
+
+	deployer "github.com/sre-tools/deployer"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 // StepRecord is one attempt of one step of one instance in a run, with the
-// exact inputs needed to replay it.
+// exact inputs needed to replay it: the vocabulary's step result (its fields
+// are the record's, flat in the JSON) with the run's id and an order.
 type StepRecord struct {
-	Run      RunID  `json:"run"`
-	Seq      int    `json:"seq"` // assigned by AddStep, in insertion order
-	Instance string `json:"instance"`
-	Step     string `json:"step"`
-	Attempt  int    `json:"attempt"`
-	Status   string `json:"status"`
-	Reason   string `json:"reason,omitempty"`
-
-	Argv        []string          `json:"argv,omitempty"`
-	Dir         string            `json:"dir,omitempty"`
-	Env         map[string]string `json:"env,omitempty"`
-	SecretNames []string          `json:"secret_names,omitempty"`
-
-	ExitCode int       `json:"exit_code"`
-	Signal   string    `json:"signal,omitempty"`
-	Started  time.Time `json:"started,omitzero"`
-	Ended    time.Time `json:"ended,omitzero"`
-
-	OutputHead  string `json:"output_head,omitempty"`
-	OutputTail  string `json:"output_tail,omitempty"`
-	OutputBytes int64  `json:"output_bytes,omitempty"`
-	Truncated   bool   `json:"truncated,omitempty"`
-
-	Outputs           map[string]string            `json:"outputs,omitempty"`
-	Commit            string                       `json:"commit,omitempty"`
-	InstanceBlob      string                       `json:"instance_blob,omitempty"`
-	DependencyOutputs map[string]map[string]string `json:"dependency_outputs,omitempty"`
+	Run RunID `json:"run"`
+	Seq int   `json:"seq"` // assigned by AddStep, in insertion order
+	deployer.StepResult
 }
 
 // stepKey is run id then seq: one run's records are contiguous and in

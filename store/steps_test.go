@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	deployer "github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/store"
 )
 
@@ -15,22 +16,21 @@ func TestStepsInInsertionOrderWithAllFields(t *testing.T) {
 	other, _ := s.CreateRun(store.Run{Repo: "fra"})
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	full := store.StepRecord{
-		Run: run, Instance: "viatris", Step: "instance-configure", Attempt: 1,
-		Status: "failed", Reason: "exit 3",
-		Argv: []string{"scripts/configure.sh", "--instance", "viatris"}, Dir: "/srv/repo",
-		Env: map[string]string{"DEPLOYER_RUN": "1"}, SecretNames: []string{"DB_PASSWORD"},
-		ExitCode: 3, Signal: "", Started: at, Ended: at.Add(time.Second),
-		OutputHead: "start", OutputTail: "boom", OutputBytes: 12345, Truncated: true,
-		Outputs: map[string]string{"VERSION": "4.3.0"}, Commit: "c1", InstanceBlob: "blob1",
-		DependencyOutputs: map[string]map[string]string{"prepare": {"K": "V"}},
-	}
+		Run: run, StepResult: deployer.StepResult{Instance: "viatris", Step: "instance-configure", Attempt: 1,
+			Status: "failed", Reason: "exit 3",
+			Argv: []string{"scripts/configure.sh", "--instance", "viatris"}, Dir: "/srv/repo",
+			Env: map[string]string{"DEPLOYER_RUN": "1"}, SecretNames: []string{"DB_PASSWORD"},
+			ExitCode: 3, Signal: "", Started: at, Ended: at.Add(time.Second),
+			OutputHead: "start", OutputTail: "boom", OutputBytes: 12345, Truncated: true,
+			Outputs: map[string]string{"VERSION": "4.3.0"}, Commit: "c1", InstanceBlob: "blob1",
+			DependencyOutputs: map[string]map[string]string{"prepare": {"K": "V"}}}}
 	if err := s.AddStep(full); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddStep(store.StepRecord{Run: other, Instance: "x", Step: "s"}); err != nil {
+	if err := s.AddStep(store.StepRecord{Run: other, StepResult: deployer.StepResult{Instance: "x", Step: "s"}}); err != nil {
 		t.Fatal(err)
 	}
-	second := store.StepRecord{Run: run, Instance: "viatris", Step: "instance-configure", Attempt: 2, Status: "succeeded"}
+	second := store.StepRecord{Run: run, StepResult: deployer.StepResult{Instance: "viatris", Step: "instance-configure", Attempt: 2, Status: "succeeded"}}
 	if err := s.AddStep(second); err != nil {
 		t.Fatal(err)
 	}

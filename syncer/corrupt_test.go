@@ -200,7 +200,8 @@ func TestSyncReclonesWhenTheFastForwardFindsALostTree(t *testing.T) {
 // An unpushed write-back commit of ours that can still be read is not lost by the re-clone:
 // its change id comes back in Result.Ours, WriteBack re-applies it, and it lands once.
 func TestSyncRecloneReturnsUnpushedCommitsForReapply(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it stops a server and starts it again on the port it freed, which a
+	// parallel test's server could take in between.
 	f := newFixture(t)
 	d := startGitDaemon(t, filepath.Dir(f.bare), 0)
 	opts := f.options()
@@ -282,7 +283,8 @@ func innerKind(t *testing.T, err error) (syncer.Kind, *syncer.Error) {
 // the checkout is broken and why the re-clone failed. The checkout is left as it is; with the
 // server back, Open re-clones.
 func TestRecloneThatCannotRunIsCorrupt(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it stops a server and starts it again on the port it freed, which a
+	// parallel test's server could take in between.
 	t.Run("server-down", func(t *testing.T) {
 		f := newFixture(t)
 		d := startGitDaemon(t, filepath.Dir(f.bare), 0)

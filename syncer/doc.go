@@ -16,8 +16,8 @@
 //
 // [BlobID] and [LocalHead] are the git knowledge other packages need without a Repo: a blob's
 // object id, and the commit a checkout's HEAD names. The benchmark against the git CLI is
-// package syncer/bench (RunBench and the Bench names here forward to it, deprecated); it runs
-// git in child processes, this package does not.
+// package syncer/bench (RunBench and the Bench names here forward to it until cmd/deployer
+// imports it); it runs git in child processes, this package does not.
 //
 // # Caveats
 //

@@ -11,14 +11,15 @@ import (
 // Kind classifies an error for operators and for HTTP status codes.
 type Kind string
 
-// Error kinds of the API. Anything unrecognised is KindInternal.
+// Error kinds of the API: the vocabulary's error codes (a deployer.Error's
+// code is its kind). Anything unrecognised is KindInternal.
 const (
-	KindNotFound     Kind = "not_found"
-	KindInvalid      Kind = "invalid"
-	KindUnauthorized Kind = "unauthorized"
-	KindUnavailable  Kind = "unavailable"
-	KindTooLarge     Kind = "too_large"
-	KindInternal     Kind = "internal"
+	KindNotFound     Kind = deployer.ENOTFOUND
+	KindInvalid      Kind = deployer.EINVALID
+	KindUnauthorized Kind = deployer.EUNAUTHORIZED
+	KindUnavailable  Kind = deployer.EUNAVAILABLE
+	KindTooLarge     Kind = deployer.ETOOLARGE
+	KindInternal     Kind = deployer.EINTERNAL
 )
 
 // KindError is an error with a kind; the server sends it as Error.

@@ -100,13 +100,13 @@ func (d *Daemon) Report(ctx context.Context) (deployer.Report, error) {
 func (d *Daemon) apiIntervention(iv store.Intervention) deployer.Intervention {
 	out := deployer.Intervention{
 		ID: iv.ID, Kind: iv.Kind, Severity: deployer.Severity(deployer.InterventionKind(iv.Kind)), Host: d.opts.Host, Repo: iv.Repo, Instance: iv.Instance,
-		Scope: "repo", Summary: iv.Summary, NextAction: strings.ReplaceAll(iv.NextAction, "{id}", strconv.FormatUint(iv.ID, 10)),
+		Scope: deployer.ScopeRepo, Summary: iv.Summary, NextAction: strings.ReplaceAll(iv.NextAction, "{id}", strconv.FormatUint(iv.ID, 10)),
 		Count: iv.Count, FirstSeen: iv.FirstSeen, LastSeen: iv.LastSeen, State: iv.State,
 		AckBy: iv.AckBy, AckNote: iv.AckNote, ResolvedBy: iv.ResolvedBy, ResolvedHow: iv.ResolvedHow,
 		Evidence: deployer.Evidence{Output: iv.Evidence.Output, File: iv.Evidence.File, Element: iv.Evidence.Element, Extra: iv.Evidence.Extra},
 	}
 	if iv.Instance != "" {
-		out.Scope = "instance"
+		out.Scope = deployer.ScopeInstance
 	}
 	if !iv.ResolvedAt.IsZero() {
 		t := iv.ResolvedAt

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 )
 
@@ -27,7 +28,7 @@ const (
 
 // Deployment states of a daemon that end a deployment (besides a set
 // Finished): a blocked deployment waits for a human, so the fleet moves on.
-const stateSucceeded, stateBlocked = "succeeded", "blocked"
+const stateSucceeded, stateBlocked = string(deployer.DeploymentSucceeded), string(deployer.DeploymentBlocked)
 
 // HostResult is one host's part of a fleet deployment.
 type HostResult struct {

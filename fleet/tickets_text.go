@@ -19,7 +19,8 @@ import (
 // step's output does not break a table.
 
 // outcomeColumns are the instance statuses each host row counts.
-var outcomeColumns = []string{"succeeded", "failed", "conflict", "skipped", "not-started"}
+var outcomeColumns = []string{string(deployer.InstanceSucceeded), string(deployer.InstanceFailed), string(deployer.InstanceConflict),
+	string(deployer.InstanceSkipped), string(deployer.InstanceNotStarted)}
 
 // maxInstanceRows bounds the instance table of the final comment.
 const maxInstanceRows = 200
@@ -275,7 +276,7 @@ func hostCountsText(counts map[HostState]int) string {
 // countsText is "10 succeeded, 1 failed" in outcomeColumns order, then the
 // other statuses.
 func countsText(counts map[string]int) string {
-	order := slices.Concat(outcomeColumns, []string{"pending", "running"})
+	order := slices.Concat(outcomeColumns, []string{string(deployer.InstancePending), string(deployer.InstanceRunning)})
 	for _, c := range slices.Sorted(maps.Keys(counts)) {
 		if !slices.Contains(order, c) {
 			order = append(order, c)

@@ -6,15 +6,17 @@ import (
 	"strings"
 	"time"
 
+	deployer "github.com/sre-tools/deployer"
+
 	bolt "go.etcd.io/bbolt"
 )
 
 // Intervention states. Open and acknowledged interventions are both "not
 // resolved": they block their scope and deduplicate repeats.
 const (
-	StateOpen         = "open"
-	StateAcknowledged = "acknowledged"
-	StateResolved     = "resolved"
+	StateOpen         = deployer.InterventionOpen
+	StateAcknowledged = deployer.InterventionAcknowledged
+	StateResolved     = deployer.InterventionResolved
 )
 
 // ResolvedAutomatically is the ResolvedBy of interventions closed by

@@ -61,13 +61,14 @@ const (
 	RunInvalid     = deployer.RunInvalid
 )
 
-// Instance outcome statuses.
+// Instance outcome statuses: an instance of a run ends with its steps'
+// status (the vocabulary's step statuses).
 const (
-	InstanceSucceeded   = "succeeded"
-	InstanceFailed      = "failed"
-	InstanceSkipped     = "skipped"
-	InstanceNotStarted  = "not-started"
-	InstanceInterrupted = "interrupted"
+	InstanceSucceeded   = string(deployer.StepSucceeded)
+	InstanceFailed      = string(deployer.StepFailed)
+	InstanceSkipped     = string(deployer.StepSkipped)
+	InstanceNotStarted  = string(deployer.StepNotStarted)
+	InstanceInterrupted = string(deployer.StepInterrupted)
 )
 
 // InstanceOutcome is one planned instance of a run and how it ended.

@@ -306,7 +306,7 @@ func daemonOpts(cfg *Config, log zerolog.Logger) (daemon.Options, error) {
 	}
 	opts.Notify = channels
 	if len(opts.StepEnv) == 0 {
-		opts.StepEnv = []string{"PATH", "HOME", "LANG", "TZ"}
+		opts.StepEnv = defaultStepEnv
 	}
 	for i, r := range cfg.Repos {
 		auth, err := repoAuth(r)

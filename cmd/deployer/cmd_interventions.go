@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 )
 
@@ -62,7 +63,7 @@ func listInterventions(cmd *cobra.Command, g *globalOptions, all bool) error {
 		t.Flush()
 	}
 	for _, iv := range ivs {
-		if iv.State != "resolved" {
+		if iv.State != deployer.InterventionResolved {
 			return &statusError{Code: exitIntervention}
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sre-tools/deployer"
 )
 
 type syncOptions struct{ wait bool }
@@ -50,10 +52,10 @@ run, 3 the run was stopped by an intervention.`,
 
 // runExit maps a run status to the command's exit status.
 func runExit(status string) error {
-	switch status {
-	case "succeeded":
+	switch deployer.RunStatus(status) {
+	case deployer.RunSucceeded:
 		return nil
-	case "blocked", "invalid":
+	case deployer.RunBlocked, deployer.RunInvalid:
 		return &statusError{Code: exitIntervention, Err: fmt.Errorf("run %s: see deployer runs show", status)}
 	default:
 		return &statusError{Code: exitError, Err: fmt.Errorf("run %s", status)}

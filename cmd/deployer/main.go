@@ -25,7 +25,7 @@ const (
 	exitIntervention = 3
 )
 
-// exitError carries an exit status other than 1; a nil Err prints nothing.
+// statusError carries an exit status other than 1; a nil Err prints nothing.
 type statusError struct {
 	Code int
 	Err  error

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 )
 
@@ -156,7 +157,7 @@ func (dm *demo) reportConflict(ctx context.Context) (api.Intervention, error) {
 	if err != nil {
 		return api.Intervention{}, err
 	}
-	if len(ivs) != 1 || ivs[0].Kind != "push-conflict" {
+	if len(ivs) != 1 || ivs[0].Kind != string(deployer.KindPushConflict) {
 		return api.Intervention{}, fmt.Errorf("act 3: want one push-conflict, got %d interventions", len(ivs))
 	}
 	dm.say("\nThe daemon did not clobber bob and did not redeploy globex. On-call's report (deployer report):\n")
@@ -239,7 +240,7 @@ func (dm *demo) actDirty(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(ivs) != 1 || ivs[0].Kind != "sync-dirty" || resp.Run.Status != "blocked" {
+	if len(ivs) != 1 || ivs[0].Kind != string(deployer.KindSyncDirty) || resp.Run.Status != string(deployer.RunBlocked) {
 		return fmt.Errorf("act 4: want a blocked run and one sync-dirty, got %s and %d interventions", resp.Run.Status, len(ivs))
 	}
 	dm.say("")
@@ -292,7 +293,7 @@ func (dm *demo) scheduleGold(ctx context.Context) error {
 	}
 	dm.say("alice added a schedule to deployer.xml: redeploy the gold instances every 2s (a demo's \"nightly\").")
 	sched, err := dm.waitRunWhere(ctx, "a scheduled run", func(r api.Run) bool {
-		return len(r.Triggers) > 0 && r.Triggers[0].Kind == "schedule"
+		return len(r.Triggers) > 0 && r.Triggers[0].Kind == deployer.TriggerSchedule
 	})
 	if err != nil {
 		return err

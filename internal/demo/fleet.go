@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/fleet"
 	"github.com/sre-tools/deployer/internal/demo/gitrepo"
@@ -398,10 +399,10 @@ func (fd *fleetDemo) printInterventions(ctx context.Context, res fleet.Result) e
 	if err := t.Flush(); err != nil {
 		return err
 	}
-	if f := fd.clusters[fd.frozen].host.Name; !kinds[f]["step-failed"] {
+	if f := fd.clusters[fd.frozen].host.Name; !kinds[f][string(deployer.KindStepFailed)] {
 		return fmt.Errorf("want a step-failed intervention on %s", f)
 	}
-	if c := fd.clusters[fd.conflict].host.Name; !kinds[c]["push-conflict"] {
+	if c := fd.clusters[fd.conflict].host.Name; !kinds[c][string(deployer.KindPushConflict)] {
 		return fmt.Errorf("want a push-conflict intervention on %s", c)
 	}
 	return nil

@@ -24,6 +24,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 )
 
@@ -59,7 +60,7 @@ func (dm *demo) actTLS(ctx context.Context) error {
 	dm.say("\nA second host, demo-dep02, tracks it without the CA:")
 	ivs, err := dm.otherHost(ctx, url, "", func(ctx context.Context, c *api.Client) (bool, error) {
 		ivs, err := c.Interventions(ctx, false)
-		return err == nil && len(ivs) > 0 && ivs[0].Kind == "auth-failed", err
+		return err == nil && len(ivs) > 0 && ivs[0].Kind == string(deployer.KindAuthFailed), err
 	})
 	if err != nil {
 		return fmt.Errorf("act 8: %w", err)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/sre-tools/deployer"
 )
 
 // actMergeIdentity: the configure step drains the second of two servers
@@ -148,7 +150,7 @@ func (dm *demo) waitUpstreamInvalid(ctx context.Context) (uint64, error) {
 			return false, err
 		}
 		for _, iv := range ivs {
-			if iv.Kind == "upstream-invalid" {
+			if iv.Kind == string(deployer.KindUpstreamInvalid) {
 				dm.say("")
 				dm.Print.Intervention(dm.Out, iv)
 				ivID = iv.ID

@@ -53,7 +53,7 @@ type worker struct {
 	wake chan struct{}
 	// gitKept is the checkout's guarded git files as the daemon left them
 	// (gitguard.go); under gitMu.
-	gitKept map[string][]byte
+	gitKept syncer.GitDirSnapshot
 
 	mu      sync.Mutex
 	pending []request

@@ -85,8 +85,8 @@ func (e *Executor) attempt(ctx context.Context, jr *jobRun, step manifest.Step, 
 		return fail(err.Error())
 	}
 	defer os.Remove(outFile)
-	env.set("DEPLOYER_OUTPUT", outFile)
-	r.Env["DEPLOYER_OUTPUT"] = outFile
+	env.set(EnvOutput, outFile)
+	r.Env[EnvOutput] = outFile
 	writes, err := jr.startWriteCheck()
 	if err != nil {
 		return fail(fmt.Sprintf("check writes: %v", err))
@@ -146,8 +146,12 @@ func (jr *jobRun) newResult(step manifest.Step, n int) StepResult {
 }
 
 func (jr *jobRun) template() map[string]string {
-	t := map[string]string{"instance": string(jr.job.Instance.Name), "file": jr.file}
-	maps.Copy(t, jr.job.Template)
+	t := maps.Clone(jr.job.Template)
+	if t == nil {
+		t = map[string]string{}
+	}
+	// The same values as DEPLOYER_INSTANCE and DEPLOYER_INSTANCE_FILE.
+	t["instance"], t["file"] = string(jr.job.Instance.Name), jr.file
 	return t
 }
 
@@ -166,9 +170,9 @@ func (jr *jobRun) env(step manifest.Step) *envSet {
 	for _, k := range slices.Sorted(maps.Keys(jr.outputs)) {
 		s.set(outputEnvName(k), jr.outputs[k])
 	}
-	s.set("DEPLOYER_INSTANCE", string(jr.job.Instance.Name))
-	s.set("DEPLOYER_INSTANCE_FILE", jr.file)
-	s.set("DEPLOYER_STEP", string(step.Name))
+	s.set(EnvInstance, string(jr.job.Instance.Name))
+	s.set(EnvInstanceFile, jr.file)
+	s.set(EnvStep, string(step.Name))
 	return s
 }
 

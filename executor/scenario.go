@@ -138,7 +138,7 @@ type ExportOptions struct {
 }
 
 // derivedEnv are variables the executor sets itself; a scenario omits them.
-var derivedEnv = []string{"DEPLOYER_INSTANCE", "DEPLOYER_INSTANCE_FILE", "DEPLOYER_STEP", "DEPLOYER_OUTPUT", EnvDryRun}
+var derivedEnv = []string{EnvInstance, EnvInstanceFile, EnvStep, EnvOutput, EnvDryRun}
 
 // ExportScenario writes a recorded attempt as a scenario file (JSON).
 func ExportScenario(r StepResult, opts ExportOptions) ([]byte, error) {

@@ -11,6 +11,16 @@ const (
 	EnvDryRun = "DEPLOYER_DRY_RUN"
 )
 
+// The DEPLOYER_* environment variables of one step attempt, set by the
+// executor beside a StepEnv's: the instance, its file, the step, and the
+// file the step may write its outputs to.
+const (
+	EnvInstance     = "DEPLOYER_INSTANCE"
+	EnvInstanceFile = "DEPLOYER_INSTANCE_FILE"
+	EnvStep         = "DEPLOYER_STEP"
+	EnvOutput       = "DEPLOYER_OUTPUT"
+)
+
 // StepEnv is what a step is told of the run it is part of: as DEPLOYER_*
 // environment variables, and as the values of the manifest's
 // {placeholders}. The daemon, `deployer step run` and scenarios all build
@@ -48,7 +58,9 @@ func (e StepEnv) Env() map[string]string {
 }
 
 // Template is the values of the {placeholders} a step's arguments may
-// name, for instance in.
+// name, for instance in ({instance} and {file} are the same values as
+// DEPLOYER_INSTANCE and DEPLOYER_INSTANCE_FILE: the executor sets both
+// from the job's instance, the file as a clean slash path).
 func (e StepEnv) Template(in manifest.Instance) map[string]string {
 	return map[string]string{
 		"instance": string(in.Name),

@@ -140,7 +140,7 @@ func scenarioSource(run api.Run, s api.StepResult) executor.StepResult {
 		Env: s.Env, SecretNames: s.SecretNames, ExitCode: s.ExitCode, Signal: s.Signal,
 		Started: s.Started, Ended: s.Ended, Outputs: s.Outputs,
 	}
-	r.Inputs.InstanceFile = s.Env["DEPLOYER_INSTANCE_FILE"]
+	r.Inputs.InstanceFile = s.Env[executor.EnvInstanceFile]
 	if r.Inputs.InstanceFile == "" {
 		for _, in := range run.Instances {
 			if in.Name == s.Instance {

@@ -121,10 +121,7 @@ func (r *Repo) open(ctx context.Context) error {
 	if empty, err := isMissingOrEmpty(r.opts.Dir); err != nil {
 		return internalf("open", err)
 	} else if empty {
-		if err := r.cloneInto(ctx, r.opts.Dir); err != nil {
-			if _, _, ok := hostResource(err); ok {
-				_ = os.RemoveAll(filepath.Join(r.opts.Dir, ".git")) // no half repository
-			}
+		if err := r.firstClone(ctx); err != nil {
 			return err
 		}
 		return r.openExisting()
@@ -139,6 +136,34 @@ func (r *Repo) open(ctx context.Context) error {
 	r.log.Warn().Err(r.red.Err(err)).Msg("checkout is broken, re-cloning")
 	_, err = r.reclone(ctx, err)
 	return err
+}
+
+// firstClone clones into a sibling directory and renames it into place, so
+// that a daemon killed mid-clone (kill -9, power loss, OOM) leaves no
+// checkout with some of its files and no index, which the next start would
+// take for a sound one: the checkout is whole or absent. Half clones of an
+// earlier start (Dir.clone-*) are removed first; they never became a
+// checkout.
+func (r *Repo) firstClone(ctx context.Context) error {
+	if stale, err := filepath.Glob(r.opts.Dir + ".clone-*"); err == nil {
+		for _, d := range stale {
+			_ = os.RemoveAll(d)
+		}
+	}
+	fresh := r.opts.Dir + ".clone-" + r.opts.Now().UTC().Format("20060102T150405.000000000Z")
+	if err := r.cloneInto(ctx, fresh); err != nil {
+		_ = os.RemoveAll(fresh) // no half repository
+		return err
+	}
+	if err := os.Remove(r.opts.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		_ = os.RemoveAll(fresh)
+		return internalf("clone", err) // not empty after all: someone else writes there
+	}
+	if err := os.Rename(fresh, r.opts.Dir); err != nil {
+		_ = os.RemoveAll(fresh)
+		return internalf("clone", fmt.Errorf("move the clone into place: %w", err))
+	}
+	return nil
 }
 
 func isMissingOrEmpty(dir string) (bool, error) {

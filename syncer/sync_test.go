@@ -342,3 +342,34 @@ func TestSyncServerHangsUp(t *testing.T) {
 	}
 	t.Logf("server hung up: %v", err)
 }
+
+// TestFirstCloneIsWholeOrAbsent: the first clone is made beside the checkout
+// and renamed into place, so a daemon killed mid-clone leaves no checkout
+// with some files and no index (the crash test saw one taken for sound, its
+// manifest naming a script that was never written). A half clone left by a
+// killed start is removed at the next.
+func TestFirstCloneIsWholeOrAbsent(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	half := f.dir + ".clone-20261202T000000.000000000Z"
+	if err := os.MkdirAll(filepath.Join(half, ".git", "objects"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(half, "deployer.xml"), []byte("<deployer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := f.open(f.options())
+	checkHealthy(t, f.dir, f.tip())
+	if _, err := os.Stat(half); !os.IsNotExist(err) {
+		t.Fatalf("the half clone of an earlier start is still there: %v", err)
+	}
+	for _, s := range siblings(t, f.dir) {
+		if strings.Contains(s, ".clone-") {
+			t.Fatalf("a clone directory is left beside the checkout: %s", s)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "instances", "b.xml")); err != nil {
+		t.Fatalf("a file of HEAD is missing: %v", err)
+	}
+	_ = r
+}

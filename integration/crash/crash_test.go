@@ -339,16 +339,15 @@ type crashDaemon struct {
 func startCrashDaemon(t *testing.T, cfg, failpoint string) *crashDaemon {
 	cmd := exec.Command(filepath.Join(binDir, "deployer-failpoints"), "daemon", "--config", cfg)
 	cmd.Env = append(os.Environ(), "DEPLOYER_FAILPOINT="+failpoint, "DEPLOYER_FAILPOINT_MAINTAIN=250ms")
-	if f, err := os.Create(cfg + ".log"); err == nil {
+	// Each start has its own log; on failure each is shown without the
+	// maintenance lines (every 250 ms here), which would hide the rest.
+	logFile := fmt.Sprintf("%s.%d.log", cfg, time.Now().UnixNano())
+	if f, err := os.Create(logFile); err == nil {
 		cmd.Stderr, cmd.Stdout = f, f
 		t.Cleanup(func() {
 			f.Close()
 			if t.Failed() {
-				b, _ := os.ReadFile(cfg + ".log")
-				if len(b) > 6000 {
-					b = b[len(b)-6000:]
-				}
-				t.Logf("daemon log (tail):\n%s", b)
+				t.Logf("daemon log (failpoint %q, maintenance lines left out):\n%s", failpoint, logTail(logFile, 8000))
 			}
 		})
 	}
@@ -359,6 +358,24 @@ func startCrashDaemon(t *testing.T, cfg, failpoint string) *crashDaemon {
 	d := &crashDaemon{cmd: cmd, proc: p}
 	t.Cleanup(func() { _ = p.Kill() })
 	return d
+}
+
+// logTail is the last max bytes of a daemon log without its state
+// maintenance lines.
+func logTail(path string, max int) string {
+	b, _ := os.ReadFile(path)
+	var keep []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, `"message":"state pruned"`) && !strings.Contains(line, `"message":"state compacted"`) &&
+			!strings.Contains(line, `"message":"state file compacted"`) {
+			keep = append(keep, line)
+		}
+	}
+	out := strings.Join(keep, "\n")
+	if len(out) > max {
+		out = out[len(out)-max:]
+	}
+	return out
 }
 
 func (d *crashDaemon) exited() bool {

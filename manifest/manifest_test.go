@@ -114,6 +114,8 @@ func TestParseProblems(t *testing.T) {
 		{"schedule bad catch-up", "<deployer version=\"1\">\n <step name=\"a\" run=\"a.sh\"/>\n <schedule name=\"n\" cron=\"@daily\" steps=\"a\" catch-up=\"yes please\"/></deployer>", []string{`3:55: schedule "n": bad catch-up`}},
 		{"duplicate schedule", "<deployer version=\"1\">\n <step name=\"a\" run=\"a.sh\"/>\n <schedule name=\"n\" cron=\"@daily\" steps=\"a\"/>\n <schedule name=\"n\" cron=\"@daily\" steps=\"a\"/></deployer>", []string{`4:2: duplicate schedule "n"`}},
 		{"instances dir escapes", "<deployer version=\"1\">\n <instances dir=\"/etc\"/></deployer>", []string{`2:13: <instances>: dir "/etc" is not a relative slash path`}},
+		{"instances dir in .git", "<deployer version=\"1\">\n <instances dir=\".GIT\"/></deployer>", []string{`2:13: <instances>: dir ".GIT" is inside the repository's .git directory`}},
+		{"run in .git", "<deployer version=\"1\">\n <step name=\"a\" run=\"x/.git/hooks/a.sh\"/></deployer>", []string{`2:17: step "a": run "x/.git/hooks/a.sh" is inside the repository's .git directory`}},
 		{"instances bad pattern", "<deployer version=\"1\">\n <instances pattern=\"[\"/></deployer>", []string{`2:13: <instances>: bad pattern "["`}},
 		{"instances child", "<deployer version=\"1\">\n <instances><x/></instances></deployer>", []string{`2:13: unknown element <x> in <instances>`}},
 		{"several problems at once", "<deployer version=\"1\">\n <step name=\"a\" run=\"/x\" timeout=\"soon\"/>\n <step name=\"b\" run=\"b.sh\" after=\"nope\"/>\n</deployer>", []string{

@@ -250,6 +250,9 @@ func checkRepoPath(p string) string {
 		if seg == ".." {
 			return fmt.Sprintf("%q escapes the repository (..)", p)
 		}
+		if strings.EqualFold(seg, ".git") {
+			return fmt.Sprintf("%q is inside the repository's .git directory, which is not repository content", p)
+		}
 	}
 	return ""
 }

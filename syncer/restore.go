@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -59,8 +60,8 @@ func (r *Repo) headTree() (*object.Tree, error) {
 // restoreFile restores one path (relative, slash separated) under root
 // from tree; it reports whether it changed anything.
 func restoreFile(root string, tree *object.Tree, rel string) (bool, error) {
-	if !filepath.IsLocal(filepath.FromSlash(rel)) || strings.HasPrefix(rel, ".git/") || rel == ".git" {
-		return false, fmt.Errorf("%s: not a path inside the checkout", rel)
+	if !filepath.IsLocal(filepath.FromSlash(rel)) || path.Clean(rel) != rel || rel == "." || hasGitComponent(rel) {
+		return false, fmt.Errorf("%s: not a clean path of a file inside the checkout (outside .git)", rel)
 	}
 	full := filepath.Join(root, filepath.FromSlash(rel))
 	if err := noSymlinkParents(root, rel); err != nil {
@@ -166,4 +167,15 @@ func writeFileSync(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Chmod(path, perm) // umask
+}
+
+// hasGitComponent reports whether a slash path has a .git component, in
+// any case, at any depth.
+func hasGitComponent(rel string) bool {
+	for _, seg := range strings.Split(rel, "/") {
+		if strings.EqualFold(seg, ".git") {
+			return true
+		}
+	}
+	return false
 }

@@ -64,7 +64,8 @@ func TestRestore(t *testing.T) {
 	outside := filepath.Join(filepath.Dir(dir), "outside.txt")
 	must(os.WriteFile(outside, []byte("keep"), 0o644))
 	must(os.Symlink(filepath.Dir(dir), filepath.Join(dir, "up")))
-	for _, p := range []string{"../outside.txt", ".git/config", ".git", "up/outside.txt", "/etc/passwd"} {
+	for _, p := range []string{"../outside.txt", ".git/config", ".git", "up/outside.txt", "/etc/passwd",
+		"./.git/config", "a/../.git", ".", "instances/..", "sub/.GIT/config"} {
 		if got, err := r.Restore([]string{p}); err == nil || len(got) != 0 {
 			t.Errorf("restore %q: changed %v, err %v; want refused", p, got, err)
 		} else if !strings.Contains(err.Error(), p) && !strings.Contains(err.Error(), "up") {

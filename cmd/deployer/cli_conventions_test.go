@@ -6,16 +6,20 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 )
 
@@ -311,6 +315,9 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"daemon", "extra"},
 		{"--limit", "3"},
 		{"runs", "--limit", "many"},
+		{"help", "frob"},
+		{"help", "fleet", "stauts"},
+		{"help", "status", "extra"},
 	} {
 		_, stderr, code := runCLI(t, append([]string{"--socket", sock}, args...)...)
 		if code != exitUsage {
@@ -327,6 +334,9 @@ func TestUsageErrorsExit2(t *testing.T) {
 	_, stderr, _ = runCLI(t, "xml", "merge", "a", "b", "c", "--output", "merged.xml")
 	if !strings.Contains(stderr, "--output-file FILE") {
 		t.Errorf("xml merge --output FILE does not point to --output-file: %q", stderr)
+	}
+	if out, _, code := runCLI(t, "help", "fleet", "deploy"); code != 0 || !strings.Contains(out, "--max-failed-hosts") {
+		t.Errorf("deployer help fleet deploy: exit %d\n%s", code, out)
 	}
 	// A group without arguments prints its help and succeeds.
 	out, _, code := runCLI(t, "step")
@@ -495,5 +505,209 @@ func TestCompletion(t *testing.T) {
 	got, took := complete(t, "--socket", hung, "runs", "show", "")
 	if len(got) != 0 || took < completionTimeout || took > completionTimeout+2*time.Second {
 		t.Errorf("hung daemon: %q in %s, want nothing after about %s", got, took, completionTimeout)
+	}
+}
+
+// walkCommands calls f on c and every command under it, hidden ones too.
+func walkCommands(c *cobra.Command, f func(*cobra.Command)) {
+	f(c)
+	for _, sub := range c.Commands() {
+		walkCommands(sub, f)
+	}
+}
+
+// acceptsAnyArgs are the commands that take any number of arguments, and why.
+var acceptsAnyArgs = map[string]string{
+	"deployer bench-child": "hidden: the bench's own child process, whose arguments (flags included) are its SPEC",
+}
+
+// TestEveryCommandWrongArgCountExit2 walks the whole command tree: every
+// command refuses some argument count, and given one it refuses (a wrong
+// count, an unknown subcommand of a group), the CLI exits 2 and names the
+// problem and the command's --help; an unknown flag exits 2 too. A new
+// command without an Args check fails this test.
+func TestEveryCommandWrongArgCountExit2(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock") // nothing listens
+	n := 0
+	walkCommands(newRootCmd(), func(c *cobra.Command) {
+		path := strings.Fields(c.CommandPath())[1:]
+		name := c.CommandPath()
+		t.Run(name, func(t *testing.T) {
+			var wrong []string
+			found := false
+			for _, k := range []int{0, 1, 2, 3, 4, 12} {
+				args := slices.Repeat([]string{"x"}, k)
+				if c.ValidateArgs(args) != nil {
+					wrong, found = args, true
+					break
+				}
+			}
+			if !found {
+				if why, ok := acceptsAnyArgs[name]; !ok {
+					t.Fatalf("%s accepts any number of arguments: give it an Args check (or list it in acceptsAnyArgs with why)", name)
+				} else {
+					t.Logf("%s accepts any arguments: %s", name, why)
+				}
+			} else {
+				args := append(append([]string{"--socket", sock}, path...), wrong...)
+				_, stderr, code := runCLI(t, args...)
+				if code != exitUsage {
+					t.Errorf("%v: exit %d, want 2: %s", args, code, stderr)
+				}
+				if !strings.HasPrefix(stderr, "deployer: ") || !strings.Contains(stderr, "--help") {
+					t.Errorf("%v: stderr %q does not say what is wrong and where to look", args, stderr)
+				}
+				n++
+			}
+			if c.DisableFlagParsing {
+				return
+			}
+			args := append(append([]string{"--socket", sock}, path...), "--no-such-flag")
+			if _, stderr, code := runCLI(t, args...); code != exitUsage {
+				t.Errorf("%v: exit %d, want 2: %s", args, code, stderr)
+			}
+		})
+	})
+	if n < 35 {
+		t.Errorf("only %d commands checked: the walk missed the tree", n)
+	}
+}
+
+// TestCheckConfigSocketGroup: --check-config refuses a listen.socket_group
+// that does not exist on the host (the daemon would die chowning its
+// socket), naming the file, the line and what to do; an existing group
+// passes.
+func TestCheckConfigSocketGroup(t *testing.T) {
+	dir := t.TempDir()
+	write := func(group string) string {
+		path := filepath.Join(dir, group+".yaml")
+		cfg := "state_dir: " + dir + "/state\nlisten:\n  socket: " + dir + "/d.sock\n  socket_group: " + group + "\nrepos:\n  - name: cc\n    url: https://git.example/cc.git\n"
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	bad := write("no-such-group-c15")
+	_, stderr, code := runCLI(t, "--config", bad, "daemon", "--check-config")
+	if code != exitError {
+		t.Errorf("check-config with a missing group: exit %d, want 1: %s", code, stderr)
+	}
+	for _, want := range []string{bad + `:4: listen.socket_group "no-such-group-c15": no such group on this host`, "groupadd no-such-group-c15"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	existing, err := user.LookupGroupId(strconv.Itoa(os.Getgid()))
+	if err != nil {
+		t.Skipf("this process's group has no name: %v", err)
+	}
+	out, stderr, code := runCLI(t, "--config", write(existing.Name), "daemon", "--check-config")
+	if code != 0 || !strings.Contains(out, ": ok (1 repos") {
+		t.Errorf("check-config with group %s: exit %d\n%s%s", existing.Name, code, out, stderr)
+	}
+}
+
+// fleetStatusBackend answers the deployments of one fleet id with one deployment
+// in state.
+type fleetStatusBackend struct {
+	api.Backend
+	fleet, state string
+}
+
+func (b fleetStatusBackend) Deployments(_ context.Context, f api.DeploymentFilter) ([]api.Deployment, error) {
+	if f.Fleet != b.fleet {
+		return nil, nil
+	}
+	end := opsT0.Add(time.Minute)
+	d := api.Deployment{ID: "d-1", Repo: "cc", State: b.state, Created: opsT0, Updated: end, Finished: &end,
+		Request: api.DeployRequest{Select: "instances/*.xml", Fleet: b.fleet}, Counts: map[string]int{b.state: 1},
+		Instances: []api.DeploymentInstance{{Name: "alpha", Status: deployer.InstanceStatus(b.state)}}}
+	return []api.Deployment{d}, nil
+}
+
+// TestFleetStatusExitStatus: fleet status exits as its help and the
+// operations guide say: 0 when every host answered, whatever the state of
+// its deployment (a failed host is shown, not an error); 1 when a host did
+// not answer or no host knows the fleet id.
+func TestFleetStatusExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	ok := serveBackend(t, fleetStatusBackend{fleet: "f-1", state: "succeeded"})
+	failed := serveBackend(t, fleetStatusBackend{fleet: "f-1", state: "failed"})
+	list := func(name string, socks ...string) string {
+		s := "hosts:\n"
+		for i, sock := range socks {
+			s += "  - {name: h" + strconv.Itoa(i+1) + ", datacenter: dc" + strconv.Itoa(i%2) + ", url: \"unix://" + sock + "\"}\n"
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for _, tc := range []struct {
+		name, id, list string
+		want           int
+		out, stderr    string
+	}{
+		{"a failed host is shown, exit 0", "f-1", list("two.yaml", ok, failed), 0, "1 succeeded, 1 failed of 2 host(s)", ""},
+		{"a host that does not answer", "f-1", list("three.yaml", ok, failed, filepath.Join(dir, "none.sock")), 1, "1 unreachable", "1 host(s) did not answer"},
+		{"no host knows the id", "f-2", list("two.yaml", ok, failed), 1, "2 not-started of 2 host(s)", "unknown fleet deployment"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, stderr, code := runCLI(t, "fleet", "status", tc.id, "--fleet", tc.list)
+			if code != tc.want || !strings.Contains(out, tc.out) || !strings.Contains(stderr, tc.stderr) {
+				t.Errorf("exit %d (want %d)\n%s%s", code, tc.want, out, stderr)
+			}
+		})
+	}
+	// The help and the guide state that rule.
+	help, _, _ := runCLI(t, "fleet", "status", "--help")
+	docs, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rule = "0 every host answered, whatever the state of its deployment; 1 a host did not answer or no host knows the fleet id; 2 usage"
+	if !strings.Contains(strings.Join(strings.Fields(help), " "), rule) {
+		t.Errorf("fleet status --help does not say %q:\n%s", rule, help)
+	}
+	if !strings.Contains(string(docs), rule) {
+		t.Errorf("docs/operations.md does not say %q for fleet status", rule)
+	}
+}
+
+// interruptedBackend answers a deployment run cut off before it recorded
+// any instance outcome: 6 step attempts, no instances.
+type interruptedBackend struct{ api.Backend }
+
+func (interruptedBackend) Run(_ context.Context, id uint64) (api.Run, error) {
+	r := api.Run{ID: id, Repo: "cc", Commit: "aaaaaaaaaaaa", Status: "interrupted", Started: opsT0,
+		Triggers: []api.Trigger{{Kind: "deployment", Detail: "d-1", At: opsT0}}}
+	for _, in := range []string{"alpha", "beta", "gamma"} {
+		for _, st := range []string{"instance-configure", "instance-redeploy"} {
+			r.Steps = append(r.Steps, api.StepResult{Instance: in, Step: st, Attempt: 1, Status: "succeeded", OutputTail: in + " " + st + " ok\n"})
+		}
+	}
+	return r, nil
+}
+
+// TestRunsShowInterrupted: runs show of an interrupted run that recorded
+// step attempts but no instance outcome shows every attempt (it printed
+// "no instance to run").
+func TestRunsShowInterrupted(t *testing.T) {
+	sock := serveBackend(t, interruptedBackend{})
+	out, stderr, code := runCLI(t, "--socket", sock, "runs", "show", "9")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.Contains(out, "no instance to run") {
+		t.Errorf("says no instance to run:\n%s", out)
+	}
+	if n := strings.Count(out, "    step instance-"); n != 6 {
+		t.Errorf("%d step attempts shown, want 6:\n%s", n, out)
+	}
+	for _, want := range []string{"instance alpha: no outcome recorded (run interrupted before it recorded one)", "gamma instance-redeploy ok"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lacks %q:\n%s", want, out)
+		}
 	}
 }

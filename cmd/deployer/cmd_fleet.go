@@ -243,8 +243,9 @@ func newFleetStatusCmd(g *globalOptions) *cobra.Command {
 them per datacenter and per host; --instances lists every instance (failed
 and conflicting instances are always listed). No local state is needed.
 
-Exit status: 0 every host answered, 1 a host did not answer or no host knows
-the fleet id, 2 usage.`,
+Exit status: 0 every host answered, whatever the state of its deployment; 1 a
+host did not answer or no host knows the fleet id; 2 usage. (A failed or
+running host is shown, not an error: 'fleet deploy' exits with the outcome.)`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runFleetStatus(cmd, g, o, args[0])

@@ -94,7 +94,7 @@ func printRun(w io.Writer, r api.Run, full bool) {
 	if r.Error != "" {
 		printf(w, "  error    %s\n", indent(r.Error, "           "))
 	}
-	if len(r.Instances) == 0 {
+	if len(r.Instances) == 0 && len(r.Steps) == 0 {
 		fmt.Fprintln(w, "  no instance to run")
 	}
 	for _, in := range r.Instances {
@@ -109,6 +109,33 @@ func printRun(w io.Writer, r api.Run, full bool) {
 			}
 		}
 	}
+	// Attempts of instances without a recorded outcome (a run cut off
+	// before it recorded them: interrupted) are shown all the same.
+	for _, name := range unrecordedInstances(r) {
+		printf(w, "  instance %s: no outcome recorded (run %s before it recorded one); its step attempts:\n", name, r.Status)
+		for _, s := range r.Steps {
+			if s.Instance == name {
+				printStep(w, s, full)
+			}
+		}
+	}
+}
+
+// unrecordedInstances lists, in the order of their first attempt, the
+// instances that have step attempts in r but no outcome.
+func unrecordedInstances(r api.Run) []string {
+	known := map[string]bool{}
+	for _, in := range r.Instances {
+		known[in.Name] = true
+	}
+	var out []string
+	for _, s := range r.Steps {
+		if !known[s.Instance] {
+			known[s.Instance] = true
+			out = append(out, s.Instance)
+		}
+	}
+	return out
 }
 
 func printStep(w io.Writer, s api.StepResult, full bool) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"regexp"
 	"strconv"
 	"strings"
@@ -245,6 +246,15 @@ func (k *configCheck) listen() {
 	mtls := l.TLS != nil && l.TLS.ClientCAFile != "" && len(l.TLS.ClientNames) > 0
 	if l.HTTP != "" && l.TokenFile == "" && !mtls {
 		k.bad(k.at("listen", "http"), "listen.http needs listen.token_file (or listen.tls with client_ca_file and client_names): the TCP API is never served without authentication")
+	}
+	if g := l.SocketGroup; g != "" {
+		if _, err := user.LookupGroup(g); err != nil {
+			why := err.Error()
+			if errors.As(err, new(user.UnknownGroupError)) {
+				why = "no such group on this host"
+			}
+			k.bad(k.at("listen", "socket_group"), "listen.socket_group %q: %s (the daemon could not hand its socket to it); create it (groupadd %s, then add the deployer user and the operators to it) or name an existing group", g, why, g)
+		}
 	}
 	t := l.TLS
 	if t == nil {

@@ -80,7 +80,9 @@ Exit status: 0 success, 1 error, 2 usage, 3 the work ended with an intervention.
 	)
 	g.registerCompletions(root)
 	// cobra adds these when it executes; added now, they get the same
-	// usage errors as ours.
+	// usage errors as ours. Our help refuses a topic that is no command
+	// (cobra's prints "Unknown help topic" and exits 0).
+	root.SetHelpCommand(newHelpCmd())
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	markUsageErrors(root)
@@ -108,6 +110,44 @@ func markUsageErrors(c *cobra.Command) {
 	}
 	for _, sub := range c.Commands() {
 		markUsageErrors(sub)
+	}
+}
+
+// newHelpCmd is 'deployer help [command]': the help of a command, and a
+// usage error (exit 2) for a path that names none.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Print the help of any command: deployer help fleet deploy.",
+		Args: func(cmd *cobra.Command, args []string) error {
+			c, rest, err := cmd.Root().Find(args)
+			switch {
+			case err != nil:
+				return err
+			case c == nil || len(rest) > 0:
+				return fmt.Errorf("unknown help topic %q: no such command", strings.Join(args, " "))
+			}
+			return nil
+		},
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			c, _, err := cmd.Root().Find(args)
+			if err != nil || c == nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var out []cobra.Completion
+			for _, sub := range c.Commands() {
+				if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
+					out = append(out, cobra.CompletionWithDesc(sub.Name(), sub.Short))
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, _, _ := cmd.Root().Find(args)
+			c.InitDefaultHelpFlag()
+			return c.Help()
+		},
 	}
 }
 

@@ -2,27 +2,22 @@ package fleet
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/sre-tools/deployer/certs"
 )
 
 // Host is one deployer host of the fleet.
 type Host struct {
-	Name       string `json:"name"`
-	Datacenter string `json:"datacenter"`
-	URL        string `json:"url"`                  // http(s)://host:port or unix:///path/to/socket
-	TokenFile  string `json:"token_file,omitempty"` // bearer token for http(s) URLs
+	Name       string            `json:"name"`
+	Datacenter string            `json:"datacenter"`
+	URL        string            `json:"url"`                  // http(s)://host:port or unix:///path/to/socket
+	TokenFile  string            `json:"token_file,omitempty"` // bearer token for http(s) URLs
+	Labels     map[string]string `json:"labels,omitempty"`     // for --hosts selections: env=prod, tier=canary
 }
 
 // HostsError lists every problem of a host list as source:line: message.
@@ -42,92 +37,57 @@ func (e *HostsError) Is(target error) bool { return target == ErrInvalidHosts }
 const maxInventory = 4 << 20
 
 // hostKeys are the keys a host entry may have, in the order of the docs.
-var hostKeys = []string{"name", "datacenter", "url", "token_file"}
+var hostKeys = []string{"name", "datacenter", "url", "token_file", "labels"}
 
 // Load reads the host list from source: an http:// or https:// inventory
-// URL answering the list as JSON, or a YAML or JSON file. A relative
-// token_file in a file is relative to the file's directory.
+// URL answering the list as JSON, or a YAML or JSON file (see Source).
 func Load(ctx context.Context, source string) ([]Host, error) {
-	return LoadWith(ctx, source, nil)
+	return Source{Location: source}.Load(ctx)
 }
 
-// LoadWith is Load fetching an inventory URL with client (nil means
-// http.DefaultClient): give it one that trusts the inventory's CA, see
+// LoadWith is Load fetching an inventory URL with client (nil means a
+// plain client): give it one that trusts the inventory's CA, see
 // certs.ClientTLS.HTTPClient.
 func LoadWith(ctx context.Context, source string, client *http.Client) ([]Host, error) {
-	if strings.HasPrefix(source, "http://") || strings.HasPrefix(source, "https://") {
-		data, err := fetchInventory(ctx, source, client)
-		if err != nil {
-			return nil, err
-		}
-		return ParseHosts(source, data)
-	}
-	data, err := os.ReadFile(source)
-	if err != nil {
-		return nil, fmt.Errorf("read host list: %w", err)
-	}
-	hosts, err := ParseHosts(source, data)
-	if err != nil {
-		return nil, err
-	}
-	for i, h := range hosts {
-		if h.TokenFile != "" && !filepath.IsAbs(h.TokenFile) {
-			hosts[i].TokenFile = filepath.Join(filepath.Dir(source), h.TokenFile)
-		}
-	}
-	return hosts, nil
-}
-
-func fetchInventory(ctx context.Context, u string, client *http.Client) ([]byte, error) {
-	if client == nil {
-		client = http.DefaultClient
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInventory, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		if why, ok := certs.TLSReason(err, "pass --inventory-ca-file (or --ca-file) with the CA bundle that signed it"); ok {
-			return nil, fmt.Errorf("%w: get %s: %s", ErrInventory, u, why)
-		}
-		return nil, fmt.Errorf("%w: get %s: %v", ErrInventory, u, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxInventory+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: read %s: %v", ErrInventory, u, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("%w: %s answered %s: %.200s", ErrInventory, u, resp.Status, strings.TrimSpace(string(data)))
-	}
-	if len(data) > maxInventory {
-		return nil, fmt.Errorf("%w: %s answered more than %d bytes", ErrInventory, u, maxInventory)
-	}
-	return data, nil
+	return Source{Location: source, Client: client}.Load(ctx)
 }
 
 // ParseHosts decodes a host list, YAML or JSON, named source in messages:
 //
 //	hosts:
-//	  - {name: fra1-prod-dep01, datacenter: fra1, url: "https://fra1-prod-dep01:8443", token_file: fra1.token}
+//	  - {name: fra1-prod-dep01, datacenter: fra1, url: "https://fra1-prod-dep01:8443", token_file: fra1.token, labels: {env: prod}}
 //	  - {name: ams1-prod-dep01, datacenter: ams1, url: "unix:///run/deployer/deployer.sock"}
 //
-// Unknown keys, missing fields, duplicate names and bad URLs are errors,
-// every one of them reported with its line in a *HostsError.
+// or the same list without the hosts: key (a bare list). Unknown keys,
+// missing fields, duplicate names and bad URLs are errors, every one of
+// them reported with its line in a *HostsError.
 func ParseHosts(source string, data []byte) ([]Host, error) {
+	return parseHosts(source, data, nil)
+}
+
+// ParseMapped decodes an inventory of any shape through m (see
+// InventoryMap); fields it does not map are ignored.
+func ParseMapped(source string, data []byte, m InventoryMap) ([]Host, error) {
+	return parseHosts(source, data, &m)
+}
+
+func parseHosts(source string, data []byte, m *InventoryMap) ([]Host, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, &HostsError{Problems: []string{syntaxProblem(source, err)}}
 	}
 	p := &hostParser{source: source}
-	hosts := p.document(&root)
+	var hosts []lineHost
+	if m != nil {
+		hosts = p.mapped(&root, *m)
+	} else {
+		hosts = p.document(&root)
+	}
 	p.validate(hosts)
+	if len(p.problems) > 0 && m != nil {
+		d := m.withDefaults()
+		p.problems = append(p.problems, fmt.Sprintf("(fields read through --inventory-map name=%s, url=%s, dc=%s, labels=%s: check the paths against the inventory's answer)", d.Name, d.URL, d.Datacenter, d.Labels))
+	}
 	if len(p.problems) > 0 {
 		return nil, &HostsError{Problems: p.problems}
 	}
@@ -171,8 +131,11 @@ func (p *hostParser) document(root *yaml.Node) []lineHost {
 		return nil
 	}
 	top := root.Content[0]
+	if top.Kind == yaml.SequenceNode { // a bare list of hosts
+		return p.list(top)
+	}
 	if top.Kind != yaml.MappingNode {
-		p.bad(top.Line, "want a mapping with one key, hosts:")
+		p.bad(top.Line, "want a list of hosts, or a mapping with one key, hosts:")
 		return nil
 	}
 	var list *yaml.Node
@@ -191,6 +154,10 @@ func (p *hostParser) document(root *yaml.Node) []lineHost {
 		p.bad(list.Line, "hosts: want a list of hosts")
 		return nil
 	}
+	return p.list(list)
+}
+
+func (p *hostParser) list(list *yaml.Node) []lineHost {
 	hosts := make([]lineHost, 0, len(list.Content))
 	for _, n := range list.Content {
 		if h, ok := p.host(n); ok {
@@ -226,6 +193,15 @@ func (p *hostParser) host(n *yaml.Node) (lineHost, bool) {
 	}
 	ok := true
 	for key, val := range p.pairs(n) {
+		if key.Value == "labels" {
+			labels, bad := labelsOf(val)
+			if bad != "" {
+				p.bad(val.Line, "labels: %s", bad)
+				ok = false
+			}
+			h.Labels = labels
+			continue
+		}
 		field := h.field(key.Value)
 		if field == nil {
 			p.bad(key.Line, "unknown key %q in a host (want %s)", key.Value, strings.Join(hostKeys, ", "))

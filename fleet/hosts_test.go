@@ -7,9 +7,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sre-tools/deployer/fleet"
 )
@@ -36,7 +37,7 @@ func TestParseHosts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(got, want) {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
 		})
@@ -51,7 +52,7 @@ func TestParseHostsErrors(t *testing.T) {
 	}{
 		{"unknown key in a host names its line",
 			"hosts:\n  - name: a\n    datacenter: x\n    url: unix:///a.sock\n    tokenfile: t\n",
-			[]string{`hosts.yaml:5: unknown key "tokenfile" in a host (want name, datacenter, url, token_file)`}},
+			[]string{`hosts.yaml:5: unknown key "tokenfile" in a host (want name, datacenter, url, token_file, labels)`}},
 		{"unknown top-level key",
 			"hosts:\n  - {name: a, datacenter: x, url: \"unix:///a.sock\"}\nhost: b\n",
 			[]string{`hosts.yaml:3: unknown key "host" (want hosts)`}},
@@ -77,7 +78,9 @@ func TestParseHostsErrors(t *testing.T) {
 		{"not a list", "hosts: fra1\n", []string{`hosts.yaml:1: hosts: want a list of hosts`}},
 		{"empty list", "hosts: []\n", []string{`hosts.yaml:1: no hosts listed`}},
 		{"empty file", "", []string{`hosts.yaml:1: empty host list`}},
-		{"a list at the top", "- {name: a}\n", []string{`hosts.yaml:1: want a mapping with one key, hosts:`}},
+		{"a bare list is checked like the hosts: list", "- {name: a, url: \"unix:///a.sock\", dc: x}\n", []string{`hosts.yaml:1: unknown key "dc" in a host`}},
+		{"a scalar at the top", "fra1\n", []string{`hosts.yaml:1: want a list of hosts, or a mapping with one key, hosts:`}},
+		{"labels that are not labels", "hosts:\n  - {name: a, datacenter: x, url: \"unix:///a.sock\", labels: prod}\n", []string{`hosts.yaml:2: labels: want a mapping of labels or a list of tags`}},
 		{"a value that is not a string", "hosts:\n  - name: [a, b]\n    datacenter: x\n    url: unix:///a.sock\n", []string{`hosts.yaml:2: name: want a string`}},
 		{"syntax error", "hosts:\n  - name: a\n    url: \"unix:///a.sock\n", []string{`hosts.yaml:3: found unexpected end of stream`}},
 		{"tab indentation", "hosts:\n\t- name: a\n", []string{`hosts.yaml:2: found character that cannot start any token`}},
@@ -119,6 +122,7 @@ func TestLoadFileResolvesTokenFiles(t *testing.T) {
 }
 
 func TestLoadInventory(t *testing.T) {
+	defer fleet.SetInventoryBackoff(fleet.SetInventoryBackoff(10 * time.Millisecond))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /clusters", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Accept") != "application/json" {

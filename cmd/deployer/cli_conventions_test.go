@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -709,5 +712,61 @@ func TestRunsShowInterrupted(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestFleetInventoryFlags: fleet status reads hosts from an inventory API
+// of its own shape (--inventory-map), with a bearer token from a file, and
+// asks only the hosts --hosts selects; a selection that matches nothing
+// and a malformed map are usage errors; the token never shows.
+func TestFleetInventoryFlags(t *testing.T) {
+	const token = "inv-token-c15"
+	ok := serveBackend(t, fleetStatusBackend{fleet: "f-1", state: "succeeded"})
+	canary := serveBackend(t, fleetStatusBackend{fleet: "f-1", state: "failed"})
+	inv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprintf(w, `{"items": [
+  {"hostname": "fra1-dep01", "region": "fra1", "api": "unix://%s", "tags": ["env:prod", "tier:canary"]},
+  {"hostname": "fra1-dep02", "region": "fra1", "api": "unix://%s", "tags": ["env:prod", "tier:web"]},
+  {"hostname": "ams1-stg01", "region": "ams1", "api": "unix:///nonexistent.sock", "tags": ["env:staging"]}]}`, canary, ok)
+	}))
+	defer inv.Close()
+	tokFile := filepath.Join(t.TempDir(), "inv.token")
+	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"fleet", "status", "f-1", "--inventory", inv.URL + "/v1/clusters", "--inventory-token-file", tokFile,
+		"--inventory-map", "hosts=.items, name=.hostname, url=.api, dc=.region, labels=.tags"}
+	out, stderr, code := runCLI(t, append(base, "--hosts", "env=prod,tier!=canary")...)
+	if code != 0 || !strings.Contains(out, "fleet f-1: 1 succeeded of 1 host(s)") || strings.Contains(out, "fra1-dep01") {
+		t.Errorf("--hosts env=prod,tier!=canary: exit %d\n%s%s", code, out, stderr)
+	}
+	out, stderr, code = runCLI(t, append(base, "--hosts", "env=prod")...)
+	if code != 0 || !strings.Contains(out, "1 succeeded, 1 failed of 2 host(s)") {
+		t.Errorf("--hosts env=prod: exit %d\n%s%s", code, out, stderr)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{append(base, "--hosts", "env=prdo"), `--hosts "env=prdo" matches none of the 3 host(s); their labels: env=prod|staging, tier=canary|web`},
+		{append(base, "--hosts", "=prod"), `term "=prod"`},
+		{append(base[:len(base)-1], "hosts=items"), "a path starts with a dot"},
+		{append(base, "--inventory-timeout", "0s"), "--inventory-timeout 0s"},
+	} {
+		_, stderr, code := runCLI(t, tc.args...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, want 2 with %q: %s", tc.args[len(tc.args)-2:], code, tc.want, stderr)
+		}
+	}
+	_, stderr, code = runCLI(t, "fleet", "status", "f-1", "--inventory", inv.URL, "--inventory-map", "hosts=.items")
+	if code != exitError || !strings.Contains(stderr, "401 Unauthorized") {
+		t.Errorf("without the token: exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stderr, token) {
+		t.Errorf("the token shows: %s", stderr)
 	}
 }

@@ -39,8 +39,30 @@ answering the same JSON:
 // commands.
 var fleetIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{0,64}$`)
 
+// inventoryOptions are the flags that pick the hosts: where the host list
+// is, how to read and fetch it, and which of its hosts to take.
+type inventoryOptions struct {
+	source        string
+	mapping       string
+	tokenFile     string
+	basicAuthFile string
+	timeout       time.Duration
+	hosts         string
+}
+
+func (o *inventoryOptions) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.source, "inventory", "", "host list: a YAML or JSON file, or an http(s) inventory URL (the deployer's shape, a bare list, or any JSON with --inventory-map)")
+	f.StringVar(&o.source, "fleet", "", "the same as --inventory")
+	f.StringVar(&o.mapping, "inventory-map", "", "where the host fields are in an inventory of another shape, e.g. 'hosts=.items, name=.hostname, url=.api, dc=.region, labels=.tags'")
+	f.StringVar(&o.tokenFile, "inventory-token-file", "", "file holding a bearer token for the inventory URL")
+	f.StringVar(&o.basicAuthFile, "inventory-basic-auth-file", "", "file holding user:password (HTTP basic auth) for the inventory URL")
+	f.DurationVar(&o.timeout, "inventory-timeout", fleet.DefaultInventoryTimeout, "bound on fetching the inventory URL, retries included")
+	f.StringVar(&o.hosts, "hosts", "", "only the hosts whose labels match, e.g. 'env=prod,tier!=canary' (key=value, key!=value, key, !key; name= and dc= match the host's name and datacenter; values may be globs)")
+}
+
 type fleetDeployOptions struct {
-	source     string
+	inv        inventoryOptions
 	opts       fleet.Options
 	wait       bool
 	tickets    string
@@ -71,7 +93,7 @@ succeed, 2 usage.
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.source, "fleet", "", "host list: a YAML or JSON file, or an http(s) inventory URL")
+	o.inv.register(cmd)
 	f.StringVar(&o.opts.Repo, "repo", "", "repo on each host; {host} and {dc} are replaced")
 	r := &o.opts.Request
 	f.StringVar(&r.Select, "select", "", "glob over instance files, e.g. 'instances/*.xml'")
@@ -104,14 +126,14 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	switch {
 	case !o.wait:
 		return usageErrorf("fleet deploy always waits: each wave starts when the previous one has ended")
-	case o.source == "" || o.opts.Repo == "" || o.opts.Request.Select == "":
-		return usageErrorf("fleet deploy needs --fleet FILE|URL, --repo NAME and --select GLOB")
+	case o.inv.source == "" || o.opts.Repo == "" || o.opts.Request.Select == "":
+		return usageErrorf("fleet deploy needs --inventory FILE|URL, --repo NAME and --select GLOB")
 	case o.opts.HostBucket < 1 || o.opts.MaxFailedHosts < 1:
 		return usageErrorf("--host-bucket and --max-failed-hosts must be at least 1")
 	case !fleetIDPattern.MatchString(o.opts.ID):
 		return usageErrorf("--id %q: want letters, digits, '.', '_' and '-' only", o.opts.ID)
 	}
-	hosts, inventoryErr := g.loadFleet(cmd, o.source)
+	hosts, inventoryErr := g.loadFleet(cmd, &o.inv)
 	if inventoryErr != nil {
 		return inventoryErr
 	}
@@ -130,7 +152,7 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	if _, err := fleet.Plan(hosts, opts.PlanOptions); err != nil {
 		return &statusError{Code: exitUsage, Err: err}
 	}
-	follow := fmt.Sprintf("deployer fleet status %s --fleet %s", opts.ID, o.source)
+	follow := "deployer fleet status " + opts.ID + " " + o.inv.args()
 	reporter, err := fleetReporter(o, cmd.ErrOrStderr(), follow)
 	if err != nil {
 		return err
@@ -230,7 +252,7 @@ func printFleetResult(w io.Writer, res fleet.Result) error {
 }
 
 type fleetStatusOptions struct {
-	source    string
+	inv       inventoryOptions
 	instances bool
 }
 
@@ -251,7 +273,7 @@ running host is shown, not an error: 'fleet deploy' exits with the outcome.)`,
 			return runFleetStatus(cmd, g, o, args[0])
 		},
 	}
-	cmd.Flags().StringVar(&o.source, "fleet", "", "host list: a YAML or JSON file, or an http(s) inventory URL")
+	o.inv.register(cmd)
 	cmd.Flags().BoolVar(&o.instances, "instances", false, "list every instance of every host")
 	return cmd
 }
@@ -261,10 +283,10 @@ func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions,
 	if err != nil {
 		return err
 	}
-	if o.source == "" {
-		return usageErrorf("fleet status needs --fleet FILE|URL")
+	if o.inv.source == "" {
+		return usageErrorf("fleet status needs --inventory FILE|URL")
 	}
-	hosts, err := g.loadFleet(cmd, o.source)
+	hosts, err := g.loadFleet(cmd, &o.inv)
 	if err != nil {
 		return err
 	}
@@ -365,22 +387,71 @@ func fleetFirstLine(s string) string {
 	return first
 }
 
-// loadFleet reads the host list; an https inventory URL is fetched with
-// --inventory-ca-file, else --ca-file (and the client certificate).
-func (g *globalOptions) loadFleet(cmd *cobra.Command, source string) ([]fleet.Host, error) {
+// args are the flags that name the same hosts again, for the command that
+// follows a fleet deployment (the credentials' file names, never their
+// contents).
+func (o *inventoryOptions) args() string {
+	parts := []string{"--fleet " + shellQuote(o.source)}
+	for _, f := range []struct{ flag, val string }{
+		{"--inventory-map", o.mapping}, {"--inventory-token-file", o.tokenFile},
+		{"--inventory-basic-auth-file", o.basicAuthFile}, {"--hosts", o.hosts},
+	} {
+		if f.val != "" {
+			parts = append(parts, f.flag+" "+shellQuote(f.val))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// shellQuote quotes s for a shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// loadFleet reads the host list and keeps the hosts --hosts selects; an
+// https inventory URL is fetched with --inventory-ca-file, else --ca-file
+// (and the client certificate). Bad inventory flags are usage errors.
+func (g *globalOptions) loadFleet(cmd *cobra.Command, o *inventoryOptions) ([]fleet.Host, error) {
 	if err := g.applyClientConfig(); err != nil {
 		return nil, err
 	}
-	if !strings.HasPrefix(source, "https://") {
-		return fleet.Load(cmd.Context(), source)
-	}
-	t := g.clientTLS()
-	if g.inventoryCAFile != "" {
-		t.CAFile = g.inventoryCAFile
-	}
-	hc, err := t.HTTPClient()
+	sel, err := fleet.ParseSelector(o.hosts)
 	if err != nil {
 		return nil, &statusError{Code: exitUsage, Err: err}
 	}
-	return fleet.LoadWith(cmd.Context(), source, hc)
+	src := fleet.Source{Location: o.source, TokenFile: o.tokenFile, BasicAuthFile: o.basicAuthFile, Timeout: o.timeout}
+	if o.timeout <= 0 {
+		return nil, usageErrorf("--inventory-timeout %s: want a positive duration, e.g. 10s", o.timeout)
+	}
+	if o.mapping != "" {
+		m, err := fleet.ParseInventoryMap(o.mapping)
+		if err != nil {
+			return nil, &statusError{Code: exitUsage, Err: err}
+		}
+		src.Map = &m
+	}
+	if strings.HasPrefix(o.source, "https://") {
+		t := g.clientTLS()
+		if g.inventoryCAFile != "" {
+			t.CAFile = g.inventoryCAFile
+		}
+		if src.Client, err = t.HTTPClient(); err != nil {
+			return nil, &statusError{Code: exitUsage, Err: err}
+		}
+	}
+	hosts, err := src.Load(cmd.Context())
+	if errors.Is(err, fleet.ErrInvalidOptions) {
+		return nil, &statusError{Code: exitUsage, Err: err}
+	}
+	if err != nil {
+		return nil, err
+	}
+	hosts, err = sel.Select(hosts)
+	if err != nil {
+		return nil, &statusError{Code: exitUsage, Err: err}
+	}
+	return hosts, nil
 }

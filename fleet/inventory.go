@@ -1,0 +1,444 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sre-tools/deployer/certs"
+)
+
+// Source is where a host list comes from and how it is read.
+type Source struct {
+	// Location is an http:// or https:// inventory URL, or a YAML or JSON
+	// file.
+	Location string
+	// Map reads an inventory of any JSON shape (see ParseInventoryMap);
+	// nil reads the deployer's shape ({hosts: [...]}) or a bare list of
+	// hosts.
+	Map *InventoryMap
+	// TokenFile holds a bearer token sent to the inventory URL;
+	// BasicAuthFile holds "user:password" for HTTP basic auth. Their
+	// contents never appear in errors.
+	TokenFile, BasicAuthFile string
+	// Client fetches the inventory URL (nil: a plain client); give it one
+	// that trusts the inventory's CA, see certs.ClientTLS.HTTPClient.
+	Client *http.Client
+	// Timeout bounds the whole fetch, retries included; 0 means
+	// DefaultInventoryTimeout.
+	Timeout time.Duration
+}
+
+// DefaultInventoryTimeout bounds an inventory fetch, retries included.
+const DefaultInventoryTimeout = 10 * time.Second
+
+// inventoryAttempts is how often a failing inventory URL is asked (a
+// refused connection, a 5xx or 429 answer), within the timeout.
+const inventoryAttempts = 3
+
+// inventoryBackoff is the pause before the second attempt; it doubles.
+var inventoryBackoff = 500 * time.Millisecond
+
+// IsURL says whether location is an inventory URL rather than a file.
+func IsURL(location string) bool {
+	return strings.HasPrefix(location, "http://") || strings.HasPrefix(location, "https://")
+}
+
+// Load reads the host list. A relative token_file in a file is relative to
+// the file's directory.
+func (s Source) Load(ctx context.Context) ([]Host, error) {
+	if !IsURL(s.Location) {
+		if s.TokenFile != "" || s.BasicAuthFile != "" {
+			return nil, fmt.Errorf("%w: inventory auth (token or basic auth file) applies to an http(s) inventory URL, and %s is a file", ErrInvalidOptions, s.Location)
+		}
+		data, err := os.ReadFile(s.Location)
+		if err != nil {
+			return nil, fmt.Errorf("read host list: %w", err)
+		}
+		hosts, err := parseHosts(s.Location, data, s.Map)
+		if err != nil {
+			return nil, err
+		}
+		for i, h := range hosts {
+			if h.TokenFile != "" && !filepath.IsAbs(h.TokenFile) {
+				hosts[i].TokenFile = filepath.Join(filepath.Dir(s.Location), h.TokenFile)
+			}
+		}
+		return hosts, nil
+	}
+	data, err := s.fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return parseHosts(redactURL(s.Location), data, s.Map)
+}
+
+// redactURL hides a password written in a URL.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	return p.Redacted()
+}
+
+// auth returns the Authorization header value, and the secret itself to
+// keep out of messages.
+func (s Source) auth() (header, secret string, err error) {
+	switch {
+	case s.TokenFile != "" && s.BasicAuthFile != "":
+		return "", "", fmt.Errorf("%w: give an inventory token file or a basic auth file, not both", ErrInvalidOptions)
+	case s.TokenFile != "":
+		tok, err := readSecret(s.TokenFile, "inventory token file")
+		if err != nil {
+			return "", "", err
+		}
+		return "Bearer " + tok, tok, nil
+	case s.BasicAuthFile != "":
+		up, err := readSecret(s.BasicAuthFile, "inventory basic auth file")
+		if err != nil {
+			return "", "", err
+		}
+		user, pass, ok := strings.Cut(up, ":")
+		if !ok || user == "" {
+			return "", "", fmt.Errorf("%w: inventory basic auth file %s: want one line user:password", ErrInvalidOptions, s.BasicAuthFile)
+		}
+		req := &http.Request{Header: http.Header{}}
+		req.SetBasicAuth(user, pass)
+		return req.Header.Get("Authorization"), pass, nil
+	}
+	return "", "", nil
+}
+
+// readSecret reads a one-line secret; errors never hold its content.
+func readSecret(path, what string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: read %s: %v", ErrInvalidOptions, what, err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%w: %s %s is empty", ErrInvalidOptions, what, path)
+	}
+	return s, nil
+}
+
+// fetch GETs the inventory URL within the timeout, asking again after a
+// failure that may pass (no connection, 5xx, 429).
+func (s Source) fetch(ctx context.Context) ([]byte, error) {
+	header, secret, err := s.auth()
+	if err != nil {
+		return nil, err
+	}
+	client := s.Client
+	if client == nil {
+		client = &http.Client{}
+	}
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = DefaultInventoryTimeout
+	}
+	shown := redactURL(s.Location)
+	fetchCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	backoff := inventoryBackoff
+	var last error
+	attempt := 0
+	for attempt = 1; attempt <= inventoryAttempts; attempt++ {
+		data, retry, err := s.get(fetchCtx, client, header, shown)
+		if err == nil {
+			return data, nil
+		}
+		last = err
+		if !retry || fetchCtx.Err() != nil {
+			break
+		}
+		if attempt < inventoryAttempts && sleep(fetchCtx, backoff) != nil {
+			break
+		}
+		backoff *= 2
+	}
+	attempt = min(attempt, inventoryAttempts)
+	msg := last.Error()
+	if secret != "" {
+		msg = strings.ReplaceAll(msg, secret, "[redacted]")
+	}
+	switch {
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("%w: get %s: %v", ErrInventory, shown, ctx.Err())
+	case fetchCtx.Err() != nil:
+		return nil, fmt.Errorf("%w: %s did not answer within %s (%d attempt(s)): check the URL and that the inventory is up, or raise --inventory-timeout", ErrInventory, shown, timeout, attempt)
+	}
+	return nil, fmt.Errorf("%w: %s (%d attempt(s))", ErrInventory, msg, attempt)
+}
+
+// get is one attempt; retry says whether another one may go better.
+func (s Source) get(ctx context.Context, client *http.Client, header, shown string) (data []byte, retry bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.Location, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %v", shown, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if header != "" {
+		req.Header.Set("Authorization", header)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		if why, ok := certs.TLSReason(err, "pass --inventory-ca-file (or --ca-file) with the CA bundle that signed it"); ok {
+			return nil, false, fmt.Errorf("get %s: %s", shown, why)
+		}
+		return nil, true, fmt.Errorf("get %s: %v", shown, err)
+	}
+	defer resp.Body.Close()
+	data, err = io.ReadAll(io.LimitReader(resp.Body, maxInventory+1))
+	if err != nil {
+		return nil, true, fmt.Errorf("read %s: %v", shown, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return nil, false, fmt.Errorf("%s answered %s: give the inventory's credentials with --inventory-token-file (bearer) or --inventory-basic-auth-file (user:password), or check them", shown, resp.Status)
+	case resp.StatusCode/100 != 2:
+		retry := resp.StatusCode/100 == 5 || resp.StatusCode == http.StatusTooManyRequests
+		return nil, retry, fmt.Errorf("%s answered %s: %.200s", shown, resp.Status, strings.TrimSpace(string(data)))
+	case len(data) > maxInventory:
+		return nil, false, fmt.Errorf("%s answered more than %d bytes", shown, maxInventory)
+	}
+	return data, false, nil
+}
+
+// InventoryMap says where the fields of a host are in an inventory of any
+// JSON (or YAML) shape, as field paths: ".items", ".spec.api.url". The zero
+// value of a field means its default.
+type InventoryMap struct {
+	Hosts      string // the list of hosts, from the top; default: the top when it is a list, else .hosts
+	Name       string // in each host; default .name
+	URL        string // default .url
+	Datacenter string // default .datacenter
+	Labels     string // a mapping of names to values, or a list of "key=value" / "key:value" tags; default .labels
+	TokenFile  string // default .token_file
+}
+
+// mapKeys are the keys of --inventory-map, in the order of the docs.
+var mapKeys = []string{"hosts", "name", "url", "dc", "labels", "token_file"}
+
+// ParseInventoryMap reads --inventory-map's "key=path, ..." list, e.g.
+// "hosts=.items, url=.api, dc=.region, labels=.tags". Keys: hosts, name,
+// url, dc (or datacenter), labels, token_file. A path is a dot and field
+// names separated by dots; "." is the value itself.
+func ParseInventoryMap(s string) (InventoryMap, error) {
+	var m InventoryMap
+	seen := map[string]bool{}
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		key, path, ok := strings.Cut(part, "=")
+		key, path = strings.TrimSpace(key), strings.TrimSpace(path)
+		if !ok || path == "" {
+			return m, fmt.Errorf("%w: --inventory-map %q: want key=.path (keys %s), e.g. 'hosts=.items, url=.api, dc=.region'", ErrInvalidOptions, part, strings.Join(mapKeys, ", "))
+		}
+		if key == "datacenter" {
+			key = "dc"
+		}
+		if seen[key] {
+			return m, fmt.Errorf("%w: --inventory-map: %s given twice", ErrInvalidOptions, key)
+		}
+		seen[key] = true
+		if _, err := splitPath(path); err != nil {
+			return m, fmt.Errorf("%w: --inventory-map %s=%s: %v", ErrInvalidOptions, key, path, err)
+		}
+		switch key {
+		case "hosts":
+			m.Hosts = path
+		case "name":
+			m.Name = path
+		case "url":
+			m.URL = path
+		case "dc":
+			m.Datacenter = path
+		case "labels":
+			m.Labels = path
+		case "token_file":
+			m.TokenFile = path
+		default:
+			return m, fmt.Errorf("%w: --inventory-map: unknown key %q (want %s)", ErrInvalidOptions, key, strings.Join(mapKeys, ", "))
+		}
+	}
+	if len(seen) == 0 {
+		return m, fmt.Errorf("%w: --inventory-map is empty: want e.g. 'hosts=.items, url=.api, dc=.region'", ErrInvalidOptions)
+	}
+	return m, nil
+}
+
+func (m InventoryMap) withDefaults() InventoryMap {
+	for _, f := range []struct {
+		p   *string
+		def string
+	}{{&m.Name, ".name"}, {&m.URL, ".url"}, {&m.Datacenter, ".datacenter"}, {&m.Labels, ".labels"}, {&m.TokenFile, ".token_file"}} {
+		if *f.p == "" {
+			*f.p = f.def
+		}
+	}
+	return m
+}
+
+// splitPath splits ".a.b" into [a b]; "." is the empty path.
+func splitPath(p string) ([]string, error) {
+	if p == "." {
+		return nil, nil
+	}
+	if !strings.HasPrefix(p, ".") {
+		return nil, errors.New("a path starts with a dot: .field.field")
+	}
+	parts := strings.Split(p[1:], ".")
+	for _, f := range parts {
+		if f == "" || strings.ContainsAny(f, " \t[]=,") {
+			return nil, fmt.Errorf("field %q: want field names separated by dots", f)
+		}
+	}
+	return parts, nil
+}
+
+// lookup follows path from n; ok is false when a field is missing.
+func lookup(n *yaml.Node, path string) (*yaml.Node, bool) {
+	parts, _ := splitPath(path)
+	for _, f := range parts {
+		if n.Kind != yaml.MappingNode {
+			return nil, false
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == f {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return nil, false
+		}
+		n = next
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n, true
+}
+
+// mapped reads the hosts of an inventory of any shape through m; fields
+// other than the mapped ones are ignored.
+func (p *hostParser) mapped(root *yaml.Node, m InventoryMap) []lineHost {
+	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 {
+		p.bad(1, "empty inventory")
+		return nil
+	}
+	top := root.Content[0]
+	m = m.withDefaults()
+	hostsPath := m.Hosts
+	if hostsPath == "" {
+		hostsPath = ".hosts"
+		if top.Kind == yaml.SequenceNode {
+			hostsPath = "."
+		}
+	}
+	list, ok := lookup(top, hostsPath)
+	if !ok {
+		p.bad(top.Line, "no %s in the inventory: point --inventory-map hosts= at its list of hosts", hostsPath)
+		return nil
+	}
+	if list.Kind != yaml.SequenceNode {
+		p.bad(list.Line, "%s is not a list: point --inventory-map hosts= at the list of hosts", hostsPath)
+		return nil
+	}
+	hosts := make([]lineHost, 0, len(list.Content))
+	for i, n := range list.Content {
+		h := lineHost{line: n.Line}
+		if n.Kind != yaml.MappingNode {
+			p.bad(n.Line, "%s[%d]: a host is a mapping", hostsPath, i)
+			continue
+		}
+		ok := true
+		for _, f := range []struct {
+			path string
+			dst  *string
+		}{{m.Name, &h.Name}, {m.URL, &h.URL}, {m.Datacenter, &h.Datacenter}, {m.TokenFile, &h.TokenFile}} {
+			v, found := lookup(n, f.path)
+			if !found || v.Tag == "!!null" {
+				continue
+			}
+			if v.Kind != yaml.ScalarNode {
+				p.bad(v.Line, "%s[%d]%s: want a string", hostsPath, i, f.path)
+				ok = false
+				continue
+			}
+			*f.dst = strings.TrimSpace(v.Value)
+		}
+		if v, found := lookup(n, m.Labels); found && v.Tag != "!!null" {
+			labels, bad := labelsOf(v)
+			if bad != "" {
+				p.bad(v.Line, "%s[%d]%s: %s", hostsPath, i, m.Labels, bad)
+				ok = false
+			}
+			h.Labels = labels
+		}
+		if h.Name == "" && h.URL != "" {
+			h.Name = hostOfURL(h.URL)
+		}
+		if ok {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+// hostOfURL is the host name of an inventory entry that has a URL but no
+// name field.
+func hostOfURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Hostname() == "" {
+		return ""
+	}
+	return p.Hostname()
+}
+
+// labelsOf reads labels: a mapping of names to scalar values, or a list of
+// tags "key=value", "key:value" or "key" (a label with an empty value).
+func labelsOf(n *yaml.Node) (map[string]string, string) {
+	out := map[string]string{}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if v.Kind != yaml.ScalarNode {
+				return nil, fmt.Sprintf("label %q: want a string value", k.Value)
+			}
+			out[k.Value] = v.Value
+		}
+	case yaml.SequenceNode:
+		for _, t := range n.Content {
+			if t.Kind != yaml.ScalarNode {
+				return nil, "want a list of tags (key=value, key:value or key)"
+			}
+			k, v, ok := strings.Cut(t.Value, "=")
+			if !ok {
+				k, v, _ = strings.Cut(t.Value, ":")
+			}
+			out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	default:
+		return nil, "want a mapping of labels or a list of tags"
+	}
+	return out, ""
+}

@@ -5,6 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,7 +27,13 @@ const (
 	HostSucceeded   HostState = "succeeded"
 	HostFailed      HostState = "failed"      // its deployment ended failed, blocked or cancelled, or was refused
 	HostUnreachable HostState = "unreachable" // its API did not answer
+	// HostNoMatch: the selection matched no instance on the host; its
+	// deployment ran none (or the daemon refused it for that).
+	HostNoMatch HostState = "no-match"
 )
+
+// HostStates are the host states in the order summaries list them.
+var HostStates = []HostState{HostSucceeded, HostFailed, HostUnreachable, HostNoMatch, HostRunning, HostNotStarted}
 
 // Deployment states of a daemon that end a deployment (besides a set
 // Finished): a blocked deployment waits for a human, so the fleet moves on.
@@ -83,14 +92,59 @@ type Result struct {
 	Stopped string       `json:"stopped,omitempty"` // why waves were left out
 }
 
-// Succeeded says whether every host's deployment succeeded.
-func (r Result) Succeeded() bool {
-	for _, h := range r.Hosts {
-		if h.State != HostSucceeded {
+// Succeeded says whether every host's deployment succeeded, but for hosts
+// where the selection matched no instance, and at least one host
+// deployed something.
+func (r Result) Succeeded() bool { return succeeded(r.Hosts) }
+
+func succeeded(hosts []HostResult) bool {
+	some := false
+	for _, h := range hosts {
+		switch h.State {
+		case HostSucceeded:
+			some = true
+		case HostNoMatch:
+		default:
 			return false
 		}
 	}
-	return len(r.Hosts) > 0
+	return some
+}
+
+// NoMatch says whether the selection matched no instance on any host that
+// ran: no host deployed anything, and at least one said no match.
+func (r Result) NoMatch() bool {
+	n := 0
+	for _, h := range r.Hosts {
+		switch h.State {
+		case HostNoMatch:
+			n++
+		case HostNotStarted:
+		default:
+			return false
+		}
+	}
+	return n > 0
+}
+
+// Matched is the number of instances the selection matched over the hosts
+// that said so, and whether every no-match host said of how many ("0 of N
+// instances match"): the fleet's "0 of N".
+func (r Result) Matched() (total int, known bool) {
+	known = true
+	for _, h := range r.Hosts {
+		if h.State != HostNoMatch {
+			continue
+		}
+		m := noMatchCount.FindStringSubmatch(h.Error)
+		if m == nil {
+			known = false
+			continue
+		}
+		n, _ := strconv.Atoi(m[1])
+		total += n
+	}
+	return total, known
 }
 
 // NewID returns a fresh fleet id, f-<UTC time>-<random>.
@@ -141,7 +195,7 @@ func Deploy(ctx context.Context, hosts []Host, opts Options) (Result, error) {
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("fleet %s: %w", res.ID, err)
 		}
-		if why := stopReason(w, waveFailed, res.Failed, opts.MaxFailedHosts); why != "" && w.Index < len(waves) {
+		if why := stopReason(w, results, waveFailed, res.Failed, opts.MaxFailedHosts); why != "" && w.Index < len(waves) {
 			res.Stopped = why
 			break
 		}
@@ -149,10 +203,12 @@ func Deploy(ctx context.Context, hosts []Host, opts Options) (Result, error) {
 	return res, nil
 }
 
-func stopReason(w Wave, waveFailed, failed, budget int) string {
+func stopReason(w Wave, results []HostResult, waveFailed, failed, budget int) string {
 	switch {
 	case w.Canary && waveFailed > 0:
 		return fmt.Sprintf("canary wave failed on %d host(s)", waveFailed)
+	case w.Canary && !slices.ContainsFunc(results, func(r HostResult) bool { return r.State != HostNoMatch }):
+		return "the selection matched no instance on the canary wave: a canary that deploys nothing tests nothing; check --select/--where, or pick a canary host that has matching instances (--canary, --canary-dc)"
 	case failed >= budget:
 		return fmt.Sprintf("failure budget spent: %d host(s) failed, --max-failed-hosts %d", failed, budget)
 	}
@@ -226,7 +282,11 @@ func runHost(ctx context.Context, h Host, opts Options) HostResult {
 	req.Fleet = opts.ID
 	dep, err := d.Deploy(ctx, RepoFor(opts.Repo, h), req)
 	if err != nil {
-		return withError(r, fmt.Errorf("deploy: %w", err))
+		r = withError(r, fmt.Errorf("deploy: %w", err))
+		if isNoMatch(err) {
+			r.State = HostNoMatch
+		}
+		return r
 	}
 	r = fromDeployment(h, dep)
 	misses := 0
@@ -264,6 +324,8 @@ func fromDeployment(h Host, d api.Deployment) HostResult {
 	switch {
 	case d.Finished == nil && d.State != stateBlocked:
 		r.State = HostRunning
+	case d.State == stateSucceeded && ranNone(d):
+		r.State, r.Error = HostNoMatch, "the selection matched no instance on this host"
 	case d.State == stateSucceeded:
 		r.State = HostSucceeded
 	default:
@@ -281,4 +343,24 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// ranNone says whether an ended deployment had no instance at all: its
+// selection matched none (a daemon that refuses such a deployment at
+// submit answers an error instead, see isNoMatch).
+func ranNone(d api.Deployment) bool {
+	n := 0
+	for _, c := range d.Counts {
+		n += c
+	}
+	return len(d.Instances) == 0 && n == 0
+}
+
+// noMatchCount finds a daemon's "0 of N instances match" and its N.
+var noMatchCount = regexp.MustCompile(`\b0 of (\d+) instances? match`)
+
+// isNoMatch says whether a daemon refused a deployment because its
+// selection matched no instance ("0 of N instances match ...").
+func isNoMatch(err error) bool {
+	return err != nil && api.ErrorKind(err) != api.KindUnavailable && noMatchCount.MatchString(err.Error())
 }

@@ -99,6 +99,7 @@ func TestDeploy(t *testing.T) {
 		wantFailed   int
 		wantStopped  string
 		wantOK       bool
+		wantNoMatch  int // instances the refusals counted, with NoMatch; -1: NoMatch, count unknown
 	}{
 		{name: "all succeed across 6 hosts in 3 datacenters",
 			hosts:        map[string]*fakeHost{"ams-1": {polls: 3}, "nyc-2": {polls: 1}},
@@ -148,6 +149,32 @@ func TestDeploy(t *testing.T) {
 			wantDeployed: []string{"fra-1"},
 			wantStates:   map[string]fleet.HostState{"fra-1": fleet.HostFailed},
 			wantFailed:   1, wantStopped: "canary wave failed"},
+		{name: "a typo'd selection matches nothing on the canary: no other host starts",
+			hosts:        map[string]*fakeHost{"fra-1": {none: true}, "fra-2": {none: true}, "ams-1": {none: true}},
+			opts:         fleet.Options{PlanOptions: fleet.PlanOptions{HostBucket: 2}, MaxFailedHosts: 3},
+			wantDeployed: []string{"fra-1"},
+			wantStates:   map[string]fleet.HostState{"fra-1": fleet.HostNoMatch, "fra-2": fleet.HostNotStarted},
+			wantStopped:  "the selection matched no instance on the canary wave", wantNoMatch: -1},
+		{name: "daemons that refuse a selection matching nothing: 0 of N on every canary host",
+			hosts: map[string]*fakeHost{
+				"ams-1": {deployErr: api.Errorf(api.KindInvalid, "0 of 7 instances match --select instances/*.xml")},
+				"ams-2": {deployErr: api.Errorf(api.KindInvalid, "0 of 5 instances match --select instances/*.xml")}},
+			opts:         fleet.Options{PlanOptions: fleet.PlanOptions{CanaryDC: "ams"}},
+			wantDeployed: []string{"ams-1", "ams-2"},
+			wantStates:   map[string]fleet.HostState{"ams-1": fleet.HostNoMatch, "ams-2": fleet.HostNoMatch, "fra-1": fleet.HostNotStarted},
+			wantStopped:  "matched no instance on the canary wave", wantNoMatch: 12},
+		{name: "hosts without a matching instance beside hosts that deploy: the fleet succeeds",
+			hosts:        map[string]*fakeHost{"nyc-1": {none: true}, "ams-2": {deployErr: api.Errorf(api.KindInvalid, "0 of 3 instances match")}},
+			opts:         fleet.Options{PlanOptions: fleet.PlanOptions{HostBucket: 5}},
+			wantDeployed: []string{"fra-1", "ams-1", "ams-2", "fra-2", "nyc-1", "nyc-2"},
+			wantStates:   map[string]fleet.HostState{"nyc-1": fleet.HostNoMatch, "ams-2": fleet.HostNoMatch, "nyc-2": fleet.HostSucceeded},
+			wantOK:       true},
+		{name: "a canary datacenter where one host matches goes on",
+			hosts:        map[string]*fakeHost{"nyc-1": {none: true}},
+			opts:         fleet.Options{PlanOptions: fleet.PlanOptions{CanaryDC: "nyc", HostBucket: 4}},
+			wantDeployed: []string{"nyc-1", "nyc-2", "ams-1", "ams-2", "fra-1", "fra-2"},
+			wantStates:   map[string]fleet.HostState{"nyc-1": fleet.HostNoMatch, "fra-2": fleet.HostSucceeded},
+			wantOK:       true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeFleet(tc.hosts)
@@ -192,6 +219,12 @@ func TestDeploy(t *testing.T) {
 			}
 			if res.Succeeded() != tc.wantOK {
 				t.Errorf("got succeeded %v, want %v", res.Succeeded(), tc.wantOK)
+			}
+			if res.NoMatch() != (tc.wantNoMatch != 0) {
+				t.Errorf("got no match %v, want %v", res.NoMatch(), tc.wantNoMatch != 0)
+			}
+			if n, known := res.Matched(); tc.wantNoMatch > 0 && (n != tc.wantNoMatch || !known) || tc.wantNoMatch < 0 && known {
+				t.Errorf("got matched %d (known %v), want %d", n, known, tc.wantNoMatch)
 			}
 			for name, req := range f.requests {
 				if req.Fleet != res.ID || req.Select != "instances/*.xml" {

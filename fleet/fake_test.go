@@ -20,6 +20,7 @@ type fakeHost struct {
 	listErr   error                    // Deployments fails with it
 	list      []api.Deployment         // Deployments answers these after the ones Deploy made
 	more      []api.DeploymentInstance // instances besides alpha and beta, with their final status
+	none      bool                     // the selection matches no instance: the deployment ends succeeded with none
 }
 
 // fakeFleet implements fleet.Daemon for every host by name and records
@@ -69,6 +70,9 @@ func (d *fakeDaemon) Deploy(ctx context.Context, repo string, req api.DeployRequ
 		Counts: map[string]int{"pending": 2 + len(h.more)}, Instances: []api.DeploymentInstance{{Name: "alpha", Status: "pending"}, {Name: "beta", Status: "pending"}}}
 	for _, in := range h.more {
 		dep.Instances = append(dep.Instances, api.DeploymentInstance{Name: in.Name, Status: "pending"})
+	}
+	if h.none {
+		dep.Instances, dep.Counts = nil, map[string]int{}
 	}
 	f.made[d.name] = append([]api.Deployment{dep}, f.made[d.name]...)
 	return dep, nil
@@ -126,6 +130,9 @@ func finish(d api.Deployment, h *fakeHost) api.Deployment {
 	}
 	d.State = outcome
 	d.Instances = append([]api.DeploymentInstance{{Name: "alpha", Status: "succeeded", Commit: "c0ffee"}, beta}, h.more...)
+	if h.none {
+		d.Instances = nil
+	}
 	d.Counts = map[string]int{}
 	for _, in := range d.Instances {
 		d.Counts[string(in.Status)]++

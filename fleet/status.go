@@ -23,10 +23,10 @@ type DatacenterSummary struct {
 	Counts     map[string]int    `json:"counts"` // instances per status
 }
 
-// Succeeded says whether every host's deployment succeeded.
-func (s Summary) Succeeded() bool {
-	return len(s.Hosts) > 0 && s.HostCounts[HostSucceeded] == len(s.Hosts)
-}
+// Succeeded says whether every host's deployment succeeded, but for hosts
+// where the selection matched no instance, and at least one host deployed
+// something.
+func (s Summary) Succeeded() bool { return succeeded(s.Hosts) }
 
 // Summarize aggregates host results per datacenter (in the order each first
 // appears) and fleet-wide.

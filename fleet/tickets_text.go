@@ -264,7 +264,7 @@ func instanceComment(r *Reporter, h HostResult, repo string, in api.DeploymentIn
 func hostCountsText(counts map[HostState]int) string {
 	total := 0
 	var parts []string
-	for _, st := range []HostState{HostSucceeded, HostFailed, HostUnreachable, HostRunning, HostNotStarted} {
+	for _, st := range HostStates {
 		if counts[st] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/fleet"
 )
 
@@ -179,6 +180,9 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	if err := printFleetDeployResult(cmd, f, reporter, progress, res); err != nil {
 		return err
 	}
+	if res.NoMatch() {
+		return &statusError{Code: exitError, Err: fleetNoMatch(res, opts.Request)}
+	}
 	if !res.Succeeded() {
 		return &statusError{Code: exitError, Err: fmt.Errorf("fleet %s: %s", res.ID, fleetHostSummary(fleet.Summarize(res.ID, res.Hosts).HostCounts))}
 	}
@@ -199,6 +203,25 @@ func printFleetDeployResult(cmd *cobra.Command, f outputFormat, reporter *fleet.
 		Tickets *fleet.TicketReport `json:"tickets,omitempty"`
 	}{res, finishFleetReporter(cmd.Context(), reporter, progress, res, nil)}
 	return f.print(cmd.OutOrStdout(), out)
+}
+
+// fleetNoMatch says that the selection matched no instance on any host
+// that ran: "0 of N instances match on every host that ran".
+func fleetNoMatch(res fleet.Result, req api.DeployRequest) error {
+	what := "0 instances match"
+	if n, known := res.Matched(); known {
+		what = fmt.Sprintf("0 of %d instances match", n)
+	}
+	sel := "--select " + shellQuote(req.Select)
+	if req.Where != "" {
+		sel += " --where " + shellQuote(req.Where)
+	}
+	counts := fleet.Summarize(res.ID, res.Hosts).HostCounts
+	where := "on every host"
+	if counts[fleet.HostNotStarted] > 0 {
+		where = "on every host that ran"
+	}
+	return fmt.Errorf("fleet %s: %s %s (%s): nothing was deployed; %s; check the selection", res.ID, what, where, sel, fleetHostSummary(counts))
 }
 
 func printFleetWave(w io.Writer, p fleet.Progress) {
@@ -365,7 +388,7 @@ func fleetInstanceSummary(h fleet.HostResult) string {
 func fleetHostSummary(counts map[fleet.HostState]int) string {
 	total := 0
 	var parts []string
-	for _, st := range []fleet.HostState{fleet.HostSucceeded, fleet.HostFailed, fleet.HostUnreachable, fleet.HostRunning, fleet.HostNotStarted} {
+	for _, st := range fleet.HostStates {
 		if counts[st] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
 		}

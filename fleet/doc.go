@@ -1,5 +1,8 @@
 // Package fleet provides one deployment across many deployer hosts: the
-// host list (from a file or an inventory URL), the wave plan (a canary
+// host list (a Source: a file or an inventory URL, in the deployer's shape,
+// a bare list, or any JSON read through an InventoryMap; fetched with a
+// bearer token or basic auth within a timeout, with retries), the hosts a
+// Selector picks by label, the wave plan (a canary
 // wave, then buckets of hosts interleaved across datacenters), the
 // orchestration through each host daemon's API within a fleet failure
 // budget, and the aggregate status of a fleet deployment.
@@ -8,6 +11,10 @@
 // deployment the fleet starts carries the fleet id in its request's Fleet
 // label. The fleet layer keeps no state of its own, so Status can be asked
 // from any operator machine that has the host list.
+//
+// A host where the selection matches no instance is HostNoMatch: not a
+// failure, but a canary wave of only such hosts stops the fleet, and
+// Result.NoMatch says that no host deployed anything.
 //
 // A Reporter, fed from Deploy's Progress and HostDone callbacks, posts the
 // deployment to Jira through the notifier's Jira client: comments on an

@@ -25,12 +25,19 @@ buckets interleaved across datacenters, within a budget of failed hosts. Each
 daemon keeps its own record, labelled with the fleet id, so
 'deployer fleet status ID' works from any machine with the host list.
 
-The host list (--fleet) is a YAML or JSON file, or an http(s) inventory URL
-answering the same JSON:
+The host list (--inventory, or its synonym --fleet) is a YAML or JSON file, or
+an http(s) inventory URL answering JSON, in this shape or as the bare list:
 
   hosts:
-    - {name: fra1-prod-dep01, datacenter: fra1, url: "https://fra1-prod-dep01:8443", token_file: /etc/deployer/fra1.token}
-    - {name: ams1-prod-dep01, datacenter: ams1, url: "unix:///run/deployer/deployer.sock"}`,
+    - {name: fra1-prod-dep01, datacenter: fra1, url: "https://fra1-prod-dep01:8443", token_file: /etc/deployer/fra1.token, labels: {env: prod}}
+    - {name: ams1-prod-dep01, datacenter: ams1, url: "unix:///run/deployer/deployer.sock"}
+
+An inventory of another shape is read through field paths:
+--inventory-map 'hosts=.items, name=.hostname, url=.api, dc=.region, labels=.tags'
+(labels: a mapping, or tags "key:value" / "key=value"). An inventory URL is
+fetched with --inventory-token-file (bearer) or --inventory-basic-auth-file
+(user:password), within --inventory-timeout (10s, retries included).
+--hosts 'env=prod,tier!=canary' keeps the hosts whose labels match.`,
 	}
 	cmd.AddCommand(newFleetDeployCmd(g), newFleetStatusCmd(g))
 	return cmd
@@ -73,7 +80,7 @@ type fleetDeployOptions struct {
 func newFleetDeployCmd(g *globalOptions) *cobra.Command {
 	o := &fleetDeployOptions{}
 	cmd := &cobra.Command{
-		Use:   "deploy --fleet FILE|URL --repo NAME --select GLOB [flags]",
+		Use:   "deploy --inventory FILE|URL --repo NAME --select GLOB [flags]",
 		Short: "Deploy to many hosts in waves: a canary, then buckets across datacenters",
 		Long: `Start the deployment --select/--where/--set/--text/--steps (as 'deployer deploy')
 on repo --repo of every host in --fleet. The canary wave (--canary HOST, or
@@ -85,8 +92,14 @@ API did not answer). In --repo, {host} and {dc} stand for each host's name and
 datacenter, e.g. --repo 'clusterconfig-{dc}'. The command follows every wave
 to its end and prints a table of the hosts.
 
-Exit status: 0 every host succeeded, 1 an error or a host that did not
-succeed, 2 usage.
+A host where the selection matches no instance is no-match: not a failure,
+but a canary wave of only no-match hosts stops the fleet (a canary that
+deploys nothing tests nothing), and a fleet where no host deployed anything
+is an error: "0 instances match on every host".
+
+Exit status: 0 every host succeeded (or was no-match, and another host
+deployed), 1 an error, a host that did not succeed, or no host with a
+matching instance, 2 usage.
 ` + fleetJiraHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -282,9 +295,9 @@ type fleetStatusOptions struct {
 func newFleetStatusCmd(g *globalOptions) *cobra.Command {
 	o := &fleetStatusOptions{}
 	cmd := &cobra.Command{
-		Use:   "status ID --fleet FILE|URL",
+		Use:   "status ID --inventory FILE|URL",
 		Short: "A fleet deployment per datacenter, host and instance, asked from every host",
-		Long: `Ask every host in --fleet for its deployment labelled with fleet ID and print
+		Long: `Ask every host in --inventory for its deployment labelled with fleet ID and print
 them per datacenter and per host; --instances lists every instance (failed
 and conflicting instances are always listed). No local state is needed.
 

@@ -274,3 +274,42 @@ func TestSelectByLabel(t *testing.T) {
 		}
 	}
 }
+
+// TestDocumentedInventoryExample: the operations guide's inventory answer,
+// read with its --inventory-map and --hosts, gives the host it says.
+func TestDocumentedInventoryExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(doc)
+	_, rest, ok := strings.Cut(text, "A typical inventory API answer:\n\n```json\n")
+	if !ok {
+		t.Fatal("no inventory example in docs/operations.md")
+	}
+	answer, rest, _ := strings.Cut(rest, "```")
+	flag := func(name string) string {
+		_, after, ok := strings.Cut(rest, "--"+name+" '")
+		if !ok {
+			t.Fatalf("the example has no --%s", name)
+		}
+		v, _, _ := strings.Cut(after, "'")
+		return v
+	}
+	m, err := fleet.ParseInventoryMap(flag("inventory-map"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := fleet.ParseMapped("inventory", []byte(answer), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := fleet.ParseSelector(flag("hosts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := sel.Select(hosts)
+	if err != nil || len(got) != 1 || got[0].Name != "fra1-prod-dep02" || got[0].Datacenter != "eu-fra1" || !strings.Contains(rest, "(here only `fra1-prod-dep02`)") {
+		t.Errorf("the example selects %+v (%v), the guide says fra1-prod-dep02", got, err)
+	}
+}

@@ -79,11 +79,12 @@ func (s Source) Load(ctx context.Context) ([]Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseHosts(redactURL(s.Location), data, s.Map)
+	return parseHosts(RedactURL(s.Location), data, s.Map)
 }
 
-// redactURL hides a password written in a URL.
-func redactURL(u string) string {
+// RedactURL hides a password written in a URL (user:xxxxx@); anything
+// else is returned as it is.
+func RedactURL(u string) string {
 	p, err := url.Parse(u)
 	if err != nil {
 		return u
@@ -147,7 +148,7 @@ func (s Source) fetch(ctx context.Context) ([]byte, error) {
 	if timeout <= 0 {
 		timeout = DefaultInventoryTimeout
 	}
-	shown := redactURL(s.Location)
+	shown := RedactURL(s.Location)
 	fetchCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	backoff := inventoryBackoff

@@ -313,3 +313,21 @@ func TestDocumentedInventoryExample(t *testing.T) {
 		t.Errorf("the example selects %+v (%v), the guide says fra1-prod-dep02", got, err)
 	}
 }
+
+// TestInventoryURLPasswordHidden: a password written in the inventory URL
+// is not in errors.
+func TestInventoryURLPasswordHidden(t *testing.T) {
+	defer fleet.SetInventoryBackoff(fleet.SetInventoryBackoff(time.Millisecond))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	u := strings.Replace(srv.URL, "http://", "http://ops:pa55word@", 1)
+	_, err := fleet.Load(context.Background(), u+"/hosts")
+	if err == nil || strings.Contains(err.Error(), "pa55word") || !strings.Contains(err.Error(), "502") {
+		t.Errorf("got %v, want a 502 without the password", err)
+	}
+	if got := fleet.RedactURL(u); strings.Contains(got, "pa55word") {
+		t.Errorf("RedactURL: %s", got)
+	}
+}

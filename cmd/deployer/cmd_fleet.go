@@ -425,9 +425,9 @@ func fleetFirstLine(s string) string {
 
 // args are the flags that name the same hosts again, for the command that
 // follows a fleet deployment (the credentials' file names, never their
-// contents).
+// contents; a password in the URL is hidden).
 func (o *inventoryOptions) args() string {
-	parts := []string{"--fleet " + shellQuote(o.source)}
+	parts := []string{"--fleet " + shellQuote(fleet.RedactURL(o.source))}
 	for _, f := range []struct{ flag, val string }{
 		{"--inventory-map", o.mapping}, {"--inventory-token-file", o.tokenFile},
 		{"--inventory-basic-auth-file", o.basicAuthFile}, {"--hosts", o.hosts},

@@ -770,3 +770,21 @@ func TestFleetInventoryFlags(t *testing.T) {
 		t.Errorf("the token shows: %s", stderr)
 	}
 }
+
+// TestRunsSubcommandTypo: 'runs shwo' (NAME is a repo) is a usage error
+// that suggests show when no repo has that name; an unknown repo that is
+// no near miss stays a not-found error.
+func TestRunsSubcommandTypo(t *testing.T) {
+	sock := serveBackend(t, opsBackend{})
+	_, stderr, code := runCLI(t, "--socket", sock, "runs", "shwo")
+	if code != exitUsage || !strings.Contains(stderr, `"shwo" is no command of deployer runs; did you mean show?`) {
+		t.Errorf("runs shwo: exit %d: %s", code, stderr)
+	}
+	_, stderr, code = runCLI(t, "--socket", sock, "runs", "payments")
+	if code != exitError || !strings.Contains(stderr, "no repo payments") || strings.Contains(stderr, "did you mean") {
+		t.Errorf("runs payments: exit %d: %s", code, stderr)
+	}
+	if out, stderr, code := runCLI(t, "--socket", sock, "runs", "cc"); code != 0 || !strings.Contains(out, "cc") {
+		t.Errorf("runs cc: exit %d: %s%s", code, out, stderr)
+	}
+}

@@ -32,7 +32,7 @@ func newRunsCmd(g *globalOptions) *cobra.Command {
 			}
 			runs, err := c.Runs(cmd.Context(), repo, o.limit)
 			if err != nil {
-				return err
+				return runsRepoTypo(cmd, repo, err)
 			}
 			out := cmd.OutOrStdout()
 			if f.structured() {
@@ -50,6 +50,19 @@ func newRunsCmd(g *globalOptions) *cobra.Command {
 	cmd.Flags().IntVar(&o.limit, "limit", 20, "how many runs to list")
 	cmd.AddCommand(newRunsShowCmd(g), newRunsExportCmd(g))
 	return cmd
+}
+
+// runsRepoTypo turns "no repo shwo" into a usage error when the name is
+// near a subcommand of runs: 'deployer runs shwo 12' was meant as show.
+func runsRepoTypo(cmd *cobra.Command, repo string, err error) error {
+	if repo == "" || api.ErrorKind(err) != api.KindNotFound {
+		return err
+	}
+	cmd.SuggestionsMinimumDistance = 2
+	if s := cmd.SuggestionsFor(repo); len(s) > 0 {
+		return usageErrorf("%v, and %q is no command of %s; did you mean %s? (see %s --help)", err, repo, cmd.CommandPath(), strings.Join(s, " or "), cmd.CommandPath())
+	}
+	return err
 }
 
 func newRunsShowCmd(g *globalOptions) *cobra.Command {

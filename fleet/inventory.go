@@ -176,7 +176,7 @@ func (s Source) fetch(ctx context.Context) ([]byte, error) {
 	switch {
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("%w: get %s: %v", ErrInventory, shown, ctx.Err())
-	case fetchCtx.Err() != nil:
+	case errors.Is(last, context.DeadlineExceeded):
 		return nil, fmt.Errorf("%w: %s did not answer within %s (%d attempt(s)): check the URL and that the inventory is up, or raise --inventory-timeout", ErrInventory, shown, timeout, attempt)
 	}
 	return nil, fmt.Errorf("%w: %s (%d attempt(s))", ErrInventory, msg, attempt)
@@ -201,12 +201,12 @@ func (s Source) get(ctx context.Context, client *http.Client, header, shown stri
 		if why, ok := certs.TLSReason(err, "pass --inventory-ca-file (or --ca-file) with the CA bundle that signed it"); ok {
 			return nil, false, fmt.Errorf("get %s: %s", shown, why)
 		}
-		return nil, true, fmt.Errorf("get %s: %v", shown, err)
+		return nil, true, fmt.Errorf("get %s: %w", shown, err)
 	}
 	defer resp.Body.Close()
 	data, err = io.ReadAll(io.LimitReader(resp.Body, maxInventory+1))
 	if err != nil {
-		return nil, true, fmt.Errorf("read %s: %v", shown, err)
+		return nil, true, fmt.Errorf("read %s: %w", shown, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:

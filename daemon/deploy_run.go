@@ -29,11 +29,16 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 	}
 	log := w.log.With().Str("deployment", rec.ID).Logger()
 	trig := []store.Trigger{r.trigger}
+	// save records the worker's progress over the stored deployment in
+	// one transaction (a cancel the API wrote meanwhile stays, and is
+	// seen here).
 	save := func() {
-		var err error
-		if rec, err = w.d.putDeployment(rec, spec); err != nil {
+		cur, s, err := w.d.saveProgress(rec, spec, false)
+		if err != nil {
 			log.Error().Err(err).Msg("record deployment progress")
+			return
 		}
+		rec, spec.Cancel = cur, s.Cancel
 	}
 	p, ok := w.prepareRun(ctx, runEntry{triggers: trig, manual: true})
 	if !ok {
@@ -54,8 +59,11 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 	if ctx.Err() != nil {
 		return // interrupted: resumed at the next start
 	}
-	rec.State, rec.Finished = deploymentOutcome(spec), w.d.now()
-	save()
+	if cur, _, err := w.d.saveProgress(rec, spec, true); err != nil {
+		log.Error().Err(err).Msg("record deployment outcome")
+	} else {
+		rec = cur
+	}
 	log.Info().Str("state", rec.State).Msg("deployment ended")
 }
 
@@ -212,9 +220,11 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 	for start := 0; start < len(p.jobs); start += bucket {
 		chunk := p.jobs[start:min(start+bucket, len(p.jobs))]
 		stop := ""
-		if cur, s, err := w.d.loadDeployment(rec.ID); err == nil && s.Cancel {
+		if _, s, err := w.d.loadDeployment(rec.ID); err == nil && s.Cancel {
+			spec.Cancel = true
+		}
+		if spec.Cancel {
 			stop = "deployment cancelled"
-			_ = cur
 		}
 		if budget > 0 && failed >= budget {
 			stop = fmt.Sprintf("failure budget spent (%d of %d)", failed, budget)

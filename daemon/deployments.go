@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -87,25 +88,32 @@ func (d *Daemon) Deployment(ctx context.Context, id string) (deployer.Deployment
 	return apiDeployment(rec)
 }
 
-// RetryDeployment queues again the failed, conflicting and not-started instances.
+// RetryDeployment queues again the instances that did not succeed:
+// failed, conflict, skipped, interrupted and not-started ones (a skipped
+// instance's intervention is checked again when it is planned). A
+// deployment with no such instance is refused and records no run.
 func (d *Daemon) RetryDeployment(ctx context.Context, id string) (deployer.Deployment, error) {
-	rec, spec, err := d.loadDeployment(id)
-	if err != nil {
-		return deployer.Deployment{}, err
-	}
-	if rec.State == string(deployer.DeploymentRunning) || rec.State == string(deployer.DeploymentQueued) {
-		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "deployment %s is %s; retry it when it has ended", id, rec.State)
-	}
-	for name, in := range spec.Details {
-		if st := deployer.InstanceStatus(in.Status); st.Counted() || st.Waiting() {
-			in.Status, in.Reason, in.Step, in.OutputTail = deployer.InstancePending, "", "", ""
-			spec.Details[name] = in
+	var redo int
+	rec, _, err := d.updateDeployment(id, func(rec *store.Deployment, spec *deploymentSpec) error {
+		if rec.State == string(deployer.DeploymentRunning) || rec.State == string(deployer.DeploymentQueued) {
+			return deployer.Errorf(deployer.EINVALID, "deployment %s is %s; retry it when it has ended", id, rec.State)
 		}
-	}
-	spec.Cancel, spec.Reason = false, ""
-	rec.State = string(deployer.DeploymentQueued)
-	rec.Finished = time.Time{}
-	if rec, err = d.putDeployment(rec, spec); err != nil {
+		for name, in := range spec.Details {
+			if retried(in.Status) {
+				in.Status, in.Reason, in.Step, in.OutputTail = deployer.InstancePending, "", "", ""
+				spec.Details[name] = in
+				redo++
+			}
+		}
+		if redo == 0 && len(spec.Details) > 0 {
+			return deployer.Errorf(deployer.EINVALID, "deployment %s has nothing to retry: every instance succeeded", id)
+		}
+		spec.Cancel, spec.Reason = false, ""
+		rec.State = string(deployer.DeploymentQueued)
+		rec.Finished = time.Time{}
+		return nil
+	})
+	if err != nil {
 		return deployer.Deployment{}, err
 	}
 	w, err := d.worker(rec.Repo)
@@ -116,30 +124,85 @@ func (d *Daemon) RetryDeployment(ctx context.Context, id string) (deployer.Deplo
 	return apiDeployment(rec)
 }
 
+// retried tells whether a retry runs an instance in status st again:
+// every status but succeeded.
+func retried(st deployer.InstanceStatus) bool {
+	return st != deployer.InstanceSucceeded
+}
+
 // CancelDeployment stops a deployment from starting new instances; the
-// running ones finish.
+// running ones finish and the deployment ends cancelled. The cancel is
+// written in one store transaction, so the worker's progress records
+// never undo it.
 func (d *Daemon) CancelDeployment(ctx context.Context, id string) (deployer.Deployment, error) {
-	rec, spec, err := d.loadDeployment(id)
+	rec, _, err := d.updateDeployment(id, func(rec *store.Deployment, spec *deploymentSpec) error {
+		if !rec.Finished.IsZero() {
+			return deployer.Errorf(deployer.EINVALID, "deployment %s has already ended (%s)", id, rec.State)
+		}
+		spec.Cancel = true
+		if rec.State != string(deployer.DeploymentRunning) {
+			rec.State, rec.Finished = string(deployer.DeploymentCancelled), d.now()
+			for name, in := range spec.Details {
+				if in.Status == deployer.InstancePending {
+					in.Status, in.Reason = deployer.InstanceNotStarted, "deployment cancelled"
+					spec.Details[name] = in
+				}
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return deployer.Deployment{}, err
 	}
-	if !rec.Finished.IsZero() {
-		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "deployment %s has already ended (%s)", id, rec.State)
-	}
-	spec.Cancel = true
-	if rec.State != string(deployer.DeploymentRunning) {
-		rec.State, rec.Finished = string(deployer.DeploymentCancelled), d.now()
-		for name, in := range spec.Details {
-			if in.Status == deployer.InstancePending {
-				in.Status, in.Reason = deployer.InstanceNotStarted, "deployment cancelled"
-				spec.Details[name] = in
-			}
-		}
-	}
-	if rec, err = d.putDeployment(rec, spec); err != nil {
-		return deployer.Deployment{}, err
-	}
 	return apiDeployment(rec)
+}
+
+// updateDeployment changes deployment id in one store transaction: fn
+// gets the stored record and its decoded spec, and what it leaves is
+// written back (the instance map follows the spec). An error from fn
+// writes nothing and is returned as it is.
+func (d *Daemon) updateDeployment(id string, fn func(*store.Deployment, *deploymentSpec) error) (store.Deployment, deploymentSpec, error) {
+	var spec deploymentSpec
+	rec, err := d.store.UpdateDeployment(id, func(rec *store.Deployment) error {
+		spec = deploymentSpec{}
+		if err := json.Unmarshal(rec.Spec, &spec); err != nil {
+			return fmt.Errorf("decode: %w", err)
+		}
+		if spec.Details == nil {
+			spec.Details = map[string]deployer.DeploymentInstance{}
+		}
+		if err := fn(rec, &spec); err != nil {
+			return err
+		}
+		return encodeSpec(rec, spec)
+	})
+	var de *deployer.Error
+	if errors.As(err, &de) {
+		return rec, spec, de
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return rec, spec, deployer.Errorf(deployer.ENOTFOUND, "deployment %s not found", id)
+	}
+	return rec, spec, err
+}
+
+// saveProgress writes the worker's view of a deployment (its state,
+// finish time, instances, runs and reason) over the stored one, keeping
+// what only the API changes (a cancel), and returns the stored result.
+// final computes the end state inside the same transaction, so a cancel
+// that arrives during the last bucket is not lost either.
+func (d *Daemon) saveProgress(rec store.Deployment, spec deploymentSpec, final bool) (store.Deployment, deploymentSpec, error) {
+	return d.updateDeployment(rec.ID, func(cur *store.Deployment, s *deploymentSpec) error {
+		cancel := s.Cancel
+		*s = spec
+		s.Details = maps.Clone(spec.Details)
+		s.Cancel = cancel
+		cur.State, cur.Finished = rec.State, rec.Finished
+		if final {
+			cur.State, cur.Finished = deploymentOutcome(*s), d.now()
+		}
+		return nil
+	})
 }
 
 func (d *Daemon) loadDeployment(id string) (store.Deployment, deploymentSpec, error) {
@@ -160,17 +223,27 @@ func (d *Daemon) loadDeployment(id string) (store.Deployment, deploymentSpec, er
 	return rec, spec, nil
 }
 
+// putDeployment creates a deployment (the only whole-record write; every
+// change after that goes through updateDeployment).
 func (d *Daemon) putDeployment(rec store.Deployment, spec deploymentSpec) (store.Deployment, error) {
+	if err := encodeSpec(&rec, spec); err != nil {
+		return rec, err
+	}
+	return d.store.PutDeployment(rec)
+}
+
+// encodeSpec stores spec in rec, with the per-instance status map.
+func encodeSpec(rec *store.Deployment, spec deploymentSpec) error {
 	raw, err := json.Marshal(spec)
 	if err != nil {
-		return rec, err
+		return err
 	}
 	rec.Spec = raw
 	rec.Instances = map[string]string{}
 	for name, in := range spec.Details {
 		rec.Instances[name] = string(in.Status)
 	}
-	return d.store.PutDeployment(rec)
+	return nil
 }
 
 func apiDeployment(rec store.Deployment) (deployer.Deployment, error) {

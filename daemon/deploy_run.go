@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -93,6 +94,15 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 			run.Status, run.Error, spec.Reason = store.RunFailed, err.Error(), err.Error()
 			return
 		}
+		if len(files) == 0 {
+			all, _ := m.ListInstances(w.repo.Dir())
+			msg := fmt.Sprintf("0 of %d instances match --select %q", len(all), req.Select)
+			if req.Where != "" {
+				msg += fmt.Sprintf(" --where %q", req.Where)
+			}
+			run.Status, run.Error, spec.Reason = store.RunFailed, msg, msg
+			return
+		}
 		for _, f := range files {
 			name := instanceStem(f)
 			if in, err := m.ReadInstance(w.repo.Dir(), f); err == nil {
@@ -163,6 +173,9 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 	for _, e := range entries {
 		c, err := w.change(e)
 		if err != nil {
+			if errors.Is(err, errRefusedEdit) {
+				w.refuseEntry(e, err)
+			}
 			in := spec.Details[e.Instance]
 			in.Status, in.Reason = deployer.InstanceFailed, err.Error()
 			spec.Details[e.Instance] = in
@@ -243,7 +256,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		// The bucket's edits land first (one commit per instance), so that
 		// no step runs from a state that is not on the remote and no
 		// instance that will not start has its file changed.
-		if edits, _ := parseEdits(spec.Request.Set, spec.Request.Text); len(edits) > 0 && !p.dryRun {
+		if edits, _ := requestEdits(spec.Request); len(edits) > 0 && !p.dryRun {
 			chunk = w.deploymentEdits(ctx, run, rec, spec, plan{jobs: chunk}, edits).jobs
 			for _, in := range spec.Details {
 				if deployer.InstanceStatus(in.Status).Counted() {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/sre-tools/deployer"
@@ -30,14 +29,22 @@ func (d *Daemon) Deploy(ctx context.Context, repo string, req deployer.DeployReq
 	if err != nil {
 		return deployer.Deployment{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
 	}
-	if req.Select == "" {
-		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "--select is required (e.g. 'instances/*.xml')")
+	if err := manifest.CheckGlob(req.Select); err != nil {
+		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "%v", err)
 	}
-	if _, err := parseEdits(req.Set, req.Text); err != nil {
+	if req.Where != "" {
+		if err := manifest.CheckPath(req.Where); err != nil {
+			return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "--where: %v", err)
+		}
+	}
+	if _, err := requestEdits(req); err != nil {
 		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "%v", err)
 	}
 	if req.Bucket < 0 || req.MaxFailures < 0 {
 		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "--bucket and --max-failures must not be negative")
+	}
+	if err := w.checkSelection(req); err != nil {
+		return deployer.Deployment{}, err
 	}
 	spec := deploymentSpec{Request: req, Details: map[string]deployer.DeploymentInstance{}}
 	rec, err := d.putDeployment(store.Deployment{Repo: repo, State: string(deployer.DeploymentQueued)}, spec)
@@ -265,25 +272,33 @@ func apiDeployment(rec store.Deployment) (deployer.Deployment, error) {
 	return out, nil
 }
 
-// parseEdits turns --set PATH@ATTR=VALUE and --text PATH=VALUE into edits.
-func parseEdits(sets, texts []string) ([]manifest.Edit, error) {
-	var edits []manifest.Edit
-	for _, s := range sets {
-		target, value, ok := strings.Cut(s, "=")
-		at := strings.LastIndex(target, "@")
-		if !ok || at <= 0 || !strings.HasPrefix(target, "/") || at == len(target)-1 {
-			return nil, fmt.Errorf("--set %q: want PATH@ATTR=VALUE, e.g. /instance/app[@name='web']@version=4.3.0", s)
-		}
-		edits = append(edits, manifest.Edit{Op: manifest.OpSetAttr, Path: target[:at], Attr: target[at+1:], Value: value})
+// requestEdits is the deployment's edits, read by the one edit parser
+// that `xml edit` and the CLI use too.
+func requestEdits(req deployer.DeployRequest) ([]manifest.Edit, error) {
+	return manifest.ParseEdits(manifest.EditSpec{Set: req.Set, Text: req.Text})
+}
+
+// checkSelection refuses a deployment whose --select and --where match
+// no instance at the checkout's head ("0 of N instances match"): a typo
+// must not end as a deployment that succeeded with no instance.
+func (w *worker) checkSelection(req deployer.DeployRequest) error {
+	m, err := manifest.Load(w.repo.Dir(), w.manifestOptions())
+	if err != nil {
+		return nil // the run reports the invalid manifest
 	}
-	for _, t := range texts {
-		p, value, ok := strings.Cut(t, "=")
-		if !ok || !strings.HasPrefix(p, "/") {
-			return nil, fmt.Errorf("--text %q: want PATH=VALUE, e.g. /instance/owner=team-a", t)
-		}
-		edits = append(edits, manifest.Edit{Op: manifest.OpSetText, Path: p, Value: value})
+	all, _ := m.ListInstances(w.repo.Dir())
+	files, err := w.selectInstances(m, req.Select, req.Where)
+	if err != nil {
+		return nil
 	}
-	return edits, nil
+	if len(files) == 0 {
+		where := ""
+		if req.Where != "" {
+			where = fmt.Sprintf(" --where %q", req.Where)
+		}
+		return deployer.Errorf(deployer.ENOTFOUND, "0 of %d instances match --select %q%s on %s", len(all), req.Select, where, w.cfg.Name)
+	}
+	return nil
 }
 
 // enqueueDeployment queues deployment id on the worker.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/manifest"
 )
 
 type deployOptions struct {
@@ -40,6 +41,9 @@ failed instance, 2 usage.`,
 				return err
 			}
 			o.req.Who = operatorName()
+			if err := checkDeployRequest(o.req); err != nil {
+				return &statusError{Code: exitUsage, Err: err}
+			}
 			d, err := c.Deploy(cmd.Context(), args[0], o.req)
 			if err != nil {
 				if api.ErrorKind(err) == api.KindInvalid {
@@ -66,6 +70,21 @@ failed instance, 2 usage.`,
 	f.BoolVar(&o.req.DryRun, "dry-run", false, "run the steps with DEPLOYER_DRY_RUN=1 and write nothing back")
 	f.BoolVar(&o.wait, "wait", false, "follow the deployment until it ends")
 	return cmd
+}
+
+// checkDeployRequest checks --select, --where and the edits before the
+// request is sent, with the parser the daemon and `xml edit` use.
+func checkDeployRequest(req api.DeployRequest) error {
+	if err := manifest.CheckGlob(req.Select); err != nil {
+		return err
+	}
+	if req.Where != "" {
+		if err := manifest.CheckPath(req.Where); err != nil {
+			return fmt.Errorf("--where: %w", err)
+		}
+	}
+	_, err := manifest.ParseEdits(manifest.EditSpec{Set: req.Set, Text: req.Text})
+	return err
 }
 
 func newDeploymentsCmd(g *globalOptions) *cobra.Command {

@@ -200,6 +200,10 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 	return p
 }
 
+// alreadyUpstream is a deployment instance's Commit when its edit was
+// upstream already.
+const alreadyUpstream = "already upstream"
+
 // deploymentWriteBack writes back a bucket's edits and records on each
 // instance where its edit landed, or why it did not.
 func (w *worker) deploymentWriteBack(ctx context.Context, spec *deploymentSpec, entries []store.JournalEntry, changes []syncer.Change) {
@@ -215,7 +219,7 @@ func (w *worker) deploymentWriteBack(ctx context.Context, spec *deploymentSpec, 
 		case syncer.OutcomeLanded:
 			in.Commit = s.outcome.Commit
 		case syncer.OutcomeDropped:
-			in.Commit = "already upstream"
+			in.Commit = alreadyUpstream
 		case syncer.OutcomeConflict:
 			in.Status, in.Reason = deployer.InstanceConflict, s.msg
 		default:
@@ -277,8 +281,13 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		if budget > 0 {
 			left = budget - failed
 		}
-		results := w.runJobs(ctx, run, m, plan{jobs: chunk, dryRun: p.dryRun}, bucket, left)
-		run.Instances = append(run.Instances, outcomesOf(results)...)
+		commits := w.editCommits(*spec, chunk)
+		results := w.runJobsAt(ctx, run, m, plan{jobs: chunk, dryRun: p.dryRun}, bucket, left, commits)
+		outs := outcomesOf(results)
+		for i := range outs {
+			outs[i].Commit = commits[outs[i].Name]
+		}
+		run.Instances = append(run.Instances, outs...)
 		w.settle(run, results)
 		failed += recordResults(spec, results)
 		failpoint(fpBucketDone)
@@ -288,6 +297,24 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 	if deploymentOutcome(*spec) != string(deployer.DeploymentSucceeded) {
 		run.Status = store.RunFailed
 	}
+}
+
+// editCommits is, for each job, the commit that holds its instance's
+// edit: the commit its write-back made, or the checkout's head when the
+// edit was already upstream (an instance with no edit runs at the run's
+// commit).
+func (w *worker) editCommits(spec deploymentSpec, jobs []executor.Job) map[string]string {
+	out := map[string]string{}
+	for _, j := range jobs {
+		switch c := spec.Details[string(j.Instance.Name)].Commit; c {
+		case "":
+		case alreadyUpstream:
+			out[string(j.Instance.Name)] = w.repo.Head()
+		default:
+			out[string(j.Instance.Name)] = c
+		}
+	}
+	return out
 }
 
 // recordResults records a bucket's outcomes on the deployment's

@@ -275,6 +275,14 @@ func (w *worker) executePlan(ctx context.Context, run *store.Run, m *manifest.Ma
 }
 
 func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manifest, p plan, bucket, maxFailures int) []executor.InstanceResult {
+	return w.runJobsAt(ctx, run, m, p, bucket, maxFailures, nil)
+}
+
+// runJobsAt is runJobs where an instance's steps see the commit that
+// holds its edit (commits, by instance name: a deployment's write-back
+// commit) instead of the run's: DEPLOYER_COMMIT, {commit} and the step
+// records agree on it, so `step run` at that commit finds them.
+func (w *worker) runJobsAt(ctx context.Context, run *store.Run, m *manifest.Manifest, p plan, bucket, maxFailures int, commits map[string]string) []executor.InstanceResult {
 	bucket = max(bucket, 1)
 	secrets, err := readEnvFiles(w.cfg.EnvFiles)
 	if err != nil {
@@ -294,7 +302,11 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 		job := &p.jobs[i]
 		job.RepoRoot = w.repo.Dir()
 		job.AllowStepDirs = w.d.opts.AllowStepDirs
-		env.Apply(job)
+		jobEnv := env
+		if c := commits[string(job.Instance.Name)]; c != "" {
+			jobEnv.Commit = c
+		}
+		jobEnv.Apply(job)
 		job.Secrets = secrets
 		file, dryRun, name := job.Instance.File, p.dryRun, string(job.Instance.Name)
 		job.BeforeStep = func(ctx context.Context, s manifest.Step) (func(), error) {
@@ -334,7 +346,11 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 		if !r.Started.IsZero() && !r.Ended.IsZero() && r.Status != executor.StatusSkipped && r.Status != executor.StatusNotStarted {
 			w.d.metrics.stepEnded(w.cfg.Name, string(r.Step), string(r.Status), r.Ended.Sub(r.Started))
 		}
-		if err := w.d.store.AddStep(storeStep(run.ID, r.Record(run.Commit))); err != nil {
+		commit := run.Commit
+		if c := commits[string(r.Instance)]; c != "" {
+			commit = c
+		}
+		if err := w.d.store.AddStep(storeStep(run.ID, r.Record(commit))); err != nil {
 			w.log.Error().Err(err).Msg("record step")
 			w.recordError("recording a step", err)
 		}

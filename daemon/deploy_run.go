@@ -288,7 +288,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 			outs[i].Commit = commits[outs[i].Name]
 		}
 		run.Instances = append(run.Instances, outs...)
-		w.settle(run, results)
+		w.settleRun(run, results, p.dryRun)
 		failed += recordResults(spec, results)
 		failpoint(fpBucketDone)
 		save()

@@ -360,6 +360,13 @@ func (w *worker) runJobsAt(ctx context.Context, run *store.Run, m *manifest.Mani
 
 // settle records each instance's outcome on the run and in the instances bucket.
 func (w *worker) settle(run *store.Run, results []executor.InstanceResult) {
+	w.settleRun(run, results, false)
+}
+
+// settleRun is settle; with dryRun it records the outcomes on the run
+// only: no instance state, no intervention raised or cleared (a dry run
+// has no side effects on later runs).
+func (w *worker) settleRun(run *store.Run, results []executor.InstanceResult, dryRun bool) {
 	byName := map[string]executor.InstanceResult{}
 	for _, r := range results {
 		byName[string(r.Instance.Name)] = r
@@ -371,6 +378,9 @@ func (w *worker) settle(run *store.Run, results []executor.InstanceResult) {
 			continue
 		}
 		o.Status, o.Reason = string(r.Status), instanceReason(r)
+		if dryRun {
+			continue // a dry run records its outcome on the run only
+		}
 		st := store.InstanceState{Repo: w.cfg.Name, Name: o.Name, File: o.File, LastStatus: o.Status, LastRun: run.ID, Updated: w.d.now()}
 		if prev, err := w.instanceState(o.Name); err == nil {
 			st.Deployed = prev.Deployed

@@ -111,7 +111,10 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 		}
 	}
 	rs.Head = w.repo.Head()
-	w.saveRepo(*rs)
+	w.updateRepo(func(st *store.RepoState) {
+		st.LastSync, st.SyncState, st.LastError, st.LastSyncOK = rs.LastSync, rs.SyncState, rs.LastError, rs.LastSyncOK
+		st.Upstream, st.Head = rs.Upstream, rs.Head
+	})
 	w.d.metrics.synced(w.cfg.Name, rs.SyncState, rs.LastSyncOK)
 	w.setSnap(func(s *snapshot) {
 		s.state, s.head, s.upstream, s.lastSync, s.lastErr = rs.SyncState, rs.Head, rs.Upstream, now, rs.LastError
@@ -164,12 +167,12 @@ func (w *worker) alreadyTried(rs store.RepoState, head string) bool {
 func (w *worker) execute(ctx context.Context, triggers []store.Trigger, rs *store.RepoState, head string, forced []string) store.RunID {
 	run, ok := w.runAt(ctx, triggers, *rs, func(run *store.Run) {
 		rs.LastRun = run.ID
-		w.saveRepo(*rs)
+		w.updateRepo(func(st *store.RepoState) { st.LastRun = run.ID })
 		w.carryOut(ctx, run, rs, forced)
 	})
 	if ok && run.Status != store.RunInterrupted && run.Status != store.RunInvalid {
 		rs.Deployed = w.deployedAfter(head)
-		w.saveRepo(*rs)
+		w.updateRepo(func(st *store.RepoState) { st.Deployed = rs.Deployed })
 	}
 	return run.ID
 }
@@ -467,8 +470,12 @@ func finalStatus(outcomes []store.InstanceOutcome) store.RunStatus {
 	return store.RunSucceeded
 }
 
-func (w *worker) saveRepo(rs store.RepoState) {
-	if err := w.d.store.SetRepo(rs); err != nil {
+// updateRepo changes the fields fn sets in the stored repo state, in one
+// store transaction: the fields other writers own (a schedule's fire
+// times, the run the worker recorded) are never written from a stale
+// copy.
+func (w *worker) updateRepo(fn func(*store.RepoState)) {
+	if _, err := w.d.store.UpdateRepoState(w.cfg.Name, func(st *store.RepoState) error { fn(st); return nil }); err != nil {
 		w.log.Error().Err(err).Msg("record repo state")
 		w.noteResource("recording the repo state", err)
 	}

@@ -117,10 +117,8 @@ func (w *worker) resolveAction(ctx context.Context, iv store.Intervention, take 
 		w.log.Warn().Str("rescue_ref", res.Rescue).Str("upstream", short(res.Upstream)).Msg("checkout reset to upstream; what was there is on a rescue ref")
 		// The followed upstream is the new known tip: the next sync must not
 		// see the rewrite again.
-		if rs, err := w.d.store.Repo(w.cfg.Name); err == nil || errors.Is(err, store.ErrNotFound) {
-			rs.Name, rs.Upstream, rs.Head = w.cfg.Name, res.Upstream, w.repo.Head()
-			w.saveRepo(rs)
-		}
+		head := w.repo.Head()
+		w.updateRepo(func(st *store.RepoState) { st.Upstream, st.Head = res.Upstream, head })
 		if len(res.Ours) > 0 {
 			return w.reapply(ctx, res.Ours)
 		}

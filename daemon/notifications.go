@@ -66,7 +66,7 @@ func newNotifier(d *Daemon, channels []notify.ChannelConfig) (*notifier, error) 
 			if r.IssueKey == "" {
 				return nil
 			}
-			_, err := d.store.SetEvidenceExtra(m.Event.ID, "issue:"+m.Channel, r.IssueKey)
+			_, err := d.store.SetEvidenceExtra(m.Event.ID, store.IssueRefKey(m.Channel), r.IssueKey)
 			return err
 		},
 	})

@@ -57,7 +57,7 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 	if !ok {
 		return
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || w.stopping() {
 		return // interrupted: resumed at the next start
 	}
 	if cur, _, err := w.d.saveProgress(rec, spec, true); err != nil {
@@ -246,7 +246,11 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		if budget > 0 && failed >= budget {
 			stop = fmt.Sprintf("failure budget spent (%d of %d)", failed, budget)
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || w.stopping() {
+			// Stopping: no new bucket starts. The deployment stays
+			// unfinished and resumes at the next start.
+			run.Status, run.Error = store.RunInterrupted, "the daemon stopped before the deployment ended; it resumes at the next start"
+			save()
 			return
 		}
 		if stop != "" {
@@ -290,6 +294,13 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		run.Instances = append(run.Instances, outs...)
 		w.settleRun(run, results, p.dryRun)
 		failed += recordResults(spec, results)
+		if redone := redoInterrupted(spec, results); redone > 0 {
+			// Cut off at the end of the grace period: those instances
+			// run again when the deployment resumes at the next start.
+			run.Status, run.Error = store.RunInterrupted, fmt.Sprintf("%d instance(s) cut off by the daemon's stop; the deployment resumes them at the next start", redone)
+			save()
+			return
+		}
 		failpoint(fpBucketDone)
 		save()
 	}
@@ -338,6 +349,22 @@ func recordResults(spec *deploymentSpec, results []executor.InstanceResult) (fai
 		spec.Details[string(r.Instance.Name)] = in
 	}
 	return failed
+}
+
+// redoInterrupted puts back to pending the instances of results whose
+// steps were interrupted (the daemon stopped), and returns how many.
+func redoInterrupted(spec *deploymentSpec, results []executor.InstanceResult) int {
+	n := 0
+	for _, r := range results {
+		if r.Status != executor.StatusInterrupted {
+			continue
+		}
+		in := spec.Details[string(r.Instance.Name)]
+		in.Status, in.Reason = deployer.InstancePending, "interrupted by the daemon's stop: redone at the next start"
+		spec.Details[string(r.Instance.Name)] = in
+		n++
+	}
+	return n
 }
 
 func countFailed(spec deploymentSpec) int {

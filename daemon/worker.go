@@ -60,6 +60,7 @@ type worker struct {
 	snap    snapshot
 
 	stop    context.CancelFunc // stops the loop (Reload)
+	halt    context.Context    // the loop's context: done once the daemon is stopping (no new bucket starts then)
 	stopped chan struct{}      // closed when the loop returned
 
 	repo checkout // the loop goroutine, and steps' write-backs under gitMu
@@ -175,6 +176,12 @@ func (w *worker) snapshot() snapshot {
 		s.running = &r
 	}
 	return s
+}
+
+// stopping reports whether the daemon (or this repo's worker) is
+// stopping: work in flight may finish, nothing new starts.
+func (w *worker) stopping() bool {
+	return w.halt != nil && w.halt.Err() != nil
 }
 
 // loop takes triggers until ctx ends; the work itself runs under work,

@@ -11,6 +11,7 @@ import (
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/notify"
 	"github.com/sre-tools/deployer/store"
 	"github.com/sre-tools/deployer/syncer"
 )
@@ -54,6 +55,10 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 		save()
 		w.deploy(ctx, run, &rec, &spec, save)
 	})
+	if ok && ctx.Err() == nil && !w.stopping() {
+		rec.State = deploymentOutcome(spec)
+		w.notifyDeployment(rec, &spec, notify.EventDeploymentEnded)
+	}
 	if !ok {
 		return
 	}
@@ -112,6 +117,8 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 		}
 		save()
 	}
+	w.notifyDeployment(*rec, spec, notify.EventDeploymentStarted)
+	save()
 	p := w.deploymentPlan(m, steps, spec)
 	bucket := req.Bucket
 	if bucket == 0 {
@@ -302,6 +309,8 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 			return
 		}
 		failpoint(fpBucketDone)
+		spec.Waves++
+		w.notifyDeployment(*rec, spec, notify.EventDeploymentWave)
 		save()
 	}
 	run.Status = finalStatus(run.Instances)
@@ -326,6 +335,36 @@ func (w *worker) editCommits(spec deploymentSpec, jobs []executor.Job) map[strin
 		}
 	}
 	return out
+}
+
+// notifyDeployment sends a deployment lifecycle notification once per
+// attempt (and wave): the keys sent are kept in the spec, which the caller
+// saves. A dry run sends none.
+func (w *worker) notifyDeployment(rec store.Deployment, spec *deploymentSpec, kind notify.EventKind) {
+	if spec.Request.DryRun {
+		return
+	}
+	attempt := max(spec.Attempt, 1)
+	wave := 0
+	if kind == notify.EventDeploymentWave {
+		wave = spec.Waves
+	}
+	key := fmt.Sprintf("%s:%d:%d", kind, attempt, wave)
+	if slices.Contains(spec.Notified, key) {
+		return
+	}
+	counts := map[string]int{}
+	for _, in := range spec.Details {
+		counts[string(in.Status)]++
+	}
+	req := spec.Request
+	de := notify.DeploymentEvent{ID: rec.ID, Repo: rec.Repo, State: rec.State, Attempt: attempt, Wave: wave,
+		Select: req.Select, Where: req.Where, Reason: req.Reason, Ticket: req.Ticket, Who: req.Who, Counts: counts}
+	if err := w.d.notify.deployment(kind, de); err != nil {
+		w.log.Error().Err(err).Str("deployment", rec.ID).Str("event", string(kind)).Msg("queue deployment notification")
+		return
+	}
+	spec.Notified = append(spec.Notified, key)
 }
 
 // recordResults records a bucket's outcomes on the deployment's

@@ -21,6 +21,13 @@ type deploymentSpec struct {
 	Runs    []uint64                               `json:"runs,omitempty"`
 	Cancel  bool                                   `json:"cancel,omitempty"`
 	Reason  string                                 `json:"reason,omitempty"` // why blocked or failed as a whole
+	// Attempt is 1 for the first pass (0 in records made before it was
+	// kept), one more per retry; Waves counts the buckets that ended in
+	// this attempt; Notified holds the lifecycle notifications sent
+	// (kind:attempt:wave), so that a resumed deployment sends none twice.
+	Attempt  int      `json:"attempt,omitempty"`
+	Waves    int      `json:"waves,omitempty"`
+	Notified []string `json:"notified,omitempty"`
 }
 
 // Deploy validates and queues a deployment on repo.
@@ -116,6 +123,7 @@ func (d *Daemon) RetryDeployment(ctx context.Context, id string) (deployer.Deplo
 			return deployer.Errorf(deployer.EINVALID, "deployment %s has nothing to retry: every instance succeeded", id)
 		}
 		spec.Cancel, spec.Reason = false, ""
+		spec.Attempt, spec.Waves = max(spec.Attempt, 1)+1, 0
 		rec.State = string(deployer.DeploymentQueued)
 		rec.Finished = time.Time{}
 		return nil

@@ -155,3 +155,31 @@ func (n *notifier) event(iv store.Intervention, kind notify.EventKind) notify.Ev
 		Count: iv.Count, FirstSeen: iv.FirstSeen, LastSeen: iv.LastSeen, ResolvedBy: iv.ResolvedBy, ResolvedHow: iv.ResolvedHow, ResolvedAt: iv.ResolvedAt,
 	}
 }
+
+// deployment enqueues a deployment event on every Slack and webhook
+// channel (Jira takes intervention events only) and kicks the dispatcher.
+func (n *notifier) deployment(kind notify.EventKind, de notify.DeploymentEvent) error {
+	if n.dispatcher == nil {
+		return nil
+	}
+	ev := notify.Event{Kind: kind, Host: n.d.opts.Host, Datacenter: n.d.opts.Datacenter, Repo: de.Repo,
+		Summary: fmt.Sprintf("deployment %s %s", de.ID, de.State), LastSeen: n.d.now(), Deployment: &de}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	for _, c := range n.channels {
+		if c.Kind == notify.KindJira {
+			continue
+		}
+		name := c.Name
+		if name == "" {
+			name = string(c.Kind)
+		}
+		if _, err := n.d.store.Enqueue(store.Message{Channel: name, Kind: string(kind), Payload: payload}); err != nil {
+			return err
+		}
+	}
+	n.dispatcher.Kick()
+	return nil
+}

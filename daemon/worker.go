@@ -11,6 +11,7 @@ import (
 
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/schedule"
 	"github.com/sre-tools/deployer/store"
 	"github.com/sre-tools/deployer/syncer"
 )
@@ -24,6 +25,8 @@ type request struct {
 	instances []string
 	// schedule, when set, makes this request a scheduled run of its own.
 	schedule *manifest.Schedule
+	// fire is the schedule's activation this request runs (its time).
+	fire schedule.Fire
 	// deployment, when set, makes this request a deployment's run.
 	deployment string
 	// replay, when set, makes this request a replay run.
@@ -305,9 +308,19 @@ func (w *worker) isOurs(changeID string) bool {
 // and returns the other requests.
 func (w *worker) runSchedules(ctx context.Context, reqs []request) []request {
 	rest := reqs[:0:0]
+	latest := map[string]time.Time{} // schedule -> its latest queued time
+	for _, r := range reqs {
+		if r.schedule != nil && r.fire.At.After(latest[r.schedule.Name]) {
+			latest[r.schedule.Name] = r.fire.At
+		}
+	}
 	for _, r := range reqs {
 		switch {
 		case r.schedule != nil:
+			if why := w.staleFire(r, latest[r.schedule.Name]); why != "" {
+				w.recordMissed(r, why)
+				continue
+			}
 			w.runSchedule(ctx, r)
 		case r.deployment != "":
 			w.runDeployment(ctx, r)

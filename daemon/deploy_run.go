@@ -101,10 +101,7 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 		}
 		if len(files) == 0 {
 			all, _ := m.ListInstances(w.repo.Dir())
-			msg := fmt.Sprintf("0 of %d instances match --select %q", len(all), req.Select)
-			if req.Where != "" {
-				msg += fmt.Sprintf(" --where %q", req.Where)
-			}
+			msg := noMatch(len(all), req, w.cfg.Name)
 			run.Status, run.Error, spec.Reason = store.RunFailed, msg, msg
 			return
 		}

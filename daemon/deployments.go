@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -287,26 +289,55 @@ func requestEdits(req deployer.DeployRequest) ([]manifest.Edit, error) {
 }
 
 // checkSelection refuses a deployment whose --select and --where match
-// no instance at the checkout's head ("0 of N instances match"): a typo
-// must not end as a deployment that succeeded with no instance.
+// no instance in the checkout ("0 of N instances match"): a typo must not
+// end as a deployment that succeeded with no instance. It reads the
+// checkout's files on disk (the API's goroutine never uses the worker's
+// git handle); before the first clone there is nothing to check and the
+// worker's own check decides.
 func (w *worker) checkSelection(req deployer.DeployRequest) error {
-	m, err := manifest.Load(w.repo.Dir(), w.manifestOptions())
+	if !w.snapshot().opened {
+		return nil
+	}
+	dir := filepath.Join(w.d.opts.StateDir, "checkouts", w.cfg.Name)
+	m, err := manifest.Load(dir, w.manifestOptions())
 	if err != nil {
 		return nil // the run reports the invalid manifest
 	}
-	all, _ := m.ListInstances(w.repo.Dir())
-	files, err := w.selectInstances(m, req.Select, req.Where)
-	if err != nil {
+	all, err := m.ListInstances(dir)
+	if err != nil && len(all) == 0 {
 		return nil
 	}
-	if len(files) == 0 {
-		where := ""
-		if req.Where != "" {
-			where = fmt.Sprintf(" --where %q", req.Where)
-		}
-		return deployer.Errorf(deployer.ENOTFOUND, "0 of %d instances match --select %q%s on %s", len(all), req.Select, where, w.cfg.Name)
+	limit := w.d.Limits().InstanceFileBytes
+	if limit <= 0 {
+		limit = manifest.DefaultInstanceFileBytes
 	}
-	return nil
+	for _, in := range all {
+		if ok, err := path.Match(req.Select, in.File); err != nil || !ok {
+			continue
+		}
+		if req.Where == "" {
+			return nil
+		}
+		data, err := manifest.ReadRepoFile(dir, in.File, limit)
+		if err != nil {
+			continue
+		}
+		if doc, err := manifest.ParseDocument(data); err == nil {
+			if n, err := doc.Count(req.Where); err == nil && n > 0 {
+				return nil
+			}
+		}
+	}
+	return deployer.Errorf(deployer.ENOTFOUND, "%s", noMatch(len(all), req, w.cfg.Name))
+}
+
+// noMatch says that a deployment's selection matched none of n instances.
+func noMatch(n int, req deployer.DeployRequest, repo string) string {
+	msg := fmt.Sprintf("0 of %d instances match --select %q", n, req.Select)
+	if req.Where != "" {
+		msg += fmt.Sprintf(" --where %q", req.Where)
+	}
+	return msg + " on " + repo
 }
 
 // enqueueDeployment queues deployment id on the worker.

@@ -162,7 +162,7 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 		}
 		e, err := w.d.store.PutJournal(store.JournalEntry{Repo: w.cfg.Name, Instance: string(job.Instance.Name), File: job.Instance.File,
 			BaseBlob: w.repo.Head(), Edits: raw, Author: spec.Request.Who, Reason: "deploy " + rec.ID + reasonSuffix(spec.Request.Reason),
-			Run: strconv.FormatUint(uint64(run.ID), 10), Deployment: rec.ID})
+			Run: strconv.FormatUint(uint64(run.ID), 10), Deployment: rec.ID, Trailers: deploymentTrailers(rec.ID, spec.Request.Ticket)})
 		if err != nil {
 			w.log.Error().Err(err).Msg("journal deployment edit")
 			continue
@@ -185,10 +185,6 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 			spec.Details[e.Instance] = in
 			continue
 		}
-		c.Trailers["Deployer-Deployment"] = rec.ID
-		if spec.Request.Ticket != "" {
-			c.Trailers["Deployer-Ticket"] = spec.Request.Ticket
-		}
 		changes = append(changes, c)
 		kept = append(kept, e)
 	}
@@ -202,6 +198,16 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 	}
 	p.jobs = jobs
 	return p
+}
+
+// deploymentTrailers are the commit trailers of an edit made inside
+// deployment id.
+func deploymentTrailers(id, ticket string) map[string]string {
+	t := map[string]string{"Deployer-Deployment": id}
+	if ticket != "" {
+		t["Deployer-Ticket"] = ticket
+	}
+	return t
 }
 
 // alreadyUpstream is a deployment instance's Commit when its edit was
@@ -290,7 +296,11 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 			left = budget - failed
 		}
 		commits := w.editCommits(*spec, chunk)
+		// A step's write-back made inside the deployment carries its
+		// trailers too.
+		w.deploymentTrailers = deploymentTrailers(rec.ID, spec.Request.Ticket)
 		results := w.runJobsAt(ctx, run, m, plan{jobs: chunk, dryRun: p.dryRun}, bucket, left, commits)
+		w.deploymentTrailers = nil
 		outs := outcomesOf(results)
 		for i := range outs {
 			outs[i].Commit = commits[outs[i].Name]

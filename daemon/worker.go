@@ -62,9 +62,13 @@ type worker struct {
 	pending []request
 	snap    snapshot
 
-	stop    context.CancelFunc // stops the loop (Reload)
-	halt    context.Context    // the loop's context: done once the daemon is stopping (no new bucket starts then)
-	stopped chan struct{}      // closed when the loop returned
+	stop context.CancelFunc // stops the loop (Reload)
+	halt context.Context    // the loop's context: done once the daemon is stopping (no new bucket starts then)
+	// deploymentTrailers, while a deployment's bucket runs, are the
+	// trailers its steps' write-backs carry (set before the bucket's jobs
+	// start, cleared after they ended).
+	deploymentTrailers map[string]string
+	stopped            chan struct{} // closed when the loop returned
 
 	repo checkout // the loop goroutine, and steps' write-backs under gitMu
 	// gitMu serialises git work on the checkout during a run: write-backs

@@ -83,6 +83,7 @@ func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.St
 		Repo: w.cfg.Name, Instance: string(r.Instance), File: file, BaseBlob: baseCommit, Edits: raw,
 		Author: w.cfg.Author.Name, Reason: string(r.Step), Run: strconv.FormatUint(uint64(run.ID), 10),
 		Supersedes: w.redoneEntries(string(r.Instance), file, string(r.Step), base),
+		Trailers:   w.deploymentTrailers,
 	})
 	if err != nil {
 		return fmt.Errorf("journal the edits of %s: %w", r.Step, err)
@@ -309,12 +310,24 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 			}
 			return merged, nil
 		},
-		Message: subject + "\n\n" + body,
-		Trailers: map[string]string{
-			"Deployer-Host": oneLine(w.d.opts.Host),
-			"Deployer-Run":  oneLine(e.Run),
-		},
+		Message:  subject + "\n\n" + body,
+		Trailers: entryTrailers(w.d.opts.Host, e),
 	}, nil
+}
+
+// entryTrailers are the commit trailers of e's commit: the host, the run,
+// and the entry's own (a deployment's id and ticket).
+func entryTrailers(host string, e store.JournalEntry) map[string]string {
+	t := map[string]string{
+		"Deployer-Host": oneLine(host),
+		"Deployer-Run":  oneLine(e.Run),
+	}
+	for k, v := range e.Trailers {
+		if k == "Deployer-Deployment" || k == "Deployer-Ticket" {
+			t[k] = oneLine(v)
+		}
+	}
+	return t
 }
 
 // unpushedMarker is in a step's failure when its write-back was committed

@@ -359,3 +359,74 @@ func (w *worker) resumeDeployments() {
 		}
 	}
 }
+
+// DropDeploymentJournal drops the edits of an ended deployment that are
+// still pending in the journal (never committed): an edit the operator
+// gave up on, which the write-back would otherwise try again at every
+// start. Each dropped entry is noted on its instance. It runs on the
+// repo's worker, between runs.
+func (d *Daemon) DropDeploymentJournal(ctx context.Context, id string) (deployer.Deployment, error) {
+	rec, err := d.store.Deployment(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return deployer.Deployment{}, deployer.Errorf(deployer.ENOTFOUND, "deployment %s not found", id)
+	}
+	if err != nil {
+		return deployer.Deployment{}, err
+	}
+	if rec.Finished.IsZero() {
+		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "deployment %s is %s; cancel it first, then drop its pending edits", id, rec.State)
+	}
+	w, err := d.worker(rec.Repo)
+	if err != nil {
+		return deployer.Deployment{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
+	}
+	dropped := map[string]string{} // instance -> journal entry
+	done := make(chan error, 1)
+	w.enqueueAction(func(context.Context) error {
+		open, err := d.store.Journal(rec.Repo, store.JournalPending)
+		if err != nil {
+			return err
+		}
+		for _, e := range open {
+			if e.Deployment != id || e.Commit != "" {
+				continue
+			}
+			if _, err := d.store.DropJournal(e.ID, "dropped by an operator (deployments drop-journal)"); err != nil {
+				return err
+			}
+			w.log.Warn().Str("deployment", id).Str("entry", e.ID).Str("instance", e.Instance).Msg("pending deployment edit dropped by an operator")
+			dropped[e.Instance] = e.ID
+		}
+		return nil
+	}, done)
+	select {
+	case <-ctx.Done():
+		return deployer.Deployment{}, ctx.Err()
+	case err := <-done:
+		if err != nil {
+			return deployer.Deployment{}, fmt.Errorf("drop the pending edits of %s: %w", id, err)
+		}
+	}
+	if len(dropped) == 0 {
+		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "deployment %s has no pending edit in the journal", id)
+	}
+	rec, _, err = d.updateDeployment(id, func(_ *store.Deployment, spec *deploymentSpec) error {
+		for name, entry := range dropped {
+			in, ok := spec.Details[name]
+			if !ok {
+				continue
+			}
+			note := fmt.Sprintf("its pending edit (journal %s) was dropped by an operator", entry)
+			if in.Reason != "" {
+				note = in.Reason + "; " + note
+			}
+			in.Reason = note
+			spec.Details[name] = in
+		}
+		return nil
+	})
+	if err != nil {
+		return deployer.Deployment{}, err
+	}
+	return apiDeployment(rec)
+}

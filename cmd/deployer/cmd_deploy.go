@@ -146,7 +146,8 @@ func newDeploymentsCmd(g *globalOptions) *cobra.Command {
 				return printDeployment(cmd.OutOrStdout(), g, d, fmt.Sprintf("deployment %s: %s", d.ID, d.State))
 			}}
 	}
-	cmd.AddCommand(show, action("retry", "Run the failed and not-started instances again"), action("cancel", "Start no new instance; the running ones finish"))
+	cmd.AddCommand(show, action("retry", "Run the failed and not-started instances again"), action("cancel", "Start no new instance; the running ones finish"),
+		action("drop-journal", "Drop an ended deployment's edits still pending in the journal (never committed), noting it on their instances"))
 	return cmd
 }
 

@@ -32,7 +32,7 @@ func (o outbox) Pending(limit int) ([]notify.Message, error) {
 		}
 		nm := notify.Message{DeliveryID: m.DeliveryID, Channel: m.Channel, Event: ev, Attempts: m.Attempts}
 		if iv, err := o.st.Intervention(m.InterventionID); err == nil {
-			nm.IssueKey = iv.Evidence.Extra["issue:"+m.Channel]
+			nm.IssueKey = iv.Evidence.Extra[store.IssueRefKey(m.Channel)]
 		}
 		out = append(out, nm)
 	}

@@ -31,9 +31,16 @@ func newDeployCmd(g *globalOptions) *cobra.Command {
 commit per instance, then the --steps (default: the on-change steps) run in
 buckets of --bucket, and no new instance starts once --max-failures instances
 failed. The deployment is tracked per instance and survives a daemon restart.
+Each instance's steps run at the commit that holds its edit (DEPLOYER_COMMIT,
+{commit}).
 
-Exit status: 0 queued (with --wait: every instance succeeded), 1 error or a
-failed instance, 2 usage.`,
+--set takes PATH@ATTR=VALUE and --text PATH=VALUE; PATH may hold predicates
+with '@', '=' and quotes: --set "/instance/app[@name='worker']@version=1.10.0".
+--select, --where and the edits are checked before anything is queued.
+
+Exit status: 0 queued (with --wait: every instance succeeded), 1 error, no
+instance matches --select/--where ("0 of N instances match"), or (with --wait)
+an instance did not succeed, 2 usage (a malformed --select, --where or edit).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()

@@ -360,6 +360,28 @@ func (w *worker) resumeDeployments() {
 	}
 }
 
+// dropDeploymentEntries drops deployment id's journal entries that are
+// pending and were never committed, and returns them by instance. Call it
+// on the worker.
+func (w *worker) dropDeploymentEntries(id string) (map[string]string, error) {
+	open, err := w.d.store.Journal(w.cfg.Name, store.JournalPending)
+	if err != nil {
+		return nil, err
+	}
+	dropped := map[string]string{}
+	for _, e := range open {
+		if e.Deployment != id || e.Commit != "" {
+			continue
+		}
+		if _, err := w.d.store.DropJournal(e.ID, "dropped by an operator (deployments drop-journal)"); err != nil {
+			return dropped, err
+		}
+		w.log.Warn().Str("deployment", id).Str("entry", e.ID).Str("instance", e.Instance).Msg("pending deployment edit dropped by an operator")
+		dropped[e.Instance] = e.ID
+	}
+	return dropped, nil
+}
+
 // DropDeploymentJournal drops the edits of an ended deployment that are
 // still pending in the journal (never committed): an edit the operator
 // gave up on, which the write-back would otherwise try again at every
@@ -380,24 +402,12 @@ func (d *Daemon) DropDeploymentJournal(ctx context.Context, id string) (deployer
 	if err != nil {
 		return deployer.Deployment{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
 	}
-	dropped := map[string]string{} // instance -> journal entry
+	var dropped map[string]string // instance -> journal entry
 	done := make(chan error, 1)
 	w.enqueueAction(func(context.Context) error {
-		open, err := d.store.Journal(rec.Repo, store.JournalPending)
-		if err != nil {
-			return err
-		}
-		for _, e := range open {
-			if e.Deployment != id || e.Commit != "" {
-				continue
-			}
-			if _, err := d.store.DropJournal(e.ID, "dropped by an operator (deployments drop-journal)"); err != nil {
-				return err
-			}
-			w.log.Warn().Str("deployment", id).Str("entry", e.ID).Str("instance", e.Instance).Msg("pending deployment edit dropped by an operator")
-			dropped[e.Instance] = e.ID
-		}
-		return nil
+		var err error
+		dropped, err = w.dropDeploymentEntries(id)
+		return err
 	}, done)
 	select {
 	case <-ctx.Done():

@@ -58,6 +58,7 @@ type InstanceOutcome struct {
 	File   string `json:"file"`
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
+	Commit string `json:"commit,omitempty"` // the instance's steps ran at this commit, not the run's
 }
 
 // Intervention is a recorded case that needs a human.

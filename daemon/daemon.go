@@ -169,6 +169,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 	d.mu.Unlock()
 	<-ctx.Done()
+	d.log.Info().Dur("grace", d.opts.ShutdownGrace).
+		Msg("stop requested (SIGTERM or SIGINT): no new run, bucket or instance starts; steps in flight may finish within the grace period, then they are interrupted and redone at the next start")
 	d.wg.Wait()
 	return nil
 }
@@ -183,6 +185,7 @@ func (d *Daemon) start(w *worker) {
 	work, cancelWorkCause := context.WithCancelCause(context.WithoutCancel(ctx))
 	cancelWork := func() { cancelWorkCause(errShutdown) }
 	w.stop = cancel
+	w.halt = ctx
 	w.stopped = make(chan struct{})
 	d.wg.Add(2)
 	go func() {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/notify"
 	"github.com/sre-tools/deployer/store"
 	"github.com/sre-tools/deployer/syncer"
 )
@@ -29,11 +31,16 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 	}
 	log := w.log.With().Str("deployment", rec.ID).Logger()
 	trig := []store.Trigger{r.trigger}
+	// save records the worker's progress over the stored deployment in
+	// one transaction (a cancel the API wrote meanwhile stays, and is
+	// seen here).
 	save := func() {
-		var err error
-		if rec, err = w.d.putDeployment(rec, spec); err != nil {
+		cur, s, err := w.d.saveProgress(rec, spec, false)
+		if err != nil {
 			log.Error().Err(err).Msg("record deployment progress")
+			return
 		}
+		rec, spec.Cancel = cur, s.Cancel
 	}
 	p, ok := w.prepareRun(ctx, runEntry{triggers: trig, manual: true})
 	if !ok {
@@ -48,14 +55,21 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 		save()
 		w.deploy(ctx, run, &rec, &spec, save)
 	})
+	if ok && ctx.Err() == nil && !w.stopping() {
+		rec.State = deploymentOutcome(spec)
+		w.notifyDeployment(rec, &spec, notify.EventDeploymentEnded)
+	}
 	if !ok {
 		return
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || w.stopping() {
 		return // interrupted: resumed at the next start
 	}
-	rec.State, rec.Finished = deploymentOutcome(spec), w.d.now()
-	save()
+	if cur, _, err := w.d.saveProgress(rec, spec, true); err != nil {
+		log.Error().Err(err).Msg("record deployment outcome")
+	} else {
+		rec = cur
+	}
 	log.Info().Str("state", rec.State).Msg("deployment ended")
 }
 
@@ -85,6 +99,12 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 			run.Status, run.Error, spec.Reason = store.RunFailed, err.Error(), err.Error()
 			return
 		}
+		if len(files) == 0 {
+			all, _ := m.ListInstances(w.repo.Dir())
+			msg := noMatch(len(all), req, w.cfg.Name)
+			run.Status, run.Error, spec.Reason = store.RunFailed, msg, msg
+			return
+		}
 		for _, f := range files {
 			name := instanceStem(f)
 			if in, err := m.ReadInstance(w.repo.Dir(), f); err == nil {
@@ -94,6 +114,8 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 		}
 		save()
 	}
+	w.notifyDeployment(*rec, spec, notify.EventDeploymentStarted)
+	save()
 	p := w.deploymentPlan(m, steps, spec)
 	bucket := req.Bucket
 	if bucket == 0 {
@@ -140,7 +162,7 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 		}
 		e, err := w.d.store.PutJournal(store.JournalEntry{Repo: w.cfg.Name, Instance: string(job.Instance.Name), File: job.Instance.File,
 			BaseBlob: w.repo.Head(), Edits: raw, Author: spec.Request.Who, Reason: "deploy " + rec.ID + reasonSuffix(spec.Request.Reason),
-			Run: strconv.FormatUint(uint64(run.ID), 10), Deployment: rec.ID})
+			Run: strconv.FormatUint(uint64(run.ID), 10), Deployment: rec.ID, Trailers: deploymentTrailers(rec.ID, spec.Request.Ticket)})
 		if err != nil {
 			w.log.Error().Err(err).Msg("journal deployment edit")
 			continue
@@ -155,14 +177,13 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 	for _, e := range entries {
 		c, err := w.change(e)
 		if err != nil {
+			if errors.Is(err, errRefusedEdit) {
+				w.refuseEntry(e, err)
+			}
 			in := spec.Details[e.Instance]
 			in.Status, in.Reason = deployer.InstanceFailed, err.Error()
 			spec.Details[e.Instance] = in
 			continue
-		}
-		c.Trailers["Deployer-Deployment"] = rec.ID
-		if spec.Request.Ticket != "" {
-			c.Trailers["Deployer-Ticket"] = spec.Request.Ticket
 		}
 		changes = append(changes, c)
 		kept = append(kept, e)
@@ -179,6 +200,20 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 	return p
 }
 
+// deploymentTrailers are the commit trailers of an edit made inside
+// deployment id.
+func deploymentTrailers(id, ticket string) map[string]string {
+	t := map[string]string{"Deployer-Deployment": id}
+	if ticket != "" {
+		t["Deployer-Ticket"] = ticket
+	}
+	return t
+}
+
+// alreadyUpstream is a deployment instance's Commit when its edit was
+// upstream already.
+const alreadyUpstream = "already upstream"
+
 // deploymentWriteBack writes back a bucket's edits and records on each
 // instance where its edit landed, or why it did not.
 func (w *worker) deploymentWriteBack(ctx context.Context, spec *deploymentSpec, entries []store.JournalEntry, changes []syncer.Change) {
@@ -194,7 +229,7 @@ func (w *worker) deploymentWriteBack(ctx context.Context, spec *deploymentSpec, 
 		case syncer.OutcomeLanded:
 			in.Commit = s.outcome.Commit
 		case syncer.OutcomeDropped:
-			in.Commit = "already upstream"
+			in.Commit = alreadyUpstream
 		case syncer.OutcomeConflict:
 			in.Status, in.Reason = deployer.InstanceConflict, s.msg
 		default:
@@ -212,14 +247,20 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 	for start := 0; start < len(p.jobs); start += bucket {
 		chunk := p.jobs[start:min(start+bucket, len(p.jobs))]
 		stop := ""
-		if cur, s, err := w.d.loadDeployment(rec.ID); err == nil && s.Cancel {
+		if _, s, err := w.d.loadDeployment(rec.ID); err == nil && s.Cancel {
+			spec.Cancel = true
+		}
+		if spec.Cancel {
 			stop = "deployment cancelled"
-			_ = cur
 		}
 		if budget > 0 && failed >= budget {
 			stop = fmt.Sprintf("failure budget spent (%d of %d)", failed, budget)
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || w.stopping() {
+			// Stopping: no new bucket starts. The deployment stays
+			// unfinished and resumes at the next start.
+			run.Status, run.Error = store.RunInterrupted, "the daemon stopped before the deployment ended; it resumes at the next start"
+			save()
 			return
 		}
 		if stop != "" {
@@ -233,7 +274,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		// The bucket's edits land first (one commit per instance), so that
 		// no step runs from a state that is not on the remote and no
 		// instance that will not start has its file changed.
-		if edits, _ := parseEdits(spec.Request.Set, spec.Request.Text); len(edits) > 0 && !p.dryRun {
+		if edits, _ := requestEdits(spec.Request); len(edits) > 0 && !p.dryRun {
 			chunk = w.deploymentEdits(ctx, run, rec, spec, plan{jobs: chunk}, edits).jobs
 			for _, in := range spec.Details {
 				if deployer.InstanceStatus(in.Status).Counted() {
@@ -254,17 +295,83 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		if budget > 0 {
 			left = budget - failed
 		}
-		results := w.runJobs(ctx, run, m, plan{jobs: chunk, dryRun: p.dryRun}, bucket, left)
-		run.Instances = append(run.Instances, outcomesOf(results)...)
-		w.settle(run, results)
+		commits := w.editCommits(*spec, chunk)
+		// A step's write-back made inside the deployment carries its
+		// trailers too.
+		w.deploymentTrailers = deploymentTrailers(rec.ID, spec.Request.Ticket)
+		results := w.runJobsAt(ctx, run, m, plan{jobs: chunk, dryRun: p.dryRun}, bucket, left, commits)
+		w.deploymentTrailers = nil
+		outs := outcomesOf(results)
+		for i := range outs {
+			outs[i].Commit = commits[outs[i].Name]
+		}
+		run.Instances = append(run.Instances, outs...)
+		w.settleRun(run, results, p.dryRun)
 		failed += recordResults(spec, results)
+		if redone := redoInterrupted(spec, results); redone > 0 {
+			// Cut off at the end of the grace period: those instances
+			// run again when the deployment resumes at the next start.
+			run.Status, run.Error = store.RunInterrupted, fmt.Sprintf("%d instance(s) cut off by the daemon's stop; the deployment resumes them at the next start", redone)
+			save()
+			return
+		}
 		failpoint(fpBucketDone)
+		spec.Waves++
+		w.notifyDeployment(*rec, spec, notify.EventDeploymentWave)
 		save()
 	}
 	run.Status = finalStatus(run.Instances)
 	if deploymentOutcome(*spec) != string(deployer.DeploymentSucceeded) {
 		run.Status = store.RunFailed
 	}
+}
+
+// editCommits is, for each job, the commit that holds its instance's
+// edit: the commit its write-back made, or the checkout's head when the
+// edit was already upstream (an instance with no edit runs at the run's
+// commit).
+func (w *worker) editCommits(spec deploymentSpec, jobs []executor.Job) map[string]string {
+	out := map[string]string{}
+	for _, j := range jobs {
+		switch c := spec.Details[string(j.Instance.Name)].Commit; c {
+		case "":
+		case alreadyUpstream:
+			out[string(j.Instance.Name)] = w.repo.Head()
+		default:
+			out[string(j.Instance.Name)] = c
+		}
+	}
+	return out
+}
+
+// notifyDeployment sends a deployment lifecycle notification once per
+// attempt (and wave): the keys sent are kept in the spec, which the caller
+// saves. A dry run sends none.
+func (w *worker) notifyDeployment(rec store.Deployment, spec *deploymentSpec, kind notify.EventKind) {
+	if spec.Request.DryRun {
+		return
+	}
+	attempt := max(spec.Attempt, 1)
+	wave := 0
+	if kind == notify.EventDeploymentWave {
+		wave = spec.Waves
+	}
+	key := fmt.Sprintf("%s:%d:%d", kind, attempt, wave)
+	if slices.Contains(spec.Notified, key) {
+		return
+	}
+	counts := map[string]int{}
+	for _, in := range spec.Details {
+		counts[string(in.Status)]++
+	}
+	req := spec.Request
+	de := notify.DeploymentEvent{ID: rec.ID, Repo: rec.Repo, State: rec.State, Attempt: attempt, Wave: wave,
+		Select: req.Select, Where: req.Where, Reason: req.Reason, Ticket: req.Ticket, Who: req.Who, Counts: counts}
+	if err := w.d.notify.deployment(kind, de); err != nil {
+		w.log.Error().Err(err).Str("deployment", rec.ID).Str("event", string(kind)).Msg("queue deployment notification")
+		return
+	}
+	spec.Notified = append(spec.Notified, key)
 }
 
 // recordResults records a bucket's outcomes on the deployment's
@@ -288,6 +395,22 @@ func recordResults(spec *deploymentSpec, results []executor.InstanceResult) (fai
 		spec.Details[string(r.Instance.Name)] = in
 	}
 	return failed
+}
+
+// redoInterrupted puts back to pending the instances of results whose
+// steps were interrupted (the daemon stopped), and returns how many.
+func redoInterrupted(spec *deploymentSpec, results []executor.InstanceResult) int {
+	n := 0
+	for _, r := range results {
+		if r.Status != executor.StatusInterrupted {
+			continue
+		}
+		in := spec.Details[string(r.Instance.Name)]
+		in.Status, in.Reason = deployer.InstancePending, "interrupted by the daemon's stop: redone at the next start"
+		spec.Details[string(r.Instance.Name)] = in
+		n++
+	}
+	return n
 }
 
 func countFailed(spec deploymentSpec) int {

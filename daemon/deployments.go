@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"path"
+	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/sre-tools/deployer"
@@ -21,6 +23,13 @@ type deploymentSpec struct {
 	Runs    []uint64                               `json:"runs,omitempty"`
 	Cancel  bool                                   `json:"cancel,omitempty"`
 	Reason  string                                 `json:"reason,omitempty"` // why blocked or failed as a whole
+	// Attempt is 1 for the first pass (0 in records made before it was
+	// kept), one more per retry; Waves counts the buckets that ended in
+	// this attempt; Notified holds the lifecycle notifications sent
+	// (kind:attempt:wave), so that a resumed deployment sends none twice.
+	Attempt  int      `json:"attempt,omitempty"`
+	Waves    int      `json:"waves,omitempty"`
+	Notified []string `json:"notified,omitempty"`
 }
 
 // Deploy validates and queues a deployment on repo.
@@ -29,14 +38,22 @@ func (d *Daemon) Deploy(ctx context.Context, repo string, req deployer.DeployReq
 	if err != nil {
 		return deployer.Deployment{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
 	}
-	if req.Select == "" {
-		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "--select is required (e.g. 'instances/*.xml')")
+	if err := manifest.CheckGlob(req.Select); err != nil {
+		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "%v", err)
 	}
-	if _, err := parseEdits(req.Set, req.Text); err != nil {
+	if req.Where != "" {
+		if err := manifest.CheckPath(req.Where); err != nil {
+			return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "--where: %v", err)
+		}
+	}
+	if _, err := requestEdits(req); err != nil {
 		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "%v", err)
 	}
 	if req.Bucket < 0 || req.MaxFailures < 0 {
 		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "--bucket and --max-failures must not be negative")
+	}
+	if err := w.checkSelection(req); err != nil {
+		return deployer.Deployment{}, err
 	}
 	spec := deploymentSpec{Request: req, Details: map[string]deployer.DeploymentInstance{}}
 	rec, err := d.putDeployment(store.Deployment{Repo: repo, State: string(deployer.DeploymentQueued)}, spec)
@@ -87,25 +104,33 @@ func (d *Daemon) Deployment(ctx context.Context, id string) (deployer.Deployment
 	return apiDeployment(rec)
 }
 
-// RetryDeployment queues again the failed, conflicting and not-started instances.
+// RetryDeployment queues again the instances that did not succeed:
+// failed, conflict, skipped, interrupted and not-started ones (a skipped
+// instance's intervention is checked again when it is planned). A
+// deployment with no such instance is refused and records no run.
 func (d *Daemon) RetryDeployment(ctx context.Context, id string) (deployer.Deployment, error) {
-	rec, spec, err := d.loadDeployment(id)
-	if err != nil {
-		return deployer.Deployment{}, err
-	}
-	if rec.State == string(deployer.DeploymentRunning) || rec.State == string(deployer.DeploymentQueued) {
-		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "deployment %s is %s; retry it when it has ended", id, rec.State)
-	}
-	for name, in := range spec.Details {
-		if st := deployer.InstanceStatus(in.Status); st.Counted() || st.Waiting() {
-			in.Status, in.Reason, in.Step, in.OutputTail = deployer.InstancePending, "", "", ""
-			spec.Details[name] = in
+	var redo int
+	rec, _, err := d.updateDeployment(id, func(rec *store.Deployment, spec *deploymentSpec) error {
+		if rec.State == string(deployer.DeploymentRunning) || rec.State == string(deployer.DeploymentQueued) {
+			return deployer.Errorf(deployer.EINVALID, "deployment %s is %s; retry it when it has ended", id, rec.State)
 		}
-	}
-	spec.Cancel, spec.Reason = false, ""
-	rec.State = string(deployer.DeploymentQueued)
-	rec.Finished = time.Time{}
-	if rec, err = d.putDeployment(rec, spec); err != nil {
+		for name, in := range spec.Details {
+			if retried(in.Status) {
+				in.Status, in.Reason, in.Step, in.OutputTail = deployer.InstancePending, "", "", ""
+				spec.Details[name] = in
+				redo++
+			}
+		}
+		if redo == 0 && len(spec.Details) > 0 {
+			return deployer.Errorf(deployer.EINVALID, "deployment %s has nothing to retry: every instance succeeded", id)
+		}
+		spec.Cancel, spec.Reason = false, ""
+		spec.Attempt, spec.Waves = max(spec.Attempt, 1)+1, 0
+		rec.State = string(deployer.DeploymentQueued)
+		rec.Finished = time.Time{}
+		return nil
+	})
+	if err != nil {
 		return deployer.Deployment{}, err
 	}
 	w, err := d.worker(rec.Repo)
@@ -116,30 +141,85 @@ func (d *Daemon) RetryDeployment(ctx context.Context, id string) (deployer.Deplo
 	return apiDeployment(rec)
 }
 
+// retried tells whether a retry runs an instance in status st again:
+// every status but succeeded.
+func retried(st deployer.InstanceStatus) bool {
+	return st != deployer.InstanceSucceeded
+}
+
 // CancelDeployment stops a deployment from starting new instances; the
-// running ones finish.
+// running ones finish and the deployment ends cancelled. The cancel is
+// written in one store transaction, so the worker's progress records
+// never undo it.
 func (d *Daemon) CancelDeployment(ctx context.Context, id string) (deployer.Deployment, error) {
-	rec, spec, err := d.loadDeployment(id)
+	rec, _, err := d.updateDeployment(id, func(rec *store.Deployment, spec *deploymentSpec) error {
+		if !rec.Finished.IsZero() {
+			return deployer.Errorf(deployer.EINVALID, "deployment %s has already ended (%s)", id, rec.State)
+		}
+		spec.Cancel = true
+		if rec.State != string(deployer.DeploymentRunning) {
+			rec.State, rec.Finished = string(deployer.DeploymentCancelled), d.now()
+			for name, in := range spec.Details {
+				if in.Status == deployer.InstancePending {
+					in.Status, in.Reason = deployer.InstanceNotStarted, "deployment cancelled"
+					spec.Details[name] = in
+				}
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return deployer.Deployment{}, err
 	}
-	if !rec.Finished.IsZero() {
-		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "deployment %s has already ended (%s)", id, rec.State)
-	}
-	spec.Cancel = true
-	if rec.State != string(deployer.DeploymentRunning) {
-		rec.State, rec.Finished = string(deployer.DeploymentCancelled), d.now()
-		for name, in := range spec.Details {
-			if in.Status == deployer.InstancePending {
-				in.Status, in.Reason = deployer.InstanceNotStarted, "deployment cancelled"
-				spec.Details[name] = in
-			}
-		}
-	}
-	if rec, err = d.putDeployment(rec, spec); err != nil {
-		return deployer.Deployment{}, err
-	}
 	return apiDeployment(rec)
+}
+
+// updateDeployment changes deployment id in one store transaction: fn
+// gets the stored record and its decoded spec, and what it leaves is
+// written back (the instance map follows the spec). An error from fn
+// writes nothing and is returned as it is.
+func (d *Daemon) updateDeployment(id string, fn func(*store.Deployment, *deploymentSpec) error) (store.Deployment, deploymentSpec, error) {
+	var spec deploymentSpec
+	rec, err := d.store.UpdateDeployment(id, func(rec *store.Deployment) error {
+		spec = deploymentSpec{}
+		if err := json.Unmarshal(rec.Spec, &spec); err != nil {
+			return fmt.Errorf("decode: %w", err)
+		}
+		if spec.Details == nil {
+			spec.Details = map[string]deployer.DeploymentInstance{}
+		}
+		if err := fn(rec, &spec); err != nil {
+			return err
+		}
+		return encodeSpec(rec, spec)
+	})
+	var de *deployer.Error
+	if errors.As(err, &de) {
+		return rec, spec, de
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return rec, spec, deployer.Errorf(deployer.ENOTFOUND, "deployment %s not found", id)
+	}
+	return rec, spec, err
+}
+
+// saveProgress writes the worker's view of a deployment (its state,
+// finish time, instances, runs and reason) over the stored one, keeping
+// what only the API changes (a cancel), and returns the stored result.
+// final computes the end state inside the same transaction, so a cancel
+// that arrives during the last bucket is not lost either.
+func (d *Daemon) saveProgress(rec store.Deployment, spec deploymentSpec, final bool) (store.Deployment, deploymentSpec, error) {
+	return d.updateDeployment(rec.ID, func(cur *store.Deployment, s *deploymentSpec) error {
+		cancel := s.Cancel
+		*s = spec
+		s.Details = maps.Clone(spec.Details)
+		s.Cancel = cancel
+		cur.State, cur.Finished = rec.State, rec.Finished
+		if final {
+			cur.State, cur.Finished = deploymentOutcome(*s), d.now()
+		}
+		return nil
+	})
 }
 
 func (d *Daemon) loadDeployment(id string) (store.Deployment, deploymentSpec, error) {
@@ -160,17 +240,27 @@ func (d *Daemon) loadDeployment(id string) (store.Deployment, deploymentSpec, er
 	return rec, spec, nil
 }
 
+// putDeployment creates a deployment (the only whole-record write; every
+// change after that goes through updateDeployment).
 func (d *Daemon) putDeployment(rec store.Deployment, spec deploymentSpec) (store.Deployment, error) {
+	if err := encodeSpec(&rec, spec); err != nil {
+		return rec, err
+	}
+	return d.store.PutDeployment(rec)
+}
+
+// encodeSpec stores spec in rec, with the per-instance status map.
+func encodeSpec(rec *store.Deployment, spec deploymentSpec) error {
 	raw, err := json.Marshal(spec)
 	if err != nil {
-		return rec, err
+		return err
 	}
 	rec.Spec = raw
 	rec.Instances = map[string]string{}
 	for name, in := range spec.Details {
 		rec.Instances[name] = string(in.Status)
 	}
-	return d.store.PutDeployment(rec)
+	return nil
 }
 
 func apiDeployment(rec store.Deployment) (deployer.Deployment, error) {
@@ -192,25 +282,62 @@ func apiDeployment(rec store.Deployment) (deployer.Deployment, error) {
 	return out, nil
 }
 
-// parseEdits turns --set PATH@ATTR=VALUE and --text PATH=VALUE into edits.
-func parseEdits(sets, texts []string) ([]manifest.Edit, error) {
-	var edits []manifest.Edit
-	for _, s := range sets {
-		target, value, ok := strings.Cut(s, "=")
-		at := strings.LastIndex(target, "@")
-		if !ok || at <= 0 || !strings.HasPrefix(target, "/") || at == len(target)-1 {
-			return nil, fmt.Errorf("--set %q: want PATH@ATTR=VALUE, e.g. /instance/app[@name='web']@version=4.3.0", s)
-		}
-		edits = append(edits, manifest.Edit{Op: manifest.OpSetAttr, Path: target[:at], Attr: target[at+1:], Value: value})
+// requestEdits is the deployment's edits, read by the one edit parser
+// that `xml edit` and the CLI use too.
+func requestEdits(req deployer.DeployRequest) ([]manifest.Edit, error) {
+	return manifest.ParseEdits(manifest.EditSpec{Set: req.Set, Text: req.Text})
+}
+
+// checkSelection refuses a deployment whose --select and --where match
+// no instance in the checkout ("0 of N instances match"): a typo must not
+// end as a deployment that succeeded with no instance. It reads the
+// checkout's files on disk (the API's goroutine never uses the worker's
+// git handle); before the first clone there is nothing to check and the
+// worker's own check decides.
+func (w *worker) checkSelection(req deployer.DeployRequest) error {
+	if !w.snapshot().opened {
+		return nil
 	}
-	for _, t := range texts {
-		p, value, ok := strings.Cut(t, "=")
-		if !ok || !strings.HasPrefix(p, "/") {
-			return nil, fmt.Errorf("--text %q: want PATH=VALUE, e.g. /instance/owner=team-a", t)
-		}
-		edits = append(edits, manifest.Edit{Op: manifest.OpSetText, Path: p, Value: value})
+	dir := filepath.Join(w.d.opts.StateDir, "checkouts", w.cfg.Name)
+	m, err := manifest.Load(dir, w.manifestOptions())
+	if err != nil {
+		return nil // the run reports the invalid manifest
 	}
-	return edits, nil
+	all, err := m.ListInstances(dir)
+	if err != nil && len(all) == 0 {
+		return nil
+	}
+	limit := w.d.Limits().InstanceFileBytes
+	if limit <= 0 {
+		limit = manifest.DefaultInstanceFileBytes
+	}
+	for _, in := range all {
+		if ok, err := path.Match(req.Select, in.File); err != nil || !ok {
+			continue
+		}
+		if req.Where == "" {
+			return nil
+		}
+		data, err := manifest.ReadRepoFile(dir, in.File, limit)
+		if err != nil {
+			continue
+		}
+		if doc, err := manifest.ParseDocument(data); err == nil {
+			if n, err := doc.Count(req.Where); err == nil && n > 0 {
+				return nil
+			}
+		}
+	}
+	return deployer.Errorf(deployer.ENOTFOUND, "%s", noMatch(len(all), req, w.cfg.Name))
+}
+
+// noMatch says that a deployment's selection matched none of n instances.
+func noMatch(n int, req deployer.DeployRequest, repo string) string {
+	msg := fmt.Sprintf("0 of %d instances match --select %q", n, req.Select)
+	if req.Where != "" {
+		msg += fmt.Sprintf(" --where %q", req.Where)
+	}
+	return msg + " on " + repo
 }
 
 // enqueueDeployment queues deployment id on the worker.
@@ -231,4 +358,85 @@ func (w *worker) resumeDeployments() {
 			w.enqueueDeployment(r.ID)
 		}
 	}
+}
+
+// dropDeploymentEntries drops deployment id's journal entries that are
+// pending and were never committed, and returns them by instance. Call it
+// on the worker.
+func (w *worker) dropDeploymentEntries(id string) (map[string]string, error) {
+	open, err := w.d.store.Journal(w.cfg.Name, store.JournalPending)
+	if err != nil {
+		return nil, err
+	}
+	dropped := map[string]string{}
+	for _, e := range open {
+		if e.Deployment != id || e.Commit != "" {
+			continue
+		}
+		if _, err := w.d.store.DropJournal(e.ID, "dropped by an operator (deployments drop-journal)"); err != nil {
+			return dropped, err
+		}
+		w.log.Warn().Str("deployment", id).Str("entry", e.ID).Str("instance", e.Instance).Msg("pending deployment edit dropped by an operator")
+		dropped[e.Instance] = e.ID
+	}
+	return dropped, nil
+}
+
+// DropDeploymentJournal drops the edits of an ended deployment that are
+// still pending in the journal (never committed): an edit the operator
+// gave up on, which the write-back would otherwise try again at every
+// start. Each dropped entry is noted on its instance. It runs on the
+// repo's worker, between runs.
+func (d *Daemon) DropDeploymentJournal(ctx context.Context, id string) (deployer.Deployment, error) {
+	rec, err := d.store.Deployment(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return deployer.Deployment{}, deployer.Errorf(deployer.ENOTFOUND, "deployment %s not found", id)
+	}
+	if err != nil {
+		return deployer.Deployment{}, err
+	}
+	if rec.Finished.IsZero() {
+		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "deployment %s is %s; cancel it first, then drop its pending edits", id, rec.State)
+	}
+	w, err := d.worker(rec.Repo)
+	if err != nil {
+		return deployer.Deployment{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
+	}
+	var dropped map[string]string // instance -> journal entry
+	done := make(chan error, 1)
+	w.enqueueAction(func(context.Context) error {
+		var err error
+		dropped, err = w.dropDeploymentEntries(id)
+		return err
+	}, done)
+	select {
+	case <-ctx.Done():
+		return deployer.Deployment{}, ctx.Err()
+	case err := <-done:
+		if err != nil {
+			return deployer.Deployment{}, fmt.Errorf("drop the pending edits of %s: %w", id, err)
+		}
+	}
+	if len(dropped) == 0 {
+		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "deployment %s has no pending edit in the journal", id)
+	}
+	rec, _, err = d.updateDeployment(id, func(_ *store.Deployment, spec *deploymentSpec) error {
+		for name, entry := range dropped {
+			in, ok := spec.Details[name]
+			if !ok {
+				continue
+			}
+			note := fmt.Sprintf("its pending edit (journal %s) was dropped by an operator", entry)
+			if in.Reason != "" {
+				note = in.Reason + "; " + note
+			}
+			in.Reason = note
+			spec.Details[name] = in
+		}
+		return nil
+	})
+	if err != nil {
+		return deployer.Deployment{}, err
+	}
+	return apiDeployment(rec)
 }

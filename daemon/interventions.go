@@ -321,12 +321,20 @@ func (w *worker) raiseInstanceInvalid(run store.Run, o store.InstanceOutcome) {
 	})
 }
 
+// raiseStepFailed raises step-failed for o, naming the commit its steps
+// ran at: the one that holds its written-back edit, else the run's.
 func (w *worker) raiseStepFailed(run store.Run, o store.InstanceOutcome, output string) {
+	commit := run.Commit
+	w.gitMu.Lock()
+	if c, ok := w.landed[o.Name]; ok {
+		commit = c
+	}
+	w.gitMu.Unlock()
 	w.raise(store.Intervention{
 		Kind: string(deployer.KindStepFailed), Instance: o.Name,
-		Summary:    fmt.Sprintf("%s failed at %s", o.Reason, short(run.Commit)),
+		Summary:    fmt.Sprintf("%s failed at %s", o.Reason, short(commit)),
 		NextAction: fmt.Sprintf("deployer runs show %d; fix the cause, then: deployer interventions resolve {id} --retry", run.ID),
-		Evidence:   store.Evidence{File: o.File, Output: output, Extra: map[string]string{"commit": run.Commit, "run": fmt.Sprint(run.ID)}},
+		Evidence:   store.Evidence{File: o.File, Output: output, Extra: map[string]string{"commit": commit, "run": fmt.Sprint(run.ID)}},
 	})
 }
 

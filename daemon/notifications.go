@@ -32,7 +32,7 @@ func (o outbox) Pending(limit int) ([]notify.Message, error) {
 		}
 		nm := notify.Message{DeliveryID: m.DeliveryID, Channel: m.Channel, Event: ev, Attempts: m.Attempts}
 		if iv, err := o.st.Intervention(m.InterventionID); err == nil {
-			nm.IssueKey = iv.Evidence.Extra["issue:"+m.Channel]
+			nm.IssueKey = iv.Evidence.Extra[store.IssueRefKey(m.Channel)]
 		}
 		out = append(out, nm)
 	}
@@ -66,7 +66,7 @@ func newNotifier(d *Daemon, channels []notify.ChannelConfig) (*notifier, error) 
 			if r.IssueKey == "" {
 				return nil
 			}
-			_, err := d.store.SetEvidenceExtra(m.Event.ID, "issue:"+m.Channel, r.IssueKey)
+			_, err := d.store.SetEvidenceExtra(m.Event.ID, store.IssueRefKey(m.Channel), r.IssueKey)
 			return err
 		},
 	})
@@ -154,4 +154,32 @@ func (n *notifier) event(iv store.Intervention, kind notify.EventKind) notify.Ev
 		Repo: iv.Repo, Instance: iv.Instance, Summary: iv.Summary, NextAction: a.NextAction, Evidence: iv.Evidence.Output,
 		Count: iv.Count, FirstSeen: iv.FirstSeen, LastSeen: iv.LastSeen, ResolvedBy: iv.ResolvedBy, ResolvedHow: iv.ResolvedHow, ResolvedAt: iv.ResolvedAt,
 	}
+}
+
+// deployment enqueues a deployment event on every Slack and webhook
+// channel (Jira takes intervention events only) and kicks the dispatcher.
+func (n *notifier) deployment(kind notify.EventKind, de notify.DeploymentEvent) error {
+	if n.dispatcher == nil {
+		return nil
+	}
+	ev := notify.Event{Kind: kind, Host: n.d.opts.Host, Datacenter: n.d.opts.Datacenter, Repo: de.Repo,
+		Summary: fmt.Sprintf("deployment %s %s", de.ID, de.State), LastSeen: n.d.now(), Deployment: &de}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	for _, c := range n.channels {
+		if c.Kind == notify.KindJira {
+			continue
+		}
+		name := c.Name
+		if name == "" {
+			name = string(c.Kind)
+		}
+		if _, err := n.d.store.Enqueue(store.Message{Channel: name, Kind: string(kind), Payload: payload}); err != nil {
+			return err
+		}
+	}
+	n.dispatcher.Kick()
+	return nil
 }

@@ -111,7 +111,10 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 		}
 	}
 	rs.Head = w.repo.Head()
-	w.saveRepo(*rs)
+	w.updateRepo(func(st *store.RepoState) {
+		st.LastSync, st.SyncState, st.LastError, st.LastSyncOK = rs.LastSync, rs.SyncState, rs.LastError, rs.LastSyncOK
+		st.Upstream, st.Head = rs.Upstream, rs.Head
+	})
 	w.d.metrics.synced(w.cfg.Name, rs.SyncState, rs.LastSyncOK)
 	w.setSnap(func(s *snapshot) {
 		s.state, s.head, s.upstream, s.lastSync, s.lastErr = rs.SyncState, rs.Head, rs.Upstream, now, rs.LastError
@@ -164,12 +167,12 @@ func (w *worker) alreadyTried(rs store.RepoState, head string) bool {
 func (w *worker) execute(ctx context.Context, triggers []store.Trigger, rs *store.RepoState, head string, forced []string) store.RunID {
 	run, ok := w.runAt(ctx, triggers, *rs, func(run *store.Run) {
 		rs.LastRun = run.ID
-		w.saveRepo(*rs)
+		w.updateRepo(func(st *store.RepoState) { st.LastRun = run.ID })
 		w.carryOut(ctx, run, rs, forced)
 	})
 	if ok && run.Status != store.RunInterrupted && run.Status != store.RunInvalid {
 		rs.Deployed = w.deployedAfter(head)
-		w.saveRepo(*rs)
+		w.updateRepo(func(st *store.RepoState) { st.Deployed = rs.Deployed })
 	}
 	return run.ID
 }
@@ -275,6 +278,14 @@ func (w *worker) executePlan(ctx context.Context, run *store.Run, m *manifest.Ma
 }
 
 func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manifest, p plan, bucket, maxFailures int) []executor.InstanceResult {
+	return w.runJobsAt(ctx, run, m, p, bucket, maxFailures, nil)
+}
+
+// runJobsAt is runJobs where an instance's steps see the commit that
+// holds its edit (commits, by instance name: a deployment's write-back
+// commit) instead of the run's: DEPLOYER_COMMIT, {commit} and the step
+// records agree on it, so `step run` at that commit finds them.
+func (w *worker) runJobsAt(ctx context.Context, run *store.Run, m *manifest.Manifest, p plan, bucket, maxFailures int, commits map[string]string) []executor.InstanceResult {
 	bucket = max(bucket, 1)
 	secrets, err := readEnvFiles(w.cfg.EnvFiles)
 	if err != nil {
@@ -294,7 +305,11 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 		job := &p.jobs[i]
 		job.RepoRoot = w.repo.Dir()
 		job.AllowStepDirs = w.d.opts.AllowStepDirs
-		env.Apply(job)
+		jobEnv := env
+		if c := commits[string(job.Instance.Name)]; c != "" {
+			jobEnv.Commit = c
+		}
+		jobEnv.Apply(job)
 		job.Secrets = secrets
 		file, dryRun, name := job.Instance.File, p.dryRun, string(job.Instance.Name)
 		job.BeforeStep = func(ctx context.Context, s manifest.Step) (func(), error) {
@@ -334,7 +349,11 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 		if !r.Started.IsZero() && !r.Ended.IsZero() && r.Status != executor.StatusSkipped && r.Status != executor.StatusNotStarted {
 			w.d.metrics.stepEnded(w.cfg.Name, string(r.Step), string(r.Status), r.Ended.Sub(r.Started))
 		}
-		if err := w.d.store.AddStep(storeStep(run.ID, r.Record(run.Commit))); err != nil {
+		commit := run.Commit
+		if c := commits[string(r.Instance)]; c != "" {
+			commit = c
+		}
+		if err := w.d.store.AddStep(storeStep(run.ID, r.Record(commit))); err != nil {
 			w.log.Error().Err(err).Msg("record step")
 			w.recordError("recording a step", err)
 		}
@@ -344,6 +363,13 @@ func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manife
 
 // settle records each instance's outcome on the run and in the instances bucket.
 func (w *worker) settle(run *store.Run, results []executor.InstanceResult) {
+	w.settleRun(run, results, false)
+}
+
+// settleRun is settle; with dryRun it records the outcomes on the run
+// only: no instance state, no intervention raised or cleared (a dry run
+// has no side effects on later runs).
+func (w *worker) settleRun(run *store.Run, results []executor.InstanceResult, dryRun bool) {
 	byName := map[string]executor.InstanceResult{}
 	for _, r := range results {
 		byName[string(r.Instance.Name)] = r
@@ -355,6 +381,9 @@ func (w *worker) settle(run *store.Run, results []executor.InstanceResult) {
 			continue
 		}
 		o.Status, o.Reason = string(r.Status), instanceReason(r)
+		if dryRun {
+			continue // a dry run records its outcome on the run only
+		}
 		st := store.InstanceState{Repo: w.cfg.Name, Name: o.Name, File: o.File, LastStatus: o.Status, LastRun: run.ID, Updated: w.d.now()}
 		if prev, err := w.instanceState(o.Name); err == nil {
 			st.Deployed = prev.Deployed
@@ -441,8 +470,12 @@ func finalStatus(outcomes []store.InstanceOutcome) store.RunStatus {
 	return store.RunSucceeded
 }
 
-func (w *worker) saveRepo(rs store.RepoState) {
-	if err := w.d.store.SetRepo(rs); err != nil {
+// updateRepo changes the fields fn sets in the stored repo state, in one
+// store transaction: the fields other writers own (a schedule's fire
+// times, the run the worker recorded) are never written from a stale
+// copy.
+func (w *worker) updateRepo(fn func(*store.RepoState)) {
+	if _, err := w.d.store.UpdateRepoState(w.cfg.Name, func(st *store.RepoState) error { fn(st); return nil }); err != nil {
 		w.log.Error().Err(err).Msg("record repo state")
 		w.noteResource("recording the repo state", err)
 	}

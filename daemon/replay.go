@@ -129,4 +129,13 @@ func (w *worker) carryOutReplay(ctx context.Context, run *store.Run, rp *replay)
 		p.jobs = []executor.Job{job}
 	}
 	w.executePlan(ctx, run, m, p, 1, 0)
+	if !ok {
+		// Nothing ran: a replay is asked for its steps, so it fails and
+		// says why (an open intervention skips the instance).
+		run.Status = store.RunFailed
+		run.Error = fmt.Sprintf("replay ran nothing: %s was %s", rp.instance, out.Status)
+		if out.Reason != "" {
+			run.Error += ": " + out.Reason
+		}
+	}
 }

@@ -117,10 +117,8 @@ func (w *worker) resolveAction(ctx context.Context, iv store.Intervention, take 
 		w.log.Warn().Str("rescue_ref", res.Rescue).Str("upstream", short(res.Upstream)).Msg("checkout reset to upstream; what was there is on a rescue ref")
 		// The followed upstream is the new known tip: the next sync must not
 		// see the rewrite again.
-		if rs, err := w.d.store.Repo(w.cfg.Name); err == nil || errors.Is(err, store.ErrNotFound) {
-			rs.Name, rs.Upstream, rs.Head = w.cfg.Name, res.Upstream, w.repo.Head()
-			w.saveRepo(rs)
-		}
+		head := w.repo.Head()
+		w.updateRepo(func(st *store.RepoState) { st.Upstream, st.Head = res.Upstream, head })
 		if len(res.Ours) > 0 {
 			return w.reapply(ctx, res.Ours)
 		}
@@ -208,11 +206,26 @@ func (d *Daemon) Resolve(ctx context.Context, id uint64, req deployer.ResolveReq
 	if deployer.InterventionKind(iv.Kind) == deployer.KindPushConflict && !slices.Contains([]string{"ours", "theirs"}, req.Take) {
 		return deployer.Intervention{}, deployer.Errorf(deployer.EINVALID, "intervention %d is a push-conflict: say --take ours or --take theirs", id)
 	}
+	how := req.Note
 	w, err := d.worker(iv.Repo)
 	if err != nil {
-		return deployer.Intervention{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
+		// The repo is no longer configured: there is no checkout to act
+		// on and no work to retry, but the record must not stay open for
+		// ever. It is resolved as it is.
+		if req.Take != "" || req.Retry {
+			return deployer.Intervention{}, deployer.Errorf(deployer.EINVALID,
+				"intervention %d is on repo %q, which is no longer configured: resolve it without --take or --retry", id, iv.Repo)
+		}
+		if how == "" {
+			how = "resolved by an operator"
+		}
+		res, err := d.store.Resolve(id, req.Who, how+" (repo "+iv.Repo+" is no longer configured)")
+		if err != nil {
+			return deployer.Intervention{}, fmt.Errorf("resolve intervention %d: %w", id, err)
+		}
+		d.notify.kick()
+		return d.apiIntervention(res), nil
 	}
-	how := req.Note
 	if req.Take != "" {
 		how = fmt.Sprintf("took %s. %s", req.Take, req.Note)
 	}

@@ -27,7 +27,7 @@ func (d *Daemon) fire(f schedule.Fire) {
 		detail = fmt.Sprintf("%s: catch-up of %d missed time(s), the last at %s", f.Schedule.Name, f.Count, f.At.Format(time.RFC3339))
 	}
 	sc := f.Schedule
-	w.enqueue(request{trigger: w.trigger(deployer.TriggerSchedule, detail), schedule: &sc})
+	w.enqueue(request{trigger: w.trigger(deployer.TriggerSchedule, detail), schedule: &sc, fire: f})
 }
 
 // setSchedules loads the manifest's schedules into the scheduler; it is
@@ -64,6 +64,37 @@ func (w *worker) startSchedules() {
 		if err != nil {
 			w.log.Error().Err(err).Msg("record missed schedule")
 		}
+	}
+}
+
+// staleFire says why a queued schedule activation is not run ("" to run
+// it): a later activation of the same schedule is queued with it (one run
+// per missed window, catch-up or not), or, without catch-up, a later time
+// is already due (the fire waited behind a long run or a stalled process).
+func (w *worker) staleFire(r request, latest time.Time) string {
+	at := r.fire.At
+	if at.IsZero() {
+		return ""
+	}
+	if at.Before(latest) {
+		return fmt.Sprintf("superseded by its activation at %s, queued with it", latest.Format(time.RFC3339))
+	}
+	if !r.schedule.CatchUp && !r.fire.Missed && w.d.sched.Stale(r.fire, w.d.now()) {
+		return "a later activation is already due and catch-up is off"
+	}
+	return ""
+}
+
+// recordMissed records a schedule activation that was not run, as a run
+// with status missed saying why.
+func (w *worker) recordMissed(r request, why string) {
+	now := w.d.now()
+	detail := fmt.Sprintf("%s: the activation due %s was not run: %s", r.schedule.Name, r.fire.At.Format(time.RFC3339), why)
+	w.log.Warn().Str("schedule", r.schedule.Name).Time("at", r.fire.At).Str("why", why).Msg("stale schedule activation not run")
+	_, err := w.d.store.CreateRun(store.Run{Repo: w.cfg.Name, Status: store.RunStatus(deployer.RunMissed), Started: now, Ended: now, Commit: w.repo.Head(),
+		Triggers: []store.Trigger{{Kind: deployer.TriggerSchedule, At: now, Detail: detail}}})
+	if err != nil {
+		w.log.Error().Err(err).Msg("record missed schedule")
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/schedule"
 	"github.com/sre-tools/deployer/store"
 	"github.com/sre-tools/deployer/syncer"
 )
@@ -24,6 +25,8 @@ type request struct {
 	instances []string
 	// schedule, when set, makes this request a scheduled run of its own.
 	schedule *manifest.Schedule
+	// fire is the schedule's activation this request runs (its time).
+	fire schedule.Fire
 	// deployment, when set, makes this request a deployment's run.
 	deployment string
 	// replay, when set, makes this request a replay run.
@@ -59,8 +62,13 @@ type worker struct {
 	pending []request
 	snap    snapshot
 
-	stop    context.CancelFunc // stops the loop (Reload)
-	stopped chan struct{}      // closed when the loop returned
+	stop context.CancelFunc // stops the loop (Reload)
+	halt context.Context    // the loop's context: done once the daemon is stopping (no new bucket starts then)
+	// deploymentTrailers, while a deployment's bucket runs, are the
+	// trailers its steps' write-backs carry (set before the bucket's jobs
+	// start, cleared after they ended).
+	deploymentTrailers map[string]string
+	stopped            chan struct{} // closed when the loop returned
 
 	repo checkout // the loop goroutine, and steps' write-backs under gitMu
 	// gitMu serialises git work on the checkout during a run: write-backs
@@ -175,6 +183,12 @@ func (w *worker) snapshot() snapshot {
 		s.running = &r
 	}
 	return s
+}
+
+// stopping reports whether the daemon (or this repo's worker) is
+// stopping: work in flight may finish, nothing new starts.
+func (w *worker) stopping() bool {
+	return w.halt != nil && w.halt.Err() != nil
 }
 
 // loop takes triggers until ctx ends; the work itself runs under work,
@@ -298,9 +312,19 @@ func (w *worker) isOurs(changeID string) bool {
 // and returns the other requests.
 func (w *worker) runSchedules(ctx context.Context, reqs []request) []request {
 	rest := reqs[:0:0]
+	latest := map[string]time.Time{} // schedule -> its latest queued time
+	for _, r := range reqs {
+		if r.schedule != nil && r.fire.At.After(latest[r.schedule.Name]) {
+			latest[r.schedule.Name] = r.fire.At
+		}
+	}
 	for _, r := range reqs {
 		switch {
 		case r.schedule != nil:
+			if why := w.staleFire(r, latest[r.schedule.Name]); why != "" {
+				w.recordMissed(r, why)
+				continue
+			}
 			w.runSchedule(ctx, r)
 		case r.deployment != "":
 			w.runDeployment(ctx, r)

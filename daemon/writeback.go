@@ -83,6 +83,7 @@ func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.St
 		Repo: w.cfg.Name, Instance: string(r.Instance), File: file, BaseBlob: baseCommit, Edits: raw,
 		Author: w.cfg.Author.Name, Reason: string(r.Step), Run: strconv.FormatUint(uint64(run.ID), 10),
 		Supersedes: w.redoneEntries(string(r.Instance), file, string(r.Step), base),
+		Trailers:   w.deploymentTrailers,
 	})
 	if err != nil {
 		return fmt.Errorf("journal the edits of %s: %w", r.Step, err)
@@ -177,15 +178,31 @@ func (w *worker) stepBase(run *store.Run, r executor.StepResult, file string) (s
 // an error naming every entry that did not land.
 func (w *worker) writeBack(ctx context.Context, entries []store.JournalEntry) error {
 	changes := make([]syncer.Change, 0, len(entries))
+	kept := make([]store.JournalEntry, 0, len(entries))
+	var failed []string
 	for _, e := range entries {
 		c, err := w.change(e)
+		if errors.Is(err, errRefusedEdit) {
+			// Its edit cannot apply to its own base: it never will, so it
+			// is settled (dropped, with the reason) instead of failing
+			// every later write-back and every start.
+			w.refuseEntry(e, err)
+			failed = append(failed, err.Error())
+			continue
+		}
 		if err != nil {
 			return err
 		}
 		changes = append(changes, c)
+		kept = append(kept, e)
 	}
-	settled, wbErr := w.writeBackSettle(ctx, entries, changes)
-	var failed []string
+	if len(kept) == 0 {
+		if len(failed) == 0 {
+			return nil
+		}
+		return errors.New(strings.Join(failed, "; "))
+	}
+	settled, wbErr := w.writeBackSettle(ctx, kept, changes)
 	for _, s := range settled {
 		if s.msg != "" {
 			failed = append(failed, s.msg)
@@ -198,6 +215,21 @@ func (w *worker) writeBack(ctx context.Context, entries []store.JournalEntry) er
 		return fmt.Errorf("write back: %w", wbErr)
 	}
 	return nil
+}
+
+// errRefusedEdit marks a journal entry whose edits cannot be decoded or
+// applied to the very file they were made for: it can never land.
+var errRefusedEdit = errors.New("the edit does not apply")
+
+// refuseEntry settles a journal entry whose edit cannot be applied to
+// the file it was made for: dropped, with the reason, and logged.
+func (w *worker) refuseEntry(e store.JournalEntry, why error) {
+	note := "refused: " + why.Error()
+	if _, err := w.d.store.DropJournal(e.ID, note); err != nil {
+		w.log.Error().Err(err).Str("entry", e.ID).Msg("drop a refused journal entry")
+		return
+	}
+	w.log.Warn().Str("entry", e.ID).Str("instance", e.Instance).Str("reason", note).Msg("journal entry dropped: its edit does not apply")
 }
 
 // settled is how the write-back of one journaled entry ended.
@@ -240,7 +272,7 @@ func (w *worker) writeBackSettle(ctx context.Context, entries []store.JournalEnt
 func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 	var edits []manifest.Edit
 	if err := json.Unmarshal(e.Edits, &edits); err != nil {
-		return syncer.Change{}, fmt.Errorf("journal entry %s: decode edits: %w", e.ID, err)
+		return syncer.Change{}, fmt.Errorf("journal entry %s: decode edits: %w: %w", e.ID, errRefusedEdit, err)
 	}
 	base, err := w.repo.ReadFile(e.BaseBlob, e.File)
 	if err != nil {
@@ -249,7 +281,7 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 	lim := w.d.Limits()
 	ours, err := manifest.ApplyLimits(base, edits, lim)
 	if err != nil {
-		return syncer.Change{}, fmt.Errorf("journal entry %s: apply to base: %w", e.ID, err)
+		return syncer.Change{}, fmt.Errorf("journal entry %s: apply to base: %w: %w", e.ID, errRefusedEdit, err)
 	}
 	// A step's edits journaled before edits carried identity are carried
 	// by position, and refused when upstream changed the children there.
@@ -278,12 +310,24 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 			}
 			return merged, nil
 		},
-		Message: subject + "\n\n" + body,
-		Trailers: map[string]string{
-			"Deployer-Host": oneLine(w.d.opts.Host),
-			"Deployer-Run":  oneLine(e.Run),
-		},
+		Message:  subject + "\n\n" + body,
+		Trailers: entryTrailers(w.d.opts.Host, e),
 	}, nil
+}
+
+// entryTrailers are the commit trailers of e's commit: the host, the run,
+// and the entry's own (a deployment's id and ticket).
+func entryTrailers(host string, e store.JournalEntry) map[string]string {
+	t := map[string]string{
+		"Deployer-Host": oneLine(host),
+		"Deployer-Run":  oneLine(e.Run),
+	}
+	for k, v := range e.Trailers {
+		if k == "Deployer-Deployment" || k == "Deployer-Ticket" {
+			t[k] = oneLine(v)
+		}
+	}
+	return t
 }
 
 // unpushedMarker is in a step's failure when its write-back was committed

@@ -10,21 +10,35 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// MinRedactLen is the length from which a secret value is redacted
+// wherever it occurs in a text: a shorter one ("0", "yes") is in too many
+// values that are not the secret (a date, a count), so it is redacted only
+// where a whole recorded value (an output, a reason) equals it.
+const MinRedactLen = 4
+
 // redactor replaces secret values with "[redacted NAME]".
 type redactor struct {
 	rep    *strings.Replacer
 	maxLen int
+	short  map[string]string // short value -> its replacement, whole values only
 }
 
 func newRedactor(secrets map[string]string) *redactor {
 	names := make([]string, 0, len(secrets))
+	short := map[string]string{}
 	for n, v := range secrets {
-		if v != "" {
+		switch {
+		case v == "":
+		case len(v) < MinRedactLen:
+			if old, ok := short[v]; !ok || "[redacted "+n+"]" < old {
+				short[v] = "[redacted " + n + "]"
+			}
+		default:
 			names = append(names, n)
 		}
 	}
 	if len(names) == 0 {
-		return &redactor{}
+		return &redactor{short: short}
 	}
 	// Longer values first, so that a secret containing another wins.
 	sort.Slice(names, func(i, j int) bool {
@@ -34,7 +48,7 @@ func newRedactor(secrets map[string]string) *redactor {
 		}
 		return names[i] < names[j]
 	})
-	r := &redactor{}
+	r := &redactor{short: short}
 	pairs := make([]string, 0, 2*len(names))
 	for _, n := range names {
 		pairs = append(pairs, secrets[n], "[redacted "+n+"]")
@@ -64,9 +78,21 @@ func (r *redactor) stringMap(m map[string]string) map[string]string {
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
-		out[r.string(k)] = r.string(v)
+		out[r.string(k)] = r.value(v)
 	}
 	return out
+}
+
+// value redacts a whole recorded value: a short secret only when it is
+// the entire value, a longer one wherever it occurs.
+func (r *redactor) value(v string) string {
+	if r == nil {
+		return v
+	}
+	if rep, ok := r.short[v]; ok {
+		return rep
+	}
+	return r.string(v)
 }
 
 // capture keeps the head and tail of a stream.

@@ -60,3 +60,20 @@ func TestPumpRedactsAcrossCuts(t *testing.T) {
 		}
 	}
 }
+
+// A short secret value never changes a value that is not the secret (an
+// env_files value of 0 made a date in an output "2[redacted DEBUG]26-…");
+// an output that is exactly the secret is still redacted.
+func TestRedactShortValue(t *testing.T) {
+	red := newRedactor(map[string]string{"DEBUG": "0", "TOKEN": "s3cr3t-tok"})
+	out := red.stringMap(map[string]string{"date": "2026-12-02", "debug": "0", "auth": "bearer s3cr3t-tok"})
+	want := map[string]string{"date": "2026-12-02", "debug": "[redacted DEBUG]", "auth": "bearer [redacted TOKEN]"}
+	for k, v := range want {
+		if out[k] != v {
+			t.Errorf("output %s: %q, want %q", k, out[k], v)
+		}
+	}
+	if got := red.string("deployed 2026-12-02 with 0 errors"); got != "deployed 2026-12-02 with 0 errors" {
+		t.Errorf("text: %q", got)
+	}
+}

@@ -12,8 +12,10 @@
 // # Caveats
 //
 // Secret values are replaced by "[redacted NAME]" wherever the executor records
-// or logs text: step output, outputs, reasons. Any non-empty value is
-// redacted, however short.
+// or logs text: step output, outputs, reasons. A value shorter than
+// MinRedactLen (4) bytes is not redacted inside a text (a secret of "0" would
+// change every date and count): only a recorded output value that is exactly
+// the secret is replaced.
 //
 // When a step's leading process exits, whatever is left of its process group
 // is sent SIGKILL at once. A grandchild that leaves the group (setsid) is out of

@@ -191,13 +191,22 @@ func cmdNotifyServer(ts *testscript.TestScript, neg bool, args []string) {
 			Intervention struct {
 				Kind string `json:"kind"`
 			} `json:"intervention"`
+			Deployment *struct {
+				ID    string `json:"id"`
+				State string `json:"state"`
+				Wave  int    `json:"wave"`
+			} `json:"deployment"`
 		}
 		_ = json.Unmarshal(body, &ev)
 		mu.Lock()
 		defer mu.Unlock()
 		f, err := os.OpenFile(log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err == nil {
-			fmt.Fprintf(f, "%s %s %s signed=%v\n", r.Header.Get("X-Deployer-Delivery"), ev.Event, ev.Intervention.Kind, ok)
+			if d := ev.Deployment; d != nil {
+				fmt.Fprintf(f, "%s %s %s %s wave=%d signed=%v\n", r.Header.Get("X-Deployer-Delivery"), ev.Event, d.ID, d.State, d.Wave, ok)
+			} else {
+				fmt.Fprintf(f, "%s %s %s signed=%v\n", r.Header.Get("X-Deployer-Delivery"), ev.Event, ev.Intervention.Kind, ok)
+			}
 			f.Close()
 		}
 	}))

@@ -42,6 +42,8 @@ type Event struct {
 	ResolvedBy       string    `json:"resolved_by,omitempty"`
 	ResolvedHow      string    `json:"resolved_how,omitempty"`
 	ResolvedAt       time.Time `json:"resolved_at,omitzero"`
+	// Deployment is set for the deployment event kinds (ID is 0 then).
+	Deployment *DeploymentEvent `json:"deployment,omitempty"`
 }
 
 // Where names the scope: "repo" or "repo/instance".

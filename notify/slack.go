@@ -46,6 +46,21 @@ func (s *slack) Deliver(ctx context.Context, m Message) (Receipt, error) {
 // slackMessage renders what, where, since, count and the next action.
 func slackMessage(m Message) slackPayload {
 	e := m.Event
+	if d := e.Deployment; d != nil {
+		head := deploymentTitle(e)
+		text := countsText(d.Counts)
+		if d.Reason != "" {
+			text += "\nreason: " + d.Reason
+		}
+		if d.Ticket != "" {
+			text += "\nticket: " + d.Ticket
+		}
+		return slackPayload{Text: slackEscape(head + ": " + countsText(d.Counts)), Blocks: []slackBlock{
+			{Type: "header", Text: &slackText{"plain_text", truncate(head, 150)}},
+			{Type: "section", Text: mrkdwn(slackEscape(truncate(text, 2900)))},
+			{Type: "context", Elements: []slackText{*mrkdwn("delivery " + slackEscape(m.DeliveryID))}},
+		}}
+	}
 	head := title(e)
 	p := slackPayload{Text: slackEscape(head + ": " + e.Summary)}
 	p.Blocks = append(p.Blocks,

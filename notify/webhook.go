@@ -21,7 +21,9 @@ type webhook struct {
 type WebhookBody struct {
 	DeliveryID   string    `json:"delivery_id"`
 	Event        EventKind `json:"event"`
-	Intervention Event     `json:"intervention"`
+	Intervention *Event    `json:"intervention,omitempty"`
+	// Deployment is set, instead of Intervention, for a deployment event.
+	Deployment *DeploymentEvent `json:"deployment,omitempty"`
 }
 
 // Header names of a generic webhook delivery.
@@ -32,7 +34,14 @@ const (
 )
 
 func (w *webhook) Deliver(ctx context.Context, m Message) (Receipt, error) {
-	body, err := json.Marshal(WebhookBody{DeliveryID: m.DeliveryID, Event: m.Event.Kind, Intervention: m.Event})
+	wb := WebhookBody{DeliveryID: m.DeliveryID, Event: m.Event.Kind}
+	if m.Event.Deployment != nil {
+		wb.Deployment = m.Event.Deployment
+	} else {
+		ev := m.Event
+		wb.Intervention = &ev
+	}
+	body, err := json.Marshal(wb)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("webhook %s: encode: %w", m.DeliveryID, err)
 	}

@@ -43,6 +43,22 @@ func (s *Scheduler) Missed(repo string, now time.Time) ([]Fire, error) {
 	return out, nil
 }
 
+// Stale reports whether a later scheduled time of f's schedule than f.At
+// is already due at now: f waited (behind a long run, or a stalled
+// process) past its successor. A schedule without catch-up never runs a
+// stale time; one with catch-up runs only the latest.
+func (s *Scheduler) Stale(f Fire, now time.Time) bool {
+	if f.At.IsZero() {
+		return false
+	}
+	sp, err := parse(f.Schedule.Cron, f.Schedule.TZ, s.loc)
+	if err != nil {
+		return false
+	}
+	next := sp.Next(f.At)
+	return !next.IsZero() && !next.After(now)
+}
+
 func (s *Scheduler) missed(e entry, now time.Time) (Fire, bool, error) {
 	name := e.sched.Name
 	last, ok, err := s.state.LastFired(e.repo, name)

@@ -39,6 +39,10 @@ type JournalEntry struct {
 	Reason     string          `json:"reason,omitempty"`
 	Run        string          `json:"run,omitempty"`
 	Deployment string          `json:"deployment,omitempty"`
+	// Trailers are commit trailers the entry's commit carries besides the
+	// host's and the run's (Deployer-Deployment and Deployer-Ticket of an
+	// edit made inside a deployment, a step's write-back included).
+	Trailers map[string]string `json:"trailers,omitempty"`
 	// TakeOurs: an operator took ours over a conflict; re-applying it lets
 	// ours win values both sides changed (manifest.MergeTakeOurs).
 	TakeOurs bool `json:"take_ours,omitempty"`

@@ -77,6 +77,9 @@ type InstanceOutcome struct {
 	File   string `json:"file,omitempty"`
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
+	// Commit is the commit the instance's steps ran at when it is not the
+	// run's (a deployment's instance runs at the commit of its edit).
+	Commit string `json:"commit,omitempty"`
 }
 
 // Run is one pass of the pipeline over one repo.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/manifest"
 )
 
 type deployOptions struct {
@@ -30,9 +31,16 @@ func newDeployCmd(g *globalOptions) *cobra.Command {
 commit per instance, then the --steps (default: the on-change steps) run in
 buckets of --bucket, and no new instance starts once --max-failures instances
 failed. The deployment is tracked per instance and survives a daemon restart.
+Each instance's steps run at the commit that holds its edit (DEPLOYER_COMMIT,
+{commit}).
 
-Exit status: 0 queued (with --wait: every instance succeeded), 1 error or a
-failed instance, 2 usage.`,
+--set takes PATH@ATTR=VALUE and --text PATH=VALUE; PATH may hold predicates
+with '@', '=' and quotes: --set "/instance/app[@name='worker']@version=1.10.0".
+--select, --where and the edits are checked before anything is queued.
+
+Exit status: 0 queued (with --wait: every instance succeeded), 1 error, no
+instance matches --select/--where ("0 of N instances match"), or (with --wait)
+an instance did not succeed, 2 usage (a malformed --select, --where or edit).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
@@ -40,6 +48,9 @@ failed instance, 2 usage.`,
 				return err
 			}
 			o.req.Who = operatorName()
+			if err := checkDeployRequest(o.req); err != nil {
+				return &statusError{Code: exitUsage, Err: err}
+			}
 			d, err := c.Deploy(cmd.Context(), args[0], o.req)
 			if err != nil {
 				if api.ErrorKind(err) == api.KindInvalid {
@@ -66,6 +77,21 @@ failed instance, 2 usage.`,
 	f.BoolVar(&o.req.DryRun, "dry-run", false, "run the steps with DEPLOYER_DRY_RUN=1 and write nothing back")
 	f.BoolVar(&o.wait, "wait", false, "follow the deployment until it ends")
 	return cmd
+}
+
+// checkDeployRequest checks --select, --where and the edits before the
+// request is sent, with the parser the daemon and `xml edit` use.
+func checkDeployRequest(req api.DeployRequest) error {
+	if err := manifest.CheckGlob(req.Select); err != nil {
+		return err
+	}
+	if req.Where != "" {
+		if err := manifest.CheckPath(req.Where); err != nil {
+			return fmt.Errorf("--where: %w", err)
+		}
+	}
+	_, err := manifest.ParseEdits(manifest.EditSpec{Set: req.Set, Text: req.Text})
+	return err
 }
 
 func newDeploymentsCmd(g *globalOptions) *cobra.Command {
@@ -127,7 +153,8 @@ func newDeploymentsCmd(g *globalOptions) *cobra.Command {
 				return printDeployment(cmd.OutOrStdout(), g, d, fmt.Sprintf("deployment %s: %s", d.ID, d.State))
 			}}
 	}
-	cmd.AddCommand(show, action("retry", "Run the failed and not-started instances again"), action("cancel", "Start no new instance; the running ones finish"))
+	cmd.AddCommand(show, action("retry", "Run the failed and not-started instances again"), action("cancel", "Start no new instance; the running ones finish"),
+		action("drop-journal", "Drop an ended deployment's edits still pending in the journal (never committed), noting it on their instances"))
 	return cmd
 }
 

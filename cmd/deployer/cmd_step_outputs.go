@@ -35,7 +35,7 @@ func recordedOutputs(ctx context.Context, c *api.Client, commit, instance string
 			return nil, 0, err
 		}
 		for _, r := range runs { // newest first
-			if r.Commit != commit || !runHasInstance(r, instance) {
+			if !runHasInstance(r, instance, commit) {
 				continue
 			}
 			full, err := c.Run(ctx, r.ID)
@@ -56,10 +56,17 @@ func recordedOutputs(ctx context.Context, c *api.Client, commit, instance string
 		step.Name, strings.Join(deps, ", "), instance, shortID(commit), joinIDs(ranHere))
 }
 
-func runHasInstance(r api.Run, instance string) bool {
+// runHasInstance reports whether run r ran instance at commit (the
+// instance's own commit when the run records one: a deployment's instance
+// runs at the commit of its edit).
+func runHasInstance(r api.Run, instance, commit string) bool {
 	for _, in := range r.Instances {
 		if in.Name == instance {
-			return true
+			at := r.Commit
+			if in.Commit != "" {
+				at = in.Commit
+			}
+			return at == commit
 		}
 	}
 	return false

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -132,68 +131,10 @@ type xmlEditResult struct {
 	Document string   `json:"document,omitempty"`
 }
 
-// xmlEditsFromFlags turns the flags into edits, in the documented order.
+// xmlEditsFromFlags turns the flags into edits, in the documented order,
+// with the parser deploy uses too.
 func xmlEditsFromFlags(o *xmlEditOptions) ([]manifest.Edit, error) {
-	var edits []manifest.Edit
-	for _, s := range o.sets {
-		path, rest, ok := xmlCut(s, '@')
-		attr, value, ok2 := strings.Cut(rest, "=")
-		if !ok || !ok2 || path == "" || attr == "" {
-			return nil, fmt.Errorf("--set %q: want PATH@ATTR=VALUE", s)
-		}
-		edits = append(edits, manifest.Edit{Op: manifest.OpSetAttr, Path: path, Attr: attr, Value: value})
-	}
-	for _, s := range o.texts {
-		path, value, ok := xmlCut(s, '=')
-		if !ok || path == "" {
-			return nil, fmt.Errorf("--text %q: want PATH=VALUE", s)
-		}
-		edits = append(edits, manifest.Edit{Op: manifest.OpSetText, Path: path, Value: value})
-	}
-	for _, s := range o.removes {
-		if path, attr, ok := xmlCut(s, '@'); ok {
-			if path == "" || attr == "" {
-				return nil, fmt.Errorf("--remove %q: want PATH or PATH@ATTR", s)
-			}
-			edits = append(edits, manifest.Edit{Op: manifest.OpRemoveAttr, Path: path, Attr: attr})
-			continue
-		}
-		edits = append(edits, manifest.Edit{Op: manifest.OpRemove, Path: s})
-	}
-	for _, s := range o.inserts {
-		path, xml, ok := xmlCut(s, '=')
-		if !ok || path == "" || xml == "" {
-			return nil, fmt.Errorf("--insert %q: want PATH=XML", s)
-		}
-		edits = append(edits, manifest.Edit{Op: manifest.OpInsert, Path: path, XML: xml})
-	}
-	return edits, nil
-}
-
-// xmlCut splits s at the first sep outside [predicates] and quotes.
-func xmlCut(s string, sep byte) (before, after string, found bool) {
-	depth := 0
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '"':
-			if depth > 0 {
-				quote = c
-			}
-		case c == '[':
-			depth++
-		case c == ']':
-			depth--
-		case c == sep && depth == 0:
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
+	return manifest.ParseEdits(manifest.EditSpec{Set: o.sets, Text: o.texts, Remove: o.removes, Insert: o.inserts})
 }
 
 // xmlWriteFile replaces file atomically, keeping its permissions.

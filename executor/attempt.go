@@ -39,6 +39,7 @@ func (e *Executor) newJobRun(job Job, g *gate, watch *treeWatch) *jobRun {
 		outputs: maps.Clone(job.Outputs),
 		gate:    g,
 		allow:   e.opts.StepEnv,
+		literal: job.Literal,
 		watch:   watch,
 		log:     e.log.With().Str("instance", string(job.Instance.Name)).Logger(),
 	}
@@ -141,6 +142,8 @@ func (jr *jobRun) newResult(step manifest.Step, n int) StepResult {
 			InstanceBlob:      blobID(filepath.Join(jr.job.RepoRoot, filepath.FromSlash(jr.file))),
 			Commit:            jr.job.Env[EnvCommit],
 			DependencyOutputs: jr.red.stringMap(jr.outputs),
+			StepEnv:           slices.Clone(jr.allow),
+			AllowStepDirs:     slices.Clone(jr.job.AllowStepDirs),
 		},
 	}
 }

@@ -91,6 +91,18 @@ func readIfExists(path string) ([]byte, error) {
 	return data, err
 }
 
+// Job is the scenario as a one-step job for t (a daemon replaying it runs
+// it with its own host, repo, commit and run values): its arguments are
+// used as recorded, not templated again.
+func (sc Scenario) Job(t Target) (Job, error) {
+	if err := sc.validate(); err != nil {
+		return Job{}, err
+	}
+	job, err := sc.job(t)
+	job.Literal = true
+	return job, err
+}
+
 // job turns the scenario into a one-step job.
 func (sc Scenario) job(t Target) (Job, error) {
 	secrets := map[string]string{}

@@ -86,7 +86,7 @@ func TestScenarioRoundTrip(t *testing.T) {
 	dir := filepath.Join(laptop, "scenarios")
 	mustMkdir(t, dir)
 	writeScenario(t, filepath.Join(dir, "configure-viatris.json"), sc)
-	outcomes, err := e.TestScenarios(context.Background(), target, dir)
+	outcomes, err := e.TestScenarios(context.Background(), target, dir, 1)
 	if err != nil || len(outcomes) != 1 || outcomes[0].Passed() {
 		t.Fatalf("before the fix: got %+v, %v; want one failing outcome", outcomes, err)
 	}
@@ -95,7 +95,7 @@ func TestScenarioRoundTrip(t *testing.T) {
 	}
 	// ...until the step is fixed.
 	script(t, laptop, "configure.sh", strings.Replace(configureBroken, "grep -q 'tier='", "grep -q 'name='", 1))
-	outcomes, err = e.TestScenarios(context.Background(), target, dir)
+	outcomes, err = e.TestScenarios(context.Background(), target, dir, 4)
 	if err != nil || len(outcomes) != 1 || !outcomes[0].Passed() {
 		t.Fatalf("after the fix: got %+v, %v; want one passing outcome", outcomes, err)
 	}

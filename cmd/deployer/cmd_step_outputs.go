@@ -3,8 +3,19 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
+	"path/filepath"
+	"slices"
 	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/spf13/cobra"
+
+	"github.com/sre-tools/deployer/store/localruns"
+	"github.com/sre-tools/deployer/syncer"
 
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
@@ -91,4 +102,150 @@ func joinIDs(ids []uint64) string {
 		s[i] = fmt.Sprint(id)
 	}
 	return strings.Join(s, ", ")
+}
+
+// checkoutID is what the local state knows a checkout by: its remote URL
+// (credentials removed; "file://" and its path when it has no remote) and
+// its HEAD commit ("local" when it is not a git checkout).
+type checkoutID struct {
+	dir    string
+	url    string // the remote's URL, "" when none
+	key    string
+	commit string
+}
+
+// identify reads DIR's remote (origin, else the first) and HEAD with
+// go-git, without the git CLI.
+func identify(dir string) checkoutID {
+	c := checkoutID{dir: dir, commit: localCommit(dir), key: "file://" + filepath.ToSlash(dir)}
+	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
+	if err != nil {
+		return c
+	}
+	remotes, err := repo.Remotes()
+	if err != nil || len(remotes) == 0 {
+		return c
+	}
+	pick := remotes[0]
+	for _, r := range remotes {
+		if r.Config().Name == "origin" {
+			pick = r
+		}
+	}
+	if urls := pick.Config().URLs; len(urls) > 0 && urls[0] != "" {
+		c.url = syncer.RedactURL(urls[0])
+		c.key = c.url
+	}
+	return c
+}
+
+// sameRemote reports whether two remote URLs name the same repository
+// (ignoring credentials, a trailing slash and .git).
+func sameRemote(a, b string) bool {
+	norm := func(u string) string {
+		u = strings.TrimSuffix(strings.TrimSuffix(syncer.RedactURL(u), "/"), ".git")
+		return strings.TrimPrefix(u, "file://")
+	}
+	return norm(a) == norm(b)
+}
+
+// readBlob reads a blob from the checkout's git objects.
+func readBlob(dir, id string) ([]byte, error) {
+	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
+	if err != nil {
+		return nil, err
+	}
+	b, err := repo.BlobObject(plumbing.NewHash(id))
+	if err != nil {
+		return nil, err
+	}
+	r, err := b.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+// stepRunsOptions are the inputs of `deployer step runs`.
+type stepRunsOptions struct {
+	instance, step string
+	limit          int
+	allCommits     bool
+}
+
+func newStepRunsCmd(g *globalOptions) *cobra.Command {
+	o := &stepRunsOptions{}
+	cmd := &cobra.Command{
+		Use:   "runs [DIR]",
+		Short: "List the local attempts of deployer step run",
+		Long: `List, newest first, the attempts deployer step run recorded in the local
+state file (the user's cache directory: deployer/local.db): their commit,
+instance, step, status, exit code, duration and outputs. With DIR, only the
+attempts of its repository (by remote URL) at its HEAD (--all-commits: at
+any commit).
+
+Exit status: 0 listed (possibly none), 1 error.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := g.format()
+			if err != nil {
+				return err
+			}
+			path, err := localruns.DefaultPath()
+			if err != nil {
+				return err
+			}
+			filter := localruns.Filter{Instance: o.instance, Step: o.step, Limit: o.limit}
+			if len(args) == 1 {
+				dir, err := absCheckout(args[0])
+				if err != nil {
+					return err
+				}
+				c := identify(dir)
+				filter.Remote = c.key
+				if !o.allCommits {
+					filter.Commit = c.commit
+				}
+			}
+			as, err := localruns.New(path).List(filter)
+			if err != nil {
+				return err
+			}
+			return printLocalAttempts(cmd.OutOrStdout(), as, f, path)
+		},
+	}
+	cmd.Flags().StringVar(&o.instance, "instance", "", "only this instance's attempts")
+	cmd.Flags().StringVar(&o.step, "step", "", "only this step's attempts")
+	cmd.Flags().IntVar(&o.limit, "limit", 50, "show at most this many (0: all)")
+	cmd.Flags().BoolVar(&o.allCommits, "all-commits", false, "with DIR: attempts at every commit, not only its HEAD")
+	return cmd
+}
+
+func printLocalAttempts(w io.Writer, as []localruns.Attempt, f outputFormat, path string) error {
+	if f.structured() {
+		if as == nil {
+			as = []localruns.Attempt{}
+		}
+		return f.print(w, map[string]any{"file": path, "attempts": as})
+	}
+	if len(as) == 0 {
+		printf(w, "no local attempts recorded (%s)\n", path)
+		return nil
+	}
+	t := newTable(w)
+	fmt.Fprintln(t, "#\tSTARTED\tCOMMIT\tINSTANCE\tSTEP\tSTATUS\tEXIT\tTOOK\tOUTPUTS")
+	for _, a := range as {
+		outs := make([]string, 0, len(a.Outputs))
+		for _, k := range slices.Sorted(maps.Keys(a.Outputs)) {
+			outs = append(outs, k+"="+a.Outputs[k])
+		}
+		o := strings.Join(outs, ",")
+		if o == "" {
+			o = "-"
+		}
+		printf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Seq, a.Started.Local().Format("2006-01-02 15:04:05"), shortID(a.Commit),
+			a.Instance, a.Step, a.Status, a.ExitCode, (time.Duration(a.DurationMS) * time.Millisecond).String(), oneLineText(o))
+	}
+	return t.Flush()
 }

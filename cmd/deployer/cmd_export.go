@@ -50,7 +50,7 @@ Exit status: 0 written, 1 error, 2 usage (no such step, instance or attempt).`,
 			if o.step == "" {
 				return usageErrorf("runs export needs --step")
 			}
-			c, err := g.client()
+			c, err := remoteClient(g)
 			if err != nil {
 				return err
 			}

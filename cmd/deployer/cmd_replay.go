@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -47,7 +48,11 @@ Exit status: 0 the replay succeeded, 1 it failed or an error, 2 usage.`,
 			case scenario != "" && (req.Instance != "" || req.From != ""):
 				return usageErrorf("--instance and --from are for replay RUN; a scenario names its instance and step")
 			}
-			f, c, err := g.formatClient()
+			f, err := g.format()
+			if err != nil {
+				return err
+			}
+			c, err := remoteClient(g)
 			if err != nil {
 				return err
 			}
@@ -116,4 +121,17 @@ func replayError(err error, hint string) error {
 		return &statusError{Code: exitUsage, Err: fmt.Errorf("%w%s", err, hint)}
 	}
 	return err
+}
+
+// remoteClient is g.client, and also takes --remote unix:///path/to/socket
+// (the form fleet host lists use), so that scenarios move between daemons
+// on one machine as between hosts.
+func remoteClient(g *globalOptions) (*api.Client, error) {
+	if path, ok := strings.CutPrefix(g.remote, "unix://"); ok {
+		if !strings.HasPrefix(path, "/") {
+			return nil, usageErrorf("--remote %q: want unix:///absolute/path/to/socket (three slashes)", g.remote)
+		}
+		return api.NewUnixClient(path), nil
+	}
+	return g.client()
 }

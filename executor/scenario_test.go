@@ -226,3 +226,19 @@ func TestExportRefusesStepsThatDidNotRun(t *testing.T) {
 		t.Errorf("got %v, want ErrScenarioInvalid", err)
 	}
 }
+
+// An expect that lists only outputs still needs the step to succeed: a
+// failed step that wrote them does not pass.
+func TestExpectStatusDefaultsToSucceeded(t *testing.T) {
+	sc := executor.Scenario{Expect: &executor.Expect{Outputs: map[string]string{"configured": "beta"}}}
+	failed := executor.StepResult{Status: executor.StatusFailed, Reason: "exit status 3", ExitCode: 3, Outputs: map[string]string{"configured": "beta"}}
+	if bad := sc.Check(failed, nil, nil); len(bad) != 1 || !strings.HasPrefix(bad[0], "status: got failed (exit status 3), want succeeded") {
+		t.Errorf("outputs-only expect of a failed step: got %q, want a status mismatch", bad)
+	}
+	sc.Expect.OutputMatches = []string{`^configure beta$`}
+	sc.Expect.OutputNotContains = []string{"error"}
+	ok := executor.StepResult{Status: executor.StatusSucceeded, Outputs: map[string]string{"configured": "beta"}, OutputHead: "start\nconfigure beta\nerror: none\n"}
+	if bad := sc.Check(ok, nil, nil); len(bad) != 1 || bad[0] != `output contains "error"` {
+		t.Errorf("patterns: got %q", bad)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -445,5 +446,91 @@ func TestStepRunHostConfig(t *testing.T) {
 	}
 	if _, ok := rec.Env["HOME"]; ok {
 		t.Errorf("HOME passed: the config's step_env does not name it")
+	}
+}
+
+// TestDocsExamples runs the developer guide's example step test suite
+// (docs/examples/clusterconfig) as CI would, with --junit, and checks the
+// report; the same suite with a broken script must fail, in the report too.
+func TestDocsExamples(t *testing.T) {
+	example := filepath.Join("..", "..", "docs", "examples", "clusterconfig")
+	scenarios, err := filepath.Glob(filepath.Join(example, "scenarios", "*"))
+	if err != nil || len(scenarios) < 3 {
+		t.Fatalf("example scenarios: %v, %v", scenarios, err)
+	}
+	before, err := os.ReadFile(filepath.Join(example, "instances", "beta.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(dir string) (junitSuites, string, error) {
+		t.Helper()
+		report := filepath.Join(t.TempDir(), "junit.xml")
+		var out bytes.Buffer
+		err := runStepTest(context.Background(), &stepTestOptions{dir: dir, parallel: 4, junit: report, host: hostSettings{stepEnv: defaultStepEnv}}, &out)
+		data, rerr := os.ReadFile(report)
+		if rerr != nil {
+			t.Fatalf("junit report: %v\n%s", rerr, out.String())
+		}
+		var doc junitSuites
+		if err := xml.Unmarshal(data, &doc); err != nil {
+			t.Fatalf("junit report: %v\n%s", err, data)
+		}
+		return doc, out.String(), err
+	}
+	doc, out, err := run(example)
+	if err != nil {
+		t.Fatalf("the example suite fails: %v\n%s", err, out)
+	}
+	if doc.Tests != len(scenarios) || doc.Fail != 0 || doc.Errors != 0 || len(doc.Suites) != 1 || len(doc.Suites[0].Cases) != len(scenarios) {
+		t.Errorf("junit: %d tests, %d failures, %d errors; want %d, 0, 0", doc.Tests, doc.Fail, doc.Errors, len(scenarios))
+	}
+	if !regexp.MustCompile(`(?m)^==== \d+ passed in \d+\.\d\ds ====$`).MatchString(out) {
+		t.Errorf("no summary line:\n%s", out)
+	}
+	if after, _ := os.ReadFile(filepath.Join(example, "instances", "beta.xml")); !bytes.Equal(before, after) {
+		t.Errorf("the suite changed the example's beta.xml")
+	}
+
+	// A copy whose configure no longer adds the default port: the scenarios
+	// that expect it fail, and the report says which.
+	broken := filepath.Join(t.TempDir(), "clusterconfig")
+	stepGit(t, t.TempDir(), "init", "-q", broken)
+	copyDir(t, example, broken)
+	script := filepath.Join(broken, "scripts", "configure.sh")
+	data, _ := os.ReadFile(script)
+	writeStepFile(t, script, strings.Replace(string(data), `port="8080"`, `port="80"`, 1))
+	doc, out, err = run(broken)
+	if exitStatusOf(err) != exitError || doc.Fail != 1 {
+		t.Fatalf("broken script: exit %d, %d failures; want 1 and 1\n%s", exitStatusOf(err), doc.Fail, out)
+	}
+	for _, c := range doc.Suites[0].Cases {
+		if (c.Failure != nil) != (c.Name == "configure-default-port.yaml") {
+			t.Errorf("case %s: failure %+v", c.Name, c.Failure)
+		}
+	}
+	if !strings.Contains(out, "==== 1 failed, 3 passed") || !strings.Contains(out, "output port: got \"80\", want \"8080\"") {
+		t.Errorf("summary of the broken suite:\n%s", out)
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		info, _ := d.Info()
+		return os.WriteFile(filepath.Join(to, rel), data, info.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

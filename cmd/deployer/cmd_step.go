@@ -630,7 +630,7 @@ func (o *stepRunOptions) checkRecorded(sc executor.Scenario) error {
 // how the checkout's instance file differs; the recorded blob is read from
 // the checkout's git objects.
 func instanceDiff(dir, blob string, here []byte) string {
-	recorded, err := readBlob(dir, blob)
+	recorded, err := syncer.LocalBlob(dir, blob)
 	if err != nil {
 		return fmt.Sprintf(":\n  (the recorded blob is not in this clone: %v; git fetch, or check out the recorded commit)", err)
 	}

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/spf13/cobra"
 
 	"github.com/sre-tools/deployer/store/localruns"
@@ -114,27 +112,12 @@ type checkoutID struct {
 	commit string
 }
 
-// identify reads DIR's remote (origin, else the first) and HEAD with
-// go-git, without the git CLI.
+// identify reads DIR's remote (origin, else the first) and HEAD, without
+// the git CLI.
 func identify(dir string) checkoutID {
 	c := checkoutID{dir: dir, commit: localCommit(dir), key: "file://" + filepath.ToSlash(dir)}
-	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
-	if err != nil {
-		return c
-	}
-	remotes, err := repo.Remotes()
-	if err != nil || len(remotes) == 0 {
-		return c
-	}
-	pick := remotes[0]
-	for _, r := range remotes {
-		if r.Config().Name == "origin" {
-			pick = r
-		}
-	}
-	if urls := pick.Config().URLs; len(urls) > 0 && urls[0] != "" {
-		c.url = syncer.RedactURL(urls[0])
-		c.key = c.url
+	if u, err := syncer.LocalRemote(dir); err == nil && u != "" {
+		c.url, c.key = u, u
 	}
 	return c
 }
@@ -147,24 +130,6 @@ func sameRemote(a, b string) bool {
 		return strings.TrimPrefix(u, "file://")
 	}
 	return norm(a) == norm(b)
-}
-
-// readBlob reads a blob from the checkout's git objects.
-func readBlob(dir, id string) ([]byte, error) {
-	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
-	if err != nil {
-		return nil, err
-	}
-	b, err := repo.BlobObject(plumbing.NewHash(id))
-	if err != nil {
-		return nil, err
-	}
-	r, err := b.Reader()
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	return io.ReadAll(r)
 }
 
 // stepRunsOptions are the inputs of `deployer step runs`.

@@ -22,7 +22,10 @@ import (
 // host's run). The step gets the scenario's argv, dependency outputs,
 // timeout, writes policy and dry-run setting; DEPLOYER_HOST, _REPO,
 // _COMMIT and _RUN are this host's, and host variables and secrets come
-// from this host's config and env files.
+// from this host's config and env files. An open step-failed of the
+// instance does not skip it (the replay is how it is tried again, and its
+// success clears it); an edit held in a push-conflict or push-rejected
+// does.
 func (d *Daemon) ReplayScenario(ctx context.Context, repo string, data []byte, wait bool) (deployer.Queued, error) {
 	sc, err := executor.LoadScenario(data)
 	if err != nil {
@@ -161,6 +164,19 @@ func (w *worker) carryOutScenario(ctx context.Context, run *store.Run, sc execut
 		return
 	}
 	out, job, ok := w.planInstance(m, sc.Instance.File, sj.Steps)
+	if iv, blocked := w.instanceBlocked(out.Name); !ok && blocked && iv.Kind == string(deployer.KindStepFailed) {
+		// An operator's replay of a failed step is how it is tried
+		// again: its step-failed does not skip it (it clears when the
+		// step succeeds). Held edits (push-conflict, push-rejected) do.
+		if in, err := m.ReadInstance(w.repo.Dir(), sc.Instance.File); err == nil {
+			out.Status, out.Reason = string(deployer.StepPending), ""
+			job, ok = executor.Job{Instance: in, Steps: sj.Steps}, true
+		}
+	}
+	if ok && string(job.Instance.Name) != string(sc.Instance.Name) {
+		run.Status, run.Error = store.RunFailed, fmt.Sprintf("%s is instance %s on this host, not %s as in the scenario", sc.Instance.File, job.Instance.Name, sc.Instance.Name)
+		return
+	}
 	p := plan{outcomes: []store.InstanceOutcome{out}, dryRun: sc.DryRun}
 	if ok {
 		job.Steps[0].Retries = 0

@@ -182,6 +182,9 @@ type StepResult struct {
 	OutputTail  string
 	OutputBytes int64
 	Truncated   bool
+	// Stdout and Stderr are each stream alone (first and last halves when
+	// long), kept for scenario runs only (their tests check them apart).
+	Stdout, Stderr string
 	// Outputs are the parsed DEPLOYER_OUTPUT lines.
 	Outputs map[string]string
 	// ChangedFiles are the files the attempt changed; ForbiddenWrites those

@@ -93,6 +93,12 @@ type Expect struct {
 	OutputContains    []string `json:"output_contains,omitempty" yaml:"output_contains,omitempty"`
 	OutputMatches     []string `json:"output_matches,omitempty" yaml:"output_matches,omitempty"`
 	OutputNotContains []string `json:"output_not_contains,omitempty" yaml:"output_not_contains,omitempty"`
+	// StdoutContains, StderrContains, StdoutMatches and StderrMatches are
+	// the same checks on one stream alone.
+	StdoutContains []string `json:"stdout_contains,omitempty" yaml:"stdout_contains,omitempty"`
+	StderrContains []string `json:"stderr_contains,omitempty" yaml:"stderr_contains,omitempty"`
+	StdoutMatches  []string `json:"stdout_matches,omitempty" yaml:"stdout_matches,omitempty"`
+	StderrMatches  []string `json:"stderr_matches,omitempty" yaml:"stderr_matches,omitempty"`
 	// InstanceXML is the whole instance file after the step.
 	InstanceXML *string `json:"instance_xml,omitempty" yaml:"instance_xml,omitempty"`
 	// Edits are the changes the step makes to the instance file, as
@@ -274,9 +280,11 @@ func (sc Scenario) validate() error {
 		return fmt.Errorf("%w: expect.status %q (want one of %v)", ErrScenarioInvalid, sc.Expect.Status, knownStatuses)
 	}
 	if sc.Expect != nil {
-		for i, re := range sc.Expect.OutputMatches {
-			if _, err := regexp.Compile("(?m)" + re); err != nil {
-				return fmt.Errorf("%w: expect.output_matches[%d]: %v", ErrScenarioInvalid, i, err)
+		for field, res := range map[string][]string{"output_matches": sc.Expect.OutputMatches, "stdout_matches": sc.Expect.StdoutMatches, "stderr_matches": sc.Expect.StderrMatches} {
+			for i, re := range res {
+				if _, err := regexp.Compile("(?m)" + re); err != nil {
+					return fmt.Errorf("%w: expect.%s[%d]: %v", ErrScenarioInvalid, field, i, err)
+				}
 			}
 		}
 	}

@@ -187,26 +187,17 @@ func (sc Scenario) Check(r StepResult, instanceBefore, instanceAfter []byte) []s
 			bad = append(bad, fmt.Sprintf("output %s: got %q, want %q", k, got, want.Outputs[k]))
 		}
 	}
-	output := r.OutputHead + r.OutputTail
-	for _, s := range want.OutputContains {
-		if !strings.Contains(output, s) {
-			bad = append(bad, fmt.Sprintf("output does not contain %q", s))
-		}
-	}
-	for _, s := range want.OutputNotContains {
-		if strings.Contains(output, s) {
-			bad = append(bad, fmt.Sprintf("output contains %q", s))
-		}
-	}
-	for _, s := range want.OutputMatches {
-		re, err := regexp.Compile("(?m)" + s)
-		if err != nil {
-			bad = append(bad, fmt.Sprintf("output_matches %q: %v", s, err))
-			continue
-		}
-		if !re.MatchString(output) {
-			bad = append(bad, fmt.Sprintf("output does not match %q", s))
-		}
+	for _, stream := range []struct {
+		name             string
+		text             string
+		contains, absent []string
+		matches          []string
+	}{
+		{"output", r.OutputHead + r.OutputTail, want.OutputContains, want.OutputNotContains, want.OutputMatches},
+		{"stdout", r.Stdout, want.StdoutContains, nil, want.StdoutMatches},
+		{"stderr", r.Stderr, want.StderrContains, nil, want.StderrMatches},
+	} {
+		bad = append(bad, checkText(stream.name, stream.text, stream.contains, stream.absent, stream.matches)...)
 	}
 	if want.InstanceXML != nil {
 		if m := compareText(string(instanceAfter), *want.InstanceXML); m != "" {
@@ -216,6 +207,33 @@ func (sc Scenario) Check(r StepResult, instanceBefore, instanceAfter []byte) []s
 	if want.Edits != nil {
 		if m := compareEdits(instanceBefore, instanceAfter, *want.Edits); m != "" {
 			bad = append(bad, "instance edits: "+m)
+		}
+	}
+	return bad
+}
+
+// checkText checks one stream's text: substrings it must and must not
+// contain, and multi-line regular expressions it must match.
+func checkText(name, text string, contains, absent, matches []string) []string {
+	var bad []string
+	for _, s := range contains {
+		if !strings.Contains(text, s) {
+			bad = append(bad, fmt.Sprintf("%s does not contain %q", name, s))
+		}
+	}
+	for _, s := range absent {
+		if strings.Contains(text, s) {
+			bad = append(bad, fmt.Sprintf("%s contains %q", name, s))
+		}
+	}
+	for _, s := range matches {
+		re, err := regexp.Compile("(?m)" + s)
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("%s_matches %q: %v", name, s, err))
+			continue
+		}
+		if !re.MatchString(text) {
+			bad = append(bad, fmt.Sprintf("%s does not match %q", name, s))
 		}
 	}
 	return bad

@@ -74,7 +74,7 @@ func (e *Executor) runScenario(ctx context.Context, t Target, sc Scenario, resto
 	ws := e.watchJobs([]Job{job})
 	defer ws.close()
 	jr := e.newJobRun(job, nil, ws[job.RepoRoot])
-	jr.literal = true
+	jr.literal, jr.split = true, true
 	jr.allow = sc.allowedHostEnv(e.opts.StepEnv)
 	r, _ := e.attempt(ctx, jr, job.Steps[0], 1, false)
 	if files.after, err = readIfExists(file); err != nil {

@@ -242,3 +242,24 @@ func TestExpectStatusDefaultsToSucceeded(t *testing.T) {
 		t.Errorf("patterns: got %q", bad)
 	}
 }
+
+// A scenario's test checks stdout and stderr apart; the combined output
+// keeps both.
+func TestScenarioStdoutStderr(t *testing.T) {
+	root := t.TempDir()
+	mustMkdir(t, filepath.Join(root, "instances"))
+	mustMkdir(t, filepath.Join(root, "scripts"))
+	script(t, root, "both.sh", "echo to-out\necho to-err >&2\necho more-out")
+	sc := executor.Scenario{Version: 1, Step: "s", Instance: executor.ScenarioInstance{Name: "a", File: "instances/a.xml"}, Run: "scripts/both.sh",
+		Expect: &executor.Expect{StdoutMatches: []string{`^to-out$`}, StderrContains: []string{"to-err"}, OutputContains: []string{"to-out", "to-err"}}}
+	e := executor.New(executor.Options{})
+	o := e.TestScenario(context.Background(), executor.Target{RepoRoot: root}, sc)
+	if !o.Passed() || o.Result.Stdout != "to-out\nmore-out\n" || o.Result.Stderr != "to-err\n" {
+		t.Fatalf("got %v %q; stdout %q, stderr %q", o.Err, o.Mismatches, o.Result.Stdout, o.Result.Stderr)
+	}
+	sc.Expect = &executor.Expect{StdoutContains: []string{"to-err"}, StderrMatches: []string{`^to-out$`}}
+	o = e.TestScenario(context.Background(), executor.Target{RepoRoot: root}, sc)
+	if want := []string{`stdout does not contain "to-err"`, `stderr does not match "^to-out$"`}; !slices.Equal(o.Mismatches, want) {
+		t.Errorf("swapped streams: got %q, want %q", o.Mismatches, want)
+	}
+}

@@ -155,7 +155,7 @@ missing).`,
 	f.BoolVar(&o.dryRun, "dry-run", false, "set DEPLOYER_DRY_RUN=1")
 	f.StringVar(&o.scenario, "scenario", "", "run the scenario FILE (- for standard input) instead of a manifest step")
 	f.BoolVar(&o.strict, "strict", false, "with --scenario: refuse when the checkout's commit or instance file differ from the recorded ones")
-	o.host.flags(cmd)
+	o.host.flags(cmd, true)
 	return cmd
 }
 
@@ -171,11 +171,14 @@ type hostSettings struct {
 	cfg                  *Config
 }
 
-func (h *hostSettings) flags(cmd *cobra.Command) {
+// flags adds --step-env and --allow-step-dir, and with repo --repo.
+func (h *hostSettings) flags(cmd *cobra.Command, repo bool) {
 	f := cmd.Flags()
 	f.StringSliceVar(&h.stepEnv, "step-env", defaultStepEnv, "host variables passed to the step (default: the host config's step_env)")
 	f.StringSliceVar(&h.allowStepDirs, "allow-step-dir", nil, "host directory whose commands steps may run (default: the host config's allow_step_dirs)")
-	f.StringVar(&h.repo, "repo", "", "the repo's name, DEPLOYER_REPO (default: the host config's repo for DIR's remote)")
+	if repo {
+		f.StringVar(&h.repo, "repo", "", "the repo's name, DEPLOYER_REPO (default: the host config's repo for DIR's remote)")
+	}
 }
 
 // load reads the host config when one is named and fills what the flags
@@ -735,7 +738,7 @@ are none.`,
 	f.StringVar(&o.scenarios, "scenarios", "scenarios", "directory of scenario files, relative to DIR")
 	f.IntVar(&o.parallel, "parallel", runtime.NumCPU(), "scenarios run at once (1: one by one, in DIR itself)")
 	f.StringVar(&o.junit, "junit", "", "write a JUnit XML report to FILE")
-	o.host.flags(cmd)
+	o.host.flags(cmd, false)
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/sre-tools/deployer"
 )
@@ -52,7 +53,7 @@ func (s *Server) replayScenario(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, deployer.Errorf(deployer.EINVALID, "this daemon does not replay scenarios"))
 		return
 	}
-	if len(req.Scenario) == 0 {
+	if sc := strings.TrimSpace(string(req.Scenario)); sc == "" || sc == "null" {
 		s.fail(w, deployer.Errorf(deployer.EINVALID, "scenario replay: no scenario in the request"))
 		return
 	}

@@ -134,7 +134,7 @@ missing).`,
 				return err
 			}
 			o.outputsSet = cmd.Flags().Changed("outputs")
-			o.client = g.client
+			o.client = func() (*api.Client, error) { return remoteClient(g) }
 			o.notes = cmd.ErrOrStderr()
 			o.format = f
 			o.stream = cmd.OutOrStdout()

@@ -28,7 +28,15 @@ import (
 // FileName is the state file's name in its directory.
 const FileName = "local.db"
 
-var bucketAttempts = []byte("attempts")
+var (
+	bucketAttempts = []byte("attempts")
+	// bucketBySeq maps seq (big endian) to the attempt's key, oldest first:
+	// how the oldest attempts go when there are more than MaxAttempts.
+	bucketBySeq = []byte("by-seq")
+)
+
+// MaxAttempts is how many attempts the file keeps; older ones are removed.
+const MaxAttempts = 10000
 
 // Attempt is one local attempt of one step.
 type Attempt struct {
@@ -68,7 +76,36 @@ func DefaultPath() (string, error) {
 }
 
 // Store is the local state file at a path.
-type Store struct{ path string }
+type Store struct {
+	path string
+	// Max is how many attempts are kept (0: MaxAttempts).
+	Max int
+}
+
+func (s *Store) max() int {
+	if s.Max > 0 {
+		return s.Max
+	}
+	return MaxAttempts
+}
+
+// prune removes the attempts older than the newest keep: every attempt
+// has a seq, so they are those with seq <= last-keep.
+func prune(b, idx *bolt.Bucket, last uint64, keep int) error {
+	if last <= uint64(keep) {
+		return nil
+	}
+	c := idx.Cursor()
+	for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) <= last-uint64(keep); k, v = c.First() {
+		if err := b.Delete(v); err != nil {
+			return err
+		}
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // New returns the store at path; the file is created on the first Record.
 func New(path string) *Store { return &Store{path: path} }
@@ -124,7 +161,18 @@ func (s *Store) Record(a Attempt) (Attempt, error) {
 		if err != nil {
 			return err
 		}
-		return b.Put(key(a.Remote, a.Commit, seq), v)
+		k := key(a.Remote, a.Commit, seq)
+		if err := b.Put(k, v); err != nil {
+			return err
+		}
+		idx, err := tx.CreateBucketIfNotExists(bucketBySeq)
+		if err != nil {
+			return err
+		}
+		if err := idx.Put(binary.BigEndian.AppendUint64(nil, seq), k); err != nil {
+			return err
+		}
+		return prune(b, idx, seq, s.max())
 	})
 	if err != nil {
 		return a, fmt.Errorf("local state %s: record attempt: %w", s.path, err)

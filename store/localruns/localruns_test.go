@@ -38,3 +38,18 @@ func TestRecordAndFind(t *testing.T) {
 		t.Errorf("list: got %d attempts (%v), want 4 newest first", len(all), err)
 	}
 }
+
+// The oldest attempts go beyond Max.
+func TestPrune(t *testing.T) {
+	s := localruns.New(filepath.Join(t.TempDir(), localruns.FileName))
+	s.Max = 3
+	for i := 0; i < 5; i++ {
+		if _, err := s.Record(localruns.Attempt{Remote: "r", Commit: "c", Instance: "i", Step: "s", Status: "succeeded"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	as, err := s.List(localruns.Filter{})
+	if err != nil || len(as) != 3 || as[0].Seq != 5 || as[2].Seq != 3 {
+		t.Fatalf("got %d attempts (%v): %+v, want seq 5, 4, 3", len(as), err, as)
+	}
+}

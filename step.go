@@ -39,6 +39,14 @@ type StepResult struct {
 	Commit            string                       `json:"commit,omitempty"`
 	InstanceBlob      string                       `json:"instance_blob,omitempty"`
 	DependencyOutputs map[string]map[string]string `json:"dependency_outputs,omitempty"`
+	// Timeout and Writes are the step's timeout ("30s") and writes policy
+	// as the attempt had them; StepEnv and AllowStepDirs the host config's
+	// step_env and allow_step_dirs that applied. With the rest they are
+	// every input a scenario (deployer runs export) needs.
+	Timeout       string   `json:"timeout,omitempty"`
+	Writes        string   `json:"writes,omitempty"`
+	StepEnv       []string `json:"step_env,omitempty"`
+	AllowStepDirs []string `json:"allow_step_dirs,omitempty"`
 }
 
 // Ran reports whether the attempt started and ended (it has a duration).

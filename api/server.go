@@ -136,6 +136,7 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	mux.HandleFunc("GET /v1/runs", s.runs)
 	mux.HandleFunc("GET /v1/runs/{id}", s.run)
 	mux.HandleFunc("POST /v1/runs/{id}/replay", s.replay)
+	mux.HandleFunc("POST /v1/replay/scenario", s.replayScenario)
 	mux.HandleFunc("GET /v1/interventions", s.interventions)
 	mux.HandleFunc("GET /v1/interventions/{id}", s.intervention)
 	mux.HandleFunc("POST /v1/interventions/{id}/ack", s.ack)

@@ -137,5 +137,6 @@ func WireStep(s deployer.StepResult) StepResult {
 		Argv: s.Argv, Dir: s.Dir, Env: s.Env, SecretNames: s.SecretNames, ExitCode: s.ExitCode, Signal: s.Signal,
 		Started: s.Started, Ended: s.Ended, DurationMS: s.Ended.Sub(s.Started).Milliseconds(),
 		OutputHead: s.OutputHead, OutputTail: s.OutputTail, OutputBytes: s.OutputBytes, Truncated: s.Truncated, Outputs: s.Outputs,
+		Commit: s.Commit, InstanceBlob: s.InstanceBlob, Timeout: s.Timeout, Writes: s.Writes, StepEnv: s.StepEnv, AllowStepDirs: s.AllowStepDirs,
 	}
 }

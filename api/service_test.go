@@ -23,7 +23,7 @@ func (domainService) Run(_ context.Context, id uint64) (deployer.Run, error) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	return deployer.Run{ID: 3, Repo: "cc", Status: deployer.RunSucceeded, Started: t0, Ended: t0.Add(time.Second),
 		Steps: []deployer.StepResult{{Instance: "web", Step: "configure", Attempt: 1, Status: deployer.StepSucceeded,
-			Started: t0, Ended: t0.Add(1500 * time.Millisecond), Commit: "abc", InstanceBlob: "def"}}}, nil
+			Started: t0, Ended: t0.Add(1500 * time.Millisecond), Commit: "abc", InstanceBlob: "def", Timeout: "30s", Writes: "instance"}}}, nil
 }
 
 func (domainService) Sync(_ context.Context, repo string, _ bool) (deployer.Queued, error) {
@@ -34,7 +34,8 @@ func (domainService) Sync(_ context.Context, repo string, _ bool) (deployer.Queu
 }
 
 // TestServiceBackend: a domain service is served in the wire format (a
-// step with its duration, without the record's commit and blob), and a
+// step with its duration and the inputs runs export needs: commit, blob,
+// timeout, writes), and a
 // domain error's code is the HTTP status and the error kind.
 func TestServiceBackend(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -61,7 +62,8 @@ func TestServiceBackend(t *testing.T) {
 		t.Fatalf("run 3: %v", raw)
 	}
 	step := steps[0].(map[string]any)
-	if step["duration_ms"] != float64(1500) || step["status"] != "succeeded" || step["commit"] != nil || step["instance_blob"] != nil {
+	if step["duration_ms"] != float64(1500) || step["status"] != "succeeded" || step["commit"] != "abc" || step["instance_blob"] != "def" ||
+		step["timeout"] != "30s" || step["writes"] != "instance" {
 		t.Errorf("step on the wire: %v", step)
 	}
 	if raw["ended"] == nil || raw["triggers"] == nil || raw["instances"] == nil {

@@ -42,6 +42,15 @@ type StepResult struct {
 	OutputBytes int64             `json:"output_bytes"`
 	Truncated   bool              `json:"truncated,omitempty"`
 	Outputs     map[string]string `json:"outputs,omitempty"`
+	// The attempt's other inputs, for deployer runs export: the commit, the
+	// instance file's git blob id before the step, the step's timeout and
+	// writes policy, and the host config's step_env and allow_step_dirs.
+	Commit        string   `json:"commit,omitempty"`
+	InstanceBlob  string   `json:"instance_blob,omitempty"`
+	Timeout       string   `json:"timeout,omitempty"`
+	Writes        string   `json:"writes,omitempty"`
+	StepEnv       []string `json:"step_env,omitempty"`
+	AllowStepDirs []string `json:"allow_step_dirs,omitempty"`
 }
 
 // SyncRequest asks for a run of one repo.

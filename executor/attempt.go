@@ -26,6 +26,7 @@ type jobRun struct {
 	gate    *gate             // attribution between jobs in one checkout; nil when alone
 	allow   []string          // host variables passed through
 	literal bool              // arguments are already templated (scenarios)
+	split   bool              // keep stdout and stderr apart too (a scenario's run)
 	watch   *treeWatch        // nil: snapshots (or the job's hook)
 	log     zerolog.Logger
 }
@@ -39,6 +40,7 @@ func (e *Executor) newJobRun(job Job, g *gate, watch *treeWatch) *jobRun {
 		outputs: maps.Clone(job.Outputs),
 		gate:    g,
 		allow:   e.opts.StepEnv,
+		literal: job.Literal,
 		watch:   watch,
 		log:     e.log.With().Str("instance", string(job.Instance.Name)).Logger(),
 	}
@@ -94,7 +96,14 @@ func (e *Executor) attempt(ctx context.Context, jr *jobRun, step manifest.Step, 
 	log := jr.log.With().Str("step", string(step.Name)).Int("attempt", n).Logger()
 	c := newCapture(e.opts.OutputLimit)
 	r.Started = e.opts.Now()
-	pres := e.runProcess(ctx, procSpec{path: cmdPath, argv: r.Argv, dir: jr.job.RepoRoot, env: env.environ(), timeout: step.Timeout}, sink{c, jr.job.Stream, jr.red, log})
+	out := sink{c: c, stream: jr.job.Stream, red: jr.red, log: log}
+	if jr.split {
+		out.stdout, out.stderr = newCapture(e.opts.OutputLimit), newCapture(e.opts.OutputLimit)
+	}
+	pres := e.runProcess(ctx, procSpec{path: cmdPath, argv: r.Argv, dir: jr.job.RepoRoot, env: env.environ(), timeout: step.Timeout}, out)
+	if jr.split {
+		r.Stdout, r.Stderr = joinCapture(out.stdout), joinCapture(out.stderr)
+	}
 	r.Ended = e.opts.Now()
 	r.Status, r.Reason, r.ExitCode, r.Signal = pres.status, pres.reason, pres.exitCode, pres.signal
 	r.OutputHead, r.OutputTail, r.Truncated = c.result()
@@ -106,6 +115,12 @@ func (e *Executor) attempt(ctx context.Context, jr *jobRun, step manifest.Step, 
 	r.Reason = jr.red.string(r.Reason)
 	log.Debug().Str("status", string(r.Status)).Str("reason", r.Reason).Dur("took", r.Ended.Sub(r.Started)).Msg("step attempt ended")
 	return r, end
+}
+
+// joinCapture is a capture's head and tail as one string.
+func joinCapture(c *capture) string {
+	head, tail, _ := c.result()
+	return head + tail
 }
 
 func newOutputFile() (string, error) {
@@ -141,6 +156,8 @@ func (jr *jobRun) newResult(step manifest.Step, n int) StepResult {
 			InstanceBlob:      blobID(filepath.Join(jr.job.RepoRoot, filepath.FromSlash(jr.file))),
 			Commit:            jr.job.Env[EnvCommit],
 			DependencyOutputs: jr.red.stringMap(jr.outputs),
+			StepEnv:           slices.Clone(jr.allow),
+			AllowStepDirs:     slices.Clone(jr.job.AllowStepDirs),
 		},
 	}
 }

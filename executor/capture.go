@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/rs/zerolog"
 )
@@ -144,7 +145,17 @@ type sink struct {
 	stream io.Writer // may be nil
 	red    *redactor
 	log    zerolog.Logger
+	// stdout and stderr, when set (a scenario's run, whose test may check
+	// them apart), also keep each stream alone: the process then writes
+	// them to two pipes, pumped under mu into the combined capture.
+	stdout, stderr *capture
+	mu             *sync.Mutex
+	// only is the capture of the stream this pump reads, besides c.
+	only *capture
 }
+
+// split reports whether stdout and stderr are kept apart.
+func (s sink) split() bool { return s.stdout != nil && s.stderr != nil }
 
 // pump reads the combined output until EOF: redacts it, keeps head and tail,
 // copies it to the stream, and logs it line by line at debug level.
@@ -157,7 +168,14 @@ func (s sink) pump(rd io.Reader) {
 		if len(b) == 0 {
 			return
 		}
+		if s.mu != nil {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+		}
 		c.write(b)
+		if s.only != nil {
+			s.only.write(b)
+		}
 		if s.stream != nil {
 			_, _ = s.stream.Write(b)
 		}
@@ -167,7 +185,13 @@ func (s sink) pump(rd io.Reader) {
 	}
 	for {
 		piece, err := br.ReadSlice('\n')
+		if s.mu != nil {
+			s.mu.Lock()
+		}
 		c.raw += int64(len(piece))
+		if s.mu != nil {
+			s.mu.Unlock()
+		}
 		if len(piece) > 0 {
 			out := piece
 			if red.rep != nil {

@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -114,6 +115,9 @@ type Job struct {
 	// Stream, if not nil, receives each step's combined output (secrets
 	// redacted) as it is produced, e.g. a terminal for a local run.
 	Stream io.Writer
+	// Literal says the steps' arguments are already templated (a scenario
+	// replayed by a daemon): they are used as they are.
+	Literal bool
 }
 
 // Status is the outcome of a step attempt or an instance: the domain's
@@ -147,6 +151,10 @@ type Inputs struct {
 	// DependencyOutputs are the outputs the attempt received (each also in
 	// Env as DEPLOYER_OUT_<KEY>).
 	DependencyOutputs map[string]string
+	// StepEnv and AllowStepDirs are the host config's step_env and
+	// allow_step_dirs that applied to the attempt.
+	StepEnv       []string
+	AllowStepDirs []string
 }
 
 // StepResult is one attempt of one step (or a step that did not run).
@@ -174,6 +182,9 @@ type StepResult struct {
 	OutputTail  string
 	OutputBytes int64
 	Truncated   bool
+	// Stdout and Stderr are each stream alone (first and last halves when
+	// long), kept for scenario runs only (their tests check them apart).
+	Stdout, Stderr string
 	// Outputs are the parsed DEPLOYER_OUTPUT lines.
 	Outputs map[string]string
 	// ChangedFiles are the files the attempt changed; ForbiddenWrites those
@@ -190,6 +201,10 @@ func (r StepResult) Record(commit string) deployer.StepResult {
 		Started: r.Started, Ended: r.Ended, OutputHead: r.OutputHead, OutputTail: r.OutputTail,
 		OutputBytes: r.OutputBytes, Truncated: r.Truncated, Outputs: r.Outputs,
 		Commit: commit, InstanceBlob: r.Inputs.InstanceBlob,
+		Writes: r.Inputs.Writes, StepEnv: slices.Clone(r.Inputs.StepEnv), AllowStepDirs: slices.Clone(r.Inputs.AllowStepDirs),
+	}
+	if r.Inputs.Timeout > 0 {
+		rec.Timeout = r.Inputs.Timeout.String()
 	}
 	if len(r.Inputs.DependencyOutputs) > 0 {
 		rec.DependencyOutputs = map[string]map[string]string{"": r.Inputs.DependencyOutputs}

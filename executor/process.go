@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 
@@ -46,17 +47,47 @@ func (e *Executor) runProcess(ctx context.Context, p procSpec, out sink) procRes
 		Stdout: pw, Stderr: pw,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	// A scenario's run keeps stdout and stderr apart too: a second pipe.
+	var epr, epw *os.File
+	if out.split() {
+		if epr, epw, err = os.Pipe(); err != nil {
+			pr.Close()
+			pw.Close()
+			return procResult{status: StatusFailed, reason: fmt.Sprintf("create pipe: %v", err), exitCode: -1}
+		}
+		cmd.Stderr = epw
+		out.mu = &sync.Mutex{}
+	}
 	err = cmd.Start()
 	pw.Close()
+	if epw != nil {
+		epw.Close()
+	}
 	if err != nil {
 		pr.Close()
+		if epr != nil {
+			epr.Close()
+		}
 		return procResult{status: StatusFailed, reason: out.red.string(fmt.Sprintf("start: %v", err)), exitCode: -1}
 	}
 	pumped := make(chan struct{})
-	go func() { out.pump(pr); close(pumped) }()
+	var pumps sync.WaitGroup
+	pipes := []*os.File{pr}
+	outSink := out
+	outSink.only = out.stdout
+	pumps.Add(1)
+	go func() { defer pumps.Done(); outSink.pump(pr) }()
+	if epr != nil {
+		pipes = append(pipes, epr)
+		errSink := out
+		errSink.only = out.stderr
+		pumps.Add(1)
+		go func() { defer pumps.Done(); errSink.pump(epr) }()
+	}
+	go func() { pumps.Wait(); close(pumped) }()
 	res := e.waitProcess(ctx, cmd, p.timeout)
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // what is left of the group
-	drain(pr, pumped)
+	drain(pumped, pipes...)
 	return res
 }
 
@@ -102,16 +133,21 @@ func (e *Executor) terminate(cmd *exec.Cmd, waited <-chan error) error {
 
 // drain waits for the output pump to reach EOF, closing the pipe after
 // drainWait if some escaped process still holds it.
-func drain(pr *os.File, pumped <-chan struct{}) {
+func drain(pumped <-chan struct{}, pipes ...*os.File) {
 	t := time.NewTimer(drainWait)
 	defer t.Stop()
+	closeAll := func() {
+		for _, p := range pipes {
+			p.Close()
+		}
+	}
 	select {
 	case <-pumped:
 	case <-t.C:
-		pr.Close()
+		closeAll()
 		<-pumped
 	}
-	pr.Close()
+	closeAll()
 }
 
 // exitResult turns a wait error into a result.

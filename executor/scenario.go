@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -45,6 +46,11 @@ type Scenario struct {
 	// host running the scenario (Target.Secrets).
 	Secrets           []string          `json:"secrets,omitempty" yaml:"secrets,omitempty"`
 	DependencyOutputs map[string]string `json:"dependency_outputs,omitempty" yaml:"dependency_outputs,omitempty"`
+	// StepEnv and AllowStepDirs are the host config's step_env and
+	// allow_step_dirs that applied where the attempt was recorded; a local
+	// run uses them unless its own host config (or flags) say otherwise.
+	StepEnv       []string `json:"step_env,omitempty" yaml:"step_env,omitempty"`
+	AllowStepDirs []string `json:"allow_step_dirs,omitempty" yaml:"allow_step_dirs,omitempty"`
 	// Recorded says where the scenario was exported from; informational.
 	Recorded *ScenarioRecord `json:"recorded,omitempty" yaml:"recorded,omitempty"`
 	// Expect is the outcome a test of the scenario checks; nil means the
@@ -73,14 +79,26 @@ type ScenarioRecord struct {
 	Started      time.Time `json:"started,omitzero" yaml:"started,omitempty"`
 }
 
-// Expect is the expected outcome of a scenario. Unset fields are not checked.
+// Expect is the expected outcome of a scenario. Status defaults to
+// succeeded; every other field is checked when it is given.
 type Expect struct {
 	Status   Status `json:"status,omitempty" yaml:"status,omitempty"`
 	ExitCode *int   `json:"exit_code,omitempty" yaml:"exit_code,omitempty"`
 	// Outputs must each be present with exactly this value.
 	Outputs map[string]string `json:"outputs,omitempty" yaml:"outputs,omitempty"`
-	// OutputContains are substrings of the step's combined output.
-	OutputContains []string `json:"output_contains,omitempty" yaml:"output_contains,omitempty"`
+	// OutputContains are substrings of the step's combined output (stdout
+	// and stderr as it wrote them); OutputMatches regular expressions
+	// (RE2, multi-line: ^ and $ match at line ends) that must match it;
+	// OutputNotContains substrings it must not have.
+	OutputContains    []string `json:"output_contains,omitempty" yaml:"output_contains,omitempty"`
+	OutputMatches     []string `json:"output_matches,omitempty" yaml:"output_matches,omitempty"`
+	OutputNotContains []string `json:"output_not_contains,omitempty" yaml:"output_not_contains,omitempty"`
+	// StdoutContains, StderrContains, StdoutMatches and StderrMatches are
+	// the same checks on one stream alone.
+	StdoutContains []string `json:"stdout_contains,omitempty" yaml:"stdout_contains,omitempty"`
+	StderrContains []string `json:"stderr_contains,omitempty" yaml:"stderr_contains,omitempty"`
+	StdoutMatches  []string `json:"stdout_matches,omitempty" yaml:"stdout_matches,omitempty"`
+	StderrMatches  []string `json:"stderr_matches,omitempty" yaml:"stderr_matches,omitempty"`
 	// InstanceXML is the whole instance file after the step.
 	InstanceXML *string `json:"instance_xml,omitempty" yaml:"instance_xml,omitempty"`
 	// Edits are the changes the step makes to the instance file, as
@@ -154,6 +172,8 @@ func ExportScenario(r StepResult, opts ExportOptions) ([]byte, error) {
 		DryRun:            r.Env[EnvDryRun] == "1",
 		Secrets:           slices.Clone(r.SecretNames),
 		DependencyOutputs: r.Inputs.DependencyOutputs,
+		StepEnv:           slices.Clone(r.Inputs.StepEnv),
+		AllowStepDirs:     slices.Clone(r.Inputs.AllowStepDirs),
 		Expect:            opts.Expect,
 		Recorded: &ScenarioRecord{
 			Run: r.Env[EnvRun], Host: r.Env[EnvHost], Commit: r.Inputs.Commit,
@@ -258,6 +278,15 @@ func (sc Scenario) validate() error {
 	}
 	if sc.Expect != nil && sc.Expect.Status != "" && !slices.Contains(knownStatuses, sc.Expect.Status) {
 		return fmt.Errorf("%w: expect.status %q (want one of %v)", ErrScenarioInvalid, sc.Expect.Status, knownStatuses)
+	}
+	if sc.Expect != nil {
+		for field, res := range map[string][]string{"output_matches": sc.Expect.OutputMatches, "stdout_matches": sc.Expect.StdoutMatches, "stderr_matches": sc.Expect.StderrMatches} {
+			for i, re := range res {
+				if _, err := regexp.Compile("(?m)" + re); err != nil {
+					return fmt.Errorf("%w: expect.%s[%d]: %v", ErrScenarioInvalid, field, i, err)
+				}
+			}
+		}
 	}
 	return nil
 }

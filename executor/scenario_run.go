@@ -74,7 +74,7 @@ func (e *Executor) runScenario(ctx context.Context, t Target, sc Scenario, resto
 	ws := e.watchJobs([]Job{job})
 	defer ws.close()
 	jr := e.newJobRun(job, nil, ws[job.RepoRoot])
-	jr.literal = true
+	jr.literal, jr.split = true, true
 	jr.allow = sc.allowedHostEnv(e.opts.StepEnv)
 	r, _ := e.attempt(ctx, jr, job.Steps[0], 1, false)
 	if files.after, err = readIfExists(file); err != nil {
@@ -89,6 +89,18 @@ func readIfExists(path string) ([]byte, error) {
 		return nil, nil
 	}
 	return data, err
+}
+
+// Job is the scenario as a one-step job for t (a daemon replaying it runs
+// it with its own host, repo, commit and run values): its arguments are
+// used as recorded, not templated again.
+func (sc Scenario) Job(t Target) (Job, error) {
+	if err := sc.validate(); err != nil {
+		return Job{}, err
+	}
+	job, err := sc.job(t)
+	job.Literal = true
+	return job, err
 }
 
 // job turns the scenario into a one-step job.

@@ -86,7 +86,7 @@ func TestScenarioRoundTrip(t *testing.T) {
 	dir := filepath.Join(laptop, "scenarios")
 	mustMkdir(t, dir)
 	writeScenario(t, filepath.Join(dir, "configure-viatris.json"), sc)
-	outcomes, err := e.TestScenarios(context.Background(), target, dir)
+	outcomes, err := e.TestScenarios(context.Background(), target, dir, 1)
 	if err != nil || len(outcomes) != 1 || outcomes[0].Passed() {
 		t.Fatalf("before the fix: got %+v, %v; want one failing outcome", outcomes, err)
 	}
@@ -95,7 +95,7 @@ func TestScenarioRoundTrip(t *testing.T) {
 	}
 	// ...until the step is fixed.
 	script(t, laptop, "configure.sh", strings.Replace(configureBroken, "grep -q 'tier='", "grep -q 'name='", 1))
-	outcomes, err = e.TestScenarios(context.Background(), target, dir)
+	outcomes, err = e.TestScenarios(context.Background(), target, dir, 4)
 	if err != nil || len(outcomes) != 1 || !outcomes[0].Passed() {
 		t.Fatalf("after the fix: got %+v, %v; want one passing outcome", outcomes, err)
 	}
@@ -224,5 +224,42 @@ func TestExportRefusesStepsThatDidNotRun(t *testing.T) {
 	_, err := executor.ExportScenario(executor.StepResult{Instance: "a", Step: "s", Status: executor.StatusSkipped}, executor.ExportOptions{})
 	if !errors.Is(err, executor.ErrScenarioInvalid) {
 		t.Errorf("got %v, want ErrScenarioInvalid", err)
+	}
+}
+
+// An expect that lists only outputs still needs the step to succeed: a
+// failed step that wrote them does not pass.
+func TestExpectStatusDefaultsToSucceeded(t *testing.T) {
+	sc := executor.Scenario{Expect: &executor.Expect{Outputs: map[string]string{"configured": "beta"}}}
+	failed := executor.StepResult{Status: executor.StatusFailed, Reason: "exit status 3", ExitCode: 3, Outputs: map[string]string{"configured": "beta"}}
+	if bad := sc.Check(failed, nil, nil); len(bad) != 1 || !strings.HasPrefix(bad[0], "status: got failed (exit status 3), want succeeded") {
+		t.Errorf("outputs-only expect of a failed step: got %q, want a status mismatch", bad)
+	}
+	sc.Expect.OutputMatches = []string{`^configure beta$`}
+	sc.Expect.OutputNotContains = []string{"error"}
+	ok := executor.StepResult{Status: executor.StatusSucceeded, Outputs: map[string]string{"configured": "beta"}, OutputHead: "start\nconfigure beta\nerror: none\n"}
+	if bad := sc.Check(ok, nil, nil); len(bad) != 1 || bad[0] != `output contains "error"` {
+		t.Errorf("patterns: got %q", bad)
+	}
+}
+
+// A scenario's test checks stdout and stderr apart; the combined output
+// keeps both.
+func TestScenarioStdoutStderr(t *testing.T) {
+	root := t.TempDir()
+	mustMkdir(t, filepath.Join(root, "instances"))
+	mustMkdir(t, filepath.Join(root, "scripts"))
+	script(t, root, "both.sh", "echo to-out\necho to-err >&2\necho more-out")
+	sc := executor.Scenario{Version: 1, Step: "s", Instance: executor.ScenarioInstance{Name: "a", File: "instances/a.xml"}, Run: "scripts/both.sh",
+		Expect: &executor.Expect{StdoutMatches: []string{`^to-out$`}, StderrContains: []string{"to-err"}, OutputContains: []string{"to-out", "to-err"}}}
+	e := executor.New(executor.Options{})
+	o := e.TestScenario(context.Background(), executor.Target{RepoRoot: root}, sc)
+	if !o.Passed() || o.Result.Stdout != "to-out\nmore-out\n" || o.Result.Stderr != "to-err\n" {
+		t.Fatalf("got %v %q; stdout %q, stderr %q", o.Err, o.Mismatches, o.Result.Stdout, o.Result.Stderr)
+	}
+	sc.Expect = &executor.Expect{StdoutContains: []string{"to-err"}, StderrMatches: []string{`^to-out$`}}
+	o = e.TestScenario(context.Background(), executor.Target{RepoRoot: root}, sc)
+	if want := []string{`stdout does not contain "to-err"`, `stderr does not match "^to-out$"`}; !slices.Equal(o.Mismatches, want) {
+		t.Errorf("swapped streams: got %q, want %q", o.Mismatches, want)
 	}
 }

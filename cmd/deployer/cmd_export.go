@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -28,10 +29,16 @@ func newRunsExportCmd(g *globalOptions) *cobra.Command {
 		Use:   "export ID --step S [--instance I] [--attempt N] [-O FILE]",
 		Short: "Write a recorded step attempt as a scenario file",
 		Long: `Write one recorded attempt of step S in run ID as a scenario file (JSON),
-to reproduce it with deployer step run DIR --scenario FILE: its argv, DEPLOYER_*
-environment, host variable names, secret names (never values) and the outputs
-it received from earlier steps. --instance is needed when the step ran for
-more than one instance; --attempt defaults to the last one.
+to reproduce it with deployer step run DIR --scenario FILE, or on another
+host's daemon with deployer replay --scenario FILE --remote URL: its argv,
+DEPLOYER_* environment, host variable names, secret names (never values),
+the outputs it received from earlier steps, the step's timeout and writes
+policy, the commit and the instance file's git blob id, and the host
+config's step_env and allow_step_dirs that applied. --instance is needed
+when the step ran for more than one instance; --attempt defaults to the
+last one. Without -O the scenario goes to standard output:
+
+  deployer runs export RUN --step S --instance I --remote A | deployer replay --scenario - --remote B
 
 Exit status: 0 written, 1 error, 2 usage (no such step, instance or attempt).`,
 		Args: cobra.ExactArgs(1),
@@ -43,7 +50,7 @@ Exit status: 0 written, 1 error, 2 usage (no such step, instance or attempt).`,
 			if o.step == "" {
 				return usageErrorf("runs export needs --step")
 			}
-			c, err := g.client()
+			c, err := remoteClient(g)
 			if err != nil {
 				return err
 			}
@@ -131,8 +138,8 @@ func forInstance(name string) string {
 // The API record has no Inputs: the instance file and commit come from the
 // recorded environment (or the run), and the dependency outputs from the
 // DEPLOYER_OUT_<KEY> variables the step received (keys as the step saw
-// them, upper case). The step's timeout, writes policy and instance blob are
-// not in the record and stay empty.
+// them, upper case); the step's timeout, writes policy, instance blob and
+// the host config's step_env and allow_step_dirs from the record.
 func scenarioSource(run api.Run, s api.StepResult) executor.StepResult {
 	r := executor.StepResult{
 		Instance: manifest.InstanceName(s.Instance), Step: manifest.StepName(s.Step), Attempt: s.Attempt,
@@ -148,7 +155,15 @@ func scenarioSource(run api.Run, s api.StepResult) executor.StepResult {
 			}
 		}
 	}
+	r.Inputs.InstanceBlob, r.Inputs.Writes = s.InstanceBlob, s.Writes
+	r.Inputs.StepEnv, r.Inputs.AllowStepDirs = s.StepEnv, s.AllowStepDirs
+	if d, err := time.ParseDuration(s.Timeout); err == nil {
+		r.Inputs.Timeout = d
+	}
 	r.Inputs.Commit = s.Env[executor.EnvCommit]
+	if r.Inputs.Commit == "" {
+		r.Inputs.Commit = s.Commit
+	}
 	if r.Inputs.Commit == "" {
 		r.Inputs.Commit = run.Commit
 	}

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -11,35 +13,83 @@ import (
 
 func newReplayCmd(g *globalOptions) *cobra.Command {
 	var req api.ReplayRequest
+	var scenario, repo string
 	cmd := &cobra.Command{
-		Use:   "replay RUN [--instance I] [--from STEP]",
+		Use:   "replay RUN [--instance I] [--from STEP] | replay --scenario FILE [--repo R]",
 		Short: "Run again, on the daemon, what a recorded run did for one instance",
 		Long: `Run again what run RUN did for one instance, at the daemon's current commit:
 its steps from --from (default: the first) to the end of the chain, with the
-outputs the earlier steps recorded. With --remote URL it runs on that host's
-daemon. Prints the new run.
+outputs the earlier steps recorded. RUN is a run of that daemon: with
+--remote URL it runs on that host's daemon and RUN is looked up there.
+
+With --scenario FILE ("-": standard input) the daemon runs exactly the inputs
+of a scenario file (deployer runs export writes them, on any host): its
+argv, dependency outputs, timeout, writes policy and dry-run setting, for
+its instance, at the daemon's current commit. The daemon checks that the
+instance exists and that the commit the scenario was recorded at is in its
+repo (--repo, default the scenario's DEPLOYER_REPO), and records the run
+with trigger replay and the scenario's origin (the recording host and run).
+DEPLOYER_HOST, _REPO, _COMMIT and _RUN are the daemon's; host variables and
+secrets come from its config and env files. To move an attempt from host A
+to host B:
+
+  deployer runs export RUN --step S --instance I --remote A | deployer replay --scenario - --remote B
+
+Prints the new run.
 
 Exit status: 0 the replay succeeded, 1 it failed or an error, 2 usage.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseUint(args[0], 10, 64)
-			if err != nil {
-				return usageErrorf("run id %q: want a number (see deployer runs)", args[0])
+			switch {
+			case scenario != "" && len(args) == 1:
+				return usageErrorf("replay takes RUN or --scenario FILE, not both")
+			case scenario == "" && len(args) == 0:
+				return usageErrorf("replay needs RUN (a run of the daemon) or --scenario FILE")
+			case scenario != "" && (req.Instance != "" || req.From != ""):
+				return usageErrorf("--instance and --from are for replay RUN; a scenario names its instance and step")
 			}
-			f, c, err := g.formatClient()
+			f, err := g.format()
 			if err != nil {
 				return err
 			}
-			req.Wait = true
-			resp, err := c.Replay(cmd.Context(), id, req)
+			c, err := remoteClient(g)
 			if err != nil {
-				if api.ErrorKind(err) == api.KindInvalid {
-					return &statusError{Code: exitUsage, Err: err}
+				return err
+			}
+			var resp api.SyncResponse
+			what := ""
+			if scenario != "" {
+				sc, err := readScenario(scenario)
+				if err != nil {
+					return err
 				}
-				return err
+				data, err := json.Marshal(sc)
+				if err != nil {
+					return err
+				}
+				what = fmt.Sprintf("scenario %s (%s of %s)", scenario, sc.Step, sc.Instance.Name)
+				resp, err = c.ReplayScenario(cmd.Context(), api.ScenarioReplayRequest{Repo: repo, Scenario: data, Wait: true})
+				if err = replayError(err, ""); err != nil {
+					return err
+				}
+			} else {
+				id, err := strconv.ParseUint(args[0], 10, 64)
+				if err != nil {
+					return usageErrorf("run id %q: want a number (see deployer runs)", args[0])
+				}
+				what = "run " + args[0]
+				req.Wait = true
+				resp, err = c.Replay(cmd.Context(), id, req)
+				hint := ""
+				if g.remote != "" {
+					hint = fmt.Sprintf(" (run %d is looked up on %s; to replay another host's run there: deployer runs export %d --step S --instance I --remote HOST | deployer replay --scenario - --remote %s)", id, g.remote, id, g.remote)
+				}
+				if err = replayError(err, hint); err != nil {
+					return err
+				}
 			}
 			if resp.Run == nil {
-				return fmt.Errorf("replay of run %d: no run was recorded", id)
+				return fmt.Errorf("replay of %s: no run was recorded", what)
 			}
 			if f.structured() {
 				if err := f.print(cmd.OutOrStdout(), resp.Run); err != nil {
@@ -53,5 +103,35 @@ Exit status: 0 the replay succeeded, 1 it failed or an error, 2 usage.`,
 	}
 	cmd.Flags().StringVar(&req.Instance, "instance", "", "the instance (needed when the run ran several)")
 	cmd.Flags().StringVar(&req.From, "from", "", "start from this step, with the recorded outputs of the ones before")
+	cmd.Flags().StringVar(&scenario, "scenario", "", "run this scenario file (- for standard input) on the daemon")
+	cmd.Flags().StringVar(&repo, "repo", "", "with --scenario: the daemon's repo (default the scenario's DEPLOYER_REPO)")
 	return cmd
+}
+
+// replayError makes the daemon's refusals usage errors; hint is added to a
+// run that was not found.
+func replayError(err error, hint string) error {
+	if err == nil {
+		return nil
+	}
+	switch api.ErrorKind(err) {
+	case api.KindInvalid:
+		return &statusError{Code: exitUsage, Err: err}
+	case api.KindNotFound:
+		return &statusError{Code: exitUsage, Err: fmt.Errorf("%w%s", err, hint)}
+	}
+	return err
+}
+
+// remoteClient is g.client, and also takes --remote unix:///path/to/socket
+// (the form fleet host lists use), so that scenarios move between daemons
+// on one machine as between hosts.
+func remoteClient(g *globalOptions) (*api.Client, error) {
+	if path, ok := strings.CutPrefix(g.remote, "unix://"); ok {
+		if !strings.HasPrefix(path, "/") {
+			return nil, usageErrorf("--remote %q: want unix:///absolute/path/to/socket (three slashes)", g.remote)
+		}
+		return api.NewUnixClient(path), nil
+	}
+	return g.client()
 }

@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sre-tools/deployer/store/localruns"
 
 	"github.com/sre-tools/deployer/syncer"
 
@@ -32,7 +37,7 @@ func newStepCmd(g *globalOptions) *cobra.Command {
 		Use:   "step",
 		Short: "Run or test one step locally, without a daemon",
 	}
-	cmd.AddCommand(newStepRunCmd(g), newStepTestCmd(g))
+	cmd.AddCommand(newStepRunCmd(g), newStepTestCmd(g), newStepRunsCmd(g))
 	return cmd
 }
 
@@ -45,13 +50,16 @@ type stepRunOptions struct {
 	// says that --outputs was given (possibly empty).
 	outputs    map[string]string
 	outputsSet bool
-	dryRun     bool
-	scenario   string
-	// stepEnv are the host variables passed through (as step_env);
-	// allowStepDirs as allow_step_dirs in the host config.
-	stepEnv       []string
-	allowStepDirs []string
-	format        outputFormat
+	// outputsFrom is the daemon's run whose recorded outputs are used
+	// (--outputs-from); 0: none named.
+	outputsFrom uint64
+	dryRun      bool
+	scenario    string
+	// strict refuses a scenario whose instance file or commit differ from
+	// the checkout's.
+	strict bool
+	host   hostSettings
+	format outputFormat
 	// stream receives the step's output as it runs; nil discards it.
 	stream io.Writer
 	// client reaches the daemon that recorded the dependencies' runs;
@@ -59,36 +67,55 @@ type stepRunOptions struct {
 	client func() (*api.Client, error)
 	// notes receives what the lookup found; nil discards.
 	notes io.Writer
+	// local is the local state (nil: not recorded, not looked up).
+	local *localruns.Store
+	// checkout is DIR's identity in the local state, set by runStepRun.
+	checkout checkoutID
 }
 
 func newStepRunCmd(g *globalOptions) *cobra.Command {
 	o := &stepRunOptions{}
+	var outputsFrom string
 	cmd := &cobra.Command{
 		Use:   "run DIR INSTANCE STEP | run DIR --scenario FILE",
 		Short: "Run one step of one instance in a local checkout, as the daemon would",
 		Long: `Run one step of one instance in the checkout DIR with the argv and the
 DEPLOYER_* environment the daemon would give it: DEPLOYER_HOST is this host,
-DEPLOYER_REPO the base name of DIR, DEPLOYER_COMMIT DIR's HEAD ("local" when
-DIR is not a git checkout), DEPLOYER_RUN "local". INSTANCE is an instance name
-or its file (instances/beta.xml). Only the host variables named by --step-env
-are passed through. One attempt runs: the manifest's retries are not applied.
+DEPLOYER_REPO the repo's name (--repo; else the repo of the host config
+whose url is DIR's remote, or its only repo; else the base name of DIR's
+remote URL), DEPLOYER_COMMIT DIR's HEAD ("local" when DIR is not a git
+checkout), DEPLOYER_RUN "local". INSTANCE is an instance name or its file
+(instances/beta.xml). Only the host variables named by step_env are passed
+through. One attempt runs: the manifest's retries are not applied.
 
-A step that runs after other steps (after="...") needs them to have
-succeeded at this commit: without --outputs, the daemon (--socket, or
---remote) is asked for the newest run of INSTANCE at DIR's HEAD in which they
-all succeeded, and their recorded outputs are used; it is an error (exit 2)
-if there is none. --outputs key=value,... (--outputs= when they have none)
-gives the outputs instead, without asking.
+With --config FILE (or DEPLOYER_CONFIG) the host config's step_env and
+allow_step_dirs apply, as on the daemon; --step-env and --allow-step-dir
+override them.
 
-With --scenario FILE, run exactly the inputs of a scenario file (as written by
-deployer runs export): its arguments, environment, dependency outputs and host
-variable names. Secrets it names are taken from your environment.
+Every attempt is recorded in the local state file (the user's cache
+directory: deployer/local.db; list it with deployer step runs), keyed by
+DIR's remote URL and commit. A step that runs after other steps
+(after="...") needs them to have succeeded at this commit; their outputs
+come from, in this order: --outputs key=value,... when given (--outputs=
+when they have none); the daemon's run --outputs-from RUN; the newest local
+attempts at this commit; the daemon (--socket, or --remote) newest run of
+INSTANCE at DIR's HEAD in which they all succeeded. Without any, the step is
+refused (exit 2), naming the steps to run first.
+
+With --scenario FILE ("-": standard input), run exactly the inputs of a
+scenario file (as written by deployer runs export): its arguments,
+environment, dependency outputs, host variable names, and the recorded
+host config's step_env and allow_step_dirs unless this host's are given.
+Secrets it names are taken from your environment. When the checkout's
+commit or instance file differ from the recorded ones, a warning shows how
+(the instance file's changes as XML edits); --strict refuses to run then.
 
 The step's output is streamed to the terminal (to stderr with -o json), then
 its result is printed.
 
-Exit status: 0 the step succeeded, 1 it failed, timed out or could not run,
-2 usage (a dependency's outputs are missing).`,
+Exit status: 0 the step succeeded, 1 it failed, timed out or could not run
+(or --strict found a difference), 2 usage (a dependency's outputs are
+missing).`,
 		Args: cobra.RangeArgs(1, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := g.format()
@@ -98,24 +125,111 @@ Exit status: 0 the step succeeded, 1 it failed, timed out or could not run,
 			if err := o.setArgs(args); err != nil {
 				return err
 			}
+			if outputsFrom != "" {
+				if o.outputsFrom, err = strconv.ParseUint(outputsFrom, 10, 64); err != nil || o.outputsFrom == 0 {
+					return usageErrorf("--outputs-from %q: want a run id (see deployer runs)", outputsFrom)
+				}
+			}
+			if err := o.host.load(g, cmd); err != nil {
+				return err
+			}
 			o.outputsSet = cmd.Flags().Changed("outputs")
-			o.client = g.client
+			o.client = func() (*api.Client, error) { return remoteClient(g) }
 			o.notes = cmd.ErrOrStderr()
 			o.format = f
 			o.stream = cmd.OutOrStdout()
 			if f.structured() {
 				o.stream = cmd.ErrOrStderr()
 			}
+			if path, err := localruns.DefaultPath(); err == nil {
+				o.local = localruns.New(path)
+			} else {
+				fmt.Fprintf(o.notes, "warning: %v: local attempts are not recorded\n", err)
+			}
 			return runStepRun(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
 	f.StringToStringVar(&o.outputs, "outputs", nil, "outputs of the steps this step runs after, key=value,...")
+	f.StringVar(&outputsFrom, "outputs-from", "", "take the dependencies' outputs from this run of the daemon (--socket or --remote)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "set DEPLOYER_DRY_RUN=1")
-	f.StringVar(&o.scenario, "scenario", "", "run the scenario FILE instead of a manifest step")
-	f.StringSliceVar(&o.stepEnv, "step-env", defaultStepEnv, "host variables passed to the step (as step_env in the config)")
-	f.StringSliceVar(&o.allowStepDirs, "allow-step-dir", nil, "host directory whose commands steps may run (as allow_step_dirs in the config)")
+	f.StringVar(&o.scenario, "scenario", "", "run the scenario FILE (- for standard input) instead of a manifest step")
+	f.BoolVar(&o.strict, "strict", false, "with --scenario: refuse when the checkout's commit or instance file differ from the recorded ones")
+	o.host.flags(cmd, true)
 	return cmd
+}
+
+// hostSettings are what a local command takes from the host config
+// (--config or DEPLOYER_CONFIG) or its flags: step_env, allow_step_dirs
+// and the repo's name.
+type hostSettings struct {
+	stepEnv       []string
+	allowStepDirs []string
+	repo          string
+	// stepEnvSet and allowSet say that a flag or the host config gave them.
+	stepEnvSet, allowSet bool
+	cfg                  *Config
+}
+
+// flags adds --step-env and --allow-step-dir, and with repo --repo.
+func (h *hostSettings) flags(cmd *cobra.Command, repo bool) {
+	f := cmd.Flags()
+	f.StringSliceVar(&h.stepEnv, "step-env", defaultStepEnv, "host variables passed to the step (default: the host config's step_env)")
+	f.StringSliceVar(&h.allowStepDirs, "allow-step-dir", nil, "host directory whose commands steps may run (default: the host config's allow_step_dirs)")
+	if repo {
+		f.StringVar(&h.repo, "repo", "", "the repo's name, DEPLOYER_REPO (default: the host config's repo for DIR's remote)")
+	}
+}
+
+// load reads the host config when one is named and fills what the flags
+// did not give.
+func (h *hostSettings) load(g *globalOptions, cmd *cobra.Command) error {
+	h.stepEnvSet = cmd.Flags().Changed("step-env")
+	h.allowSet = cmd.Flags().Changed("allow-step-dir")
+	if g.configPath == "" {
+		return nil
+	}
+	cfg, err := loadConfig(g.configPath)
+	if err != nil {
+		return &statusError{Code: exitUsage, Err: err}
+	}
+	h.cfg = cfg
+	if !h.stepEnvSet {
+		h.stepEnv, h.stepEnvSet = cfg.StepEnv, true
+		if len(h.stepEnv) == 0 {
+			h.stepEnv = defaultStepEnv
+		}
+	}
+	if !h.allowSet {
+		h.allowStepDirs, h.allowSet = cfg.AllowStepDirs, true
+	}
+	return nil
+}
+
+// repoName is DEPLOYER_REPO for a checkout with this remote URL: --repo,
+// else the host config's repo with that url (or its only repo), else the
+// remote URL's base name without .git, else the checkout's base name.
+func (h *hostSettings) repoName(c checkoutID) string {
+	if h.repo != "" {
+		return h.repo
+	}
+	if h.cfg != nil {
+		for _, r := range h.cfg.Repos {
+			if c.url != "" && sameRemote(r.URL, c.url) {
+				return r.Name
+			}
+		}
+		if len(h.cfg.Repos) == 1 {
+			return h.cfg.Repos[0].Name
+		}
+	}
+	if c.url != "" {
+		base := c.url[strings.LastIndexAny(c.url, "/:")+1:]
+		if base = strings.TrimSuffix(base, ".git"); base != "" {
+			return base
+		}
+	}
+	return filepath.Base(c.dir)
 }
 
 // setArgs checks the positional arguments against --scenario.
@@ -132,13 +246,18 @@ func (o *stepRunOptions) setArgs(args []string) error {
 	return nil
 }
 
-// runStepRun runs one step (or a scenario) and prints its result to out.
+// runStepRun runs one step (or a scenario), records it in the local state
+// and prints its result to out.
 func runStepRun(ctx context.Context, o *stepRunOptions, out io.Writer) error {
 	var r executor.StepResult
 	var err error
 	if o.dir, err = absCheckout(o.dir); err != nil {
 		return err
 	}
+	if o.host.stepEnv == nil {
+		o.host.stepEnv = defaultStepEnv
+	}
+	o.checkout = identify(o.dir)
 	if o.scenario != "" {
 		r, err = runScenarioFile(ctx, o, out)
 	} else {
@@ -147,6 +266,7 @@ func runStepRun(ctx context.Context, o *stepRunOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	o.record(r)
 	if err := printStepResult(out, r, o.format); err != nil {
 		return err
 	}
@@ -156,9 +276,30 @@ func runStepRun(ctx context.Context, o *stepRunOptions, out io.Writer) error {
 	return nil
 }
 
+// record adds the attempt to the local state; a failure to is a warning.
+func (o *stepRunOptions) record(r executor.StepResult) {
+	if o.local == nil || r.Started.IsZero() {
+		return
+	}
+	names := slices.Concat(slices.Collect(maps.Keys(r.Env)), r.SecretNames)
+	slices.Sort(names)
+	a := localruns.Attempt{
+		Remote: o.checkout.key, Commit: o.checkout.commit, Dir: o.dir,
+		Instance: string(r.Instance), Step: string(r.Step), Argv: r.Argv, EnvNames: slices.Compact(names),
+		Outputs: r.Outputs, Status: string(r.Status), Reason: r.Reason, ExitCode: r.ExitCode,
+		Started: r.Started.UTC(), DurationMS: r.Ended.Sub(r.Started).Milliseconds(),
+	}
+	if o.scenario != "" && o.scenario != "-" {
+		a.Scenario, _ = filepath.Abs(o.scenario)
+	}
+	if _, err := o.local.Record(a); err != nil && o.notes != nil {
+		fmt.Fprintf(o.notes, "warning: %v\n", err)
+	}
+}
+
 // runManifestStep runs o.step of o.instance as the daemon would.
 func runManifestStep(ctx context.Context, o *stepRunOptions) (executor.StepResult, error) {
-	m, err := manifest.Load(o.dir, manifest.Options{AllowStepDirs: o.allowStepDirs})
+	m, err := manifest.Load(o.dir, o.host.manifestOptions())
 	if err != nil {
 		return executor.StepResult{}, fmt.Errorf("step run: %w", err)
 	}
@@ -176,7 +317,7 @@ func runManifestStep(ctx context.Context, o *stepRunOptions) (executor.StepResul
 		}
 	}
 	job := localJob(o, inst, step)
-	e := executor.New(executor.Options{StepEnv: o.stepEnv})
+	e := executor.New(executor.Options{StepEnv: o.host.stepEnv})
 	results := e.RunJob(ctx, job, nil)
 	if len(results) == 0 {
 		return executor.StepResult{}, fmt.Errorf("step run: %s of %s did not run", step.Name, inst.Name)
@@ -184,12 +325,36 @@ func runManifestStep(ctx context.Context, o *stepRunOptions) (executor.StepResul
 	return results[len(results)-1], nil
 }
 
-// lookupOutputs sets o.outputs from the daemon's newest run at DIR's HEAD
-// in which step's dependencies succeeded for inst.
+// manifestOptions are the manifest's options under the host settings.
+func (h *hostSettings) manifestOptions() manifest.Options {
+	o := manifest.Options{AllowStepDirs: h.allowStepDirs}
+	if h.cfg != nil {
+		o.Limits = h.cfg.ManifestLimits()
+	}
+	return o
+}
+
+// lookupOutputs sets o.outputs for step's dependencies: from the daemon's
+// run --outputs-from, else from the local attempts at DIR's HEAD, else from
+// the daemon's newest run at DIR's HEAD in which they all succeeded.
 func (o *stepRunOptions) lookupOutputs(ctx context.Context, inst manifest.Instance, step manifest.Step) error {
-	commit := localCommit(o.dir)
+	commit := o.checkout.commit
+	if o.outputsFrom != 0 {
+		return o.outputsFromRun(ctx, inst, step)
+	}
+	outs, missing, err := o.localOutputs(inst, step)
+	if err != nil && o.notes != nil {
+		fmt.Fprintf(o.notes, "warning: %v\n", err)
+	}
+	if err == nil && len(missing) == 0 {
+		o.outputs = outs
+		if o.notes != nil {
+			fmt.Fprintf(o.notes, "dependencies of %s succeeded for %s locally at %s; using their %d output(s) (deployer step runs)\n", step.Name, inst.Name, shortID(commit), len(outs))
+		}
+		return nil
+	}
 	if o.client == nil || commit == localRunID {
-		return missingOutputs(step)
+		return o.missingOutputs(inst, step, missing, "")
 	}
 	c, err := o.client()
 	if err != nil {
@@ -198,7 +363,7 @@ func (o *stepRunOptions) lookupOutputs(ctx context.Context, inst manifest.Instan
 	outs, run, err := recordedOutputs(ctx, c, commit, string(inst.Name), step)
 	var ke *api.KindError
 	if errors.As(err, &ke) && ke.Kind == api.KindUnavailable {
-		return usageErrorf("%v\n(the daemon was asked for the recorded outputs: %v)", missingOutputs(step), err)
+		return o.missingOutputs(inst, step, missing, fmt.Sprintf("no daemon answered either (%v)", err))
 	}
 	if err != nil {
 		return err
@@ -210,15 +375,85 @@ func (o *stepRunOptions) lookupOutputs(ctx context.Context, inst manifest.Instan
 	return nil
 }
 
-// missingOutputs is the usage error for a step whose dependencies' outputs
-// were not given.
-func missingOutputs(step manifest.Step) error {
+// localOutputs merges the outputs of the newest succeeded local attempt of
+// each of step's dependencies for inst at DIR's HEAD, in the manifest's
+// order; missing are the dependencies without one.
+func (o *stepRunOptions) localOutputs(inst manifest.Instance, step manifest.Step) (map[string]string, []string, error) {
+	var missing []string
+	for _, d := range step.After {
+		missing = append(missing, string(d))
+	}
+	if o.local == nil || o.checkout.commit == localRunID {
+		return nil, missing, nil
+	}
+	outs := map[string]string{}
+	missing = missing[:0]
+	for _, d := range step.After {
+		a, ok, err := o.local.LastSucceeded(o.checkout.key, o.checkout.commit, string(inst.Name), string(d))
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			missing = append(missing, string(d))
+			continue
+		}
+		maps.Copy(outs, a.Outputs)
+	}
+	return outs, missing, nil
+}
+
+// outputsFromRun takes the outputs of step's dependencies from the
+// daemon's run o.outputsFrom.
+func (o *stepRunOptions) outputsFromRun(ctx context.Context, inst manifest.Instance, step manifest.Step) error {
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	run, err := c.Run(ctx, o.outputsFrom)
+	if err != nil {
+		return fmt.Errorf("--outputs-from %d: %w", o.outputsFrom, err)
+	}
+	outs, ok := depOutputs(run, string(inst.Name), dependencyNames(step))
+	if !ok {
+		return usageErrorf("--outputs-from %d: run %d has no succeeded attempt of every one of %s for %s (see deployer runs show %d)",
+			o.outputsFrom, o.outputsFrom, strings.Join(dependencyNames(step), ", "), inst.Name, o.outputsFrom)
+	}
+	if run.Commit != o.checkout.commit && o.notes != nil {
+		fmt.Fprintf(o.notes, "note: run %d ran at %s, this checkout is at %s\n", run.ID, shortID(run.Commit), shortID(o.checkout.commit))
+	}
+	o.outputs = outs
+	return nil
+}
+
+func dependencyNames(step manifest.Step) []string {
 	deps := make([]string, len(step.After))
 	for i, d := range step.After {
 		deps[i] = string(d)
 	}
-	return usageErrorf("step %s runs after %s: the outputs of %s are missing; give them with --outputs key=value,... (--outputs= when it has none), or run a scenario exported with deployer runs export",
-		step.Name, strings.Join(deps, ", "), strings.Join(deps, ", "))
+	return deps
+}
+
+// missingOutputs is the usage error for a step whose dependencies have
+// not succeeded here: it names them and what to run.
+func (o *stepRunOptions) missingOutputs(inst manifest.Instance, step manifest.Step, missing []string, daemon string) error {
+	if len(missing) == 0 {
+		missing = dependencyNames(step)
+	}
+	where := "at commit " + shortID(o.checkout.commit) + " of this checkout"
+	if o.checkout.commit == localRunID {
+		where = "in this directory (not a git checkout: nothing is recorded)"
+	}
+	msg := fmt.Sprintf("step %s runs after %s: %s has not succeeded for %s %s",
+		step.Name, strings.Join(dependencyNames(step), ", "), strings.Join(missing, ", "), inst.Name, where)
+	if daemon != "" {
+		msg += "; " + daemon
+	}
+	run := make([]string, len(missing))
+	for i, d := range missing {
+		run[i] = fmt.Sprintf("deployer step run %s %s %s", o.dir, inst.Name, d)
+	}
+	return usageErrorf("%s\nrun it first: %s\nor take the outputs of the daemon's run with --outputs-from RUN, or give them with --outputs key=value,... (--outputs= when it has none)",
+		msg, strings.Join(run, "; "))
 }
 
 func findStep(m *manifest.Manifest, name string) (manifest.Step, error) {
@@ -259,13 +494,13 @@ func localJob(o *stepRunOptions, inst manifest.Instance, step manifest.Step) exe
 	step.Retries = 0
 	job := executor.Job{
 		RepoRoot:      o.dir,
-		AllowStepDirs: o.allowStepDirs,
+		AllowStepDirs: o.host.allowStepDirs,
 		Instance:      inst,
 		Steps:         []manifest.Step{step},
 		Outputs:       o.outputs,
 		Stream:        o.stream,
 	}
-	executor.StepEnv{Host: host, Repo: filepath.Base(o.dir), Commit: localCommit(o.dir), Run: localRunID, DryRun: o.dryRun}.Apply(&job)
+	executor.StepEnv{Host: host, Repo: o.host.repoName(o.checkout), Commit: o.checkout.commit, Run: localRunID, DryRun: o.dryRun}.Apply(&job)
 	return job
 }
 
@@ -296,16 +531,15 @@ func localCommit(dir string) string {
 }
 
 // runScenarioFile runs o.scenario in o.dir. The scenario's host variables
-// are passed through besides --step-env, so that the step sees the same
+// are passed through besides step_env, so that the step sees the same
 // variable names as where it was recorded.
 func runScenarioFile(ctx context.Context, o *stepRunOptions, out io.Writer) (executor.StepResult, error) {
-	data, err := os.ReadFile(o.scenario)
+	sc, err := readScenario(o.scenario)
 	if err != nil {
-		return executor.StepResult{}, fmt.Errorf("step run: %w", err)
+		return executor.StepResult{}, err
 	}
-	sc, err := executor.LoadScenario(data)
-	if err != nil {
-		return executor.StepResult{}, fmt.Errorf("step run: %s: %w", o.scenario, err)
+	if err := o.checkRecorded(sc); err != nil {
+		return executor.StepResult{}, err
 	}
 	if o.dryRun {
 		sc.DryRun = true
@@ -313,7 +547,14 @@ func runScenarioFile(ctx context.Context, o *stepRunOptions, out io.Writer) (exe
 	if o.outputsSet {
 		sc.DependencyOutputs = o.outputs
 	}
-	stepEnv := slices.Clone(o.stepEnv)
+	stepEnv, allow := o.host.stepEnv, o.host.allowStepDirs
+	if !o.host.stepEnvSet && len(sc.StepEnv) > 0 {
+		stepEnv = sc.StepEnv
+	}
+	if !o.host.allowSet && len(sc.AllowStepDirs) > 0 {
+		allow = sc.AllowStepDirs
+	}
+	stepEnv = slices.Clone(stepEnv)
 	for _, n := range sc.HostEnv {
 		if !slices.Contains(stepEnv, n) {
 			stepEnv = append(stepEnv, n)
@@ -322,7 +563,7 @@ func runScenarioFile(ctx context.Context, o *stepRunOptions, out io.Writer) (exe
 			fmt.Fprintf(out, "note: %s was set where the scenario was recorded, not here\n", n)
 		}
 	}
-	t := executor.Target{RepoRoot: o.dir, AllowStepDirs: o.allowStepDirs, Secrets: envSecrets(sc.Secrets), Stream: o.stream}
+	t := executor.Target{RepoRoot: o.dir, AllowStepDirs: allow, Secrets: envSecrets(sc.Secrets), Stream: o.stream}
 	r, err := executor.New(executor.Options{StepEnv: stepEnv}).RunScenario(ctx, t, sc)
 	if errors.Is(err, executor.ErrSecretMissing) {
 		return r, usageErrorf("step run: %v (export it in your environment)", err)
@@ -331,6 +572,81 @@ func runScenarioFile(ctx context.Context, o *stepRunOptions, out io.Writer) (exe
 		return r, fmt.Errorf("step run: %w", err)
 	}
 	return r, nil
+}
+
+// readScenario reads and checks a scenario file ("-": standard input).
+func readScenario(file string) (executor.Scenario, error) {
+	var data []byte
+	var err error
+	if file == "-" {
+		data, err = io.ReadAll(os.Stdin)
+	} else {
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return executor.Scenario{}, fmt.Errorf("scenario: %w", err)
+	}
+	sc, err := executor.LoadScenario(data)
+	if err != nil {
+		return sc, usageErrorf("%s: %v", file, err)
+	}
+	return sc, nil
+}
+
+// checkRecorded compares the checkout with where the scenario was
+// recorded: its commit, and the instance file's blob (unless the scenario
+// brings the file). Differences are warnings, or with --strict an error.
+func (o *stepRunOptions) checkRecorded(sc executor.Scenario) error {
+	rec := sc.Recorded
+	if rec == nil {
+		return nil
+	}
+	var diffs []string
+	if rec.Commit != "" && o.checkout.commit != rec.Commit {
+		diffs = append(diffs, fmt.Sprintf("the checkout is at commit %s; the scenario was recorded at %s", shortID(o.checkout.commit), shortID(rec.Commit)))
+	}
+	if rec.InstanceBlob != "" && sc.Instance.XML == "" {
+		here, err := os.ReadFile(filepath.Join(o.dir, filepath.FromSlash(sc.Instance.File)))
+		switch {
+		case err != nil:
+			diffs = append(diffs, fmt.Sprintf("%s: %v (the recorded one is blob %s)", sc.Instance.File, err, shortID(rec.InstanceBlob)))
+		case syncer.BlobID(here) != rec.InstanceBlob:
+			diffs = append(diffs, fmt.Sprintf("%s differs from the recorded one (blob %s here, %s recorded)%s",
+				sc.Instance.File, shortID(syncer.BlobID(here)), shortID(rec.InstanceBlob), instanceDiff(o.dir, rec.InstanceBlob, here)))
+		}
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	if o.strict {
+		return &statusError{Code: exitError, Err: fmt.Errorf("step run --strict: %s", strings.Join(diffs, "; "))}
+	}
+	if o.notes != nil {
+		for _, d := range diffs {
+			fmt.Fprintf(o.notes, "warning: %s\n", d)
+		}
+	}
+	return nil
+}
+
+// instanceDiff shows, as XML edits from the recorded file to this one,
+// how the checkout's instance file differs; the recorded blob is read from
+// the checkout's git objects.
+func instanceDiff(dir, blob string, here []byte) string {
+	recorded, err := syncer.LocalBlob(dir, blob)
+	if err != nil {
+		return fmt.Sprintf(":\n  (the recorded blob is not in this clone: %v; git fetch, or check out the recorded commit)", err)
+	}
+	edits, err := manifest.Diff(recorded, here, manifest.DiffOptions{})
+	if err != nil {
+		return fmt.Sprintf(":\n  (cannot compare: %v)", err)
+	}
+	var b strings.Builder
+	b.WriteString(", here as edits of the recorded file:")
+	for _, e := range edits {
+		b.WriteString("\n  " + e.String())
+	}
+	return b.String()
 }
 
 // envSecrets takes the named secrets from the environment, where set.
@@ -376,11 +692,14 @@ func printStepResult(w io.Writer, r executor.StepResult, f outputFormat) error {
 
 // stepTestOptions are the inputs of `deployer step test`.
 type stepTestOptions struct {
-	dir           string
-	scenarios     string
-	stepEnv       []string
-	allowStepDirs []string
-	format        outputFormat
+	dir       string
+	scenarios string
+	host      hostSettings
+	format    outputFormat
+	// parallel is how many scenarios run at once (each in its own copy of
+	// the checkout); junit, when set, is the JUnit XML report's file.
+	parallel int
+	junit    string
 }
 
 func newStepTestCmd(g *globalOptions) *cobra.Command {
@@ -390,10 +709,15 @@ func newStepTestCmd(g *globalOptions) *cobra.Command {
 		Short: "Run a checkout's scenario files and check their expected outcomes",
 		Long: `Run every scenario file (*.json, *.yaml, *.yml) of the directory
 DIR/scenarios (or --scenarios, relative to DIR unless absolute) against the
-checkout DIR, in name order, and check each one's expected outcome (without
-"expect", the step must succeed). Instance files are restored afterwards.
-Only the host variables named by --step-env are passed through; secrets a
-scenario names are taken from your environment.
+checkout DIR and check each one's expected outcome: its "expect" (status
+defaults to succeeded; every other field given is checked). Scenarios run
+in parallel (--parallel), each in its own copy of the checkout, so that the
+checkout itself is never changed. Host variables as step_env names them
+(the host config's with --config, or --step-env); secrets a scenario names
+are taken from your environment.
+
+Prints one line per scenario, the problems of those that failed, and a
+summary line; --junit FILE also writes a JUnit XML report for CI.
 
 Exit status: 0 every scenario passed, 1 one failed or could not run, or there
 are none.`,
@@ -403,14 +727,18 @@ are none.`,
 			if err != nil {
 				return err
 			}
+			if err := o.host.load(g, cmd); err != nil {
+				return err
+			}
 			o.dir, o.format = args[0], f
 			return runStepTest(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.scenarios, "scenarios", "scenarios", "directory of scenario files, relative to DIR")
-	f.StringSliceVar(&o.stepEnv, "step-env", defaultStepEnv, "host variables passed to the steps (as step_env in the config)")
-	f.StringSliceVar(&o.allowStepDirs, "allow-step-dir", nil, "host directory whose commands steps may run (as allow_step_dirs in the config)")
+	f.IntVar(&o.parallel, "parallel", runtime.NumCPU(), "scenarios run at once (1: one by one, in DIR itself)")
+	f.StringVar(&o.junit, "junit", "", "write a JUnit XML report to FILE")
+	o.host.flags(cmd, false)
 	return cmd
 }
 
@@ -422,9 +750,12 @@ type scenarioReport struct {
 	Status   string   `json:"status,omitempty"`
 	ExitCode int      `json:"exit_code"`
 	Problems []string `json:"problems"`
+	Seconds  float64  `json:"seconds"`
+	// output is the step's output, for the JUnit report.
+	output string
 }
 
-// runStepTest tests the scenarios and prints a table (or JSON) to out.
+// runStepTest tests the scenarios and prints a summary (or JSON) to out.
 func runStepTest(ctx context.Context, o *stepTestOptions, out io.Writer) error {
 	root, err := absCheckout(o.dir)
 	if err != nil {
@@ -437,11 +768,17 @@ func runStepTest(ctx context.Context, o *stepTestOptions, out io.Writer) error {
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(root, dir)
 	}
-	t := executor.Target{RepoRoot: root, AllowStepDirs: o.allowStepDirs, Secrets: environSecrets()}
-	outcomes, err := executor.New(executor.Options{StepEnv: o.stepEnv}).TestScenarios(ctx, t, dir)
+	stepEnv := o.host.stepEnv
+	if stepEnv == nil {
+		stepEnv = defaultStepEnv
+	}
+	started := time.Now()
+	t := executor.Target{RepoRoot: root, AllowStepDirs: o.host.allowStepDirs, Secrets: environSecrets()}
+	outcomes, err := executor.New(executor.Options{StepEnv: stepEnv}).TestScenarios(ctx, t, dir, max(o.parallel, 1))
 	if err != nil {
 		return err
 	}
+	took := time.Since(started)
 	reports := make([]scenarioReport, len(outcomes))
 	failed := 0
 	for i, oc := range outcomes {
@@ -450,7 +787,12 @@ func runStepTest(ctx context.Context, o *stepTestOptions, out io.Writer) error {
 			failed++
 		}
 	}
-	if err := printScenarioReports(out, reports, o.format); err != nil {
+	if o.junit != "" {
+		if err := writeJUnit(o.junit, dir, reports, took); err != nil {
+			return err
+		}
+	}
+	if err := printScenarioReports(out, reports, o.format, took); err != nil {
 		return err
 	}
 	switch {
@@ -475,27 +817,33 @@ func environSecrets() map[string]string {
 }
 
 func reportOf(oc executor.ScenarioOutcome) scenarioReport {
-	r := scenarioReport{File: oc.File, Name: oc.Scenario.Name, Passed: oc.Passed(), Problems: slices.Clone(oc.Mismatches)}
+	r := scenarioReport{File: oc.File, Name: oc.Scenario.Name, Passed: oc.Passed(), Problems: slices.Clone(oc.Mismatches), Seconds: oc.Took.Seconds()}
 	if oc.Err != nil {
 		r.Problems = append(r.Problems, oc.Err.Error())
 		return r
 	}
 	r.Status, r.ExitCode = string(oc.Result.Status), oc.Result.ExitCode
+	r.output = oc.Result.OutputHead + oc.Result.OutputTail
 	if r.Problems == nil {
 		r.Problems = []string{}
 	}
 	return r
 }
 
-func printScenarioReports(w io.Writer, reports []scenarioReport, f outputFormat) error {
+// printScenarioReports prints, like pytest, one line per scenario, then
+// the problems of each failed one, then a summary line.
+func printScenarioReports(w io.Writer, reports []scenarioReport, f outputFormat, took time.Duration) error {
 	if f.structured() {
 		return f.print(w, map[string]any{"scenarios": reports})
 	}
 	t := newTable(w)
 	fmt.Fprintln(t, "SCENARIO\tSTATUS\tPROBLEMS")
+	passed := 0
 	for _, r := range reports {
 		verdict := "pass"
-		if !r.Passed {
+		if r.Passed {
+			passed++
+		} else {
 			verdict = "FAIL"
 		}
 		if r.Status != "" {
@@ -505,7 +853,104 @@ func printScenarioReports(w io.Writer, reports []scenarioReport, f outputFormat)
 		if problems == "" {
 			problems = "-"
 		}
-		printf(t, "%s\t%s\t%s\n", filepath.Base(r.File), verdict, problems)
+		printf(t, "%s\t%s\t%s\n", filepath.Base(r.File), verdict, oneLineText(problems))
 	}
-	return t.Flush()
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	for _, r := range reports {
+		if r.Passed {
+			continue
+		}
+		printf(w, "\n____ %s ____\n", filepath.Base(r.File))
+		if r.Name != "" {
+			printf(w, "%s\n", r.Name)
+		}
+		for _, p := range r.Problems {
+			printf(w, "  %s\n", p)
+		}
+		if r.output != "" {
+			printf(w, "  --- output ---\n")
+			for _, l := range strings.Split(strings.TrimRight(r.output, "\n"), "\n") {
+				printf(w, "  | %s\n", l)
+			}
+		}
+	}
+	var parts []string
+	if n := len(reports) - passed; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d failed", n))
+	}
+	parts = append(parts, fmt.Sprintf("%d passed", passed))
+	printf(w, "==== %s in %.2fs ====\n", strings.Join(parts, ", "), took.Seconds())
+	return nil
+}
+
+func oneLineText(s string) string {
+	return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(s)
+}
+
+// junitSuites is the JUnit XML report's root: one suite, the scenario
+// directory, with one test case per scenario file.
+type junitSuites struct {
+	XMLName xml.Name     `xml:"testsuites"`
+	Tests   int          `xml:"tests,attr"`
+	Fail    int          `xml:"failures,attr"`
+	Errors  int          `xml:"errors,attr"`
+	Time    string       `xml:"time,attr"`
+	Suites  []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name      string      `xml:"name,attr"`
+	Tests     int         `xml:"tests,attr"`
+	Failures  int         `xml:"failures,attr"`
+	Errors    int         `xml:"errors,attr"`
+	Time      string      `xml:"time,attr"`
+	Timestamp string      `xml:"timestamp,attr"`
+	Cases     []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	ClassName string        `xml:"classname,attr"`
+	Time      string        `xml:"time,attr"`
+	Failure   *junitMessage `xml:"failure,omitempty"`
+	Error     *junitMessage `xml:"error,omitempty"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitMessage struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr"`
+	Text    string `xml:",chardata"`
+}
+
+// writeJUnit writes the JUnit XML report to file.
+func writeJUnit(file, dir string, reports []scenarioReport, took time.Duration) error {
+	suite := junitSuite{Name: filepath.Base(filepath.Dir(dir)) + "/" + filepath.Base(dir), Tests: len(reports),
+		Time: fmt.Sprintf("%.3f", took.Seconds()), Timestamp: time.Now().UTC().Format(time.RFC3339)}
+	for _, r := range reports {
+		c := junitCase{Name: filepath.Base(r.File), ClassName: suite.Name, Time: fmt.Sprintf("%.3f", r.Seconds), SystemOut: r.output}
+		msg := strings.Join(r.Problems, "; ")
+		switch {
+		case r.Passed:
+		case r.Status == "":
+			suite.Errors++
+			c.Error = &junitMessage{Message: msg, Type: "scenario-error", Text: strings.Join(r.Problems, "\n")}
+		default:
+			suite.Failures++
+			c.Failure = &junitMessage{Message: msg, Type: "expectation", Text: strings.Join(r.Problems, "\n")}
+		}
+		suite.Cases = append(suite.Cases, c)
+	}
+	doc := junitSuites{Tests: suite.Tests, Fail: suite.Failures, Errors: suite.Errors, Time: suite.Time, Suites: []junitSuite{suite}}
+	data, err := xml.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return fmt.Errorf("junit report: %w", err)
+	}
+	data = append([]byte(xml.Header), append(data, '\n')...)
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		return fmt.Errorf("junit report: %w", err)
+	}
+	return nil
 }

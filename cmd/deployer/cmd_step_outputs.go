@@ -3,8 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
+	"path/filepath"
+	"slices"
 	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sre-tools/deployer/store/localruns"
+	"github.com/sre-tools/deployer/syncer"
 
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
@@ -98,4 +107,117 @@ func joinIDs(ids []uint64) string {
 		s[i] = fmt.Sprint(id)
 	}
 	return strings.Join(s, ", ")
+}
+
+// checkoutID is what the local state knows a checkout by: its remote URL
+// (credentials removed; "file://" and its path when it has no remote) and
+// its HEAD commit ("local" when it is not a git checkout).
+type checkoutID struct {
+	dir    string
+	url    string // the remote's URL, "" when none
+	key    string
+	commit string
+}
+
+// identify reads DIR's remote (origin, else the first) and HEAD, without
+// the git CLI.
+func identify(dir string) checkoutID {
+	c := checkoutID{dir: dir, commit: localCommit(dir), key: "file://" + filepath.ToSlash(dir)}
+	if u, err := syncer.LocalRemote(dir); err == nil && u != "" {
+		c.url, c.key = u, u
+	}
+	return c
+}
+
+// sameRemote reports whether two remote URLs name the same repository
+// (ignoring credentials, a trailing slash and .git).
+func sameRemote(a, b string) bool {
+	norm := func(u string) string {
+		u = strings.TrimSuffix(strings.TrimSuffix(syncer.RedactURL(u), "/"), ".git")
+		return strings.TrimPrefix(u, "file://")
+	}
+	return norm(a) == norm(b)
+}
+
+// stepRunsOptions are the inputs of `deployer step runs`.
+type stepRunsOptions struct {
+	instance, step string
+	limit          int
+	allCommits     bool
+}
+
+func newStepRunsCmd(g *globalOptions) *cobra.Command {
+	o := &stepRunsOptions{}
+	cmd := &cobra.Command{
+		Use:   "runs [DIR]",
+		Short: "List the local attempts of deployer step run",
+		Long: `List, newest first, the attempts deployer step run recorded in the local
+state file (the user's cache directory: deployer/local.db): their commit,
+instance, step, status, exit code, duration and outputs. With DIR, only the
+attempts of its repository (by remote URL) at its HEAD (--all-commits: at
+any commit).
+
+Exit status: 0 listed (possibly none), 1 error.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := g.format()
+			if err != nil {
+				return err
+			}
+			path, err := localruns.DefaultPath()
+			if err != nil {
+				return err
+			}
+			filter := localruns.Filter{Instance: o.instance, Step: o.step, Limit: o.limit}
+			if len(args) == 1 {
+				dir, err := absCheckout(args[0])
+				if err != nil {
+					return err
+				}
+				c := identify(dir)
+				filter.Remote = c.key
+				if !o.allCommits {
+					filter.Commit = c.commit
+				}
+			}
+			as, err := localruns.New(path).List(filter)
+			if err != nil {
+				return err
+			}
+			return printLocalAttempts(cmd.OutOrStdout(), as, f, path)
+		},
+	}
+	cmd.Flags().StringVar(&o.instance, "instance", "", "only this instance's attempts")
+	cmd.Flags().StringVar(&o.step, "step", "", "only this step's attempts")
+	cmd.Flags().IntVar(&o.limit, "limit", 50, "show at most this many (0: all)")
+	cmd.Flags().BoolVar(&o.allCommits, "all-commits", false, "with DIR: attempts at every commit, not only its HEAD")
+	return cmd
+}
+
+func printLocalAttempts(w io.Writer, as []localruns.Attempt, f outputFormat, path string) error {
+	if f.structured() {
+		if as == nil {
+			as = []localruns.Attempt{}
+		}
+		return f.print(w, map[string]any{"file": path, "attempts": as})
+	}
+	if len(as) == 0 {
+		printf(w, "no local attempts recorded (%s)\n", path)
+		return nil
+	}
+	t := newTable(w)
+	fmt.Fprintln(t, "#\tSTARTED\tCOMMIT\tINSTANCE\tSTEP\tSTATUS\tEXIT\tTOOK\tOUTPUTS")
+	for _, a := range as {
+		outs := make([]string, 0, len(a.Outputs))
+		for _, k := range slices.Sorted(maps.Keys(a.Outputs)) {
+			outs = append(outs, k+"="+a.Outputs[k])
+		}
+		o := strings.Join(outs, ",")
+		if o == "" {
+			o = "-"
+		}
+		printf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Seq, a.Started.Local().Format("2006-01-02 15:04:05"), shortID(a.Commit),
+			a.Instance, a.Step, a.Status, a.ExitCode, (time.Duration(a.DurationMS) * time.Millisecond).String(), oneLineText(o))
+	}
+	return t.Flush()
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -20,6 +22,7 @@ import (
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/store/localruns"
 )
 
 const stepManifest = `<deployer version="1">
@@ -130,8 +133,8 @@ func runStepForTest(t *testing.T, o *stepRunOptions) (executor.StepResult, strin
 	var out, stream bytes.Buffer
 	o.stream = &stream
 	o.format = formatJSON
-	if o.stepEnv == nil {
-		o.stepEnv = defaultStepEnv
+	if o.host.stepEnv == nil {
+		o.host.stepEnv = defaultStepEnv
 	}
 	err := runStepRun(context.Background(), o, &out)
 	rec := decodeStepRecord(t, out.Bytes())
@@ -224,7 +227,7 @@ func TestStepRunRelativeDir(t *testing.T) {
 func TestStepRunDependencyOutputs(t *testing.T) {
 	dir, _ := newStepCheckout(t)
 	_, _, err := runStepForTest(t, &stepRunOptions{dir: dir, instance: "alpha", step: "instance-redeploy"})
-	if code := exitStatusOf(err); code != exitUsage || !strings.Contains(fmt.Sprint(err), "outputs of instance-configure are missing") {
+	if code := exitStatusOf(err); code != exitUsage || !strings.Contains(fmt.Sprint(err), "instance-configure has not succeeded for alpha at commit") {
 		t.Fatalf("without --outputs: got exit %d (%v), want %d naming instance-configure's outputs", code, err, exitUsage)
 	}
 
@@ -311,14 +314,14 @@ func TestScenarioRoundTrip(t *testing.T) {
 	}
 
 	var table bytes.Buffer
-	err := runStepTest(context.Background(), &stepTestOptions{dir: dir, stepEnv: defaultStepEnv}, &table)
+	err := runStepTest(context.Background(), &stepTestOptions{dir: dir, host: hostSettings{stepEnv: defaultStepEnv}}, &table)
 	failLine := regexp.MustCompile(`(?m)^beta-configure\.json +FAIL \(failed\) +status: got failed \(exit status 3\), want succeeded$`)
 	if exitStatusOf(err) != exitError || !failLine.MatchString(table.String()) {
 		t.Errorf("step test before the fix: got exit %d (%v), table:\n%s", exitStatusOf(err), err, table.String())
 	}
 	writeStepFile(t, filepath.Join(dir, "scripts", "configure.sh"), configureFixed)
 	table.Reset()
-	if err := runStepTest(context.Background(), &stepTestOptions{dir: dir, stepEnv: defaultStepEnv}, &table); err != nil {
+	if err := runStepTest(context.Background(), &stepTestOptions{dir: dir, host: hostSettings{stepEnv: defaultStepEnv}}, &table); err != nil {
 		t.Errorf("step test after the fix: %v\n%s", err, table.String())
 	}
 	if n := strings.Count(table.String(), "pass (succeeded)"); n != 2 {
@@ -332,11 +335,11 @@ func TestStepTestNoScenarios(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	err := runStepTest(context.Background(), &stepTestOptions{dir: dir, scenarios: "empty", stepEnv: defaultStepEnv}, &out)
+	err := runStepTest(context.Background(), &stepTestOptions{dir: dir, scenarios: "empty", host: hostSettings{stepEnv: defaultStepEnv}}, &out)
 	if exitStatusOf(err) != exitError || !strings.Contains(fmt.Sprint(err), "no scenario files") {
 		t.Errorf("got %v, want exit 1 for no scenario files", err)
 	}
-	if err := runStepTest(context.Background(), &stepTestOptions{dir: dir, stepEnv: defaultStepEnv}, &out); err == nil {
+	if err := runStepTest(context.Background(), &stepTestOptions{dir: dir, host: hostSettings{stepEnv: defaultStepEnv}}, &out); err == nil {
 		t.Errorf("missing scenarios directory: got no error")
 	}
 }
@@ -361,5 +364,173 @@ func TestLocalCommit(t *testing.T) {
 	}
 	if got := localCommit(t.TempDir()); got != "local" {
 		t.Errorf("not a checkout: got %q, want local", got)
+	}
+}
+
+// TestStepRunLocalState: without a daemon, configure's local attempt gives
+// redeploy its outputs, in any clone of the same remote at the same
+// commit; a clone at another commit (or without the attempt) is refused,
+// naming the step to run first.
+func TestStepRunLocalState(t *testing.T) {
+	origin, _ := newStepCheckout(t)
+	clone := filepath.Join(t.TempDir(), "alice-fra1")
+	stepGit(t, t.TempDir(), "clone", "-q", origin, clone)
+	state := localruns.New(filepath.Join(t.TempDir(), "cache", "deployer", localruns.FileName))
+	noDaemon := func() (*api.Client, error) { return api.NewUnixClient(filepath.Join(t.TempDir(), "none.sock")), nil }
+	run := func(dir, inst, step string) (executor.StepResult, string, error) {
+		return runStepForTest(t, &stepRunOptions{dir: dir, instance: inst, step: step, local: state, client: noDaemon, notes: io.Discard})
+	}
+
+	_, _, err := run(clone, "alpha", "instance-redeploy")
+	if exitStatusOf(err) != exitUsage || !strings.Contains(fmt.Sprint(err), "instance-configure has not succeeded for alpha") ||
+		!strings.Contains(fmt.Sprint(err), "no daemon answered") || !strings.Contains(fmt.Sprint(err), "alpha instance-configure") {
+		t.Fatalf("redeploy first: got exit %d (%v), want 2 naming instance-configure", exitStatusOf(err), err)
+	}
+	if r, _, err := run(clone, "alpha", "instance-configure"); err != nil || r.Env["DEPLOYER_REPO"] != "clusterconfig-test" {
+		t.Fatalf("configure: %v, DEPLOYER_REPO %q (want the remote's name, not alice-fra1)", err, r.Env["DEPLOYER_REPO"])
+	}
+	got, stream, err := run(clone, "alpha", "instance-redeploy")
+	if err != nil || !strings.Contains(stream, "redeploy alpha after configured=alpha") {
+		t.Fatalf("redeploy after configure: %v; output %q", err, stream)
+	}
+	if got.Env["DEPLOYER_OUT_CONFIGURED"] != "alpha" {
+		t.Errorf("DEPLOYER_OUT_CONFIGURED: got %q", got.Env["DEPLOYER_OUT_CONFIGURED"])
+	}
+	// beta never configured: refused.
+	if _, _, err := run(clone, "beta", "instance-redeploy"); exitStatusOf(err) != exitUsage {
+		t.Errorf("beta: got %v, want refused", err)
+	}
+	// Another clone of the same remote at the same commit finds it.
+	other := filepath.Join(t.TempDir(), "bob")
+	stepGit(t, t.TempDir(), "clone", "-q", origin, other)
+	if _, _, err := run(other, "alpha", "instance-redeploy"); err != nil {
+		t.Errorf("other clone, same commit: %v", err)
+	}
+	// A new commit: nothing succeeded there yet.
+	writeStepFile(t, filepath.Join(other, "README"), "x\n")
+	stepGit(t, other, "add", "-A")
+	stepGit(t, other, "-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-q", "-m", "more")
+	if _, _, err := run(other, "alpha", "instance-redeploy"); exitStatusOf(err) != exitUsage {
+		t.Errorf("new commit: got %v, want refused", err)
+	}
+	as, err := state.List(localruns.Filter{})
+	if err != nil || len(as) != 3 {
+		t.Fatalf("recorded %d attempts (%v), want 3 (configure, two redeploys; refusals are not attempts)", len(as), err)
+	}
+	if a := as[0]; a.Step != "instance-redeploy" || a.Instance != "alpha" || !slices.Contains(a.EnvNames, "DEPLOYER_OUT_CONFIGURED") || a.Argv[0] != "scripts/redeploy.sh" {
+		t.Errorf("newest attempt: %+v", a)
+	}
+}
+
+// TestStepRunHostConfig: --config gives step_env, allow_step_dirs and the
+// repo's name (the one whose url is the checkout's remote).
+func TestStepRunHostConfig(t *testing.T) {
+	origin, _ := newStepCheckout(t)
+	clone := filepath.Join(t.TempDir(), "alice-fra1")
+	stepGit(t, t.TempDir(), "clone", "-q", origin, clone)
+	cfgFile := filepath.Join(t.TempDir(), "deployer.yaml")
+	writeStepFile(t, cfgFile, "state_dir: /nonexistent\nstep_env: [PATH, STEP_TEST_VAR]\nrepos:\n  - {name: other, url: ssh://git@example.com/other.git}\n  - {name: clusterconfig, url: "+origin+"}\n")
+	t.Setenv("STEP_TEST_VAR", "yes")
+	root := newRootCmd()
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	root.SetArgs([]string{"--config", cfgFile, "step", "run", clone, "alpha", "instance-configure", "-o", "json"})
+	if err := root.Execute(); err != nil {
+		t.Fatalf("step run: %v\n%s", err, errOut.String())
+	}
+	rec := decodeStepRecord(t, out.Bytes())
+	if rec.Env["DEPLOYER_REPO"] != "clusterconfig" || rec.Env["STEP_TEST_VAR"] != "yes" {
+		t.Errorf("DEPLOYER_REPO %q, STEP_TEST_VAR %q: want the config's repo name and step_env", rec.Env["DEPLOYER_REPO"], rec.Env["STEP_TEST_VAR"])
+	}
+	if _, ok := rec.Env["HOME"]; ok {
+		t.Errorf("HOME passed: the config's step_env does not name it")
+	}
+}
+
+// TestDocsExamples runs the developer guide's example step test suite
+// (docs/examples/clusterconfig) as CI would, with --junit, and checks the
+// report; the same suite with a broken script must fail, in the report too.
+func TestDocsExamples(t *testing.T) {
+	example := filepath.Join("..", "..", "docs", "examples", "clusterconfig")
+	scenarios, err := filepath.Glob(filepath.Join(example, "scenarios", "*"))
+	if err != nil || len(scenarios) < 3 {
+		t.Fatalf("example scenarios: %v, %v", scenarios, err)
+	}
+	before, err := os.ReadFile(filepath.Join(example, "instances", "beta.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(dir string) (junitSuites, string, error) {
+		t.Helper()
+		report := filepath.Join(t.TempDir(), "junit.xml")
+		var out bytes.Buffer
+		err := runStepTest(context.Background(), &stepTestOptions{dir: dir, parallel: 4, junit: report, host: hostSettings{stepEnv: defaultStepEnv}}, &out)
+		data, rerr := os.ReadFile(report)
+		if rerr != nil {
+			t.Fatalf("junit report: %v\n%s", rerr, out.String())
+		}
+		var doc junitSuites
+		if err := xml.Unmarshal(data, &doc); err != nil {
+			t.Fatalf("junit report: %v\n%s", err, data)
+		}
+		return doc, out.String(), err
+	}
+	doc, out, err := run(example)
+	if err != nil {
+		t.Fatalf("the example suite fails: %v\n%s", err, out)
+	}
+	if doc.Tests != len(scenarios) || doc.Fail != 0 || doc.Errors != 0 || len(doc.Suites) != 1 || len(doc.Suites[0].Cases) != len(scenarios) {
+		t.Errorf("junit: %d tests, %d failures, %d errors; want %d, 0, 0", doc.Tests, doc.Fail, doc.Errors, len(scenarios))
+	}
+	if !regexp.MustCompile(`(?m)^==== \d+ passed in \d+\.\d\ds ====$`).MatchString(out) {
+		t.Errorf("no summary line:\n%s", out)
+	}
+	if after, _ := os.ReadFile(filepath.Join(example, "instances", "beta.xml")); !bytes.Equal(before, after) {
+		t.Errorf("the suite changed the example's beta.xml")
+	}
+
+	// A copy whose configure no longer adds the default port: the scenarios
+	// that expect it fail, and the report says which.
+	broken := filepath.Join(t.TempDir(), "clusterconfig")
+	stepGit(t, t.TempDir(), "init", "-q", broken)
+	copyDir(t, example, broken)
+	script := filepath.Join(broken, "scripts", "configure.sh")
+	data, _ := os.ReadFile(script)
+	writeStepFile(t, script, strings.Replace(string(data), `port="8080"`, `port="80"`, 1))
+	doc, out, err = run(broken)
+	if exitStatusOf(err) != exitError || doc.Fail != 1 {
+		t.Fatalf("broken script: exit %d, %d failures; want 1 and 1\n%s", exitStatusOf(err), doc.Fail, out)
+	}
+	for _, c := range doc.Suites[0].Cases {
+		if (c.Failure != nil) != (c.Name == "configure-default-port.yaml") {
+			t.Errorf("case %s: failure %+v", c.Name, c.Failure)
+		}
+	}
+	if !strings.Contains(out, "==== 1 failed, 3 passed") || !strings.Contains(out, "output port: got \"80\", want \"8080\"") {
+		t.Errorf("summary of the broken suite:\n%s", out)
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		info, _ := d.Info()
+		return os.WriteFile(filepath.Join(to, rel), data, info.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

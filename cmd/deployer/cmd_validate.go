@@ -16,7 +16,9 @@ func newValidateCmd(g *globalOptions) *cobra.Command {
 		Use:   "validate [DIR]",
 		Short: "Validate a checkout's deployer.xml and instance files offline",
 		Long: `Validate DIR's deployer.xml and every instance file, without a daemon.
-Every problem is printed as file:line:col: message.
+Every problem is printed as file:line:col: message. With --config FILE (or
+DEPLOYER_CONFIG) the host config's allow_step_dirs and limits apply, as on
+the daemon; --allow-step-dir overrides its allow_step_dirs.
 
 Exit status: 0 valid, 1 problems found.`,
 		Args: cobra.MaximumNArgs(1),
@@ -25,7 +27,18 @@ Exit status: 0 valid, 1 problems found.`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			probs := manifest.ValidateDir(dir, manifest.Options{AllowStepDirs: o.allowStepDirs})
+			opts := manifest.Options{AllowStepDirs: o.allowStepDirs}
+			if g.configPath != "" {
+				cfg, err := loadConfig(g.configPath)
+				if err != nil {
+					return &statusError{Code: exitUsage, Err: err}
+				}
+				opts.Limits = cfg.ManifestLimits()
+				if !cmd.Flags().Changed("allow-step-dir") {
+					opts.AllowStepDirs = cfg.AllowStepDirs
+				}
+			}
+			probs := manifest.ValidateDir(dir, opts)
 			f, err := g.format()
 			if err != nil {
 				return err
@@ -52,6 +65,6 @@ Exit status: 0 valid, 1 problems found.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringSliceVar(&o.allowStepDirs, "allow-step-dir", nil, "host directory whose commands steps may run (as allow_step_dirs in the config)")
+	cmd.Flags().StringSliceVar(&o.allowStepDirs, "allow-step-dir", nil, "host directory whose commands steps may run (default: the host config's allow_step_dirs)")
 	return cmd
 }

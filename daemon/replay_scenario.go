@@ -1,0 +1,187 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/sre-tools/deployer"
+	"github.com/sre-tools/deployer/executor"
+	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/store"
+)
+
+// ReplayScenario runs a scenario (one step attempt's inputs, as deployer
+// runs export writes them, possibly recorded on another host) as a replay
+// run of repo ("": the scenario's DEPLOYER_REPO, or the only repo). The
+// instance must exist here and the commit the scenario was recorded at
+// must be in the repo's history; the run, at the current commit, is
+// recorded with trigger replay and the scenario's origin (the recording
+// host's run). The step gets the scenario's argv, dependency outputs,
+// timeout, writes policy and dry-run setting; DEPLOYER_HOST, _REPO,
+// _COMMIT and _RUN are this host's, and host variables and secrets come
+// from this host's config and env files. An open step-failed of the
+// instance does not skip it (the replay is how it is tried again, and its
+// success clears it); an edit held in a push-conflict or push-rejected
+// does.
+func (d *Daemon) ReplayScenario(ctx context.Context, repo string, data []byte, wait bool) (deployer.Queued, error) {
+	sc, err := executor.LoadScenario(data)
+	if err != nil {
+		return deployer.Queued{}, deployer.Errorf(deployer.EINVALID, "%v", err)
+	}
+	w, err := d.scenarioWorker(repo, sc)
+	if err != nil {
+		return deployer.Queued{}, err
+	}
+	trig := w.trigger(deployer.TriggerReplay, scenarioOrigin(sc))
+	done := make(chan error, 1)
+	var id store.RunID
+	w.enqueueAction(func(ctx context.Context) error {
+		var err error
+		id, err = w.runScenarioReplay(ctx, trig, sc)
+		if err != nil {
+			w.log.Warn().Err(err).Str("step", string(sc.Step)).Str("instance", string(sc.Instance.Name)).Msg("scenario replay refused")
+		}
+		return err
+	}, done)
+	resp := deployer.Queued{Repo: w.cfg.Name}
+	if !wait {
+		return resp, nil
+	}
+	select {
+	case <-ctx.Done():
+		return deployer.Queued{}, ctx.Err()
+	case err := <-done:
+		if err != nil {
+			return deployer.Queued{}, err
+		}
+	}
+	if id == 0 {
+		return deployer.Queued{}, deployer.Errorf(deployer.EUNAVAILABLE, "repo %s: no run was recorded (the daemon is stopping or the state file failed; see its log)", w.cfg.Name)
+	}
+	run, err := d.Run(ctx, uint64(id))
+	if err != nil {
+		return deployer.Queued{}, err
+	}
+	resp.Run = &run
+	return resp, nil
+}
+
+// scenarioWorker is the worker of repo, else of the scenario's
+// DEPLOYER_REPO, else the only one.
+func (d *Daemon) scenarioWorker(repo string, sc executor.Scenario) (*worker, error) {
+	if repo == "" {
+		repo = sc.Env[executor.EnvRepo]
+	}
+	if w, err := d.worker(repo); err == nil {
+		return w, nil
+	}
+	d.mu.RLock()
+	names := make([]string, 0, len(d.workers))
+	var only *worker
+	for n, w := range d.workers {
+		names = append(names, n)
+		only = w
+	}
+	d.mu.RUnlock()
+	slices.Sort(names)
+	if len(names) == 1 && repo == sc.Env[executor.EnvRepo] {
+		return only, nil
+	}
+	return nil, deployer.Errorf(deployer.ENOTFOUND, "no repo %q on this host (repos: %v); name one with --repo", repo, names)
+}
+
+// scenarioOrigin is the replay trigger's detail: where the scenario was
+// recorded.
+func scenarioOrigin(sc executor.Scenario) string {
+	what := fmt.Sprintf("step %s, instance %s", sc.Step, sc.Instance.Name)
+	r := sc.Recorded
+	if r == nil {
+		return "scenario: " + what
+	}
+	at := ""
+	if r.Commit != "" {
+		at = " at " + short(r.Commit)
+	}
+	return fmt.Sprintf("scenario of run %s on %s (%s, attempt %d, %s%s)", valueOr(r.Run, "?"), valueOr(r.Host, "?"), what, r.Attempt, valueOr(string(r.Status), "?"), at)
+}
+
+func valueOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// runScenarioReplay checks that the scenario fits this host's checkout and
+// runs it; it runs on the worker goroutine. The error is for a scenario
+// refused before any run was recorded.
+func (w *worker) runScenarioReplay(ctx context.Context, trig store.Trigger, sc executor.Scenario) (store.RunID, error) {
+	if w.repo == nil {
+		return 0, deployer.Errorf(deployer.EUNAVAILABLE, "repo %s is not checked out yet", w.cfg.Name)
+	}
+	commit := sc.Env[executor.EnvCommit]
+	if sc.Recorded != nil && sc.Recorded.Commit != "" {
+		commit = sc.Recorded.Commit
+	}
+	if commit != "" {
+		if _, err := w.repo.ReadFile(commit, sc.Instance.File); err != nil {
+			return 0, deployer.Errorf(deployer.ENOTFOUND, "repo %s on this host has no commit %s with %s (the scenario was recorded there): %v; push it, or wait for this host to sync", w.cfg.Name, short(commit), sc.Instance.File, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(w.repo.Dir(), filepath.FromSlash(sc.Instance.File))); err != nil {
+		return 0, deployer.Errorf(deployer.ENOTFOUND, "instance %s (%s) does not exist at this host's commit %s", sc.Instance.Name, sc.Instance.File, short(w.repo.Head()))
+	}
+	trigs := []store.Trigger{trig}
+	p, ok := w.prepareRun(ctx, runEntry{triggers: trigs, manual: true, evenBlocked: true})
+	if !ok {
+		return p.run, nil
+	}
+	run, _ := w.runAt(ctx, trigs, p.rs, func(run *store.Run) {
+		w.carryOutScenario(ctx, run, sc)
+	})
+	return run.ID, nil
+}
+
+// carryOutScenario runs the scenario's step for its instance in run.
+func (w *worker) carryOutScenario(ctx context.Context, run *store.Run, sc executor.Scenario) {
+	m, err := manifest.Load(w.repo.Dir(), w.manifestOptions())
+	if err != nil {
+		run.Status, run.Error = store.RunInvalid, err.Error()
+		w.raiseManifestInvalid(*run, err)
+		return
+	}
+	secrets, err := readEnvFiles(w.cfg.EnvFiles)
+	if err != nil {
+		run.Status, run.Error = store.RunFailed, err.Error()
+		return
+	}
+	sj, err := sc.Job(executor.Target{RepoRoot: w.repo.Dir(), Secrets: secrets})
+	if err != nil {
+		run.Status, run.Error = store.RunFailed, fmt.Sprintf("scenario: %v (this host's env files must hold every secret it names)", err)
+		return
+	}
+	out, job, ok := w.planInstance(m, sc.Instance.File, sj.Steps)
+	if iv, blocked := w.instanceBlocked(out.Name); !ok && blocked && iv.Kind == string(deployer.KindStepFailed) {
+		// An operator's replay of a failed step is how it is tried
+		// again: its step-failed does not skip it (it clears when the
+		// step succeeds). Held edits (push-conflict, push-rejected) do.
+		if in, err := m.ReadInstance(w.repo.Dir(), sc.Instance.File); err == nil {
+			out.Status, out.Reason = string(deployer.StepPending), ""
+			job, ok = executor.Job{Instance: in, Steps: sj.Steps}, true
+		}
+	}
+	if ok && string(job.Instance.Name) != string(sc.Instance.Name) {
+		run.Status, run.Error = store.RunFailed, fmt.Sprintf("%s is instance %s on this host, not %s as in the scenario", sc.Instance.File, job.Instance.Name, sc.Instance.Name)
+		return
+	}
+	p := plan{outcomes: []store.InstanceOutcome{out}, dryRun: sc.DryRun}
+	if ok {
+		job.Steps[0].Retries = 0
+		job.Outputs, job.Literal = sj.Outputs, true
+		p.jobs = []executor.Job{job}
+	}
+	w.executePlan(ctx, run, m, p, 1, 0)
+}

@@ -58,6 +58,9 @@ type InstanceOutcome struct {
 	File   string `json:"file"`
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
+	// Reasons say why the instance was planned: its file changed, a step
+	// script changed, the manifest changed, a retry.
+	Reasons []string `json:"reasons,omitempty"`
 }
 
 // Intervention is a recorded case that needs a human.

@@ -77,6 +77,9 @@ type InstanceOutcome struct {
 	File   string `json:"file,omitempty"`
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
+	// Reasons say why the instance was planned (planner's reasons: its
+	// file changed, a step script changed, the manifest changed, a retry).
+	Reasons []string `json:"reasons,omitempty"`
 }
 
 // Run is one pass of the pipeline over one repo.

@@ -70,6 +70,7 @@ Exit status: 0 success, 1 error, 2 usage, 3 the work ended with an intervention.
 		newInterventionsCmd(g),
 		newReportCmd(g),
 		newValidateCmd(g),
+		newPlanCmd(g),
 		newXMLCmd(g),
 		newBackupCmd(g),
 		newBenchCmd(g),

@@ -31,6 +31,10 @@ func OpenReadOnly(dir string) (*ReadOnly, error) {
 	return &ReadOnly{r: &Repo{repo: repo, opts: Options{Dir: dir}}}, nil
 }
 
+// Close releases the repository's files. The ReadOnly must not be used
+// afterwards.
+func (o *ReadOnly) Close() error { return o.r.Close() }
+
 // Resolve returns the commit id a revision names: HEAD, a branch, a tag,
 // a remote-tracking branch, a full or abbreviated commit id, rev~N, rev^.
 func (o *ReadOnly) Resolve(rev string) (string, error) {

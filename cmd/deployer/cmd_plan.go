@@ -98,6 +98,7 @@ func makePlan(dir, rev string, o *planOptions) (planResult, error) {
 	if err != nil {
 		return planResult{}, err
 	}
+	defer repo.Close()
 	head, err := repo.Resolve(rev)
 	if err != nil {
 		return planResult{}, &statusError{Code: exitUsage, Err: err}

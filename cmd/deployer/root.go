@@ -71,6 +71,8 @@ Exit status: 0 success, 1 error, 2 usage, 3 the work ended with an intervention.
 		newReportCmd(g),
 		newValidateCmd(g),
 		newPlanCmd(g),
+		newHistoryCmd(g),
+		newDiffCmd(g),
 		newXMLCmd(g),
 		newBackupCmd(g),
 		newBenchCmd(g),

@@ -59,6 +59,9 @@ type InstanceOutcome struct {
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
 	Commit string `json:"commit,omitempty"` // the instance's steps ran at this commit, not the run's
+	// Reasons say why the instance was planned: its file changed, a step
+	// script changed, the manifest changed, a retry.
+	Reasons []string `json:"reasons,omitempty"`
 }
 
 // Intervention is a recorded case that needs a human.

@@ -137,6 +137,8 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	mux.HandleFunc("GET /v1/runs/{id}", s.run)
 	mux.HandleFunc("POST /v1/runs/{id}/replay", s.replay)
 	mux.HandleFunc("POST /v1/replay/scenario", s.replayScenario)
+	mux.HandleFunc("GET /v1/runs/{id}/diff", s.runDiff)
+	mux.HandleFunc("GET /v1/instances/{name}/history", s.history)
 	mux.HandleFunc("GET /v1/interventions", s.interventions)
 	mux.HandleFunc("GET /v1/interventions/{id}", s.intervention)
 	mux.HandleFunc("POST /v1/interventions/{id}/ack", s.ack)

@@ -173,7 +173,7 @@ func domainRun(r store.Run) deployer.Run {
 		out.Triggers = append(out.Triggers, deployer.Trigger{Kind: t.Kind, Detail: t.Detail, At: t.At})
 	}
 	for _, o := range r.Instances {
-		out.Instances = append(out.Instances, deployer.InstanceOutcome{Name: o.Name, File: o.File, Status: o.Status, Reason: o.Reason, Commit: o.Commit})
+		out.Instances = append(out.Instances, deployer.InstanceOutcome{Name: o.Name, File: o.File, Status: o.Status, Reason: o.Reason, Commit: o.Commit, Reasons: o.Reasons})
 	}
 	return out
 }

@@ -2,18 +2,14 @@ package daemon
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/planner"
 	"github.com/sre-tools/deployer/store"
 )
 
@@ -26,20 +22,15 @@ type plan struct {
 }
 
 // plan works out the instances whose files changed between base and head,
-// or every instance when the on-change steps themselves changed.
+// or every instance when the on-change steps themselves changed (planner's
+// rule, shared with the offline `deployer plan`), each with its reasons.
 func (w *worker) plan(m *manifest.Manifest, base, head string, forced []string) (plan, error) {
-	if m.OnChange == nil || len(m.OnChange.Steps) == 0 {
-		return plan{}, nil
+	steps, err := planner.Steps(m)
+	if err != nil || len(steps) == 0 {
+		return plan{}, err
 	}
-	steps, err := m.Order(m.OnChange.Steps)
-	if err != nil {
-		return plan{}, fmt.Errorf("order on-change steps: %w", err)
-	}
-	paths, err := w.repo.ChangedPaths(base, head)
-	if err != nil {
-		return plan{}, fmt.Errorf("changed paths %s..%s: %w", short(base), short(head), err)
-	}
-	files, err := w.plannedFiles(m, steps, base, paths)
+	files, err := planner.Files(planner.Input{Git: w.repo, Manifest: m, Options: w.manifestOptions(), Dir: w.repo.Dir(),
+		Base: base, Head: head, Deployed: w.alreadyDeployed}, steps)
 	if err != nil {
 		return plan{}, err
 	}
@@ -47,13 +38,14 @@ func (w *worker) plan(m *manifest.Manifest, base, head string, forced []string) 
 	var p plan
 	byName := map[string]int{} // planned name -> index in p.outcomes
 	for _, f := range files {
-		out, job, ok := w.planInstance(m, f, steps)
+		out, job, ok := w.planInstance(m, f.File, steps)
+		out.Reasons = f.Reasons
 		if i, dup := byName[out.Name]; dup && ok {
 			// Two files of this commit name the same instance: neither runs.
 			first := &p.outcomes[i]
-			out.Status, out.Reason = string(deployer.StepFailed), fmt.Sprintf("instance-invalid: %s: instance name %q is also used by %s (hint: instance names must be unique; rename one)", oneLine(f), out.Name, oneLine(first.File))
+			out.Status, out.Reason = string(deployer.StepFailed), fmt.Sprintf("instance-invalid: %s: instance name %q is also used by %s (hint: instance names must be unique; rename one)", oneLine(f.File), out.Name, oneLine(first.File))
 			if first.Status == string(deployer.StepPending) {
-				first.Status, first.Reason = string(deployer.StepFailed), fmt.Sprintf("instance-invalid: %s: instance name %q is also used by %s (hint: instance names must be unique; rename one)", oneLine(first.File), out.Name, oneLine(f))
+				first.Status, first.Reason = string(deployer.StepFailed), fmt.Sprintf("instance-invalid: %s: instance name %q is also used by %s (hint: instance names must be unique; rename one)", oneLine(first.File), out.Name, oneLine(f.File))
 				p.jobs = slices.DeleteFunc(p.jobs, func(j executor.Job) bool { return j.Instance.File == first.File })
 			}
 			ok = false
@@ -87,28 +79,6 @@ func (w *worker) nameTakenBy(m *manifest.Manifest, name, file string) string {
 		}
 	}
 	return ""
-}
-
-func (w *worker) plannedFiles(m *manifest.Manifest, steps []manifest.Step, base string, paths []string) ([]string, error) {
-	if w.stepsChanged(m, steps, base, paths) {
-		all, err := m.ListInstances(w.repo.Dir())
-		if err != nil && len(all) == 0 {
-			return nil, fmt.Errorf("list instances: %w", err)
-		}
-		files := make([]string, len(all))
-		for i, in := range all {
-			files[i] = in.File
-		}
-		return files, nil
-	}
-	var files []string
-	for _, p := range paths {
-		if m.MatchesInstancePath(p) && !w.alreadyDeployed(p) {
-			files = append(files, p)
-		}
-	}
-	slices.Sort(files)
-	return files, nil
 }
 
 // alreadyDeployed reports whether an instance file at HEAD is the version
@@ -160,55 +130,16 @@ func (w *worker) deployedAfter(head string) string {
 	return now
 }
 
-// stepsChanged reports whether the on-change steps differ from base: their
-// definitions in the manifest or the files they run.
-func (w *worker) stepsChanged(m *manifest.Manifest, steps []manifest.Step, base string, paths []string) bool {
-	for _, s := range steps {
-		if slices.Contains(paths, s.Run) {
-			return true
-		}
-	}
-	if !slices.Contains(paths, manifest.FileName) {
-		return false
-	}
-	data, err := w.repo.ReadFile(base, manifest.FileName)
-	if err != nil {
-		return true
-	}
-	old, err := manifest.Parse(manifest.FileName, data, w.manifestOptions())
-	if err != nil || old.OnChange == nil {
-		return true
-	}
-	oldSteps, err := old.Order(old.OnChange.Steps)
-	if err != nil {
-		return true
-	}
-	return !sameSteps(oldSteps, steps)
-}
-
-func sameSteps(a, b []manifest.Step) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := a[i], b[i]
-		x.Line, y.Line = 0, 0
-		if !reflect.DeepEqual(x, y) {
-			return false
-		}
-	}
-	return true
-}
-
 func (w *worker) planInstance(m *manifest.Manifest, file string, steps []manifest.Step) (store.InstanceOutcome, executor.Job, bool) {
-	out := store.InstanceOutcome{File: file, Name: instanceStem(file), Status: string(deployer.StepPending)}
-	if _, err := os.Stat(filepath.Join(w.repo.Dir(), filepath.FromSlash(file))); errors.Is(err, fs.ErrNotExist) {
-		out.Status, out.Reason = string(deployer.StepSkipped), "instance file removed in this commit"
+	pi := planner.Read(m, w.repo.Dir(), planner.Planned{File: file})
+	out := store.InstanceOutcome{File: file, Name: pi.Name, Status: string(deployer.StepPending)}
+	if pi.Removed {
+		out.Status, out.Reason = string(deployer.StepSkipped), planner.ReasonRemoved
 		// Nothing left to fix in a file that is gone.
 		w.clear(deployer.KindInstanceInvalid, out.Name, "its file "+oneLine(file)+" was removed")
 		return out, executor.Job{}, false
 	}
-	in, err := m.ReadInstance(w.repo.Dir(), file)
+	in, err := pi.Instance, pi.Err
 	if err != nil {
 		if manifest.CheckInstanceName(out.Name) != nil {
 			// The scope of its intervention: never a line break or
@@ -267,7 +198,7 @@ func (w *worker) lastOutputs(instance string, steps []manifest.Step) map[string]
 }
 
 // addForced adds the files of instances an operator asked to retry.
-func (w *worker) addForced(files []string, forced []string) []string {
+func (w *worker) addForced(files []planner.Planned, forced []string) []planner.Planned {
 	if len(forced) == 0 {
 		return files
 	}
@@ -277,18 +208,20 @@ func (w *worker) addForced(files []string, forced []string) []string {
 		return files
 	}
 	for _, st := range states {
-		if slices.Contains(forced, st.Name) && !slices.Contains(files, st.File) {
-			files = append(files, st.File)
+		if !slices.Contains(forced, st.Name) {
+			continue
+		}
+		if i := slices.IndexFunc(files, func(p planner.Planned) bool { return p.File == st.File }); i >= 0 {
+			files[i].Reasons = append(files[i].Reasons, planner.ReasonRetry)
+		} else {
+			files = append(files, planner.Planned{File: st.File, Reasons: []string{planner.ReasonRetry}})
 		}
 	}
-	slices.Sort(files)
+	slices.SortFunc(files, func(a, b planner.Planned) int { return strings.Compare(a.File, b.File) })
 	return files
 }
 
-func instanceStem(file string) string {
-	base := filepath.Base(file)
-	return base[:len(base)-len(filepath.Ext(base))]
-}
+func instanceStem(file string) string { return planner.Stem(file) }
 
 // Host config keys of the XML engine's caps, as their errors name them.
 const (

@@ -80,6 +80,9 @@ type InstanceOutcome struct {
 	// Commit is the commit the instance's steps ran at when it is not the
 	// run's (a deployment's instance runs at the commit of its edit).
 	Commit string `json:"commit,omitempty"`
+	// Reasons say why the instance was planned (planner's reasons: its
+	// file changed, a step script changed, the manifest changed, a retry).
+	Reasons []string `json:"reasons,omitempty"`
 }
 
 // Run is one pass of the pipeline over one repo.

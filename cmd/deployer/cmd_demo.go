@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 
@@ -77,3 +78,17 @@ func (demoPrinter) Triggers(ts []api.Trigger) string            { return trigger
 func (demoPrinter) Instances(ins []api.InstanceOutcome) string  { return instanceSummary(ins) }
 func (demoPrinter) Counts(counts map[string]int) string         { return countSummary(counts) }
 func (demoPrinter) HostCounts(c map[fleet.HostState]int) string { return fleetHostSummary(c) }
+func (demoPrinter) History(w io.Writer, h api.InstanceHistory)  { printHistory(w, h) }
+
+// Plan prints `deployer plan DIR REV`.
+func (demoPrinter) Plan(w io.Writer, dir, rev string) error {
+	res, err := makePlan(dir, rev, &planOptions{})
+	if err != nil {
+		return err
+	}
+	printPlan(w, res)
+	if len(res.Problems) > 0 {
+		return fmt.Errorf("plan of %s: %d problems", shortID(res.Commit), len(res.Problems))
+	}
+	return nil
+}

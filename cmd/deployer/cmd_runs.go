@@ -116,6 +116,9 @@ func printRun(w io.Writer, r api.Run, full bool) {
 			printf(w, " (%s)", in.Reason)
 		}
 		fmt.Fprintln(w)
+		if len(in.Reasons) > 0 {
+			printf(w, "    planned: %s\n", strings.Join(in.Reasons, "; "))
+		}
 		for _, s := range r.Steps {
 			if s.Instance == in.Name {
 				printStep(w, s, full)

@@ -56,7 +56,9 @@ func (dm *demo) actOperatorPush(ctx context.Context) error {
 		return fmt.Errorf("act 1: want instance-configure then instance-redeploy, got %d steps", len(run.Steps))
 	}
 	dm.say("globex and viatris did not change, so nothing ran for them; see it again with `deployer runs show %d`.", run.ID)
-	return nil
+	dm.say("\nBefore pushing, alice could have asked the same of her clone, offline (a merge request's CI job does):")
+	dm.say("$ deployer plan %s %s", dm.operator.dir, short(commit))
+	return dm.Print.Plan(dm.Out, dm.operator.dir, commit)
 }
 
 // actWriteBack: the configure step writes a generated value back while a
@@ -420,6 +422,15 @@ func (dm *demo) actFinal(ctx context.Context) error {
 	}
 	r := st.Repos[0]
 	dm.say("\n%s: head %s, deployed %s, state %s, open interventions %d.", r.Name, short(r.Head), short(r.Deployed), r.State, r.OpenInterventions)
+	h, err := dm.client.History(ctx, dm.repo, "viatris", 3)
+	if err != nil {
+		return err
+	}
+	dm.say("\nOne instance's story, newest first (the last 3 of each kind):\n$ deployer history viatris --limit 3")
+	dm.Print.History(dm.Out, h)
+	if !slices.ContainsFunc(h.Events, func(e api.HistoryEvent) bool { return e.Kind == deployer.EventWriteBack && len(e.Diff) > 0 }) {
+		return fmt.Errorf("final: the history of viatris has no write-back with its diff")
+	}
 	if r.OpenInterventions != 0 {
 		return fmt.Errorf("final: %d interventions still open", r.OpenInterventions)
 	}

@@ -36,6 +36,9 @@ type Printer interface {
 	Deployment(w io.Writer, d api.Deployment) error
 	FleetWave(w io.Writer, p fleet.Progress)
 	FleetStatus(w io.Writer, s fleet.Summary) error
+	// Plan prints `deployer plan DIR REV`; History `deployer history`.
+	Plan(w io.Writer, dir, rev string) error
+	History(w io.Writer, h api.InstanceHistory)
 	// The one-line summaries of the CLI's tables.
 	Triggers(ts []api.Trigger) string
 	Instances(ins []api.InstanceOutcome) string

@@ -1,0 +1,135 @@
+package syncer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// ReadOnly is a git repository opened for reading commits and files only:
+// the offline commands' view of an operator's or a CI job's checkout. It
+// never fetches, writes, re-clones or repairs anything, and has no remote.
+type ReadOnly struct {
+	r *Repo
+}
+
+// OpenReadOnly opens the git repository of the checkout in dir (a parent
+// directory holding .git is found too) for reading. Nothing in dir is
+// changed.
+func OpenReadOnly(dir string) (*ReadOnly, error) {
+	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return nil, fmt.Errorf("open git repository at %s: %w", dir, err)
+	}
+	return &ReadOnly{r: &Repo{repo: repo, opts: Options{Dir: dir}}}, nil
+}
+
+// Close releases the repository's files. The ReadOnly must not be used
+// afterwards.
+func (o *ReadOnly) Close() error { return o.r.Close() }
+
+// Resolve returns the commit id a revision names: HEAD, a branch, a tag,
+// a remote-tracking branch, a full or abbreviated commit id, rev~N, rev^.
+func (o *ReadOnly) Resolve(rev string) (string, error) {
+	h, err := o.r.repo.ResolveRevision(plumbing.Revision(rev))
+	if err != nil {
+		return "", fmt.Errorf("revision %q: %w (hint: name a commit, a branch or a tag of this repository)", rev, err)
+	}
+	c, err := o.r.repo.CommitObject(*h)
+	if err != nil {
+		return "", fmt.Errorf("revision %q: %s is not a commit: %w", rev, h, err)
+	}
+	return c.Hash.String(), nil
+}
+
+// Parent returns the first parent of commit, or "" for a root commit.
+func (o *ReadOnly) Parent(commit string) (string, error) {
+	c, err := o.r.commit(commit)
+	if err != nil {
+		return "", err
+	}
+	if c.NumParents() == 0 {
+		return "", nil
+	}
+	return c.ParentHashes[0].String(), nil
+}
+
+// Info returns the author and subject of commit.
+func (o *ReadOnly) Info(commit string) (CommitInfo, error) {
+	c, err := o.r.commit(commit)
+	if err != nil {
+		return CommitInfo{}, err
+	}
+	return CommitInfo{Hash: c.Hash.String(), Author: fmt.Sprintf("%s <%s>", c.Author.Name, c.Author.Email),
+		Subject: firstLine(c.Message), When: c.Author.When}, nil
+}
+
+// ChangedPaths is Repo.ChangedPaths.
+func (o *ReadOnly) ChangedPaths(from, to string) ([]string, error) { return o.r.ChangedPaths(from, to) }
+
+// ReadFile is Repo.ReadFile.
+func (o *ReadOnly) ReadFile(commit, path string) ([]byte, error) { return o.r.ReadFile(commit, path) }
+
+// Commits is Repo.Commits.
+func (o *ReadOnly) Commits(from, to, path string, limit int) ([]CommitInfo, error) {
+	return o.r.Commits(from, to, path, limit)
+}
+
+// ExportTree writes the files of commit's tree under dir, which must be
+// empty or missing: regular files (executable ones with mode 0755),
+// symlinks as symlinks. Every path is checked with CheckPath first, so no
+// entry can write outside dir or into a .git directory; submodules are
+// skipped.
+func (o *ReadOnly) ExportTree(commit, dir string) error {
+	c, err := o.r.commit(commit)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", commit, err)
+	}
+	t, err := c.Tree()
+	if err != nil {
+		return fmt.Errorf("export %s: %w", commit, err)
+	}
+	files := t.Files()
+	defer files.Close()
+	for {
+		f, err := files.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("export %s: %w", commit, err)
+		}
+		if err := CheckPath(f.Name); err != nil {
+			return fmt.Errorf("export %s: %w", commit, err)
+		}
+		if err := exportFile(f, filepath.Join(dir, filepath.FromSlash(f.Name))); err != nil {
+			return fmt.Errorf("export %s: %s: %w", commit, QuotePath(f.Name), err)
+		}
+	}
+}
+
+func exportFile(f *object.File, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	content, err := f.Contents()
+	if err != nil {
+		return err
+	}
+	switch f.Mode {
+	case filemode.Symlink:
+		return os.Symlink(content, dst)
+	case filemode.Executable:
+		return os.WriteFile(dst, []byte(content), 0o755)
+	case filemode.Regular, filemode.Deprecated:
+		return os.WriteFile(dst, []byte(content), 0o644)
+	}
+	return nil
+}

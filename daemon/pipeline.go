@@ -116,6 +116,7 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 	w.setSnap(func(s *snapshot) {
 		s.state, s.head, s.upstream, s.lastSync, s.lastErr = rs.SyncState, rs.Head, rs.Upstream, now, rs.LastError
 	})
+	w.noteBehind(rs.Deployed, rs.Upstream)
 	return err == nil
 }
 
@@ -170,6 +171,7 @@ func (w *worker) execute(ctx context.Context, triggers []store.Trigger, rs *stor
 	if ok && run.Status != store.RunInterrupted && run.Status != store.RunInvalid {
 		rs.Deployed = w.deployedAfter(head)
 		w.saveRepo(*rs)
+		w.noteBehind(rs.Deployed, rs.Upstream)
 	}
 	return run.ID
 }

@@ -49,7 +49,7 @@ type statusView struct {
 	Generated     time.Time
 	Refresh       int
 	Repos         []repoView
-	Interventions []Intervention
+	Interventions []ivView
 	InProgress    []runView
 	FailedRuns    []runView
 	Active        []deploymentView
@@ -69,6 +69,12 @@ type repoView struct {
 	NextSchedule, NextScheduleAt string
 	Interventions                int
 	LastError                    string
+}
+
+// ivView is an intervention (escaped) and the page's time.
+type ivView struct {
+	Intervention
+	Now time.Time
 }
 
 type runView struct {
@@ -103,13 +109,13 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 	if rep, err := s.Backend.Report(ctx); err != nil {
 		v.Problems = append(v.Problems, s.pageProblem("interventions and runs", err))
 	} else {
-		for _, iv := range rep.Interventions {
-			v.Interventions = append(v.Interventions, escapeIntervention(iv))
-		}
-		v.InProgress, v.FailedRuns = runViews(rep.InProgress), runViews(rep.FailedRuns)
 		if !rep.Generated.IsZero() {
 			v.Generated = rep.Generated
 		}
+		for _, iv := range rep.Interventions {
+			v.Interventions = append(v.Interventions, ivView{escapeIntervention(iv), v.Generated})
+		}
+		v.InProgress, v.FailedRuns = runViews(rep.InProgress), runViews(rep.FailedRuns)
 	}
 	if ds, err := s.Backend.Deployments(ctx, DeploymentFilter{}); err != nil {
 		v.Problems = append(v.Problems, s.pageProblem("deployments", err))
@@ -287,7 +293,7 @@ pre{background:var(--card);border-radius:6px;padding:.5rem .6rem;margin:.4rem 0 
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-size:.78rem;font-weight:600;color:var(--muted);white-space:nowrap}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.err td{border-bottom-color:var(--line);color:var(--bad);font-size:.85rem;padding-top:0}
 .st{display:inline-block;border:1px solid currentColor;border-radius:2rem;padding:0 .5rem;font-size:.8rem;font-weight:600;white-space:nowrap}
 .st-clean,.st-succeeded{color:var(--ok)}
@@ -307,7 +313,10 @@ dd{margin:0;min-width:0;overflow-wrap:anywhere}
 .next b{display:block;font-size:.78rem;color:var(--muted)}
 .next code{background:none;padding:0;font-size:.9rem}
 details summary{cursor:pointer;color:var(--muted);font-size:.9rem;margin-top:.4rem}
-progress{width:100%;height:.6rem;accent-color:var(--run)}
+progress{display:block;width:100%;height:.7rem;margin:.4rem 0;border:0;border-radius:.35rem;background:var(--line);overflow:hidden;-webkit-appearance:none;appearance:none}
+progress::-webkit-progress-bar{background:var(--line)}
+progress::-webkit-progress-value{background:var(--run)}
+progress::-moz-progress-bar{background:var(--run)}
 ul.plain{list-style:none;padding:0;margin:0}
 ul.plain li{padding:.3rem 0;border-bottom:1px solid var(--line)}
 form{display:flex;flex-wrap:wrap;gap:.5rem}
@@ -321,8 +330,8 @@ footer{margin-top:2rem;color:var(--muted);font-size:.85rem}
  table.cards,table.cards tbody,table.cards tr,table.cards td{display:block;width:100%}
  table.cards tr{border:1px solid var(--line);border-radius:6px;margin:.5rem 0;padding:.2rem .6rem}
  table.cards tr.err{border:0;margin-top:-.6rem;padding:0 .6rem .4rem}
- table.cards td{display:flex;justify-content:space-between;gap:1rem;border:0;padding:.2rem 0;text-align:right}
- table.cards td::before{content:attr(data-label);color:var(--muted);font-size:.85rem;text-align:left}
+ table.cards td{display:flex;justify-content:space-between;align-items:baseline;gap:1rem;border:0;padding:.2rem 0;text-align:right}
+ table.cards td::before{content:attr(data-label);flex:none;color:var(--muted);font-size:.85rem;text-align:left}
  table.cards td.name{font-size:1.05rem;font-weight:600;border-bottom:1px solid var(--line);padding:.3rem 0}
  table.cards td.name::before{content:none}
  table.cards tr.err td{display:block;text-align:left}
@@ -345,6 +354,7 @@ var pageFuncs = template.FuncMap{
 	"clip":  clip,
 	"ago":   ago,
 	"first": firstLine,
+	"clock": func(t time.Time) string { return t.UTC().Format("15:04:05 UTC") },
 	"pct": func(done, total int) int {
 		if total == 0 {
 			return 0
@@ -374,7 +384,7 @@ const ivCard = `{{define "iv"}}<article class="card {{.State}}" id="iv-{{.ID}}">
 {{if .Evidence.Element}}<dt>element</dt><dd><code>{{.Evidence.Element}}</code></dd>{{end}}
 {{if .Evidence.Base}}<dt>values</dt><dd>base <code>{{deref .Evidence.Base}}</code>, ours <code>{{deref .Evidence.Ours}}</code>, theirs <code>{{deref .Evidence.Theirs}}</code></dd>{{end}}
 {{range .Evidence.Commits}}<dt>commit</dt><dd><code>{{short .Hash}}</code> {{.Author}}: {{.Subject}}</dd>{{end}}
-<dt>since</dt><dd><time datetime="{{time .FirstSeen}}">{{time .FirstSeen}}</time>, seen {{.Count}}×</dd>
+<dt>since</dt><dd><time datetime="{{time .FirstSeen}}" title="{{time .FirstSeen}}">{{ago .FirstSeen .Now}}</time>, seen {{.Count}}×{{if gt .Count 1}}, last {{ago .LastSeen .Now}}{{end}}</dd>
 <dt>state</dt><dd>{{.State}}{{if .AckBy}} by {{.AckBy}}{{if .AckNote}}: {{.AckNote}}{{end}}{{end}}</dd>
 </dl>
 <div class="next"><b>next action</b><code>{{.NextAction}}</code></div>
@@ -383,7 +393,7 @@ const ivCard = `{{define "iv"}}<article class="card {{.State}}" id="iv-{{.ID}}">
 
 var pageTemplates = template.Must(template.New("pages").Funcs(pageFuncs).Parse(pageHead + pageFoot + ivCard + `
 {{define "status"}}{{template "head" .}}
-<header><h1>deployer on {{.Host}}</h1><span class="muted">generated <time datetime="{{time .Generated}}">{{time .Generated}}</time>; refreshes every {{.Refresh}} s</span></header>
+<header><h1>deployer on {{.Host}}</h1><span class="muted">updated <time datetime="{{time .Generated}}" title="{{time .Generated}}">{{clock .Generated}}</time>, refreshes every {{.Refresh}} s</span></header>
 <ul class="summary">
 <li>{{len .Repos}} repo(s)</li>
 <li{{if .Interventions}} class="bad"{{end}}>{{len .Interventions}} open intervention(s)</li>
@@ -394,16 +404,16 @@ var pageTemplates = template.Must(template.New("pages").Funcs(pageFuncs).Parse(p
 
 <h2 id="repos">Repositories <span class="n">({{len .Repos}})</span></h2>
 {{if not .Repos}}<p class="empty">No repos configured.</p>{{else}}
-<table class="cards"><thead><tr><th>Repo</th><th>State</th><th>Head</th><th>Deployed</th><th>Behind</th><th>Last run</th><th>Next schedule</th><th>Interventions</th></tr></thead><tbody>
+<table class="cards"><thead><tr><th>Repo</th><th>State</th><th>Head</th><th>Deployed</th><th class="num">Behind</th><th>Last run</th><th>Next schedule</th><th class="num">Interventions</th></tr></thead><tbody>
 {{range .Repos}}<tr>
 <td class="name" data-label="repo">{{.Name}} <span class="muted">{{.Branch}}</span></td>
 <td data-label="state"><span class="st st-{{.State}}">{{or .State "-"}}</span></td>
-<td data-label="head" class="mono">{{or .Head "-"}}</td>
-<td data-label="deployed" class="mono">{{.Deployed}}</td>
-<td data-label="behind by"{{if gt .BehindN 0}} class="behind"{{end}}>{{.Behind}}</td>
-<td data-label="last run">{{if .Running}}<span class="st st-running">{{.Running}} running</span>{{else if .LastRun}}{{.LastRun}} <span class="st st-{{.LastRunStatus}}">{{.LastRunStatus}}</span> <span class="muted">{{ago .LastRunAt $.Generated}}</span>{{else}}-{{end}}</td>
-<td data-label="next schedule">{{if .NextSchedule}}{{.NextSchedule}} <span class="muted">{{.NextScheduleAt}}</span>{{else}}-{{end}}</td>
-<td data-label="interventions" class="num">{{if .Interventions}}<a class="st st-open" href="#interventions">{{.Interventions}}</a>{{else}}0{{end}}</td>
+<td data-label="head"><span class="mono">{{or .Head "-"}}</span></td>
+<td data-label="deployed"><span class="mono">{{.Deployed}}</span></td>
+<td data-label="behind by" class="num{{if gt .BehindN 0}} behind{{end}}"><span>{{.Behind}}</span></td>
+<td data-label="last run"><span>{{if .Running}}<span class="st st-running">{{.Running}} running</span>{{else if .LastRun}}{{.LastRun}} <span class="st st-{{.LastRunStatus}}">{{.LastRunStatus}}</span> <span class="muted">{{ago .LastRunAt $.Generated}}</span>{{else}}-{{end}}</span></td>
+<td data-label="next schedule"><span>{{if .NextSchedule}}{{.NextSchedule}} <span class="muted">{{.NextScheduleAt}}</span>{{else}}-{{end}}</span></td>
+<td data-label="interventions" class="num"><span>{{if .Interventions}}<a class="st st-open" href="#interventions">{{.Interventions}}</a>{{else}}0{{end}}</span></td>
 </tr>{{if .LastError}}<tr class="err"><td colspan="8">{{.LastError}}</td></tr>{{end}}
 {{end}}</tbody></table>{{end}}
 
@@ -446,7 +456,7 @@ var pageTemplates = template.Must(template.New("pages").Funcs(pageFuncs).Parse(p
 </form>
 {{template "foot" .}}{{end}}
 {{define "history"}}{{template "head" .}}
-<header><h1>{{.Instance}} <span class="muted">on {{.Repo}}</span></h1><span class="muted"><a href="/">status page</a> · generated <time datetime="{{time .Generated}}">{{time .Generated}}</time></span></header>
+<header><h1>{{.Instance}} <span class="muted">on {{.Repo}}</span></h1><span class="muted"><a href="/">status page</a> · updated <time datetime="{{time .Generated}}" title="{{time .Generated}}">{{clock .Generated}}</time></span></header>
 {{range .Problems}}<p class="st-error">{{.}}</p>{{end}}
 <p>The whole timeline (commits touching the instance's file, the daemon's write-backs and their diffs) is on the CLI:</p>
 <pre>{{.Command}}</pre>
@@ -458,8 +468,8 @@ var pageTemplates = template.Must(template.New("pages").Funcs(pageFuncs).Parse(p
 {{end}}</ul>{{end}}
 {{if .Runs}}<h2>Runs <span class="n">({{len .Runs}})</span></h2>
 <table class="cards"><thead><tr><th>Run</th><th>Started</th><th>Trigger</th><th>Commit</th><th>Instance</th><th>Run status</th></tr></thead><tbody>
-{{range .Runs}}<tr><td class="name" data-label="run">#{{.ID}}</td><td data-label="started">{{ago .Started $.Generated}}</td><td data-label="trigger">{{.Triggers}}</td>
-<td data-label="commit" class="mono">{{.Commit}}</td><td data-label="instance"><span class="st st-{{.InstanceStatus}}">{{.InstanceStatus}}</span>{{if .Reason}} <span class="muted">{{.Reason}}</span>{{end}}</td><td data-label="run status"><span class="st st-{{.Status}}">{{.Status}}</span></td></tr>
+{{range .Runs}}<tr><td class="name" data-label="run">#{{.ID}}</td><td data-label="started"><span>{{ago .Started $.Generated}}</span></td><td data-label="trigger"><span>{{.Triggers}}</span></td>
+<td data-label="commit"><span class="mono">{{.Commit}}</span></td><td data-label="instance"><span><span class="st st-{{.InstanceStatus}}">{{.InstanceStatus}}</span>{{if .Reason}} <span class="muted">{{.Reason}}</span>{{end}}</span></td><td data-label="run status"><span class="st st-{{.Status}}">{{.Status}}</span></td></tr>
 {{end}}</tbody></table>{{end}}
 {{template "foot" .}}{{end}}`))
 
@@ -489,7 +499,7 @@ type historyView struct {
 	Command                       string
 	Found                         bool
 	Runs                          []instanceRunView
-	Interventions                 []Intervention
+	Interventions                 []ivView
 	Deployments                   []instanceDeploymentView
 	Problems                      []string
 }
@@ -575,7 +585,7 @@ func (s *Server) instanceRecords(ctx context.Context, v *historyView, repo, inst
 	} else {
 		for _, iv := range ivs {
 			if iv.Repo == repo && iv.Instance == instance {
-				v.Interventions = append(v.Interventions, escapeIntervention(iv))
+				v.Interventions = append(v.Interventions, ivView{escapeIntervention(iv), v.Generated})
 			}
 		}
 	}

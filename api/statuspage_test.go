@@ -208,7 +208,7 @@ func TestStatusPageContent(t *testing.T) {
 		`<meta http-equiv="refresh" content="15">`,
 		`<title>(1) deployer: dep01</title>`,
 		// per repo: state, head, deployed, behind, last run, next schedule
-		`<span class="st st-clean">clean</span>`, `0123456789`, `fedcba9876`, `>1000&#43;</td>`, `#41 <span class="st st-failed">failed</span>`,
+		`<span class="st st-clean">clean</span>`, `0123456789`, `fedcba9876`, `<span>1000&#43;</span>`, `#41 <span class="st st-failed">failed</span>`,
 		`nightly <span class="muted">in 5h00m</span>`, `other&lt;b&gt;`,
 		// the intervention, its file and next action
 		`instance-invalid`, `#3 cc / beta`, `<code>instances/beta.xml</code>`, `<code>fix instances/beta.xml and push; it resolves by itself</code>`,

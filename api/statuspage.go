@@ -541,6 +541,10 @@ func (s *Server) historyPage(w http.ResponseWriter, r *http.Request) {
 	if repo == "" && len(st.Repos) == 1 {
 		repo = st.Repos[0].Name
 	}
+	if repo == "" {
+		s.fail(w, Errorf(KindInvalid, "this daemon tracks %d repos: say which with &repo=NAME (the status page's search does)", len(st.Repos)))
+		return
+	}
 	known := slices.ContainsFunc(st.Repos, func(rs RepoStatus) bool { return rs.Name == repo })
 	if !known {
 		s.fail(w, Errorf(KindNotFound, "repo %q is not tracked by this daemon; pick one on the status page", deployer.Escape(repo)))

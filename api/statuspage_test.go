@@ -265,4 +265,11 @@ func TestHistoryPage(t *testing.T) {
 	if code, body := get(t, http.DefaultClient, "GET", url+"/history?instance=beta&repo=nope", ""); code != http.StatusNotFound {
 		t.Errorf("unknown repo: got %d %s, want 404", code, body)
 	}
+	if code, body := get(t, http.DefaultClient, "GET", url+"/history?instance=beta", ""); code != http.StatusBadRequest || !strings.Contains(body, "repo=NAME") {
+		t.Errorf("two repos, none named: got %d %s, want 400 asking for repo", code, body)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if code, _ := get(t, noFollow, "GET", url+"/history", ""); code != http.StatusSeeOther {
+		t.Errorf("no instance: got %d, want a redirect to the search", code)
+	}
 }

@@ -244,6 +244,8 @@ repos:
 		"instance(s) done",
 		`<span class="st st-running">`,
 		`nightly <span class="muted">in `,
+		`<th class="num">Behind</th>`,
+		`data-label="behind by" class="num"><span>0</span>`,
 		`action="/history"`,
 	} {
 		if !strings.Contains(dom, want) {

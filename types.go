@@ -29,6 +29,11 @@ type RepoStatus struct {
 	LastError         string     `json:"last_error,omitempty"`
 	OpenInterventions int        `json:"open_interventions"`
 	Schedules         []Schedule `json:"schedules"`
+	// Behind is how many upstream commits are not deployed yet, counted up
+	// to a bound (BehindCapped: more than Behind); nil when unknown (no
+	// upstream seen yet, or the count failed).
+	Behind       *int `json:"behind,omitempty"`
+	BehindCapped bool `json:"behind_capped,omitempty"`
 }
 
 // Schedule is one of a repo's manifest schedules and its next time.

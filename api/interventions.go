@@ -72,19 +72,6 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rep)
 }
 
-// statusPage is the on-call page: the report as HTML.
-func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
-	rep, err := s.Backend.Report(r.Context())
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := WriteReportHTML(w, rep); err != nil {
-		s.Logger.Error().Err(err).Msg("write status page")
-	}
-}
-
 func (s *Server) pathID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
 	if err != nil {

@@ -149,35 +149,46 @@ func escapeReport(rep Report) Report {
 	e := deployer.Escape
 	out := Report{Host: e(rep.Host), Generated: rep.Generated}
 	for _, iv := range rep.Interventions {
-		c := iv
-		c.Kind, c.Host, c.Repo, c.Instance, c.Scope, c.Summary, c.NextAction = e(iv.Kind), e(iv.Host), e(iv.Repo), e(iv.Instance), e(iv.Scope), e(iv.Summary), e(iv.NextAction)
-		c.State, c.AckBy, c.AckNote, c.ResolvedBy, c.ResolvedHow = e(iv.State), e(iv.AckBy), e(iv.AckNote), e(iv.ResolvedBy), e(iv.ResolvedHow)
-		c.Extra = nil
-		ev := iv.Evidence
-		c.Evidence = Evidence{Output: deployer.EscapeBlock(ev.Output), File: e(ev.File), Element: e(ev.Element)}
-		for _, p := range []struct {
-			dst **string
-			src *string
-		}{{&c.Evidence.Base, ev.Base}, {&c.Evidence.Ours, ev.Ours}, {&c.Evidence.Theirs, ev.Theirs}} {
-			if p.src != nil {
-				v := e(*p.src)
-				*p.dst = &v
-			}
-		}
-		for _, cm := range ev.Commits {
-			c.Evidence.Commits = append(c.Evidence.Commits, Commit{Hash: e(cm.Hash), Author: e(cm.Author), Subject: e(cm.Subject), When: cm.When})
-		}
-		out.Interventions = append(out.Interventions, c)
+		out.Interventions = append(out.Interventions, escapeIntervention(iv))
 	}
-	runs := func(rs []Run) []Run {
-		var o []Run
-		for _, r := range rs {
-			o = append(o, Run{ID: r.ID, Repo: e(r.Repo), Commit: e(r.Commit), Status: e(r.Status), Started: r.Started, Error: e(r.Error)})
-		}
-		return o
-	}
-	out.FailedRuns, out.InProgress = runs(rep.FailedRuns), runs(rep.InProgress)
+	out.FailedRuns, out.InProgress = escapeRuns(rep.FailedRuns), escapeRuns(rep.InProgress)
 	return out
+}
+
+// escapeRuns returns the short form of runs (no steps, no instances),
+// every string escaped.
+func escapeRuns(rs []Run) []Run {
+	e := deployer.Escape
+	var o []Run
+	for _, r := range rs {
+		o = append(o, Run{ID: r.ID, Repo: e(r.Repo), Commit: e(r.Commit), Status: e(r.Status), Started: r.Started, Error: e(r.Error)})
+	}
+	return o
+}
+
+// escapeIntervention returns a copy of iv with every string escaped: Escape
+// for names, summaries and values, EscapeBlock for evidence output.
+func escapeIntervention(iv Intervention) Intervention {
+	e := deployer.Escape
+	c := iv
+	c.Kind, c.Host, c.Repo, c.Instance, c.Scope, c.Summary, c.NextAction = e(iv.Kind), e(iv.Host), e(iv.Repo), e(iv.Instance), e(iv.Scope), e(iv.Summary), e(iv.NextAction)
+	c.State, c.AckBy, c.AckNote, c.ResolvedBy, c.ResolvedHow = e(iv.State), e(iv.AckBy), e(iv.AckNote), e(iv.ResolvedBy), e(iv.ResolvedHow)
+	c.Extra = nil
+	ev := iv.Evidence
+	c.Evidence = Evidence{Output: deployer.EscapeBlock(ev.Output), File: e(ev.File), Element: e(ev.Element)}
+	for _, p := range []struct {
+		dst **string
+		src *string
+	}{{&c.Evidence.Base, ev.Base}, {&c.Evidence.Ours, ev.Ours}, {&c.Evidence.Theirs, ev.Theirs}} {
+		if p.src != nil {
+			v := e(*p.src)
+			*p.dst = &v
+		}
+	}
+	for _, cm := range ev.Commits {
+		c.Evidence.Commits = append(c.Evidence.Commits, Commit{Hash: e(cm.Hash), Author: e(cm.Author), Subject: e(cm.Subject), When: cm.When})
+	}
+	return c
 }
 
 // pageEvidence bounds the evidence shown per intervention on the page (the

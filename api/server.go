@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,9 +56,14 @@ type Server struct {
 	Backend Backend
 	Logger  zerolog.Logger
 	// Token, when set, is required as "Authorization: Bearer <token>" on
-	// every /v1 request except webhooks. The Unix socket listener is served
-	// without it: file permissions guard the socket.
+	// every /v1 request except webhooks, and on the status pages unless
+	// StatusPublic. The Unix socket listener is served without it: file
+	// permissions guard the socket. /healthz and /readyz never need it.
 	Token string
+	// StatusPublic serves the status pages (GET / and GET /history) on the
+	// TCP listener without a token (listen.status: public): a browser can
+	// open them. Every /v1 call still needs the token.
+	StatusPublic bool
 	// ClientNames are the names (subject CN or DNS SAN) of client
 	// certificates that need no token: on a TLS listener with a client CA
 	// (ServerTLS.ClientCAFile), a request whose verified certificate names
@@ -150,6 +156,7 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	mux.HandleFunc("GET /v1/deployments/{id}", s.deployment)
 	mux.HandleFunc("POST /v1/deployments/{id}/{action}", s.deploymentAction)
 	mux.HandleFunc("GET /{$}", s.statusPage)
+	mux.HandleFunc("GET /history", s.historyPage)
 	var h http.Handler = mux
 	if requireToken {
 		h = s.requireToken(mux)
@@ -164,18 +171,46 @@ func (s *Server) limit(next http.Handler) http.Handler {
 	})
 }
 
+// pagePaths are the status pages: read-only, and public on the TCP
+// listener with StatusPublic.
+var pagePaths = []string{"/", "/history"}
+
+// open reports whether r needs no token on the TCP listener: the probes
+// (they say ok or not ready, nothing more), /metrics (Prometheus scrapes
+// it), webhooks (signed), and with StatusPublic the status pages.
+func (s *Server) open(r *http.Request) bool {
+	p := r.URL.Path
+	switch {
+	case p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/v1/webhooks/"):
+		return true
+	case s.StatusPublic && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		return slices.Contains(pagePaths, p)
+	}
+	return false
+}
+
+// anonymousKey marks a request on the TCP listener that carried no
+// credentials (it was let in by open).
+type anonymousKey struct{}
+
+// anonymous reports whether r came without credentials on the TCP listener.
+func anonymous(r *http.Request) bool {
+	v, _ := r.Context().Value(anonymousKey{}).(bool)
+	return v
+}
+
 func (s *Server) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" || r.URL.Path == "/metrics" || strings.HasPrefix(r.URL.Path, "/v1/webhooks/") {
-			next.ServeHTTP(w, r)
-			return
-		}
 		if _, ok := certName(r, s.ClientNames); ok {
 			next.ServeHTTP(w, r)
 			return
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || s.Token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
+			if s.open(r) {
+				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), anonymousKey{}, true)))
+				return
+			}
 			msg := "missing or wrong bearer token"
 			if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 				msg += fmt.Sprintf(" (the client certificate %q is not in listen.tls.client_names)", deployer.Escape(r.TLS.PeerCertificates[0].Subject.CommonName))
@@ -189,6 +224,11 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.Backend.Ready(); err != nil {
+		if anonymous(r) {
+			// Which repo is not ready is for those with a token.
+			s.fail(w, Errorf(KindUnavailable, "not ready"))
+			return
+		}
 		s.fail(w, Errorf(KindUnavailable, "not ready: %v", err))
 		return
 	}

@@ -59,11 +59,8 @@ func (d *Daemon) Status(ctx context.Context) (deployer.Status, error) {
 			r.Running = &deployer.RunRef{ID: uint64(snap.running.ID), Status: string(snap.running.Status), Commit: snap.running.Commit, Started: snap.running.Started}
 		}
 		r.OpenInterventions = open[name]
-		if rs.LastRun != 0 {
-			if last, err := d.store.Run(rs.LastRun); err == nil {
-				r.LastRun = &deployer.RunRef{ID: uint64(last.ID), Status: string(last.Status), Commit: last.Commit, Started: last.Started}
-			}
-		}
+		r.LastRun = d.lastRun(name)
+		w.setBehind(&r)
 		r.Schedules = []deployer.Schedule{}
 		for _, e := range entries {
 			if e.Repo == name {

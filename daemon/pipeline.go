@@ -119,6 +119,7 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 	w.setSnap(func(s *snapshot) {
 		s.state, s.head, s.upstream, s.lastSync, s.lastErr = rs.SyncState, rs.Head, rs.Upstream, now, rs.LastError
 	})
+	w.noteBehind(rs.Deployed, rs.Upstream)
 	return err == nil
 }
 
@@ -173,6 +174,7 @@ func (w *worker) execute(ctx context.Context, triggers []store.Trigger, rs *stor
 	if ok && run.Status != store.RunInterrupted && run.Status != store.RunInvalid {
 		rs.Deployed = w.deployedAfter(head)
 		w.updateRepo(func(st *store.RepoState) { st.Deployed = rs.Deployed })
+		w.noteBehind(rs.Deployed, rs.Upstream)
 	}
 	return run.ID
 }

@@ -57,6 +57,7 @@ type worker struct {
 	// gitKept is the checkout's guarded git files as the daemon left them
 	// (gitguard.go); under gitMu.
 	gitKept syncer.GitDirSnapshot
+	behind  behindCount // commits not deployed yet (statuspage.go)
 
 	mu      sync.Mutex
 	pending []request

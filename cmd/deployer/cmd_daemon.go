@@ -112,6 +112,7 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 // the expiry of every configured certificate (SIGHUP updates the repos').
 func serveAPI(cfg *Config, d *daemon.Daemon, log zerolog.Logger) ([]*http.Server, *certCollector, error) {
 	srv := &api.Server{Backend: api.ServiceBackend(d), Logger: log, Metrics: d.MetricsHandler(), Deadlines: apiDeadlines, SpoolDir: filepath.Dir(d.StatePath())}
+	srv.StatusPublic = cfg.Listen.Status == StatusPublic
 	if cfg.Listen.WebhookSecretFile != "" {
 		secret, err := readSecretFile(cfg.Listen.WebhookSecretFile)
 		if err != nil {

@@ -194,8 +194,13 @@ func (g *globalOptions) completeRunSteps(cmd *cobra.Command, args []string, _ st
 	})
 }
 
+// stepRuns is how many of a repo's recent runs completion reads one by one
+// for their steps (a list of runs carries none).
+const stepRuns = 5
+
 // completeRepoSteps completes deploy's --steps with the steps that the
-// repo's recent runs ran.
+// repo's recent runs ran: the list of runs carries no steps, so the newest
+// runs that planned an instance are read one by one, a few at most.
 func (g *globalOptions) completeRepoSteps(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 	if len(args) == 0 {
 		return nil, noFiles
@@ -206,11 +211,70 @@ func (g *globalOptions) completeRepoSteps(cmd *cobra.Command, args []string, _ s
 			return nil, err
 		}
 		var steps []api.StepResult
+		read := 0
 		for _, r := range runs {
+			if len(r.Steps) == 0 && len(r.Instances) > 0 && read < stepRuns {
+				read++
+				if full, err := c.Run(ctx, r.ID); err == nil {
+					r = full
+				}
+			}
 			steps = append(steps, r.Steps...)
 		}
 		return stepEntries(steps, ""), nil
 	})
+}
+
+// completeRepoFlag completes a --repo flag with the daemon's repos.
+func (g *globalOptions) completeRepoFlag(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+	return g.completeRepos(cmd)
+}
+
+// completeInstanceArg completes the first argument with the instances the
+// daemon's recent runs planned (of --repo's repo when it is given), each
+// once, with its repo and file.
+func (g *globalOptions) completeInstanceArg(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, noFiles
+	}
+	repo := ""
+	if f := cmd.Flags().Lookup("repo"); f != nil {
+		repo = f.Value.String()
+	}
+	return g.completeWith(cmd, func(ctx context.Context, c *api.Client) ([]string, error) {
+		runs, err := c.Runs(ctx, repo, 100)
+		if err != nil {
+			return nil, err
+		}
+		var out, seen []string
+		for _, r := range runs {
+			for _, in := range r.Instances {
+				if slices.Contains(seen, in.Name) {
+					continue
+				}
+				seen = append(seen, in.Name)
+				out = appendEntry(out, in.Name, r.Repo+" "+in.File)
+			}
+		}
+		return out, nil
+	})
+}
+
+// completePlanArgs completes `plan [DIR [REV]]`: DIR is a directory; REV
+// is left to the shell's own (nothing here: revisions are git's).
+func completePlanArgs(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) == 0 {
+		return nil, cobra.ShellCompDirectiveFilterDirs
+	}
+	return nil, noFiles
+}
+
+// completeDirArg completes the first argument with directories.
+func completeDirArg(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) == 0 {
+		return nil, cobra.ShellCompDirectiveFilterDirs
+	}
+	return nil, noFiles
 }
 
 // stepEntries is each step name once, in the order first seen.
@@ -300,6 +364,8 @@ func (g *globalOptions) registerCompletions(root *cobra.Command) {
 		"deployments retry":     g.completeDeploymentArg,
 		"deployments cancel":    g.completeDeploymentArg,
 		"step run":              completeStepRunArgs,
+		"step test":             completeDirArg,
+		"validate":              completeDirArg,
 	}
 	flags := map[string]map[string]argFunc{
 		"replay":                {"instance": g.completeRunInstances, "from": g.completeRunSteps},
@@ -314,6 +380,29 @@ func (g *globalOptions) registerCompletions(root *cobra.Command) {
 		}
 		return c
 	}
+	// history, diff and plan (issue 17's timeline commands) are wired when
+	// they exist in this build, with the flags they have: `history
+	// INSTANCE --repo NAME`, `diff RUN --instance I`, `plan [DIR [REV]]`.
+	optional := map[string]argFunc{"history": g.completeInstanceArg, "diff": g.completeRunArg, "plan": completePlanArgs}
+	optionalFlags := map[string]map[string]argFunc{
+		"history": {"repo": g.completeRepoFlag},
+		"diff":    {"instance": g.completeRunInstances},
+	}
+	for path, f := range optional {
+		c, rest, err := root.Find(strings.Fields(path))
+		if err != nil || len(rest) > 0 || c.CommandPath() != "deployer "+path {
+			continue
+		}
+		args[path] = f
+		for name, ff := range optionalFlags[path] {
+			if c.Flags().Lookup(name) != nil {
+				if flags[path] == nil {
+					flags[path] = map[string]argFunc{}
+				}
+				flags[path][name] = ff
+			}
+		}
+	}
 	for path, f := range args {
 		find(path).ValidArgsFunction = f
 	}
@@ -325,7 +414,7 @@ func (g *globalOptions) registerCompletions(root *cobra.Command) {
 			}
 		}
 	}
-	for _, path := range []string{"status", "interventions list", "report", "bench", "daemon", "demo", "fleet deploy", "fleet status"} {
+	for _, path := range []string{"status", "interventions list", "deployments", "report", "bench", "daemon", "demo", "fleet deploy", "fleet status"} {
 		find(path).ValidArgsFunction = cobra.NoFileCompletions
 	}
 	if err := root.RegisterFlagCompletionFunc("output", func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {

@@ -68,7 +68,17 @@ type ListenConfig struct {
 	WebhookSecretFile string `yaml:"webhook_secret_file"`
 	// TLS, when set, serves listen.http over TLS.
 	TLS *ListenTLSConfig `yaml:"tls"`
+	// Status is who may open the status pages on listen.http: "token"
+	// (the default: the bearer token or a client certificate) or "public"
+	// (anyone; every /v1 call still needs the token).
+	Status string `yaml:"status"`
 }
+
+// The listen.status values.
+const (
+	StatusToken  = "token"
+	StatusPublic = "public"
+)
 
 // ListenTLSConfig is the TLS of the TCP API listener.
 type ListenTLSConfig struct {
@@ -243,6 +253,9 @@ func (c *Config) validate(root *yaml.Node) []string {
 // block is complete.
 func (k *configCheck) listen() {
 	l := k.c.Listen
+	if l.Status != "" && l.Status != StatusToken && l.Status != StatusPublic {
+		k.bad(k.at("listen", "status"), "listen.status %q: want token (the status page needs the token, the default) or public (anyone who reaches listen.http may read it)", l.Status)
+	}
 	mtls := l.TLS != nil && l.TLS.ClientCAFile != "" && len(l.TLS.ClientNames) > 0
 	if l.HTTP != "" && l.TokenFile == "" && !mtls {
 		k.bad(k.at("listen", "http"), "listen.http needs listen.token_file (or listen.tls with client_ca_file and client_names): the TCP API is never served without authentication")

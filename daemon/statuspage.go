@@ -1,0 +1,83 @@
+package daemon
+
+import (
+	"sync"
+
+	"github.com/sre-tools/deployer"
+)
+
+// The status page's and `deployer status`' data that the rest of the
+// backend does not keep: how far a repo's deployed commit is behind its
+// upstream, and the repo's last run whatever started it.
+
+// behindLimit bounds the count of upstream commits not deployed yet: past
+// it the status says "1000+".
+const behindLimit = 1000
+
+// behindCounter is the checkout's count of commits (syncer.Repo has it;
+// the unit tests' fake checkouts do not, and their status says nothing).
+type behindCounter interface {
+	CountBehind(from, to string, limit int) (n int, more bool, err error)
+}
+
+// behindCount is the last count of one repo, for the pair it was made for.
+type behindCount struct {
+	mu       sync.Mutex
+	known    bool
+	deployed string
+	upstream string
+	n        int
+	more     bool
+}
+
+// noteBehind counts the upstream commits not in deployed. It runs on the
+// repo's loop goroutine, which owns the checkout (after a sync and after a
+// run moved the deployed commit); the API reads the result. The same pair
+// is counted once.
+func (w *worker) noteBehind(deployed, upstream string) {
+	b := &w.behind
+	b.mu.Lock()
+	same := b.known && b.deployed == deployed && b.upstream == upstream
+	b.mu.Unlock()
+	if same {
+		return
+	}
+	n, more, ok := 0, false, false
+	if c, is := w.repo.(behindCounter); is && upstream != "" {
+		var err error
+		n, more, err = c.CountBehind(deployed, upstream, behindLimit)
+		if err != nil {
+			w.log.Debug().Err(err).Str("deployed", deployed).Str("upstream", upstream).Msg("count of commits behind")
+		}
+		ok = err == nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.known, b.deployed, b.upstream = ok, deployed, upstream
+	b.n, b.more = n, more
+}
+
+// setBehind fills r's Behind from the last count when it was made for r's
+// deployed and upstream commits.
+func (w *worker) setBehind(r *deployer.RepoStatus) {
+	b := &w.behind
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.known || b.deployed != r.Deployed || b.upstream != r.Upstream {
+		return
+	}
+	n := b.n
+	r.Behind, r.BehindCapped = &n, b.more
+}
+
+// lastRun is the repo's newest recorded run, whatever started it (a push,
+// a schedule, a deployment, a replay or an operator): the repo state's
+// LastRun is only the last run of the pipeline.
+func (d *Daemon) lastRun(repo string) *deployer.RunRef {
+	runs, err := d.store.Runs(repo, 1)
+	if err != nil || len(runs) == 0 {
+		return nil
+	}
+	last := runs[0]
+	return &deployer.RunRef{ID: uint64(last.ID), Status: string(last.Status), Commit: last.Commit, Started: last.Started}
+}

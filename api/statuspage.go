@@ -324,6 +324,17 @@ input,select,button{font:inherit;padding:.45rem .6rem;border:1px solid var(--lin
 input{flex:1 1 14rem;min-width:0}
 button{background:var(--run);border-color:var(--run);color:#fff;font-weight:600}
 footer{margin-top:2rem;color:var(--muted);font-size:.85rem}
+ol.timeline{list-style:none;margin:0;padding:0 0 0 .9rem;border-left:2px solid var(--line)}
+.ev{position:relative;padding:.3rem 0 .7rem .4rem}
+.ev::before{content:"";position:absolute;left:-1.32rem;top:.65rem;width:.7rem;height:.7rem;border-radius:50%;background:var(--muted)}
+.ev-run::before,.ev-deployment::before{background:var(--run)}
+.ev-write-back::before{background:var(--ok)}
+.ev-intervention::before{background:var(--bad)}
+.evhead{display:flex;flex-wrap:wrap;gap:.25rem .5rem;align-items:baseline}
+ul.steps{margin:.2rem 0;padding-left:1.1rem;font-size:.9rem}
+.st-commit,.st-run,.st-deployment{color:var(--run)}
+.st-write-back{color:var(--ok)}
+.st-intervention{color:var(--bad)}
 @media (max-width:700px){
  main{padding:.5rem .5rem 1.5rem}
  table.cards thead{display:none}
@@ -458,9 +469,26 @@ var pageTemplates = template.Must(template.New("pages").Funcs(pageFuncs).Parse(p
 {{define "history"}}{{template "head" .}}
 <header><h1>{{.Instance}} <span class="muted">on {{.Repo}}</span></h1><span class="muted"><a href="/">status page</a> · updated <time datetime="{{time .Generated}}" title="{{time .Generated}}">{{clock .Generated}}</time></span></header>
 {{range .Problems}}<p class="st-error">{{.}}</p>{{end}}
-<p>The whole timeline (commits touching the instance's file, the daemon's write-backs and their diffs) is on the CLI:</p>
+{{if .HasTimeline}}<p>{{if .File}}<code>{{.File}}</code>: {{end}}{{len .Timeline}} event(s), newest first; the same with <code>-o json</code>:</p>{{else}}<p>The whole timeline (commits touching the instance's file, the daemon's write-backs and their diffs) is on the CLI:</p>{{end}}
 <pre>{{.Command}}</pre>
-{{if not .Found}}<p class="empty">No run, intervention or deployment of this daemon's records names the instance {{.Instance}} in {{.Repo}}.</p>{{end}}
+{{range .Notes}}<p class="muted">{{.}}</p>{{end}}
+{{if .HasTimeline}}{{if .Interventions}}<h2>Open interventions <span class="n">({{len .Interventions}})</span></h2>
+{{range .Interventions}}{{template "iv" .}}{{end}}{{end}}
+<h2>Timeline <span class="n">({{len .Timeline}})</span></h2>
+{{if not .Timeline}}<p class="empty">Nothing recorded for this instance.</p>{{end}}
+<ol class="timeline">
+{{range .Timeline}}<li class="ev ev-{{.Kind}}"><div class="evhead"><span class="st st-{{.Kind}}">{{.Kind}}</span>
+{{if .Run}}<b>run #{{.Run}}</b>{{end}}{{if .Deployment}}<b>{{.Deployment}}</b>{{end}}{{if .Intervention}}<b>#{{.Intervention}}</b>{{end}}
+{{if .Status}}<span class="st st-{{.Status}}">{{.Status}}</span>{{end}}
+<span class="muted"><time datetime="{{time .At}}" title="{{time .At}}">{{ago .At $.Generated}}</time></span></div>
+{{if .Commit}}<div><code>{{.Commit}}</code>{{if .Author}} <span class="muted">{{.Author}}</span>{{end}}</div>{{end}}
+{{if .Title}}<div>{{.Title}}</div>{{end}}
+{{if .Reasons}}<div class="muted">planned: {{.Reasons}}</div>{{end}}
+{{if .Steps}}<ul class="steps">{{range .Steps}}<li>{{.}}</li>{{end}}</ul>{{end}}
+{{if .Diff}}<pre>{{range .Diff}}{{.}}
+{{end}}</pre>{{end}}
+</li>{{end}}</ol>
+{{else}}{{if not .Found}}<p class="empty">No run, intervention or deployment of this daemon's records names the instance {{.Instance}} in {{.Repo}}.</p>{{end}}
 {{if .Interventions}}<h2>Interventions <span class="n">({{len .Interventions}})</span></h2>
 {{range .Interventions}}{{template "iv" .}}{{end}}{{end}}
 {{if .Deployments}}<h2>Deployments <span class="n">({{len .Deployments}})</span></h2><ul class="plain">
@@ -470,7 +498,7 @@ var pageTemplates = template.Must(template.New("pages").Funcs(pageFuncs).Parse(p
 <table class="cards"><thead><tr><th>Run</th><th>Started</th><th>Trigger</th><th>Commit</th><th>Instance</th><th>Run status</th></tr></thead><tbody>
 {{range .Runs}}<tr><td class="name" data-label="run">#{{.ID}}</td><td data-label="started"><span>{{ago .Started $.Generated}}</span></td><td data-label="trigger"><span>{{.Triggers}}</span></td>
 <td data-label="commit"><span class="mono">{{.Commit}}</span></td><td data-label="instance"><span><span class="st st-{{.InstanceStatus}}">{{.InstanceStatus}}</span>{{if .Reason}} <span class="muted">{{.Reason}}</span>{{end}}</span></td><td data-label="run status"><span class="st st-{{.Status}}">{{.Status}}</span></td></tr>
-{{end}}</tbody></table>{{end}}
+{{end}}</tbody></table>{{end}}{{end}}
 {{template "foot" .}}{{end}}`))
 
 func (s *Server) writePage(w http.ResponseWriter, name string, v any) {
@@ -498,10 +526,15 @@ type historyView struct {
 	Refresh                       int
 	Command                       string
 	Found                         bool
-	Runs                          []instanceRunView
-	Interventions                 []ivView
-	Deployments                   []instanceDeploymentView
-	Problems                      []string
+	// From the daemon's history of the instance, when it keeps one.
+	HasTimeline   bool
+	File          string
+	Timeline      []timelineView
+	Notes         []string
+	Runs          []instanceRunView
+	Interventions []ivView
+	Deployments   []instanceDeploymentView
+	Problems      []string
 }
 
 type instanceRunView struct {
@@ -555,6 +588,9 @@ func (s *Server) historyPage(w http.ResponseWriter, r *http.Request) {
 		Command: "deployer history " + shellWord(instance) + " --repo " + shellWord(repo)}
 	v.Title = "deployer: " + v.Instance + " on " + v.Host
 	v.Problems = s.instanceRecords(ctx, &v, repo, instance)
+	if p := s.timeline(ctx, &v, repo, instance); p != "" {
+		v.Problems = append(v.Problems, p)
+	}
 	s.writePage(w, "history", v)
 }
 

@@ -72,7 +72,7 @@ func (b *pageBackend) Ready() error { return b.ready }
 
 // servePage serves b on TCP (with token "tok" and the given page mode) and
 // on a Unix socket; it returns both base URLs' clients.
-func servePage(t *testing.T, b *pageBackend, public bool) (tcpURL string, socket *http.Client) {
+func servePage(t *testing.T, b api.Backend, public bool) (tcpURL string, socket *http.Client) {
 	t.Helper()
 	srv := &api.Server{Backend: b, Token: "tok", StatusPublic: public}
 	l, err := net.Listen("tcp", "127.0.0.1:0")

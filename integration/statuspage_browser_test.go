@@ -266,7 +266,10 @@ repos:
 		}
 	}
 	hist := runChromium(t, chromium, dir, "--dump-dom", base+"/history?instance=beta&repo=cc")
-	if !strings.Contains(hist, "deployer history beta --repo cc") || !strings.Contains(hist, fmt.Sprintf("#%d cc / beta", iv.ID)) {
+	// The intervention, as a card (the daemon's records) or as an event of
+	// the daemon's history of the instance.
+	if !strings.Contains(hist, "deployer history beta --repo cc") ||
+		(!strings.Contains(hist, fmt.Sprintf("#%d cc / beta", iv.ID)) && !strings.Contains(hist, fmt.Sprintf("<b>#%d</b>", iv.ID))) {
 		t.Errorf("the history page lacks the command or the intervention:\n%s", hist)
 	}
 	runChromium(t, chromium, dir, "--screenshot="+filepath.Join(shots, "history-375.png"), "--window-size=375,900", "--hide-scrollbars", base+"/history?instance=beta&repo=cc")

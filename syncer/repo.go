@@ -52,6 +52,10 @@ type Options struct {
 	// "spliced" (the checkout's files and branch are at the new commits,
 	// nothing pushed). Nil in production.
 	Failpoint func(name string)
+	// FullScanEvery is how often the dirty check scans every tracked file even when inotify
+	// reported no change (0: DefaultFullScanEvery, an hour; negative: every check scans in
+	// full, no inotify watch).
+	FullScanEvery time.Duration
 }
 
 const remoteName = "origin"
@@ -65,6 +69,7 @@ type Repo struct {
 	local  plumbing.ReferenceName // refs/heads/<branch>
 	remote plumbing.ReferenceName // refs/remotes/origin/<branch>
 	idx    *gitobj.IndexCache
+	dirty  dirtyWatch
 	closed bool
 }
 
@@ -191,8 +196,14 @@ func (r *Repo) openExisting() error {
 	if err := r.check(); err != nil {
 		return err
 	}
-	r.idx.Reset()
-	return r.finishInterrupted()
+	if err := r.finishInterrupted(); err != nil {
+		return err
+	}
+	// The full dirty scan "at start": it starts the inotify watch, and what it finds is
+	// checked again by the next check (an error here is met again by that check).
+	r.stopWatch()
+	_, _ = r.fullScan("open")
+	return nil
 }
 
 // check is the fsck-style start-up check. It stays cheap at any size (no walk of history or
@@ -224,7 +235,8 @@ func (r *Repo) check() error {
 	if err := r.checkUpstreamTip(c.Hash); err != nil {
 		return err
 	}
-	idx, err := r.repo.Storer.Index()
+	r.idx.Reset() // decoded again from the file: that is part of the check
+	idx, err := r.idx.Load(r.repo.Storer)
 	if err != nil {
 		return fmt.Errorf("read index: %w", err)
 	}
@@ -430,6 +442,7 @@ func (r *Repo) Close() error {
 		return nil
 	}
 	r.closed = true
+	r.stopWatch()
 	var err error
 	if c, ok := r.repo.Storer.(io.Closer); ok {
 		err = c.Close()

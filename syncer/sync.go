@@ -109,7 +109,7 @@ func (r *Repo) sync(ctx context.Context, known string) (Result, error) {
 			return res, nil
 		}
 	}
-	dirty, _, err := gitobj.ScanDirty(r.repo.Storer, r.idx, r.opts.Dir)
+	dirty, err := r.scanDirty()
 	if err != nil {
 		return r.recover(ctx, res, known, err)
 	}
@@ -633,7 +633,7 @@ func (r *Repo) checkDirty() (Result, error) {
 	if up, err := r.upstreamHash(); err == nil {
 		res.Upstream = up.String()
 	}
-	dirty, _, err := gitobj.ScanDirty(r.repo.Storer, r.idx, r.opts.Dir)
+	dirty, err := r.scanDirty()
 	if err != nil {
 		return res, internalf("check dirty", err)
 	}

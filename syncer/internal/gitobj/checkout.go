@@ -339,6 +339,7 @@ type IndexCache struct {
 	idx   *index.Index
 	mtime time.Time
 	size  int64
+	gen   uint64
 }
 
 // NewIndexCache returns a cache of the index file at path (a checkout's .git/index).
@@ -362,11 +363,16 @@ func (c *IndexCache) Load(st storage.Storer) (*index.Index, error) {
 		return nil, err
 	}
 	c.idx = idx
+	c.gen++
 	if fi != nil {
 		c.mtime, c.size = fi.ModTime(), fi.Size()
 	}
 	return idx, nil
 }
+
+// Gen counts the times the index was decoded from its file (the first Load, and every Load
+// after Reset or after the file changed under us): an index that Store did not write.
+func (c *IndexCache) Gen() uint64 { return c.gen }
 
 // Mtime is the index file's modification time: a file modified at or after it may have
 // changed without its stat data showing it ("racy git").

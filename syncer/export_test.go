@@ -40,3 +40,6 @@ func (r *Repo) HoldWatch() func() {
 
 // Watching reports whether the incremental dirty check has a watcher.
 func (r *Repo) Watching() bool { return r.dirty.w != nil }
+
+// PacksIndexed is how many packs syncer's own indexer indexed in this process.
+func PacksIndexed() int64 { return gitobj.PacksIndexed.Load() }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -184,7 +185,7 @@ func isMissingOrEmpty(dir string) (bool, error) {
 
 // openExisting opens and checks the checkout in opts.Dir.
 func (r *Repo) openExisting() error {
-	repo, err := git.PlainOpen(r.opts.Dir)
+	repo, err := plainOpen(r.opts.Dir)
 	if err != nil {
 		return fmt.Errorf("open checkout%s: %w", gitobj.MissingParts(r.opts.Dir), err)
 	}
@@ -204,6 +205,25 @@ func (r *Repo) openExisting() error {
 	r.stopWatch()
 	_, _ = r.fullScan("open")
 	return nil
+}
+
+// plainOpen opens the checkout in dir as git.PlainOpen does, with a store that indexes
+// large fetched packs on every core (gitobj.NewRepoStorage). A .git that is not a directory
+// is left to git.PlainOpen, which says what is wrong with it.
+func plainOpen(dir string) (*git.Repository, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(filepath.Join(abs, git.GitDirName)); err != nil || !fi.IsDir() {
+		return git.PlainOpen(dir)
+	}
+	wt := osfs.New(abs)
+	dot, err := wt.Chroot(git.GitDirName)
+	if err != nil {
+		return nil, err
+	}
+	return git.Open(gitobj.NewRepoStorage(dot), wt)
 }
 
 // check is the fsck-style start-up check. It stays cheap at any size (no walk of history or

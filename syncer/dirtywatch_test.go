@@ -147,7 +147,7 @@ func (d *dirtyFixture) edit() (string, error) {
 		return "delete " + p, nil
 	case 3: // rename onto another path (a file or a directory)
 		to := d.pick()
-		if _, err := os.Lstat(full); err != nil || to == p || strings.HasPrefix(to, p+"/") {
+		if _, err := os.Lstat(full); err != nil || to == p || strings.HasPrefix(to, p+"/") || strings.HasPrefix(p, to+"/") {
 			return "rename (nothing) " + p, nil
 		}
 		if err := d.realParents(to); err != nil {

@@ -70,6 +70,7 @@ type Repo struct {
 	local  plumbing.ReferenceName // refs/heads/<branch>
 	remote plumbing.ReferenceName // refs/remotes/origin/<branch>
 	idx    *gitobj.IndexCache
+	trees  *gitobj.TreeCache // raw trees of the deployed commit, kept between syncs
 	dirty  dirtyWatch
 	closed bool
 }
@@ -117,6 +118,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		remote: plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
 	}
 	r.idx = gitobj.NewIndexCache(filepath.Join(opts.Dir, ".git", "index"))
+	r.trees = gitobj.NewTreeCache()
 	if err := r.open(ctx); err != nil {
 		return nil, r.resourceError("open", err)
 	}
@@ -204,6 +206,14 @@ func (r *Repo) openExisting() error {
 	// checked again by the next check (an error here is met again by that check).
 	r.stopWatch()
 	_, _ = r.fullScan("open")
+	// The trees of HEAD, for the next tree diff (one that cannot be read is met again by
+	// the next diff, which reads the store).
+	r.trees.Reset()
+	if c, err := r.headCommit(); err == nil {
+		if err := r.trees.Warm(r.repo.Storer, c.TreeHash); err != nil {
+			r.trees.Reset()
+		}
+	}
 	return nil
 }
 
@@ -406,21 +416,15 @@ func (r *Repo) ChangedPaths(from, to string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("changed paths: %w", err)
 	}
-	toTree, err := tc.Tree()
-	if err != nil {
-		return nil, fmt.Errorf("changed paths: %w", err)
-	}
-	var fromTree *object.Tree
+	var fromTree plumbing.Hash
 	if from != "" {
 		fc, err := r.commit(from)
 		if err != nil {
 			return nil, fmt.Errorf("changed paths: %w", err)
 		}
-		if fromTree, err = fc.Tree(); err != nil {
-			return nil, fmt.Errorf("changed paths: %w", err)
-		}
+		fromTree = fc.TreeHash
 	}
-	changes, err := gitobj.DiffTrees(r.repo.Storer, fromTree, toTree)
+	changes, err := gitobj.DiffTreeHashes(r.repo.Storer, r.trees, fromTree, tc.TreeHash)
 	if err != nil {
 		return nil, fmt.Errorf("changed paths: %w", err)
 	}

@@ -526,15 +526,7 @@ func (r *Repo) planMove(from, to plumbing.Hash) (object.Changes, error) {
 	if err != nil {
 		return nil, err
 	}
-	ft, err := fc.Tree()
-	if err != nil {
-		return nil, err
-	}
-	tt, err := tc.Tree()
-	if err != nil {
-		return nil, err
-	}
-	changes, err := gitobj.DiffTrees(r.repo.Storer, ft, tt)
+	changes, err := gitobj.DiffTreeHashes(r.repo.Storer, r.trees, fc.TreeHash, tc.TreeHash)
 	if err != nil {
 		return nil, r.invalidCommit("checkout", to, err)
 	}

@@ -122,12 +122,12 @@ func WriteEntry(st storage.Storer, mk *DirMaker, dir, name string, h plumbing.Ha
 }
 
 func writeWorktreeFile(full string, data []byte, mode filemode.FileMode) error {
-	if fi, err := os.Lstat(full); err == nil && (fi.IsDir() || fi.Mode()&os.ModeSymlink != 0 || mode == filemode.Symlink) {
-		if err := os.RemoveAll(full); err != nil {
-			return err
-		}
-	}
 	if mode == filemode.Symlink {
+		if _, err := os.Lstat(full); err == nil {
+			if err := os.RemoveAll(full); err != nil {
+				return err
+			}
+		}
 		return os.Symlink(string(data), full)
 	}
 	perm := os.FileMode(0o644)
@@ -136,21 +136,30 @@ func writeWorktreeFile(full string, data []byte, mode filemode.FileMode) error {
 	}
 	// Write a temporary file and rename it, so a reader never sees a half-written file. The
 	// temporary file is created exclusively under a fresh name: a fixed name could be a
-	// symlink the tree planted, and writing would follow it out of the checkout.
+	// symlink the tree planted, and writing would follow it out of the checkout. The rename
+	// replaces a file or a symlink at full (the link itself, never its target); a directory
+	// there is removed first.
 	f, err := os.CreateTemp(filepath.Dir(full), ".deployer-tmp-*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(tmp, perm)
-	}
-	if err == nil {
 		err = os.Rename(tmp, full)
+		if err != nil {
+			if fi, lerr := os.Lstat(full); lerr == nil && fi.IsDir() {
+				if err = os.RemoveAll(full); err == nil {
+					err = os.Rename(tmp, full)
+				}
+			}
+		}
 	}
 	if err != nil {
 		_ = os.Remove(tmp)

@@ -246,4 +246,3 @@ func joinPath(dir, name string) string {
 	}
 	return dir + "/" + name
 }
-

@@ -38,8 +38,8 @@ func (r *Repo) HoldWatch() func() {
 	return r.dirty.w.Hold()
 }
 
-// Watching reports whether the incremental dirty check has a watcher.
-func (r *Repo) Watching() bool { return r.dirty.w != nil }
+// Watching reports whether the incremental dirty check has a watcher, and if not, why.
+func (r *Repo) Watching() (bool, string) { return r.dirty.w != nil, r.dirty.noWatch }
 
 // PacksIndexed is how many packs syncer's own indexer indexed in this process.
 func PacksIndexed() int64 { return gitobj.PacksIndexed.Load() }

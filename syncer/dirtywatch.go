@@ -55,15 +55,13 @@ func (r *Repo) scanDirty() ([]gitobj.DirtyFile, error) {
 	if ch.Lost != "" {
 		return r.fullScan(ch.Lost)
 	}
-	idx, err := r.idx.Load(r.repo.Storer)
-	if err != nil {
+	if _, err := r.idx.Load(r.repo.Storer); err != nil {
 		r.stopWatch()
 		return nil, err
 	}
 	if r.idx.Gen() != d.gen {
 		return r.fullScan("the index was read from disk")
 	}
-	_ = idx
 	dirty, _, err := gitobj.CheckDirty(r.repo.Storer, r.idx, r.opts.Dir, func(es []*index.Entry) []*index.Entry {
 		return pickTouched(es, ch, d.known)
 	})

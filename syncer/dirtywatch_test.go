@@ -358,3 +358,24 @@ func TestDirtyCheckAfterQueueOverflow(t *testing.T) {
 		t.Fatalf("the check after that: incremental %q (full scan: %q), full %q, %v", inc, why, full, err)
 	}
 }
+
+// TestDirtyCheckAfterIndexWrittenElsewhere: an index written by someone else (git add in
+// the checkout) makes the next check scan in full, not trust the events against an index it
+// did not write.
+func TestDirtyCheckAfterIndexWrittenElsewhere(t *testing.T) {
+	d := newDirtyFixture(t, 2)
+	if err := os.WriteFile(d.full("instances/i1.xml"), []byte("staged by hand\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitRun(t, d.dir, "add", "instances/i1.xml")
+	inc, full, why, err := d.r.DirtyBoth()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why != "the index was read from disk" {
+		t.Fatalf("the check after git add: full scan reason %q, want the index read again", why)
+	}
+	if !slices.Equal(inc, full) {
+		t.Fatalf("incremental %q, full %q", inc, full)
+	}
+}

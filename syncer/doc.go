@@ -7,10 +7,12 @@
 // (syncer/internal/gitobj): clone without checkout and
 // write the files and index from one tree walk; fast-forward by applying the tree diff to the
 // changed paths and their index entries only; detect a dirty tree with one lstat pass against
-// the index's stat data; push a pack built from the objects that the new commits add (each
+// the index's stat data, incremental between full scans (inotify says which paths were
+// touched; syncer/internal/watch); diff trees on their raw bytes, keeping the deployed
+// commit's trees and the decoded index between syncs; push a pack built from the objects that the new commits add (each
 // changed tree sent as a delta of the previous commit's tree); build a write-back's commits
 // from one in-memory tree batch and store them as loose objects at zlib level 1; index a
-// clone's pack itself (streamed to disk, deltas resolved depth first on GOMAXPROCS goroutines,
+// clone's pack, and a large fetch's, itself (streamed to disk, deltas resolved depth first on GOMAXPROCS goroutines,
 // no decoded object kept beyond the chain being resolved) and write the checkout through a
 // 32 MiB object cache, where go-git would hold two 96 MiB caches.
 //

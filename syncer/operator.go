@@ -26,7 +26,7 @@ func (r *Repo) Rescue(ctx context.Context) (Result, error) {
 func (r *Repo) rescue() (Result, error) {
 	head := r.Head()
 	res := Result{State: StateClean, Before: head, Head: head}
-	dirty, _, err := gitobj.ScanDirty(r.repo.Storer, r.idx, r.opts.Dir)
+	dirty, err := r.scanDirty()
 	if err != nil {
 		return res, internalf("rescue", err)
 	}
@@ -84,7 +84,7 @@ func (r *Repo) adopt(ctx context.Context) (Result, error) {
 	if up == before {
 		return res, nil
 	}
-	dirty, _, err := gitobj.ScanDirty(r.repo.Storer, r.idx, r.opts.Dir)
+	dirty, err := r.scanDirty()
 	if err != nil {
 		return res, internalf("adopt", err)
 	}

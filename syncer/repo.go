@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -52,6 +53,10 @@ type Options struct {
 	// "spliced" (the checkout's files and branch are at the new commits,
 	// nothing pushed). Nil in production.
 	Failpoint func(name string)
+	// FullScanEvery is how often the dirty check scans every tracked file even when inotify
+	// reported no change (0: DefaultFullScanEvery, an hour; negative: every check scans in
+	// full, no inotify watch).
+	FullScanEvery time.Duration
 }
 
 const remoteName = "origin"
@@ -65,6 +70,8 @@ type Repo struct {
 	local  plumbing.ReferenceName // refs/heads/<branch>
 	remote plumbing.ReferenceName // refs/remotes/origin/<branch>
 	idx    *gitobj.IndexCache
+	trees  *gitobj.TreeCache // raw trees of the deployed commit, kept between syncs
+	dirty  dirtyWatch
 	closed bool
 }
 
@@ -111,6 +118,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		remote: plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
 	}
 	r.idx = gitobj.NewIndexCache(filepath.Join(opts.Dir, ".git", "index"))
+	r.trees = gitobj.NewTreeCache()
 	if err := r.open(ctx); err != nil {
 		return nil, r.resourceError("open", err)
 	}
@@ -179,7 +187,7 @@ func isMissingOrEmpty(dir string) (bool, error) {
 
 // openExisting opens and checks the checkout in opts.Dir.
 func (r *Repo) openExisting() error {
-	repo, err := git.PlainOpen(r.opts.Dir)
+	repo, err := plainOpen(r.opts.Dir)
 	if err != nil {
 		return fmt.Errorf("open checkout%s: %w", gitobj.MissingParts(r.opts.Dir), err)
 	}
@@ -191,8 +199,41 @@ func (r *Repo) openExisting() error {
 	if err := r.check(); err != nil {
 		return err
 	}
-	r.idx.Reset()
-	return r.finishInterrupted()
+	if err := r.finishInterrupted(); err != nil {
+		return err
+	}
+	// The full dirty scan "at start": it starts the inotify watch, and what it finds is
+	// checked again by the next check (an error here is met again by that check).
+	r.stopWatch()
+	_, _ = r.fullScan("open")
+	// The trees of HEAD, for the next tree diff (one that cannot be read is met again by
+	// the next diff, which reads the store).
+	r.trees.Reset()
+	if c, err := r.headCommit(); err == nil {
+		if err := r.trees.Warm(r.repo.Storer, c.TreeHash); err != nil {
+			r.trees.Reset()
+		}
+	}
+	return nil
+}
+
+// plainOpen opens the checkout in dir as git.PlainOpen does, with a store that indexes
+// large fetched packs on every core (gitobj.NewRepoStorage). A .git that is not a directory
+// is left to git.PlainOpen, which says what is wrong with it.
+func plainOpen(dir string) (*git.Repository, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(filepath.Join(abs, git.GitDirName)); err != nil || !fi.IsDir() {
+		return git.PlainOpen(dir)
+	}
+	wt := osfs.New(abs)
+	dot, err := wt.Chroot(git.GitDirName)
+	if err != nil {
+		return nil, err
+	}
+	return git.Open(gitobj.NewRepoStorage(dot), wt)
 }
 
 // check is the fsck-style start-up check. It stays cheap at any size (no walk of history or
@@ -224,7 +265,8 @@ func (r *Repo) check() error {
 	if err := r.checkUpstreamTip(c.Hash); err != nil {
 		return err
 	}
-	idx, err := r.repo.Storer.Index()
+	r.idx.Reset() // decoded again from the file: that is part of the check
+	idx, err := r.idx.Load(r.repo.Storer)
 	if err != nil {
 		return fmt.Errorf("read index: %w", err)
 	}
@@ -374,21 +416,15 @@ func (r *Repo) ChangedPaths(from, to string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("changed paths: %w", err)
 	}
-	toTree, err := tc.Tree()
-	if err != nil {
-		return nil, fmt.Errorf("changed paths: %w", err)
-	}
-	var fromTree *object.Tree
+	var fromTree plumbing.Hash
 	if from != "" {
 		fc, err := r.commit(from)
 		if err != nil {
 			return nil, fmt.Errorf("changed paths: %w", err)
 		}
-		if fromTree, err = fc.Tree(); err != nil {
-			return nil, fmt.Errorf("changed paths: %w", err)
-		}
+		fromTree = fc.TreeHash
 	}
-	changes, err := gitobj.DiffTrees(r.repo.Storer, fromTree, toTree)
+	changes, err := gitobj.DiffTreeHashes(r.repo.Storer, r.trees, fromTree, tc.TreeHash)
 	if err != nil {
 		return nil, fmt.Errorf("changed paths: %w", err)
 	}
@@ -430,6 +466,7 @@ func (r *Repo) Close() error {
 		return nil
 	}
 	r.closed = true
+	r.stopWatch()
 	var err error
 	if c, ok := r.repo.Storer.(io.Closer); ok {
 		err = c.Close()

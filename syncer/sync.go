@@ -109,7 +109,7 @@ func (r *Repo) sync(ctx context.Context, known string) (Result, error) {
 			return res, nil
 		}
 	}
-	dirty, _, err := gitobj.ScanDirty(r.repo.Storer, r.idx, r.opts.Dir)
+	dirty, err := r.scanDirty()
 	if err != nil {
 		return r.recover(ctx, res, known, err)
 	}
@@ -526,15 +526,7 @@ func (r *Repo) planMove(from, to plumbing.Hash) (object.Changes, error) {
 	if err != nil {
 		return nil, err
 	}
-	ft, err := fc.Tree()
-	if err != nil {
-		return nil, err
-	}
-	tt, err := tc.Tree()
-	if err != nil {
-		return nil, err
-	}
-	changes, err := gitobj.DiffTrees(r.repo.Storer, ft, tt)
+	changes, err := gitobj.DiffTreeHashes(r.repo.Storer, r.trees, fc.TreeHash, tc.TreeHash)
 	if err != nil {
 		return nil, r.invalidCommit("checkout", to, err)
 	}
@@ -633,7 +625,7 @@ func (r *Repo) checkDirty() (Result, error) {
 	if up, err := r.upstreamHash(); err == nil {
 		res.Upstream = up.String()
 	}
-	dirty, _, err := gitobj.ScanDirty(r.repo.Storer, r.idx, r.opts.Dir)
+	dirty, err := r.scanDirty()
 	if err != nil {
 		return res, internalf("check dirty", err)
 	}

@@ -154,7 +154,7 @@ func (r *Repo) writeBackReady(changes []Change) error {
 			return newError(KindDiverged, "write-back", ErrNeedsSync, "")
 		}
 	}
-	dirty, _, err := gitobj.ScanDirty(r.repo.Storer, r.idx, r.opts.Dir)
+	dirty, err := r.scanDirty()
 	if err != nil {
 		return internalf("write-back", err)
 	}

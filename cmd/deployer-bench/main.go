@@ -1,5 +1,5 @@
 // Command deployer-bench measures the syncer's git operations against the git CLI on a
-// generated repository (package syncer/bench): clone, poll_noop, sync_1, sync_100, push_1 and
+// generated repository (package syncer/bench): clone, poll_noop, sync_1, sync_100, sync_2000, push_1 and
 // push_1000, the median of --runs runs of each side, each run in a child process.
 //
 //	deployer-bench [--files 10000] [--commits 20000] [--runs 5] [--ops clone,sync_1]

@@ -18,7 +18,7 @@ func newBenchCmd(g *globalOptions) *cobra.Command {
 		Long: `Generate a clusterconfig-like repository with git fast-import (--files instance
 files, --commits commits of history), serve it over file://, and measure for
 our code and the git CLI side by side the median of --runs runs of clone,
-poll_noop, sync_1, sync_100, push_1 and push_1000, with each side's peak RSS
+poll_noop, sync_1, sync_100, sync_2000, push_1 and push_1000, with each side's peak RSS
 measured in a child process. Prints a table, or with -o json
 {"ops":[{"name","ours_ms","git_ms","ratio","ours_rss_mb","git_rss_mb"}]}.
 

@@ -42,7 +42,7 @@ type Options struct {
 }
 
 // Ops are the benchmark's operations, in the order they run.
-var Ops = []string{"clone", "poll_noop", "sync_1", "sync_100", "push_1", "push_1000"}
+var Ops = []string{"clone", "poll_noop", "sync_1", "sync_100", "sync_2000", "push_1", "push_1000"}
 
 // Op is one operation's medians: ours (this package) and the git CLI, side by side.
 type Op struct {
@@ -134,6 +134,8 @@ func findChild() (string, error) {
 // process's ru_maxrss at its spawner's): a few MB, visible only on the smallest operations.
 // The git commands: clone = `git clone --single-branch --no-tags`; poll_noop = `git fetch`; sync_N =
 // `git fetch` + `git merge --ff-only` after N upstream commits each changing one file;
+// sync_2000 = `git fetch` + `git reset --hard origin/main` after one upstream commit changing
+// 2,000 instance files (all of them when --files is smaller);
 // push_N = edit N files (one attribute each) + `git add` + `git commit` + `git push`.
 // push_1000 is one commit of 1,000 files on both sides (the daemon writes one commit per
 // instance; that path is push_1 repeated).
@@ -243,6 +245,16 @@ func (b *bench) once(ctx context.Context, name string, i int) (sample, sample, e
 			return o, sample{}, err
 		}
 		g, err := b.gitSteps(ctx, b.git, []string{"fetch", "-q", "origin"}, []string{"merge", "-q", "--ff-only", "origin/main"})
+		return o, g, err
+	case "sync_2000":
+		if _, err := advanceWide(ctx, b.bare, b.opts.Files, min(2000, b.opts.Files), &b.seq); err != nil {
+			return sample{}, sample{}, err
+		}
+		o, err := b.child(ctx, Spec{Op: "sync", URL: b.url, Dir: b.ours})
+		if err != nil {
+			return o, sample{}, err
+		}
+		g, err := b.gitSteps(ctx, b.git, []string{"fetch", "-q", "origin"}, []string{"reset", "-q", "--hard", "origin/main"})
 		return o, g, err
 	case "push_1", "push_1000":
 		n := 1

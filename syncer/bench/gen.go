@@ -118,6 +118,32 @@ func Generate(ctx context.Context, bare string, files, commits int) error {
 
 // advance adds n commits to the bare repository, each changing the revision of one file
 // (distinct files, starting after the last one advanced), and returns the new tip.
+// advanceWide adds one upstream commit that changes n instance files (a different set each
+// time), as an operator's bulk edit does.
+func advanceWide(ctx context.Context, bare string, files, n int, seq *int) (string, error) {
+	tip, err := gitOut(ctx, bare, "rev-parse", "main")
+	if err != nil {
+		return "", err
+	}
+	fi, err := startFastImport(ctx, bare)
+	if err != nil {
+		return "", err
+	}
+	*seq++
+	fi.when = 1_800_000_000 + int64(*seq)
+	changed := make(map[string][]byte, n)
+	start := (*seq * 7919) % files
+	for k := 0; k < n && k < files; k++ {
+		i := (start + k) % files
+		changed[InstancePath(i)] = Instance(i, fmt.Sprintf("w%d", *seq))
+	}
+	fi.commit(fmt.Sprintf("upstream bulk edit %d: %d files", *seq, len(changed)), tip, changed)
+	if err := fi.finish(); err != nil {
+		return "", err
+	}
+	return gitOut(ctx, bare, "rev-parse", "main")
+}
+
 func advance(ctx context.Context, bare string, files, n int, seq *int) (string, error) {
 	tip, err := gitOut(ctx, bare, "rev-parse", "main")
 	if err != nil {

@@ -6,15 +6,33 @@ package ours
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/sre-tools/deployer/syncer"
 	"github.com/sre-tools/deployer/syncer/bench"
 )
 
+// ProfileEnv names an environment variable: when set, each child writes a CPU profile of its
+// operation to the file it names, with the operation and the process id appended
+// (DEPLOYER_BENCH_CPUPROFILE=/tmp/p gives /tmp/p.sync.1234). A development aid.
+const ProfileEnv = "DEPLOYER_BENCH_CPUPROFILE"
+
 // Op runs our side of one operation through package syncer, as the daemon would: the
 // checkout is opened before the clock starts, except for clone.
 func Op(ctx context.Context, s bench.Spec) (time.Duration, error) {
+	if p := os.Getenv(ProfileEnv); p != "" {
+		if f, err := os.Create(fmt.Sprintf("%s.%s.%d", p, s.Op, os.Getpid())); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+			}
+		}
+	}
+	return op(ctx, s)
+}
+
+func op(ctx context.Context, s bench.Spec) (time.Duration, error) {
 	opts := syncer.Options{Name: "bench", URL: s.URL, Dir: s.Dir, Author: syncer.Author{Name: "deployer", Email: "deployer@bench"}}
 	start := time.Now()
 	r, err := syncer.Open(ctx, opts)

@@ -7,7 +7,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -119,12 +122,12 @@ func WriteEntry(st storage.Storer, mk *DirMaker, dir, name string, h plumbing.Ha
 }
 
 func writeWorktreeFile(full string, data []byte, mode filemode.FileMode) error {
-	if fi, err := os.Lstat(full); err == nil && (fi.IsDir() || fi.Mode()&os.ModeSymlink != 0 || mode == filemode.Symlink) {
-		if err := os.RemoveAll(full); err != nil {
-			return err
-		}
-	}
 	if mode == filemode.Symlink {
+		if _, err := os.Lstat(full); err == nil {
+			if err := os.RemoveAll(full); err != nil {
+				return err
+			}
+		}
 		return os.Symlink(string(data), full)
 	}
 	perm := os.FileMode(0o644)
@@ -133,21 +136,30 @@ func writeWorktreeFile(full string, data []byte, mode filemode.FileMode) error {
 	}
 	// Write a temporary file and rename it, so a reader never sees a half-written file. The
 	// temporary file is created exclusively under a fresh name: a fixed name could be a
-	// symlink the tree planted, and writing would follow it out of the checkout.
+	// symlink the tree planted, and writing would follow it out of the checkout. The rename
+	// replaces a file or a symlink at full (the link itself, never its target); a directory
+	// there is removed first.
 	f, err := os.CreateTemp(filepath.Dir(full), ".deployer-tmp-*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(tmp, perm)
-	}
-	if err == nil {
 		err = os.Rename(tmp, full)
+		if err != nil {
+			if fi, lerr := os.Lstat(full); lerr == nil && fi.IsDir() {
+				if err = os.RemoveAll(full); err == nil {
+					err = os.Rename(tmp, full)
+				}
+			}
+		}
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
@@ -198,7 +210,9 @@ func statEntry(full, name string, h plumbing.Hash, mode filemode.FileMode) (*ind
 
 // ApplyTreeDiff moves the worktree in dir and its index (through ic) along changes
 // (DiffTrees' list, every path checked), touching only those paths and reading blobs from
-// st. The worktree must be clean for them (the caller checked).
+// st. The worktree must be clean for them (the caller checked). Removals come first, in
+// order; then the blobs are read here (go-git's store is not for concurrent use) and the
+// files written by GOMAXPROCS goroutines when there are many.
 func ApplyTreeDiff(st storage.Storer, ic *IndexCache, dir string, changes object.Changes) ([]string, error) {
 	idx, err := ic.Load(st)
 	if err != nil {
@@ -207,6 +221,7 @@ func ApplyTreeDiff(st storage.Storer, ic *IndexCache, dir string, changes object
 	ed := NewIndexEditor(idx)
 	mk := NewDirMaker(dir)
 	var paths []string
+	var writes []*object.Change
 	for _, c := range changes {
 		if c.To.Name == "" || c.From.Name != "" && c.From.Name != c.To.Name {
 			if err := RemovePath(ed, dir, c.From.Name); err != nil {
@@ -214,23 +229,102 @@ func ApplyTreeDiff(st storage.Storer, ic *IndexCache, dir string, changes object
 			}
 			paths = append(paths, c.From.Name)
 		}
-		if c.To.Name == "" {
+		if c.To.Name == "" || c.To.TreeEntry.Mode == filemode.Submodule {
 			continue
 		}
-		if c.To.TreeEntry.Mode == filemode.Submodule {
-			continue
-		}
-		ent, err := WriteEntry(st, mk, dir, c.To.Name, c.To.TreeEntry.Hash, c.To.TreeEntry.Mode)
-		if err != nil {
-			return nil, err
-		}
-		ed.Set(ent)
+		writes = append(writes, c)
 		paths = append(paths, c.To.Name)
+	}
+	ents, err := writeEntries(st, mk, dir, writes)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		ed.Set(e)
 	}
 	if err := ic.Store(st, ed.Finish()); err != nil {
 		return nil, err
 	}
 	return paths, nil
+}
+
+// parallelWrites is how many files a checkout move writes before it writes them on several
+// goroutines.
+const parallelWrites = 64
+
+// writeEntries writes the To side of each change and returns their index entries. Blobs
+// are read on this goroutine, in order; the files are written by workers.
+func writeEntries(st storage.Storer, mk *DirMaker, dir string, writes []*object.Change) ([]*index.Entry, error) {
+	ents := make([]*index.Entry, len(writes))
+	workers := runtime.GOMAXPROCS(0)
+	if len(writes) < parallelWrites || workers < 2 {
+		for i, c := range writes {
+			e, err := WriteEntry(st, mk, dir, c.To.Name, c.To.TreeEntry.Hash, c.To.TreeEntry.Mode)
+			if err != nil {
+				return nil, err
+			}
+			ents[i] = e
+		}
+		return ents, nil
+	}
+	type job struct {
+		i    int
+		data []byte
+	}
+	jobs := make(chan job, workers*4)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	var failed atomic.Bool
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for j := range jobs {
+				if failed.Load() {
+					continue
+				}
+				c := writes[j.i]
+				full := filepath.Join(dir, filepath.FromSlash(c.To.Name))
+				err := writeWorktreeFile(full, j.data, c.To.TreeEntry.Mode)
+				if err == nil {
+					ents[j.i], err = statEntry(full, c.To.Name, c.To.TreeEntry.Hash, c.To.TreeEntry.Mode)
+				}
+				if err != nil && errs[w] == nil {
+					errs[w] = err
+					failed.Store(true)
+				}
+			}
+		}(w)
+	}
+	var err error
+	for i, c := range writes {
+		if failed.Load() {
+			break
+		}
+		if err = CheckPath(c.To.Name); err != nil {
+			break
+		}
+		if err = mk.parent(c.To.Name); err != nil {
+			break
+		}
+		var data []byte
+		if data, err = ReadBlob(st, c.To.TreeEntry.Hash); err != nil {
+			err = fmt.Errorf("read blob %s for %s: %w", c.To.TreeEntry.Hash, c.To.Name, err)
+			break
+		}
+		jobs <- job{i: i, data: data}
+	}
+	close(jobs)
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range errs {
+		if e != nil {
+			return nil, e
+		}
+	}
+	return ents, nil
 }
 
 // RemovePath deletes the tracked file name (below dir) and its index entry. The path is checked (CheckPath), and
@@ -339,6 +433,7 @@ type IndexCache struct {
 	idx   *index.Index
 	mtime time.Time
 	size  int64
+	gen   uint64
 }
 
 // NewIndexCache returns a cache of the index file at path (a checkout's .git/index).
@@ -362,11 +457,16 @@ func (c *IndexCache) Load(st storage.Storer) (*index.Index, error) {
 		return nil, err
 	}
 	c.idx = idx
+	c.gen++
 	if fi != nil {
 		c.mtime, c.size = fi.ModTime(), fi.Size()
 	}
 	return idx, nil
 }
+
+// Gen counts the times the index was decoded from its file (the first Load, and every Load
+// after Reset or after the file changed under us): an index that Store did not write.
+func (c *IndexCache) Gen() uint64 { return c.gen }
 
 // Mtime is the index file's modification time: a file modified at or after it may have
 // changed without its stat data showing it ("racy git").

@@ -3,6 +3,7 @@ package gitobj
 import (
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -31,8 +32,24 @@ func ScanDirty(st storage.Storer, ic *IndexCache, dir string) (dirty []DirtyFile
 	if err != nil {
 		return nil, false, err
 	}
+	return checkEntries(st, ic, dir, idx, idx.Entries)
+}
+
+// CheckDirty is ScanDirty for the tracked paths pick selects only (pick is given the index's
+// entries, sorted by name, and returns those to check): the incremental dirty check, where
+// pick is what changed since the last check.
+func CheckDirty(st storage.Storer, ic *IndexCache, dir string, pick func([]*index.Entry) []*index.Entry) (dirty []DirtyFile, refreshed bool, err error) {
+	idx, err := ic.Load(st)
+	if err != nil {
+		return nil, false, err
+	}
+	return checkEntries(st, ic, dir, idx, pick(idx.Entries))
+}
+
+func checkEntries(st storage.Storer, ic *IndexCache, dir string, idx *index.Index, entries []*index.Entry) (dirty []DirtyFile, refreshed bool, err error) {
 	racy := ic.Mtime()
-	n := len(idx.Entries)
+	n := len(entries)
+	real := realDirs(dir, entries)
 	workers := runtime.GOMAXPROCS(0)
 	if n < 512 {
 		workers = 1
@@ -48,8 +65,14 @@ func ScanDirty(st storage.Storer, ic *IndexCache, dir string) (dirty []DirtyFile
 		go func(w int) {
 			defer wg.Done()
 			for i := w * n / workers; i < (w+1)*n/workers; i++ {
-				e := idx.Entries[i]
-				d, fresh := checkEntry(dir, e, racy)
+				e := entries[i]
+				var d *DirtyFile
+				var fresh *index.Entry
+				if !real[path.Dir(e.Name)] {
+					d = &DirtyFile{Name: e.Name, Deleted: true}
+				} else {
+					d, fresh = checkEntry(dir, e, racy)
+				}
 				if d != nil {
 					results[w].dirty = append(results[w].dirty, *d)
 				} else if fresh != nil {
@@ -77,6 +100,31 @@ func ScanDirty(st storage.Storer, ic *IndexCache, dir string) (dirty []DirtyFile
 		refreshed = true
 	}
 	return dirty, refreshed, nil
+}
+
+// realDirs reports, for the parent directory of each entry, whether it and every directory
+// above it are real directories of the checkout. A tracked file below a symlink or a file is
+// deleted, as git says ("beyond a symbolic link"): its lstat would follow the link out of the
+// checkout, and what is there is not the checkout's. Each directory is checked once.
+func realDirs(root string, entries []*index.Entry) map[string]bool {
+	ok := map[string]bool{".": true}
+	var check func(d string) bool
+	check = func(d string) bool {
+		if v, seen := ok[d]; seen {
+			return v
+		}
+		v := check(path.Dir(d))
+		if v {
+			fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(d)))
+			v = err == nil && fi.IsDir()
+		}
+		ok[d] = v
+		return v
+	}
+	for _, e := range entries {
+		check(path.Dir(e.Name))
+	}
+	return ok
 }
 
 // checkEntry returns a DirtyFile when e's file differs, or a refreshed entry when only its

@@ -3,7 +3,8 @@
 //
 //   - ancestry: [Compare] paints two histories down to their merge bases as git merge-base
 //     does; [IsAncestor], [Reaches];
-//   - pack index: [IndexingStorage] indexes a clone's pack itself (streamed to disk, deltas
+//   - pack index: [IndexingStorage] indexes a clone's pack, and a fetched pack of
+//     [LargeFetch] objects or more ([NewRepoStorage]), itself (streamed to disk, deltas
 //     resolved depth first on GOMAXPROCS goroutines);
 //   - pack build: [BuildPack] encodes the objects a push adds, each changed tree as a delta of
 //     the previous commit's tree;
@@ -11,7 +12,10 @@
 //     [StoreBlob], [StoreCommit] (loose objects at zlib level 1);
 //   - checkout: [CheckoutTree] writes a tree and its index from one walk, [ApplyTreeDiff]
 //     moves a worktree along a [DiffTrees] list, through an [IndexCache];
-//   - dirty scan: [ScanDirty], one lstat per tracked file against the index's stat data;
+//   - dirty scan: [ScanDirty], one lstat per tracked file against the index's stat data, and
+//     [CheckDirty] for chosen entries (the incremental check);
+//   - tree diff: [DiffTreeHashes] merges raw trees, skipping equal entries and subtrees by
+//     hash without decoding, through a [TreeCache] of the deployed commit's trees;
 //   - integrity: [CheckPacks], [CheckIndexBlobs], [MissingParts], and [DiffTrees], which fails
 //     on a lost tree instead of reading it as empty;
 //   - paths: [CheckPath] and [CheckEntryName], the one check of every path a repository names

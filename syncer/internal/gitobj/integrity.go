@@ -229,132 +229,14 @@ func MissingParts(dir string) string {
 // directory's files, or miss its changes, and report success. Walking ourselves also decodes
 // a large directory (10,000 instance files) once per side instead of twice.
 func DiffTrees(s storer.EncodedObjectStorer, from, to *object.Tree) (object.Changes, error) {
-	var d treeDiff
-	if err := d.walk(s, from, to, ""); err != nil {
-		return nil, err
+	var f, t plumbing.Hash
+	if from != nil {
+		f = from.Hash
 	}
-	return append(d.deleted, d.written...), nil
-}
-
-type treeDiff struct {
-	deleted, written object.Changes
-}
-
-// walk merges a's and b's entries (either tree may be nil) in git's order, in which a
-// directory sorts as its name plus "/".
-func (d *treeDiff) walk(s storer.EncodedObjectStorer, a, b *object.Tree, dir string) error {
-	var ea, eb []object.TreeEntry
-	if a != nil {
-		ea = a.Entries
+	if to != nil {
+		t = to.Hash
 	}
-	if b != nil {
-		eb = b.Entries
-		if err := checkTree(eb, dir); err != nil {
-			return err
-		}
-	}
-	i, j := 0, 0
-	for i < len(ea) || j < len(eb) {
-		switch {
-		case j == len(eb) || i < len(ea) && treeKey(ea[i]) < treeKey(eb[j]):
-			if err := d.side(s, ea[i], dir, true); err != nil {
-				return err
-			}
-			i++
-		case i == len(ea) || treeKey(eb[j]) < treeKey(ea[i]):
-			if err := d.side(s, eb[j], dir, false); err != nil {
-				return err
-			}
-			j++
-		default: // the same name and kind on both Sides
-			x, y := ea[i], eb[j]
-			i, j = i+1, j+1
-			if x.Hash == y.Hash && x.Mode == y.Mode {
-				continue
-			}
-			full := joinPath(dir, x.Name)
-			if x.Mode != filemode.Dir {
-				d.written = append(d.written, &object.Change{
-					From: object.ChangeEntry{Name: full, TreeEntry: x},
-					To:   object.ChangeEntry{Name: full, TreeEntry: y},
-				})
-				continue
-			}
-			ta, err := getTree(s, x.Hash, full)
-			if err != nil {
-				return err
-			}
-			tb, err := getTree(s, y.Hash, full)
-			if err != nil {
-				return err
-			}
-			if err := d.walk(s, ta, tb, full); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// side records an entry present on one side only: deleted (from a) or inserted (into b),
-// with every file below it for a directory.
-func (d *treeDiff) side(s storer.EncodedObjectStorer, e object.TreeEntry, dir string, deleted bool) error {
-	full := joinPath(dir, e.Name)
-	if rule := entryRule(e.Name); rule != "" {
-		return &PathError{Path: full, Rule: rule}
-	}
-	if e.Mode == filemode.Dir {
-		t, err := getTree(s, e.Hash, full)
-		if err != nil {
-			return err
-		}
-		if deleted {
-			return d.walk(s, t, nil, full)
-		}
-		return d.walk(s, nil, t, full)
-	}
-	ce := object.ChangeEntry{Name: full, TreeEntry: e}
-	if deleted {
-		d.deleted = append(d.deleted, &object.Change{From: ce})
-	} else {
-		d.written = append(d.written, &object.Change{To: ce})
-	}
-	return nil
-}
-
-// checkTree checks every entry name of a tree the checkout moves to (see CheckEntryName), and
-// that the entries are in git's order with no name twice: a tree holding both a symlink "d"
-// and a directory "d/" could have the directory's files written through the link.
-func checkTree(es []object.TreeEntry, dir string) error {
-	for k, e := range es {
-		full := joinPath(dir, e.Name)
-		if rule := entryRule(e.Name); rule != "" {
-			return &PathError{Path: full, Rule: rule}
-		}
-		if len(full) > maxPathLen {
-			return &PathError{Path: full, Rule: RulePathLong}
-		}
-		if k > 0 {
-			switch prev, key := treeKey(es[k-1]), treeKey(e); {
-			case prev == key:
-				return &PathError{Path: full, Rule: RuleDuplicate}
-			case prev > key:
-				return &PathError{Path: full, Rule: RuleOrder}
-			}
-		}
-	}
-	// A file and a directory of the same name sort apart ("d" < "d-x" < "d/"): look up the
-	// file of each directory's name.
-	for _, e := range es {
-		if e.Mode != filemode.Dir {
-			continue
-		}
-		i := sort.Search(len(es), func(i int) bool { return treeKey(es[i]) >= e.Name })
-		if i < len(es) && es[i].Name == e.Name && es[i].Mode != filemode.Dir {
-			return &PathError{Path: joinPath(dir, e.Name), Rule: RuleDuplicate}
-		}
-	}
-	return nil
+	return DiffTreeHashes(s, nil, f, t)
 }
 
 // joinPath joins a checked directory path and an entry name.
@@ -363,25 +245,4 @@ func joinPath(dir, name string) string {
 		return name
 	}
 	return dir + "/" + name
-}
-
-// treeKey is an entry's sort key in a git tree: directories sort as if their name ended in
-// "/".
-func treeKey(e object.TreeEntry) string {
-	if e.Mode == filemode.Dir {
-		return e.Name + "/"
-	}
-	return e.Name
-}
-
-// getTree reads tree h (nil for the zero hash), saying which directory it is.
-func getTree(s storer.EncodedObjectStorer, h plumbing.Hash, dir string) (*object.Tree, error) {
-	if h.IsZero() {
-		return nil, nil
-	}
-	t, err := object.GetTree(s, h)
-	if err != nil {
-		return nil, fmt.Errorf("read tree %s of %s/: %w", h, dir, err)
-	}
-	return t, nil
 }

@@ -402,7 +402,7 @@ func (dm *demo) waitIdle(ctx context.Context) error {
 
 // actFinal: the final status.
 func (dm *demo) actFinal(ctx context.Context) error {
-	dm.act(9, "the final status")
+	dm.act(10, "the final status")
 	st, err := dm.client.Status(ctx)
 	if err != nil {
 		return err

@@ -1,5 +1,5 @@
 // Package demo tells the deployer's story on throwaway local repositories:
-// `deployer demo` (one host, acts 0 to 9) and `deployer demo --fleet`
+// `deployer demo` (one host, acts 0 to 10) and `deployer demo --fleet`
 // (N clusters, one fleet deployment). It starts real daemons in this
 // process and plays the people who push (with the gitrepo helper); every
 // act checks that it ended as described, so the demo is a smoke test too.
@@ -68,7 +68,7 @@ type demo struct {
 	repo     string
 }
 
-// Run plays the one-host story, acts 0 to 9, and fails when an act did not
+// Run plays the one-host story, acts 0 to 10, and fails when an act did not
 // end as described.
 func Run(ctx context.Context, o Options) error {
 	start := time.Now()
@@ -116,7 +116,7 @@ func (dm *demo) play(ctx context.Context) error {
 		return err
 	}
 	acts := []func(context.Context) error{dm.actBaseline, dm.actOperatorPush, dm.actWriteBack, dm.actConflict, dm.actDirty, dm.actScheduleAndDeployment,
-		dm.actMergeIdentity, dm.actUntrusted, dm.actTLS, dm.actFinal}
+		dm.actMergeIdentity, dm.actUntrusted, dm.actTLS, dm.actDryRunAndCancel, dm.actFinal}
 	for _, act := range acts {
 		if err = act(ctx); err != nil {
 			break

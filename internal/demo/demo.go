@@ -39,6 +39,10 @@ type Printer interface {
 	// Plan prints `deployer plan DIR REV`; History `deployer history`.
 	Plan(w io.Writer, dir, rev string) error
 	History(w io.Writer, h api.InstanceHistory)
+	// Reproduce plays runs export of run's attempt of step for instance,
+	// then step run --scenario of it in the checkout dir, and returns the
+	// local attempt's status.
+	Reproduce(ctx context.Context, w io.Writer, run api.Run, instance, step, dir string) (string, error)
 	// The one-line summaries of the CLI's tables.
 	Triggers(ts []api.Trigger) string
 	Instances(ins []api.InstanceOutcome) string

@@ -39,16 +39,18 @@ type Scenario struct {
 	// and per-step ones as usual.
 	Env    map[string]string `json:"env,omitempty" yaml:"env,omitempty"`
 	DryRun bool              `json:"dry_run,omitempty" yaml:"dry_run,omitempty"`
-	// HostEnv names host variables taken from the host running the scenario
-	// (only those its executor's StepEnv allows).
+	// HostEnv names the host variables the step got where the scenario was
+	// recorded (never their values). It is informational: the variables a
+	// run passes are the step_env in force (StepEnvFor).
 	HostEnv []string `json:"host_env,omitempty" yaml:"host_env,omitempty"`
 	// Secrets names the secrets the step gets; their values come from the
 	// host running the scenario (Target.Secrets).
 	Secrets           []string          `json:"secrets,omitempty" yaml:"secrets,omitempty"`
 	DependencyOutputs map[string]string `json:"dependency_outputs,omitempty" yaml:"dependency_outputs,omitempty"`
 	// StepEnv and AllowStepDirs are the host config's step_env and
-	// allow_step_dirs that applied where the attempt was recorded; a local
-	// run uses them unless its own host config (or flags) say otherwise.
+	// allow_step_dirs that applied where the attempt was recorded; a run
+	// uses them unless its own host config (or flags) say otherwise
+	// (StepEnvFor, AllowStepDirsFor).
 	StepEnv       []string `json:"step_env,omitempty" yaml:"step_env,omitempty"`
 	AllowStepDirs []string `json:"allow_step_dirs,omitempty" yaml:"allow_step_dirs,omitempty"`
 	// Recorded says where the scenario was exported from; informational.

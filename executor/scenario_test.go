@@ -263,3 +263,44 @@ func TestScenarioStdoutStderr(t *testing.T) {
 		t.Errorf("swapped streams: got %q, want %q", o.Mismatches, want)
 	}
 }
+
+// TestScenarioStepEnvRule: the step_env in force is the host's when given,
+// else the scenario's recorded one, else the default; host_env adds
+// nothing (a hand-written scenario without it still gets PATH and HOME).
+func TestScenarioStepEnvRule(t *testing.T) {
+	t.Setenv("DEPLOYER_TEST_HOSTVAR", "host-value")
+	t.Setenv("HOME", "/home/test")
+	root := newRepo(t, "a")
+	script(t, root, "env.sh", `env | grep -E '^(PATH|HOME|DEPLOYER_TEST_HOSTVAR)=' | cut -d= -f1 | sort`)
+	e, _ := testExecutor(t)
+	base := executor.Scenario{Version: 1, Step: "s", Run: "scripts/env.sh", Instance: executor.ScenarioInstance{Name: "a", File: "instances/a.xml"}}
+	recorded := base
+	recorded.StepEnv, recorded.HostEnv = []string{"PATH", "DEPLOYER_TEST_HOSTVAR"}, []string{"HOME"}
+	for _, c := range []struct {
+		name     string
+		sc       executor.Scenario
+		host     []string
+		want     string
+		wantFrom string
+	}{
+		{"hand-written", base, nil, "HOME\nPATH\n", executor.StepEnvFromDefault},
+		{"recorded step_env", recorded, nil, "DEPLOYER_TEST_HOSTVAR\nPATH\n", executor.StepEnvFromScenario},
+		{"host's step_env", recorded, []string{"HOME"}, "HOME\n", executor.StepEnvFromHost},
+		{"host's empty step_env", recorded, []string{}, "", executor.StepEnvFromHost},
+	} {
+		if _, from := c.sc.StepEnvFor(c.host); from != c.wantFrom {
+			t.Errorf("%s: step_env from %q, want %q", c.name, from, c.wantFrom)
+		}
+		r, err := e.RunScenario(context.Background(), executor.Target{RepoRoot: root, StepEnv: c.host}, c.sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.OutputHead != c.want {
+			t.Errorf("%s: the step got %q, want %q", c.name, r.OutputHead, c.want)
+		}
+	}
+	names, _ := recorded.StepEnvFor(nil)
+	if got := recorded.UnpassedHostEnv(names, os.LookupEnv); !slices.Equal(got, []string{"HOME"}) {
+		t.Errorf("unpassed host_env: %v, want [HOME]", got)
+	}
+}

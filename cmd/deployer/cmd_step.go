@@ -27,7 +27,7 @@ import (
 )
 
 // defaultStepEnv is the daemon's step_env when the host config names none.
-var defaultStepEnv = []string{"PATH", "HOME", "LANG", "TZ"}
+var defaultStepEnv = executor.DefaultStepEnv
 
 // localRunID is DEPLOYER_RUN of a local run.
 const localRunID = "local"
@@ -104,9 +104,11 @@ refused (exit 2), naming the steps to run first.
 
 With --scenario FILE ("-": standard input), run exactly the inputs of a
 scenario file (as written by deployer runs export): its arguments,
-environment, dependency outputs, host variable names, and the recorded
-host config's step_env and allow_step_dirs unless this host's are given.
-Secrets it names are taken from your environment. When the checkout's
+DEPLOYER_* environment and dependency outputs. The host variables passed
+are those of the step_env in force: --step-env, else --config's step_env,
+else the scenario's recorded step_env, else PATH,HOME,LANG,TZ (printed
+first; step test follows the same rule); allow_step_dirs likewise. Secrets
+it names are taken from your environment. When the checkout's
 commit or instance file differ from the recorded ones, a warning shows how
 (the instance file's changes as XML edits); --strict refuses to run then.
 
@@ -166,9 +168,31 @@ type hostSettings struct {
 	stepEnv       []string
 	allowStepDirs []string
 	repo          string
-	// stepEnvSet and allowSet say that a flag or the host config gave them.
+	// stepEnvSet and allowSet say that a flag or the host config gave them;
+	// stepEnvFrom says which ("--step-env", "the host config FILE").
 	stepEnvSet, allowSet bool
+	stepEnvFrom          string
 	cfg                  *Config
+}
+
+// scenarioHost is what a scenario run takes from this host's settings:
+// its step_env and allow_step_dirs when a flag or the host config gave
+// them, else nil (the scenario's recorded ones apply, then the default:
+// executor.Scenario.StepEnvFor).
+func (h *hostSettings) scenarioHost() (stepEnv, allow []string) {
+	if h.stepEnvSet {
+		stepEnv = slices.Clone(h.stepEnv)
+		if stepEnv == nil {
+			stepEnv = []string{}
+		}
+	}
+	if h.allowSet {
+		allow = slices.Clone(h.allowStepDirs)
+		if allow == nil {
+			allow = []string{}
+		}
+	}
+	return stepEnv, allow
 }
 
 // flags adds --step-env and --allow-step-dir, and with repo --repo.
@@ -186,6 +210,9 @@ func (h *hostSettings) flags(cmd *cobra.Command, repo bool) {
 func (h *hostSettings) load(g *globalOptions, cmd *cobra.Command) error {
 	h.stepEnvSet = cmd.Flags().Changed("step-env")
 	h.allowSet = cmd.Flags().Changed("allow-step-dir")
+	if h.stepEnvSet {
+		h.stepEnvFrom = "--step-env"
+	}
 	if g.configPath == "" {
 		return nil
 	}
@@ -196,8 +223,10 @@ func (h *hostSettings) load(g *globalOptions, cmd *cobra.Command) error {
 	h.cfg = cfg
 	if !h.stepEnvSet {
 		h.stepEnv, h.stepEnvSet = cfg.StepEnv, true
+		h.stepEnvFrom = "the host config " + g.configPath
 		if len(h.stepEnv) == 0 {
 			h.stepEnv = defaultStepEnv
+			h.stepEnvFrom += " (its default)"
 		}
 	}
 	if !h.allowSet {
@@ -547,24 +576,23 @@ func runScenarioFile(ctx context.Context, o *stepRunOptions, out io.Writer) (exe
 	if o.outputsSet {
 		sc.DependencyOutputs = o.outputs
 	}
-	stepEnv, allow := o.host.stepEnv, o.host.allowStepDirs
-	if !o.host.stepEnvSet && len(sc.StepEnv) > 0 {
-		stepEnv = sc.StepEnv
+	hostEnv, hostAllow := o.host.scenarioHost()
+	names, from := sc.StepEnvFor(hostEnv)
+	if from == executor.StepEnvFromHost {
+		from = o.host.stepEnvFrom
 	}
-	if !o.host.allowSet && len(sc.AllowStepDirs) > 0 {
-		allow = sc.AllowStepDirs
-	}
-	stepEnv = slices.Clone(stepEnv)
-	for _, n := range sc.HostEnv {
-		if !slices.Contains(stepEnv, n) {
-			stepEnv = append(stepEnv, n)
+	if o.notes != nil {
+		fmt.Fprintf(o.notes, "step_env %s (from %s)\n", strings.Join(names, ","), from)
+		for _, n := range sc.UnpassedHostEnv(names, os.LookupEnv) {
+			why := "it is not set here"
+			if !slices.Contains(names, n) {
+				why = "step_env here does not name it"
+			}
+			fmt.Fprintf(o.notes, "note: %s was set where the scenario was recorded; not passed here: %s\n", n, why)
 		}
-		if _, ok := os.LookupEnv(n); !ok && !o.format.structured() {
-			fmt.Fprintf(out, "note: %s was set where the scenario was recorded, not here\n", n)
-		}
 	}
-	t := executor.Target{RepoRoot: o.dir, AllowStepDirs: allow, Secrets: envSecrets(sc.Secrets), Stream: o.stream}
-	r, err := executor.New(executor.Options{StepEnv: stepEnv}).RunScenario(ctx, t, sc)
+	t := executor.Target{RepoRoot: o.dir, StepEnv: hostEnv, AllowStepDirs: hostAllow, Secrets: envSecrets(sc.Secrets), Stream: o.stream}
+	r, err := executor.New(executor.Options{}).RunScenario(ctx, t, sc)
 	if errors.Is(err, executor.ErrSecretMissing) {
 		return r, usageErrorf("step run: %v (export it in your environment)", err)
 	}
@@ -712,9 +740,11 @@ DIR/scenarios (or --scenarios, relative to DIR unless absolute) against the
 checkout DIR and check each one's expected outcome: its "expect" (status
 defaults to succeeded; every other field given is checked). Scenarios run
 in parallel (--parallel), each in its own copy of the checkout, so that the
-checkout itself is never changed. Host variables as step_env names them
-(the host config's with --config, or --step-env); secrets a scenario names
-are taken from your environment.
+checkout itself is never changed. Each scenario's step gets the host
+variables of the step_env in force, as in step run --scenario: --step-env,
+else --config's step_env, else the scenario's step_env, else
+PATH,HOME,LANG,TZ; secrets a scenario names are taken from your
+environment.
 
 Prints one line per scenario, the problems of those that failed, and a
 summary line; --junit FILE also writes a JUnit XML report for CI.
@@ -768,13 +798,10 @@ func runStepTest(ctx context.Context, o *stepTestOptions, out io.Writer) error {
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(root, dir)
 	}
-	stepEnv := o.host.stepEnv
-	if stepEnv == nil {
-		stepEnv = defaultStepEnv
-	}
 	started := time.Now()
-	t := executor.Target{RepoRoot: root, AllowStepDirs: o.host.allowStepDirs, Secrets: environSecrets()}
-	outcomes, err := executor.New(executor.Options{StepEnv: stepEnv}).TestScenarios(ctx, t, dir, max(o.parallel, 1))
+	hostEnv, hostAllow := o.host.scenarioHost()
+	t := executor.Target{RepoRoot: root, StepEnv: hostEnv, AllowStepDirs: hostAllow, Secrets: environSecrets()}
+	outcomes, err := executor.New(executor.Options{}).TestScenarios(ctx, t, dir, max(o.parallel, 1))
 	if err != nil {
 		return err
 	}

@@ -390,7 +390,9 @@ func (w *worker) settleRun(run *store.Run, results []executor.InstanceResult, dr
 		if prev, err := w.instanceState(o.Name); err == nil {
 			st.Deployed = prev.Deployed
 		}
-		if r.Status == executor.StatusSucceeded {
+		if why, partial := w.partialReplay[o.Name]; partial && r.Status == executor.StatusSucceeded {
+			w.notePartialReplay(*run, o.Name, why) // not deployed: its chain did not run
+		} else if r.Status == executor.StatusSucceeded {
 			st.Deployed = run.Commit
 			w.gitMu.Lock()
 			if c, ok := w.landed[o.Name]; ok {

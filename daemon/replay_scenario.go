@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/executor"
@@ -183,5 +185,77 @@ func (w *worker) carryOutScenario(ctx context.Context, run *store.Run, sc execut
 		job.Outputs, job.Literal = sj.Outputs, true
 		p.jobs = []executor.Job{job}
 	}
+	if why := w.unfinishedChain(out.Name, sc.Step); why != "" {
+		w.partialReplay = map[string]string{out.Name: why}
+		defer func() { w.partialReplay = nil }()
+	}
 	w.executePlan(ctx, run, m, p, 1, 0)
+}
+
+// unfinishedChain says why a success of step, replayed from a scenario,
+// would not finish the instance's open step-failed: the replay runs one
+// step, and the step-failed is resolved only when the failed step and
+// every step after it in the failed run's chain for the instance have
+// succeeded. "" when there is no open step-failed, or when step is the
+// failed one and the last of that chain.
+func (w *worker) unfinishedChain(instance string, step manifest.StepName) string {
+	iv, open := w.openIntervention(deployer.KindStepFailed, instance)
+	if !open {
+		return ""
+	}
+	id, err := strconv.ParseUint(iv.Evidence.Extra["run"], 10, 64)
+	if err != nil {
+		return fmt.Sprintf("the step that failed is not known (intervention %d names no run)", iv.ID)
+	}
+	_, recs, err := w.d.runRecord(id)
+	if err != nil {
+		return fmt.Sprintf("run %d, where the step failed, cannot be read: %v", id, err)
+	}
+	var chain []string
+	failed := ""
+	for _, r := range recs {
+		if r.Instance != instance {
+			continue
+		}
+		if !slices.Contains(chain, r.Step) {
+			chain = append(chain, r.Step)
+		}
+		if failed == "" && (r.Status == deployer.StepFailed || r.Status == deployer.StepTimedOut) {
+			failed = r.Step
+		}
+	}
+	i := slices.Index(chain, failed)
+	switch {
+	case failed == "":
+		return fmt.Sprintf("run %d records no failed step of %s", id, instance)
+	case string(step) != failed:
+		return fmt.Sprintf("the step that failed in run %d is %s, not %s", id, failed, step)
+	case i < len(chain)-1:
+		return fmt.Sprintf("%s did not run on this host after it (run %d's chain: %s)", strings.Join(chain[i+1:], ", "), id, strings.Join(chain, ", "))
+	}
+	return ""
+}
+
+// notePartialReplay records on the instance's open step-failed that the
+// scenario replay run succeeded without finishing it (why), and what to
+// do: the step-failed stays open.
+func (w *worker) notePartialReplay(run store.Run, instance, why string) {
+	iv, open := w.openIntervention(deployer.KindStepFailed, instance)
+	if !open {
+		return
+	}
+	note := fmt.Sprintf("replay run %d succeeded, but %s", run.ID, why)
+	_, err := w.d.store.UpdateIntervention(iv.ID, func(iv *store.Intervention) error {
+		if iv.Evidence.Extra == nil {
+			iv.Evidence.Extra = map[string]string{}
+		}
+		iv.Evidence.Extra["replayed"] = note
+		iv.NextAction = fmt.Sprintf("%s; to run the whole chain: deployer interventions resolve {id} --retry", note)
+		return nil
+	})
+	if err != nil {
+		w.log.Error().Err(err).Uint64("intervention", iv.ID).Msg("note a partial replay")
+		return
+	}
+	w.log.Info().Uint64("intervention", iv.ID).Str("instance", instance).Msg("step-failed stays open: " + note)
 }

@@ -88,6 +88,10 @@ type worker struct {
 	// held marks instances whose edit is held in a push intervention during
 	// the current run (guarded by gitMu): no step-failed on top of it.
 	held map[string]bool
+	// partialReplay maps an instance to why a scenario replay running now
+	// does not finish its step-failed (set and read on the worker
+	// goroutine: daemon/replay_scenario.go).
+	partialReplay map[string]string
 	// writer lets one instance-writing step run at a time: a write-back
 	// needs every other tracked file clean.
 	writer chan struct{}

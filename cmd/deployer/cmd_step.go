@@ -71,6 +71,11 @@ type stepRunOptions struct {
 	local *localruns.Store
 	// checkout is DIR's identity in the local state, set by runStepRun.
 	checkout checkoutID
+	// instanceEdited says that the instance file differed from its content
+	// at DIR's HEAD (and from what a recorded step left) when the step
+	// started; instanceFile is its path.
+	instanceEdited bool
+	instanceFile   string
 }
 
 func newStepRunCmd(g *globalOptions) *cobra.Command {
@@ -97,8 +102,11 @@ directory: deployer/local.db; list it with deployer step runs), keyed by
 DIR's remote URL and commit. A step that runs after other steps
 (after="...") needs them to have succeeded at this commit; their outputs
 come from, in this order: --outputs key=value,... when given (--outputs=
-when they have none); the daemon's run --outputs-from RUN; the newest local
-attempts at this commit; the daemon (--socket, or --remote) newest run of
+when they have none); the daemon's run --outputs-from RUN; the local
+attempts at this commit (of each, the newest of the manifest's step on the
+committed instance file, which must have succeeded: attempts of a scenario
+or on a hand-edited instance file are recorded as such and never count);
+the daemon (--socket, or --remote) newest run of
 INSTANCE at DIR's HEAD in which they all succeeded. Without any, the step is
 refused (exit 2), naming the steps to run first.
 
@@ -321,6 +329,13 @@ func (o *stepRunOptions) record(r executor.StepResult) {
 	if o.scenario != "" && o.scenario != "-" {
 		a.Scenario, _ = filepath.Abs(o.scenario)
 	}
+	a.FromScenario, a.InstanceEdited = o.scenario != "", o.instanceEdited
+	a.InstanceBefore = r.Inputs.InstanceBlob
+	if o.instanceFile != "" {
+		if data, err := os.ReadFile(filepath.Join(o.dir, filepath.FromSlash(o.instanceFile))); err == nil {
+			a.InstanceAfter = syncer.BlobID(data)
+		}
+	}
 	if _, err := o.local.Record(a); err != nil && o.notes != nil {
 		fmt.Fprintf(o.notes, "warning: %v\n", err)
 	}
@@ -340,6 +355,7 @@ func runManifestStep(ctx context.Context, o *stepRunOptions) (executor.StepResul
 	if err != nil {
 		return executor.StepResult{}, err
 	}
+	o.checkInstanceFile(string(inst.Name), inst.File, true)
 	if len(step.After) > 0 && !o.outputsSet {
 		if err := o.lookupOutputs(ctx, inst, step); err != nil {
 			return executor.StepResult{}, err
@@ -372,6 +388,10 @@ func (o *stepRunOptions) lookupOutputs(ctx context.Context, inst manifest.Instan
 		return o.outputsFromRun(ctx, inst, step)
 	}
 	outs, missing, err := o.localOutputs(inst, step)
+	var se *statusError
+	if errors.As(err, &se) {
+		return err // a dependency's newest local attempt failed
+	}
 	if err != nil && o.notes != nil {
 		fmt.Fprintf(o.notes, "warning: %v\n", err)
 	}
@@ -404,9 +424,12 @@ func (o *stepRunOptions) lookupOutputs(ctx context.Context, inst manifest.Instan
 	return nil
 }
 
-// localOutputs merges the outputs of the newest succeeded local attempt of
-// each of step's dependencies for inst at DIR's HEAD, in the manifest's
-// order; missing are the dependencies without one.
+// localOutputs merges the outputs of step's dependencies for inst at DIR's
+// HEAD, in the manifest's order, from the newest local attempt of each
+// that counts (the manifest's step on the committed instance file, or on
+// the file a recorded step left: not a scenario, not a hand-edited file);
+// missing are the dependencies without one. When the newest that counts
+// did not succeed, the step is refused, naming it.
 func (o *stepRunOptions) localOutputs(inst manifest.Instance, step manifest.Step) (map[string]string, []string, error) {
 	var missing []string
 	for _, d := range step.After {
@@ -418,17 +441,65 @@ func (o *stepRunOptions) localOutputs(inst manifest.Instance, step manifest.Step
 	outs := map[string]string{}
 	missing = missing[:0]
 	for _, d := range step.After {
-		a, ok, err := o.local.LastSucceeded(o.checkout.key, o.checkout.commit, string(inst.Name), string(d))
+		a, ok, ignored, err := o.local.LastCounted(o.checkout.key, o.checkout.commit, string(inst.Name), string(d))
 		if err != nil {
 			return nil, nil, err
+		}
+		if ignored > 0 && o.notes != nil {
+			fmt.Fprintf(o.notes, "note: %d newer local attempt(s) of %s for %s ran a scenario or an edited instance file: not used as its run (deployer step runs %s --step %s)\n",
+				ignored, d, inst.Name, o.dir, d)
 		}
 		if !ok {
 			missing = append(missing, string(d))
 			continue
 		}
+		if !a.Succeeded() {
+			reason := a.Status
+			if a.Reason != "" {
+				reason += " (" + a.Reason + ")"
+			}
+			return nil, nil, usageErrorf("step %s runs after %s: its newest local attempt for %s at commit %s (#%d, %s) %s; its outputs are not used\nfix it and run it again: deployer step run %s %s %s\nor give the outputs with --outputs key=value,... (--outputs= when it has none)",
+				step.Name, d, inst.Name, shortID(o.checkout.commit), a.Seq, a.Started.Local().Format("2006-01-02 15:04:05"), reason, o.dir, inst.Name, d)
+		}
 		maps.Copy(outs, a.Outputs)
 	}
 	return outs, missing, nil
+}
+
+// checkInstanceFile sets o.instanceEdited: the instance file differs from
+// its content at DIR's HEAD and from the file a counted, succeeded local
+// attempt at this commit left (a writing step run before this one). It
+// warns then: the attempt will not count as the step's run.
+func (o *stepRunOptions) checkInstanceFile(name, file string, warn bool) {
+	o.instanceFile = file
+	if o.checkout.commit == localRunID {
+		return
+	}
+	here, err := os.ReadFile(filepath.Join(o.dir, filepath.FromSlash(file)))
+	if err != nil {
+		return
+	}
+	blob := syncer.BlobID(here)
+	committed, err := syncer.LocalFileBlob(o.dir, o.checkout.commit, file)
+	if err == nil && committed == blob {
+		return
+	}
+	if o.local != nil {
+		as, _ := o.local.List(localruns.Filter{Remote: o.checkout.key, Commit: o.checkout.commit, Instance: name})
+		for _, a := range as {
+			if a.Counts() && a.Succeeded() && a.InstanceAfter == blob {
+				if warn && o.notes != nil && a.InstanceAfter != a.InstanceBefore {
+					fmt.Fprintf(o.notes, "note: %s is as %s left it (local attempt #%d)\n", file, a.Step, a.Seq)
+				}
+				return
+			}
+		}
+	}
+	o.instanceEdited = true
+	if warn && o.notes != nil {
+		fmt.Fprintf(o.notes, "warning: %s differs from commit %s: this attempt is recorded as on an edited instance file, and later steps will not take its outputs (git checkout -- %s restores it)\n",
+			file, shortID(o.checkout.commit), file)
+	}
 }
 
 // outputsFromRun takes the outputs of step's dependencies from the
@@ -566,6 +637,9 @@ func runScenarioFile(ctx context.Context, o *stepRunOptions, out io.Writer) (exe
 	sc, err := readScenario(o.scenario)
 	if err != nil {
 		return executor.StepResult{}, err
+	}
+	if sc.Instance.XML == "" {
+		o.checkInstanceFile(string(sc.Instance.Name), sc.Instance.File, false)
 	}
 	if err := o.checkRecorded(sc); err != nil {
 		return executor.StepResult{}, err

@@ -216,8 +216,15 @@ func printLocalAttempts(w io.Writer, as []localruns.Attempt, f outputFormat, pat
 		if o == "" {
 			o = "-"
 		}
+		status := a.Status
+		switch {
+		case a.FromScenario || a.Scenario != "":
+			status += " (scenario)"
+		case a.InstanceEdited:
+			status += " (edited file)"
+		}
 		printf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Seq, a.Started.Local().Format("2006-01-02 15:04:05"), shortID(a.Commit),
-			a.Instance, a.Step, a.Status, a.ExitCode, (time.Duration(a.DurationMS) * time.Millisecond).String(), oneLineText(o))
+			a.Instance, a.Step, status, a.ExitCode, (time.Duration(a.DurationMS) * time.Millisecond).String(), oneLineText(o))
 	}
 	return t.Flush()
 }

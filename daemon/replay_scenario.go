@@ -2,12 +2,15 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/executor"
@@ -17,7 +20,8 @@ import (
 
 // ReplayScenario runs a scenario (one step attempt's inputs, as deployer
 // runs export writes them, possibly recorded on another host) as a replay
-// run of repo ("": the scenario's DEPLOYER_REPO, or the only repo). The
+// run of repo ("": the scenario's DEPLOYER_REPO; when this host has no
+// repo of that name, its only repo, and the trigger's detail says so). The
 // instance must exist here and the commit the scenario was recorded at
 // must be in the repo's history; the run, at the current commit, is
 // recorded with trigger replay and the scenario's origin (the recording
@@ -37,7 +41,11 @@ func (d *Daemon) ReplayScenario(ctx context.Context, repo string, data []byte, w
 	if err != nil {
 		return deployer.Queued{}, err
 	}
-	trig := w.trigger(deployer.TriggerReplay, scenarioOrigin(sc))
+	origin := scenarioOrigin(sc)
+	if rec := sc.Env[executor.EnvRepo]; repo == "" && rec != "" && rec != w.cfg.Name {
+		origin += fmt.Sprintf("; recorded in repo %s, run in %s, this host's only repo", rec, w.cfg.Name)
+	}
+	trig := w.trigger(deployer.TriggerReplay, origin)
 	done := make(chan error, 1)
 	var id store.RunID
 	w.enqueueAction(func(ctx context.Context) error {
@@ -129,7 +137,9 @@ func (w *worker) runScenarioReplay(ctx context.Context, trig store.Trigger, sc e
 		commit = sc.Recorded.Commit
 	}
 	if commit != "" {
-		if _, err := w.repo.ReadFile(commit, sc.Instance.File); err != nil {
+		if _, err := w.repo.ReadFile(commit, sc.Instance.File); errors.Is(err, object.ErrFileNotFound) {
+			return 0, deployer.Errorf(deployer.ENOTFOUND, "instance %s (%s) does not exist at commit %s of repo %s on this host (the scenario was recorded there); check the scenario's instance, or --repo", sc.Instance.Name, sc.Instance.File, short(commit), w.cfg.Name)
+		} else if err != nil {
 			return 0, deployer.Errorf(deployer.ENOTFOUND, "repo %s on this host has no commit %s with %s (the scenario was recorded there): %v; push it, or wait for this host to sync", w.cfg.Name, short(commit), sc.Instance.File, err)
 		}
 	}

@@ -29,7 +29,9 @@ of a scenario file (deployer runs export writes them, on any host): its
 argv, dependency outputs, timeout, writes policy and dry-run setting, for
 its instance, at the daemon's current commit. The daemon checks that the
 instance exists and that the commit the scenario was recorded at is in its
-repo (--repo, default the scenario's DEPLOYER_REPO), and records the run
+repo (--repo; else the repo the scenario's DEPLOYER_REPO names; else, when
+this host has no repo of that name, its only repo, which the run's trigger
+detail then says), and records the run
 with trigger replay and the scenario's origin (the recording host and run).
 DEPLOYER_HOST, _REPO, _COMMIT and _RUN are the daemon's; host variables and
 secrets come from its config and env files. The argv is the recorded one:

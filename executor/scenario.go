@@ -155,12 +155,16 @@ type ExportOptions struct {
 	// of the recorded InstanceBlob), so the scenario runs in any checkout.
 	InstanceXML []byte
 	Expect      *Expect
+	// YAML writes the scenario as YAML rather than JSON (LoadScenario
+	// reads both).
+	YAML bool
 }
 
 // derivedEnv are variables the executor sets itself; a scenario omits them.
 var derivedEnv = []string{EnvInstance, EnvInstanceFile, EnvStep, EnvOutput, EnvDryRun}
 
-// ExportScenario writes a recorded attempt as a scenario file (JSON).
+// ExportScenario writes a recorded attempt as a scenario file (JSON, or
+// YAML with opts.YAML).
 func ExportScenario(r StepResult, opts ExportOptions) ([]byte, error) {
 	if len(r.Argv) == 0 {
 		return nil, fmt.Errorf("export scenario: %w: %s of %s did not run (%s)", ErrScenarioInvalid, r.Step, r.Instance, r.Status)
@@ -193,6 +197,13 @@ func ExportScenario(r StepResult, opts ExportOptions) ([]byte, error) {
 		}
 	}
 	slices.Sort(sc.HostEnv)
+	if opts.YAML {
+		out, err := yaml.Marshal(sc)
+		if err != nil {
+			return nil, fmt.Errorf("export scenario: %w", err)
+		}
+		return out, nil
+	}
 	out, err := json.MarshalIndent(sc, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("export scenario: %w", err)

@@ -85,7 +85,8 @@ func newStepRunCmd(g *globalOptions) *cobra.Command {
 		Use:   "run DIR INSTANCE STEP | run DIR --scenario FILE",
 		Short: "Run one step of one instance in a local checkout, as the daemon would",
 		Long: `Run one step of one instance in the checkout DIR with the argv and the
-DEPLOYER_* environment the daemon would give it: DEPLOYER_HOST is this host,
+DEPLOYER_* environment the daemon would give it: DEPLOYER_HOST is the host
+config's host: with --config, else this machine's host name,
 DEPLOYER_REPO the repo's name (--repo; else the repo of the host config
 whose url is DIR's remote, or its only repo; else the base name of DIR's
 remote URL), DEPLOYER_COMMIT DIR's HEAD ("local" when DIR is not a git
@@ -241,6 +242,16 @@ func (h *hostSettings) load(g *globalOptions, cmd *cobra.Command) error {
 		h.allowStepDirs, h.allowSet = cfg.AllowStepDirs, true
 	}
 	return nil
+}
+
+// hostName is DEPLOYER_HOST of a local run: the host config's host: (as
+// on the daemon), else this machine's host name.
+func (h *hostSettings) hostName() string {
+	if h.cfg != nil && h.cfg.Host != "" {
+		return h.cfg.Host
+	}
+	name, _ := os.Hostname()
+	return name
 }
 
 // repoName is DEPLOYER_REPO for a checkout with this remote URL: --repo,
@@ -590,7 +601,7 @@ func findInstance(m *manifest.Manifest, dir, arg string) (manifest.Instance, err
 
 // localJob is the one-step job the daemon would run, with local values.
 func localJob(o *stepRunOptions, inst manifest.Instance, step manifest.Step) executor.Job {
-	host, _ := os.Hostname()
+	host := o.host.hostName()
 	step.Retries = 0
 	job := executor.Job{
 		RepoRoot:      o.dir,

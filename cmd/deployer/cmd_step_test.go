@@ -429,7 +429,7 @@ func TestStepRunHostConfig(t *testing.T) {
 	clone := filepath.Join(t.TempDir(), "alice-fra1")
 	stepGit(t, t.TempDir(), "clone", "-q", origin, clone)
 	cfgFile := filepath.Join(t.TempDir(), "deployer.yaml")
-	writeStepFile(t, cfgFile, "state_dir: /nonexistent\nstep_env: [PATH, STEP_TEST_VAR]\nrepos:\n  - {name: other, url: ssh://git@example.com/other.git}\n  - {name: clusterconfig, url: "+origin+"}\n")
+	writeStepFile(t, cfgFile, "state_dir: /nonexistent\nhost: fra1-test-dep07\nstep_env: [PATH, STEP_TEST_VAR]\nrepos:\n  - {name: other, url: ssh://git@example.com/other.git}\n  - {name: clusterconfig, url: "+origin+"}\n")
 	t.Setenv("STEP_TEST_VAR", "yes")
 	root := newRootCmd()
 	var out, errOut bytes.Buffer
@@ -446,6 +446,9 @@ func TestStepRunHostConfig(t *testing.T) {
 	}
 	if _, ok := rec.Env["HOME"]; ok {
 		t.Errorf("HOME passed: the config's step_env does not name it")
+	}
+	if rec.Env["DEPLOYER_HOST"] != "fra1-test-dep07" {
+		t.Errorf("DEPLOYER_HOST %q: want the config's host:", rec.Env["DEPLOYER_HOST"])
 	}
 }
 

@@ -304,3 +304,21 @@ func TestScenarioStepEnvRule(t *testing.T) {
 		t.Errorf("unpassed host_env: %v, want [HOME]", got)
 	}
 }
+
+// TestLoadScenarioProblemsInTheFormatsWords: decoding problems name the
+// field as the format does and the file and line, never Go type names.
+func TestLoadScenarioProblemsInTheFormatsWords(t *testing.T) {
+	for _, c := range []struct{ name, data, want string }{
+		{"s.yaml", "version: 1\nstep: s\ninstance: {name: a, file: instances/a.xml}\nrun: x\nexpect:\n  output_match: [x]\n", "unknown field output_match in expect (s.yaml:6)"},
+		{"s.yaml", "version: 1\nstep: s\nbogus: 1\n", "unknown field bogus in the scenario (s.yaml:3)"},
+		{"s.yaml", "version: 1\nstep: s\nexpect:\n  exit_code: abc\n", "want an integer, not a string `abc` (s.yaml:4)"},
+		{"s.yaml", "version: 1\nstep: s\ntimeout: 5\n", `missing unit in duration "5" (want a duration like "30s") (s.yaml:3)`},
+		{"s.json", "{\"version\": 1,\n \"step\": \"s\",\n \"bogus\": 1}\n", "unknown field bogus (s.json:3)"},
+		{"s.json", "{\"version\": 1,\n \"args\": \"x\"}\n", "args: want a list of strings, not string (s.json:2)"},
+	} {
+		_, err := executor.LoadScenarioFile(c.name, []byte(c.data))
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "executor.") {
+			t.Errorf("%q: got %v, want %q", c.data, err, c.want)
+		}
+	}
+}

@@ -83,7 +83,7 @@ could not be read), 2 usage.`,
 				printPlan(out, res)
 			}
 			if len(res.Problems) > 0 {
-				return &statusError{Code: exitError, Err: fmt.Errorf("%s at %s: %d problems", dir, shortID(res.Commit), len(res.Problems))}
+				return &statusError{Code: exitError, Err: fmt.Errorf("%s at %s: %d problem(s)", dir, shortID(res.Commit), len(res.Problems))}
 			}
 			return nil
 		},

@@ -318,6 +318,9 @@ func runStepRun(ctx context.Context, o *stepRunOptions, out io.Writer) error {
 	if err := printStepResult(out, r, o.format); err != nil {
 		return err
 	}
+	if strings.Contains(r.Reason, executor.ErrCommandNotAllowed.Error()) && o.notes != nil {
+		fmt.Fprintf(o.notes, "hint: a command outside the checkout must be under an allowed step directory: --allow-step-dir DIR, or the host config's allow_step_dirs (--config FILE)\n")
+	}
 	if r.Status != executor.StatusSucceeded {
 		return &statusError{Code: exitError, Err: fmt.Errorf("step %s of %s %s", r.Step, r.Instance, stepOutcome(r))}
 	}
@@ -699,9 +702,13 @@ func readScenario(file string) (executor.Scenario, error) {
 	if err != nil {
 		return executor.Scenario{}, fmt.Errorf("scenario: %w", err)
 	}
-	sc, err := executor.LoadScenario(data)
+	name := file
+	if file == "-" {
+		name = "standard input"
+	}
+	sc, err := executor.LoadScenarioFile(name, data)
 	if err != nil {
-		return sc, usageErrorf("%s: %v", file, err)
+		return sc, usageErrorf("scenario %s: %v", name, err)
 	}
 	return sc, nil
 }

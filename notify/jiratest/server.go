@@ -23,8 +23,9 @@ const DefaultIssueType = "Incident"
 type Issue struct {
 	Key    string
 	Labels []string
-	// Fields are the "fields" of the create request, as decoded JSON;
-	// empty for a seeded issue.
+	// Fields are the "fields" of the create request, as decoded JSON,
+	// with those of later edits (PUT) set over them; empty for a seeded
+	// issue.
 	Fields   map[string]any
 	Comments []string // in the order they were posted
 	Done     bool     // set by the "Mark fixed" transition

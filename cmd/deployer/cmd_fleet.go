@@ -305,8 +305,10 @@ func printFleetResult(w io.Writer, res fleet.Result) error {
 }
 
 type fleetStatusOptions struct {
-	inv       inventoryOptions
-	instances bool
+	inv        inventoryOptions
+	instances  bool
+	tickets    string
+	jiraConfig string
 }
 
 func newFleetStatusCmd(g *globalOptions) *cobra.Command {
@@ -320,7 +322,8 @@ and conflicting instances are always listed). No local state is needed.
 
 Exit status: 0 every host answered, whatever the state of its deployment; 1 a
 host did not answer or no host knows the fleet id; 2 usage. (A failed or
-running host is shown, not an error: 'fleet deploy' exits with the outcome.)`,
+running host is shown, not an error: 'fleet deploy' exits with the outcome.)
+` + fleetStatusJiraHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runFleetStatus(cmd, g, o, args[0])
@@ -328,6 +331,8 @@ running host is shown, not an error: 'fleet deploy' exits with the outcome.)`,
 	}
 	o.inv.register(cmd)
 	cmd.Flags().BoolVar(&o.instances, "instances", false, "list every instance of every host")
+	cmd.Flags().StringVar(&o.tickets, "tickets", "none", "bring the fleet's Jira issues in line with the hosts: none, one or per-instance (as given to fleet deploy)")
+	cmd.Flags().StringVar(&o.jiraConfig, "jira-config", os.Getenv("DEPLOYER_JIRA_CONFIG"), "Jira connection for --tickets (env DEPLOYER_JIRA_CONFIG)")
 	return cmd
 }
 
@@ -343,6 +348,10 @@ func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions,
 	if err != nil {
 		return err
 	}
+	reporter, err := ticketReporter(o.tickets, "", o.jiraConfig, cmd.ErrOrStderr(), "deployer fleet status "+id+" "+o.inv.args())
+	if err != nil {
+		return err
+	}
 	s, err := fleet.Status(cmd.Context(), hosts, id, fleet.TLSDialer(g.clientTLS()))
 	if err != nil && !errors.Is(err, fleet.ErrUnknownFleet) {
 		return err
@@ -354,6 +363,13 @@ func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions,
 		}
 	} else if perr := printFleetStatus(w, s, o.instances); perr != nil {
 		return perr
+	}
+	if reporter != nil && err == nil {
+		jw := w
+		if f.structured() {
+			jw = cmd.ErrOrStderr()
+		}
+		syncFleetTickets(cmd.Context(), reporter, jw, s)
 	}
 	if err != nil {
 		return &statusError{Code: exitError, Err: err}

@@ -57,13 +57,23 @@ type Server struct {
 // It is closed when the test ends.
 func NewServer(tb testing.TB, authorization string) *Server {
 	tb.Helper()
+	s := Start(authorization)
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// Start starts a Jira double as NewServer does, for a caller without a
+// testing.TB (a testscript command), which ends it with Stop.
+func Start(authorization string) *Server {
 	s := &Server{auth: authorization, release: make(chan struct{}), issueType: DefaultIssueType, called: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	tb.Cleanup(func() {
-		close(s.release)
-		s.Close()
-	})
 	return s
+}
+
+// Stop ends the requests left hanging and closes the server.
+func (s *Server) Stop() {
+	close(s.release)
+	s.Close()
 }
 
 // SetIssueType sets the issue type a create must name.

@@ -72,15 +72,21 @@ func fleetNotifyChannels(path string) (map[string]notify.Channel, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfgs, err := notifyChannels(cfg)
+	// Only the slack and webhook entries, named as the daemon names them:
+	// a jira entry's token file need not be readable by the operator.
+	var entries []NotifyConfig
+	for i, n := range cfg.Notify {
+		if n.Kind == string(notify.KindSlack) || n.Kind == string(notify.KindWebhook) {
+			n.Name = channelName(cfg, i)
+			entries = append(entries, n)
+		}
+	}
+	cfgs, err := notifyChannels(&Config{Notify: entries})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	out := map[string]notify.Channel{}
 	for _, c := range cfgs {
-		if c.Kind != notify.KindSlack && c.Kind != notify.KindWebhook {
-			continue
-		}
 		ch, err := notify.NewChannel(c, notify.ChannelOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)

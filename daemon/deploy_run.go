@@ -117,6 +117,14 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 	w.notifyDeployment(*rec, spec, notify.EventDeploymentStarted)
 	save()
 	p := w.deploymentPlan(m, steps, spec)
+	// The instances that will not run (skipped for an open intervention,
+	// invalid) are on the run too, with why: a retry that skips them all
+	// does not record a failed run with no instance.
+	for _, o := range p.outcomes {
+		if o.Status != string(deployer.StepPending) {
+			run.Instances = append(run.Instances, o)
+		}
+	}
 	bucket := req.Bucket
 	if bucket == 0 {
 		bucket = manifest.DefaultBucket

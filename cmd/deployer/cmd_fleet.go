@@ -151,6 +151,11 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	case !fleetIDPattern.MatchString(o.opts.ID):
 		return usageErrorf("--id %q: want letters, digits, '.', '_' and '-' only", o.opts.ID)
 	}
+	// The edits, selection and where path are checked before any host
+	// is asked (each daemon checks them again), as deploy does.
+	if err := checkDeployRequest(o.opts.Request); err != nil {
+		return usageErrorf("%v", err)
+	}
 	hosts, inventoryErr := g.loadFleet(cmd, &o.inv)
 	if inventoryErr != nil {
 		return inventoryErr

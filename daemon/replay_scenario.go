@@ -15,6 +15,7 @@ import (
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/planner"
 	"github.com/sre-tools/deployer/store"
 )
 
@@ -195,7 +196,7 @@ func (w *worker) carryOutScenario(ctx context.Context, run *store.Run, sc execut
 		job.Outputs, job.Literal = sj.Outputs, true
 		p.jobs = []executor.Job{job}
 	}
-	if why := w.unfinishedChain(out.Name, sc.Step); why != "" {
+	if why := w.unfinishedChain(m, out.Name, sc.Step); why != "" {
 		w.partialReplay = map[string]string{out.Name: why}
 		defer func() { w.partialReplay = nil }()
 	}
@@ -206,9 +207,11 @@ func (w *worker) carryOutScenario(ctx context.Context, run *store.Run, sc execut
 // would not finish the instance's open step-failed: the replay runs one
 // step, and the step-failed is resolved only when the failed step and
 // every step after it in the failed run's chain for the instance have
-// succeeded. "" when there is no open step-failed, or when step is the
-// failed one and the last of that chain.
-func (w *worker) unfinishedChain(instance string, step manifest.StepName) string {
+// succeeded (the chain: the run's recorded steps for the instance, and the
+// on-change steps after the failed one when the run recorded none after
+// it). "" when there is no open step-failed, or when step is the failed
+// one and the last of that chain.
+func (w *worker) unfinishedChain(m *manifest.Manifest, instance string, step manifest.StepName) string {
 	iv, open := w.openIntervention(deployer.KindStepFailed, instance)
 	if !open {
 		return ""
@@ -232,6 +235,20 @@ func (w *worker) unfinishedChain(instance string, step manifest.StepName) string
 		}
 		if failed == "" && (r.Status == deployer.StepFailed || r.Status == deployer.StepTimedOut) {
 			failed = r.Step
+		}
+	}
+	// A step after the failed one that the run did not record (none was
+	// skipped on record) is still part of the chain when the on-change
+	// steps hold it after the failed one.
+	if last := len(chain) - 1; last >= 0 && chain[last] == failed {
+		if onChange, err := planner.Steps(m); err == nil {
+			after := false
+			for _, s := range onChange {
+				if after && !slices.Contains(chain, string(s.Name)) {
+					chain = append(chain, string(s.Name))
+				}
+				after = after || string(s.Name) == failed
+			}
 		}
 	}
 	i := slices.Index(chain, failed)

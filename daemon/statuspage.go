@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/sre-tools/deployer"
+	"github.com/sre-tools/deployer/syncer"
 )
 
 // The status page's and `deployer status`' data that the rest of the
@@ -55,6 +56,47 @@ func (w *worker) noteBehind(deployed, upstream string) {
 	defer b.mu.Unlock()
 	b.known, b.deployed, b.upstream = ok, deployed, upstream
 	b.n, b.more = n, more
+}
+
+// fetchedUpstream is the upstream tip status shows after a sync: the
+// remote-tracking tip the fetch left, even when the sync is blocked (a
+// dirty or diverged checkout, a rewritten upstream), else known. The repo
+// state's Upstream stays the last tip a sync accepted: it is the "known"
+// Sync detects a rewrite against, and must not move while blocked.
+func fetchedUpstream(res syncer.Result, known string) string {
+	if res.Upstream != "" {
+		return res.Upstream
+	}
+	return known
+}
+
+// shownUpstream is the upstream tip status shows now: the snapshot's (the
+// last fetch, or the last write-back that landed), else known.
+func (w *worker) shownUpstream(known string) string {
+	if up := w.snapshot().upstream; up != "" {
+		return up
+	}
+	return known
+}
+
+// noteLanded shows the commits a write-back pushed (call it with gitMu
+// held): the checkout's HEAD, and the last landed commit as the upstream
+// tip, which it is on the remote since the push. A deployment's write-backs
+// move both while its run holds the loop (no sync then), and status must
+// not show the tips of before the run. The count behind waits for the next
+// count (the run's end, or the next sync).
+func (w *worker) noteLanded(outcomes []syncer.Outcome) {
+	landed := ""
+	for _, o := range outcomes {
+		if o.Status == syncer.OutcomeLanded && o.Commit != "" {
+			landed = o.Commit
+		}
+	}
+	if landed == "" {
+		return
+	}
+	head := w.repo.Head()
+	w.setSnap(func(s *snapshot) { s.head, s.upstream = head, landed })
 }
 
 // setBehind fills r's Behind from the last count when it was made for r's

@@ -316,6 +316,7 @@ func (w *worker) runJobsAt(ctx context.Context, run *store.Run, m *manifest.Mani
 		job.Secrets = secrets
 		file, dryRun, name := job.Instance.File, p.dryRun, string(job.Instance.Name)
 		job.BeforeStep = func(ctx context.Context, s manifest.Step) (func(), error) {
+			w.steps.start(run.ID, name, string(s.Name))
 			failpointAfter(fpMidStep, midStepDelay)
 			if s.Writes != "instance" {
 				return nil, nil

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/sre-tools/deployer"
+	"github.com/sre-tools/deployer/store"
 	"github.com/sre-tools/deployer/syncer"
 )
 
@@ -97,6 +98,60 @@ func (w *worker) noteLanded(outcomes []syncer.Outcome) {
 	}
 	head := w.repo.Head()
 	w.setSnap(func(s *snapshot) { s.head, s.upstream = head, landed })
+}
+
+// stepsRunning is the step each instance of a run is in: the executor
+// reports a step when it ends (and the store records it then), so the
+// step in progress is known only here, for the status page's deployment
+// card and `deployments show`.
+type stepsRunning struct {
+	mu sync.Mutex
+	m  map[string]runningStep // by instance
+}
+
+type runningStep struct {
+	run  store.RunID
+	step string
+}
+
+// start notes that instance starts step in run (before its first attempt).
+func (s *stepsRunning) start(run store.RunID, instance, step string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]runningStep{}
+	}
+	s.m[instance] = runningStep{run: run, step: step}
+}
+
+// step is the step instance last started in run, or "".
+func (s *stepsRunning) step(run store.RunID, instance string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.m[instance]; ok && r.run == run {
+		return r.step
+	}
+	return ""
+}
+
+// withRunningSteps fills in the step of a deployment's running instances
+// from its repo's worker: the step each started last in the deployment's
+// current run.
+func (d *Daemon) withRunningSteps(a deployer.Deployment, err error) (deployer.Deployment, error) {
+	if err != nil || len(a.Runs) == 0 {
+		return a, err
+	}
+	w, werr := d.worker(a.Repo)
+	if werr != nil {
+		return a, nil
+	}
+	run := store.RunID(a.Runs[len(a.Runs)-1])
+	for i, in := range a.Instances {
+		if in.Status == deployer.InstanceRunning && in.Step == "" {
+			a.Instances[i].Step = w.steps.step(run, in.Name)
+		}
+	}
+	return a, nil
 }
 
 // setBehind fills r's Behind from the last count when it was made for r's

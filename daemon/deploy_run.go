@@ -127,6 +127,7 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 	// does not record a failed run with no instance.
 	for _, o := range p.outcomes {
 		if o.Status != string(deployer.StepPending) {
+			o.Reasons = []string{selectedBy(rec.ID)}
 			run.Instances = append(run.Instances, o)
 		}
 	}
@@ -241,6 +242,10 @@ func deploymentTrailers(id, ticket string) map[string]string {
 // upstream already (its Commit is then the commit that holds it).
 const alreadyUpstream = "edit already upstream"
 
+// selectedBy is why a deployment's run planned an instance (its
+// "planned:" line).
+func selectedBy(id string) string { return "selected by deployment " + id }
+
 // dryRunLabel marks a dry-run deployment's run (its trigger's detail).
 const dryRunLabel = " (dry run)"
 
@@ -347,7 +352,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		w.deploymentTrailers = nil
 		outs := outcomesOf(results)
 		for i := range outs {
-			outs[i].Commit = commits[outs[i].Name]
+			outs[i].Commit, outs[i].Reasons = commits[outs[i].Name], []string{selectedBy(rec.ID)}
 		}
 		run.Instances = append(run.Instances, outs...)
 		w.settleRun(run, results, p.dryRun)

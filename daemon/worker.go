@@ -57,7 +57,8 @@ type worker struct {
 	// gitKept is the checkout's guarded git files as the daemon left them
 	// (gitguard.go); under gitMu.
 	gitKept syncer.GitDirSnapshot
-	behind  behindCount // commits not deployed yet (statuspage.go)
+	behind  behindCount  // commits not deployed yet (statuspage.go)
+	steps   stepsRunning // the step each instance of a run is in (statuspage.go)
 
 	mu      sync.Mutex
 	pending []request

@@ -335,7 +335,7 @@ func (w *worker) raiseStepFailed(run store.Run, o store.InstanceOutcome, output 
 	w.gitMu.Unlock()
 	next := fmt.Sprintf("deployer runs show %d; fix the cause, then: deployer interventions resolve {id} --retry", run.ID)
 	extra := map[string]string{"commit": commit, "run": fmt.Sprint(run.ID)}
-	if dep := runDeployment(run); dep != "" {
+	if dep := deploymentOfRun(run); dep != "" {
 		// Raised inside a deployment: the deployment runs it again, so
 		// that its record follows (resolve --retry is refused).
 		next = fmt.Sprintf("deployer runs show %d; fix the cause, then: deployer interventions resolve {id} && deployer deployments retry %s", run.ID, dep)
@@ -349,9 +349,9 @@ func (w *worker) raiseStepFailed(run store.Run, o store.InstanceOutcome, output 
 	})
 }
 
-// runDeployment is the id of the deployment whose run run is ("" when it
+// deploymentOfRun is the id of the deployment whose run run is ("" when it
 // is not a deployment's).
-func runDeployment(run store.Run) string {
+func deploymentOfRun(run store.Run) string {
 	if len(run.Triggers) == 0 || run.Triggers[0].Kind != deployer.TriggerDeployment {
 		return ""
 	}

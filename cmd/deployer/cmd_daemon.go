@@ -51,25 +51,55 @@ error. Exit status: 0 valid (or clean stop), 1 error.`,
 				path = defaultConfigPath
 			}
 			cfg, err := loadConfig(path)
+			if o.checkConfig {
+				return checkConfig(cmd.OutOrStdout(), path, cfg, err)
+			}
 			if err != nil {
 				return err
-			}
-			if o.checkConfig {
-				lines, problems := checkCerts(cfg, time.Now())
-				for _, l := range lines {
-					fmt.Fprintln(cmd.OutOrStdout(), l)
-				}
-				if len(problems) > 0 {
-					return &ConfigError{Problems: problems}
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d repos, %d certificates)\n", path, len(cfg.Repos), len(certUses(cfg)))
-				return nil
 			}
 			return runDaemon(cmd.Context(), cfg, path, newLogger(cfg.Log, os.Stderr))
 		},
 	}
 	cmd.Flags().BoolVar(&o.checkConfig, "check-config", false, "only validate the config file")
 	return cmd
+}
+
+// checkConfig is daemon --check-config: every problem of the file at
+// once (its checks, the files it names that cannot be read, its
+// certificates), each as file:line: message, then how many there are.
+func checkConfig(w io.Writer, path string, cfg *Config, err error) error {
+	var problems []string
+	var ce *ConfigError
+	switch {
+	case errors.As(err, &ce):
+		problems = ce.Problems
+		if cfg != nil {
+			problems = append(problems, cfg.fileProblems()...)
+			sortByLine(path, problems)
+		}
+	case err != nil:
+		return err
+	default:
+		lines, certProblems := checkCerts(cfg, time.Now())
+		for _, l := range lines {
+			fmt.Fprintln(w, l)
+		}
+		problems = append(cfg.fileProblems(), certProblems...)
+	}
+	if len(problems) > 0 {
+		n := plural(len(problems), "problem", "problems")
+		return &ConfigError{Problems: append(problems, fmt.Sprintf("%s: %s; fix and run deployer daemon --check-config again", path, n))}
+	}
+	fmt.Fprintf(w, "%s: ok (%s, %s)\n", path, plural(len(cfg.Repos), "repo", "repos"), plural(len(certUses(cfg)), "certificate", "certificates"))
+	return nil
+}
+
+// plural is "1 repo", "2 repos".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // runDaemon serves the API and runs the pipeline until ctx is done.

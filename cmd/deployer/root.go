@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/certs"
@@ -235,10 +233,8 @@ func (g *globalOptions) applyClientConfig() error {
 		return fmt.Errorf("client config: %w", err)
 	}
 	var c clientConfigFile
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return &statusError{Code: exitUsage, Err: &ConfigError{Problems: yamlProblems(path, err)}}
+	if probs, _, _ := decodeStrict(path, data, &c); len(probs) > 0 {
+		return &statusError{Code: exitUsage, Err: &ConfigError{Problems: probs}}
 	}
 	rel := func(p string) string {
 		if p != "" && !filepath.IsAbs(p) {

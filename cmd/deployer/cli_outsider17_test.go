@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/sre-tools/deployer/api"
+)
+
+// deployRunBackend answers a deployment run: beta ran at the commit of its
+// turn (after alpha's write-back), beta was written back, and gamma's
+// second step never started because its first failed.
+type deployRunBackend struct{ api.Backend }
+
+func (deployRunBackend) Run(_ context.Context, id uint64) (api.Run, error) {
+	end := opsT0.Add(3e9)
+	return api.Run{ID: id, Repo: "cc", Commit: "9effae8eaa11111111", Status: "failed", Started: opsT0, Ended: &end,
+		Triggers: []api.Trigger{{Kind: "deployment", Detail: "d-1", At: opsT0}},
+		Instances: []api.InstanceOutcome{
+			{Name: "alpha", File: "instances/alpha.xml", Status: "succeeded", Commit: "9effae8eaa11111111"},
+			{Name: "beta", File: "instances/beta.xml", Status: "succeeded", Commit: "4ec5d69abc22222222"},
+			{Name: "gamma", File: "instances/gamma.xml", Status: "failed"},
+		},
+		Steps: []api.StepResult{
+			{Instance: "alpha", Step: "instance-configure", Attempt: 1, Status: "succeeded"},
+			{Instance: "beta", Step: "instance-configure", Attempt: 1, Status: "succeeded"},
+			{Instance: "gamma", Step: "instance-configure", Attempt: 1, Status: "failed", ExitCode: 3},
+			{Instance: "gamma", Step: "instance-redeploy", Attempt: 0, Status: "skipped", Reason: "instance-configure failed"},
+		}}, nil
+}
+
+func (deployRunBackend) History(context.Context, string, string, int) (api.InstanceHistory, error) {
+	return api.InstanceHistory{}, api.Errorf(api.KindNotFound, "none")
+}
+
+func (deployRunBackend) RunDiff(_ context.Context, run uint64, _ string) (api.RunDiff, error) {
+	return api.RunDiff{Run: run, Repo: "cc", WriteBacks: []api.WriteBack{
+		{Run: run, Instance: "beta", File: "instances/beta.xml", Reason: "instance-configure", State: "pushed", Commit: "5555555555aaaa", Diff: []string{"set a@b 1 → 2"}},
+	}}, nil
+}
+
+func (deployRunBackend) Runs(_ context.Context, repo string, _ int) ([]api.Run, error) {
+	return nil, api.Errorf(api.KindNotFound, "unknown repo %q", repo)
+}
+
+// TestRunsShowDeployment: runs show names the commit an instance ran at
+// when it is not the run's, points at deployer diff for a written-back
+// instance, and shows a step that never started as such (not "attempt 0").
+func TestRunsShowDeployment(t *testing.T) {
+	sock := serveBackend(t, deployRunBackend{})
+	out, stderr, code := runCLI(t, "--socket", sock, "runs", "show", "6")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	t.Logf("runs show 6:\n%s", out)
+	for _, want := range []string{
+		"instance beta (instances/beta.xml): succeeded\n    ran at commit 4ec5d69abc22222222 (the run started at 9effae8eaa)\n",
+		"    wrote back instances/beta.xml: pushed 5555555555 (the edit: deployer diff 6 --instance beta)\n",
+		"    step instance-redeploy: not started (skipped: instance-configure failed)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"attempt 0", "ran at commit 9effae8eaa"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("says %q", bad)
+		}
+	}
+}
+
+// TestRunsNumberHint: 'runs 7' (a run id where a repo name goes) is a
+// usage error that suggests runs show 7.
+func TestRunsNumberHint(t *testing.T) {
+	sock := serveBackend(t, deployRunBackend{})
+	_, stderr, code := runCLI(t, "--socket", sock, "runs", "7")
+	if code != exitUsage || !strings.Contains(stderr, "did you mean: deployer runs show 7") {
+		t.Errorf("runs 7: exit %d: %s", code, stderr)
+	}
+}

@@ -79,3 +79,57 @@ func TestRunsNumberHint(t *testing.T) {
 		t.Errorf("runs 7: exit %d: %s", code, stderr)
 	}
 }
+
+// statesBackend answers interventions and deployments in every state.
+type statesBackend struct{ api.Backend }
+
+func (statesBackend) Interventions(_ context.Context, all bool) ([]api.Intervention, error) {
+	ivs := []api.Intervention{opsIntervention(7, "open"), opsIntervention(8, "acknowledged")}
+	if all {
+		ivs = append(ivs, opsIntervention(3, "resolved"))
+	}
+	return ivs, nil
+}
+
+func (statesBackend) Deployments(context.Context, api.DeploymentFilter) ([]api.Deployment, error) {
+	var ds []api.Deployment
+	for i, st := range []string{"running", "queued", "succeeded", "failed", "cancelled", "blocked"} {
+		d := opsDeployment()
+		d.ID, d.State = "d-"+string(rune('1'+i)), st
+		ds = append(ds, d)
+	}
+	return ds, nil
+}
+
+// TestCompletionByState: ack offers only the open, unacknowledged
+// interventions, resolve every unresolved one; cancel offers the queued
+// and running deployments, retry the ended ones that did not succeed,
+// show every one. step run offers the valid instances of a checkout that
+// also holds an invalid instance file.
+func TestCompletionByState(t *testing.T) {
+	sock := serveBackend(t, statesBackend{})
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"interventions", "ack", ""}, "7"},
+		{[]string{"interventions", "resolve", ""}, "7 8"},
+		{[]string{"interventions", "show", ""}, "7 8 3"},
+		{[]string{"deployments", "cancel", ""}, "d-1 d-2"},
+		{[]string{"deployments", "retry", ""}, "d-4 d-5 d-6"},
+		{[]string{"deployments", "show", ""}, "d-1 d-2 d-3 d-4 d-5 d-6"},
+	} {
+		got, _ := complete(t, append([]string{"--socket", sock}, tc.args...)...)
+		if g := strings.Join(values(got), " "); g != tc.want {
+			t.Errorf("%v: got %q, want %q", tc.args, g, tc.want)
+		}
+	}
+
+	dir, _ := newStepCheckout(t)
+	writeStepFile(t, dir+"/instances/gamma.xml", "<instance name=\"gamma\">\n<app\n</instance>\n")
+	writeStepFile(t, dir+"/instances/delta.xml", "<instance name=\"bad name\"/>\n")
+	got, _ := complete(t, "step", "run", dir, "")
+	if g := strings.Join(values(got), " "); g != "alpha beta" {
+		t.Errorf("step run instances with invalid files beside: got %q, want alpha beta", g)
+	}
+}

@@ -2,8 +2,15 @@ package main
 
 import (
 	"context"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sre-tools/deployer/api"
 )
@@ -131,5 +138,88 @@ func TestCompletionByState(t *testing.T) {
 	got, _ := complete(t, "step", "run", dir, "")
 	if g := strings.Join(values(got), " "); g != "alpha beta" {
 		t.Errorf("step run instances with invalid files beside: got %q, want alpha beta", g)
+	}
+}
+
+// hungSocket is a daemon socket that accepts connections and never answers.
+func hungSocket(t *testing.T) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "hung.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	return sock
+}
+
+// slowSyncBackend answers sync only after a while, as a sync --wait does
+// when the run takes that long.
+type slowSyncBackend struct{ api.Backend }
+
+func (slowSyncBackend) Sync(_ context.Context, repo string, wait bool) (api.SyncResponse, error) {
+	time.Sleep(700 * time.Millisecond)
+	end := opsT0.Add(time.Second)
+	return api.SyncResponse{Repo: repo, Run: &api.Run{ID: 5, Repo: repo, Status: "succeeded", Started: opsT0, Ended: &end}}, nil
+}
+
+// TestClientTimeout: a call to a daemon that never answers gives up after
+// --timeout (30 s by default) naming the socket and the timeout; a
+// sync --wait, which waits for its run, is not cut off by it.
+func TestClientTimeout(t *testing.T) {
+	if f := newRootCmd().PersistentFlags().Lookup("timeout"); f == nil || f.DefValue != "30s" {
+		t.Fatalf("--timeout default: %v", f)
+	}
+	sock := hungSocket(t)
+	start := time.Now()
+	_, stderr, code := runCLI(t, "--socket", sock, "--timeout", "300ms", "status")
+	took := time.Since(start)
+	if code != exitError || took > 5*time.Second {
+		t.Errorf("status against a hung daemon: exit %d after %s", code, took)
+	}
+	if want := "the daemon at " + sock + " did not answer within 300ms"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr lacks %q: %s", want, stderr)
+	}
+
+	slow := serveBackend(t, slowSyncBackend{})
+	out, stderr, code := runCLI(t, "--socket", slow, "--timeout", "200ms", "sync", "cc", "--wait")
+	if code != 0 || !strings.Contains(out, "succeeded") {
+		t.Errorf("sync --wait slower than --timeout: exit %d: %s%s", code, out, stderr)
+	}
+}
+
+// TestInterruptedCall: SIGTERM while a call waits for the daemon says
+// interrupted, not that the daemon cannot be reached.
+func TestInterruptedCall(t *testing.T) {
+	sock := hungSocket(t)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	time.AfterFunc(300*time.Millisecond, func() { _ = syscall.Kill(os.Getpid(), syscall.SIGTERM) })
+	root := newRootCmd()
+	root.SetOut(io.Discard)
+	root.SetArgs([]string{"--socket", sock, "status"})
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "interrupted (") || !strings.Contains(msg, "before the daemon at "+sock+" answered") ||
+		strings.Contains(msg, "cannot reach") || strings.Contains(msg, "is `deployer daemon` running") {
+		t.Errorf("got %q", msg)
 	}
 }

@@ -223,3 +223,32 @@ func TestInterruptedCall(t *testing.T) {
 		t.Errorf("got %q", msg)
 	}
 }
+
+// TestReportTableRefused: the report has no table format; -o table is a
+// usage error naming the formats, and no -o prints markdown.
+func TestReportTableRefused(t *testing.T) {
+	sock := serveBackend(t, opsBackend{})
+	_, stderr, code := runCLI(t, "--socket", sock, "report", "-o", "table")
+	if code != exitUsage || !strings.Contains(stderr, `report -o "table": want markdown (the default), json, yaml or html`) {
+		t.Errorf("report -o table: exit %d: %s", code, stderr)
+	}
+	out, stderr, code := runCLI(t, "--socket", sock, "report")
+	if code != exitIntervention || !strings.Contains(out, "#") {
+		t.Errorf("report: exit %d: %s%s", code, out, stderr)
+	}
+}
+
+// TestValidateMissingDir: validate of a directory that does not exist says
+// so (it said "deployer.xml: load manifest: open repository …, 1 problems").
+func TestValidateMissingDir(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nonexistent")
+	_, stderr, code := runCLI(t, "validate", missing)
+	if code != exitError || !strings.Contains(stderr, missing+": no such directory") || strings.Contains(stderr, "problems") {
+		t.Errorf("validate %s: exit %d: %s", missing, code, stderr)
+	}
+	empty := t.TempDir()
+	_, stderr, code = runCLI(t, "validate", empty)
+	if code != exitError || !strings.Contains(stderr, empty+": 1 problem\n") {
+		t.Errorf("validate of a directory without deployer.xml: exit %d: %s", code, stderr)
+	}
+}

@@ -252,3 +252,28 @@ func TestValidateMissingDir(t *testing.T) {
 		t.Errorf("validate of a directory without deployer.xml: exit %d: %s", code, stderr)
 	}
 }
+
+// TestRestartKeys: the keys SIGHUP does not apply are named when they
+// change; the repos, limits and log.level (which it applies) are not.
+func TestRestartKeys(t *testing.T) {
+	base := "state_dir: /x\nlisten: {socket: /run/d.sock}\nlog: {level: info}\nrepos:\n  - name: a\n    url: u\n"
+	running, err := parseConfig("deployer.yaml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{base, ""},
+		{strings.Replace(base, "log: {level: info}", "log: {level: debug}\nlimits: {xml_depth: 64}", 1) + "  - name: b\n    url: v\n", ""},
+		{strings.Replace(base, "listen: {socket: /run/d.sock}", "listen: {socket: /run/d.sock, status: public}", 1), "listen.status"},
+		{strings.Replace(base, "listen: {socket: /run/d.sock}", "listen: {socket: /run/e.sock, http: \"127.0.0.1:1\", token_file: /t}", 1), "listen.socket listen.http listen.token_file"},
+		{strings.Replace(base, "state_dir: /x", "state_dir: /y\nnotify: [{kind: slack, url: https://s}]", 1), "state_dir notify"},
+	} {
+		next, err := parseConfig("deployer.yaml", []byte(tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(restartKeys(running, next), " "); got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.yaml, got, tc.want)
+		}
+	}
+}

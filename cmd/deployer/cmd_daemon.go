@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -123,7 +124,7 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 			log.Warn().Str("check", l).Msg("tls certificate")
 		}
 	}
-	go watchHUP(ctx, path, d, certs, log)
+	go watchHUP(ctx, path, cfg, d, certs, log)
 	go notifySystemd(ctx, d, cfg.Listen.Socket, log)
 	log.Info().Str("host", opts.Host).Str("state", d.StatePath()).Str("socket", cfg.Listen.Socket).Int("repos", len(cfg.Repos)).Msg("daemon started")
 	err = d.Serve(ctx)
@@ -287,9 +288,11 @@ func notifySystemd(ctx context.Context, d *daemon.Daemon, socket string, log zer
 
 // watchHUP re-reads the config on SIGHUP: the log level and the limits
 // follow it and repos are added, removed or restarted with their new
-// settings while the others go on; an invalid file changes nothing. Listeners and the state dir need a
-// restart.
-func watchHUP(ctx context.Context, path string, d *daemon.Daemon, certs *certCollector, log zerolog.Logger) {
+// settings while the others go on; an invalid file changes nothing. The
+// other keys (listeners, the state dir, notify, ...) need a restart: a
+// change of one is logged as a warning naming it, at every SIGHUP until
+// the restart. running is the config the daemon started with.
+func watchHUP(ctx context.Context, path string, running *Config, d *daemon.Daemon, certs *certCollector, log zerolog.Logger) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
 	defer signal.Stop(ch)
@@ -314,6 +317,9 @@ func watchHUP(ctx context.Context, path string, d *daemon.Daemon, certs *certCol
 				log.Info().Strs("added", added).Strs("removed", removed).Strs("changed", changed).Str("log_level", cfg.Log.Level).
 					Int64("instance_file_bytes", lim.InstanceFileBytes).Int("xml_depth", lim.XMLDepth).Bool("limits_changed", limitsChanged).
 					Msg("SIGHUP: config reloaded")
+				if keys := restartKeys(running, cfg); len(keys) > 0 {
+					log.Warn().Strs("keys", keys).Msg("SIGHUP: changed, but applied only at a restart (systemctl restart deployer): " + strings.Join(keys, ", ") + "; until then the daemon keeps the values it started with")
+				}
 			}
 		}
 		if err != nil {
@@ -321,6 +327,38 @@ func watchHUP(ctx context.Context, path string, d *daemon.Daemon, certs *certCol
 		}
 		_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyReady)
 	}
+}
+
+// restartKeys lists the keys whose change SIGHUP does not apply: every
+// listen.* key by name, the other sections as a whole. The repos, the
+// limits and log.level are reloaded.
+func restartKeys(running, next *Config) []string {
+	var keys []string
+	a, b := reflect.ValueOf(running.Listen), reflect.ValueOf(next.Listen)
+	for i := 0; i < a.NumField(); i++ {
+		if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+			name, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("yaml"), ",")
+			keys = append(keys, "listen."+name)
+		}
+	}
+	for _, k := range []struct {
+		key  string
+		a, b any
+	}{
+		{"host", running.Host, next.Host},
+		{"datacenter", running.Datacenter, next.Datacenter},
+		{"state_dir", running.StateDir, next.StateDir},
+		{"log.format", running.Log.Format, next.Log.Format},
+		{"allow_step_dirs", running.AllowStepDirs, next.AllowStepDirs},
+		{"step_env", running.StepEnv, next.StepEnv},
+		{"shutdown_grace", running.ShutdownGrace, next.ShutdownGrace},
+		{"notify", running.Notify, next.Notify},
+	} {
+		if !reflect.DeepEqual(k.a, k.b) {
+			keys = append(keys, k.key)
+		}
+	}
+	return keys
 }
 
 func daemonOpts(cfg *Config, log zerolog.Logger) (daemon.Options, error) {

@@ -57,7 +57,8 @@ type worker struct {
 	// gitKept is the checkout's guarded git files as the daemon left them
 	// (gitguard.go); under gitMu.
 	gitKept syncer.GitDirSnapshot
-	behind  behindCount // commits not deployed yet (statuspage.go)
+	behind  behindCount  // commits not deployed yet (statuspage.go)
+	steps   stepsRunning // the step each instance of a run is in (statuspage.go)
 
 	mu      sync.Mutex
 	pending []request
@@ -88,6 +89,10 @@ type worker struct {
 	// held marks instances whose edit is held in a push intervention during
 	// the current run (guarded by gitMu): no step-failed on top of it.
 	held map[string]bool
+	// partialReplay maps an instance to why a scenario replay running now
+	// does not finish its step-failed (set and read on the worker
+	// goroutine: daemon/replay_scenario.go).
+	partialReplay map[string]string
 	// writer lets one instance-writing step run at a time: a write-back
 	// needs every other tracked file clean.
 	writer chan struct{}
@@ -303,10 +308,14 @@ func (w *worker) runActions(ctx context.Context, reqs []request) []request {
 	return rest
 }
 
-// isOurs reports whether a commit's change id is in our journal.
+// isOurs reports whether a commit's change id is in our journal, and
+// not dropped: the commit of an edit an operator dropped (deployments
+// drop-journal), left in the checkout by a push the daemon was killed in,
+// is never pushed by a sync; it is a commit the daemon does not stand
+// behind (sync-diverged, resolved by resetting to upstream).
 func (w *worker) isOurs(changeID string) bool {
 	e, err := w.d.store.JournalEntry(changeID)
-	return err == nil && e.Repo == w.cfg.Name
+	return err == nil && e.Repo == w.cfg.Name && e.State != store.JournalDropped
 }
 
 // runSchedules carries out the scheduled runs among reqs (each its own run)

@@ -70,7 +70,7 @@ Exit status: 0 valid, 1 problems found.`,
 				}
 			}
 			if len(probs) > 0 {
-				return &statusError{Code: exitError, Err: fmt.Errorf("%s: %s", dir, plural(len(probs), "problem", "problems"))}
+				return &statusError{Code: exitError, Err: fmt.Errorf("%s: %s", dir, problemCount(len(probs)))}
 			}
 			if !f.structured() {
 				fmt.Fprintf(out, "%s: valid\n", dir)

@@ -277,3 +277,28 @@ func TestRestartKeys(t *testing.T) {
 		}
 	}
 }
+
+// fleet status gives up on a hung host after --timeout, like every other
+// daemon call, and says the host did not answer.
+func TestFleetStatusHungHostTimesOut(t *testing.T) {
+	sock := hungSocket(t)
+	inv := filepath.Join(t.TempDir(), "fleet.yaml")
+	if err := os.WriteFile(inv, []byte("- {name: hung, datacenter: x, url: \"unix://"+sock+"\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var code int
+	var out, stderr string
+	go func() {
+		defer close(done)
+		out, stderr, code = runCLI(t, "--timeout", "300ms", "fleet", "status", "f-1", "--inventory", inv)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("fleet status against a hung host did not end within 20 s with --timeout 300ms")
+	}
+	if code != exitError {
+		t.Errorf("exit %d, want 1 (a host did not answer): %s%s", code, out, stderr)
+	}
+}

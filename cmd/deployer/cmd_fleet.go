@@ -164,7 +164,7 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	}
 	opts := o.opts
 	if opts.Dial == nil {
-		opts.Dial = fleet.TLSDialer(g.clientTLS())
+		opts.Dial = g.fleetDialer()
 	}
 	opts.Request.Who = operatorName()
 	if opts.ID == "" {
@@ -359,7 +359,7 @@ func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions,
 	if err != nil {
 		return err
 	}
-	s, err := fleet.Status(cmd.Context(), hosts, id, fleet.TLSDialer(g.clientTLS()))
+	s, err := fleet.Status(cmd.Context(), hosts, id, g.fleetDialer())
 	if err != nil && !errors.Is(err, fleet.ErrUnknownFleet) {
 		return err
 	}
@@ -530,4 +530,18 @@ func (g *globalOptions) loadFleet(cmd *cobra.Command, o *inventoryOptions) ([]fl
 		return nil, &statusError{Code: exitUsage, Err: err}
 	}
 	return hosts, nil
+}
+
+// fleetDialer reaches the fleet's hosts with the client TLS settings,
+// each call bounded by --timeout as the other commands' are (a hung host
+// held fleet status and each wave for ever).
+func (g *globalOptions) fleetDialer() fleet.Dialer {
+	dial := fleet.TLSDialer(g.clientTLS())
+	return func(h fleet.Host) (fleet.Daemon, error) {
+		d, err := dial(h)
+		if c, ok := d.(interface{ SetTimeout(time.Duration) }); ok && err == nil {
+			c.SetTimeout(g.timeout)
+		}
+		return d, err
+	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/sre-tools/deployer"
 )
@@ -57,6 +59,10 @@ func (s *Server) replayScenario(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, deployer.Errorf(deployer.EINVALID, "scenario replay: no scenario in the request"))
 		return
 	}
+	if err := checkScenarioStep(req.Scenario); err != nil {
+		s.fail(w, err)
+		return
+	}
 	rearm := func() {}
 	if req.Wait {
 		rearm = s.awaitLong(w, r)
@@ -68,6 +74,26 @@ func (s *Server) replayScenario(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// checkScenarioStep refuses a scenario whose step name could not be a
+// step's: one with a control character, a line break, white space or HTML
+// markup (< > & " '). Such a name would otherwise reach the daemon's log,
+// run records and pages before the daemon finds it is not in the
+// manifest. A scenario that is not a JSON object is the daemon's to
+// refuse.
+func checkScenarioStep(scenario json.RawMessage) error {
+	var sc struct {
+		Step *string `json:"step"`
+	}
+	if json.Unmarshal(scenario, &sc) != nil || sc.Step == nil {
+		return nil
+	}
+	step := *sc.Step
+	if deployer.Escape(step) != step || strings.ContainsAny(step, "<>&\"' \t\n\r\v\f") || strings.IndexFunc(step, unicode.IsSpace) >= 0 {
+		return deployer.Errorf(deployer.EINVALID, "scenario replay: step name %s has a control character, white space or HTML markup; no manifest step is named so (check the scenario's step)", strconv.Quote(step))
+	}
+	return nil
 }
 
 // ReplayScenario runs a scenario on the daemon as a replay run; with

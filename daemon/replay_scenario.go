@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 
@@ -37,6 +39,9 @@ func (d *Daemon) ReplayScenario(ctx context.Context, repo string, data []byte, w
 	sc, err := executor.LoadScenario(data)
 	if err != nil {
 		return deployer.Queued{}, deployer.Errorf(deployer.EINVALID, "%v", err)
+	}
+	if err := manifest.CheckInstanceName(string(sc.Instance.Name)); err != nil {
+		return deployer.Queued{}, deployer.Errorf(deployer.EINVALID, "scenario instance.name: %v", err)
 	}
 	w, err := d.scenarioWorker(repo, sc)
 	if err != nil {
@@ -105,8 +110,12 @@ func (d *Daemon) scenarioWorker(repo string, sc executor.Scenario) (*worker, err
 }
 
 // scenarioOrigin is the replay trigger's detail: where the scenario was
-// recorded.
+// recorded, on one line (what the scenario says is escaped).
 func scenarioOrigin(sc executor.Scenario) string {
+	return deployer.Escape(rawScenarioOrigin(sc))
+}
+
+func rawScenarioOrigin(sc executor.Scenario) string {
 	what := fmt.Sprintf("step %s, instance %s", sc.Step, sc.Instance.Name)
 	r := sc.Recorded
 	if r == nil {
@@ -133,6 +142,14 @@ func (w *worker) runScenarioReplay(ctx context.Context, trig store.Trigger, sc e
 	if w.repo == nil {
 		return 0, deployer.Errorf(deployer.EUNAVAILABLE, "repo %s is not checked out yet", w.cfg.Name)
 	}
+	// What the manifest does not allow is refused first, before the
+	// scenario's commit and instance are looked up (its file need not
+	// exist yet: the sync may bring it).
+	if m, err := manifest.Load(w.repo.Dir(), w.manifestOptions()); err == nil {
+		if _, err := w.scenarioStep(m, sc, false); err != nil {
+			return 0, err
+		}
+	}
 	commit := sc.Env[executor.EnvCommit]
 	if sc.Recorded != nil && sc.Recorded.Commit != "" {
 		commit = sc.Recorded.Commit
@@ -152,10 +169,66 @@ func (w *worker) runScenarioReplay(ctx context.Context, trig store.Trigger, sc e
 	if !ok {
 		return p.run, nil
 	}
+	// The checkout is now at the commit the run is at: the scenario must
+	// fit its manifest, or it is refused before any run is recorded (an
+	// invalid manifest is the run's to report, as for any run).
+	if m, err := manifest.Load(w.repo.Dir(), w.manifestOptions()); err == nil {
+		if _, err := w.scenarioStep(m, sc, true); err != nil {
+			return 0, err
+		}
+	}
 	run, _ := w.runAt(ctx, trigs, p.rs, func(run *store.Run) {
 		w.carryOutScenario(ctx, run, sc)
 	})
 	return run.ID, nil
+}
+
+// scenarioStep is the step a scenario replay runs: the manifest's step of
+// the scenario's name, at the checkout's commit, with the scenario's
+// recorded arguments and, when it asks for less, its timeout. What the
+// manifest does not allow is refused (EINVALID): a step it does not have,
+// another program than the step's run, a timeout that is negative or more
+// than the step's, writes="instance" for a step that does not write, an
+// instance file that is not one of the manifest's instance files (the
+// manifest, .git/config, HEAD, a file outside the instances pattern). A
+// scenario without a timeout (or 0s) gets the step's. With exists, the
+// instance file must also be a regular file of the checkout.
+func (w *worker) scenarioStep(m *manifest.Manifest, sc executor.Scenario, exists bool) (manifest.Step, error) {
+	at := fmt.Sprintf("at commit %s of repo %s", short(w.repo.Head()), w.cfg.Name)
+	step, ok := m.Step(sc.Step)
+	if !ok {
+		names := make([]string, len(m.Steps))
+		for i, s := range m.Steps {
+			names[i] = string(s.Name)
+		}
+		return manifest.Step{}, deployer.Errorf(deployer.EINVALID, "scenario step %q is not a step of %s %s (steps there: %s); a replay runs only what the manifest has",
+			deployer.Escape(string(sc.Step)), m.File, at, strings.Join(names, ", "))
+	}
+	if path.Clean(sc.Run) != path.Clean(step.Run) {
+		return manifest.Step{}, deployer.Errorf(deployer.EINVALID, "scenario runs %q, but step %s of %s %s runs %q; a replay runs the manifest's program (only the arguments after it come from the scenario)",
+			deployer.Escape(sc.Run), step.Name, m.File, at, step.Run)
+	}
+	timeout := time.Duration(sc.Timeout)
+	switch {
+	case timeout < 0:
+		return manifest.Step{}, deployer.Errorf(deployer.EINVALID, "scenario timeout %s is negative; omit it for step %s's %s, or ask for less", timeout, step.Name, step.Timeout)
+	case timeout == 0:
+		timeout = step.Timeout
+	case timeout > step.Timeout:
+		return manifest.Step{}, deployer.Errorf(deployer.EINVALID, "scenario timeout %s is more than step %s's %s in %s %s; a scenario may ask for less (omit it for the step's)", timeout, step.Name, step.Timeout, m.File, at)
+	}
+	if sc.Writes != "" && sc.Writes != step.Writes {
+		return manifest.Step{}, deployer.Errorf(deployer.EINVALID, "scenario asks writes=%q, but step %s of %s %s does not write its instance file; the manifest's policy applies", deployer.Escape(sc.Writes), step.Name, m.File, at)
+	}
+	file := sc.Instance.File
+	if !m.MatchesInstancePath(file) {
+		return manifest.Step{}, deployer.Errorf(deployer.EINVALID, "scenario instance.file %q is not an instance file of %s %s (instance files there: %s/%s)",
+			deployer.Escape(file), m.File, at, m.Instances.Dir, m.Instances.Pattern)
+	}
+	if _, err := manifest.StatRepoFile(w.repo.Dir(), file); exists && err != nil {
+		return manifest.Step{}, deployer.Errorf(deployer.ENOTFOUND, "instance %s (%s) is not an instance file %s: %v", deployer.Escape(string(sc.Instance.Name)), deployer.Escape(file), at, err)
+	}
+	return manifest.Step{Name: step.Name, Run: step.Run, Args: slices.Clone(sc.Args), Timeout: timeout, Writes: step.Writes, Line: step.Line}, nil
 }
 
 // carryOutScenario runs the scenario's step for its instance in run.
@@ -164,6 +237,12 @@ func (w *worker) carryOutScenario(ctx context.Context, run *store.Run, sc execut
 	if err != nil {
 		run.Status, run.Error = store.RunInvalid, err.Error()
 		w.raiseManifestInvalid(*run, err)
+		return
+	}
+	step, err := w.scenarioStep(m, sc, true)
+	if err != nil {
+		// Checked before the run; the checkout has not moved since.
+		run.Status, run.Error = store.RunFailed, err.Error()
 		return
 	}
 	secrets, err := readEnvFiles(w.cfg.EnvFiles)
@@ -192,7 +271,7 @@ func (w *worker) carryOutScenario(ctx context.Context, run *store.Run, sc execut
 	}
 	p := plan{outcomes: []store.InstanceOutcome{out}, dryRun: sc.DryRun}
 	if ok {
-		job.Steps[0].Retries = 0
+		job.Steps = []manifest.Step{step}
 		job.Outputs, job.Literal = sj.Outputs, true
 		p.jobs = []executor.Job{job}
 	}

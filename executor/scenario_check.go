@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sre-tools/deployer/manifest"
@@ -149,7 +151,7 @@ func copyCheckout(root string) (string, error) {
 }
 
 func (e *Executor) testFile(ctx context.Context, t Target, path string) ScenarioOutcome {
-	data, err := os.ReadFile(path)
+	data, err := ReadScenarioFile(path)
 	if err != nil {
 		return ScenarioOutcome{Err: fmt.Errorf("test scenario: %w", err)}
 	}
@@ -158,6 +160,41 @@ func (e *Executor) testFile(ctx context.Context, t Target, path string) Scenario
 		return ScenarioOutcome{Err: err}
 	}
 	return e.TestScenario(ctx, t, sc)
+}
+
+// MaxScenarioBytes caps a scenario file, as the API caps a request's body.
+const MaxScenarioBytes = 1 << 20
+
+// ReadScenarioFile reads a scenario file: only a regular file (a symlink
+// to one is followed; a device, FIFO or directory is refused without
+// blocking on it), of at most MaxScenarioBytes.
+func ReadScenarioFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file (%s)", ErrScenarioInvalid, path, fi.Mode().Type())
+	}
+	return ReadScenario(path, f)
+}
+
+// ReadScenario reads a scenario from rd (name says what it is in the
+// error), refusing more than MaxScenarioBytes.
+func ReadScenario(name string, rd io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(rd, MaxScenarioBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxScenarioBytes {
+		return nil, fmt.Errorf("%w: %s is over %d bytes (1 MiB), the cap of a scenario file", ErrScenarioInvalid, name, MaxScenarioBytes)
+	}
+	return data, nil
 }
 
 // Check compares a result, and the instance file before and after the step

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/sre-tools/deployer/manifest"
@@ -47,7 +48,7 @@ type instanceVersions struct{ before, after []byte }
 
 // runScenario runs sc and returns the instance file before and after the
 // step, restoring the file afterwards when restore is set.
-func (e *Executor) runScenario(ctx context.Context, t Target, sc Scenario, restore bool) (StepResult, instanceVersions, error) {
+func (e *Executor) runScenario(ctx context.Context, t Target, sc Scenario, restore bool) (_ StepResult, _ instanceVersions, rerr error) {
 	var files instanceVersions
 	if err := sc.validate(); err != nil {
 		return StepResult{}, files, fmt.Errorf("run scenario: %w", err)
@@ -61,18 +62,26 @@ func (e *Executor) runScenario(ctx context.Context, t Target, sc Scenario, resto
 		return StepResult{}, files, fmt.Errorf("run scenario: %w", err)
 	}
 	if restore {
-		undo, err := keepFile(file)
+		undo, err := file.keep()
 		if err != nil {
 			return StepResult{}, files, fmt.Errorf("run scenario: %w", err)
 		}
-		defer undo()
+		defer func() {
+			if uerr := undo(); uerr != nil {
+				uerr = fmt.Errorf("run scenario: restore %s: %w", sc.Instance.File, uerr)
+				if rerr != nil {
+					uerr = fmt.Errorf("%w; %w", rerr, uerr)
+				}
+				rerr = uerr
+			}
+		}()
 	}
 	if sc.Instance.XML != "" {
-		if err := os.WriteFile(file, []byte(sc.Instance.XML), 0o644); err != nil {
+		if err := file.write([]byte(sc.Instance.XML), 0o644); err != nil {
 			return StepResult{}, files, fmt.Errorf("run scenario: write instance: %w", err)
 		}
 	}
-	if files.before, err = readIfExists(file); err != nil {
+	if files.before, err = file.read(); err != nil {
 		return StepResult{}, files, fmt.Errorf("run scenario: read instance: %w", err)
 	}
 	ws := e.watchJobs([]Job{job})
@@ -81,18 +90,13 @@ func (e *Executor) runScenario(ctx context.Context, t Target, sc Scenario, resto
 	jr.literal, jr.split = true, true
 	jr.allow, _ = sc.StepEnvFor(t.StepEnv)
 	r, _ := e.attempt(ctx, jr, job.Steps[0], 1, false)
-	if files.after, err = readIfExists(file); err != nil {
-		return r, files, fmt.Errorf("run scenario: read instance: %w", err)
+	if files.after, err = file.read(); errors.Is(err, errNotRegular) && restore {
+		// The restore says what the step left there.
+		return r, files, nil
+	} else if err != nil {
+		return r, files, fmt.Errorf("run scenario: read instance after the step: %w", err)
 	}
 	return r, files, nil
-}
-
-func readIfExists(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	return data, err
 }
 
 // Job is the scenario as a one-step job for t (a daemon replaying it runs
@@ -188,37 +192,140 @@ func (sc Scenario) UnpassedHostEnv(names []string, lookup func(string) (string, 
 	return out
 }
 
-// instancePath returns the instance file's path, refusing one that leaves
-// the repository through a symlinked directory.
-func instancePath(root, file string) (string, error) {
+// instanceFile is a scenario's instance file: rel, a slash path inside
+// the checkout root. It is read, written, kept and put back only as a
+// regular file, through an os.Root of the checkout, so that neither a
+// symlinked directory nor a symlink in its place (instances/x.xml ->
+// /tmp/victim) makes a scenario read or write outside the checkout.
+type instanceFile struct{ root, rel string }
+
+// errNotRegular marks an instance file that is a symlink or not a regular
+// file (its message is empty: it only marks).
+var errNotRegular = errors.New("")
+
+// instancePath returns the scenario's instance file, refusing one that
+// leaves the repository through a symlinked directory, and one that is a
+// symlink or not a regular file itself (it may not exist yet).
+func instancePath(root, file string) (instanceFile, error) {
+	f := instanceFile{root: root, rel: file}
 	p := filepath.Join(root, filepath.FromSlash(file))
 	realRoot, err := filepath.EvalSymlinks(root)
 	if err != nil {
-		return "", fmt.Errorf("resolve repo root: %w", err)
+		return f, fmt.Errorf("resolve repo root: %w", err)
 	}
 	dir, err := filepath.EvalSymlinks(filepath.Dir(p))
 	if err != nil {
-		return "", fmt.Errorf("resolve instance directory: %w", err)
+		return f, fmt.Errorf("resolve instance directory: %w", err)
 	}
 	if dir != realRoot && !within(realRoot, dir) {
-		return "", fmt.Errorf("%w: instance file %s is outside the repository", ErrScenarioInvalid, file)
+		return f, fmt.Errorf("%w: instance file %s is outside the repository", ErrScenarioInvalid, file)
 	}
-	return p, nil
+	if _, err := f.stat(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return f, err
+	}
+	return f, nil
 }
 
-// keepFile saves the file at path and returns a function that puts it back
-// (or removes it if it did not exist).
-func keepFile(path string) (func(), error) {
-	fi, err := os.Stat(path)
+// stat is the file's mode, an error naming it when it is a symlink or not
+// a regular file.
+func (f instanceFile) stat() (fs.FileInfo, error) {
+	r, err := os.OpenRoot(f.root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return f.statIn(r)
+}
+
+func (f instanceFile) statIn(r *os.Root) (fs.FileInfo, error) {
+	fi, err := r.Lstat(filepath.FromSlash(f.rel))
+	switch {
+	case err != nil:
+		return nil, err
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return nil, fmt.Errorf("%w: instance file %s is a symlink%w; a scenario reads and writes only a regular file in the checkout", ErrScenarioInvalid, f.rel, errNotRegular)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%w: instance file %s is not a regular file (%s)%w", ErrScenarioInvalid, f.rel, fi.Mode().Type(), errNotRegular)
+	}
+	return fi, nil
+}
+
+// read returns the file's content, nil when it does not exist.
+func (f instanceFile) read() ([]byte, error) {
+	r, err := os.OpenRoot(f.root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if _, err := f.statIn(r); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	return manifest.ReadRepoFile(f.root, f.rel, manifest.DefaultInstanceFileBytes)
+}
+
+// write replaces the file's content (creating it with perm).
+func (f instanceFile) write(data []byte, perm fs.FileMode) error {
+	r, err := os.OpenRoot(f.root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if _, err := f.statIn(r); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	out, err := r.OpenFile(filepath.FromSlash(f.rel), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := out.Write(data); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// remove deletes the file if it is a regular file; a symlink or anything
+// else the step left there is not removed.
+func (f instanceFile) remove() error {
+	r, err := os.OpenRoot(f.root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if _, err := f.statIn(r); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if errors.Is(err, errNotRegular) {
+		return fmt.Errorf("the step left a symlink or other file that is not a regular file at %s: not followed nor removed", f.rel)
+	} else if err != nil {
+		return err
+	}
+	return r.Remove(filepath.FromSlash(f.rel))
+}
+
+// keep saves the file and returns a function that puts it back (or
+// removes it if it did not exist). Putting it back never follows or
+// deletes a symlink the step left in its place: that is an error, and the
+// link stays.
+func (f instanceFile) keep() (func() error, error) {
+	fi, err := f.stat()
 	if errors.Is(err, fs.ErrNotExist) {
-		return func() { _ = os.Remove(path) }, nil
+		return f.remove, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("save instance: %w", err)
 	}
-	data, err := os.ReadFile(path)
+	data, err := f.read()
 	if err != nil {
 		return nil, fmt.Errorf("save instance: %w", err)
 	}
-	return func() { _ = os.WriteFile(path, data, fi.Mode().Perm()) }, nil
+	return func() error {
+		if err := f.write(data, fi.Mode().Perm()); errors.Is(err, errNotRegular) {
+			return fmt.Errorf("the step left a symlink or other file that is not a regular file at %s: not followed nor removed, and the file is not restored (git checkout -- %s restores it)", f.rel, f.rel)
+		} else if err != nil {
+			return fmt.Errorf("%w; not restored (git checkout -- %s restores it)", err, f.rel)
+		}
+		return nil
+	}, nil
 }

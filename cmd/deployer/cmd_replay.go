@@ -24,10 +24,16 @@ its steps from --from (default: the first) to the end of the chain, with the
 outputs the earlier steps recorded. RUN is a run of that daemon: with
 --remote URL it runs on that host's daemon and RUN is looked up there.
 
-With --scenario FILE ("-": standard input) the daemon runs exactly the inputs
-of a scenario file (deployer runs export writes them, on any host): its
-argv, dependency outputs, timeout, writes policy and dry-run setting, for
-its instance, at the daemon's current commit. The daemon checks that the
+With --scenario FILE ("-": standard input; a regular file of at most 1 MiB)
+the daemon runs a scenario file (deployer runs export writes them, on any
+host) for its instance, at the daemon's current commit: the manifest's step
+of the scenario's name, with the scenario's recorded arguments, dependency
+outputs and dry-run setting. It runs only what the manifest there has, and
+refuses anything else (exit 2, no run recorded): a step the manifest does
+not have (the message names its steps), a run other than that step's run,
+a timeout that is negative or more than the step's (none: the step's),
+writes: instance for a step that does not write, an instance file that is
+not one of the manifest's instance files. The daemon checks that the
 instance exists and that the commit the scenario was recorded at is in its
 repo (--repo; else the repo the scenario's DEPLOYER_REPO names; else, when
 this host has no repo of that name, its only repo, which the run's trigger
@@ -48,7 +54,8 @@ to host B:
 
 Prints the new run.
 
-Exit status: 0 the replay succeeded, 1 it failed or an error, 2 usage.`,
+Exit status: 0 the replay succeeded, 1 it failed or an error, 2 usage (also
+a scenario the daemon refuses).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {

@@ -311,11 +311,16 @@ func runStepRun(ctx context.Context, o *stepRunOptions, out io.Writer) error {
 	} else {
 		r, err = runManifestStep(ctx, o)
 	}
-	if err != nil {
+	if err != nil && r.Started.IsZero() {
 		return err
 	}
 	o.record(r)
 	if err := printStepResult(out, r, o.format); err != nil {
+		return err
+	}
+	if err != nil {
+		// The step ran, but its scenario's instance file could not be
+		// put back.
 		return err
 	}
 	if strings.Contains(r.Reason, executor.ErrCommandNotAllowed.Error()) && o.notes != nil {
@@ -346,7 +351,7 @@ func (o *stepRunOptions) record(r executor.StepResult) {
 	a.FromScenario, a.InstanceEdited = o.scenario != "", o.instanceEdited
 	a.InstanceBefore = r.Inputs.InstanceBlob
 	if o.instanceFile != "" {
-		if data, err := os.ReadFile(filepath.Join(o.dir, filepath.FromSlash(o.instanceFile))); err == nil {
+		if data, err := manifest.ReadRepoFile(o.dir, o.instanceFile, manifest.DefaultInstanceFileBytes); err == nil {
 			a.InstanceAfter = syncer.BlobID(data)
 		}
 	}
@@ -489,7 +494,7 @@ func (o *stepRunOptions) checkInstanceFile(name, file string, warn bool) {
 	if o.checkout.commit == localRunID {
 		return
 	}
-	here, err := os.ReadFile(filepath.Join(o.dir, filepath.FromSlash(file)))
+	here, err := manifest.ReadRepoFile(o.dir, file, manifest.DefaultInstanceFileBytes)
 	if err != nil {
 		return
 	}
@@ -684,6 +689,9 @@ func runScenarioFile(ctx context.Context, o *stepRunOptions, out io.Writer) (exe
 	if errors.Is(err, executor.ErrSecretMissing) {
 		return r, usageErrorf("step run: %v (export it in your environment)", err)
 	}
+	if errors.Is(err, executor.ErrScenarioInvalid) && r.Started.IsZero() {
+		return r, usageErrorf("step run: %v", err)
+	}
 	if err != nil {
 		return r, fmt.Errorf("step run: %w", err)
 	}
@@ -694,17 +702,18 @@ func runScenarioFile(ctx context.Context, o *stepRunOptions, out io.Writer) (exe
 func readScenario(file string) (executor.Scenario, error) {
 	var data []byte
 	var err error
-	if file == "-" {
-		data, err = io.ReadAll(os.Stdin)
-	} else {
-		data, err = os.ReadFile(file)
-	}
-	if err != nil {
-		return executor.Scenario{}, fmt.Errorf("scenario: %w", err)
-	}
 	name := file
 	if file == "-" {
 		name = "standard input"
+		data, err = executor.ReadScenario(name, os.Stdin)
+	} else {
+		data, err = executor.ReadScenarioFile(file)
+	}
+	if errors.Is(err, executor.ErrScenarioInvalid) {
+		return executor.Scenario{}, usageErrorf("scenario: %v", err)
+	}
+	if err != nil {
+		return executor.Scenario{}, fmt.Errorf("scenario: %w", err)
 	}
 	sc, err := executor.LoadScenarioFile(name, data)
 	if err != nil {
@@ -726,10 +735,10 @@ func (o *stepRunOptions) checkRecorded(sc executor.Scenario) error {
 		diffs = append(diffs, fmt.Sprintf("the checkout is at commit %s; the scenario was recorded at %s", shortID(o.checkout.commit), shortID(rec.Commit)))
 	}
 	if rec.InstanceBlob != "" && sc.Instance.XML == "" {
-		here, err := os.ReadFile(filepath.Join(o.dir, filepath.FromSlash(sc.Instance.File)))
+		here, err := manifest.ReadRepoFile(o.dir, sc.Instance.File, manifest.DefaultInstanceFileBytes)
 		switch {
 		case err != nil:
-			diffs = append(diffs, fmt.Sprintf("%s: %v (the recorded one is blob %s)", sc.Instance.File, err, shortID(rec.InstanceBlob)))
+			diffs = append(diffs, fmt.Sprintf("%v (the recorded one is blob %s)", err, shortID(rec.InstanceBlob)))
 		case syncer.BlobID(here) != rec.InstanceBlob:
 			diffs = append(diffs, fmt.Sprintf("%s differs from the recorded one (blob %s here, %s recorded)%s",
 				sc.Instance.File, shortID(syncer.BlobID(here)), shortID(rec.InstanceBlob), instanceDiff(o.dir, rec.InstanceBlob, here)))
@@ -836,7 +845,9 @@ checkout itself is never changed. Each scenario's step gets the host
 variables of the step_env in force, as in step run --scenario: --step-env,
 else --config's step_env, else the scenario's step_env, else
 PATH,HOME,LANG,TZ; secrets a scenario names are taken from your
-environment.
+environment. A scenario file must be a regular file of at most 1 MiB
+(else that scenario fails, unread); the copies of the checkout are
+removed at the end, also after an interrupt.
 
 Prints one line per scenario, the problems of those that failed, and a
 summary line; --junit FILE also writes a JUnit XML report for CI.

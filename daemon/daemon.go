@@ -17,6 +17,7 @@ import (
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/notify"
+	"github.com/sre-tools/deployer/rollout"
 	"github.com/sre-tools/deployer/schedule"
 	"github.com/sre-tools/deployer/store"
 	"github.com/sre-tools/deployer/syncer"
@@ -79,6 +80,8 @@ type Daemon struct {
 	sched   *schedule.Scheduler
 	metrics *metrics
 	notify  *notifier
+	// rollouts coordinates fleet rollouts (daemon/rollout.go).
+	rollouts *rollout.Coordinator
 	// limits are the XML engine's caps in force (Options.Limits until a
 	// SIGHUP sets others: SetLimits).
 	limits  atomic.Pointer[manifest.Limits]
@@ -126,6 +129,7 @@ func New(opts Options) (*Daemon, error) {
 		opts.Logger.Error().Err(err).Msg("mark interrupted runs; retried per repo")
 	}
 	d.metrics = newMetrics(d)
+	d.rollouts = newCoordinator(d)
 	if d.notify, err = newNotifier(d, opts.Notify); err != nil {
 		st.Close()
 		return nil, err
@@ -162,6 +166,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		defer d.wg.Done()
 		d.notify.run(ctx)
 	}()
+	d.runRollouts(ctx)
 	d.mu.Lock()
 	d.serve = ctx
 	for _, name := range d.order {

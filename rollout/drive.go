@@ -360,9 +360,19 @@ func (c *Coordinator) follow(ctx context.Context, id string, hi int, d fleet.Dae
 			if r.Cancel && !cancelled {
 				cancelled = true
 				if ha, ok := d.(hostAPI); ok {
-					if _, err := ha.CancelDeployment(ctx, depID); err != nil {
-						c.log.Warn().Err(err).Str("rollout", id).Str("host", r.Hosts[hi].Host.Name).Msg("cancel the host's deployment")
+					name := r.Hosts[hi].Host.Name
+					_, err := ha.CancelDeployment(ctx, depID)
+					if err != nil {
+						c.log.Warn().Err(err).Str("rollout", id).Str("host", name).Msg("cancel the host's deployment")
 					}
+					_, _ = c.update(id, func(r *api.Rollout) error {
+						if err != nil {
+							c.event(r, "host %s: cancel deployment %s: %v", name, depID, err)
+						} else {
+							c.event(r, "host %s: deployment %s cancelled (its running instances finish)", name, depID)
+						}
+						return nil
+					})
 				}
 			}
 		}

@@ -1,0 +1,240 @@
+package rollout_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sre-tools/deployer"
+	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/fleet"
+	"github.com/sre-tools/deployer/rollout"
+	"github.com/sre-tools/deployer/store"
+)
+
+// fakeHost is a host daemon (fleet.Daemon, our interface) whose
+// deployments succeed at their first poll; it counts the deployments it
+// was asked to start.
+type fakeHost struct {
+	mu      sync.Mutex
+	deps    []api.Deployment
+	deploys int
+}
+
+func (h *fakeHost) Deploy(_ context.Context, repo string, req api.DeployRequest) (api.Deployment, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.deploys++
+	return h.add(req), nil
+}
+
+func (h *fakeHost) add(req api.DeployRequest) api.Deployment {
+	d := api.Deployment{ID: fmt.Sprintf("d%015d", len(h.deps)+1), State: "running", Request: req}
+	h.deps = append(h.deps, d)
+	return d
+}
+
+func (h *fakeHost) Deployment(_ context.Context, id string) (api.Deployment, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, d := range h.deps {
+		if d.ID == id {
+			now := time.Now()
+			d.State, d.Finished, d.Counts = string(deployer.DeploymentSucceeded), &now, map[string]int{"succeeded": 1}
+			h.deps[i] = d
+			return d, nil
+		}
+	}
+	return api.Deployment{}, api.Errorf(api.KindNotFound, "deployment %s not found", id)
+}
+
+func (h *fakeHost) FleetDeployments(_ context.Context, fl string) ([]api.Deployment, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []api.Deployment
+	for _, d := range h.deps {
+		if d.Request.Fleet == fl {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+func (h *fakeHost) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.deploys
+}
+
+type fixture struct {
+	st    *store.Store
+	hosts map[string]*fakeHost
+	c     *rollout.Coordinator
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := &fixture{st: st, hosts: map[string]*fakeHost{"h1": {}, "h2": {}}}
+	f.c = f.coordinator()
+	return f
+}
+
+func (f *fixture) coordinator() *rollout.Coordinator {
+	return rollout.New(rollout.Options{Store: f.st, Dial: func(h fleet.Host) (fleet.Daemon, error) { return f.hosts[h.Name], nil }})
+}
+
+func (f *fixture) run(t *testing.T, c *rollout.Coordinator) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+func request(id string) api.RolloutRequest {
+	return api.RolloutRequest{
+		ID: id, Repo: "cc", Request: api.DeployRequest{Select: "instances/*.xml"}, Poll: "20ms",
+		Hosts: []api.RolloutHost{{Name: "h1", Datacenter: "fra", URL: "unix:///h1"}, {Name: "h2", Datacenter: "ams", URL: "unix:///h2"}},
+	}
+}
+
+func waitEnd(t *testing.T, c *rollout.Coordinator, id string) api.Rollout {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		r, err := c.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Finished != nil {
+			return r
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("rollout %s did not end", id)
+	return api.Rollout{}
+}
+
+// prometheus answers every instant query with value v, on 127.0.0.1.
+func prometheus(t *testing.T, v string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/query" || r.URL.Query().Get("query") == "" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,%q]}]}}`, v)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// A health gate whose query stays out of bounds stops the rollout before
+// wave 2, with the query's value in the gate's evidence; the second host
+// is never deployed.
+func TestPrometheusGateFailsBeforeWave2(t *testing.T) {
+	f := newFixture(t)
+	f.run(t, f.c)
+	limit := 0.01
+	req := request("r-gate")
+	req.Prometheus = &api.PrometheusGate{URL: prometheus(t, "0.5").URL, Query: "sum(rate(errors[5m]))", Max: &limit, Timeout: "200ms", Every: "20ms"}
+	if _, err := f.c.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	r := waitEnd(t, f.c, "r-gate")
+	if r.State != api.RolloutFailed || !strings.Contains(r.Stopped, "gate prometheus before wave 2 failed") || !strings.Contains(r.Stopped, "sum(rate(errors[5m])) = 0.5 (max 0.01)") {
+		t.Fatalf("state %s, stopped %q", r.State, r.Stopped)
+	}
+	g := r.Waves[1].Gates[0]
+	if g.State != api.StepFailed || !strings.Contains(g.Evidence, "= 0.5") {
+		t.Fatalf("gate %+v", g)
+	}
+	if r.Waves[1].State != api.StepSkipped || f.hosts["h2"].count() != 0 || f.hosts["h1"].count() != 1 {
+		t.Fatalf("wave 2 %s, deploys h1 %d h2 %d", r.Waves[1].State, f.hosts["h1"].count(), f.hosts["h2"].count())
+	}
+}
+
+// A query in bounds passes the gate, with its value as evidence.
+func TestPrometheusGatePasses(t *testing.T) {
+	f := newFixture(t)
+	f.run(t, f.c)
+	limit := 0.01
+	req := request("r-ok")
+	req.Prometheus = &api.PrometheusGate{URL: prometheus(t, "0.001").URL, Query: "errors", Max: &limit, Timeout: "5s", Every: "20ms"}
+	if _, err := f.c.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	r := waitEnd(t, f.c, "r-ok")
+	if r.State != api.RolloutSucceeded || !strings.Contains(r.Waves[1].Gates[0].Evidence, "errors = 0.001 (max 0.01)") {
+		t.Fatalf("state %s, gate %+v", r.State, r.Waves[1].Gates[0])
+	}
+}
+
+// A rollout stored but not followed to its end (the coordinator died after
+// a host accepted its deployment and before the id was recorded) resumes
+// when a coordinator runs again: the host's deployment is found by the
+// rollout's fleet label and followed, not started again. Submitting the
+// same id again starts nothing.
+func TestResumeFindsHostDeploymentByLabel(t *testing.T) {
+	f := newFixture(t)
+	// Submitted to a coordinator that is not running: stored, not driven.
+	r, err := f.c.Submit(context.Background(), request("r-resume"))
+	if err != nil || !r.New {
+		t.Fatalf("submit: %+v %v", r, err)
+	}
+	f.hosts["h1"].add(api.DeployRequest{Select: "instances/*.xml", Fleet: "r-resume"})
+	f.run(t, f.coordinator())
+	r = waitEnd(t, f.c, "r-resume")
+	if r.State != api.RolloutSucceeded {
+		t.Fatalf("state %s: %+v", r.State, r.Hosts)
+	}
+	if !r.Hosts[0].Adopted || f.hosts["h1"].count() != 0 || f.hosts["h2"].count() != 1 {
+		t.Fatalf("h1 adopted %v, deploys h1 %d h2 %d", r.Hosts[0].Adopted, f.hosts["h1"].count(), f.hosts["h2"].count())
+	}
+	again, err := f.c.Submit(context.Background(), request("r-resume"))
+	if err != nil || again.New || again.State != api.RolloutSucceeded {
+		t.Fatalf("resubmit: %+v %v", again, err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if f.hosts["h1"].count() != 0 || f.hosts["h2"].count() != 1 {
+		t.Fatalf("after resubmit: deploys h1 %d h2 %d", f.hosts["h1"].count(), f.hosts["h2"].count())
+	}
+}
+
+// Bad requests are refused before anything is stored.
+func TestSubmitRefusesBadRequests(t *testing.T) {
+	f := newFixture(t)
+	for name, mod := range map[string]func(*api.RolloutRequest){
+		"no hosts":     func(r *api.RolloutRequest) { r.Hosts = nil },
+		"bad id":       func(r *api.RolloutRequest) { r.ID = "a b" },
+		"bad bake":     func(r *api.RolloutRequest) { r.Bake = "soon" },
+		"no bounds":    func(r *api.RolloutRequest) { r.Prometheus = &api.PrometheusGate{URL: "http://127.0.0.1:1", Query: "up"} },
+		"canary":       func(r *api.RolloutRequest) { r.Canary = "nosuch" },
+		"no selection": func(r *api.RolloutRequest) { r.Request.Select = "" },
+	} {
+		req := request("r-bad")
+		mod(&req)
+		if _, err := f.c.Submit(context.Background(), req); api.ErrorKind(err) != api.KindInvalid {
+			t.Errorf("%s: %v, want invalid", name, err)
+		}
+	}
+	if rs, _ := f.c.List(0); len(rs) != 0 {
+		t.Fatalf("stored %d rollouts", len(rs))
+	}
+}

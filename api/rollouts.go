@@ -230,15 +230,21 @@ func (s *Server) rolloutAction(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ro)
 }
 
-// The service backend forwards rollouts to a Service that coordinates
-// them (the daemon does).
+// The service backend forwards rollouts to the Service's coordinator.
 
 func (b serviceBackend) rollouts() (RolloutBackend, error) {
-	rb, ok := b.s.(RolloutBackend)
-	if !ok {
-		return nil, Errorf(KindNotFound, "this daemon coordinates no rollouts")
+	if p, ok := b.s.(rolloutCoordinator); ok {
+		if rb, ok := p.RolloutCoordinator().(RolloutBackend); ok {
+			return rb, nil
+		}
 	}
-	return rb, nil
+	return nil, Errorf(KindNotFound, "this daemon coordinates no rollouts")
+}
+
+// rolloutCoordinator is a Service that has a rollout coordinator (the
+// daemon's is package rollout's, which the daemon does not import).
+type rolloutCoordinator interface {
+	RolloutCoordinator() any
 }
 
 // SubmitRollout forwards to the Service.

@@ -17,7 +17,6 @@ import (
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
 	"github.com/sre-tools/deployer/notify"
-	"github.com/sre-tools/deployer/rollout"
 	"github.com/sre-tools/deployer/schedule"
 	"github.com/sre-tools/deployer/store"
 	"github.com/sre-tools/deployer/syncer"
@@ -61,6 +60,7 @@ type Options struct {
 	// is told to stop (no new run starts meanwhile); 0 cancels at once.
 	ShutdownGrace time.Duration
 	Notify        []notify.ChannelConfig
+	Rollouts      NewRolloutCoordinator // nil: no fleet rollouts (daemon/rollout.go)
 	Logger        zerolog.Logger
 	Now           func() time.Time
 }
@@ -81,7 +81,7 @@ type Daemon struct {
 	metrics *metrics
 	notify  *notifier
 	// rollouts coordinates fleet rollouts (daemon/rollout.go).
-	rollouts *rollout.Coordinator
+	rollouts RolloutCoordinator
 	// limits are the XML engine's caps in force (Options.Limits until a
 	// SIGHUP sets others: SetLimits).
 	limits  atomic.Pointer[manifest.Limits]

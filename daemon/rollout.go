@@ -3,23 +3,37 @@ package daemon
 import (
 	"context"
 
-	"github.com/sre-tools/deployer/api"
-	"github.com/sre-tools/deployer/rollout"
+	"github.com/rs/zerolog"
+
+	"github.com/sre-tools/deployer/store"
 )
 
-// The daemon is a rollout coordinator: it keeps fleet rollouts in its
-// state file and drives the hosts' APIs from a goroutine (package
-// rollout). The API reaches it through api.RolloutBackend.
+// RolloutCoordinator stores fleet rollouts in the daemon's state file and
+// drives the hosts' APIs from Run, which the daemon runs beside its repos
+// until it stops. Package rollout provides it (the daemon does not import
+// it: a rollout speaks the API's types); the API reaches it through
+// RolloutCoordinator.
+type RolloutCoordinator interface {
+	Run(ctx context.Context)
+}
 
-var _ api.RolloutBackend = (*Daemon)(nil)
+// NewRolloutCoordinator makes the coordinator of a daemon's state file
+// (Options.Rollouts; nil: the daemon coordinates no rollouts).
+type NewRolloutCoordinator func(st *store.Store, log zerolog.Logger) RolloutCoordinator
 
-func newCoordinator(d *Daemon) *rollout.Coordinator {
-	return rollout.New(rollout.Options{Store: d.store, Logger: d.log.With().Str("component", "rollout").Logger(), Now: d.now})
+func newCoordinator(d *Daemon) RolloutCoordinator {
+	if d.opts.Rollouts == nil {
+		return nil
+	}
+	return d.opts.Rollouts(d.store, d.log.With().Str("component", "rollout").Logger())
 }
 
 // runRollouts resumes the unfinished rollouts and drives them until ctx
 // is done (Serve waits for it).
 func (d *Daemon) runRollouts(ctx context.Context) {
+	if d.rollouts == nil {
+		return
+	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -27,22 +41,11 @@ func (d *Daemon) runRollouts(ctx context.Context) {
 	}()
 }
 
-// SubmitRollout stores a rollout and starts driving it.
-func (d *Daemon) SubmitRollout(ctx context.Context, req api.RolloutRequest) (api.Rollout, error) {
-	return d.rollouts.Submit(ctx, req)
-}
-
-// Rollouts lists the rollouts this daemon coordinates, newest first.
-func (d *Daemon) Rollouts(ctx context.Context, limit int) ([]api.Rollout, error) {
-	return d.rollouts.List(limit)
-}
-
-// Rollout returns one rollout this daemon coordinates.
-func (d *Daemon) Rollout(ctx context.Context, id string) (api.Rollout, error) {
-	return d.rollouts.Get(id)
-}
-
-// RolloutAction pauses, resumes, cancels or approves a rollout.
-func (d *Daemon) RolloutAction(ctx context.Context, id, action string, req api.RolloutActionRequest) (api.Rollout, error) {
-	return d.rollouts.Action(ctx, id, action, req)
+// RolloutCoordinator returns the daemon's rollout coordinator, nil when it
+// has none: the API serves /v1/rollouts from it.
+func (d *Daemon) RolloutCoordinator() any {
+	if d.rollouts == nil {
+		return nil
+	}
+	return d.rollouts
 }

@@ -287,6 +287,28 @@ func decodeRecord(rec store.Rollout) (api.Rollout, error) {
 	return r, nil
 }
 
+var _ api.RolloutBackend = (*Coordinator)(nil)
+
+// SubmitRollout is Submit, for the API.
+func (c *Coordinator) SubmitRollout(ctx context.Context, req api.RolloutRequest) (api.Rollout, error) {
+	return c.Submit(ctx, req)
+}
+
+// Rollouts is List, for the API.
+func (c *Coordinator) Rollouts(ctx context.Context, limit int) ([]api.Rollout, error) {
+	return c.List(limit)
+}
+
+// Rollout is Get, for the API.
+func (c *Coordinator) Rollout(ctx context.Context, id string) (api.Rollout, error) {
+	return c.Get(id)
+}
+
+// RolloutAction is Action, for the API.
+func (c *Coordinator) RolloutAction(ctx context.Context, id, action string, req api.RolloutActionRequest) (api.Rollout, error) {
+	return c.Action(ctx, id, action, req)
+}
+
 // Get returns one rollout.
 func (c *Coordinator) Get(id string) (api.Rollout, error) {
 	rec, err := c.opts.Store.Rollout(id)

@@ -7,15 +7,24 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/daemon"
 	"github.com/sre-tools/deployer/fleet"
 	"github.com/sre-tools/deployer/rollout"
+	"github.com/sre-tools/deployer/store"
 )
 
 // The rollout commands: a fleet deployment that a daemon (the
 // coordinator) stores and drives, instead of this process.
+
+// newRolloutCoordinator makes the daemon a rollout coordinator over its
+// state file (daemon.Options.Rollouts).
+func newRolloutCoordinator(st *store.Store, log zerolog.Logger) daemon.RolloutCoordinator {
+	return rollout.New(rollout.Options{Store: st, Logger: log})
+}
 
 // newFleetRolloutCmds are the fleet subcommands of rollouts.
 func newFleetRolloutCmds(g *globalOptions) []*cobra.Command {

@@ -221,10 +221,12 @@ func TestResumeFindsHostDeploymentByLabel(t *testing.T) {
 func TestSubmitRefusesBadRequests(t *testing.T) {
 	f := newFixture(t)
 	for name, mod := range map[string]func(*api.RolloutRequest){
-		"no hosts":     func(r *api.RolloutRequest) { r.Hosts = nil },
-		"bad id":       func(r *api.RolloutRequest) { r.ID = "a b" },
-		"bad bake":     func(r *api.RolloutRequest) { r.Bake = "soon" },
-		"no bounds":    func(r *api.RolloutRequest) { r.Prometheus = &api.PrometheusGate{URL: "http://127.0.0.1:1", Query: "up"} },
+		"no hosts": func(r *api.RolloutRequest) { r.Hosts = nil },
+		"bad id":   func(r *api.RolloutRequest) { r.ID = "a b" },
+		"bad bake": func(r *api.RolloutRequest) { r.Bake = "soon" },
+		"no bounds": func(r *api.RolloutRequest) {
+			r.Prometheus = &api.PrometheusGate{URL: "http://127.0.0.1:1", Query: "up"}
+		},
 		"canary":       func(r *api.RolloutRequest) { r.Canary = "nosuch" },
 		"no selection": func(r *api.RolloutRequest) { r.Request.Select = "" },
 	} {

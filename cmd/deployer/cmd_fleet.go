@@ -71,11 +71,13 @@ func (o *inventoryOptions) register(cmd *cobra.Command) {
 }
 
 type fleetDeployOptions struct {
-	inv        inventoryOptions
-	opts       fleet.Options
-	wait       bool
-	tickets    string
-	jiraConfig string
+	inv            inventoryOptions
+	opts           fleet.Options
+	wait           bool
+	tickets        string
+	jiraConfig     string
+	notify         bool
+	notifyStateDir string
 }
 
 func newFleetDeployCmd(g *globalOptions) *cobra.Command {
@@ -101,7 +103,7 @@ is an error: "0 instances match on every host".
 Exit status: 0 every host succeeded (or was no-match, and another host
 deployed), 1 an error, a host that did not succeed, or no host with a
 matching instance, 2 usage.
-` + fleetJiraHelp,
+` + fleetNotifyHelp + "\n" + fleetJiraHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runFleetDeploy(cmd, g, o)
@@ -130,6 +132,8 @@ matching instance, 2 usage.
 	f.StringVar(&o.opts.ID, "id", "", "fleet id (default f-<UTC time>-<random>)")
 	f.DurationVar(&o.opts.Poll, "poll", time.Second, "how often to ask each host how its deployment goes")
 	f.BoolVar(&o.wait, "wait", true, "follow every wave to its end (always on: a wave starts when the previous one ended)")
+	f.BoolVar(&o.notify, "notify", true, "send the start, each wave's end and the outcome to the host config's slack and webhook channels")
+	f.StringVar(&o.notifyStateDir, "notify-state-dir", "", "where the messages sent per fleet id are kept (default ~/.cache/deployer)")
 	return cmd
 }
 
@@ -147,6 +151,11 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 		return usageErrorf("--host-bucket and --max-failed-hosts must be at least 1")
 	case !fleetIDPattern.MatchString(o.opts.ID):
 		return usageErrorf("--id %q: want letters, digits, '.', '_' and '-' only", o.opts.ID)
+	}
+	// The edits, selection and where path are checked before any host
+	// is asked (each daemon checks them again), as deploy does.
+	if err := checkDeployRequest(o.opts.Request); err != nil {
+		return usageErrorf("%v", err)
 	}
 	hosts, inventoryErr := g.loadFleet(cmd, &o.inv)
 	if inventoryErr != nil {
@@ -172,14 +181,24 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	if err != nil {
 		return err
 	}
+	notifier, err := fleetNotifier(g, o, opts.ID, follow, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
 	printf(progress, "fleet %s: repo %s, %d hosts in %d datacenters; follow it with: %s\n",
 		opts.ID, opts.Repo, len(hosts), len(fleetDatacenters(hosts)), follow)
 	opts.Progress = func(p fleet.Progress) { printFleetWave(progress, p) }
 	if reporter != nil {
 		opts = reporter.Wire(hosts, opts)
 	}
+	if notifier != nil {
+		if opts, err = notifier.Wire(hosts, opts); err != nil {
+			return err
+		}
+	}
 	res, err := fleet.Deploy(cmd.Context(), hosts, opts)
 	if err != nil && res.ID == "" { // nothing started
+		finishFleetNotifier(cmd.Context(), notifier, progress, res, err)
 		finishFleetReporter(cmd.Context(), reporter, progress, res, err)
 		if errors.Is(err, fleet.ErrInvalidOptions) {
 			return &statusError{Code: exitUsage, Err: err}
@@ -188,10 +207,11 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	}
 	if err != nil { // interrupted: say where it stopped; the hosts' deployments go on
 		_ = printFleetResult(progress, res)
+		finishFleetNotifier(cmd.Context(), notifier, progress, res, err)
 		finishFleetReporter(cmd.Context(), reporter, progress, res, err)
 		return fmt.Errorf("%w; the started deployments go on: %s", err, follow)
 	}
-	if err := printFleetDeployResult(cmd, f, reporter, progress, res); err != nil {
+	if err := printFleetDeployResult(cmd, f, reporter, notifier, progress, res); err != nil {
 		return err
 	}
 	if res.NoMatch() {
@@ -203,19 +223,21 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	return nil
 }
 
-// printFleetDeployResult prints the result and waits for the Jira updates:
-// in a table first, so that the operator sees the outcome while Jira
-// catches up; in JSON after, with what was posted.
-func printFleetDeployResult(cmd *cobra.Command, f outputFormat, reporter *fleet.Reporter, progress io.Writer, res fleet.Result) error {
+// printFleetDeployResult prints the result and waits for the messages and
+// Jira updates: in a table first, so that the operator sees the outcome
+// while they catch up; in JSON after, with what was sent and posted.
+func printFleetDeployResult(cmd *cobra.Command, f outputFormat, reporter *fleet.Reporter, notifier *fleet.Notifier, progress io.Writer, res fleet.Result) error {
 	if !f.structured() {
 		err := printFleetResult(cmd.OutOrStdout(), res)
+		finishFleetNotifier(cmd.Context(), notifier, progress, res, nil)
 		finishFleetReporter(cmd.Context(), reporter, progress, res, nil)
 		return err
 	}
 	out := struct {
 		fleet.Result
+		Notify  *fleet.NotifyReport `json:"notify,omitempty"`
 		Tickets *fleet.TicketReport `json:"tickets,omitempty"`
-	}{res, finishFleetReporter(cmd.Context(), reporter, progress, res, nil)}
+	}{res, finishFleetNotifier(cmd.Context(), notifier, progress, res, nil), finishFleetReporter(cmd.Context(), reporter, progress, res, nil)}
 	return f.print(cmd.OutOrStdout(), out)
 }
 
@@ -289,8 +311,10 @@ func printFleetResult(w io.Writer, res fleet.Result) error {
 }
 
 type fleetStatusOptions struct {
-	inv       inventoryOptions
-	instances bool
+	inv        inventoryOptions
+	instances  bool
+	tickets    string
+	jiraConfig string
 }
 
 func newFleetStatusCmd(g *globalOptions) *cobra.Command {
@@ -304,7 +328,8 @@ and conflicting instances are always listed). No local state is needed.
 
 Exit status: 0 every host answered, whatever the state of its deployment; 1 a
 host did not answer or no host knows the fleet id; 2 usage. (A failed or
-running host is shown, not an error: 'fleet deploy' exits with the outcome.)`,
+running host is shown, not an error: 'fleet deploy' exits with the outcome.)
+` + fleetStatusJiraHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runFleetStatus(cmd, g, o, args[0])
@@ -312,6 +337,8 @@ running host is shown, not an error: 'fleet deploy' exits with the outcome.)`,
 	}
 	o.inv.register(cmd)
 	cmd.Flags().BoolVar(&o.instances, "instances", false, "list every instance of every host")
+	cmd.Flags().StringVar(&o.tickets, "tickets", "none", "bring the fleet's Jira issues in line with the hosts: none, one or per-instance (as given to fleet deploy)")
+	cmd.Flags().StringVar(&o.jiraConfig, "jira-config", os.Getenv("DEPLOYER_JIRA_CONFIG"), "Jira connection for --tickets (env DEPLOYER_JIRA_CONFIG)")
 	return cmd
 }
 
@@ -327,6 +354,10 @@ func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions,
 	if err != nil {
 		return err
 	}
+	reporter, err := ticketReporter(o.tickets, "", o.jiraConfig, cmd.ErrOrStderr(), "deployer fleet status "+id+" "+o.inv.args())
+	if err != nil {
+		return err
+	}
 	s, err := fleet.Status(cmd.Context(), hosts, id, fleet.TLSDialer(g.clientTLS()))
 	if err != nil && !errors.Is(err, fleet.ErrUnknownFleet) {
 		return err
@@ -338,6 +369,13 @@ func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions,
 		}
 	} else if perr := printFleetStatus(w, s, o.instances); perr != nil {
 		return perr
+	}
+	if reporter != nil && err == nil {
+		jw := w
+		if f.structured() {
+			jw = cmd.ErrOrStderr()
+		}
+		syncFleetTickets(cmd.Context(), reporter, jw, s)
 	}
 	if err != nil {
 		return &statusError{Code: exitError, Err: err}

@@ -113,6 +113,11 @@ type RolloutHostState struct {
 	// Adopted says the coordinator found the host's deployment by the
 	// rollout's fleet label instead of starting one (a resumed rollout).
 	Adopted bool `json:"adopted,omitempty"`
+	// Retry says the host's deployment is to be retried ('fleet retry
+	// --failed': the host daemon's retry, which runs its failed instances
+	// again); Retries counts the retries asked.
+	Retry   bool `json:"retry,omitempty"`
+	Retries int  `json:"retries,omitempty"`
 }
 
 // RolloutEvent is one line of a rollout's log: what the coordinator did
@@ -154,7 +159,8 @@ type RolloutBackend interface {
 	SubmitRollout(ctx context.Context, req RolloutRequest) (Rollout, error)
 	Rollouts(ctx context.Context, limit int) ([]Rollout, error)
 	Rollout(ctx context.Context, id string) (Rollout, error)
-	// RolloutAction pauses, resumes, cancels or approves a rollout.
+	// RolloutAction pauses, resumes, cancels, approves or retries a
+	// rollout.
 	RolloutAction(ctx context.Context, id, action string, req RolloutActionRequest) (Rollout, error)
 }
 
@@ -311,10 +317,4 @@ func (c *Client) RolloutAction(ctx context.Context, id, action string, req Rollo
 	var ro Rollout
 	err := c.do(ctx, http.MethodPost, "/v1/rollouts/"+url.PathEscape(id)+"/"+url.PathEscape(action), req, &ro)
 	return ro, err
-}
-
-// CancelDeployment cancels a host's deployment (a cancelled rollout's
-// running hosts).
-func (c *Client) CancelDeployment(ctx context.Context, id string) (Deployment, error) {
-	return c.DeploymentAction(ctx, id, "cancel")
 }

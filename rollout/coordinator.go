@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -366,6 +367,7 @@ func (c *Coordinator) update(id string, fn func(*api.Rollout) error) (api.Rollou
 			return err
 		}
 		rec.Spec, rec.State = spec, r.State
+		rec.Finished = time.Time{}
 		if r.Finished != nil {
 			rec.Finished = *r.Finished
 		}
@@ -390,6 +392,9 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 		why = ": " + req.Reason
 	}
 	r, err := c.update(id, func(r *api.Rollout) error {
+		if action == "retry" {
+			return c.retry(r, who, why)
+		}
 		if r.Finished != nil {
 			return invalid("rollout %s has already ended (%s)", id, r.State)
 		}
@@ -420,7 +425,7 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 			g.Approved = who
 			c.event(r, "approved by %s%s", who, why)
 		default:
-			return deployer.Errorf(deployer.ENOTFOUND, "no action %q on rollouts (pause, resume, cancel, approve)", action)
+			return deployer.Errorf(deployer.ENOTFOUND, "no action %q on rollouts (pause, resume, cancel, approve, retry)", action)
 		}
 		return nil
 	})
@@ -428,7 +433,58 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 		return api.Rollout{}, err
 	}
 	c.wake(id)
+	c.start(id) // a retried rollout runs again
 	return r, nil
+}
+
+// retry reopens an ended rollout that did not succeed: its failed hosts
+// are retried (a host whose deployment ran: the host daemon's retry, which
+// runs only its failed instances again; a host that never got one: a new
+// deployment), its waves not reached are run, each with its gates; its
+// succeeded hosts are not touched.
+func (c *Coordinator) retry(r *api.Rollout, who, why string) error {
+	switch {
+	case r.Finished == nil:
+		return invalid("rollout %s is %s; retry it when it has ended", r.ID, r.State)
+	case r.State == api.RolloutSucceeded:
+		return invalid("rollout %s succeeded: nothing to retry", r.ID)
+	}
+	var hosts []string
+	reopen := map[int]bool{}
+	for i := range r.Hosts {
+		h := &r.Hosts[i]
+		if !hostFailed(h.State) {
+			continue
+		}
+		hosts = append(hosts, h.Host.Name)
+		reopen[h.Wave] = true
+		h.Retry = h.Deployment != "" && h.DeploymentState != ""
+		if !h.Retry {
+			h.Deployment, h.DeploymentState, h.Counts = "", "", nil
+		}
+		h.State, h.Error = string(fleet.HostNotStarted), ""
+	}
+	reopened := 0
+	for wi := range r.Waves {
+		w := &r.Waves[wi]
+		if w.State != api.StepSkipped && !reopen[w.Index] {
+			continue
+		}
+		reopened++
+		w.State, w.Started, w.Ended = api.StepPending, nil, nil
+		for gi := range w.Gates {
+			if g := &w.Gates[gi]; g.State != api.StepPassed {
+				g.State, g.Started, g.Ended, g.Evidence, g.Approved = api.StepPending, nil, nil, "", ""
+			}
+		}
+	}
+	if len(hosts) == 0 && reopened == 0 {
+		return invalid("rollout %s has no failed host and no wave left to run", r.ID)
+	}
+	r.Failed = 0
+	r.State, r.Finished, r.Stopped, r.Cancel, r.Paused = api.RolloutRunning, nil, "", false, false
+	c.event(r, "retried by %s%s: failed host(s) %s again (their failed instances only), %d wave(s) reopened", who, why, dashed(strings.Join(hosts, ", ")), reopened)
+	return nil
 }
 
 // nextApproval is the approve gate of the first wave still to start, when

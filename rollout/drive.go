@@ -232,7 +232,7 @@ func (c *Coordinator) runWave(ctx context.Context, r api.Rollout, wi int) {
 // hostAPI is what a coordinator needs from a host's daemon.
 type hostAPI interface {
 	fleet.Daemon
-	CancelDeployment(ctx context.Context, id string) (api.Deployment, error)
+	DeploymentAction(ctx context.Context, id, action string) (api.Deployment, error)
 }
 
 // setHost records host hi's state.
@@ -322,8 +322,54 @@ func (c *Coordinator) runHost(ctx context.Context, r api.Rollout, hi int) {
 			}
 		}
 	}
+	if h.Retry && h.Deployment != "" {
+		if !c.retryHost(ctx, r, hi, d) {
+			return
+		}
+	}
 	c.follow(ctx, id, hi, d, depID, pollOf(r))
 }
+
+// retryHost asks host hi's daemon to retry its deployment (its failed
+// instances only) and records it; false when the host is not to be
+// followed (ended, or ctx done). A retry the host refuses because the
+// deployment is running or has nothing left to retry was asked already
+// (by this coordinator before a restart): the deployment is followed.
+func (c *Coordinator) retryHost(ctx context.Context, r api.Rollout, hi int, d fleet.Daemon) bool {
+	id, h := r.ID, r.Hosts[hi]
+	ha, ok := d.(hostAPI)
+	if !ok {
+		_, _ = c.setHost(id, hi, func(hs *api.RolloutHostState) {
+			hs.State, hs.Retry, hs.Error = string(fleet.HostFailed), false, "this host's client cannot retry a deployment"
+		})
+		return false
+	}
+	dep, err := ha.DeploymentAction(ctx, h.Deployment, "retry")
+	if ctx.Err() != nil {
+		return false
+	}
+	asked := err == nil || (api.ErrorKind(err) == api.KindInvalid && alreadyRetried.MatchString(err.Error()))
+	if !asked {
+		_, _ = c.setHost(id, hi, func(hs *api.RolloutHostState) {
+			hs.State, hs.Retry, hs.Error = string(stateOf(err)), false, fmt.Sprintf("retry deployment %s: %v", h.Deployment, err)
+		})
+		return false
+	}
+	_, err = c.update(id, func(r *api.Rollout) error {
+		hs := &r.Hosts[hi]
+		hs.Retry, hs.Retries, hs.State = false, hs.Retries+1, string(fleet.HostRunning)
+		if dep.ID != "" {
+			fromDeployment(hs, dep)
+		}
+		c.event(r, "host %s: deployment %s retried (its failed instances run again)", hs.Host.Name, hs.Deployment)
+		return nil
+	})
+	return err == nil
+}
+
+// alreadyRetried matches a host daemon's refusal of a retry that was
+// asked before: the deployment runs, or every instance succeeded.
+var alreadyRetried = regexp.MustCompile(`is (running|queued); retry it when it has ended|has nothing to retry`)
 
 // follow polls host hi's deployment until it ends, cancelling it once
 // when the rollout is cancelled.
@@ -361,7 +407,7 @@ func (c *Coordinator) follow(ctx context.Context, id string, hi int, d fleet.Dae
 				cancelled = true
 				if ha, ok := d.(hostAPI); ok {
 					name := r.Hosts[hi].Host.Name
-					_, err := ha.CancelDeployment(ctx, depID)
+					_, err := ha.DeploymentAction(ctx, depID, "cancel")
 					if err != nil {
 						c.log.Warn().Err(err).Str("rollout", id).Str("host", name).Msg("cancel the host's deployment")
 					}

@@ -34,6 +34,7 @@ func newFleetRolloutCmds(g *globalOptions) []*cobra.Command {
 		newFleetRolloutActionCmd(g, "resume", "Let a paused rollout start its next wave"),
 		newFleetRolloutActionCmd(g, "cancel", "Start no new host of a rollout and cancel its running hosts' deployments"),
 		newFleetRolloutActionCmd(g, "approve", "Approve a rollout's next wave (its --approve gate)"),
+		newFleetRolloutActionCmd(g, "retry", "Run an ended rollout again on its failed hosts only, and its waves not reached"),
 	}
 }
 
@@ -479,5 +480,26 @@ nothing to ` + action + `), 2 usage.` + coordinatorHelp,
 	}
 	coordinatorFlag(cmd, g)
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the rollout's events")
+	if action == "retry" {
+		cmd.Long = `Run rollout ID again, once it has ended failed or cancelled: each failed host
+is retried (a host whose deployment ran: its daemon's retry, which runs only
+the instances that did not succeed; a host that never got a deployment: a new
+one), then the waves the rollout never reached run, with their gates. Hosts
+that succeeded are not touched. --failed is required: it says what is
+retried.
+
+Exit status: 0 the rollout runs again (follow it with 'fleet show ID
+--wait'), 1 an error (no such rollout, a rollout still running or that
+succeeded), 2 usage.` + coordinatorHelp
+		var failed bool
+		cmd.Flags().BoolVar(&failed, "failed", false, "retry the failed hosts (and within them the failed instances): required")
+		run := cmd.RunE
+		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+			if !failed {
+				return usageErrorf("fleet retry needs --failed: only the failed hosts, and within them the failed instances, are retried")
+			}
+			return run(cmd, args)
+		}
+	}
 	return cmd
 }

@@ -75,6 +75,17 @@ type RolloutRequest struct {
 	Bake           string          `json:"bake,omitempty"` // wait this long after a wave before the next starts
 	Approve        bool            `json:"approve,omitempty"`
 	Prometheus     *PrometheusGate `json:"prometheus,omitempty"`
+	// HostTLS is how the coordinator reaches https:// hosts: a CA bundle
+	// trusted besides the system's roots, a client certificate (paths on
+	// the coordinator's machine, like a host's token_file).
+	HostTLS *RolloutTLS `json:"host_tls,omitempty"`
+}
+
+// RolloutTLS names TLS files on the coordinator's machine.
+type RolloutTLS struct {
+	CAFile   string `json:"ca_file,omitempty"`
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
 }
 
 // RolloutGate is one gate before a wave, with its evidence.

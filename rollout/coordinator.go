@@ -17,14 +17,18 @@ import (
 
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/certs"
 	"github.com/sre-tools/deployer/fleet"
 	"github.com/sre-tools/deployer/store"
 )
 
 // Options configure a Coordinator. Zero values mean defaults.
 type Options struct {
-	Store  *store.Store
-	Dial   fleet.Dialer // default fleet.DialAPI
+	Store *store.Store
+	// Dial reaches every host of every rollout (tests); nil: each
+	// rollout's hosts are reached with fleet.TLSDialer and the rollout's
+	// HostTLS.
+	Dial   fleet.Dialer
 	HTTP   *http.Client // for Prometheus gates; default a client with a 10s timeout
 	Logger zerolog.Logger
 	Now    func() time.Time
@@ -46,9 +50,6 @@ type Coordinator struct {
 
 // New returns a coordinator over opts.Store. Nothing runs until Run.
 func New(opts Options) *Coordinator {
-	if opts.Dial == nil {
-		opts.Dial = fleet.DialAPI
-	}
 	if opts.HTTP == nil {
 		opts.HTTP = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -128,6 +129,18 @@ func NewID(now time.Time) string {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	return "r-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+// dialer is how rollout r reaches its hosts.
+func (c *Coordinator) dialer(r api.Rollout) fleet.Dialer {
+	if c.opts.Dial != nil {
+		return c.opts.Dial
+	}
+	var t certs.ClientTLS
+	if h := r.Request.HostTLS; h != nil {
+		t = certs.ClientTLS{CAFile: h.CAFile, CertFile: h.CertFile, KeyFile: h.KeyFile}
+	}
+	return fleet.TLSDialer(t)
 }
 
 // Hosts converts a rollout's hosts to fleet hosts.

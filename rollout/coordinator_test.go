@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -238,5 +239,32 @@ func TestSubmitRefusesBadRequests(t *testing.T) {
 	}
 	if rs, _ := f.c.List(0); len(rs) != 0 {
 		t.Fatalf("stored %d rollouts", len(rs))
+	}
+}
+
+// A rollout's HostTLS is what reaches its https:// hosts: a CA bundle that
+// cannot be read fails the host, naming the file.
+func TestHostTLSReachesHosts(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c := rollout.New(rollout.Options{Store: st})
+	f := &fixture{st: st}
+	f.run(t, c)
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tok, []byte("t0k\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	req := request("r-tls")
+	req.Hosts = []api.RolloutHost{{Name: "h1", Datacenter: "fra", URL: "https://127.0.0.1:1", TokenFile: tok}}
+	req.HostTLS = &api.RolloutTLS{CAFile: filepath.Join(t.TempDir(), "no-such-ca.pem")}
+	if _, err := c.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	r := waitEnd(t, c, "r-tls")
+	if h := r.Hosts[0]; h.State != string(fleet.HostFailed) || !strings.Contains(h.Error, "no-such-ca.pem") {
+		t.Fatalf("host %+v, want failed naming the CA file", h)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -42,7 +43,8 @@ const coordinatorHelp = `
 The coordinator is the daemon the CLI talks to: the local daemon's socket by
 default, or --coordinator URL (the same as --remote URL) with --token-file.
 It reaches the hosts itself: their URLs and token_file paths must hold on the
-coordinator's machine.`
+coordinator's machine, as must --ca-file, --cert-file and --key-file, which
+it uses for https:// hosts (sent as absolute paths).`
 
 // coordinatorFlag registers --coordinator, the daemon that stores and
 // drives rollouts (default: the local daemon).
@@ -173,6 +175,22 @@ func runFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetRolloutOption
 		}
 		gate.Timeout, gate.Every = o.timeout.String(), o.every.String()
 		req.Prometheus = &gate
+	}
+	if t := g.clientTLS(); !t.IsZero() {
+		// --ca-file, --cert-file, --key-file reach the hosts, as in
+		// fleet deploy: from the coordinator, so as absolute paths.
+		ht := &api.RolloutTLS{}
+		for _, p := range []struct {
+			from string
+			to   *string
+		}{{t.CAFile, &ht.CAFile}, {t.CertFile, &ht.CertFile}, {t.KeyFile, &ht.KeyFile}} {
+			if p.from != "" {
+				if *p.to, err = filepath.Abs(p.from); err != nil {
+					return err
+				}
+			}
+		}
+		req.HostTLS = ht
 	}
 	if req.ID == "" {
 		req.ID = rollout.NewID(time.Now())

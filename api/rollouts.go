@@ -63,13 +63,16 @@ type PrometheusGate struct {
 // RolloutRequest submits a rollout to a coordinator. Submitting an id that
 // the coordinator already has returns that rollout, changed in nothing.
 type RolloutRequest struct {
-	ID             string          `json:"id,omitempty"` // default r-<UTC time>-<random>
-	Hosts          []RolloutHost   `json:"hosts"`
-	Repo           string          `json:"repo"` // {host} and {dc} are replaced per host
-	Request        DeployRequest   `json:"request"`
-	Canary         string          `json:"canary,omitempty"`
-	CanaryDC       string          `json:"canary_dc,omitempty"`
-	HostBucket     int             `json:"host_bucket,omitempty"`
+	ID         string        `json:"id,omitempty"` // default r-<UTC time>-<random>
+	Hosts      []RolloutHost `json:"hosts"`
+	Repo       string        `json:"repo"` // {host} and {dc} are replaced per host
+	Request    DeployRequest `json:"request"`
+	Canary     string        `json:"canary,omitempty"`
+	CanaryDC   string        `json:"canary_dc,omitempty"`
+	HostBucket int           `json:"host_bucket,omitempty"`
+	// Waves, when set, sizes the waves instead of HostBucket: cumulative
+	// host counts or percentages of the hosts, e.g. "1,10%,50%,100%".
+	Waves          string          `json:"waves,omitempty"`
 	MaxFailedHosts int             `json:"max_failed_hosts,omitempty"`
 	Poll           string          `json:"poll,omitempty"` // between polls of a host's deployment; default 1s
 	Bake           string          `json:"bake,omitempty"` // wait this long after a wave before the next starts

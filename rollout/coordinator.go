@@ -263,6 +263,11 @@ func plan(req api.RolloutRequest) ([]api.RolloutWave, error) {
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
+	if req.Waves != "" {
+		if ws, err = sizedWaves(req); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]api.RolloutWave, len(ws))
 	for i, w := range ws {
 		out[i] = api.RolloutWave{Index: w.Index, Canary: w.Canary, State: api.StepPending}

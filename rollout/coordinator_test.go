@@ -268,3 +268,40 @@ func TestHostTLSReachesHosts(t *testing.T) {
 		t.Fatalf("host %+v, want failed naming the CA file", h)
 	}
 }
+
+// --waves sizes the waves by cumulative counts and percentages, the
+// hosts interleaved across datacenters; bad plans are refused.
+func TestSizedWaves(t *testing.T) {
+	f := newFixture(t)
+	req := request("r-waves")
+	req.Hosts = nil
+	for i := range 20 {
+		dc := []string{"fra", "ams"}[i%2]
+		req.Hosts = append(req.Hosts, api.RolloutHost{Name: fmt.Sprintf("%s-%02d", dc, i), Datacenter: dc, URL: "unix:///x"})
+	}
+	req.Waves = "1,10%,50%,100%"
+	r, err := f.c.Submit(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	for _, w := range r.Waves {
+		sizes = append(sizes, len(w.Hosts))
+	}
+	if fmt.Sprint(sizes) != "[1 1 8 10]" || !r.Waves[0].Canary || r.Waves[0].Hosts[0] != "fra-00" || r.Waves[1].Hosts[0] != "ams-01" {
+		t.Fatalf("waves %v: %+v", sizes, r.Waves[:2])
+	}
+	for spec, want := range map[string]string{
+		"1,10%,50%":  "must reach every host",
+		"5,2,100%":   "fewer hosts",
+		"1,x,100%":   `"x"`,
+		"0%,100%":    "percentage above 0",
+		"1,10%,200%": "at most 100%",
+	} {
+		bad := req
+		bad.ID, bad.Waves = "r-bad", spec
+		if _, err := f.c.Submit(context.Background(), bad); api.ErrorKind(err) != api.KindInvalid || !strings.Contains(err.Error(), want) {
+			t.Errorf("--waves %s: %v, want invalid with %q", spec, err, want)
+		}
+	}
+}

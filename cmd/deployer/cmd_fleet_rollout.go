@@ -74,7 +74,9 @@ func newFleetRolloutCmd(g *globalOptions) *cobra.Command {
 every host in --inventory, as a rollout to a coordinator: a daemon that keeps
 it in its state file and drives each host's API from there, wave after wave
 (the canary wave, then --host-bucket hosts at a time across datacenters, as
-'fleet deploy' plans them), within --max-failed-hosts. The rollout goes on
+'fleet deploy' plans them; or waves sized by --waves 1,10%,50%,100%: the hosts
+deployed once each wave ends, the canary wave first), within
+--max-failed-hosts. The rollout goes on
 without this command and resumes after the coordinator's restart (a kill -9
 included) without deploying a host twice: each host's deployment carries the
 rollout id as its fleet label, and the coordinator asks the host for it
@@ -114,6 +116,7 @@ Exit status: 0 submitted (with --wait: the rollout succeeded), 1 an error or
 	f.StringVar(&o.req.Canary, "canary", "", "canary host (default: the first host)")
 	f.StringVar(&o.req.CanaryDC, "canary-dc", "", "canary datacenter: all its hosts form the canary wave")
 	f.IntVar(&o.req.HostBucket, "host-bucket", 1, "hosts per wave after the canary")
+	f.StringVar(&o.req.Waves, "waves", "", "wave sizes instead of --host-bucket: the hosts deployed once each wave ends, counts or percentages, e.g. 1,10%,50%,100%")
 	f.IntVar(&o.req.MaxFailedHosts, "max-failed-hosts", 1, "start no wave once this many hosts failed")
 	f.StringVar(&o.req.ID, "id", "", "rollout id (default r-<UTC time>-<random>)")
 	f.DurationVar(&o.poll, "poll", time.Second, "how often the coordinator asks each host how its deployment goes, and --wait asks the coordinator")
@@ -142,6 +145,8 @@ func runFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetRolloutOption
 		return usageErrorf("--host-bucket and --max-failed-hosts must be at least 1")
 	case !fleetIDPattern.MatchString(o.req.ID):
 		return usageErrorf("--id %q: want letters, digits, '.', '_' and '-' only", o.req.ID)
+	case o.req.Waves != "" && fl.Changed("host-bucket"):
+		return usageErrorf("give --waves or --host-bucket, not both")
 	case o.poll <= 0 || o.bake < 0:
 		return usageErrorf("--poll must be positive and --bake not negative")
 	case (o.gate.URL == "") != (o.gate.Query == ""):
@@ -157,6 +162,11 @@ func runFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetRolloutOption
 	}
 	if _, err := fleet.Plan(hosts, fleet.PlanOptions{Canary: o.req.Canary, CanaryDC: o.req.CanaryDC, HostBucket: o.req.HostBucket}); err != nil {
 		return &statusError{Code: exitUsage, Err: err}
+	}
+	if o.req.Waves != "" {
+		if _, err := rollout.ParseWaves(o.req.Waves, len(hosts)); err != nil {
+			return &statusError{Code: exitUsage, Err: err}
+		}
 	}
 	req := o.req
 	req.Hosts = rollout.FromFleet(hosts)

@@ -154,6 +154,11 @@ type Rollout struct {
 	Cancel   bool               `json:"cancel,omitempty"`
 	Stopped  string             `json:"stopped,omitempty"` // why waves were left out
 	Events   []RolloutEvent     `json:"events,omitempty"`
+	// Attempt counts the retries (0: none); Notified holds the
+	// notifications sent (started, wave-N-aA, ended-STATE-aA), so that
+	// none is sent twice.
+	Attempt  int                `json:"attempt,omitempty"`
+	Notified []string           `json:"notified,omitempty"`
 	Created  time.Time          `json:"created"`
 	Updated  time.Time          `json:"updated"`
 	Finished *time.Time         `json:"finished,omitempty"`

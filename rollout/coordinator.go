@@ -19,6 +19,7 @@ import (
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/certs"
 	"github.com/sre-tools/deployer/fleet"
+	"github.com/sre-tools/deployer/notify"
 	"github.com/sre-tools/deployer/store"
 )
 
@@ -32,6 +33,9 @@ type Options struct {
 	HTTP   *http.Client // for Prometheus gates; default a client with a 10s timeout
 	Logger zerolog.Logger
 	Now    func() time.Time
+	// Notify sends a rollout's start, each wave's end and its outcome to
+	// the coordinator's Slack and webhook channels (nil: none).
+	Notify func(kind notify.EventKind, ev notify.FleetEvent) error
 	// PollFailures is how many polls of a host's deployment in a row may
 	// fail before the host is unreachable; default 30.
 	PollFailures int
@@ -500,6 +504,7 @@ func (c *Coordinator) retry(r *api.Rollout, who, why string) error {
 		return invalid("rollout %s has no failed host and no wave left to run", r.ID)
 	}
 	r.Failed = 0
+	r.Attempt++
 	r.State, r.Finished, r.Stopped, r.Cancel, r.Paused = api.RolloutRunning, nil, "", false, false
 	c.event(r, "retried by %s%s: failed host(s) %s again (their failed instances only), %d wave(s) reopened", who, why, dashed(strings.Join(hosts, ", ")), reopened)
 	return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/fleet"
+	"github.com/sre-tools/deployer/notify"
 	"github.com/sre-tools/deployer/rollout"
 	"github.com/sre-tools/deployer/store"
 )
@@ -151,6 +152,18 @@ func prometheus(t *testing.T, v string) *httptest.Server {
 // is never deployed.
 func TestPrometheusGateFailsBeforeWave2(t *testing.T) {
 	f := newFixture(t)
+	var (
+		mu   sync.Mutex
+		sent []string
+	)
+	c := rollout.New(rollout.Options{Store: f.st, Dial: func(h fleet.Host) (fleet.Daemon, error) { return f.hosts[h.Name], nil },
+		Notify: func(kind notify.EventKind, ev notify.FleetEvent) error {
+			mu.Lock()
+			defer mu.Unlock()
+			sent = append(sent, fmt.Sprintf("%s %s wave=%d stopped=%s", kind, ev.State, ev.Wave, ev.Stopped))
+			return nil
+		}})
+	f.c = c
 	f.run(t, f.c)
 	limit := 0.01
 	req := request("r-gate")
@@ -168,6 +181,21 @@ func TestPrometheusGateFailsBeforeWave2(t *testing.T) {
 	}
 	if r.Waves[1].State != api.StepSkipped || f.hosts["h2"].count() != 0 || f.hosts["h1"].count() != 1 {
 		t.Fatalf("wave 2 %s, deploys h1 %d h2 %d", r.Waves[1].State, f.hosts["h1"].count(), f.hosts["h2"].count())
+	}
+	// one message each: start, wave 1, the outcome with the gate's value
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		got := strings.Join(sent, "\n")
+		mu.Unlock()
+		if strings.Count(got, "\n") == 2 || time.Now().After(deadline) {
+			if !strings.HasPrefix(got, "fleet-started running wave=0") || !strings.Contains(got, "\nfleet-wave running wave=1") ||
+				!strings.Contains(got, "\nfleet-ended failed wave=0 stopped=gate prometheus before wave 2 failed: sum(rate(errors[5m])) = 0.5") {
+				t.Fatalf("notifications:\n%s", got)
+			}
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

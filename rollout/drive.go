@@ -19,7 +19,9 @@ import (
 // coordinator: the record stays unfinished and Run resumes it).
 func (c *Coordinator) drive(ctx context.Context, id string, wake <-chan struct{}) {
 	log := c.log.With().Str("rollout", id).Logger()
+	defer c.notifyDue(id)
 	for ctx.Err() == nil {
+		c.notifyDue(id)
 		r, err := c.Get(id)
 		if err != nil {
 			log.Error().Err(err).Msg("read rollout; retrying")

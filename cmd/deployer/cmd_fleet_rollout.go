@@ -14,6 +14,7 @@ import (
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/daemon"
 	"github.com/sre-tools/deployer/fleet"
+	"github.com/sre-tools/deployer/notify"
 	"github.com/sre-tools/deployer/rollout"
 	"github.com/sre-tools/deployer/store"
 )
@@ -23,8 +24,8 @@ import (
 
 // newRolloutCoordinator makes the daemon a rollout coordinator over its
 // state file (daemon.Options.Rollouts).
-func newRolloutCoordinator(st *store.Store, log zerolog.Logger) daemon.RolloutCoordinator {
-	return rollout.New(rollout.Options{Store: st, Logger: log})
+func newRolloutCoordinator(st *store.Store, log zerolog.Logger, send func(notify.EventKind, notify.FleetEvent) error) daemon.RolloutCoordinator {
+	return rollout.New(rollout.Options{Store: st, Logger: log, Notify: send})
 }
 
 // newFleetRolloutCmds are the fleet subcommands of rollouts.

@@ -143,25 +143,25 @@ type RolloutEvent struct {
 
 // Rollout is a coordinator's record of a rollout.
 type Rollout struct {
-	ID       string             `json:"id"`
-	State    string             `json:"state"`
-	Who      string             `json:"who,omitempty"`
-	Request  RolloutRequest     `json:"request"`
-	Waves    []RolloutWave      `json:"waves"`
-	Hosts    []RolloutHostState `json:"hosts"`
-	Failed   int                `json:"failed_hosts"`
-	Paused   bool               `json:"paused,omitempty"`
-	Cancel   bool               `json:"cancel,omitempty"`
-	Stopped  string             `json:"stopped,omitempty"` // why waves were left out
-	Events   []RolloutEvent     `json:"events,omitempty"`
+	ID      string             `json:"id"`
+	State   string             `json:"state"`
+	Who     string             `json:"who,omitempty"`
+	Request RolloutRequest     `json:"request"`
+	Waves   []RolloutWave      `json:"waves"`
+	Hosts   []RolloutHostState `json:"hosts"`
+	Failed  int                `json:"failed_hosts"`
+	Paused  bool               `json:"paused,omitempty"`
+	Cancel  bool               `json:"cancel,omitempty"`
+	Stopped string             `json:"stopped,omitempty"` // why waves were left out
+	Events  []RolloutEvent     `json:"events,omitempty"`
 	// Attempt counts the retries (0: none); Notified holds the
 	// notifications sent (started, wave-N-aA, ended-STATE-aA), so that
 	// none is sent twice.
-	Attempt  int                `json:"attempt,omitempty"`
-	Notified []string           `json:"notified,omitempty"`
-	Created  time.Time          `json:"created"`
-	Updated  time.Time          `json:"updated"`
-	Finished *time.Time         `json:"finished,omitempty"`
+	Attempt  int        `json:"attempt,omitempty"`
+	Notified []string   `json:"notified,omitempty"`
+	Created  time.Time  `json:"created"`
+	Updated  time.Time  `json:"updated"`
+	Finished *time.Time `json:"finished,omitempty"`
 	// New is true in the answer to the submission that created the
 	// rollout, false when the coordinator already had its id.
 	New bool `json:"new,omitempty"`

@@ -36,6 +36,7 @@ const (
 	GateBake       = "bake"
 	GateApprove    = "approve"
 	GatePrometheus = "prometheus"
+	GateHTTP       = "http"
 )
 
 // RolloutHost is a host of the rollout's inventory, as the coordinator
@@ -60,6 +61,15 @@ type PrometheusGate struct {
 	Every   string   `json:"every,omitempty"`   // between polls; default 10s
 }
 
+// HTTPGate is a health gate between waves: an HTTP GET of every host
+// deployed so far (URL with {host} and {dc} replaced by each host's name
+// and datacenter) must answer 2xx, polled until all do or Timeout passes.
+type HTTPGate struct {
+	URL     string `json:"url"`
+	Timeout string `json:"timeout,omitempty"` // default 5m
+	Every   string `json:"every,omitempty"`   // between polls; default 10s
+}
+
 // RolloutRequest submits a rollout to a coordinator. Submitting an id that
 // the coordinator already has returns that rollout, changed in nothing.
 type RolloutRequest struct {
@@ -78,6 +88,7 @@ type RolloutRequest struct {
 	Bake           string          `json:"bake,omitempty"` // wait this long after a wave before the next starts
 	Approve        bool            `json:"approve,omitempty"`
 	Prometheus     *PrometheusGate `json:"prometheus,omitempty"`
+	HTTP           *HTTPGate       `json:"http,omitempty"`
 	// HostTLS is how the coordinator reaches https:// hosts: a CA bundle
 	// trusted besides the system's roots, a client certificate (paths on
 	// the coordinator's machine, like a host's token_file).

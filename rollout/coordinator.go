@@ -263,6 +263,17 @@ func plan(req api.RolloutRequest) ([]api.RolloutWave, error) {
 			return nil, err
 		}
 	}
+	if g := req.HTTP; g != nil {
+		if !strings.HasPrefix(g.URL, "http://") && !strings.HasPrefix(g.URL, "https://") {
+			return nil, invalid("http gate: URL %q: want http:// or https://, with {host} and {dc} for each host's name and datacenter", g.URL)
+		}
+		if _, err := duration("gate timeout", g.Timeout, 0); err != nil {
+			return nil, err
+		}
+		if _, err := duration("gate interval", g.Every, 0); err != nil {
+			return nil, err
+		}
+	}
 	ws, err := fleet.Plan(Hosts(req.Hosts), fleet.PlanOptions{Canary: req.Canary, CanaryDC: req.CanaryDC, HostBucket: req.HostBucket})
 	if err != nil {
 		return nil, invalid("%v", err)
@@ -286,6 +297,9 @@ func plan(req api.RolloutRequest) ([]api.RolloutWave, error) {
 		}
 		if req.Approve {
 			out[i].Gates = append(out[i].Gates, api.RolloutGate{Kind: api.GateApprove, State: api.StepPending})
+		}
+		if req.HTTP != nil {
+			out[i].Gates = append(out[i].Gates, api.RolloutGate{Kind: api.GateHTTP, State: api.StepPending})
 		}
 		if req.Prometheus != nil {
 			out[i].Gates = append(out[i].Gates, api.RolloutGate{Kind: api.GatePrometheus, State: api.StepPending})

@@ -333,3 +333,36 @@ func TestSizedWaves(t *testing.T) {
 		}
 	}
 }
+
+// An HTTP health gate GETs every host deployed so far: one that answers
+// 503 holds the next wave until the gate's timeout fails the rollout, with
+// each host's answer as evidence; answering 200 passes it.
+func TestHTTPGate(t *testing.T) {
+	var healthy sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := healthy.Load(r.URL.Path); !ok {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	f := newFixture(t)
+	f.run(t, f.c)
+	req := request("r-http-bad")
+	req.HTTP = &api.HTTPGate{URL: srv.URL + "/{dc}/{host}/healthz", Timeout: "200ms", Every: "20ms"}
+	if _, err := f.c.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	r := waitEnd(t, f.c, "r-http-bad")
+	if r.State != api.RolloutFailed || !strings.Contains(r.Stopped, "gate http before wave 2 failed: GET "+srv.URL+"/{dc}/{host}/healthz: h1: 503 Service Unavailable") || f.hosts["h2"].count() != 0 {
+		t.Fatalf("state %s stopped %q, h2 deploys %d", r.State, r.Stopped, f.hosts["h2"].count())
+	}
+	healthy.Store("/fra/h1/healthz", true)
+	req.ID = "r-http-ok"
+	if _, err := f.c.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	r = waitEnd(t, f.c, "r-http-ok")
+	if r.State != api.RolloutSucceeded || !strings.Contains(r.Waves[1].Gates[0].Evidence, "h1: 200 OK") {
+		t.Fatalf("state %s gate %+v", r.State, r.Waves[1].Gates[0])
+	}
+}

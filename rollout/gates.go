@@ -110,6 +110,20 @@ func (c *Coordinator) gate(ctx context.Context, r api.Rollout, wi, gi int) (time
 		default:
 			state, wait = api.StepWaiting, every
 		}
+	case api.GateHTTP:
+		p := *r.Request.HTTP
+		timeout, _ := duration("gate timeout", p.Timeout, defaultGateTimeout)
+		every, _ := duration("gate interval", p.Every, defaultGateEvery)
+		ok, seen := c.probe(ctx, r, wi, p)
+		evidence = fmt.Sprintf("%s at %s", seen, now.UTC().Format(time.RFC3339))
+		switch {
+		case ok:
+			state = api.StepPassed
+		case now.Sub(*g.Started) >= timeout:
+			state, evidence = api.StepFailed, evidence+fmt.Sprintf("; not every host answered 2xx within %s", timeout)
+		default:
+			state, wait = api.StepWaiting, every
+		}
 	default:
 		state, evidence = api.StepFailed, "unknown gate kind "+g.Kind
 	}
@@ -218,4 +232,41 @@ func (c *Coordinator) query(ctx context.Context, p api.PrometheusGate) (float64,
 		}
 	}
 	return best, nil
+}
+
+// probe GETs p's URL for every host of the waves before wave wi that
+// succeeded; ok when every one answered 2xx. seen says what each answered.
+func (c *Coordinator) probe(ctx context.Context, r api.Rollout, wi int, p api.HTTPGate) (ok bool, seen string) {
+	before := r.Waves[wi].Index
+	var parts []string
+	ok = true
+	n := 0
+	for _, h := range r.Hosts {
+		if h.Wave >= before || h.State != "succeeded" {
+			continue
+		}
+		n++
+		u := strings.NewReplacer("{host}", h.Host.Name, "{dc}", h.Host.Datacenter).Replace(p.URL)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		var status string
+		if err == nil {
+			var resp *http.Response
+			if resp, err = c.opts.HTTP.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+				resp.Body.Close()
+				status = resp.Status
+				if resp.StatusCode/100 != 2 {
+					ok = false
+				}
+			}
+		}
+		if err != nil {
+			ok, status = false, err.Error()
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s", h.Host.Name, status))
+	}
+	if n == 0 {
+		return true, "no host deployed so far to probe"
+	}
+	return ok, "GET " + p.URL + ": " + strings.Join(parts, ", ")
 }

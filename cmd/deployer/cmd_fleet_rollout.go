@@ -60,6 +60,7 @@ type fleetRolloutOptions struct {
 	poll    time.Duration
 	bake    time.Duration
 	gate    api.PrometheusGate
+	probe   string
 	gateMin float64
 	gateMax float64
 	timeout time.Duration
@@ -85,7 +86,9 @@ before starting one. Submitting an id the coordinator already has changes
 nothing and answers that rollout.
 
 Between waves: --bake DURATION waits after a wave; --approve waits for
-'deployer fleet approve ID'; --gate-prometheus URL --gate-query Q with
+'deployer fleet approve ID'; --gate-http URL GETs URL for every host deployed
+so far ({host} and {dc} replaced) until each answers 2xx, or fails the
+rollout after --gate-timeout; --gate-prometheus URL --gate-query Q with
 --gate-max/--gate-min polls an instant query until its value is in bounds,
 or fails the rollout after --gate-timeout. Each gate's result and evidence is
 in 'deployer fleet show ID'.
@@ -123,12 +126,13 @@ Exit status: 0 submitted (with --wait: the rollout succeeded), 1 an error or
 	f.DurationVar(&o.poll, "poll", time.Second, "how often the coordinator asks each host how its deployment goes, and --wait asks the coordinator")
 	f.DurationVar(&o.bake, "bake", 0, "wait this long after each wave before the next starts (e.g. 10m)")
 	f.BoolVar(&o.req.Approve, "approve", false, "before each wave after the canary, wait for 'deployer fleet approve ID'")
+	f.StringVar(&o.probe, "gate-http", "", "health gate between waves: GET this URL for every host deployed so far ({host}, {dc} replaced), each must answer 2xx")
 	f.StringVar(&o.gate.URL, "gate-prometheus", "", "Prometheus base URL of a health gate between waves")
 	f.StringVar(&o.gate.Query, "gate-query", "", "the gate's instant query, e.g. 'sum(rate(errors[5m]))'")
 	f.Float64Var(&o.gateMax, "gate-max", 0, "the largest value the gate's query may answer")
 	f.Float64Var(&o.gateMin, "gate-min", 0, "the smallest value the gate's query may answer")
-	f.DurationVar(&o.timeout, "gate-timeout", 5*time.Minute, "how long the gate polls for a value in bounds before the rollout fails")
-	f.DurationVar(&o.every, "gate-interval", 10*time.Second, "between two polls of the gate's query")
+	f.DurationVar(&o.timeout, "gate-timeout", 5*time.Minute, "how long a health gate polls (for a value in bounds, for 2xx answers) before the rollout fails")
+	f.DurationVar(&o.every, "gate-interval", 10*time.Second, "between two polls of a health gate")
 	f.BoolVar(&o.wait, "wait", false, "follow the rollout until it ends")
 	return cmd
 }
@@ -202,6 +206,9 @@ func runFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetRolloutOption
 			}
 		}
 		req.HostTLS = ht
+	}
+	if o.probe != "" {
+		req.HTTP = &api.HTTPGate{URL: o.probe, Timeout: o.timeout.String(), Every: o.every.String()}
 	}
 	if req.ID == "" {
 		req.ID = rollout.NewID(time.Now())

@@ -366,3 +366,50 @@ func TestHTTPGate(t *testing.T) {
 		t.Fatalf("state %s gate %+v", r.State, r.Waves[1].Gates[0])
 	}
 }
+
+// A coordinator stopped while a gate waits leaves the gate's start in the
+// record: the next coordinator resumes the wait from it (the bake is not
+// started over), and an approval given while no coordinator ran holds.
+func TestGateResumesAfterRestart(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	first := f.coordinator()
+	go func() {
+		defer close(done)
+		first.Run(ctx)
+	}()
+	req := request("r-bake")
+	req.Bake, req.Approve = "300ms", true
+	if _, err := first.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	var started time.Time
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		r, _ := first.Get("r-bake")
+		if g := r.Waves[1].Gates[0]; g.Started != nil {
+			started = *g.Started
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if started.IsZero() {
+		t.Fatal("the bake never started")
+	}
+	if _, err := first.Action(context.Background(), "r-bake", "approve", api.RolloutActionRequest{Who: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	second := f.coordinator()
+	f.run(t, second)
+	r := waitEnd(t, second, "r-bake")
+	bake, approve := r.Waves[1].Gates[0], r.Waves[1].Gates[1]
+	if r.State != api.RolloutSucceeded || !bake.Started.Equal(started) || bake.State != api.StepPassed || approve.Evidence != "approved by alice" {
+		t.Fatalf("state %s, bake %+v (started %v before the restart), approve %+v", r.State, bake, started, approve)
+	}
+	if f.hosts["h1"].count() != 1 || f.hosts["h2"].count() != 1 {
+		t.Fatalf("deploys h1 %d h2 %d", f.hosts["h1"].count(), f.hosts["h2"].count())
+	}
+}

@@ -81,7 +81,7 @@ func (d *Daemon) Deployments(ctx context.Context, f deployer.DeploymentFilter) (
 	}
 	out := make([]deployer.Deployment, 0, min(len(recs), deploymentsListed))
 	for _, r := range recs {
-		a, err := apiDeployment(r)
+		a, err := d.withRunningSteps(apiDeployment(r))
 		if err != nil {
 			return nil, err
 		}
@@ -101,7 +101,7 @@ func (d *Daemon) Deployment(ctx context.Context, id string) (deployer.Deployment
 	if err != nil {
 		return deployer.Deployment{}, err
 	}
-	return apiDeployment(rec)
+	return d.withRunningSteps(apiDeployment(rec))
 }
 
 // RetryDeployment queues again the instances that did not succeed:

@@ -102,8 +102,18 @@ func (d *Daemon) History(ctx context.Context, repo, instance string, limit int) 
 		return h, err
 	}
 	for _, iv := range ivs {
+		// A resolved intervention is two events: raised at its first
+		// sighting, resolved when it was (by whom, how).
+		status := iv.State
+		if iv.Resolved() {
+			status = "raised"
+		}
 		h.Events = append(h.Events, deployer.HistoryEvent{At: iv.FirstSeen, Kind: deployer.EventIntervention, Intervention: iv.ID,
-			Status: iv.State, Summary: iv.Kind + ": " + iv.Summary})
+			Status: status, Summary: iv.Kind + ": " + iv.Summary})
+		if iv.Resolved() && !iv.ResolvedAt.IsZero() {
+			h.Events = append(h.Events, deployer.HistoryEvent{At: iv.ResolvedAt, Kind: deployer.EventIntervention, Intervention: iv.ID,
+				Status: iv.State, Summary: fmt.Sprintf("%s: resolved by %s: %s", iv.Kind, valueOr(iv.ResolvedBy, "?"), valueOr(iv.ResolvedHow, "?"))})
+		}
 	}
 	slices.SortStableFunc(h.Events, func(a, b deployer.HistoryEvent) int { return b.At.Compare(a.At) })
 	return h, nil

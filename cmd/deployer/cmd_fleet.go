@@ -57,6 +57,7 @@ type inventoryOptions struct {
 	basicAuthFile string
 	timeout       time.Duration
 	hosts         string
+	hostTokenDir  string
 }
 
 func (o *inventoryOptions) register(cmd *cobra.Command) {
@@ -67,6 +68,7 @@ func (o *inventoryOptions) register(cmd *cobra.Command) {
 	f.StringVar(&o.tokenFile, "inventory-token-file", "", "file holding a bearer token for the inventory URL")
 	f.StringVar(&o.basicAuthFile, "inventory-basic-auth-file", "", "file holding user:password (HTTP basic auth) for the inventory URL")
 	f.DurationVar(&o.timeout, "inventory-timeout", fleet.DefaultInventoryTimeout, "bound on fetching the inventory URL, retries included")
+	f.StringVar(&o.hostTokenDir, "host-token-dir", "", "directory of the hosts' bearer tokens: an inventory's token_file is a file name in it, a host without one uses DIR/NAME.token (needed when an inventory URL names token files)")
 	f.StringVar(&o.hosts, "hosts", "", "only the hosts whose labels match, e.g. 'env=prod,tier!=canary' (key=value, key!=value, key, !key; name= and dc= match the host's name and datacenter; values may be globs)")
 }
 
@@ -469,7 +471,7 @@ func (o *inventoryOptions) args() string {
 	parts := []string{"--fleet " + shellQuote(fleet.RedactURL(o.source))}
 	for _, f := range []struct{ flag, val string }{
 		{"--inventory-map", o.mapping}, {"--inventory-token-file", o.tokenFile},
-		{"--inventory-basic-auth-file", o.basicAuthFile}, {"--hosts", o.hosts},
+		{"--inventory-basic-auth-file", o.basicAuthFile}, {"--host-token-dir", o.hostTokenDir}, {"--hosts", o.hosts},
 	} {
 		if f.val != "" {
 			parts = append(parts, f.flag+" "+shellQuote(f.val))
@@ -497,7 +499,7 @@ func (g *globalOptions) loadFleet(cmd *cobra.Command, o *inventoryOptions) ([]fl
 	if err != nil {
 		return nil, &statusError{Code: exitUsage, Err: err}
 	}
-	src := fleet.Source{Location: o.source, TokenFile: o.tokenFile, BasicAuthFile: o.basicAuthFile, Timeout: o.timeout}
+	src := fleet.Source{Location: o.source, TokenFile: o.tokenFile, BasicAuthFile: o.basicAuthFile, Timeout: o.timeout, HostTokenDir: o.hostTokenDir}
 	if o.timeout <= 0 {
 		return nil, usageErrorf("--inventory-timeout %s: want a positive duration, e.g. 10s", o.timeout)
 	}

@@ -57,7 +57,7 @@ Exit status: 0 valid, 1 problems found.`,
 				}
 			}
 			if len(probs) > 0 {
-				return &statusError{Code: exitError, Err: fmt.Errorf("%s: %d problems", dir, len(probs))}
+				return &statusError{Code: exitError, Err: fmt.Errorf("%s: %s", dir, problemCount(len(probs)))}
 			}
 			if !f.structured() {
 				fmt.Fprintf(out, "%s: valid\n", dir)

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -65,6 +66,10 @@ func (c *Coordinator) drive(ctx context.Context, id string, wake <-chan struct{}
 				return nil
 			})
 			if err != nil {
+				if !errors.Is(err, errNotNow) {
+					log.Error().Err(err).Msg("record the start of a wave; retrying")
+					c.sleep(ctx, wake, poll)
+				}
 				continue
 			}
 			r = started
@@ -73,11 +78,32 @@ func (c *Coordinator) drive(ctx context.Context, id string, wake <-chan struct{}
 		if ctx.Err() != nil {
 			return
 		}
+		if after, err := c.Get(id); err != nil || !waveEnded(after, wi) {
+			// a host's progress could not be recorded: follow it again
+			log.Warn().Err(err).Int("wave", wi+1).Msg("a host of the wave has not ended in the record; following it again")
+			c.sleep(ctx, wake, poll)
+			continue
+		}
 		if _, err := c.update(id, func(r *api.Rollout) error { return c.endWave(r, wi) }); err != nil {
 			log.Error().Err(err).Msg("record the end of a wave; retrying")
 			c.sleep(ctx, wake, poll)
 		}
 	}
+}
+
+// waveEnded says whether every host of wave wi has ended, or was never
+// started because the rollout is being cancelled.
+func waveEnded(r api.Rollout, wi int) bool {
+	for _, h := range r.Hosts {
+		if h.Wave != r.Waves[wi].Index || hostFinal(h.State) {
+			continue
+		}
+		if r.Cancel && h.State == string(fleet.HostNotStarted) && h.Deployment == "" {
+			continue
+		}
+		return false
+	}
+	return true
 }
 
 // errNotNow aborts an update whose premise no longer holds.

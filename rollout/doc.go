@@ -2,9 +2,14 @@
 // rollout (its hosts, selection, edits and wave plan, as package fleet
 // plans them) is a record in the coordinator's state file, and a goroutine
 // of the coordinator drives each host's API (its /v1/deployments) from it,
-// wave after wave, with gates between waves: a bake time, an operator's
-// approval, a Prometheus instant query within bounds. Each gate's result is
-// recorded with its evidence.
+// wave after wave (fleet's plan, or waves sized by counts and percentages,
+// ParseWaves), with gates between waves: a bake time, an operator's
+// approval, an HTTP GET of every host deployed so far, a Prometheus
+// instant query within bounds. Each gate's result is recorded with its
+// evidence. An ended rollout that did not succeed can be retried: its
+// failed hosts (through each host's own retry, which runs only the failed
+// instances) and the waves it never reached. The start, each wave's end and
+// the outcome are sent once each through Options.Notify.
 //
 // Every change to a rollout, the coordinator's progress as an operator's
 // pause, resume, cancel or approval, is one store transaction

@@ -360,6 +360,11 @@ func (w *worker) runJobsAt(ctx context.Context, run *store.Run, m *manifest.Mani
 		if !r.Started.IsZero() && !r.Ended.IsZero() && r.Status != executor.StatusSkipped && r.Status != executor.StatusNotStarted {
 			w.d.metrics.stepEnded(w.cfg.Name, string(r.Step), string(r.Status), r.Ended.Sub(r.Started))
 		}
+		if r.Attempt == 0 && (r.Status == executor.StatusInterrupted || r.Status == executor.StatusNotStarted) {
+			// Never started: no attempt to record (not "attempt 0 ...
+			// argv []"); the instance's outcome on the run says why.
+			return
+		}
 		commit := run.Commit
 		if c := commits[string(r.Instance)]; c != "" {
 			commit = c
@@ -427,6 +432,9 @@ func (w *worker) settleRun(run *store.Run, results []executor.InstanceResult, dr
 			w.notePartialReplay(*run, o.Name, why) // not deployed: its chain did not run
 		} else if r.Status == executor.StatusSucceeded {
 			st.Deployed = run.Commit
+			if o.Commit != "" {
+				st.Deployed = o.Commit // a deployment's instance ran at the commit of its file
+			}
 			w.gitMu.Lock()
 			if c, ok := w.landed[o.Name]; ok {
 				st.Deployed = c // its file as written back is what was deployed

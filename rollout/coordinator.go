@@ -17,7 +17,6 @@ import (
 
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
-	"github.com/sre-tools/deployer/certs"
 	"github.com/sre-tools/deployer/fleet"
 	"github.com/sre-tools/deployer/notify"
 	"github.com/sre-tools/deployer/store"
@@ -26,13 +25,17 @@ import (
 // Options configure a Coordinator. Zero values mean defaults.
 type Options struct {
 	Store *store.Store
-	// Dial reaches every host of every rollout (tests); nil: each
-	// rollout's hosts are reached with fleet.TLSDialer and the rollout's
+	// Dial reaches every host of every rollout (tests); nil: a host's
+	// socket, or its API with a token from TokenDir and the rollout's
 	// HostTLS.
 	Dial   fleet.Dialer
 	HTTP   *http.Client // for Prometheus gates; default a client with a 10s timeout
 	Logger zerolog.Logger
 	Now    func() time.Time
+	// TokenDir is the only directory whose files the coordinator reads as
+	// hosts' bearer tokens (a host's token_file: a file name in it, or a
+	// path in it); "" reads none.
+	TokenDir string
 	// Notify sends a rollout's start, each wave's end and its outcome to
 	// the coordinator's Slack and webhook channels (nil: none).
 	Notify func(kind notify.EventKind, ev notify.FleetEvent) error
@@ -135,18 +138,6 @@ func NewID(now time.Time) string {
 	return "r-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
 }
 
-// dialer is how rollout r reaches its hosts.
-func (c *Coordinator) dialer(r api.Rollout) fleet.Dialer {
-	if c.opts.Dial != nil {
-		return c.opts.Dial
-	}
-	var t certs.ClientTLS
-	if h := r.Request.HostTLS; h != nil {
-		t = certs.ClientTLS{CAFile: h.CAFile, CertFile: h.CertFile, KeyFile: h.KeyFile}
-	}
-	return fleet.TLSDialer(t)
-}
-
 // Hosts converts a rollout's hosts to fleet hosts.
 func Hosts(hs []api.RolloutHost) []fleet.Host {
 	out := make([]fleet.Host, len(hs))
@@ -196,6 +187,9 @@ func (c *Coordinator) Submit(ctx context.Context, req api.RolloutRequest) (api.R
 	}
 	waves, err := plan(req)
 	if err != nil {
+		return api.Rollout{}, err
+	}
+	if err := c.checkTokens(req.Hosts); err != nil {
 		return api.Rollout{}, err
 	}
 	r := api.Rollout{ID: req.ID, State: api.RolloutRunning, Who: req.Request.Who, Request: req, Waves: waves}

@@ -278,11 +278,12 @@ func TestHostTLSReachesHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	c := rollout.New(rollout.Options{Store: st})
+	dir := t.TempDir()
+	c := rollout.New(rollout.Options{Store: st, TokenDir: dir})
 	f := &fixture{st: st}
 	f.run(t, c)
-	tok := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tok, []byte("t0k\n"), 0o600); err != nil {
+	tok := "h1.token"
+	if err := os.WriteFile(filepath.Join(dir, tok), []byte("t0k\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	req := request("r-tls")
@@ -412,4 +413,55 @@ func TestGateResumesAfterRestart(t *testing.T) {
 	if f.hosts["h1"].count() != 1 || f.hosts["h2"].count() != 1 {
 		t.Fatalf("deploys h1 %d h2 %d", f.hosts["h1"].count(), f.hosts["h2"].count())
 	}
+}
+
+// A submitter does not choose which file of the coordinator's machine is
+// sent as a bearer token: a token_file outside the token directory is
+// refused at submit, and a symlink in the directory that leads out is
+// not followed.
+func TestTokenFilesStayInTheTokenDir(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	dir := t.TempDir()
+	secret := filepath.Join(t.TempDir(), "secret.env")
+	if err := os.WriteFile(secret, []byte("PASSWORD=hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(dir, "evil.token")); err != nil {
+		t.Fatal(err)
+	}
+	var asked sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Store(r.Header.Get("Authorization"), true)
+		http.Error(w, `{"kind":"ENOTFOUND","message":"no"}`, http.StatusNotFound)
+	}))
+	t.Cleanup(srv.Close)
+	c := rollout.New(rollout.Options{Store: st, TokenDir: dir})
+	f := &fixture{st: st}
+	f.run(t, c)
+	for _, tf := range []string{secret, "../" + filepath.Base(filepath.Dir(secret)) + "/secret.env", dir + "/../x"} {
+		req := request("r-tok")
+		req.Hosts = []api.RolloutHost{{Name: "h1", Datacenter: "fra", URL: srv.URL, TokenFile: tf}}
+		if _, err := c.Submit(context.Background(), req); api.ErrorKind(err) != api.KindInvalid || !strings.Contains(err.Error(), "outside the coordinator's token directory") {
+			t.Errorf("token_file %s: %v, want refused", tf, err)
+		}
+	}
+	req := request("r-link")
+	req.Hosts = []api.RolloutHost{{Name: "h1", Datacenter: "fra", URL: srv.URL, TokenFile: "evil.token"}}
+	if _, err := c.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	r := waitEnd(t, c, "r-link")
+	if h := r.Hosts[0]; h.State != string(fleet.HostFailed) || !strings.Contains(h.Error, "token file") {
+		t.Fatalf("host %+v, want failed on its token file", h)
+	}
+	asked.Range(func(k, _ any) bool {
+		if strings.Contains(k.(string), "hunter2") {
+			t.Errorf("the secret was sent: %q", k)
+		}
+		return true
+	})
 }

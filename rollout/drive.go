@@ -300,7 +300,7 @@ func (c *Coordinator) runHost(ctx context.Context, r api.Rollout, hi int) {
 	fail := func(state fleet.HostState, err error) {
 		_, _ = c.setHost(id, hi, func(hs *api.RolloutHostState) { hs.State, hs.Error = string(state), err.Error() })
 	}
-	d, err := c.dialer(r)(fh)
+	d, err := c.dial(r, fh)
 	if err != nil {
 		fail(fleet.HostFailed, err)
 		return

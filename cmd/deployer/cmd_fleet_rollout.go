@@ -25,7 +25,7 @@ import (
 // newRolloutCoordinator makes the daemon a rollout coordinator over its
 // state file (daemon.Options.Rollouts).
 func newRolloutCoordinator(st *store.Store, log zerolog.Logger, send func(notify.EventKind, notify.FleetEvent) error) daemon.RolloutCoordinator {
-	return rollout.New(rollout.Options{Store: st, Logger: log, Notify: send})
+	return rollout.New(rollout.Options{Store: st, Logger: log, Notify: send, TokenDir: filepath.Join(filepath.Dir(st.Path()), "host-tokens")})
 }
 
 // newFleetRolloutCmds are the fleet subcommands of rollouts.
@@ -43,9 +43,10 @@ func newFleetRolloutCmds(g *globalOptions) []*cobra.Command {
 const coordinatorHelp = `
 The coordinator is the daemon the CLI talks to: the local daemon's socket by
 default, or --coordinator URL (the same as --remote URL) with --token-file.
-It reaches the hosts itself: their URLs and token_file paths must hold on the
-coordinator's machine, as must --ca-file, --cert-file and --key-file, which
-it uses for https:// hosts (sent as absolute paths).`
+It reaches the hosts itself: their URLs must hold from the coordinator's
+machine, and a host's token_file is read there only inside the daemon's
+STATE_DIR/host-tokens (a file name, or a path in it); --ca-file, --cert-file
+and --key-file are used for https:// hosts (sent as absolute paths).`
 
 // coordinatorFlag registers --coordinator, the daemon that stores and
 // drives rollouts (default: the local daemon).

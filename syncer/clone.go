@@ -18,6 +18,11 @@ import (
 // cloneInto clones the remote into dir (which must not exist or be empty) without go-git's
 // checkout, then writes the files and the index from one tree walk.
 func (r *Repo) cloneInto(ctx context.Context, dir string) error {
+	// go-billy would create dir 0755; the checkout holds what the steps
+	// read and is the daemon's and its group's only.
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return internalf("clone", err)
+	}
 	wt := osfs.New(dir)
 	dot, err := wt.Chroot(git.GitDirName)
 	if err != nil {

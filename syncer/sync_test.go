@@ -373,3 +373,18 @@ func TestFirstCloneIsWholeOrAbsent(t *testing.T) {
 	}
 	_ = r
 }
+
+// The checkout directory is created 0750, as the docs say (go-billy made
+// it 0755): the daemon's user and its group only.
+func TestCheckoutDirMode(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.open(f.options())
+	fi, err := os.Stat(f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o750 {
+		t.Fatalf("checkout directory mode %o, want 750", got)
+	}
+}

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -37,6 +40,16 @@ Exit status: 0 valid, 1 problems found.`,
 				if !cmd.Flags().Changed("allow-step-dir") {
 					opts.AllowStepDirs = cfg.AllowStepDirs
 				}
+			}
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				why := "not a directory"
+				switch {
+				case errors.Is(err, fs.ErrNotExist):
+					why = "no such directory"
+				case err != nil:
+					why = err.Error()
+				}
+				return fmt.Errorf("%s: %s (give the checkout of a clusterconfig repository)", dir, why)
 			}
 			probs := manifest.ValidateDir(dir, opts)
 			f, err := g.format()

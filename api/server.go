@@ -155,6 +155,10 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	mux.HandleFunc("GET /v1/deployments", s.deployments)
 	mux.HandleFunc("GET /v1/deployments/{id}", s.deployment)
 	mux.HandleFunc("POST /v1/deployments/{id}/{action}", s.deploymentAction)
+	mux.HandleFunc("POST /v1/rollouts", s.submitRollout)
+	mux.HandleFunc("GET /v1/rollouts", s.rollouts)
+	mux.HandleFunc("GET /v1/rollouts/{id}", s.rollout)
+	mux.HandleFunc("POST /v1/rollouts/{id}/{action}", s.rolloutAction)
 	mux.HandleFunc("GET /{$}", s.statusPage)
 	mux.HandleFunc("GET /history", s.historyPage)
 	var h http.Handler = mux

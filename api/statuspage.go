@@ -54,6 +54,7 @@ type statusView struct {
 	FailedRuns    []runView
 	Active        []deploymentView
 	Finished      []deploymentView
+	Rollouts      []rolloutView // a coordinator's rollouts (statuspage_rollouts.go)
 	// Problems are the parts of the page that could not be read.
 	Problems []string
 }
@@ -132,6 +133,7 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	s.pageRollouts(ctx, &v)
 	v.Title = "deployer: " + v.Host
 	if n := len(v.Interventions); n > 0 {
 		v.Title = fmt.Sprintf("(%d) %s", n, v.Title)
@@ -453,6 +455,18 @@ var pageTemplates = template.Must(template.New("pages").Funcs(pageFuncs).Parse(p
 {{if .Finished}}<details><summary>{{len .Finished}} recent finished deployment(s)</summary><ul class="plain">
 {{range .Finished}}<li>{{.ID}} on {{.Repo}} <span class="st st-{{.State}}">{{.State}}</span> <span class="muted">{{.Counts}}; created {{ago .Created $.Generated}}</span></li>
 {{end}}</ul></details>{{end}}
+
+{{if .Rollouts}}<h2 id="rollouts">Fleet rollouts <span class="n">({{len .Rollouts}})</span></h2>
+<table class="cards"><thead><tr><th>Rollout</th><th>State</th><th>Waves</th><th>Hosts</th><th>Gate</th><th>Submitted</th></tr></thead><tbody>
+{{range .Rollouts}}<tr>
+<td class="name" data-label="rollout">{{.ID}} <span class="muted">{{.Repo}}</span></td>
+<td data-label="state"><span class="st st-{{.State}}">{{.State}}</span></td>
+<td data-label="waves"><span>{{.Waves}}</span></td>
+<td data-label="hosts"><span>{{.Hosts}}</span></td>
+<td data-label="gate"><span>{{or .Gate "-"}}</span></td>
+<td data-label="submitted"><span>{{if .Who}}{{.Who}}, {{end}}{{ago .Created $.Generated}}</span></td>
+</tr>{{if .Stopped}}<tr class="err"><td colspan="6">{{.Stopped}}</td></tr>{{end}}
+{{end}}</tbody></table>{{end}}
 
 <h2 id="failed">Recent failed runs <span class="n">({{len .FailedRuns}})</span></h2>
 {{if not .FailedRuns}}<p class="empty">None.</p>{{else}}<ul class="plain">

@@ -60,6 +60,7 @@ type Options struct {
 	// is told to stop (no new run starts meanwhile); 0 cancels at once.
 	ShutdownGrace time.Duration
 	Notify        []notify.ChannelConfig
+	Rollouts      NewRolloutCoordinator // nil: no fleet rollouts (daemon/rollout.go)
 	Logger        zerolog.Logger
 	Now           func() time.Time
 }
@@ -79,6 +80,8 @@ type Daemon struct {
 	sched   *schedule.Scheduler
 	metrics *metrics
 	notify  *notifier
+	// rollouts coordinates fleet rollouts (daemon/rollout.go).
+	rollouts RolloutCoordinator
 	// limits are the XML engine's caps in force (Options.Limits until a
 	// SIGHUP sets others: SetLimits).
 	limits  atomic.Pointer[manifest.Limits]
@@ -126,6 +129,7 @@ func New(opts Options) (*Daemon, error) {
 		opts.Logger.Error().Err(err).Msg("mark interrupted runs; retried per repo")
 	}
 	d.metrics = newMetrics(d)
+	d.rollouts = newCoordinator(d)
 	if d.notify, err = newNotifier(d, opts.Notify); err != nil {
 		st.Close()
 		return nil, err
@@ -162,6 +166,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		defer d.wg.Done()
 		d.notify.run(ctx)
 	}()
+	d.runRollouts(ctx)
 	d.mu.Lock()
 	d.serve = ctx
 	for _, name := range d.order {

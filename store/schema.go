@@ -38,6 +38,9 @@ var (
 	bucketOutbox        = []byte("outbox")        // seq -> Message
 	bucketInflight      = []byte("inflight")      // repo NUL instance NUL step -> InflightStep
 	bucketSchedules     = []byte("schedules")     // repo NUL schedule -> ScheduleState
+	// bucketRollouts (id -> Rollout) is made by the first rollout a
+	// coordinator stores, not by the schema: see store/rollouts.go.
+	bucketRollouts = []byte("rollouts")
 
 	indexRunRepo       = []byte("run_repo")       // repo NUL run id -> nil
 	indexRunActive     = []byte("run_active")     // run id -> nil, while running

@@ -365,6 +365,7 @@ func daemonOpts(cfg *Config, log zerolog.Logger) (daemon.Options, error) {
 	opts := daemon.Options{Host: cfg.Host, StateDir: cfg.StateDir, AllowStepDirs: cfg.AllowStepDirs, StepEnv: cfg.StepEnv, Logger: log,
 		Limits: cfg.ManifestLimits()}
 	opts.Datacenter = cfg.Datacenter
+	opts.Rollouts = newRolloutCoordinator // cmd_fleet_rollout.go
 	opts.ShutdownGrace = 30 * time.Second
 	if cfg.ShutdownGrace != nil {
 		opts.ShutdownGrace = time.Duration(*cfg.ShutdownGrace)

@@ -40,6 +40,7 @@ fetched with --inventory-token-file (bearer) or --inventory-basic-auth-file
 --hosts 'env=prod,tier!=canary' keeps the hosts whose labels match.`,
 	}
 	cmd.AddCommand(newFleetDeployCmd(g), newFleetStatusCmd(g))
+	cmd.AddCommand(newFleetRolloutCmds(g)...) // cmd_fleet_rollout.go
 	return cmd
 }
 

@@ -1,0 +1,79 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sre-tools/deployer"
+)
+
+// pageRollouts bounds the finished rollouts the status page lists.
+const pageRollouts = 5
+
+// rolloutView is a rollout on the coordinator's status page (escaped).
+type rolloutView struct {
+	ID, Repo, State, Who string
+	Waves, Hosts, Gate   string
+	Stopped              string
+	Created              time.Time
+}
+
+// pageRollouts adds the coordinator's rollouts to the status page: every
+// unfinished one and the newest finished ones. A daemon that coordinates
+// none shows no section.
+func (s *Server) pageRollouts(ctx context.Context, v *statusView) {
+	rb, ok := s.Backend.(RolloutBackend)
+	if !ok {
+		return
+	}
+	rs, err := rb.Rollouts(ctx, 0)
+	if err != nil {
+		if ErrorKind(err) != KindNotFound {
+			v.Problems = append(v.Problems, s.pageProblem("rollouts", err))
+		}
+		return
+	}
+	finished := 0
+	for _, r := range rs {
+		if r.Finished != nil {
+			if finished++; finished > pageRollouts {
+				continue
+			}
+		}
+		v.Rollouts = append(v.Rollouts, newRolloutView(r))
+	}
+}
+
+func newRolloutView(r Rollout) rolloutView {
+	e := deployer.Escape
+	v := rolloutView{ID: e(r.ID), Repo: e(r.Request.Repo), State: e(r.State), Who: e(r.Who), Stopped: e(r.Stopped), Created: r.Created}
+	done := 0
+	for _, w := range r.Waves {
+		if w.State == StepDone {
+			done++
+		}
+		for _, g := range w.Gates {
+			if g.State == StepWaiting {
+				v.Gate = fmt.Sprintf("%s before wave %d waiting", e(g.Kind), w.Index)
+				if g.Evidence != "" {
+					v.Gate += ": " + e(g.Evidence)
+				}
+			}
+		}
+	}
+	v.Waves = fmt.Sprintf("%d/%d done", done, len(r.Waves))
+	counts := map[string]int{}
+	for _, h := range r.Hosts {
+		counts[h.State]++
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[k], e(k)))
+	}
+	v.Hosts = strings.Join(parts, ", ")
+	return v
+}

@@ -1,0 +1,542 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/daemon"
+	"github.com/sre-tools/deployer/fleet"
+	"github.com/sre-tools/deployer/notify"
+	"github.com/sre-tools/deployer/rollout"
+	"github.com/sre-tools/deployer/store"
+)
+
+// The rollout commands: a fleet deployment that a daemon (the
+// coordinator) stores and drives, instead of this process.
+
+// newRolloutCoordinator makes the daemon a rollout coordinator over its
+// state file (daemon.Options.Rollouts).
+func newRolloutCoordinator(st *store.Store, log zerolog.Logger, send func(notify.EventKind, notify.FleetEvent) error) daemon.RolloutCoordinator {
+	return rollout.New(rollout.Options{Store: st, Logger: log, Notify: send, TokenDir: filepath.Join(filepath.Dir(st.Path()), "host-tokens")})
+}
+
+// newFleetRolloutCmds are the fleet subcommands of rollouts.
+func newFleetRolloutCmds(g *globalOptions) []*cobra.Command {
+	return []*cobra.Command{
+		newFleetRolloutCmd(g), newFleetShowCmd(g), newFleetHistoryCmd(g),
+		newFleetRolloutActionCmd(g, "pause", "Start no new wave of a rollout until it is resumed (the running wave goes on)"),
+		newFleetRolloutActionCmd(g, "resume", "Let a paused rollout start its next wave"),
+		newFleetRolloutActionCmd(g, "cancel", "Start no new host of a rollout and cancel its running hosts' deployments"),
+		newFleetRolloutActionCmd(g, "approve", "Approve a rollout's next wave (its --approve gate)"),
+		newFleetRolloutActionCmd(g, "retry", "Run an ended rollout again on its failed hosts only, and its waves not reached"),
+	}
+}
+
+const coordinatorHelp = `
+The coordinator is the daemon the CLI talks to: the local daemon's socket by
+default, or --coordinator URL (the same as --remote URL) with --token-file.
+It reaches the hosts itself: their URLs must hold from the coordinator's
+machine, and a host's token_file is read there only inside the daemon's
+STATE_DIR/host-tokens (a file name, or a path in it); --ca-file, --cert-file
+and --key-file are used for https:// hosts (sent as absolute paths).`
+
+// coordinatorFlag registers --coordinator, the daemon that stores and
+// drives rollouts (default: the local daemon).
+func coordinatorFlag(cmd *cobra.Command, g *globalOptions) {
+	cmd.Flags().StringVar(&g.remote, "coordinator", "", "the coordinating daemon's URL (the same as --remote; default the local daemon's socket)")
+}
+
+type fleetRolloutOptions struct {
+	inv     inventoryOptions
+	req     api.RolloutRequest
+	wait    bool
+	poll    time.Duration
+	bake    time.Duration
+	gate    api.PrometheusGate
+	probe   string
+	gateMin float64
+	gateMax float64
+	timeout time.Duration
+	every   time.Duration
+}
+
+func newFleetRolloutCmd(g *globalOptions) *cobra.Command {
+	o := &fleetRolloutOptions{}
+	cmd := &cobra.Command{
+		Use:   "rollout --inventory FILE|URL --repo NAME --select GLOB [flags]",
+		Short: "Submit a fleet deployment to a coordinating daemon, which stores and drives it",
+		Long: `Submit the deployment --select/--where/--set/--text/--steps, on repo --repo of
+every host in --inventory, as a rollout to a coordinator: a daemon that keeps
+it in its state file and drives each host's API from there, wave after wave
+(the canary wave, then --host-bucket hosts at a time across datacenters, as
+'fleet deploy' plans them; or waves sized by --waves 1,10%,50%,100%: the hosts
+deployed once each wave ends, the canary wave first), within
+--max-failed-hosts. The rollout goes on
+without this command and resumes after the coordinator's restart (a kill -9
+included) without deploying a host twice: each host's deployment carries the
+rollout id as its fleet label, and the coordinator asks the host for it
+before starting one. Submitting an id the coordinator already has changes
+nothing and answers that rollout.
+
+Between waves: --bake DURATION waits after a wave; --approve waits for
+'deployer fleet approve ID'; --gate-http URL GETs URL for every host deployed
+so far ({host} and {dc} replaced) until each answers 2xx, or fails the
+rollout after --gate-timeout; --gate-prometheus URL --gate-query Q with
+--gate-max/--gate-min polls an instant query until its value is in bounds,
+or fails the rollout after --gate-timeout. Each gate's result and evidence is
+in 'deployer fleet show ID'.
+
+--wait follows the rollout per wave, gate and host until it ends.
+
+Exit status: 0 submitted (with --wait: the rollout succeeded), 1 an error or
+(with --wait) a rollout that failed or was cancelled, 2 usage.` + coordinatorHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runFleetRollout(cmd, g, o)
+		},
+	}
+	f := cmd.Flags()
+	o.inv.register(cmd)
+	coordinatorFlag(cmd, g)
+	f.StringVar(&o.req.Repo, "repo", "", "repo on each host; {host} and {dc} are replaced")
+	r := &o.req.Request
+	f.StringVar(&r.Select, "select", "", "glob over instance files, e.g. 'instances/*.xml'")
+	f.StringVar(&r.Where, "where", "", "etree path the instance XML must match")
+	f.StringArrayVar(&r.Set, "set", nil, "PATH@ATTR=VALUE edit (repeatable)")
+	f.StringArrayVar(&r.Text, "text", nil, "PATH=VALUE text edit (repeatable)")
+	f.StringSliceVar(&r.Steps, "steps", nil, "steps to run (default: each repo's on-change steps)")
+	f.IntVar(&r.Bucket, "bucket", 0, "instances in flight at once on each host")
+	f.IntVar(&r.MaxFailures, "max-failures", 0, "failed instances after which a host starts no more (0: no budget)")
+	f.StringVar(&r.Reason, "reason", "", "why, for the commit messages and the record")
+	f.StringVar(&r.Ticket, "ticket", "", "ticket key, written as a commit trailer on every host")
+	f.BoolVar(&r.DryRun, "dry-run", false, "run the steps with DEPLOYER_DRY_RUN=1 and write nothing back, on every host")
+	f.StringVar(&o.req.Canary, "canary", "", "canary host (default: the first host)")
+	f.StringVar(&o.req.CanaryDC, "canary-dc", "", "canary datacenter: all its hosts form the canary wave")
+	f.IntVar(&o.req.HostBucket, "host-bucket", 1, "hosts per wave after the canary")
+	f.StringVar(&o.req.Waves, "waves", "", "wave sizes instead of --host-bucket: the hosts deployed once each wave ends, counts or percentages, e.g. 1,10%,50%,100%")
+	f.IntVar(&o.req.MaxFailedHosts, "max-failed-hosts", 1, "start no wave once this many hosts failed")
+	f.StringVar(&o.req.ID, "id", "", "rollout id (default r-<UTC time>-<random>)")
+	f.DurationVar(&o.poll, "poll", time.Second, "how often the coordinator asks each host how its deployment goes, and --wait asks the coordinator")
+	f.DurationVar(&o.bake, "bake", 0, "wait this long after each wave before the next starts (e.g. 10m)")
+	f.BoolVar(&o.req.Approve, "approve", false, "before each wave after the canary, wait for 'deployer fleet approve ID'")
+	f.StringVar(&o.probe, "gate-http", "", "health gate between waves: GET this URL for every host deployed so far ({host}, {dc} replaced), each must answer 2xx")
+	f.StringVar(&o.gate.URL, "gate-prometheus", "", "Prometheus base URL of a health gate between waves")
+	f.StringVar(&o.gate.Query, "gate-query", "", "the gate's instant query, e.g. 'sum(rate(errors[5m]))'")
+	f.Float64Var(&o.gateMax, "gate-max", 0, "the largest value the gate's query may answer")
+	f.Float64Var(&o.gateMin, "gate-min", 0, "the smallest value the gate's query may answer")
+	f.DurationVar(&o.timeout, "gate-timeout", 5*time.Minute, "how long a health gate polls (for a value in bounds, for 2xx answers) before the rollout fails")
+	f.DurationVar(&o.every, "gate-interval", 10*time.Second, "between two polls of a health gate")
+	f.BoolVar(&o.wait, "wait", false, "follow the rollout until it ends")
+	return cmd
+}
+
+func runFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetRolloutOptions) error {
+	f, err := g.format()
+	if err != nil {
+		return err
+	}
+	fl := cmd.Flags()
+	switch {
+	case o.inv.source == "" || o.req.Repo == "" || o.req.Request.Select == "":
+		return usageErrorf("fleet rollout needs --inventory FILE|URL, --repo NAME and --select GLOB")
+	case o.req.HostBucket < 1 || o.req.MaxFailedHosts < 1:
+		return usageErrorf("--host-bucket and --max-failed-hosts must be at least 1")
+	case !fleetIDPattern.MatchString(o.req.ID):
+		return usageErrorf("--id %q: want letters, digits, '.', '_' and '-' only", o.req.ID)
+	case o.req.Waves != "" && fl.Changed("host-bucket"):
+		return usageErrorf("give --waves or --host-bucket, not both")
+	case o.poll <= 0 || o.bake < 0:
+		return usageErrorf("--poll must be positive and --bake not negative")
+	case (o.gate.URL == "") != (o.gate.Query == ""):
+		return usageErrorf("--gate-prometheus and --gate-query go together")
+	case o.gate.URL == "" && (fl.Changed("gate-max") || fl.Changed("gate-min")):
+		return usageErrorf("--gate-max and --gate-min need --gate-prometheus URL --gate-query Q")
+	case o.gate.URL != "" && !fl.Changed("gate-max") && !fl.Changed("gate-min"):
+		return usageErrorf("--gate-prometheus needs the bounds of its query's value: --gate-max and/or --gate-min")
+	}
+	hosts, err := g.loadFleet(cmd, &o.inv)
+	if err != nil {
+		return err
+	}
+	if _, err := fleet.Plan(hosts, fleet.PlanOptions{Canary: o.req.Canary, CanaryDC: o.req.CanaryDC, HostBucket: o.req.HostBucket}); err != nil {
+		return &statusError{Code: exitUsage, Err: err}
+	}
+	if o.req.Waves != "" {
+		if _, err := rollout.ParseWaves(o.req.Waves, len(hosts)); err != nil {
+			return &statusError{Code: exitUsage, Err: err}
+		}
+	}
+	req := o.req
+	req.Hosts = rollout.FromFleet(hosts)
+	req.Request.Who = operatorName()
+	req.Poll = o.poll.String()
+	if o.bake > 0 {
+		req.Bake = o.bake.String()
+	}
+	if o.gate.URL != "" {
+		gate := o.gate
+		if fl.Changed("gate-max") {
+			gate.Max = &o.gateMax
+		}
+		if fl.Changed("gate-min") {
+			gate.Min = &o.gateMin
+		}
+		gate.Timeout, gate.Every = o.timeout.String(), o.every.String()
+		req.Prometheus = &gate
+	}
+	if t := g.clientTLS(); !t.IsZero() {
+		// --ca-file, --cert-file, --key-file reach the hosts, as in
+		// fleet deploy: from the coordinator, so as absolute paths.
+		ht := &api.RolloutTLS{}
+		for _, p := range []struct {
+			from string
+			to   *string
+		}{{t.CAFile, &ht.CAFile}, {t.CertFile, &ht.CertFile}, {t.KeyFile, &ht.KeyFile}} {
+			if p.from != "" {
+				if *p.to, err = filepath.Abs(p.from); err != nil {
+					return err
+				}
+			}
+		}
+		req.HostTLS = ht
+	}
+	if o.probe != "" {
+		req.HTTP = &api.HTTPGate{URL: o.probe, Timeout: o.timeout.String(), Every: o.every.String()}
+	}
+	if req.ID == "" {
+		req.ID = rollout.NewID(time.Now())
+	}
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	ro, err := c.SubmitRollout(cmd.Context(), req)
+	if err != nil {
+		return err
+	}
+	progress := cmd.OutOrStdout()
+	if f.structured() {
+		progress = cmd.ErrOrStderr()
+	}
+	if ro.New {
+		printf(progress, "rollout %s submitted: repo %s, %d host(s) in %d wave(s); follow it with: deployer fleet show %s --wait\n",
+			ro.ID, ro.Request.Repo, len(ro.Hosts), len(ro.Waves), ro.ID)
+	} else {
+		printf(progress, "rollout %s: the coordinator has it already (%s): nothing submitted again; follow it with: deployer fleet show %s --wait\n", ro.ID, ro.State, ro.ID)
+	}
+	if !o.wait {
+		if f.structured() {
+			return f.print(cmd.OutOrStdout(), ro)
+		}
+		return nil
+	}
+	return followRollout(cmd, f, c, ro.ID, o.poll, progress)
+}
+
+// followRollout prints a rollout's events until it ends, then the rollout;
+// exit 1 unless it succeeded. A coordinator that does not answer (it is
+// restarting) is asked again.
+func followRollout(cmd *cobra.Command, f outputFormat, c *api.Client, id string, poll time.Duration, progress io.Writer) error {
+	printed := map[string]bool{}
+	down := false
+	var ro api.Rollout
+	for {
+		var err error
+		ro, err = c.Rollout(cmd.Context(), id)
+		switch {
+		case err != nil && api.ErrorKind(err) == api.KindUnavailable && cmd.Context().Err() == nil:
+			if !down {
+				printf(progress, "the coordinator does not answer (%v); asking again\n", err)
+				down = true
+			}
+		case err != nil:
+			return err
+		default:
+			down = false
+			for _, e := range ro.Events {
+				key := e.At.String() + e.What
+				if !printed[key] {
+					printed[key] = true
+					printf(progress, "%s %s\n", e.At.Local().Format("15:04:05"), e.What)
+				}
+			}
+		}
+		if err == nil && ro.Finished != nil {
+			break
+		}
+		if err := sleepCtx(cmd.Context(), poll); err != nil {
+			return err
+		}
+	}
+	if f.structured() {
+		if err := f.print(cmd.OutOrStdout(), ro); err != nil {
+			return err
+		}
+	} else if err := printRollout(cmd.OutOrStdout(), ro); err != nil {
+		return err
+	}
+	return rolloutExit(ro)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// rolloutExit is the error of an ended rollout that did not succeed.
+func rolloutExit(ro api.Rollout) error {
+	if ro.Finished == nil || ro.State == api.RolloutSucceeded {
+		return nil
+	}
+	msg := fmt.Sprintf("rollout %s %s: %s", ro.ID, ro.State, fleetHostSummary(rolloutHostCounts(ro)))
+	if ro.Stopped != "" {
+		msg += "; " + ro.Stopped
+	}
+	return &statusError{Code: exitError, Err: fmt.Errorf("%s", msg)}
+}
+
+func rolloutHostCounts(ro api.Rollout) map[fleet.HostState]int {
+	counts := map[fleet.HostState]int{}
+	for _, h := range ro.Hosts {
+		counts[fleet.HostState(h.State)]++
+	}
+	return counts
+}
+
+func printRollout(w io.Writer, ro api.Rollout) error {
+	who := ""
+	if ro.Who != "" {
+		who = " by " + ro.Who
+	}
+	printf(w, "rollout %s: %s; %s; repo %s, submitted%s at %s\n", ro.ID, ro.State, fleetHostSummary(rolloutHostCounts(ro)),
+		ro.Request.Repo, who, ro.Created.Local().Format(time.RFC3339))
+	if ro.Paused && ro.Finished == nil {
+		printf(w, "paused: no new wave starts until: deployer fleet resume %s\n", ro.ID)
+	}
+	if ro.Cancel && ro.Finished == nil {
+		printf(w, "cancelling: no new host starts\n")
+	}
+	if ro.Stopped != "" {
+		printf(w, "stopped: %s\n", ro.Stopped)
+	}
+	t := newTable(w)
+	fmt.Fprintln(t, "WAVE\tSTATE\tHOSTS\tGATES BEFORE IT")
+	for _, wv := range ro.Waves {
+		idx := fmt.Sprintf("%d/%d", wv.Index, len(ro.Waves))
+		if wv.Canary {
+			idx += " (canary)"
+		}
+		var gates []string
+		for _, gt := range wv.Gates {
+			gates = append(gates, gt.Kind+" "+gt.State)
+		}
+		printf(t, "%s\t%s\t%s\t%s\n", idx, wv.State, strings.Join(wv.Hosts, ", "), dash(strings.Join(gates, ", ")))
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	t = newTable(w)
+	header := false
+	for _, wv := range ro.Waves {
+		for _, gt := range wv.Gates {
+			if gt.Evidence == "" {
+				continue
+			}
+			if !header {
+				fmt.Fprintln(t)
+				fmt.Fprintln(t, "WAVE\tGATE\tSTATE\tEVIDENCE")
+				header = true
+			}
+			printf(t, "%d\t%s\t%s\t%s\n", wv.Index, gt.Kind, gt.State, gt.Evidence)
+		}
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	t = newTable(w)
+	fmt.Fprintln(t)
+	fmt.Fprintln(t, "DC\tHOST\tWAVE\tSTATE\tDEPLOYMENT\tINSTANCES\tERROR")
+	for _, h := range ro.Hosts {
+		dep := dash(h.Deployment)
+		if h.Adopted {
+			dep += " (found on the host)"
+		}
+		inst := "-"
+		if h.Deployment != "" {
+			inst = countSummary(h.Counts)
+		}
+		printf(t, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", h.Host.Datacenter, h.Host.Name, h.Wave, h.State, dep, inst, dash(fleetFirstLine(h.Error)))
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	if len(ro.Events) > 0 {
+		printf(w, "\nevents:\n")
+		for _, e := range ro.Events {
+			printf(w, "  %s %s\n", e.At.Local().Format(time.RFC3339), e.What)
+		}
+	}
+	return nil
+}
+
+type fleetShowOptions struct {
+	wait bool
+	poll time.Duration
+}
+
+func newFleetShowCmd(g *globalOptions) *cobra.Command {
+	o := &fleetShowOptions{}
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "A rollout as its coordinator records it: waves, gates with their evidence, hosts, events",
+		Long: `Print rollout ID from its coordinator: its waves and their state, each gate
+with its result and evidence (the bake's times, who approved, the query's
+value), each host's deployment and instances, and the rollout's events.
+--wait follows it until it ends.
+
+Exit status: 0 the rollout succeeded or has not ended, 1 an error or a rollout
+that failed or was cancelled, 2 usage.` + coordinatorHelp,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := g.format()
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if o.wait {
+				progress := cmd.OutOrStdout()
+				if f.structured() {
+					progress = cmd.ErrOrStderr()
+				}
+				return followRollout(cmd, f, c, args[0], o.poll, progress)
+			}
+			ro, err := c.Rollout(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if f.structured() {
+				err = f.print(cmd.OutOrStdout(), ro)
+			} else {
+				err = printRollout(cmd.OutOrStdout(), ro)
+			}
+			if err != nil {
+				return err
+			}
+			return rolloutExit(ro)
+		},
+	}
+	coordinatorFlag(cmd, g)
+	cmd.Flags().BoolVar(&o.wait, "wait", false, "follow the rollout until it ends")
+	cmd.Flags().DurationVar(&o.poll, "poll", time.Second, "how often --wait asks the coordinator")
+	return cmd
+}
+
+func newFleetHistoryCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "history",
+		Short: "The rollouts a coordinator keeps, newest first",
+		Long: `List the rollouts of the coordinator, newest first: id, state, hosts, repo,
+who submitted it and when.
+
+Exit status: 0 listed, 1 an error, 2 usage.` + coordinatorHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := g.format()
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			rs, err := c.Rollouts(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if f.structured() {
+				return f.print(cmd.OutOrStdout(), map[string]any{"rollouts": rs})
+			}
+			t := newTable(cmd.OutOrStdout())
+			fmt.Fprintln(t, "ID\tSTATE\tHOSTS\tREPO\tWHO\tSUBMITTED\tSTOPPED")
+			for _, ro := range rs {
+				printf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ro.ID, ro.State, fleetHostSummary(rolloutHostCounts(ro)), ro.Request.Repo,
+					dash(ro.Who), ro.Created.Local().Format(time.RFC3339), dash(ro.Stopped))
+			}
+			return t.Flush()
+		},
+	}
+}
+
+func newFleetRolloutActionCmd(g *globalOptions, action, short string) *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   action + " ID",
+		Short: short,
+		Long: short + `, on its coordinator. The action is recorded in the
+rollout's events with who asked and --reason.
+
+Exit status: 0 done, 1 an error (no such rollout, a rollout that has ended,
+nothing to ` + action + `), 2 usage.` + coordinatorHelp,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := g.format()
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ro, err := c.RolloutAction(cmd.Context(), args[0], action, api.RolloutActionRequest{Who: operatorName(), Reason: reason})
+			if err != nil {
+				return err
+			}
+			if f.structured() {
+				return f.print(cmd.OutOrStdout(), ro)
+			}
+			printf(cmd.OutOrStdout(), "rollout %s: %s (%s)\n", ro.ID, ro.Events[len(ro.Events)-1].What, ro.State)
+			return nil
+		},
+	}
+	coordinatorFlag(cmd, g)
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the rollout's events")
+	if action == "retry" {
+		cmd.Long = `Run rollout ID again, once it has ended failed or cancelled: each failed host
+is retried (a host whose deployment ran: its daemon's retry, which runs only
+the instances that did not succeed; a host that never got a deployment: a new
+one), then the waves the rollout never reached run, with their gates. Hosts
+that succeeded are not touched. --failed is required: it says what is
+retried.
+
+Exit status: 0 the rollout runs again (follow it with 'fleet show ID
+--wait'), 1 an error (no such rollout, a rollout still running or that
+succeeded), 2 usage.` + coordinatorHelp
+		var failed bool
+		cmd.Flags().BoolVar(&failed, "failed", false, "retry the failed hosts (and within them the failed instances): required")
+		run := cmd.RunE
+		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+			if !failed {
+				return usageErrorf("fleet retry needs --failed: only the failed hosts, and within them the failed instances, are retried")
+			}
+			return run(cmd, args)
+		}
+	}
+	return cmd
+}

@@ -1,0 +1,86 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sre-tools/deployer/notify"
+	"github.com/sre-tools/deployer/store"
+)
+
+// RolloutCoordinator stores fleet rollouts in the daemon's state file and
+// drives the hosts' APIs from Run, which the daemon runs beside its repos
+// until it stops. Package rollout provides it (the daemon does not import
+// it: a rollout speaks the API's types); the API reaches it through
+// RolloutCoordinator.
+type RolloutCoordinator interface {
+	Run(ctx context.Context)
+}
+
+// NewRolloutCoordinator makes the coordinator of a daemon's state file
+// (Options.Rollouts; nil: the daemon coordinates no rollouts). notify
+// queues a rollout's notification on the daemon's Slack and webhook
+// channels.
+type NewRolloutCoordinator func(st *store.Store, log zerolog.Logger, notify func(notify.EventKind, notify.FleetEvent) error) RolloutCoordinator
+
+func newCoordinator(d *Daemon) RolloutCoordinator {
+	if d.opts.Rollouts == nil {
+		return nil
+	}
+	return d.opts.Rollouts(d.store, d.log.With().Str("component", "rollout").Logger(), d.notifyRollout)
+}
+
+// notifyRollout queues a rollout's event on every Slack and webhook
+// channel (Jira takes none: a rollout files no issue) and kicks the
+// dispatcher.
+func (d *Daemon) notifyRollout(kind notify.EventKind, fe notify.FleetEvent) error {
+	n := d.notify
+	if n == nil || n.dispatcher == nil {
+		return nil
+	}
+	ev := notify.Event{Kind: kind, Host: d.opts.Host, Datacenter: d.opts.Datacenter, Repo: fe.Repo,
+		Summary: fmt.Sprintf("rollout %s %s", fe.ID, fe.State), LastSeen: d.now(), Fleet: &fe}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	for _, c := range n.channels {
+		if c.Kind == notify.KindJira {
+			continue
+		}
+		name := c.Name
+		if name == "" {
+			name = string(c.Kind)
+		}
+		if _, err := d.store.Enqueue(store.Message{Channel: name, Kind: string(kind), Payload: payload}); err != nil {
+			return err
+		}
+	}
+	n.dispatcher.Kick()
+	return nil
+}
+
+// runRollouts resumes the unfinished rollouts and drives them until ctx
+// is done (Serve waits for it).
+func (d *Daemon) runRollouts(ctx context.Context) {
+	if d.rollouts == nil {
+		return
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.rollouts.Run(ctx)
+	}()
+}
+
+// RolloutCoordinator returns the daemon's rollout coordinator, nil when it
+// has none: the API serves /v1/rollouts from it.
+func (d *Daemon) RolloutCoordinator() any {
+	if d.rollouts == nil {
+		return nil
+	}
+	return d.rollouts
+}

@@ -1,0 +1,504 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sre-tools/deployer"
+	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/fleet"
+)
+
+// drive runs rollout id to its end, or until ctx is done (a stopping
+// coordinator: the record stays unfinished and Run resumes it).
+func (c *Coordinator) drive(ctx context.Context, id string, wake <-chan struct{}) {
+	log := c.log.With().Str("rollout", id).Logger()
+	defer c.notifyDue(id)
+	for ctx.Err() == nil {
+		c.notifyDue(id)
+		r, err := c.Get(id)
+		if err != nil {
+			log.Error().Err(err).Msg("read rollout; retrying")
+			c.sleep(ctx, wake, time.Second)
+			continue
+		}
+		if r.Finished != nil {
+			return
+		}
+		poll := pollOf(r)
+		if r.Cancel {
+			c.finish(id, api.RolloutCancelled, "cancelled")
+			return
+		}
+		wi := slices.IndexFunc(r.Waves, func(w api.RolloutWave) bool { return w.State == api.StepPending || w.State == api.StepRunning })
+		if wi < 0 {
+			c.finish(id, outcome(r), "")
+			return
+		}
+		if r.Waves[wi].State == api.StepPending {
+			if r.Paused {
+				c.sleep(ctx, wake, poll)
+				continue
+			}
+			pass, err := c.gates(ctx, id, wi, wake)
+			if err != nil || !pass {
+				if err != nil {
+					log.Error().Err(err).Msg("gate; retrying")
+					c.sleep(ctx, wake, poll)
+				}
+				continue
+			}
+			started, err := c.update(id, func(r *api.Rollout) error {
+				if r.Paused || r.Cancel || r.Waves[wi].State != api.StepPending {
+					return errNotNow
+				}
+				now := c.opts.Now()
+				w := &r.Waves[wi]
+				w.State, w.Started = api.StepRunning, &now
+				c.event(r, "wave %d/%d started: %s", w.Index, len(r.Waves), strings.Join(w.Hosts, ", "))
+				return nil
+			})
+			if err != nil {
+				if !errors.Is(err, errNotNow) {
+					log.Error().Err(err).Msg("record the start of a wave; retrying")
+					c.sleep(ctx, wake, poll)
+				}
+				continue
+			}
+			r = started
+		}
+		c.runWave(ctx, r, wi)
+		if ctx.Err() != nil {
+			return
+		}
+		if after, err := c.Get(id); err != nil || !waveEnded(after, wi) {
+			// a host's progress could not be recorded: follow it again
+			log.Warn().Err(err).Int("wave", wi+1).Msg("a host of the wave has not ended in the record; following it again")
+			c.sleep(ctx, wake, poll)
+			continue
+		}
+		if _, err := c.update(id, func(r *api.Rollout) error { return c.endWave(r, wi) }); err != nil {
+			log.Error().Err(err).Msg("record the end of a wave; retrying")
+			c.sleep(ctx, wake, poll)
+		}
+	}
+}
+
+// waveEnded says whether every host of wave wi has ended, or was never
+// started because the rollout is being cancelled.
+func waveEnded(r api.Rollout, wi int) bool {
+	for _, h := range r.Hosts {
+		if h.Wave != r.Waves[wi].Index || hostFinal(h.State) {
+			continue
+		}
+		if r.Cancel && h.State == string(fleet.HostNotStarted) && h.Deployment == "" {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// errNotNow aborts an update whose premise no longer holds.
+var errNotNow = fmt.Errorf("the rollout changed meanwhile")
+
+func pollOf(r api.Rollout) time.Duration {
+	d, _ := duration("poll", r.Request.Poll, time.Second)
+	if d <= 0 {
+		d = time.Second
+	}
+	return d
+}
+
+func (c *Coordinator) sleep(ctx context.Context, wake <-chan struct{}, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-wake:
+	case <-t.C:
+	}
+}
+
+// hostFinal says whether a host's state is an end.
+func hostFinal(st string) bool {
+	switch fleet.HostState(st) {
+	case fleet.HostSucceeded, fleet.HostFailed, fleet.HostUnreachable, fleet.HostNoMatch:
+		return true
+	}
+	return false
+}
+
+func hostFailed(st string) bool {
+	return st == string(fleet.HostFailed) || st == string(fleet.HostUnreachable)
+}
+
+// endWave records wave wi's end and stops the rollout when its canary
+// failed or the failure budget is spent.
+func (c *Coordinator) endWave(r *api.Rollout, wi int) error {
+	w := &r.Waves[wi]
+	if w.State != api.StepRunning {
+		return nil
+	}
+	now := c.opts.Now()
+	w.State, w.Ended = api.StepDone, &now
+	waveFailed, noMatch, total := 0, 0, 0
+	var summary []string
+	for _, h := range r.Hosts {
+		if h.Wave != w.Index {
+			continue
+		}
+		total++
+		if hostFailed(h.State) {
+			waveFailed++
+		}
+		if h.State == string(fleet.HostNoMatch) {
+			noMatch++
+		}
+		summary = append(summary, h.Host.Name+" "+h.State)
+	}
+	r.Failed = 0
+	for _, h := range r.Hosts {
+		if hostFailed(h.State) {
+			r.Failed++
+		}
+	}
+	c.event(r, "wave %d/%d ended: %s", w.Index, len(r.Waves), strings.Join(summary, ", "))
+	budget := max(r.Request.MaxFailedHosts, 1)
+	why := ""
+	switch {
+	case r.Cancel:
+	case w.Canary && waveFailed > 0:
+		why = fmt.Sprintf("canary wave failed on %d host(s)", waveFailed)
+	case w.Canary && noMatch == total:
+		why = "the selection matched no instance on the canary wave: a canary that deploys nothing tests nothing"
+	case r.Failed >= budget:
+		why = fmt.Sprintf("failure budget spent: %d host(s) failed, --max-failed-hosts %d", r.Failed, budget)
+	}
+	if why != "" && wi < len(r.Waves)-1 {
+		c.stop(r, api.RolloutFailed, why)
+	}
+	return nil
+}
+
+// finish ends rollout id in state (with why, if any).
+func (c *Coordinator) finish(id, state, why string) {
+	_, err := c.update(id, func(r *api.Rollout) error {
+		if r.Finished != nil {
+			return nil
+		}
+		if state == api.RolloutCancelled {
+			why = "cancelled before its end"
+		}
+		c.stop(r, state, why)
+		return nil
+	})
+	if err != nil {
+		c.log.Error().Err(err).Str("rollout", id).Msg("record the rollout's end")
+	}
+}
+
+// stop ends r: the waves and gates not reached are skipped.
+func (c *Coordinator) stop(r *api.Rollout, state, why string) {
+	now := c.opts.Now()
+	for wi := range r.Waves {
+		w := &r.Waves[wi]
+		if w.State == api.StepPending {
+			w.State = api.StepSkipped
+			for gi := range w.Gates {
+				if g := &w.Gates[gi]; g.State == api.StepPending || g.State == api.StepWaiting {
+					g.State = api.StepSkipped
+				}
+			}
+		}
+	}
+	r.State, r.Finished, r.Stopped = state, &now, why
+	if why != "" {
+		c.event(r, "rollout %s: %s", state, why)
+	} else {
+		c.event(r, "rollout %s", state)
+	}
+}
+
+// outcome is a rollout's state once every wave ended.
+func outcome(r api.Rollout) string {
+	some := false
+	for _, h := range r.Hosts {
+		switch fleet.HostState(h.State) {
+		case fleet.HostSucceeded:
+			some = true
+		case fleet.HostNoMatch:
+		default:
+			return api.RolloutFailed
+		}
+	}
+	if !some {
+		return api.RolloutFailed
+	}
+	return api.RolloutSucceeded
+}
+
+// runWave follows every host of wave wi that has not ended, at once.
+func (c *Coordinator) runWave(ctx context.Context, r api.Rollout, wi int) {
+	var wg sync.WaitGroup
+	for hi, h := range r.Hosts {
+		if h.Wave != r.Waves[wi].Index || hostFinal(h.State) {
+			continue
+		}
+		wg.Go(func() { c.runHost(ctx, r, hi) })
+	}
+	wg.Wait()
+}
+
+// hostAPI is what a coordinator needs from a host's daemon.
+type hostAPI interface {
+	fleet.Daemon
+	DeploymentAction(ctx context.Context, id, action string) (api.Deployment, error)
+}
+
+// setHost records host hi's state.
+func (c *Coordinator) setHost(id string, hi int, fn func(h *api.RolloutHostState)) (api.Rollout, error) {
+	return c.update(id, func(r *api.Rollout) error {
+		before := r.Hosts[hi]
+		fn(&r.Hosts[hi])
+		h := r.Hosts[hi]
+		if hostFinal(h.State) && !hostFinal(before.State) {
+			detail := h.DeploymentState
+			if h.Error != "" {
+				detail = strings.TrimSpace(detail + " " + firstLine(h.Error))
+			}
+			c.event(r, "host %s %s: deployment %s %s", h.Host.Name, h.State, dashed(h.Deployment), detail)
+		}
+		return nil
+	})
+}
+
+func dashed(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}
+
+// runHost starts host hi's deployment, or finds the one it has for this
+// rollout, and follows it to its end.
+func (c *Coordinator) runHost(ctx context.Context, r api.Rollout, hi int) {
+	id, h := r.ID, r.Hosts[hi]
+	fh := Hosts([]api.RolloutHost{h.Host})[0]
+	fail := func(state fleet.HostState, err error) {
+		_, _ = c.setHost(id, hi, func(hs *api.RolloutHostState) { hs.State, hs.Error = string(state), err.Error() })
+	}
+	d, err := c.dial(r, fh)
+	if err != nil {
+		fail(fleet.HostFailed, err)
+		return
+	}
+	depID := h.Deployment
+	if depID == "" {
+		ds, err := d.FleetDeployments(ctx, id)
+		if err != nil {
+			if ctx.Err() == nil {
+				fail(stateOf(err), fmt.Errorf("list deployments of rollout %s: %w", id, err))
+			}
+			return
+		}
+		for _, dep := range ds {
+			if dep.Request.Fleet == id {
+				depID = dep.ID
+			}
+		}
+		if depID != "" {
+			if _, err := c.setHost(id, hi, func(hs *api.RolloutHostState) {
+				hs.Deployment, hs.Adopted, hs.State = depID, true, string(fleet.HostRunning)
+			}); err != nil {
+				return
+			}
+		} else {
+			cur, err := c.Get(id)
+			if err != nil || cur.Cancel {
+				return // cancelled: no new host starts
+			}
+			req := r.Request.Request
+			req.Fleet = id
+			dep, err := d.Deploy(ctx, fleet.RepoFor(r.Request.Repo, fh), req)
+			if err != nil {
+				if ctx.Err() != nil {
+					return // resumed after the restart: the host is asked first
+				}
+				st := stateOf(err)
+				if isNoMatch(err) {
+					st = fleet.HostNoMatch
+				}
+				fail(st, fmt.Errorf("deploy: %w", err))
+				return
+			}
+			depID = dep.ID
+			if _, err := c.setHost(id, hi, func(hs *api.RolloutHostState) { fromDeployment(hs, dep) }); err != nil {
+				return
+			}
+		}
+	}
+	if h.Retry && h.Deployment != "" {
+		if !c.retryHost(ctx, r, hi, d) {
+			return
+		}
+	}
+	c.follow(ctx, id, hi, d, depID, pollOf(r))
+}
+
+// retryHost asks host hi's daemon to retry its deployment (its failed
+// instances only) and records it; false when the host is not to be
+// followed (ended, or ctx done). A retry the host refuses because the
+// deployment is running or has nothing left to retry was asked already
+// (by this coordinator before a restart): the deployment is followed.
+func (c *Coordinator) retryHost(ctx context.Context, r api.Rollout, hi int, d fleet.Daemon) bool {
+	id, h := r.ID, r.Hosts[hi]
+	ha, ok := d.(hostAPI)
+	if !ok {
+		_, _ = c.setHost(id, hi, func(hs *api.RolloutHostState) {
+			hs.State, hs.Retry, hs.Error = string(fleet.HostFailed), false, "this host's client cannot retry a deployment"
+		})
+		return false
+	}
+	dep, err := ha.DeploymentAction(ctx, h.Deployment, "retry")
+	if ctx.Err() != nil {
+		return false
+	}
+	asked := err == nil || (api.ErrorKind(err) == api.KindInvalid && alreadyRetried.MatchString(err.Error()))
+	if !asked {
+		_, _ = c.setHost(id, hi, func(hs *api.RolloutHostState) {
+			hs.State, hs.Retry, hs.Error = string(stateOf(err)), false, fmt.Sprintf("retry deployment %s: %v", h.Deployment, err)
+		})
+		return false
+	}
+	_, err = c.update(id, func(r *api.Rollout) error {
+		hs := &r.Hosts[hi]
+		hs.Retry, hs.Retries, hs.State = false, hs.Retries+1, string(fleet.HostRunning)
+		if dep.ID != "" {
+			fromDeployment(hs, dep)
+		}
+		c.event(r, "host %s: deployment %s retried (its failed instances run again)", hs.Host.Name, hs.Deployment)
+		return nil
+	})
+	return err == nil
+}
+
+// alreadyRetried matches a host daemon's refusal of a retry that was
+// asked before: the deployment runs, or every instance succeeded.
+var alreadyRetried = regexp.MustCompile(`is (running|queued); retry it when it has ended|has nothing to retry`)
+
+// follow polls host hi's deployment until it ends, cancelling it once
+// when the rollout is cancelled.
+func (c *Coordinator) follow(ctx context.Context, id string, hi int, d fleet.Daemon, depID string, poll time.Duration) {
+	misses, cancelled := 0, false
+	for {
+		dep, err := d.Deployment(ctx, depID)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if misses++; misses >= c.opts.PollFailures {
+				_, _ = c.setHost(id, hi, func(hs *api.RolloutHostState) {
+					hs.State, hs.Error = string(stateOf(err)), fmt.Sprintf("follow deployment %s: %v", depID, err)
+				})
+				return
+			}
+		} else {
+			misses = 0
+			r, err := c.Get(id)
+			if err != nil {
+				return
+			}
+			next := r.Hosts[hi]
+			fromDeployment(&next, dep)
+			if !sameHost(next, r.Hosts[hi]) {
+				if r, err = c.setHost(id, hi, func(hs *api.RolloutHostState) { fromDeployment(hs, dep) }); err != nil {
+					return
+				}
+			}
+			if hostFinal(r.Hosts[hi].State) {
+				return
+			}
+			if r.Cancel && !cancelled {
+				cancelled = true
+				if ha, ok := d.(hostAPI); ok {
+					name := r.Hosts[hi].Host.Name
+					_, err := ha.DeploymentAction(ctx, depID, "cancel")
+					if err != nil {
+						c.log.Warn().Err(err).Str("rollout", id).Str("host", name).Msg("cancel the host's deployment")
+					}
+					_, _ = c.update(id, func(r *api.Rollout) error {
+						if err != nil {
+							c.event(r, "host %s: cancel deployment %s: %v", name, depID, err)
+						} else {
+							c.event(r, "host %s: deployment %s cancelled (its running instances finish)", name, depID)
+						}
+						return nil
+					})
+				}
+			}
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sameHost says whether a host's record would not change.
+func sameHost(a, b api.RolloutHostState) bool {
+	return a.State == b.State && a.DeploymentState == b.DeploymentState && a.Deployment == b.Deployment &&
+		a.Error == b.Error && maps.Equal(a.Counts, b.Counts)
+}
+
+// fromDeployment sets a host's state from its deployment as last seen.
+func fromDeployment(hs *api.RolloutHostState, d api.Deployment) {
+	hs.Deployment, hs.DeploymentState, hs.Counts, hs.Error = d.ID, d.State, d.Counts, ""
+	switch {
+	case d.Finished == nil && d.State != string(deployer.DeploymentBlocked):
+		hs.State = string(fleet.HostRunning)
+	case d.State == string(deployer.DeploymentSucceeded) && ranNone(d):
+		hs.State, hs.Error = string(fleet.HostNoMatch), "the selection matched no instance on this host"
+	case d.State == string(deployer.DeploymentSucceeded):
+		hs.State = string(fleet.HostSucceeded)
+	default:
+		hs.State = string(fleet.HostFailed)
+	}
+}
+
+func ranNone(d api.Deployment) bool {
+	n := 0
+	for _, c := range d.Counts {
+		n += c
+	}
+	return len(d.Instances) == 0 && n == 0
+}
+
+func stateOf(err error) fleet.HostState {
+	if api.ErrorKind(err) == api.KindUnavailable {
+		return fleet.HostUnreachable
+	}
+	return fleet.HostFailed
+}
+
+// noMatchCount finds a daemon's "0 of N instances match".
+var noMatchCount = regexp.MustCompile(`\b0 of (\d+) instances? match`)
+
+func isNoMatch(err error) bool {
+	return err != nil && api.ErrorKind(err) != api.KindUnavailable && noMatchCount.MatchString(err.Error())
+}

@@ -1,0 +1,136 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Rollout is a fleet rollout that this daemon coordinates: the record the
+// coordinator drives the hosts from and resumes after a restart. Spec is
+// opaque to the store (the coordinator's record of waves, gates and
+// hosts). A rollout with a zero Finished time is in progress.
+//
+// The rollouts bucket is created by the first CreateRollout, not by the
+// schema: a file that never coordinated a rollout has none, and reads
+// answer as if it were empty. The salvage does not know the bucket: a
+// salvaged state file loses its rollouts (the hosts keep their
+// deployments, labelled with the rollout id).
+type Rollout struct {
+	ID       string          `json:"id"`
+	State    string          `json:"state"`
+	Spec     json.RawMessage `json:"spec,omitempty"`
+	Created  time.Time       `json:"created"`
+	Updated  time.Time       `json:"updated"`
+	Finished time.Time       `json:"finished,omitzero"`
+}
+
+// CreateRollout stores r under its ID unless a rollout of that ID exists:
+// then it stores nothing and returns the existing one with created false
+// (a resubmission finds the rollout it already made). Created and Updated
+// are set from Now.
+func (s *Store) CreateRollout(r Rollout) (out Rollout, created bool, err error) {
+	if r.ID == "" {
+		return Rollout{}, false, fmt.Errorf("create rollout: id: %w", ErrInvalid)
+	}
+	err = s.update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketRollouts)
+		if err != nil {
+			return err
+		}
+		if getJSON(b, []byte(r.ID), &out) == nil {
+			return nil
+		}
+		r.Created, r.Updated = s.now(), s.now()
+		out, created = r, true
+		return putJSON(b, []byte(r.ID), r)
+	})
+	if err != nil {
+		return Rollout{}, false, fmt.Errorf("create rollout %s: %w", r.ID, err)
+	}
+	return out, created, nil
+}
+
+// UpdateRollout reads rollout id, calls fn on it and stores the result,
+// all in one write transaction, so that an operator's pause or cancel and
+// the coordinator's progress never undo each other. Updated is set from
+// Now; fn cannot change ID or Created (ErrInvalid). An error from fn
+// stores nothing and is returned; ErrNotFound if there is no such
+// rollout. fn runs inside the transaction: it must be quick and must not
+// call the Store.
+func (s *Store) UpdateRollout(id string, fn func(*Rollout) error) (Rollout, error) {
+	var r Rollout
+	err := s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRollouts)
+		if b == nil {
+			return ErrNotFound
+		}
+		if err := getJSON(b, []byte(id), &r); err != nil {
+			return err
+		}
+		created := r.Created
+		if err := fn(&r); err != nil {
+			return err
+		}
+		if r.ID != id || !r.Created.Equal(created) {
+			return fmt.Errorf("the update changed the id or creation time: %w", ErrInvalid)
+		}
+		r.Updated = s.now()
+		return putJSON(b, []byte(id), r)
+	})
+	if err != nil {
+		return Rollout{}, fmt.Errorf("update rollout %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// Rollout returns one rollout; ErrNotFound if it does not exist.
+func (s *Store) Rollout(id string) (Rollout, error) {
+	var r Rollout
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRollouts)
+		if b == nil {
+			return ErrNotFound
+		}
+		return getJSON(b, []byte(id), &r)
+	})
+	if err != nil {
+		return Rollout{}, fmt.Errorf("rollout %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// Rollouts returns up to limit rollouts, newest first (limit <= 0: all).
+func (s *Store) Rollouts(limit int) ([]Rollout, error) {
+	var out []Rollout
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRollouts)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var r Rollout
+			if err := decode(k, v, &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list rollouts: %w", err)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.After(out[j].Created)
+		}
+		return out[i].ID > out[j].ID
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}

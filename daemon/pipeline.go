@@ -426,17 +426,10 @@ func (w *worker) recordInvalid(run store.Run, o store.InstanceOutcome) {
 	}
 }
 
+// instanceState reads one instance's state by its key (a scan of the
+// repo's instances here made a deployment quadratic in the repo's size).
 func (w *worker) instanceState(name string) (store.InstanceState, error) {
-	all, err := w.d.store.Instances(w.cfg.Name)
-	if err != nil {
-		return store.InstanceState{}, err
-	}
-	for _, s := range all {
-		if s.Name == name {
-			return s, nil
-		}
-	}
-	return store.InstanceState{}, store.ErrNotFound
+	return w.d.store.Instance(w.cfg.Name, name)
 }
 
 // failedOutput is the output tail of the step that failed an instance.

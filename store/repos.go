@@ -44,6 +44,31 @@ func instanceKey(repo, name string) []byte {
 	return append(append([]byte(repo), 0), name...)
 }
 
+// instanceFileKey is repo NUL file: the key of instance_file.
+func instanceFileKey(repo, file string) []byte {
+	return append(append([]byte(repo), 0), file...)
+}
+
+// indexInstance keeps instance_file in step with st; old is its previous
+// version, nil when none. The file's entry names the instance written
+// last with that file; a rename of the file removes the old entry only if
+// it still names this instance.
+func indexInstance(tx *bolt.Tx, st InstanceState, old *InstanceState) error {
+	idx := tx.Bucket(indexInstanceFile)
+	if old != nil && old.File != "" && old.File != st.File {
+		k := instanceFileKey(old.Repo, old.File)
+		if bytes.Equal(idx.Get(k), []byte(old.Name)) {
+			if err := idx.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	if st.File == "" {
+		return nil
+	}
+	return idx.Put(instanceFileKey(st.Repo, st.File), []byte(st.Name))
+}
+
 // SetInstance stores st, replacing the previous state of (Repo, Name).
 // Updated defaults to Now.
 func (s *Store) SetInstance(st InstanceState) error {
@@ -54,12 +79,61 @@ func (s *Store) SetInstance(st InstanceState) error {
 		st.Updated = s.now()
 	}
 	err := s.update(func(tx *bolt.Tx) error {
-		return putJSON(tx.Bucket(bucketInstances), instanceKey(st.Repo, st.Name), st)
+		b := tx.Bucket(bucketInstances)
+		b.FillPercent = appendFill
+		key := instanceKey(st.Repo, st.Name)
+		var old *InstanceState
+		if v := b.Get(key); v != nil {
+			var o InstanceState
+			if decode(key, v, &o) == nil {
+				old = &o
+			}
+		}
+		if err := putJSON(b, key, st); err != nil {
+			return err
+		}
+		return indexInstance(tx, st, old)
 	})
 	if err != nil {
 		return fmt.Errorf("set instance %s/%s: %w", st.Repo, st.Name, err)
 	}
 	return nil
+}
+
+// Instance returns the state of one instance of repo, read by its key;
+// ErrNotFound when the daemon has none.
+func (s *Store) Instance(repo, name string) (InstanceState, error) {
+	var st InstanceState
+	err := s.view(func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bucketInstances), instanceKey(repo, name), &st)
+	})
+	if err != nil {
+		return InstanceState{}, fmt.Errorf("instance %s/%s: %w", repo, name, err)
+	}
+	return st, nil
+}
+
+// InstanceByFile returns the state of the instance of repo last recorded
+// with file, through the instance_file index; ErrNotFound when none is.
+func (s *Store) InstanceByFile(repo, file string) (InstanceState, error) {
+	var st InstanceState
+	err := s.view(func(tx *bolt.Tx) error {
+		name := tx.Bucket(indexInstanceFile).Get(instanceFileKey(repo, file))
+		if name == nil {
+			return ErrNotFound
+		}
+		if err := getJSON(tx.Bucket(bucketInstances), instanceKey(repo, string(name)), &st); err != nil {
+			return err
+		}
+		if st.File != file {
+			return ErrNotFound // a stale index entry: never returned
+		}
+		return nil
+	})
+	if err != nil {
+		return InstanceState{}, fmt.Errorf("instance of %s/%s: %w", repo, file, err)
+	}
+	return st, nil
 }
 
 // Instances returns the instances of repo ordered by name (all repos,

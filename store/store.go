@@ -115,6 +115,11 @@ func keyU64(k []byte) uint64 {
 	return binary.BigEndian.Uint64(k)
 }
 
+// appendFill is the fill percent of buckets whose keys mostly grow (runs,
+// steps, journal entries; instances written in name order): bbolt's
+// default of one half leaves every page of an append half empty.
+const appendFill = 0.9
+
 // putJSON stores v under key in b.
 func putJSON(b *bolt.Bucket, key []byte, v any) error {
 	data, err := json.Marshal(v)

@@ -174,7 +174,9 @@ func (s *Store) DropJournal(id, note string) (JournalEntry, error) {
 }
 
 func putJournal(tx *bolt.Tx, e JournalEntry) error {
-	if err := putJSON(tx.Bucket(bucketJournal), []byte(e.ID), e); err != nil {
+	b := tx.Bucket(bucketJournal)
+	b.FillPercent = appendFill
+	if err := putJSON(b, []byte(e.ID), e); err != nil {
 		return err
 	}
 	return indexJournalEntry(tx, e)

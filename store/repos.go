@@ -55,6 +55,7 @@ func instanceFileKey(repo, file string) []byte {
 // it still names this instance.
 func indexInstance(tx *bolt.Tx, st InstanceState, old *InstanceState) error {
 	idx := tx.Bucket(indexInstanceFile)
+	idx.FillPercent = appendFill
 	if old != nil && old.File != "" && old.File != st.File {
 		k := instanceFileKey(old.Repo, old.File)
 		if bytes.Equal(idx.Get(k), []byte(old.Name)) {

@@ -376,6 +376,16 @@ func (w *worker) settleRun(run *store.Run, results []executor.InstanceResult, dr
 	for _, r := range results {
 		byName[string(r.Instance.Name)] = r
 	}
+	// The instances' states are written together, in one transaction.
+	var states []store.InstanceState
+	defer func() {
+		if len(states) == 0 {
+			return
+		}
+		if err := w.d.store.SetInstances(states); err != nil {
+			w.log.Error().Err(err).Int("instances", len(states)).Msg("record instances")
+		}
+	}()
 	for i := range run.Instances {
 		o := &run.Instances[i]
 		r, ok := byName[o.Name]
@@ -407,9 +417,7 @@ func (w *worker) settleRun(run *store.Run, results []executor.InstanceResult, dr
 		} else if (r.Status == executor.StatusFailed || r.Status == executor.StatusTimedOut) && !w.held[o.Name] {
 			w.raiseStepFailed(*run, *o, out)
 		}
-		if err := w.d.store.SetInstance(st); err != nil {
-			w.log.Error().Err(err).Str("instance", o.Name).Msg("record instance")
-		}
+		states = append(states, st)
 	}
 }
 

@@ -73,32 +73,50 @@ func indexInstance(tx *bolt.Tx, st InstanceState, old *InstanceState) error {
 // SetInstance stores st, replacing the previous state of (Repo, Name).
 // Updated defaults to Now.
 func (s *Store) SetInstance(st InstanceState) error {
-	if st.Repo == "" || st.Name == "" {
-		return fmt.Errorf("set instance: repo and name: %w", ErrInvalid)
-	}
-	if st.Updated.IsZero() {
-		st.Updated = s.now()
+	return s.SetInstances([]InstanceState{st})
+}
+
+// SetInstances stores states as SetInstance does, all in one transaction
+// (a run records a bucket's instances at once): every state is stored, or
+// none.
+func (s *Store) SetInstances(states []InstanceState) error {
+	now := s.now()
+	for _, st := range states {
+		if st.Repo == "" || st.Name == "" {
+			return fmt.Errorf("set instance: repo and name: %w", ErrInvalid)
+		}
 	}
 	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketInstances)
 		b.FillPercent = appendFill
-		key := instanceKey(st.Repo, st.Name)
-		var old *InstanceState
-		if v := b.Get(key); v != nil {
-			var o InstanceState
-			if decode(key, v, &o) == nil {
-				old = &o
+		for _, st := range states {
+			if st.Updated.IsZero() {
+				st.Updated = now
+			}
+			key := instanceKey(st.Repo, st.Name)
+			var old *InstanceState
+			if v := b.Get(key); v != nil {
+				var o InstanceState
+				if decode(key, v, &o) == nil {
+					old = &o
+				}
+			}
+			if err := putJSON(b, key, st); err != nil {
+				return err
+			}
+			if err := indexInstance(tx, st, old); err != nil {
+				return err
 			}
 		}
-		if err := putJSON(b, key, st); err != nil {
-			return err
-		}
-		return indexInstance(tx, st, old)
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("set instance %s/%s: %w", st.Repo, st.Name, err)
+	switch {
+	case err == nil:
+		return nil
+	case len(states) == 1:
+		return fmt.Errorf("set instance %s/%s: %w", states[0].Repo, states[0].Name, err)
 	}
-	return nil
+	return fmt.Errorf("set %d instances: %w", len(states), err)
 }
 
 // Instance returns the state of one instance of repo, read by its key;

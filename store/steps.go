@@ -43,11 +43,12 @@ func lastStepSeq(b *bolt.Bucket, run RunID) uint64 {
 }
 
 // AddStep appends rec to its run's step records, assigning rec.Seq.
-// ErrNotFound if the run does not exist. The record is stored compact
+// ErrNotFound if the run does not exist. Concurrent calls (the steps of a
+// bucket's instances) share transactions (bbolt's Batch). The record is stored compact
 // (see storedStep): what it shares with the run's first record, and the
 // environment values that repeat its own fields, are not stored again.
 func (s *Store) AddStep(rec StepRecord) error {
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.batch(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketRuns).Get(u64key(uint64(rec.Run))) == nil {
 			return ErrNotFound
 		}
@@ -68,24 +69,26 @@ func (s *Store) AddStep(rec StepRecord) error {
 }
 
 // stepBase returns the first step record of run, which the run's later
-// records are stored against; nil when the run has none yet. The last
-// run's is kept in memory: records are never changed once added.
+// records are stored against; nil when the run has none yet. The last one
+// decoded is kept in memory, and used when the stored bytes are the same
+// (records are never changed once added; a transaction that failed may
+// have added one that is not there).
 func (s *Store) stepBase(b *bolt.Bucket, run RunID) (*StepRecord, error) {
-	s.baseMu.Lock()
-	defer s.baseMu.Unlock()
-	if s.base != nil && s.base.Run == run {
-		return s.base, nil
-	}
 	k, v := b.Cursor().Seek(stepKey(run, 0))
 	if k == nil || len(k) != 16 || keyU64(k[:8]) != uint64(run) {
 		return nil, nil
+	}
+	s.baseMu.Lock()
+	defer s.baseMu.Unlock()
+	if s.base != nil && s.base.Run == run && bytes.Equal(s.baseRaw, v) {
+		return s.base, nil
 	}
 	var st storedStep
 	if err := decode(k, v, &st); err != nil {
 		return nil, err
 	}
 	rec := st.expand(nil)
-	s.base = &rec
+	s.base, s.baseRaw = &rec, bytes.Clone(v)
 	return s.base, nil
 }
 

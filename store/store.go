@@ -44,8 +44,9 @@ type Store struct {
 	salvaged *SalvageReport
 	ivs      ivCache
 
-	baseMu sync.Mutex
-	base   *StepRecord // the first step record of the run last added to (AddStep)
+	baseMu  sync.Mutex
+	base    *StepRecord // the first step record of the run last added to (AddStep)
+	baseRaw []byte      // base as stored
 }
 
 // Path returns the file the Store was opened from.
@@ -86,10 +87,15 @@ func (s *Store) boltOptions() *bolt.Options {
 // made a file holding 9 MB of records 16 MB on disk.
 const growStep = 1 << 20
 
+// batchDelay is how long a write shared with concurrent ones (Batch) waits
+// for them: the steps of a bucket end within milliseconds of each other.
+const batchDelay = 2 * time.Millisecond
+
 func openBolt(path string, o *bolt.Options) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, o)
 	if err == nil {
 		db.AllocSize = growStep
+		db.MaxBatchDelay = batchDelay
 	}
 	return db, err
 }
@@ -102,6 +108,18 @@ func (s *Store) view(fn func(tx *bolt.Tx) error) error {
 		return ErrClosed
 	}
 	return s.db.View(fn)
+}
+
+// batch runs fn in a write transaction it may share with concurrent
+// callers (bbolt's Batch): fn may run more than once, and must change
+// nothing outside the transaction.
+func (s *Store) batch(fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	return s.db.Batch(fn)
 }
 
 // update runs fn in a write transaction.

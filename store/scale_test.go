@@ -1,6 +1,8 @@
 package store_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -225,5 +227,60 @@ func TestStateSizePerInstance(t *testing.T) {
 	t.Logf("%d instances: %.1f MB of pages (%.0f bytes per instance)", n, float64(used)/(1<<20), float64(used)/n)
 	if used > 12<<20 {
 		t.Errorf("%.1f MB of pages for %d instances, want at most 12 MB", float64(used)/(1<<20), n)
+	}
+}
+
+// A large deployment record (5,000 instances in its spec), rewritten after
+// every bucket as the daemon does (with the bucket's journal entries
+// between two copies), is stored deflated and reads back as written; the
+// file does not grow with each copy.
+func TestLargeDeploymentRewrites(t *testing.T) {
+	s := mustOpenStore(t)
+	details := map[string]map[string]string{}
+	for i := 0; i < 5000; i++ {
+		details[fmt.Sprintf("i%05d", i)] = map[string]string{"name": fmt.Sprintf("i%05d", i), "file": fmt.Sprintf("instances/i%05d.xml", i), "status": "pending"}
+	}
+	spec := func() []byte {
+		b, err := json.Marshal(map[string]any{"details": details})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	d, err := s.PutDeployment(store.Deployment{Repo: "fra", State: "queued", Spec: spec()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for bucket := 0; bucket < 100; bucket++ {
+		var entries []store.JournalEntry
+		for i := bucket * 50; i < bucket*50+50; i++ {
+			in := details[fmt.Sprintf("i%05d", i)]
+			in["status"], in["commit"] = "succeeded", fmt.Sprintf("%040x", i)
+			entries = append(entries, store.JournalEntry{Repo: "fra", Instance: in["name"], File: in["file"], State: store.JournalPushed, Commit: in["commit"]})
+		}
+		if _, err := s.PutJournals(entries); err != nil { // the bucket's other records, between two copies
+			t.Fatal(err)
+		}
+		if _, err := s.UpdateDeployment(d.ID, func(d *store.Deployment) error {
+			d.State, d.Spec = "running", spec()
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Deployment(d.ID)
+	if err != nil || got.State != "running" || !bytes.Equal(got.Spec, spec()) {
+		t.Fatalf("read back: %v, state %q, spec of %d bytes (want %d)", err, got.State, len(got.Spec), len(spec()))
+	}
+	if list, err := s.Deployments("fra", 0); err != nil || len(list) != 1 || !bytes.Equal(list[0].Spec, spec()) {
+		t.Fatalf("Deployments: %v, %d", err, len(list))
+	}
+	fi, err := os.Stat(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("spec of %d KB rewritten 100 times: file %.1f MB", len(spec())>>10, float64(fi.Size())/(1<<20))
+	if fi.Size() > 4<<20 {
+		t.Errorf("file of %.1f MB after 100 rewrites of one deployment, want at most 4 MB", float64(fi.Size())/(1<<20))
 	}
 }

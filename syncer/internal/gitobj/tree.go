@@ -115,7 +115,11 @@ func storeTree(st storage.Storer, entries []object.TreeEntry) (plumbing.Hash, er
 		buf = append(buf, 0)
 		buf = append(buf, e.Hash[:]...)
 	}
-	return storeObject(st, plumbing.TreeObject, buf)
+	h, err := storeObject(st, plumbing.TreeObject, buf)
+	if err == nil {
+		recentTrees.put(h, buf)
+	}
+	return h, err
 }
 
 // StoreBlob writes data as a blob and returns its hash.

@@ -175,6 +175,11 @@ func findChild() (string, error) {
 // push_N = edit N files (one attribute each) + `git add` + `git commit` + `git push`.
 // push_1000 is one commit of 1,000 files on both sides (the daemon writes one commit per
 // instance; that path is push_1 repeated).
+//
+// deploy_edit_1000 and scale run a daemon (ours) in the child process on repositories of their
+// own; see deploy.go. deploy_edit_1000's git side is the legacy flow: `sed -i` and `git commit`
+// per instance, `git pull --rebase` and `git push` per 50. scale has no git side: it compares
+// the daemon's CPU per instance in a small and a large repository (Scale).
 func Run(ctx context.Context, opts Options) (Report, error) {
 	rep := Report{}
 	if err := opts.defaults(); err != nil {

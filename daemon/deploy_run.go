@@ -117,6 +117,14 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 	w.notifyDeployment(*rec, spec, notify.EventDeploymentStarted)
 	save()
 	p := w.deploymentPlan(m, steps, spec)
+	// The instances that will not run (skipped for an open intervention,
+	// invalid) are on the run too, with why: a retry that skips them all
+	// does not record a failed run with no instance.
+	for _, o := range p.outcomes {
+		if o.Status != string(deployer.StepPending) {
+			run.Instances = append(run.Instances, o)
+		}
+	}
 	bucket := req.Bucket
 	if bucket == 0 {
 		bucket = manifest.DefaultBucket
@@ -312,7 +320,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		if redone := redoInterrupted(spec, results); redone > 0 {
 			// Cut off at the end of the grace period: those instances
 			// run again when the deployment resumes at the next start.
-			run.Status, run.Error = store.RunInterrupted, fmt.Sprintf("%d instance(s) cut off by the daemon's stop; the deployment resumes them at the next start", redone)
+			run.Status, run.Error = store.RunInterrupted, fmt.Sprintf("%d instance(s) cut off or not started by the daemon's stop; the deployment resumes them at the next start", redone)
 			save()
 			return
 		}
@@ -399,11 +407,12 @@ func recordResults(spec *deploymentSpec, results []executor.InstanceResult) (fai
 }
 
 // redoInterrupted puts back to pending the instances of results whose
-// steps were interrupted (the daemon stopped), and returns how many.
+// steps were interrupted or that did not start (the daemon stopped), and
+// returns how many.
 func redoInterrupted(spec *deploymentSpec, results []executor.InstanceResult) int {
 	n := 0
 	for _, r := range results {
-		if r.Status != executor.StatusInterrupted {
+		if r.Status != executor.StatusInterrupted && halted([]executor.InstanceResult{r}) == 0 {
 			continue
 		}
 		in := spec.Details[string(r.Instance.Name)]

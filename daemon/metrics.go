@@ -127,11 +127,15 @@ type stateCollector struct{ d *Daemon }
 var (
 	openInterventionsDesc = prometheus.NewDesc("deployer_open_interventions", "Unresolved interventions by kind.", []string{"kind"}, nil)
 	outboxDepthDesc       = prometheus.NewDesc("deployer_notification_outbox_depth", "Notifications waiting to be delivered.", nil, nil)
+	runQueueDepthDesc     = prometheus.NewDesc("deployer_run_queue_depth", "Run requests (triggers, schedule activations, deployments, replays) queued on the repo's worker, not yet started.", []string{"repo"}, nil)
+	runQueueOldestDesc    = prometheus.NewDesc("deployer_run_queue_oldest_seconds", "Age of the oldest queued run request of the repo (0 when none is queued).", []string{"repo"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- openInterventionsDesc
 	ch <- outboxDepthDesc
+	ch <- runQueueDepthDesc
+	ch <- runQueueOldestDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -152,4 +156,33 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if msgs, err := c.d.store.Pending(100000); err == nil {
 		ch <- prometheus.MustNewConstMetric(outboxDepthDesc, prometheus.GaugeValue, float64(len(msgs)))
 	}
+	now := c.d.now()
+	c.d.mu.RLock()
+	workers := make([]*worker, 0, len(c.d.workers))
+	for _, w := range c.d.workers {
+		workers = append(workers, w)
+	}
+	c.d.mu.RUnlock()
+	for _, w := range workers {
+		depth, oldest := w.queued(now)
+		ch <- prometheus.MustNewConstMetric(runQueueDepthDesc, prometheus.GaugeValue, float64(depth), w.cfg.Name)
+		ch <- prometheus.MustNewConstMetric(runQueueOldestDesc, prometheus.GaugeValue, oldest.Seconds(), w.cfg.Name)
+	}
+}
+
+// queued counts the run requests waiting on w (an operator's action is not
+// a run) and the age of the oldest at now.
+func (w *worker) queued(now time.Time) (n int, oldest time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range w.pending {
+		if r.action != nil {
+			continue
+		}
+		n++
+		if !r.trigger.At.IsZero() {
+			oldest = max(oldest, now.Sub(r.trigger.At))
+		}
+	}
+	return n, oldest
 }

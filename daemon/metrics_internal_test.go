@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -62,4 +63,24 @@ func count(t *testing.T, c prometheus.Collector) int {
 		n += len(mf.GetMetric())
 	}
 	return n
+}
+
+// The run queue counts waiting run requests, not operators' actions, and
+// its oldest age is that of the oldest trigger.
+func TestRunQueueDepth(t *testing.T) {
+	now := time.Unix(1000, 0)
+	w := &worker{}
+	if n, old := w.queued(now); n != 0 || old != 0 {
+		t.Fatalf("empty queue: %d, %v", n, old)
+	}
+	w.pending = []request{
+		{trigger: store.Trigger{At: now.Add(-90 * time.Second)}},
+		{action: func(context.Context) error { return nil }},
+		{trigger: store.Trigger{At: now.Add(-5 * time.Second)}, deployment: "d1"},
+		{trigger: store.Trigger{At: now.Add(-30 * time.Second)}},
+	}
+	n, old := w.queued(now)
+	if n != 3 || old != 90*time.Second {
+		t.Fatalf("queued = %d, %v; want 3 run requests, the oldest 1m30s old", n, old)
+	}
 }

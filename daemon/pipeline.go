@@ -276,6 +276,13 @@ func (w *worker) executePlan(ctx context.Context, run *store.Run, m *manifest.Ma
 		run.Status = store.RunInterrupted
 		return
 	}
+	if n := halted(results); n > 0 {
+		// The daemon stopped before every instance started: the run is
+		// interrupted (the deployed commit stays), and the next start
+		// plans again the instances that did not succeed.
+		run.Status, run.Error = store.RunInterrupted, fmt.Sprintf("%d instance(s) not started: the daemon stopped; they run at the next start", n)
+		return
+	}
 	run.Status = finalStatus(run.Instances)
 }
 
@@ -360,7 +367,31 @@ func (w *worker) runJobsAt(ctx context.Context, run *store.Run, m *manifest.Mani
 			w.recordError("recording a step", err)
 		}
 	}
-	return w.d.exec.RunJobs(ctx, p.jobs, bucket, maxFailures, report)
+	// Once the daemon is told to stop, no new instance starts: those in
+	// flight finish within the grace period, the rest are not started
+	// (with errStopping) and the run ends interrupted.
+	halt, stop := context.WithCancelCause(context.Background())
+	defer stop(nil)
+	if w.halt != nil {
+		defer context.AfterFunc(w.halt, func() { stop(errStopping) })()
+	}
+	return w.d.exec.RunJobsUntil(ctx, halt, p.jobs, bucket, maxFailures, report)
+}
+
+// errStopping is why an instance of a run did not start: the daemon (or
+// the repo's worker, on a reload) was stopping.
+var errStopping = errors.New("the daemon is stopping; it runs at the next start")
+
+// halted counts the instances of results that did not start because the
+// daemon was stopping.
+func halted(results []executor.InstanceResult) int {
+	n := 0
+	for _, r := range results {
+		if r.Status == executor.StatusNotStarted && len(r.Steps) > 0 && strings.HasPrefix(r.Steps[0].Reason, executor.NotStartedHalted) {
+			n++
+		}
+	}
+	return n
 }
 
 // settle records each instance's outcome on the run and in the instances bucket.

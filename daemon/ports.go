@@ -30,7 +30,9 @@ var _ checkout = (*syncer.Repo)(nil)
 // jobRunner is what the daemon needs of the executor: an *executor.Executor,
 // or a fake in the daemon's unit tests.
 type jobRunner interface {
-	RunJobs(ctx context.Context, jobs []executor.Job, bucket, maxFailures int, report func(executor.StepResult)) []executor.InstanceResult
+	// RunJobsUntil starts no new job once halt is done (the daemon is
+	// stopping); the jobs in flight run on under ctx.
+	RunJobsUntil(ctx, halt context.Context, jobs []executor.Job, bucket, maxFailures int, report func(executor.StepResult)) []executor.InstanceResult
 }
 
 var _ jobRunner = (*executor.Executor)(nil)

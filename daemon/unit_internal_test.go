@@ -78,7 +78,7 @@ func (f *fakeCheckout) Restore([]string) ([]string, error) { return nil, nil }
 // instance succeeded.
 type fakeRunner struct{ jobs []executor.Job }
 
-func (f *fakeRunner) RunJobs(_ context.Context, jobs []executor.Job, _, _ int, _ func(executor.StepResult)) []executor.InstanceResult {
+func (f *fakeRunner) RunJobsUntil(_, _ context.Context, jobs []executor.Job, _, _ int, _ func(executor.StepResult)) []executor.InstanceResult {
 	f.jobs = append(f.jobs, jobs...)
 	out := make([]executor.InstanceResult, len(jobs))
 	for i, j := range jobs {

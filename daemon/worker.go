@@ -303,10 +303,14 @@ func (w *worker) runActions(ctx context.Context, reqs []request) []request {
 	return rest
 }
 
-// isOurs reports whether a commit's change id is in our journal.
+// isOurs reports whether a commit's change id is in our journal, and
+// not dropped: the commit of an edit an operator dropped (deployments
+// drop-journal), left in the checkout by a push the daemon was killed in,
+// is never pushed by a sync; it is a commit the daemon does not stand
+// behind (sync-diverged, resolved by resetting to upstream).
 func (w *worker) isOurs(changeID string) bool {
 	e, err := w.d.store.JournalEntry(changeID)
-	return err == nil && e.Repo == w.cfg.Name
+	return err == nil && e.Repo == w.cfg.Name && e.State != store.JournalDropped
 }
 
 // runSchedules carries out the scheduled runs among reqs (each its own run)

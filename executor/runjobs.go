@@ -22,7 +22,20 @@ type InstanceResult struct {
 // interrupted and jobs not yet started are reported "not-started". report may
 // be nil; calls to it are serialised. Results are in the order of jobs.
 func (e *Executor) RunJobs(ctx context.Context, jobs []Job, bucket, maxFailures int, report func(StepResult)) []InstanceResult {
+	return e.RunJobsUntil(ctx, nil, jobs, bucket, maxFailures, report)
+}
+
+// RunJobsUntil is RunJobs that also stops starting jobs once halt is done
+// (nil: never): the jobs running then go on under ctx and finish, the
+// rest are reported "not-started" with a reason that begins with
+// NotStartedHalted and ends with halt's cause. The daemon halts when it is
+// told to stop: in-flight instances may finish within the grace period,
+// no new one starts.
+func (e *Executor) RunJobsUntil(ctx, halt context.Context, jobs []Job, bucket, maxFailures int, report func(StepResult)) []InstanceResult {
 	bucket = max(bucket, 1)
+	if halt == nil {
+		halt = context.Background()
+	}
 	var reportMu sync.Mutex
 	serial := func(r StepResult) {
 		if report != nil {
@@ -46,7 +59,7 @@ func (e *Executor) RunJobs(ctx context.Context, jobs []Job, bucket, maxFailures 
 	slots := make(chan struct{}, bucket)
 	var wg sync.WaitGroup
 	for i, job := range jobs {
-		if reason, stop := e.acquire(ctx, slots, spent, maxFailures); stop {
+		if reason, stop := e.acquire(ctx, halt, slots, spent, maxFailures); stop {
 			for j := i; j < len(jobs); j++ {
 				results[j] = e.notStarted(jobs[j], reason, serial)
 			}
@@ -64,14 +77,29 @@ func (e *Executor) RunJobs(ctx context.Context, jobs []Job, bucket, maxFailures 
 	return results
 }
 
+// NotStartedHalted begins the reason of a job that RunJobsUntil did not
+// start because it was halted.
+const NotStartedHalted = "not started: "
+
 // acquire takes a slot for the next job, or says why no more jobs start.
-func (e *Executor) acquire(ctx context.Context, slots chan struct{}, spent func() (int, bool), maxFailures int) (string, bool) {
+func (e *Executor) acquire(ctx, halt context.Context, slots chan struct{}, spent func() (int, bool), maxFailures int) (string, bool) {
+	took := false
 	select {
 	case slots <- struct{}{}:
+		took = true
 	case <-ctx.Done():
+	case <-halt.Done():
 	}
-	if ctx.Err() != nil {
-		return fmt.Sprintf("interrupted before the instance started: %v", context.Cause(ctx)), true
+	if ctx.Err() != nil || halt.Err() != nil {
+		// Checked after a slot was taken too: a slot and the stop may
+		// be ready at once, and the stop wins.
+		if took {
+			<-slots
+		}
+		if ctx.Err() != nil {
+			return fmt.Sprintf("interrupted before the instance started: %v", context.Cause(ctx)), true
+		}
+		return NotStartedHalted + context.Cause(halt).Error(), true
 	}
 	if n, ok := spent(); ok {
 		<-slots

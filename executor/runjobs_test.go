@@ -192,3 +192,41 @@ func TestRunJobsCancelled(t *testing.T) {
 	}
 	waitGone(t, readPid(t, filepath.Join(pids, "a")))
 }
+
+// A halt (the daemon told to stop) starts no new job: the one in flight
+// finishes and succeeds, the queued ones are not started, with the halt's
+// cause, and never run.
+func TestRunJobsUntilHalted(t *testing.T) {
+	root := newRepo(t, "a", "b", "c")
+	marks := t.TempDir()
+	flag := filepath.Join(marks, "go")
+	script(t, root, "wait.sh", `echo started > "$1/started-$DEPLOYER_INSTANCE"; while [ ! -e "$1/go" ]; do sleep 0.01; done`)
+	var jobs []executor.Job
+	for _, n := range []string{"a", "b", "c"} {
+		jobs = append(jobs, job(root, n, step("configure", "scripts/wait.sh", marks)))
+	}
+	e, _ := testExecutor(t)
+	halt, stop := context.WithCancelCause(context.Background())
+	defer stop(nil)
+	go func() {
+		waitFile(t, filepath.Join(marks, "started-a"))
+		stop(fmt.Errorf("the daemon is stopping"))
+		mustWrite(t, flag, "go\n", 0o644) // a finishes after the halt
+	}()
+	res := e.RunJobsUntil(context.Background(), halt, jobs, 1, 0, nil)
+	got := []executor.Status{res[0].Status, res[1].Status, res[2].Status}
+	want := []executor.Status{executor.StatusSucceeded, executor.StatusNotStarted, executor.StatusNotStarted}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for _, i := range []int{1, 2} {
+		if r := res[i].Steps[0]; r.Reason != executor.NotStartedHalted+"the daemon is stopping" {
+			t.Errorf("%s: not-started reason: got %q", res[i].Instance.Name, r.Reason)
+		}
+	}
+	for _, n := range []string{"b", "c"} {
+		if _, err := os.Stat(filepath.Join(marks, "started-"+n)); err == nil {
+			t.Errorf("%s started after the halt", n)
+		}
+	}
+}

@@ -49,6 +49,11 @@ type HostResult struct {
 	Counts          map[string]int           `json:"counts,omitempty"` // instances per status
 	Instances       []api.DeploymentInstance `json:"instances,omitempty"`
 	Error           string                   `json:"error,omitempty"`
+
+	// repo and req are the host's deployment's, for its Jira issues when
+	// Status found it.
+	repo string
+	req  api.DeployRequest
 }
 
 // Failed says whether the host counts against the fleet failure budget.
@@ -320,7 +325,7 @@ func withError(r HostResult, err error) HostResult {
 
 // fromDeployment is the host result of a host's deployment as last seen.
 func fromDeployment(h Host, d api.Deployment) HostResult {
-	r := HostResult{Host: h, Deployment: d.ID, DeploymentState: d.State, Counts: d.Counts, Instances: d.Instances}
+	r := HostResult{Host: h, Deployment: d.ID, DeploymentState: d.State, Counts: d.Counts, Instances: d.Instances, repo: d.Repo, req: d.Request}
 	switch {
 	case d.Finished == nil && d.State != stateBlocked:
 		r.State = HostRunning

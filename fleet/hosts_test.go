@@ -130,8 +130,8 @@ func TestLoadInventory(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"hosts": [{"name": "fra1-dep01", "datacenter": "fra1", "url": "https://fra1-dep01:8443", "token_file": "/etc/deployer/fra1.token"},
- {"name": "ams1-dep01", "datacenter": "ams1", "url": "http://10.0.0.7:8080", "token_file": "/etc/deployer/ams1.token"}]}`))
+		_, _ = w.Write([]byte(`{"hosts": [{"name": "fra1-dep01", "datacenter": "fra1", "url": "https://fra1-dep01:8443", "token_file": "fra1.token"},
+ {"name": "ams1-dep01", "datacenter": "ams1", "url": "http://10.0.0.7:8080", "token_file": "ams1.token"}]}`))
 	})
 	mux.HandleFunc("GET /typo", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("{\"hosts\": [\n{\"name\": \"a\", \"datacentre\": \"x\", \"url\": \"unix:///a.sock\"}]}"))
@@ -142,11 +142,12 @@ func TestLoadInventory(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	hosts, err := fleet.Load(context.Background(), srv.URL+"/clusters")
+	// An inventory URL names token files only inside --host-token-dir.
+	hosts, err := fleet.Source{Location: srv.URL + "/clusters", HostTokenDir: "/etc/deployer/fleet"}.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hosts) != 2 || hosts[1].Name != "ams1-dep01" || hosts[1].TokenFile != "/etc/deployer/ams1.token" {
+	if len(hosts) != 2 || hosts[1].Name != "ams1-dep01" || hosts[1].TokenFile != "/etc/deployer/fleet/ams1.token" {
 		t.Errorf("got %+v, want fra1-dep01 and ams1-dep01 with their token files", hosts)
 	}
 

@@ -36,6 +36,14 @@ type Source struct {
 	// Timeout bounds the whole fetch, retries included; 0 means
 	// DefaultInventoryTimeout.
 	Timeout time.Duration
+	// HostTokenDir, when set, is where the hosts' bearer tokens are: a
+	// host's token_file is a file name in it (no directory part), and a
+	// host without one uses HostTokenDir/<name>.token when that exists.
+	// An inventory URL may name token files only this way: a remote
+	// inventory never chooses which file of this machine is read and sent
+	// (it could have any one-line file, a daemon's token or an env file,
+	// sent to a URL of its choice).
+	HostTokenDir string
 }
 
 // DefaultInventoryTimeout bounds an inventory fetch, retries included.
@@ -68,6 +76,9 @@ func (s Source) Load(ctx context.Context) ([]Host, error) {
 		if err != nil {
 			return nil, err
 		}
+		if s.HostTokenDir != "" {
+			return s.hostTokens(s.Location, hosts)
+		}
 		for i, h := range hosts {
 			if h.TokenFile != "" && !filepath.IsAbs(h.TokenFile) {
 				hosts[i].TokenFile = filepath.Join(filepath.Dir(s.Location), h.TokenFile)
@@ -79,7 +90,41 @@ func (s Source) Load(ctx context.Context) ([]Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseHosts(RedactURL(s.Location), data, s.Map)
+	hosts, err := parseHosts(RedactURL(s.Location), data, s.Map)
+	if err != nil {
+		return nil, err
+	}
+	return s.hostTokens(RedactURL(s.Location), hosts)
+}
+
+// hostTokens places the hosts' token files in s.HostTokenDir; without it,
+// an inventory that names a token file is refused (only a local inventory
+// file may name paths, and it does not come here without the flag).
+func (s Source) hostTokens(from string, hosts []Host) ([]Host, error) {
+	for i, h := range hosts {
+		switch {
+		case s.HostTokenDir == "" && h.TokenFile != "":
+			return nil, fmt.Errorf("%w: %s: host %s names token_file %q, and an inventory URL may not choose files on this machine: put the hosts' tokens in a directory and give --host-token-dir DIR (token_file is then a file name in DIR; a host without one uses DIR/%s.token), or use a client certificate over https",
+				ErrInvalidHosts, from, h.Name, h.TokenFile, h.Name)
+		case s.HostTokenDir == "":
+		case h.TokenFile != "":
+			name := h.TokenFile
+			if name != filepath.Base(name) || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
+				return nil, fmt.Errorf("%w: %s: host %s: token_file %q: with --host-token-dir it is a file name in %s, not a path", ErrInvalidHosts, from, h.Name, name, s.HostTokenDir)
+			}
+			hosts[i].TokenFile = filepath.Join(s.HostTokenDir, name)
+		default:
+			if p := filepath.Join(s.HostTokenDir, h.Name+".token"); fileExists(p) {
+				hosts[i].TokenFile = p
+			}
+		}
+	}
+	return hosts, nil
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // RedactURL hides a password written in a URL (user:xxxxx@); anything
@@ -140,10 +185,12 @@ func (s Source) fetch(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	client := s.Client
-	if client == nil {
-		client = &http.Client{}
+	client := &http.Client{}
+	if s.Client != nil {
+		c := *s.Client
+		client = &c
 	}
+	client.CheckRedirect = keepAuthOnSameOrigin
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = DefaultInventoryTimeout
@@ -200,6 +247,9 @@ func (s Source) get(ctx context.Context, client *http.Client, header, shown stri
 		}
 		if why, ok := certs.TLSReason(err, "pass --inventory-ca-file (or --ca-file) with the CA bundle that signed it"); ok {
 			return nil, false, fmt.Errorf("get %s: %s", shown, why)
+		}
+		if errors.Is(err, errRedirectRefused) {
+			return nil, false, fmt.Errorf("get %s: %w", shown, err)
 		}
 		return nil, true, fmt.Errorf("get %s: %w", shown, err)
 	}
@@ -442,4 +492,26 @@ func labelsOf(n *yaml.Node) (map[string]string, string) {
 		return nil, "want a mapping of labels or a list of tags"
 	}
 	return out, ""
+}
+
+// errRedirectRefused: a redirect the inventory fetch does not follow (it
+// is not asked again).
+var errRedirectRefused = errors.New("refused a redirect")
+
+// keepAuthOnSameOrigin follows at most 10 redirects of the inventory URL;
+// the credentials go along only to the same scheme, host and port (Go's
+// client kept them for the same host on another port, and from https to
+// http), and a redirect from https to http is refused outright.
+func keepAuthOnSameOrigin(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return fmt.Errorf("%w: stopped after 10 redirects", errRedirectRefused)
+	}
+	first := via[0].URL
+	if first.Scheme == "https" && req.URL.Scheme != "https" {
+		return fmt.Errorf("%w from https to %s", errRedirectRefused, req.URL.Redacted())
+	}
+	if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+		req.Header.Del("Authorization")
+	}
+	return nil
 }

@@ -39,7 +39,16 @@ func ParseTicketMode(s string) (TicketMode, error) {
 // Tracker is what a Reporter needs from an issue tracker; *notify.Jira is
 // one.
 type Tracker interface {
-	CreateIssue(ctx context.Context, t notify.Ticket) (string, error)
+	// FindOrCreate returns the issue labelled t.DedupeLabel, or files t
+	// (created true).
+	FindOrCreate(ctx context.Context, t notify.Ticket) (key string, created bool, err error)
+	// FindIssue returns the key of the issue labelled label, or "".
+	FindIssue(ctx context.Context, label string) (string, error)
+	// HasComment says whether a recent comment of issue key holds marker.
+	HasComment(ctx context.Context, key, marker string) (bool, error)
+	// SetFields sets the issue's configured fields whose template uses
+	// {uses}, expanded with vars.
+	SetFields(ctx context.Context, key string, vars map[string]string, uses string) error
 	Comment(ctx context.Context, key, body string) error
 	Close(ctx context.Context, key string) error
 }
@@ -93,6 +102,9 @@ type InstanceIssue struct {
 	Outcome  string `json:"outcome"`
 	Key      string `json:"key"`
 	Closed   bool   `json:"closed"`
+	// Unchanged: this outcome was commented on the issue before (a
+	// follow-up that found nothing new).
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 // Reporter posts a fleet deployment's progress to an issue tracker. Feed it
@@ -206,7 +218,10 @@ func (r *Reporter) hostDone(h HostResult) {
 	if r.opts.Mode != TicketsPerInstance {
 		return
 	}
-	repo := RepoFor(r.repo, h.Host)
+	repo := h.repo
+	if repo == "" {
+		repo = RepoFor(r.repo, h.Host)
+	}
 	for _, in := range h.Instances {
 		if !touched(in.Status) {
 			continue
@@ -223,21 +238,99 @@ func touched(status deployer.InstanceStatus) bool {
 }
 
 // Finish queues the final comment (the fleet status table, the stop
-// reason, or the interruption deployErr), waits until every queued update
-// is done or ctx is done (then the updates in flight are cancelled and the
-// rest dropped), and says what was posted.
+// reason, or the interruption deployErr) and, in TicketsOne mode, sets the
+// fleet issue's outcome field to the final outcome and closes the issue
+// when every host succeeded. It waits until every queued update is done
+// or ctx is done (then the updates in flight are cancelled and the rest
+// dropped), and says what was posted.
 func (r *Reporter) Finish(ctx context.Context, res Result, deployErr error) TicketReport {
 	r.mu.Lock()
 	started := r.started
 	r.mu.Unlock()
 	if started {
-		body := finalComment(r, res, deployErr)
+		outcome := Outcome(res.Hosts)
+		if deployErr != nil {
+			outcome = OutcomeInterrupted
+		}
+		body := finalComment(r, res, deployErr) + "\n" + fleetMarker(r.id, outcome, res.Hosts)
 		r.fleetQ.add(func(ctx context.Context) {
-			if r.postFleet(ctx, "final table", body) && r.opts.Mode == TicketsOne && deployErr == nil && res.Succeeded() {
+			if !r.postFleet(ctx, "final table", body) || r.opts.Mode != TicketsOne {
+				return
+			}
+			r.setOutcome(ctx, r.currentIssue(), fleetVars(r, outcome))
+			if deployErr == nil && res.Succeeded() {
 				r.closeIssue(ctx, r.currentIssue())
 			}
 		})
 	}
+	return r.wait(ctx)
+}
+
+// Sync brings the fleet's issues in line with s, the fleet deployment as
+// Status sees it now (after a host's deployment was retried, or a fleet
+// deploy was interrupted): in TicketsPerInstance mode every instance
+// touched by a host's ended deployment gets its issue (found by its label,
+// filed when missing), the outcome commented once, the outcome field set,
+// and the issue closed when it succeeded; in TicketsOne mode the fleet
+// issue, when there is one, gets the final table once per outcome, its
+// outcome field, and is closed when every host succeeded. Hosts still
+// running are left for a later Sync. What was already said is not said
+// again (a marker in the comments), so Sync may be run any number of times.
+func (r *Reporter) Sync(ctx context.Context, s Summary) TicketReport {
+	r.id = s.ID
+	for _, h := range s.Hosts {
+		if h.Deployment != "" && r.repo == "" {
+			r.repo, r.req = h.repo, h.req
+		}
+	}
+	for _, h := range s.Hosts {
+		if h.State == HostRunning || h.Deployment == "" {
+			continue
+		}
+		r.hostDone(h)
+	}
+	if outcome := Outcome(s.Hosts); r.opts.Mode == TicketsOne && outcome != OutcomeRunning {
+		r.fleetQ.add(func(ctx context.Context) { r.syncFleetIssue(ctx, s, outcome) })
+	}
+	return r.wait(ctx)
+}
+
+// syncFleetIssue posts the final table on the fleet's issue unless this
+// outcome was posted already, and follows it with the outcome field and
+// the close.
+func (r *Reporter) syncFleetIssue(ctx context.Context, s Summary, outcome string) {
+	key, err := r.opts.Tracker.FindIssue(ctx, fleetLabel(r.id))
+	if err != nil {
+		r.fail("find fleet issue", "find the issue of fleet "+r.id, err)
+		return
+	}
+	if key == "" {
+		return // none was filed: Sync files no fleet issue
+	}
+	r.mu.Lock()
+	r.issue = key
+	r.mu.Unlock()
+	marker := fleetMarker(r.id, outcome, s.Hosts)
+	posted, err := r.opts.Tracker.HasComment(ctx, key, marker)
+	if err != nil {
+		r.fail("list comments", "read the comments of "+key, err)
+		return
+	}
+	if !posted {
+		if !r.postFleet(ctx, "final table", finalComment(r, Result{ID: r.id, Hosts: s.Hosts}, nil)+"\n"+marker) {
+			return
+		}
+		r.setOutcome(ctx, key, fleetVars(r, outcome))
+	}
+	if outcome == OutcomeSucceeded {
+		r.closeIssue(ctx, key)
+	}
+}
+
+// wait lets the queues run dry, or gives up when ctx is done (then the
+// updates in flight are cancelled and the rest dropped), and says what was
+// posted.
+func (r *Reporter) wait(ctx context.Context) TicketReport {
 	done := make(chan struct{})
 	go func() {
 		r.fleetQ.close()
@@ -263,6 +356,13 @@ func (r *Reporter) Finish(ctx context.Context, res Result, deployErr error) Tick
 	return rep
 }
 
+// setOutcome sets the issue's fields that use {outcome}.
+func (r *Reporter) setOutcome(ctx context.Context, key string, vars map[string]string) {
+	if err := r.opts.Tracker.SetFields(ctx, key, vars, "outcome"); err != nil {
+		r.fail("set outcome", "set the outcome field of "+key, err)
+	}
+}
+
 func (r *Reporter) currentIssue() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -271,12 +371,13 @@ func (r *Reporter) currentIssue() string {
 
 // ensureIssue returns the fleet issue, filing it first in TicketsOne mode.
 // Filing is deduplicated by label, so trying again after a failure (or on
-// a rerun) never files twice.
+// a rerun) never files twice; an issue found again has its outcome field
+// set back to running.
 func (r *Reporter) ensureIssue(ctx context.Context) (string, bool) {
 	if key := r.currentIssue(); key != "" {
 		return key, true
 	}
-	key, err := r.opts.Tracker.CreateIssue(ctx, fleetTicket(r))
+	key, created, err := r.opts.Tracker.FindOrCreate(ctx, fleetTicket(r))
 	if err != nil {
 		r.fail("create fleet issue", "file the issue of fleet "+r.id, err)
 		return "", false
@@ -284,6 +385,9 @@ func (r *Reporter) ensureIssue(ctx context.Context) (string, bool) {
 	r.mu.Lock()
 	r.issue = key
 	r.mu.Unlock()
+	if !created { // a rerun: the issue's outcome field says running again
+		r.setOutcome(ctx, key, fleetVars(r, OutcomeRunning))
+	}
 	return key, true
 }
 
@@ -311,19 +415,40 @@ func (r *Reporter) closeIssue(ctx context.Context, key string) bool {
 	return true
 }
 
-// instanceIssue files (or finds) the instance's issue, comments its
-// outcome and closes it when it succeeded.
+// instanceIssue files (or finds) the instance's issue and, unless this
+// outcome is commented on it already, comments it and sets the issue's
+// outcome field (a found issue was filed with an earlier outcome); it
+// closes the issue when the instance succeeded.
 func (r *Reporter) instanceIssue(ctx context.Context, h HostResult, repo string, in api.DeploymentInstance) {
 	where := fmt.Sprintf("%s/%s/%s", h.Host.Name, repo, in.Name)
-	key, err := r.opts.Tracker.CreateIssue(ctx, instanceTicket(r, h, repo, in))
+	t := instanceTicket(r, h, repo, in)
+	key, created, err := r.opts.Tracker.FindOrCreate(ctx, t)
 	if err != nil {
 		r.fail("create instance issue", "file the issue of "+where, err)
 		return
 	}
 	ii := InstanceIssue{Host: h.Host.Name, Repo: repo, Instance: in.Name, Outcome: string(in.Status), Key: key}
-	if err := r.opts.Tracker.Comment(ctx, key, instanceComment(r, h, repo, in)); err != nil {
-		r.fail("comment", fmt.Sprintf("outcome comment on %s (%s)", key, where), err)
-	} else if in.Status == deployer.InstanceSucceeded {
+	marker := instanceMarker(r, h, repo, in)
+	commented := false
+	if !created {
+		posted, err := r.opts.Tracker.HasComment(ctx, key, marker)
+		if err != nil {
+			r.fail("list comments", "read the comments of "+key+" ("+where+")", err)
+			return
+		}
+		ii.Unchanged, commented = posted, posted
+	}
+	if !commented {
+		if err := r.opts.Tracker.Comment(ctx, key, instanceComment(r, h, repo, in)+"\n"+marker); err != nil {
+			r.fail("comment", fmt.Sprintf("outcome comment on %s (%s)", key, where), err)
+		} else {
+			commented = true
+		}
+		if !created {
+			r.setOutcome(ctx, key, t.Vars)
+		}
+	}
+	if commented && in.Status == deployer.InstanceSucceeded {
 		ii.Closed = r.closeIssue(ctx, key)
 	}
 	r.mu.Lock()

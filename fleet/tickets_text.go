@@ -33,10 +33,29 @@ func fleetTicket(r *Reporter) notify.Ticket {
 		Summary:     fmt.Sprintf("[deployer] fleet deployment %s: %s %s", r.id, r.repo, r.req.Select),
 		Description: fmt.Sprintf("Fleet deployment %s, filed by deployer. Its start, each wave and the final table are commented here.\n%s", wiki(r.id), requestBlock(r)),
 		Labels:      []string{"deployer-fleet"},
-		Vars: map[string]string{"fleet": r.id, "id": r.id, "kind": "fleet-deployment", "repo": r.repo, "outcome": "running",
-			"host": "", "dc": "", "instance": ""}, // no one host: a field of only these is left out
+		Vars:        fleetVars(r, OutcomeRunning),
 		DedupeLabel: fleetLabel(r.id),
 	}
+}
+
+// fleetVars fill the fields of the fleet's issue.
+func fleetVars(r *Reporter, outcome string) map[string]string {
+	return map[string]string{"fleet": r.id, "id": r.id, "kind": "fleet-deployment", "repo": r.repo, "outcome": outcome,
+		"host": "", "dc": "", "instance": ""} // no one host: a field of only these is left out
+}
+
+// fleetMarker ends a comment that holds the fleet's final table: the
+// outcome and the host counts, so that a follow-up posts the table again
+// only when they changed.
+func fleetMarker(id, outcome string, hosts []HostResult) string {
+	return wiki(fmt.Sprintf("deployer fleet %s outcome %s: %s", id, outcome, hostCountsText(Summarize(id, hosts).HostCounts)))
+}
+
+// instanceMarker ends an instance issue's outcome comment: the instance,
+// its host's deployment and the outcome, so that a follow-up comments
+// again only when the outcome changed (a retry).
+func instanceMarker(r *Reporter, h HostResult, repo string, in api.DeploymentInstance) string {
+	return wiki(fmt.Sprintf("deployer outcome %s: %s in deployment %s", instanceLabel(r.id, h.Host.Name, repo, in.Name), in.Status, h.Deployment))
 }
 
 func instanceTicket(r *Reporter, h HostResult, repo string, in api.DeploymentInstance) notify.Ticket {

@@ -142,7 +142,7 @@ func TestScenarios(t *testing.T) {
 					"waitsh":           cmdWaitSh,
 				},
 			}
-			for _, more := range []map[string]func(ts *testscript.TestScript, neg bool, args []string){opsCmds(), deployCmds(), securityCmds()} {
+			for _, more := range []map[string]func(ts *testscript.TestScript, neg bool, args []string){opsCmds(), deployCmds(), securityCmds(), fleetCmds()} {
 				maps.Copy(p.Cmds, more)
 			}
 			testscript.Run(t, p)

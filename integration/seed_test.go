@@ -171,7 +171,8 @@ func cmdWebhook(ts *testscript.TestScript, neg bool, args []string) {
 // cmdNotifyServer starts a webhook receiver on 127.0.0.1 that appends one
 // line per delivery to $WORK/notifications: the delivery id, the event, the
 // intervention kind and whether the signature (made with SECRETFILE)
-// verified. It sets NOTIFY_URL.
+// verified. It sets NOTIFY_URL. Slack messages posted to $NOTIFY_SLACK_URL
+// (the same server, path /slack) are appended to $WORK/slack as text.
 //
 //	notifyserver SECRETFILE
 func cmdNotifyServer(ts *testscript.TestScript, neg bool, args []string) {
@@ -179,10 +180,14 @@ func cmdNotifyServer(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: notifyserver SECRETFILE")
 	}
 	secret := strings.TrimSpace(ts.ReadFile(args[0]))
-	log := ts.MkAbs("notifications")
+	log, slackLog := ts.MkAbs("notifications"), ts.MkAbs("slack")
 	var mu sync.Mutex
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/slack" {
+			logSlack(slackLog, body, &mu)
+			return
+		}
 		mac := hmac.New(sha256.New, []byte(secret))
 		mac.Write(body)
 		ok := r.Header.Get("X-Deployer-Signature") == "sha256="+hex.EncodeToString(mac.Sum(nil))
@@ -196,6 +201,11 @@ func cmdNotifyServer(ts *testscript.TestScript, neg bool, args []string) {
 				State string `json:"state"`
 				Wave  int    `json:"wave"`
 			} `json:"deployment"`
+			Fleet *struct {
+				ID    string `json:"id"`
+				State string `json:"state"`
+				Wave  int    `json:"wave"`
+			} `json:"fleet"`
 		}
 		_ = json.Unmarshal(body, &ev)
 		mu.Lock()
@@ -203,6 +213,8 @@ func cmdNotifyServer(ts *testscript.TestScript, neg bool, args []string) {
 		f, err := os.OpenFile(log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err == nil {
 			if d := ev.Deployment; d != nil {
+				fmt.Fprintf(f, "%s %s %s %s wave=%d signed=%v\n", r.Header.Get("X-Deployer-Delivery"), ev.Event, d.ID, d.State, d.Wave, ok)
+			} else if d := ev.Fleet; d != nil {
 				fmt.Fprintf(f, "%s %s %s %s wave=%d signed=%v\n", r.Header.Get("X-Deployer-Delivery"), ev.Event, d.ID, d.State, d.Wave, ok)
 			} else {
 				fmt.Fprintf(f, "%s %s %s signed=%v\n", r.Header.Get("X-Deployer-Delivery"), ev.Event, ev.Intervention.Kind, ok)
@@ -212,4 +224,36 @@ func cmdNotifyServer(ts *testscript.TestScript, neg bool, args []string) {
 	}))
 	ts.Defer(srv.Close)
 	ts.Setenv("NOTIFY_URL", srv.URL+"/hook")
+	ts.Setenv("NOTIFY_SLACK_URL", srv.URL+"/slack")
+}
+
+// logSlack appends a Slack incoming-webhook message to file: its text,
+// then the text of its blocks indented.
+func logSlack(file string, body []byte, mu *sync.Mutex) {
+	var p struct {
+		Text   string `json:"text"`
+		Blocks []struct {
+			Type string `json:"type"`
+			Text *struct {
+				Text string `json:"text"`
+			} `json:"text"`
+		} `json:"blocks"`
+	}
+	_ = json.Unmarshal(body, &p)
+	var b strings.Builder
+	b.WriteString(p.Text + "\n")
+	for _, bl := range p.Blocks {
+		if bl.Type == "section" && bl.Text != nil {
+			for _, l := range strings.Split(bl.Text.Text, "\n") {
+				b.WriteString("  " + l + "\n")
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	f, err := os.OpenFile(file, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err == nil {
+		_, _ = f.WriteString(b.String())
+		f.Close()
+	}
 }

@@ -44,6 +44,8 @@ type Event struct {
 	ResolvedAt       time.Time `json:"resolved_at,omitzero"`
 	// Deployment is set for the deployment event kinds (ID is 0 then).
 	Deployment *DeploymentEvent `json:"deployment,omitempty"`
+	// Fleet is set for the fleet event kinds (ID is 0 then).
+	Fleet *FleetEvent `json:"fleet,omitempty"`
 }
 
 // Where names the scope: "repo" or "repo/instance".

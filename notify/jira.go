@@ -54,8 +54,8 @@ func authHeader(token string) string {
 
 // Deliver files, comments on or closes the intervention's issue.
 func (j *Jira) Deliver(ctx context.Context, m Message) (Receipt, error) {
-	if m.Event.Kind.IsDeployment() {
-		return Receipt{}, nil // Jira tracks interventions; deployments go to chat and webhooks
+	if m.Event.Kind.IsDeployment() || m.Event.Kind.IsFleet() {
+		return Receipt{}, nil // Jira tracks interventions; deployments and fleets go to chat and webhooks
 	}
 	var key string
 	var err error

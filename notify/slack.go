@@ -46,6 +46,14 @@ func (s *slack) Deliver(ctx context.Context, m Message) (Receipt, error) {
 // slackMessage renders what, where, since, count and the next action.
 func slackMessage(m Message) slackPayload {
 	e := m.Event
+	if e.Fleet != nil {
+		head := fleetTitle(e)
+		return slackPayload{Text: slackEscape(head), Blocks: []slackBlock{
+			{Type: "header", Text: &slackText{"plain_text", truncate(head, 150)}},
+			{Type: "section", Text: mrkdwn(slackEscape(truncate(fleetText(e), 2900)))},
+			{Type: "context", Elements: []slackText{*mrkdwn("delivery " + slackEscape(m.DeliveryID))}},
+		}}
+	}
 	if d := e.Deployment; d != nil {
 		head := deploymentTitle(e)
 		text := countsText(d.Counts)

@@ -24,6 +24,8 @@ type WebhookBody struct {
 	Intervention *Event    `json:"intervention,omitempty"`
 	// Deployment is set, instead of Intervention, for a deployment event.
 	Deployment *DeploymentEvent `json:"deployment,omitempty"`
+	// Fleet is set, instead of Intervention, for a fleet event.
+	Fleet *FleetEvent `json:"fleet,omitempty"`
 }
 
 // Header names of a generic webhook delivery.
@@ -35,9 +37,12 @@ const (
 
 func (w *webhook) Deliver(ctx context.Context, m Message) (Receipt, error) {
 	wb := WebhookBody{DeliveryID: m.DeliveryID, Event: m.Event.Kind}
-	if m.Event.Deployment != nil {
+	switch {
+	case m.Event.Deployment != nil:
 		wb.Deployment = m.Event.Deployment
-	} else {
+	case m.Event.Fleet != nil:
+		wb.Fleet = m.Event.Fleet
+	default:
 		ev := m.Event
 		wb.Intervention = &ev
 	}

@@ -186,7 +186,33 @@ func initSchema(tx *bolt.Tx) (uint64, error) {
 			return found, fmt.Errorf("migrate to schema %d: %w", m.to, err)
 		}
 	}
-	return found, nil
+	return found, restoreBuckets(tx)
+}
+
+// restoreBuckets recreates buckets missing from a file that says it is of
+// a known schema (damage that renamed a bucket's key passes bbolt's
+// check) and, when an index was among them, rebuilds every index from
+// the primary buckets; without it the first write to the missing bucket
+// panics inside bbolt.
+func restoreBuckets(tx *bolt.Tx) error {
+	missing := tx.Bucket(bucketMeta) == nil
+	for _, name := range primaryBuckets {
+		missing = missing || tx.Bucket(name) == nil
+	}
+	index := false
+	for _, name := range indexBuckets {
+		index = index || tx.Bucket(name) == nil
+	}
+	if !missing && !index {
+		return nil
+	}
+	if err := createBuckets(tx); err != nil {
+		return err
+	}
+	if index {
+		return rebuildIndexes(tx)
+	}
+	return nil
 }
 
 // rebuildIndexes empties every index bucket and refills it from the

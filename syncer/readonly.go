@@ -84,9 +84,12 @@ func (o *ReadOnly) Commits(from, to, path string, limit int) ([]CommitInfo, erro
 
 // ExportTree writes the files of commit's tree under dir, which must be
 // empty or missing: regular files (executable ones with mode 0755),
-// symlinks as symlinks. Every path is checked with CheckPath first, so no
-// entry can write outside dir or into a .git directory; submodules are
-// skipped.
+// symlinks as symlinks. Every path is checked with CheckPath first, and
+// every write goes through an os.Root on dir, so no entry can write
+// outside dir or into a .git directory, even through a symlink an earlier
+// entry made (a hostile tree can hold a symlink "x" and a directory "x");
+// a file is created only where nothing is (a name that comes twice is an
+// error, not an overwrite). Submodules are skipped.
 func (o *ReadOnly) ExportTree(commit, dir string) error {
 	c, err := o.r.commit(commit)
 	if err != nil {
@@ -96,6 +99,14 @@ func (o *ReadOnly) ExportTree(commit, dir string) error {
 	if err != nil {
 		return fmt.Errorf("export %s: %w", commit, err)
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("export %s: %w", commit, err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", commit, err)
+	}
+	defer root.Close()
 	files := t.Files()
 	defer files.Close()
 	for {
@@ -109,27 +120,45 @@ func (o *ReadOnly) ExportTree(commit, dir string) error {
 		if err := CheckPath(f.Name); err != nil {
 			return fmt.Errorf("export %s: %w", commit, err)
 		}
-		if err := exportFile(f, filepath.Join(dir, filepath.FromSlash(f.Name))); err != nil {
+		if err := exportFile(root, f); err != nil {
 			return fmt.Errorf("export %s: %s: %w", commit, QuotePath(f.Name), err)
 		}
 	}
 }
 
-func exportFile(f *object.File, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
+// exportFile writes f under root at its own path; nothing it writes can
+// leave root.
+func exportFile(root *os.Root, f *object.File) error {
+	name := filepath.FromSlash(f.Name)
+	if parent := filepath.Dir(name); parent != "." {
+		if err := root.MkdirAll(parent, 0o755); err != nil {
+			return err
+		}
+	}
+	var perm os.FileMode
+	switch f.Mode {
+	case filemode.Symlink:
+	case filemode.Executable:
+		perm = 0o755
+	case filemode.Regular, filemode.Deprecated:
+		perm = 0o644
+	default:
+		return nil
 	}
 	content, err := f.Contents()
 	if err != nil {
 		return err
 	}
-	switch f.Mode {
-	case filemode.Symlink:
-		return os.Symlink(content, dst)
-	case filemode.Executable:
-		return os.WriteFile(dst, []byte(content), 0o755)
-	case filemode.Regular, filemode.Deprecated:
-		return os.WriteFile(dst, []byte(content), 0o644)
+	if f.Mode == filemode.Symlink {
+		return root.Symlink(content, name)
 	}
-	return nil
+	out, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(out, content); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

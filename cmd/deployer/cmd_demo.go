@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/fleet"
 	"github.com/sre-tools/deployer/internal/demo"
 )
@@ -91,4 +94,25 @@ func (demoPrinter) Plan(w io.Writer, dir, rev string) error {
 		return fmt.Errorf("plan of %s: %d problems", shortID(res.Commit), len(res.Problems))
 	}
 	return nil
+}
+
+// Reproduce plays `deployer runs export RUN --instance I --step S -O FILE`
+// then `deployer step run DIR --scenario FILE`: the attempt run recorded,
+// run again in the checkout dir with exactly its inputs. It returns the
+// local attempt's status (the step's failure is no error here).
+func (demoPrinter) Reproduce(ctx context.Context, w io.Writer, run api.Run, instance, step, dir string) (string, error) {
+	file := filepath.Join(dir, "..", fmt.Sprintf("run-%d-%s-%s.json", run.ID, instance, step))
+	if err := runRunsExport(&runsExportOptions{step: step, instance: instance, outFile: file}, run, w); err != nil {
+		return "", err
+	}
+	o := &stepRunOptions{dir: dir, scenario: file, notes: w, stream: w, format: outputFormat("table")}
+	err := runStepRun(ctx, o, w)
+	var se *statusError
+	switch {
+	case err == nil:
+		return string(executor.StatusSucceeded), nil
+	case errors.As(err, &se) && se.Code == exitError:
+		return "failed", nil
+	}
+	return "", err
 }

@@ -56,6 +56,7 @@ type inventoryOptions struct {
 	basicAuthFile string
 	timeout       time.Duration
 	hosts         string
+	hostTokenDir  string
 }
 
 func (o *inventoryOptions) register(cmd *cobra.Command) {
@@ -66,15 +67,18 @@ func (o *inventoryOptions) register(cmd *cobra.Command) {
 	f.StringVar(&o.tokenFile, "inventory-token-file", "", "file holding a bearer token for the inventory URL")
 	f.StringVar(&o.basicAuthFile, "inventory-basic-auth-file", "", "file holding user:password (HTTP basic auth) for the inventory URL")
 	f.DurationVar(&o.timeout, "inventory-timeout", fleet.DefaultInventoryTimeout, "bound on fetching the inventory URL, retries included")
+	f.StringVar(&o.hostTokenDir, "host-token-dir", "", "directory of the hosts' bearer tokens: an inventory's token_file is a file name in it, a host without one uses DIR/NAME.token (needed when an inventory URL names token files)")
 	f.StringVar(&o.hosts, "hosts", "", "only the hosts whose labels match, e.g. 'env=prod,tier!=canary' (key=value, key!=value, key, !key; name= and dc= match the host's name and datacenter; values may be globs)")
 }
 
 type fleetDeployOptions struct {
-	inv        inventoryOptions
-	opts       fleet.Options
-	wait       bool
-	tickets    string
-	jiraConfig string
+	inv            inventoryOptions
+	opts           fleet.Options
+	wait           bool
+	tickets        string
+	jiraConfig     string
+	notify         bool
+	notifyStateDir string
 }
 
 func newFleetDeployCmd(g *globalOptions) *cobra.Command {
@@ -100,7 +104,7 @@ is an error: "0 instances match on every host".
 Exit status: 0 every host succeeded (or was no-match, and another host
 deployed), 1 an error, a host that did not succeed, or no host with a
 matching instance, 2 usage.
-` + fleetJiraHelp,
+` + fleetNotifyHelp + "\n" + fleetJiraHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runFleetDeploy(cmd, g, o)
@@ -129,6 +133,8 @@ matching instance, 2 usage.
 	f.StringVar(&o.opts.ID, "id", "", "fleet id (default f-<UTC time>-<random>)")
 	f.DurationVar(&o.opts.Poll, "poll", time.Second, "how often to ask each host how its deployment goes")
 	f.BoolVar(&o.wait, "wait", true, "follow every wave to its end (always on: a wave starts when the previous one ended)")
+	f.BoolVar(&o.notify, "notify", true, "send the start, each wave's end and the outcome to the host config's slack and webhook channels")
+	f.StringVar(&o.notifyStateDir, "notify-state-dir", "", "where the messages sent per fleet id are kept (default ~/.cache/deployer)")
 	return cmd
 }
 
@@ -146,6 +152,11 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 		return usageErrorf("--host-bucket and --max-failed-hosts must be at least 1")
 	case !fleetIDPattern.MatchString(o.opts.ID):
 		return usageErrorf("--id %q: want letters, digits, '.', '_' and '-' only", o.opts.ID)
+	}
+	// The edits, selection and where path are checked before any host
+	// is asked (each daemon checks them again), as deploy does.
+	if err := checkDeployRequest(o.opts.Request); err != nil {
+		return usageErrorf("%v", err)
 	}
 	hosts, inventoryErr := g.loadFleet(cmd, &o.inv)
 	if inventoryErr != nil {
@@ -171,14 +182,24 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	if err != nil {
 		return err
 	}
+	notifier, err := fleetNotifier(g, o, opts.ID, follow, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
 	printf(progress, "fleet %s: repo %s, %d hosts in %d datacenters; follow it with: %s\n",
 		opts.ID, opts.Repo, len(hosts), len(fleetDatacenters(hosts)), follow)
 	opts.Progress = func(p fleet.Progress) { printFleetWave(progress, p) }
 	if reporter != nil {
 		opts = reporter.Wire(hosts, opts)
 	}
+	if notifier != nil {
+		if opts, err = notifier.Wire(hosts, opts); err != nil {
+			return err
+		}
+	}
 	res, err := fleet.Deploy(cmd.Context(), hosts, opts)
 	if err != nil && res.ID == "" { // nothing started
+		finishFleetNotifier(cmd.Context(), notifier, progress, res, err)
 		finishFleetReporter(cmd.Context(), reporter, progress, res, err)
 		if errors.Is(err, fleet.ErrInvalidOptions) {
 			return &statusError{Code: exitUsage, Err: err}
@@ -187,10 +208,11 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	}
 	if err != nil { // interrupted: say where it stopped; the hosts' deployments go on
 		_ = printFleetResult(progress, res)
+		finishFleetNotifier(cmd.Context(), notifier, progress, res, err)
 		finishFleetReporter(cmd.Context(), reporter, progress, res, err)
 		return fmt.Errorf("%w; the started deployments go on: %s", err, follow)
 	}
-	if err := printFleetDeployResult(cmd, f, reporter, progress, res); err != nil {
+	if err := printFleetDeployResult(cmd, f, reporter, notifier, progress, res); err != nil {
 		return err
 	}
 	if res.NoMatch() {
@@ -202,19 +224,21 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	return nil
 }
 
-// printFleetDeployResult prints the result and waits for the Jira updates:
-// in a table first, so that the operator sees the outcome while Jira
-// catches up; in JSON after, with what was posted.
-func printFleetDeployResult(cmd *cobra.Command, f outputFormat, reporter *fleet.Reporter, progress io.Writer, res fleet.Result) error {
+// printFleetDeployResult prints the result and waits for the messages and
+// Jira updates: in a table first, so that the operator sees the outcome
+// while they catch up; in JSON after, with what was sent and posted.
+func printFleetDeployResult(cmd *cobra.Command, f outputFormat, reporter *fleet.Reporter, notifier *fleet.Notifier, progress io.Writer, res fleet.Result) error {
 	if !f.structured() {
 		err := printFleetResult(cmd.OutOrStdout(), res)
+		finishFleetNotifier(cmd.Context(), notifier, progress, res, nil)
 		finishFleetReporter(cmd.Context(), reporter, progress, res, nil)
 		return err
 	}
 	out := struct {
 		fleet.Result
+		Notify  *fleet.NotifyReport `json:"notify,omitempty"`
 		Tickets *fleet.TicketReport `json:"tickets,omitempty"`
-	}{res, finishFleetReporter(cmd.Context(), reporter, progress, res, nil)}
+	}{res, finishFleetNotifier(cmd.Context(), notifier, progress, res, nil), finishFleetReporter(cmd.Context(), reporter, progress, res, nil)}
 	return f.print(cmd.OutOrStdout(), out)
 }
 
@@ -288,8 +312,10 @@ func printFleetResult(w io.Writer, res fleet.Result) error {
 }
 
 type fleetStatusOptions struct {
-	inv       inventoryOptions
-	instances bool
+	inv        inventoryOptions
+	instances  bool
+	tickets    string
+	jiraConfig string
 }
 
 func newFleetStatusCmd(g *globalOptions) *cobra.Command {
@@ -303,7 +329,8 @@ and conflicting instances are always listed). No local state is needed.
 
 Exit status: 0 every host answered, whatever the state of its deployment; 1 a
 host did not answer or no host knows the fleet id; 2 usage. (A failed or
-running host is shown, not an error: 'fleet deploy' exits with the outcome.)`,
+running host is shown, not an error: 'fleet deploy' exits with the outcome.)
+` + fleetStatusJiraHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runFleetStatus(cmd, g, o, args[0])
@@ -311,6 +338,8 @@ running host is shown, not an error: 'fleet deploy' exits with the outcome.)`,
 	}
 	o.inv.register(cmd)
 	cmd.Flags().BoolVar(&o.instances, "instances", false, "list every instance of every host")
+	cmd.Flags().StringVar(&o.tickets, "tickets", "none", "bring the fleet's Jira issues in line with the hosts: none, one or per-instance (as given to fleet deploy)")
+	cmd.Flags().StringVar(&o.jiraConfig, "jira-config", os.Getenv("DEPLOYER_JIRA_CONFIG"), "Jira connection for --tickets (env DEPLOYER_JIRA_CONFIG)")
 	return cmd
 }
 
@@ -326,6 +355,10 @@ func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions,
 	if err != nil {
 		return err
 	}
+	reporter, err := ticketReporter(o.tickets, "", o.jiraConfig, cmd.ErrOrStderr(), "deployer fleet status "+id+" "+o.inv.args())
+	if err != nil {
+		return err
+	}
 	s, err := fleet.Status(cmd.Context(), hosts, id, fleet.TLSDialer(g.clientTLS()))
 	if err != nil && !errors.Is(err, fleet.ErrUnknownFleet) {
 		return err
@@ -337,6 +370,13 @@ func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions,
 		}
 	} else if perr := printFleetStatus(w, s, o.instances); perr != nil {
 		return perr
+	}
+	if reporter != nil && err == nil {
+		jw := w
+		if f.structured() {
+			jw = cmd.ErrOrStderr()
+		}
+		syncFleetTickets(cmd.Context(), reporter, jw, s)
 	}
 	if err != nil {
 		return &statusError{Code: exitError, Err: err}
@@ -430,7 +470,7 @@ func (o *inventoryOptions) args() string {
 	parts := []string{"--fleet " + shellQuote(fleet.RedactURL(o.source))}
 	for _, f := range []struct{ flag, val string }{
 		{"--inventory-map", o.mapping}, {"--inventory-token-file", o.tokenFile},
-		{"--inventory-basic-auth-file", o.basicAuthFile}, {"--hosts", o.hosts},
+		{"--inventory-basic-auth-file", o.basicAuthFile}, {"--host-token-dir", o.hostTokenDir}, {"--hosts", o.hosts},
 	} {
 		if f.val != "" {
 			parts = append(parts, f.flag+" "+shellQuote(f.val))
@@ -458,7 +498,7 @@ func (g *globalOptions) loadFleet(cmd *cobra.Command, o *inventoryOptions) ([]fl
 	if err != nil {
 		return nil, &statusError{Code: exitUsage, Err: err}
 	}
-	src := fleet.Source{Location: o.source, TokenFile: o.tokenFile, BasicAuthFile: o.basicAuthFile, Timeout: o.timeout}
+	src := fleet.Source{Location: o.source, TokenFile: o.tokenFile, BasicAuthFile: o.basicAuthFile, Timeout: o.timeout, HostTokenDir: o.hostTokenDir}
 	if o.timeout <= 0 {
 		return nil, usageErrorf("--inventory-timeout %s: want a positive duration, e.g. 10s", o.timeout)
 	}

@@ -98,28 +98,33 @@ func checkFleetJira(path string, n NotifyConfig) []string {
 // fleetReporter builds the Jira reporter the flags ask for, or nil when
 // they ask for none. A usage problem is a *statusError with exitUsage.
 func fleetReporter(o *fleetDeployOptions, warnings io.Writer, follow string) (*fleet.Reporter, error) {
-	mode, err := fleet.ParseTicketMode(o.tickets)
+	return ticketReporter(o.tickets, o.opts.Request.Ticket, o.jiraConfig, warnings, follow)
+}
+
+// ticketReporter builds the Jira reporter of --tickets MODE, --ticket
+// ISSUE and --jira-config FILE, or nil when they ask for none.
+func ticketReporter(tickets, issue, jiraConfig string, warnings io.Writer, follow string) (*fleet.Reporter, error) {
+	mode, err := fleet.ParseTicketMode(tickets)
 	if err != nil {
 		return nil, &statusError{Code: exitUsage, Err: err}
 	}
-	issue := o.opts.Request.Ticket
 	if mode == fleet.TicketsNone && issue == "" {
 		return nil, nil
 	}
-	if o.jiraConfig == "" {
+	if jiraConfig == "" {
 		if mode != fleet.TicketsNone {
 			return nil, usageErrorf("--tickets %s needs --jira-config FILE (or env DEPLOYER_JIRA_CONFIG)", mode)
 		}
 		fmt.Fprintf(warnings, "note: --ticket %s goes into the commit trailers only; give --jira-config FILE to post the progress to it\n", issue)
 		return nil, nil
 	}
-	cfg, err := loadFleetJira(o.jiraConfig)
+	cfg, err := loadFleetJira(jiraConfig)
 	if err != nil {
 		return nil, &statusError{Code: exitUsage, Err: err}
 	}
 	tracker, err := notify.NewJira(cfg, notify.ChannelOptions{})
 	if err != nil {
-		return nil, &statusError{Code: exitUsage, Err: fmt.Errorf("jira config %s: %w", o.jiraConfig, err)}
+		return nil, &statusError{Code: exitUsage, Err: fmt.Errorf("jira config %s: %w", jiraConfig, err)}
 	}
 	r, err := fleet.NewReporter(fleet.ReporterOptions{Tracker: tracker, Issue: issue, Mode: mode, Follow: follow, Warnings: warnings})
 	if err != nil {
@@ -152,6 +157,44 @@ func finishFleetReporter(ctx context.Context, r *fleet.Reporter, w io.Writer, re
 			}
 		}
 		fmt.Fprintf(w, "jira: %d instance issue(s), %d closed (succeeded), the others left open\n", len(rep.Instances), closed)
+	}
+	return &rep
+}
+
+// fleetStatusJiraHelp documents the follow-up of fleet status.
+const fleetStatusJiraHelp = `
+Jira follow-up: with --tickets per-instance|one and --jira-config FILE (as
+given to 'fleet deploy'), the fleet's issues are brought in line with what
+the hosts say now, e.g. after 'deployer deployments retry' on a host, or a
+fleet deploy that was interrupted: each instance of a host's ended deployment
+gets its issue (found by its label, filed when missing), its outcome
+commented once and set in the fields that use {outcome}, and the issue closed
+when it succeeded; the fleet's issue (tickets one), when there is one, gets
+the final table once per outcome, its outcome field, and is closed when every
+host succeeded. Hosts still running are left for the next call, and what was
+already said is not said again, so it may be run any number of times.`
+
+// syncFleetTickets brings the fleet's issues in line with s and prints
+// what changed.
+func syncFleetTickets(ctx context.Context, r *fleet.Reporter, w io.Writer, s fleet.Summary) *fleet.TicketReport {
+	ctx, cancel := context.WithTimeout(ctx, fleetJiraWait)
+	defer cancel()
+	rep := r.Sync(ctx, s)
+	if rep.Issue != "" {
+		fmt.Fprintf(w, "jira: fleet issue %s: %d comment(s)\n", rep.Issue, rep.Comments)
+	}
+	if len(rep.Instances) > 0 {
+		updated, closed := 0, 0
+		for _, ii := range rep.Instances {
+			if !ii.Unchanged {
+				updated++
+			}
+			if ii.Closed {
+				closed++
+			}
+		}
+		fmt.Fprintf(w, "jira: %d instance issue(s): %d with a new outcome, %d unchanged; %d closed (succeeded)\n",
+			len(rep.Instances), updated, len(rep.Instances)-updated, closed)
 	}
 	return &rep
 }

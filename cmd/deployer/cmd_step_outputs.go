@@ -26,8 +26,8 @@ const runsScanned = 200
 // recordedOutputs asks the daemon for the newest run at commit in which
 // every step that step runs after succeeded for instance, and returns their
 // outputs merged in the manifest's order (a later dependency's key wins, as
-// in the daemon) with the run's id. It is how `step run` checks, as DESIGN
-// asks, that the dependencies succeeded at this commit.
+// in the daemon) with the run's id. It is how `step run` checks that the
+// dependencies succeeded at this commit.
 func recordedOutputs(ctx context.Context, c *api.Client, commit, instance string, step manifest.Step) (map[string]string, uint64, error) {
 	st, err := c.Status(ctx)
 	if err != nil {

@@ -28,7 +28,7 @@ func TestDemo(t *testing.T) {
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"== Act 0:", "== Act 5:", "== Act 8:", "== Act 9:", "every act ended as described"} {
+	for _, want := range []string{"== Act 0:", "== Act 5:", "== Act 8:", "== Act 9:", "== Act 10:", "every act ended as described"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the story lacks %q:\n%s", want, out.String())
 		}

@@ -282,6 +282,9 @@ func (dm *demo) actScheduleAndDeployment(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := dm.reproduceOnLaptop(ctx, d); err != nil {
+		return err
+	}
 	return dm.unfreezeAndRetry(ctx, d, iv)
 }
 
@@ -344,6 +347,33 @@ func (dm *demo) deployMaintenance(ctx context.Context) (api.Deployment, api.Inte
 	return d, ivs[0], nil
 }
 
+// reproduceOnLaptop: on-call exports acme's failed attempt of deployment d
+// and runs it on bob's clone with exactly its inputs: it fails the same way.
+func (dm *demo) reproduceOnLaptop(ctx context.Context, d api.Deployment) error {
+	if len(d.Runs) == 0 {
+		return fmt.Errorf("act 5: deployment %s recorded no run", d.ID)
+	}
+	run, err := dm.client.Run(ctx, d.Runs[len(d.Runs)-1])
+	if err != nil {
+		return err
+	}
+	if err := dm.bob.pull(ctx); err != nil {
+		return err
+	}
+	dm.say("\nOn-call reproduces acme's failure on a laptop (bob's clone), with exactly the inputs it had on the host, no daemon needed:")
+	dm.say("deployer runs export %d --instance acme --step instance-configure -O run-%d-acme-instance-configure.json", run.ID, run.ID)
+	dm.say("deployer step run ~/clusterconfig-demo --scenario run-%d-acme-instance-configure.json", run.ID)
+	status, err := dm.Print.Reproduce(ctx, dm.Out, run, "acme", "instance-configure", dm.bob.dir)
+	if err != nil {
+		return err
+	}
+	if status != "failed" {
+		return fmt.Errorf("act 5: the reproduction of acme's failed configure %s on the laptop, want failed", status)
+	}
+	dm.say("Same argv, same DEPLOYER_* environment, same failure: the laptop shows what the host saw.")
+	return nil
+}
+
 // unfreezeAndRetry: acme's owner unfreezes it, on-call resolves iv and
 // retries the deployment d, which succeeds.
 func (dm *demo) unfreezeAndRetry(ctx context.Context, d api.Deployment, iv api.Intervention) error {
@@ -402,7 +432,7 @@ func (dm *demo) waitIdle(ctx context.Context) error {
 
 // actFinal: the final status.
 func (dm *demo) actFinal(ctx context.Context) error {
-	dm.act(9, "the final status")
+	dm.act(10, "the final status")
 	st, err := dm.client.Status(ctx)
 	if err != nil {
 		return err

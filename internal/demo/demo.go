@@ -1,5 +1,5 @@
 // Package demo tells the deployer's story on throwaway local repositories:
-// `deployer demo` (one host, acts 0 to 9) and `deployer demo --fleet`
+// `deployer demo` (one host, acts 0 to 10) and `deployer demo --fleet`
 // (N clusters, one fleet deployment). It starts real daemons in this
 // process and plays the people who push (with the gitrepo helper); every
 // act checks that it ended as described, so the demo is a smoke test too.
@@ -39,6 +39,10 @@ type Printer interface {
 	// Plan prints `deployer plan DIR REV`; History `deployer history`.
 	Plan(w io.Writer, dir, rev string) error
 	History(w io.Writer, h api.InstanceHistory)
+	// Reproduce plays runs export of run's attempt of step for instance,
+	// then step run --scenario of it in the checkout dir, and returns the
+	// local attempt's status.
+	Reproduce(ctx context.Context, w io.Writer, run api.Run, instance, step, dir string) (string, error)
 	// The one-line summaries of the CLI's tables.
 	Triggers(ts []api.Trigger) string
 	Instances(ins []api.InstanceOutcome) string
@@ -68,7 +72,7 @@ type demo struct {
 	repo     string
 }
 
-// Run plays the one-host story, acts 0 to 9, and fails when an act did not
+// Run plays the one-host story, acts 0 to 10, and fails when an act did not
 // end as described.
 func Run(ctx context.Context, o Options) error {
 	start := time.Now()
@@ -116,7 +120,7 @@ func (dm *demo) play(ctx context.Context) error {
 		return err
 	}
 	acts := []func(context.Context) error{dm.actBaseline, dm.actOperatorPush, dm.actWriteBack, dm.actConflict, dm.actDirty, dm.actScheduleAndDeployment,
-		dm.actMergeIdentity, dm.actUntrusted, dm.actTLS, dm.actFinal}
+		dm.actMergeIdentity, dm.actUntrusted, dm.actTLS, dm.actDryRunAndCancel, dm.actFinal}
 	for _, act := range acts {
 		if err = act(ctx); err != nil {
 			break

@@ -12,6 +12,7 @@ import (
 var (
 	issuePath = regexp.MustCompile(`^/rest/api/2/issue/([A-Z]+-[0-9]+)/(comment|transitions)$`)
 	labelTerm = regexp.MustCompile(`labels = "([^"]+)"`)
+	editPath  = regexp.MustCompile(`^/rest/api/2/issue/([A-Z]+-[0-9]+)$`)
 )
 
 // serve records the call, then answers it as the knobs and Jira say.
@@ -38,7 +39,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body map[string]any
-	if r.Method == http.MethodPost {
+	if r.Method == http.MethodPost || r.Method == http.MethodPut {
 		if r.Header.Get("Content-Type") != "application/json" || json.NewDecoder(r.Body).Decode(&body) != nil {
 			writeError(w, http.StatusUnsupportedMediaType, "body must be JSON")
 			return
@@ -56,6 +57,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.search(w, r.URL.Query().Get("jql"))
 	case r.Method == http.MethodPost && p == "/rest/api/2/issue":
 		s.create(w, body)
+	case r.Method == http.MethodPut && editPath.MatchString(p):
+		s.edit(w, editPath.FindStringSubmatch(p)[1], body)
 	case issuePath.MatchString(p):
 		m := issuePath.FindStringSubmatch(p)
 		s.onIssue(w, r.Method, m[1], m[2], body)
@@ -132,6 +135,29 @@ func (s *Server) create(w http.ResponseWriter, body map[string]any) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"id": issueID(key), "key": key, "self": s.URL + "/rest/api/2/issue/" + key})
+}
+
+// edit sets the fields of issue key, as PUT /rest/api/2/issue/KEY does.
+func (s *Server) edit(w http.ResponseWriter, key string, body map[string]any) {
+	is := s.find(key)
+	if is == nil {
+		writeError(w, http.StatusNotFound, "Issue does not exist or you do not have permission to see it.")
+		return
+	}
+	f, _ := body["fields"].(map[string]any)
+	for id := range f {
+		if strings.HasPrefix(id, "customfield_") && !strings.Contains(fieldList, `"`+id+`"`) {
+			writeFieldError(w, id, "Field '"+id+"' cannot be set.")
+			return
+		}
+	}
+	if is.Fields == nil {
+		is.Fields = map[string]any{}
+	}
+	for id, v := range f {
+		is.Fields[id] = v
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // onIssue answers the comment and transitions resources of issue key.

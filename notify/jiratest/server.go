@@ -23,8 +23,9 @@ const DefaultIssueType = "Incident"
 type Issue struct {
 	Key    string
 	Labels []string
-	// Fields are the "fields" of the create request, as decoded JSON;
-	// empty for a seeded issue.
+	// Fields are the "fields" of the create request, as decoded JSON,
+	// with those of later edits (PUT) set over them; empty for a seeded
+	// issue.
 	Fields   map[string]any
 	Comments []string // in the order they were posted
 	Done     bool     // set by the "Mark fixed" transition
@@ -56,13 +57,23 @@ type Server struct {
 // It is closed when the test ends.
 func NewServer(tb testing.TB, authorization string) *Server {
 	tb.Helper()
+	s := Start(authorization)
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// Start starts a Jira double as NewServer does, for a caller without a
+// testing.TB (a testscript command), which ends it with Stop.
+func Start(authorization string) *Server {
 	s := &Server{auth: authorization, release: make(chan struct{}), issueType: DefaultIssueType, called: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	tb.Cleanup(func() {
-		close(s.release)
-		s.Close()
-	})
 	return s
+}
+
+// Stop ends the requests left hanging and closes the server.
+func (s *Server) Stop() {
+	close(s.release)
+	s.Close()
 }
 
 // SetIssueType sets the issue type a create must name.

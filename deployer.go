@@ -145,6 +145,11 @@ const (
 	InstanceSkipped    InstanceStatus = "skipped"
 	InstanceConflict   InstanceStatus = "conflict" // its edit met a push conflict
 	InstanceNotStarted InstanceStatus = "not-started"
+	// InstanceInterrupted: in flight when the daemon stopped (its steps
+	// cut off at the end of the grace period, or its edit landed and its
+	// steps had not started); it runs when the deployment resumes, even a
+	// cancelled one.
+	InstanceInterrupted InstanceStatus = "interrupted"
 )
 
 // Counted reports whether s spends the deployment's failure budget.
@@ -152,5 +157,10 @@ func (s InstanceStatus) Counted() bool { return s == InstanceFailed || s == Inst
 
 // Waiting reports whether an instance in s is still to run (again).
 func (s InstanceStatus) Waiting() bool {
-	return s == InstancePending || s == InstanceRunning || s == InstanceNotStarted
+	return s == InstancePending || s == InstanceRunning || s == InstanceNotStarted || s == InstanceInterrupted
 }
+
+// InFlight reports whether an instance in s was in flight when its
+// deployment last stopped (running, or interrupted by the daemon's stop):
+// a cancel does not keep it from finishing.
+func (s InstanceStatus) InFlight() bool { return s == InstanceRunning || s == InstanceInterrupted }

@@ -169,7 +169,13 @@ type DeploymentInstance struct {
 	Reason     string         `json:"reason,omitempty"`
 	Step       string         `json:"step,omitempty"`
 	OutputTail string         `json:"output_tail,omitempty"`
-	Commit     string         `json:"commit,omitempty"` // the write-back commit of its edits
+	// Commit is the commit its steps run (ran) at: the newest commit up to
+	// HEAD that made its file what the steps read (its edit's commit, or a
+	// later commit that changed the file); with no edit, empty (HEAD).
+	Commit string `json:"commit,omitempty"`
+	// Note says how its edit landed when not by a commit of its own
+	// ("edit already upstream").
+	Note string `json:"note,omitempty"`
 }
 
 // ReplayRequest asks to run again what a recorded run did for one instance.

@@ -12,16 +12,41 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sre-tools/deployer/certs"
 )
 
 // Client talks to a daemon's API over its Unix socket or over TCP.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
-	where string // for error messages: the socket path or the URL
+	base    string
+	token   string
+	http    *http.Client
+	where   string        // for error messages: the socket path or the URL
+	timeout time.Duration // see SetTimeout
+}
+
+// SetTimeout bounds each call that does not wait for a run (a request
+// with Wait set waits as long as the run takes): a daemon that accepts
+// the connection and never answers fails the call after d with a message
+// naming the daemon and d. Raw bounds the wait for the answer's start,
+// not its reading. 0 (the default) waits forever.
+func (c *Client) SetTimeout(d time.Duration) { c.timeout = d }
+
+// errNoAnswer is the cause of a call's context when the timeout ended it.
+var errNoAnswer = errors.New("no answer within the timeout")
+
+// waits says the request asks the daemon to answer when a run ended.
+func waits(body any) bool {
+	switch b := body.(type) {
+	case SyncRequest:
+		return b.Wait
+	case ReplayRequest:
+		return b.Wait
+	case ScenarioReplayRequest:
+		return b.Wait
+	}
+	return false
 }
 
 // NewUnixClient returns a client for the daemon listening on socket.
@@ -96,19 +121,40 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 
 // Raw sends a GET request and returns the answer's body unparsed.
 func (c *Client) Raw(ctx context.Context, path string) (io.ReadCloser, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
 	req, err := c.request(ctx, http.MethodGet, path, nil)
 	if err != nil {
+		cancel(nil)
 		return nil, err
 	}
+	stop := func() bool { return true }
+	if c.timeout > 0 {
+		stop = time.AfterFunc(c.timeout, func() { cancel(errNoAnswer) }).Stop
+	}
 	resp, err := c.http.Do(req)
+	stop()
 	if err != nil {
-		return nil, c.unreachable(err)
+		cancel(nil)
+		return nil, c.unreachable(ctx, err, http.MethodGet)
 	}
 	if resp.StatusCode/100 != 2 {
+		defer cancel(nil)
 		defer resp.Body.Close()
 		return nil, decodeError(resp)
 	}
-	return resp.Body, nil
+	return bodyCloser{resp.Body, func() { cancel(nil) }}, nil
+}
+
+// bodyCloser releases the call's context when the body is closed.
+type bodyCloser struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b bodyCloser) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
 }
 
 func (c *Client) request(ctx context.Context, method, path string, body any) (*http.Request, error) {
@@ -134,13 +180,18 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	if c.timeout > 0 && !waits(body) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, c.timeout, errNoAnswer)
+		defer cancel()
+	}
 	req, err := c.request(ctx, method, path, body)
 	if err != nil {
 		return err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return c.unreachable(err)
+		return c.unreachable(ctx, err, method)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -148,15 +199,30 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	if out == nil {
 		_, err = io.Copy(io.Discard, resp.Body)
-		return err
+	} else if err = json.NewDecoder(resp.Body).Decode(out); err != nil {
+		err = fmt.Errorf("decode answer of %s %s: %w", method, path, err)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+	if err != nil && ctx.Err() != nil {
+		return c.unreachable(ctx, err, method)
 	}
-	return nil
+	return err
 }
 
-func (c *Client) unreachable(err error) error {
+// unreachable says why a call got no answer: the timeout, an interrupt
+// (SIGINT, SIGTERM), TLS, or no daemon listening.
+func (c *Client) unreachable(ctx context.Context, err error, method string) error {
+	unknown := ""
+	if method != http.MethodGet {
+		unknown = "; what was asked may still happen (check with deployer status)"
+	}
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errNoAnswer):
+		return Errorf(KindUnavailable, "the daemon at %s did not answer within %s: it may be hung or overloaded (systemctl status deployer, and its log)%s; --timeout sets the limit", c.where, c.timeout, unknown)
+	case errors.Is(cause, context.DeadlineExceeded):
+		return Errorf(KindUnavailable, "the daemon at %s did not answer in time (%v)%s", c.where, cause, unknown)
+	case ctx.Err() != nil:
+		return fmt.Errorf("interrupted (%v) before the daemon at %s answered%s", cause, c.where, unknown)
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err

@@ -466,6 +466,12 @@ var pageTemplates = template.Must(template.New("pages").Funcs(pageFuncs).Parse(p
 <button type="submit">Show history</button>
 </form>
 {{template "foot" .}}{{end}}
+{{define "notice"}}{{template "head" .}}
+<header><h1>{{.Heading}}</h1><span class="muted"><a href="/">status page</a></span></header>
+<p>{{.Message}}</p>
+{{if .Repos}}<p>Repos of this daemon:</p><ul class="plain">{{range .Repos}}<li>{{if $.Instance}}<a href="/history?instance={{$.Instance}}&amp;repo={{.}}">{{$.Instance}} on {{.}}</a>{{else}}{{.}}{{end}}</li>{{end}}</ul>{{end}}
+<p><a href="/#search">Back to the status page's instance search</a></p>
+{{template "foot" .}}{{end}}
 {{define "history"}}{{template "head" .}}
 <header><h1>{{.Instance}} <span class="muted">on {{.Repo}}</span></h1><span class="muted"><a href="/">status page</a> · updated <time datetime="{{time .Generated}}" title="{{time .Generated}}">{{clock .Generated}}</time></span></header>
 {{range .Problems}}<p class="st-error">{{.}}</p>{{end}}
@@ -502,6 +508,34 @@ var pageTemplates = template.Must(template.New("pages").Funcs(pageFuncs).Parse(p
 {{template "foot" .}}{{end}}`))
 
 func (s *Server) writePage(w http.ResponseWriter, name string, v any) {
+	s.writePageStatus(w, http.StatusOK, name, v)
+}
+
+// noticeView is a page that says why there is nothing to show (a repo
+// this daemon does not track), with links back.
+type noticeView struct {
+	Title, Heading, Message string
+	Host, Version           string
+	Started                 time.Time
+	Refresh                 int
+	Instance                string   // the instance asked for, to link its page on each repo
+	Repos                   []string // the daemon's repos
+}
+
+// notice renders a noticeView with code (a browser gets a page, never
+// the API's JSON error).
+func (s *Server) notice(w http.ResponseWriter, code int, st Status, instance, heading, message string) {
+	e := deployer.Escape
+	v := noticeView{Title: "deployer: " + e(heading), Heading: e(heading), Message: e(message), Host: e(st.Host), Version: e(st.Version),
+		Started: st.Started, Instance: e(instance)}
+	for _, r := range st.Repos {
+		v.Repos = append(v.Repos, e(r.Name))
+	}
+	s.writePageStatus(w, code, "notice", v)
+}
+
+// writePageStatus is writePage answering code.
+func (s *Server) writePageStatus(w http.ResponseWriter, code int, name string, v any) {
 	var b strings.Builder
 	if err := pageTemplates.ExecuteTemplate(&b, name, v); err != nil {
 		s.Logger.Error().Err(err).Str("page", name).Msg("render page")
@@ -514,7 +548,7 @@ func (s *Server) writePage(w http.ResponseWriter, name string, v any) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(code)
 	_, _ = io.WriteString(w, b.String())
 }
 
@@ -554,10 +588,12 @@ type instanceDeploymentView struct {
 // looks through.
 const historyRuns = 200
 
-// historyPage renders what the daemon's records say about one instance:
-// the runs that planned it, its interventions and its deployments. The
-// whole timeline (commits touching its file, write-back diffs) is
-// `deployer history`'s, which the page names.
+// historyPage renders one instance's timeline (the daemon's history:
+// commits touching its file, runs, write-backs with their diffs,
+// deployments, interventions), as `deployer history` prints it; without
+// one, what the daemon's records say about it (the runs that planned it,
+// its interventions and its deployments). A repo it does not track, or
+// none named among several, gets a page saying so, not a JSON error.
 func (s *Server) historyPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
@@ -575,12 +611,14 @@ func (s *Server) historyPage(w http.ResponseWriter, r *http.Request) {
 		repo = st.Repos[0].Name
 	}
 	if repo == "" {
-		s.fail(w, Errorf(KindInvalid, "this daemon tracks %d repos: say which with &repo=NAME (the status page's search does)", len(st.Repos)))
+		s.notice(w, http.StatusBadRequest, st, instance, "Which repo?",
+			fmt.Sprintf("This daemon tracks %d repos: pick the one of instance %s.", len(st.Repos), instance))
 		return
 	}
 	known := slices.ContainsFunc(st.Repos, func(rs RepoStatus) bool { return rs.Name == repo })
 	if !known {
-		s.fail(w, Errorf(KindNotFound, "repo %q is not tracked by this daemon; pick one on the status page", deployer.Escape(repo)))
+		s.notice(w, http.StatusNotFound, st, instance, "No such repo",
+			fmt.Sprintf("This daemon tracks no repo named %q.", repo))
 		return
 	}
 	e := deployer.Escape

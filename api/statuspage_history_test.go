@@ -64,3 +64,22 @@ func TestHistoryPageTimeline(t *testing.T) {
 		t.Errorf("unknown instance: got %d %s", code, page)
 	}
 }
+
+// TestHistoryPageUnknownRepo: a repo the daemon does not track answers a
+// page (404) that says so and links back, not the API's JSON error.
+func TestHistoryPageUnknownRepo(t *testing.T) {
+	srvURL, _ := servePage(t, &historyPageBackend{}, true)
+	code, page := get(t, http.DefaultClient, "GET", srvURL+"/history?instance=beta&repo=zz%3Cb%3E", "")
+	if code != http.StatusNotFound {
+		t.Fatalf("got %d, want 404", code)
+	}
+	for _, want := range []string{"<!doctype html>", "<h1>No such repo</h1>", `tracks no repo named &#34;zz&lt;b&gt;&#34;`,
+		`<a href="/">status page</a>`, `<a href="/history?instance=beta&amp;repo=cc">beta on cc</a>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, `"error"`) {
+		t.Errorf("a JSON error: %s", page)
+	}
+}

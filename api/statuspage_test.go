@@ -265,7 +265,7 @@ func TestHistoryPage(t *testing.T) {
 	if code, body := get(t, http.DefaultClient, "GET", url+"/history?instance=beta&repo=nope", ""); code != http.StatusNotFound {
 		t.Errorf("unknown repo: got %d %s, want 404", code, body)
 	}
-	if code, body := get(t, http.DefaultClient, "GET", url+"/history?instance=beta", ""); code != http.StatusBadRequest || !strings.Contains(body, "repo=NAME") {
+	if code, body := get(t, http.DefaultClient, "GET", url+"/history?instance=beta", ""); code != http.StatusBadRequest || !strings.Contains(body, "pick the one of instance beta") || !strings.Contains(body, `href="/history?instance=beta&amp;repo=cc"`) {
 		t.Errorf("two repos, none named: got %d %s, want 400 asking for repo", code, body)
 	}
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

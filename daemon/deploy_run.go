@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/executor"
@@ -30,6 +31,10 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 		return
 	}
 	log := w.log.With().Str("deployment", rec.ID).Logger()
+	if spec.Request.DryRun {
+		// `runs show` and `history` say the run was a dry run.
+		r.trigger.Detail += dryRunLabel
+	}
 	trig := []store.Trigger{r.trigger}
 	// save records the worker's progress over the stored deployment in
 	// one transaction (a cancel the API wrote meanwhile stays, and is
@@ -122,6 +127,7 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 	// does not record a failed run with no instance.
 	for _, o := range p.outcomes {
 		if o.Status != string(deployer.StepPending) {
+			o.Reasons = []string{selectedBy(rec.ID)}
 			run.Instances = append(run.Instances, o)
 		}
 	}
@@ -151,10 +157,24 @@ func (w *worker) deploymentPlan(m *manifest.Manifest, steps []manifest.Step, spe
 			spec.Details[name] = in
 			continue
 		}
-		in.Status = deployer.InstancePending
+		if !in.Status.InFlight() {
+			in.Status = deployer.InstancePending
+		}
 		spec.Details[name] = in
 		p.jobs = append(p.jobs, job)
 	}
+	// The instances in flight when the deployment last stopped go first:
+	// they finish even when the deployment was cancelled since.
+	slices.SortStableFunc(p.jobs, func(a, b executor.Job) int {
+		fa, fb := spec.Details[string(a.Instance.Name)].Status.InFlight(), spec.Details[string(b.Instance.Name)].Status.InFlight()
+		switch {
+		case fa && !fb:
+			return -1
+		case fb && !fa:
+			return 1
+		}
+		return 0
+	})
 	return p
 }
 
@@ -201,7 +221,7 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 	failpoint(fpSettled)
 	var jobs []executor.Job
 	for _, j := range p.jobs {
-		if spec.Details[string(j.Instance.Name)].Status == deployer.InstancePending {
+		if spec.Details[string(j.Instance.Name)].Status.Waiting() {
 			jobs = append(jobs, j)
 		}
 	}
@@ -219,9 +239,16 @@ func deploymentTrailers(id, ticket string) map[string]string {
 	return t
 }
 
-// alreadyUpstream is a deployment instance's Commit when its edit was
-// upstream already.
-const alreadyUpstream = "already upstream"
+// alreadyUpstream is a deployment instance's Note when its edit was
+// upstream already (its Commit is then the commit that holds it).
+const alreadyUpstream = "edit already upstream"
+
+// selectedBy is why a deployment's run planned an instance (its
+// "planned:" line).
+func selectedBy(id string) string { return "selected by deployment " + id }
+
+// dryRunLabel marks a dry-run deployment's run (its trigger's detail).
+const dryRunLabel = " (dry run)"
 
 // deploymentWriteBack writes back a bucket's edits and records on each
 // instance where its edit landed, or why it did not.
@@ -238,7 +265,7 @@ func (w *worker) deploymentWriteBack(ctx context.Context, spec *deploymentSpec, 
 		case syncer.OutcomeLanded:
 			in.Commit = s.outcome.Commit
 		case syncer.OutcomeDropped:
-			in.Commit = alreadyUpstream
+			in.Commit, in.Note = w.fileCommit(s.entry.File), alreadyUpstream
 		case syncer.OutcomeConflict:
 			in.Status, in.Reason = deployer.InstanceConflict, s.msg
 		default:
@@ -273,17 +300,31 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 			return
 		}
 		if stop != "" {
+			// No new instance starts; one in flight when the deployment
+			// last stopped (the daemon's stop cut it off, or its edit had
+			// landed and its steps had not started) still finishes.
+			var inFlight []executor.Job
 			for _, j := range p.jobs[start:] {
 				in := spec.Details[string(j.Instance.Name)]
+				if in.Status.InFlight() {
+					inFlight = append(inFlight, j)
+					continue
+				}
 				in.Status, in.Reason = deployer.InstanceNotStarted, stop
 				spec.Details[string(j.Instance.Name)] = in
 			}
-			break
+			if len(inFlight) == 0 {
+				break
+			}
+			p.jobs = append(p.jobs[:start:start], inFlight...)
+			chunk = p.jobs[start:min(start+bucket, len(p.jobs))]
 		}
 		// The bucket's edits land first (one commit per instance), so that
 		// no step runs from a state that is not on the remote and no
 		// instance that will not start has its file changed.
-		if edits, _ := requestEdits(spec.Request); len(edits) > 0 && !p.dryRun {
+		edits, _ := requestEdits(spec.Request)
+		edited := len(edits) > 0 && !p.dryRun
+		if edited {
 			chunk = w.deploymentEdits(ctx, run, rec, spec, plan{jobs: chunk}, edits).jobs
 			for _, in := range spec.Details {
 				if deployer.InstanceStatus(in.Status).Counted() {
@@ -291,6 +332,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 				}
 			}
 		}
+		commits := w.instanceCommits(spec, chunk, edited)
 		for _, j := range chunk {
 			in := spec.Details[string(j.Instance.Name)]
 			in.Status = deployer.InstanceRunning
@@ -304,7 +346,6 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		if budget > 0 {
 			left = budget - failed
 		}
-		commits := w.editCommits(*spec, chunk)
 		// A step's write-back made inside the deployment carries its
 		// trailers too.
 		w.deploymentTrailers = deploymentTrailers(rec.ID, spec.Request.Ticket)
@@ -312,7 +353,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		w.deploymentTrailers = nil
 		outs := outcomesOf(results)
 		for i := range outs {
-			outs[i].Commit = commits[outs[i].Name]
+			outs[i].Commit, outs[i].Reasons = commits[outs[i].Name], []string{selectedBy(rec.ID)}
 		}
 		run.Instances = append(run.Instances, outs...)
 		w.settleRun(run, results, p.dryRun)
@@ -320,7 +361,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		if redone := redoInterrupted(spec, results); redone > 0 {
 			// Cut off at the end of the grace period: those instances
 			// run again when the deployment resumes at the next start.
-			run.Status, run.Error = store.RunInterrupted, fmt.Sprintf("%d instance(s) cut off or not started by the daemon's stop; the deployment resumes them at the next start", redone)
+			run.Status, run.Error = store.RunInterrupted, fmt.Sprintf("%d instance(s) cut off or not started by the daemon's stop; the deployment runs them when it resumes at the next start (even if cancelled meanwhile)", redone)
 			save()
 			return
 		}
@@ -329,28 +370,85 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		w.notifyDeployment(*rec, spec, notify.EventDeploymentWave)
 		save()
 	}
+	// The run's status follows its own instances; when the deployment
+	// does not succeed for another reason (cancelled, instances skipped
+	// or not started), the run says why.
 	run.Status = finalStatus(run.Instances)
-	if deploymentOutcome(*spec) != string(deployer.DeploymentSucceeded) {
-		run.Status = store.RunFailed
+	if out := deploymentOutcome(*spec); out != string(deployer.DeploymentSucceeded) && run.Error == "" {
+		run.Error = deploymentEndNote(rec.ID, out, *spec)
 	}
 }
 
-// editCommits is, for each job, the commit that holds its instance's
-// edit: the commit its write-back made, or the checkout's head when the
-// edit was already upstream (an instance with no edit runs at the run's
-// commit).
-func (w *worker) editCommits(spec deploymentSpec, jobs []executor.Job) map[string]string {
-	out := map[string]string{}
-	for _, j := range jobs {
-		switch c := spec.Details[string(j.Instance.Name)].Commit; c {
-		case "":
-		case alreadyUpstream:
-			out[string(j.Instance.Name)] = w.repo.Head()
-		default:
-			out[string(j.Instance.Name)] = c
+// deploymentEndNote says why deployment id ends state (not succeeded):
+// its instances that did not succeed, by status, with the first reason
+// of each.
+func deploymentEndNote(id, state string, spec deploymentSpec) string {
+	counts, reasons := map[string]int{}, map[string]string{}
+	for _, name := range sortedKeys(spec.Details) {
+		in := spec.Details[name]
+		if in.Status == deployer.InstanceSucceeded {
+			continue
+		}
+		st := string(in.Status)
+		counts[st]++
+		if reasons[st] == "" {
+			reasons[st] = in.Reason
 		}
 	}
+	var parts []string
+	for _, st := range sortedKeys(counts) {
+		part := fmt.Sprintf("%d %s", counts[st], st)
+		if r := reasons[st]; r != "" {
+			part += " (" + r + ")"
+		}
+		parts = append(parts, part)
+	}
+	msg := fmt.Sprintf("deployment %s ends %s", id, state)
+	if len(parts) > 0 {
+		msg += ": " + strings.Join(parts, ", ")
+	}
+	return msg
+}
+
+// instanceCommits is, for each job of a deployment with edits, the commit
+// its steps run at, recorded on its instance: the newest commit up to HEAD
+// that made its file what the steps read. That is its edit's commit on a
+// first pass (also inside a bucket, where HEAD may be a later instance's
+// edit), the commit that held the edit when it was already upstream, and
+// a later commit that changed the file (a human's fix) on a retry. With
+// no edit (or a dry run, which writes none) the steps run at the run's
+// commit and the map is empty.
+func (w *worker) instanceCommits(spec *deploymentSpec, jobs []executor.Job, edited bool) map[string]string {
+	out := map[string]string{}
+	if !edited {
+		return out
+	}
+	for _, j := range jobs {
+		name := string(j.Instance.Name)
+		in := spec.Details[name]
+		if !in.Status.Waiting() {
+			continue
+		}
+		c := w.fileCommit(j.Instance.File)
+		if c == "" {
+			continue
+		}
+		out[name] = c
+		in.Commit = c
+		spec.Details[name] = in
+	}
 	return out
+}
+
+// fileCommit is the newest commit up to HEAD that changed file ("" when
+// it cannot be read, logged).
+func (w *worker) fileCommit(file string) string {
+	cs, err := w.repo.Commits("", w.repo.Head(), file, 1)
+	if err != nil || len(cs) == 0 {
+		w.log.Warn().Err(err).Str("file", file).Msg("find the commit that holds an instance's file")
+		return ""
+	}
+	return cs[0].Hash
 }
 
 // notifyDeployment sends a deployment lifecycle notification once per
@@ -406,17 +504,28 @@ func recordResults(spec *deploymentSpec, results []executor.InstanceResult) (fai
 	return failed
 }
 
-// redoInterrupted puts back to pending the instances of results whose
-// steps were interrupted or that did not start (the daemon stopped), and
-// returns how many.
+// redoInterrupted records the instances of results whose steps were cut
+// off, or that did not start, because the daemon stopped, and returns how
+// many. One that was cut off, or whose edit had landed, is interrupted
+// (in flight: it runs when the deployment resumes, even if cancelled
+// meanwhile); one that did not start and changed nothing goes back to
+// pending (a cancel keeps it from starting).
 func redoInterrupted(spec *deploymentSpec, results []executor.InstanceResult) int {
 	n := 0
 	for _, r := range results {
-		if r.Status != executor.StatusInterrupted && halted([]executor.InstanceResult{r}) == 0 {
+		cut := r.Status == executor.StatusInterrupted
+		if !cut && halted([]executor.InstanceResult{r}) == 0 {
 			continue
 		}
 		in := spec.Details[string(r.Instance.Name)]
-		in.Status, in.Reason = deployer.InstancePending, "interrupted by the daemon's stop: redone at the next start"
+		switch {
+		case cut:
+			in.Status, in.Reason = deployer.InstanceInterrupted, "its steps were cut off by the daemon's stop: they run again when the deployment resumes"
+		case in.Commit != "":
+			in.Status, in.Reason = deployer.InstanceInterrupted, "its edit landed; the daemon stopped before its steps started: they run when the deployment resumes"
+		default:
+			in.Status, in.Reason = deployer.InstancePending, "not started: the daemon stopped; it runs when the deployment resumes"
+		}
 		spec.Details[string(r.Instance.Name)] = in
 		n++
 	}

@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/sre-tools/deployer"
@@ -81,7 +82,7 @@ func (d *Daemon) Deployments(ctx context.Context, f deployer.DeploymentFilter) (
 	}
 	out := make([]deployer.Deployment, 0, min(len(recs), deploymentsListed))
 	for _, r := range recs {
-		a, err := apiDeployment(r)
+		a, err := d.withRunningSteps(apiDeployment(r))
 		if err != nil {
 			return nil, err
 		}
@@ -101,7 +102,7 @@ func (d *Daemon) Deployment(ctx context.Context, id string) (deployer.Deployment
 	if err != nil {
 		return deployer.Deployment{}, err
 	}
-	return apiDeployment(rec)
+	return d.withRunningSteps(apiDeployment(rec))
 }
 
 // RetryDeployment queues again the instances that did not succeed:
@@ -157,7 +158,11 @@ func (d *Daemon) CancelDeployment(ctx context.Context, id string) (deployer.Depl
 			return deployer.Errorf(deployer.EINVALID, "deployment %s has already ended (%s)", id, rec.State)
 		}
 		spec.Cancel = true
-		if rec.State != string(deployer.DeploymentRunning) {
+		inFlight := false
+		for _, in := range spec.Details {
+			inFlight = inFlight || in.Status.InFlight()
+		}
+		if rec.State != string(deployer.DeploymentRunning) && !inFlight {
 			rec.State, rec.Finished = string(deployer.DeploymentCancelled), d.now()
 			for name, in := range spec.Details {
 				if in.Status == deployer.InstancePending {
@@ -290,10 +295,13 @@ func requestEdits(req deployer.DeployRequest) ([]manifest.Edit, error) {
 
 // checkSelection refuses a deployment whose --select and --where match
 // no instance in the checkout ("0 of N instances match"): a typo must not
-// end as a deployment that succeeded with no instance. It reads the
-// checkout's files on disk (the API's goroutine never uses the worker's
-// git handle); before the first clone there is nothing to check and the
-// worker's own check decides.
+// end as a deployment that succeeded with no instance. It refuses edits
+// that do not apply to a selected instance's file (a path that matches no
+// element, or several) too, naming up to 5 such instances and the count:
+// every one of them would fail, and a retry would fail again. It reads
+// the checkout's files on disk (the API's goroutine never uses the
+// worker's git handle); before the first clone there is nothing to check
+// and the worker's own check decides.
 func (w *worker) checkSelection(req deployer.DeployRequest) error {
 	if !w.snapshot().opened {
 		return nil
@@ -307,28 +315,54 @@ func (w *worker) checkSelection(req deployer.DeployRequest) error {
 	if err != nil && len(all) == 0 {
 		return nil
 	}
-	limit := w.d.Limits().InstanceFileBytes
+	lim := w.d.Limits()
+	limit := lim.InstanceFileBytes
 	if limit <= 0 {
 		limit = manifest.DefaultInstanceFileBytes
 	}
+	edits, _ := requestEdits(req)
+	matched := 0
+	var refused []string // "name (file): why"
 	for _, in := range all {
 		if ok, err := path.Match(req.Select, in.File); err != nil || !ok {
 			continue
 		}
-		if req.Where == "" {
-			return nil
-		}
-		data, err := manifest.ReadRepoFile(dir, in.File, limit)
-		if err != nil {
-			continue
-		}
-		if doc, err := manifest.ParseDocument(data); err == nil {
-			if n, err := doc.Count(req.Where); err == nil && n > 0 {
-				return nil
+		var data []byte
+		if req.Where != "" || len(edits) > 0 {
+			if data, err = manifest.ReadRepoFile(dir, in.File, limit); err != nil {
+				continue
 			}
 		}
+		if req.Where != "" {
+			doc, err := manifest.ParseDocument(data)
+			if err != nil {
+				continue
+			}
+			if n, err := doc.Count(req.Where); err != nil || n == 0 {
+				continue
+			}
+		}
+		matched++
+		if len(edits) == 0 {
+			return nil
+		}
+		if _, err := manifest.ApplyLimits(data, edits, lim); err != nil {
+			refused = append(refused, fmt.Sprintf("%s (%s): %v", in.Name, in.File, err))
+		}
 	}
-	return deployer.Errorf(deployer.ENOTFOUND, "%s", noMatch(len(all), req, w.cfg.Name))
+	if matched == 0 {
+		return deployer.Errorf(deployer.ENOTFOUND, "%s", noMatch(len(all), req, w.cfg.Name))
+	}
+	if len(refused) > 0 {
+		shown := refused[:min(len(refused), 5)]
+		more := ""
+		if len(refused) > len(shown) {
+			more = fmt.Sprintf("; and %d more", len(refused)-len(shown))
+		}
+		return deployer.Errorf(deployer.EINVALID, "the edits do not apply to %d of %d selected instances (hint: a path must match exactly one element in every selected instance; narrow it with a predicate or --where): %s%s",
+			len(refused), matched, strings.Join(shown, "; "), more)
+	}
+	return nil
 }
 
 // noMatch says that a deployment's selection matched none of n instances.

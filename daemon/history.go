@@ -66,7 +66,13 @@ func (d *Daemon) History(ctx context.Context, repo, instance string, limit int) 
 		for _, o := range r.Instances {
 			if o.Name == instance {
 				ev.Status, ev.Reasons, ev.Summary = o.Status, o.Reasons, o.Reason
+				if o.Commit != "" {
+					ev.Commit = o.Commit // a deployment's instance ran at the commit of its file
+				}
 			}
+		}
+		if dryRunTriggered(r) {
+			ev.Summary = strings.TrimSuffix("dry run: "+ev.Summary, ": ")
 		}
 		recs, err := d.store.RunSteps(r.ID, instance)
 		if err != nil {
@@ -92,8 +98,12 @@ func (d *Daemon) History(ctx context.Context, repo, instance string, limit int) 
 	n := 0
 	for _, dep := range deps {
 		if status, ok := dep.Instances[instance]; ok && n < limit {
+			summary := "deployment " + dep.State
+			if a, err := apiDeployment(dep); err == nil && a.Request.DryRun {
+				summary += dryRunLabel
+			}
 			h.Events = append(h.Events, deployer.HistoryEvent{At: dep.Created, Kind: deployer.EventDeployment, Deployment: dep.ID,
-				Status: status, Summary: "deployment " + dep.State})
+				Status: status, Summary: summary})
 			n++
 		}
 	}
@@ -102,8 +112,18 @@ func (d *Daemon) History(ctx context.Context, repo, instance string, limit int) 
 		return h, err
 	}
 	for _, iv := range ivs {
+		// A resolved intervention is two events: raised at its first
+		// sighting, resolved when it was (by whom, how).
+		status := iv.State
+		if iv.Resolved() {
+			status = "raised"
+		}
 		h.Events = append(h.Events, deployer.HistoryEvent{At: iv.FirstSeen, Kind: deployer.EventIntervention, Intervention: iv.ID,
-			Status: iv.State, Summary: iv.Kind + ": " + iv.Summary})
+			Status: status, Summary: iv.Kind + ": " + iv.Summary})
+		if iv.Resolved() && !iv.ResolvedAt.IsZero() {
+			h.Events = append(h.Events, deployer.HistoryEvent{At: iv.ResolvedAt, Kind: deployer.EventIntervention, Intervention: iv.ID,
+				Status: iv.State, Summary: fmt.Sprintf("%s: resolved by %s: %s", iv.Kind, valueOr(iv.ResolvedBy, "?"), valueOr(iv.ResolvedHow, "?"))})
+		}
 	}
 	slices.SortStableFunc(h.Events, func(a, b deployer.HistoryEvent) int { return b.At.Compare(a.At) })
 	return h, nil
@@ -235,4 +255,9 @@ func lastN[T any](s []T, n int) []T {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// dryRunTriggered reports whether r is a dry-run deployment's run.
+func dryRunTriggered(r store.Run) bool {
+	return len(r.Triggers) > 0 && r.Triggers[0].Kind == deployer.TriggerDeployment && strings.HasSuffix(r.Triggers[0].Detail, dryRunLabel)
 }

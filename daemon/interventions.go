@@ -325,17 +325,37 @@ func (w *worker) raiseInstanceInvalid(run store.Run, o store.InstanceOutcome) {
 // ran at: the one that holds its written-back edit, else the run's.
 func (w *worker) raiseStepFailed(run store.Run, o store.InstanceOutcome, output string) {
 	commit := run.Commit
+	if o.Commit != "" {
+		commit = o.Commit // a deployment's instance ran at the commit of its file
+	}
 	w.gitMu.Lock()
-	if c, ok := w.landed[o.Name]; ok {
+	if c, ok := w.landed[o.Name]; ok && o.Commit == "" {
 		commit = c
 	}
 	w.gitMu.Unlock()
+	next := fmt.Sprintf("deployer runs show %d; fix the cause, then: deployer interventions resolve {id} --retry", run.ID)
+	extra := map[string]string{"commit": commit, "run": fmt.Sprint(run.ID)}
+	if dep := deploymentOfRun(run); dep != "" {
+		// Raised inside a deployment: the deployment runs it again, so
+		// that its record follows (resolve --retry is refused).
+		next = fmt.Sprintf("deployer runs show %d; fix the cause, then: deployer interventions resolve {id} && deployer deployments retry %s", run.ID, dep)
+		extra["deployment"] = dep
+	}
 	w.raise(store.Intervention{
 		Kind: string(deployer.KindStepFailed), Instance: o.Name,
 		Summary:    fmt.Sprintf("%s failed at %s", o.Reason, short(commit)),
-		NextAction: fmt.Sprintf("deployer runs show %d; fix the cause, then: deployer interventions resolve {id} --retry", run.ID),
-		Evidence:   store.Evidence{File: o.File, Output: output, Extra: map[string]string{"commit": commit, "run": fmt.Sprint(run.ID)}},
+		NextAction: next,
+		Evidence:   store.Evidence{File: o.File, Output: output, Extra: extra},
 	})
+}
+
+// deploymentOfRun is the id of the deployment whose run run is ("" when it
+// is not a deployment's).
+func deploymentOfRun(run store.Run) string {
+	if len(run.Triggers) == 0 || run.Triggers[0].Kind != deployer.TriggerDeployment {
+		return ""
+	}
+	return strings.TrimSuffix(run.Triggers[0].Detail, dryRunLabel)
 }
 
 // commitsTouching lists the upstream commits after base that changed file,

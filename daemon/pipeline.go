@@ -116,10 +116,11 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 		st.Upstream, st.Head = rs.Upstream, rs.Head
 	})
 	w.d.metrics.synced(w.cfg.Name, rs.SyncState, rs.LastSyncOK)
+	shown := fetchedUpstream(res, rs.Upstream)
 	w.setSnap(func(s *snapshot) {
-		s.state, s.head, s.upstream, s.lastSync, s.lastErr = rs.SyncState, rs.Head, rs.Upstream, now, rs.LastError
+		s.state, s.head, s.upstream, s.lastSync, s.lastErr = rs.SyncState, rs.Head, shown, now, rs.LastError
 	})
-	w.noteBehind(rs.Deployed, rs.Upstream)
+	w.noteBehind(rs.Deployed, shown)
 	return err == nil
 }
 
@@ -174,7 +175,7 @@ func (w *worker) execute(ctx context.Context, triggers []store.Trigger, rs *stor
 	if ok && run.Status != store.RunInterrupted && run.Status != store.RunInvalid {
 		rs.Deployed = w.deployedAfter(head)
 		w.updateRepo(func(st *store.RepoState) { st.Deployed = rs.Deployed })
-		w.noteBehind(rs.Deployed, rs.Upstream)
+		w.noteBehind(rs.Deployed, w.shownUpstream(rs.Upstream))
 	}
 	return run.ID
 }
@@ -322,6 +323,7 @@ func (w *worker) runJobsAt(ctx context.Context, run *store.Run, m *manifest.Mani
 		job.Secrets = secrets
 		file, dryRun, name := job.Instance.File, p.dryRun, string(job.Instance.Name)
 		job.BeforeStep = func(ctx context.Context, s manifest.Step) (func(), error) {
+			w.steps.start(run.ID, name, string(s.Name))
 			failpointAfter(fpMidStep, midStepDelay)
 			if s.Writes != "instance" {
 				return nil, nil
@@ -357,6 +359,11 @@ func (w *worker) runJobsAt(ctx context.Context, run *store.Run, m *manifest.Mani
 	report := func(r executor.StepResult) {
 		if !r.Started.IsZero() && !r.Ended.IsZero() && r.Status != executor.StatusSkipped && r.Status != executor.StatusNotStarted {
 			w.d.metrics.stepEnded(w.cfg.Name, string(r.Step), string(r.Status), r.Ended.Sub(r.Started))
+		}
+		if r.Attempt == 0 && (r.Status == executor.StatusInterrupted || r.Status == executor.StatusNotStarted) {
+			// Never started: no attempt to record (not "attempt 0 ...
+			// argv []"); the instance's outcome on the run says why.
+			return
 		}
 		commit := run.Commit
 		if c := commits[string(r.Instance)]; c != "" {
@@ -431,8 +438,13 @@ func (w *worker) settleRun(run *store.Run, results []executor.InstanceResult, dr
 		if prev, err := w.instanceState(o.Name); err == nil {
 			st.Deployed = prev.Deployed
 		}
-		if r.Status == executor.StatusSucceeded {
+		if why, partial := w.partialReplay[o.Name]; partial && r.Status == executor.StatusSucceeded {
+			w.notePartialReplay(*run, o.Name, why) // not deployed: its chain did not run
+		} else if r.Status == executor.StatusSucceeded {
 			st.Deployed = run.Commit
+			if o.Commit != "" {
+				st.Deployed = o.Commit // a deployment's instance ran at the commit of its file
+			}
 			w.gitMu.Lock()
 			if c, ok := w.landed[o.Name]; ok {
 				st.Deployed = c // its file as written back is what was deployed

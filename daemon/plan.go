@@ -29,8 +29,10 @@ func (w *worker) plan(m *manifest.Manifest, base, head string, forced []string) 
 	if err != nil || len(steps) == 0 {
 		return plan{}, err
 	}
+	runs := map[store.RunID]store.Run{}
+	deployed := func(file string) bool { return w.handled(file, runs) }
 	files, err := planner.Files(planner.Input{Git: w.repo, Manifest: m, Options: w.manifestOptions(), Dir: w.repo.Dir(),
-		Base: base, Head: head, Deployed: w.alreadyDeployed}, steps)
+		Base: base, Head: head, Deployed: deployed}, steps)
 	if err != nil {
 		return plan{}, err
 	}
@@ -80,16 +82,68 @@ func (w *worker) nameTakenBy(m *manifest.Manifest, name, file string) string {
 // its instance was last deployed with: the daemon's own write-back commits
 // do not plan their instance again.
 func (w *worker) alreadyDeployed(file string) bool {
+	return w.handled(file, nil)
+}
+
+// handled reports whether an instance file at HEAD is a version the daemon
+// already ran its instance with: the one it was last deployed with, or
+// the one a deployment last ran it at, whatever the outcome (a failed
+// instance has its step-failed and `deployments retry`; an interrupted one
+// runs when its deployment resumes). So neither the daemon's own
+// write-backs nor a deployment's edits plan the instance again in a
+// commit run. runs caches the runs read (nil: no cache).
+func (w *worker) handled(file string, runs map[store.RunID]store.Run) bool {
 	st, ok := w.instanceByFile(file)
-	if !ok || st.Deployed == "" || st.LastStatus != string(executor.StatusSucceeded) {
+	if !ok {
 		return false
 	}
-	then, err := w.repo.ReadFile(st.Deployed, file)
-	if err != nil {
+	var at []string
+	if st.Deployed != "" && st.LastStatus == string(executor.StatusSucceeded) {
+		at = append(at, st.Deployed)
+	}
+	if c := w.deploymentCommit(st, runs); c != "" && c != st.Deployed {
+		at = append(at, c)
+	}
+	if len(at) == 0 {
 		return false
 	}
 	now, err := w.repo.ReadFile(w.repo.Head(), file)
-	return err == nil && bytes.Equal(then, now)
+	if err != nil {
+		return false
+	}
+	for _, c := range at {
+		if then, err := w.repo.ReadFile(c, file); err == nil && bytes.Equal(then, now) {
+			return true
+		}
+	}
+	return false
+}
+
+// deploymentCommit is the commit a deployment's run last ran instance st
+// at, when its last run is a deployment's ("" otherwise).
+func (w *worker) deploymentCommit(st store.InstanceState, runs map[store.RunID]store.Run) string {
+	if st.LastRun == 0 {
+		return ""
+	}
+	run, ok := runs[st.LastRun]
+	if !ok {
+		var err error
+		if run, err = w.d.store.Run(st.LastRun); err != nil {
+			return ""
+		}
+		if runs != nil {
+			runs[st.LastRun] = run
+		}
+	}
+	if len(run.Triggers) == 0 || run.Triggers[0].Kind != deployer.TriggerDeployment {
+		return ""
+	}
+	for _, o := range run.Instances {
+		if o.Name == st.Name && o.File == st.File {
+			return o.Commit
+		}
+	}
+	return ""
 }
 
 func (w *worker) instanceByFile(file string) (store.InstanceState, bool) {

@@ -2,20 +2,27 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/executor"
 	"github.com/sre-tools/deployer/manifest"
+	"github.com/sre-tools/deployer/planner"
 	"github.com/sre-tools/deployer/store"
 )
 
 // ReplayScenario runs a scenario (one step attempt's inputs, as deployer
 // runs export writes them, possibly recorded on another host) as a replay
-// run of repo ("": the scenario's DEPLOYER_REPO, or the only repo). The
+// run of repo ("": the scenario's DEPLOYER_REPO; when this host has no
+// repo of that name, its only repo, and the trigger's detail says so). The
 // instance must exist here and the commit the scenario was recorded at
 // must be in the repo's history; the run, at the current commit, is
 // recorded with trigger replay and the scenario's origin (the recording
@@ -35,7 +42,11 @@ func (d *Daemon) ReplayScenario(ctx context.Context, repo string, data []byte, w
 	if err != nil {
 		return deployer.Queued{}, err
 	}
-	trig := w.trigger(deployer.TriggerReplay, scenarioOrigin(sc))
+	origin := scenarioOrigin(sc)
+	if rec := sc.Env[executor.EnvRepo]; repo == "" && rec != "" && rec != w.cfg.Name {
+		origin += fmt.Sprintf("; recorded in repo %s, run in %s, this host's only repo", rec, w.cfg.Name)
+	}
+	trig := w.trigger(deployer.TriggerReplay, origin)
 	done := make(chan error, 1)
 	var id store.RunID
 	w.enqueueAction(func(ctx context.Context) error {
@@ -127,7 +138,9 @@ func (w *worker) runScenarioReplay(ctx context.Context, trig store.Trigger, sc e
 		commit = sc.Recorded.Commit
 	}
 	if commit != "" {
-		if _, err := w.repo.ReadFile(commit, sc.Instance.File); err != nil {
+		if _, err := w.repo.ReadFile(commit, sc.Instance.File); errors.Is(err, object.ErrFileNotFound) {
+			return 0, deployer.Errorf(deployer.ENOTFOUND, "instance %s (%s) does not exist at commit %s of repo %s on this host (the scenario was recorded there); check the scenario's instance, or --repo", sc.Instance.Name, sc.Instance.File, short(commit), w.cfg.Name)
+		} else if err != nil {
 			return 0, deployer.Errorf(deployer.ENOTFOUND, "repo %s on this host has no commit %s with %s (the scenario was recorded there): %v; push it, or wait for this host to sync", w.cfg.Name, short(commit), sc.Instance.File, err)
 		}
 	}
@@ -183,5 +196,93 @@ func (w *worker) carryOutScenario(ctx context.Context, run *store.Run, sc execut
 		job.Outputs, job.Literal = sj.Outputs, true
 		p.jobs = []executor.Job{job}
 	}
+	if why := w.unfinishedChain(m, out.Name, sc.Step); why != "" {
+		w.partialReplay = map[string]string{out.Name: why}
+		defer func() { w.partialReplay = nil }()
+	}
 	w.executePlan(ctx, run, m, p, 1, 0)
+}
+
+// unfinishedChain says why a success of step, replayed from a scenario,
+// would not finish the instance's open step-failed: the replay runs one
+// step, and the step-failed is resolved only when the failed step and
+// every step after it in the failed run's chain for the instance have
+// succeeded (the chain: the run's recorded steps for the instance, and the
+// on-change steps after the failed one when the run recorded none after
+// it). "" when there is no open step-failed, or when step is the failed
+// one and the last of that chain.
+func (w *worker) unfinishedChain(m *manifest.Manifest, instance string, step manifest.StepName) string {
+	iv, open := w.openIntervention(deployer.KindStepFailed, instance)
+	if !open {
+		return ""
+	}
+	id, err := strconv.ParseUint(iv.Evidence.Extra["run"], 10, 64)
+	if err != nil {
+		return fmt.Sprintf("the step that failed is not known (intervention %d names no run)", iv.ID)
+	}
+	_, recs, err := w.d.runRecord(id)
+	if err != nil {
+		return fmt.Sprintf("run %d, where the step failed, cannot be read: %v", id, err)
+	}
+	var chain []string
+	failed := ""
+	for _, r := range recs {
+		if r.Instance != instance {
+			continue
+		}
+		if !slices.Contains(chain, r.Step) {
+			chain = append(chain, r.Step)
+		}
+		if failed == "" && (r.Status == deployer.StepFailed || r.Status == deployer.StepTimedOut) {
+			failed = r.Step
+		}
+	}
+	// A step after the failed one that the run did not record (none was
+	// skipped on record) is still part of the chain when the on-change
+	// steps hold it after the failed one.
+	if last := len(chain) - 1; last >= 0 && chain[last] == failed {
+		if onChange, err := planner.Steps(m); err == nil {
+			after := false
+			for _, s := range onChange {
+				if after && !slices.Contains(chain, string(s.Name)) {
+					chain = append(chain, string(s.Name))
+				}
+				after = after || string(s.Name) == failed
+			}
+		}
+	}
+	i := slices.Index(chain, failed)
+	switch {
+	case failed == "":
+		return fmt.Sprintf("run %d records no failed step of %s", id, instance)
+	case string(step) != failed:
+		return fmt.Sprintf("the step that failed in run %d is %s, not %s", id, failed, step)
+	case i < len(chain)-1:
+		return fmt.Sprintf("%s did not run on this host after it (run %d's chain: %s)", strings.Join(chain[i+1:], ", "), id, strings.Join(chain, ", "))
+	}
+	return ""
+}
+
+// notePartialReplay records on the instance's open step-failed that the
+// scenario replay run succeeded without finishing it (why), and what to
+// do: the step-failed stays open.
+func (w *worker) notePartialReplay(run store.Run, instance, why string) {
+	iv, open := w.openIntervention(deployer.KindStepFailed, instance)
+	if !open {
+		return
+	}
+	note := fmt.Sprintf("replay run %d succeeded, but %s", run.ID, why)
+	_, err := w.d.store.UpdateIntervention(iv.ID, func(iv *store.Intervention) error {
+		if iv.Evidence.Extra == nil {
+			iv.Evidence.Extra = map[string]string{}
+		}
+		iv.Evidence.Extra["replayed"] = note
+		iv.NextAction = fmt.Sprintf("%s; to run the whole chain: deployer interventions resolve {id} --retry", note)
+		return nil
+	})
+	if err != nil {
+		w.log.Error().Err(err).Uint64("intervention", iv.ID).Msg("note a partial replay")
+		return
+	}
+	w.log.Info().Uint64("intervention", iv.ID).Str("instance", instance).Msg("step-failed stays open: " + note)
 }

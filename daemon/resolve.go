@@ -206,6 +206,16 @@ func (d *Daemon) Resolve(ctx context.Context, id uint64, req deployer.ResolveReq
 	if deployer.InterventionKind(iv.Kind) == deployer.KindPushConflict && !slices.Contains([]string{"ours", "theirs"}, req.Take) {
 		return deployer.Intervention{}, deployer.Errorf(deployer.EINVALID, "intervention %d is a push-conflict: say --take ours or --take theirs", id)
 	}
+	if dep := iv.Evidence.Extra["deployment"]; req.Retry && dep != "" && deployer.InterventionKind(iv.Kind) == deployer.KindStepFailed {
+		if _, err := d.store.Deployment(dep); err == nil {
+			// A retry outside the deployment would run the instance in a
+			// run of its own, leave the deployment failed, and run it again
+			// at the deployment's retry.
+			return deployer.Intervention{}, deployer.Errorf(deployer.EINVALID,
+				"intervention %d was raised in deployment %s: --retry would run %s outside it; resolve, then retry the deployment: deployer interventions resolve %d && deployer deployments retry %s",
+				id, dep, iv.Instance, id, dep)
+		}
+	}
 	how := req.Note
 	w, err := d.worker(iv.Repo)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/sre-tools/deployer"
+	"github.com/sre-tools/deployer/store"
+	"github.com/sre-tools/deployer/syncer"
 )
 
 // The status page's and `deployer status`' data that the rest of the
@@ -55,6 +57,101 @@ func (w *worker) noteBehind(deployed, upstream string) {
 	defer b.mu.Unlock()
 	b.known, b.deployed, b.upstream = ok, deployed, upstream
 	b.n, b.more = n, more
+}
+
+// fetchedUpstream is the upstream tip status shows after a sync: the
+// remote-tracking tip the fetch left, even when the sync is blocked (a
+// dirty or diverged checkout, a rewritten upstream), else known. The repo
+// state's Upstream stays the last tip a sync accepted: it is the "known"
+// Sync detects a rewrite against, and must not move while blocked.
+func fetchedUpstream(res syncer.Result, known string) string {
+	if res.Upstream != "" {
+		return res.Upstream
+	}
+	return known
+}
+
+// shownUpstream is the upstream tip status shows now: the snapshot's (the
+// last fetch, or the last write-back that landed), else known.
+func (w *worker) shownUpstream(known string) string {
+	if up := w.snapshot().upstream; up != "" {
+		return up
+	}
+	return known
+}
+
+// noteLanded shows the commits a write-back pushed (call it with gitMu
+// held): the checkout's HEAD, and the last landed commit as the upstream
+// tip, which it is on the remote since the push. A deployment's write-backs
+// move both while its run holds the loop (no sync then), and status must
+// not show the tips of before the run. The count behind waits for the next
+// count (the run's end, or the next sync).
+func (w *worker) noteLanded(outcomes []syncer.Outcome) {
+	landed := ""
+	for _, o := range outcomes {
+		if o.Status == syncer.OutcomeLanded && o.Commit != "" {
+			landed = o.Commit
+		}
+	}
+	if landed == "" {
+		return
+	}
+	head := w.repo.Head()
+	w.setSnap(func(s *snapshot) { s.head, s.upstream = head, landed })
+}
+
+// stepsRunning is the step each instance of a run is in: the executor
+// reports a step when it ends (and the store records it then), so the
+// step in progress is known only here, for the status page's deployment
+// card and `deployments show`.
+type stepsRunning struct {
+	mu sync.Mutex
+	m  map[string]runningStep // by instance
+}
+
+type runningStep struct {
+	run  store.RunID
+	step string
+}
+
+// start notes that instance starts step in run (before its first attempt).
+func (s *stepsRunning) start(run store.RunID, instance, step string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]runningStep{}
+	}
+	s.m[instance] = runningStep{run: run, step: step}
+}
+
+// step is the step instance last started in run, or "".
+func (s *stepsRunning) step(run store.RunID, instance string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.m[instance]; ok && r.run == run {
+		return r.step
+	}
+	return ""
+}
+
+// withRunningSteps fills in the step of a deployment's running instances
+// from its repo's worker: the step each started last in the deployment's
+// current run.
+func (d *Daemon) withRunningSteps(a deployer.Deployment, err error) (deployer.Deployment, error) {
+	if err != nil || len(a.Runs) == 0 {
+		return a, err
+	}
+	w, werr := d.worker(a.Repo)
+	if werr != nil {
+		return a, nil
+	}
+	run := store.RunID(a.Runs[len(a.Runs)-1])
+	for i, in := range a.Instances {
+		if in.Status == deployer.InstanceRunning && in.Step == "" {
+			a.Instances[i].Step = w.steps.step(run, in.Name)
+		}
+	}
+	return a, nil
 }
 
 // setBehind fills r's Behind from the last count when it was made for r's

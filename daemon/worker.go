@@ -57,7 +57,8 @@ type worker struct {
 	// gitKept is the checkout's guarded git files as the daemon left them
 	// (gitguard.go); under gitMu.
 	gitKept syncer.GitDirSnapshot
-	behind  behindCount // commits not deployed yet (statuspage.go)
+	behind  behindCount  // commits not deployed yet (statuspage.go)
+	steps   stepsRunning // the step each instance of a run is in (statuspage.go)
 
 	mu      sync.Mutex
 	pending []request
@@ -88,6 +89,10 @@ type worker struct {
 	// held marks instances whose edit is held in a push intervention during
 	// the current run (guarded by gitMu): no step-failed on top of it.
 	held map[string]bool
+	// partialReplay maps an instance to why a scenario replay running now
+	// does not finish its step-failed (set and read on the worker
+	// goroutine: daemon/replay_scenario.go).
+	partialReplay map[string]string
 	// writer lets one instance-writing step run at a time: a write-back
 	// needs every other tracked file clean.
 	writer chan struct{}

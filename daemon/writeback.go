@@ -252,6 +252,7 @@ func (w *worker) writeBackSettle(ctx context.Context, entries []store.JournalEnt
 	}
 	outcomes, wbErr := w.repo.WriteBack(ctx, changes, w.cfg.PushAttempts)
 	w.keepGitFiles()
+	w.noteLanded(outcomes)
 	failpoint(fpWrittenBack)
 	out := make([]settled, len(entries))
 	for i, e := range entries {

@@ -195,6 +195,36 @@ func TestBadOutputLineFailsStep(t *testing.T) {
 	}
 }
 
+// A step that replaces DEPLOYER_OUTPUT with a FIFO or a symlink fails at
+// once: reading the FIFO blocked the run past its timeout and the
+// daemon's stop, until someone wrote outputs into it.
+func TestOutputFileReplacedFailsStep(t *testing.T) {
+	for name, body := range map[string]string{
+		"fifo":    `rm -f "$DEPLOYER_OUTPUT"; mkfifo "$DEPLOYER_OUTPUT"`,
+		"symlink": `rm -f "$DEPLOYER_OUTPUT"; ln -s /etc/hostname "$DEPLOYER_OUTPUT"`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := newRepo(t, "a")
+			e, _ := testExecutor(t)
+			s := step("configure", script(t, root, "swap.sh", body))
+			done := make(chan []executor.StepResult, 1)
+			go func() {
+				all, _ := run(t, e, job(root, "a", s))
+				done <- all
+			}()
+			select {
+			case all := <-done:
+				wantStatus(t, all[0], executor.StatusFailed)
+				if !strings.Contains(all[0].Reason, "the step replaced it with a") {
+					t.Errorf("reason %q, want it to say the step replaced DEPLOYER_OUTPUT", all[0].Reason)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("the run did not end 20 s after its step exited: reading DEPLOYER_OUTPUT blocks")
+			}
+		})
+	}
+}
+
 func TestCleanEnvironment(t *testing.T) {
 	t.Setenv("DEPLOYER_TEST_LEAK", "leaked")
 	root := newRepo(t, "a")

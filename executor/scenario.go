@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,16 +41,18 @@ type Scenario struct {
 	// and per-step ones as usual.
 	Env    map[string]string `json:"env,omitempty" yaml:"env,omitempty"`
 	DryRun bool              `json:"dry_run,omitempty" yaml:"dry_run,omitempty"`
-	// HostEnv names host variables taken from the host running the scenario
-	// (only those its executor's StepEnv allows).
+	// HostEnv names the host variables the step got where the scenario was
+	// recorded (never their values). It is informational: the variables a
+	// run passes are the step_env in force (StepEnvFor).
 	HostEnv []string `json:"host_env,omitempty" yaml:"host_env,omitempty"`
 	// Secrets names the secrets the step gets; their values come from the
 	// host running the scenario (Target.Secrets).
 	Secrets           []string          `json:"secrets,omitempty" yaml:"secrets,omitempty"`
 	DependencyOutputs map[string]string `json:"dependency_outputs,omitempty" yaml:"dependency_outputs,omitempty"`
 	// StepEnv and AllowStepDirs are the host config's step_env and
-	// allow_step_dirs that applied where the attempt was recorded; a local
-	// run uses them unless its own host config (or flags) say otherwise.
+	// allow_step_dirs that applied where the attempt was recorded; a run
+	// uses them unless its own host config (or flags) say otherwise
+	// (StepEnvFor, AllowStepDirsFor).
 	StepEnv       []string `json:"step_env,omitempty" yaml:"step_env,omitempty"`
 	AllowStepDirs []string `json:"allow_step_dirs,omitempty" yaml:"allow_step_dirs,omitempty"`
 	// Recorded says where the scenario was exported from; informational.
@@ -132,9 +136,12 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	var s string
 	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("duration: %w", err)
+		return fmt.Errorf("line %d: duration: %w", n.Line, err)
 	}
-	return d.parse(s)
+	if err := d.parse(s); err != nil {
+		return fmt.Errorf("line %d: %w (want a duration like \"30s\")", n.Line, err)
+	}
+	return nil
 }
 
 func (d *Duration) parse(s string) error {
@@ -153,12 +160,16 @@ type ExportOptions struct {
 	// of the recorded InstanceBlob), so the scenario runs in any checkout.
 	InstanceXML []byte
 	Expect      *Expect
+	// YAML writes the scenario as YAML rather than JSON (LoadScenario
+	// reads both).
+	YAML bool
 }
 
 // derivedEnv are variables the executor sets itself; a scenario omits them.
 var derivedEnv = []string{EnvInstance, EnvInstanceFile, EnvStep, EnvOutput, EnvDryRun}
 
-// ExportScenario writes a recorded attempt as a scenario file (JSON).
+// ExportScenario writes a recorded attempt as a scenario file (JSON, or
+// YAML with opts.YAML).
 func ExportScenario(r StepResult, opts ExportOptions) ([]byte, error) {
 	if len(r.Argv) == 0 {
 		return nil, fmt.Errorf("export scenario: %w: %s of %s did not run (%s)", ErrScenarioInvalid, r.Step, r.Instance, r.Status)
@@ -191,6 +202,13 @@ func ExportScenario(r StepResult, opts ExportOptions) ([]byte, error) {
 		}
 	}
 	slices.Sort(sc.HostEnv)
+	if opts.YAML {
+		out, err := yaml.Marshal(sc)
+		if err != nil {
+			return nil, fmt.Errorf("export scenario: %w", err)
+		}
+		return out, nil
+	}
 	out, err := json.MarshalIndent(sc, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("export scenario: %w", err)
@@ -200,12 +218,19 @@ func ExportScenario(r StepResult, opts ExportOptions) ([]byte, error) {
 
 // LoadScenario decodes and validates a scenario file, JSON or YAML.
 func LoadScenario(data []byte) (Scenario, error) {
+	return LoadScenarioFile("", data)
+}
+
+// LoadScenarioFile is LoadScenario for the file name (""): a decoding
+// problem names the field as the format does and where it is
+// ("unknown field output_match in expect (s.yaml:6)"), not Go types.
+func LoadScenarioFile(name string, data []byte) (Scenario, error) {
 	var sc Scenario
 	if err := checkVersion(data); err != nil {
 		return sc, err
 	}
 	if err := decodeStrict(data, &sc); err != nil {
-		return sc, fmt.Errorf("load scenario: %w: %v", ErrScenarioInvalid, err)
+		return sc, fmt.Errorf("load scenario: %w: %s", ErrScenarioInvalid, decodeProblem(name, data, err))
 	}
 	if err := sc.validate(); err != nil {
 		return sc, fmt.Errorf("load scenario: %w", err)
@@ -240,12 +265,117 @@ func checkVersion(data []byte) error {
 	return nil
 }
 
+// jsonError is a JSON decoding error and the line it was found at.
+type jsonError struct {
+	line int
+	err  error
+}
+
+func (e jsonError) Error() string { return e.err.Error() }
+
+// scenarioTypes are the format's names of the types a decoder names.
+var scenarioTypes = map[string]string{
+	"executor.Scenario": "the scenario", "executor.Expect": "expect", "executor.ScenarioInstance": "instance",
+	"executor.ScenarioRecord": "recorded", "executor.Duration": "a duration", "manifest.Edit": "an edit",
+	"map[string]string": "a map of strings", "[]string": "a list of strings", "*[]manifest.Edit": "a list of edits",
+	"[]manifest.Edit": "a list of edits", "manifest.StepName": "a step name", "manifest.InstanceName": "an instance name",
+	"executor.Status": "a status", "time.Time": "a time", "*string": "a string", "*int": "an integer", "*executor.Expect": "expect",
+	"*executor.ScenarioRecord": "recorded",
+}
+
+var (
+	yamlUnknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type (\S+)$`)
+	yamlLine         = regexp.MustCompile(`^line (\d+): (.*)$`)
+	yamlCannot       = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+) ?(`[^`]*`)? into (\\S+)$")
+)
+
+// plainTypes replaces the Go type names a decoder's message holds with
+// the format's names.
+func plainTypes(msg string) string {
+	keys := slices.Collect(maps.Keys(scenarioTypes))
+	slices.SortFunc(keys, func(a, b string) int { return len(b) - len(a) })
+	for _, k := range keys {
+		msg = strings.ReplaceAll(msg, k, scenarioTypes[k])
+	}
+	return msg
+}
+
+// decodeProblem words a decoding error in the format's terms, with the
+// file and line: "unknown field output_match in expect (s.yaml:6)".
+func decodeProblem(name string, data []byte, err error) string {
+	at := func(line int) string {
+		if name == "" {
+			return fmt.Sprintf("(line %d)", line)
+		}
+		return fmt.Sprintf("(%s:%d)", name, line)
+	}
+	plain := plainTypes
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var out []string
+		for _, e := range te.Errors {
+			if m := yamlUnknownField.FindStringSubmatch(e); m != nil {
+				line, _ := strconv.Atoi(m[1])
+				out = append(out, fmt.Sprintf("unknown field %s in %s %s", m[2], plain(m[3]), at(line)))
+			} else if m := yamlCannot.FindStringSubmatch(e); m != nil {
+				line, _ := strconv.Atoi(m[1])
+				want := map[string]string{"int": "an integer", "string": "a string", "bool": "true or false"}[m[4]]
+				if want == "" {
+					want = plain(m[4])
+				}
+				got := map[string]string{"seq": "a list", "map": "a map", "str": "a string", "int": "a number", "bool": "a boolean"}[m[2]]
+				if got == "" {
+					got = m[2]
+				}
+				if m[3] != "" {
+					got += " " + m[3]
+				}
+				out = append(out, fmt.Sprintf("want %s, not %s %s", want, got, at(line)))
+			} else if m := yamlLine.FindStringSubmatch(e); m != nil {
+				line, _ := strconv.Atoi(m[1])
+				out = append(out, fmt.Sprintf("%s %s", plain(strings.TrimPrefix(m[2], "cannot unmarshal ")), at(line)))
+			} else {
+				out = append(out, plain(e))
+			}
+		}
+		return strings.Join(out, "; ")
+	}
+	var je jsonError
+	if errors.As(err, &je) {
+		msg := strings.TrimPrefix(je.err.Error(), "json: ")
+		var ut *json.UnmarshalTypeError
+		if errors.As(je.err, &ut) {
+			msg = fmt.Sprintf("%s: want %s, not %s", ut.Field, plain(ut.Type.String()), ut.Value)
+		}
+		if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
+			msg = "unknown field " + strings.Trim(f, `"`)
+		}
+		return fmt.Sprintf("%s %s", plain(msg), at(je.line))
+	}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return fmt.Sprintf("%s %s", plain(m[2]), at(line))
+	}
+	return plain(msg)
+}
+
 func decodeStrict(data []byte, sc *Scenario) error {
 	if isJSON(data) {
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(sc); err != nil {
-			return err
+			off := dec.InputOffset()
+			var se *json.SyntaxError
+			if errors.As(err, &se) {
+				off = se.Offset
+			}
+			var ut *json.UnmarshalTypeError
+			if errors.As(err, &ut) {
+				off = ut.Offset
+			}
+			off = min(max(off, 0), int64(len(data)))
+			return jsonError{line: bytes.Count(data[:off], []byte("\n")) + 1, err: err}
 		}
 		if dec.More() {
 			return errors.New("data after the scenario object")

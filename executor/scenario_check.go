@@ -153,7 +153,7 @@ func (e *Executor) testFile(ctx context.Context, t Target, path string) Scenario
 	if err != nil {
 		return ScenarioOutcome{Err: fmt.Errorf("test scenario: %w", err)}
 	}
-	sc, err := LoadScenario(data)
+	sc, err := LoadScenarioFile(filepath.Base(path), data)
 	if err != nil {
 		return ScenarioOutcome{Err: err}
 	}

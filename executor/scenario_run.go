@@ -18,7 +18,11 @@ import (
 // Target is what a scenario run takes from the host it runs on rather than
 // from the scenario.
 type Target struct {
-	RepoRoot      string
+	RepoRoot string
+	// StepEnv and AllowStepDirs are this host's step_env and
+	// allow_step_dirs (flags or host config); nil means none was given,
+	// and the scenario's recorded ones apply (ScenarioStepEnv).
+	StepEnv       []string
 	AllowStepDirs []string
 	// Secrets holds the values of the scenario's secret names (from the
 	// repository's env files); a name without a value is an error.
@@ -75,7 +79,7 @@ func (e *Executor) runScenario(ctx context.Context, t Target, sc Scenario, resto
 	defer ws.close()
 	jr := e.newJobRun(job, nil, ws[job.RepoRoot])
 	jr.literal, jr.split = true, true
-	jr.allow = sc.allowedHostEnv(e.opts.StepEnv)
+	jr.allow, _ = sc.StepEnvFor(t.StepEnv)
 	r, _ := e.attempt(ctx, jr, job.Steps[0], 1, false)
 	if files.after, err = readIfExists(file); err != nil {
 		return r, files, fmt.Errorf("run scenario: read instance: %w", err)
@@ -123,7 +127,7 @@ func (sc Scenario) job(t Target) (Job, error) {
 	maps.Copy(env, se.Env())
 	return Job{
 		RepoRoot:      t.RepoRoot,
-		AllowStepDirs: t.AllowStepDirs,
+		AllowStepDirs: sc.AllowStepDirsFor(t.AllowStepDirs),
 		Instance:      manifest.Instance{Name: sc.Instance.Name, File: sc.Instance.File},
 		Steps:         []manifest.Step{{Name: sc.Step, Run: sc.Run, Args: sc.Args, Timeout: time.Duration(sc.Timeout), Writes: sc.Writes}},
 		Env:           env,
@@ -133,15 +137,55 @@ func (sc Scenario) job(t Target) (Job, error) {
 	}, nil
 }
 
-// allowedHostEnv is the scenario's host variables that the host allows.
-func (sc Scenario) allowedHostEnv(allow []string) []string {
-	var names []string
+// DefaultStepEnv is the step_env of a host config that names none, and of
+// a scenario run where neither this host nor the scenario names one.
+var DefaultStepEnv = []string{"PATH", "HOME", "LANG", "TZ"}
+
+// Where the step_env of a scenario run comes from (StepEnvFor).
+const (
+	StepEnvFromHost     = "this host"
+	StepEnvFromScenario = "the scenario's step_env"
+	StepEnvFromDefault  = "the default"
+)
+
+// StepEnvFor is the one rule for the host variables a scenario's step gets,
+// wherever it runs (step run --scenario, step test, replay --scenario on a
+// daemon): the step_env in force, which is this host's (host: flags or
+// host config; a daemon always has one) when given, else the scenario's
+// recorded step_env, else DefaultStepEnv; of those names, the ones set on
+// the host running it are passed. The scenario's host_env (the names that
+// were set where it was recorded) adds nothing: it is what a run compares
+// with (UnpassedHostEnv). from says which of the three applied.
+func (sc Scenario) StepEnvFor(host []string) (names []string, from string) {
+	switch {
+	case host != nil:
+		return slices.Clone(host), StepEnvFromHost
+	case len(sc.StepEnv) > 0:
+		return slices.Clone(sc.StepEnv), StepEnvFromScenario
+	}
+	return slices.Clone(DefaultStepEnv), StepEnvFromDefault
+}
+
+// AllowStepDirsFor is the same rule for allow_step_dirs: this host's when
+// given (host not nil, possibly empty), else the scenario's recorded ones.
+func (sc Scenario) AllowStepDirsFor(host []string) []string {
+	if host != nil {
+		return slices.Clone(host)
+	}
+	return slices.Clone(sc.AllowStepDirs)
+}
+
+// UnpassedHostEnv are the scenario's host_env names (set where it was
+// recorded) that a run with step_env names will not pass: not in it, or
+// not set on this host (lookup: os.LookupEnv).
+func (sc Scenario) UnpassedHostEnv(names []string, lookup func(string) (string, bool)) []string {
+	var out []string
 	for _, n := range sc.HostEnv {
-		if slices.Contains(allow, n) {
-			names = append(names, n)
+		if _, set := lookup(n); !set || !slices.Contains(names, n) {
+			out = append(out, n)
 		}
 	}
-	return names
+	return out
 }
 
 // instancePath returns the instance file's path, refusing one that leaves

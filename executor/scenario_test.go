@@ -263,3 +263,62 @@ func TestScenarioStdoutStderr(t *testing.T) {
 		t.Errorf("swapped streams: got %q, want %q", o.Mismatches, want)
 	}
 }
+
+// TestScenarioStepEnvRule: the step_env in force is the host's when given,
+// else the scenario's recorded one, else the default; host_env adds
+// nothing (a hand-written scenario without it still gets PATH and HOME).
+func TestScenarioStepEnvRule(t *testing.T) {
+	t.Setenv("DEPLOYER_TEST_HOSTVAR", "host-value")
+	t.Setenv("HOME", "/home/test")
+	root := newRepo(t, "a")
+	script(t, root, "env.sh", `env | grep -E '^(PATH|HOME|DEPLOYER_TEST_HOSTVAR)=' | cut -d= -f1 | sort`)
+	e, _ := testExecutor(t)
+	base := executor.Scenario{Version: 1, Step: "s", Run: "scripts/env.sh", Instance: executor.ScenarioInstance{Name: "a", File: "instances/a.xml"}}
+	recorded := base
+	recorded.StepEnv, recorded.HostEnv = []string{"PATH", "DEPLOYER_TEST_HOSTVAR"}, []string{"HOME"}
+	for _, c := range []struct {
+		name     string
+		sc       executor.Scenario
+		host     []string
+		want     string
+		wantFrom string
+	}{
+		{"hand-written", base, nil, "HOME\nPATH\n", executor.StepEnvFromDefault},
+		{"recorded step_env", recorded, nil, "DEPLOYER_TEST_HOSTVAR\nPATH\n", executor.StepEnvFromScenario},
+		{"host's step_env", recorded, []string{"HOME"}, "HOME\n", executor.StepEnvFromHost},
+		{"host's empty step_env", recorded, []string{}, "", executor.StepEnvFromHost},
+	} {
+		if _, from := c.sc.StepEnvFor(c.host); from != c.wantFrom {
+			t.Errorf("%s: step_env from %q, want %q", c.name, from, c.wantFrom)
+		}
+		r, err := e.RunScenario(context.Background(), executor.Target{RepoRoot: root, StepEnv: c.host}, c.sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.OutputHead != c.want {
+			t.Errorf("%s: the step got %q, want %q", c.name, r.OutputHead, c.want)
+		}
+	}
+	names, _ := recorded.StepEnvFor(nil)
+	if got := recorded.UnpassedHostEnv(names, os.LookupEnv); !slices.Equal(got, []string{"HOME"}) {
+		t.Errorf("unpassed host_env: %v, want [HOME]", got)
+	}
+}
+
+// TestLoadScenarioProblemsInTheFormatsWords: decoding problems name the
+// field as the format does and the file and line, never Go type names.
+func TestLoadScenarioProblemsInTheFormatsWords(t *testing.T) {
+	for _, c := range []struct{ name, data, want string }{
+		{"s.yaml", "version: 1\nstep: s\ninstance: {name: a, file: instances/a.xml}\nrun: x\nexpect:\n  output_match: [x]\n", "unknown field output_match in expect (s.yaml:6)"},
+		{"s.yaml", "version: 1\nstep: s\nbogus: 1\n", "unknown field bogus in the scenario (s.yaml:3)"},
+		{"s.yaml", "version: 1\nstep: s\nexpect:\n  exit_code: abc\n", "want an integer, not a string `abc` (s.yaml:4)"},
+		{"s.yaml", "version: 1\nstep: s\ntimeout: 5\n", `missing unit in duration "5" (want a duration like "30s") (s.yaml:3)`},
+		{"s.json", "{\"version\": 1,\n \"step\": \"s\",\n \"bogus\": 1}\n", "unknown field bogus (s.json:3)"},
+		{"s.json", "{\"version\": 1,\n \"args\": \"x\"}\n", "args: want a list of strings, not string (s.json:2)"},
+	} {
+		_, err := executor.LoadScenarioFile(c.name, []byte(c.data))
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "executor.") {
+			t.Errorf("%q: got %v, want %q", c.data, err, c.want)
+		}
+	}
+}

@@ -179,7 +179,7 @@ func (v *validator) step(n *node) Step {
 	if a, ok := as["run"]; !ok || a.value == "" {
 		v.add(n.start, `add run="scripts/..."`, "%s: missing attribute \"run\"", label)
 	} else if msg := v.checkRun(a.value); msg != "" {
-		v.add(a.start, "run is a path inside the repository (e.g. scripts/configure.sh) or under an allowed step directory", "%s: run %s", label, msg)
+		v.add(a.start, "run is a path inside the repository (e.g. scripts/configure.sh) or under a directory the host config's allow_step_dirs lists (validate, plan and step run: --config FILE, or --allow-step-dir DIR)", "%s: run %s", label, msg)
 	} else {
 		s.Run = cleanRun(a.value)
 	}

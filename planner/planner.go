@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -78,16 +79,19 @@ func Steps(m *manifest.Manifest) ([]manifest.Step, error) {
 }
 
 // Files returns the instance files in.Head plans relative to in.Base,
-// sorted by file, each with its reasons: every instance when the on-change
-// steps changed (a step script, or their definitions in the manifest),
-// else the instance files that changed. steps are Steps(in.Manifest).
+// sorted by file, each with its reasons: every instance file of the head
+// (valid or not) and every changed one it removed when the on-change steps
+// changed (a step script, or their definitions in the manifest), else the
+// instance files that changed. Whatever else changed, a changed instance
+// file is always listed: Read says whether it is invalid or removed.
+// steps are Steps(in.Manifest).
 func Files(in Input, steps []manifest.Step) ([]Planned, error) {
 	if len(steps) == 0 {
 		return nil, nil
 	}
 	paths, err := in.Git.ChangedPaths(in.Base, in.Head)
 	if err != nil {
-		return nil, fmt.Errorf("changed paths %s..%s: %w", short(in.Base), short(in.Head), err)
+		return nil, fmt.Errorf("compare %s..%s: %w", short(in.Base), short(in.Head), err)
 	}
 	inPaths := make(map[string]bool, len(paths))
 	for _, p := range paths {
@@ -97,17 +101,26 @@ func Files(in Input, steps []manifest.Step) ([]Planned, error) {
 		return inPaths[file] && in.Manifest.MatchesInstancePath(file) && (in.Deployed == nil || !in.Deployed(file))
 	}
 	if common := StepReasons(in, steps, paths); len(common) > 0 {
-		all, err := in.Manifest.ListInstances(in.Dir)
-		if err != nil && len(all) == 0 {
-			return nil, fmt.Errorf("list instances: %w", err)
+		// Every instance file of the head, valid or not (an invalid one is
+		// listed, to be reported, never left out), and every changed one
+		// the head removed.
+		files, err := instanceFiles(in.Manifest, in.Dir)
+		if err != nil {
+			return nil, err
 		}
-		out := make([]Planned, len(all))
-		for i, inst := range all {
+		for _, p := range paths {
+			if changed(p) && !slices.Contains(files, p) {
+				files = append(files, p)
+			}
+		}
+		slices.Sort(files)
+		out := make([]Planned, len(files))
+		for i, file := range files {
 			var reasons []string
-			if changed(inst.File) {
+			if changed(file) {
 				reasons = append(reasons, ReasonInstanceChanged)
 			}
-			out[i] = Planned{File: inst.File, Reasons: append(reasons, common...)}
+			out[i] = Planned{File: file, Reasons: append(reasons, common...)}
 		}
 		return out, nil
 	}
@@ -119,6 +132,27 @@ func Files(in Input, steps []manifest.Step) ([]Planned, error) {
 	}
 	slices.SortFunc(out, func(a, b Planned) int { return strings.Compare(a.File, b.File) })
 	return out, nil
+}
+
+// instanceFiles lists the files of dir (the head's tree) that the
+// manifest's instance pattern matches, valid or not: a missing instances
+// directory holds none.
+func instanceFiles(m *manifest.Manifest, dir string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(m.Instances.Dir)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list instances: %w", err)
+	}
+	var files []string
+	for _, e := range entries {
+		file := path.Join(m.Instances.Dir, e.Name())
+		if !e.IsDir() && m.MatchesInstancePath(file) {
+			files = append(files, file)
+		}
+	}
+	return files, nil
 }
 
 // StepReasons says why the on-change steps differ from in.Base, given the

@@ -223,3 +223,31 @@ func TestNoOnChangeStepsPlansNothing(t *testing.T) {
 		t.Fatalf("Files = %v, %v; want none (and git not read)", files, err)
 	}
 }
+
+// A commit range that changes a step script and adds an invalid instance
+// file and removes another lists both: the invalid one must reach the
+// reports (the daemon's instance-invalid, plan's table), the removed one
+// is skipped there. Before, the step's "every instance" held the valid
+// instances only and both went unreported.
+func TestStepScriptChangedListsInvalidAndRemovedFiles(t *testing.T) {
+	r := newRepo(t)
+	r.write("instances/delta.xml", "<instance name=\"delta\">\n<app\n</instance>\n")
+	if err := os.Remove(filepath.Join(r.dir, "instances", "alpha.xml")); err != nil {
+		t.Fatal(err)
+	}
+	r.write("instances/epsilon.xml", `<instance name="beta"><app version="2"/></instance>`+"\n")
+	r.write("scripts/configure.sh", "#!/bin/sh\necho configure\n#x\n")
+	r.commit("delta broken, alpha gone, configure changed")
+	got := r.plan(nil)
+	step := planner.ReasonStepChanged + ": scripts/configure.sh (step configure)"
+	want := map[string][]string{
+		"instances/alpha.xml":   {planner.ReasonInstanceChanged, step},
+		"instances/beta.xml":    {step},
+		"instances/delta.xml":   {planner.ReasonInstanceChanged, step},
+		"instances/epsilon.xml": {planner.ReasonInstanceChanged, step},
+		"instances/gamma.xml":   {step},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("plan = %v, want %v", got, want)
+	}
+}

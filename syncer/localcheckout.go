@@ -1,11 +1,13 @@
 package syncer
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // LocalRemote returns the URL of the remote of the checkout in dir
@@ -56,4 +58,30 @@ func LocalBlob(dir, id string) ([]byte, error) {
 	}
 	defer r.Close()
 	return io.ReadAll(r)
+}
+
+// LocalFileBlob returns the blob id of file (a slash path) at commit in
+// the checkout in dir; "" when the commit has no such file. deployer step
+// run compares it with the checkout's file to tell a clean instance file
+// from an edited one.
+func LocalFileBlob(dir, commit, file string) (string, error) {
+	if !plumbing.IsHash(commit) {
+		return "", fmt.Errorf("%q is not a commit id", commit)
+	}
+	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
+	if err != nil {
+		return "", fmt.Errorf("open %s: %w", dir, err)
+	}
+	c, err := repo.CommitObject(plumbing.NewHash(commit))
+	if err != nil {
+		return "", fmt.Errorf("commit %s: %w", commit, err)
+	}
+	f, err := c.File(file)
+	if errors.Is(err, object.ErrFileNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s at %s: %w", file, commit, err)
+	}
+	return f.Hash.String(), nil
 }

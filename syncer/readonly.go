@@ -49,6 +49,13 @@ func (o *ReadOnly) Resolve(rev string) (string, error) {
 	return c.Hash.String(), nil
 }
 
+// Shallow reports whether the clone's history is shallow (a clone or
+// fetch with --depth): some of its commits' parents are not in it.
+func (o *ReadOnly) Shallow() (bool, error) {
+	hs, err := o.r.repo.Storer.Shallow()
+	return len(hs) > 0, err
+}
+
 // Parent returns the first parent of commit, or "" for a root commit.
 func (o *ReadOnly) Parent(commit string) (string, error) {
 	c, err := o.r.commit(commit)

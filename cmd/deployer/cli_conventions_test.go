@@ -605,7 +605,7 @@ func TestCheckConfigSocketGroup(t *testing.T) {
 		t.Skipf("this process's group has no name: %v", err)
 	}
 	out, stderr, code := runCLI(t, "--config", write(existing.Name), "daemon", "--check-config")
-	if code != 0 || !strings.Contains(out, ": ok (1 repos") {
+	if code != 0 || !strings.Contains(out, ": ok (1 repo,") {
 		t.Errorf("check-config with group %s: exit %d\n%s%s", existing.Name, code, out, stderr)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -51,25 +52,55 @@ error. Exit status: 0 valid (or clean stop), 1 error.`,
 				path = defaultConfigPath
 			}
 			cfg, err := loadConfig(path)
+			if o.checkConfig {
+				return checkConfig(cmd.OutOrStdout(), path, cfg, err)
+			}
 			if err != nil {
 				return err
-			}
-			if o.checkConfig {
-				lines, problems := checkCerts(cfg, time.Now())
-				for _, l := range lines {
-					fmt.Fprintln(cmd.OutOrStdout(), l)
-				}
-				if len(problems) > 0 {
-					return &ConfigError{Problems: problems}
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d repos, %d certificates)\n", path, len(cfg.Repos), len(certUses(cfg)))
-				return nil
 			}
 			return runDaemon(cmd.Context(), cfg, path, newLogger(cfg.Log, os.Stderr))
 		},
 	}
 	cmd.Flags().BoolVar(&o.checkConfig, "check-config", false, "only validate the config file")
 	return cmd
+}
+
+// checkConfig is daemon --check-config: every problem of the file at
+// once (its checks, the files it names that cannot be read, its
+// certificates), each as file:line: message, then how many there are.
+func checkConfig(w io.Writer, path string, cfg *Config, err error) error {
+	var problems []string
+	var ce *ConfigError
+	switch {
+	case errors.As(err, &ce):
+		problems = ce.Problems
+		if cfg != nil {
+			problems = append(problems, cfg.fileProblems()...)
+			sortByLine(path, problems)
+		}
+	case err != nil:
+		return err
+	default:
+		lines, certProblems := checkCerts(cfg, time.Now())
+		for _, l := range lines {
+			fmt.Fprintln(w, l)
+		}
+		problems = append(cfg.fileProblems(), certProblems...)
+	}
+	if len(problems) > 0 {
+		n := plural(len(problems), "problem", "problems")
+		return &ConfigError{Problems: append(problems, fmt.Sprintf("%s: %s; fix and run deployer daemon --check-config again", path, n))}
+	}
+	fmt.Fprintf(w, "%s: ok (%s, %s)\n", path, plural(len(cfg.Repos), "repo", "repos"), plural(len(certUses(cfg)), "certificate", "certificates"))
+	return nil
+}
+
+// plural is "1 repo", "2 repos".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // runDaemon serves the API and runs the pipeline until ctx is done.
@@ -93,7 +124,7 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 			log.Warn().Str("check", l).Msg("tls certificate")
 		}
 	}
-	go watchHUP(ctx, path, d, certs, log)
+	go watchHUP(ctx, path, cfg, d, certs, log)
 	go notifySystemd(ctx, d, cfg.Listen.Socket, log)
 	log.Info().Str("host", opts.Host).Str("state", d.StatePath()).Str("socket", cfg.Listen.Socket).Int("repos", len(cfg.Repos)).Msg("daemon started")
 	err = d.Serve(ctx)
@@ -257,9 +288,11 @@ func notifySystemd(ctx context.Context, d *daemon.Daemon, socket string, log zer
 
 // watchHUP re-reads the config on SIGHUP: the log level and the limits
 // follow it and repos are added, removed or restarted with their new
-// settings while the others go on; an invalid file changes nothing. Listeners and the state dir need a
-// restart.
-func watchHUP(ctx context.Context, path string, d *daemon.Daemon, certs *certCollector, log zerolog.Logger) {
+// settings while the others go on; an invalid file changes nothing. The
+// other keys (listeners, the state dir, notify, ...) need a restart: a
+// change of one is logged as a warning naming it, at every SIGHUP until
+// the restart. running is the config the daemon started with.
+func watchHUP(ctx context.Context, path string, running *Config, d *daemon.Daemon, certs *certCollector, log zerolog.Logger) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
 	defer signal.Stop(ch)
@@ -284,6 +317,9 @@ func watchHUP(ctx context.Context, path string, d *daemon.Daemon, certs *certCol
 				log.Info().Strs("added", added).Strs("removed", removed).Strs("changed", changed).Str("log_level", cfg.Log.Level).
 					Int64("instance_file_bytes", lim.InstanceFileBytes).Int("xml_depth", lim.XMLDepth).Bool("limits_changed", limitsChanged).
 					Msg("SIGHUP: config reloaded")
+				if keys := restartKeys(running, cfg); len(keys) > 0 {
+					log.Warn().Strs("keys", keys).Msg("SIGHUP: changed, but applied only at a restart (systemctl restart deployer): " + strings.Join(keys, ", ") + "; until then the daemon keeps the values it started with")
+				}
 			}
 		}
 		if err != nil {
@@ -291,6 +327,38 @@ func watchHUP(ctx context.Context, path string, d *daemon.Daemon, certs *certCol
 		}
 		_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyReady)
 	}
+}
+
+// restartKeys lists the keys whose change SIGHUP does not apply: every
+// listen.* key by name, the other sections as a whole. The repos, the
+// limits and log.level are reloaded.
+func restartKeys(running, next *Config) []string {
+	var keys []string
+	a, b := reflect.ValueOf(running.Listen), reflect.ValueOf(next.Listen)
+	for i := 0; i < a.NumField(); i++ {
+		if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+			name, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("yaml"), ",")
+			keys = append(keys, "listen."+name)
+		}
+	}
+	for _, k := range []struct {
+		key  string
+		a, b any
+	}{
+		{"host", running.Host, next.Host},
+		{"datacenter", running.Datacenter, next.Datacenter},
+		{"state_dir", running.StateDir, next.StateDir},
+		{"log.format", running.Log.Format, next.Log.Format},
+		{"allow_step_dirs", running.AllowStepDirs, next.AllowStepDirs},
+		{"step_env", running.StepEnv, next.StepEnv},
+		{"shutdown_grace", running.ShutdownGrace, next.ShutdownGrace},
+		{"notify", running.Notify, next.Notify},
+	} {
+		if !reflect.DeepEqual(k.a, k.b) {
+			keys = append(keys, k.key)
+		}
+	}
+	return keys
 }
 
 func daemonOpts(cfg *Config, log zerolog.Logger) (daemon.Options, error) {

@@ -91,7 +91,7 @@ func (demoPrinter) Plan(w io.Writer, dir, rev string) error {
 	}
 	printPlan(w, res)
 	if len(res.Problems) > 0 {
-		return fmt.Errorf("plan of %s: %d problems", shortID(res.Commit), len(res.Problems))
+		return fmt.Errorf("plan of %s: %s", shortID(res.Commit), problemCount(len(res.Problems)))
 	}
 	return nil
 }

@@ -38,9 +38,16 @@ Each instance's steps run at the commit that holds its edit (DEPLOYER_COMMIT,
 with '@', '=' and quotes: --set "/instance/app[@name='worker']@version=1.10.0".
 --select, --where and the edits are checked before anything is queued.
 
+Without --set/--text the files are not changed and the steps run at HEAD
+(DEPLOYER_COMMIT is the commit the run started at). With --dry-run nothing is
+written: the steps see the files without the edits, at HEAD.
+
 Exit status: 0 queued (with --wait: every instance succeeded), 1 error, no
 instance matches --select/--where ("0 of N instances match"), or (with --wait)
-an instance did not succeed, 2 usage (a malformed --select, --where or edit).`,
+an instance did not succeed, 2 usage (a malformed --select, --where or edit,
+or an edit whose path matches no element or several in a selected instance),
+3 (with --wait) the deployment ended with a new intervention (a step-failed,
+a push-conflict): see deployer interventions.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
@@ -114,7 +121,7 @@ func newDeploymentsCmd(g *globalOptions) *cobra.Command {
 			t := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(t, "ID\tREPO\tSTATE\tSELECT\tINSTANCES\tCREATED")
 			for _, d := range ds {
-				printf(t, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Repo, d.State, d.Request.Select, countSummary(d.Counts), d.Created.Local().Format("2006-01-02 15:04"))
+				printf(t, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Repo, deploymentState(d), d.Request.Select, countSummary(d.Counts), d.Created.Local().Format("2006-01-02 15:04"))
 			}
 			return t.Flush()
 		},
@@ -150,7 +157,7 @@ func newDeploymentsCmd(g *globalOptions) *cobra.Command {
 					}
 					return err
 				}
-				return printDeployment(cmd.OutOrStdout(), g, d, fmt.Sprintf("deployment %s: %s", d.ID, d.State))
+				return printDeployment(cmd.OutOrStdout(), g, d, actionAnswer(name, d))
 			}}
 	}
 	cmd.AddCommand(show, action("retry", "Run the failed and not-started instances again"), action("cancel", "Start no new instance; the running ones finish"),
@@ -186,6 +193,9 @@ func watchDeployment(ctx context.Context, w io.Writer, g *globalOptions, c *api.
 				return err
 			}
 			if d.State != string(deployer.DeploymentSucceeded) {
+				if ivs := newInterventions(ctx, c, d); len(ivs) > 0 {
+					return &statusError{Code: exitIntervention, Err: fmt.Errorf("deployment %s %s with new intervention(s) %s: see deployer interventions", d.ID, d.State, strings.Join(ivs, ", "))}
+				}
 				return &statusError{Code: exitError, Err: fmt.Errorf("deployment %s %s", d.ID, d.State)}
 			}
 			return nil
@@ -198,8 +208,49 @@ func watchDeployment(ctx context.Context, w io.Writer, g *globalOptions, c *api.
 	}
 }
 
+// newInterventions lists, as "#ID (kind, instance)", the interventions
+// open on d's instances that were raised since d was created.
+func newInterventions(ctx context.Context, c *api.Client, d api.Deployment) []string {
+	ivs, err := c.Interventions(ctx, false)
+	if err != nil {
+		return nil
+	}
+	mine := map[string]bool{}
+	for _, in := range d.Instances {
+		mine[in.Name] = true
+	}
+	var out []string
+	for _, iv := range ivs {
+		if iv.Repo == d.Repo && mine[iv.Instance] && !iv.FirstSeen.Before(d.Created) {
+			out = append(out, fmt.Sprintf("#%d (%s, %s)", iv.ID, iv.Kind, iv.Instance))
+		}
+	}
+	return out
+}
+
+// actionAnswer is what `deployments retry|cancel|drop-journal` prints.
+func actionAnswer(action string, d api.Deployment) string {
+	if action == "cancel" && d.Finished == nil {
+		return fmt.Sprintf("deployment %s: cancel requested: no new instance starts; %d running will finish", d.ID,
+			d.Counts[string(deployer.InstanceRunning)]+d.Counts[string(deployer.InstanceInterrupted)])
+	}
+	return fmt.Sprintf("deployment %s: %s", d.ID, deploymentState(d))
+}
+
+// deploymentState is d's state, labelled when it is a dry run.
+func deploymentState(d api.Deployment) string {
+	if d.Request.DryRun {
+		return d.State + " (dry run)"
+	}
+	return d.State
+}
+
 func progressLine(d api.Deployment) string {
 	total := len(d.Instances)
+	if total == 0 && d.Finished == nil {
+		// The selection is not made yet.
+		return fmt.Sprintf("%s %s", d.ID, deploymentState(d))
+	}
 	done := 0
 	for _, in := range d.Instances {
 		if in.Status != deployer.InstancePending && in.Status != deployer.InstanceRunning {
@@ -211,7 +262,7 @@ func progressLine(d api.Deployment) string {
 	if total > 0 {
 		fill = done * width / total
 	}
-	return fmt.Sprintf("%s [%s%s] %d/%d %s (%s)", d.ID, strings.Repeat("#", fill), strings.Repeat(".", width-fill), done, total, d.State, countSummary(d.Counts))
+	return fmt.Sprintf("%s [%s%s] %d/%d %s (%s)", d.ID, strings.Repeat("#", fill), strings.Repeat(".", width-fill), done, total, deploymentState(d), countSummary(d.Counts))
 }
 
 func printDeployment(w io.Writer, g *globalOptions, d api.Deployment, human string) error {
@@ -226,7 +277,7 @@ func printDeployment(w io.Writer, g *globalOptions, d api.Deployment, human stri
 		printf(w, "%s\n", human)
 		return nil
 	}
-	printf(w, "deployment %s on %s: %s (%s)\n", d.ID, d.Repo, d.State, countSummary(d.Counts))
+	printf(w, "deployment %s on %s: %s (%s)\n", d.ID, d.Repo, deploymentState(d), countSummary(d.Counts))
 	printf(w, "  select %s", d.Request.Select)
 	if d.Request.Where != "" {
 		printf(w, " where %s", d.Request.Where)
@@ -242,6 +293,9 @@ func printDeployment(w io.Writer, g *globalOptions, d api.Deployment, human stri
 	fmt.Fprintln(t, "  INSTANCE\tSTATUS\tCOMMIT\tDETAIL")
 	for _, in := range d.Instances {
 		detail := in.Reason
+		if in.Note != "" {
+			detail = strings.TrimSuffix(in.Note+"; "+detail, "; ")
+		}
 		if in.OutputTail != "" {
 			detail += " | " + lastLine(in.OutputTail)
 		}
@@ -252,8 +306,8 @@ func printDeployment(w io.Writer, g *globalOptions, d api.Deployment, human stri
 
 func countSummary(counts map[string]int) string {
 	var parts []string
-	for _, st := range []deployer.InstanceStatus{deployer.InstanceSucceeded, deployer.InstanceFailed, deployer.InstanceConflict,
-		deployer.InstanceSkipped, deployer.InstanceNotStarted, deployer.InstanceRunning, deployer.InstancePending} {
+	for _, st := range []deployer.InstanceStatus{deployer.InstanceSucceeded, deployer.InstanceFailed, deployer.InstanceStatus(deployer.StepTimedOut), deployer.InstanceConflict,
+		deployer.InstanceSkipped, deployer.InstanceNotStarted, deployer.InstanceInterrupted, deployer.InstanceRunning, deployer.InstancePending} {
 		k := string(st)
 		if counts[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,8 @@ type runsExportOptions struct {
 	instance string
 	attempt  int
 	outFile  string
+	// yaml writes YAML (-o yaml, or -O FILE.yaml); else JSON.
+	yaml bool
 }
 
 func newRunsExportCmd(g *globalOptions) *cobra.Command {
@@ -28,7 +31,8 @@ func newRunsExportCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export ID --step S [--instance I] [--attempt N] [-O FILE]",
 		Short: "Write a recorded step attempt as a scenario file",
-		Long: `Write one recorded attempt of step S in run ID as a scenario file (JSON),
+		Long: `Write one recorded attempt of step S in run ID as a scenario file (JSON;
+YAML with -o yaml or -O FILE.yaml),
 to reproduce it with deployer step run DIR --scenario FILE, or on another
 host's daemon with deployer replay --scenario FILE --remote URL: its argv,
 DEPLOYER_* environment, host variable names, secret names (never values),
@@ -40,7 +44,8 @@ last one. Without -O the scenario goes to standard output:
 
   deployer runs export RUN --step S --instance I --remote A | deployer replay --scenario - --remote B
 
-Exit status: 0 written, 1 error, 2 usage (no such step, instance or attempt).`,
+Exit status: 0 written, 1 error, 2 usage (no such step, instance or
+attempt, or the step did not run: skipped or not started).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := strconv.ParseUint(args[0], 10, 64)
@@ -50,6 +55,12 @@ Exit status: 0 written, 1 error, 2 usage (no such step, instance or attempt).`,
 			if o.step == "" {
 				return usageErrorf("runs export needs --step")
 			}
+			f, err := g.format()
+			if err != nil {
+				return err
+			}
+			ext := strings.ToLower(filepath.Ext(o.outFile))
+			o.yaml = f == formatYAML || (!cmd.Flags().Changed("output") && (ext == ".yaml" || ext == ".yml"))
 			c, err := remoteClient(g)
 			if err != nil {
 				return err
@@ -76,8 +87,17 @@ func runRunsExport(o *runsExportOptions, run api.Run, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if len(s.Argv) == 0 {
+		what := s.Status
+		if s.Reason != "" {
+			what += " (" + s.Reason + ")"
+		}
+		return usageErrorf("step %s of %s in run %d was %s: it did not run, so there is no attempt to export (export the step that failed; see deployer runs show %d)",
+			s.Step, s.Instance, run.ID, what, run.ID)
+	}
 	data, err := executor.ExportScenario(scenarioSource(run, s), executor.ExportOptions{
 		Name: fmt.Sprintf("run %d: %s of %s, attempt %d, %s", run.ID, s.Step, s.Instance, s.Attempt, s.Status),
+		YAML: o.yaml,
 	})
 	if err != nil {
 		return err

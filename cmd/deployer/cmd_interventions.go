@@ -86,6 +86,9 @@ func newIvShowCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if iv.State == deployer.InterventionResolved {
+				iv.NextAction = "" // nothing to do: resolved_at/by/how say what happened
+			}
 			if f.structured() {
 				return f.print(cmd.OutOrStdout(), iv)
 			}
@@ -212,8 +215,14 @@ func printIntervention(w io.Writer, iv api.Intervention) {
 	if out := strings.TrimSpace(iv.Evidence.Output); out != "" {
 		printf(w, "  evidence\n    %s\n", indent(out, "    "))
 	}
-	if iv.ResolvedBy != "" {
-		printf(w, "  resolved by %s: %s\n", iv.ResolvedBy, iv.ResolvedHow)
+	if iv.State == deployer.InterventionResolved || iv.ResolvedBy != "" {
+		at := "at an unrecorded time"
+		if iv.ResolvedAt != nil {
+			at = iv.ResolvedAt.Local().Format(time.RFC3339)
+		}
+		printf(w, "  resolved %s by %s: %s\n", at, dash(iv.ResolvedBy), dash(iv.ResolvedHow))
+		printf(w, "  next     none (resolved)\n")
+		return
 	}
 	printf(w, "  next     %s\n", iv.NextAction)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/spf13/cobra"
 
 	"github.com/sre-tools/deployer/manifest"
@@ -23,8 +24,8 @@ type planOptions struct {
 type planInstance struct {
 	Name    string   `json:"name"`
 	File    string   `json:"file"`
-	Status  string   `json:"status"`           // planned, skipped (file removed), invalid
-	Reason  string   `json:"reason,omitempty"` // why it does not run
+	Status  string   `json:"status"` // planned, skipped (file removed), invalid
+	Reason  string   `json:"reason"` // why it does not run; "" when planned
 	Steps   []string `json:"steps"`
 	Reasons []string `json:"reasons"` // why it is planned
 }
@@ -83,7 +84,7 @@ could not be read), 2 usage.`,
 				printPlan(out, res)
 			}
 			if len(res.Problems) > 0 {
-				return &statusError{Code: exitError, Err: fmt.Errorf("%s at %s: %d problems", dir, shortID(res.Commit), len(res.Problems))}
+				return &statusError{Code: exitError, Err: fmt.Errorf("%s at %s: %s", dir, shortID(res.Commit), problemCount(len(res.Problems)))}
 			}
 			return nil
 		},
@@ -101,15 +102,15 @@ func makePlan(dir, rev string, o *planOptions) (planResult, error) {
 	defer repo.Close()
 	head, err := repo.Resolve(rev)
 	if err != nil {
-		return planResult{}, &statusError{Code: exitUsage, Err: err}
+		return planResult{}, &statusError{Code: exitUsage, Err: revisionError(repo, "", rev, err)}
 	}
 	base := ""
 	if o.base != "" {
 		if base, err = repo.Resolve(o.base); err != nil {
-			return planResult{}, &statusError{Code: exitUsage, Err: fmt.Errorf("--base: %w", err)}
+			return planResult{}, &statusError{Code: exitUsage, Err: revisionError(repo, "--base ", o.base, err)}
 		}
 	} else if base, err = repo.Parent(head); err != nil {
-		return planResult{}, err
+		return planResult{}, shallowError(repo, base, err)
 	}
 	res := planResult{Commit: head, Base: base, Instances: []planInstance{}, Problems: []manifest.Problem{}}
 	if info, err := repo.Info(head); err == nil {
@@ -146,7 +147,11 @@ func makePlan(dir, rev string, o *planOptions) (planResult, error) {
 	}
 	files, err := planner.Files(planner.Input{Git: repo, Manifest: m, Options: opts, Dir: tree, Base: base, Head: head}, steps)
 	if err != nil {
-		return planResult{}, err
+		return planResult{}, shallowError(repo, base, err)
+	}
+	problemFiles := map[string]bool{}
+	for _, p := range res.Problems {
+		problemFiles[p.File] = true
 	}
 	names := make([]string, len(steps))
 	for i, s := range steps {
@@ -160,6 +165,9 @@ func makePlan(dir, rev string, o *planOptions) (planResult, error) {
 			in.Status, in.Reason, in.Steps = "skipped", planner.ReasonRemoved, []string{}
 		case pi.Err != nil:
 			in.Status, in.Reason, in.Steps = "invalid", pi.Err.Error(), []string{}
+		case problemFiles[p.File]:
+			// Valid alone, not with the others (a name another file uses).
+			in.Status, in.Reason, in.Steps = "invalid", problemsOf(res.Problems, p.File), []string{}
 		}
 		res.Instances = append(res.Instances, in)
 	}
@@ -184,7 +192,11 @@ func printPlan(w io.Writer, r planResult) {
 		fmt.Fprintln(t, "INSTANCE\tFILE\tSTATUS\tSTEPS\tREASONS")
 		for _, in := range r.Instances {
 			steps := strings.Join(in.Steps, ", ")
-			if in.Status != "planned" {
+			switch in.Status {
+			case "invalid":
+				// The whole error is under problem: below; a row stays a row.
+				steps = "- (see problems)"
+			case "skipped":
 				steps = "- (" + in.Reason + ")"
 			}
 			printf(t, "%s\t%s\t%s\t%s\t%s\n", in.Name, in.File, in.Status, steps, strings.Join(in.Reasons, "; "))
@@ -194,4 +206,51 @@ func printPlan(w io.Writer, r planResult) {
 	for _, p := range r.Problems {
 		printf(w, "problem: %s\n", p.Error())
 	}
+}
+
+// problemsOf joins the problems of file, one line each.
+func problemsOf(probs []manifest.Problem, file string) string {
+	var out []string
+	for _, p := range probs {
+		if p.File == file {
+			out = append(out, p.Error())
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// revisionError is err of a revision REV (or --base REV) that does not
+// resolve, with what to do: a ref this clone lacks is fetched first (CI
+// clones fetch the pipeline's branch only, and often shallowly).
+func revisionError(repo *syncer.ReadOnly, flag, rev string, err error) error {
+	if !errors.Is(err, plumbing.ErrReferenceNotFound) && !errors.Is(err, plumbing.ErrObjectNotFound) {
+		return fmt.Errorf("%s%w", flag, err)
+	}
+	hint := "name a commit, a branch or a tag of this clone"
+	if remote, branch, ok := strings.Cut(rev, "/"); ok && !strings.ContainsAny(rev, "~^:@") {
+		hint = fmt.Sprintf("fetch it first: git fetch %s %s:refs/remotes/%s; CI clones fetch only the pipeline's branch", remote, branch, rev)
+	}
+	if shallow, _ := repo.Shallow(); shallow {
+		hint += "; the clone is shallow too: git fetch --unshallow, or GIT_DEPTH: \"0\" in GitLab CI"
+	}
+	return fmt.Errorf("%srevision %q not found in this clone (hint: %s)", flag, rev, hint)
+}
+
+// shallowError is err of reading the base commit's history, saying so
+// when the clone is shallow and lacks it.
+func shallowError(repo *syncer.ReadOnly, base string, err error) error {
+	shallow, serr := repo.Shallow()
+	if serr != nil || !shallow || !errors.Is(err, plumbing.ErrObjectNotFound) {
+		return err
+	}
+	return fmt.Errorf("the base commit %s is not in this clone: its history is shallow (hint: fetch the whole history with "+
+		"git fetch --unshallow, or set GIT_DEPTH: \"0\" in the GitLab CI job; GitHub Actions: fetch-depth: 0)", shortID(base))
+}
+
+// problemCount is "1 problem", "2 problems".
+func problemCount(n int) string {
+	if n == 1 {
+		return "1 problem"
+	}
+	return fmt.Sprintf("%d problems", n)
 }

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -27,10 +29,19 @@ of a scenario file (deployer runs export writes them, on any host): its
 argv, dependency outputs, timeout, writes policy and dry-run setting, for
 its instance, at the daemon's current commit. The daemon checks that the
 instance exists and that the commit the scenario was recorded at is in its
-repo (--repo, default the scenario's DEPLOYER_REPO), and records the run
+repo (--repo; else the repo the scenario's DEPLOYER_REPO names; else, when
+this host has no repo of that name, its only repo, which the run's trigger
+detail then says), and records the run
 with trigger replay and the scenario's origin (the recording host and run).
 DEPLOYER_HOST, _REPO, _COMMIT and _RUN are the daemon's; host variables and
-secrets come from its config and env files. To move an attempt from host A
+secrets come from its config and env files. The argv is the recorded one:
+values templated from {host} or {commit} stay the recording host's.
+
+The instance's open step-failed does not stop a scenario replay; it is
+resolved only when the replayed step is the one that failed and the last
+of the failed run's chain for the instance. Otherwise it stays open with a
+note naming the steps still to run here (printed after the run); deployer
+interventions resolve ID --retry runs the whole chain. To move an attempt from host A
 to host B:
 
   deployer runs export RUN --step S --instance I --remote A | deployer replay --scenario - --remote B
@@ -98,6 +109,9 @@ Exit status: 0 the replay succeeded, 1 it failed or an error, 2 usage.`,
 			} else {
 				printRun(cmd.OutOrStdout(), *resp.Run, true)
 			}
+			if scenario != "" {
+				notePartialReplay(cmd.Context(), c, cmd.ErrOrStderr(), *resp.Run)
+			}
 			return runExit(resp.Run.Status)
 		},
 	}
@@ -106,6 +120,22 @@ Exit status: 0 the replay succeeded, 1 it failed or an error, 2 usage.`,
 	cmd.Flags().StringVar(&scenario, "scenario", "", "run this scenario file (- for standard input) on the daemon")
 	cmd.Flags().StringVar(&repo, "repo", "", "with --scenario: the daemon's repo (default the scenario's DEPLOYER_REPO)")
 	return cmd
+}
+
+// notePartialReplay tells, after a scenario replay, that the instance's
+// step-failed stays open because the replay did not finish its chain (the
+// daemon notes it on the intervention).
+func notePartialReplay(ctx context.Context, c *api.Client, w io.Writer, run api.Run) {
+	ivs, err := c.Interventions(ctx, false)
+	if err != nil {
+		return
+	}
+	prefix := fmt.Sprintf("replay run %d ", run.ID)
+	for _, iv := range ivs {
+		if note := iv.Evidence.Extra["replayed"]; iv.Kind == "step-failed" && iv.State != "resolved" && strings.HasPrefix(note, prefix) {
+			fmt.Fprintf(w, "note: step-failed #%d of %s stays open: %s; to run the whole chain: deployer interventions resolve %d --retry\n", iv.ID, iv.Instance, note, iv.ID)
+		}
+	}
 }
 
 // replayError makes the daemon's refusals usage errors; hint is added to a

@@ -11,14 +11,20 @@ func newReportCmd(g *globalOptions) *cobra.Command {
 		Use:   "report",
 		Short: "The on-call report: open interventions with evidence and next action, failed runs, runs in progress",
 		Long: `The on-call report of this host (-o markdown, the default; -o json; -o yaml; -o html).
+It has no table format: -o table is a usage error.
 
 Exit status: 0 nothing open, 1 error, 3 an intervention is open.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch g.output {
-			case "json", "yaml", "yml", "html", "markdown", "md", "table", "":
+			format := g.output
+			if f := cmd.Flags().Lookup("output"); f != nil && !f.Changed {
+				format = "markdown" // -o's default is every other command's table
+			}
+			switch format {
+			case "json", "yaml", "yml", "html", "markdown", "md":
 			default:
-				return usageErrorf("-o %q: want markdown, json, yaml or html", g.output)
+				// The report has no table: -o table would print markdown.
+				return usageErrorf("report -o %q: want markdown (the default), json, yaml or html", g.output)
 			}
 			c, err := g.client()
 			if err != nil {
@@ -29,14 +35,14 @@ Exit status: 0 nothing open, 1 error, 3 an intervention is open.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			switch g.output {
+			switch format {
 			case "json":
 				err = printJSON(out, rep)
 			case "yaml", "yml":
 				err = printYAML(out, rep)
 			case "html":
 				err = api.WriteReportHTML(out, rep)
-			case "markdown", "md", "table", "":
+			case "markdown", "md":
 				err = api.WriteReportMarkdown(out, rep)
 			default:
 				return usageErrorf("-o %q: want markdown, json, yaml or html", g.output)

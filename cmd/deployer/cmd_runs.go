@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 )
 
@@ -58,6 +59,10 @@ func runsRepoTypo(cmd *cobra.Command, repo string, err error) error {
 	if repo == "" || api.ErrorKind(err) != api.KindNotFound {
 		return err
 	}
+	if _, perr := strconv.ParseUint(repo, 10, 64); perr == nil {
+		// A run id where a repo name goes: 'deployer runs 7'.
+		return usageErrorf("%v; did you mean: deployer runs show %s", err, repo)
+	}
 	cmd.SuggestionsMinimumDistance = 2
 	if s := cmd.SuggestionsFor(repo); len(s) > 0 {
 		return usageErrorf("%v, and %q is no command of %s; did you mean %s? (see %s --help)", err, repo, cmd.CommandPath(), strings.Join(s, " or "), cmd.CommandPath())
@@ -90,14 +95,24 @@ func newRunsShowCmd(g *globalOptions) *cobra.Command {
 			if f.structured() {
 				return f.print(cmd.OutOrStdout(), run)
 			}
-			printRun(cmd.OutOrStdout(), run, true)
+			// What the run wrote back, to point at deployer diff; a daemon
+			// that keeps no diffs (or fails to answer) leaves it out.
+			var wbs []api.WriteBack
+			if d, err := c.RunDiff(cmd.Context(), id, ""); err == nil {
+				wbs = d.WriteBacks
+			}
+			printRunWriteBacks(cmd.OutOrStdout(), run, true, wbs)
 			return nil
 		},
 	}
 }
 
 // printRun prints a run for humans; full adds every step's inputs and output.
-func printRun(w io.Writer, r api.Run, full bool) {
+func printRun(w io.Writer, r api.Run, full bool) { printRunWriteBacks(w, r, full, nil) }
+
+// printRunWriteBacks is printRun with the run's write-backs: each instance
+// written back says so and points at deployer diff.
+func printRunWriteBacks(w io.Writer, r api.Run, full bool, wbs []api.WriteBack) {
 	printf(w, "run #%d of %s: %s\n", r.ID, r.Repo, r.Status)
 	printf(w, "  commit   %s (deployed before: %s)\n", r.Commit, shortID(r.Base))
 	for _, t := range r.Triggers {
@@ -116,12 +131,22 @@ func printRun(w io.Writer, r api.Run, full bool) {
 			printf(w, " (%s)", in.Reason)
 		}
 		fmt.Fprintln(w)
+		if in.Commit != "" && in.Commit != r.Commit {
+			// A deployment's instance runs at the commit of its turn
+			// (after earlier write-backs), not at the run's start commit.
+			printf(w, "    ran at commit %s (the run started at %s)\n", in.Commit, shortID(r.Commit))
+		}
 		if len(in.Reasons) > 0 {
 			printf(w, "    planned: %s\n", strings.Join(in.Reasons, "; "))
 		}
 		for _, s := range r.Steps {
 			if s.Instance == in.Name {
 				printStep(w, s, full)
+			}
+		}
+		for _, wb := range wbs {
+			if wb.Instance == in.Name {
+				printf(w, "    wrote back %s: %s %s (the edit: deployer diff %d --instance %s)\n", wb.File, wb.State, shortID(wb.Commit), r.ID, in.Name)
 			}
 		}
 	}
@@ -155,6 +180,16 @@ func unrecordedInstances(r api.Run) []string {
 }
 
 func printStep(w io.Writer, s api.StepResult, full bool) {
+	if s.Attempt == 0 || s.Status == string(deployer.StepNotStarted) {
+		// Never started (a dependency failed, the run was cut off): no
+		// attempt, no duration, no output.
+		why := s.Status
+		if s.Reason != "" {
+			why += ": " + s.Reason
+		}
+		printf(w, "    step %s: not started (%s)\n", s.Step, why)
+		return
+	}
 	printf(w, "    step %s attempt %d: %s", s.Step, s.Attempt, s.Status)
 	if s.Reason != "" {
 		printf(w, " (%s)", s.Reason)

@@ -27,7 +27,7 @@ import (
 )
 
 // defaultStepEnv is the daemon's step_env when the host config names none.
-var defaultStepEnv = []string{"PATH", "HOME", "LANG", "TZ"}
+var defaultStepEnv = executor.DefaultStepEnv
 
 // localRunID is DEPLOYER_RUN of a local run.
 const localRunID = "local"
@@ -71,6 +71,11 @@ type stepRunOptions struct {
 	local *localruns.Store
 	// checkout is DIR's identity in the local state, set by runStepRun.
 	checkout checkoutID
+	// instanceEdited says that the instance file differed from its content
+	// at DIR's HEAD (and from what a recorded step left) when the step
+	// started; instanceFile is its path.
+	instanceEdited bool
+	instanceFile   string
 }
 
 func newStepRunCmd(g *globalOptions) *cobra.Command {
@@ -80,7 +85,8 @@ func newStepRunCmd(g *globalOptions) *cobra.Command {
 		Use:   "run DIR INSTANCE STEP | run DIR --scenario FILE",
 		Short: "Run one step of one instance in a local checkout, as the daemon would",
 		Long: `Run one step of one instance in the checkout DIR with the argv and the
-DEPLOYER_* environment the daemon would give it: DEPLOYER_HOST is this host,
+DEPLOYER_* environment the daemon would give it: DEPLOYER_HOST is the host
+config's host: with --config, else this machine's host name,
 DEPLOYER_REPO the repo's name (--repo; else the repo of the host config
 whose url is DIR's remote, or its only repo; else the base name of DIR's
 remote URL), DEPLOYER_COMMIT DIR's HEAD ("local" when DIR is not a git
@@ -97,16 +103,21 @@ directory: deployer/local.db; list it with deployer step runs), keyed by
 DIR's remote URL and commit. A step that runs after other steps
 (after="...") needs them to have succeeded at this commit; their outputs
 come from, in this order: --outputs key=value,... when given (--outputs=
-when they have none); the daemon's run --outputs-from RUN; the newest local
-attempts at this commit; the daemon (--socket, or --remote) newest run of
+when they have none); the daemon's run --outputs-from RUN; the local
+attempts at this commit (of each, the newest of the manifest's step on the
+committed instance file, which must have succeeded: attempts of a scenario
+or on a hand-edited instance file are recorded as such and never count);
+the daemon (--socket, or --remote) newest run of
 INSTANCE at DIR's HEAD in which they all succeeded. Without any, the step is
 refused (exit 2), naming the steps to run first.
 
 With --scenario FILE ("-": standard input), run exactly the inputs of a
 scenario file (as written by deployer runs export): its arguments,
-environment, dependency outputs, host variable names, and the recorded
-host config's step_env and allow_step_dirs unless this host's are given.
-Secrets it names are taken from your environment. When the checkout's
+DEPLOYER_* environment and dependency outputs. The host variables passed
+are those of the step_env in force: --step-env, else --config's step_env,
+else the scenario's recorded step_env, else PATH,HOME,LANG,TZ (printed
+first; step test follows the same rule); allow_step_dirs likewise. Secrets
+it names are taken from your environment. When the checkout's
 commit or instance file differ from the recorded ones, a warning shows how
 (the instance file's changes as XML edits); --strict refuses to run then.
 
@@ -166,9 +177,31 @@ type hostSettings struct {
 	stepEnv       []string
 	allowStepDirs []string
 	repo          string
-	// stepEnvSet and allowSet say that a flag or the host config gave them.
+	// stepEnvSet and allowSet say that a flag or the host config gave them;
+	// stepEnvFrom says which ("--step-env", "the host config FILE").
 	stepEnvSet, allowSet bool
+	stepEnvFrom          string
 	cfg                  *Config
+}
+
+// scenarioHost is what a scenario run takes from this host's settings:
+// its step_env and allow_step_dirs when a flag or the host config gave
+// them, else nil (the scenario's recorded ones apply, then the default:
+// executor.Scenario.StepEnvFor).
+func (h *hostSettings) scenarioHost() (stepEnv, allow []string) {
+	if h.stepEnvSet {
+		stepEnv = slices.Clone(h.stepEnv)
+		if stepEnv == nil {
+			stepEnv = []string{}
+		}
+	}
+	if h.allowSet {
+		allow = slices.Clone(h.allowStepDirs)
+		if allow == nil {
+			allow = []string{}
+		}
+	}
+	return stepEnv, allow
 }
 
 // flags adds --step-env and --allow-step-dir, and with repo --repo.
@@ -186,6 +219,9 @@ func (h *hostSettings) flags(cmd *cobra.Command, repo bool) {
 func (h *hostSettings) load(g *globalOptions, cmd *cobra.Command) error {
 	h.stepEnvSet = cmd.Flags().Changed("step-env")
 	h.allowSet = cmd.Flags().Changed("allow-step-dir")
+	if h.stepEnvSet {
+		h.stepEnvFrom = "--step-env"
+	}
 	if g.configPath == "" {
 		return nil
 	}
@@ -196,14 +232,26 @@ func (h *hostSettings) load(g *globalOptions, cmd *cobra.Command) error {
 	h.cfg = cfg
 	if !h.stepEnvSet {
 		h.stepEnv, h.stepEnvSet = cfg.StepEnv, true
+		h.stepEnvFrom = "the host config " + g.configPath
 		if len(h.stepEnv) == 0 {
 			h.stepEnv = defaultStepEnv
+			h.stepEnvFrom += " (its default)"
 		}
 	}
 	if !h.allowSet {
 		h.allowStepDirs, h.allowSet = cfg.AllowStepDirs, true
 	}
 	return nil
+}
+
+// hostName is DEPLOYER_HOST of a local run: the host config's host: (as
+// on the daemon), else this machine's host name.
+func (h *hostSettings) hostName() string {
+	if h.cfg != nil && h.cfg.Host != "" {
+		return h.cfg.Host
+	}
+	name, _ := os.Hostname()
+	return name
 }
 
 // repoName is DEPLOYER_REPO for a checkout with this remote URL: --repo,
@@ -270,6 +318,9 @@ func runStepRun(ctx context.Context, o *stepRunOptions, out io.Writer) error {
 	if err := printStepResult(out, r, o.format); err != nil {
 		return err
 	}
+	if strings.Contains(r.Reason, executor.ErrCommandNotAllowed.Error()) && o.notes != nil {
+		fmt.Fprintf(o.notes, "hint: a command outside the checkout must be under an allowed step directory: --allow-step-dir DIR, or the host config's allow_step_dirs (--config FILE)\n")
+	}
 	if r.Status != executor.StatusSucceeded {
 		return &statusError{Code: exitError, Err: fmt.Errorf("step %s of %s %s", r.Step, r.Instance, stepOutcome(r))}
 	}
@@ -292,6 +343,13 @@ func (o *stepRunOptions) record(r executor.StepResult) {
 	if o.scenario != "" && o.scenario != "-" {
 		a.Scenario, _ = filepath.Abs(o.scenario)
 	}
+	a.FromScenario, a.InstanceEdited = o.scenario != "", o.instanceEdited
+	a.InstanceBefore = r.Inputs.InstanceBlob
+	if o.instanceFile != "" {
+		if data, err := os.ReadFile(filepath.Join(o.dir, filepath.FromSlash(o.instanceFile))); err == nil {
+			a.InstanceAfter = syncer.BlobID(data)
+		}
+	}
 	if _, err := o.local.Record(a); err != nil && o.notes != nil {
 		fmt.Fprintf(o.notes, "warning: %v\n", err)
 	}
@@ -311,6 +369,7 @@ func runManifestStep(ctx context.Context, o *stepRunOptions) (executor.StepResul
 	if err != nil {
 		return executor.StepResult{}, err
 	}
+	o.checkInstanceFile(string(inst.Name), inst.File, true)
 	if len(step.After) > 0 && !o.outputsSet {
 		if err := o.lookupOutputs(ctx, inst, step); err != nil {
 			return executor.StepResult{}, err
@@ -343,6 +402,10 @@ func (o *stepRunOptions) lookupOutputs(ctx context.Context, inst manifest.Instan
 		return o.outputsFromRun(ctx, inst, step)
 	}
 	outs, missing, err := o.localOutputs(inst, step)
+	var se *statusError
+	if errors.As(err, &se) {
+		return err // a dependency's newest local attempt failed
+	}
 	if err != nil && o.notes != nil {
 		fmt.Fprintf(o.notes, "warning: %v\n", err)
 	}
@@ -375,9 +438,12 @@ func (o *stepRunOptions) lookupOutputs(ctx context.Context, inst manifest.Instan
 	return nil
 }
 
-// localOutputs merges the outputs of the newest succeeded local attempt of
-// each of step's dependencies for inst at DIR's HEAD, in the manifest's
-// order; missing are the dependencies without one.
+// localOutputs merges the outputs of step's dependencies for inst at DIR's
+// HEAD, in the manifest's order, from the newest local attempt of each
+// that counts (the manifest's step on the committed instance file, or on
+// the file a recorded step left: not a scenario, not a hand-edited file);
+// missing are the dependencies without one. When the newest that counts
+// did not succeed, the step is refused, naming it.
 func (o *stepRunOptions) localOutputs(inst manifest.Instance, step manifest.Step) (map[string]string, []string, error) {
 	var missing []string
 	for _, d := range step.After {
@@ -389,17 +455,65 @@ func (o *stepRunOptions) localOutputs(inst manifest.Instance, step manifest.Step
 	outs := map[string]string{}
 	missing = missing[:0]
 	for _, d := range step.After {
-		a, ok, err := o.local.LastSucceeded(o.checkout.key, o.checkout.commit, string(inst.Name), string(d))
+		a, ok, ignored, err := o.local.LastCounted(o.checkout.key, o.checkout.commit, string(inst.Name), string(d))
 		if err != nil {
 			return nil, nil, err
+		}
+		if ignored > 0 && o.notes != nil {
+			fmt.Fprintf(o.notes, "note: %d newer local attempt(s) of %s for %s ran a scenario or an edited instance file: not used as its run (deployer step runs %s --step %s)\n",
+				ignored, d, inst.Name, o.dir, d)
 		}
 		if !ok {
 			missing = append(missing, string(d))
 			continue
 		}
+		if !a.Succeeded() {
+			reason := a.Status
+			if a.Reason != "" {
+				reason += " (" + a.Reason + ")"
+			}
+			return nil, nil, usageErrorf("step %s runs after %s: its newest local attempt for %s at commit %s (#%d, %s) %s; its outputs are not used\nfix it and run it again: deployer step run %s %s %s\nor give the outputs with --outputs key=value,... (--outputs= when it has none)",
+				step.Name, d, inst.Name, shortID(o.checkout.commit), a.Seq, a.Started.Local().Format("2006-01-02 15:04:05"), reason, o.dir, inst.Name, d)
+		}
 		maps.Copy(outs, a.Outputs)
 	}
 	return outs, missing, nil
+}
+
+// checkInstanceFile sets o.instanceEdited: the instance file differs from
+// its content at DIR's HEAD and from the file a counted, succeeded local
+// attempt at this commit left (a writing step run before this one). It
+// warns then: the attempt will not count as the step's run.
+func (o *stepRunOptions) checkInstanceFile(name, file string, warn bool) {
+	o.instanceFile = file
+	if o.checkout.commit == localRunID {
+		return
+	}
+	here, err := os.ReadFile(filepath.Join(o.dir, filepath.FromSlash(file)))
+	if err != nil {
+		return
+	}
+	blob := syncer.BlobID(here)
+	committed, err := syncer.LocalFileBlob(o.dir, o.checkout.commit, file)
+	if err == nil && committed == blob {
+		return
+	}
+	if o.local != nil {
+		as, _ := o.local.List(localruns.Filter{Remote: o.checkout.key, Commit: o.checkout.commit, Instance: name})
+		for _, a := range as {
+			if a.Counts() && a.Succeeded() && a.InstanceAfter == blob {
+				if warn && o.notes != nil && a.InstanceAfter != a.InstanceBefore {
+					fmt.Fprintf(o.notes, "note: %s is as %s left it (local attempt #%d)\n", file, a.Step, a.Seq)
+				}
+				return
+			}
+		}
+	}
+	o.instanceEdited = true
+	if warn && o.notes != nil {
+		fmt.Fprintf(o.notes, "warning: %s differs from commit %s: this attempt is recorded as on an edited instance file, and later steps will not take its outputs (git checkout -- %s restores it)\n",
+			file, shortID(o.checkout.commit), file)
+	}
 }
 
 // outputsFromRun takes the outputs of step's dependencies from the
@@ -490,7 +604,7 @@ func findInstance(m *manifest.Manifest, dir, arg string) (manifest.Instance, err
 
 // localJob is the one-step job the daemon would run, with local values.
 func localJob(o *stepRunOptions, inst manifest.Instance, step manifest.Step) executor.Job {
-	host, _ := os.Hostname()
+	host := o.host.hostName()
 	step.Retries = 0
 	job := executor.Job{
 		RepoRoot:      o.dir,
@@ -538,6 +652,9 @@ func runScenarioFile(ctx context.Context, o *stepRunOptions, out io.Writer) (exe
 	if err != nil {
 		return executor.StepResult{}, err
 	}
+	if sc.Instance.XML == "" {
+		o.checkInstanceFile(string(sc.Instance.Name), sc.Instance.File, false)
+	}
 	if err := o.checkRecorded(sc); err != nil {
 		return executor.StepResult{}, err
 	}
@@ -547,24 +664,23 @@ func runScenarioFile(ctx context.Context, o *stepRunOptions, out io.Writer) (exe
 	if o.outputsSet {
 		sc.DependencyOutputs = o.outputs
 	}
-	stepEnv, allow := o.host.stepEnv, o.host.allowStepDirs
-	if !o.host.stepEnvSet && len(sc.StepEnv) > 0 {
-		stepEnv = sc.StepEnv
+	hostEnv, hostAllow := o.host.scenarioHost()
+	names, from := sc.StepEnvFor(hostEnv)
+	if from == executor.StepEnvFromHost {
+		from = o.host.stepEnvFrom
 	}
-	if !o.host.allowSet && len(sc.AllowStepDirs) > 0 {
-		allow = sc.AllowStepDirs
-	}
-	stepEnv = slices.Clone(stepEnv)
-	for _, n := range sc.HostEnv {
-		if !slices.Contains(stepEnv, n) {
-			stepEnv = append(stepEnv, n)
+	if o.notes != nil {
+		fmt.Fprintf(o.notes, "step_env %s (from %s)\n", strings.Join(names, ","), from)
+		for _, n := range sc.UnpassedHostEnv(names, os.LookupEnv) {
+			why := "it is not set here"
+			if !slices.Contains(names, n) {
+				why = "step_env here does not name it"
+			}
+			fmt.Fprintf(o.notes, "note: %s was set where the scenario was recorded; not passed here: %s\n", n, why)
 		}
-		if _, ok := os.LookupEnv(n); !ok && !o.format.structured() {
-			fmt.Fprintf(out, "note: %s was set where the scenario was recorded, not here\n", n)
-		}
 	}
-	t := executor.Target{RepoRoot: o.dir, AllowStepDirs: allow, Secrets: envSecrets(sc.Secrets), Stream: o.stream}
-	r, err := executor.New(executor.Options{StepEnv: stepEnv}).RunScenario(ctx, t, sc)
+	t := executor.Target{RepoRoot: o.dir, StepEnv: hostEnv, AllowStepDirs: hostAllow, Secrets: envSecrets(sc.Secrets), Stream: o.stream}
+	r, err := executor.New(executor.Options{}).RunScenario(ctx, t, sc)
 	if errors.Is(err, executor.ErrSecretMissing) {
 		return r, usageErrorf("step run: %v (export it in your environment)", err)
 	}
@@ -586,9 +702,13 @@ func readScenario(file string) (executor.Scenario, error) {
 	if err != nil {
 		return executor.Scenario{}, fmt.Errorf("scenario: %w", err)
 	}
-	sc, err := executor.LoadScenario(data)
+	name := file
+	if file == "-" {
+		name = "standard input"
+	}
+	sc, err := executor.LoadScenarioFile(name, data)
 	if err != nil {
-		return sc, usageErrorf("%s: %v", file, err)
+		return sc, usageErrorf("scenario %s: %v", name, err)
 	}
 	return sc, nil
 }
@@ -712,9 +832,11 @@ DIR/scenarios (or --scenarios, relative to DIR unless absolute) against the
 checkout DIR and check each one's expected outcome: its "expect" (status
 defaults to succeeded; every other field given is checked). Scenarios run
 in parallel (--parallel), each in its own copy of the checkout, so that the
-checkout itself is never changed. Host variables as step_env names them
-(the host config's with --config, or --step-env); secrets a scenario names
-are taken from your environment.
+checkout itself is never changed. Each scenario's step gets the host
+variables of the step_env in force, as in step run --scenario: --step-env,
+else --config's step_env, else the scenario's step_env, else
+PATH,HOME,LANG,TZ; secrets a scenario names are taken from your
+environment.
 
 Prints one line per scenario, the problems of those that failed, and a
 summary line; --junit FILE also writes a JUnit XML report for CI.
@@ -768,13 +890,10 @@ func runStepTest(ctx context.Context, o *stepTestOptions, out io.Writer) error {
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(root, dir)
 	}
-	stepEnv := o.host.stepEnv
-	if stepEnv == nil {
-		stepEnv = defaultStepEnv
-	}
 	started := time.Now()
-	t := executor.Target{RepoRoot: root, AllowStepDirs: o.host.allowStepDirs, Secrets: environSecrets()}
-	outcomes, err := executor.New(executor.Options{StepEnv: stepEnv}).TestScenarios(ctx, t, dir, max(o.parallel, 1))
+	hostEnv, hostAllow := o.host.scenarioHost()
+	t := executor.Target{RepoRoot: root, StepEnv: hostEnv, AllowStepDirs: hostAllow, Secrets: environSecrets()}
+	outcomes, err := executor.New(executor.Options{}).TestScenarios(ctx, t, dir, max(o.parallel, 1))
 	if err != nil {
 		return err
 	}

@@ -180,9 +180,23 @@ Exit status: 0 listed (possibly none), 1 error.`,
 					filter.Commit = c.commit
 				}
 			}
-			as, err := localruns.New(path).List(filter)
+			store := localruns.New(path)
+			as, err := store.List(filter)
 			if err != nil {
 				return err
+			}
+			if len(as) == 0 && filter.Commit != "" && !f.structured() {
+				other := filter
+				other.Commit, other.Limit = "", 0
+				if all, err := store.List(other); err == nil && len(all) > 0 {
+					commits := map[string]bool{}
+					for _, a := range all {
+						commits[a.Commit] = true
+					}
+					printf(cmd.OutOrStdout(), "no local attempts at %s (this checkout's HEAD); %d at %d other commit(s) of this repository: deployer step runs %s --all-commits\n",
+						shortID(filter.Commit), len(all), len(commits), args[0])
+					return nil
+				}
 			}
 			return printLocalAttempts(cmd.OutOrStdout(), as, f, path)
 		},
@@ -216,8 +230,15 @@ func printLocalAttempts(w io.Writer, as []localruns.Attempt, f outputFormat, pat
 		if o == "" {
 			o = "-"
 		}
+		status := a.Status
+		switch {
+		case a.FromScenario || a.Scenario != "":
+			status += " (scenario)"
+		case a.InstanceEdited:
+			status += " (edited file)"
+		}
 		printf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Seq, a.Started.Local().Format("2006-01-02 15:04:05"), shortID(a.Commit),
-			a.Instance, a.Step, a.Status, a.ExitCode, (time.Duration(a.DurationMS) * time.Millisecond).String(), oneLineText(o))
+			a.Instance, a.Step, status, a.ExitCode, (time.Duration(a.DurationMS) * time.Millisecond).String(), oneLineText(o))
 	}
 	return t.Flush()
 }

@@ -429,7 +429,7 @@ func TestStepRunHostConfig(t *testing.T) {
 	clone := filepath.Join(t.TempDir(), "alice-fra1")
 	stepGit(t, t.TempDir(), "clone", "-q", origin, clone)
 	cfgFile := filepath.Join(t.TempDir(), "deployer.yaml")
-	writeStepFile(t, cfgFile, "state_dir: /nonexistent\nstep_env: [PATH, STEP_TEST_VAR]\nrepos:\n  - {name: other, url: ssh://git@example.com/other.git}\n  - {name: clusterconfig, url: "+origin+"}\n")
+	writeStepFile(t, cfgFile, "state_dir: /nonexistent\nhost: fra1-test-dep07\nstep_env: [PATH, STEP_TEST_VAR]\nrepos:\n  - {name: other, url: ssh://git@example.com/other.git}\n  - {name: clusterconfig, url: "+origin+"}\n")
 	t.Setenv("STEP_TEST_VAR", "yes")
 	root := newRootCmd()
 	var out, errOut bytes.Buffer
@@ -446,6 +446,9 @@ func TestStepRunHostConfig(t *testing.T) {
 	}
 	if _, ok := rec.Env["HOME"]; ok {
 		t.Errorf("HOME passed: the config's step_env does not name it")
+	}
+	if rec.Env["DEPLOYER_HOST"] != "fra1-test-dep07" {
+		t.Errorf("DEPLOYER_HOST %q: want the config's host:", rec.Env["DEPLOYER_HOST"])
 	}
 }
 
@@ -532,5 +535,32 @@ func copyDir(t *testing.T, from, to string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRunsExportSkippedAndYAML: a step that did not run has no attempt to
+// export (exit 2, saying it was skipped); -o yaml writes a YAML scenario
+// that loads back.
+func TestRunsExportSkippedAndYAML(t *testing.T) {
+	run := api.Run{ID: 7, Commit: "0123456789abcdef0123456789abcdef01234567", Steps: []api.StepResult{
+		{Instance: "beta", Step: "instance-configure", Attempt: 1, Status: "failed", Argv: []string{"scripts/configure.sh", "--instance=beta"},
+			Env: map[string]string{"DEPLOYER_HOST": "h1", "DEPLOYER_INSTANCE_FILE": "instances/beta.xml", "PATH": "/bin"}, Started: time.Now(), Timeout: "30s"},
+		{Instance: "beta", Step: "instance-redeploy", Status: "skipped", Reason: "instance-configure failed"},
+	}}
+	var out bytes.Buffer
+	err := runRunsExport(&runsExportOptions{step: "instance-redeploy"}, run, &out)
+	if exitStatusOf(err) != exitUsage || !strings.Contains(fmt.Sprint(err), "was skipped (instance-configure failed): it did not run") {
+		t.Errorf("skipped step: got exit %d (%v), want %d saying it was skipped", exitStatusOf(err), err, exitUsage)
+	}
+	out.Reset()
+	if err := runRunsExport(&runsExportOptions{step: "instance-configure", yaml: true}, run, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "version: 1\n") {
+		t.Fatalf("-o yaml: not YAML:\n%s", out.String())
+	}
+	sc, err := executor.LoadScenario(out.Bytes())
+	if err != nil || sc.Run != "scripts/configure.sh" || sc.Env["DEPLOYER_HOST"] != "h1" || time.Duration(sc.Timeout) != 30*time.Second || sc.Recorded.Started.IsZero() {
+		t.Errorf("YAML scenario loads as %+v, %v", sc, err)
 	}
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -38,6 +41,16 @@ Exit status: 0 valid, 1 problems found.`,
 					opts.AllowStepDirs = cfg.AllowStepDirs
 				}
 			}
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				why := "not a directory"
+				switch {
+				case errors.Is(err, fs.ErrNotExist):
+					why = "no such directory"
+				case err != nil:
+					why = err.Error()
+				}
+				return fmt.Errorf("%s: %s (give the checkout of a clusterconfig repository)", dir, why)
+			}
 			probs := manifest.ValidateDir(dir, opts)
 			f, err := g.format()
 			if err != nil {
@@ -57,7 +70,7 @@ Exit status: 0 valid, 1 problems found.`,
 				}
 			}
 			if len(probs) > 0 {
-				return &statusError{Code: exitError, Err: fmt.Errorf("%s: %d problems", dir, len(probs))}
+				return &statusError{Code: exitError, Err: fmt.Errorf("%s: %s", dir, problemCount(len(probs)))}
 			}
 			if !f.structured() {
 				fmt.Fprintf(out, "%s: valid\n", dir)

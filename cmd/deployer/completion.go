@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -110,9 +111,10 @@ func (g *globalOptions) completeRunArg(cmd *cobra.Command, args []string, _ stri
 	})
 }
 
-// completeInterventionArg completes the first argument with intervention
-// ids: the open ones (every one with all).
-func (g *globalOptions) completeInterventionArg(all bool) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+// completeInterventionArg completes the first argument with the ids of
+// the interventions in one of states (every one when none is given).
+func (g *globalOptions) completeInterventionArg(states ...string) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	all := len(states) == 0 || slices.Contains(states, deployer.InterventionResolved)
 	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 		if len(args) > 0 {
 			return nil, noFiles
@@ -124,6 +126,9 @@ func (g *globalOptions) completeInterventionArg(all bool) func(*cobra.Command, [
 			}
 			var out []string
 			for _, iv := range ivs {
+				if len(states) > 0 && !slices.Contains(states, iv.State) {
+					continue
+				}
 				where := iv.Repo
 				if iv.Instance != "" {
 					where += "/" + iv.Instance
@@ -135,23 +140,29 @@ func (g *globalOptions) completeInterventionArg(all bool) func(*cobra.Command, [
 	}
 }
 
-// completeDeploymentArg completes the first argument with deployment ids,
-// newest first.
-func (g *globalOptions) completeDeploymentArg(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-	if len(args) > 0 {
-		return nil, noFiles
+// completeDeploymentArg completes the first argument with the ids of the
+// deployments in one of states (every one when none is given), newest
+// first.
+func (g *globalOptions) completeDeploymentArg(states ...deployer.DeploymentState) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, noFiles
+		}
+		return g.completeWith(cmd, func(ctx context.Context, c *api.Client) ([]string, error) {
+			ds, err := c.Deployments(ctx)
+			if err != nil {
+				return nil, err
+			}
+			var out []string
+			for _, d := range ds {
+				if len(states) > 0 && !slices.Contains(states, deployer.DeploymentState(d.State)) {
+					continue
+				}
+				out = appendEntry(out, d.ID, fmt.Sprintf("%s %s %s", d.Repo, d.State, d.Request.Select))
+			}
+			return out, nil
+		})
 	}
-	return g.completeWith(cmd, func(ctx context.Context, c *api.Client) ([]string, error) {
-		ds, err := c.Deployments(ctx)
-		if err != nil {
-			return nil, err
-		}
-		var out []string
-		for _, d := range ds {
-			out = appendEntry(out, d.ID, fmt.Sprintf("%s %s %s", d.Repo, d.State, d.Request.Select))
-		}
-		return out, nil
-	})
 }
 
 // completeRunInstances completes --instance with the instances of the run
@@ -324,8 +335,9 @@ func completeStepRunArgs(cmd *cobra.Command, args []string, _ string) ([]string,
 	}
 	var out []string
 	if len(args) == 1 {
+		// An invalid instance file is left out; the valid ones are offered.
 		ins, err := m.ListInstances(dir)
-		if err != nil {
+		if err != nil && !errors.As(err, new(*manifest.ProblemsError)) {
 			return nil, noFiles
 		}
 		for _, in := range ins {
@@ -349,7 +361,14 @@ func fixedCompletion(values ...string) func(*cobra.Command, []string, string) ([
 // registerCompletions wires the completions above to the commands.
 func (g *globalOptions) registerCompletions(root *cobra.Command) {
 	type argFunc = func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective)
-	open, all := g.completeInterventionArg(false), g.completeInterventionArg(true)
+	// ack takes an open, unacknowledged intervention; resolve any open
+	// one; cancel a deployment that has not ended; retry one that ended
+	// without succeeding.
+	all := g.completeInterventionArg()
+	unacked := g.completeInterventionArg(deployer.InterventionOpen)
+	open := g.completeInterventionArg(deployer.InterventionOpen, deployer.InterventionAcknowledged)
+	inFlight := g.completeDeploymentArg(deployer.DeploymentQueued, deployer.DeploymentRunning)
+	retryable := g.completeDeploymentArg(deployer.DeploymentFailed, deployer.DeploymentCancelled, deployer.DeploymentBlocked)
 	args := map[string]argFunc{
 		"sync":                  g.completeRepoArg,
 		"runs":                  g.completeRepoArg,
@@ -358,11 +377,11 @@ func (g *globalOptions) registerCompletions(root *cobra.Command) {
 		"runs export":           g.completeRunArg,
 		"replay":                g.completeRunArg,
 		"interventions show":    all,
-		"interventions ack":     open,
+		"interventions ack":     unacked,
 		"interventions resolve": open,
-		"deployments show":      g.completeDeploymentArg,
-		"deployments retry":     g.completeDeploymentArg,
-		"deployments cancel":    g.completeDeploymentArg,
+		"deployments show":      g.completeDeploymentArg(),
+		"deployments retry":     retryable,
+		"deployments cancel":    inFlight,
 		"step run":              completeStepRunArgs,
 		"step test":             completeDirArg,
 		"validate":              completeDirArg,

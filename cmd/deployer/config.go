@@ -1,12 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/user"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +36,8 @@ type Config struct {
 	Notify        []NotifyConfig `yaml:"notify"`
 	Limits        LimitsConfig   `yaml:"limits"`
 
-	file string // the path it was read from, for messages
+	file string     // the path it was read from, for messages
+	root *yaml.Node // its document, for the lines of later checks
 }
 
 // LimitsConfig caps what the XML engine accepts from a repository; zero
@@ -159,11 +161,15 @@ type NotifyConfig struct {
 // Duration is a time.Duration written as "1m30s" in YAML.
 type Duration time.Duration
 
-// UnmarshalYAML parses a Go duration string.
+// UnmarshalYAML parses a Go duration string. A bad one is a type error,
+// so that the decoder goes on and every other problem is reported too.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
-	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a duration (write e.g. 30s, 1m, 4h)", n.Line, n.Value)
+	switch {
+	case err != nil:
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration (write e.g. 30s, 1m, 4h)", n.Line, n.Value)}}
+	case v < 0:
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is negative: want a positive duration (e.g. 30s, 1m, 4h)", n.Line, n.Value)}}
 	}
 	*d = Duration(v)
 	return nil
@@ -185,21 +191,303 @@ func loadConfig(path string) (*Config, error) {
 	return parseConfig(path, data)
 }
 
+// parseConfig decodes and validates a host config and reports every
+// problem in one pass, in the order of their lines: YAML type errors,
+// unknown keys and the checks of validate. Only a file that is no YAML at
+// all stops at its first problem.
 func parseConfig(path string, data []byte) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, &ConfigError{Problems: yamlProblems(path, err)}
-	}
-	var root yaml.Node
-	_ = yaml.Unmarshal(data, &root)
 	c.file = path
-	if probs := c.validate(&root); len(probs) > 0 {
+	probs, root, ok := decodeStrict(path, data, &c)
+	if !ok {
 		return nil, &ConfigError{Problems: probs}
+	}
+	probs = append(probs, c.validate(root)...)
+	c.root = root
+	if len(probs) > 0 {
+		sortByLine(path, probs)
+		// The partly decoded config goes with the error: --check-config
+		// checks its files too. Every other caller stops at the error.
+		return &c, &ConfigError{Problems: probs}
 	}
 	c.applyDefaults()
 	return &c, nil
+}
+
+// fileProblems lists the files the config names that the daemon reads at
+// start (tokens, secrets, credentials) and cannot read now, each with the
+// line of its key: --check-config reports them with the rest.
+func (c *Config) fileProblems() []string {
+	type named struct {
+		keys []string
+		path string
+	}
+	files := []named{
+		{[]string{"listen", "token_file"}, c.Listen.TokenFile},
+		{[]string{"listen", "webhook_secret_file"}, c.Listen.WebhookSecretFile},
+	}
+	for i, r := range c.Repos {
+		is := strconv.Itoa(i)
+		files = append(files,
+			named{[]string{"repos", is, "auth", "ssh_key_file"}, r.Auth.SSHKeyFile},
+			named{[]string{"repos", is, "auth", "known_hosts_file"}, r.Auth.KnownHostsFile},
+			named{[]string{"repos", is, "auth", "password_file"}, r.Auth.PasswordFile})
+	}
+	for i, n := range c.Notify {
+		is := strconv.Itoa(i)
+		files = append(files,
+			named{[]string{"notify", is, "url_file"}, n.URLFile},
+			named{[]string{"notify", is, "secret_file"}, n.SecretFile},
+			named{[]string{"notify", is, "token_file"}, n.TokenFile})
+	}
+	var probs []string
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		line := 1
+		if c.root != nil {
+			line = lineOf(c.root, f.keys...)
+		}
+		key := strings.Join(f.keys, ".")
+		for _, k := range f.keys {
+			if _, err := strconv.Atoi(k); err == nil {
+				key = strings.Replace(key, "."+k+".", "["+k+"].", 1)
+			}
+		}
+		fh, err := os.Open(f.path)
+		if err != nil {
+			why := err.Error()
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				why = "no such file"
+			case errors.Is(err, os.ErrPermission):
+				why = "permission denied (run the check as the daemon's user: runuser -u deployer -- deployer daemon --check-config)"
+			}
+			probs = append(probs, fmt.Sprintf("%s:%d: %s %s: %s; create it or correct the path (the daemon reads it at start)", c.file, line, key, f.path, why))
+			continue
+		}
+		fh.Close()
+	}
+	return probs
+}
+
+// decodeStrict decodes data into v and lists its problems: the values of
+// the wrong type and the keys v has no field for, each named by its path
+// (unknown key "pol" (in repos[0])), never by a Go type. ok is false when
+// data is no YAML document at all (nothing was decoded). root is the
+// document, for the lines of later checks.
+func decodeStrict(path string, data []byte, v any) (probs []string, root *yaml.Node, ok bool) {
+	root = &yaml.Node{}
+	if err := yaml.Unmarshal(data, root); err != nil {
+		return yamlProblems(path, err), root, false
+	}
+	if root.Kind == 0 {
+		return nil, root, true // an empty file: the checks say what is missing
+	}
+	if err := root.Decode(v); err != nil {
+		if !errors.As(err, new(*yaml.TypeError)) {
+			return yamlProblems(path, err), root, false
+		}
+		probs = yamlProblems(path, err)
+	}
+	doc := root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		doc = doc.Content[0]
+	}
+	for i, p := range probs {
+		// Name the key of a value of the wrong type: repos[0].poll: ...
+		if line := problemLine(path, p); line > 0 {
+			if key := keyAt(doc, line, "", 0); key != "" {
+				probs[i] = fmt.Sprintf("%s:%d: %s: %s", path, line, key, strings.TrimPrefix(p, fmt.Sprintf("%s:%d: ", path, line)))
+			}
+		}
+	}
+	unknownKeys(doc, reflect.TypeOf(v), "", 0, func(line int, key, where string, known []string) {
+		msg := fmt.Sprintf("unknown key %q (%s)", key, where)
+		if s := nearest(key, known); s != "" {
+			msg += fmt.Sprintf("; did you mean %s?", s)
+		} else {
+			msg += fmt.Sprintf("; remove it (the keys there: %s)", strings.Join(known, ", "))
+		}
+		probs = append(probs, fmt.Sprintf("%s:%d: %s", path, line, msg))
+	})
+	return probs, root, true
+}
+
+// unknownKeys walks a YAML node along the Go type it decodes into and
+// reports every mapping key that type has no yaml field for. where is the
+// path of n (repos[0].auth), "" at the top.
+func unknownKeys(n *yaml.Node, t reflect.Type, where string, depth int, report func(line int, key, where string, known []string)) {
+	if n == nil || depth > 32 {
+		return
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+		if n == nil {
+			return
+		}
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := map[string]reflect.Type{}
+		var known []string
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if !f.IsExported() || name == "" || name == "-" {
+				continue
+			}
+			fields[name] = f.Type
+			known = append(known, name)
+		}
+		in := "at the top level"
+		if where != "" {
+			in = "in " + where
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			ft, ok := fields[k.Value]
+			if !ok {
+				report(k.Line, k.Value, in, known)
+				continue
+			}
+			unknownKeys(n.Content[i+1], ft, joinKey(where, k.Value), depth+1, report)
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, e := range n.Content {
+			unknownKeys(e, t.Elem(), fmt.Sprintf("%s[%d]", where, i), depth+1, report)
+		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			unknownKeys(n.Content[i+1], t.Elem(), joinKey(where, n.Content[i].Value), depth+1, report)
+		}
+	}
+}
+
+func joinKey(where, key string) string {
+	if where == "" {
+		return key
+	}
+	return where + "." + key
+}
+
+// nearest is the known key within two edits of key, if one is.
+func nearest(key string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := editDistance(key, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// keyAt is the path (repos[0].poll) of the first deepest key written on
+// line, "" if none is.
+func keyAt(n *yaml.Node, line int, where string, depth int) string {
+	if n == nil || depth > 32 {
+		return ""
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			path := joinKey(where, k.Value)
+			if deeper := keyAt(v, line, path, depth+1); deeper != "" {
+				return deeper
+			}
+			if k.Line == line {
+				return path
+			}
+		}
+	case yaml.SequenceNode:
+		for i, e := range n.Content {
+			if deeper := keyAt(e, line, fmt.Sprintf("%s[%d]", where, i), depth+1); deeper != "" {
+				return deeper
+			}
+		}
+	}
+	return ""
+}
+
+// problemLine is the line of a problem written file:line: message, 0 if
+// it has none.
+func problemLine(path, p string) int {
+	rest := strings.TrimPrefix(p, path+":")
+	n, err := strconv.Atoi(rest[:max(strings.IndexByte(rest, ':'), 0)])
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// sortByLine orders problems (file:line: message) by their line; the
+// order of one line's problems is kept.
+func sortByLine(path string, probs []string) {
+	slices.SortStableFunc(probs, func(a, b string) int { return problemLine(path, a) - problemLine(path, b) })
+}
+
+// yamlUnmarshal is yaml's "cannot unmarshal !!seq into main.RepoConfig":
+// said in the words of the file, not of Go's types.
+var yamlUnmarshal = regexp.MustCompile("^cannot unmarshal !!(\\w+) (`[^`]*` )?into (\\S+)$")
+
+func yamlKind(tag, value string) string {
+	value = strings.TrimSpace(value)
+	switch tag {
+	case "seq":
+		return "a list"
+	case "map":
+		return "a mapping (key: value)"
+	case "null":
+		return "nothing"
+	}
+	if value != "" {
+		return strings.Trim(value, "`")
+	}
+	return "a " + tag
+}
+
+func goKind(t string) string {
+	t = strings.TrimPrefix(strings.TrimPrefix(t, "*"), "main.")
+	switch {
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["):
+		return "a mapping (key: value)"
+	case t == "string":
+		return "a string"
+	case t == "bool":
+		return "true or false"
+	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "uint"):
+		return "a whole number"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	}
+	return "a mapping (key: value)"
 }
 
 func yamlProblems(path string, err error) []string {
@@ -213,7 +501,11 @@ func yamlProblems(path string, err error) []string {
 		// One problem per line: a value quoted in the message may hold line breaks.
 		m = strings.NewReplacer("\r", `\r`, "\n", `\n`, "main.", "").Replace(m)
 		if g := yamlLine.FindStringSubmatch(m); g != nil {
-			out = append(out, fmt.Sprintf("%s:%s: %s", path, g[1], strings.Replace(g[2], " in type ", " in ", 1)))
+			msg := strings.Replace(g[2], " in type ", " in ", 1)
+			if u := yamlUnmarshal.FindStringSubmatch(msg); u != nil {
+				msg = fmt.Sprintf("got %s, want %s", yamlKind(u[1], u[2]), goKind(u[3]))
+			}
+			out = append(out, fmt.Sprintf("%s:%s: %s", path, g[1], msg))
 			continue
 		}
 		out = append(out, fmt.Sprintf("%s: %s", path, strings.TrimPrefix(m, "yaml: ")))
@@ -346,6 +638,7 @@ func (k *configCheck) repos() {
 		}
 		seen[r.Name] = true
 		k.repo(r, at)
+		k.repoURLPoll(i, r)
 		if r.TLS != nil {
 			k.repoTLS(i, r)
 		}
@@ -365,6 +658,34 @@ func (k *configCheck) repo(r *RepoConfig, at func(key string) int) {
 	}
 	if r.PushAttempts < 0 {
 		k.bad(at("push_attempts"), "repo %q: push_attempts must be positive", r.Name)
+	}
+}
+
+// repoSchemes are the url schemes a repo may use; an scp-like
+// user@host:path and a local path have none.
+var repoSchemes = []string{"ssh", "https", "http", "git", "file"}
+
+var urlScheme = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)://`)
+
+// repoURLPoll refuses a url of a scheme git cannot fetch from and a poll
+// interval written as zero (a repo that would poll without pause).
+func (k *configCheck) repoURLPoll(i int, r *RepoConfig) {
+	at := func(key string) int { return k.at("repos", strconv.Itoa(i), key) }
+	if m := urlScheme.FindStringSubmatch(r.URL); m != nil && !slices.Contains(repoSchemes, strings.ToLower(m[1])) {
+		k.bad(at("url"), "repo %q: url scheme %q: want ssh://, https://, http://, git:// or file:// (or user@host:path)", r.Name, m[1])
+	}
+	doc := k.root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		doc = doc.Content[0]
+	}
+	if n := child(doc, "repos"); n != nil {
+		if n = child(n, strconv.Itoa(i)); n != nil {
+			if p := child(n, "poll"); p != nil && p.Kind == yaml.ScalarNode {
+				if d, err := time.ParseDuration(p.Value); err == nil && d == 0 {
+					k.bad(p.Line, "repo %q: poll %s: want a positive interval (e.g. 30s, 5m; leave poll out for the default 1m)", r.Name, p.Value)
+				}
+			}
+		}
 	}
 }
 

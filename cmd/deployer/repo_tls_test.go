@@ -31,7 +31,7 @@ func TestRepoTLSConfigProblems(t *testing.T) {
 		{"cert without key", head + "    url: https://h/cc.git\n    tls:\n      cert_file: /etc/c.pem\n",
 			[]string{`deployer.yaml:6: repo "cc": a client certificate needs both tls.cert_file and tls.key_file (or neither)`}},
 		{"unknown key", head + "    url: https://h/cc.git\n    tls:\n      ca_bundle: /etc/ca.pem\n",
-			[]string{"deployer.yaml:6: field ca_bundle not found"}},
+			[]string{`deployer.yaml:6: unknown key "ca_bundle" (in repos[0].tls)`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseConfig("deployer.yaml", []byte(tc.yaml))

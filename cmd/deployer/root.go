@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/certs"
@@ -29,7 +28,13 @@ type globalOptions struct {
 	caFile, certFile, keyFile string
 	inventoryCAFile           string
 	clientConfig              string
+	// timeout bounds each daemon call that does not wait for a run.
+	timeout time.Duration
 }
+
+// defaultCallTimeout is --timeout's default: a daemon call that is no
+// wait (sync --wait, replay) gives up after it.
+const defaultCallTimeout = 30 * time.Second
 
 func newRootCmd() *cobra.Command {
 	g := &globalOptions{}
@@ -54,6 +59,7 @@ Exit status: 0 success, 1 error, 2 usage, 3 the work ended with an intervention.
 	pf.StringVar(&g.keyFile, "key-file", "", "private key (PEM) of --cert-file")
 	pf.StringVar(&g.inventoryCAFile, "inventory-ca-file", "", "PEM CA bundle for an https:// fleet inventory URL (default --ca-file)")
 	pf.StringVar(&g.clientConfig, "client-config", os.Getenv("DEPLOYER_CLIENT_CONFIG"), "client config file with remote, token_file, ca_file, cert_file, key_file (env DEPLOYER_CLIENT_CONFIG; default ~/.config/deployer/client.yaml when it exists)")
+	pf.DurationVar(&g.timeout, "timeout", defaultCallTimeout, "give up a daemon call that gets no answer within this (0: wait forever); sync --wait and replay, which wait for their run, are not bounded")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml (report: markdown, json, yaml or html)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see %s --help)", err, c.CommandPath())
@@ -171,6 +177,15 @@ func (g *globalOptions) client() (*api.Client, error) {
 	if err := g.applyClientConfig(); err != nil {
 		return nil, err
 	}
+	c, err := g.newClient()
+	if err != nil {
+		return nil, err
+	}
+	c.SetTimeout(g.timeout)
+	return c, nil
+}
+
+func (g *globalOptions) newClient() (*api.Client, error) {
 	if g.remote != "" {
 		t := g.clientTLS()
 		tok := ""
@@ -235,10 +250,8 @@ func (g *globalOptions) applyClientConfig() error {
 		return fmt.Errorf("client config: %w", err)
 	}
 	var c clientConfigFile
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return &statusError{Code: exitUsage, Err: &ConfigError{Problems: yamlProblems(path, err)}}
+	if probs, _, _ := decodeStrict(path, data, &c); len(probs) > 0 {
+		return &statusError{Code: exitUsage, Err: &ConfigError{Problems: probs}}
 	}
 	rel := func(p string) string {
 		if p != "" && !filepath.IsAbs(p) {

@@ -264,7 +264,7 @@ repos:
 	for _, want := range []string{
 		`ok: repos[0].tls.ca_file (repo-cc-ca): certificate "CN=Example Internal CA,O=deployer tests" valid until`,
 		`warning: repos[0].tls.cert_file (repo-cc-client): certificate "CN=fra1-dep01" expires on`,
-		"ok (1 repos, 2 certificates)",
+		"ok (1 repo, 2 certificates)",
 	} {
 		if !strings.Contains(check.String(), want) {
 			t.Errorf("check-config lacks %q", want)

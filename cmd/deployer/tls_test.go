@@ -296,7 +296,7 @@ notify:
 	}
 	t.Logf("check-config:\n%s", out.String())
 	if !strings.Contains(out.String(), "warning: listen.tls.cert_file (api): certificate \"CN=fra1-prod-dep01\" expires on") ||
-		!strings.Contains(out.String(), "ok: listen.tls.client_ca_file") || !strings.Contains(out.String(), "ok (1 repos, 3 certificates)") {
+		!strings.Contains(out.String(), "ok: listen.tls.client_ca_file") || !strings.Contains(out.String(), "ok (1 repo, 3 certificates)") {
 		t.Errorf("check-config output is not what the docs show")
 	}
 	outputs.WriteString(out.String())

@@ -49,9 +49,20 @@ type Attempt struct {
 	Dir      string `json:"dir"`
 	Instance string `json:"instance"`
 	Step     string `json:"step"`
-	// Scenario is the scenario file the attempt ran, if any.
-	Scenario string   `json:"scenario,omitempty"`
-	Argv     []string `json:"argv"`
+	// Scenario is the scenario file the attempt ran, if any;
+	// FromScenario is set for every attempt that ran a scenario (from a
+	// file or standard input) rather than the manifest's step.
+	Scenario     string `json:"scenario,omitempty"`
+	FromScenario bool   `json:"from_scenario,omitempty"`
+	// InstanceEdited says that the checkout's instance file differed from
+	// its content at Commit when the attempt started.
+	InstanceEdited bool `json:"instance_edited,omitempty"`
+	// InstanceBefore and InstanceAfter are the git blob ids of the
+	// instance file when the attempt started and ended ("" unread): a
+	// later step on the file a writing step left is on a file it knows.
+	InstanceBefore string   `json:"instance_before,omitempty"`
+	InstanceAfter  string   `json:"instance_after,omitempty"`
+	Argv           []string `json:"argv"`
 	// EnvNames are the names of the variables the step got (never values).
 	EnvNames   []string          `json:"env_names"`
 	Outputs    map[string]string `json:"outputs,omitempty"`
@@ -249,17 +260,26 @@ func cmpUint(a, b uint64) int {
 	return 0
 }
 
-// LastSucceeded returns the newest succeeded attempt of step for instance
-// at remote and commit; ok is false when there is none.
-func (s *Store) LastSucceeded(remote, commit, instance, step string) (Attempt, bool, error) {
+// Counts is whether a later step may take this attempt's outputs as its
+// dependency's: the manifest's step ran (not a scenario) on the instance
+// file as committed.
+func (a Attempt) Counts() bool {
+	return !a.FromScenario && a.Scenario == "" && !a.InstanceEdited
+}
+
+// LastCounted returns the newest attempt of step for instance at remote
+// and commit that Counts, whatever its status (ok false when there is
+// none), and how many newer ones did not count.
+func (s *Store) LastCounted(remote, commit, instance, step string) (a Attempt, ok bool, ignored int, err error) {
 	as, err := s.List(Filter{Remote: remote, Commit: commit, Instance: instance, Step: step})
 	if err != nil {
-		return Attempt{}, false, err
+		return Attempt{}, false, 0, err
 	}
 	for _, a := range as {
-		if a.Succeeded() {
-			return a, true, nil
+		if a.Counts() {
+			return a, true, ignored, nil
 		}
+		ignored++
 	}
-	return Attempt{}, false, nil
+	return Attempt{}, false, ignored, nil
 }

@@ -26,16 +26,38 @@ func TestRecordAndFind(t *testing.T) {
 	add("ssh://git/other", "c1", "acme", "instance-configure", "succeeded")
 	add("ssh://git/cc", "c1", "beta", "instance-configure", "succeeded")
 
-	a, ok, err := s.LastSucceeded("ssh://git/cc", "c1", "acme", "instance-configure")
-	if err != nil || !ok || a.Seq != 1 {
-		t.Errorf("last succeeded: got %+v %v %v, want seq 1 (seq 2 failed; 3 is another commit, 4 another remote)", a, ok, err)
+	a, ok, _, err := s.LastCounted("ssh://git/cc", "c1", "acme", "instance-configure")
+	if err != nil || !ok || a.Seq != 2 || a.Succeeded() {
+		t.Errorf("last counted: got %+v %v %v, want seq 2, failed (a newer failure beats an older success; 3 is another commit, 4 another remote)", a, ok, err)
 	}
-	if _, ok, _ := s.LastSucceeded("ssh://git/cc", "c3", "acme", "instance-configure"); ok {
+	if _, ok, _, _ := s.LastCounted("ssh://git/cc", "c3", "acme", "instance-configure"); ok {
 		t.Errorf("another commit: found an attempt")
 	}
 	all, err := s.List(localruns.Filter{Remote: "ssh://git/cc"})
 	if err != nil || len(all) != 4 || all[0].Seq != 5 {
 		t.Errorf("list: got %d attempts (%v), want 4 newest first", len(all), err)
+	}
+}
+
+// TestLastCountedSkipsScenariosAndEditedFiles: an attempt that ran a
+// scenario, or the step on an edited instance file, is not a dependency's
+// attempt; the newest one that is decides.
+func TestLastCountedSkipsScenariosAndEditedFiles(t *testing.T) {
+	s := localruns.New(filepath.Join(t.TempDir(), localruns.FileName))
+	for _, a := range []localruns.Attempt{
+		{Status: "succeeded"},
+		{Status: "succeeded", FromScenario: true},
+		{Status: "succeeded", InstanceEdited: true},
+		{Status: "succeeded", Scenario: "/tmp/s.json"},
+	} {
+		a.Remote, a.Commit, a.Instance, a.Step = "r", "c", "acme", "instance-configure"
+		if _, err := s.Record(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, ok, ignored, err := s.LastCounted("r", "c", "acme", "instance-configure")
+	if err != nil || !ok || a.Seq != 1 || ignored != 3 {
+		t.Errorf("got %+v ok=%v ignored=%d %v; want seq 1 and 3 ignored", a, ok, ignored, err)
 	}
 }
 

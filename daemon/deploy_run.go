@@ -182,22 +182,23 @@ func (w *worker) deploymentPlan(m *manifest.Manifest, steps []manifest.Step, spe
 // per instance; instances whose edit did not land drop out of the plan.
 func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store.Deployment, spec *deploymentSpec, p plan, edits []manifest.Edit) plan {
 	raw, _ := json.Marshal(edits)
-	var entries []store.JournalEntry
+	var todo []store.JournalEntry
 	for _, job := range p.jobs {
 		in := spec.Details[string(job.Instance.Name)]
 		if in.Commit != "" {
 			continue // landed before a restart
 		}
-		e, err := w.d.store.PutJournal(store.JournalEntry{Repo: w.cfg.Name, Instance: string(job.Instance.Name), File: job.Instance.File,
+		todo = append(todo, store.JournalEntry{Repo: w.cfg.Name, Instance: string(job.Instance.Name), File: job.Instance.File,
 			BaseBlob: w.repo.Head(), Edits: raw, Author: spec.Request.Who, Reason: "deploy " + rec.ID + reasonSuffix(spec.Request.Reason),
 			Run: strconv.FormatUint(uint64(run.ID), 10), Deployment: rec.ID, Trailers: deploymentTrailers(rec.ID, spec.Request.Ticket)})
-		if err != nil {
-			w.log.Error().Err(err).Msg("journal deployment edit")
-			continue
-		}
-		entries = append(entries, e)
 	}
-	if len(entries) == 0 {
+	if len(todo) == 0 {
+		return p
+	}
+	// The bucket's edits are journaled in one transaction.
+	entries, err := w.d.store.PutJournals(todo)
+	if err != nil {
+		w.log.Error().Err(err).Msg("journal deployment edit")
 		return p
 	}
 	changes := make([]syncer.Change, 0, len(entries))

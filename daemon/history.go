@@ -185,12 +185,8 @@ func (d *Daemon) findInstance(repo, instance string) (string, string, error) {
 }
 
 func (d *Daemon) instanceFile(repo, instance string) (string, bool) {
-	if all, err := d.store.Instances(repo); err == nil {
-		for _, st := range all {
-			if st.Name == instance {
-				return st.File, true
-			}
-		}
+	if st, err := d.store.Instance(repo, instance); err == nil {
+		return st.File, true
 	}
 	dir := d.checkoutDir(repo)
 	m, err := manifest.Load(dir, manifest.Options{AllowStepDirs: d.opts.AllowStepDirs})

@@ -414,6 +414,16 @@ func (w *worker) settleRun(run *store.Run, results []executor.InstanceResult, dr
 	for _, r := range results {
 		byName[string(r.Instance.Name)] = r
 	}
+	// The instances' states are written together, in one transaction.
+	var states []store.InstanceState
+	defer func() {
+		if len(states) == 0 {
+			return
+		}
+		if err := w.d.store.SetInstances(states); err != nil {
+			w.log.Error().Err(err).Int("instances", len(states)).Msg("record instances")
+		}
+	}()
 	for i := range run.Instances {
 		o := &run.Instances[i]
 		r, ok := byName[o.Name]
@@ -450,9 +460,7 @@ func (w *worker) settleRun(run *store.Run, results []executor.InstanceResult, dr
 		} else if (r.Status == executor.StatusFailed || r.Status == executor.StatusTimedOut) && !w.held[o.Name] {
 			w.raiseStepFailed(*run, *o, out)
 		}
-		if err := w.d.store.SetInstance(st); err != nil {
-			w.log.Error().Err(err).Str("instance", o.Name).Msg("record instance")
-		}
+		states = append(states, st)
 	}
 }
 
@@ -469,17 +477,10 @@ func (w *worker) recordInvalid(run store.Run, o store.InstanceOutcome) {
 	}
 }
 
+// instanceState reads one instance's state by its key (a scan of the
+// repo's instances here made a deployment quadratic in the repo's size).
 func (w *worker) instanceState(name string) (store.InstanceState, error) {
-	all, err := w.d.store.Instances(w.cfg.Name)
-	if err != nil {
-		return store.InstanceState{}, err
-	}
-	for _, s := range all {
-		if s.Name == name {
-			return s, nil
-		}
-	}
-	return store.InstanceState{}, store.ErrNotFound
+	return w.d.store.Instance(w.cfg.Name, name)
 }
 
 // failedOutput is the output tail of the step that failed an instance.

@@ -68,17 +68,12 @@ func (w *worker) plan(m *manifest.Manifest, base, head string, forced []string) 
 // files must never run under one instance's name (its records, outputs and
 // interventions would mix, and one customer's steps could run as another).
 func (w *worker) nameTakenBy(m *manifest.Manifest, name, file string) string {
-	all, err := w.d.store.Instances(w.cfg.Name)
-	if err != nil {
+	s, err := w.d.store.Instance(w.cfg.Name, name) // one state per name: read by key
+	if err != nil || s.File == "" || s.File == file {
 		return ""
 	}
-	for _, s := range all {
-		if s.Name != name || s.File == "" || s.File == file {
-			continue
-		}
-		if other, err := m.ReadInstance(w.repo.Dir(), s.File); err == nil && string(other.Name) == name {
-			return s.File
-		}
+	if other, err := m.ReadInstance(w.repo.Dir(), s.File); err == nil && string(other.Name) == name {
+		return s.File
 	}
 	return ""
 }
@@ -152,16 +147,8 @@ func (w *worker) deploymentCommit(st store.InstanceState, runs map[store.RunID]s
 }
 
 func (w *worker) instanceByFile(file string) (store.InstanceState, bool) {
-	all, err := w.d.store.Instances(w.cfg.Name)
-	if err != nil {
-		return store.InstanceState{}, false
-	}
-	for _, st := range all {
-		if st.File == file {
-			return st, true
-		}
-	}
-	return store.InstanceState{}, false
+	st, err := w.d.store.InstanceByFile(w.cfg.Name, file)
+	return st, err == nil
 }
 
 // deployedAfter is the repo's deployed commit after a run at head: HEAD

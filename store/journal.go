@@ -81,47 +81,79 @@ func indexJournalEntry(tx *bolt.Tx, e JournalEntry) error {
 // State pending when empty, and Created/Updated from Now. Putting an
 // existing ID replaces that entry but keeps its Created time.
 func (s *Store) PutJournal(e JournalEntry) (JournalEntry, error) {
-	if e.Repo == "" || e.File == "" {
-		return JournalEntry{}, fmt.Errorf("journal: repo and file: %w", ErrInvalid)
+	out, err := s.PutJournals([]JournalEntry{e})
+	if err != nil {
+		return JournalEntry{}, err
 	}
+	return out[0], nil
+}
+
+// PutJournals stores entries as PutJournal does, all in one transaction
+// (a deployment journals a bucket's edits at once): every entry is stored,
+// or none. It returns them with their IDs and times.
+func (s *Store) PutJournals(entries []JournalEntry) ([]JournalEntry, error) {
 	now := s.now()
+	for _, e := range entries {
+		if e.Repo == "" || e.File == "" {
+			return nil, fmt.Errorf("journal: repo and file: %w", ErrInvalid)
+		}
+	}
+	var out []JournalEntry
+	failed := -1 // the entry whose put failed
+	err := s.update(func(tx *bolt.Tx) error {
+		out, failed = make([]JournalEntry, 0, len(entries)), -1
+		for i, e := range entries {
+			e, err := putJournalEntry(tx, e, now)
+			if err != nil {
+				failed = i
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		return out, nil
+	case failed < 0 && len(entries) != 1:
+		return nil, fmt.Errorf("journal %d entries: %w", len(entries), err)
+	}
+	e := entries[max(failed, 0)]
+	return nil, fmt.Errorf("journal %s %s: %w", e.Repo, e.File, err)
+}
+
+func putJournalEntry(tx *bolt.Tx, e JournalEntry, now time.Time) (JournalEntry, error) {
 	if e.State == "" {
 		e.State = JournalPending
 	}
 	e.Updated = now
-	err := s.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketJournal)
-		if e.ID == "" {
-			seq, err := b.NextSequence()
-			if err != nil {
-				return err
-			}
-			e.ID = fmt.Sprintf("j%015d", seq)
+	b := tx.Bucket(bucketJournal)
+	if e.ID == "" {
+		seq, err := b.NextSequence()
+		if err != nil {
+			return e, err
 		}
-		var old JournalEntry
-		switch err := getJSON(b, []byte(e.ID), &old); {
-		case err == nil:
-			e.Created = old.Created
-			if old.Repo != e.Repo {
-				if err := tx.Bucket(indexJournalOpen).Delete(journalOpenKey(old.Repo, old.ID)); err != nil {
-					return err
-				}
-			}
-		case !errors.Is(err, ErrNotFound):
-			return err
-		}
-		if e.Created.IsZero() {
-			e.Created = now
-		}
-		if err := putJournal(tx, e); err != nil {
-			return err
-		}
-		return supersede(tx, e, now)
-	})
-	if err != nil {
-		return JournalEntry{}, fmt.Errorf("journal %s %s: %w", e.Repo, e.File, err)
+		e.ID = fmt.Sprintf("j%015d", seq)
 	}
-	return e, nil
+	var old JournalEntry
+	switch err := getJSON(b, []byte(e.ID), &old); {
+	case err == nil:
+		e.Created = old.Created
+		if old.Repo != e.Repo {
+			if err := tx.Bucket(indexJournalOpen).Delete(journalOpenKey(old.Repo, old.ID)); err != nil {
+				return e, err
+			}
+		}
+	case !errors.Is(err, ErrNotFound):
+		return e, err
+	}
+	if e.Created.IsZero() {
+		e.Created = now
+	}
+	if err := putJournal(tx, e); err != nil {
+		return e, err
+	}
+	return e, supersede(tx, e, now)
 }
 
 // supersede drops the entries e.Supersedes names that are still pending
@@ -174,7 +206,9 @@ func (s *Store) DropJournal(id, note string) (JournalEntry, error) {
 }
 
 func putJournal(tx *bolt.Tx, e JournalEntry) error {
-	if err := putJSON(tx.Bucket(bucketJournal), []byte(e.ID), e); err != nil {
+	b := tx.Bucket(bucketJournal)
+	b.FillPercent = appendFill
+	if err := putJSON(b, []byte(e.ID), e); err != nil {
 		return err
 	}
 	return indexJournalEntry(tx, e)

@@ -44,22 +44,115 @@ func instanceKey(repo, name string) []byte {
 	return append(append([]byte(repo), 0), name...)
 }
 
+// instanceFileKey is repo NUL file: the key of instance_file.
+func instanceFileKey(repo, file string) []byte {
+	return append(append([]byte(repo), 0), file...)
+}
+
+// indexInstance keeps instance_file in step with st; old is its previous
+// version, nil when none. The file's entry names the instance written
+// last with that file; a rename of the file removes the old entry only if
+// it still names this instance.
+func indexInstance(tx *bolt.Tx, st InstanceState, old *InstanceState) error {
+	idx := tx.Bucket(indexInstanceFile)
+	idx.FillPercent = appendFill
+	if old != nil && old.File != "" && old.File != st.File {
+		k := instanceFileKey(old.Repo, old.File)
+		if bytes.Equal(idx.Get(k), []byte(old.Name)) {
+			if err := idx.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	if st.File == "" {
+		return nil
+	}
+	return idx.Put(instanceFileKey(st.Repo, st.File), []byte(st.Name))
+}
+
 // SetInstance stores st, replacing the previous state of (Repo, Name).
 // Updated defaults to Now.
 func (s *Store) SetInstance(st InstanceState) error {
-	if st.Repo == "" || st.Name == "" {
-		return fmt.Errorf("set instance: repo and name: %w", ErrInvalid)
-	}
-	if st.Updated.IsZero() {
-		st.Updated = s.now()
+	return s.SetInstances([]InstanceState{st})
+}
+
+// SetInstances stores states as SetInstance does, all in one transaction
+// (a run records a bucket's instances at once): every state is stored, or
+// none.
+func (s *Store) SetInstances(states []InstanceState) error {
+	now := s.now()
+	for _, st := range states {
+		if st.Repo == "" || st.Name == "" {
+			return fmt.Errorf("set instance: repo and name: %w", ErrInvalid)
+		}
 	}
 	err := s.update(func(tx *bolt.Tx) error {
-		return putJSON(tx.Bucket(bucketInstances), instanceKey(st.Repo, st.Name), st)
+		b := tx.Bucket(bucketInstances)
+		b.FillPercent = appendFill
+		for _, st := range states {
+			if st.Updated.IsZero() {
+				st.Updated = now
+			}
+			key := instanceKey(st.Repo, st.Name)
+			var old *InstanceState
+			if v := b.Get(key); v != nil {
+				var o InstanceState
+				if decode(key, v, &o) == nil {
+					old = &o
+				}
+			}
+			if err := putJSON(b, key, st); err != nil {
+				return err
+			}
+			if err := indexInstance(tx, st, old); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		return nil
+	case len(states) == 1:
+		return fmt.Errorf("set instance %s/%s: %w", states[0].Repo, states[0].Name, err)
+	}
+	return fmt.Errorf("set %d instances: %w", len(states), err)
+}
+
+// Instance returns the state of one instance of repo, read by its key;
+// ErrNotFound when the daemon has none.
+func (s *Store) Instance(repo, name string) (InstanceState, error) {
+	var st InstanceState
+	err := s.view(func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bucketInstances), instanceKey(repo, name), &st)
 	})
 	if err != nil {
-		return fmt.Errorf("set instance %s/%s: %w", st.Repo, st.Name, err)
+		return InstanceState{}, fmt.Errorf("instance %s/%s: %w", repo, name, err)
 	}
-	return nil
+	return st, nil
+}
+
+// InstanceByFile returns the state of the instance of repo last recorded
+// with file, through the instance_file index; ErrNotFound when none is.
+func (s *Store) InstanceByFile(repo, file string) (InstanceState, error) {
+	var st InstanceState
+	err := s.view(func(tx *bolt.Tx) error {
+		name := tx.Bucket(indexInstanceFile).Get(instanceFileKey(repo, file))
+		if name == nil {
+			return ErrNotFound
+		}
+		if err := getJSON(tx.Bucket(bucketInstances), instanceKey(repo, string(name)), &st); err != nil {
+			return err
+		}
+		if st.File != file {
+			return ErrNotFound // a stale index entry: never returned
+		}
+		return nil
+	})
+	if err != nil {
+		return InstanceState{}, fmt.Errorf("instance of %s/%s: %w", repo, file, err)
+	}
+	return st, nil
 }
 
 // Instances returns the instances of repo ordered by name (all repos,

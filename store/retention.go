@@ -167,7 +167,7 @@ func pruneInterventions(tx *bolt.Tx, l Limit, now time.Time) (int, error) {
 func pruneDeployments(tx *bolt.Tx, l Limit, now time.Time) (int, error) {
 	return pruneWhere(tx, bucketDeployments, l, now, func(k, v []byte) (time.Time, bool, error) {
 		var d Deployment
-		err := decode(k, v, &d)
+		err := decodeDeployment(k, v, &d)
 		return d.Finished, !d.Finished.IsZero(), err
 	}, nil)
 }

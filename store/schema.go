@@ -23,7 +23,11 @@ import (
 // Version 4: adds schedules (repo NUL schedule -> ScheduleState); the
 // last fire times move there out of the repo records (RepoState.Schedules),
 // so that saving a repo's state cannot overwrite them.
-const SchemaVersion = 4
+// Version 5: adds the index instance_file (repo NUL file -> instance name),
+// so that the instance of a file is found by key, not by a scan of the
+// repo's instances. Step records may be compact (see StepRecord): older
+// records read as they are.
+const SchemaVersion = 5
 
 // Primary buckets hold records; index buckets can be rebuilt from them.
 var (
@@ -47,6 +51,7 @@ var (
 	indexIvOpen        = []byte("iv_open")        // kind NUL repo NUL instance -> id, while not resolved
 	indexJournalOpen   = []byte("journal_open")   // repo NUL id -> nil, while pending, committed or in conflict
 	indexOutboxPending = []byte("outbox_pending") // seq -> nil, until sent
+	indexInstanceFile  = []byte("instance_file")  // repo NUL file -> instance name
 
 	keySchema         = []byte("schema")
 	keyDeliveryPrefix = []byte("delivery_prefix")
@@ -59,7 +64,7 @@ var primaryBuckets = [][]byte{
 	bucketInflight, bucketOutbox, bucketSchedules, bucketRepos, bucketInstances,
 }
 
-var indexBuckets = [][]byte{indexRunRepo, indexRunActive, indexIvOpen, indexJournalOpen, indexOutboxPending}
+var indexBuckets = [][]byte{indexRunRepo, indexRunActive, indexIvOpen, indexJournalOpen, indexOutboxPending, indexInstanceFile}
 
 // migration moves a file from version to-1 to version to.
 type migration struct {
@@ -73,6 +78,14 @@ var migrations = []migration{
 	{to: 2, name: "interventions, journal, deployments, outbox and indexes", fn: migrateTo2},
 	{to: 3, name: "in-flight steps", fn: createBuckets},
 	{to: 4, name: "schedule state out of the repo records", fn: migrateSchedules},
+	{to: 5, name: "instance by file index", fn: migrateTo5},
+}
+
+func migrateTo5(tx *bolt.Tx) error {
+	if err := createBuckets(tx); err != nil {
+		return err
+	}
+	return indexInstances(tx)
 }
 
 func migrateTo2(tx *bolt.Tx) error {
@@ -218,7 +231,7 @@ func rebuildIndexes(tx *bolt.Tx) error {
 			return fmt.Errorf("create index %s: %w", name, err)
 		}
 	}
-	for _, fn := range []func(*bolt.Tx) error{indexRuns, indexInterventions, indexJournal, indexOutbox} {
+	for _, fn := range []func(*bolt.Tx) error{indexRuns, indexInterventions, indexJournal, indexOutbox, indexInstances} {
 		if err := fn(tx); err != nil {
 			return fmt.Errorf("rebuild indexes: %w", err)
 		}
@@ -291,5 +304,18 @@ func indexOutbox(tx *bolt.Tx) error {
 			return err
 		}
 		return indexMessage(tx, m)
+	})
+}
+
+// indexInstances fills instance_file: in name order, so that of two
+// instances naming one file (a renamed key) the last one wins, as it
+// would have when they were written.
+func indexInstances(tx *bolt.Tx) error {
+	return tx.Bucket(bucketInstances).ForEach(func(k, v []byte) error {
+		var st InstanceState
+		if err := decode(k, v, &st); err != nil {
+			return err
+		}
+		return indexInstance(tx, st, nil)
 	})
 }

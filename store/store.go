@@ -43,6 +43,10 @@ type Store struct {
 
 	salvaged *SalvageReport
 	ivs      ivCache
+
+	baseMu  sync.Mutex
+	base    *StepRecord // the first step record of the run last added to (AddStep)
+	baseRaw []byte      // base as stored
 }
 
 // Path returns the file the Store was opened from.
@@ -78,8 +82,22 @@ func (s *Store) boltOptions() *bolt.Options {
 	return &bolt.Options{Timeout: s.opts.Timeout, FreelistType: bolt.FreelistMapType}
 }
 
+// growStep is how much the state file grows by when it needs room: bbolt's
+// default (16 MiB, and below that the file doubles with its memory map)
+// made a file holding 9 MB of records 16 MB on disk.
+const growStep = 1 << 20
+
+// batchDelay is how long a write shared with concurrent ones (Batch) waits
+// for them: the steps of a bucket end within milliseconds of each other.
+const batchDelay = 2 * time.Millisecond
+
 func openBolt(path string, o *bolt.Options) (*bolt.DB, error) {
-	return bolt.Open(path, 0o600, o)
+	db, err := bolt.Open(path, 0o600, o)
+	if err == nil {
+		db.AllocSize = growStep
+		db.MaxBatchDelay = batchDelay
+	}
+	return db, err
 }
 
 // view runs fn in a read transaction.
@@ -90,6 +108,18 @@ func (s *Store) view(fn func(tx *bolt.Tx) error) error {
 		return ErrClosed
 	}
 	return s.db.View(fn)
+}
+
+// batch runs fn in a write transaction it may share with concurrent
+// callers (bbolt's Batch): fn may run more than once, and must change
+// nothing outside the transaction.
+func (s *Store) batch(fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	return s.db.Batch(fn)
 }
 
 // update runs fn in a write transaction.
@@ -114,6 +144,11 @@ func keyU64(k []byte) uint64 {
 	}
 	return binary.BigEndian.Uint64(k)
 }
+
+// appendFill is the fill percent of buckets whose keys mostly grow (steps,
+// journal entries; instances written in name order, and their index): bbolt's
+// default of one half leaves every page of an append half empty.
+const appendFill = 0.9
 
 // putJSON stores v under key in b.
 func putJSON(b *bolt.Bucket, key []byte, v any) error {

@@ -1,6 +1,8 @@
 // Command deployer-bench measures the syncer's git operations against the git CLI on a
 // generated repository (package syncer/bench): clone, poll_noop, sync_1, sync_100, sync_2000, push_1 and
-// push_1000, the median of --runs runs of each side, each run in a child process.
+// push_1000, the median of --runs runs of each side, each run in a child process; and a
+// deployment through a daemon against the legacy git CLI flow (deploy_edit_1000), and the
+// daemon's CPU per instance in a small and a large repository (scale).
 //
 //	deployer-bench [--files 10000] [--commits 20000] [--runs 5] [--ops clone,sync_1]
 //	               [--dir D] [--keep] [-v] [-o table|json]

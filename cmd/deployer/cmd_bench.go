@@ -19,8 +19,19 @@ func newBenchCmd(g *globalOptions) *cobra.Command {
 files, --commits commits of history), serve it over file://, and measure for
 our code and the git CLI side by side the median of --runs runs of clone,
 poll_noop, sync_1, sync_100, sync_2000, push_1 and push_1000, with each side's peak RSS
-measured in a child process. Prints a table, or with -o json
-{"ops":[{"name","ours_ms","git_ms","ratio","ours_rss_mb","git_rss_mb"}]}.
+measured in a child process.
+
+deploy_edit_1000 runs a daemon in the child process on a repository of
+--files/2 instances and measures a deployment setting one attribute on --files/10
+of them (bucket 50, no-op steps) against the legacy flow scripted with the git CLI:
+sed and git commit per instance, git pull --rebase and git push per 50.
+scale deploys every instance of a --files/10 and of a --files/2 instance
+repository and reports the daemon's CPU milliseconds per instance in each
+(ours_ms: the large one, git_ms: the small one) and the state file's size
+after the large deployment (state_mb).
+
+Prints a table, or with -o json
+{"ops":[{"name","ours_ms","git_ms","ratio","ours_rss_mb","git_rss_mb","state_mb"}],"scale":{...}}.
 
 Exit status: 0 measured, 1 error.`,
 		Args: cobra.NoArgs,

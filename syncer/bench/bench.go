@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -42,9 +43,18 @@ type Options struct {
 }
 
 // Ops are the benchmark's operations, in the order they run.
-var Ops = []string{"clone", "poll_noop", "sync_1", "sync_100", "sync_2000", "push_1", "push_1000"}
+var Ops = []string{"clone", "poll_noop", "sync_1", "sync_100", "sync_2000", "push_1", "push_1000", "deploy_edit_1000", "scale"}
+
+// checkoutOps are the operations that work on the persistent checkouts of the generated
+// repository; the others generate repositories of their own.
+var checkoutOps = map[string]bool{"poll_noop": true, "sync_1": true, "sync_100": true, "sync_2000": true, "push_1": true, "push_1000": true}
 
 // Op is one operation's medians: ours (this package) and the git CLI, side by side.
+//
+// For deploy_edit_1000, git is the legacy flow scripted with sed and the git CLI. For scale,
+// ours_ms is the daemon's CPU milliseconds per instance deployed in the large repository and
+// git_ms the same in the small one (the baseline), each side's RSS is that of the daemon's
+// process, and state_mb is the state file's size after the large deployment (see Scale).
 type Op struct {
 	Name      string  `json:"name"`
 	OursMS    float64 `json:"ours_ms"`
@@ -52,6 +62,23 @@ type Op struct {
 	Ratio     float64 `json:"ratio"`
 	OursRSSMB float64 `json:"ours_rss_mb"`
 	GitRSSMB  float64 `json:"git_rss_mb"`
+	StateMB   float64 `json:"state_mb,omitempty"`
+}
+
+// Scale is the scale op's figures: a deployment of every instance of a small repository and
+// of a large one (Files/10 and Files/2 instances: 1,000 and 5,000 by default) through the
+// daemon, each in a fresh state directory; the daemon process's CPU time (user + system, not
+// its steps' or git's) per instance deployed, and the state file's size after each.
+type Scale struct {
+	SmallInstances    int     `json:"small_instances"`
+	LargeInstances    int     `json:"large_instances"`
+	SmallCPUMSPerInst float64 `json:"small_cpu_ms_per_instance"`
+	LargeCPUMSPerInst float64 `json:"large_cpu_ms_per_instance"`
+	Ratio             float64 `json:"ratio"`
+	SmallWallMS       float64 `json:"small_wall_ms"`
+	LargeWallMS       float64 `json:"large_wall_ms"`
+	SmallStateMB      float64 `json:"small_state_mb"`
+	LargeStateMB      float64 `json:"large_state_mb"`
 }
 
 // Report is the result of Run; its JSON form is `deployer bench -o json`.
@@ -61,16 +88,25 @@ type Report struct {
 	Commits    int     `json:"commits"`
 	Runs       int     `json:"runs"`
 	GenerateMS float64 `json:"generate_ms"`
+	Scale      *Scale  `json:"scale,omitempty"`
 }
 
 // WriteTable prints the report as a human table.
 func (r Report) WriteTable(w io.Writer) error {
-	if _, err := fmt.Fprintf(w, "repository: %d files, %d commits; median of %d runs\n%-10s %10s %10s %7s %12s %12s\n",
+	if _, err := fmt.Fprintf(w, "repository: %d files, %d commits; median of %d runs\n%-16s %10s %10s %7s %12s %12s\n",
 		r.Files, r.Commits, r.Runs, "op", "ours_ms", "git_ms", "ratio", "ours_rss_mb", "git_rss_mb"); err != nil {
 		return err
 	}
 	for _, op := range r.Ops {
-		if _, err := fmt.Fprintf(w, "%-10s %10.1f %10.1f %7.2f %12.1f %12.1f\n", op.Name, op.OursMS, op.GitMS, op.Ratio, op.OursRSSMB, op.GitRSSMB); err != nil {
+		if _, err := fmt.Fprintf(w, "%-16s %10.1f %10.1f %7.2f %12.1f %12.1f\n", op.Name, op.OursMS, op.GitMS, op.Ratio, op.OursRSSMB, op.GitRSSMB); err != nil {
+			return err
+		}
+	}
+	if sc := r.Scale; sc != nil {
+		if _, err := fmt.Fprintf(w, "scale: daemon CPU per instance deployed: %.2f ms with %d instances, %.2f ms with %d (%.2fx); "+
+			"wall %.1f s and %.1f s; state file %.1f MB and %.1f MB after the deployment\n",
+			sc.SmallCPUMSPerInst, sc.SmallInstances, sc.LargeCPUMSPerInst, sc.LargeInstances, sc.Ratio,
+			sc.SmallWallMS/1000, sc.LargeWallMS/1000, sc.SmallStateMB, sc.LargeStateMB); err != nil {
 			return err
 		}
 	}
@@ -139,6 +175,11 @@ func findChild() (string, error) {
 // push_N = edit N files (one attribute each) + `git add` + `git commit` + `git push`.
 // push_1000 is one commit of 1,000 files on both sides (the daemon writes one commit per
 // instance; that path is push_1 repeated).
+//
+// deploy_edit_1000 and scale run a daemon (ours) in the child process on repositories of their
+// own; see deploy.go. deploy_edit_1000's git side is the legacy flow: `sed -i` and `git commit`
+// per instance, `git pull --rebase` and `git push` per 50. scale has no git side: it compares
+// the daemon's CPU per instance in a small and a large repository (Scale).
 func Run(ctx context.Context, opts Options) (Report, error) {
 	rep := Report{}
 	if err := opts.defaults(); err != nil {
@@ -159,15 +200,25 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		defer os.RemoveAll(dir)
 	}
 	b := &bench{opts: opts, dir: dir, bare: filepath.Join(dir, "remote.git")}
-	start := time.Now()
-	fmt.Fprintf(opts.Progress, "generating %d files, %d commits with git fast-import\n", opts.Files, opts.Commits)
-	if err := Generate(ctx, b.bare, opts.Files, opts.Commits); err != nil {
-		return rep, fmt.Errorf("generate: %w", err)
+	if slices.ContainsFunc(opts.Ops, func(op string) bool { return op == "clone" || checkoutOps[op] }) {
+		start := time.Now()
+		fmt.Fprintf(opts.Progress, "generating %d files, %d commits with git fast-import\n", opts.Files, opts.Commits)
+		if err := Generate(ctx, b.bare, opts.Files, opts.Commits); err != nil {
+			return rep, fmt.Errorf("generate: %w", err)
+		}
+		rep.GenerateMS = ms(time.Since(start))
+		fmt.Fprintf(opts.Progress, "generated in %.1f s\n", rep.GenerateMS/1000)
 	}
-	rep.GenerateMS = ms(time.Since(start))
-	fmt.Fprintf(opts.Progress, "generated in %.1f s\n", rep.GenerateMS/1000)
 	b.url = "file://" + b.bare
 	for _, name := range opts.Ops {
+		if name == "scale" {
+			op, sc, err := b.scale(ctx)
+			if err != nil {
+				return rep, fmt.Errorf("%s: %w", name, err)
+			}
+			rep.Ops, rep.Scale = append(rep.Ops, op), &sc
+			continue
+		}
 		op, err := b.run(ctx, name)
 		if err != nil {
 			return rep, fmt.Errorf("%s: %w", name, err)
@@ -184,6 +235,7 @@ type bench struct {
 	ours, git string // persistent checkouts for the non-clone operations
 	seq       int
 	pushSeq   int
+	deploy    *deployEnv // deploy_edit_1000's repositories, made at its first run
 }
 
 type sample struct {
@@ -192,7 +244,7 @@ type sample struct {
 }
 
 func (b *bench) run(ctx context.Context, name string) (Op, error) {
-	if name != "clone" {
+	if checkoutOps[name] {
 		if err := b.ensureCheckouts(ctx); err != nil {
 			return Op{}, err
 		}
@@ -262,6 +314,8 @@ func (b *bench) once(ctx context.Context, name string, i int) (sample, sample, e
 			n = 1000
 		}
 		return b.push(ctx, n)
+	case "deploy_edit_1000":
+		return b.deployEdit(ctx, i)
 	}
 	return sample{}, sample{}, fmt.Errorf("unknown operation %q (want one of %s)", name, strings.Join(Ops, ", "))
 }
@@ -340,9 +394,15 @@ func (b *bench) gitSteps(ctx context.Context, dir string, steps ...[]string) (sa
 
 // child runs one operation of ours in a child process and returns its timing and peak RSS.
 func (b *bench) child(ctx context.Context, spec Spec) (sample, error) {
+	res, err := b.childResult(ctx, spec)
+	return sample{ms: res.MS, rss: res.RSSMB}, err
+}
+
+// childResult runs one operation in a child process and returns all it measured.
+func (b *bench) childResult(ctx context.Context, spec Spec) (Result, error) {
 	js, err := json.Marshal(spec)
 	if err != nil {
-		return sample{}, err
+		return Result{}, err
 	}
 	args := append(append([]string(nil), b.opts.Child[1:]...), string(js))
 	cmd := exec.CommandContext(ctx, b.opts.Child[0], args...)
@@ -350,16 +410,16 @@ func (b *bench) child(ctx context.Context, spec Spec) (sample, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return sample{}, fmt.Errorf("bench child %s: %v: %s", spec.Op, err, strings.TrimSpace(stderr.String()))
+		return Result{}, fmt.Errorf("bench child %s: %v: %s", spec.Op, err, strings.TrimSpace(stderr.String()))
 	}
 	var res Result
 	if err := json.Unmarshal(out, &res); err != nil {
-		return sample{}, fmt.Errorf("bench child %s: bad output %q: %v", spec.Op, out, err)
+		return Result{}, fmt.Errorf("bench child %s: bad output %q: %v", spec.Op, out, err)
 	}
 	if res.Err != "" {
-		return sample{}, fmt.Errorf("bench child %s: %s", spec.Op, res.Err)
+		return Result{}, fmt.Errorf("bench child %s: %s", spec.Op, res.Err)
 	}
-	return sample{ms: res.MS, rss: res.RSSMB}, nil
+	return res, nil
 }
 
 func median(s []sample, rss bool) float64 {

@@ -1,6 +1,8 @@
 // Package ours is our side of the benchmark against the git CLI (package
-// bench): one operation through package syncer, as the daemon runs it. It is
-// apart from bench because syncer's own tests use bench's generator.
+// bench): one operation through package syncer, as the daemon runs it, or a
+// deployment through package daemon running in the benchmark's child
+// process. It is apart from bench because syncer's own tests use bench's
+// generator.
 package ours
 
 import (
@@ -20,16 +22,32 @@ import (
 const ProfileEnv = "DEPLOYER_BENCH_CPUPROFILE"
 
 // Op runs our side of one operation through package syncer, as the daemon would: the
-// checkout is opened before the clock starts, except for clone.
-func Op(ctx context.Context, s bench.Spec) (time.Duration, error) {
-	if p := os.Getenv(ProfileEnv); p != "" {
-		if f, err := os.Create(fmt.Sprintf("%s.%s.%d", p, s.Op, os.Getpid())); err == nil {
-			if pprof.StartCPUProfile(f) == nil {
-				defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
-			}
-		}
+// checkout is opened before the clock starts, except for clone. Op "deploy" runs a daemon in
+// this process (see deploy); its profile covers the deployment only.
+func Op(ctx context.Context, s bench.Spec) (bench.Measure, error) {
+	if s.Op == "deploy" {
+		return deploy(ctx, s)
 	}
-	return op(ctx, s)
+	defer startProfile(s.Op)()
+	d, err := op(ctx, s)
+	return bench.Measure{Wall: d}, err
+}
+
+// startProfile starts a CPU profile when ProfileEnv asks for one, and returns its stop.
+func startProfile(op string) (stop func()) {
+	p := os.Getenv(ProfileEnv)
+	if p == "" {
+		return func() {}
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%s.%d", p, op, os.Getpid()))
+	if err != nil {
+		return func() {}
+	}
+	if pprof.StartCPUProfile(f) != nil {
+		_ = f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }
 }
 
 func op(ctx context.Context, s bench.Spec) (time.Duration, error) {

@@ -214,6 +214,9 @@ func (m *treeMemo) get(h plumbing.Hash) (*object.Tree, error) {
 	}
 	t, ok := m.prev[h]
 	if !ok {
+		t, ok = recentTree(h)
+	}
+	if !ok {
 		var err error
 		if t, err = object.GetTree(m.st, h); err != nil {
 			return nil, err
@@ -293,6 +296,9 @@ func findEntry(es []object.TreeEntry, e object.TreeEntry) int {
 
 // readObject returns the type and content of any object.
 func readObject(st storer.EncodedObjectStorer, h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
+	if b, ok := recentTrees.get(h); ok {
+		return plumbing.TreeObject, b, nil
+	}
 	obj, err := st.EncodedObject(plumbing.AnyObject, h)
 	if err != nil {
 		return 0, nil, err

@@ -1,0 +1,83 @@
+package gitobj
+
+import (
+	"bytes"
+	"io"
+	"sync"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// recentTrees keeps the content of the trees this process wrote last, by hash. A write-back
+// commits one instance at a time, each commit with a new tree of the instances' directory,
+// and its push then reads those trees back (BuildPack): from a loose object that is an open,
+// an inflate and a hash of a tree as large as the directory, per commit, which made a
+// deployment's cost per instance grow with the repository's size. Content-addressed, so one
+// cache serves every repository; bounded in bytes.
+var recentTrees = &treeRing{max: 32 << 20, data: map[plumbing.Hash][]byte{}}
+
+type treeRing struct {
+	mu    sync.Mutex
+	max   int
+	size  int
+	order []plumbing.Hash // oldest first
+	data  map[plumbing.Hash][]byte
+}
+
+// put keeps b, the content of tree h; b must not change afterwards.
+func (r *treeRing) put(h plumbing.Hash, b []byte) {
+	if len(b) > r.max/4 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.data[h]; ok {
+		return
+	}
+	r.data[h] = b
+	r.order = append(r.order, h)
+	r.size += len(b)
+	for r.size > r.max && len(r.order) > 0 {
+		old := r.order[0]
+		r.order = r.order[1:]
+		r.size -= len(r.data[old])
+		delete(r.data, old)
+	}
+}
+
+// get returns the content of tree h if it is kept; the caller must not change it.
+func (r *treeRing) get(h plumbing.Hash) ([]byte, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.data[h]
+	return b, ok
+}
+
+// recentTree decodes tree h from recentTrees; false when it is not kept.
+func recentTree(h plumbing.Hash) (*object.Tree, bool) {
+	b, ok := recentTrees.get(h)
+	if !ok {
+		return nil, false
+	}
+	t := &object.Tree{}
+	if err := t.Decode(&keptObject{h: h, b: b}); err != nil {
+		return nil, false
+	}
+	return t, true
+}
+
+// keptObject is a tree of recentTrees as a read-only plumbing.EncodedObject whose hash is
+// known (a MemoryObject would hash its content again).
+type keptObject struct {
+	h plumbing.Hash
+	b []byte
+}
+
+func (o *keptObject) Hash() plumbing.Hash             { return o.h }
+func (o *keptObject) Type() plumbing.ObjectType       { return plumbing.TreeObject }
+func (o *keptObject) SetType(plumbing.ObjectType)     {}
+func (o *keptObject) Size() int64                     { return int64(len(o.b)) }
+func (o *keptObject) SetSize(int64)                   {}
+func (o *keptObject) Reader() (io.ReadCloser, error)  { return io.NopCloser(bytes.NewReader(o.b)), nil }
+func (o *keptObject) Writer() (io.WriteCloser, error) { return nil, io.ErrClosedPipe }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,9 +12,39 @@ import (
 	"github.com/sre-tools/deployer/syncer"
 )
 
+// checkContent checks every tracked file's content against HEAD's tree by hashing it (git
+// status trusts the index's stat data, which our own writes recorded).
+func checkContent(t *testing.T, dir string) {
+	t.Helper()
+	var names, want []string
+	for _, l := range strings.Split(gitRun(t, dir, "ls-tree", "-r", "HEAD"), "\n") {
+		meta, name, ok := strings.Cut(l, "\t")
+		if f := strings.Fields(meta); ok && len(f) == 3 && f[1] == "blob" && f[0] != "120000" {
+			names, want = append(names, name), append(want, f[2])
+		}
+	}
+	cmd := exec.Command("git", "hash-object", "--no-filters", "--stdin-paths")
+	cmd.Dir, cmd.Stdin = dir, strings.NewReader(strings.Join(names, "\n")+"\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git hash-object: %v", err)
+	}
+	got := strings.Fields(string(out))
+	if len(got) != len(names) {
+		t.Fatalf("hashed %d files, want %d", len(got), len(names))
+	}
+	for i := range names {
+		if got[i] != want[i] {
+			t.Fatalf("%s: the worktree file hashes to %s, HEAD has %s", names[i], got[i], want[i])
+		}
+	}
+}
+
 // TestLargeFetchIndexedLikeGit: a fetch of more than gitobj.LargeFetch objects is indexed by
 // syncer's parallel indexer (deltas resolved on every core), and the .idx it writes is byte
-// for byte the one git index-pack writes for the same pack; a small fetch is left to go-git.
+// for byte the one git index-pack writes for the same pack; the checkout move that follows
+// writes the blobs the indexer decoded (every file's content checked against HEAD); a small
+// fetch is left to go-git.
 func TestLargeFetchIndexedLikeGit(t *testing.T) {
 	f := newFixture(t)
 	r := f.open(f.options())
@@ -65,6 +96,7 @@ func TestLargeFetchIndexedLikeGit(t *testing.T) {
 		t.Fatalf("compared %d packs, want the clone's and the fetch's", compared)
 	}
 	checkHealthy(t, f.dir, f.tip())
+	checkContent(t, f.dir)
 	f.push("instances/a.xml", "<instance name=\"a\" version=\"2\"/>\n", "small")
 	if _, err := r.Sync(ctxT(t), r.Head()); err != nil {
 		t.Fatal(err)

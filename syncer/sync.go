@@ -94,6 +94,7 @@ func (r *Repo) settle(op string, res Result, err error) (Result, error) {
 }
 
 func (r *Repo) sync(ctx context.Context, known string) (Result, error) {
+	defer gitobj.DropFresh(r.repo.Storer)
 	before, err := r.headHash()
 	if err != nil {
 		return r.recover(ctx, Result{}, known, err)
@@ -158,10 +159,13 @@ func (r *Repo) sync(ctx context.Context, known string) (Result, error) {
 	return res, err
 }
 
-// fetch fetches the branch into the remote-tracking ref. A fetch that fails leaves no
+// fetch fetches the branch into the remote-tracking ref; the blobs of a large pack stay
+// decoded in memory for the checkout move that follows (gitobj.IndexingStorage.Fresh),
+// until that move or the end of the Sync. A fetch that fails leaves no
 // temporary pack behind: go-git's pack writer keeps its tmp_pack_ file when the pack it
 // receives does not parse (a transfer cut short), and each retry would add one.
 func (r *Repo) fetch(ctx context.Context) error {
+	gitobj.DropFresh(r.repo.Storer)
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", r.local, r.remote))
 	err := r.repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: remoteName,
@@ -540,6 +544,7 @@ func (r *Repo) applyMove(from, to plumbing.Hash, changes object.Changes) ([]stri
 		return nil, err
 	}
 	paths, err := gitobj.ApplyTreeDiff(r.repo.Storer, r.idx, r.opts.Dir, changes)
+	gitobj.DropFresh(r.repo.Storer) // the blobs kept from the fetch were for this move
 	if err != nil {
 		r.idx.Reset()
 		return nil, err

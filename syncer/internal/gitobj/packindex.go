@@ -36,6 +36,64 @@ type IndexingStorage struct {
 	// a small pack is added to the open store as is, where ours makes go-git read every
 	// pack index again.
 	minObjects uint32
+	// keepFresh, when not 0, keeps up to that many bytes of the blobs the indexer decoded
+	// from the last pack (see Fresh): a checkout move after a large fetch writes them
+	// without decoding them again from the pack.
+	keepFresh int
+	fresh     *freshBlobs
+}
+
+// freshBlobs are blob contents the indexer decoded, by hash, up to a total size; each was
+// hashed from its content as it was decoded.
+type freshBlobs struct {
+	mu    sync.Mutex
+	m     map[plumbing.Hash][]byte
+	size  int
+	limit int
+}
+
+// add keeps data as the content of blob h if the total stays within the limit.
+func (f *freshBlobs) add(h plumbing.Hash, data []byte) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	if f.size+len(data) <= f.limit {
+		if _, ok := f.m[h]; !ok {
+			f.m[h] = data
+			f.size += len(data)
+		}
+	}
+	f.mu.Unlock()
+}
+
+// Fresh returns the content of blob h if the indexer decoded it from the last pack it
+// indexed and kept it; the caller must not modify it. Only a Repo's storage keeps blobs
+// (NewRepoStorage), and only until DropFresh.
+func (s *IndexingStorage) Fresh(h plumbing.Hash) ([]byte, bool) {
+	f := s.fresh
+	if f == nil {
+		return nil, false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, ok := f.m[h]
+	return b, ok
+}
+
+// DropFresh forgets the blobs kept from the last pack.
+func (s *IndexingStorage) DropFresh() { s.fresh = nil }
+
+// freshSource is a store that may hold blobs decoded while indexing (IndexingStorage).
+type freshSource interface {
+	Fresh(h plumbing.Hash) ([]byte, bool)
+}
+
+// DropFresh forgets the blobs st kept while indexing its last pack, if it keeps any.
+func DropFresh(st any) {
+	if s, ok := st.(*IndexingStorage); ok {
+		s.DropFresh()
+	}
 }
 
 // PacksIndexed counts the packs indexed here (not by go-git) in this process, for the tests.
@@ -55,8 +113,13 @@ func NewRepoStorage(dot billy.Filesystem) *IndexingStorage {
 		Storage:    filesystem.NewStorageWithOptions(dot, cache.NewObjectLRUDefault(), filesystem.Options{MaxOpenDescriptors: 16}),
 		packDir:    filepath.Join(dot.Root(), "objects", "pack"),
 		minObjects: LargeFetch,
+		keepFresh:  freshLimit,
 	}
 }
+
+// freshLimit bounds the blob contents a Repo's storage keeps from its last large fetch:
+// 2,000 files of 6 KB are 12 MB.
+const freshLimit = 32 << 20
 
 // NewCloneStorage returns the storage for a clone into the git directory dot (a checkout's
 // .git): packs indexed as above, and an object cache of cloneCache for writing the checkout.
@@ -138,7 +201,16 @@ func (s *IndexingStorage) indexingWriter() (io.WriteCloser, error) {
 		return nil, err
 	}
 	pr, pw := io.Pipe()
-	w := &packWriter{f: f, pw: pw, done: make(chan error, 1), onSaved: s.Reindex, dir: s.packDir}
+	s.fresh = nil
+	var fresh *freshBlobs
+	if s.keepFresh > 0 {
+		fresh = &freshBlobs{m: map[plumbing.Hash][]byte{}, limit: s.keepFresh}
+	}
+	w := &packWriter{f: f, pw: pw, done: make(chan error, 1), dir: s.packDir, fresh: fresh}
+	w.onSaved = func() {
+		s.Reindex()
+		s.fresh = w.fresh
+	}
 	go func() {
 		err := w.scan(pr)
 		_ = pr.CloseWithError(err) // unblock Write if scanning failed
@@ -175,6 +247,7 @@ type packWriter struct {
 
 	objs     []packObj
 	checksum plumbing.Hash
+	fresh    *freshBlobs // blobs decoded here, kept for the checkout; nil keeps none
 }
 
 func (w *packWriter) Write(p []byte) (int, error) {
@@ -213,7 +286,7 @@ func (w *packWriter) finish(tmp string, scanErr error) error {
 	if scanErr != nil {
 		return scanErr
 	}
-	if err := resolveDeltas(tmp, w.objs); err != nil {
+	if err := resolveDeltas(tmp, w.objs, w.fresh); err != nil {
 		return err
 	}
 	base := filepath.Join(w.dir, "pack-"+w.checksum.String())
@@ -254,10 +327,21 @@ func (w *packWriter) scan(r io.Reader) error {
 		case plumbing.REFDeltaObject:
 			o.parentRef = h.Reference
 			_, o.crc, err = sc.NextObject(io.Discard)
-		default:
+		case plumbing.BlobObject:
+			if w.fresh == nil {
+				o.hash, o.crc, err = hashObject(sc, h)
+				break
+			}
+			var buf bytes.Buffer
+			buf.Grow(int(min(h.Length, maxFreshBlob)))
 			hasher := plumbing.NewHasher(h.Type, h.Length)
-			_, o.crc, err = sc.NextObject(hasher)
+			_, o.crc, err = sc.NextObject(io.MultiWriter(hasher, &buf))
 			o.hash = hasher.Sum()
+			if err == nil {
+				w.fresh.add(o.hash, buf.Bytes())
+			}
+		default:
+			o.hash, o.crc, err = hashObject(sc, h)
 		}
 		if err != nil {
 			return err
@@ -266,6 +350,15 @@ func (w *packWriter) scan(r io.Reader) error {
 	}
 	w.checksum, err = sc.Checksum()
 	return err
+}
+
+// maxFreshBlob is the preallocation bound for a kept blob's buffer.
+const maxFreshBlob = 1 << 20
+
+func hashObject(sc *packfile.Scanner, h *packfile.ObjectHeader) (plumbing.Hash, uint32, error) {
+	hasher := plumbing.NewHasher(h.Type, h.Length)
+	_, crc, err := sc.NextObject(hasher)
+	return hasher.Sum(), crc, err
 }
 
 // deltaTree maps each base to the deltas made against it.
@@ -297,7 +390,7 @@ func (t *deltaTree) children(o *packObj) []int32 {
 
 // resolveDeltas is the second pass: from each whole object with deltas against it, depth
 // first, on GOMAXPROCS goroutines each with its own file handle.
-func resolveDeltas(path string, objs []packObj) error {
+func resolveDeltas(path string, objs []packObj, fresh *freshBlobs) error {
 	tree := newDeltaTree(objs)
 	roots := make(chan int, 64)
 	workers := runtime.GOMAXPROCS(0)
@@ -307,7 +400,7 @@ func resolveDeltas(path string, objs []packObj) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- resolveWorker(path, objs, tree, roots)
+			errs <- resolveWorker(path, objs, tree, roots, fresh)
 		}()
 	}
 	for i := range objs {
@@ -331,7 +424,7 @@ func resolveDeltas(path string, objs []packObj) error {
 	return nil
 }
 
-func resolveWorker(path string, objs []packObj, tree *deltaTree, roots <-chan int) (err error) {
+func resolveWorker(path string, objs []packObj, tree *deltaTree, roots <-chan int, fresh *freshBlobs) (err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		for range roots {
@@ -339,7 +432,7 @@ func resolveWorker(path string, objs []packObj, tree *deltaTree, roots <-chan in
 		return err
 	}
 	defer f.Close()
-	rs := &resolver{sc: packfile.NewScanner(f), objs: objs, tree: tree}
+	rs := &resolver{sc: packfile.NewScanner(f), objs: objs, tree: tree, fresh: fresh}
 	for i := range roots {
 		if err != nil {
 			continue // drain
@@ -353,10 +446,11 @@ func resolveWorker(path string, objs []packObj, tree *deltaTree, roots <-chan in
 }
 
 type resolver struct {
-	sc   *packfile.Scanner
-	objs []packObj
-	tree *deltaTree
-	buf  bytes.Buffer
+	sc    *packfile.Scanner
+	objs  []packObj
+	tree  *deltaTree
+	buf   bytes.Buffer
+	fresh *freshBlobs
 }
 
 // inflate returns the inflated data of the object at offset (a delta's instructions).
@@ -411,6 +505,9 @@ func (rs *resolver) patch(c *packObj, typ plumbing.ObjectType, base []byte) ([]b
 		return nil, fmt.Errorf("delta at offset %d: %w", c.offset, err)
 	}
 	c.hash = plumbing.ComputeHash(typ, content)
+	if typ == plumbing.BlobObject {
+		rs.fresh.add(c.hash, content)
+	}
 	return content, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/go-git/go-billy/v5/osfs"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 )
@@ -154,6 +155,70 @@ func TestPackIndexRejectsBrokenPacksAndLeavesNothing(t *testing.T) {
 			}
 			if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
 				t.Fatalf("files left: %v", left)
+			}
+		})
+	}
+}
+
+// TestPackIndexKeepsFreshBlobs: a Repo's storage keeps every blob the indexer decoded from
+// the last pack, whole or from a delta, each under the hash of its content, within its size
+// limit; DropFresh forgets them.
+func TestPackIndexKeepsFreshBlobs(t *testing.T) {
+	t.Parallel()
+	src := deltaRepo(t)
+	pack := gitIn(t, src, "main\n", "pack-objects", "--revs", "--stdout", "-q", "--depth=50", "--delta-base-offset")
+	var blobs []plumbing.Hash
+	objs := gitIn(t, src, "", "rev-list", "--objects", "--all", "--no-object-names")
+	for _, l := range strings.Split(string(gitIn(t, src, string(objs), "cat-file", "--batch-check=%(objectname) %(objecttype)")), "\n") {
+		if h, ok := strings.CutSuffix(l, " blob"); ok {
+			blobs = append(blobs, plumbing.NewHash(h))
+		}
+	}
+	if len(blobs) < 100 {
+		t.Fatalf("%d blobs in the test pack, want many", len(blobs))
+	}
+	for _, tc := range []struct {
+		name  string
+		limit int
+	}{{"all", freshLimit}, {"limited", 20 << 10}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dot := filepath.Join(t.TempDir(), ".git")
+			st := &IndexingStorage{
+				Storage:   filesystem.NewStorage(osfs.New(dot), cache.NewObjectLRU(cloneCache)),
+				packDir:   filepath.Join(dot, "objects", "pack"),
+				keepFresh: tc.limit,
+			}
+			w, err := st.PackfileWriter()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(pack); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			kept, size := 0, 0
+			for _, h := range blobs {
+				b, ok := st.Fresh(h)
+				if !ok {
+					continue
+				}
+				if got := plumbing.ComputeHash(plumbing.BlobObject, b); got != h {
+					t.Fatalf("blob %s kept with the content of %s", h, got)
+				}
+				kept++
+				size += len(b)
+			}
+			if tc.limit == freshLimit && kept != len(blobs) {
+				t.Fatalf("kept %d of %d blobs", kept, len(blobs))
+			}
+			if tc.limit < freshLimit && (kept == 0 || size > tc.limit || kept == len(blobs)) {
+				t.Fatalf("kept %d of %d blobs, %d bytes, with a limit of %d", kept, len(blobs), size, tc.limit)
+			}
+			st.DropFresh()
+			if _, ok := st.Fresh(blobs[0]); ok {
+				t.Fatal("a blob kept after DropFresh")
 			}
 		})
 	}

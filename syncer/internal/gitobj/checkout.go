@@ -338,6 +338,12 @@ func ApplyTreeDiff(st storage.Storer, ic *IndexCache, dir string, changes object
 	return paths, nil
 }
 
+// writeBatch and writeBatchBytes bound a batch of files handed to a writer goroutine.
+const (
+	writeBatch      = 32
+	writeBatchBytes = 1 << 20
+)
+
 // parallelWrites is how many files a checkout move writes before it writes them on several
 // goroutines.
 const parallelWrites = 64
@@ -357,11 +363,13 @@ func writeEntries(st storage.Storer, mk *DirMaker, dir string, writes []*object.
 		}
 		return ents, nil
 	}
-	type job struct {
+	// Files go to the workers in batches: a channel hand-off per file woke a worker per
+	// file, scheduler work that a 2,000-file move paid 2,000 times.
+	type file struct {
 		i    int
 		data []byte
 	}
-	jobs := make(chan job, workers*4)
+	jobs := make(chan []file, workers*2)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	var failed atomic.Bool
@@ -369,24 +377,28 @@ func writeEntries(st storage.Storer, mk *DirMaker, dir string, writes []*object.
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for j := range jobs {
-				if failed.Load() {
-					continue
-				}
-				c := writes[j.i]
-				full := filepath.Join(dir, filepath.FromSlash(c.To.Name))
-				err := writeWorktreeFile(full, j.data, c.To.TreeEntry.Mode)
-				if err == nil {
-					ents[j.i], err = statEntry(full, c.To.Name, c.To.TreeEntry.Hash, c.To.TreeEntry.Mode)
-				}
-				if err != nil && errs[w] == nil {
-					errs[w] = err
-					failed.Store(true)
+			for batch := range jobs {
+				for _, j := range batch {
+					if failed.Load() {
+						break
+					}
+					c := writes[j.i]
+					full := filepath.Join(dir, filepath.FromSlash(c.To.Name))
+					err := writeWorktreeFile(full, j.data, c.To.TreeEntry.Mode)
+					if err == nil {
+						ents[j.i], err = statEntry(full, c.To.Name, c.To.TreeEntry.Hash, c.To.TreeEntry.Mode)
+					}
+					if err != nil && errs[w] == nil {
+						errs[w] = err
+						failed.Store(true)
+					}
 				}
 			}
 		}(w)
 	}
 	var err error
+	var batch []file
+	size := 0
 	for i, c := range writes {
 		if failed.Load() {
 			break
@@ -402,7 +414,15 @@ func writeEntries(st storage.Storer, mk *DirMaker, dir string, writes []*object.
 			err = fmt.Errorf("read blob %s for %s: %w", c.To.TreeEntry.Hash, c.To.Name, err)
 			break
 		}
-		jobs <- job{i: i, data: data}
+		batch = append(batch, file{i: i, data: data})
+		size += len(data)
+		if len(batch) == writeBatch || size >= writeBatchBytes {
+			jobs <- batch
+			batch, size = nil, 0
+		}
+	}
+	if err == nil && len(batch) > 0 {
+		jobs <- batch
 	}
 	close(jobs)
 	wg.Wait()

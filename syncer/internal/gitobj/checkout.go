@@ -57,13 +57,16 @@ func sortEntries(entries []*index.Entry) {
 // DirMaker creates parent directories once each. It never follows a symlink: a directory on
 // the way that is a symlink or a file in the checkout is replaced by a directory, as git does,
 // so that no write goes through a link out of the checkout.
+//
+// It also carries the process's umask, read once per move (see writeWorktreeFile).
 type DirMaker struct {
-	root string
-	made map[string]bool
+	root  string
+	made  map[string]bool
+	umask int64
 }
 
 func NewDirMaker(root string) *DirMaker {
-	return &DirMaker{root: root, made: map[string]bool{"": true, ".": true}}
+	return &DirMaker{root: root, made: map[string]bool{"": true, ".": true}, umask: readUmask()}
 }
 
 func (m *DirMaker) parent(name string) error {
@@ -118,13 +121,16 @@ func WriteEntry(st storage.Storer, mk *DirMaker, dir, name string, h plumbing.Ha
 		return nil, fmt.Errorf("read blob %s for %s: %w", h, name, err)
 	}
 	full := filepath.Join(dir, filepath.FromSlash(name))
-	if err := writeWorktreeFile(full, data, mode); err != nil {
+	if err := writeWorktreeFile(full, data, mode, mk.umask); err != nil {
 		return nil, err
 	}
 	return statEntry(full, name, h, mode)
 }
 
-func writeWorktreeFile(full string, data []byte, mode filemode.FileMode) error {
+// writeWorktreeFile writes data as the file (or symlink) full with git's mode for mode;
+// umask is the process's (readUmask): when it clears no bit of the mode, the open already
+// gave the file its mode and no chmod is needed.
+func writeWorktreeFile(full string, data []byte, mode filemode.FileMode, umask int64) error {
 	if mode == filemode.Symlink {
 		if _, err := os.Lstat(full); err == nil {
 			if err := os.RemoveAll(full); err != nil {
@@ -148,7 +154,7 @@ func writeWorktreeFile(full string, data []byte, mode filemode.FileMode) error {
 		return err
 	}
 	err = writeAll(fd, tmp, data)
-	if err == nil && !umaskKeeps(uint32(perm)) {
+	if err == nil && (umask < 0 || uint32(umask)&uint32(perm) != 0) {
 		// open applied the umask: set the mode git would (0644 or 0755)
 		err = ignoringEINTR(func() error { return syscall.Fchmod(fd, uint32(perm)) })
 		if err != nil {
@@ -174,9 +180,9 @@ func writeWorktreeFile(full string, data []byte, mode filemode.FileMode) error {
 	return err
 }
 
-// umask is the process's file mode creation mask as /proc/self/status reports it (read
-// once; the daemon never changes it), or -1 when it cannot be read.
-var umask = sync.OnceValue(func() int64 {
+// readUmask returns the process's file mode creation mask as /proc/self/status reports it,
+// or -1 when it cannot be read.
+func readUmask() int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return -1
@@ -189,13 +195,6 @@ var umask = sync.OnceValue(func() int64 {
 		}
 	}
 	return -1
-})
-
-// umaskKeeps reports whether a file created with perm gets exactly perm, so that no chmod
-// is needed after the open.
-func umaskKeeps(perm uint32) bool {
-	m := umask()
-	return m >= 0 && uint32(m)&perm == 0
 }
 
 // createTemp creates a new file .deployer-tmp-<random> in dir, exclusively and without
@@ -384,7 +383,7 @@ func writeEntries(st storage.Storer, mk *DirMaker, dir string, writes []*object.
 					}
 					c := writes[j.i]
 					full := filepath.Join(dir, filepath.FromSlash(c.To.Name))
-					err := writeWorktreeFile(full, j.data, c.To.TreeEntry.Mode)
+					err := writeWorktreeFile(full, j.data, c.To.TreeEntry.Mode, mk.umask)
 					if err == nil {
 						ents[j.i], err = statEntry(full, c.To.Name, c.To.TreeEntry.Hash, c.To.TreeEntry.Mode)
 					}

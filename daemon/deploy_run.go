@@ -100,6 +100,9 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 	}
 	if len(spec.Details) == 0 {
 		files, err := w.selectInstances(m, req.Select, req.Where)
+		if req.Restore != "" {
+			files, err = restoreFiles(spec.Restore), nil
+		}
 		if err != nil {
 			run.Status, run.Error, spec.Reason = store.RunFailed, err.Error(), err.Error()
 			return
@@ -188,12 +191,22 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 		if in.Commit != "" {
 			continue // landed before a restart
 		}
+		raw := raw
+		if spec.Request.Restore != "" {
+			ri := spec.Restore[job.Instance.File]
+			if why := w.restoreConflict(spec.Request.Restore, job.Instance.File, ri); why != "" {
+				in.Status, in.Reason = deployer.InstanceConflict, why
+				spec.Details[string(job.Instance.Name)] = in
+				continue
+			}
+			raw, _ = json.Marshal(ri.edits())
+		}
 		todo = append(todo, store.JournalEntry{Repo: w.cfg.Name, Instance: string(job.Instance.Name), File: job.Instance.File,
 			BaseBlob: w.repo.Head(), Edits: raw, Author: spec.Request.Who, Reason: "deploy " + rec.ID + reasonSuffix(spec.Request.Reason),
 			Run: strconv.FormatUint(uint64(run.ID), 10), Deployment: rec.ID, Trailers: deploymentTrailers(rec.ID, spec.Request.Ticket)})
 	}
 	if len(todo) == 0 {
-		return p
+		return waitingJobs(p, spec)
 	}
 	// The bucket's edits are journaled in one transaction.
 	entries, err := w.d.store.PutJournals(todo)
@@ -219,6 +232,11 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 	}
 	w.deploymentWriteBack(ctx, spec, kept, changes)
 	failpoint(fpSettled)
+	return waitingJobs(p, spec)
+}
+
+// waitingJobs keeps the jobs of p whose instance still waits to run.
+func waitingJobs(p plan, spec *deploymentSpec) plan {
 	var jobs []executor.Job
 	for _, j := range p.jobs {
 		if spec.Details[string(j.Instance.Name)].Status.Waiting() {
@@ -323,7 +341,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		// no step runs from a state that is not on the remote and no
 		// instance that will not start has its file changed.
 		edits, _ := requestEdits(spec.Request)
-		edited := len(edits) > 0 && !p.dryRun
+		edited := (len(edits) > 0 || spec.Request.Restore != "") && !p.dryRun
 		if edited {
 			chunk = w.deploymentEdits(ctx, run, rec, spec, plan{jobs: chunk}, edits).jobs
 			for _, in := range spec.Details {

@@ -31,6 +31,8 @@ type deploymentSpec struct {
 	Attempt  int      `json:"attempt,omitempty"`
 	Waves    int      `json:"waves,omitempty"`
 	Notified []string `json:"notified,omitempty"`
+	// Restore is a restore deployment's plan per instance file (restore.go).
+	Restore map[string]restoreInstance `json:"restore,omitempty"`
 }
 
 // Deploy validates and queues a deployment on repo.
@@ -53,10 +55,15 @@ func (d *Daemon) Deploy(ctx context.Context, repo string, req deployer.DeployReq
 	if req.Bucket < 0 || req.MaxFailures < 0 {
 		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "--bucket and --max-failures must not be negative")
 	}
-	if err := w.checkSelection(req); err != nil {
+	var restore map[string]restoreInstance
+	if req.Restore != "" {
+		if restore, err = d.restorePlan(repo, req); err != nil {
+			return deployer.Deployment{}, err
+		}
+	} else if err := w.checkSelection(req); err != nil {
 		return deployer.Deployment{}, err
 	}
-	spec := deploymentSpec{Request: req, Details: map[string]deployer.DeploymentInstance{}}
+	spec := deploymentSpec{Request: req, Details: map[string]deployer.DeploymentInstance{}, Restore: restore}
 	rec, err := d.putDeployment(store.Deployment{Repo: repo, State: string(deployer.DeploymentQueued)}, spec)
 	if err != nil {
 		return deployer.Deployment{}, err

@@ -417,9 +417,9 @@ func (c *Coordinator) update(id string, fn func(*api.Rollout) error) (api.Rollou
 // Action pauses, resumes, cancels or approves rollout id.
 func (c *Coordinator) Action(ctx context.Context, id, action string, req api.RolloutActionRequest) (api.Rollout, error) {
 	who := whoOr(req.Who)
-	why := ""
-	if req.Reason != "" {
-		why = ": " + req.Reason
+	why := reasonOf(req.Reason)
+	if action == "rollback" {
+		return c.rollback(ctx, id, req)
 	}
 	r, err := c.update(id, func(r *api.Rollout) error {
 		if action == "retry" {
@@ -455,7 +455,7 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 			g.Approved = who
 			c.event(r, "approved by %s%s", who, why)
 		default:
-			return deployer.Errorf(deployer.ENOTFOUND, "no action %q on rollouts (pause, resume, cancel, approve, retry)", action)
+			return deployer.Errorf(deployer.ENOTFOUND, "no action %q on rollouts (pause, resume, cancel, approve, retry, rollback)", action)
 		}
 		return nil
 	})

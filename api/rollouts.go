@@ -181,6 +181,12 @@ type Rollout struct {
 	Created  time.Time  `json:"created"`
 	Updated  time.Time  `json:"updated"`
 	Finished *time.Time `json:"finished,omitempty"`
+	// Pauses and Resumes count the pauses and resumes; PauseNote and
+	// ResumeNote say who asked the last and why (their notifications).
+	Pauses     int    `json:"pauses,omitempty"`
+	Resumes    int    `json:"resumes,omitempty"`
+	PauseNote  string `json:"pause_note,omitempty"`
+	ResumeNote string `json:"resume_note,omitempty"`
 	// RolledBackBy names the rollback of this rollout, once submitted.
 	RolledBackBy string `json:"rolled_back_by,omitempty"`
 	// New is true in the answer to the submission that created the

@@ -434,12 +434,16 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 				return invalid("rollout %s is already paused", id)
 			}
 			r.Paused, r.State = true, api.RolloutPaused
+			r.Pauses++
+			r.PauseNote = fmt.Sprintf("paused by %s%s: no new wave starts until 'deployer fleet resume %s'", who, why, id)
 			c.event(r, "paused by %s%s: no new wave starts until 'fleet resume %s'", who, why, id)
 		case "resume":
 			if !r.Paused {
 				return invalid("rollout %s is not paused", id)
 			}
 			r.Paused, r.State = false, api.RolloutRunning
+			r.Resumes++
+			r.ResumeNote = fmt.Sprintf("resumed by %s%s", who, why)
 			c.event(r, "resumed by %s%s", who, why)
 		case "cancel":
 			if r.Cancel {

@@ -155,6 +155,12 @@ func (j *Jira) deliverRollout(ctx context.Context, m Message) (Receipt, error) {
 	if err := j.comment(ctx, key, m, text); err != nil {
 		return Receipt{}, fmt.Errorf("jira %s: %w", m.DeliveryID, err)
 	}
+	if m.Event.Kind == EventFleetEnded && f.Ticket == "" {
+		vars := map[string]string{"fleet": f.ID, "repo": f.Repo, "outcome": f.State}
+		if err := j.SetFields(ctx, key, vars, "outcome"); err != nil {
+			j.http.log.Warn().Err(err).Str("issue", key).Msg("jira: could not set the rollout issue's outcome fields; comment posted")
+		}
+	}
 	if m.Event.Kind == EventFleetEnded && f.State == "succeeded" && f.Ticket == "" {
 		if err := j.Close(ctx, key); err != nil {
 			j.http.log.Warn().Err(err).Str("issue", key).Msg("jira: could not transition the rollout's issue to done; comment posted")

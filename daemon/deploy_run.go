@@ -22,7 +22,7 @@ import (
 // the steps in buckets within the failure budget; progress is saved after
 // every bucket so that a restart continues where it stopped.
 func (w *worker) runDeployment(ctx context.Context, r request) {
-	rec, spec, err := w.d.loadDeployment(r.deployment)
+	rec, spec, saved, err := w.d.loadDeployment(r.deployment)
 	if err != nil {
 		w.log.Error().Err(err).Msg("load deployment")
 		return
@@ -40,7 +40,7 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 	// one transaction (a cancel the API wrote meanwhile stays, and is
 	// seen here).
 	save := func() {
-		cur, s, err := w.d.saveProgress(rec, spec, false)
+		cur, s, err := w.d.saveProgress(rec, spec, saved, false)
 		if err != nil {
 			log.Error().Err(err).Msg("record deployment progress")
 			return
@@ -70,7 +70,7 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 	if ctx.Err() != nil || w.stopping() {
 		return // interrupted: resumed at the next start
 	}
-	if cur, _, err := w.d.saveProgress(rec, spec, true); err != nil {
+	if cur, _, err := w.d.saveProgress(rec, spec, saved, true); err != nil {
 		log.Error().Err(err).Msg("record deployment outcome")
 	} else {
 		rec = cur
@@ -283,7 +283,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 	for start := 0; start < len(p.jobs); start += bucket {
 		chunk := p.jobs[start:min(start+bucket, len(p.jobs))]
 		stop := ""
-		if _, s, err := w.d.loadDeployment(rec.ID); err == nil && s.Cancel {
+		if cancelled, err := w.d.deploymentCancelled(rec.ID); err == nil && cancelled {
 			spec.Cancel = true
 		}
 		if spec.Cancel {

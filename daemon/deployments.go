@@ -18,7 +18,7 @@ import (
 
 // deploymentSpec is what the daemon keeps in a store.Deployment's Spec.
 type deploymentSpec struct {
-	Request deployer.DeployRequest                 `json:"request"`
+	Request deployer.DeployRequest `json:"request"`
 	// Details is kept in the store's per-instance records (a record
 	// of the old layout has it here).
 	Details map[string]deployer.DeploymentInstance `json:"details,omitempty"`

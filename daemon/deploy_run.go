@@ -180,7 +180,11 @@ func (w *worker) deploymentPlan(m *manifest.Manifest, steps []manifest.Step, spe
 
 // deploymentEdits journals and writes back the operator's edits, one commit
 // per instance; instances whose edit did not land drop out of the plan.
-func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store.Deployment, spec *deploymentSpec, p plan, edits []manifest.Edit) plan {
+//
+// landed gets, for each instance whose edit landed (or was found
+// upstream) in this call, the commit that holds it: the commit its steps
+// run at (see instanceCommits).
+func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store.Deployment, spec *deploymentSpec, p plan, edits []manifest.Edit, landed map[string]string) plan {
 	raw, _ := json.Marshal(edits)
 	var todo []store.JournalEntry
 	for _, job := range p.jobs {
@@ -217,7 +221,7 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 		changes = append(changes, c)
 		kept = append(kept, e)
 	}
-	w.deploymentWriteBack(ctx, spec, kept, changes)
+	w.deploymentWriteBack(ctx, spec, kept, changes, landed)
 	failpoint(fpSettled)
 	var jobs []executor.Job
 	for _, j := range p.jobs {
@@ -251,8 +255,8 @@ func selectedBy(id string) string { return "selected by deployment " + id }
 const dryRunLabel = " (dry run)"
 
 // deploymentWriteBack writes back a bucket's edits and records on each
-// instance where its edit landed, or why it did not.
-func (w *worker) deploymentWriteBack(ctx context.Context, spec *deploymentSpec, entries []store.JournalEntry, changes []syncer.Change) {
+// instance where its edit landed (in landed too), or why it did not.
+func (w *worker) deploymentWriteBack(ctx context.Context, spec *deploymentSpec, entries []store.JournalEntry, changes []syncer.Change, landed map[string]string) {
 	w.gitMu.Lock()
 	defer w.gitMu.Unlock()
 	settled, err := w.writeBackSettle(ctx, entries, changes)
@@ -264,8 +268,10 @@ func (w *worker) deploymentWriteBack(ctx context.Context, spec *deploymentSpec, 
 		switch s.outcome.Status {
 		case syncer.OutcomeLanded:
 			in.Commit = s.outcome.Commit
+			landed[s.entry.Instance] = in.Commit
 		case syncer.OutcomeDropped:
 			in.Commit, in.Note = w.fileCommit(s.entry.File), alreadyUpstream
+			landed[s.entry.Instance] = in.Commit
 		case syncer.OutcomeConflict:
 			in.Status, in.Reason = deployer.InstanceConflict, s.msg
 		default:
@@ -324,15 +330,16 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		// instance that will not start has its file changed.
 		edits, _ := requestEdits(spec.Request)
 		edited := len(edits) > 0 && !p.dryRun
+		landed := map[string]string{}
 		if edited {
-			chunk = w.deploymentEdits(ctx, run, rec, spec, plan{jobs: chunk}, edits).jobs
+			chunk = w.deploymentEdits(ctx, run, rec, spec, plan{jobs: chunk}, edits, landed).jobs
 			for _, in := range spec.Details {
 				if deployer.InstanceStatus(in.Status).Counted() {
 					failed = max(failed, countFailed(*spec))
 				}
 			}
 		}
-		commits := w.instanceCommits(spec, chunk, edited)
+		commits := w.instanceCommits(spec, chunk, edited, landed)
 		for _, j := range chunk {
 			in := spec.Details[string(j.Instance.Name)]
 			in.Status = deployer.InstanceRunning
@@ -417,8 +424,13 @@ func deploymentEndNote(id, state string, spec deploymentSpec) string {
 // edit), the commit that held the edit when it was already upstream, and
 // a later commit that changed the file (a human's fix) on a retry. With
 // no edit (or a dry run, which writes none) the steps run at the run's
-// commit and the map is empty.
-func (w *worker) instanceCommits(spec *deploymentSpec, jobs []executor.Job, edited bool) map[string]string {
+// commit and the map is empty. An instance in landed had its edit land
+// (or found upstream) by this bucket's write-back, which made no later
+// commit to its file: that commit is the answer, without a walk of the
+// history (which read every commit's tree of the instances' directory,
+// up to a bucket's depth per instance: the largest cost per instance
+// that grew with the repository's size).
+func (w *worker) instanceCommits(spec *deploymentSpec, jobs []executor.Job, edited bool, landed map[string]string) map[string]string {
 	out := map[string]string{}
 	if !edited {
 		return out
@@ -429,7 +441,10 @@ func (w *worker) instanceCommits(spec *deploymentSpec, jobs []executor.Job, edit
 		if !in.Status.Waiting() {
 			continue
 		}
-		c := w.fileCommit(j.Instance.File)
+		c, ok := landed[name]
+		if !ok {
+			c = w.fileCommit(j.Instance.File)
+		}
 		if c == "" {
 			continue
 		}

@@ -221,7 +221,7 @@ func (d *Daemon) saveProgress(rec store.Deployment, spec deploymentSpec, saved m
 		if old, ok := saved[name]; ok && old == in {
 			continue
 		}
-		raw, err := json.Marshal(in)
+		raw, err := encodeInstance(in)
 		if err != nil {
 			return rec, spec, err
 		}
@@ -318,9 +318,28 @@ func decodeSpec(rec store.Deployment) (deploymentSpec, map[string]deployer.Deplo
 		if err := json.Unmarshal(raw, &in); err != nil {
 			return spec, nil, fmt.Errorf("decode instance %s: %w", name, err)
 		}
+		in.Name, in.Status = name, deployer.InstanceStatus(rec.Instances[name])
 		spec.Details[name], stored[name] = in, in
 	}
 	return spec, stored, nil
+}
+
+// instanceDetail is what an instance's store record holds besides its
+// name and status (the record's key and status): a deployment keeps one
+// per instance, and 5,000 of them are a good part of the state file.
+// TestInstanceDetailCoversDeploymentInstance keeps it in step with
+// deployer.DeploymentInstance.
+type instanceDetail struct {
+	File       string `json:"file"`
+	Reason     string `json:"reason,omitempty"`
+	Step       string `json:"step,omitempty"`
+	OutputTail string `json:"output_tail,omitempty"`
+	Commit     string `json:"commit,omitempty"`
+	Note       string `json:"note,omitempty"`
+}
+
+func encodeInstance(in deployer.DeploymentInstance) (json.RawMessage, error) {
+	return json.Marshal(instanceDetail{File: in.File, Reason: in.Reason, Step: in.Step, OutputTail: in.OutputTail, Commit: in.Commit, Note: in.Note})
 }
 
 // encodeSpec stores spec in rec: the spec without its instances, and one
@@ -336,7 +355,7 @@ func encodeSpec(rec *store.Deployment, spec deploymentSpec) error {
 	rec.Instances = make(map[string]string, len(details))
 	rec.Details = make(map[string]json.RawMessage, len(details))
 	for name, in := range details {
-		if rec.Details[name], err = json.Marshal(in); err != nil {
+		if rec.Details[name], err = encodeInstance(in); err != nil {
 			return err
 		}
 		rec.Instances[name] = string(in.Status)

@@ -270,6 +270,9 @@ func putInstances(tx *bolt.Tx, d Deployment, old *Deployment) error {
 	if old != nil {
 		prev = *old
 	}
+	// Written in key order, pages filled to 90%: a deployment's
+	// instances are created together and change a bucket at a time.
+	b.FillPercent = 0.9
 	put := func(name string) error {
 		st, okSt := d.Instances[name]
 		if !okSt {
@@ -299,16 +302,19 @@ func putInstances(tx *bolt.Tx, d Deployment, old *Deployment) error {
 		}
 		return b.Put(append(instancePrefix(d.ID), name...), instanceRecord(st, detail))
 	}
+	names := make([]string, 0, len(d.Instances))
 	for name := range d.Instances {
-		if err := put(name); err != nil {
-			return err
-		}
+		names = append(names, name)
 	}
 	for name := range d.Details {
 		if _, ok := d.Instances[name]; !ok {
-			if err := put(name); err != nil {
-				return err
-			}
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := put(name); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -84,5 +85,17 @@ func TestDeploymentInstanceRecords(t *testing.T) {
 	_ = s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketDeploymentInstances).Stats().KeyN; return nil })
 	if n != 4 {
 		t.Fatalf("%d instance records, want 4 (b, c, x, y)", n)
+	}
+
+	// Pruning a finished deployment removes its instance records too.
+	if _, err := s.UpdateDeployment(d.ID, func(u *Deployment) error { u.Finished = u.Updated; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Prune(Retention{Deployments: Limit{MaxAge: time.Nanosecond}}); err != nil || st.Deployments != 1 {
+		t.Fatalf("prune: %+v %v, want 1 deployment", st, err)
+	}
+	_ = s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketDeploymentInstances).Stats().KeyN; return nil })
+	if got, err := s.Deployment(d.ID); n != 2 || err == nil {
+		t.Fatalf("after prune: %d instance records (want 2: x, y), %s still there (%v)", n, got.ID, err)
 	}
 }

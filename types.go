@@ -145,6 +145,13 @@ type DeployRequest struct {
 	DryRun      bool     `json:"dry_run,omitempty"`
 	Fleet       string   `json:"fleet,omitempty"` // the fleet deployment this belongs to
 	Who         string   `json:"who,omitempty"`
+	// Restore, instead of Set and Text, undoes this host's deployment of
+	// the repo labelled with fleet id Restore (a rollout's rollback): each
+	// attribute and text it changed gets its previous value back, taken
+	// from the daemon's write-back journal, only where the value is still
+	// what that deployment set (else the instance is a conflict naming
+	// both values).
+	Restore string `json:"restore,omitempty"`
 }
 
 // Deployment is a deployment and the status of each of its instances.

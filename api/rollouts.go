@@ -93,6 +93,10 @@ type RolloutRequest struct {
 	// trusted besides the system's roots, a client certificate (paths on
 	// the coordinator's machine, like a host's token_file).
 	HostTLS *RolloutTLS `json:"host_tls,omitempty"`
+	// RollbackOf names the rollout this one rolls back ('fleet rollback'):
+	// each host's deployment restores what that rollout's deployment
+	// changed there (Request.Restore).
+	RollbackOf string `json:"rollback_of,omitempty"`
 }
 
 // RolloutTLS names TLS files on the coordinator's machine.
@@ -143,6 +147,10 @@ type RolloutHostState struct {
 	// again); Retries counts the retries asked.
 	Retry   bool `json:"retry,omitempty"`
 	Retries int  `json:"retries,omitempty"`
+	// Conflicts are the host deployment's instances in conflict, each
+	// "INSTANCE: why" (a rollback's instance whose value someone changed
+	// since the rollout, with both values).
+	Conflicts []string `json:"conflicts,omitempty"`
 }
 
 // RolloutEvent is one line of a rollout's log: what the coordinator did
@@ -173,6 +181,14 @@ type Rollout struct {
 	Created  time.Time  `json:"created"`
 	Updated  time.Time  `json:"updated"`
 	Finished *time.Time `json:"finished,omitempty"`
+	// Pauses and Resumes count the pauses and resumes; PauseNote and
+	// ResumeNote say who asked the last and why (their notifications).
+	Pauses     int    `json:"pauses,omitempty"`
+	Resumes    int    `json:"resumes,omitempty"`
+	PauseNote  string `json:"pause_note,omitempty"`
+	ResumeNote string `json:"resume_note,omitempty"`
+	// RolledBackBy names the rollback of this rollout, once submitted.
+	RolledBackBy string `json:"rolled_back_by,omitempty"`
 	// New is true in the answer to the submission that created the
 	// rollout, false when the coordinator already had its id.
 	New bool `json:"new,omitempty"`

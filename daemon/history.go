@@ -98,11 +98,25 @@ func (d *Daemon) History(ctx context.Context, repo, instance string, limit int) 
 	n := 0
 	for _, dep := range deps {
 		if status, ok := dep.Instances[instance]; ok && n < limit {
-			summary := "deployment " + dep.State
-			if a, err := apiDeployment(dep); err == nil && a.Request.DryRun {
-				summary += dryRunLabel
+			// Status is the instance's in the deployment now; the summary
+			// says how the deployment as a whole stands, and the event is
+			// dated at its last change (a retry's outcome is not shown at
+			// the first pass's time).
+			summary := "the deployment ended " + dep.State
+			switch deployer.DeploymentState(dep.State) {
+			case deployer.DeploymentQueued:
+				summary = "the deployment is queued"
+			case deployer.DeploymentRunning:
+				summary = "the deployment is running"
 			}
-			h.Events = append(h.Events, deployer.HistoryEvent{At: dep.Created, Kind: deployer.EventDeployment, Deployment: dep.ID,
+			if a, err := apiDeployment(dep); err == nil && a.Request.DryRun {
+				summary = "dry run; " + summary
+			}
+			at := dep.Updated
+			if at.IsZero() {
+				at = dep.Created
+			}
+			h.Events = append(h.Events, deployer.HistoryEvent{At: at, Kind: deployer.EventDeployment, Deployment: dep.ID,
 				Status: status, Summary: summary})
 			n++
 		}

@@ -269,6 +269,7 @@ func (w *worker) executePlan(ctx context.Context, run *store.Run, m *manifest.Ma
 	}
 	if len(plan.jobs) == 0 {
 		run.Status = finalStatus(run.Instances)
+		noteFailures(run)
 		return
 	}
 	results := w.runJobs(ctx, run, m, plan, bucket, maxFailures)
@@ -285,6 +286,41 @@ func (w *worker) executePlan(ctx context.Context, run *store.Run, m *manifest.Ma
 		return
 	}
 	run.Status = finalStatus(run.Instances)
+	noteFailures(run)
+}
+
+// noteFailures gives a failed run with no error of its own one that names
+// its failed instances (at most 3) and why, so that no run reads failed
+// without a visible reason.
+func noteFailures(run *store.Run) {
+	if run.Status != store.RunFailed || run.Error != "" {
+		return
+	}
+	var failed []string
+	for _, o := range run.Instances {
+		if o.Status == string(executor.StatusSucceeded) || o.Status == string(executor.StatusSkipped) {
+			continue
+		}
+		if len(failed) == 3 {
+			failed = append(failed, "…")
+			break
+		}
+		why := o.Status
+		if o.Reason != "" {
+			why = o.Reason
+		}
+		if r := []rune(why); len(r) > 160 {
+			why = string(r[:160]) + "…"
+		}
+		failed = append(failed, fmt.Sprintf("%s (%s)", o.Name, why))
+	}
+	n := 0
+	for _, o := range run.Instances {
+		if o.Status != string(executor.StatusSucceeded) && o.Status != string(executor.StatusSkipped) {
+			n++
+		}
+	}
+	run.Error = fmt.Sprintf("%d instance(s) did not succeed: %s", n, strings.Join(failed, "; "))
 }
 
 func (w *worker) runJobs(ctx context.Context, run *store.Run, m *manifest.Manifest, p plan, bucket, maxFailures int) []executor.InstanceResult {

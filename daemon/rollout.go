@@ -33,9 +33,9 @@ func newCoordinator(d *Daemon) RolloutCoordinator {
 	return d.opts.Rollouts(d.store, d.log.With().Str("component", "rollout").Logger(), d.notifyRollout)
 }
 
-// notifyRollout queues a rollout's event on every Slack and webhook
-// channel (Jira takes none: a rollout files no issue) and kicks the
-// dispatcher.
+// notifyRollout queues a rollout's event on every Slack, webhook and
+// Jira channel (Jira comments it on the rollout's issue, a resume
+// excepted) and kicks the dispatcher.
 func (d *Daemon) notifyRollout(kind notify.EventKind, fe notify.FleetEvent) error {
 	n := d.notify
 	if n == nil || n.dispatcher == nil {
@@ -48,8 +48,8 @@ func (d *Daemon) notifyRollout(kind notify.EventKind, fe notify.FleetEvent) erro
 		return err
 	}
 	for _, c := range n.channels {
-		if c.Kind == notify.KindJira {
-			continue
+		if c.Kind == notify.KindJira && kind == notify.EventFleetResumed {
+			continue // Jira hears the start, waves, a gate's failure, a pause and the end
 		}
 		name := c.Name
 		if name == "" {

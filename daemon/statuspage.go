@@ -178,3 +178,14 @@ func (d *Daemon) lastRun(repo string) *deployer.RunRef {
 	last := runs[0]
 	return &deployer.RunRef{ID: uint64(last.ID), Status: string(last.Status), Commit: last.Commit, Started: last.Started}
 }
+
+// recountBehind counts again after any run (a deployment's included,
+// whose write-backs moved the upstream it shows): status read "-" from a
+// deployment's first landed write-back until the next sync.
+func (w *worker) recountBehind() {
+	st, err := w.d.store.Repo(w.cfg.Name)
+	if err != nil || st.Deployed == "" {
+		return
+	}
+	w.noteBehind(st.Deployed, w.shownUpstream(st.Upstream))
+}

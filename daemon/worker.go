@@ -232,6 +232,7 @@ func (w *worker) loop(ctx, work context.Context) {
 				continue
 			}
 			id := w.runOnce(work, reqs)
+			w.recountBehind()
 			for _, r := range reqs {
 				if r.done != nil {
 					r.done <- id

@@ -47,3 +47,29 @@ func TestBeforeStepGuardsEveryStepAndReleases(t *testing.T) {
 		t.Fatalf("got %s %s %q, want three failed by BeforeStep", last.Step, last.Status, last.Reason)
 	}
 }
+
+// A step cut off while its BeforeStep waited (the daemon stopping) is
+// interrupted with a reason that says so, not "context canceled".
+func TestBeforeStepCutOffSaysWhy(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "ok.sh"), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := executor.New(executor.Options{StepEnv: []string{"PATH"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	job := executor.Job{
+		RepoRoot: root,
+		Instance: manifest.Instance{Name: "a", File: "a.xml"},
+		Steps:    []manifest.Step{{Name: "instance-configure", Run: "ok.sh", Timeout: time.Minute}},
+		BeforeStep: func(ctx context.Context, s manifest.Step) (func(), error) {
+			cancel()
+			<-ctx.Done()
+			return nil, ctx.Err()
+		},
+	}
+	res := e.RunJob(ctx, job, func(executor.StepResult) {})
+	last := res[len(res)-1]
+	if last.Status != executor.StatusInterrupted || last.Reason != "not started: the run was stopped before instance-configure could start" {
+		t.Fatalf("got %s %q", last.Status, last.Reason)
+	}
+}

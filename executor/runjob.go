@@ -90,7 +90,9 @@ func (e *Executor) runStep(ctx context.Context, jr *jobRun, step manifest.Step, 
 		if err != nil {
 			r := e.notRun(jr.job, step, StatusFailed, "before step: "+err.Error())
 			if ctx.Err() != nil {
-				r.Status = StatusInterrupted
+				// Cut off while waiting for its turn (the daemon is
+				// stopping): say so, not the context's error.
+				r.Status, r.Reason = StatusInterrupted, "not started: the run was stopped before "+string(step.Name)+" could start"
 			}
 			markFailed()
 			emit(r)

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"context"
 	"fmt"
 	"strings"
 )
@@ -13,11 +14,20 @@ const (
 	EventFleetStarted EventKind = "fleet-started"
 	EventFleetWave    EventKind = "fleet-wave"
 	EventFleetEnded   EventKind = "fleet-ended"
+	// A coordinator's rollout also tells its pause, its resume and a gate
+	// that failed (Detail: who and why; the gate's evidence).
+	EventFleetPaused     EventKind = "fleet-paused"
+	EventFleetResumed    EventKind = "fleet-resumed"
+	EventFleetGateFailed EventKind = "fleet-gate-failed"
 )
 
 // IsFleet reports whether kind is a fleet event.
 func (k EventKind) IsFleet() bool {
-	return k == EventFleetStarted || k == EventFleetWave || k == EventFleetEnded
+	switch k {
+	case EventFleetStarted, EventFleetWave, EventFleetEnded, EventFleetPaused, EventFleetResumed, EventFleetGateFailed:
+		return true
+	}
+	return false
 }
 
 // FleetEvent is what a fleet notification says.
@@ -50,6 +60,13 @@ type FleetEvent struct {
 	// Follow is the command that shows the fleet deployment:
 	// deployer fleet status ID --fleet ...
 	Follow string `json:"follow"`
+	// Detail is a pause's or a resume's who and why, a failed gate's
+	// kind and evidence.
+	Detail string `json:"detail,omitempty"`
+	// Rollout says a coordinator sent it (a rollout, not `fleet deploy`):
+	// a Jira channel comments it on the rollout's issue (Ticket, else one
+	// it files, labelled deployer-rollout-ID).
+	Rollout bool `json:"rollout,omitempty"`
 }
 
 // fleetTitle is a fleet event's one-line headline.
@@ -64,6 +81,12 @@ func fleetTitle(e Event) string {
 			kind = " (canary)"
 		}
 		return fmt.Sprintf("Fleet deployment %s wave %d/%d%s done: %s", f.ID, f.Wave, f.Waves, kind, hostCountsText(f.Hosts))
+	case EventFleetPaused:
+		return fmt.Sprintf("Fleet rollout %s paused: no new wave starts until it is resumed", f.ID)
+	case EventFleetResumed:
+		return fmt.Sprintf("Fleet rollout %s resumed", f.ID)
+	case EventFleetGateFailed:
+		return fmt.Sprintf("Fleet rollout %s: a gate before wave %d/%d failed", f.ID, f.Wave, f.Waves)
 	}
 	return fmt.Sprintf("Fleet deployment %s %s: %s", f.ID, f.State, hostCountsText(f.Hosts))
 }
@@ -78,13 +101,16 @@ func fleetText(e Event) string {
 			lines = append(lines, k+": "+v)
 		}
 	}
-	if e.Kind == EventFleetStarted {
+	switch e.Kind {
+	case EventFleetPaused, EventFleetResumed, EventFleetGateFailed:
+		lines = append(lines, f.Detail)
+	case EventFleetStarted:
 		add("select", f.Select)
 		add("where", f.Where)
 		add("reason", f.Reason)
 		add("ticket", f.Ticket)
 		add("by", f.Who)
-	} else {
+	default:
 		lines = append(lines, "instances: "+countsText(f.Counts))
 		add("stopped", f.Stopped)
 		lines = append(lines, f.Lines...)
@@ -100,4 +126,45 @@ func hostCountsText(counts map[string]int) string {
 		total += n
 	}
 	return fmt.Sprintf("%s of %d host(s)", countsText(counts), total)
+}
+
+// RolloutLabel labels the Jira issue a coordinator files for rollout id
+// when the rollout names no ticket.
+func RolloutLabel(id string) string { return labelSafe("deployer-rollout-" + id) }
+
+// deliverRollout comments a coordinator's rollout event on the rollout's
+// Jira issue: its --ticket, else the issue labelled RolloutLabel (filed
+// at the first event, closed when the rollout succeeded). A comment
+// carries the delivery id, so a retried delivery does not post it twice.
+func (j *Jira) deliverRollout(ctx context.Context, m Message) (Receipt, error) {
+	f := m.Event.Fleet
+	key := f.Ticket
+	if key == "" {
+		var err error
+		key, _, err = j.FindOrCreate(ctx, Ticket{
+			Summary:     truncate(fmt.Sprintf("Rollout %s: repo %s, %d host(s)", f.ID, f.Repo, f.HostCount), 250),
+			Description: fmt.Sprintf("Fleet rollout %s, kept and driven by its coordinator.\nfollow: %s", f.ID, f.Follow),
+			Vars:        map[string]string{"fleet": f.ID, "repo": f.Repo, "outcome": f.State},
+			DedupeLabel: RolloutLabel(f.ID),
+		})
+		if err != nil {
+			return Receipt{}, fmt.Errorf("jira %s: %w", m.DeliveryID, err)
+		}
+	}
+	text := "*" + wiki(fleetTitle(m.Event)) + "*\n{noformat}\n" + noformat(fleetText(m.Event)) + "\n{noformat}"
+	if err := j.comment(ctx, key, m, text); err != nil {
+		return Receipt{}, fmt.Errorf("jira %s: %w", m.DeliveryID, err)
+	}
+	if m.Event.Kind == EventFleetEnded && f.Ticket == "" {
+		vars := map[string]string{"fleet": f.ID, "repo": f.Repo, "outcome": f.State}
+		if err := j.SetFields(ctx, key, vars, "outcome"); err != nil {
+			j.http.log.Warn().Err(err).Str("issue", key).Msg("jira: could not set the rollout issue's outcome fields; comment posted")
+		}
+	}
+	if m.Event.Kind == EventFleetEnded && f.State == "succeeded" && f.Ticket == "" {
+		if err := j.Close(ctx, key); err != nil {
+			j.http.log.Warn().Err(err).Str("issue", key).Msg("jira: could not transition the rollout's issue to done; comment posted")
+		}
+	}
+	return Receipt{IssueKey: key}, nil
 }

@@ -54,6 +54,9 @@ func authHeader(token string) string {
 
 // Deliver files, comments on or closes the intervention's issue.
 func (j *Jira) Deliver(ctx context.Context, m Message) (Receipt, error) {
+	if f := m.Event.Fleet; f != nil && f.Rollout && m.Event.Kind.IsFleet() {
+		return j.deliverRollout(ctx, m) // a coordinator's rollout: comments on its issue
+	}
 	if m.Event.Kind.IsDeployment() || m.Event.Kind.IsFleet() {
 		return Receipt{}, nil // Jira tracks interventions; deployments and fleets go to chat and webhooks
 	}

@@ -417,9 +417,9 @@ func (c *Coordinator) update(id string, fn func(*api.Rollout) error) (api.Rollou
 // Action pauses, resumes, cancels or approves rollout id.
 func (c *Coordinator) Action(ctx context.Context, id, action string, req api.RolloutActionRequest) (api.Rollout, error) {
 	who := whoOr(req.Who)
-	why := ""
-	if req.Reason != "" {
-		why = ": " + req.Reason
+	why := reasonOf(req.Reason)
+	if action == "rollback" {
+		return c.rollback(ctx, id, req)
 	}
 	r, err := c.update(id, func(r *api.Rollout) error {
 		if action == "retry" {
@@ -434,12 +434,16 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 				return invalid("rollout %s is already paused", id)
 			}
 			r.Paused, r.State = true, api.RolloutPaused
+			r.Pauses++
+			r.PauseNote = fmt.Sprintf("paused by %s%s: no new wave starts until 'deployer fleet resume %s'", who, why, id)
 			c.event(r, "paused by %s%s: no new wave starts until 'fleet resume %s'", who, why, id)
 		case "resume":
 			if !r.Paused {
 				return invalid("rollout %s is not paused", id)
 			}
 			r.Paused, r.State = false, api.RolloutRunning
+			r.Resumes++
+			r.ResumeNote = fmt.Sprintf("resumed by %s%s", who, why)
 			c.event(r, "resumed by %s%s", who, why)
 		case "cancel":
 			if r.Cancel {
@@ -455,7 +459,7 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 			g.Approved = who
 			c.event(r, "approved by %s%s", who, why)
 		default:
-			return deployer.Errorf(deployer.ENOTFOUND, "no action %q on rollouts (pause, resume, cancel, approve, retry)", action)
+			return deployer.Errorf(deployer.ENOTFOUND, "no action %q on rollouts (pause, resume, cancel, approve, retry, rollback)", action)
 		}
 		return nil
 	})

@@ -160,7 +160,7 @@ func TestPrometheusGateFailsBeforeWave2(t *testing.T) {
 		Notify: func(kind notify.EventKind, ev notify.FleetEvent) error {
 			mu.Lock()
 			defer mu.Unlock()
-			sent = append(sent, fmt.Sprintf("%s %s wave=%d stopped=%s", kind, ev.State, ev.Wave, ev.Stopped))
+			sent = append(sent, fmt.Sprintf("%s %s wave=%d stopped=%s detail=%s", kind, ev.State, ev.Wave, ev.Stopped, ev.Detail))
 			return nil
 		}})
 	f.c = c
@@ -182,14 +182,16 @@ func TestPrometheusGateFailsBeforeWave2(t *testing.T) {
 	if r.Waves[1].State != api.StepSkipped || f.hosts["h2"].count() != 0 || f.hosts["h1"].count() != 1 {
 		t.Fatalf("wave 2 %s, deploys h1 %d h2 %d", r.Waves[1].State, f.hosts["h1"].count(), f.hosts["h2"].count())
 	}
-	// one message each: start, wave 1, the outcome with the gate's value
+	// one message each: start, wave 1, the gate's failure with its
+	// evidence, the outcome with the gate's value
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		mu.Lock()
 		got := strings.Join(sent, "\n")
 		mu.Unlock()
-		if strings.Count(got, "\n") == 2 || time.Now().After(deadline) {
+		if strings.Count(got, "\n") == 3 || time.Now().After(deadline) {
 			if !strings.HasPrefix(got, "fleet-started running wave=0") || !strings.Contains(got, "\nfleet-wave running wave=1") ||
+				!strings.Contains(got, "\nfleet-gate-failed running wave=2 stopped= detail=gate prometheus before wave 2 failed: sum(rate(errors[5m])) = 0.5 (max 0.01)") ||
 				!strings.Contains(got, "\nfleet-ended failed wave=0 stopped=gate prometheus before wave 2 failed: sum(rate(errors[5m])) = 0.5") {
 				t.Fatalf("notifications:\n%s", got)
 			}

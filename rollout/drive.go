@@ -39,7 +39,12 @@ func (c *Coordinator) drive(ctx context.Context, id string, wake <-chan struct{}
 		}
 		wi := slices.IndexFunc(r.Waves, func(w api.RolloutWave) bool { return w.State == api.StepPending || w.State == api.StepRunning })
 		if wi < 0 {
-			c.finish(id, outcome(r), "")
+			st := outcome(r)
+			why := ""
+			if st == api.RolloutFailed {
+				why = conflictsWhy(r)
+			}
+			c.finish(id, st, why)
 			return
 		}
 		if r.Waves[wi].State == api.StepPending {
@@ -130,7 +135,7 @@ func (c *Coordinator) sleep(ctx context.Context, wake <-chan struct{}, d time.Du
 // hostFinal says whether a host's state is an end.
 func hostFinal(st string) bool {
 	switch fleet.HostState(st) {
-	case fleet.HostSucceeded, fleet.HostFailed, fleet.HostUnreachable, fleet.HostNoMatch:
+	case fleet.HostSucceeded, fleet.HostFailed, fleet.HostUnreachable, fleet.HostNoMatch, HostConflict:
 		return true
 	}
 	return false
@@ -177,7 +182,7 @@ func (c *Coordinator) endWave(r *api.Rollout, wi int) error {
 	case r.Cancel:
 	case w.Canary && waveFailed > 0:
 		why = fmt.Sprintf("canary wave failed on %d host(s)", waveFailed)
-	case w.Canary && noMatch == total:
+	case w.Canary && noMatch == total && r.Request.RollbackOf == "":
 		why = "the selection matched no instance on the canary wave: a canary that deploys nothing tests nothing"
 	case r.Failed >= budget:
 		why = fmt.Sprintf("failure budget spent: %d host(s) failed, --max-failed-hosts %d", r.Failed, budget)
@@ -235,7 +240,7 @@ func outcome(r api.Rollout) string {
 		case fleet.HostSucceeded:
 			some = true
 		case fleet.HostNoMatch:
-		default:
+		default: // failed, unreachable, a rollback's conflict
 			return api.RolloutFailed
 		}
 	}
@@ -463,12 +468,16 @@ func (c *Coordinator) follow(ctx context.Context, id string, hi int, d fleet.Dae
 // sameHost says whether a host's record would not change.
 func sameHost(a, b api.RolloutHostState) bool {
 	return a.State == b.State && a.DeploymentState == b.DeploymentState && a.Deployment == b.Deployment &&
-		a.Error == b.Error && maps.Equal(a.Counts, b.Counts)
+		a.Error == b.Error && maps.Equal(a.Counts, b.Counts) && slices.Equal(a.Conflicts, b.Conflicts)
 }
 
 // fromDeployment sets a host's state from its deployment as last seen.
 func fromDeployment(hs *api.RolloutHostState, d api.Deployment) {
 	hs.Deployment, hs.DeploymentState, hs.Counts, hs.Error = d.ID, d.State, d.Counts, ""
+	hs.Conflicts = nil
+	if d.Request.Restore != "" {
+		hs.Conflicts = restoreConflicts(d)
+	}
 	switch {
 	case d.Finished == nil && d.State != string(deployer.DeploymentBlocked):
 		hs.State = string(fleet.HostRunning)
@@ -476,6 +485,8 @@ func fromDeployment(hs *api.RolloutHostState, d api.Deployment) {
 		hs.State, hs.Error = string(fleet.HostNoMatch), "the selection matched no instance on this host"
 	case d.State == string(deployer.DeploymentSucceeded):
 		hs.State = string(fleet.HostSucceeded)
+	case d.Request.Restore != "" && d.State == string(deployer.DeploymentFailed) && onlyConflicts(d):
+		hs.State = HostConflict
 	default:
 		hs.State = string(fleet.HostFailed)
 	}
@@ -500,5 +511,5 @@ func stateOf(err error) fleet.HostState {
 var noMatchCount = regexp.MustCompile(`\b0 of (\d+) instances? match`)
 
 func isNoMatch(err error) bool {
-	return err != nil && api.ErrorKind(err) != api.KindUnavailable && noMatchCount.MatchString(err.Error())
+	return err != nil && api.ErrorKind(err) != api.KindUnavailable && (noMatchCount.MatchString(err.Error()) || strings.Contains(err.Error(), "nothing to restore"))
 }

@@ -56,7 +56,7 @@ func notices(r api.Rollout) []notice {
 	base := notify.FleetEvent{
 		ID: r.ID, Repo: r.Request.Repo, State: api.RolloutRunning, Waves: len(r.Waves), HostCount: len(r.Hosts),
 		Select: r.Request.Request.Select, Where: r.Request.Request.Where, Reason: r.Request.Request.Reason,
-		Ticket: r.Request.Request.Ticket, Who: r.Who, Follow: "deployer fleet show " + r.ID,
+		Ticket: r.Request.Request.Ticket, Who: r.Who, Follow: "deployer fleet show " + r.ID, Rollout: true,
 	}
 	out := []notice{{key: "started", kind: notify.EventFleetStarted, ev: base}}
 	for _, w := range r.Waves {
@@ -73,6 +73,26 @@ func notices(r api.Rollout) []notice {
 		}
 		ev.Hosts, ev.Counts, ev.Lines = summarize(hosts, false)
 		out = append(out, notice{key: fmt.Sprintf("wave-%d-a%d", w.Index, r.Attempt), kind: notify.EventFleetWave, ev: ev})
+	}
+	if r.Pauses > 0 {
+		ev := base
+		ev.State, ev.Detail = api.RolloutPaused, r.PauseNote
+		out = append(out, notice{key: fmt.Sprintf("paused-%d", r.Pauses), kind: notify.EventFleetPaused, ev: ev})
+	}
+	if r.Resumes > 0 {
+		ev := base
+		ev.Detail = r.ResumeNote
+		out = append(out, notice{key: fmt.Sprintf("resumed-%d", r.Resumes), kind: notify.EventFleetResumed, ev: ev})
+	}
+	for _, w := range r.Waves {
+		for _, g := range w.Gates {
+			if g.State != api.StepFailed {
+				continue
+			}
+			ev := base
+			ev.Wave, ev.Detail = w.Index, fmt.Sprintf("gate %s before wave %d failed: %s", g.Kind, w.Index, g.Evidence)
+			out = append(out, notice{key: fmt.Sprintf("gate-%d-%s-a%d", w.Index, g.Kind, r.Attempt), kind: notify.EventFleetGateFailed, ev: ev})
+		}
 	}
 	if r.Finished != nil {
 		ev := base

@@ -10,12 +10,13 @@ import (
 )
 
 // The salvage layout names every primary bucket, in the same (priority)
-// order, so that a new bucket is not forgotten by the salvage.
+// order, so that a new bucket is not forgotten by the salvage; then the
+// buckets made on demand (rollouts).
 func TestSalvageLayoutFollowsPrimaryBuckets(t *testing.T) {
-	if len(salvageLayout.Buckets) != len(primaryBuckets) {
-		t.Fatalf("salvage layout has %d buckets, schema %d", len(salvageLayout.Buckets), len(primaryBuckets))
+	if len(salvageLayout.Buckets) != len(primaryBuckets)+1 || !bytes.Equal(salvageLayout.Buckets[len(primaryBuckets)].Name, bucketRollouts) {
+		t.Fatalf("salvage layout has %d buckets, schema %d and rollouts", len(salvageLayout.Buckets), len(primaryBuckets))
 	}
-	for i, b := range salvageLayout.Buckets {
+	for i, b := range salvageLayout.Buckets[:len(primaryBuckets)] {
 		if !bytes.Equal(b.Name, primaryBuckets[i]) {
 			t.Errorf("salvage bucket %d is %s, schema's is %s", i, b.Name, primaryBuckets[i])
 		}
@@ -40,6 +41,7 @@ func TestSalvageShapesRecogniseEveryRecord(t *testing.T) {
 		{InstanceState{Repo: "fra", Name: "viatris", Updated: at}, bucketInstances, instanceKey("fra", "viatris")},
 		{ScheduleState{Repo: "fra", Schedule: "nightly", LastFired: at, Updated: at}, bucketSchedules, scheduleKey("fra", "nightly")},
 		{RepoState{Name: "fra", Head: "c1"}, bucketRepos, []byte("fra")},
+		{Rollout{ID: "r-1", State: "running", Spec: []byte(`{"id":"r-1","request":{"repo":"cc"}}`), Created: at, Updated: at}, bucketRollouts, []byte("r-1")},
 	}
 	for _, c := range cases {
 		v, err := json.Marshal(c.rec)

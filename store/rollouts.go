@@ -16,9 +16,8 @@ import (
 //
 // The rollouts bucket is created by the first CreateRollout, not by the
 // schema: a file that never coordinated a rollout has none, and reads
-// answer as if it were empty. The salvage does not know the bucket: a
-// salvaged state file loses its rollouts (the hosts keep their
-// deployments, labelled with the rollout id).
+// answer as if it were empty. The salvage of a damaged file copies its
+// rollouts (salvageLayout), a salvaged file has the bucket.
 type Rollout struct {
 	ID       string          `json:"id"`
 	State    string          `json:"state"`

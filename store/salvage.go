@@ -76,11 +76,15 @@ var salvageLayout = salvage.Layout{
 		{Name: bucketRuns, Seq: true, Valid: validSeq[Run]},
 		{Name: bucketSteps, Nested: true, Valid: func(k, v []byte) bool { return len(k) == 16 && validJSON[StepRecord](k, v) }},
 		{Name: bucketDeployments, Valid: func(k, v []byte) bool { var d Deployment; return decodeDeployment(k, v, &d) == nil }},
+		{Name: bucketDeploymentInstances, Valid: validInstanceRecord},
 		{Name: bucketInflight, Valid: validJSON[InflightStep]},
 		{Name: bucketOutbox, Seq: true, Valid: validSeq[Message]},
 		{Name: bucketSchedules, Valid: validJSON[ScheduleState]},
 		{Name: bucketRepos, Valid: validJSON[RepoState]},
 		{Name: bucketInstances, Valid: validJSON[InstanceState]},
+		// not a primary bucket: made by a coordinator's first rollout
+		// (store/rollouts.go); the salvaged file always has it
+		{Name: bucketRollouts, Valid: func(k, v []byte) bool { var r Rollout; return json.Unmarshal(v, &r) == nil && r.ID == string(k) }},
 	},
 	Shapes: recordShapes,
 }
@@ -134,6 +138,9 @@ var recordShapes = []salvage.Shape{
 	shape([]string{"repo", "schedule", "last_fired"}, nil, func(st ScheduleState) ([]byte, []byte, time.Time) {
 		return bucketSchedules, scheduleKey(st.Repo, st.Schedule), latest(st.Updated, st.LastFired)
 	}),
+	shape([]string{"id", "state", "spec", "created", "updated"}, []string{"repo", "file", "kind"}, func(r Rollout) ([]byte, []byte, time.Time) {
+		return bucketRollouts, []byte(r.ID), r.Updated
+	}),
 	shape([]string{"name"}, []string{"repo", "id", "run"}, func(st RepoState) ([]byte, []byte, time.Time) {
 		return bucketRepos, []byte(st.Name), latest(st.LastSync, st.LastSyncOK)
 	}),
@@ -159,7 +166,10 @@ func (s *Store) salvageInto(src, dst string, rep *SalvageReport) error {
 	}
 	defer out.Close()
 	err = out.Update(func(tx *bolt.Tx) error {
-		_, err := initSchema(tx)
+		if _, err := initSchema(tx); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(bucketRollouts) // the salvage copies rollouts too
 		return err
 	})
 	if err != nil {

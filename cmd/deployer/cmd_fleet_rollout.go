@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,7 +38,78 @@ func newFleetRolloutCmds(g *globalOptions) []*cobra.Command {
 		newFleetRolloutActionCmd(g, "cancel", "Start no new host of a rollout and cancel its running hosts' deployments"),
 		newFleetRolloutActionCmd(g, "approve", "Approve a rollout's next wave (its --approve gate)"),
 		newFleetRolloutActionCmd(g, "retry", "Run an ended rollout again on its failed hosts only, and its waves not reached"),
+		newFleetRollbackCmd(g),
 	}
+}
+
+// rolloutSummary counts a rollout's hosts per state, a rollback's
+// conflicts included.
+func rolloutSummary(ro api.Rollout) string {
+	counts := rolloutHostCounts(ro)
+	total := 0
+	var parts []string
+	for _, st := range append(slices.Clone(fleet.HostStates), fleet.HostState(rollout.HostConflict)) {
+		if counts[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+		}
+		total += counts[st]
+	}
+	return fmt.Sprintf("%s of %d host(s)", strings.Join(parts, ", "), total)
+}
+
+func newFleetRollbackCmd(g *globalOptions) *cobra.Command {
+	var reason string
+	var wait bool
+	var poll time.Duration
+	cmd := &cobra.Command{
+		Use:   "rollback ID",
+		Short: "Roll back an ended rollout: a new rollout restoring the values it changed",
+		Long: `Submit the rollback of rollout ID (which has ended; cancel a running one
+first): a new rollout, ID-rollback, over the same hosts, waves and gates, in
+which each host's daemon restores every attribute and text that ID's
+deployment changed there to its previous value (read from its write-back
+journal), one commit per instance, and runs the instance's steps. A value
+someone changed since the rollout is not touched: its instance is a conflict,
+shown with both values by 'fleet show', its host is "conflict" (it does not
+stop the rollback) and the rollback ends failed naming it. Asked again, the
+rollback already submitted is answered. --wait follows it to its end.
+
+Exit status: 0 submitted (with --wait: every value restored), 1 an error, a
+rollout still running, or (with --wait) a rollback that failed, 2 usage.` + coordinatorHelp,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := g.format()
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ro, err := c.RolloutAction(cmd.Context(), args[0], "rollback", api.RolloutActionRequest{Who: operatorName(), Reason: reason})
+			if err != nil {
+				return err
+			}
+			progress := cmd.OutOrStdout()
+			if f.structured() {
+				progress = cmd.ErrOrStderr()
+				if !wait {
+					return f.print(cmd.OutOrStdout(), ro)
+				}
+			}
+			printf(progress, "rollback %s of rollout %s submitted: %d host(s) in %d wave(s); follow: deployer fleet show %s --wait\n",
+				ro.ID, args[0], len(ro.Hosts), len(ro.Waves), ro.ID)
+			if !wait {
+				return nil
+			}
+			return followRollout(cmd, f, c, ro.ID, poll, progress)
+		},
+	}
+	coordinatorFlag(cmd, g)
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the rollouts' events")
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the rollback until it ends")
+	cmd.Flags().DurationVar(&poll, "poll", time.Second, "how often --wait asks the coordinator")
+	return cmd
 }
 
 const coordinatorHelp = `
@@ -302,7 +374,7 @@ func rolloutExit(ro api.Rollout) error {
 	if ro.Finished == nil || ro.State == api.RolloutSucceeded {
 		return nil
 	}
-	msg := fmt.Sprintf("rollout %s %s: %s", ro.ID, ro.State, fleetHostSummary(rolloutHostCounts(ro)))
+	msg := fmt.Sprintf("rollout %s %s: %s", ro.ID, ro.State, rolloutSummary(ro))
 	if ro.Stopped != "" {
 		msg += "; " + ro.Stopped
 	}
@@ -322,7 +394,7 @@ func printRollout(w io.Writer, ro api.Rollout) error {
 	if ro.Who != "" {
 		who = " by " + ro.Who
 	}
-	printf(w, "rollout %s: %s; %s; repo %s, submitted%s at %s\n", ro.ID, ro.State, fleetHostSummary(rolloutHostCounts(ro)),
+	printf(w, "rollout %s: %s; %s; repo %s, submitted%s at %s\n", ro.ID, ro.State, rolloutSummary(ro),
 		ro.Request.Repo, who, ro.Created.Local().Format(time.RFC3339))
 	if ro.Paused && ro.Finished == nil {
 		printf(w, "paused: no new wave starts until: deployer fleet resume %s\n", ro.ID)
@@ -383,6 +455,22 @@ func printRollout(w io.Writer, ro api.Rollout) error {
 	}
 	if err := t.Flush(); err != nil {
 		return err
+	}
+	header = false
+	for _, h := range ro.Hosts {
+		for _, cf := range h.Conflicts {
+			if !header {
+				printf(w, "\nconflicts (not restored: changed since %s):\n", ro.Request.RollbackOf)
+				header = true
+			}
+			printf(w, "  %s %s\n", h.Host.Name, cf)
+		}
+	}
+	if ro.Request.RollbackOf != "" {
+		printf(w, "\nrollback of: %s\n", ro.Request.RollbackOf)
+	}
+	if ro.RolledBackBy != "" {
+		printf(w, "\nrolled back by: %s (deployer fleet show %s)\n", ro.RolledBackBy, ro.RolledBackBy)
 	}
 	if len(ro.Events) > 0 {
 		printf(w, "\nevents:\n")
@@ -476,7 +564,7 @@ Exit status: 0 listed, 1 an error, 2 usage.` + coordinatorHelp,
 			t := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(t, "ID\tSTATE\tHOSTS\tREPO\tWHO\tSUBMITTED\tSTOPPED")
 			for _, ro := range rs {
-				printf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ro.ID, ro.State, fleetHostSummary(rolloutHostCounts(ro)), ro.Request.Repo,
+				printf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ro.ID, ro.State, rolloutSummary(ro), ro.Request.Repo,
 					dash(ro.Who), ro.Created.Local().Format(time.RFC3339), dash(ro.Stopped))
 			}
 			return t.Flush()

@@ -73,6 +73,16 @@ func printHistory(w io.Writer, h api.InstanceHistory) {
 			}
 			fmt.Fprintln(w)
 			for _, s := range e.Steps {
+				if s.Attempt == 0 {
+					// Never started (a dependency failed, the run was cut
+					// off), as runs show says it.
+					why := s.Status
+					if s.Reason != "" {
+						why += ": " + s.Reason
+					}
+					printf(w, "                       step %s: not started (%s)\n", s.Step, why)
+					continue
+				}
 				printf(w, "                       step %s attempt %d: %s", s.Step, s.Attempt, s.Status)
 				if s.Reason != "" {
 					printf(w, " (%s)", s.Reason)

@@ -25,7 +25,9 @@ import (
 // buckets. One cluster's owner froze an instance (its configure step fails),
 // and on another a human pins an instance's image while its configure step
 // pins it too (a push-conflict): both hosts end failed, within the budget,
-// and every other host succeeds.
+// and every other host succeeds. Then a rollout that a daemon keeps and
+// drives, gated by a bake and an approval, and its rollback
+// (fleet_rollout.go).
 
 // fleetDemoDCs are the datacenters the clusters are spread over.
 var fleetDemoDCs = []string{"fra", "ams", "sjc"}
@@ -34,8 +36,9 @@ var fleetDemoDCs = []string{"fra", "ams", "sjc"}
 var fleetDemoCustomers = []string{"acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell", "soylent", "wonka", "oscorp"}
 
 // MinFleetClusters is the smallest fleet the story needs: the canary, the
-// cluster with the frozen instance and the one with the conflict.
-const MinFleetClusters = 3
+// cluster with the frozen instance, the one with the conflict, and a
+// second healthy cluster for the rollout's second wave.
+const MinFleetClusters = 4
 
 const (
 	fleetDemoRepo        = "clusterconfig"
@@ -133,7 +136,10 @@ func (fd *fleetDemo) play(ctx context.Context) error {
 	if err := fd.printInterventions(ctx, res); err != nil {
 		return err
 	}
-	return fd.checkRemote(ctx)
+	if err := fd.checkRemote(ctx); err != nil {
+		return err
+	}
+	return fd.rolloutAct(ctx)
 }
 
 // setUp creates every cluster's remote with its first commit.

@@ -106,3 +106,58 @@ func TestLargeFetchIndexedLikeGit(t *testing.T) {
 	}
 	checkHealthy(t, f.dir, f.tip())
 }
+
+// TestWideFetchPackLikeGits: for an upstream commit changing 1,100 files, fetched from git
+// daemon on 127.0.0.1, the pack we receive (go-git asks for ofs-delta, not for thin-pack) is
+// no larger than the one `git fetch` receives asking for a thin pack, the checkout holds
+// every file's new content, and git fsck accepts it.
+func TestWideFetchPackLikeGits(t *testing.T) {
+	f := newFixture(t)
+	d := startGitDaemon(t, filepath.Dir(f.bare), 0)
+	f.remote = d.url(filepath.Base(f.bare))
+	content := func(i int, rev string) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "<instance name=\"i%d\" revision=\"%s\">\n", i, rev)
+		for l := 0; l < 40; l++ {
+			fmt.Fprintf(&b, "<param name=\"p%d\" value=\"%d-%d\"/>\n", l, i, l)
+		}
+		return b.String()
+	}
+	for i := 0; i < 1100; i++ {
+		f.write(fmt.Sprintf("instances/wide/i%04d.xml", i), content(i, "1"))
+	}
+	f.commit("wide add")
+	gitRun(t, f.human, "push", "-q", "origin", "main")
+	r := f.open(f.options())
+	other := filepath.Join(t.TempDir(), "other")
+	gitRun(t, filepath.Dir(other), "clone", "-q", f.remote, other)
+	for i := 0; i < 1100; i++ {
+		f.write(fmt.Sprintf("instances/wide/i%04d.xml", i), content(i, "2"))
+	}
+	f.commit("wide edit")
+	gitRun(t, f.human, "push", "-q", "origin", "main")
+	if res, err := r.Sync(ctxT(t), r.Head()); err != nil || res.State != syncer.StateBehind {
+		t.Fatalf("sync: %+v, %v", res, err)
+	}
+	checkHealthy(t, f.dir, f.tip())
+	checkContent(t, f.dir)
+	gitRun(t, other, "fetch", "-q", "origin")
+	newest := func(dir string) int64 {
+		packs, _ := filepath.Glob(filepath.Join(dir, ".git", "objects", "pack", "*.pack"))
+		var last os.FileInfo
+		for _, p := range packs {
+			if fi, err := os.Stat(p); err == nil && (last == nil || fi.ModTime().After(last.ModTime())) {
+				last = fi
+			}
+		}
+		if last == nil {
+			t.Fatalf("no pack in %s", dir)
+		}
+		return last.Size()
+	}
+	ours, theirs := newest(f.dir), newest(other)
+	if ours > theirs+theirs/20 {
+		t.Fatalf("our fetched pack is %d bytes, git's %d", ours, theirs)
+	}
+	t.Logf("fetched pack: ours %d bytes, git's %d", ours, theirs)
+}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
@@ -143,39 +142,43 @@ func writeWorktreeFile(full string, data []byte, mode filemode.FileMode, umask i
 	if mode == filemode.Executable {
 		perm = 0o755
 	}
-	// Write a temporary file and rename it, so a reader never sees a half-written file. The
-	// temporary file is created exclusively under a fresh name: a fixed name could be a
-	// symlink the tree planted, and writing would follow it out of the checkout. The rename
-	// replaces a file or a symlink at full (the link itself, never its target); a directory
-	// there is removed first. Raw system calls: an *os.File costs two or three more per
-	// file (registering with the poller), which a 2,000-file move pays 2,000 times.
-	fd, tmp, err := createTemp(filepath.Dir(full), uint32(perm))
-	if err != nil {
-		return err
+	// As git does: remove what is at full (a file, or a symlink itself, never its target; a
+	// directory with what is below it), then create the file exclusively without following a
+	// symlink, so that nothing planted in between is written through. A reader may see the
+	// file missing or partly written while the move goes on, as with git; a move a crash
+	// interrupted is finished at the next Open (syncer's move marker). Measured on sync_2000,
+	// writing a temporary file and renaming it over the old one cost twice as much in the
+	// kernel (500 against 230 ms for 2,000 files). Raw system calls: an *os.File costs two
+	// or three more per file (registering with the poller).
+	if err := ignoringEINTR(func() error { return syscall.Unlink(full) }); err != nil && !errors.Is(err, syscall.ENOENT) {
+		if !errors.Is(err, syscall.EISDIR) && !errors.Is(err, syscall.EPERM) {
+			return &os.PathError{Op: "unlink", Path: full, Err: err}
+		}
+		if fi, lerr := os.Lstat(full); lerr != nil || !fi.IsDir() {
+			return &os.PathError{Op: "unlink", Path: full, Err: err}
+		}
+		if err := os.RemoveAll(full); err != nil {
+			return err
+		}
 	}
-	err = writeAll(fd, tmp, data)
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = syscall.Open(full, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, uint32(perm))
+		return err
+	})
+	if err != nil {
+		return &os.PathError{Op: "open", Path: full, Err: err}
+	}
+	err = writeAll(fd, full, data)
 	if err == nil && (umask < 0 || uint32(umask)&uint32(perm) != 0) {
 		// open applied the umask: set the mode git would (0644 or 0755)
 		err = ignoringEINTR(func() error { return syscall.Fchmod(fd, uint32(perm)) })
 		if err != nil {
-			err = &os.PathError{Op: "chmod", Path: tmp, Err: err}
+			err = &os.PathError{Op: "chmod", Path: full, Err: err}
 		}
 	}
 	if cerr := syscall.Close(fd); err == nil && cerr != nil {
-		err = &os.PathError{Op: "close", Path: tmp, Err: cerr}
-	}
-	if err == nil {
-		err = os.Rename(tmp, full)
-		if err != nil {
-			if fi, lerr := os.Lstat(full); lerr == nil && fi.IsDir() {
-				if err = os.RemoveAll(full); err == nil {
-					err = os.Rename(tmp, full)
-				}
-			}
-		}
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
+		err = &os.PathError{Op: "close", Path: full, Err: cerr}
 	}
 	return err
 }
@@ -195,26 +198,6 @@ func readUmask() int64 {
 		}
 	}
 	return -1
-}
-
-// createTemp creates a new file .deployer-tmp-<random> in dir, exclusively and without
-// following a symlink, and returns its descriptor and path.
-func createTemp(dir string, perm uint32) (int, string, error) {
-	for try := 0; ; try++ {
-		name := filepath.Join(dir, ".deployer-tmp-"+strconv.FormatUint(rand.Uint64(), 36))
-		var fd int
-		err := ignoringEINTR(func() (err error) {
-			fd, err = syscall.Open(name, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, perm)
-			return err
-		})
-		if err == nil {
-			return fd, name, nil
-		}
-		if errors.Is(err, syscall.EEXIST) && try < 100 {
-			continue
-		}
-		return -1, "", &os.PathError{Op: "open", Path: name, Err: err}
-	}
 }
 
 // writeAll writes data to fd (the file at name).

@@ -26,7 +26,7 @@ import (
 // newRolloutCoordinator makes the daemon a rollout coordinator over its
 // state file (daemon.Options.Rollouts).
 func newRolloutCoordinator(st *store.Store, log zerolog.Logger, send func(notify.EventKind, notify.FleetEvent) error) daemon.RolloutCoordinator {
-	return rollout.New(rollout.Options{Store: st, Logger: log, Notify: send, TokenDir: filepath.Join(filepath.Dir(st.Path()), "host-tokens")})
+	return rollout.New(rollout.Options{Store: st, Logger: log, Notify: send, TokenDir: filepath.Join(filepath.Dir(st.Path()), "host-tokens"), TLSDir: filepath.Join(filepath.Dir(st.Path()), "host-tls")})
 }
 
 // newFleetRolloutCmds are the fleet subcommands of rollouts.

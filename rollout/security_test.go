@@ -79,10 +79,10 @@ func TestHostTokenGoesOnlyToItsPinnedURL(t *testing.T) {
 	f := &fixture{st: st}
 	f.run(t, c)
 	for name, h := range map[string]api.RolloutHost{
-		"another host":         {Name: "evil", Datacenter: "x", URL: evil.srv.URL, TokenFile: "h1.token"},
-		"its name, other url":  {Name: "h1", Datacenter: "x", URL: evil.srv.URL, TokenFile: "h1.token"},
-		"a path to it":         {Name: "evil", Datacenter: "x", URL: evil.srv.URL, TokenFile: filepath.Join(dir, "h1.token")},
-		"same host other port": {Name: "h1", Datacenter: "x", URL: strings.Replace(h1.srv.URL, "127.0.0.1", "localhost", 1), TokenFile: "h1.token"},
+		"another host":             {Name: "evil", Datacenter: "x", URL: evil.srv.URL, TokenFile: "h1.token"},
+		"its name, other url":      {Name: "h1", Datacenter: "x", URL: evil.srv.URL, TokenFile: "h1.token"},
+		"a path to it":             {Name: "evil", Datacenter: "x", URL: evil.srv.URL, TokenFile: filepath.Join(dir, "h1.token")},
+		"the host by another name": {Name: "h1", Datacenter: "x", URL: strings.Replace(h1.srv.URL, "127.0.0.1", "localhost", 1), TokenFile: "h1.token"},
 	} {
 		req := request("r-exfil")
 		req.Hosts = []api.RolloutHost{h}

@@ -22,7 +22,7 @@ import (
 // the steps in buckets within the failure budget; progress is saved after
 // every bucket so that a restart continues where it stopped.
 func (w *worker) runDeployment(ctx context.Context, r request) {
-	rec, spec, err := w.d.loadDeployment(r.deployment)
+	rec, spec, saved, err := w.d.loadDeployment(r.deployment)
 	if err != nil {
 		w.log.Error().Err(err).Msg("load deployment")
 		return
@@ -40,7 +40,7 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 	// one transaction (a cancel the API wrote meanwhile stays, and is
 	// seen here).
 	save := func() {
-		cur, s, err := w.d.saveProgress(rec, spec, false)
+		cur, s, err := w.d.saveProgress(rec, spec, saved, false)
 		if err != nil {
 			log.Error().Err(err).Msg("record deployment progress")
 			return
@@ -70,7 +70,7 @@ func (w *worker) runDeployment(ctx context.Context, r request) {
 	if ctx.Err() != nil || w.stopping() {
 		return // interrupted: resumed at the next start
 	}
-	if cur, _, err := w.d.saveProgress(rec, spec, true); err != nil {
+	if cur, _, err := w.d.saveProgress(rec, spec, saved, true); err != nil {
 		log.Error().Err(err).Msg("record deployment outcome")
 	} else {
 		rec = cur
@@ -183,7 +183,11 @@ func (w *worker) deploymentPlan(m *manifest.Manifest, steps []manifest.Step, spe
 
 // deploymentEdits journals and writes back the operator's edits, one commit
 // per instance; instances whose edit did not land drop out of the plan.
-func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store.Deployment, spec *deploymentSpec, p plan, edits []manifest.Edit) plan {
+//
+// landed gets, for each instance whose edit landed (or was found
+// upstream) in this call, the commit that holds it: the commit its steps
+// run at (see instanceCommits).
+func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store.Deployment, spec *deploymentSpec, p plan, edits []manifest.Edit, landed map[string]string) plan {
 	raw, _ := json.Marshal(edits)
 	var todo []store.JournalEntry
 	for _, job := range p.jobs {
@@ -230,7 +234,7 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 		changes = append(changes, c)
 		kept = append(kept, e)
 	}
-	w.deploymentWriteBack(ctx, spec, kept, changes)
+	w.deploymentWriteBack(ctx, spec, kept, changes, landed)
 	failpoint(fpSettled)
 	return waitingJobs(p, spec)
 }
@@ -269,8 +273,8 @@ func selectedBy(id string) string { return "selected by deployment " + id }
 const dryRunLabel = " (dry run)"
 
 // deploymentWriteBack writes back a bucket's edits and records on each
-// instance where its edit landed, or why it did not.
-func (w *worker) deploymentWriteBack(ctx context.Context, spec *deploymentSpec, entries []store.JournalEntry, changes []syncer.Change) {
+// instance where its edit landed (in landed too), or why it did not.
+func (w *worker) deploymentWriteBack(ctx context.Context, spec *deploymentSpec, entries []store.JournalEntry, changes []syncer.Change, landed map[string]string) {
 	w.gitMu.Lock()
 	defer w.gitMu.Unlock()
 	settled, err := w.writeBackSettle(ctx, entries, changes)
@@ -282,8 +286,10 @@ func (w *worker) deploymentWriteBack(ctx context.Context, spec *deploymentSpec, 
 		switch s.outcome.Status {
 		case syncer.OutcomeLanded:
 			in.Commit = s.outcome.Commit
+			landed[s.entry.Instance] = in.Commit
 		case syncer.OutcomeDropped:
 			in.Commit, in.Note = w.fileCommit(s.entry.File), alreadyUpstream
+			landed[s.entry.Instance] = in.Commit
 		case syncer.OutcomeConflict:
 			in.Status, in.Reason = deployer.InstanceConflict, s.msg
 		default:
@@ -301,7 +307,7 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 	for start := 0; start < len(p.jobs); start += bucket {
 		chunk := p.jobs[start:min(start+bucket, len(p.jobs))]
 		stop := ""
-		if _, s, err := w.d.loadDeployment(rec.ID); err == nil && s.Cancel {
+		if cancelled, err := w.d.deploymentCancelled(rec.ID); err == nil && cancelled {
 			spec.Cancel = true
 		}
 		if spec.Cancel {
@@ -342,15 +348,16 @@ func (w *worker) deployBuckets(ctx context.Context, run *store.Run, rec *store.D
 		// instance that will not start has its file changed.
 		edits, _ := requestEdits(spec.Request)
 		edited := (len(edits) > 0 || spec.Request.Restore != "") && !p.dryRun
+		landed := map[string]string{}
 		if edited {
-			chunk = w.deploymentEdits(ctx, run, rec, spec, plan{jobs: chunk}, edits).jobs
+			chunk = w.deploymentEdits(ctx, run, rec, spec, plan{jobs: chunk}, edits, landed).jobs
 			for _, in := range spec.Details {
 				if deployer.InstanceStatus(in.Status).Counted() {
 					failed = max(failed, countFailed(*spec))
 				}
 			}
 		}
-		commits := w.instanceCommits(spec, chunk, edited)
+		commits := w.instanceCommits(spec, chunk, edited, landed)
 		for _, j := range chunk {
 			in := spec.Details[string(j.Instance.Name)]
 			in.Status = deployer.InstanceRunning
@@ -435,8 +442,13 @@ func deploymentEndNote(id, state string, spec deploymentSpec) string {
 // edit), the commit that held the edit when it was already upstream, and
 // a later commit that changed the file (a human's fix) on a retry. With
 // no edit (or a dry run, which writes none) the steps run at the run's
-// commit and the map is empty.
-func (w *worker) instanceCommits(spec *deploymentSpec, jobs []executor.Job, edited bool) map[string]string {
+// commit and the map is empty. An instance in landed had its edit land
+// (or found upstream) by this bucket's write-back, which made no later
+// commit to its file: that commit is the answer, without a walk of the
+// history (which read every commit's tree of the instances' directory,
+// up to a bucket's depth per instance: the largest cost per instance
+// that grew with the repository's size).
+func (w *worker) instanceCommits(spec *deploymentSpec, jobs []executor.Job, edited bool, landed map[string]string) map[string]string {
 	out := map[string]string{}
 	if !edited {
 		return out
@@ -447,7 +459,10 @@ func (w *worker) instanceCommits(spec *deploymentSpec, jobs []executor.Job, edit
 		if !in.Status.Waiting() {
 			continue
 		}
-		c := w.fileCommit(j.Instance.File)
+		c, ok := landed[name]
+		if !ok {
+			c = w.fileCommit(j.Instance.File)
+		}
 		if c == "" {
 			continue
 		}

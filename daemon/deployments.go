@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"path"
 	"path/filepath"
 	"sort"
@@ -19,8 +18,10 @@ import (
 
 // deploymentSpec is what the daemon keeps in a store.Deployment's Spec.
 type deploymentSpec struct {
-	Request deployer.DeployRequest                 `json:"request"`
-	Details map[string]deployer.DeploymentInstance `json:"details"`
+	Request deployer.DeployRequest `json:"request"`
+	// Details is kept in the store's per-instance records (a record
+	// of the old layout has it here).
+	Details map[string]deployer.DeploymentInstance `json:"details,omitempty"`
 	Runs    []uint64                               `json:"runs,omitempty"`
 	Cancel  bool                                   `json:"cancel,omitempty"`
 	Reason  string                                 `json:"reason,omitempty"` // why blocked or failed as a whole
@@ -188,17 +189,15 @@ func (d *Daemon) CancelDeployment(ctx context.Context, id string) (deployer.Depl
 
 // updateDeployment changes deployment id in one store transaction: fn
 // gets the stored record and its decoded spec, and what it leaves is
-// written back (the instance map follows the spec). An error from fn
-// writes nothing and is returned as it is.
+// written back (the instance records follow the spec's details; only
+// those that changed are written). An error from fn writes nothing and is
+// returned as it is.
 func (d *Daemon) updateDeployment(id string, fn func(*store.Deployment, *deploymentSpec) error) (store.Deployment, deploymentSpec, error) {
 	var spec deploymentSpec
 	rec, err := d.store.UpdateDeployment(id, func(rec *store.Deployment) error {
-		spec = deploymentSpec{}
-		if err := json.Unmarshal(rec.Spec, &spec); err != nil {
-			return fmt.Errorf("decode: %w", err)
-		}
-		if spec.Details == nil {
-			spec.Details = map[string]deployer.DeploymentInstance{}
+		var err error
+		if spec, _, err = decodeSpec(*rec); err != nil {
+			return err
 		}
 		if err := fn(rec, &spec); err != nil {
 			return err
@@ -217,39 +216,87 @@ func (d *Daemon) updateDeployment(id string, fn func(*store.Deployment, *deploym
 
 // saveProgress writes the worker's view of a deployment (its state,
 // finish time, instances, runs and reason) over the stored one, keeping
-// what only the API changes (a cancel), and returns the stored result.
-// final computes the end state inside the same transaction, so a cancel
-// that arrives during the last bucket is not lost either.
-func (d *Daemon) saveProgress(rec store.Deployment, spec deploymentSpec, final bool) (store.Deployment, deploymentSpec, error) {
-	return d.updateDeployment(rec.ID, func(cur *store.Deployment, s *deploymentSpec) error {
+// what only the API changes (a cancel), and returns the stored summary
+// (without instances) and spec. final computes the end state inside the
+// same transaction, so a cancel that arrives during the last bucket is
+// not lost either. Only the instances that differ from saved (what was
+// stored last, by instance) are written, and saved follows: a bucket's
+// progress costs its instances, not the deployment's.
+func (d *Daemon) saveProgress(rec store.Deployment, spec deploymentSpec, saved map[string]deployer.DeploymentInstance, final bool) (store.Deployment, deploymentSpec, error) {
+	status, details := map[string]string{}, map[string]json.RawMessage{}
+	for name, in := range spec.Details {
+		if old, ok := saved[name]; ok && old == in {
+			continue
+		}
+		raw, err := encodeInstance(in)
+		if err != nil {
+			return rec, spec, err
+		}
+		status[name], details[name] = string(in.Status), raw
+	}
+	var out deploymentSpec
+	cur, err := d.store.PatchDeployment(rec.ID, func(cur *store.Deployment) error {
+		var s deploymentSpec
+		if err := json.Unmarshal(cur.Spec, &s); err != nil {
+			return fmt.Errorf("decode: %w", err)
+		}
 		cancel := s.Cancel
-		*s = spec
-		s.Details = maps.Clone(spec.Details)
+		s = spec
 		s.Cancel = cancel
 		cur.State, cur.Finished = rec.State, rec.Finished
 		if final {
-			cur.State, cur.Finished = deploymentOutcome(*s), d.now()
+			cur.State, cur.Finished = deploymentOutcome(s), d.now()
 		}
+		out = s
+		s.Details = nil
+		raw, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		cur.Spec, cur.Instances, cur.Details = raw, status, details
 		return nil
 	})
+	if err != nil {
+		return rec, spec, err
+	}
+	for name := range status {
+		saved[name] = spec.Details[name]
+	}
+	cur.Instances, cur.Details = nil, nil
+	return cur, out, nil
 }
 
-func (d *Daemon) loadDeployment(id string) (store.Deployment, deploymentSpec, error) {
+// loadDeployment reads deployment id with its instances, and returns
+// too the instances as stored in their own records (the saveProgress
+// base: an instance of a record of the old layout is not there, and is
+// written in the new one at the first save).
+func (d *Daemon) loadDeployment(id string) (store.Deployment, deploymentSpec, map[string]deployer.DeploymentInstance, error) {
 	rec, err := d.store.Deployment(id)
 	if errors.Is(err, store.ErrNotFound) {
-		return rec, deploymentSpec{}, deployer.Errorf(deployer.ENOTFOUND, "deployment %s not found", id)
+		return rec, deploymentSpec{}, nil, deployer.Errorf(deployer.ENOTFOUND, "deployment %s not found", id)
 	}
 	if err != nil {
-		return rec, deploymentSpec{}, err
+		return rec, deploymentSpec{}, nil, err
+	}
+	spec, stored, err := decodeSpec(rec)
+	if err != nil {
+		return rec, spec, nil, fmt.Errorf("deployment %s: %w", id, err)
+	}
+	return rec, spec, stored, nil
+}
+
+// deploymentCancelled tells whether deployment id is cancelled, reading
+// its summary only.
+func (d *Daemon) deploymentCancelled(id string) (bool, error) {
+	rec, err := d.store.DeploymentSummary(id)
+	if err != nil {
+		return false, err
 	}
 	var spec deploymentSpec
 	if err := json.Unmarshal(rec.Spec, &spec); err != nil {
-		return rec, spec, fmt.Errorf("deployment %s: decode: %w", id, err)
+		return false, fmt.Errorf("deployment %s: decode: %w", id, err)
 	}
-	if spec.Details == nil {
-		spec.Details = map[string]deployer.DeploymentInstance{}
-	}
-	return rec, spec, nil
+	return spec.Cancel, nil
 }
 
 // putDeployment creates a deployment (the only whole-record write; every
@@ -261,27 +308,75 @@ func (d *Daemon) putDeployment(rec store.Deployment, spec deploymentSpec) (store
 	return d.store.PutDeployment(rec)
 }
 
-// encodeSpec stores spec in rec, with the per-instance status map.
+// decodeSpec decodes rec's spec and its instances' records (those of a
+// record of the old layout are in the spec), and returns too the
+// instances read from their own records.
+func decodeSpec(rec store.Deployment) (deploymentSpec, map[string]deployer.DeploymentInstance, error) {
+	var spec deploymentSpec
+	if err := json.Unmarshal(rec.Spec, &spec); err != nil {
+		return spec, nil, fmt.Errorf("decode: %w", err)
+	}
+	if spec.Details == nil {
+		spec.Details = make(map[string]deployer.DeploymentInstance, len(rec.Details))
+	}
+	stored := make(map[string]deployer.DeploymentInstance, len(rec.Details))
+	for name, raw := range rec.Details {
+		var in deployer.DeploymentInstance
+		if err := json.Unmarshal(raw, &in); err != nil {
+			return spec, nil, fmt.Errorf("decode instance %s: %w", name, err)
+		}
+		in.Name, in.Status = name, deployer.InstanceStatus(rec.Instances[name])
+		spec.Details[name], stored[name] = in, in
+	}
+	return spec, stored, nil
+}
+
+// instanceDetail is what an instance's store record holds besides its
+// name and status (the record's key and status): a deployment keeps one
+// per instance, and 5,000 of them are a good part of the state file.
+// TestInstanceDetailCoversDeploymentInstance keeps it in step with
+// deployer.DeploymentInstance.
+type instanceDetail struct {
+	File       string `json:"file"`
+	Reason     string `json:"reason,omitempty"`
+	Step       string `json:"step,omitempty"`
+	OutputTail string `json:"output_tail,omitempty"`
+	Commit     string `json:"commit,omitempty"`
+	Note       string `json:"note,omitempty"`
+}
+
+func encodeInstance(in deployer.DeploymentInstance) (json.RawMessage, error) {
+	return json.Marshal(instanceDetail{File: in.File, Reason: in.Reason, Step: in.Step, OutputTail: in.OutputTail, Commit: in.Commit, Note: in.Note})
+}
+
+// encodeSpec stores spec in rec: the spec without its instances, and one
+// record (status and details) per instance.
 func encodeSpec(rec *store.Deployment, spec deploymentSpec) error {
+	details := spec.Details
+	spec.Details = nil
 	raw, err := json.Marshal(spec)
 	if err != nil {
 		return err
 	}
 	rec.Spec = raw
-	rec.Instances = map[string]string{}
-	for name, in := range spec.Details {
+	rec.Instances = make(map[string]string, len(details))
+	rec.Details = make(map[string]json.RawMessage, len(details))
+	for name, in := range details {
+		if rec.Details[name], err = encodeInstance(in); err != nil {
+			return err
+		}
 		rec.Instances[name] = string(in.Status)
 	}
 	return nil
 }
 
 func apiDeployment(rec store.Deployment) (deployer.Deployment, error) {
-	var spec deploymentSpec
-	if err := json.Unmarshal(rec.Spec, &spec); err != nil {
-		return deployer.Deployment{}, fmt.Errorf("deployment %s: decode: %w", rec.ID, err)
+	spec, _, err := decodeSpec(rec)
+	if err != nil {
+		return deployer.Deployment{}, fmt.Errorf("deployment %s: %w", rec.ID, err)
 	}
 	out := deployer.Deployment{ID: rec.ID, Repo: rec.Repo, State: rec.State, Request: spec.Request, Created: rec.Created,
-		Updated: rec.Updated, Counts: map[string]int{}, Instances: []deployer.DeploymentInstance{}, Runs: spec.Runs}
+		Updated: rec.Updated, Counts: map[string]int{}, Instances: make([]deployer.DeploymentInstance, 0, len(spec.Details)), Runs: spec.Runs}
 	if !rec.Finished.IsZero() {
 		t := rec.Finished
 		out.Finished = &t

@@ -232,7 +232,7 @@ func TestDeploymentWriteBackFailsInstances(t *testing.T) {
 		"ia": {Name: "ia", Status: deployer.InstancePending},
 		"ib": {Name: "ib", Status: deployer.InstancePending},
 	}}
-	w.deploymentWriteBack(context.Background(), spec, entries, changesOf(entries))
+	w.deploymentWriteBack(context.Background(), spec, entries, changesOf(entries), map[string]string{})
 	for _, name := range []string{"ia", "ib"} {
 		in := spec.Details[name]
 		if in.Status != deployer.InstanceFailed || !strings.Contains(in.Reason, syncer.ErrClosed.Error()) {

@@ -169,7 +169,7 @@ func pruneDeployments(tx *bolt.Tx, l Limit, now time.Time) (int, error) {
 		var d Deployment
 		err := decodeDeployment(k, v, &d)
 		return d.Finished, !d.Finished.IsZero(), err
-	}, nil)
+	}, func(id []byte) error { return deleteInstances(tx, string(id), nil) })
 }
 
 func pruneMessages(tx *bolt.Tx, l Limit, now time.Time) (int, error) {

@@ -76,6 +76,7 @@ var salvageLayout = salvage.Layout{
 		{Name: bucketRuns, Seq: true, Valid: validSeq[Run]},
 		{Name: bucketSteps, Nested: true, Valid: func(k, v []byte) bool { return len(k) == 16 && validJSON[StepRecord](k, v) }},
 		{Name: bucketDeployments, Valid: func(k, v []byte) bool { var d Deployment; return decodeDeployment(k, v, &d) == nil }},
+		{Name: bucketDeploymentInstances, Valid: validInstanceRecord},
 		{Name: bucketInflight, Valid: validJSON[InflightStep]},
 		{Name: bucketOutbox, Seq: true, Valid: validSeq[Message]},
 		{Name: bucketSchedules, Valid: validJSON[ScheduleState]},

@@ -38,10 +38,12 @@ var (
 	bucketRepos         = []byte("repos")
 	bucketInterventions = []byte("interventions") // id -> Intervention
 	bucketJournal       = []byte("journal")       // id -> JournalEntry
-	bucketDeployments   = []byte("deployments")   // id -> Deployment
-	bucketOutbox        = []byte("outbox")        // seq -> Message
-	bucketInflight      = []byte("inflight")      // repo NUL instance NUL step -> InflightStep
-	bucketSchedules     = []byte("schedules")     // repo NUL schedule -> ScheduleState
+	bucketDeployments   = []byte("deployments")   // id -> Deployment (its summary)
+	// deployment id NUL instance -> status NUL details
+	bucketDeploymentInstances = []byte("deployment_instances")
+	bucketOutbox              = []byte("outbox")    // seq -> Message
+	bucketInflight            = []byte("inflight")  // repo NUL instance NUL step -> InflightStep
+	bucketSchedules           = []byte("schedules") // repo NUL schedule -> ScheduleState
 	// bucketRollouts (id -> Rollout) is made by the first rollout a
 	// coordinator stores, not by the schema: see store/rollouts.go.
 	bucketRollouts = []byte("rollouts")
@@ -60,7 +62,7 @@ var (
 // primaryBuckets in salvage priority order: what cannot be rebuilt from the
 // remote comes first.
 var primaryBuckets = [][]byte{
-	bucketJournal, bucketInterventions, bucketRuns, bucketSteps, bucketDeployments,
+	bucketJournal, bucketInterventions, bucketRuns, bucketSteps, bucketDeployments, bucketDeploymentInstances,
 	bucketInflight, bucketOutbox, bucketSchedules, bucketRepos, bucketInstances,
 }
 

@@ -449,15 +449,20 @@ func (r *Repo) ReadFile(commit, path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read file %s: %w", path, err)
 	}
-	f, err := c.File(path)
+	// The raw trees, through the tree cache: c.File decoded the whole
+	// instances/ tree per read (a deployment reads each instance's base).
+	h, mode, ok, err := gitobj.LookupPath(r.repo.Storer, r.trees, c.TreeHash, path)
+	if err == nil && (!ok || !mode.IsFile()) {
+		err = object.ErrFileNotFound
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read file %s at %s: %w", path, commit, err)
 	}
-	s, err := f.Contents()
+	data, err := gitobj.ReadBlob(r.repo.Storer, h)
 	if err != nil {
 		return nil, fmt.Errorf("read file %s at %s: %w", path, commit, err)
 	}
-	return []byte(s), nil
+	return data, nil
 }
 
 // Close releases the repository. The Repo must not be used afterwards.

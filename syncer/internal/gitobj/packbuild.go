@@ -7,11 +7,9 @@ import (
 	"encoding/binary"
 	"hash"
 	"io"
-	"sort"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/revlist"
 	"github.com/go-git/go-git/v5/plumbing/storer"
@@ -64,8 +62,8 @@ func (b *packBuilder) add(e packEntry, typ plumbing.ObjectType, data []byte) err
 	if typ == plumbing.TreeObject {
 		b.cur[e.hash] = data
 	}
-	if base, ok := b.prev[e.base]; ok && typ == plumbing.TreeObject {
-		if delta := packfile.DiffDelta(base, data); len(delta) < len(data)/2 {
+	if base, ok := b.prev[e.base]; ok && len(base) > 0 && typ == plumbing.TreeObject {
+		if delta := spliceDelta(base, data); len(delta) < len(data)/2 {
 			if b.refDeltas {
 				if err := b.head(plumbing.REFDeltaObject, int64(len(delta))); err != nil {
 					return err
@@ -170,7 +168,6 @@ func newObjects(st storer.EncodedObjectStorer, old, new plumbing.Hash) ([][]pack
 		return nil, err
 	}
 	seen := map[plumbing.Hash]bool{}
-	trees := &treeMemo{st: st, cur: map[plumbing.Hash]*object.Tree{}}
 	var groups [][]packEntry
 	for i := len(s.Ours) - 1; i >= 0; i-- {
 		c := s.Ours[i]
@@ -190,8 +187,7 @@ func newObjects(st storer.EncodedObjectStorer, old, new plumbing.Hash) ([][]pack
 			}
 			parentTree = p.TreeHash
 		}
-		trees.next()
-		if err := trees.delta(parentTree, c.TreeHash, add); err != nil {
+		if err := treeDelta(st, parentTree, c.TreeHash, "", add); err != nil {
 			return nil, err
 		}
 		groups = append(groups, g)
@@ -199,99 +195,182 @@ func newObjects(st storer.EncodedObjectStorer, old, new plumbing.Hash) ([][]pack
 	return groups, nil
 }
 
-// treeMemo decodes trees, keeping those of the current and previous commit: commit k's
-// parent trees are commit k-1's trees, so each tree of a chain of commits is decoded once.
-type treeMemo struct {
-	st        storer.EncodedObjectStorer
-	prev, cur map[plumbing.Hash]*object.Tree
-}
-
-func (m *treeMemo) next() { m.prev, m.cur = m.cur, map[plumbing.Hash]*object.Tree{} }
-
-func (m *treeMemo) get(h plumbing.Hash) (*object.Tree, error) {
-	if t, ok := m.cur[h]; ok {
-		return t, nil
-	}
-	t, ok := m.prev[h]
-	if !ok {
-		t, ok = recentTree(h)
-	}
-	if !ok {
-		var err error
-		if t, err = object.GetTree(m.st, h); err != nil {
-			return nil, err
-		}
-	}
-	m.cur[h] = t
-	return t, nil
-}
-
-// delta adds tree newT (with oldT as its delta base) and every tree and blob under it that
-// oldT does not have at the same path; subtrees with equal hashes are skipped unread. Both
-// entry lists are in git's order, so one merge walk pairs them.
-func (m *treeMemo) delta(oldT, newT plumbing.Hash, add func(h, base plumbing.Hash)) error {
+// treeDelta adds tree newT (with oldT as its delta base) and every tree and blob under it that
+// oldT does not have at the same path; subtrees with equal hashes are skipped unread. It works
+// on the raw trees (the trees this process wrote last are kept: a write-back's): the entries
+// of the bytes the two trees share at their start and their end are skipped by a compare, and
+// only those in between are merged, in git's order. A commit that changes one file of a
+// 5,000-entry directory costs a compare of its bytes and the parse of the entries before the
+// change, not two decoded 5,000-entry trees.
+func treeDelta(st storer.EncodedObjectStorer, oldT, newT plumbing.Hash, dir string, add func(h, base plumbing.Hash)) error {
 	if oldT == newT {
 		return nil
 	}
 	add(newT, oldT)
-	nt, err := m.get(newT)
+	nb, err := lookupTree(st, nil, newT, dir)
 	if err != nil {
 		return err
 	}
-	var olds []object.TreeEntry
+	var ob []byte
 	if !oldT.IsZero() {
-		ot, err := m.get(oldT)
+		if ob, err = lookupTree(st, nil, oldT, dir); err != nil {
+			return err
+		}
+	}
+	pre := commonPrefix(ob, nb)
+	suf := commonSuffix(ob[pre:], nb[pre:])
+	restA, restB := ob, nb
+	// The entries wholly inside the common start are the same on both sides, at the same
+	// offsets.
+	for len(restB) > 0 {
+		_, next, err := nextEntry(restB, dir)
 		if err != nil {
 			return err
 		}
-		olds = ot.Entries
+		done := len(nb) - len(next)
+		if done > pre {
+			break
+		}
+		restA, restB = ob[done:], next
 	}
-	j := 0
-	for _, e := range nt.Entries {
-		key := treeName(e)
-		for j < len(olds) && treeName(olds[j]) < key {
-			j++
+	var ea, eb rawEntry
+	for len(restA) > 0 || len(restB) > 0 {
+		if len(restA) == len(restB) && len(restB) <= suf {
+			return nil // the rest is the common end: the same entries
 		}
-		var o object.TreeEntry
-		had := false
-		if j < len(olds) && olds[j].Name == e.Name {
-			o, had = olds[j], true
-		} else if k := findEntry(olds, e); k >= 0 { // a file became a directory or back
-			o, had = olds[k], true
-		}
-		if had && o.Hash == e.Hash {
-			continue
-		}
-		switch e.Mode {
-		case filemode.Dir:
-			var sub plumbing.Hash
-			if had && o.Mode == filemode.Dir {
-				sub = o.Hash
-			}
-			if err := m.delta(sub, e.Hash, add); err != nil {
+		c := 0
+		switch {
+		case len(restB) == 0:
+			c = -1
+		case len(restA) == 0:
+			c = 1
+		default:
+			if ea, _, err = nextEntry(restA, dir); err != nil {
 				return err
 			}
-		case filemode.Submodule:
+			if eb, _, err = nextEntry(restB, dir); err != nil {
+				return err
+			}
+			c = cmpKey(ea, eb)
+		}
+		switch {
+		case c < 0: // only in the old tree: nothing to send
+			if _, restA, err = nextEntry(restA, dir); err != nil {
+				return err
+			}
+			continue
+		case c > 0: // only in the new tree
+			if eb, restB, err = nextEntry(restB, dir); err != nil {
+				return err
+			}
+			if err := addEntry(st, plumbing.ZeroHash, eb, dir, add); err != nil {
+				return err
+			}
 		default:
-			add(e.Hash, plumbing.ZeroHash)
+			_, restA, _ = nextEntry(restA, dir)
+			_, restB, _ = nextEntry(restB, dir)
+			if bytes.Equal(ea.h, eb.h) {
+				continue
+			}
+			var base plumbing.Hash
+			if ea.isDir() {
+				base = ea.hash()
+			}
+			if err := addEntry(st, base, eb, dir, add); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// findEntry is the slow path of the merge walk: the index of the entry named like e but of
-// the other kind (file or directory), whose sort key differs, or -1.
-func findEntry(es []object.TreeEntry, e object.TreeEntry) int {
-	other := object.TreeEntry{Name: e.Name, Mode: filemode.Dir}
-	if e.Mode == filemode.Dir {
-		other.Mode = filemode.Regular
+// addEntry adds new entry e of directory dir: a tree (with base, the old tree at its path,
+// or zero) and what is new under it, or a blob.
+func addEntry(st storer.EncodedObjectStorer, base plumbing.Hash, e rawEntry, dir string, add func(h, base plumbing.Hash)) error {
+	switch e.mode {
+	case filemode.Dir:
+		return treeDelta(st, base, e.hash(), joinPath(dir, string(e.name)), add)
+	case filemode.Submodule:
+		return nil
 	}
-	key := treeName(other)
-	i := sort.Search(len(es), func(i int) bool { return treeName(es[i]) >= key })
-	if i < len(es) && es[i].Name == e.Name {
-		return i
+	add(e.hash(), plumbing.ZeroHash)
+	return nil
+}
+
+// commonPrefix is the length of the longest common start of a and b.
+func commonPrefix(a, b []byte) int {
+	n := min(len(a), len(b))
+	i := 0
+	for ; i+64 <= n && bytes.Equal(a[i:i+64], b[i:i+64]); i += 64 {
 	}
-	return -1
+	for ; i < n && a[i] == b[i]; i++ {
+	}
+	return i
+}
+
+// commonSuffix is the length of the longest common end of a and b.
+func commonSuffix(a, b []byte) int {
+	n := min(len(a), len(b))
+	i := 0
+	for ; i+64 <= n && bytes.Equal(a[len(a)-i-64:len(a)-i], b[len(b)-i-64:len(b)-i]); i += 64 {
+	}
+	for ; i < n && a[len(a)-1-i] == b[len(b)-1-i]; i++ {
+	}
+	return i
+}
+
+// spliceDelta is a git delta that makes target from base by copying their common start and
+// end from base and inserting what lies between: for two versions of a tree that differ by
+// an entry or a few, as small as a delta search would make it, at the cost of a compare (the
+// search, packfile.DiffDelta, indexed the whole base tree per commit).
+func spliceDelta(base, target []byte) []byte {
+	pre := commonPrefix(base, target)
+	suf := commonSuffix(base[pre:], target[pre:])
+	mid := target[pre : len(target)-suf]
+	d := make([]byte, 0, 32+len(mid)+len(mid)/127)
+	d = appendDeltaSize(d, len(base))
+	d = appendDeltaSize(d, len(target))
+	d = appendDeltaCopy(d, 0, pre)
+	for len(mid) > 0 {
+		n := min(len(mid), 0x7f)
+		d = append(append(d, byte(n)), mid[:n]...)
+		mid = mid[n:]
+	}
+	return appendDeltaCopy(d, len(base)-suf, suf)
+}
+
+func appendDeltaSize(d []byte, n int) []byte {
+	for n >= 0x80 {
+		d = append(d, byte(n)|0x80)
+		n >>= 7
+	}
+	return append(d, byte(n))
+}
+
+// appendDeltaCopy appends copy instructions of size bytes of the base from off, in pieces of
+// at most 64 KB (a piece's size is 3 bytes, and git reads 0 as 64 KB).
+func appendDeltaCopy(d []byte, off, size int) []byte {
+	for size > 0 {
+		n := min(size, 0x10000)
+		cmd := byte(0x80)
+		at := len(d)
+		d = append(d, 0)
+		for k := 0; k < 4; k++ {
+			if b := byte(off >> (8 * k)); b != 0 {
+				cmd |= 1 << k
+				d = append(d, b)
+			}
+		}
+		for k := 0; k < 3; k++ {
+			if b := byte(n >> (8 * k)); b != 0 {
+				cmd |= 0x10 << k
+				d = append(d, b)
+			}
+		}
+		d[at] = cmd
+		off, size = off+n, size-n
+	}
+	return d
 }
 
 // readObject returns the type and content of any object.

@@ -3,7 +3,9 @@ package gitobj
 // git index-pack and verify-pack judge what the push pack builder writes.
 
 import (
+	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 )
 
 // TestPushPackIsValidWithTreeDeltas builds the pack of a write-back's shape: 22 commits on a
@@ -78,5 +81,39 @@ func TestPushPackIsValidWithTreeDeltas(t *testing.T) {
 				t.Fatalf("tree deltas: got %d, want most of the 22 commits' trees as deltas\n%s", len(deltas), v)
 			}
 		})
+	}
+}
+
+// TestSpliceDeltaPatchesBack applies spliceDelta's deltas with go-git's patcher (the format
+// git reads) for bases and targets that differ at the start, the middle, the end, in length,
+// not at all, and around the 64 KB size of one copy instruction.
+func TestSpliceDeltaPatchesBack(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	blob := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		return b
+	}
+	for _, size := range []int{1, 127, 128, 200, 0xffff, 0x10000, 0x10001, 300000} {
+		base := blob(size)
+		cases := [][]byte{bytes.Clone(base), blob(size / 2), append(bytes.Clone(base), blob(300)...)}
+		if size > 0 {
+			for _, at := range []int{0, size / 2, size - 1} {
+				c := bytes.Clone(base)
+				c[at]++
+				cases = append(cases, c)
+				ins := append(append(bytes.Clone(base[:at]), blob(200)...), base[at:]...)
+				cases = append(cases, ins, append(bytes.Clone(base[:at]), base[min(at+70, size):]...))
+			}
+		}
+		for k, target := range cases {
+			got, err := packfile.PatchDelta(base, spliceDelta(base, target))
+			if err != nil || !bytes.Equal(got, target) {
+				t.Fatalf("size %d case %d: patch gives %d bytes (want %d), %v", size, k, len(got), len(target), err)
+			}
+		}
 	}
 }

@@ -1,12 +1,9 @@
 package gitobj
 
 import (
-	"bytes"
-	"io"
 	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // recentTrees keeps the content of the trees this process wrote last, by hash. A write-back
@@ -53,31 +50,3 @@ func (r *treeRing) get(h plumbing.Hash) ([]byte, bool) {
 	b, ok := r.data[h]
 	return b, ok
 }
-
-// recentTree decodes tree h from recentTrees; false when it is not kept.
-func recentTree(h plumbing.Hash) (*object.Tree, bool) {
-	b, ok := recentTrees.get(h)
-	if !ok {
-		return nil, false
-	}
-	t := &object.Tree{}
-	if err := t.Decode(&keptObject{h: h, b: b}); err != nil {
-		return nil, false
-	}
-	return t, true
-}
-
-// keptObject is a tree of recentTrees as a read-only plumbing.EncodedObject whose hash is
-// known (a MemoryObject would hash its content again).
-type keptObject struct {
-	h plumbing.Hash
-	b []byte
-}
-
-func (o *keptObject) Hash() plumbing.Hash             { return o.h }
-func (o *keptObject) Type() plumbing.ObjectType       { return plumbing.TreeObject }
-func (o *keptObject) SetType(plumbing.ObjectType)     {}
-func (o *keptObject) Size() int64                     { return int64(len(o.b)) }
-func (o *keptObject) SetSize(int64)                   {}
-func (o *keptObject) Reader() (io.ReadCloser, error)  { return io.NopCloser(bytes.NewReader(o.b)), nil }
-func (o *keptObject) Writer() (io.WriteCloser, error) { return nil, io.ErrClosedPipe }

@@ -280,6 +280,7 @@ func (c *Coordinator) setHost(id string, hi int, fn func(h *api.RolloutHostState
 	return c.update(id, func(r *api.Rollout) error {
 		before := r.Hosts[hi]
 		fn(&r.Hosts[hi])
+		r.Hosts[hi].Error = cleanText(r.Hosts[hi].Error, maxEvidence) // a host's answer, shown as it is stored
 		h := r.Hosts[hi]
 		if hostFinal(h.State) && !hostFinal(before.State) {
 			detail := h.DeploymentState

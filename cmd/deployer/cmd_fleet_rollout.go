@@ -291,6 +291,9 @@ func runFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetRolloutOption
 		return err
 	}
 	ro, err := c.SubmitRollout(cmd.Context(), req)
+	if api.ErrorKind(err) == api.KindInvalid {
+		return &statusError{Code: exitUsage, Err: err} // the coordinator refused the request: exit 2
+	}
 	if err != nil {
 		return err
 	}

@@ -540,7 +540,7 @@ that failed or was cancelled, 2 usage.` + coordinatorHelp,
 }
 
 func newFleetHistoryCmd(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "history",
 		Short: "The rollouts a coordinator keeps, newest first",
 		Long: `List the rollouts of the coordinator, newest first: id, state, hosts, repo,
@@ -573,6 +573,8 @@ Exit status: 0 listed, 1 an error, 2 usage.` + coordinatorHelp,
 			return t.Flush()
 		},
 	}
+	coordinatorFlag(cmd, g)
+	return cmd
 }
 
 func newFleetRolloutActionCmd(g *globalOptions, action, short string) *cobra.Command {

@@ -4,12 +4,23 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/sre-tools/deployer"
 )
+
+// urlPassword finds a password written in a URL (scheme://user:password@).
+var urlPassword = regexp.MustCompile(`(://[^/\s:@]*):[^/\s@]*@`)
+
+// redactPasswords hides every password written in a URL in s (a gate's
+// evidence names its URL; a record stored before URLs were redacted may
+// still hold one).
+func redactPasswords(s string) string {
+	return urlPassword.ReplaceAllString(s, "$1:xxxxx@")
+}
 
 // pageRollouts bounds the finished rollouts the status page lists.
 const pageRollouts = 5
@@ -50,7 +61,7 @@ func (s *Server) pageRollouts(ctx context.Context, v *statusView) {
 
 func newRolloutView(r Rollout) rolloutView {
 	e := deployer.Escape
-	v := rolloutView{ID: e(r.ID), Repo: e(r.Request.Repo), State: e(r.State), Who: e(r.Who), Stopped: e(r.Stopped), Created: r.Created}
+	v := rolloutView{ID: e(r.ID), Repo: e(r.Request.Repo), State: e(r.State), Who: e(r.Who), Stopped: e(redactPasswords(r.Stopped)), Created: r.Created}
 	done := 0
 	for _, w := range r.Waves {
 		if w.State == StepDone {
@@ -60,7 +71,7 @@ func newRolloutView(r Rollout) rolloutView {
 			if g.State == StepWaiting {
 				v.Gate = fmt.Sprintf("%s before wave %d waiting", e(g.Kind), w.Index)
 				if g.Evidence != "" {
-					v.Gate += ": " + e(g.Evidence)
+					v.Gate += ": " + e(redactPasswords(g.Evidence))
 				}
 			}
 		}

@@ -237,7 +237,16 @@ func (p *hostParser) validate(hosts []lineHost) {
 		p.bad(1, "no hosts listed")
 	}
 	first := map[string]int{}
+	urls := map[string]lineHost{}
 	for _, h := range hosts {
+		if h.URL != "" {
+			n := NormalURL(h.URL)
+			if o, dup := urls[n]; dup {
+				p.bad(h.line, "host %q has the url of host %q (line %d): %s; one host listed twice would be deployed twice", h.Name, o.Name, o.line, RedactURL(h.URL))
+			} else {
+				urls[n] = h
+			}
+		}
 		if h.Name == "" {
 			p.bad(h.line, "host without a name")
 		} else if line, dup := first[h.Name]; dup {

@@ -142,12 +142,19 @@ func TestLoadInventory(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	// An inventory URL names token files only inside --host-token-dir.
-	hosts, err := fleet.Source{Location: srv.URL + "/clusters", HostTokenDir: "/etc/deployer/fleet"}.Load(context.Background())
+	// An inventory URL names token files only inside --host-token-dir,
+	// each sent only to the URL pinned beside it.
+	tokens := t.TempDir()
+	for name, url := range map[string]string{"fra1": "https://fra1-dep01:8443", "ams1": "http://10.0.0.7:8080"} {
+		if err := os.WriteFile(filepath.Join(tokens, name+".url"), []byte(url+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hosts, err := fleet.Source{Location: srv.URL + "/clusters", HostTokenDir: tokens}.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hosts) != 2 || hosts[1].Name != "ams1-dep01" || hosts[1].TokenFile != "/etc/deployer/fleet/ams1.token" {
+	if len(hosts) != 2 || hosts[1].Name != "ams1-dep01" || hosts[1].TokenFile != filepath.Join(tokens, "ams1.token") {
 		t.Errorf("got %+v, want fra1-dep01 and ams1-dep01 with their token files", hosts)
 	}
 

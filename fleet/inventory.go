@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -97,7 +98,9 @@ func (s Source) Load(ctx context.Context) ([]Host, error) {
 	return s.hostTokens(RedactURL(s.Location), hosts)
 }
 
-// hostTokens places the hosts' token files in s.HostTokenDir; without it,
+// hostTokens places the hosts' token files in s.HostTokenDir, each used
+// only for the URL pinned beside it (DIR/NAME.token for DIR/NAME.url, see
+// CheckTokenPin): a host pairing a token with another URL is refused. Without it,
 // an inventory that names a token file is refused (only a local inventory
 // file may name paths, and it does not come here without the flag).
 func (s Source) hostTokens(from string, hosts []Host) ([]Host, error) {
@@ -112,9 +115,15 @@ func (s Source) hostTokens(from string, hosts []Host) ([]Host, error) {
 			if name != filepath.Base(name) || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
 				return nil, fmt.Errorf("%w: %s: host %s: token_file %q: with --host-token-dir it is a file name in %s, not a path", ErrInvalidHosts, from, h.Name, name, s.HostTokenDir)
 			}
+			if err := CheckTokenPin(s.HostTokenDir, name, h.Name, h.URL); err != nil {
+				return nil, fmt.Errorf("%w: %s: %v", ErrInvalidHosts, from, err)
+			}
 			hosts[i].TokenFile = filepath.Join(s.HostTokenDir, name)
 		default:
 			if p := filepath.Join(s.HostTokenDir, h.Name+".token"); fileExists(p) {
+				if err := CheckTokenPin(s.HostTokenDir, h.Name+".token", h.Name, h.URL); err != nil {
+					return nil, fmt.Errorf("%w: %s: %v", ErrInvalidHosts, from, err)
+				}
 				hosts[i].TokenFile = p
 			}
 		}
@@ -131,11 +140,20 @@ func fileExists(p string) bool {
 // else is returned as it is.
 func RedactURL(u string) string {
 	p, err := url.Parse(u)
-	if err != nil {
+	if err != nil || p.User == nil {
 		return u
 	}
-	return p.Redacted()
+	if _, ok := p.User.Password(); !ok {
+		return u
+	}
+	// the password's place in u as written: what is shown keeps the rest
+	// of u as it was typed ({host} placeholders included)
+	return urlPassword.ReplaceAllString(u, "$1:xxxxx@")
 }
+
+// urlPassword is the userinfo's password of a URL: after the scheme and
+// user name, up to the authority's last '@'.
+var urlPassword = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):[^/?#]*@`)
 
 // auth returns the Authorization header value, and the secret itself to
 // keep out of messages.

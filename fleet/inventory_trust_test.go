@@ -40,8 +40,8 @@ func TestInventoryURLNeverChoosesTokenFiles(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not a path") {
 		t.Fatalf("a path as token_file with --host-token-dir: got %v, want refused", err)
 	}
-	for _, f := range []string{"h1.tok", "h2.token"} {
-		if err := os.WriteFile(filepath.Join(dir, f), []byte(f+"\n"), 0o600); err != nil {
+	for f, data := range map[string]string{"h1.tok": "t1", "h2.token": "t2", "h1.url": "http://127.0.0.1:1/", "h2.url": "https://127.0.0.1:2"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(data+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

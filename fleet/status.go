@@ -88,7 +88,9 @@ func hostStatus(ctx context.Context, h Host, fleetID string, dial Dialer) HostRe
 	r := HostResult{Host: h, State: HostFailed}
 	d, err := dial(h)
 	if err != nil {
-		r.Error = err.Error()
+		// The host was never asked (its token file unreadable, its URL
+		// bad): it did not answer, and fleet status exits 1 for it.
+		r.State, r.Error = HostUnreachable, err.Error()
 		return r
 	}
 	ds, err := d.FleetDeployments(ctx, fleetID)

@@ -34,8 +34,12 @@ type Options struct {
 	Now    func() time.Time
 	// TokenDir is the only directory whose files the coordinator reads as
 	// hosts' bearer tokens (a host's token_file: a file name in it, or a
-	// path in it); "" reads none.
+	// path in it); "" reads none. A token file FILE.token is sent only to
+	// the URL pinned in FILE.url beside it (fleet.CheckTokenPin).
 	TokenDir string
+	// TLSDir is the only directory whose files a request's host_tls may
+	// name (CA bundle, client certificate and key); "" allows none.
+	TLSDir string
 	// Notify sends a rollout's start, each wave's end and its outcome to
 	// the coordinator's Slack and webhook channels (nil: none).
 	Notify func(kind notify.EventKind, ev notify.FleetEvent) error
@@ -58,7 +62,7 @@ type Coordinator struct {
 // New returns a coordinator over opts.Store. Nothing runs until Run.
 func New(opts Options) *Coordinator {
 	if opts.HTTP == nil {
-		opts.HTTP = &http.Client{Timeout: 10 * time.Second}
+		opts.HTTP = &http.Client{Timeout: 10 * time.Second, CheckRedirect: sameHostRedirect}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -179,8 +183,8 @@ func (c *Coordinator) Submit(ctx context.Context, req api.RolloutRequest) (api.R
 	if req.ID == "" {
 		req.ID = NewID(c.opts.Now())
 	}
-	if !idPattern.MatchString(req.ID) {
-		return api.Rollout{}, invalid("rollout id %q: want 1 to 64 letters, digits, '.', '_' and '-'", req.ID)
+	if !idPattern.MatchString(req.ID) || req.ID == "." || req.ID == ".." {
+		return api.Rollout{}, invalid("rollout id %q: want 1 to 64 letters, digits, '.', '_' and '-', not '.' or '..' (the API's paths would not reach it)", req.ID)
 	}
 	if existing, err := c.Get(req.ID); err == nil {
 		return existing, nil
@@ -192,16 +196,21 @@ func (c *Coordinator) Submit(ctx context.Context, req api.RolloutRequest) (api.R
 	if err := c.checkTokens(req.Hosts); err != nil {
 		return api.Rollout{}, err
 	}
+	if err := c.checkTLS(req.HostTLS); err != nil {
+		return api.Rollout{}, err
+	}
 	r := api.Rollout{ID: req.ID, State: api.RolloutRunning, Who: req.Request.Who, Request: req, Waves: waves}
 	for _, h := range req.Hosts {
 		r.Hosts = append(r.Hosts, api.RolloutHostState{Host: h, State: string(fleet.HostNotStarted)})
 	}
+	byName := make(map[string]int, len(r.Hosts))
+	for i := range r.Hosts {
+		byName[r.Hosts[i].Host.Name] = i
+	}
 	for _, w := range waves {
 		for _, name := range w.Hosts {
-			for i := range r.Hosts {
-				if r.Hosts[i].Host.Name == name {
-					r.Hosts[i].Wave = w.Index
-				}
+			if i, ok := byName[name]; ok {
+				r.Hosts[i].Wave = w.Index
 			}
 		}
 	}
@@ -235,6 +244,12 @@ func plan(req api.RolloutRequest) ([]api.RolloutWave, error) {
 		return nil, invalid("no select glob (e.g. 'instances/*.xml')")
 	case req.HostBucket < 0 || req.MaxFailedHosts < 0:
 		return nil, invalid("host bucket and max failed hosts must not be negative")
+	}
+	if err := checkHosts(req.Hosts); err != nil {
+		return nil, err
+	}
+	if err := checkTimings(req); err != nil {
+		return nil, err
 	}
 	if _, err := duration("poll", req.Poll, time.Second); err != nil {
 		return nil, err

@@ -281,16 +281,20 @@ func TestHostTLSReachesHosts(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	dir := t.TempDir()
-	c := rollout.New(rollout.Options{Store: st, TokenDir: dir})
+	tlsDir := t.TempDir()
+	c := rollout.New(rollout.Options{Store: st, TokenDir: dir, TLSDir: tlsDir})
 	f := &fixture{st: st}
 	f.run(t, c)
 	tok := "h1.token"
 	if err := os.WriteFile(filepath.Join(dir, tok), []byte("t0k\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "h1.url"), []byte("https://127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	req := request("r-tls")
 	req.Hosts = []api.RolloutHost{{Name: "h1", Datacenter: "fra", URL: "https://127.0.0.1:1", TokenFile: tok}}
-	req.HostTLS = &api.RolloutTLS{CAFile: filepath.Join(t.TempDir(), "no-such-ca.pem")}
+	req.HostTLS = &api.RolloutTLS{CAFile: "no-such-ca.pem"}
 	if _, err := c.Submit(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +312,7 @@ func TestSizedWaves(t *testing.T) {
 	req.Hosts = nil
 	for i := range 20 {
 		dc := []string{"fra", "ams"}[i%2]
-		req.Hosts = append(req.Hosts, api.RolloutHost{Name: fmt.Sprintf("%s-%02d", dc, i), Datacenter: dc, URL: "unix:///x"})
+		req.Hosts = append(req.Hosts, api.RolloutHost{Name: fmt.Sprintf("%s-%02d", dc, i), Datacenter: dc, URL: fmt.Sprintf("unix:///x%d", i)})
 	}
 	req.Waves = "1,10%,50%,100%"
 	r, err := f.c.Submit(context.Background(), req)
@@ -435,6 +439,11 @@ func TestTokenFilesStayInTheTokenDir(t *testing.T) {
 	if err := os.Symlink(secret, filepath.Join(dir, "evil.token")); err != nil {
 		t.Fatal(err)
 	}
+	pin := func(url string) {
+		if err := os.WriteFile(filepath.Join(dir, "evil.url"), []byte(url+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var asked sync.Map
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		asked.Store(r.Header.Get("Authorization"), true)
@@ -451,6 +460,7 @@ func TestTokenFilesStayInTheTokenDir(t *testing.T) {
 			t.Errorf("token_file %s: %v, want refused", tf, err)
 		}
 	}
+	pin(srv.URL)
 	req := request("r-link")
 	req.Hosts = []api.RolloutHost{{Name: "h1", Datacenter: "fra", URL: srv.URL, TokenFile: "evil.token"}}
 	if _, err := c.Submit(context.Background(), req); err != nil {

@@ -49,8 +49,12 @@ func (c *Coordinator) checkTokens(hosts []api.RolloutHost) error {
 		if h.TokenFile == "" {
 			continue
 		}
-		if _, err := tokenRel(c.opts.TokenDir, h.TokenFile); err != nil {
+		rel, err := tokenRel(c.opts.TokenDir, h.TokenFile)
+		if err != nil {
 			return invalid("host %s: %v", h.Name, err)
+		}
+		if err := fleet.CheckTokenPin(c.opts.TokenDir, rel, h.Name, h.URL); err != nil {
+			return invalid("%v", err)
 		}
 	}
 	return nil
@@ -61,6 +65,9 @@ func (c *Coordinator) readToken(h fleet.Host) (string, error) {
 	rel, err := tokenRel(c.opts.TokenDir, h.TokenFile)
 	if err != nil {
 		return "", fmt.Errorf("host %s: %w", h.Name, err)
+	}
+	if err := fleet.CheckTokenPin(c.opts.TokenDir, rel, h.Name, h.URL); err != nil {
+		return "", err
 	}
 	f, err := os.OpenInRoot(c.opts.TokenDir, rel)
 	if err != nil {
@@ -89,7 +96,7 @@ func (c *Coordinator) dial(r api.Rollout, h fleet.Host) (fleet.Daemon, error) {
 	}
 	var t certs.ClientTLS
 	if ht := r.Request.HostTLS; ht != nil {
-		t = certs.ClientTLS{CAFile: ht.CAFile, CertFile: ht.CertFile, KeyFile: ht.KeyFile}
+		t = certs.ClientTLS{CAFile: c.tlsPath(ht.CAFile), CertFile: c.tlsPath(ht.CertFile), KeyFile: c.tlsPath(ht.KeyFile)}
 	}
 	u, err := url.Parse(h.URL)
 	if err != nil {
@@ -114,9 +121,58 @@ func (c *Coordinator) dial(r api.Rollout, h fleet.Host) (fleet.Daemon, error) {
 	if u.Scheme == "http" {
 		return api.NewRemoteClient(h.URL, tok), nil
 	}
+	if err := c.checkTLS(r.Request.HostTLS); err != nil {
+		return nil, fmt.Errorf("host %s: %w", h.Name, err)
+	}
 	cl, err := api.NewRemoteClientTLS(h.URL, tok, t)
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", h.Name, err)
 	}
 	return cl, nil
+}
+
+// checkTLS refuses host_tls files outside the coordinator's TLS directory
+// (Options.TLSDir): a submitter does not choose which files of the
+// coordinator's machine are read as a CA bundle or presented as its
+// client certificate. A symlink in the directory must lead inside it.
+func (c *Coordinator) checkTLS(t *api.RolloutTLS) error {
+	if t == nil {
+		return nil
+	}
+	for _, f := range []struct{ field, path string }{{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if c.opts.TLSDir == "" {
+			return invalid("host_tls %s %q: this coordinator takes no TLS files from a request (it has no TLS directory)", f.field, f.path)
+		}
+		dir, err := filepath.Abs(c.opts.TLSDir)
+		if err != nil {
+			return invalid("host_tls: %v", err)
+		}
+		p := filepath.Clean(f.path)
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+		if realDir, err := filepath.EvalSymlinks(dir); err == nil {
+			dir = realDir
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return invalid("host_tls %s %q is outside the coordinator's TLS directory %s: put the file there and name it by its file name", f.field, f.path, c.opts.TLSDir)
+		}
+	}
+	return nil
+}
+
+// tlsPath is where a host_tls file is: a name relative to the TLS
+// directory, or the path as given (checkTLS refuses what is outside).
+func (c *Coordinator) tlsPath(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.opts.TLSDir == "" {
+		return p
+	}
+	return filepath.Join(c.opts.TLSDir, p)
 }

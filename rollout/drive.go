@@ -119,7 +119,7 @@ func pollOf(r api.Rollout) time.Duration {
 	if d <= 0 {
 		d = time.Second
 	}
-	return d
+	return max(d, minPoll)
 }
 
 func (c *Coordinator) sleep(ctx context.Context, wake <-chan struct{}, d time.Duration) {
@@ -253,11 +253,16 @@ func outcome(r api.Rollout) string {
 // runWave follows every host of wave wi that has not ended, at once.
 func (c *Coordinator) runWave(ctx context.Context, r api.Rollout, wi int) {
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, maxWaveParallel)
 	for hi, h := range r.Hosts {
 		if h.Wave != r.Waves[wi].Index || hostFinal(h.State) {
 			continue
 		}
-		wg.Go(func() { c.runHost(ctx, r, hi) })
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			c.runHost(ctx, r, hi)
+		})
 	}
 	wg.Wait()
 }
@@ -270,9 +275,12 @@ type hostAPI interface {
 
 // setHost records host hi's state.
 func (c *Coordinator) setHost(id string, hi int, fn func(h *api.RolloutHostState)) (api.Rollout, error) {
+	hostWrites <- struct{}{}
+	defer func() { <-hostWrites }()
 	return c.update(id, func(r *api.Rollout) error {
 		before := r.Hosts[hi]
 		fn(&r.Hosts[hi])
+		r.Hosts[hi].Error = cleanText(r.Hosts[hi].Error, maxEvidence) // a host's answer, shown as it is stored
 		h := r.Hosts[hi]
 		if hostFinal(h.State) && !hostFinal(before.State) {
 			detail := h.DeploymentState

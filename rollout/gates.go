@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/fleet"
 )
 
 // Default Prometheus gate timings.
@@ -93,6 +95,7 @@ func (c *Coordinator) gate(ctx context.Context, r api.Rollout, wi, gi int) (time
 		p := *r.Request.Prometheus
 		timeout, _ := duration("gate timeout", p.Timeout, defaultGateTimeout)
 		every, _ := duration("gate interval", p.Every, defaultGateEvery)
+		every = max(every, minGateEvery)
 		v, err := c.query(ctx, p)
 		ok := err == nil && inBounds(v, p)
 		seen := ""
@@ -101,7 +104,7 @@ func (c *Coordinator) gate(ctx context.Context, r api.Rollout, wi, gi int) (time
 		} else {
 			seen = fmt.Sprintf("%s = %s (%s)", p.Query, strconv.FormatFloat(v, 'g', -1, 64), bounds(p))
 		}
-		evidence = fmt.Sprintf("%s at %s", seen, now.UTC().Format(time.RFC3339))
+		evidence = fmt.Sprintf("%s at %s", cleanText(seen, maxSeen), now.UTC().Format(time.RFC3339))
 		switch {
 		case ok:
 			state = api.StepPassed
@@ -114,8 +117,9 @@ func (c *Coordinator) gate(ctx context.Context, r api.Rollout, wi, gi int) (time
 		p := *r.Request.HTTP
 		timeout, _ := duration("gate timeout", p.Timeout, defaultGateTimeout)
 		every, _ := duration("gate interval", p.Every, defaultGateEvery)
+		every = max(every, minGateEvery)
 		ok, seen := c.probe(ctx, r, wi, p)
-		evidence = fmt.Sprintf("%s at %s", seen, now.UTC().Format(time.RFC3339))
+		evidence = fmt.Sprintf("%s at %s", cleanText(seen, maxSeen), now.UTC().Format(time.RFC3339))
 		switch {
 		case ok:
 			state = api.StepPassed
@@ -127,6 +131,7 @@ func (c *Coordinator) gate(ctx context.Context, r api.Rollout, wi, gi int) (time
 	default:
 		state, evidence = api.StepFailed, "unknown gate kind "+g.Kind
 	}
+	evidence = cleanText(evidence, maxEvidence)
 	_, err := c.update(r.ID, func(r *api.Rollout) error {
 		w := &r.Waves[wi]
 		g := &w.Gates[gi]
@@ -138,9 +143,12 @@ func (c *Coordinator) gate(ctx context.Context, r api.Rollout, wi, gi int) (time
 			return nil
 		}
 		g.State, g.Ended = state, &now
-		c.event(r, "gate %s before wave %d %s: %s", g.Kind, w.Index, state, evidence)
+		// the evidence is stored once, on the gate; the log and the
+		// stop reason carry its beginning
+		short := cleanText(evidence, maxEvidenceEcho)
+		c.event(r, "gate %s before wave %d %s: %s", g.Kind, w.Index, state, short)
 		if state == api.StepFailed {
-			c.stop(r, api.RolloutFailed, fmt.Sprintf("gate %s before wave %d failed: %s", g.Kind, w.Index, evidence))
+			c.stop(r, api.RolloutFailed, fmt.Sprintf("gate %s before wave %d failed: %s", g.Kind, w.Index, short))
 		}
 		return nil
 	})
@@ -227,6 +235,9 @@ func (c *Coordinator) query(ctx context.Context, p api.PrometheusGate) (float64,
 		if err != nil {
 			return 0, fmt.Errorf("sample value %q: %v", str, err)
 		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return 0, fmt.Errorf("sample value %q is not a finite number: a NaN or infinite sample fails the gate", str)
+		}
 		if i == 0 || v > best {
 			best = v
 		}
@@ -268,5 +279,5 @@ func (c *Coordinator) probe(ctx context.Context, r api.Rollout, wi int, p api.HT
 	if n == 0 {
 		return true, "no host deployed so far to probe"
 	}
-	return ok, "GET " + p.URL + ": " + strings.Join(parts, ", ")
+	return ok, "GET " + fleet.RedactURL(p.URL) + ": " + strings.Join(parts, ", ")
 }

@@ -20,7 +20,7 @@ func ParseWaves(spec string, n int) ([]int, error) {
 		var t int
 		if p, ok := strings.CutSuffix(part, "%"); ok {
 			f, err := strconv.ParseFloat(p, 64)
-			if err != nil || f <= 0 || f > 100 {
+			if err != nil || math.IsNaN(f) || f <= 0 || f > 100 {
 				return nil, invalid("--waves %q: %q: want a percentage above 0 and at most 100%%", spec, part)
 			}
 			t = max(int(math.Ceil(f*float64(n)/100)), 1)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/sre-tools/deployer/api"
 )
 
@@ -301,4 +303,19 @@ func TestFleetStatusHungHostTimesOut(t *testing.T) {
 	if code != exitError {
 		t.Errorf("exit %d, want 1 (a host did not answer): %s%s", code, out, stderr)
 	}
+}
+
+// Every command whose help offers --coordinator has the flag (fleet
+// history's help named it and refused it).
+func TestCoordinatorFlagWhereOffered(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if strings.Contains(c.Long, "--coordinator URL") && c.Flags().Lookup("coordinator") == nil {
+			t.Errorf("%s: its help offers --coordinator, the command has no such flag", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd())
 }

@@ -26,7 +26,7 @@ import (
 // newRolloutCoordinator makes the daemon a rollout coordinator over its
 // state file (daemon.Options.Rollouts).
 func newRolloutCoordinator(st *store.Store, log zerolog.Logger, send func(notify.EventKind, notify.FleetEvent) error) daemon.RolloutCoordinator {
-	return rollout.New(rollout.Options{Store: st, Logger: log, Notify: send, TokenDir: filepath.Join(filepath.Dir(st.Path()), "host-tokens")})
+	return rollout.New(rollout.Options{Store: st, Logger: log, Notify: send, TokenDir: filepath.Join(filepath.Dir(st.Path()), "host-tokens"), TLSDir: filepath.Join(filepath.Dir(st.Path()), "host-tls")})
 }
 
 // newFleetRolloutCmds are the fleet subcommands of rollouts.
@@ -291,6 +291,9 @@ func runFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetRolloutOption
 		return err
 	}
 	ro, err := c.SubmitRollout(cmd.Context(), req)
+	if api.ErrorKind(err) == api.KindInvalid {
+		return &statusError{Code: exitUsage, Err: err} // the coordinator refused the request: exit 2
+	}
 	if err != nil {
 		return err
 	}
@@ -537,7 +540,7 @@ that failed or was cancelled, 2 usage.` + coordinatorHelp,
 }
 
 func newFleetHistoryCmd(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "history",
 		Short: "The rollouts a coordinator keeps, newest first",
 		Long: `List the rollouts of the coordinator, newest first: id, state, hosts, repo,
@@ -570,6 +573,8 @@ Exit status: 0 listed, 1 an error, 2 usage.` + coordinatorHelp,
 			return t.Flush()
 		},
 	}
+	coordinatorFlag(cmd, g)
+	return cmd
 }
 
 func newFleetRolloutActionCmd(g *globalOptions, action, short string) *cobra.Command {

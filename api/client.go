@@ -62,7 +62,7 @@ func NewUnixClient(socket string) *Client {
 
 // NewRemoteClient returns a client for the daemon at baseURL using a bearer token.
 func NewRemoteClient(baseURL, token string) *Client {
-	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, http: &http.Client{CheckRedirect: sameOrigin}, where: baseURL}
+	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, http: &http.Client{CheckRedirect: SameOriginRedirect}, where: baseURL}
 }
 
 // NewRemoteClientTLS returns a client for the daemon at an https baseURL
@@ -74,19 +74,21 @@ func NewRemoteClientTLS(baseURL, token string, t certs.ClientTLS) (*Client, erro
 	if err != nil {
 		return nil, err
 	}
-	hc.CheckRedirect = sameOrigin
+	hc.CheckRedirect = SameOriginRedirect
 	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, http: hc, where: baseURL}, nil
 }
 
-// sameOrigin is a remote client's redirect policy: the bearer token goes
-// along only to the same scheme, host and port, so a redirect elsewhere
-// (another port included; https to http) is refused, not followed.
-func sameOrigin(req *http.Request, via []*http.Request) error {
+// SameOriginRedirect is the redirect policy of a client that sends
+// credentials (a remote daemon's, a coordinator's gates): at most 10
+// redirects, all to the same scheme, host and port, so a redirect
+// elsewhere (another port included; https to http) is refused, not
+// followed.
+func SameOriginRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 10 {
 		return fmt.Errorf("stopped after 10 redirects")
 	}
 	if first := via[0].URL; req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
-		return fmt.Errorf("refused a redirect from %s to %s: the daemon's token goes to its own URL only", first.Redacted(), req.URL.Redacted())
+		return fmt.Errorf("refused a redirect from %s to %s: credentials go to their own URL only", first.Redacted(), req.URL.Redacted())
 	}
 	return nil
 }

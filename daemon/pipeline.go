@@ -297,13 +297,13 @@ func noteFailures(run *store.Run) {
 		return
 	}
 	var failed []string
+	n := 0
 	for _, o := range run.Instances {
 		if o.Status == string(executor.StatusSucceeded) || o.Status == string(executor.StatusSkipped) {
 			continue
 		}
-		if len(failed) == 3 {
-			failed = append(failed, "…")
-			break
+		if n++; n > 3 {
+			continue
 		}
 		why := o.Status
 		if o.Reason != "" {
@@ -314,11 +314,8 @@ func noteFailures(run *store.Run) {
 		}
 		failed = append(failed, fmt.Sprintf("%s (%s)", o.Name, why))
 	}
-	n := 0
-	for _, o := range run.Instances {
-		if o.Status != string(executor.StatusSucceeded) && o.Status != string(executor.StatusSkipped) {
-			n++
-		}
+	if n > 3 {
+		failed = append(failed, "…")
 	}
 	run.Error = fmt.Sprintf("%d instance(s) did not succeed: %s", n, strings.Join(failed, "; "))
 }

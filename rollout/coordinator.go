@@ -62,7 +62,7 @@ type Coordinator struct {
 // New returns a coordinator over opts.Store. Nothing runs until Run.
 func New(opts Options) *Coordinator {
 	if opts.HTTP == nil {
-		opts.HTTP = &http.Client{Timeout: 10 * time.Second, CheckRedirect: sameHostRedirect}
+		opts.HTTP = &http.Client{Timeout: 10 * time.Second, CheckRedirect: api.SameOriginRedirect}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -2,7 +2,6 @@ package rollout
 
 import (
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -169,18 +168,4 @@ func cleanText(s string, max int) string {
 // character.
 func isBidi(r rune) bool {
 	return (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) || r == 0x200E || r == 0x200F || r == 0x061C || unicode.Is(unicode.Cf, r) && r != 0x200D
-}
-
-// sameHostRedirect is the redirect policy of the coordinator's gate
-// client: at most 10 redirects, all to the same scheme, host and port
-// (a gate reaches the server it names, not one that server points to).
-func sameHostRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) >= 10 {
-		return fmt.Errorf("stopped after 10 redirects")
-	}
-	first := via[0].URL
-	if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
-		return fmt.Errorf("refused a redirect from %s to another host, %s", first.Redacted(), req.URL.Redacted())
-	}
-	return nil
 }

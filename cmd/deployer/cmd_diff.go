@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -20,9 +19,9 @@ func newDiffCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			id, err := strconv.ParseUint(args[0], 10, 64)
+			id, err := parseRunID(args[0])
 			if err != nil {
-				return usageErrorf("run id %q: want a number (see deployer runs)", args[0])
+				return err
 			}
 			c, err := g.client()
 			if err != nil {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -48,9 +47,9 @@ Exit status: 0 written, 1 error, 2 usage (no such step, instance or
 attempt, or the step did not run: skipped or not started).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseUint(args[0], 10, 64)
+			id, err := parseRunID(args[0])
 			if err != nil {
-				return usageErrorf("run id %q: want a number (see deployer runs)", args[0])
+				return err
 			}
 			if o.step == "" {
 				return usageErrorf("runs export needs --step")

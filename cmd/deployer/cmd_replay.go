@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -91,9 +90,9 @@ a scenario the daemon refuses).`,
 					return err
 				}
 			} else {
-				id, err := strconv.ParseUint(args[0], 10, 64)
+				id, err := parseRunID(args[0])
 				if err != nil {
-					return usageErrorf("run id %q: want a number (see deployer runs)", args[0])
+					return err
 				}
 				what = "run " + args[0]
 				req.Wait = true

@@ -80,9 +80,9 @@ func newRunsShowCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			id, err := strconv.ParseUint(args[0], 10, 64)
+			id, err := parseRunID(args[0])
 			if err != nil {
-				return usageErrorf("run id %q: want a number (see deployer runs)", args[0])
+				return err
 			}
 			c, err := g.client()
 			if err != nil {
@@ -258,4 +258,14 @@ func instanceSummary(ins []api.InstanceOutcome) string {
 		parts[i] = fmt.Sprintf("%d %s", counts[k], k)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// parseRunID reads a run id argument; anything but a number is a usage
+// error.
+func parseRunID(arg string) (uint64, error) {
+	id, err := strconv.ParseUint(arg, 10, 64)
+	if err != nil {
+		return 0, usageErrorf("run id %q: want a number (see deployer runs)", arg)
+	}
+	return id, nil
 }

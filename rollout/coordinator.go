@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -57,6 +56,14 @@ type Coordinator struct {
 	ctx     context.Context // Run's, once it runs
 	running map[string]chan struct{}
 	wg      sync.WaitGroup
+
+	// records caches the unfinished rollouts' records (record.go).
+	records records
+	// hostBatches groups the host writes of each rollout (record.go).
+	hostBatches sync.Map // rollout id -> *hostBatch
+	// notifyMu makes notifyDue one at a time, so that no notification
+	// is sent twice by two callers.
+	notifyMu sync.Mutex
 }
 
 // New returns a coordinator over opts.Store. Nothing runs until Run.
@@ -70,7 +77,7 @@ func New(opts Options) *Coordinator {
 	if opts.PollFailures <= 0 {
 		opts.PollFailures = 30
 	}
-	return &Coordinator{opts: opts, log: opts.Logger, running: map[string]chan struct{}{}}
+	return &Coordinator{opts: opts, log: opts.Logger, running: map[string]chan struct{}{}, records: records{m: map[string]cachedRecord{}}}
 }
 
 // Run resumes every unfinished rollout, drives them and the ones
@@ -355,18 +362,6 @@ func (c *Coordinator) RolloutAction(ctx context.Context, id, action string, req 
 	return c.Action(ctx, id, action, req)
 }
 
-// Get returns one rollout.
-func (c *Coordinator) Get(id string) (api.Rollout, error) {
-	rec, err := c.opts.Store.Rollout(id)
-	if errors.Is(err, store.ErrNotFound) {
-		return api.Rollout{}, deployer.Errorf(deployer.ENOTFOUND, "rollout %s not found on this coordinator", id)
-	}
-	if err != nil {
-		return api.Rollout{}, err
-	}
-	return decodeRecord(rec)
-}
-
 // List returns up to limit rollouts, newest first (limit <= 0: all).
 func (c *Coordinator) List(limit int) ([]api.Rollout, error) {
 	recs, err := c.opts.Store.Rollouts(limit)
@@ -392,41 +387,6 @@ func (c *Coordinator) event(r *api.Rollout, format string, args ...any) {
 	if len(r.Events) > maxEvents {
 		r.Events = r.Events[len(r.Events)-maxEvents:]
 	}
-}
-
-// update changes rollout id in one store transaction: fn gets the decoded
-// record, and what it leaves is written back (state and finish time
-// mirrored in the store record). An error from fn writes nothing.
-func (c *Coordinator) update(id string, fn func(*api.Rollout) error) (api.Rollout, error) {
-	var out api.Rollout
-	_, err := c.opts.Store.UpdateRollout(id, func(rec *store.Rollout) error {
-		r, err := decodeRecord(*rec)
-		if err != nil {
-			return err
-		}
-		if err := fn(&r); err != nil {
-			return err
-		}
-		spec, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		rec.Spec, rec.State = spec, r.State
-		rec.Finished = time.Time{}
-		if r.Finished != nil {
-			rec.Finished = *r.Finished
-		}
-		out = r
-		return nil
-	})
-	var de *deployer.Error
-	if errors.As(err, &de) {
-		return out, de
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		return out, deployer.Errorf(deployer.ENOTFOUND, "rollout %s not found on this coordinator", id)
-	}
-	return out, err
 }
 
 // Action pauses, resumes, cancels or approves rollout id.

@@ -273,26 +273,6 @@ type hostAPI interface {
 	DeploymentAction(ctx context.Context, id, action string) (api.Deployment, error)
 }
 
-// setHost records host hi's state.
-func (c *Coordinator) setHost(id string, hi int, fn func(h *api.RolloutHostState)) (api.Rollout, error) {
-	hostWrites <- struct{}{}
-	defer func() { <-hostWrites }()
-	return c.update(id, func(r *api.Rollout) error {
-		before := r.Hosts[hi]
-		fn(&r.Hosts[hi])
-		r.Hosts[hi].Error = cleanText(r.Hosts[hi].Error, maxEvidence) // a host's answer, shown as it is stored
-		h := r.Hosts[hi]
-		if hostFinal(h.State) && !hostFinal(before.State) {
-			detail := h.DeploymentState
-			if h.Error != "" {
-				detail = strings.TrimSpace(detail + " " + firstLine(h.Error))
-			}
-			c.event(r, "host %s %s: deployment %s %s", h.Host.Name, h.State, dashed(h.Deployment), detail)
-		}
-		return nil
-	})
-}
-
 func dashed(s string) string {
 	if s == "" {
 		return "-"

@@ -93,11 +93,42 @@ func (c *Coordinator) Run(ctx context.Context) {
 	for _, r := range recs {
 		if r.Finished.IsZero() {
 			c.log.Info().Str("rollout", r.ID).Str("state", r.State).Msg("resuming rollout")
+			if _, err := c.update(r.ID, func(r *api.Rollout) error {
+				c.event(r, "resumed after a coordinator restart: %s", resumedWhere(*r))
+				return nil
+			}); err != nil {
+				c.log.Error().Err(err).Str("rollout", r.ID).Msg("record the rollout's resumption")
+			}
 			c.start(r.ID)
 		}
 	}
 	<-ctx.Done()
 	c.wg.Wait()
+}
+
+// resumedWhere says where a resumed rollout stands: its running or next
+// wave and gate, its hosts running.
+func resumedWhere(r api.Rollout) string {
+	for _, w := range r.Waves {
+		switch w.State {
+		case api.StepRunning:
+			n := 0
+			for _, h := range r.Hosts {
+				if h.Wave == w.Index && !hostFinal(h.State) {
+					n++
+				}
+			}
+			return fmt.Sprintf("wave %d/%d running, %d host(s) followed again (a host's deployment is asked for before one is started)", w.Index, len(r.Waves), n)
+		case api.StepPending:
+			for _, g := range w.Gates {
+				if g.State == api.StepWaiting && g.Started != nil {
+					return fmt.Sprintf("gate %s before wave %d/%d waiting (its clock runs from %s)", g.Kind, w.Index, len(r.Waves), g.Started.UTC().Format(time.RFC3339))
+				}
+			}
+			return fmt.Sprintf("wave %d/%d next", w.Index, len(r.Waves))
+		}
+	}
+	return "every wave ended; its outcome is recorded next"
 }
 
 // start runs id's driver unless it runs already or Run has not started

@@ -183,13 +183,18 @@ func (c *Coordinator) endWave(r *api.Rollout, wi int) error {
 	}
 	now := c.opts.Now()
 	w.State, w.Ended, w.Attempt = api.StepDone, &now, r.Attempt
-	waveFailed, noMatch, total := 0, 0, 0
-	var summary []string
+	waveFailed, noMatch, total, restored, conflicts := 0, 0, 0, 0, 0
+	var summary, conflicted []string
 	for _, h := range r.Hosts {
 		if h.Wave != w.Index {
 			continue
 		}
 		total++
+		restored += h.Counts[string(deployer.InstanceSucceeded)]
+		if h.State == HostConflict {
+			conflicts += len(h.Conflicts)
+			conflicted = append(conflicted, h.Host.Name)
+		}
 		if hostFailed(h.State) {
 			waveFailed++
 		}
@@ -215,6 +220,9 @@ func (c *Coordinator) endWave(r *api.Rollout, wi int) error {
 		why = "the selection matched no instance on the canary wave: a canary that deploys nothing tests nothing"
 	case r.Failed >= budget:
 		why = fmt.Sprintf("failure budget spent: %d host(s) failed, --max-failed-hosts %d", r.Failed, budget)
+	case r.Request.RollbackOf != "" && len(conflicted) > 0 && restored == 0:
+		why = fmt.Sprintf("wave %d restored nothing: %d instance(s) on %s changed since %s (conflicts need a human: see the hosts' conflicts; set those values by hand, then 'fleet retry %s --failed' runs the waves not reached)",
+			w.Index, conflicts, strings.Join(conflicted, ", "), r.Request.RollbackOf, r.ID)
 	}
 	if why != "" && wi < len(r.Waves)-1 {
 		c.stop(r, api.RolloutFailed, why)

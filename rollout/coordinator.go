@@ -587,7 +587,7 @@ func (c *Coordinator) retry(r *api.Rollout, who, why string) error {
 // intervention and ran 'deployments retry' there) is recorded as its
 // deployment now stands, succeeded; a rollout left with no host to retry
 // and no wave to run then succeeded. It asks at most once per
-// refreshEvery; the answer is the rollout as recorded after.
+// refreshEvery (unless forced: a retry).
 func (c *Coordinator) refresh(ctx context.Context, id string, force bool) {
 	r, err := c.Get(id)
 	if err != nil || r.Finished == nil || r.State == api.RolloutSucceeded {
@@ -608,7 +608,7 @@ func (c *Coordinator) refresh(ctx context.Context, id string, force bool) {
 		wg   sync.WaitGroup
 		slot = make(chan struct{}, 8)
 	)
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, refreshWait)
 	defer cancel()
 	for hi, h := range r.Hosts {
 		if !hostRetried(h.State) || h.Deployment == "" {
@@ -666,8 +666,13 @@ func (c *Coordinator) refresh(ctx context.Context, id string, force bool) {
 	c.notifyDue(id)
 }
 
-// refreshEvery bounds how often refresh asks an ended rollout's hosts.
-const refreshEvery = 5 * time.Second
+// refreshEvery bounds how often refresh asks an ended rollout's hosts
+// (a script polling 'fleet show'); refreshWait bounds how long it waits
+// for them (a host that does not answer is left as recorded).
+const (
+	refreshEvery = time.Second
+	refreshWait  = 3 * time.Second
+)
 
 // nextApproval is the approve gate of the first wave still to start, when
 // it has one not approved yet.

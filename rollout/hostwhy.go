@@ -18,6 +18,10 @@ import (
 // retry --failed' as a failed host is.
 const HostCancelled = "cancelled"
 
+// HostStates are a rollout host's states in the order summaries list them:
+// fleet's, then a rollback's conflict and a cancelled host.
+var HostStates = append(slices.Clone(fleet.HostStates), HostConflict, HostCancelled)
+
 // A host that did not succeed says why in its Error (the ERROR column of
 // 'fleet show', the host's line in the messages): its deployment's
 // instances that did not succeed, counted per status, the first ones with

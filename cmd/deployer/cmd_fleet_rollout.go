@@ -347,6 +347,21 @@ func rolloutExit(ro api.Rollout) error {
 	if ro.Stopped != "" {
 		msg += "; " + deployer.Escape(ro.Stopped)
 	}
+	// Nothing deployed anywhere and nothing failed: the selection is
+	// what is wrong, as --in-process says it.
+	counts := rolloutHostCounts(ro)
+	if ro.State == api.RolloutFailed && counts[fleet.HostNoMatch] > 0 && counts[fleet.HostNoMatch]+counts[fleet.HostNotStarted] == len(ro.Hosts) {
+		where := "on every host"
+		if counts[fleet.HostNotStarted] > 0 {
+			where = "on every host that ran"
+		}
+		req := ro.Request.Request
+		sel := "--select " + shellQuote(req.Select)
+		if req.Where != "" {
+			sel += " --where " + shellQuote(req.Where)
+		}
+		msg += fmt.Sprintf("; 0 instances match %s (%s): nothing was deployed; check the selection", where, deployer.Escape(sel))
+	}
 	return &statusError{Code: exitError, Err: fmt.Errorf("%s", msg)}
 }
 

@@ -227,6 +227,9 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	}
 	if o.inProcess {
 		for _, name := range fleetCoordinatorFlags {
+			if fl.Changed(name) && (name == "coordinator" || name == "remote") {
+				return usageErrorf("--%s names the daemon that would drive the rollout: give it or --in-process, not both", name)
+			}
 			if fl.Changed(name) {
 				return usageErrorf("--%s needs a coordinator: --in-process drives the waves from this process, with --host-bucket and no gates (drop --in-process to submit to a daemon)", name)
 			}

@@ -23,9 +23,9 @@ func newFleetCmd(g *globalOptions) *cobra.Command {
 through each host daemon's API: a canary wave first, then the other hosts in
 waves interleaved across datacenters, within a budget of failed hosts.
 'deployer fleet deploy' submits it as a rollout to a coordinator: a daemon
-(any daemon is one; the local daemon by default, or --coordinator URL) that
-keeps it in its state file, drives the waves and their gates, and resumes
-after a restart; 'fleet show', 'fleet history', 'fleet pause|resume|cancel|
+(any daemon is one; the local daemon by default, or the one its --coordinator
+flag names) that keeps it in its state file, drives the waves and their
+gates, and resumes after a restart; 'fleet show', 'fleet history', 'fleet pause|resume|cancel|
 approve', 'fleet retry --failed' and 'fleet rollback' ask it. Each host's
 daemon keeps its own record, labelled with the rollout id, so
 'deployer fleet status ID' works from any machine with the host list.

@@ -42,6 +42,21 @@ func (d *Daemon) Deploy(ctx context.Context, repo string, req deployer.DeployReq
 	if err != nil {
 		return deployer.Deployment{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
 	}
+	if req.ID != "" {
+		if err := deployer.CheckDeploymentID(req.ID); err != nil {
+			return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "%v", err)
+		}
+		// Asked again (a coordinator resumed, a retried request): the
+		// deployment is answered as it stands before anything is
+		// checked again, as the checkout may have moved on since.
+		rec, err := d.store.Deployment(req.ID)
+		if err == nil {
+			return d.existingDeployment(rec, repo, req)
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return deployer.Deployment{}, err
+		}
+	}
 	if err := manifest.CheckGlob(req.Select); err != nil {
 		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "%v", err)
 	}
@@ -65,12 +80,65 @@ func (d *Daemon) Deploy(ctx context.Context, repo string, req deployer.DeployReq
 		return deployer.Deployment{}, err
 	}
 	spec := deploymentSpec{Request: req, Details: map[string]deployer.DeploymentInstance{}, Restore: restore}
-	rec, err := d.putDeployment(store.Deployment{Repo: repo, State: string(deployer.DeploymentQueued)}, spec)
-	if err != nil {
-		return deployer.Deployment{}, err
+	rec := store.Deployment{ID: req.ID, Repo: repo, State: string(deployer.DeploymentQueued)}
+	if req.ID == "" {
+		if rec, err = d.putDeployment(rec, spec); err != nil {
+			return deployer.Deployment{}, err
+		}
+	} else {
+		if err := encodeSpec(&rec, spec); err != nil {
+			return deployer.Deployment{}, err
+		}
+		var existed bool
+		rec, existed, err = d.store.CreateDeployment(rec, func(old store.Deployment) bool { return sameDeployment(old, repo, req) })
+		switch {
+		case errors.Is(err, store.ErrExists):
+			return deployer.Deployment{}, conflict(req.ID)
+		case err != nil:
+			return deployer.Deployment{}, err
+		case existed:
+			// Created by another request between the look and now.
+			return d.existingDeployment(rec, repo, req)
+		}
 	}
 	w.enqueueDeployment(rec.ID)
 	return apiDeployment(rec)
+}
+
+// existingDeployment answers a request that named the id of deployment
+// rec: rec as it stands, marked Existed, when it is the same request,
+// else a conflict.
+func (d *Daemon) existingDeployment(rec store.Deployment, repo string, req deployer.DeployRequest) (deployer.Deployment, error) {
+	if !sameDeployment(rec, repo, req) {
+		return deployer.Deployment{}, conflict(req.ID)
+	}
+	out, err := d.withRunningSteps(apiDeployment(rec))
+	if err != nil {
+		return deployer.Deployment{}, err
+	}
+	out.Existed = true
+	return out, nil
+}
+
+func conflict(id string) error {
+	return deployer.Errorf(deployer.ECONFLICT, "deployment %s exists with another request (another repo, selection, edits or options): choose another id, or see it with: deployer deployments show %s", id, id)
+}
+
+// sameDeployment tells whether rec was created by a request the same as
+// req on repo: every field but Who (who asks is not what is asked).
+func sameDeployment(rec store.Deployment, repo string, req deployer.DeployRequest) bool {
+	if rec.Repo != repo {
+		return false
+	}
+	var spec deploymentSpec
+	if json.Unmarshal(rec.Spec, &spec) != nil {
+		return false
+	}
+	a, b := spec.Request, req
+	a.Who, b.Who = "", ""
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
 }
 
 // deploymentsListed is how many deployments an unfiltered list holds.

@@ -362,6 +362,7 @@ func (c *Coordinator) runHost(ctx context.Context, r api.Rollout, hi int) {
 			}
 			req := r.Request.Request
 			req.Fleet = id
+			req.ID = deployer.HostDeploymentID(id, h.Host.Name) // created once on the host however often asked
 			dep, err := d.Deploy(ctx, fleet.RepoFor(r.Request.Repo, fh), req)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -375,7 +376,7 @@ func (c *Coordinator) runHost(ctx context.Context, r api.Rollout, hi int) {
 				return
 			}
 			depID = dep.ID
-			if _, err := c.setHost(id, hi, func(hs *api.RolloutHostState) { fromDeployment(hs, dep, nil) }); err != nil {
+			if _, err := c.setHost(id, hi, func(hs *api.RolloutHostState) { fromDeployment(hs, dep, nil); hs.Adopted = dep.Existed }); err != nil {
 				return
 			}
 		}

@@ -57,6 +57,7 @@ type Coordinator struct {
 	mu      sync.Mutex
 	ctx     context.Context // Run's, once it runs
 	running map[string]chan struct{}
+	again   map[string]bool // a running driver is to look again before it exits
 	wg      sync.WaitGroup
 
 	// records caches the unfinished rollouts' records (record.go).
@@ -81,7 +82,7 @@ func New(opts Options) *Coordinator {
 	if opts.PollFailures <= 0 {
 		opts.PollFailures = 30
 	}
-	return &Coordinator{opts: opts, log: opts.Logger, running: map[string]chan struct{}{}, records: records{m: map[string]cachedRecord{}}}
+	return &Coordinator{opts: opts, log: opts.Logger, running: map[string]chan struct{}{}, again: map[string]bool{}, records: records{m: map[string]cachedRecord{}}}
 }
 
 // Run resumes every unfinished rollout, drives them and the ones
@@ -144,6 +145,9 @@ func (c *Coordinator) start(id string) {
 		return
 	}
 	if _, ok := c.running[id]; ok {
+		// its driver may be on its way out (it saw the rollout ended
+		// before a retry reopened it): it looks again before it exits
+		c.again[id] = true
 		return
 	}
 	wake := make(chan struct{}, 1)
@@ -151,12 +155,19 @@ func (c *Coordinator) start(id string) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		defer func() {
+		for {
+			c.drive(c.ctx, id, wake)
 			c.mu.Lock()
+			if c.again[id] && c.ctx.Err() == nil {
+				delete(c.again, id)
+				c.mu.Unlock()
+				continue
+			}
+			delete(c.again, id)
 			delete(c.running, id)
 			c.mu.Unlock()
-		}()
-		c.drive(c.ctx, id, wake)
+			return
+		}
 	}()
 }
 
@@ -435,6 +446,10 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 	}
 	if action == "retry" {
 		c.refresh(ctx, id, true) // a host fixed on its own is not retried
+		// the ended attempt's messages (its failed gate, its end) are
+		// derived from the record the retry is about to reset: send
+		// them first
+		c.notifyDue(id)
 	}
 	r, err := c.update(id, func(r *api.Rollout) error {
 		if action == "retry" {

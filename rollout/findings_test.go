@@ -215,7 +215,7 @@ func TestFailedHostSaysWhy(t *testing.T) {
 	if r.State != api.RolloutFailed || h.State != "failed" || h.Error != want {
 		t.Fatalf("rollout %s, host %s error %q, want %q", r.State, h.State, h.Error, want)
 	}
-	if !strings.Contains(events(r), "host h2 failed: deployment d000000000000001 failed "+want) {
+	if !strings.Contains(events(r), "host h2 failed: deployment d000000000000001 failed; "+want) {
 		t.Fatalf("events:\n%s", events(r))
 	}
 }

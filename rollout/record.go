@@ -3,7 +3,6 @@ package rollout
 import (
 	"encoding/json"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
@@ -182,8 +181,11 @@ func (c *Coordinator) applyHost(r *api.Rollout, hi int, fn func(*api.RolloutHost
 	h := r.Hosts[hi]
 	if hostFinal(h.State) && (!hostFinal(before.State) || before.State != h.State) {
 		detail := h.DeploymentState
-		if h.Error != "" {
-			detail = strings.TrimSpace(detail + " " + firstLine(h.Error))
+		switch {
+		case h.Error != "" && detail != "":
+			detail += "; " + firstLine(h.Error)
+		case h.Error != "":
+			detail = firstLine(h.Error)
 		}
 		c.event(r, "host %s %s: deployment %s %s", h.Host.Name, h.State, dashed(h.Deployment), detail)
 	}

@@ -78,6 +78,7 @@ func (c *Coordinator) rollback(ctx context.Context, id string, req api.RolloutAc
 		}); err != nil {
 			return api.Rollout{}, err
 		}
+		rb.New = true // the answer to the submission that created it
 	}
 	if _, err := c.update(id, func(r *api.Rollout) error {
 		if r.RolledBackBy == "" {

@@ -653,13 +653,18 @@ func (c *Coordinator) refresh(ctx context.Context, id string, force bool) {
 		if r.Finished == nil {
 			return errNotNow // retried meanwhile: the driver follows the hosts
 		}
+		var fixed []string
 		for _, s := range got {
 			h := &r.Hosts[s.hi]
 			if !hostRetried(h.State) || h.Deployment != s.dep.ID {
 				continue
 			}
 			fromDeployment(h, s.dep, nil)
+			fixed = append(fixed, h.Host.Name)
 			c.event(r, "host %s %s: deployment %s succeeded on the host since the rollout ended (retried there); recorded as it stands", h.Host.Name, h.State, h.Deployment)
+		}
+		if len(fixed) > 0 && r.Stopped != "" {
+			r.Stopped += fmt.Sprintf("; since: %s succeeded on the host", strings.Join(fixed, ", "))
 		}
 		r.Failed = 0
 		for _, h := range r.Hosts {

@@ -174,6 +174,11 @@ type Deployment struct {
 	Counts    map[string]int       `json:"counts"`
 	Instances []DeploymentInstance `json:"instances"`
 	Runs      []uint64             `json:"runs,omitempty"`
+	// Error says why the deployment as a whole could not start (blocked)
+	// or failed before any instance ran (deployer.xml invalid at the
+	// run's commit, an unknown step), or that its selection matched no
+	// instance at run time; empty otherwise.
+	Error string `json:"error,omitempty"`
 	// Existed is set in the answer to a request that named the id of a
 	// deployment that existed already (DeployRequest.ID): nothing was
 	// started, and the deployment is as it stands.

@@ -34,6 +34,10 @@ type deploymentSpec struct {
 	Notified []string `json:"notified,omitempty"`
 	// Restore is a restore deployment's plan per instance file (restore.go).
 	Restore map[string]restoreInstance `json:"restore,omitempty"`
+	// Failed is set when the deployment failed as a whole, before any
+	// instance ran (deployer.xml invalid, --steps unknown): Reason says
+	// why. A retry clears it.
+	Failed bool `json:"failed,omitempty"`
 }
 
 // Deploy validates and queues a deployment on repo.
@@ -70,6 +74,12 @@ func (d *Daemon) Deploy(ctx context.Context, repo string, req deployer.DeployReq
 	}
 	if req.Bucket < 0 || req.MaxFailures < 0 {
 		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "--bucket and --max-failures must not be negative")
+	}
+	// A deployment runs with deployer.xml at the checkout's commit (never
+	// an older, valid one): while it is invalid nothing can run, and a
+	// deployment queued now would end with no instance.
+	if err := w.checkManifest(); err != nil {
+		return deployer.Deployment{}, err
 	}
 	var restore map[string]restoreInstance
 	if req.Restore != "" {
@@ -185,8 +195,21 @@ func (d *Daemon) Deployment(ctx context.Context, id string) (deployer.Deployment
 // failed, conflict, skipped, interrupted and not-started ones (a skipped
 // instance's intervention is checked again when it is planned). A
 // deployment with no such instance is refused and records no run.
+//
+// While deployer.xml at the checkout's commit is invalid the retry is
+// refused too (after the checks above, which say it was asked already),
+// as a deployment is.
 func (d *Daemon) RetryDeployment(ctx context.Context, id string) (deployer.Deployment, error) {
 	var redo int
+	// The manifest is checked before the store's transaction (which must
+	// not wait on disk reads nor read the store itself); its refusal is
+	// given inside, after the deployment's own state is checked.
+	var invalid error
+	if cur, err := d.store.DeploymentSummary(id); err == nil {
+		if w, err := d.worker(cur.Repo); err == nil {
+			invalid = w.checkManifest()
+		}
+	}
 	rec, _, err := d.updateDeployment(id, func(rec *store.Deployment, spec *deploymentSpec) error {
 		if rec.State == string(deployer.DeploymentRunning) || rec.State == string(deployer.DeploymentQueued) {
 			return deployer.Errorf(deployer.EINVALID, "deployment %s is %s; retry it when it has ended", id, rec.State)
@@ -201,7 +224,10 @@ func (d *Daemon) RetryDeployment(ctx context.Context, id string) (deployer.Deplo
 		if redo == 0 && len(spec.Details) > 0 {
 			return deployer.Errorf(deployer.EINVALID, "deployment %s has nothing to retry: every instance succeeded", id)
 		}
-		spec.Cancel, spec.Reason = false, ""
+		if invalid != nil {
+			return invalid
+		}
+		spec.Cancel, spec.Reason, spec.Failed = false, "", false
 		spec.Attempt, spec.Waves = max(spec.Attempt, 1)+1, 0
 		rec.State = string(deployer.DeploymentQueued)
 		rec.Finished = time.Time{}
@@ -444,7 +470,8 @@ func apiDeployment(rec store.Deployment) (deployer.Deployment, error) {
 		return deployer.Deployment{}, fmt.Errorf("deployment %s: %w", rec.ID, err)
 	}
 	out := deployer.Deployment{ID: rec.ID, Repo: rec.Repo, State: rec.State, Request: spec.Request, Created: rec.Created,
-		Updated: rec.Updated, Counts: map[string]int{}, Instances: make([]deployer.DeploymentInstance, 0, len(spec.Details)), Runs: spec.Runs}
+		Updated: rec.Updated, Counts: map[string]int{}, Instances: make([]deployer.DeploymentInstance, 0, len(spec.Details)), Runs: spec.Runs,
+		Error: spec.Reason}
 	if !rec.Finished.IsZero() {
 		t := rec.Finished
 		out.Finished = &t
@@ -533,6 +560,44 @@ func (w *worker) checkSelection(req deployer.DeployRequest) error {
 			len(refused), matched, strings.Join(shown, "; "), more)
 	}
 	return nil
+}
+
+// checkManifest refuses a deployment (or its retry) while deployer.xml
+// in the checkout is invalid: the daemon deploys no commit with another
+// commit's manifest, so nothing could run; the deployment would end with
+// no instance, which a fleet counts as no match. The refusal is a
+// conflict with the repo's state (HTTP 409, exit 1), naming the commit,
+// the open manifest-invalid intervention and the problems. Like
+// checkSelection it reads the checkout's files on disk, and before the
+// first clone it leaves the decision to the run.
+func (w *worker) checkManifest() error {
+	snap := w.snapshot()
+	if !snap.opened {
+		return nil
+	}
+	dir := filepath.Join(w.d.opts.StateDir, "checkouts", w.cfg.Name)
+	if _, err := manifest.Load(dir, w.manifestOptions()); err != nil {
+		return deployer.Errorf(deployer.ECONFLICT, "%s", w.manifestInvalidNote(snap.head, err, "nothing was deployed"))
+	}
+	return nil
+}
+
+// manifestInvalidNote says that deployer.xml at commit is invalid (err),
+// naming the open manifest-invalid intervention, then outcome (what was
+// not done): a deployment's refusal, or why it failed.
+func (w *worker) manifestInvalidNote(commit string, err error, outcome string) string {
+	iv := ""
+	if open, ok := w.openIntervention(deployer.KindManifestInvalid, ""); ok {
+		iv = fmt.Sprintf(" (manifest-invalid intervention #%d)", open.ID)
+	}
+	problems := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	more := ""
+	if len(problems) > 3 {
+		more = fmt.Sprintf("; and %d more", len(problems)-3)
+		problems = problems[:3]
+	}
+	return fmt.Sprintf("deployer.xml at commit %s is invalid%s: fix it and push; %s (%s%s; check with: deployer validate DIR)",
+		short(commit), iv, outcome, strings.Join(problems, "; "), more)
 }
 
 // noMatch says that a deployment's selection matched none of n instances.

@@ -305,6 +305,9 @@ func printDeployment(w io.Writer, g *globalOptions, d api.Deployment, human stri
 	if d.Request.Reason != "" {
 		printf(w, "  reason %s\n", d.Request.Reason)
 	}
+	if d.Error != "" {
+		printf(w, "  error  %s\n", d.Error)
+	}
 	t := newTable(w)
 	fmt.Fprintln(t, "  INSTANCE\tSTATUS\tCOMMIT\tDETAIL")
 	for _, in := range d.Instances {

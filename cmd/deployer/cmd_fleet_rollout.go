@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -58,7 +57,7 @@ func rolloutSummary(ro api.Rollout) string {
 	counts := rolloutHostCounts(ro)
 	total := 0
 	var parts []string
-	for _, st := range append(slices.Clone(fleet.HostStates), fleet.HostState(rollout.HostConflict)) {
+	for _, st := range rollout.HostStates {
 		if counts[st] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
 		}

@@ -147,16 +147,16 @@ func fileExists(p string) bool {
 // RedactURL hides a password written in a URL (user:xxxxx@); anything
 // else is returned as it is.
 func RedactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil || p.User == nil {
-		return u
-	}
-	if _, ok := p.User.Password(); !ok {
+	if !HasPassword(u) {
 		return u
 	}
 	// the password's place in u as written: what is shown keeps the rest
 	// of u as it was typed ({host} placeholders included)
-	return urlPassword.ReplaceAllString(u, "$1:xxxxx@")
+	if urlPassword.MatchString(u) {
+		return urlPassword.ReplaceAllString(u, "$1:xxxxx@")
+	}
+	p, _ := url.Parse(u) // HasPassword parsed it
+	return p.Redacted()
 }
 
 // urlPassword is the userinfo's password of a URL: after the scheme and

@@ -53,7 +53,6 @@ func Cut(s string, n int) string {
 	return s[:i] + "...(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
-
 // ShownURL is a URL from outside as a message shows it: its password
 // hidden (RedactURL), escaped, cut after 200 characters.
 func ShownURL(u string) string { return deployer.Escape(Cut(RedactURL(u), 200)) }

@@ -135,7 +135,9 @@ The coordinator is the daemon the CLI talks to: the local daemon's socket by
 default, or --coordinator URL (the same as --remote URL) with --token-file.
 It reaches the hosts itself: their URLs must hold from the coordinator's
 machine, and a host's token_file is read there only inside the daemon's
-STATE_DIR/host-tokens (a file name, or a path in it); --ca-file, --cert-file
+STATE_DIR/host-tokens (a file name, or a path in it: a relative token_file of
+an inventory file is sent as written, unless --host-token-dir DIR makes it
+DIR/NAME, sent absolute); --ca-file, --cert-file
 and --key-file are used for https:// hosts (sent as absolute paths).`
 
 // coordinatorFlag registers --coordinator, the daemon that stores and
@@ -168,7 +170,7 @@ func submitFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetDeployOpti
 	case fleet.HasPassword(o.gate.URL):
 		return usageErrorf("--gate-prometheus %s %s", fleet.ShownURL(o.gate.URL), fleet.PasswordRefused)
 	}
-	hosts, err := g.loadFleet(cmd, &o.inv)
+	hosts, err := g.loadFleet(cmd, &o.inv, true)
 	if err != nil {
 		return err
 	}

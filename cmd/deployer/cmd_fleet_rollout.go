@@ -83,6 +83,13 @@ shown with both values by 'fleet show', its host is "conflict" (it does not
 stop the rollback) and the rollback ends failed naming it. Asked again, the
 rollback already submitted is answered. --wait follows it to its end.
 
+The rollback keeps ID's gates: its --bake is waited before each wave after
+the canary, and its --approve waits for 'fleet approve ID-rollback' (one
+approval per gated wave; one given early counts for the next wave, so in
+an emergency approve right after submitting). Nothing here drops them: to
+restore at once without a bake, deploy the previous values as a new rollout
+without --bake and --approve.
+
 Exit status: 0 submitted (with --wait: every value restored), 1 an error, a
 rollout still running, or (with --wait) a rollback that failed, 2 usage.` + coordinatorHelp,
 		Args: cobra.ExactArgs(1),
@@ -143,8 +150,26 @@ and --key-file are used for https:// hosts (sent as absolute paths).`
 // coordinatorFlag registers --coordinator, the daemon that stores and
 // drives rollouts (default: the local daemon).
 func coordinatorFlag(cmd *cobra.Command, g *globalOptions) {
-	cmd.Flags().StringVar(&g.remote, "coordinator", "", "the coordinating daemon's URL (the same as --remote; default the local daemon's socket)")
+	cmd.Flags().Var(coordinatorValue{g}, "coordinator", "the coordinating daemon's URL (the same as --remote; default the local daemon's socket)")
 }
+
+// coordinatorValue is --coordinator: it sets --remote, and the messages
+// about it name --coordinator, the flag the user typed.
+type coordinatorValue struct{ g *globalOptions }
+
+func (v coordinatorValue) String() string {
+	if v.g == nil {
+		return ""
+	}
+	return v.g.remote
+}
+
+func (v coordinatorValue) Set(s string) error {
+	v.g.remote, v.g.remoteFlag = s, "--coordinator"
+	return nil
+}
+
+func (coordinatorValue) Type() string { return "string" }
 
 // submitFleetRollout is fleet deploy without --in-process: the rollout
 // goes to the coordinator, which stores and drives it; --wait follows it.

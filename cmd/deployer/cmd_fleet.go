@@ -159,7 +159,9 @@ and can file Jira issues and send the CLI's own notifications (below).
 Exit status: 0 submitted (with --wait or --in-process: every host succeeded,
 or was no-match and another host deployed), 1 an error, or (with --wait or
 --in-process) a rollout that did not succeed or a selection that matched no
-instance on any host, 2 usage.` + coordinatorHelp + `
+instance on any host, 2 usage (with --in-process too: the canary hosts'
+daemons refused the request at submit, as deploy refuses it for one host, e.g.
+an edit path that matches several elements; nothing was deployed).` + coordinatorHelp + `
 
 With --in-process:
 ` + fleetNotifyHelp + "\n" + fleetJiraHelp,
@@ -325,6 +327,11 @@ func runFleetDeployInProcess(cmd *cobra.Command, g *globalOptions, o *fleetDeplo
 	}
 	if err := printFleetDeployResult(cmd, f, reporter, notifier, progress, res); err != nil {
 		return err
+	}
+	if res.Refused {
+		// a canary daemon refused the request at submit, as deploy is
+		// refused for one host: a usage error, nothing deployed
+		return &statusError{Code: exitUsage, Err: fmt.Errorf("fleet %s: %s", res.ID, res.Stopped)}
 	}
 	if res.NoMatch() {
 		return &statusError{Code: exitError, Err: fleetNoMatch(res, opts.Request)}

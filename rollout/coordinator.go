@@ -47,7 +47,18 @@ type Options struct {
 	// PollFailures is how many polls of a host's deployment in a row may
 	// fail before the host is unreachable; default 30.
 	PollFailures int
+	// CallTimeout bounds each call to a host (its answer read whole
+	// included); default 30s. A call that times out is a failed poll.
+	CallTimeout time.Duration
 }
+
+// MaxAnswer bounds what the coordinator reads of a host's answer.
+const MaxAnswer = 4 << 20
+
+// cancelWait bounds each call to a host once its rollout is cancelled:
+// a host that does not answer within it is left (its deployment may
+// still run there) and the rollout ends.
+const cancelWait = 5 * time.Second
 
 // Coordinator stores and drives rollouts.
 type Coordinator struct {
@@ -58,6 +69,10 @@ type Coordinator struct {
 	ctx     context.Context // Run's, once it runs
 	running map[string]chan struct{}
 	again   map[string]bool // a running driver is to look again before it exits
+	// calls cancels the calls to the hosts of a rollout being driven
+	// (its cancel aborts the ones in flight: a hung host does not hold
+	// the rollout).
+	calls map[string]context.CancelFunc
 	wg      sync.WaitGroup
 
 	// records caches the unfinished rollouts' records (record.go).
@@ -82,7 +97,10 @@ func New(opts Options) *Coordinator {
 	if opts.PollFailures <= 0 {
 		opts.PollFailures = 30
 	}
-	return &Coordinator{opts: opts, log: opts.Logger, running: map[string]chan struct{}{}, again: map[string]bool{}, records: records{m: map[string]cachedRecord{}}}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 30 * time.Second
+	}
+	return &Coordinator{opts: opts, log: opts.Logger, running: map[string]chan struct{}{}, again: map[string]bool{}, calls: map[string]context.CancelFunc{}, records: records{m: map[string]cachedRecord{}}}
 }
 
 // Run resumes every unfinished rollout, drives them and the ones
@@ -169,6 +187,16 @@ func (c *Coordinator) start(id string) {
 			return
 		}
 	}()
+}
+
+// abortCalls ends the calls in flight to the hosts of rollout id.
+func (c *Coordinator) abortCalls(id string) {
+	c.mu.Lock()
+	abort := c.calls[id]
+	c.mu.Unlock()
+	if abort != nil {
+		abort()
+	}
 }
 
 // wake tells id's driver that its record changed.
@@ -499,6 +527,9 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 	})
 	if err != nil {
 		return api.Rollout{}, err
+	}
+	if action == "cancel" {
+		c.abortCalls(id)
 	}
 	c.wake(id)
 	c.start(id) // a retried rollout runs again

@@ -1,0 +1,123 @@
+package rollout_test
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/rollout"
+)
+
+// hostileHost runs h as host h1 on 127.0.0.1 with its token pinned, and a
+// coordinator (call timeout d) that reaches it.
+func hostileHost(t *testing.T, d time.Duration, h http.HandlerFunc) (*rollout.Coordinator, api.RolloutRequest) {
+	t.Helper()
+	st := openStore(t)
+	dir := t.TempDir()
+	srv := newAuthLog(t, h)
+	write(t, filepath.Join(dir, "h1.token"), "tok\n")
+	write(t, filepath.Join(dir, "h1.url"), srv.srv.URL+"\n")
+	c := rollout.New(rollout.Options{Store: st, TokenDir: dir, PollFailures: 2, CallTimeout: d})
+	(&fixture{st: st}).run(t, c)
+	req := request("r-hostile")
+	req.Hosts = []api.RolloutHost{{Name: "h1", Datacenter: "x", URL: srv.srv.URL, TokenFile: "h1.token"}}
+	return c, req
+}
+
+// Attack: a host answered the POST of a deployment with 2000 x 1 MiB and
+// the coordinator read it all (RSS 4 GB). An answer is read up to 4 MiB:
+// the host fails, saying so.
+func TestHostAnswerIsBounded(t *testing.T) {
+	c, req := hostileHost(t, 10*time.Second, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			_, _ = w.Write([]byte(`{"deployments":[]}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"id":"`))
+		chunk := []byte(strings.Repeat("a", 1<<20))
+		for i := 0; i < 64; i++ {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	if _, err := c.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	r := waitEnd(t, c, "r-hostile")
+	if h := r.Hosts[0]; h.State != "failed" || !strings.Contains(h.Error, "answered more than 4 MiB") {
+		t.Errorf("host %s: %q, want failed: answered more than 4 MiB", h.State, h.Error)
+	}
+}
+
+// Attack: a host that never answered left its wave running forever, and
+// fleet cancel did not end the rollout. Every call has a deadline (a
+// host whose calls time out is unreachable after the failed polls), and
+// a cancel ends the calls in flight: the rollout ends within seconds.
+func TestHungHostTimesOutAndCancelEndsTheRollout(t *testing.T) {
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	c, req := hostileHost(t, 200*time.Millisecond, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	})
+	if _, err := c.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	r := waitEnd(t, c, "r-hostile")
+	if h := r.Hosts[0]; h.State != "unreachable" || !strings.Contains(h.Error, "did not answer within 200ms") {
+		t.Errorf("host %s: %q, want unreachable: did not answer", h.State, h.Error)
+	}
+
+	c, req = hostileHost(t, time.Hour, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	})
+	if _, err := c.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	if _, err := c.Action(context.Background(), "r-hostile", "cancel", api.RolloutActionRequest{Who: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	r = waitEnd(t, c, "r-hostile")
+	if r.State != api.RolloutCancelled || time.Since(start) > 5*time.Second {
+		t.Errorf("state %s after %s, want cancelled within seconds", r.State, time.Since(start))
+	}
+
+	// a host that took the deployment and hangs when followed
+	c, req = hostileHost(t, time.Hour, func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/v1/deployments":
+			_, _ = w.Write([]byte(`{"deployments":[]}`))
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/deployments"):
+			_, _ = w.Write([]byte(`{"id":"d000000000000001","state":"running"}`))
+		default:
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+			}
+		}
+	})
+	if _, err := c.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	start = time.Now()
+	if _, err := c.Action(context.Background(), "r-hostile", "cancel", api.RolloutActionRequest{Who: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	r = waitEnd(t, c, "r-hostile")
+	if h := r.Hosts[0]; r.State != api.RolloutCancelled || time.Since(start) > 8*time.Second || h.State != "cancelled" || !strings.Contains(h.Error, "may still run there") {
+		t.Errorf("state %s after %s, host %s %q, want cancelled within seconds", r.State, time.Since(start), h.State, h.Error)
+	}
+}

@@ -73,7 +73,7 @@ type Coordinator struct {
 	// (its cancel aborts the ones in flight: a hung host does not hold
 	// the rollout).
 	calls map[string]context.CancelFunc
-	wg      sync.WaitGroup
+	wg    sync.WaitGroup
 
 	// records caches the unfinished rollouts' records (record.go).
 	records records

@@ -326,6 +326,9 @@ func plan(req api.RolloutRequest) ([]api.RolloutWave, error) {
 	case req.HostBucket < 0 || req.MaxFailedHosts < 0:
 		return nil, invalid("host bucket and max failed hosts must not be negative")
 	}
+	if err := checkCredentials(req); err != nil {
+		return nil, err
+	}
 	if err := checkHosts(req.Hosts); err != nil {
 		return nil, err
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sre-tools/deployer/api"
-	"github.com/sre-tools/deployer/fleet"
 )
 
 // Default Prometheus gate timings.
@@ -280,7 +279,7 @@ func (c *Coordinator) probe(ctx context.Context, r api.Rollout, wi int, p api.HT
 	if n == 0 {
 		return true, "no host deployed so far to probe"
 	}
-	return ok, "GET " + fleet.RedactURL(p.URL) + ": " + strings.Join(parts, ", ")
+	return ok, "GET " + redact(p.URL) + ": " + strings.Join(parts, ", ")
 }
 
 // maxGateBody bounds what the evidence of an HTTP gate keeps of each

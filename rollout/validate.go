@@ -3,6 +3,7 @@ package rollout
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -72,23 +73,23 @@ func checkHosts(hosts []api.RolloutHost) error {
 		names[h.Name] = n
 		u, err := url.Parse(h.URL)
 		if err != nil {
-			return invalid("host %s: url %q: %v", h.Name, fleet.RedactURL(h.URL), err)
+			return invalid("host %s: url %q: %v", h.Name, redact(h.URL), err)
 		}
 		switch u.Scheme {
 		case "http", "https":
 			if u.Host == "" {
-				return invalid("host %s: url %q has no host", h.Name, fleet.RedactURL(h.URL))
+				return invalid("host %s: url %q has no host", h.Name, redact(h.URL))
 			}
 		case "unix":
 			if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
 				return invalid("host %s: url %q: want unix:///absolute/path/to/socket (three slashes)", h.Name, h.URL)
 			}
 		default:
-			return invalid("host %s: url %q: want http://, https:// or unix:///path/to/socket", h.Name, fleet.RedactURL(h.URL))
+			return invalid("host %s: url %q: want http://, https:// or unix:///path/to/socket", h.Name, redact(h.URL))
 		}
 		norm := fleet.NormalURL(h.URL)
 		if first, dup := urls[norm]; dup {
-			return invalid("host %s has the url of host %s (%s): one host listed twice would be deployed twice; give each host once", h.Name, hosts[first-1].Name, fleet.RedactURL(h.URL))
+			return invalid("host %s has the url of host %s (%s): one host listed twice would be deployed twice; give each host once", h.Name, hosts[first-1].Name, redact(h.URL))
 		}
 		urls[norm] = n
 	}
@@ -164,4 +165,60 @@ func cleanText(s string, max int) string {
 // character.
 func isBidi(r rune) bool {
 	return (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) || r == 0x200E || r == 0x200F || r == 0x061C || unicode.Is(unicode.Cf, r) && r != 0x200D
+}
+
+// A URL's password would be stored in the state file and shown (fleet
+// show, the status page, messages, errors): a request carrying one is
+// refused. urlUserinfo is a URL's userinfo as written (a gate's URL with
+// {host} does not parse as a URL).
+var urlUserinfo = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@`)
+
+// noPassword refuses raw, the URL of what, when it carries a password.
+func noPassword(what, raw string) error {
+	m := urlUserinfo.FindStringSubmatch(raw)
+	if m == nil || !strings.Contains(m[1], ":") {
+		return nil
+	}
+	return invalid("%s: url %s carries a password: a URL is stored and shown, its credential would be too; put the credential in a token file under STATE_DIR/host-tokens (a host's token_file) and give the URL without user:password", what, redact(raw))
+}
+
+// redact hides a URL's userinfo whole (a user name may be a token).
+func redact(raw string) string {
+	if m := urlUserinfo.FindStringSubmatchIndex(raw); m != nil {
+		return raw[:m[2]] + "xxxxx" + raw[m[3]:]
+	}
+	return raw
+}
+
+// checkCredentials refuses a request whose host or gate URLs carry a
+// password.
+func checkCredentials(req api.RolloutRequest) error {
+	for _, h := range req.Hosts {
+		if err := noPassword("host "+cut(h.Name), h.URL); err != nil {
+			return err
+		}
+	}
+	if g := req.Prometheus; g != nil {
+		if err := noPassword("prometheus gate (--gate-prometheus)", g.URL); err != nil {
+			return err
+		}
+	}
+	if g := req.HTTP; g != nil {
+		if err := noPassword("http gate (--gate-http)", g.URL); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxShown bounds a name or an id repeated in a message.
+const maxShown = 64
+
+// cut is s fit for a message: quoted with its control and bidirectional
+// characters escaped, its first maxShown characters and "…".
+func cut(s string) string {
+	if utf8.RuneCountInString(s) > maxShown {
+		s = string([]rune(s)[:maxShown]) + "…"
+	}
+	return fmt.Sprintf("%q", s)
 }

@@ -121,3 +121,41 @@ func TestHungHostTimesOutAndCancelEndsTheRollout(t *testing.T) {
 		t.Errorf("state %s after %s, host %s %q, want cancelled within seconds", r.State, time.Since(start), h.State, h.Error)
 	}
 }
+
+// Attack: an inventory host named '127.0.0.1:18199/steal?x=' with
+// --gate-http 'http://{host}/health' had the gate GET the attacker's URL.
+// Host names and datacenters are checked at submit (refused, escaped and
+// cut in the message), and {host} and {dc} are path-escaped with the
+// gate's host and port checked after the replacement.
+func TestHostNamesCheckedAndGateURLsEscaped(t *testing.T) {
+	f := newFixture(t)
+	for _, bad := range []string{"127.0.0.1:18199/steal?x=", "h\x1b[31m", "h\u202egnp", "h\nx", strings.Repeat("a", 10000), ".h", "h:1"} {
+		for _, field := range []string{"name", "datacenter"} {
+			req := request("r-names")
+			if field == "name" {
+				req.Hosts[1].Name = bad
+			} else {
+				req.Hosts[1].Datacenter = bad
+			}
+			req.HTTP = &api.HTTPGate{URL: "http://{host}/health"}
+			_, err := f.c.Submit(context.Background(), req)
+			if api.ErrorKind(err) != api.KindInvalid || !strings.Contains(err.Error(), field) || strings.ContainsAny(err.Error(), "\x1b\n\u202e") || len(err.Error()) > 400 {
+				t.Errorf("%s %q: %v, want refused, escaped and cut", field, bad, err)
+			}
+		}
+	}
+	for _, c := range []struct{ tmpl, host, want string }{
+		{"http://{host}/health", "h1", "http://h1/health"},
+		{"https://{host}.example:8443/{dc}/health", "h1", "https://h1.example:8443/fra/health"},
+		{"http://gate/{host}/health", "a/b?x", "http://gate/a%2Fb%3Fx/health"},
+	} {
+		if got, err := rollout.GateURL(c.tmpl, c.host, "fra"); err != nil || got != c.want {
+			t.Errorf("GateURL(%q, %q) = %q, %v; want %q", c.tmpl, c.host, got, err, c.want)
+		}
+	}
+	for _, host := range []string{"127.0.0.1:18199/steal?x=", "evil.example:1@x", "a#b"} {
+		if got, err := rollout.GateURL("http://{host}/health", host, "fra"); err == nil {
+			t.Errorf("GateURL for host %q = %q, want refused", host, got)
+		}
+	}
+}

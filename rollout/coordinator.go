@@ -358,7 +358,12 @@ func plan(req api.RolloutRequest) ([]api.RolloutWave, error) {
 	}
 	if g := req.HTTP; g != nil {
 		if !strings.HasPrefix(g.URL, "http://") && !strings.HasPrefix(g.URL, "https://") {
-			return nil, invalid("http gate: URL %q: want http:// or https://, with {host} and {dc} for each host's name and datacenter", g.URL)
+			return nil, invalid("http gate: URL %s: want http:// or https://, with {host} and {dc} for each host's name and datacenter", cut(redact(g.URL)))
+		}
+		for _, h := range req.Hosts {
+			if _, err := gateURL(g.URL, h.Name, h.Datacenter); err != nil {
+				return nil, invalid("http gate: %v", err)
+			}
 		}
 		if _, err := duration("gate timeout", g.Timeout, 0); err != nil {
 			return nil, err

@@ -256,8 +256,11 @@ func (c *Coordinator) probe(ctx context.Context, r api.Rollout, wi int, p api.HT
 			continue
 		}
 		n++
-		u := strings.NewReplacer("{host}", h.Host.Name, "{dc}", h.Host.Datacenter).Replace(p.URL)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		var req *http.Request
+		u, err := gateURL(p.URL, h.Host.Name, h.Host.Datacenter)
+		if err == nil {
+			req, err = http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		}
 		var status string
 		if err == nil {
 			var resp *http.Response

@@ -62,8 +62,12 @@ func checkHosts(hosts []api.RolloutHost) error {
 		switch {
 		case strings.TrimSpace(h.Name) == "":
 			return invalid("hosts[%d]: no name: give every host its name", n)
+		case !namePattern.MatchString(h.Name):
+			return invalid("hosts[%d]: name %s: %s", n, cut(h.Name), nameRule)
 		case h.Datacenter == "":
 			return invalid("host %s: no datacenter: give every host its datacenter", h.Name)
+		case !namePattern.MatchString(h.Datacenter):
+			return invalid("host %s: datacenter %s: %s", h.Name, cut(h.Datacenter), nameRule)
 		case h.URL == "":
 			return invalid("host %s: no url (want https://HOST:PORT or unix:///path/to/socket)", h.Name)
 		}
@@ -221,4 +225,42 @@ func cut(s string) string {
 		s = string([]rune(s)[:maxShown]) + "…"
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// namePattern is what a host's name and its datacenter may be: they go
+// into deployment ids, repo names and gate URLs.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+const nameRule = "want a letter or digit, then up to 62 letters, digits, '.', '_' or '-'"
+
+// gateURL is an HTTP gate's URL for host h: {host} and {dc} replaced,
+// path-escaped. A URL whose authority (host and port) the replacement
+// changed otherwise than in place is refused: a host's name does not
+// choose where the gate goes.
+func gateURL(tmpl, host, dc string) (string, error) {
+	rep := strings.NewReplacer("{host}", url.PathEscape(host), "{dc}", url.PathEscape(dc))
+	u := rep.Replace(tmpl)
+	p, err := url.Parse(u)
+	if err != nil {
+		return "", fmt.Errorf("gate url %s for host %s: %v", redact(tmpl), cut(host), err)
+	}
+	if want := rep.Replace(authority(tmpl)); p.Host != want || p.User != nil && !strings.Contains(authority(tmpl), "@") {
+		return "", fmt.Errorf("gate url %s for host %s goes to %s, not %s: refused", redact(tmpl), cut(host), cut(p.Host), cut(want))
+	}
+	return u, nil
+}
+
+// authority is the host and port of URL u as written.
+func authority(u string) string {
+	_, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return rest
 }

@@ -2,6 +2,7 @@ package rollout_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -157,5 +158,25 @@ func TestHostNamesCheckedAndGateURLsEscaped(t *testing.T) {
 		if got, err := rollout.GateURL("http://{host}/health", host, "fra"); err == nil {
 			t.Errorf("GateURL for host %q = %q, want refused", host, got)
 		}
+	}
+}
+
+// Attack: an inventory sent over TCP listed unix:// hosts and the
+// coordinator deployed through local daemons' sockets with no token, its
+// own included. A rollout submitted over TCP (net/http's local address of
+// the request) may not name a unix:// host; over the unix socket it may.
+func TestUnixHostsOnlyFromTheLocalSocket(t *testing.T) {
+	f := newFixture(t)
+	tcp := context.WithValue(context.Background(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8443})
+	for name, ctx := range map[string]context.Context{"tcp": tcp, "no listener": context.Background()} {
+		req := request("r-unix")
+		req.Hosts[1].URL = "UNIX:///run/deployer/deployer.sock"
+		if _, err := f.c.SubmitRollout(ctx, req); api.ErrorKind(err) != api.KindInvalid || !strings.Contains(err.Error(), "submitted over TCP may not name a local socket") {
+			t.Errorf("%s: %v, want refused", name, err)
+		}
+	}
+	unix := context.WithValue(context.Background(), http.LocalAddrContextKey, &net.UnixAddr{Name: "/run/deployer/deployer.sock", Net: "unix"})
+	if _, err := f.c.SubmitRollout(unix, request("r-unix")); err != nil {
+		t.Errorf("over the socket: %v", err)
 	}
 }

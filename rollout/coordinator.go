@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -314,6 +315,24 @@ func (c *Coordinator) Submit(ctx context.Context, req api.RolloutRequest) (api.R
 	return out, nil
 }
 
+// checkLocal refuses unix:// hosts in a request that did not come over
+// the coordinator's own unix socket (net/http tells each request its
+// listener's address): the coordinator reaches a local socket with no
+// token, so only a local operator, who may use those sockets anyway, may
+// name them; over TCP a submitter would deploy through any daemon of the
+// coordinator's machine, the coordinator's own included.
+func checkLocal(ctx context.Context, hosts []api.RolloutHost) error {
+	if a, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr); ok && a.Network() == "unix" {
+		return nil
+	}
+	for _, h := range hosts {
+		if len(h.URL) >= 5 && strings.EqualFold(h.URL[:5], "unix:") {
+			return invalid("host %s: url %s: a rollout submitted over TCP may not name a local socket (the coordinator would deploy through it with no token); give the host's https:// URL and its token file, or submit on the coordinator's machine over its socket", cut(h.Name), cut(h.URL))
+		}
+	}
+	return nil
+}
+
 // plan checks req and makes its waves with their gates.
 func plan(req api.RolloutRequest) ([]api.RolloutWave, error) {
 	switch {
@@ -424,8 +443,12 @@ func decodeRecord(rec store.Rollout) (api.Rollout, error) {
 
 var _ api.RolloutBackend = (*Coordinator)(nil)
 
-// SubmitRollout is Submit, for the API.
+// SubmitRollout is Submit, for the API: a request that came over TCP
+// may not name unix:// hosts (checkLocal).
 func (c *Coordinator) SubmitRollout(ctx context.Context, req api.RolloutRequest) (api.Rollout, error) {
+	if err := checkLocal(ctx, req.Hosts); err != nil {
+		return api.Rollout{}, err
+	}
 	return c.Submit(ctx, req)
 }
 

@@ -180,3 +180,32 @@ func TestUnixHostsOnlyFromTheLocalSocket(t *testing.T) {
 		t.Errorf("over the socket: %v", err)
 	}
 }
+
+// Attack: one host listed three times in a wave through aliases of its
+// socket path (/h1/./d.sock, //h1/d.sock, /h1/../h1/d.sock) was deployed
+// three times. The duplicate check compares canonical URLs.
+func TestDuplicateHostsCompareCanonicalURLs(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range [][2]string{
+		{"unix:///h1/d.sock", "unix:///h1/./d.sock"},
+		{"unix:///h1/d.sock", "unix:////h1/d.sock"},
+		{"unix:///h1/d.sock", "unix:///h1/../h1/d.sock"},
+		{"https://h1.example:8443/", "HTTPS://H1.Example.:8443/."},
+		{"http://h1", "http://h1:80/"},
+		{"https://h1/api", "https://h1:443/api/x/../"},
+	} {
+		if a, b := rollout.CanonicalURL(c[0]), rollout.CanonicalURL(c[1]); a != b {
+			t.Errorf("%s is %s, %s is %s: want the same", c[0], a, c[1], b)
+		}
+		req := request("r-dup")
+		req.Hosts[0].URL, req.Hosts[1].URL = c[0], c[1]
+		if _, err := f.c.Submit(context.Background(), req); api.ErrorKind(err) != api.KindInvalid || !strings.Contains(err.Error(), "has the url of host") {
+			t.Errorf("%s and %s: %v, want refused as one host twice", c[0], c[1], err)
+		}
+	}
+	for _, c := range [][2]string{{"http://h1", "https://h1"}, {"http://h1:8080", "http://h1:8081"}, {"unix:///h1/d.sock", "unix:///h2/d.sock"}} {
+		if a, b := rollout.CanonicalURL(c[0]), rollout.CanonicalURL(c[1]); a == b {
+			t.Errorf("%s and %s both %s: want different", c[0], c[1], a)
+		}
+	}
+}

@@ -15,3 +15,6 @@ var CleanText = cleanText
 
 // GateURL is gateURL, for tests.
 var GateURL = gateURL
+
+// CanonicalURL is canonicalURL, for tests.
+var CanonicalURL = canonicalURL

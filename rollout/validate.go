@@ -2,7 +2,10 @@ package rollout
 
 import (
 	"fmt"
+	"net"
 	"net/url"
+	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -10,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/sre-tools/deployer/api"
-	"github.com/sre-tools/deployer/fleet"
 )
 
 // MaxHosts bounds the hosts of one rollout: the coordinator follows every
@@ -91,7 +93,7 @@ func checkHosts(hosts []api.RolloutHost) error {
 		default:
 			return invalid("host %s: url %q: want http://, https:// or unix:///path/to/socket", h.Name, redact(h.URL))
 		}
-		norm := fleet.NormalURL(h.URL)
+		norm := canonicalURL(h.URL)
 		if first, dup := urls[norm]; dup {
 			return invalid("host %s has the url of host %s (%s): one host listed twice would be deployed twice; give each host once", h.Name, hosts[first-1].Name, redact(h.URL))
 		}
@@ -263,4 +265,32 @@ func authority(u string) string {
 		rest = rest[i+1:]
 	}
 	return rest
+}
+
+// canonicalURL is a host's URL as the coordinator reaches it, so that
+// two spellings of one host compare equal: a unix socket's path cleaned
+// (/h1/./d.sock, //h1/d.sock, /h1/../h1/d.sock are /h1/d.sock); an
+// http(s) URL's scheme and host lower-cased, without its trailing dot,
+// its default port written, its path cleaned without a trailing slash.
+func canonicalURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return raw
+	}
+	switch scheme := strings.ToLower(u.Scheme); scheme {
+	case "unix":
+		return "unix://" + filepath.Clean("/"+u.Path)
+	case "http", "https":
+		host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[scheme]
+		}
+		p := ""
+		if u.Path != "" {
+			p = strings.TrimRight(path.Clean("/"+u.Path), "/")
+		}
+		return scheme + "://" + net.JoinHostPort(host, port) + p
+	}
+	return raw
 }

@@ -209,3 +209,39 @@ func TestDuplicateHostsCompareCanonicalURLs(t *testing.T) {
 		}
 	}
 }
+
+// Attack: the coordinator recorded whatever deployment id a host answered
+// ('../../../../tmp/PWNED') and took any repo name ('../../v1/rollouts').
+// A host's answer with an id that is not a deployment id fails the host;
+// a repo name is checked at submit as a daemon's config checks it.
+func TestHostAnsweredIDsAndRepoNamesChecked(t *testing.T) {
+	for _, answer := range []string{`{"id":"../../../../tmp/PWNED","state":"running"}`, `{"id":"","state":"running"}`} {
+		c, req := hostileHost(t, 10*time.Second, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && r.URL.Path == "/v1/deployments" {
+				_, _ = w.Write([]byte(`{"deployments":[]}`))
+				return
+			}
+			_, _ = w.Write([]byte(answer))
+		})
+		if _, err := c.Submit(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		r := waitEnd(t, c, "r-hostile")
+		if h := r.Hosts[0]; h.State != "failed" || !strings.Contains(h.Error, "not a deployment id: refused") || strings.Contains(h.Deployment, "PWNED") {
+			t.Errorf("answer %s: host %s %q deployment %q, want failed: not a deployment id", answer, h.State, h.Error, h.Deployment)
+		}
+	}
+	f := newFixture(t)
+	for _, repo := range []string{"../../v1/rollouts", "..", "cc/x", "cc\x1b", "{host}/x"} {
+		req := request("r-repo")
+		req.Repo = repo
+		if _, err := f.c.Submit(context.Background(), req); api.ErrorKind(err) != api.KindInvalid || !strings.Contains(err.Error(), "repo") || strings.Contains(err.Error(), "\x1b") {
+			t.Errorf("repo %q: %v, want refused", repo, err)
+		}
+	}
+	req := request("r-repo")
+	req.Repo = "cc-{dc}.{host}"
+	if _, err := f.c.Submit(context.Background(), req); err != nil {
+		t.Errorf("repo with placeholders: %v", err)
+	}
+}

@@ -340,6 +340,8 @@ func plan(req api.RolloutRequest) ([]api.RolloutWave, error) {
 		return nil, invalid("no hosts: give the inventory's hosts")
 	case req.Repo == "":
 		return nil, invalid("no repo")
+	case !repoPattern.MatchString(strings.NewReplacer("{host}", "h", "{dc}", "dc").Replace(req.Repo)) || req.Repo == "." || req.Repo == "..":
+		return nil, invalid("repo %s: use letters, digits, '.', '_' and '-' only (as a repo's name in the daemon's config), with {host} and {dc} for each host's name and datacenter", cut(req.Repo))
 	case req.Request.Select == "":
 		return nil, invalid("no select glob (e.g. 'instances/*.xml')")
 	case req.HostBucket < 0 || req.MaxFailedHosts < 0:
@@ -699,7 +701,7 @@ func (c *Coordinator) refresh(ctx context.Context, id string, force bool) {
 				return
 			}
 			dep, err := d.Deployment(ctx, h.Deployment)
-			if err != nil || dep.State != string(deployer.DeploymentSucceeded) || dep.Finished == nil {
+			if err != nil || dep.ID != h.Deployment || dep.State != string(deployer.DeploymentSucceeded) || dep.Finished == nil {
 				return
 			}
 			mu.Lock()

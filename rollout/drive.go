@@ -358,6 +358,10 @@ func (c *Coordinator) runHost(base, ctx context.Context, r api.Rollout, hi int) 
 		}
 		for _, dep := range ds {
 			if dep.Request.Fleet == id {
+				if err := checkAnswered(dep, ""); err != nil {
+					fail(fleet.HostFailed, fmt.Errorf("list deployments of rollout %s: %w", id, err))
+					return
+				}
 				depID = dep.ID
 			}
 		}
@@ -385,6 +389,10 @@ func (c *Coordinator) runHost(base, ctx context.Context, r api.Rollout, hi int) 
 					st = fleet.HostNoMatch
 				}
 				fail(st, fmt.Errorf("deploy: %w", err))
+				return
+			}
+			if err := checkAnswered(dep, ""); err != nil {
+				fail(fleet.HostFailed, fmt.Errorf("deploy: %w", err))
 				return
 			}
 			depID = dep.ID
@@ -418,6 +426,9 @@ func (c *Coordinator) retryHost(ctx context.Context, r api.Rollout, hi int, d fl
 	dep, err := ha.DeploymentAction(ctx, h.Deployment, "retry")
 	if ctx.Err() != nil {
 		return false
+	}
+	if err == nil {
+		err = checkAnswered(dep, h.Deployment)
 	}
 	asked := err == nil || (api.ErrorKind(err) == api.KindInvalid && alreadyRetried.MatchString(err.Error()))
 	if !asked {
@@ -468,6 +479,14 @@ func (c *Coordinator) follow(base, ctx context.Context, id string, hi int, d fle
 		dep, err := d.Deployment(ctx, depID)
 		if ctx.Err() != nil {
 			continue
+		}
+		if err == nil {
+			if err = checkAnswered(dep, depID); err != nil {
+				_, _ = c.setHost(id, hi, func(hs *api.RolloutHostState) {
+					hs.State, hs.Error = string(fleet.HostFailed), fmt.Sprintf("follow deployment %s: %v", depID, err)
+				})
+				return
+			}
 		}
 		if err != nil {
 			if misses++; misses >= c.opts.PollFailures {
@@ -566,6 +585,9 @@ func (c *Coordinator) followCancelled(base context.Context, id string, hi int, d
 		dep, err := call(func(ctx context.Context) (api.Deployment, error) { return d.Deployment(ctx, depID) })
 		if base.Err() != nil {
 			return
+		}
+		if err == nil {
+			err = checkAnswered(dep, depID)
 		}
 		if err != nil {
 			gone(err)

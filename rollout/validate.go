@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 )
 
@@ -293,4 +294,25 @@ func canonicalURL(raw string) string {
 		return scheme + "://" + net.JoinHostPort(host, port) + p
 	}
 	return raw
+}
+
+// repoPattern is a repo's name as a daemon's config takes it.
+var repoPattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// daemonID is the form of the ids a daemon gives its deployments.
+var daemonID = regexp.MustCompile(`^d[0-9]{1,20}$`)
+
+// checkAnswered refuses a deployment a host answered whose id is not a
+// deployment id (a client's or the daemon's own form), or not want when
+// want is set: the coordinator records it and puts it in URLs.
+func checkAnswered(dep api.Deployment, want string) error {
+	switch {
+	case want != "" && dep.ID != want:
+		return fmt.Errorf("the host answered deployment %s for %s: refused", cut(dep.ID), cut(want))
+	case daemonID.MatchString(dep.ID):
+		return nil
+	case deployer.CheckDeploymentID(dep.ID) != nil:
+		return fmt.Errorf("the host answered deployment id %s, not a deployment id: refused", cut(dep.ID))
+	}
+	return nil
 }

@@ -245,3 +245,48 @@ func TestHostAnsweredIDsAndRepoNamesChecked(t *testing.T) {
 		t.Errorf("repo with placeholders: %v", err)
 	}
 }
+
+// Attack: who and reason took newlines, ANSI and U+202E into the Slack
+// 'by:' line; a 10,000-character id came back whole in a 400. Who and
+// reason are one clean, bounded line; an id in a message is cut.
+func TestWhoReasonOneLineAndIDsCut(t *testing.T) {
+	f := newFixture(t)
+	req := request("r-who")
+	req.Request.Who = "alice\nby: bob\x1b[2J\u202eevil" + strings.Repeat("w", 1000)
+	req.Request.Reason = "fix\r\nspoofed line"
+	r, err := f.c.Submit(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{r.Who, r.Request.Request.Who, r.Request.Request.Reason, r.Events[0].What} {
+		if strings.ContainsAny(s, "\n\r\x1b\u202e") || len(s) > 400 {
+			t.Errorf("%q: want one clean line, bounded", s)
+		}
+	}
+	_, err = f.c.Action(context.Background(), "r-who", "pause", api.RolloutActionRequest{Who: "m\nallory", Reason: "x\u202ey"})
+	if err == nil {
+		r, _ = f.c.Get("r-who")
+		if last := r.Events[len(r.Events)-1].What; strings.ContainsAny(last, "\n\u202e") {
+			t.Errorf("pause event %q", last)
+		}
+	}
+	long := strings.Repeat("x", 10000)
+	for _, e := range []error{
+		func() error {
+			_, err := f.c.Submit(context.Background(), api.RolloutRequest{ID: long + "/"})
+			return err
+		}(),
+		func() error {
+			_, err := f.c.Action(context.Background(), long+"/", "pause", api.RolloutActionRequest{})
+			return err
+		}(),
+		func() error {
+			_, err := f.c.Action(context.Background(), "r-who", long, api.RolloutActionRequest{})
+			return err
+		}(),
+	} {
+		if e == nil || len(e.Error()) > 400 || !strings.Contains(e.Error(), "…") {
+			t.Errorf("%.200v: want an error with the id cut", e)
+		}
+	}
+}

@@ -253,7 +253,7 @@ func duration(flag, s string, def time.Duration) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
-		return 0, invalid("%s %q: want a duration such as 30s or 10m", flag, s)
+		return 0, invalid("%s %s: want a duration such as 30s or 10m", flag, cut(s))
 	}
 	return d, nil
 }
@@ -265,8 +265,9 @@ func (c *Coordinator) Submit(ctx context.Context, req api.RolloutRequest) (api.R
 	if req.ID == "" {
 		req.ID = NewID(c.opts.Now())
 	}
+	req.Request.Who, req.Request.Reason = oneLine(req.Request.Who), oneLine(req.Request.Reason)
 	if !idPattern.MatchString(req.ID) || req.ID == "." || req.ID == ".." {
-		return api.Rollout{}, invalid("rollout id %q: want 1 to 64 letters, digits, '.', '_' and '-', not '.' or '..' (the API's paths would not reach it)", req.ID)
+		return api.Rollout{}, invalid("rollout id %s: want 1 to 64 letters, digits, '.', '_' and '-', not '.' or '..' (the API's paths would not reach it)", cut(req.ID))
 	}
 	if existing, err := c.Get(req.ID); err == nil {
 		return existing, nil
@@ -500,6 +501,7 @@ func (c *Coordinator) event(r *api.Rollout, format string, args ...any) {
 
 // Action pauses, resumes, cancels or approves rollout id.
 func (c *Coordinator) Action(ctx context.Context, id, action string, req api.RolloutActionRequest) (api.Rollout, error) {
+	req.Who, req.Reason = oneLine(req.Who), oneLine(req.Reason)
 	who := whoOr(req.Who)
 	why := reasonOf(req.Reason)
 	if action == "rollback" {
@@ -554,7 +556,7 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 			g.Approved = who
 			c.event(r, "approved by %s%s", who, why)
 		default:
-			return deployer.Errorf(deployer.ENOTFOUND, "no action %q on rollouts (pause, resume, cancel, approve, retry, rollback)", action)
+			return deployer.Errorf(deployer.ENOTFOUND, "no action %s on rollouts (pause, resume, cancel, approve, retry, rollback)", cut(action))
 		}
 		return nil
 	})

@@ -247,7 +247,7 @@ func gateURL(tmpl, host, dc string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("gate url %s for host %s: %v", redact(tmpl), cut(host), err)
 	}
-	if want := rep.Replace(authority(tmpl)); p.Host != want || p.User != nil && !strings.Contains(authority(tmpl), "@") {
+	if want := rep.Replace(authority(tmpl)); p.Host != want || p.User != nil && !urlUserinfo.MatchString(tmpl) {
 		return "", fmt.Errorf("gate url %s for host %s goes to %s, not %s: refused", redact(tmpl), cut(host), cut(p.Host), cut(want))
 	}
 	return u, nil
@@ -315,4 +315,28 @@ func checkAnswered(dep api.Deployment, want string) error {
 		return fmt.Errorf("the host answered deployment id %s, not a deployment id: refused", cut(dep.ID))
 	}
 	return nil
+}
+
+// maxWho bounds who asked and why, as stored and shown.
+const maxWho = 256
+
+// oneLine is who or a reason fit for one line of a message: line breaks,
+// tabs, control and bidirectional characters replaced by U+FFFD, cut to
+// maxWho bytes.
+func oneLine(s string) string {
+	return cleanText(strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' || r == '\u2028' || r == '\u2029' {
+			return '\uFFFD'
+		}
+		return r
+	}, s), maxWho)
+}
+
+// shownID is a rollout id for a message: as is when it is one, else
+// quoted, escaped and cut.
+func shownID(id string) string {
+	if idPattern.MatchString(id) {
+		return id
+	}
+	return cut(id)
 }

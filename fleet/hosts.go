@@ -113,7 +113,8 @@ func syntaxProblem(source string, err error) string {
 // lineHost is a host and the line it starts on.
 type lineHost struct {
 	Host
-	line int
+	line  int
+	index int // in the inventory's list of hosts, from 0
 }
 
 type hostParser struct {
@@ -159,8 +160,9 @@ func (p *hostParser) document(root *yaml.Node) []lineHost {
 
 func (p *hostParser) list(list *yaml.Node) []lineHost {
 	hosts := make([]lineHost, 0, len(list.Content))
-	for _, n := range list.Content {
+	for i, n := range list.Content {
 		if h, ok := p.host(n); ok {
+			h.index = i
 			hosts = append(hosts, h)
 		}
 	}
@@ -239,53 +241,86 @@ func (p *hostParser) validate(hosts []lineHost) {
 	first := map[string]int{}
 	urls := map[string]lineHost{}
 	for _, h := range hosts {
+		name := Shown(h.Name) // text from the inventory: escaped and cut in every message
 		if h.URL != "" {
-			n := NormalURL(h.URL)
+			n := CanonicalURL(h.URL)
 			if o, dup := urls[n]; dup {
-				p.bad(h.line, "host %q has the url of host %q (line %d): %s; one host listed twice would be deployed twice", h.Name, o.Name, o.line, RedactURL(h.URL))
+				p.bad(h.line, "host \"%s\" has the url of host \"%s\" (line %d): %s; one host listed twice would be deployed twice", name, Shown(o.Name), o.line, ShownURL(h.URL))
 			} else {
 				urls[n] = h
 			}
 		}
-		if h.Name == "" {
-			p.bad(h.line, "host without a name")
-		} else if line, dup := first[h.Name]; dup {
-			p.bad(h.line, "host %q is listed twice (first at line %d)", h.Name, line)
-		} else {
-			first[h.Name] = h.line
+		switch {
+		case h.Name == "":
+			p.bad(h.line, "host without a name (host [%d] of the list)", h.index)
+		case !ValidName(h.Name):
+			p.bad(h.line, "host [%d]: name \"%s\": %s", h.index, name, nameRule)
+		default:
+			if line, dup := first[h.Name]; dup {
+				p.bad(h.line, "host \"%s\" is listed twice (first at line %d)", name, line)
+			} else {
+				first[h.Name] = h.line
+			}
 		}
-		if h.Datacenter == "" {
-			p.bad(h.line, "host %q has no datacenter", h.Name)
+		switch {
+		case h.Datacenter == "":
+			p.bad(h.line, "host \"%s\" has no datacenter", name)
+		case !ValidName(h.Datacenter):
+			p.bad(h.line, "host [%d] \"%s\": datacenter \"%s\": %s", h.index, name, Shown(h.Datacenter), nameRule)
+		}
+		if msg := checkLabels(h.Labels); msg != "" {
+			p.bad(h.line, "host [%d] \"%s\": %s", h.index, name, msg)
 		}
 		if msg := checkURL(h.Host); msg != "" {
-			p.bad(h.line, "host %q: %s", h.Name, msg)
+			p.bad(h.line, "host \"%s\": %s", name, msg)
 		}
 	}
 }
 
+// nameRule says what a host name or datacenter may be (NamePattern).
+const nameRule = "want a letter or digit, then up to 62 letters, digits, '.', '_' and '-'"
+
+// checkLabels says what is wrong with a host's labels, "" when nothing is:
+// a key and a value are one line each, bounded.
+func checkLabels(labels map[string]string) string {
+	for k, v := range labels {
+		switch {
+		case k == "" || len(k) > maxLabelKey || !singleLine(k):
+			return fmt.Sprintf("label \"%s\": want a key of 1 to %d characters on one line (no control characters)", Shown(k), maxLabelKey)
+		case len(v) > maxLabelValue || !singleLine(v):
+			return fmt.Sprintf("label %s=\"%s\": want a value of at most %d characters on one line (no control characters)", Shown(k), Shown(v), maxLabelValue)
+		}
+	}
+	return ""
+}
+
 // checkURL says what is wrong with a host's URL, "" when nothing is.
 func checkURL(h Host) string {
+	shown := ShownURL(h.URL)
 	if h.URL == "" {
 		return "no url (want https://HOST:PORT or unix:///path/to/socket)"
 	}
+	if HasPassword(h.URL) {
+		return fmt.Sprintf("url \"%s\" %s (token_file, or --host-token-dir)", shown, PasswordRefused)
+	}
 	u, err := url.Parse(h.URL)
 	if err != nil {
-		return fmt.Sprintf("url %q: %v", h.URL, err)
+		return fmt.Sprintf("url \"%s\": does not parse as a URL", shown)
 	}
 	switch u.Scheme {
 	case "http", "https":
 		if u.Host == "" {
-			return fmt.Sprintf("url %q has no host", h.URL)
+			return fmt.Sprintf("url \"%s\" has no host", shown)
 		}
 		if h.TokenFile == "" && u.Scheme == "http" {
-			return fmt.Sprintf("url %q needs token_file: a daemon's TCP API wants a bearer token", h.URL)
+			return fmt.Sprintf("url \"%s\" needs token_file: a daemon's TCP API wants a bearer token", shown)
 		}
 	case "unix":
 		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
-			return fmt.Sprintf("url %q: want unix:///absolute/path/to/socket (three slashes)", h.URL)
+			return fmt.Sprintf("url \"%s\": want unix:///absolute/path/to/socket (three slashes)", shown)
 		}
 	default:
-		return fmt.Sprintf("url %q: want http://, https:// or unix:///path/to/socket", h.URL)
+		return fmt.Sprintf("url \"%s\": want http://, https:// or unix:///path/to/socket", shown)
 	}
 	return ""
 }

@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/certs"
 )
 
@@ -91,11 +92,20 @@ func (s Source) Load(ctx context.Context) ([]Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	hosts, err := parseHosts(RedactURL(s.Location), data, s.Map)
+	from := ShownURL(s.Location)
+	hosts, err := parseHosts(from, data, s.Map)
 	if err != nil {
 		return nil, err
 	}
-	return s.hostTokens(RedactURL(s.Location), hosts)
+	for i, h := range hosts {
+		// a remote inventory does not choose a socket of this machine
+		// (the local daemon's own, reached with no token)
+		if strings.HasPrefix(strings.ToLower(h.URL), "unix:") {
+			return nil, fmt.Errorf("%w: %s: host [%d] %s: url %s: an inventory URL may not name local sockets: use a file inventory",
+				ErrInvalidHosts, from, i, Shown(h.Name), ShownURL(h.URL))
+		}
+	}
+	return s.hostTokens(from, hosts)
 }
 
 // hostTokens places the hosts' token files in s.HostTokenDir, each used
@@ -107,18 +117,16 @@ func (s Source) hostTokens(from string, hosts []Host) ([]Host, error) {
 	for i, h := range hosts {
 		switch {
 		case s.HostTokenDir == "" && h.TokenFile != "":
-			return nil, fmt.Errorf("%w: %s: host %s names token_file %q, and an inventory URL may not choose files on this machine: put the hosts' tokens in a directory and give --host-token-dir DIR (token_file is then a file name in DIR; a host without one uses DIR/%s.token), or use a client certificate over https",
-				ErrInvalidHosts, from, h.Name, h.TokenFile, h.Name)
+			return nil, fmt.Errorf("%w: %s: host %s names token_file %s, and an inventory URL may not choose files on this machine: put the hosts' tokens in a directory and give --host-token-dir DIR (token_file is then a file name in DIR; a host without one uses DIR/%s.token), or use a client certificate over https",
+				ErrInvalidHosts, from, Shown(h.Name), Shown(h.TokenFile), Shown(h.Name))
 		case s.HostTokenDir == "":
 		case h.TokenFile != "":
-			name := h.TokenFile
-			if name != filepath.Base(name) || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
-				return nil, fmt.Errorf("%w: %s: host %s: token_file %q: with --host-token-dir it is a file name in %s, not a path", ErrInvalidHosts, from, h.Name, name, s.HostTokenDir)
-			}
-			if err := CheckTokenPin(s.HostTokenDir, name, h.Name, h.URL); err != nil {
+			// a path in DIR, cleaned: one that leads out of it is refused
+			// (CheckTokenPin), whatever pins are there
+			if err := CheckTokenPin(s.HostTokenDir, h.TokenFile, h.Name, h.URL); err != nil {
 				return nil, fmt.Errorf("%w: %s: %v", ErrInvalidHosts, from, err)
 			}
-			hosts[i].TokenFile = filepath.Join(s.HostTokenDir, name)
+			hosts[i].TokenFile = filepath.Join(s.HostTokenDir, filepath.Clean(h.TokenFile))
 		default:
 			if p := filepath.Join(s.HostTokenDir, h.Name+".token"); fileExists(p) {
 				if err := CheckTokenPin(s.HostTokenDir, h.Name+".token", h.Name, h.URL); err != nil {
@@ -139,16 +147,16 @@ func fileExists(p string) bool {
 // RedactURL hides a password written in a URL (user:xxxxx@); anything
 // else is returned as it is.
 func RedactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil || p.User == nil {
-		return u
-	}
-	if _, ok := p.User.Password(); !ok {
+	if !HasPassword(u) {
 		return u
 	}
 	// the password's place in u as written: what is shown keeps the rest
 	// of u as it was typed ({host} placeholders included)
-	return urlPassword.ReplaceAllString(u, "$1:xxxxx@")
+	if urlPassword.MatchString(u) {
+		return urlPassword.ReplaceAllString(u, "$1:xxxxx@")
+	}
+	p, _ := url.Parse(u) // HasPassword parsed it
+	return p.Redacted()
 }
 
 // urlPassword is the userinfo's password of a URL: after the scheme and
@@ -213,7 +221,7 @@ func (s Source) fetch(ctx context.Context) ([]byte, error) {
 	if timeout <= 0 {
 		timeout = DefaultInventoryTimeout
 	}
-	shown := RedactURL(s.Location)
+	shown := ShownURL(s.Location)
 	fetchCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	backoff := inventoryBackoff
@@ -281,7 +289,8 @@ func (s Source) get(ctx context.Context, client *http.Client, header, shown stri
 		return nil, false, fmt.Errorf("%s answered %s: give the inventory's credentials with --inventory-token-file (bearer) or --inventory-basic-auth-file (user:password), or check them", shown, resp.Status)
 	case resp.StatusCode/100 != 2:
 		retry := resp.StatusCode/100 == 5 || resp.StatusCode == http.StatusTooManyRequests
-		return nil, retry, fmt.Errorf("%s answered %s: %.200s", shown, resp.Status, strings.TrimSpace(string(data)))
+		// the body is the server's text: escaped and cut
+		return nil, retry, fmt.Errorf("%s answered %s: %s", shown, deployer.Escape(resp.Status), deployer.Escape(Cut(strings.TrimSpace(string(data)), 200)))
 	case len(data) > maxInventory:
 		return nil, false, fmt.Errorf("%s answered more than %d bytes", shown, maxInventory)
 	}
@@ -433,7 +442,7 @@ func (p *hostParser) mapped(root *yaml.Node, m InventoryMap) []lineHost {
 	}
 	hosts := make([]lineHost, 0, len(list.Content))
 	for i, n := range list.Content {
-		h := lineHost{line: n.Line}
+		h := lineHost{line: n.Line, index: i}
 		if n.Kind != yaml.MappingNode {
 			p.bad(n.Line, "%s[%d]: a host is a mapping", hostsPath, i)
 			continue

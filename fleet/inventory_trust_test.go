@@ -37,7 +37,7 @@ func TestInventoryURLNeverChoosesTokenFiles(t *testing.T) {
 	}
 	dir := t.TempDir()
 	_, err = fleet.Source{Location: srv.URL + "/path", HostTokenDir: dir}.Load(ctx)
-	if err == nil || !strings.Contains(err.Error(), "not a path") {
+	if err == nil || !strings.Contains(err.Error(), "is not inside the token directory") {
 		t.Fatalf("a path as token_file with --host-token-dir: got %v, want refused", err)
 	}
 	for f, data := range map[string]string{"h1.tok": "t1", "h2.token": "t2", "h1.url": "http://127.0.0.1:1/", "h2.url": "https://127.0.0.1:2"} {
@@ -63,7 +63,7 @@ func TestInventoryRedirectKeepsCredentialsHome(t *testing.T) {
 		mu.Lock()
 		leaked = append(leaked, r.Header.Get("Authorization"))
 		mu.Unlock()
-		_, _ = w.Write([]byte(`{"hosts": [{"name": "h", "datacenter": "d", "url": "unix:///x.sock"}]}`))
+		_, _ = w.Write([]byte(`{"hosts": [{"name": "h", "datacenter": "d", "url": "https://x.example:8443"}]}`))
 	}))
 	defer other.Close()
 	home := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -77,7 +77,7 @@ func TestInventoryRedirectKeepsCredentialsHome(t *testing.T) {
 				http.Error(w, "no token", http.StatusUnauthorized)
 				return
 			}
-			_, _ = w.Write([]byte(`{"hosts": [{"name": "h", "datacenter": "d", "url": "unix:///x.sock"}]}`))
+			_, _ = w.Write([]byte(`{"hosts": [{"name": "h", "datacenter": "d", "url": "https://x.example:8443"}]}`))
 		}
 	}))
 	defer home.Close()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,35 +21,8 @@ import (
 // maxPin bounds a .url pin file.
 const maxPin = 4096
 
-// NormalURL is u as hosts are compared: scheme and host lower-case, the
-// default port made explicit, the path without trailing slashes, no
-// query, fragment or userinfo. A URL that does not parse is returned as
-// it is.
-func NormalURL(u string) string {
-	p, err := url.Parse(strings.TrimSpace(u))
-	if err != nil {
-		return u
-	}
-	scheme := strings.ToLower(p.Scheme)
-	host := strings.ToLower(p.Hostname())
-	port := p.Port()
-	if port == "" {
-		switch scheme {
-		case "http":
-			port = "80"
-		case "https":
-			port = "443"
-		}
-	}
-	if port != "" {
-		if strings.Contains(host, ":") {
-			host = "[" + host + "]"
-		}
-		host += ":" + port
-	}
-	path := strings.TrimRight(p.Path, "/")
-	return scheme + "://" + host + path
-}
+// NormalURL is CanonicalURL: u as hosts and pins are compared.
+func NormalURL(u string) string { return CanonicalURL(u) }
 
 // PinFile is the pin beside token file rel (a path in the token
 // directory): rel without its extension, plus ".url".
@@ -62,6 +34,14 @@ func PinFile(rel string) string {
 // hostURL: nil when dir's pin beside it names the same URL. The pin is
 // read through an os.Root (a symlink cannot lead out of dir).
 func CheckTokenPin(dir, rel, host, hostURL string) error {
+	host = Shown(host)
+	if !filepath.IsLocal(rel) {
+		// a path that leads out of dir (../, or absolute): no pin of dir
+		// could vouch for it, and none is asked for
+		return fmt.Errorf("host %s: token file %s is not inside the token directory %s: name a file in it (its owner puts the host's token there, with its URL pinned beside it)",
+			host, Shown(rel), dir)
+	}
+	rel = filepath.Clean(rel)
 	pin := PinFile(rel)
 	f, err := os.OpenInRoot(dir, pin)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -82,7 +62,7 @@ func CheckTokenPin(dir, rel, host, hostURL string) error {
 	}
 	if NormalURL(pinned) != NormalURL(hostURL) {
 		return fmt.Errorf("host %s: url %s is not the URL its token file %s is pinned to (%s, in %s): give the host its pinned URL, or, if the host moved, its owner writes the new URL in %s",
-			host, RedactURL(hostURL), rel, RedactURL(pinned), filepath.Join(dir, pin), filepath.Join(dir, pin))
+			host, ShownURL(hostURL), Shown(rel), ShownURL(pinned), filepath.Join(dir, pin), filepath.Join(dir, pin))
 	}
 	return nil
 }

@@ -721,25 +721,41 @@ func TestRunsShowInterrupted(t *testing.T) {
 // and a malformed map are usage errors; the token never shows.
 func TestFleetInventoryFlags(t *testing.T) {
 	const token = "inv-token-c15"
-	ok := serveBackend(t, fleetStatusBackend{fleet: "f-1", state: "succeeded"})
-	canary := serveBackend(t, fleetStatusBackend{fleet: "f-1", state: "failed"})
+	// an inventory URL may not name sockets: the hosts are served over
+	// TCP, their tokens in --host-token-dir, pinned to their URLs
+	tokDir := t.TempDir()
+	serveTCP := func(name string, b api.Backend) string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := api.NewHTTPServer((&api.Server{Backend: b, Token: name + "-token"}).Handler(true))
+		go hs.Serve(l)
+		t.Cleanup(func() { hs.Close() })
+		u := "http://" + l.Addr().String()
+		writeFile(t, filepath.Join(tokDir, name+".token"), name+"-token\n")
+		writeFile(t, filepath.Join(tokDir, name+".url"), u+"\n")
+		return u
+	}
+	canary := serveTCP("fra1-dep01", fleetStatusBackend{fleet: "f-1", state: "failed"})
+	ok := serveTCP("fra1-dep02", fleetStatusBackend{fleet: "f-1", state: "succeeded"})
 	inv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+token {
 			http.Error(w, "no", http.StatusUnauthorized)
 			return
 		}
 		fmt.Fprintf(w, `{"items": [
-  {"hostname": "fra1-dep01", "region": "fra1", "api": "unix://%s", "tags": ["env:prod", "tier:canary"]},
-  {"hostname": "fra1-dep02", "region": "fra1", "api": "unix://%s", "tags": ["env:prod", "tier:web"]},
-  {"hostname": "ams1-stg01", "region": "ams1", "api": "unix:///nonexistent.sock", "tags": ["env:staging"]}]}`, canary, ok)
+  {"hostname": "fra1-dep01", "region": "fra1", "api": "%s", "tok": "fra1-dep01.token", "tags": ["env:prod", "tier:canary"]},
+  {"hostname": "fra1-dep02", "region": "fra1", "api": "%s", "tok": "fra1-dep02.token", "tags": ["env:prod", "tier:web"]},
+  {"hostname": "ams1-stg01", "region": "ams1", "api": "https://127.0.0.1:1", "tags": ["env:staging"]}]}`, canary, ok)
 	}))
 	defer inv.Close()
 	tokFile := filepath.Join(t.TempDir(), "inv.token")
 	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := []string{"fleet", "status", "f-1", "--inventory", inv.URL + "/v1/clusters", "--inventory-token-file", tokFile,
-		"--inventory-map", "hosts=.items, name=.hostname, url=.api, dc=.region, labels=.tags"}
+	base := []string{"fleet", "status", "f-1", "--inventory", inv.URL + "/v1/clusters", "--inventory-token-file", tokFile, "--host-token-dir", tokDir,
+		"--inventory-map", "hosts=.items, name=.hostname, url=.api, dc=.region, labels=.tags, token_file=.tok"}
 	out, stderr, code := runCLI(t, append(base, "--hosts", "env=prod,tier!=canary")...)
 	if code != 0 || !strings.Contains(out, "fleet f-1: 1 succeeded of 1 host(s)") || strings.Contains(out, "fra1-dep01") {
 		t.Errorf("--hosts env=prod,tier!=canary: exit %d\n%s%s", code, out, stderr)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -221,7 +222,7 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 		if o.inProcess {
 			what = "fleet id"
 		}
-		return usageErrorf("%s %q: want 1 to 64 letters, digits, '.', '_' and '-', not '.' or '..' (--id: it labels deployments and is a path in the API)", what, o.req.ID)
+		return usageErrorf("%s %q: want 1 to 64 letters, digits, '.', '_' and '-', not '.' or '..' (--id: it labels deployments and is a path in the API)", what, fleet.Cut(o.req.ID, 64))
 	case o.poll <= 0:
 		return usageErrorf("--poll must be positive")
 	}
@@ -609,6 +610,13 @@ func (g *globalOptions) loadFleet(cmd *cobra.Command, o *inventoryOptions) ([]fl
 		return nil, &statusError{Code: exitUsage, Err: err}
 	}
 	src := fleet.Source{Location: o.source, TokenFile: o.tokenFile, BasicAuthFile: o.basicAuthFile, Timeout: o.timeout, HostTokenDir: o.hostTokenDir}
+	if src.HostTokenDir != "" {
+		// the hosts' token paths are sent to a coordinator, which reads
+		// them from its own working directory: absolute
+		if src.HostTokenDir, err = filepath.Abs(src.HostTokenDir); err != nil {
+			return nil, &statusError{Code: exitUsage, Err: err}
+		}
+	}
 	if o.timeout <= 0 {
 		return nil, usageErrorf("--inventory-timeout %s: want a positive duration, e.g. 10s", o.timeout)
 	}

@@ -46,7 +46,7 @@ func newFleetRolloutCmds(g *globalOptions) []*cobra.Command {
 // --id: '.' and '..' would be cleaned out of the API's path.
 func rolloutIDArg(id string) error {
 	if id == "" || !fleetIDPattern.MatchString(id) || id == "." || id == ".." {
-		return usageErrorf("rollout id %q: want 1 to 64 letters, digits, '.', '_' and '-', not '.' or '..' (see deployer fleet history)", id)
+		return usageErrorf("rollout id %q: want 1 to 64 letters, digits, '.', '_' and '-', not '.' or '..' (see deployer fleet history)", fleet.Cut(id, 64))
 	}
 	return nil
 }
@@ -100,7 +100,7 @@ rollout still running, or (with --wait) a rollback that failed, 2 usage.` + coor
 			}
 			ro, err := c.RolloutAction(cmd.Context(), args[0], "rollback", api.RolloutActionRequest{Who: operatorName(), Reason: reason})
 			if err != nil {
-				return err
+				return foreign(err)
 			}
 			progress := cmd.OutOrStdout()
 			if f.structured() {
@@ -163,6 +163,10 @@ func submitFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetDeployOpti
 		return usageErrorf("--gate-max and --gate-min need --gate-prometheus URL --gate-query Q")
 	case o.gate.URL != "" && !fl.Changed("gate-max") && !fl.Changed("gate-min"):
 		return usageErrorf("--gate-prometheus needs the bounds of its query's value: --gate-max and/or --gate-min")
+	case fleet.HasPassword(o.probe):
+		return usageErrorf("--gate-http %s %s", fleet.ShownURL(o.probe), fleet.PasswordRefused)
+	case fleet.HasPassword(o.gate.URL):
+		return usageErrorf("--gate-prometheus %s %s", fleet.ShownURL(o.gate.URL), fleet.PasswordRefused)
 	}
 	hosts, err := g.loadFleet(cmd, &o.inv)
 	if err != nil {
@@ -221,6 +225,7 @@ func submitFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetDeployOpti
 		return err
 	}
 	ro, err := c.SubmitRollout(cmd.Context(), req)
+	err = foreign(err)
 	if api.ErrorKind(err) == api.KindInvalid {
 		return &statusError{Code: exitUsage, Err: err} // the coordinator refused the request: exit 2
 	}
@@ -245,6 +250,22 @@ func submitFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetDeployOpti
 		return nil
 	}
 	return followRollout(cmd, f, c, ro.ID, o.poll, progress, at)
+}
+
+// foreignError is an error whose text came from elsewhere (a
+// coordinator's or a host's message): shown on one line, escaped
+// (deployer.Escape) and cut; errors.Is and api.ErrorKind still see it.
+type foreignError struct{ err error }
+
+func (e foreignError) Error() string { return deployer.Escape(fleet.Cut(e.err.Error(), 2000)) }
+func (e foreignError) Unwrap() error { return e.err }
+
+// foreign marks err's text as from elsewhere (nil stays nil).
+func foreign(err error) error {
+	if err == nil {
+		return nil
+	}
+	return foreignError{err}
 }
 
 // noCoordinator adds what to do to an error that says no daemon answered
@@ -297,7 +318,7 @@ func followRollout(cmd *cobra.Command, f outputFormat, c *api.Client, id string,
 				down = true
 			}
 		case err != nil:
-			return err
+			return foreign(err)
 		default:
 			down = false
 			for _, e := range ro.Events {
@@ -505,7 +526,7 @@ that failed or was cancelled, 2 usage.` + coordinatorHelp,
 			}
 			ro, err := c.Rollout(cmd.Context(), args[0])
 			if err != nil {
-				return err
+				return foreign(err)
 			}
 			if f.structured() {
 				err = f.print(cmd.OutOrStdout(), ro)
@@ -544,7 +565,7 @@ Exit status: 0 listed, 1 an error, 2 usage.` + coordinatorHelp,
 			}
 			rs, err := c.Rollouts(cmd.Context())
 			if err != nil {
-				return err
+				return foreign(err)
 			}
 			if f.structured() {
 				return f.print(cmd.OutOrStdout(), map[string]any{"rollouts": rs})
@@ -587,7 +608,7 @@ nothing to ` + action + `), 2 usage.` + coordinatorHelp,
 			}
 			ro, err := c.RolloutAction(cmd.Context(), args[0], action, api.RolloutActionRequest{Who: operatorName(), Reason: reason})
 			if err != nil {
-				return err
+				return foreign(err)
 			}
 			if f.structured() {
 				return f.print(cmd.OutOrStdout(), ro)

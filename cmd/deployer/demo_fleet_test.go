@@ -31,7 +31,8 @@ func TestDemoFleet(t *testing.T) {
 		t.Fatalf("demo --fleet=4: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{
-		"deployer fleet deploy --coordinator fra-dep01 --fleet hosts.yaml ",
+		"deployer fleet deploy --coordinator unix:///",
+		"/fra-dep01.sock --fleet hosts.yaml ",
 		"rollout r-web-4.3.0 submitted: repo clusterconfig, 4 host(s) in 4 wave(s)",
 		" wave 1/4 started: fra-dep01\n",
 		"rollout r-web-4.3.0: failed; 2 succeeded, 2 failed of 4 host(s)",
@@ -40,6 +41,10 @@ func TestDemoFleet(t *testing.T) {
 		"approve passed  approved by bob",
 		"rollout r-web-4.4.0-rollback: failed; 1 succeeded, 1 conflict of 2 host(s)",
 		`/instance/app@version is "4.4.1-carol", r-web-4.4.0 set "4.4.0" (previous value "4.3.0")`,
+		"What the release team's Slack channel heard from the coordinator",
+		"* Fleet deployment r-web-4.4.0 started: repo clusterconfig, 2 host(s), 2 wave(s)\n",
+		"* Fleet deployment r-web-4.4.0 succeeded: 2 succeeded of 2 host(s)\n",
+		"* Fleet deployment r-web-4.4.0-rollback failed: 1 conflict, 1 succeeded of 2 host(s)\n",
 		"everything ended as described",
 	} {
 		if !strings.Contains(out.String(), want) {

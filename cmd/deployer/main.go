@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/sre-tools/deployer"
 )
 
 func main() {
@@ -53,13 +55,16 @@ func exitCode(err error) int {
 	if errors.As(err, &xe) {
 		err = &statusError{Code: xe.Code, Err: xe.Err}
 	}
+	// Errors carry text from outside (an inventory's answer, host names,
+	// a coordinator's message): control and bidi characters are escaped
+	// as in the tables (line breaks and tabs of our own messages kept).
 	var se *statusError
 	if errors.As(err, &se) {
 		if se.Err != nil {
-			fmt.Fprintln(os.Stderr, "deployer:", se.Err)
+			fmt.Fprintln(os.Stderr, "deployer:", deployer.EscapeBlock(se.Err.Error()))
 		}
 		return se.Code
 	}
-	fmt.Fprintln(os.Stderr, "deployer:", err)
+	fmt.Fprintln(os.Stderr, "deployer:", deployer.EscapeBlock(err.Error()))
 	return exitError
 }

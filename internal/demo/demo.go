@@ -181,6 +181,7 @@ type daemonConfig struct {
 	host, datacenter, stateDir, socket string
 	repo, url, poll                    string
 	caFile                             string // trusted for the repo's https:// url, when set
+	slackURL                           string // a Slack webhook the daemon notifies, when set
 }
 
 func (c daemonConfig) yaml() []byte {
@@ -200,6 +201,9 @@ repos:
 `, c.stateDir, c.socket, c.repo, c.url, c.poll, c.host, c.host)
 	if c.caFile != "" {
 		b = fmt.Appendf(b, "    tls: {ca_file: %s}\n", c.caFile)
+	}
+	if c.slackURL != "" {
+		b = fmt.Appendf(b, "notify:\n  - {kind: slack, url: %q}\n", c.slackURL)
 	}
 	return b
 }

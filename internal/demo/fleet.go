@@ -64,9 +64,10 @@ type fleetDemo struct {
 	dir      string
 	marks    string
 	clusters []*fleetCluster
-	frozen   int       // the cluster whose first instance is frozen
-	conflict int       // the cluster where a human pins an image mid-deployment
-	bob      *operator // the human on the conflict cluster, once he pinned
+	frozen   int           // the cluster whose first instance is frozen
+	conflict int           // the cluster where a human pins an image mid-deployment
+	bob      *operator     // the human on the conflict cluster, once he pinned
+	slack    *slackChannel // the coordinator's release channel
 }
 
 // RunFleet plays `deployer demo --fleet`: it creates clusters throwaway
@@ -96,9 +97,15 @@ func (fd *fleetDemo) run(ctx context.Context, clusters int) error {
 	if err := fd.setUp(ctx, clusters); err != nil {
 		return fmt.Errorf("fleet demo set-up: %w", err)
 	}
+	slack, err := newSlackChannel()
+	if err != nil {
+		return fmt.Errorf("fleet demo set-up: %w", err)
+	}
+	defer slack.close()
+	fd.slack = slack
 	dctx, stop := context.WithCancel(ctx)
 	fd.startDaemons(dctx)
-	err := fd.play(ctx)
+	err = fd.play(ctx)
 	stop()
 	if serr := fd.waitStopped(); err == nil {
 		err = serr
@@ -221,9 +228,13 @@ func fleetDemoInstance(name string, j int, dc string) string {
 func (fd *fleetDemo) startDaemons(ctx context.Context) {
 	// The step scripts find the demo's marks through an allow-listed variable.
 	os.Setenv("DEMO_MARKS", fd.marks)
-	for _, c := range fd.clusters {
-		run, err := fd.Daemon(c.host.Name+".yaml", daemonConfig{host: c.host.Name, datacenter: c.host.Datacenter,
-			stateDir: filepath.Join(fd.dir, "state", c.host.Name), socket: c.socket, repo: fleetDemoRepo, url: c.remote, poll: "500ms"}.yaml())
+	for i, c := range fd.clusters {
+		cfg := daemonConfig{host: c.host.Name, datacenter: c.host.Datacenter,
+			stateDir: filepath.Join(fd.dir, "state", c.host.Name), socket: c.socket, repo: fleetDemoRepo, url: c.remote, poll: "500ms"}
+		if i == 0 && fd.slack != nil {
+			cfg.slackURL = fd.slack.url() // the coordinator's release channel
+		}
+		run, err := fd.Daemon(c.host.Name+".yaml", cfg.yaml())
 		if err != nil {
 			c.err = err
 			close(c.done)
@@ -289,8 +300,8 @@ func (fd *fleetDemo) deploy(ctx context.Context) (api.Rollout, error) {
 		Request: api.DeployRequest{Select: "instances/*.xml", Set: []string{"/instance/app@version=" + fleetDemoVersion}, Reason: "web " + fleetDemoVersion + " across the fleet", Who: "alice"},
 	}
 	fd.say("\n== alice deploys web %s to every cluster: a rollout that %s's daemon keeps and drives, a canary, then %d hosts a wave, round-robin over the datacenters ==", fleetDemoVersion, coord.host.Name, req.HostBucket)
-	fd.say("deployer fleet deploy --coordinator %s --fleet hosts.yaml --repo %s --select 'instances/*.xml' --set '/instance/app@version=%s' --host-bucket %d --max-failed-hosts %d --id %s --wait",
-		coord.host.Name, fleetDemoRepo, fleetDemoVersion, req.HostBucket, req.MaxFailedHosts, req.ID)
+	fd.say("deployer fleet deploy --coordinator unix://%s --fleet hosts.yaml --repo %s --select 'instances/*.xml' --set '/instance/app@version=%s' --host-bucket %d --max-failed-hosts %d --id %s --wait",
+		coord.socket, fleetDemoRepo, fleetDemoVersion, req.HostBucket, req.MaxFailedHosts, req.ID)
 	c := fd.clusters[fd.conflict]
 	held := c.instances[len(c.instances)-1]
 	if err := os.WriteFile(filepath.Join(fd.marks, "hold-"+held), nil, 0o644); err != nil {

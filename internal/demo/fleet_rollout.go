@@ -37,7 +37,7 @@ func (fd *fleetDemo) rolloutAct(ctx context.Context) error {
 	}
 	id := "r-web-" + fleetDemoNext
 	fd.say("\n== alice rolls out web %s as a rollout that %s's daemon keeps and drives: the %d healthy clusters, a bake and an approval before wave 2 ==", fleetDemoNext, coord.host.Name, len(hosts))
-	fd.say("deployer fleet deploy --coordinator %s ... --set '/instance/app@version=%s' --canary %s --waves 1,100%% --bake 300ms --approve --id %s", coord.host.Name, fleetDemoNext, coord.host.Name, id)
+	fd.say("deployer fleet deploy --coordinator unix://%s ... --set '/instance/app@version=%s' --canary %s --waves 1,100%% --bake 300ms --approve --id %s", coord.socket, fleetDemoNext, coord.host.Name, id)
 	ro, err := coord.client.SubmitRollout(ctx, api.RolloutRequest{ID: id, Hosts: hosts, Repo: fleetDemoRepo, Canary: coord.host.Name, Waves: "1,100%",
 		Bake: "300ms", Approve: true, Poll: "100ms",
 		Request: api.DeployRequest{Select: "instances/*.xml", Set: []string{"/instance/app@version=" + fleetDemoNext}, Reason: "web " + fleetDemoNext, Who: "alice"}})
@@ -86,7 +86,10 @@ func (fd *fleetDemo) rolloutAct(ctx context.Context) error {
 		return err
 	}
 	fd.printRollout(rend)
-	return fd.checkRollback(rend, healthy, pinned, pinnedIn)
+	if err := fd.checkRollback(rend, healthy, pinned, pinnedIn); err != nil {
+		return err
+	}
+	return fd.showSlack(ctx, id, rb.ID)
 }
 
 // approveWhenWaiting waits for rollout id's approve gate and approves it.

@@ -32,7 +32,8 @@ func CheckDeploymentID(id string) error {
 }
 
 // HostDeploymentID is the id of the deployment a rollout asks a host for:
-// "<rollout>.<host>", the same at every submission, so that a host
+// "<rollout>:<host>" (: is in no rollout id nor host name: two pairs
+// never make one id), the same at every submission, so that a host
 // creates it once however many times it is asked. A character a
 // deployment id cannot hold is replaced by '_', a rollout id that does
 // not start with a letter or a digit gets an "r" first, and the id is cut
@@ -40,7 +41,7 @@ func CheckDeploymentID(id string) error {
 // with '-' and 12 hex digits of the SHA-256 of rollout and host, so that
 // two rollouts or hosts never share an id by it.
 func HostDeploymentID(rollout, host string) string {
-	raw := rollout + "." + host
+	raw := rollout + ":" + host
 	var b strings.Builder
 	changed := false
 	for i := 0; i < len(raw); i++ {

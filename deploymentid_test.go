@@ -8,16 +8,16 @@ import (
 )
 
 // TestHostDeploymentID: a rollout's host deployment id is
-// "<rollout>.<host>" when that is a valid id, else a valid id with a hash
+// "<rollout>:<host>" when that is a valid id, else a valid id with a hash
 // suffix that tells apart the inputs that cleaning made alike; always the
 // same for the same rollout and host.
 func TestHostDeploymentID(t *testing.T) {
 	for _, tc := range []struct{ rollout, host, want string }{
-		{"r-restart", "rt-h1", "r-restart.rt-h1"},
-		{"web-2.0", "fra1-dep01.example.com", "web-2.0.fra1-dep01.example.com"},
-		{"r1", "host with space", "r1.host_with_space-"},
-		{"_r1", "h", "r_r1.h-"},
-		{"r1", strings.Repeat("h", 200), "r1." + strings.Repeat("h", 128-3-13) + "-"},
+		{"r-restart", "rt-h1", "r-restart:rt-h1"},
+		{"web-2.0", "fra1-dep01.example.com", "web-2.0:fra1-dep01.example.com"},
+		{"r1", "host with space", "r1:host_with_space-"},
+		{"_r1", "h", "r_r1:h-"},
+		{"r1", strings.Repeat("h", 200), "r1:" + strings.Repeat("h", 128-3-13) + "-"},
 	} {
 		got := deployer.HostDeploymentID(tc.rollout, tc.host)
 		if err := deployer.CheckDeploymentID(got); err != nil {
@@ -33,6 +33,11 @@ func TestHostDeploymentID(t *testing.T) {
 		} else if got != tc.want {
 			t.Errorf("%q %q: got %q, want %q", tc.rollout, tc.host, got, tc.want)
 		}
+	}
+	// attack: rollout 'col.b' host 'c' and rollout 'col' host 'b.c' both
+	// had 'col.b.c'
+	if a, b := deployer.HostDeploymentID("col.b", "c"), deployer.HostDeploymentID("col", "b.c"); a == b {
+		t.Errorf("rollout col.b host c and rollout col host b.c share id %q", a)
 	}
 	if a, b := deployer.HostDeploymentID("r1", "a b"), deployer.HostDeploymentID("r1", "a/b"); a == b {
 		t.Errorf("hosts 'a b' and 'a/b' share id %q", a)

@@ -24,7 +24,13 @@ type Client struct {
 	http    *http.Client
 	where   string        // for error messages: the socket path or the URL
 	timeout time.Duration // see SetTimeout
+	max     int64         // see SetMaxAnswer
 }
+
+// SetMaxAnswer bounds what a call reads of an answer: a daemon that
+// answers more than n bytes fails the call with a message naming it and
+// n, and nothing more is read. 0 (the default) reads any length.
+func (c *Client) SetMaxAnswer(n int64) { c.max = n }
 
 // SetTimeout bounds each call that does not wait for a run (a request
 // with Wait set waits as long as the run takes): a daemon that accepts
@@ -213,10 +219,19 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if resp.StatusCode/100 != 2 {
 		return decodeError(resp)
 	}
+	var answer io.Reader = resp.Body
+	var lr *io.LimitedReader
+	if c.max > 0 {
+		lr = &io.LimitedReader{R: resp.Body, N: c.max + 1}
+		answer = lr
+	}
 	if out == nil {
-		_, err = io.Copy(io.Discard, resp.Body)
-	} else if err = json.NewDecoder(resp.Body).Decode(out); err != nil {
+		_, err = io.Copy(io.Discard, answer)
+	} else if err = json.NewDecoder(answer).Decode(out); err != nil {
 		err = fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+	}
+	if lr != nil && lr.N <= 0 {
+		return Errorf(KindInternal, "the daemon at %s answered more than %s to %s %s: refused (a daemon's answer is never that long)", redactURL(c.where), byteSize(c.max), method, path)
 	}
 	if err != nil && ctx.Err() != nil {
 		return c.unreachable(ctx, err, method)
@@ -357,4 +372,23 @@ func (c *Client) Replay(ctx context.Context, id uint64, req ReplayRequest) (Sync
 	var resp SyncResponse
 	err := c.do(ctx, http.MethodPost, "/v1/runs/"+strconv.FormatUint(id, 10)+"/replay", req, &resp)
 	return resp, err
+}
+
+// redactURL hides a URL's password (a socket path is kept as is).
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
+}
+
+// byteSize writes n bytes as MiB or KiB when it is a whole number of them.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

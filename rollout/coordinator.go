@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -47,7 +48,18 @@ type Options struct {
 	// PollFailures is how many polls of a host's deployment in a row may
 	// fail before the host is unreachable; default 30.
 	PollFailures int
+	// CallTimeout bounds each call to a host (its answer read whole
+	// included); default 30s. A call that times out is a failed poll.
+	CallTimeout time.Duration
 }
+
+// MaxAnswer bounds what the coordinator reads of a host's answer.
+const MaxAnswer = 4 << 20
+
+// cancelWait bounds each call to a host once its rollout is cancelled:
+// a host that does not answer within it is left (its deployment may
+// still run there) and the rollout ends.
+const cancelWait = 5 * time.Second
 
 // Coordinator stores and drives rollouts.
 type Coordinator struct {
@@ -58,7 +70,11 @@ type Coordinator struct {
 	ctx     context.Context // Run's, once it runs
 	running map[string]chan struct{}
 	again   map[string]bool // a running driver is to look again before it exits
-	wg      sync.WaitGroup
+	// calls cancels the calls to the hosts of a rollout being driven
+	// (its cancel aborts the ones in flight: a hung host does not hold
+	// the rollout).
+	calls map[string]context.CancelFunc
+	wg    sync.WaitGroup
 
 	// records caches the unfinished rollouts' records (record.go).
 	records records
@@ -82,7 +98,10 @@ func New(opts Options) *Coordinator {
 	if opts.PollFailures <= 0 {
 		opts.PollFailures = 30
 	}
-	return &Coordinator{opts: opts, log: opts.Logger, running: map[string]chan struct{}{}, again: map[string]bool{}, records: records{m: map[string]cachedRecord{}}}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 30 * time.Second
+	}
+	return &Coordinator{opts: opts, log: opts.Logger, running: map[string]chan struct{}{}, again: map[string]bool{}, calls: map[string]context.CancelFunc{}, records: records{m: map[string]cachedRecord{}}}
 }
 
 // Run resumes every unfinished rollout, drives them and the ones
@@ -171,6 +190,16 @@ func (c *Coordinator) start(id string) {
 	}()
 }
 
+// abortCalls ends the calls in flight to the hosts of rollout id.
+func (c *Coordinator) abortCalls(id string) {
+	c.mu.Lock()
+	abort := c.calls[id]
+	c.mu.Unlock()
+	if abort != nil {
+		abort()
+	}
+}
+
 // wake tells id's driver that its record changed.
 func (c *Coordinator) wake(id string) {
 	c.mu.Lock()
@@ -224,7 +253,7 @@ func duration(flag, s string, def time.Duration) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
-		return 0, invalid("%s %q: want a duration such as 30s or 10m", flag, s)
+		return 0, invalid("%s %s: want a duration such as 30s or 10m", flag, cut(s))
 	}
 	return d, nil
 }
@@ -236,8 +265,9 @@ func (c *Coordinator) Submit(ctx context.Context, req api.RolloutRequest) (api.R
 	if req.ID == "" {
 		req.ID = NewID(c.opts.Now())
 	}
+	req.Request.Who, req.Request.Reason = oneLine(req.Request.Who), oneLine(req.Request.Reason)
 	if !idPattern.MatchString(req.ID) || req.ID == "." || req.ID == ".." {
-		return api.Rollout{}, invalid("rollout id %q: want 1 to 64 letters, digits, '.', '_' and '-', not '.' or '..' (the API's paths would not reach it)", req.ID)
+		return api.Rollout{}, invalid("rollout id %s: want 1 to 64 letters, digits, '.', '_' and '-', not '.' or '..' (the API's paths would not reach it)", cut(req.ID))
 	}
 	if existing, err := c.Get(req.ID); err == nil {
 		return existing, nil
@@ -286,6 +316,24 @@ func (c *Coordinator) Submit(ctx context.Context, req api.RolloutRequest) (api.R
 	return out, nil
 }
 
+// checkLocal refuses unix:// hosts in a request that did not come over
+// the coordinator's own unix socket (net/http tells each request its
+// listener's address): the coordinator reaches a local socket with no
+// token, so only a local operator, who may use those sockets anyway, may
+// name them; over TCP a submitter would deploy through any daemon of the
+// coordinator's machine, the coordinator's own included.
+func checkLocal(ctx context.Context, hosts []api.RolloutHost) error {
+	if a, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr); ok && a.Network() == "unix" {
+		return nil
+	}
+	for _, h := range hosts {
+		if len(h.URL) >= 5 && strings.EqualFold(h.URL[:5], "unix:") {
+			return invalid("host %s: url %s: a rollout submitted over TCP may not name a local socket (the coordinator would deploy through it with no token); give the host's https:// URL and its token file, or submit on the coordinator's machine over its socket", cut(h.Name), cut(h.URL))
+		}
+	}
+	return nil
+}
+
 // plan checks req and makes its waves with their gates.
 func plan(req api.RolloutRequest) ([]api.RolloutWave, error) {
 	switch {
@@ -293,10 +341,15 @@ func plan(req api.RolloutRequest) ([]api.RolloutWave, error) {
 		return nil, invalid("no hosts: give the inventory's hosts")
 	case req.Repo == "":
 		return nil, invalid("no repo")
+	case !repoPattern.MatchString(strings.NewReplacer("{host}", "h", "{dc}", "dc").Replace(req.Repo)) || req.Repo == "." || req.Repo == "..":
+		return nil, invalid("repo %s: use letters, digits, '.', '_' and '-' only (as a repo's name in the daemon's config), with {host} and {dc} for each host's name and datacenter", cut(req.Repo))
 	case req.Request.Select == "":
 		return nil, invalid("no select glob (e.g. 'instances/*.xml')")
 	case req.HostBucket < 0 || req.MaxFailedHosts < 0:
 		return nil, invalid("host bucket and max failed hosts must not be negative")
+	}
+	if err := checkCredentials(req); err != nil {
+		return nil, err
 	}
 	if err := checkHosts(req.Hosts); err != nil {
 		return nil, err
@@ -327,7 +380,12 @@ func plan(req api.RolloutRequest) ([]api.RolloutWave, error) {
 	}
 	if g := req.HTTP; g != nil {
 		if !strings.HasPrefix(g.URL, "http://") && !strings.HasPrefix(g.URL, "https://") {
-			return nil, invalid("http gate: URL %q: want http:// or https://, with {host} and {dc} for each host's name and datacenter", g.URL)
+			return nil, invalid("http gate: URL %s: want http:// or https://, with {host} and {dc} for each host's name and datacenter", cut(redact(g.URL)))
+		}
+		for _, h := range req.Hosts {
+			if _, err := gateURL(g.URL, h.Name, h.Datacenter); err != nil {
+				return nil, invalid("http gate: %v", err)
+			}
 		}
 		if _, err := duration("gate timeout", g.Timeout, 0); err != nil {
 			return nil, err
@@ -388,8 +446,12 @@ func decodeRecord(rec store.Rollout) (api.Rollout, error) {
 
 var _ api.RolloutBackend = (*Coordinator)(nil)
 
-// SubmitRollout is Submit, for the API.
+// SubmitRollout is Submit, for the API: a request that came over TCP
+// may not name unix:// hosts (checkLocal).
 func (c *Coordinator) SubmitRollout(ctx context.Context, req api.RolloutRequest) (api.Rollout, error) {
+	if err := checkLocal(ctx, req.Hosts); err != nil {
+		return api.Rollout{}, err
+	}
 	return c.Submit(ctx, req)
 }
 
@@ -439,6 +501,7 @@ func (c *Coordinator) event(r *api.Rollout, format string, args ...any) {
 
 // Action pauses, resumes, cancels or approves rollout id.
 func (c *Coordinator) Action(ctx context.Context, id, action string, req api.RolloutActionRequest) (api.Rollout, error) {
+	req.Who, req.Reason = oneLine(req.Who), oneLine(req.Reason)
 	who := whoOr(req.Who)
 	why := reasonOf(req.Reason)
 	if action == "rollback" {
@@ -493,12 +556,15 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 			g.Approved = who
 			c.event(r, "approved by %s%s", who, why)
 		default:
-			return deployer.Errorf(deployer.ENOTFOUND, "no action %q on rollouts (pause, resume, cancel, approve, retry, rollback)", action)
+			return deployer.Errorf(deployer.ENOTFOUND, "no action %s on rollouts (pause, resume, cancel, approve, retry, rollback)", cut(action))
 		}
 		return nil
 	})
 	if err != nil {
 		return api.Rollout{}, err
+	}
+	if action == "cancel" {
+		c.abortCalls(id)
 	}
 	c.wake(id)
 	c.start(id) // a retried rollout runs again
@@ -637,7 +703,7 @@ func (c *Coordinator) refresh(ctx context.Context, id string, force bool) {
 				return
 			}
 			dep, err := d.Deployment(ctx, h.Deployment)
-			if err != nil || dep.State != string(deployer.DeploymentSucceeded) || dep.Finished == nil {
+			if err != nil || dep.ID != h.Deployment || dep.State != string(deployer.DeploymentSucceeded) || dep.Finished == nil {
 				return
 			}
 			mu.Lock()

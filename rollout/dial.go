@@ -104,7 +104,7 @@ func (c *Coordinator) dial(r api.Rollout, h fleet.Host) (fleet.Daemon, error) {
 	}
 	switch u.Scheme {
 	case "unix":
-		return api.NewUnixClient(u.Path), nil
+		return c.bound(api.NewUnixClient(u.Path)), nil
 	case "http", "https":
 	default:
 		return nil, fmt.Errorf("host %s: url %q: want http://, https:// or unix:///path/to/socket", h.Name, h.URL)
@@ -119,7 +119,7 @@ func (c *Coordinator) dial(r api.Rollout, h fleet.Host) (fleet.Daemon, error) {
 		return nil, fmt.Errorf("host %s: %s needs a token_file (or, over https, a client certificate: --cert-file, --key-file)", h.Name, h.URL)
 	}
 	if u.Scheme == "http" {
-		return api.NewRemoteClient(h.URL, tok), nil
+		return c.bound(api.NewRemoteClient(h.URL, tok)), nil
 	}
 	if err := c.checkTLS(r.Request.HostTLS); err != nil {
 		return nil, fmt.Errorf("host %s: %w", h.Name, err)
@@ -128,7 +128,16 @@ func (c *Coordinator) dial(r api.Rollout, h fleet.Host) (fleet.Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", h.Name, err)
 	}
-	return cl, nil
+	return c.bound(cl), nil
+}
+
+// bound gives a host's client its deadline per call and its bound on an
+// answer: a host that never answers, drips or answers without end fails
+// the call, not the coordinator.
+func (c *Coordinator) bound(cl *api.Client) *api.Client {
+	cl.SetTimeout(c.opts.CallTimeout)
+	cl.SetMaxAnswer(MaxAnswer)
+	return cl
 }
 
 // checkTLS refuses host_tls files outside the coordinator's TLS directory

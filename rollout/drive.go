@@ -21,6 +21,16 @@ import (
 func (c *Coordinator) drive(ctx context.Context, id string, wake <-chan struct{}) {
 	log := c.log.With().Str("rollout", id).Logger()
 	defer c.notifyDue(id)
+	calls, abort := context.WithCancel(ctx)
+	c.mu.Lock()
+	c.calls[id] = abort
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.calls, id)
+		c.mu.Unlock()
+		abort()
+	}()
 	for ctx.Err() == nil {
 		c.notifyDue(id)
 		r, err := c.Get(id)
@@ -79,7 +89,7 @@ func (c *Coordinator) drive(ctx context.Context, id string, wake <-chan struct{}
 			}
 			r = started
 		}
-		c.runWave(ctx, r, wi)
+		c.runWave(ctx, calls, r, wi)
 		if ctx.Err() != nil {
 			return
 		}
@@ -288,7 +298,9 @@ func outcome(r api.Rollout) string {
 }
 
 // runWave follows every host of wave wi that has not ended, at once.
-func (c *Coordinator) runWave(ctx context.Context, r api.Rollout, wi int) {
+// The calls to hosts are made under calls (ended by a cancel of the
+// rollout) within base (ended by the coordinator's stop).
+func (c *Coordinator) runWave(base, calls context.Context, r api.Rollout, wi int) {
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, maxWaveParallel)
 	for hi, h := range r.Hosts {
@@ -298,7 +310,7 @@ func (c *Coordinator) runWave(ctx context.Context, r api.Rollout, wi int) {
 		wg.Go(func() {
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			c.runHost(ctx, r, hi)
+			c.runHost(base, calls, r, hi)
 		})
 	}
 	wg.Wait()
@@ -324,7 +336,7 @@ func firstLine(s string) string {
 
 // runHost starts host hi's deployment, or finds the one it has for this
 // rollout, and follows it to its end.
-func (c *Coordinator) runHost(ctx context.Context, r api.Rollout, hi int) {
+func (c *Coordinator) runHost(base, ctx context.Context, r api.Rollout, hi int) {
 	id, h := r.ID, r.Hosts[hi]
 	fh := Hosts([]api.RolloutHost{h.Host})[0]
 	fail := func(state fleet.HostState, err error) {
@@ -346,6 +358,10 @@ func (c *Coordinator) runHost(ctx context.Context, r api.Rollout, hi int) {
 		}
 		for _, dep := range ds {
 			if dep.Request.Fleet == id {
+				if err := checkAnswered(dep, ""); err != nil {
+					fail(fleet.HostFailed, fmt.Errorf("list deployments of rollout %s: %w", id, err))
+					return
+				}
 				depID = dep.ID
 			}
 		}
@@ -375,6 +391,10 @@ func (c *Coordinator) runHost(ctx context.Context, r api.Rollout, hi int) {
 				fail(st, fmt.Errorf("deploy: %w", err))
 				return
 			}
+			if err := checkAnswered(dep, ""); err != nil {
+				fail(fleet.HostFailed, fmt.Errorf("deploy: %w", err))
+				return
+			}
 			depID = dep.ID
 			if _, err := c.setHost(id, hi, func(hs *api.RolloutHostState) { fromDeployment(hs, dep, nil); hs.Adopted = dep.Existed }); err != nil {
 				return
@@ -386,7 +406,7 @@ func (c *Coordinator) runHost(ctx context.Context, r api.Rollout, hi int) {
 			return
 		}
 	}
-	c.follow(ctx, id, hi, d, depID, pollOf(r))
+	c.follow(base, ctx, id, hi, d, depID, pollOf(r))
 }
 
 // retryHost asks host hi's daemon to retry its deployment (its failed
@@ -406,6 +426,9 @@ func (c *Coordinator) retryHost(ctx context.Context, r api.Rollout, hi int, d fl
 	dep, err := ha.DeploymentAction(ctx, h.Deployment, "retry")
 	if ctx.Err() != nil {
 		return false
+	}
+	if err == nil {
+		err = checkAnswered(dep, h.Deployment)
 	}
 	asked := err == nil || (api.ErrorKind(err) == api.KindInvalid && alreadyRetried.MatchString(err.Error()))
 	if !asked {
@@ -444,12 +467,26 @@ var alreadyRetried = regexp.MustCompile(`is (running|queued); retry it when it h
 
 // follow polls host hi's deployment until it ends, cancelling it once
 // when the rollout is cancelled.
-func (c *Coordinator) follow(ctx context.Context, id string, hi int, d fleet.Daemon, depID string, poll time.Duration) {
+func (c *Coordinator) follow(base, ctx context.Context, id string, hi int, d fleet.Daemon, depID string, poll time.Duration) {
 	misses, cancelled := 0, false
 	for {
+		if ctx.Err() != nil {
+			if base.Err() == nil {
+				c.followCancelled(base, id, hi, d, depID, poll)
+			}
+			return
+		}
 		dep, err := d.Deployment(ctx, depID)
 		if ctx.Err() != nil {
-			return
+			continue
+		}
+		if err == nil {
+			if err = checkAnswered(dep, depID); err != nil {
+				_, _ = c.setHost(id, hi, func(hs *api.RolloutHostState) {
+					hs.State, hs.Error = string(fleet.HostFailed), fmt.Sprintf("follow deployment %s: %v", depID, err)
+				})
+				return
+			}
 		}
 		if err != nil {
 			if misses++; misses >= c.opts.PollFailures {
@@ -501,7 +538,75 @@ func (c *Coordinator) follow(ctx context.Context, id string, hi int, d fleet.Dae
 		select {
 		case <-ctx.Done():
 			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// followCancelled cancels host hi's deployment once its rollout was
+// cancelled (the calls in flight were ended) and follows it to its end,
+// each call within cancelWait: a host that does not answer is left
+// cancelled with why, and the rollout ends.
+func (c *Coordinator) followCancelled(base context.Context, id string, hi int, d fleet.Daemon, depID string, poll time.Duration) {
+	r, err := c.Get(id)
+	if err != nil || hostFinal(r.Hosts[hi].State) {
+		return
+	}
+	name := r.Hosts[hi].Host.Name
+	gone := func(err error) {
+		_, _ = c.setHost(id, hi, func(hs *api.RolloutHostState) {
+			hs.State, hs.Error = HostCancelled, fmt.Sprintf("rollout cancelled; the host did not answer (%v): its deployment %s may still run there", err, depID)
+		})
+	}
+	call := func(f func(ctx context.Context) (api.Deployment, error)) (api.Deployment, error) {
+		ctx, cancel := context.WithTimeout(base, cancelWait)
+		defer cancel()
+		return f(ctx)
+	}
+	if ha, ok := d.(hostAPI); ok {
+		_, err := call(func(ctx context.Context) (api.Deployment, error) { return ha.DeploymentAction(ctx, depID, "cancel") })
+		if base.Err() != nil {
 			return
+		}
+		_, _ = c.update(id, func(r *api.Rollout) error {
+			if err != nil {
+				c.event(r, "host %s: cancel deployment %s: %v", name, depID, err)
+			} else {
+				c.event(r, "host %s: deployment %s cancelled (its running instances finish)", name, depID)
+			}
+			return nil
+		})
+		if err != nil && api.ErrorKind(err) == api.KindUnavailable {
+			gone(err)
+			return
+		}
+	}
+	for base.Err() == nil {
+		dep, err := call(func(ctx context.Context) (api.Deployment, error) { return d.Deployment(ctx, depID) })
+		if base.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = checkAnswered(dep, depID)
+		}
+		if err != nil {
+			gone(err)
+			return
+		}
+		var ivs map[string]uint64
+		if ended(dep) && dep.State != string(deployer.DeploymentSucceeded) {
+			ctx, cancel := context.WithTimeout(base, cancelWait)
+			ivs = openInterventions(ctx, d, dep.Repo)
+			cancel()
+		}
+		r, err := c.setHost(id, hi, func(hs *api.RolloutHostState) { fromDeployment(hs, dep, ivs) })
+		if err != nil || hostFinal(r.Hosts[hi].State) {
+			return
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-base.Done():
+			t.Stop()
 		case <-t.C:
 		}
 	}

@@ -12,3 +12,9 @@ func SetTimingFloors(poll, every time.Duration) (time.Duration, time.Duration) {
 
 // CleanText is cleanText, for tests.
 var CleanText = cleanText
+
+// GateURL is gateURL, for tests.
+var GateURL = gateURL
+
+// CanonicalURL is canonicalURL, for tests.
+var CanonicalURL = canonicalURL

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sre-tools/deployer/api"
-	"github.com/sre-tools/deployer/fleet"
 )
 
 // Default Prometheus gate timings.
@@ -257,8 +256,11 @@ func (c *Coordinator) probe(ctx context.Context, r api.Rollout, wi int, p api.HT
 			continue
 		}
 		n++
-		u := strings.NewReplacer("{host}", h.Host.Name, "{dc}", h.Host.Datacenter).Replace(p.URL)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		var req *http.Request
+		u, err := gateURL(p.URL, h.Host.Name, h.Host.Datacenter)
+		if err == nil {
+			req, err = http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		}
 		var status string
 		if err == nil {
 			var resp *http.Response
@@ -280,7 +282,7 @@ func (c *Coordinator) probe(ctx context.Context, r api.Rollout, wi int, p api.HT
 	if n == 0 {
 		return true, "no host deployed so far to probe"
 	}
-	return ok, "GET " + fleet.RedactURL(p.URL) + ": " + strings.Join(parts, ", ")
+	return ok, "GET " + redact(p.URL) + ": " + strings.Join(parts, ", ")
 }
 
 // maxGateBody bounds what the evidence of an HTTP gate keeps of each

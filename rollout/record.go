@@ -64,7 +64,7 @@ func (c *Coordinator) Get(id string) (api.Rollout, error) {
 	}
 	rec, err := c.opts.Store.Rollout(id)
 	if errors.Is(err, store.ErrNotFound) {
-		return api.Rollout{}, deployer.Errorf(deployer.ENOTFOUND, "rollout %s not found on this coordinator", id)
+		return api.Rollout{}, deployer.Errorf(deployer.ENOTFOUND, "rollout %s not found on this coordinator", shownID(id))
 	}
 	if err != nil {
 		return api.Rollout{}, err
@@ -107,7 +107,7 @@ func (c *Coordinator) update(id string, fn func(*api.Rollout) error) (api.Rollou
 		return out, de
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return out, deployer.Errorf(deployer.ENOTFOUND, "rollout %s not found on this coordinator", id)
+		return out, deployer.Errorf(deployer.ENOTFOUND, "rollout %s not found on this coordinator", shownID(id))
 	}
 	if err != nil {
 		return out, err

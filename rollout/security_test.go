@@ -392,7 +392,7 @@ func TestGateURLPasswordRedacted(t *testing.T) {
 	f := newFixture(t)
 	f.run(t, f.c)
 	req := request("r-pass")
-	req.HTTP = &api.HTTPGate{URL: strings.Replace(srv.URL, "http://", "http://admin:S3cr3tPass@", 1) + "/{host}/health", Timeout: "30ms", Every: "10ms"}
+	req.HTTP = &api.HTTPGate{URL: strings.Replace(srv.URL, "http://", "http://s3cr3tuser@", 1) + "/{host}/health", Timeout: "30ms", Every: "10ms"}
 	if _, err := f.c.Submit(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
@@ -401,8 +401,33 @@ func TestGateURLPasswordRedacted(t *testing.T) {
 	for _, e := range r.Events {
 		shown += e.What
 	}
-	if strings.Contains(shown, "S3cr3tPass") || !strings.Contains(r.Waves[1].Gates[0].Evidence, "admin:xxxxx@") || !strings.Contains(r.Waves[1].Gates[0].Evidence, "/{host}/health") {
+	if strings.Contains(shown, "s3cr3tuser") || !strings.Contains(r.Waves[1].Gates[0].Evidence, "xxxxx@") || !strings.Contains(r.Waves[1].Gates[0].Evidence, "/{host}/health") {
 		t.Errorf("shown: %s", shown)
+	}
+}
+
+// Attack: a password in a host's URL (http://u:PASS@host) was shown in
+// errors, the status page, messages, the state file and fleet show; in a
+// gate's URL too. A URL with a password is refused at submit, the
+// password not repeated, saying where the credential goes.
+func TestURLPasswordsRefusedAtSubmit(t *testing.T) {
+	f := newFixture(t)
+	for name, edit := range map[string]func(*api.RolloutRequest){
+		"host": func(r *api.RolloutRequest) { r.Hosts[1].URL = "http://u:PASSX3@10.0.0.1:8080" },
+		"prometheus": func(r *api.RolloutRequest) {
+			r.Prometheus = &api.PrometheusGate{URL: "http://u:PASSX3@prom:9090", Query: "up", Max: new(float64)}
+		},
+		"http gate": func(r *api.RolloutRequest) { r.HTTP = &api.HTTPGate{URL: "https://u:PASSX3@{host}.example/health"} },
+	} {
+		req := request("r-pw")
+		edit(&req)
+		_, err := f.c.Submit(context.Background(), req)
+		if api.ErrorKind(err) != api.KindInvalid || strings.Contains(err.Error(), "PASSX3") || !strings.Contains(err.Error(), "STATE_DIR/host-tokens") {
+			t.Errorf("%s: %v, want refused naming STATE_DIR/host-tokens without the password", name, err)
+		}
+	}
+	if _, err := f.c.Get("r-pw"); err == nil {
+		t.Error("a refused rollout was stored")
 	}
 }
 

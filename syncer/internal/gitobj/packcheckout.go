@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 )
 
 // packLayout is what the indexer learnt of a pack it indexed: every object's offset, type,
@@ -129,13 +128,19 @@ func (l *packLayout) walkWorker(roots <-chan int, wanted, needed []bool, failed 
 		return err
 	}
 	defer f.Close()
-	rs := &resolver{sc: packfile.NewScanner(f), objs: l.objs, tree: l.tree}
+	rs, err := newResolver(f, l.objs, l.tree)
+	if err != nil {
+		failed.Store(true)
+		for range roots {
+		}
+		return err
+	}
 	for i := range roots {
 		if err != nil {
 			continue // drain
 		}
 		var data []byte
-		if data, err = rs.inflateWhole(l.objs[i].offset); err == nil {
+		if data, err = rs.inflate(i); err == nil {
 			err = rs.walk(i, data, wanted, needed, fn)
 		}
 		if err != nil {

@@ -25,7 +25,9 @@ import (
 
 // CheckoutTree writes every file of tree under dir and an index with their stat data. Every
 // path of the tree is checked first (DiffTrees): a tree with a path the checkout refuses
-// writes nothing and returns its *PathError.
+// writes nothing and returns its *PathError. dir is a new clone's, with nothing but .git: the
+// files whose blobs the storage's last pack holds are created, never replaced (something
+// already at one of their paths fails the checkout), which saves an unlink per file.
 func CheckoutTree(st storage.Storer, dir string, tree *object.Tree) error {
 	changes, err := DiffTrees(st, nil, tree)
 	if err != nil {
@@ -81,7 +83,7 @@ func checkoutFromPack(l *packLayout, mk *DirMaker, dir string, files []*object.C
 		for _, i := range byHash[h] {
 			c := files[i]
 			full := filepath.Join(dir, filepath.FromSlash(c.To.Name))
-			if err := writeWorktreeFile(full, data, c.To.TreeEntry.Mode, mk.umask); err != nil {
+			if err := createWorktreeFile(full, data, c.To.TreeEntry.Mode, mk.umask); err != nil {
 				return err
 			}
 			e, err := statEntry(full, c.To.Name, h, c.To.TreeEntry.Mode)
@@ -183,10 +185,6 @@ func writeWorktreeFile(full string, data []byte, mode filemode.FileMode, umask i
 		}
 		return os.Symlink(string(data), full)
 	}
-	perm := os.FileMode(0o644)
-	if mode == filemode.Executable {
-		perm = 0o755
-	}
 	// As git does: remove what is at full (a file, or a symlink itself, never its target; a
 	// directory with what is below it), then create the file exclusively without following a
 	// symlink, so that nothing planted in between is written through. A reader may see the
@@ -205,6 +203,19 @@ func writeWorktreeFile(full string, data []byte, mode filemode.FileMode, umask i
 		if err := os.RemoveAll(full); err != nil {
 			return err
 		}
+	}
+	return createWorktreeFile(full, data, mode, umask)
+}
+
+// createWorktreeFile creates the file (or symlink) full with data and git's mode for mode,
+// exclusively and without following a symlink: it fails if anything is at full.
+func createWorktreeFile(full string, data []byte, mode filemode.FileMode, umask int64) error {
+	if mode == filemode.Symlink {
+		return os.Symlink(string(data), full)
+	}
+	perm := os.FileMode(0o644)
+	if mode == filemode.Executable {
+		perm = 0o755
 	}
 	var fd int
 	err := ignoringEINTR(func() (err error) {

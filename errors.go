@@ -12,6 +12,7 @@ const (
 	EUNAVAILABLE  = "unavailable" // the daemon cannot do it now (stopping, state file failing)
 	EUNAUTHORIZED = "unauthorized"
 	ETOOLARGE     = "too_large"
+	ECONFLICT     = "conflict" // the id named exists with something else under it
 	EINTERNAL     = "internal" // anything else: a bug or an I/O failure
 )
 

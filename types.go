@@ -133,6 +133,14 @@ type ResolveRequest struct {
 
 // DeployRequest asks for a deployment over many instances of one repo.
 type DeployRequest struct {
+	// ID, when set, is the id the deployment gets instead of one the
+	// daemon numbers (CheckDeploymentID): the daemon creates it once, and
+	// a request with the same ID and the same request (Who aside) is
+	// answered with the deployment as it stands (Deployment.Existed),
+	// never started again; with another request it is refused (ECONFLICT).
+	// A rollout's coordinator sets it to HostDeploymentID. A daemon older
+	// than the field ignores it and numbers the deployment.
+	ID          string   `json:"id,omitempty"`
 	Select      string   `json:"select"`          // glob over instance files, e.g. instances/*.xml
 	Where       string   `json:"where,omitempty"` // etree path the instance XML must match
 	Set         []string `json:"set,omitempty"`   // PATH@ATTR=VALUE
@@ -166,6 +174,15 @@ type Deployment struct {
 	Counts    map[string]int       `json:"counts"`
 	Instances []DeploymentInstance `json:"instances"`
 	Runs      []uint64             `json:"runs,omitempty"`
+	// Error says why the deployment as a whole could not start (blocked)
+	// or failed before any instance ran (deployer.xml invalid at the
+	// run's commit, an unknown step), or that its selection matched no
+	// instance at run time; empty otherwise.
+	Error string `json:"error,omitempty"`
+	// Existed is set in the answer to a request that named the id of a
+	// deployment that existed already (DeployRequest.ID): nothing was
+	// started, and the deployment is as it stands.
+	Existed bool `json:"existed,omitempty"`
 }
 
 // DeploymentInstance is one instance of a deployment.

@@ -307,7 +307,10 @@ func (c *Client) Report(ctx context.Context) (Report, error) {
 	return rep, err
 }
 
-// Deploy starts a deployment on repo.
+// Deploy starts a deployment on repo. With req.ID, asked again it answers
+// the deployment that id names with Existed set (a daemon that predates
+// req.ID ignores it: the answer's ID is then one the daemon chose); a
+// deployment of another request under that id is a KindConflict error.
 func (c *Client) Deploy(ctx context.Context, repo string, req DeployRequest) (Deployment, error) {
 	var d Deployment
 	err := c.do(ctx, http.MethodPost, "/v1/repos/"+url.PathEscape(repo)+"/deployments", req, &d)

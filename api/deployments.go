@@ -15,6 +15,12 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	if d.Existed {
+		// The request named an existing deployment's id: nothing was
+		// queued, the deployment is answered as it stands.
+		writeJSON(w, http.StatusOK, d)
+		return
+	}
 	writeJSON(w, http.StatusAccepted, d)
 }
 

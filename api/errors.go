@@ -19,6 +19,7 @@ const (
 	KindUnauthorized Kind = deployer.EUNAUTHORIZED
 	KindUnavailable  Kind = deployer.EUNAVAILABLE
 	KindTooLarge     Kind = deployer.ETOOLARGE
+	KindConflict     Kind = deployer.ECONFLICT
 	KindInternal     Kind = deployer.EINTERNAL
 )
 
@@ -63,6 +64,8 @@ func HTTPStatus(k Kind) int {
 		return http.StatusServiceUnavailable
 	case KindTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case KindConflict:
+		return http.StatusConflict
 	default:
 		return http.StatusInternalServerError
 	}

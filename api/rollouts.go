@@ -127,6 +127,10 @@ type RolloutWave struct {
 	Gates   []RolloutGate `json:"gates,omitempty"`
 	Started *time.Time    `json:"started,omitempty"`
 	Ended   *time.Time    `json:"ended,omitempty"`
+	// Attempt is the rollout's attempt (Rollout.Attempt) in which the
+	// wave last ended: a retry re-sends no message for a wave it did not
+	// run again.
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // RolloutHostState is where one host stands in a rollout: its fleet host
@@ -187,6 +191,9 @@ type Rollout struct {
 	Resumes    int    `json:"resumes,omitempty"`
 	PauseNote  string `json:"pause_note,omitempty"`
 	ResumeNote string `json:"resume_note,omitempty"`
+	// RetryNote says who asked the last retry, why, and what it runs
+	// again (its notification).
+	RetryNote string `json:"retry_note,omitempty"`
 	// RolledBackBy names the rollback of this rollout, once submitted.
 	RolledBackBy string `json:"rolled_back_by,omitempty"`
 	// New is true in the answer to the submission that created the

@@ -86,5 +86,35 @@ func newRolloutView(r Rollout) rolloutView {
 		parts = append(parts, fmt.Sprintf("%d %s", counts[k], e(k)))
 	}
 	v.Hosts = strings.Join(parts, ", ")
+	// the hosts that did not succeed, with why (their deployment's
+	// instances that did not), under the rollout's row with why it stopped
+	var why []string
+	n := 0
+	for _, h := range r.Hosts {
+		if h.Error == "" || h.State == "succeeded" || h.State == "running" {
+			continue
+		}
+		if n++; n <= pageHostWhys {
+			why = append(why, fmt.Sprintf("%s %s: %s", h.Host.Name, h.State, firstLineOf(h.Error)))
+		}
+	}
+	if n > pageHostWhys {
+		why = append(why, fmt.Sprintf("%d more host(s): deployer fleet show %s", n-pageHostWhys, r.ID))
+	}
+	if len(why) > 0 {
+		stopped := redactPasswords(r.Stopped)
+		if stopped != "" {
+			stopped += "; "
+		}
+		v.Stopped = e(stopped + strings.Join(why, "; "))
+	}
 	return v
+}
+
+// pageHostWhys bounds the hosts whose why a rollout's row shows.
+const pageHostWhys = 3
+
+func firstLineOf(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
 }

@@ -25,7 +25,9 @@ func (b *rolloutPageBackend) Rollouts(context.Context, int) ([]api.Rollout, erro
 				{Kind: "prometheus", State: "waiting", Started: &started, Evidence: "errors = 0.5 (max 0.01) <script>"}}}},
 			Hosts: []api.RolloutHostState{{State: "succeeded"}, {State: "not-started"}, {State: "not-started"}}},
 		{ID: "r-web-1", State: "failed", Created: now.Add(-time.Hour), Finished: &now, Stopped: "canary wave failed on 1 host(s)",
-			Request: api.RolloutRequest{Repo: "cc"}, Waves: []api.RolloutWave{{Index: 1, State: "done"}, {Index: 2, State: "skipped"}}},
+			Request: api.RolloutRequest{Repo: "cc"}, Waves: []api.RolloutWave{{Index: 1, State: "done"}, {Index: 2, State: "skipped"}},
+			Hosts: []api.RolloutHostState{{Host: api.RolloutHost{Name: "h1"}, State: "failed", Error: "1 failed: beta: instance-configure: exit status 7 (intervention 4)\nmore"},
+				{Host: api.RolloutHost{Name: "h2"}, State: "not-started"}}},
 	}, nil
 }
 
@@ -42,7 +44,8 @@ func (b *rolloutPageBackend) RolloutAction(context.Context, string, string, api.
 }
 
 // A coordinator's status page lists its rollouts: state, waves, hosts,
-// the gate waiting with its evidence (escaped), why one stopped. A daemon
+// the gate waiting with its evidence (escaped), why one stopped and why
+// its hosts that did not succeed did not. A daemon
 // that coordinates none shows no section.
 func TestStatusPageRollouts(t *testing.T) {
 	get := func(b api.Backend) string {
@@ -60,7 +63,9 @@ func TestStatusPageRollouts(t *testing.T) {
 		`<h2 id="rollouts">Fleet rollouts <span class="n">(2)</span></h2>`,
 		`r-web-2 <span class="muted">cc</span>`, `<span class="st st-running">running</span>`, `<span>1/2 done</span>`,
 		`<span>2 not-started, 1 succeeded</span>`, `prometheus before wave 2 waiting: errors = 0.5 (max 0.01) &lt;script&gt;`,
-		`alice, 10m00s ago`, `<span class="st st-failed">failed</span>`, `canary wave failed on 1 host(s)`,
+		`alice, 10m00s ago`, `<span class="st st-failed">failed</span>`,
+		// out19 #3: why a host failed, with its intervention
+		`canary wave failed on 1 host(s); h1 failed: 1 failed: beta: instance-configure: exit status 7 (intervention 4)</td>`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)

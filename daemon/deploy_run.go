@@ -82,8 +82,20 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 	req := spec.Request
 	m, err := manifest.Load(w.repo.Dir(), w.manifestOptions())
 	if err != nil {
-		run.Status, run.Error, spec.Reason = store.RunInvalid, err.Error(), "manifest invalid: "+err.Error()
+		// It runs with no other manifest (the deployment would deploy a
+		// commit with another commit's): it fails as a whole, its
+		// instances not started. Submit and retry refuse it up front;
+		// this is a manifest that turned invalid at the run's sync, or a
+		// deployment queued before the first clone or resumed at start.
+		run.Status, run.Error = store.RunInvalid, err.Error()
 		w.raiseManifestInvalid(*run, err)
+		spec.Failed, spec.Reason = true, w.manifestInvalidNote(run.Commit, err, "no instance was started")
+		for name, in := range spec.Details {
+			if in.Status.Waiting() {
+				in.Status, in.Reason = deployer.InstanceNotStarted, spec.Reason
+				spec.Details[name] = in
+			}
+		}
 		return
 	}
 	names := make([]manifest.StepName, 0, len(req.Steps))
@@ -95,7 +107,7 @@ func (w *worker) deploy(ctx context.Context, run *store.Run, rec *store.Deployme
 	}
 	steps, err := m.Order(names)
 	if err != nil {
-		run.Status, run.Error, spec.Reason = store.RunFailed, err.Error(), err.Error()
+		run.Status, run.Error, spec.Reason, spec.Failed = store.RunFailed, err.Error(), err.Error(), true
 		return
 	}
 	if len(spec.Details) == 0 {
@@ -586,6 +598,9 @@ func outcomesOf(results []executor.InstanceResult) []store.InstanceOutcome {
 func deploymentOutcome(spec deploymentSpec) string {
 	if spec.Cancel {
 		return string(deployer.DeploymentCancelled)
+	}
+	if spec.Failed {
+		return string(deployer.DeploymentFailed)
 	}
 	for _, in := range spec.Details {
 		if in.Status != deployer.InstanceSucceeded {

@@ -34,6 +34,10 @@ type deploymentSpec struct {
 	Notified []string `json:"notified,omitempty"`
 	// Restore is a restore deployment's plan per instance file (restore.go).
 	Restore map[string]restoreInstance `json:"restore,omitempty"`
+	// Failed is set when the deployment failed as a whole, before any
+	// instance ran (deployer.xml invalid, --steps unknown): Reason says
+	// why. A retry clears it.
+	Failed bool `json:"failed,omitempty"`
 }
 
 // Deploy validates and queues a deployment on repo.
@@ -41,6 +45,21 @@ func (d *Daemon) Deploy(ctx context.Context, repo string, req deployer.DeployReq
 	w, err := d.worker(repo)
 	if err != nil {
 		return deployer.Deployment{}, deployer.Errorf(deployer.ENOTFOUND, "%v", err)
+	}
+	if req.ID != "" {
+		if err := deployer.CheckDeploymentID(req.ID); err != nil {
+			return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "%v", err)
+		}
+		// Asked again (a coordinator resumed, a retried request): the
+		// deployment is answered as it stands before anything is
+		// checked again, as the checkout may have moved on since.
+		rec, err := d.store.Deployment(req.ID)
+		if err == nil {
+			return d.existingDeployment(rec, repo, req)
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return deployer.Deployment{}, err
+		}
 	}
 	if err := manifest.CheckGlob(req.Select); err != nil {
 		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "%v", err)
@@ -56,6 +75,12 @@ func (d *Daemon) Deploy(ctx context.Context, repo string, req deployer.DeployReq
 	if req.Bucket < 0 || req.MaxFailures < 0 {
 		return deployer.Deployment{}, deployer.Errorf(deployer.EINVALID, "--bucket and --max-failures must not be negative")
 	}
+	// A deployment runs with deployer.xml at the checkout's commit (never
+	// an older, valid one): while it is invalid nothing can run, and a
+	// deployment queued now would end with no instance.
+	if err := w.checkManifest(); err != nil {
+		return deployer.Deployment{}, err
+	}
 	var restore map[string]restoreInstance
 	if req.Restore != "" {
 		if restore, err = d.restorePlan(repo, req); err != nil {
@@ -65,12 +90,65 @@ func (d *Daemon) Deploy(ctx context.Context, repo string, req deployer.DeployReq
 		return deployer.Deployment{}, err
 	}
 	spec := deploymentSpec{Request: req, Details: map[string]deployer.DeploymentInstance{}, Restore: restore}
-	rec, err := d.putDeployment(store.Deployment{Repo: repo, State: string(deployer.DeploymentQueued)}, spec)
-	if err != nil {
-		return deployer.Deployment{}, err
+	rec := store.Deployment{ID: req.ID, Repo: repo, State: string(deployer.DeploymentQueued)}
+	if req.ID == "" {
+		if rec, err = d.putDeployment(rec, spec); err != nil {
+			return deployer.Deployment{}, err
+		}
+	} else {
+		if err := encodeSpec(&rec, spec); err != nil {
+			return deployer.Deployment{}, err
+		}
+		var existed bool
+		rec, existed, err = d.store.CreateDeployment(rec, func(old store.Deployment) bool { return sameDeployment(old, repo, req) })
+		switch {
+		case errors.Is(err, store.ErrExists):
+			return deployer.Deployment{}, conflict(req.ID)
+		case err != nil:
+			return deployer.Deployment{}, err
+		case existed:
+			// Created by another request between the look and now.
+			return d.existingDeployment(rec, repo, req)
+		}
 	}
 	w.enqueueDeployment(rec.ID)
 	return apiDeployment(rec)
+}
+
+// existingDeployment answers a request that named the id of deployment
+// rec: rec as it stands, marked Existed, when it is the same request,
+// else a conflict.
+func (d *Daemon) existingDeployment(rec store.Deployment, repo string, req deployer.DeployRequest) (deployer.Deployment, error) {
+	if !sameDeployment(rec, repo, req) {
+		return deployer.Deployment{}, conflict(req.ID)
+	}
+	out, err := d.withRunningSteps(apiDeployment(rec))
+	if err != nil {
+		return deployer.Deployment{}, err
+	}
+	out.Existed = true
+	return out, nil
+}
+
+func conflict(id string) error {
+	return deployer.Errorf(deployer.ECONFLICT, "deployment %s exists with another request (another repo, selection, edits or options): choose another id, or see it with: deployer deployments show %s", id, id)
+}
+
+// sameDeployment tells whether rec was created by a request the same as
+// req on repo: every field but Who (who asks is not what is asked).
+func sameDeployment(rec store.Deployment, repo string, req deployer.DeployRequest) bool {
+	if rec.Repo != repo {
+		return false
+	}
+	var spec deploymentSpec
+	if json.Unmarshal(rec.Spec, &spec) != nil {
+		return false
+	}
+	a, b := spec.Request, req
+	a.Who, b.Who = "", ""
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
 }
 
 // deploymentsListed is how many deployments an unfiltered list holds.
@@ -117,8 +195,21 @@ func (d *Daemon) Deployment(ctx context.Context, id string) (deployer.Deployment
 // failed, conflict, skipped, interrupted and not-started ones (a skipped
 // instance's intervention is checked again when it is planned). A
 // deployment with no such instance is refused and records no run.
+//
+// While deployer.xml at the checkout's commit is invalid the retry is
+// refused too (after the checks above, which say it was asked already),
+// as a deployment is.
 func (d *Daemon) RetryDeployment(ctx context.Context, id string) (deployer.Deployment, error) {
 	var redo int
+	// The manifest is checked before the store's transaction (which must
+	// not wait on disk reads nor read the store itself); its refusal is
+	// given inside, after the deployment's own state is checked.
+	var invalid error
+	if cur, err := d.store.DeploymentSummary(id); err == nil {
+		if w, err := d.worker(cur.Repo); err == nil {
+			invalid = w.checkManifest()
+		}
+	}
 	rec, _, err := d.updateDeployment(id, func(rec *store.Deployment, spec *deploymentSpec) error {
 		if rec.State == string(deployer.DeploymentRunning) || rec.State == string(deployer.DeploymentQueued) {
 			return deployer.Errorf(deployer.EINVALID, "deployment %s is %s; retry it when it has ended", id, rec.State)
@@ -133,7 +224,10 @@ func (d *Daemon) RetryDeployment(ctx context.Context, id string) (deployer.Deplo
 		if redo == 0 && len(spec.Details) > 0 {
 			return deployer.Errorf(deployer.EINVALID, "deployment %s has nothing to retry: every instance succeeded", id)
 		}
-		spec.Cancel, spec.Reason = false, ""
+		if invalid != nil {
+			return invalid
+		}
+		spec.Cancel, spec.Reason, spec.Failed = false, "", false
 		spec.Attempt, spec.Waves = max(spec.Attempt, 1)+1, 0
 		rec.State = string(deployer.DeploymentQueued)
 		rec.Finished = time.Time{}
@@ -376,7 +470,8 @@ func apiDeployment(rec store.Deployment) (deployer.Deployment, error) {
 		return deployer.Deployment{}, fmt.Errorf("deployment %s: %w", rec.ID, err)
 	}
 	out := deployer.Deployment{ID: rec.ID, Repo: rec.Repo, State: rec.State, Request: spec.Request, Created: rec.Created,
-		Updated: rec.Updated, Counts: map[string]int{}, Instances: make([]deployer.DeploymentInstance, 0, len(spec.Details)), Runs: spec.Runs}
+		Updated: rec.Updated, Counts: map[string]int{}, Instances: make([]deployer.DeploymentInstance, 0, len(spec.Details)), Runs: spec.Runs,
+		Error: spec.Reason}
 	if !rec.Finished.IsZero() {
 		t := rec.Finished
 		out.Finished = &t
@@ -465,6 +560,44 @@ func (w *worker) checkSelection(req deployer.DeployRequest) error {
 			len(refused), matched, strings.Join(shown, "; "), more)
 	}
 	return nil
+}
+
+// checkManifest refuses a deployment (or its retry) while deployer.xml
+// in the checkout is invalid: the daemon deploys no commit with another
+// commit's manifest, so nothing could run; the deployment would end with
+// no instance, which a fleet counts as no match. The refusal is a
+// conflict with the repo's state (HTTP 409, exit 1), naming the commit,
+// the open manifest-invalid intervention and the problems. Like
+// checkSelection it reads the checkout's files on disk, and before the
+// first clone it leaves the decision to the run.
+func (w *worker) checkManifest() error {
+	snap := w.snapshot()
+	if !snap.opened {
+		return nil
+	}
+	dir := filepath.Join(w.d.opts.StateDir, "checkouts", w.cfg.Name)
+	if _, err := manifest.Load(dir, w.manifestOptions()); err != nil {
+		return deployer.Errorf(deployer.ECONFLICT, "%s", w.manifestInvalidNote(snap.head, err, "nothing was deployed"))
+	}
+	return nil
+}
+
+// manifestInvalidNote says that deployer.xml at commit is invalid (err),
+// naming the open manifest-invalid intervention, then outcome (what was
+// not done): a deployment's refusal, or why it failed.
+func (w *worker) manifestInvalidNote(commit string, err error, outcome string) string {
+	iv := ""
+	if open, ok := w.openIntervention(deployer.KindManifestInvalid, ""); ok {
+		iv = fmt.Sprintf(" (manifest-invalid intervention #%d)", open.ID)
+	}
+	problems := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	more := ""
+	if len(problems) > 3 {
+		more = fmt.Sprintf("; and %d more", len(problems)-3)
+		problems = problems[:3]
+	}
+	return fmt.Sprintf("deployer.xml at commit %s is invalid%s: fix it and push; %s (%s%s; check with: deployer validate DIR)",
+		short(commit), iv, outcome, strings.Join(problems, "; "), more)
 }
 
 // noMatch says that a deployment's selection matched none of n instances.

@@ -146,6 +146,8 @@ func (w *worker) syncFailed(res syncer.Result, err error) {
 		iv.Kind = string(deployer.KindUpstreamInvalid)
 		iv.Summary = "an upstream commit has a path the daemon refuses to check out; the checkout stays as it was"
 		iv.NextAction = "revert or rewrite the commit named in the evidence upstream (and set receive.fsckObjects on the git server); it resolves on the next successful sync"
+	case syncer.KindRejected:
+		iv.Summary, iv.NextAction = pushFailedText(err, w.cfg.Branch)
 	case syncer.KindCorrupt:
 		iv.Summary = fmt.Sprintf("the checkout %s is broken and could not be re-cloned", dir)
 		iv.NextAction = corruptNextAction(err, "move the checkout aside and restart the daemon (it clones afresh), then resolve {id}")
@@ -155,6 +157,27 @@ func (w *worker) syncFailed(res syncer.Result, err error) {
 		iv.NextAction = "read the evidence and the daemon log; then: deployer interventions resolve {id} --retry"
 	}
 	w.raise(iv)
+}
+
+// pushFailedText explains a sync that could not push the daemon's own
+// commits (kept in the checkout and pushed again at the next sync): the
+// server could not lock the branch on any attempt, the branch kept moving,
+// or the server refused it.
+func pushFailedText(err error, branch string) (summary, next string) {
+	if branch == "" {
+		branch = "main"
+	}
+	switch {
+	case errors.Is(err, syncer.ErrRace):
+		return fmt.Sprintf("the git server could not lock refs/heads/%s on any push attempt: the daemon's commits wait in its checkout", branch),
+			fmt.Sprintf("on the git server, look for refs/heads/%s.lock (or packed-refs.lock) in the repository: a lock left by a killed git process; "+
+				"remove it if no git process is running there. The daemon pushes its commits at the next sync and this resolves by itself", branch)
+	case errors.Is(err, syncer.ErrNonFastForward):
+		return fmt.Sprintf("refs/heads/%s moved on every write-back attempt: the daemon's commits wait in its checkout", branch),
+			"find who pushes to the branch without pause (a loop, a mirror); the daemon re-applies its commits at the next sync and this resolves by itself when a push lands"
+	}
+	return "the git server refused to push the daemon's commits: they wait in its checkout",
+		"read the server's message in the evidence; fix the hook or branch protection, then: deployer interventions resolve {id} --retry"
 }
 
 // worthRaising counts consecutive unreachable remotes (retrying fixes those,
@@ -222,7 +245,7 @@ func (w *worker) syncSucceeded(scanned bool) {
 		w.pollReset = true
 	}
 	w.failedSyncs = 0
-	for _, k := range []deployer.InterventionKind{deployer.KindRemoteUnreachable, deployer.KindAuthFailed, deployer.KindUpstreamInvalid} {
+	for _, k := range []deployer.InterventionKind{deployer.KindRemoteUnreachable, deployer.KindAuthFailed, deployer.KindUpstreamInvalid, deployer.KindPushRejected} {
 		w.clear(k, "", "the next sync succeeded")
 	}
 	// The probe unblocked the repo; a sync that wrote what it fetched

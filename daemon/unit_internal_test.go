@@ -286,7 +286,7 @@ func TestPrepareRunSyncFailed(t *testing.T) {
 // (recorded when manual); a replay goes on.
 func TestPrepareRunBlocked(t *testing.T) {
 	w, co, _ := newUnitWorker(t)
-	iv := w.raise(store.Intervention{Kind: string(deployer.KindPushRejected), Summary: "hook said no"})
+	iv := w.raise(store.Intervention{Kind: string(deployer.KindSyncDiverged), Summary: "hook said no"})
 	trig := []store.Trigger{w.trigger(deployer.TriggerSchedule, "nightly")}
 	p, ok := w.prepareRun(context.Background(), runEntry{triggers: trig, manual: true})
 	if ok || p.run == 0 || !strings.Contains(p.blocked, "hook said no") {

@@ -203,13 +203,20 @@ func (w *worker) writeBack(ctx context.Context, entries []store.JournalEntry) er
 		return errors.New(strings.Join(failed, "; "))
 	}
 	settled, wbErr := w.writeBackSettle(ctx, kept, changes)
+	cause := wbErr
 	for _, s := range settled {
 		if s.msg != "" {
 			failed = append(failed, s.msg)
+			if cause == nil {
+				cause = s.outcome.Err
+			}
 		}
 	}
 	if len(failed) > 0 {
-		return errors.New(strings.Join(failed, "; "))
+		// The message names every entry; the cause stays in the chain so
+		// that the sync's failure is classified by it (a branch the server
+		// cannot lock is push-rejected, not an unexpected error).
+		return &writeBackError{msg: strings.Join(failed, "; "), err: cause}
 	}
 	if wbErr != nil {
 		return fmt.Errorf("write back: %w", wbErr)
@@ -330,6 +337,16 @@ func entryTrailers(host string, e store.JournalEntry) map[string]string {
 	}
 	return t
 }
+
+// writeBackError names every entry that did not land and wraps the
+// write-back's own error (nil when each entry failed on its own).
+type writeBackError struct {
+	msg string
+	err error
+}
+
+func (e *writeBackError) Error() string { return e.msg }
+func (e *writeBackError) Unwrap() error { return e.err }
 
 // unpushedMarker is in a step's failure when its write-back was committed
 // but not pushed; landedLate looks for it.

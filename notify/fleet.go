@@ -19,12 +19,15 @@ const (
 	EventFleetPaused     EventKind = "fleet-paused"
 	EventFleetResumed    EventKind = "fleet-resumed"
 	EventFleetGateFailed EventKind = "fleet-gate-failed"
+	// A retried rollout ('fleet retry --failed') tells what runs again
+	// (Detail), once per retry.
+	EventFleetRetried EventKind = "fleet-retried"
 )
 
 // IsFleet reports whether kind is a fleet event.
 func (k EventKind) IsFleet() bool {
 	switch k {
-	case EventFleetStarted, EventFleetWave, EventFleetEnded, EventFleetPaused, EventFleetResumed, EventFleetGateFailed:
+	case EventFleetStarted, EventFleetWave, EventFleetEnded, EventFleetPaused, EventFleetResumed, EventFleetGateFailed, EventFleetRetried:
 		return true
 	}
 	return false
@@ -60,8 +63,8 @@ type FleetEvent struct {
 	// Follow is the command that shows the fleet deployment:
 	// deployer fleet status ID --fleet ...
 	Follow string `json:"follow"`
-	// Detail is a pause's or a resume's who and why, a failed gate's
-	// kind and evidence.
+	// Detail is a pause's, a resume's or a retry's who and why (and what
+	// a retry runs again), a failed gate's kind and evidence.
 	Detail string `json:"detail,omitempty"`
 	// Rollout says a coordinator sent it (a rollout, not `fleet deploy`):
 	// a Jira channel comments it on the rollout's issue (Ticket, else one
@@ -85,6 +88,8 @@ func fleetTitle(e Event) string {
 		return fmt.Sprintf("Fleet rollout %s paused: no new wave starts until it is resumed", f.ID)
 	case EventFleetResumed:
 		return fmt.Sprintf("Fleet rollout %s resumed", f.ID)
+	case EventFleetRetried:
+		return fmt.Sprintf("Fleet rollout %s retried", f.ID)
 	case EventFleetGateFailed:
 		return fmt.Sprintf("Fleet rollout %s: a gate before wave %d/%d failed", f.ID, f.Wave, f.Waves)
 	}
@@ -102,7 +107,7 @@ func fleetText(e Event) string {
 		}
 	}
 	switch e.Kind {
-	case EventFleetPaused, EventFleetResumed, EventFleetGateFailed:
+	case EventFleetPaused, EventFleetResumed, EventFleetGateFailed, EventFleetRetried:
 		lines = append(lines, f.Detail)
 	case EventFleetStarted:
 		add("select", f.Select)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,7 +57,18 @@ type Coordinator struct {
 	mu      sync.Mutex
 	ctx     context.Context // Run's, once it runs
 	running map[string]chan struct{}
+	again   map[string]bool // a running driver is to look again before it exits
 	wg      sync.WaitGroup
+
+	// records caches the unfinished rollouts' records (record.go).
+	records records
+	// hostBatches groups the host writes of each rollout (record.go).
+	hostBatches sync.Map // rollout id -> *hostBatch
+	// refreshed holds when refresh last asked a rollout's hosts.
+	refreshed sync.Map // rollout id -> time.Time
+	// notifyMu makes notifyDue one at a time, so that no notification
+	// is sent twice by two callers.
+	notifyMu sync.Mutex
 }
 
 // New returns a coordinator over opts.Store. Nothing runs until Run.
@@ -70,7 +82,7 @@ func New(opts Options) *Coordinator {
 	if opts.PollFailures <= 0 {
 		opts.PollFailures = 30
 	}
-	return &Coordinator{opts: opts, log: opts.Logger, running: map[string]chan struct{}{}}
+	return &Coordinator{opts: opts, log: opts.Logger, running: map[string]chan struct{}{}, again: map[string]bool{}, records: records{m: map[string]cachedRecord{}}}
 }
 
 // Run resumes every unfinished rollout, drives them and the ones
@@ -86,11 +98,42 @@ func (c *Coordinator) Run(ctx context.Context) {
 	for _, r := range recs {
 		if r.Finished.IsZero() {
 			c.log.Info().Str("rollout", r.ID).Str("state", r.State).Msg("resuming rollout")
+			if _, err := c.update(r.ID, func(r *api.Rollout) error {
+				c.event(r, "resumed after a coordinator restart: %s", resumedWhere(*r))
+				return nil
+			}); err != nil {
+				c.log.Error().Err(err).Str("rollout", r.ID).Msg("record the rollout's resumption")
+			}
 			c.start(r.ID)
 		}
 	}
 	<-ctx.Done()
 	c.wg.Wait()
+}
+
+// resumedWhere says where a resumed rollout stands: its running or next
+// wave and gate, its hosts running.
+func resumedWhere(r api.Rollout) string {
+	for _, w := range r.Waves {
+		switch w.State {
+		case api.StepRunning:
+			n := 0
+			for _, h := range r.Hosts {
+				if h.Wave == w.Index && !hostFinal(h.State) {
+					n++
+				}
+			}
+			return fmt.Sprintf("wave %d/%d running, %d host(s) followed again (a host's deployment is asked for before one is started)", w.Index, len(r.Waves), n)
+		case api.StepPending:
+			for _, g := range w.Gates {
+				if g.State == api.StepWaiting && g.Started != nil {
+					return fmt.Sprintf("gate %s before wave %d/%d waiting (its clock runs from %s)", g.Kind, w.Index, len(r.Waves), g.Started.UTC().Format(time.RFC3339))
+				}
+			}
+			return fmt.Sprintf("wave %d/%d next", w.Index, len(r.Waves))
+		}
+	}
+	return "every wave ended; its outcome is recorded next"
 }
 
 // start runs id's driver unless it runs already or Run has not started
@@ -102,6 +145,9 @@ func (c *Coordinator) start(id string) {
 		return
 	}
 	if _, ok := c.running[id]; ok {
+		// its driver may be on its way out (it saw the rollout ended
+		// before a retry reopened it): it looks again before it exits
+		c.again[id] = true
 		return
 	}
 	wake := make(chan struct{}, 1)
@@ -109,12 +155,19 @@ func (c *Coordinator) start(id string) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		defer func() {
+		for {
+			c.drive(c.ctx, id, wake)
 			c.mu.Lock()
+			if c.again[id] && c.ctx.Err() == nil {
+				delete(c.again, id)
+				c.mu.Unlock()
+				continue
+			}
+			delete(c.again, id)
 			delete(c.running, id)
 			c.mu.Unlock()
-		}()
-		c.drive(c.ctx, id, wake)
+			return
+		}
 	}()
 }
 
@@ -345,26 +398,16 @@ func (c *Coordinator) Rollouts(ctx context.Context, limit int) ([]api.Rollout, e
 	return c.List(limit)
 }
 
-// Rollout is Get, for the API.
+// Rollout is Get, for the API ('fleet show'), after a look at the hosts
+// of an ended rollout that did not succeed (refresh).
 func (c *Coordinator) Rollout(ctx context.Context, id string) (api.Rollout, error) {
+	c.refresh(ctx, id, false)
 	return c.Get(id)
 }
 
 // RolloutAction is Action, for the API.
 func (c *Coordinator) RolloutAction(ctx context.Context, id, action string, req api.RolloutActionRequest) (api.Rollout, error) {
 	return c.Action(ctx, id, action, req)
-}
-
-// Get returns one rollout.
-func (c *Coordinator) Get(id string) (api.Rollout, error) {
-	rec, err := c.opts.Store.Rollout(id)
-	if errors.Is(err, store.ErrNotFound) {
-		return api.Rollout{}, deployer.Errorf(deployer.ENOTFOUND, "rollout %s not found on this coordinator", id)
-	}
-	if err != nil {
-		return api.Rollout{}, err
-	}
-	return decodeRecord(rec)
 }
 
 // List returns up to limit rollouts, newest first (limit <= 0: all).
@@ -394,47 +437,19 @@ func (c *Coordinator) event(r *api.Rollout, format string, args ...any) {
 	}
 }
 
-// update changes rollout id in one store transaction: fn gets the decoded
-// record, and what it leaves is written back (state and finish time
-// mirrored in the store record). An error from fn writes nothing.
-func (c *Coordinator) update(id string, fn func(*api.Rollout) error) (api.Rollout, error) {
-	var out api.Rollout
-	_, err := c.opts.Store.UpdateRollout(id, func(rec *store.Rollout) error {
-		r, err := decodeRecord(*rec)
-		if err != nil {
-			return err
-		}
-		if err := fn(&r); err != nil {
-			return err
-		}
-		spec, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		rec.Spec, rec.State = spec, r.State
-		rec.Finished = time.Time{}
-		if r.Finished != nil {
-			rec.Finished = *r.Finished
-		}
-		out = r
-		return nil
-	})
-	var de *deployer.Error
-	if errors.As(err, &de) {
-		return out, de
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		return out, deployer.Errorf(deployer.ENOTFOUND, "rollout %s not found on this coordinator", id)
-	}
-	return out, err
-}
-
 // Action pauses, resumes, cancels or approves rollout id.
 func (c *Coordinator) Action(ctx context.Context, id, action string, req api.RolloutActionRequest) (api.Rollout, error) {
 	who := whoOr(req.Who)
 	why := reasonOf(req.Reason)
 	if action == "rollback" {
 		return c.rollback(ctx, id, req)
+	}
+	if action == "retry" {
+		c.refresh(ctx, id, true) // a host fixed on its own is not retried
+		// the ended attempt's messages (its failed gate, its end) are
+		// derived from the record the retry is about to reset: send
+		// them first
+		c.notifyDue(id)
 	}
 	r, err := c.update(id, func(r *api.Rollout) error {
 		if action == "retry" {
@@ -450,8 +465,12 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 			}
 			r.Paused, r.State = true, api.RolloutPaused
 			r.Pauses++
-			r.PauseNote = fmt.Sprintf("paused by %s%s: no new wave starts until 'deployer fleet resume %s'", who, why, id)
-			c.event(r, "paused by %s%s: no new wave starts until 'fleet resume %s'", who, why, id)
+			running := ""
+			if w := runningWave(*r); w != nil {
+				running = fmt.Sprintf("wave %d/%d, running, finishes; ", w.Index, len(r.Waves))
+			}
+			r.PauseNote = fmt.Sprintf("paused by %s%s: %sno new wave starts until 'deployer fleet resume %s'", who, why, running, id)
+			c.event(r, "paused by %s%s: %sno new wave starts until 'fleet resume %s'", who, why, running, id)
 		case "resume":
 			if !r.Paused {
 				return invalid("rollout %s is not paused", id)
@@ -483,14 +502,28 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 	}
 	c.wake(id)
 	c.start(id) // a retried rollout runs again
+	// a pause, a resume, a retry is told now, not when the driver next
+	// looks (after the running wave)
+	c.notifyDue(id)
 	return r, nil
 }
 
-// retry reopens an ended rollout that did not succeed: its failed hosts
-// are retried (a host whose deployment ran: the host daemon's retry, which
-// runs only its failed instances again; a host that never got one: a new
-// deployment), its waves not reached are run, each with its gates; its
-// succeeded hosts are not touched.
+// runningWave is r's running wave, nil when none runs.
+func runningWave(r api.Rollout) *api.RolloutWave {
+	for i := range r.Waves {
+		if r.Waves[i].State == api.StepRunning {
+			return &r.Waves[i]
+		}
+	}
+	return nil
+}
+
+// retry reopens an ended rollout that did not succeed: its failed (or
+// cancelled) hosts are retried (a host whose deployment ran: the host
+// daemon's retry, which runs only its failed instances again; a host that
+// never got one: a new deployment), its waves not reached are run, each
+// with its gates (a gate that failed runs again); its succeeded hosts are
+// not touched. The event and the retry's message say what runs again.
 func (c *Coordinator) retry(r *api.Rollout, who, why string) error {
 	switch {
 	case r.Finished == nil:
@@ -498,44 +531,168 @@ func (c *Coordinator) retry(r *api.Rollout, who, why string) error {
 	case r.State == api.RolloutSucceeded:
 		return invalid("rollout %s succeeded: nothing to retry", r.ID)
 	}
-	var hosts []string
+	var retried, fresh []string
 	reopen := map[int]bool{}
 	for i := range r.Hosts {
 		h := &r.Hosts[i]
-		if !hostFailed(h.State) {
+		if !hostRetried(h.State) {
 			continue
 		}
-		hosts = append(hosts, h.Host.Name)
 		reopen[h.Wave] = true
 		h.Retry = h.Deployment != "" && h.DeploymentState != ""
-		if !h.Retry {
+		if h.Retry {
+			retried = append(retried, h.Host.Name)
+		} else {
+			fresh = append(fresh, h.Host.Name)
 			h.Deployment, h.DeploymentState, h.Counts = "", "", nil
 		}
 		h.State, h.Error = string(fleet.HostNotStarted), ""
 	}
-	reopened := 0
+	var gates, waves []string
 	for wi := range r.Waves {
 		w := &r.Waves[wi]
 		if w.State != api.StepSkipped && !reopen[w.Index] {
 			continue
 		}
-		reopened++
+		what := "its failed hosts"
+		if w.State == api.StepSkipped {
+			what = "not reached"
+		}
+		waves = append(waves, fmt.Sprintf("%d/%d (%s)", w.Index, len(r.Waves), what))
 		w.State, w.Started, w.Ended = api.StepPending, nil, nil
 		for gi := range w.Gates {
-			if g := &w.Gates[gi]; g.State != api.StepPassed {
+			g := &w.Gates[gi]
+			if g.State == api.StepFailed {
+				gates = append(gates, fmt.Sprintf("%s before wave %d", g.Kind, w.Index))
+			}
+			if g.State != api.StepPassed {
 				g.State, g.Started, g.Ended, g.Evidence, g.Approved = api.StepPending, nil, nil, "", ""
 			}
 		}
 	}
-	if len(hosts) == 0 && reopened == 0 {
+	if len(retried)+len(fresh) == 0 && len(waves) == 0 {
 		return invalid("rollout %s has no failed host and no wave left to run", r.ID)
+	}
+	var what []string
+	if len(retried) > 0 {
+		what = append(what, fmt.Sprintf("failed host(s) %s again (their deployment's failed instances only)", strings.Join(retried, ", ")))
+	}
+	if len(fresh) > 0 {
+		what = append(what, fmt.Sprintf("host(s) %s that got no deployment: a new one", strings.Join(fresh, ", ")))
+	}
+	if len(retried)+len(fresh) == 0 {
+		what = append(what, "no failed host")
+	}
+	if len(gates) > 0 {
+		what = append(what, fmt.Sprintf("the failed gate %s runs again", strings.Join(gates, ", ")))
+	}
+	if len(waves) > 0 {
+		what = append(what, "wave(s) "+strings.Join(waves, ", ")+" run")
 	}
 	r.Failed = 0
 	r.Attempt++
 	r.State, r.Finished, r.Stopped, r.Cancel, r.Paused = api.RolloutRunning, nil, "", false, false
-	c.event(r, "retried by %s%s: failed host(s) %s again (their failed instances only), %d wave(s) reopened", who, why, dashed(strings.Join(hosts, ", ")), reopened)
+	r.RetryNote = fmt.Sprintf("retried by %s%s: %s", who, why, strings.Join(what, "; "))
+	c.event(r, "%s", r.RetryNote)
 	return nil
 }
+
+// refresh looks again at the hosts of ended rollout id that did not
+// succeed: a host fixed on its own since (an operator resolved its
+// intervention and ran 'deployments retry' there) is recorded as its
+// deployment now stands, succeeded; a rollout left with no host to retry
+// and no wave to run then succeeded. It asks at most once per
+// refreshEvery (unless forced: a retry).
+func (c *Coordinator) refresh(ctx context.Context, id string, force bool) {
+	r, err := c.Get(id)
+	if err != nil || r.Finished == nil || r.State == api.RolloutSucceeded {
+		return
+	}
+	now := time.Now()
+	if last, ok := c.refreshed.Load(id); ok && !force && now.Sub(last.(time.Time)) < refreshEvery {
+		return
+	}
+	c.refreshed.Store(id, now)
+	type seen struct {
+		hi  int
+		dep api.Deployment
+	}
+	var (
+		mu   sync.Mutex
+		got  []seen
+		wg   sync.WaitGroup
+		slot = make(chan struct{}, 8)
+	)
+	ctx, cancel := context.WithTimeout(ctx, refreshWait)
+	defer cancel()
+	for hi, h := range r.Hosts {
+		if !hostRetried(h.State) || h.Deployment == "" {
+			continue
+		}
+		wg.Go(func() {
+			slot <- struct{}{}
+			defer func() { <-slot }()
+			d, err := c.dial(r, Hosts([]api.RolloutHost{h.Host})[0])
+			if err != nil {
+				return
+			}
+			dep, err := d.Deployment(ctx, h.Deployment)
+			if err != nil || dep.State != string(deployer.DeploymentSucceeded) || dep.Finished == nil {
+				return
+			}
+			mu.Lock()
+			got = append(got, seen{hi, dep})
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(got) == 0 {
+		return
+	}
+	_, err = c.update(id, func(r *api.Rollout) error {
+		if r.Finished == nil {
+			return errNotNow // retried meanwhile: the driver follows the hosts
+		}
+		var fixed []string
+		for _, s := range got {
+			h := &r.Hosts[s.hi]
+			if !hostRetried(h.State) || h.Deployment != s.dep.ID {
+				continue
+			}
+			fromDeployment(h, s.dep, nil)
+			fixed = append(fixed, h.Host.Name)
+			c.event(r, "host %s %s: deployment %s succeeded on the host since the rollout ended (retried there); recorded as it stands", h.Host.Name, h.State, h.Deployment)
+		}
+		if len(fixed) > 0 && r.Stopped != "" {
+			r.Stopped += fmt.Sprintf("; since: %s succeeded on the host", strings.Join(fixed, ", "))
+		}
+		r.Failed = 0
+		for _, h := range r.Hosts {
+			if hostFailed(h.State) {
+				r.Failed++
+			}
+		}
+		if r.State == api.RolloutFailed && !slices.ContainsFunc(r.Waves, func(w api.RolloutWave) bool { return w.State != api.StepDone }) &&
+			outcome(*r) == api.RolloutSucceeded {
+			r.State, r.Stopped = api.RolloutSucceeded, ""
+			c.event(r, "rollout succeeded: every host succeeded (the failed ones since, on their own)")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNotNow) {
+		c.log.Error().Err(err).Str("rollout", id).Msg("record the hosts fixed on their own")
+		return
+	}
+	c.notifyDue(id)
+}
+
+// refreshEvery bounds how often refresh asks an ended rollout's hosts
+// (a script polling 'fleet show'); refreshWait bounds how long it waits
+// for them (a host that does not answer is left as recorded).
+const (
+	refreshEvery = time.Second
+	refreshWait  = 3 * time.Second
+)
 
 // nextApproval is the approve gate of the first wave still to start, when
 // it has one not approved yet.

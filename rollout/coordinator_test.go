@@ -348,8 +348,10 @@ func TestHTTPGate(t *testing.T) {
 	var healthy sync.Map
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := healthy.Load(r.URL.Path); !ok {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			http.Error(w, "not ready:\n db down", http.StatusServiceUnavailable)
+			return
 		}
+		fmt.Fprintf(w, "ok \u202e%s", strings.Repeat("x", 1000))
 	}))
 	t.Cleanup(srv.Close)
 	f := newFixture(t)
@@ -360,7 +362,7 @@ func TestHTTPGate(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := waitEnd(t, f.c, "r-http-bad")
-	if r.State != api.RolloutFailed || !strings.Contains(r.Stopped, "gate http before wave 2 failed: GET "+srv.URL+"/{dc}/{host}/healthz: h1: 503 Service Unavailable") || f.hosts["h2"].count() != 0 {
+	if r.State != api.RolloutFailed || !strings.Contains(r.Stopped, "gate http before wave 2 failed: GET "+srv.URL+"/{dc}/{host}/healthz: h1: 503 Service Unavailable \"not ready: db down\"") || f.hosts["h2"].count() != 0 {
 		t.Fatalf("state %s stopped %q, h2 deploys %d", r.State, r.Stopped, f.hosts["h2"].count())
 	}
 	healthy.Store("/fra/h1/healthz", true)
@@ -369,7 +371,9 @@ func TestHTTPGate(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = waitEnd(t, f.c, "r-http-ok")
-	if r.State != api.RolloutSucceeded || !strings.Contains(r.Waves[1].Gates[0].Evidence, "h1: 200 OK") {
+	// the evidence keeps the first 512 bytes of each answer, cleaned
+	ev := r.Waves[1].Gates[0].Evidence
+	if r.State != api.RolloutSucceeded || !strings.Contains(ev, "h1: 200 OK \"ok \ufffd"+strings.Repeat("x", 506)+" …\"") || strings.Contains(ev, "\u202e") {
 		t.Fatalf("state %s gate %+v", r.State, r.Waves[1].Gates[0])
 	}
 }
@@ -418,6 +422,17 @@ func TestGateResumesAfterRestart(t *testing.T) {
 	}
 	if f.hosts["h1"].count() != 1 || f.hosts["h2"].count() != 1 {
 		t.Fatalf("deploys h1 %d h2 %d", f.hosts["h1"].count(), f.hosts["h2"].count())
+	}
+	// the restart is in the rollout's events, with where it stood
+	want := "resumed after a coordinator restart: gate bake before wave 2/2 waiting (its clock runs from " + started.UTC().Format(time.RFC3339) + ")"
+	n := 0
+	for _, e := range r.Events {
+		if e.What == want {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("events %+v: want once %q", r.Events, want)
 	}
 }
 

@@ -67,7 +67,7 @@ func (c *Coordinator) drive(ctx context.Context, id string, wake <-chan struct{}
 				now := c.opts.Now()
 				w := &r.Waves[wi]
 				w.State, w.Started = api.StepRunning, &now
-				c.event(r, "wave %d/%d started: %s", w.Index, len(r.Waves), strings.Join(w.Hosts, ", "))
+				c.event(r, "wave %d/%d started: %s", w.Index, len(r.Waves), waveStartText(*r, w.Index))
 				return nil
 			})
 			if err != nil {
@@ -94,6 +94,28 @@ func (c *Coordinator) drive(ctx context.Context, id string, wake <-chan struct{}
 			c.sleep(ctx, wake, poll)
 		}
 	}
+}
+
+// waveStartText names the hosts of wave index that run, and the ones that
+// ended before (a retried wave's hosts that succeeded).
+func waveStartText(r api.Rollout, index int) string {
+	var run, done []string
+	for _, h := range r.Hosts {
+		switch {
+		case h.Wave != index:
+		case hostFinal(h.State):
+			done = append(done, h.Host.Name+" "+h.State)
+		case h.Retry:
+			run = append(run, h.Host.Name+" (retried)")
+		default:
+			run = append(run, h.Host.Name)
+		}
+	}
+	s := dashed(strings.Join(run, ", "))
+	if len(done) > 0 {
+		s += "; not run again: " + strings.Join(done, ", ")
+	}
+	return s
 }
 
 // waveEnded says whether every host of wave wi has ended, or was never
@@ -135,14 +157,21 @@ func (c *Coordinator) sleep(ctx context.Context, wake <-chan struct{}, d time.Du
 // hostFinal says whether a host's state is an end.
 func hostFinal(st string) bool {
 	switch fleet.HostState(st) {
-	case fleet.HostSucceeded, fleet.HostFailed, fleet.HostUnreachable, fleet.HostNoMatch, HostConflict:
+	case fleet.HostSucceeded, fleet.HostFailed, fleet.HostUnreachable, fleet.HostNoMatch, HostConflict, HostCancelled:
 		return true
 	}
 	return false
 }
 
+// hostFailed says whether a host counts against the failure budget.
 func hostFailed(st string) bool {
 	return st == string(fleet.HostFailed) || st == string(fleet.HostUnreachable)
+}
+
+// hostRetried says whether 'fleet retry --failed' runs a host again: a
+// failed, unreachable or cancelled one.
+func hostRetried(st string) bool {
+	return hostFailed(st) || st == HostCancelled
 }
 
 // endWave records wave wi's end and stops the rollout when its canary
@@ -153,14 +182,19 @@ func (c *Coordinator) endWave(r *api.Rollout, wi int) error {
 		return nil
 	}
 	now := c.opts.Now()
-	w.State, w.Ended = api.StepDone, &now
-	waveFailed, noMatch, total := 0, 0, 0
-	var summary []string
+	w.State, w.Ended, w.Attempt = api.StepDone, &now, r.Attempt
+	waveFailed, noMatch, total, restored, conflicts := 0, 0, 0, 0, 0
+	var summary, conflicted []string
 	for _, h := range r.Hosts {
 		if h.Wave != w.Index {
 			continue
 		}
 		total++
+		restored += h.Counts[string(deployer.InstanceSucceeded)]
+		if h.State == HostConflict {
+			conflicts += len(h.Conflicts)
+			conflicted = append(conflicted, h.Host.Name)
+		}
 		if hostFailed(h.State) {
 			waveFailed++
 		}
@@ -186,6 +220,9 @@ func (c *Coordinator) endWave(r *api.Rollout, wi int) error {
 		why = "the selection matched no instance on the canary wave: a canary that deploys nothing tests nothing"
 	case r.Failed >= budget:
 		why = fmt.Sprintf("failure budget spent: %d host(s) failed, --max-failed-hosts %d", r.Failed, budget)
+	case r.Request.RollbackOf != "" && len(conflicted) > 0 && restored == 0:
+		why = fmt.Sprintf("wave %d restored nothing: %d instance(s) on %s changed since %s (conflicts need a human: see the hosts' conflicts; set those values by hand, then 'fleet retry %s --failed' runs the waves not reached)",
+			w.Index, conflicts, strings.Join(conflicted, ", "), r.Request.RollbackOf, r.ID)
 	}
 	if why != "" && wi < len(r.Waves)-1 {
 		c.stop(r, api.RolloutFailed, why)
@@ -273,26 +310,6 @@ type hostAPI interface {
 	DeploymentAction(ctx context.Context, id, action string) (api.Deployment, error)
 }
 
-// setHost records host hi's state.
-func (c *Coordinator) setHost(id string, hi int, fn func(h *api.RolloutHostState)) (api.Rollout, error) {
-	hostWrites <- struct{}{}
-	defer func() { <-hostWrites }()
-	return c.update(id, func(r *api.Rollout) error {
-		before := r.Hosts[hi]
-		fn(&r.Hosts[hi])
-		r.Hosts[hi].Error = cleanText(r.Hosts[hi].Error, maxEvidence) // a host's answer, shown as it is stored
-		h := r.Hosts[hi]
-		if hostFinal(h.State) && !hostFinal(before.State) {
-			detail := h.DeploymentState
-			if h.Error != "" {
-				detail = strings.TrimSpace(detail + " " + firstLine(h.Error))
-			}
-			c.event(r, "host %s %s: deployment %s %s", h.Host.Name, h.State, dashed(h.Deployment), detail)
-		}
-		return nil
-	})
-}
-
 func dashed(s string) string {
 	if s == "" {
 		return "-"
@@ -345,6 +362,7 @@ func (c *Coordinator) runHost(ctx context.Context, r api.Rollout, hi int) {
 			}
 			req := r.Request.Request
 			req.Fleet = id
+			req.ID = deployer.HostDeploymentID(id, h.Host.Name) // created once on the host however often asked
 			dep, err := d.Deploy(ctx, fleet.RepoFor(r.Request.Repo, fh), req)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -358,7 +376,7 @@ func (c *Coordinator) runHost(ctx context.Context, r api.Rollout, hi int) {
 				return
 			}
 			depID = dep.ID
-			if _, err := c.setHost(id, hi, func(hs *api.RolloutHostState) { fromDeployment(hs, dep) }); err != nil {
+			if _, err := c.setHost(id, hi, func(hs *api.RolloutHostState) { fromDeployment(hs, dep, nil); hs.Adopted = dep.Existed }); err != nil {
 				return
 			}
 		}
@@ -396,13 +414,25 @@ func (c *Coordinator) retryHost(ctx context.Context, r api.Rollout, hi int, d fl
 		})
 		return false
 	}
+	refused := ""
+	if err != nil {
+		refused = err.Error()
+	}
 	_, err = c.update(id, func(r *api.Rollout) error {
 		hs := &r.Hosts[hi]
-		hs.Retry, hs.Retries, hs.State = false, hs.Retries+1, string(fleet.HostRunning)
+		hs.Retry, hs.State = false, string(fleet.HostRunning)
 		if dep.ID != "" {
-			fromDeployment(hs, dep)
+			fromDeployment(hs, dep, nil)
 		}
-		c.event(r, "host %s: deployment %s retried (its failed instances run again)", hs.Host.Name, hs.Deployment)
+		switch {
+		case refused == "":
+			hs.Retries++
+			c.event(r, "host %s: deployment %s retried (its failed instances run again)", hs.Host.Name, hs.Deployment)
+		case strings.Contains(refused, "has nothing to retry"):
+			c.event(r, "host %s: deployment %s not retried: it has nothing to retry on the host (every instance succeeded there since); followed", hs.Host.Name, hs.Deployment)
+		default:
+			c.event(r, "host %s: deployment %s not retried again: it runs on the host already; followed", hs.Host.Name, hs.Deployment)
+		}
 		return nil
 	})
 	return err == nil
@@ -434,10 +464,14 @@ func (c *Coordinator) follow(ctx context.Context, id string, hi int, d fleet.Dae
 			if err != nil {
 				return
 			}
+			var ivs map[string]uint64
+			if ended(dep) && dep.State != string(deployer.DeploymentSucceeded) {
+				ivs = openInterventions(ctx, d, dep.Repo)
+			}
 			next := r.Hosts[hi]
-			fromDeployment(&next, dep)
+			fromDeployment(&next, dep, ivs)
 			if !sameHost(next, r.Hosts[hi]) {
-				if r, err = c.setHost(id, hi, func(hs *api.RolloutHostState) { fromDeployment(hs, dep) }); err != nil {
+				if r, err = c.setHost(id, hi, func(hs *api.RolloutHostState) { fromDeployment(hs, dep, ivs) }); err != nil {
 					return
 				}
 			}
@@ -479,8 +513,10 @@ func sameHost(a, b api.RolloutHostState) bool {
 		a.Error == b.Error && maps.Equal(a.Counts, b.Counts) && slices.Equal(a.Conflicts, b.Conflicts)
 }
 
-// fromDeployment sets a host's state from its deployment as last seen.
-func fromDeployment(hs *api.RolloutHostState, d api.Deployment) {
+// fromDeployment sets a host's state from its deployment as last seen;
+// ivs are the host's open interventions per instance (nil: not asked),
+// named in the host's why.
+func fromDeployment(hs *api.RolloutHostState, d api.Deployment, ivs map[string]uint64) {
 	hs.Deployment, hs.DeploymentState, hs.Counts, hs.Error = d.ID, d.State, d.Counts, ""
 	hs.Conflicts = nil
 	if d.Request.Restore != "" {
@@ -495,9 +531,17 @@ func fromDeployment(hs *api.RolloutHostState, d api.Deployment) {
 		hs.State = string(fleet.HostSucceeded)
 	case d.Request.Restore != "" && d.State == string(deployer.DeploymentFailed) && onlyConflicts(d):
 		hs.State = HostConflict
+	case d.State == string(deployer.DeploymentCancelled):
+		hs.State, hs.Error = HostCancelled, hostWhy(d, ivs)
 	default:
-		hs.State = string(fleet.HostFailed)
+		hs.State, hs.Error = string(fleet.HostFailed), hostWhy(d, ivs)
 	}
+}
+
+// ended says whether deployment d has ended (or is blocked: a human must
+// act on the host).
+func ended(d api.Deployment) bool {
+	return d.Finished != nil || d.State == string(deployer.DeploymentBlocked)
 }
 
 func ranNone(d api.Deployment) bool {

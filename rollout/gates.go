@@ -263,9 +263,10 @@ func (c *Coordinator) probe(ctx context.Context, r api.Rollout, wi int, p api.HT
 		if err == nil {
 			var resp *http.Response
 			if resp, err = c.opts.HTTP.Do(req); err == nil {
+				head, _ := io.ReadAll(io.LimitReader(resp.Body, maxGateBody+1))
 				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 				resp.Body.Close()
-				status = resp.Status
+				status = resp.Status + bodyEvidence(head)
 				if resp.StatusCode/100 != 2 {
 					ok = false
 				}
@@ -280,4 +281,27 @@ func (c *Coordinator) probe(ctx context.Context, r api.Rollout, wi int, p api.HT
 		return true, "no host deployed so far to probe"
 	}
 	return ok, "GET " + fleet.RedactURL(p.URL) + ": " + strings.Join(parts, ", ")
+}
+
+// maxGateBody bounds what the evidence of an HTTP gate keeps of each
+// host's answer.
+const maxGateBody = 512
+
+// bodyEvidence is the beginning of a health URL's answer for the gate's
+// evidence: its first maxGateBody bytes on one line, cleaned (control and
+// bidirectional characters replaced), quoted; "" for an empty body.
+func bodyEvidence(b []byte) string {
+	more := len(b) > maxGateBody
+	if more {
+		b = b[:maxGateBody]
+	}
+	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "\uFFFD")), " ")
+	s = cleanText(s, maxGateBody)
+	if s == "" {
+		return ""
+	}
+	if more {
+		s += " …"
+	}
+	return " " + strconv.Quote(s)
 }

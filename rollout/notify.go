@@ -11,8 +11,10 @@ import (
 )
 
 // A rollout's notifications are derived from its record: its start, each
-// wave that ended, its outcome; each is sent once (Rollout.Notified), also
-// across a restart, where one sent just before a crash may be sent again.
+// wave that ended (in the attempt it ended in: a retry re-sends none for
+// a wave it does not run again), a pause, a resume, a retry, a failed
+// gate, its outcome; each is sent once (Rollout.Notified), also across a
+// restart, where one sent just before a crash may be sent again.
 
 type notice struct {
 	key  string
@@ -25,6 +27,8 @@ func (c *Coordinator) notifyDue(id string) {
 	if c.opts.Notify == nil {
 		return
 	}
+	c.notifyMu.Lock()
+	defer c.notifyMu.Unlock()
 	r, err := c.Get(id)
 	if err != nil {
 		return
@@ -72,12 +76,17 @@ func notices(r api.Rollout) []notice {
 			}
 		}
 		ev.Hosts, ev.Counts, ev.Lines = summarize(hosts, false)
-		out = append(out, notice{key: fmt.Sprintf("wave-%d-a%d", w.Index, r.Attempt), kind: notify.EventFleetWave, ev: ev})
+		out = append(out, notice{key: fmt.Sprintf("wave-%d-a%d", w.Index, w.Attempt), kind: notify.EventFleetWave, ev: ev})
 	}
 	if r.Pauses > 0 {
 		ev := base
 		ev.State, ev.Detail = api.RolloutPaused, r.PauseNote
 		out = append(out, notice{key: fmt.Sprintf("paused-%d", r.Pauses), kind: notify.EventFleetPaused, ev: ev})
+	}
+	if r.Attempt > 0 {
+		ev := base
+		ev.Detail = r.RetryNote
+		out = append(out, notice{key: fmt.Sprintf("retried-a%d", r.Attempt), kind: notify.EventFleetRetried, ev: ev})
 	}
 	if r.Resumes > 0 {
 		ev := base

@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sre-tools/deployer/api"
@@ -46,6 +47,16 @@ func (c *Coordinator) rollback(ctx context.Context, id string, req api.RolloutAc
 		return api.Rollout{}, invalid("rollout %s is %s; cancel it first ('fleet cancel %s'), then roll it back", id, orig.State, id)
 	}
 	rr := orig.Request
+	rr.Hosts, rr.Canary, rr.CanaryDC = reached(orig)
+	if len(rr.Hosts) == 0 {
+		return api.Rollout{}, invalid("rollout %s got no deployment on any host: nothing to roll back", id)
+	}
+	var leftOut []string
+	for _, h := range orig.Hosts {
+		if !slices.ContainsFunc(rr.Hosts, func(x api.RolloutHost) bool { return x.Name == h.Host.Name }) {
+			leftOut = append(leftOut, h.Host.Name)
+		}
+	}
 	rr.ID = rollbackID(id)
 	rr.RollbackOf = id
 	rr.Request.Set, rr.Request.Text = nil, nil
@@ -60,6 +71,15 @@ func (c *Coordinator) rollback(ctx context.Context, id string, req api.RolloutAc
 	if err != nil {
 		return api.Rollout{}, err
 	}
+	if rb.New && len(leftOut) > 0 {
+		if rb, err = c.update(rb.ID, func(r *api.Rollout) error {
+			c.event(r, "left out %d host(s) that %s never deployed (no deployment there: nothing to restore): %s", len(leftOut), id, strings.Join(leftOut, ", "))
+			return nil
+		}); err != nil {
+			return api.Rollout{}, err
+		}
+		rb.New = true // the answer to the submission that created it
+	}
 	if _, err := c.update(id, func(r *api.Rollout) error {
 		if r.RolledBackBy == "" {
 			r.RolledBackBy = rb.ID
@@ -70,6 +90,25 @@ func (c *Coordinator) rollback(ctx context.Context, id string, req api.RolloutAc
 		return api.Rollout{}, err
 	}
 	return rb, nil
+}
+
+// reached are the hosts of rollout r that got a deployment (the ones a
+// rollback restores), with r's canary and canary datacenter when they are
+// among them.
+func reached(r api.Rollout) (hosts []api.RolloutHost, canary, canaryDC string) {
+	for _, h := range r.Hosts {
+		if h.Deployment == "" {
+			continue
+		}
+		hosts = append(hosts, h.Host)
+		if h.Host.Name == r.Request.Canary {
+			canary = r.Request.Canary
+		}
+		if h.Host.Datacenter == r.Request.CanaryDC {
+			canaryDC = r.Request.CanaryDC
+		}
+	}
+	return hosts, canary, canaryDC
 }
 
 func reasonOf(r string) string {

@@ -291,9 +291,10 @@ func TestLargestRolloutSubmitsAndCancelsQuickly(t *testing.T) {
 	}
 	ended := time.Since(start)
 	t.Logf("%d hosts: submit %s, cancel answered in %s, ended %s after it (%s)", len(req.Hosts), submitted, answered, ended, r.State)
-	// measured on 2 shared cores: submit 50ms, cancel answered in 1s, the
-	// end 15s after it (each host not started still asks its daemon for a
-	// deployment of the rollout before it gives up)
+	// measured on 2 shared cores: submit 15-50ms, cancel answered in
+	// 30-95ms, the end 0.2-0.4s after it; with a decode of the whole
+	// record per read and a rewrite per host update (before record.go):
+	// answered in 0.15-0.35s, the end 6-17s after it
 	// Hang guards, not speed targets (those are measured, above and in
 	// the closing note): before the fix the cancel waited behind every
 	// host's write and the rollout had not ended after 2 minutes.

@@ -32,12 +32,8 @@ const (
 )
 
 // A wave follows at most maxWaveParallel of its hosts at once (the others
-// start as they end), and at most cap(hostWrites) hosts' progress is
-// written at a time, so that an operator's pause or cancel waits behind a
-// few writes of the rollout's record, not one per host of a large wave.
+// start as they end); their progress is written in batches (setHost).
 const maxWaveParallel = 64
-
-var hostWrites = make(chan struct{}, 2)
 
 // maxEvidence bounds a gate's evidence (what a Prometheus server or a
 // host's health URL answered is stored, printed and shown).

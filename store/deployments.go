@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -75,6 +76,43 @@ func (s *Store) PutDeployment(d Deployment) (Deployment, error) {
 		return Deployment{}, fmt.Errorf("put deployment %s: %w", d.ID, err)
 	}
 	return d, nil
+}
+
+// CreateDeployment creates d under its ID, which the caller chose (a
+// client's id, never the daemon's sequence), in one write transaction:
+// when a deployment with that ID exists already, nothing is written and
+// it is returned with existed set if same says it answers the same
+// request, else the error wraps ErrExists. Created and Updated are set
+// from Now. same runs inside the transaction: it must be quick and must
+// not call the Store.
+func (s *Store) CreateDeployment(d Deployment, same func(old Deployment) bool) (_ Deployment, existed bool, _ error) {
+	if d.Repo == "" || d.ID == "" {
+		return Deployment{}, false, fmt.Errorf("create deployment: repo and id: %w", ErrInvalid)
+	}
+	now := s.now()
+	var old Deployment
+	err := s.update(func(tx *bolt.Tx) error {
+		switch err := getDeployment(tx, d.ID, &old, true); {
+		case err == nil:
+			existed = true
+			if !same(old) {
+				return ErrExists
+			}
+			return nil
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		d.Created, d.Updated = now, now
+		return putDeployment(tx, d, nil, true)
+	})
+	if err != nil {
+		return Deployment{}, false, fmt.Errorf("create deployment %s: %w", d.ID, err)
+	}
+	if existed {
+		old.legacy = false
+		return old, true, nil
+	}
+	return d, false, nil
 }
 
 // UpdateDeployment reads deployment id, calls fn on it and stores the

@@ -19,6 +19,11 @@ var (
 	// store needs (for example a run without a repo).
 	ErrInvalid = errors.New("invalid record")
 
+	// ErrExists is returned when a record is created under an id the
+	// caller chose and another record holds it (a deployment of another
+	// request).
+	ErrExists = errors.New("already exists")
+
 	// ErrClosed is returned when the Store is used after Close.
 	ErrClosed = errors.New("store is closed")
 )

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -25,6 +26,36 @@ type Rollout struct {
 	Created  time.Time       `json:"created"`
 	Updated  time.Time       `json:"updated"`
 	Finished time.Time       `json:"finished,omitzero"`
+	// Version counts the writes of this rollout through this Store since
+	// it was opened (not stored): a reader that keeps a decoded rollout
+	// knows it is current while RolloutVersion answers the same.
+	Version uint64 `json:"-"`
+}
+
+// rolloutVersions holds each open Store's rollout write counts; a write
+// and its count change together under mu, so a Version returned with a
+// record is that record's.
+var rolloutVersions sync.Map // *Store -> *rolloutVersion
+
+type rolloutVersion struct {
+	mu  sync.Mutex
+	ver map[string]uint64
+}
+
+func (s *Store) rolloutVersion() *rolloutVersion {
+	v, _ := rolloutVersions.LoadOrStore(s, &rolloutVersion{ver: map[string]uint64{}})
+	return v.(*rolloutVersion)
+}
+
+// RolloutVersion returns how many times rollout id was written through
+// this Store since it was opened (the state file is this process's
+// alone): a cached decoding of a record read with Version v is current
+// while RolloutVersion answers v.
+func (s *Store) RolloutVersion(id string) uint64 {
+	rv := s.rolloutVersion()
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	return rv.ver[id]
 }
 
 // CreateRollout stores r under its ID unless a rollout of that ID exists:
@@ -35,6 +66,9 @@ func (s *Store) CreateRollout(r Rollout) (out Rollout, created bool, err error) 
 	if r.ID == "" {
 		return Rollout{}, false, fmt.Errorf("create rollout: id: %w", ErrInvalid)
 	}
+	rv := s.rolloutVersion()
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
 	err = s.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketRollouts)
 		if err != nil {
@@ -50,6 +84,10 @@ func (s *Store) CreateRollout(r Rollout) (out Rollout, created bool, err error) 
 	if err != nil {
 		return Rollout{}, false, fmt.Errorf("create rollout %s: %w", r.ID, err)
 	}
+	if created {
+		rv.ver[r.ID]++
+	}
+	out.Version = rv.ver[r.ID]
 	return out, created, nil
 }
 
@@ -62,6 +100,9 @@ func (s *Store) CreateRollout(r Rollout) (out Rollout, created bool, err error) 
 // call the Store.
 func (s *Store) UpdateRollout(id string, fn func(*Rollout) error) (Rollout, error) {
 	var r Rollout
+	rv := s.rolloutVersion()
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
 	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRollouts)
 		if b == nil {
@@ -83,12 +124,16 @@ func (s *Store) UpdateRollout(id string, fn func(*Rollout) error) (Rollout, erro
 	if err != nil {
 		return Rollout{}, fmt.Errorf("update rollout %s: %w", id, err)
 	}
+	rv.ver[id]++
+	r.Version = rv.ver[id]
 	return r, nil
 }
 
 // Rollout returns one rollout; ErrNotFound if it does not exist.
 func (s *Store) Rollout(id string) (Rollout, error) {
 	var r Rollout
+	ver := s.RolloutVersion(id) // before the read: a write meanwhile makes it stale, never the reverse
+	r.Version = ver
 	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRollouts)
 		if b == nil {
@@ -99,6 +144,7 @@ func (s *Store) Rollout(id string) (Rollout, error) {
 	if err != nil {
 		return Rollout{}, fmt.Errorf("rollout %s: %w", id, err)
 	}
+	r.Version = ver
 	return r, nil
 }
 

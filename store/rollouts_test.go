@@ -62,3 +62,37 @@ func TestRolloutCreateUpdateReopen(t *testing.T) {
 		t.Fatalf("limit 1: %v", one)
 	}
 }
+
+// A rollout's version counts its writes through the Store: a failed or
+// refused update does not count, a read answers the version it read, and
+// a read after a write has the write's version.
+func TestRolloutVersion(t *testing.T) {
+	s, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v := s.RolloutVersion("r1"); v != 0 {
+		t.Fatalf("version of a missing rollout: %d", v)
+	}
+	r, _, err := s.CreateRollout(store.Rollout{ID: "r1", State: "running"})
+	if err != nil || r.Version != 1 || s.RolloutVersion("r1") != 1 {
+		t.Fatalf("create: version %d (%d) %v", r.Version, s.RolloutVersion("r1"), err)
+	}
+	if again, _, _ := s.CreateRollout(store.Rollout{ID: "r1"}); again.Version != 1 {
+		t.Fatalf("second create: version %d", again.Version)
+	}
+	if _, err := s.UpdateRollout("r1", func(*store.Rollout) error { return errors.New("no") }); err == nil || s.RolloutVersion("r1") != 1 {
+		t.Fatalf("failed update: version %d", s.RolloutVersion("r1"))
+	}
+	up, err := s.UpdateRollout("r1", func(r *store.Rollout) error { r.State = "paused"; return nil })
+	if err != nil || up.Version != 2 {
+		t.Fatalf("update: version %d %v", up.Version, err)
+	}
+	if got, err := s.Rollout("r1"); err != nil || got.Version != 2 || got.State != "paused" {
+		t.Fatalf("read: %+v %v", got, err)
+	}
+	if s.RolloutVersion("r0") != 0 {
+		t.Fatal("another rollout's version moved")
+	}
+}

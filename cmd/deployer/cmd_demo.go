@@ -73,7 +73,6 @@ func (demoPrinter) Intervention(w io.Writer, iv api.Intervention) { printInterve
 func (demoPrinter) Deployment(w io.Writer, d api.Deployment) error {
 	return printDeployment(w, &globalOptions{output: "table"}, d, "")
 }
-func (demoPrinter) FleetWave(w io.Writer, p fleet.Progress) { printFleetWave(w, p) }
 func (demoPrinter) FleetStatus(w io.Writer, s fleet.Summary) error {
 	return printFleetStatus(w, s, false)
 }

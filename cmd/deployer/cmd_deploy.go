@@ -42,6 +42,12 @@ Without --set/--text the files are not changed and the steps run at HEAD
 (DEPLOYER_COMMIT is the commit the run started at). With --dry-run nothing is
 written: the steps see the files without the edits, at HEAD.
 
+--id names the deployment (a letter or digit, then up to 127 letters,
+digits, '.', '_', ':' or '-'; not d and digits, the daemon's own form): the
+daemon creates it once, and the same request again (who asks aside) answers
+it as it stands and starts nothing; another request under that id is
+refused (exit 1). A script that may run twice deploys once with it.
+
 Exit status: 0 queued (with --wait: every instance succeeded), 1 error, no
 instance matches --select/--where ("0 of N instances match"), or (with --wait)
 an instance did not succeed, 2 usage (a malformed --select, --where or edit,
@@ -58,6 +64,11 @@ a push-conflict): see deployer interventions.`,
 			if err := checkDeployRequest(o.req); err != nil {
 				return &statusError{Code: exitUsage, Err: err}
 			}
+			if o.req.ID != "" {
+				if err := deployer.CheckDeploymentID(o.req.ID); err != nil {
+					return &statusError{Code: exitUsage, Err: fmt.Errorf("--id: %w", err)}
+				}
+			}
 			d, err := c.Deploy(cmd.Context(), args[0], o.req)
 			if err != nil {
 				if api.ErrorKind(err) == api.KindInvalid {
@@ -66,12 +77,17 @@ a push-conflict): see deployer interventions.`,
 				return err
 			}
 			if !o.wait {
-				return printDeployment(cmd.OutOrStdout(), g, d, fmt.Sprintf("deployment %s queued on %s; follow it with: deployer deployments show %s --watch", d.ID, d.Repo, d.ID))
+				msg := fmt.Sprintf("deployment %s queued on %s; follow it with: deployer deployments show %s --watch", d.ID, d.Repo, d.ID)
+				if d.Existed {
+					msg = fmt.Sprintf("deployment %s exists already on %s (%s): nothing started again; follow it with: deployer deployments show %s --watch", d.ID, d.Repo, d.State, d.ID)
+				}
+				return printDeployment(cmd.OutOrStdout(), g, d, msg)
 			}
 			return watchDeployment(cmd.Context(), cmd.OutOrStdout(), g, c, d.ID)
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&o.req.ID, "id", "", "the deployment's id: created once, the same request again answers it (default: the daemon numbers it)")
 	f.StringVar(&o.req.Select, "select", "", "glob over instance files, e.g. 'instances/*.xml'")
 	f.StringVar(&o.req.Where, "where", "", "etree path the instance XML must match, e.g. \"/instance[@tier='gold']\"")
 	f.StringArrayVar(&o.req.Set, "set", nil, "PATH@ATTR=VALUE edit (repeatable)")
@@ -288,6 +304,9 @@ func printDeployment(w io.Writer, g *globalOptions, d api.Deployment, human stri
 	}
 	if d.Request.Reason != "" {
 		printf(w, "  reason %s\n", d.Request.Reason)
+	}
+	if d.Error != "" {
+		printf(w, "  error  %s\n", d.Error)
 	}
 	t := newTable(w)
 	fmt.Fprintln(t, "  INSTANCE\tSTATUS\tCOMMIT\tDETAIL")

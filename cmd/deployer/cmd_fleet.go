@@ -18,12 +18,19 @@ import (
 func newFleetCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "fleet",
-		Short: "One deployment across many hosts, in waves across datacenters",
+		Short: "One deployment across many hosts, in waves across datacenters, kept and driven by a daemon",
 		Long: `A fleet deployment starts the same deployment on every host of a host list,
 through each host daemon's API: a canary wave first, then the other hosts in
-buckets interleaved across datacenters, within a budget of failed hosts. Each
-daemon keeps its own record, labelled with the fleet id, so
+waves interleaved across datacenters, within a budget of failed hosts.
+'deployer fleet deploy' submits it as a rollout to a coordinator: a daemon
+(any daemon is one; the local daemon by default, or the one its --coordinator
+flag names) that keeps it in its state file, drives the waves and their
+gates, and resumes after a restart; 'fleet show', 'fleet history', 'fleet pause|resume|cancel|
+approve', 'fleet retry --failed' and 'fleet rollback' ask it. Each host's
+daemon keeps its own record, labelled with the rollout id, so
 'deployer fleet status ID' works from any machine with the host list.
+'fleet deploy --in-process' drives the waves from the CLI process instead
+(not durable, no gates).
 
 The host list (--inventory, or its synonym --fleet) is a YAML or JSON file, or
 an http(s) inventory URL answering JSON, in this shape or as the bare list:
@@ -72,39 +79,88 @@ func (o *inventoryOptions) register(cmd *cobra.Command) {
 	f.StringVar(&o.hosts, "hosts", "", "only the hosts whose labels match, e.g. 'env=prod,tier!=canary' (key=value, key!=value, key, !key; name= and dc= match the host's name and datacenter; values may be globs)")
 }
 
+// fleetDeployOptions are the flags of fleet deploy (and its alias fleet
+// rollout): the ones both drivers take, the coordinator's (waves by size,
+// gates) and the in-process driver's (Jira, CLI-side notifications).
 type fleetDeployOptions struct {
-	inv            inventoryOptions
-	opts           fleet.Options
-	wait           bool
+	inv       inventoryOptions
+	req       api.RolloutRequest // repo, request, canary, buckets, budget, id
+	poll      time.Duration
+	wait      bool
+	inProcess bool
+	// the coordinator's
+	bake    time.Duration
+	gate    api.PrometheusGate
+	probe   string
+	gateMin float64
+	gateMax float64
+	timeout time.Duration
+	every   time.Duration
+	// the in-process driver's
 	tickets        string
 	jiraConfig     string
 	notify         bool
 	notifyStateDir string
 }
 
+// Flags that only one of the two drivers takes.
+var (
+	fleetCoordinatorFlags = []string{"coordinator", "remote", "waves", "bake", "approve", "gate-http", "gate-prometheus", "gate-query", "gate-max", "gate-min", "gate-timeout", "gate-interval"}
+	fleetInProcessFlags   = []string{"tickets", "jira-config", "notify", "notify-state-dir"}
+)
+
 func newFleetDeployCmd(g *globalOptions) *cobra.Command {
 	o := &fleetDeployOptions{}
 	cmd := &cobra.Command{
-		Use:   "deploy --inventory FILE|URL --repo NAME --select GLOB [flags]",
-		Short: "Deploy to many hosts in waves: a canary, then buckets across datacenters",
-		Long: `Start the deployment --select/--where/--set/--text/--steps (as 'deployer deploy')
-on repo --repo of every host in --fleet. The canary wave (--canary HOST, or
-every host of --canary-dc DC; default the first host) runs first; a failed
-canary stops the fleet. The other hosts follow --host-bucket at a time, taken
-round-robin across datacenters, and no wave starts once --max-failed-hosts
-hosts failed (their deployment ended failed, blocked or cancelled, or their
-API did not answer). In --repo, {host} and {dc} stand for each host's name and
-datacenter, e.g. --repo 'clusterconfig-{dc}'. The command follows every wave
-to its end and prints a table of the hosts.
+		Use:     "deploy --inventory FILE|URL --repo NAME --select GLOB [--coordinator URL] [flags]",
+		Aliases: []string{"rollout"},
+		Short:   "Submit a fleet deployment to a coordinating daemon, which stores it and drives it in waves",
+		Long: `Submit the deployment --select/--where/--set/--text/--steps (as 'deployer deploy'),
+on repo --repo of every host in --inventory, as a rollout to a coordinator: a
+daemon (any daemon; the local one by default, or --coordinator URL) that keeps
+it in its state file and drives each host's API from there, wave after wave.
+The rollout goes on without this command and resumes after the coordinator's
+restart (a kill -9 included) without deploying a host twice: each host's
+deployment carries the rollout id as its fleet label, and the coordinator asks
+the host for it before starting one. Submitting an id the coordinator already
+has changes nothing and answers that rollout. 'fleet rollout' is the same
+command.
 
-A host where the selection matches no instance is no-match: not a failure,
-but a canary wave of only no-match hosts stops the fleet (a canary that
-deploys nothing tests nothing), and a fleet where no host deployed anything
-is an error: "0 instances match on every host".
+Waves: the canary wave (--canary HOST, or every host of --canary-dc DC;
+default the first host) first; a failed canary, or one that matched no
+instance, stops the rollout. Then --host-bucket hosts at a time, taken
+round-robin across datacenters, or waves sized by --waves 1,10%,50%,100% (the
+hosts deployed once each wave ends); no wave starts once --max-failed-hosts
+hosts failed. In --repo, {host} and {dc} stand for each host's name and
+datacenter, e.g. --repo 'clusterconfig-{dc}'.
 
-Exit status: 0 every host succeeded (or was no-match, and another host
-deployed), 1 an error, a host that did not succeed, or no host with a
-matching instance, 2 usage.
+Between waves: --bake DURATION waits after a wave; --approve waits for
+'deployer fleet approve ID'; --gate-http URL GETs URL for every host deployed
+so far ({host} and {dc} replaced) until each answers 2xx, or fails the
+rollout after --gate-timeout; --gate-prometheus URL --gate-query Q with
+--gate-max/--gate-min polls an instant query until its value is in bounds,
+or fails the rollout after --gate-timeout. Each gate's result and evidence is
+in 'deployer fleet show ID'. The coordinator sends the rollout's start, each
+wave's end, a gate failure, a pause and the end to the slack, webhook and jira
+channels of its own config's notify section.
+
+--wait follows the rollout per wave, gate and host until it ends. Without a
+daemon on the local socket, start one ('deployer daemon'), give --coordinator
+URL, or use --in-process.
+
+--in-process drives the waves from this CLI process instead, as before
+rollouts were kept by a daemon: not durable (killed, it leaves the later
+waves unstarted; the started hosts' deployments go on), no gates, no
+--waves; it follows every wave to its end, prints a table of the hosts,
+and can file Jira issues and send the CLI's own notifications (below).
+'deployer fleet status ID --inventory ...' asks the hosts for either kind.
+
+Exit status: 0 submitted (with --wait or --in-process: every host succeeded,
+or was no-match and another host deployed), 1 an error, or (with --wait or
+--in-process) a rollout that did not succeed or a selection that matched no
+instance on any host, 2 usage.` + coordinatorHelp + `
+
+With --in-process:
 ` + fleetNotifyHelp + "\n" + fleetJiraHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -113,8 +169,9 @@ matching instance, 2 usage.
 	}
 	f := cmd.Flags()
 	o.inv.register(cmd)
-	f.StringVar(&o.opts.Repo, "repo", "", "repo on each host; {host} and {dc} are replaced")
-	r := &o.opts.Request
+	coordinatorFlag(cmd, g)
+	f.StringVar(&o.req.Repo, "repo", "", "repo on each host; {host} and {dc} are replaced")
+	r := &o.req.Request
 	f.StringVar(&r.Select, "select", "", "glob over instance files, e.g. 'instances/*.xml'")
 	f.StringVar(&r.Where, "where", "", "etree path the instance XML must match")
 	f.StringArrayVar(&r.Set, "set", nil, "PATH@ATTR=VALUE edit (repeatable)")
@@ -123,49 +180,101 @@ matching instance, 2 usage.
 	f.IntVar(&r.Bucket, "bucket", 0, "instances in flight at once on each host")
 	f.IntVar(&r.MaxFailures, "max-failures", 0, "failed instances after which a host starts no more (0: no budget)")
 	f.StringVar(&r.Reason, "reason", "", "why, for the commit messages and the record")
-	f.StringVar(&r.Ticket, "ticket", "", "ticket key, written as a commit trailer on every host; with --jira-config the progress is commented on it")
-	f.StringVar(&o.tickets, "tickets", "none", "Jira issues to file: none, one (for the fleet deployment) or per-instance")
-	f.StringVar(&o.jiraConfig, "jira-config", os.Getenv("DEPLOYER_JIRA_CONFIG"), "Jira connection for --ticket/--tickets (env DEPLOYER_JIRA_CONFIG): url, token_file, project, issue_type, fields")
+	f.StringVar(&r.Ticket, "ticket", "", "ticket key, written as a commit trailer on every host (the coordinator's jira channel comments on it; --in-process with --jira-config posts the progress to it)")
 	f.BoolVar(&r.DryRun, "dry-run", false, "run the steps with DEPLOYER_DRY_RUN=1 and write nothing back, on every host")
-	f.StringVar(&o.opts.Canary, "canary", "", "canary host (default: the first host)")
-	f.StringVar(&o.opts.CanaryDC, "canary-dc", "", "canary datacenter: all its hosts form the canary wave")
-	f.IntVar(&o.opts.HostBucket, "host-bucket", 1, "hosts per wave after the canary")
-	f.IntVar(&o.opts.MaxFailedHosts, "max-failed-hosts", 1, "start no wave once this many hosts failed")
-	f.StringVar(&o.opts.ID, "id", "", "fleet id (default f-<UTC time>-<random>)")
-	f.DurationVar(&o.opts.Poll, "poll", time.Second, "how often to ask each host how its deployment goes")
-	f.BoolVar(&o.wait, "wait", true, "follow every wave to its end (always on: a wave starts when the previous one ended)")
-	f.BoolVar(&o.notify, "notify", true, "send the start, each wave's end and the outcome to the host config's slack and webhook channels")
-	f.StringVar(&o.notifyStateDir, "notify-state-dir", "", "where the messages sent per fleet id are kept (default ~/.cache/deployer)")
+	f.StringVar(&o.req.Canary, "canary", "", "canary host (default: the first host)")
+	f.StringVar(&o.req.CanaryDC, "canary-dc", "", "canary datacenter: all its hosts form the canary wave")
+	f.IntVar(&o.req.HostBucket, "host-bucket", 1, "hosts per wave after the canary")
+	f.StringVar(&o.req.Waves, "waves", "", "wave sizes instead of --host-bucket: the hosts deployed once each wave ends, counts or percentages, e.g. 1,10%,50%,100%")
+	f.IntVar(&o.req.MaxFailedHosts, "max-failed-hosts", 1, "start no wave once this many hosts failed")
+	f.StringVar(&o.req.ID, "id", "", "rollout id (default r-<UTC time>-<random>; --in-process: f-<UTC time>-<random>)")
+	f.DurationVar(&o.poll, "poll", time.Second, "how often each host is asked how its deployment goes, and --wait asks the coordinator")
+	f.DurationVar(&o.bake, "bake", 0, "wait this long after each wave before the next starts (e.g. 10m)")
+	f.BoolVar(&o.req.Approve, "approve", false, "before each wave after the canary, wait for 'deployer fleet approve ID'")
+	f.StringVar(&o.probe, "gate-http", "", "health gate between waves: GET this URL for every host deployed so far ({host}, {dc} replaced), each must answer 2xx")
+	f.StringVar(&o.gate.URL, "gate-prometheus", "", "Prometheus base URL of a health gate between waves")
+	f.StringVar(&o.gate.Query, "gate-query", "", "the gate's instant query, e.g. 'sum(rate(errors[5m]))'")
+	f.Float64Var(&o.gateMax, "gate-max", 0, "the largest value the gate's query may answer")
+	f.Float64Var(&o.gateMin, "gate-min", 0, "the smallest value the gate's query may answer")
+	f.DurationVar(&o.timeout, "gate-timeout", 5*time.Minute, "how long a health gate polls (for a value in bounds, for 2xx answers) before the rollout fails")
+	f.DurationVar(&o.every, "gate-interval", 10*time.Second, "between two polls of a health gate")
+	f.BoolVar(&o.wait, "wait", false, "follow the rollout per wave, gate and host until it ends (--in-process always does)")
+	f.BoolVar(&o.inProcess, "in-process", false, "drive the waves from this CLI process, not a coordinator: not durable, no gates")
+	f.StringVar(&o.tickets, "tickets", "none", "--in-process: Jira issues to file: none, one (for the fleet deployment) or per-instance")
+	f.StringVar(&o.jiraConfig, "jira-config", os.Getenv("DEPLOYER_JIRA_CONFIG"), "--in-process: Jira connection for --ticket/--tickets (env DEPLOYER_JIRA_CONFIG): url, token_file, project, issue_type, fields")
+	f.BoolVar(&o.notify, "notify", true, "--in-process: send the start, each wave's end and the outcome to the host config's slack and webhook channels")
+	f.StringVar(&o.notifyStateDir, "notify-state-dir", "", "--in-process: where the messages sent per fleet id are kept (default ~/.cache/deployer)")
 	return cmd
 }
 
+// runFleetDeploy checks what both drivers check, then submits to the
+// coordinator, or drives the waves here with --in-process.
 func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions) error {
+	fl := cmd.Flags()
+	switch {
+	case o.inv.source == "" || o.req.Repo == "" || o.req.Request.Select == "":
+		return usageErrorf("fleet deploy needs --inventory FILE|URL, --repo NAME and --select GLOB")
+	case o.req.HostBucket < 1 || o.req.MaxFailedHosts < 1:
+		return usageErrorf("--host-bucket and --max-failed-hosts must be at least 1")
+	case !fleetIDPattern.MatchString(o.req.ID) || o.req.ID == "." || o.req.ID == "..":
+		what := "rollout id"
+		if o.inProcess {
+			what = "fleet id"
+		}
+		return usageErrorf("%s %q: want 1 to 64 letters, digits, '.', '_' and '-', not '.' or '..' (--id: it labels deployments and is a path in the API)", what, o.req.ID)
+	case o.poll <= 0:
+		return usageErrorf("--poll must be positive")
+	}
+	if o.inProcess {
+		for _, name := range fleetCoordinatorFlags {
+			if fl.Changed(name) && (name == "coordinator" || name == "remote") {
+				return usageErrorf("--%s names the daemon that would drive the rollout: give it or --in-process, not both", name)
+			}
+			if fl.Changed(name) {
+				return usageErrorf("--%s needs a coordinator: --in-process drives the waves from this process, with --host-bucket and no gates (drop --in-process to submit to a daemon)", name)
+			}
+		}
+		if fl.Changed("wait") && !o.wait {
+			return usageErrorf("fleet deploy --in-process always waits: each wave starts when the previous one has ended")
+		}
+	} else {
+		for _, name := range fleetInProcessFlags {
+			if fl.Changed(name) && (name != "tickets" || o.tickets != "none") {
+				return usageErrorf("--%s is for --in-process: a coordinator sends the rollout's messages to the channels of its own config's notify section (slack, webhook; jira comments on --ticket)", name)
+			}
+		}
+	}
+	// The edits, selection and where path are checked before any host
+	// or coordinator is asked (each daemon checks them again), as deploy
+	// does.
+	if err := checkDeployRequest(o.req.Request); err != nil {
+		return usageErrorf("%v", err)
+	}
+	if !o.inProcess {
+		return submitFleetRollout(cmd, g, o)
+	}
+	return runFleetDeployInProcess(cmd, g, o)
+}
+
+// runFleetDeployInProcess drives the fleet deployment from this process:
+// each wave starts when the previous one has ended here.
+func runFleetDeployInProcess(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions) error {
 	f, err := g.format()
 	if err != nil {
 		return err
-	}
-	switch {
-	case !o.wait:
-		return usageErrorf("fleet deploy always waits: each wave starts when the previous one has ended")
-	case o.inv.source == "" || o.opts.Repo == "" || o.opts.Request.Select == "":
-		return usageErrorf("fleet deploy needs --inventory FILE|URL, --repo NAME and --select GLOB")
-	case o.opts.HostBucket < 1 || o.opts.MaxFailedHosts < 1:
-		return usageErrorf("--host-bucket and --max-failed-hosts must be at least 1")
-	case !fleetIDPattern.MatchString(o.opts.ID):
-		return usageErrorf("--id %q: want letters, digits, '.', '_' and '-' only", o.opts.ID)
-	}
-	// The edits, selection and where path are checked before any host
-	// is asked (each daemon checks them again), as deploy does.
-	if err := checkDeployRequest(o.opts.Request); err != nil {
-		return usageErrorf("%v", err)
 	}
 	hosts, inventoryErr := g.loadFleet(cmd, &o.inv)
 	if inventoryErr != nil {
 		return inventoryErr
 	}
-	opts := o.opts
-	if opts.Dial == nil {
-		opts.Dial = g.fleetDialer()
+	opts := fleet.Options{
+		PlanOptions:    fleet.PlanOptions{Canary: o.req.Canary, CanaryDC: o.req.CanaryDC, HostBucket: o.req.HostBucket},
+		Repo:           o.req.Repo,
+		Request:        o.req.Request,
+		MaxFailedHosts: o.req.MaxFailedHosts,
+		ID:             o.req.ID,
+		Poll:           o.poll,
+		Dial:           g.fleetDialer(),
 	}
 	opts.Request.Who = operatorName()
 	if opts.ID == "" {
@@ -187,7 +296,7 @@ func runFleetDeploy(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions)
 	if err != nil {
 		return err
 	}
-	printf(progress, "fleet %s: repo %s, %d hosts in %d datacenters; follow it with: %s\n",
+	printf(progress, "fleet %s: repo %s, %d hosts in %d datacenters, driven by this process (--in-process); follow it with: %s\n",
 		opts.ID, opts.Repo, len(hosts), len(fleetDatacenters(hosts)), follow)
 	opts.Progress = func(p fleet.Progress) { printFleetWave(progress, p) }
 	if reporter != nil {

@@ -98,7 +98,7 @@ func checkFleetJira(path string, n NotifyConfig) []string {
 // fleetReporter builds the Jira reporter the flags ask for, or nil when
 // they ask for none. A usage problem is a *statusError with exitUsage.
 func fleetReporter(o *fleetDeployOptions, warnings io.Writer, follow string) (*fleet.Reporter, error) {
-	return ticketReporter(o.tickets, o.opts.Request.Ticket, o.jiraConfig, warnings, follow)
+	return ticketReporter(o.tickets, o.req.Request.Ticket, o.jiraConfig, warnings, follow)
 }
 
 // ticketReporter builds the Jira reporter of --tickets MODE, --ticket

@@ -147,7 +147,7 @@ func fleetCLI(t *testing.T) (run func(args ...string) (stdout, stderr string, er
 		root := newRootCmd()
 		root.SetOut(&out)
 		root.SetErr(&errOut)
-		root.SetArgs(append([]string{"fleet", "deploy", "--fleet", filepath.Join(dir, "hosts.yaml"), "--repo", "cc", "--select", "instances/*.xml", "--poll", "1ms"}, args...))
+		root.SetArgs(append([]string{"fleet", "deploy", "--in-process", "--fleet", filepath.Join(dir, "hosts.yaml"), "--repo", "cc", "--select", "instances/*.xml", "--poll", "1ms"}, args...))
 		err := root.ExecuteContext(context.Background())
 		return out.String(), errOut.String(), err
 	}

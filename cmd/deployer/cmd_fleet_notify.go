@@ -37,7 +37,7 @@ differs) and nothing twice. A dry run and --notify=false send nothing.`
 // given by --config or DEPLOYER_CONFIG must load; the default one is used
 // only when it does, with a note otherwise.
 func fleetNotifier(g *globalOptions, o *fleetDeployOptions, id, follow string, warnings io.Writer) (*fleet.Notifier, error) {
-	if !o.notify || o.opts.Request.DryRun {
+	if !o.notify || o.req.Request.DryRun {
 		return nil, nil
 	}
 	path, explicit := g.configPath, g.configPath != ""

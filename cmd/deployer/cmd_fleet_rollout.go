@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/api"
 	"github.com/sre-tools/deployer/daemon"
 	"github.com/sre-tools/deployer/fleet"
@@ -32,7 +32,7 @@ func newRolloutCoordinator(st *store.Store, log zerolog.Logger, send func(notify
 // newFleetRolloutCmds are the fleet subcommands of rollouts.
 func newFleetRolloutCmds(g *globalOptions) []*cobra.Command {
 	return []*cobra.Command{
-		newFleetRolloutCmd(g), newFleetShowCmd(g), newFleetHistoryCmd(g),
+		newFleetShowCmd(g), newFleetHistoryCmd(g),
 		newFleetRolloutActionCmd(g, "pause", "Start no new wave of a rollout until it is resumed (the running wave goes on)"),
 		newFleetRolloutActionCmd(g, "resume", "Let a paused rollout start its next wave"),
 		newFleetRolloutActionCmd(g, "cancel", "Start no new host of a rollout and cancel its running hosts' deployments"),
@@ -42,13 +42,22 @@ func newFleetRolloutCmds(g *globalOptions) []*cobra.Command {
 	}
 }
 
+// rolloutIDArg checks the rollout id a command is given as it checks
+// --id: '.' and '..' would be cleaned out of the API's path.
+func rolloutIDArg(id string) error {
+	if id == "" || !fleetIDPattern.MatchString(id) || id == "." || id == ".." {
+		return usageErrorf("rollout id %q: want 1 to 64 letters, digits, '.', '_' and '-', not '.' or '..' (see deployer fleet history)", id)
+	}
+	return nil
+}
+
 // rolloutSummary counts a rollout's hosts per state, a rollback's
 // conflicts included.
 func rolloutSummary(ro api.Rollout) string {
 	counts := rolloutHostCounts(ro)
 	total := 0
 	var parts []string
-	for _, st := range append(slices.Clone(fleet.HostStates), fleet.HostState(rollout.HostConflict)) {
+	for _, st := range rollout.HostStates {
 		if counts[st] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
 		}
@@ -78,6 +87,9 @@ Exit status: 0 submitted (with --wait: every value restored), 1 an error, a
 rollout still running, or (with --wait) a rollback that failed, 2 usage.` + coordinatorHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := rolloutIDArg(args[0]); err != nil {
+				return err
+			}
 			f, err := g.format()
 			if err != nil {
 				return err
@@ -97,12 +109,18 @@ rollout still running, or (with --wait) a rollback that failed, 2 usage.` + coor
 					return f.print(cmd.OutOrStdout(), ro)
 				}
 			}
-			printf(progress, "rollback %s of rollout %s submitted: %d host(s) in %d wave(s); follow: deployer fleet show %s --wait\n",
-				ro.ID, args[0], len(ro.Hosts), len(ro.Waves), ro.ID)
+			at := g.coordinatorArgs(cmd)
+			if ro.New {
+				printf(progress, "rollback %s of rollout %s submitted: %d host(s) in %d wave(s); follow it with: deployer fleet show %s --wait%s\n",
+					ro.ID, args[0], len(ro.Hosts), len(ro.Waves), ro.ID, at)
+			} else {
+				printf(progress, "rollout %s has a rollback already: %s (%s); nothing submitted again; follow it with: deployer fleet show %s --wait%s\n",
+					args[0], ro.ID, ro.State, ro.ID, at)
+			}
 			if !wait {
 				return nil
 			}
-			return followRollout(cmd, f, c, ro.ID, poll, progress)
+			return followRollout(cmd, f, c, ro.ID, poll, progress, at)
 		},
 	}
 	coordinatorFlag(cmd, g)
@@ -126,107 +144,19 @@ func coordinatorFlag(cmd *cobra.Command, g *globalOptions) {
 	cmd.Flags().StringVar(&g.remote, "coordinator", "", "the coordinating daemon's URL (the same as --remote; default the local daemon's socket)")
 }
 
-type fleetRolloutOptions struct {
-	inv     inventoryOptions
-	req     api.RolloutRequest
-	wait    bool
-	poll    time.Duration
-	bake    time.Duration
-	gate    api.PrometheusGate
-	probe   string
-	gateMin float64
-	gateMax float64
-	timeout time.Duration
-	every   time.Duration
-}
-
-func newFleetRolloutCmd(g *globalOptions) *cobra.Command {
-	o := &fleetRolloutOptions{}
-	cmd := &cobra.Command{
-		Use:   "rollout --inventory FILE|URL --repo NAME --select GLOB [flags]",
-		Short: "Submit a fleet deployment to a coordinating daemon, which stores and drives it",
-		Long: `Submit the deployment --select/--where/--set/--text/--steps, on repo --repo of
-every host in --inventory, as a rollout to a coordinator: a daemon that keeps
-it in its state file and drives each host's API from there, wave after wave
-(the canary wave, then --host-bucket hosts at a time across datacenters, as
-'fleet deploy' plans them; or waves sized by --waves 1,10%,50%,100%: the hosts
-deployed once each wave ends, the canary wave first), within
---max-failed-hosts. The rollout goes on
-without this command and resumes after the coordinator's restart (a kill -9
-included) without deploying a host twice: each host's deployment carries the
-rollout id as its fleet label, and the coordinator asks the host for it
-before starting one. Submitting an id the coordinator already has changes
-nothing and answers that rollout.
-
-Between waves: --bake DURATION waits after a wave; --approve waits for
-'deployer fleet approve ID'; --gate-http URL GETs URL for every host deployed
-so far ({host} and {dc} replaced) until each answers 2xx, or fails the
-rollout after --gate-timeout; --gate-prometheus URL --gate-query Q with
---gate-max/--gate-min polls an instant query until its value is in bounds,
-or fails the rollout after --gate-timeout. Each gate's result and evidence is
-in 'deployer fleet show ID'.
-
---wait follows the rollout per wave, gate and host until it ends.
-
-Exit status: 0 submitted (with --wait: the rollout succeeded), 1 an error or
-(with --wait) a rollout that failed or was cancelled, 2 usage.` + coordinatorHelp,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runFleetRollout(cmd, g, o)
-		},
-	}
-	f := cmd.Flags()
-	o.inv.register(cmd)
-	coordinatorFlag(cmd, g)
-	f.StringVar(&o.req.Repo, "repo", "", "repo on each host; {host} and {dc} are replaced")
-	r := &o.req.Request
-	f.StringVar(&r.Select, "select", "", "glob over instance files, e.g. 'instances/*.xml'")
-	f.StringVar(&r.Where, "where", "", "etree path the instance XML must match")
-	f.StringArrayVar(&r.Set, "set", nil, "PATH@ATTR=VALUE edit (repeatable)")
-	f.StringArrayVar(&r.Text, "text", nil, "PATH=VALUE text edit (repeatable)")
-	f.StringSliceVar(&r.Steps, "steps", nil, "steps to run (default: each repo's on-change steps)")
-	f.IntVar(&r.Bucket, "bucket", 0, "instances in flight at once on each host")
-	f.IntVar(&r.MaxFailures, "max-failures", 0, "failed instances after which a host starts no more (0: no budget)")
-	f.StringVar(&r.Reason, "reason", "", "why, for the commit messages and the record")
-	f.StringVar(&r.Ticket, "ticket", "", "ticket key, written as a commit trailer on every host")
-	f.BoolVar(&r.DryRun, "dry-run", false, "run the steps with DEPLOYER_DRY_RUN=1 and write nothing back, on every host")
-	f.StringVar(&o.req.Canary, "canary", "", "canary host (default: the first host)")
-	f.StringVar(&o.req.CanaryDC, "canary-dc", "", "canary datacenter: all its hosts form the canary wave")
-	f.IntVar(&o.req.HostBucket, "host-bucket", 1, "hosts per wave after the canary")
-	f.StringVar(&o.req.Waves, "waves", "", "wave sizes instead of --host-bucket: the hosts deployed once each wave ends, counts or percentages, e.g. 1,10%,50%,100%")
-	f.IntVar(&o.req.MaxFailedHosts, "max-failed-hosts", 1, "start no wave once this many hosts failed")
-	f.StringVar(&o.req.ID, "id", "", "rollout id (default r-<UTC time>-<random>)")
-	f.DurationVar(&o.poll, "poll", time.Second, "how often the coordinator asks each host how its deployment goes, and --wait asks the coordinator")
-	f.DurationVar(&o.bake, "bake", 0, "wait this long after each wave before the next starts (e.g. 10m)")
-	f.BoolVar(&o.req.Approve, "approve", false, "before each wave after the canary, wait for 'deployer fleet approve ID'")
-	f.StringVar(&o.probe, "gate-http", "", "health gate between waves: GET this URL for every host deployed so far ({host}, {dc} replaced), each must answer 2xx")
-	f.StringVar(&o.gate.URL, "gate-prometheus", "", "Prometheus base URL of a health gate between waves")
-	f.StringVar(&o.gate.Query, "gate-query", "", "the gate's instant query, e.g. 'sum(rate(errors[5m]))'")
-	f.Float64Var(&o.gateMax, "gate-max", 0, "the largest value the gate's query may answer")
-	f.Float64Var(&o.gateMin, "gate-min", 0, "the smallest value the gate's query may answer")
-	f.DurationVar(&o.timeout, "gate-timeout", 5*time.Minute, "how long a health gate polls (for a value in bounds, for 2xx answers) before the rollout fails")
-	f.DurationVar(&o.every, "gate-interval", 10*time.Second, "between two polls of a health gate")
-	f.BoolVar(&o.wait, "wait", false, "follow the rollout until it ends")
-	return cmd
-}
-
-func runFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetRolloutOptions) error {
+// submitFleetRollout is fleet deploy without --in-process: the rollout
+// goes to the coordinator, which stores and drives it; --wait follows it.
+func submitFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetDeployOptions) error {
 	f, err := g.format()
 	if err != nil {
 		return err
 	}
 	fl := cmd.Flags()
 	switch {
-	case o.inv.source == "" || o.req.Repo == "" || o.req.Request.Select == "":
-		return usageErrorf("fleet rollout needs --inventory FILE|URL, --repo NAME and --select GLOB")
-	case o.req.HostBucket < 1 || o.req.MaxFailedHosts < 1:
-		return usageErrorf("--host-bucket and --max-failed-hosts must be at least 1")
-	case !fleetIDPattern.MatchString(o.req.ID):
-		return usageErrorf("--id %q: want letters, digits, '.', '_' and '-' only", o.req.ID)
 	case o.req.Waves != "" && fl.Changed("host-bucket"):
 		return usageErrorf("give --waves or --host-bucket, not both")
-	case o.poll <= 0 || o.bake < 0:
-		return usageErrorf("--poll must be positive and --bake not negative")
+	case o.bake < 0:
+		return usageErrorf("--bake must not be negative")
 	case (o.gate.URL == "") != (o.gate.Query == ""):
 		return usageErrorf("--gate-prometheus and --gate-query go together")
 	case o.gate.URL == "" && (fl.Changed("gate-max") || fl.Changed("gate-min")):
@@ -265,8 +195,8 @@ func runFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetRolloutOption
 		req.Prometheus = &gate
 	}
 	if t := g.clientTLS(); !t.IsZero() {
-		// --ca-file, --cert-file, --key-file reach the hosts, as in
-		// fleet deploy: from the coordinator, so as absolute paths.
+		// --ca-file, --cert-file, --key-file reach the hosts, as with
+		// --in-process: from the coordinator, so as absolute paths.
 		ht := &api.RolloutTLS{}
 		for _, p := range []struct {
 			from string
@@ -295,17 +225,18 @@ func runFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetRolloutOption
 		return &statusError{Code: exitUsage, Err: err} // the coordinator refused the request: exit 2
 	}
 	if err != nil {
-		return err
+		return g.noCoordinator(err)
 	}
 	progress := cmd.OutOrStdout()
 	if f.structured() {
 		progress = cmd.ErrOrStderr()
 	}
+	at := g.coordinatorArgs(cmd)
 	if ro.New {
-		printf(progress, "rollout %s submitted: repo %s, %d host(s) in %d wave(s); follow it with: deployer fleet show %s --wait\n",
-			ro.ID, ro.Request.Repo, len(ro.Hosts), len(ro.Waves), ro.ID)
+		printf(progress, "rollout %s submitted: repo %s, %d host(s) in %d wave(s); follow it with: deployer fleet show %s --wait%s\n",
+			ro.ID, ro.Request.Repo, len(ro.Hosts), len(ro.Waves), ro.ID, at)
 	} else {
-		printf(progress, "rollout %s: the coordinator has it already (%s): nothing submitted again; follow it with: deployer fleet show %s --wait\n", ro.ID, ro.State, ro.ID)
+		printf(progress, "rollout %s: the coordinator has it already (%s): nothing submitted again; follow it with: deployer fleet show %s --wait%s\n", ro.ID, ro.State, ro.ID, at)
 	}
 	if !o.wait {
 		if f.structured() {
@@ -313,13 +244,46 @@ func runFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetRolloutOption
 		}
 		return nil
 	}
-	return followRollout(cmd, f, c, ro.ID, o.poll, progress)
+	return followRollout(cmd, f, c, ro.ID, o.poll, progress, at)
+}
+
+// noCoordinator adds what to do to an error that says no daemon answered
+// on the local socket: fleet deploy submits to a coordinator by default.
+func (g *globalOptions) noCoordinator(err error) error {
+	if g.remote != "" || api.ErrorKind(err) != api.KindUnavailable || !strings.HasPrefix(err.Error(), "cannot reach") {
+		return err
+	}
+	return fmt.Errorf("%w\nfleet deploy submits the rollout to a coordinating daemon (any daemon is one): start the daemon here (deployer daemon), "+
+		"or give --coordinator URL --token-file FILE of a daemon that reaches the hosts, "+
+		"or add --in-process to drive the waves from this process (not durable: killed, it leaves the later waves unstarted; no gates)", err)
+}
+
+// coordinatorArgs are the flags that reach the same coordinator again, for
+// the commands printed to follow a rollout: --coordinator URL (a password
+// in it hidden) and its token and TLS files (names, never contents), or a
+// --socket given on the command line; nothing for the local daemon.
+func (g *globalOptions) coordinatorArgs(cmd *cobra.Command) string {
+	if g.remote == "" {
+		if cmd.Flags().Changed("socket") {
+			return " --socket " + shellQuote(g.socket)
+		}
+		return ""
+	}
+	s := " --coordinator " + shellQuote(fleet.RedactURL(g.remote))
+	for _, f := range []struct{ flag, val string }{
+		{"--token-file", g.tokenFile}, {"--ca-file", g.caFile}, {"--cert-file", g.certFile}, {"--key-file", g.keyFile},
+	} {
+		if f.val != "" {
+			s += " " + f.flag + " " + shellQuote(f.val)
+		}
+	}
+	return s
 }
 
 // followRollout prints a rollout's events until it ends, then the rollout;
 // exit 1 unless it succeeded. A coordinator that does not answer (it is
 // restarting) is asked again.
-func followRollout(cmd *cobra.Command, f outputFormat, c *api.Client, id string, poll time.Duration, progress io.Writer) error {
+func followRollout(cmd *cobra.Command, f outputFormat, c *api.Client, id string, poll time.Duration, progress io.Writer, at string) error {
 	printed := map[string]bool{}
 	down := false
 	var ro api.Rollout
@@ -355,7 +319,7 @@ func followRollout(cmd *cobra.Command, f outputFormat, c *api.Client, id string,
 		if err := f.print(cmd.OutOrStdout(), ro); err != nil {
 			return err
 		}
-	} else if err := printRollout(cmd.OutOrStdout(), ro); err != nil {
+	} else if err := printRollout(cmd.OutOrStdout(), ro, at); err != nil {
 		return err
 	}
 	return rolloutExit(ro)
@@ -377,9 +341,25 @@ func rolloutExit(ro api.Rollout) error {
 	if ro.Finished == nil || ro.State == api.RolloutSucceeded {
 		return nil
 	}
-	msg := fmt.Sprintf("rollout %s %s: %s", ro.ID, ro.State, rolloutSummary(ro))
+	// Stored text, printed on stderr: escaped as printf escapes it.
+	msg := fmt.Sprintf("rollout %s %s: %s", deployer.Escape(ro.ID), deployer.Escape(ro.State), deployer.Escape(rolloutSummary(ro)))
 	if ro.Stopped != "" {
-		msg += "; " + ro.Stopped
+		msg += "; " + deployer.Escape(ro.Stopped)
+	}
+	// Nothing deployed anywhere and nothing failed: the selection is
+	// what is wrong, as --in-process says it.
+	counts := rolloutHostCounts(ro)
+	if ro.State == api.RolloutFailed && counts[fleet.HostNoMatch] > 0 && counts[fleet.HostNoMatch]+counts[fleet.HostNotStarted] == len(ro.Hosts) {
+		where := "on every host"
+		if counts[fleet.HostNotStarted] > 0 {
+			where = "on every host that ran"
+		}
+		req := ro.Request.Request
+		sel := "--select " + shellQuote(req.Select)
+		if req.Where != "" {
+			sel += " --where " + shellQuote(req.Where)
+		}
+		msg += fmt.Sprintf("; 0 instances match %s (%s): nothing was deployed; check the selection", where, deployer.Escape(sel))
 	}
 	return &statusError{Code: exitError, Err: fmt.Errorf("%s", msg)}
 }
@@ -392,7 +372,9 @@ func rolloutHostCounts(ro api.Rollout) map[fleet.HostState]int {
 	return counts
 }
 
-func printRollout(w io.Writer, ro api.Rollout) error {
+// printRollout prints rollout ro as fleet show does; at are the flags
+// that reach its coordinator (coordinatorArgs), for the commands it names.
+func printRollout(w io.Writer, ro api.Rollout, at string) error {
 	who := ""
 	if ro.Who != "" {
 		who = " by " + ro.Who
@@ -400,7 +382,7 @@ func printRollout(w io.Writer, ro api.Rollout) error {
 	printf(w, "rollout %s: %s; %s; repo %s, submitted%s at %s\n", ro.ID, ro.State, rolloutSummary(ro),
 		ro.Request.Repo, who, ro.Created.Local().Format(time.RFC3339))
 	if ro.Paused && ro.Finished == nil {
-		printf(w, "paused: no new wave starts until: deployer fleet resume %s\n", ro.ID)
+		printf(w, "paused: no new wave starts until: deployer fleet resume %s%s\n", ro.ID, at)
 	}
 	if ro.Cancel && ro.Finished == nil {
 		printf(w, "cancelling: no new host starts\n")
@@ -473,7 +455,7 @@ func printRollout(w io.Writer, ro api.Rollout) error {
 		printf(w, "\nrollback of: %s\n", ro.Request.RollbackOf)
 	}
 	if ro.RolledBackBy != "" {
-		printf(w, "\nrolled back by: %s (deployer fleet show %s)\n", ro.RolledBackBy, ro.RolledBackBy)
+		printf(w, "\nrolled back by: %s (deployer fleet show %s%s)\n", ro.RolledBackBy, ro.RolledBackBy, at)
 	}
 	if len(ro.Events) > 0 {
 		printf(w, "\nevents:\n")
@@ -503,6 +485,9 @@ Exit status: 0 the rollout succeeded or has not ended, 1 an error or a rollout
 that failed or was cancelled, 2 usage.` + coordinatorHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := rolloutIDArg(args[0]); err != nil {
+				return err
+			}
 			f, err := g.format()
 			if err != nil {
 				return err
@@ -516,7 +501,7 @@ that failed or was cancelled, 2 usage.` + coordinatorHelp,
 				if f.structured() {
 					progress = cmd.ErrOrStderr()
 				}
-				return followRollout(cmd, f, c, args[0], o.poll, progress)
+				return followRollout(cmd, f, c, args[0], o.poll, progress, g.coordinatorArgs(cmd))
 			}
 			ro, err := c.Rollout(cmd.Context(), args[0])
 			if err != nil {
@@ -525,7 +510,7 @@ that failed or was cancelled, 2 usage.` + coordinatorHelp,
 			if f.structured() {
 				err = f.print(cmd.OutOrStdout(), ro)
 			} else {
-				err = printRollout(cmd.OutOrStdout(), ro)
+				err = printRollout(cmd.OutOrStdout(), ro, g.coordinatorArgs(cmd))
 			}
 			if err != nil {
 				return err
@@ -589,6 +574,9 @@ Exit status: 0 done, 1 an error (no such rollout, a rollout that has ended,
 nothing to ` + action + `), 2 usage.` + coordinatorHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := rolloutIDArg(args[0]); err != nil {
+				return err
+			}
 			f, err := g.format()
 			if err != nil {
 				return err

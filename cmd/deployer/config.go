@@ -621,8 +621,14 @@ func (k *configCheck) limits() {
 }
 
 func (k *configCheck) repos() {
-	if len(k.c.Repos) == 0 {
-		k.bad(k.at("repos"), "no repos configured: add at least one under repos:")
+	// repos: [] written out is a daemon that only coordinates rollouts;
+	// no repos key at all is a config that forgot them
+	doc := k.root
+	if doc != nil && doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		doc = doc.Content[0]
+	}
+	if len(k.c.Repos) == 0 && (doc == nil || child(doc, "repos") == nil) {
+		k.bad(k.at("repos"), "no repos configured: add at least one under repos: (or write 'repos: []' for a daemon that only coordinates fleet rollouts)")
 	}
 	seen := map[string]bool{}
 	for i := range k.c.Repos {

@@ -70,6 +70,20 @@ func TestParseConfigDefaults(t *testing.T) {
 	}
 }
 
+// out19 #13: a daemon that only coordinates fleet rollouts needed a dummy
+// repo. 'repos: []' written out is such a daemon; no repos key at all is
+// still a config that forgot them.
+func TestParseConfigCoordinatorOnly(t *testing.T) {
+	c, err := parseConfig("deployer.yaml", []byte("host: coord\nstate_dir: /var/lib/deployer\nrepos: []\n"))
+	if err != nil || len(c.Repos) != 0 {
+		t.Fatalf("repos: []: %v", err)
+	}
+	_, err = parseConfig("deployer.yaml", []byte("host: coord\nstate_dir: /var/lib/deployer\n"))
+	if err == nil || !strings.Contains(err.Error(), "no repos configured: add at least one under repos: (or write 'repos: []' for a daemon that only coordinates fleet rollouts)") {
+		t.Fatalf("no repos key: %v", err)
+	}
+}
+
 func TestParseConfigLimits(t *testing.T) {
 	c, err := parseConfig("deployer.yaml", []byte("state_dir: /x\nlimits: {instance_file_bytes: 16777216, xml_depth: 1024}\nrepos:\n  - name: a\n    url: u\n"))
 	if err != nil {

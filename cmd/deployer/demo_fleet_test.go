@@ -10,8 +10,9 @@ import (
 )
 
 // TestDemoFleet plays `deployer demo --fleet=4` through the CLI's wiring:
-// the fleet deployment, then the gated rollout and its rollback, each of
-// which checks itself and fails the command when it did not end as told.
+// the fleet deployment submitted to a coordinating daemon (as fleet deploy
+// does), then the gated rollout and its rollback, each of which checks
+// itself and fails the command when it did not end as told.
 func TestDemoFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the fleet demo takes about 6 s")
@@ -30,6 +31,10 @@ func TestDemoFleet(t *testing.T) {
 		t.Fatalf("demo --fleet=4: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{
+		"deployer fleet deploy --coordinator fra-dep01 --fleet hosts.yaml ",
+		"rollout r-web-4.3.0 submitted: repo clusterconfig, 4 host(s) in 4 wave(s)",
+		" wave 1/4 started: fra-dep01\n",
+		"rollout r-web-4.3.0: failed; 2 succeeded, 2 failed of 4 host(s)",
 		"bob approves: deployer fleet approve r-web-4.4.0 ",
 		"rollout r-web-4.4.0: succeeded; 2 succeeded of 2 host(s)",
 		"approve passed  approved by bob",

@@ -142,7 +142,7 @@ func crashOnce(t *testing.T, seed uint64, tally *crashTally) {
 		hit = 1 + rng.IntN(2) // two notifications: i07's and i14's step-failed
 	}
 	t.Logf("failpoint %s:%d", point, hit)
-	d := startCrashDaemon(t, cfg, fmt.Sprintf("%s:%d", point, hit))
+	d := startCrashDaemon(t, cfg, bare, fmt.Sprintf("%s:%d", point, hit))
 	cli := func(args ...string) (string, error) {
 		cmd := exec.Command(filepath.Join(binDir, "deployer"), append(args, "--socket", socket)...)
 		out, err := itest.Output(cmd)
@@ -176,7 +176,7 @@ func crashOnce(t *testing.T, seed uint64, tally *crashTally) {
 			t.Fatalf("the daemon without failpoint exited before the deployment was submitted")
 		}
 		crashedEarly = true
-		d = startCrashDaemon(t, cfg, "")
+		d = startCrashDaemon(t, cfg, bare, "")
 	}
 	var dep struct {
 		ID string `json:"id"`
@@ -204,7 +204,7 @@ func crashOnce(t *testing.T, seed uint64, tally *crashTally) {
 	})
 	<-writerDone
 	if crashed {
-		d = startCrashDaemon(t, cfg, "")
+		d = startCrashDaemon(t, cfg, bare, "")
 	}
 	waitCrash(t, "the deployment to end after the restart", finished)
 	d.stop(t)
@@ -334,9 +334,11 @@ func crashWriter(t *testing.T, work, bare string, seed uint64, _ func(string, ..
 type crashDaemon struct {
 	cmd  *exec.Cmd
 	proc *itest.Proc
+	bare string
+	t    *testing.T
 }
 
-func startCrashDaemon(t *testing.T, cfg, failpoint string) *crashDaemon {
+func startCrashDaemon(t *testing.T, cfg, bare, failpoint string) *crashDaemon {
 	cmd := exec.Command(filepath.Join(binDir, "deployer-failpoints"), "daemon", "--config", cfg)
 	cmd.Env = append(os.Environ(), "DEPLOYER_FAILPOINT="+failpoint, "DEPLOYER_FAILPOINT_MAINTAIN=250ms")
 	// Each start has its own log; on failure each is shown without the
@@ -355,7 +357,7 @@ func startCrashDaemon(t *testing.T, cfg, failpoint string) *crashDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &crashDaemon{cmd: cmd, proc: p}
+	d := &crashDaemon{cmd: cmd, proc: p, bare: bare, t: t}
 	t.Cleanup(func() { _ = p.Kill() })
 	return d
 }
@@ -381,11 +383,42 @@ func logTail(path string, max int) string {
 func (d *crashDaemon) exited() bool {
 	select {
 	case <-d.proc.Done():
-		// the steps it started die with their process group
+		// What is left of the daemon's process group dies with it, as
+		// systemd's KillMode=mixed does after the main process died: the
+		// git receive-pack of a push to this file remote included (steps
+		// run in process groups of their own). A receive-pack killed while
+		// it held the branch's lock leaves refs/heads/main.lock behind, and
+		// every later push fails on it; the daemon raises push-rejected
+		// naming the lock, and the operator removes it as the runbook
+		// says. This test plays the operator: once the group is gone (no
+		// git process left), it removes a lock the kill left.
 		_ = itest.KillGroup(d.cmd.Process)
+		d.removeStaleLocks()
 		return true
 	default:
 		return false
+	}
+}
+
+// removeStaleLocks waits until the dead daemon's process group is empty and
+// removes the ref lock files a killed receive-pack left in the remote.
+func (d *crashDaemon) removeStaleLocks() {
+	for i := 0; i < 200 && syscall.Kill(-d.cmd.Process.Pid, 0) == nil; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, lock := range []string{filepath.Join(d.bare, "refs", "heads", "main.lock"), filepath.Join(d.bare, "packed-refs.lock")} {
+		// bob's pushes hold the same lock for milliseconds: a lock still
+		// there, unchanged, a second later is the dead one.
+		before, err := os.Stat(lock)
+		if err != nil {
+			continue
+		}
+		time.Sleep(time.Second)
+		if after, err := os.Stat(lock); err == nil && os.SameFile(before, after) && after.ModTime().Equal(before.ModTime()) {
+			if os.Remove(lock) == nil {
+				d.t.Logf("removed %s, left by the push the crash killed (the runbook's step for push-rejected)", lock)
+			}
+		}
 	}
 }
 

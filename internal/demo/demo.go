@@ -34,7 +34,6 @@ type Printer interface {
 	Run(w io.Writer, r api.Run)
 	Intervention(w io.Writer, iv api.Intervention)
 	Deployment(w io.Writer, d api.Deployment) error
-	FleetWave(w io.Writer, p fleet.Progress)
 	FleetStatus(w io.Writer, s fleet.Summary) error
 	// Plan prints `deployer plan DIR REV`; History `deployer history`.
 	Plan(w io.Writer, dir, rev string) error

@@ -22,7 +22,8 @@ import (
 // The fleet demo: N clusters, each a host with its own daemon (in this
 // process) and its own clusterconfig remote, spread round-robin over three
 // datacenters; one fleet deployment of web 4.3.0 with a canary and host
-// buckets. One cluster's owner froze an instance (its configure step fails),
+// buckets, submitted to the canary cluster's daemon, which keeps and drives
+// it (the coordinator). One cluster's owner froze an instance (its configure step fails),
 // and on another a human pins an instance's image while its configure step
 // pins it too (a push-conflict): both hosts end failed, within the budget,
 // and every other host succeeds. Then a rollout that a daemon keeps and
@@ -117,23 +118,23 @@ func (fd *fleetDemo) play(ctx context.Context) error {
 	if err := fd.waitReady(ctx); err != nil {
 		return err
 	}
-	res, err := fd.deploy(ctx)
+	ro, err := fd.deploy(ctx)
 	if err != nil {
 		return err
 	}
 	hosts := fd.hosts()
-	s, err := fleet.Status(ctx, hosts, res.ID, nil)
+	s, err := fleet.Status(ctx, hosts, ro.ID, nil)
 	if err != nil {
 		return err
 	}
-	fd.say("\n== The fleet status, asked from the %d daemons (deployer fleet status %s) ==", len(hosts), res.ID)
+	fd.say("\n== The fleet status, asked from the %d daemons (deployer fleet status %s) ==", len(hosts), ro.ID)
 	if err := fd.Print.FleetStatus(fd.Out, s); err != nil {
 		return err
 	}
-	if err := fd.check(res, s); err != nil {
+	if err := fd.check(ro, s); err != nil {
 		return err
 	}
-	if err := fd.printInterventions(ctx, res); err != nil {
+	if err := fd.printInterventions(ctx, s.Hosts); err != nil {
 		return err
 	}
 	if err := fd.checkRemote(ctx); err != nil {
@@ -271,42 +272,50 @@ func (fd *fleetDemo) hosts() []fleet.Host {
 	return hosts
 }
 
-// deploy runs the fleet deployment while a human on the conflict cluster
-// pins an image under the configure step's feet.
-func (fd *fleetDemo) deploy(ctx context.Context) (fleet.Result, error) {
+// deploy submits the fleet deployment to the canary cluster's daemon,
+// which keeps and drives it (the coordinator), and follows it while a
+// human on the conflict cluster pins an image under the configure step's
+// feet.
+func (fd *fleetDemo) deploy(ctx context.Context) (api.Rollout, error) {
 	n := len(fd.clusters)
-	opts := fleet.Options{
-		PlanOptions:    fleet.PlanOptions{HostBucket: (n - 1 + fleetDemoWaves - 1) / fleetDemoWaves},
-		Repo:           fleetDemoRepo,
-		Request:        api.DeployRequest{Select: "instances/*.xml", Set: []string{"/instance/app@version=" + fleetDemoVersion}, Reason: "web " + fleetDemoVersion + " across the fleet", Who: "alice"},
-		MaxFailedHosts: 3,
-		ID:             fleet.NewID(time.Now()),
-		Poll:           200 * time.Millisecond,
-		Progress:       func(p fleet.Progress) { fd.Print.FleetWave(fd.Out, p) },
+	coord := fd.clusters[0]
+	var hosts []api.RolloutHost
+	for _, c := range fd.clusters {
+		hosts = append(hosts, api.RolloutHost{Name: c.host.Name, Datacenter: c.host.Datacenter, URL: c.host.URL})
 	}
-	fd.say("\n== alice deploys web %s to every cluster: a canary, then %d hosts a wave, round-robin over the datacenters ==", fleetDemoVersion, opts.HostBucket)
-	fd.say("deployer fleet deploy --fleet hosts.yaml --repo %s --select 'instances/*.xml' --set '/instance/app@version=%s' --host-bucket %d --max-failed-hosts %d",
-		fleetDemoRepo, fleetDemoVersion, opts.HostBucket, opts.MaxFailedHosts)
+	req := api.RolloutRequest{
+		ID: "r-web-" + fleetDemoVersion, Hosts: hosts, Repo: fleetDemoRepo,
+		HostBucket: (n - 1 + fleetDemoWaves - 1) / fleetDemoWaves, MaxFailedHosts: 3, Poll: "200ms",
+		Request: api.DeployRequest{Select: "instances/*.xml", Set: []string{"/instance/app@version=" + fleetDemoVersion}, Reason: "web " + fleetDemoVersion + " across the fleet", Who: "alice"},
+	}
+	fd.say("\n== alice deploys web %s to every cluster: a rollout that %s's daemon keeps and drives, a canary, then %d hosts a wave, round-robin over the datacenters ==", fleetDemoVersion, coord.host.Name, req.HostBucket)
+	fd.say("deployer fleet deploy --coordinator %s --fleet hosts.yaml --repo %s --select 'instances/*.xml' --set '/instance/app@version=%s' --host-bucket %d --max-failed-hosts %d --id %s --wait",
+		coord.host.Name, fleetDemoRepo, fleetDemoVersion, req.HostBucket, req.MaxFailedHosts, req.ID)
 	c := fd.clusters[fd.conflict]
 	held := c.instances[len(c.instances)-1]
 	if err := os.WriteFile(filepath.Join(fd.marks, "hold-"+held), nil, 0o644); err != nil {
-		return fleet.Result{}, err
+		return api.Rollout{}, err
 	}
 	hctx, cancel := context.WithCancel(ctx)
 	humanErr := make(chan error, 1)
 	go func() { humanErr <- fd.humanPins(hctx, c, held) }()
 	start := time.Now()
-	res, err := fleet.Deploy(ctx, fd.hosts(), opts)
+	ro, err := coord.client.SubmitRollout(ctx, req)
+	if err == nil {
+		fd.say("rollout %s submitted: repo %s, %d host(s) in %d wave(s)", ro.ID, fleetDemoRepo, len(ro.Hosts), len(ro.Waves))
+		ro, err = fd.followRollout(ctx, coord, ro.ID)
+	}
 	cancel()
 	herr := <-humanErr
 	if err != nil {
-		return res, err
+		return ro, err
 	}
 	fd.say("\nThe fleet deployment took %s.", time.Since(start).Round(100*time.Millisecond))
+	fd.printRollout(ro)
 	if herr != nil {
-		return res, fmt.Errorf("the human on %s: %w", c.host.Name, herr)
+		return ro, fmt.Errorf("the human on %s: %w", c.host.Name, herr)
 	}
-	return res, nil
+	return ro, nil
 }
 
 // humanPins waits until the configure step of instance on c runs, then pins
@@ -344,23 +353,25 @@ func (fd *fleetDemo) humanPins(ctx context.Context, c *fleetCluster, instance st
 // check says what did not end as described: the frozen and the conflict
 // clusters failed with one instance each, every other host succeeded, and
 // the status from the daemons agrees.
-func (fd *fleetDemo) check(res fleet.Result, s fleet.Summary) error {
+func (fd *fleetDemo) check(ro api.Rollout, s fleet.Summary) error {
 	var problems []string
-	for i, h := range res.Hosts {
+	for i, h := range s.Hosts {
 		want, bad := fleet.HostSucceeded, 0
 		if i == fd.frozen || i == fd.conflict {
 			want, bad = fleet.HostFailed, 1
 		}
 		notOK := len(fd.clusters[i].instances) - h.Counts["succeeded"]
-		if h.State != want || notOK != bad {
-			problems = append(problems, fmt.Sprintf("%s: %s with %s, want %s with %d instance(s) not succeeded", h.Host.Name, h.State, fd.Print.Counts(h.Counts), want, bad))
+		if h.State != want || notOK != bad || ro.Hosts[i].State != string(want) {
+			problems = append(problems, fmt.Sprintf("%s: %s (rollout: %s) with %s, want %s with %d instance(s) not succeeded", h.Host.Name, h.State, ro.Hosts[i].State, fd.Print.Counts(h.Counts), want, bad))
 		}
 	}
-	if f := fd.clusters[fd.frozen]; !hasInstance(res.Hosts[fd.frozen], f.instances[0], "failed") {
+	if f := fd.clusters[fd.frozen]; !hasInstance(s.Hosts[fd.frozen], f.instances[0], "failed") {
 		problems = append(problems, fmt.Sprintf("%s: want %s failed", f.host.Name, f.instances[0]))
 	}
-	if res.Stopped != "" {
-		problems = append(problems, "the fleet stopped: "+res.Stopped)
+	for _, w := range ro.Waves {
+		if w.State != api.StepDone {
+			problems = append(problems, fmt.Sprintf("wave %d %s: the rollout stopped (%s)", w.Index, w.State, ro.Stopped))
+		}
 	}
 	n := len(fd.clusters)
 	if s.HostCounts[fleet.HostSucceeded] != n-2 || s.HostCounts[fleet.HostFailed] != 2 {
@@ -383,12 +394,12 @@ func hasInstance(h fleet.HostResult, name, status string) bool {
 
 // printInterventions lists the open interventions of the failed hosts: a
 // step-failed for the frozen instance, a push-conflict for bob's pin.
-func (fd *fleetDemo) printInterventions(ctx context.Context, res fleet.Result) error {
+func (fd *fleetDemo) printInterventions(ctx context.Context, hosts []fleet.HostResult) error {
 	fd.say("\n== What on-call sees on the failed hosts (deployer interventions) ==")
 	t := newTable(fd.Out)
 	fmt.Fprintln(t, "DC\tHOST\tID\tKIND\tINSTANCE\tSUMMARY")
 	kinds := map[string]map[string]bool{}
-	for i, h := range res.Hosts {
+	for i, h := range hosts {
 		if !h.Failed() {
 			continue
 		}

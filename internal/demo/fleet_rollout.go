@@ -37,7 +37,7 @@ func (fd *fleetDemo) rolloutAct(ctx context.Context) error {
 	}
 	id := "r-web-" + fleetDemoNext
 	fd.say("\n== alice rolls out web %s as a rollout that %s's daemon keeps and drives: the %d healthy clusters, a bake and an approval before wave 2 ==", fleetDemoNext, coord.host.Name, len(hosts))
-	fd.say("deployer fleet rollout --coordinator %s ... --set '/instance/app@version=%s' --canary %s --waves 1,100%% --bake 300ms --approve --id %s", coord.host.Name, fleetDemoNext, coord.host.Name, id)
+	fd.say("deployer fleet deploy --coordinator %s ... --set '/instance/app@version=%s' --canary %s --waves 1,100%% --bake 300ms --approve --id %s", coord.host.Name, fleetDemoNext, coord.host.Name, id)
 	ro, err := coord.client.SubmitRollout(ctx, api.RolloutRequest{ID: id, Hosts: hosts, Repo: fleetDemoRepo, Canary: coord.host.Name, Waves: "1,100%",
 		Bake: "300ms", Approve: true, Poll: "100ms",
 		Request: api.DeployRequest{Select: "instances/*.xml", Set: []string{"/instance/app@version=" + fleetDemoNext}, Reason: "web " + fleetDemoNext, Who: "alice"}})
@@ -119,11 +119,30 @@ func (fd *fleetDemo) approveWhenWaiting(ctx context.Context, coord *fleetCluster
 
 // waitRollout waits for rollout id to end.
 func (fd *fleetDemo) waitRollout(ctx context.Context, coord *fleetCluster, id string) (api.Rollout, error) {
+	return fd.pollRollout(ctx, coord, id, nil)
+}
+
+// followRollout waits for rollout id to end and prints its events as they
+// come, as fleet deploy --wait does.
+func (fd *fleetDemo) followRollout(ctx context.Context, coord *fleetCluster, id string) (api.Rollout, error) {
+	printed := 0
+	return fd.pollRollout(ctx, coord, id, func(ro api.Rollout) {
+		for ; printed < len(ro.Events); printed++ {
+			e := ro.Events[printed]
+			fd.say("%s %s", e.At.Local().Format("15:04:05"), e.What)
+		}
+	})
+}
+
+func (fd *fleetDemo) pollRollout(ctx context.Context, coord *fleetCluster, id string, each func(api.Rollout)) (api.Rollout, error) {
 	deadline := time.Now().Add(120 * time.Second)
 	for time.Now().Before(deadline) {
 		ro, err := coord.client.Rollout(ctx, id)
 		if err != nil {
 			return ro, err
+		}
+		if each != nil {
+			each(ro)
 		}
 		if ro.Finished != nil {
 			return ro, nil

@@ -68,7 +68,9 @@ func (r *Repo) cloneInto(ctx context.Context, dir string) error {
 	if err != nil {
 		return internalf("clone", err)
 	}
-	if err := gitobj.CheckoutTree(repo.Storer, dir, tree); err != nil {
+	err = gitobj.CheckoutTree(repo.Storer, dir, tree)
+	gitobj.DropLayout(repo.Storer)
+	if err != nil {
 		if errors.Is(err, ErrInvalidPath) {
 			// Nothing was written but .git: leave no half repository, as for a failed clone.
 			if c, ok := repo.Storer.(io.Closer); ok {

@@ -161,3 +161,66 @@ func TestWideFetchPackLikeGits(t *testing.T) {
 	}
 	t.Logf("fetched pack: ours %d bytes, git's %d", ours, theirs)
 }
+
+// TestCloneWritesDeltaBlobsFromThePack: a clone of a repository whose tip blobs are mostly
+// deltas in long chains (as git serves them) writes every file with its content, mode and
+// symlink target, a blob at two paths at both, and leaves a checkout git accepts.
+func TestCloneWritesDeltaBlobsFromThePack(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for c := 0; c < 4; c++ {
+		for i := 0; i < 300; i++ {
+			var b strings.Builder
+			fmt.Fprintf(&b, "<instance name=\"i%d\" revision=\"%d\">\n", i, c)
+			for l := 0; l < 30; l++ {
+				fmt.Fprintf(&b, "<param name=\"p%d\" value=\"%d\"/>\n", l, (i+l)%13)
+			}
+			f.write(fmt.Sprintf("instances/d%d/i%03d.xml", i%3, i), b.String())
+		}
+		f.commit(fmt.Sprintf("c%d", c))
+	}
+	f.write("instances/copy.xml", readFile(t, filepath.Join(f.human, "instances/d0/i000.xml")))
+	writeExec(t, filepath.Join(f.human, "tool.sh"), "#!/bin/sh\necho hi\n")
+	if err := os.Symlink("instances/d1/i001.xml", filepath.Join(f.human, "link.xml")); err != nil {
+		t.Fatal(err)
+	}
+	f.commit("copy, tool, link")
+	gitRun(t, f.human, "push", "-q", "origin", "main")
+	gitRun(t, f.bare, "repack", "-adq", "--depth=50", "--window=50")
+	f.open(f.options())
+	checkHealthy(t, f.dir, f.tip())
+	checkContent(t, f.dir)
+	if got := readFile(t, filepath.Join(f.dir, "instances/copy.xml")); got != readFile(t, filepath.Join(f.human, "instances/d0/i000.xml")) {
+		t.Fatalf("copy.xml: got %q", got)
+	}
+	if fi, err := os.Stat(filepath.Join(f.dir, "tool.sh")); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("tool.sh: %v, %v, want mode 755", fi, err)
+	}
+	if got, err := os.Readlink(filepath.Join(f.dir, "link.xml")); err != nil || got != "instances/d1/i001.xml" {
+		t.Fatalf("link.xml: %q, %v", got, err)
+	}
+	// The test tests something only if the clone's tip blobs are deltas.
+	var blobs []string
+	for _, l := range strings.Split(gitRun(t, f.dir, "ls-tree", "-r", "HEAD"), "\n") {
+		if fs := strings.Fields(l); len(fs) >= 3 {
+			blobs = append(blobs, fs[2])
+		}
+	}
+	packs, _ := filepath.Glob(filepath.Join(f.dir, ".git", "objects", "pack", "*.idx"))
+	if len(packs) != 1 {
+		t.Fatalf("packs: %v", packs)
+	}
+	deltas := 0
+	tip := map[string]bool{}
+	for _, b := range blobs {
+		tip[b] = true
+	}
+	for _, l := range strings.Split(gitRun(t, f.dir, "verify-pack", "-v", packs[0]), "\n") {
+		if fs := strings.Fields(l); len(fs) > 6 && fs[1] == "blob" && tip[fs[0]] {
+			deltas++
+		}
+	}
+	if deltas < 100 {
+		t.Fatalf("%d of the clone's %d tip blobs are deltas, want most", deltas, len(blobs))
+	}
+}

@@ -25,28 +25,75 @@ import (
 
 // CheckoutTree writes every file of tree under dir and an index with their stat data. Every
 // path of the tree is checked first (DiffTrees): a tree with a path the checkout refuses
-// writes nothing and returns its *PathError.
+// writes nothing and returns its *PathError. dir is a new clone's, with nothing but .git: the
+// files whose blobs the storage's last pack holds are created, never replaced (something
+// already at one of their paths fails the checkout), which saves an unlink per file.
 func CheckoutTree(st storage.Storer, dir string, tree *object.Tree) error {
 	changes, err := DiffTrees(st, nil, tree)
 	if err != nil {
 		return err
 	}
 	mk := NewDirMaker(dir)
-	entries := make([]*index.Entry, 0, len(changes))
+	files := make([]*object.Change, 0, len(changes))
 	for _, c := range changes {
-		e := c.To.TreeEntry
-		if e.Mode == filemode.Submodule {
+		if c.To.TreeEntry.Mode != filemode.Submodule {
+			files = append(files, c)
+		}
+	}
+	entries := make([]*index.Entry, len(files))
+	if l, ok := st.(layoutSource); ok && l.packLayout() != nil {
+		if err := checkoutFromPack(l.packLayout(), mk, dir, files, entries); err != nil {
+			return err
+		}
+	}
+	for i, c := range files {
+		if entries[i] != nil {
 			continue
 		}
+		e := c.To.TreeEntry
 		ent, err := WriteEntry(st, mk, dir, c.To.Name, e.Hash, e.Mode)
 		if err != nil {
 			return err
 		}
-		entries = append(entries, ent)
+		entries[i] = ent
 	}
 	sortEntries(entries)
 	idx := &index.Index{Version: 2, Entries: entries}
 	return st.SetIndex(idx)
+}
+
+// checkoutFromPack writes the files whose blobs the pack of layout l holds, walking its delta
+// trees (packLayout.walkBlobs), and sets their entries; the others' entries stay nil.
+func checkoutFromPack(l *packLayout, mk *DirMaker, dir string, files []*object.Change, entries []*index.Entry) error {
+	byHash := make(map[plumbing.Hash][]int32, len(files))
+	want := make(map[plumbing.Hash]bool, len(files))
+	for i, c := range files {
+		if err := CheckPath(c.To.Name); err != nil {
+			return err
+		}
+		if err := mk.parent(c.To.Name); err != nil {
+			return err
+		}
+		h := c.To.TreeEntry.Hash
+		byHash[h] = append(byHash[h], int32(i))
+		want[h] = true
+	}
+	// Each hash is reported once, so no two goroutines write the same file or entry.
+	return l.walkBlobs(want, func(h plumbing.Hash, data []byte) error {
+		for _, i := range byHash[h] {
+			c := files[i]
+			full := filepath.Join(dir, filepath.FromSlash(c.To.Name))
+			if err := createWorktreeFile(full, data, c.To.TreeEntry.Mode, mk.umask); err != nil {
+				return err
+			}
+			e, err := statEntry(full, c.To.Name, h, c.To.TreeEntry.Mode)
+			if err != nil {
+				return err
+			}
+			entries[i] = e
+		}
+		return nil
+	})
 }
 
 func sortEntries(entries []*index.Entry) {
@@ -138,10 +185,6 @@ func writeWorktreeFile(full string, data []byte, mode filemode.FileMode, umask i
 		}
 		return os.Symlink(string(data), full)
 	}
-	perm := os.FileMode(0o644)
-	if mode == filemode.Executable {
-		perm = 0o755
-	}
 	// As git does: remove what is at full (a file, or a symlink itself, never its target; a
 	// directory with what is below it), then create the file exclusively without following a
 	// symlink, so that nothing planted in between is written through. A reader may see the
@@ -160,6 +203,19 @@ func writeWorktreeFile(full string, data []byte, mode filemode.FileMode, umask i
 		if err := os.RemoveAll(full); err != nil {
 			return err
 		}
+	}
+	return createWorktreeFile(full, data, mode, umask)
+}
+
+// createWorktreeFile creates the file (or symlink) full with data and git's mode for mode,
+// exclusively and without following a symlink: it fails if anything is at full.
+func createWorktreeFile(full string, data []byte, mode filemode.FileMode, umask int64) error {
+	if mode == filemode.Symlink {
+		return os.Symlink(string(data), full)
+	}
+	perm := os.FileMode(0o644)
+	if mode == filemode.Executable {
+		perm = 0o755
 	}
 	var fd int
 	err := ignoringEINTR(func() (err error) {

@@ -6,15 +6,19 @@ package gitobj
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
@@ -222,4 +226,173 @@ func TestPackIndexKeepsFreshBlobs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWalkBlobsReportsEachWantedBlobOnce: a clone's storage keeps the layout of the pack it
+// indexed, and walking it reports every wanted blob the pack holds exactly once, with the
+// content of its hash, whether it is stored whole or as a delta (ofs or ref) deep in a chain;
+// a wanted hash the pack does not hold is not reported, and neither is an unwanted blob.
+func TestWalkBlobsReportsEachWantedBlobOnce(t *testing.T) {
+	t.Parallel()
+	src := deltaRepo(t)
+	var blobs []plumbing.Hash
+	objs := gitIn(t, src, "", "rev-list", "--objects", "--all", "--no-object-names")
+	for _, l := range strings.Split(string(gitIn(t, src, string(objs), "cat-file", "--batch-check=%(objectname) %(objecttype)")), "\n") {
+		if h, ok := strings.CutSuffix(l, " blob"); ok {
+			blobs = append(blobs, plumbing.NewHash(h))
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		flags []string
+	}{
+		{"ofs-delta", []string{"--delta-base-offset"}},
+		{"ref-delta", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			pack := gitIn(t, src, "main\n", append([]string{"pack-objects", "--revs", "--stdout", "-q", "--depth=50"}, tc.flags...)...)
+			dot := filepath.Join(t.TempDir(), ".git")
+			st := NewCloneStorage(osfs.New(dot))
+			w, err := st.PackfileWriter()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(pack); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l := st.packLayout()
+			if l == nil {
+				t.Fatal("a clone's storage kept no layout of the pack it indexed")
+			}
+			// Every other blob, and one the pack does not hold.
+			want := map[plumbing.Hash]bool{plumbing.ComputeHash(plumbing.BlobObject, []byte("not in the pack")): true}
+			for i, h := range blobs {
+				if i%2 == 0 {
+					want[h] = true
+				}
+			}
+			deltas := 0
+			for i := range l.objs {
+				if want[l.objs[i].hash] && l.objs[i].isDelta() {
+					deltas++
+				}
+			}
+			if deltas < 10 {
+				t.Fatalf("%d of the wanted blobs are deltas in the test pack, want many", deltas)
+			}
+			var mu sync.Mutex
+			got := map[plumbing.Hash]int{}
+			err = l.walkBlobs(want, func(h plumbing.Hash, data []byte) error {
+				if c := plumbing.ComputeHash(plumbing.BlobObject, data); c != h {
+					return fmt.Errorf("blob %s reported with the content of %s", h, c)
+				}
+				mu.Lock()
+				got[h]++
+				mu.Unlock()
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for h := range want {
+				if n := got[h]; n != 1 && slices.Contains(blobs, h) {
+					t.Fatalf("blob %s reported %d times, want once", h, n)
+				}
+			}
+			if len(got) != len(want)-1 {
+				t.Fatalf("reported %d blobs, want the %d wanted that the pack holds", len(got), len(want)-1)
+			}
+			st.DropLayout()
+			if st.packLayout() != nil {
+				t.Fatal("layout kept after DropLayout")
+			}
+		})
+	}
+}
+
+// TestApplyDeltaAsGoGit: the resolver's delta application gives go-git's PatchDelta's
+// result on deltas of all sizes (copies of 64 KiB and more, inserts, a reused buffer), and
+// refuses every corrupt delta that PatchDelta refuses.
+func TestApplyDeltaAsGoGit(t *testing.T) {
+	t.Parallel()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	text := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = "abcdefgh\n"[rnd.IntN(9)]
+		}
+		return b
+	}
+	rs := &resolver{}
+	for _, n := range []int{1, 100, 5000, 70000, 300000} {
+		base := text(n)
+		for k := 0; k < 5; k++ {
+			target := slices.Clone(base)
+			for e := 0; e < 1+k*3; e++ { // edits: replace, insert, cut
+				at := rnd.IntN(len(target))
+				switch e % 3 {
+				case 0:
+					copy(target[at:], text(min(40, len(target)-at)))
+				case 1:
+					target = slices.Insert(target, at, text(rnd.IntN(300))...)
+				case 2:
+					target = slices.Delete(target, at, min(len(target), at+rnd.IntN(200)))
+				}
+			}
+			if len(target) == 0 {
+				continue
+			}
+			delta := packfile.DiffDelta(base, target)
+			want, err := packfile.PatchDelta(base, delta)
+			if err != nil || !bytes.Equal(want, target) {
+				t.Fatalf("go-git's PatchDelta: %v", err)
+			}
+			got, err := rs.applyDelta(base, delta)
+			if err != nil || !bytes.Equal(got, target) {
+				t.Fatalf("size %d edit %d: applyDelta gives %d bytes (%v), want %d", n, k, len(got), err, len(target))
+			}
+			rs.put(got)
+			// Corrupt deltas: cut short, a byte flipped, a byte more.
+			for _, bad := range [][]byte{delta[:len(delta)-1], append(slices.Clone(delta), 1), flip(delta, rnd.IntN(len(delta)))} {
+				_, gerr := packfile.PatchDelta(base, bad)
+				got, err := rs.applyDelta(base, bad)
+				if gerr != nil && err == nil {
+					t.Fatalf("size %d: applyDelta accepted a corrupt delta go-git refuses (%v)", n, gerr)
+				}
+				if gerr == nil && (err != nil || !bytes.Equal(got, mustPatch(t, base, bad))) {
+					t.Fatalf("size %d: applyDelta differs from go-git on an altered delta go-git accepts: %v", n, err)
+				}
+			}
+		}
+	}
+	// A copy of size 0 is one of 64 KiB (git's encoding; go-git's DiffDelta never writes it).
+	big := text(0x10000 + 10)
+	delta := []byte{0x8a, 0x80, 0x04, 0x80, 0x80, 0x04, 0x80 | 0x01, 10}
+	if got, err := rs.applyDelta(big, delta); err != nil || !bytes.Equal(got, big[10:]) || !bytes.Equal(got, mustPatch(t, big, delta)) {
+		t.Fatalf("a 64 KiB copy: %d bytes, %v", len(got), err)
+	}
+	for _, bad := range [][]byte{nil, {5}, {1, 1, 0}, {1, 1, 0x80 | 0x10, 0x05}} { // empty, size only, cmd 0, copy past the base
+		if _, err := rs.applyDelta([]byte("x"), bad); err == nil {
+			t.Fatalf("applyDelta accepted %v", bad)
+		}
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	c := slices.Clone(b)
+	c[i] ^= 0x41
+	return c
+}
+
+func mustPatch(t *testing.T, base, delta []byte) []byte {
+	t.Helper()
+	b, err := packfile.PatchDelta(base, delta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

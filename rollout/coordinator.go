@@ -260,7 +260,9 @@ func duration(flag, s string, def time.Duration) (time.Duration, error) {
 
 // Submit validates req, stores the rollout and starts driving it. An id
 // the coordinator already has answers that rollout (New false), changed
-// in nothing: a resubmission deploys no host again.
+// in nothing, when req is the same request (who asked aside): a
+// resubmission deploys no host again; another request under that id is
+// refused (deployer.ECONFLICT: HTTP 409) saying what differs.
 func (c *Coordinator) Submit(ctx context.Context, req api.RolloutRequest) (api.Rollout, error) {
 	if req.ID == "" {
 		req.ID = NewID(c.opts.Now())
@@ -270,7 +272,7 @@ func (c *Coordinator) Submit(ctx context.Context, req api.RolloutRequest) (api.R
 		return api.Rollout{}, invalid("rollout id %s: want 1 to 64 letters, digits, '.', '_' and '-', not '.' or '..' (the API's paths would not reach it)", cut(req.ID))
 	}
 	if existing, err := c.Get(req.ID); err == nil {
-		return existing, nil
+		return sameRollout(existing, req)
 	}
 	waves, err := plan(req)
 	if err != nil {
@@ -310,10 +312,69 @@ func (c *Coordinator) Submit(ctx context.Context, req api.RolloutRequest) (api.R
 	if err != nil {
 		return api.Rollout{}, err
 	}
+	if !created {
+		// submitted meanwhile by another request
+		return sameRollout(out, req)
+	}
 	out.New = created
 	c.log.Info().Str("rollout", out.ID).Bool("new", created).Msg("rollout submitted")
 	c.start(out.ID)
 	return out, nil
+}
+
+// sameRollout answers a request naming the id of rollout r: r as it
+// stands when the request is the same (who asked aside; a rollback's
+// reason too, which the coordinator writes), else a conflict saying what
+// differs, as a host daemon refuses a deployment id of another request.
+func sameRollout(r api.Rollout, req api.RolloutRequest) (api.Rollout, error) {
+	diff := rolloutDiff(r.Request, req)
+	if len(diff) == 0 {
+		return r, nil
+	}
+	return api.Rollout{}, deployer.Errorf(deployer.ECONFLICT, "rollout %s exists with another request (another %s): nothing submitted; choose another id (or leave --id out), or see it with: deployer fleet show %s",
+		shownID(r.ID), strings.Join(diff, ", "), shownID(r.ID))
+}
+
+// rolloutDiff names, in broad terms, what differs between two rollout
+// requests: hosts, repo, selection and edits, waves and gates, host TLS.
+func rolloutDiff(a, b api.RolloutRequest) []string {
+	same := func(x, y any) bool {
+		jx, err1 := json.Marshal(x)
+		jy, err2 := json.Marshal(y)
+		return err1 == nil && err2 == nil && string(jx) == string(jy)
+	}
+	ra, rb := a.Request, b.Request
+	ra.Who, rb.Who = "", ""
+	if a.RollbackOf != "" || b.RollbackOf != "" {
+		ra.Reason, rb.Reason = "", ""
+	}
+	var out []string
+	if !same(a.Hosts, b.Hosts) {
+		out = append(out, "hosts")
+	}
+	if a.Repo != b.Repo {
+		out = append(out, "repo")
+	}
+	if !same(ra, rb) {
+		out = append(out, "selection, edits or options")
+	}
+	wa := []any{a.Canary, a.CanaryDC, a.HostBucket, a.Waves, a.MaxFailedHosts, a.Poll}
+	wb := []any{b.Canary, b.CanaryDC, b.HostBucket, b.Waves, b.MaxFailedHosts, b.Poll}
+	if !same(wa, wb) {
+		out = append(out, "waves")
+	}
+	ga := []any{a.Bake, a.Approve, a.Prometheus, a.HTTP}
+	gb := []any{b.Bake, b.Approve, b.Prometheus, b.HTTP}
+	if !same(ga, gb) {
+		out = append(out, "gates")
+	}
+	if !same(a.HostTLS, b.HostTLS) {
+		out = append(out, "host TLS files")
+	}
+	if a.RollbackOf != b.RollbackOf {
+		out = append(out, "rollback")
+	}
+	return out
 }
 
 // checkLocal refuses unix:// hosts in a request that did not come over

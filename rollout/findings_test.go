@@ -505,3 +505,44 @@ func TestFailedRolloutSaysWhichHosts(t *testing.T) {
 		t.Fatalf("rollout %s stopped %q\n%s", r.State, r.Stopped, events(r))
 	}
 }
+
+// out19b #3: resubmitting a rollout id with another request answered
+// 'the coordinator has it already' and deployed nothing (a typo fixed
+// under the same id was silently dropped). The same request (who asked
+// aside) is still answered as it stands; another one is a conflict
+// naming the id and what differs.
+func TestResubmitAnotherRequestIsAConflict(t *testing.T) {
+	f := newScriptFixture(t, "h1", "h2")
+	ctx := context.Background()
+	req := scriptRequest("r-again", "h1", "h2")
+	req.Request.Who = "alice"
+	if _, err := f.c.Submit(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	waitEnd(t, f.c, "r-again")
+	same := scriptRequest("r-again", "h1", "h2")
+	same.Request.Who = "bob"
+	got, err := f.c.Submit(ctx, same)
+	if err != nil || got.New || got.State != api.RolloutSucceeded {
+		t.Fatalf("same request: %+v %v", got, err)
+	}
+	other := scriptRequest("r-again", "h1", "h2")
+	other.Request.Set = []string{"/instance/app@version=3"}
+	other.Bake = "1s"
+	_, err = f.c.Submit(ctx, other)
+	want := "rollout r-again exists with another request (another selection, edits or options, gates): nothing submitted"
+	if api.ErrorKind(err) != api.KindConflict || err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("another request: %v (%s)", err, api.ErrorKind(err))
+	}
+	other = scriptRequest("r-again", "h1", "h2")
+	other.Hosts = other.Hosts[:1]
+	other.Canary, other.Waves = "h1", "1"
+	if _, err = f.c.Submit(ctx, other); api.ErrorKind(err) != api.KindConflict || !strings.Contains(err.Error(), "(another hosts, waves)") {
+		t.Fatalf("other hosts: %v", err)
+	}
+	n := 0
+	f.hosts["h1"].set(func(h *scriptHost) { n = h.deploys })
+	if n != 1 {
+		t.Fatalf("h1 deployed %d times", n)
+	}
+}

@@ -176,6 +176,10 @@ type Rollout struct {
 	Paused  bool               `json:"paused,omitempty"`
 	Cancel  bool               `json:"cancel,omitempty"`
 	Stopped string             `json:"stopped,omitempty"` // why waves were left out
+	// Issues is the Jira issue per notification channel that the
+	// coordinator filed for the rollout (one with no ticket): its later
+	// messages comment on it.
+	Issues map[string]string `json:"issues,omitempty"`
 	Events  []RolloutEvent     `json:"events,omitempty"`
 	// Attempt counts the retries (0: none); Notified holds the
 	// notifications sent (started, wave-N-aA, ended-STATE-aA), so that

@@ -138,12 +138,22 @@ func hostCountsText(counts map[string]int) string {
 func RolloutLabel(id string) string { return labelSafe("deployer-rollout-" + id) }
 
 // deliverRollout comments a coordinator's rollout event on the rollout's
-// Jira issue: its --ticket, else the issue labelled RolloutLabel (filed
-// at the first event, closed when the rollout succeeded). A comment
+// Jira issue: its --ticket, else the issue filed at its first event
+// (labelled RolloutLabel, closed when the rollout succeeded), whose key
+// the receipt gives back to be kept on the rollout's record and comes
+// again in m.IssueKey; until then the channel remembers it. A comment
 // carries the delivery id, so a retried delivery does not post it twice.
 func (j *Jira) deliverRollout(ctx context.Context, m Message) (Receipt, error) {
 	f := m.Event.Fleet
 	key := f.Ticket
+	if key == "" {
+		key = m.IssueKey // kept on the rollout's record (a restart between messages)
+	}
+	if key == "" {
+		if k, ok := j.rollouts.Load(f.ID); ok {
+			key = k.(string)
+		}
+	}
 	if key == "" {
 		var err error
 		key, _, err = j.FindOrCreate(ctx, Ticket{
@@ -155,6 +165,9 @@ func (j *Jira) deliverRollout(ctx context.Context, m Message) (Receipt, error) {
 		if err != nil {
 			return Receipt{}, fmt.Errorf("jira %s: %w", m.DeliveryID, err)
 		}
+	}
+	if f.Ticket == "" {
+		j.rollouts.Store(f.ID, key)
 	}
 	text := "*" + wiki(fleetTitle(m.Event)) + "*\n{noformat}\n" + noformat(fleetText(m.Event)) + "\n{noformat}"
 	if err := j.comment(ctx, key, m, text); err != nil {
@@ -170,6 +183,9 @@ func (j *Jira) deliverRollout(ctx context.Context, m Message) (Receipt, error) {
 		if err := j.Close(ctx, key); err != nil {
 			j.http.log.Warn().Err(err).Str("issue", key).Msg("jira: could not transition the rollout's issue to done; comment posted")
 		}
+	}
+	if f.Ticket != "" {
+		return Receipt{}, nil
 	}
 	return Receipt{IssueKey: key}, nil
 }

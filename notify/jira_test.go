@@ -211,3 +211,43 @@ func TestJiraCreateIssueForTickets(t *testing.T) {
 		t.Fatalf("issue %+v", issues[0])
 	}
 }
+
+// out19b #5: a rollout with no --ticket got a new issue per message when
+// Jira's search did not find the issue filed moments before. Its first
+// message files one issue; the later ones comment on it (the channel
+// remembers it; after a restart the key kept on the rollout comes in
+// Message.IssueKey).
+func TestJiraRolloutKeepsOneIssue(t *testing.T) {
+	js := jiratest.NewServer(t, "Bearer pat-123")
+	js.BlindSearch()
+	ev := func(kind notify.EventKind, wave int) notify.Event {
+		return notify.Event{Kind: kind, Repo: "cc", Fleet: &notify.FleetEvent{ID: "r1", Repo: "cc", State: "running", Waves: 2, HostCount: 2, Wave: wave, Rollout: true, Follow: "deployer fleet show r1"}}
+	}
+	ch, err := notify.NewChannel(jiraConfig(js.URL, nil), notify.ChannelOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var keys []string
+	for i, e := range []notify.Event{ev(notify.EventFleetStarted, 0), ev(notify.EventFleetWave, 1)} {
+		r, err := ch.Deliver(ctx, notify.Message{DeliveryID: fmt.Sprint("d", i), Channel: "jira", Event: e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, r.IssueKey)
+	}
+	// a coordinator restart: a new channel, the key from the rollout's record
+	restarted, err := notify.NewChannel(jiraConfig(js.URL, nil), notify.ChannelOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := restarted.Deliver(ctx, notify.Message{DeliveryID: "d2", Channel: "jira", Event: ev(notify.EventFleetWave, 2), IssueKey: keys[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys = append(keys, r.IssueKey)
+	issues := js.Issues()
+	if len(issues) != 1 || fmt.Sprint(keys) != "[SRE-1 SRE-1 SRE-1]" || len(issues[0].Comments) != 3 {
+		t.Fatalf("%d issues, receipts %v, want one issue SRE-1 with 3 comments: %+v", len(issues), keys, issues)
+	}
+}

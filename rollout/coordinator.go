@@ -501,7 +501,7 @@ func decodeRecord(rec store.Rollout) (api.Rollout, error) {
 	if err := json.Unmarshal(rec.Spec, &r); err != nil {
 		return api.Rollout{}, fmt.Errorf("rollout %s: decode: %w", rec.ID, err)
 	}
-	r.Created, r.Updated = rec.Created, rec.Updated
+	r.Created, r.Updated, r.Issues = rec.Created, rec.Updated, rec.Issues
 	return r, nil
 }
 

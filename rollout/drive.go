@@ -396,7 +396,8 @@ func (c *Coordinator) runHost(base, ctx context.Context, r api.Rollout, hi int) 
 	}
 	depID := h.Deployment
 	if depID == "" {
-		ds, err := d.FleetDeployments(ctx, id)
+		var ds []api.Deployment
+		err := c.firstCall(ctx, func() (err error) { ds, err = d.FleetDeployments(ctx, id); return err })
 		if err != nil {
 			if ctx.Err() == nil {
 				fail(stateOf(err), fmt.Errorf("list deployments of rollout %s: %w", id, err))
@@ -454,6 +455,39 @@ func (c *Coordinator) runHost(base, ctx context.Context, r api.Rollout, hi int) 
 		}
 	}
 	c.follow(base, ctx, id, hi, d, depID, pollOf(r))
+}
+
+// firstTries are the waits between the tries of a host's first call at
+// a wave's start (its lookup) while the host is unreachable: a host
+// restarting, or a connection refused once, is not given up at once.
+var firstTries = []time.Duration{time.Second, 3 * time.Second}
+
+// firstCall makes call, tried again after each of firstTries while it
+// fails unreachable and the next try would still start within the
+// per-call deadline since the first (a host that hangs is not waited on
+// thrice); the error of the last try says how many there were.
+func (c *Coordinator) firstCall(ctx context.Context, call func() error) error {
+	start := time.Now()
+	err := call()
+	tries := 1
+	for _, wait := range firstTries {
+		if err == nil || api.ErrorKind(err) != api.KindUnavailable || ctx.Err() != nil || time.Since(start)+wait > c.opts.CallTimeout {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		err = call()
+		tries++
+	}
+	if err != nil && tries > 1 {
+		return api.Errorf(api.ErrorKind(err), "%s (%d tries over %s)", err.Error(), tries, time.Since(start).Round(100*time.Millisecond))
+	}
+	return err
 }
 
 // retryHost asks host hi's daemon to retry its deployment (its failed

@@ -546,3 +546,51 @@ func TestResubmitAnotherRequestIsAConflict(t *testing.T) {
 		t.Fatalf("h1 deployed %d times", n)
 	}
 }
+
+// flakyHost answers unreachable to its first n lookups (a host daemon
+// restarting at the wave's start).
+type flakyHost struct {
+	*scriptHost
+	mu    sync.Mutex
+	fails int
+	tries int
+}
+
+func (h *flakyHost) FleetDeployments(ctx context.Context, fl string) ([]api.Deployment, error) {
+	h.mu.Lock()
+	h.tries++
+	fail := h.tries <= h.fails
+	h.mu.Unlock()
+	if fail {
+		return nil, api.Errorf(api.KindUnavailable, "cannot reach the daemon at http://h1: connection refused")
+	}
+	return h.scriptHost.FleetDeployments(ctx, fl)
+}
+
+// out19b #6: a host unreachable at its wave's start failed at once. Its
+// first call is tried again (3 tries); one that stays unreachable says
+// how often it was tried.
+func TestHostUnreachableAtStartIsTriedAgain(t *testing.T) {
+	old := rollout.SetFirstTries(10*time.Millisecond, 30*time.Millisecond)
+	t.Cleanup(func() { rollout.SetFirstTries(old...) })
+	st := openStore(t)
+	hosts := map[string]*flakyHost{"h1": {scriptHost: &scriptHost{}, fails: 2}, "h2": {scriptHost: &scriptHost{}, fails: 5}}
+	c := rollout.New(rollout.Options{Store: st, Dial: func(h fleet.Host) (fleet.Daemon, error) { return hosts[h.Name], nil }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	req := scriptRequest("r-flaky", "h1", "h2")
+	req.MaxFailedHosts = 2
+	if _, err := c.Submit(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	r := waitEnd(t, c, "r-flaky")
+	if h := hostNamed(r, "h1"); h.State != "succeeded" {
+		t.Fatalf("h1 (2 refused lookups): %+v\n%s", h, events(r))
+	}
+	h := hostNamed(r, "h2")
+	if h.State != "unreachable" || !strings.Contains(h.Error, "connection refused (3 tries over ") {
+		t.Fatalf("h2 (5 refused lookups): %+v", h)
+	}
+}

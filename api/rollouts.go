@@ -180,7 +180,7 @@ type Rollout struct {
 	// coordinator filed for the rollout (one with no ticket): its later
 	// messages comment on it.
 	Issues map[string]string `json:"issues,omitempty"`
-	Events  []RolloutEvent     `json:"events,omitempty"`
+	Events []RolloutEvent    `json:"events,omitempty"`
 	// Attempt counts the retries (0: none); Notified holds the
 	// notifications sent (started, wave-N-aA, ended-STATE-aA), so that
 	// none is sent twice.

@@ -176,6 +176,9 @@ type Rollout struct {
 	Paused  bool               `json:"paused,omitempty"`
 	Cancel  bool               `json:"cancel,omitempty"`
 	Stopped string             `json:"stopped,omitempty"` // why waves were left out
+	// DryRun says the rollout is a dry run (its request's dry_run): no
+	// host changed anything. 'fleet show' and the status page say so.
+	DryRun bool `json:"dry_run,omitempty"`
 	// Issues is the Jira issue per notification channel that the
 	// coordinator filed for the rollout (one with no ticket): its later
 	// messages comment on it.

@@ -70,30 +70,39 @@ type FleetEvent struct {
 	// a Jira channel comments it on the rollout's issue (Ticket, else one
 	// it files, labelled deployer-rollout-ID).
 	Rollout bool `json:"rollout,omitempty"`
+	// DryRun says the fleet deployment is a dry run (no host changed
+	// anything): its titles say "(dry run)".
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
-// fleetTitle is a fleet event's one-line headline.
+// fleetTitle is a fleet event's one-line headline, "Fleet deployment ID
+// ..." for every fleet event (a coordinator's rollout's too), with "(dry
+// run)" after what happened for a dry run.
 func fleetTitle(e Event) string {
 	f := e.Fleet
+	dry := ""
+	if f.DryRun {
+		dry = " (dry run)"
+	}
 	switch e.Kind {
 	case EventFleetStarted:
-		return fmt.Sprintf("Fleet deployment %s started: repo %s, %d host(s), %d wave(s)", f.ID, f.Repo, f.HostCount, f.Waves)
+		return fmt.Sprintf("Fleet deployment %s started%s: repo %s, %d host(s), %d wave(s)", f.ID, dry, f.Repo, f.HostCount, f.Waves)
 	case EventFleetWave:
 		kind := ""
 		if f.Canary {
 			kind = " (canary)"
 		}
-		return fmt.Sprintf("Fleet deployment %s wave %d/%d%s done: %s", f.ID, f.Wave, f.Waves, kind, hostCountsText(f.Hosts))
+		return fmt.Sprintf("Fleet deployment %s wave %d/%d%s done%s: %s", f.ID, f.Wave, f.Waves, kind, dry, hostCountsText(f.Hosts))
 	case EventFleetPaused:
-		return fmt.Sprintf("Fleet rollout %s paused: no new wave starts until it is resumed", f.ID)
+		return fmt.Sprintf("Fleet deployment %s paused%s: no new wave starts until it is resumed", f.ID, dry)
 	case EventFleetResumed:
-		return fmt.Sprintf("Fleet rollout %s resumed", f.ID)
+		return fmt.Sprintf("Fleet deployment %s resumed%s", f.ID, dry)
 	case EventFleetRetried:
-		return fmt.Sprintf("Fleet rollout %s retried", f.ID)
+		return fmt.Sprintf("Fleet deployment %s retried%s", f.ID, dry)
 	case EventFleetGateFailed:
-		return fmt.Sprintf("Fleet rollout %s: a gate before wave %d/%d failed", f.ID, f.Wave, f.Waves)
+		return fmt.Sprintf("Fleet deployment %s%s: a gate before wave %d/%d failed", f.ID, dry, f.Wave, f.Waves)
 	}
-	return fmt.Sprintf("Fleet deployment %s %s: %s", f.ID, f.State, hostCountsText(f.Hosts))
+	return fmt.Sprintf("Fleet deployment %s %s%s: %s", f.ID, f.State, dry, hostCountsText(f.Hosts))
 }
 
 // fleetText is the body of a fleet message: the request on start, the

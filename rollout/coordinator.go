@@ -299,7 +299,7 @@ func (c *Coordinator) Submit(ctx context.Context, req api.RolloutRequest) (api.R
 			}
 		}
 	}
-	r.Events = []api.RolloutEvent{{At: c.opts.Now(), What: fmt.Sprintf("submitted by %s: repo %s, %d host(s) in %d wave(s)", whoOr(req.Request.Who), req.Repo, len(req.Hosts), len(waves))}}
+	r.Events = []api.RolloutEvent{{At: c.opts.Now(), What: fmt.Sprintf("submitted by %s%s: repo %s, %d host(s) in %d wave(s)", whoOr(req.Request.Who), dryRun(req), req.Repo, len(req.Hosts), len(waves))}}
 	spec, err := json.Marshal(r)
 	if err != nil {
 		return api.Rollout{}, err
@@ -489,6 +489,14 @@ func plan(req api.RolloutRequest) ([]api.RolloutWave, error) {
 	return out, nil
 }
 
+// dryRun is " (dry run)" for a dry run's request, else "".
+func dryRun(req api.RolloutRequest) string {
+	if req.Request.DryRun {
+		return " (dry run)"
+	}
+	return ""
+}
+
 func whoOr(who string) string {
 	if who == "" {
 		return "an unnamed operator"
@@ -502,6 +510,7 @@ func decodeRecord(rec store.Rollout) (api.Rollout, error) {
 		return api.Rollout{}, fmt.Errorf("rollout %s: decode: %w", rec.ID, err)
 	}
 	r.Created, r.Updated, r.Issues = rec.Created, rec.Updated, rec.Issues
+	r.DryRun = r.Request.Request.DryRun
 	return r, nil
 }
 

@@ -594,3 +594,19 @@ func TestHostUnreachableAtStartIsTriedAgain(t *testing.T) {
 		t.Fatalf("h2 (5 refused lookups): %+v", h)
 	}
 }
+
+// out19b #7: a dry-run rollout looked like a real one. Its record says
+// dry_run (fleet show's header, the status page), its submit event
+// '(dry run)'.
+func TestDryRunRolloutIsLabelled(t *testing.T) {
+	f := newScriptFixture(t, "h1")
+	req := scriptRequest("r-dry", "h1")
+	req.Request.DryRun, req.Request.Who = true, "alice"
+	if _, err := f.c.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	r := waitEnd(t, f.c, "r-dry")
+	if !r.DryRun || !strings.Contains(events(r), "submitted by alice (dry run): repo cc, 1 host(s) in 1 wave(s)") {
+		t.Fatalf("dry run %v, events:\n%s", r.DryRun, events(r))
+	}
+}

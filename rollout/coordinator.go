@@ -596,7 +596,8 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 			if r.Paused {
 				return invalid("rollout %s is already paused", id)
 			}
-			r.Paused, r.State = true, api.RolloutPaused
+			now := c.opts.Now()
+			r.Paused, r.State, r.PausedAt = true, api.RolloutPaused, &now
 			r.Pauses++
 			running := ""
 			if w := runningWave(*r); w != nil {
@@ -608,7 +609,8 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 			if !r.Paused {
 				return invalid("rollout %s is not paused", id)
 			}
-			r.Paused, r.State = false, api.RolloutRunning
+			pausedFor(r, c.opts.Now())
+			r.Paused, r.State, r.PausedAt = false, api.RolloutRunning, nil
 			r.Resumes++
 			r.ResumeNote = fmt.Sprintf("resumed by %s%s", who, why)
 			c.event(r, "resumed by %s%s", who, why)
@@ -624,7 +626,13 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 				return invalid("rollout %s has no approval to give: no wave still to start has an approve gate not yet passed", id)
 			}
 			g.Approved = who
-			c.event(r, "approved by %s%s", who, why)
+			if g.Started == nil {
+				// shown at once (fleet show's gate line), kept when the gate passes
+				g.Evidence = fmt.Sprintf("approved by %s (before the gate ran)", who)
+				c.event(r, "approved by %s%s (before the gate ran: it passes when it runs)", who, why)
+			} else {
+				c.event(r, "approved by %s%s", who, why)
+			}
 		default:
 			return deployer.Errorf(deployer.ENOTFOUND, "no action %s on rollouts (pause, resume, cancel, approve, retry, rollback)", cut(action))
 		}
@@ -642,6 +650,22 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 	// looks (after the running wave)
 	c.notifyDue(id)
 	return r, nil
+}
+
+// pausedFor adds the pause ending at now to the bake gates that wait:
+// a bake's clock stops while its rollout is paused.
+func pausedFor(r *api.Rollout, now time.Time) {
+	if r.PausedAt == nil || !now.After(*r.PausedAt) {
+		return
+	}
+	d := now.Sub(*r.PausedAt)
+	for wi := range r.Waves {
+		for gi := range r.Waves[wi].Gates {
+			if g := &r.Waves[wi].Gates[gi]; g.Kind == api.GateBake && g.State == api.StepWaiting && g.Started != nil {
+				g.PausedMS += d.Milliseconds()
+			}
+		}
+	}
 }
 
 // runningWave is r's running wave, nil when none runs.
@@ -703,6 +727,7 @@ func (c *Coordinator) retry(r *api.Rollout, who, why string) error {
 			}
 			if g.State != api.StepPassed {
 				g.State, g.Started, g.Ended, g.Evidence, g.Approved = api.StepPending, nil, nil, "", ""
+				g.PausedMS, g.Samples = 0, nil
 			}
 		}
 	}

@@ -49,6 +49,10 @@ type HostResult struct {
 	Counts          map[string]int           `json:"counts,omitempty"` // instances per status
 	Instances       []api.DeploymentInstance `json:"instances,omitempty"`
 	Error           string                   `json:"error,omitempty"`
+	// Refused: the host's daemon refused the request as invalid when it
+	// was submitted (an edit that does not apply to a selected instance,
+	// a bad path): nothing was deployed there.
+	Refused bool `json:"refused,omitempty"`
 
 	// repo and req are the host's deployment's, for its Jira issues when
 	// Status found it.
@@ -95,6 +99,10 @@ type Result struct {
 	Hosts   []HostResult `json:"hosts"` // in host list order
 	Failed  int          `json:"failed_hosts"`
 	Stopped string       `json:"stopped,omitempty"` // why waves were left out
+	// Refused: every canary host refused the request as invalid at
+	// submit, as a single-host deploy is refused (exit 2): nothing was
+	// deployed anywhere, and the request needs fixing.
+	Refused bool `json:"refused,omitempty"`
 }
 
 // Succeeded says whether every host's deployment succeeded, but for hosts
@@ -200,6 +208,12 @@ func Deploy(ctx context.Context, hosts []Host, opts Options) (Result, error) {
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("fleet %s: %w", res.ID, err)
 		}
+		if w.Canary && !slices.ContainsFunc(results, func(r HostResult) bool { return !r.Refused }) {
+			// the request itself is at fault, as for a single-host deploy
+			res.Refused = true
+			res.Stopped = fmt.Sprintf("the canary wave refused the request before deploying anything (%s): fix the request", results[0].Error)
+			break
+		}
 		if why := stopReason(w, results, waveFailed, res.Failed, opts.MaxFailedHosts); why != "" && w.Index < len(waves) {
 			res.Stopped = why
 			break
@@ -288,8 +302,11 @@ func runHost(ctx context.Context, h Host, opts Options) HostResult {
 	dep, err := d.Deploy(ctx, RepoFor(opts.Repo, h), req)
 	if err != nil {
 		r = withError(r, fmt.Errorf("deploy: %w", err))
-		if isNoMatch(err) {
+		switch {
+		case isNoMatch(err):
 			r.State = HostNoMatch
+		case api.ErrorKind(err) == api.KindInvalid:
+			r.Refused = true
 		}
 		return r
 	}

@@ -335,3 +335,30 @@ func TestDeployHostDone(t *testing.T) {
 		t.Errorf("got b %s in the result, want running", res.Hosts[1].State)
 	}
 }
+
+// Outsider 19b #10: an edit the canary's daemon refused at submit as
+// invalid (a path matching several elements: a single-host deploy exits
+// 2 on it) was a failed canary like any other. The result says the
+// request was refused, and no later wave starts.
+func TestDeployCanaryRefusedRequest(t *testing.T) {
+	ff := newFakeFleet(map[string]*fakeHost{
+		"fra1-dep01": {deployErr: api.Errorf(api.KindInvalid, "the edits do not apply to 3 of 3 selected instances: path /instance/ matches 3 elements, want exactly one")},
+	})
+	hosts := []fleet.Host{{Name: "fra1-dep01", Datacenter: "fra1", URL: "unix:///a.sock"}, {Name: "ams1-dep01", Datacenter: "ams1", URL: "unix:///b.sock"}}
+	res, err := fleet.Deploy(context.Background(), hosts, fleet.Options{ID: "f-1", Repo: "cc", Request: api.DeployRequest{Select: "instances/*.xml"}, Dial: ff.dial, Poll: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Refused || !strings.Contains(res.Stopped, "refused the request before deploying anything (deploy: the edits do not apply") {
+		t.Errorf("refused %v, stopped %q: want the request refused with the daemon's message", res.Refused, res.Stopped)
+	}
+	if len(ff.deployed) != 1 {
+		t.Errorf("deployed to %v, want the canary only", ff.deployed)
+	}
+	// a canary that failed for its own reasons is no refused request
+	ff = newFakeFleet(map[string]*fakeHost{"fra1-dep01": {outcome: "failed"}})
+	res, _ = fleet.Deploy(context.Background(), hosts, fleet.Options{ID: "f-2", Repo: "cc", Request: api.DeployRequest{Select: "instances/*.xml"}, Dial: ff.dial, Poll: time.Millisecond})
+	if res.Refused {
+		t.Errorf("a failed canary deployment: refused %v, want false", res.Refused)
+	}
+}

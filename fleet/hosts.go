@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -62,21 +63,24 @@ func LoadWith(ctx context.Context, source string, client *http.Client) ([]Host, 
 // missing fields, duplicate names and bad URLs are errors, every one of
 // them reported with its line in a *HostsError.
 func ParseHosts(source string, data []byte) ([]Host, error) {
-	return parseHosts(source, data, nil)
+	return parseHosts(source, data, nil, "")
 }
 
 // ParseMapped decodes an inventory of any shape through m (see
 // InventoryMap); fields it does not map are ignored.
 func ParseMapped(source string, data []byte, m InventoryMap) ([]Host, error) {
-	return parseHosts(source, data, &m)
+	return parseHosts(source, data, &m, "")
 }
 
-func parseHosts(source string, data []byte, m *InventoryMap) ([]Host, error) {
+// parseHosts decodes a host list; tokenDir is --host-token-dir (""
+// without it): an http:// host without token_file is accepted when
+// tokenDir holds NAME.token.
+func parseHosts(source string, data []byte, m *InventoryMap, tokenDir string) ([]Host, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, &HostsError{Problems: []string{syntaxProblem(source, err)}}
 	}
-	p := &hostParser{source: source}
+	p := &hostParser{source: source, tokenDir: tokenDir}
 	var hosts []lineHost
 	if m != nil {
 		hosts = p.mapped(&root, *m)
@@ -119,6 +123,7 @@ type lineHost struct {
 
 type hostParser struct {
 	source   string
+	tokenDir string // --host-token-dir, "" without it
 	problems []string
 }
 
@@ -271,7 +276,7 @@ func (p *hostParser) validate(hosts []lineHost) {
 		if msg := checkLabels(h.Labels); msg != "" {
 			p.bad(h.line, "host [%d] \"%s\": %s", h.index, name, msg)
 		}
-		if msg := checkURL(h.Host); msg != "" {
+		if msg := checkURL(h.Host, p.tokenDir); msg != "" {
 			p.bad(h.line, "host \"%s\": %s", name, msg)
 		}
 	}
@@ -294,8 +299,10 @@ func checkLabels(labels map[string]string) string {
 	return ""
 }
 
-// checkURL says what is wrong with a host's URL, "" when nothing is.
-func checkURL(h Host) string {
+// checkURL says what is wrong with a host's URL, "" when nothing is;
+// tokenDir is --host-token-dir ("" without it), where an http:// host
+// without token_file finds its token as NAME.token.
+func checkURL(h Host, tokenDir string) string {
 	shown := ShownURL(h.URL)
 	if h.URL == "" {
 		return "no url (want https://HOST:PORT or unix:///path/to/socket)"
@@ -313,7 +320,12 @@ func checkURL(h Host) string {
 			return fmt.Sprintf("url \"%s\" has no host", shown)
 		}
 		if h.TokenFile == "" && u.Scheme == "http" {
-			return fmt.Sprintf("url \"%s\" needs token_file: a daemon's TCP API wants a bearer token", shown)
+			if tokenDir == "" {
+				return fmt.Sprintf("url \"%s\" needs token_file, or its token in DIR/%s.token with --host-token-dir DIR: a daemon's TCP API wants a bearer token", shown, Shown(h.Name))
+			}
+			if !ValidName(h.Name) || !fileExists(filepath.Join(tokenDir, h.Name+".token")) {
+				return fmt.Sprintf("url \"%s\" needs token_file, or its token in %s (--host-token-dir): a daemon's TCP API wants a bearer token", shown, filepath.Join(tokenDir, Shown(h.Name)+".token"))
+			}
 		}
 	case "unix":
 		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {

@@ -46,6 +46,13 @@ type Source struct {
 	// (it could have any one-line file, a daemon's token or an env file,
 	// sent to a URL of its choice).
 	HostTokenDir string
+	// ForCoordinator says the hosts go to a coordinator, which reads a
+	// host's token file itself, only inside its STATE_DIR/host-tokens:
+	// without HostTokenDir, a relative token_file of an inventory file is
+	// then left as written (a name in that directory), where the local
+	// commands (fleet status, fleet deploy --in-process) read it relative
+	// to the inventory file.
+	ForCoordinator bool
 }
 
 // DefaultInventoryTimeout bounds an inventory fetch, retries included.
@@ -63,8 +70,10 @@ func IsURL(location string) bool {
 	return strings.HasPrefix(location, "http://") || strings.HasPrefix(location, "https://")
 }
 
-// Load reads the host list. A relative token_file in a file is relative to
-// the file's directory.
+// Load reads the host list. With HostTokenDir, a token_file is a file in
+// it and a host without one uses HostTokenDir/NAME.token when that
+// exists. Without it, a relative token_file in a file is relative to the
+// file's directory, or left as written ForCoordinator.
 func (s Source) Load(ctx context.Context) ([]Host, error) {
 	if !IsURL(s.Location) {
 		if s.TokenFile != "" || s.BasicAuthFile != "" {
@@ -74,7 +83,7 @@ func (s Source) Load(ctx context.Context) ([]Host, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read host list: %w", err)
 		}
-		hosts, err := parseHosts(s.Location, data, s.Map)
+		hosts, err := parseHosts(s.Location, data, s.Map, s.HostTokenDir)
 		if err != nil {
 			return nil, err
 		}
@@ -82,7 +91,7 @@ func (s Source) Load(ctx context.Context) ([]Host, error) {
 			return s.hostTokens(s.Location, hosts)
 		}
 		for i, h := range hosts {
-			if h.TokenFile != "" && !filepath.IsAbs(h.TokenFile) {
+			if h.TokenFile != "" && !filepath.IsAbs(h.TokenFile) && !s.ForCoordinator {
 				hosts[i].TokenFile = filepath.Join(filepath.Dir(s.Location), h.TokenFile)
 			}
 		}
@@ -93,7 +102,7 @@ func (s Source) Load(ctx context.Context) ([]Host, error) {
 		return nil, err
 	}
 	from := ShownURL(s.Location)
-	hosts, err := parseHosts(from, data, s.Map)
+	hosts, err := parseHosts(from, data, s.Map, s.HostTokenDir)
 	if err != nil {
 		return nil, err
 	}

@@ -804,3 +804,65 @@ func TestRunsSubcommandTypo(t *testing.T) {
 		t.Errorf("runs cc: exit %d: %s%s", code, out, stderr)
 	}
 }
+
+// Outsider 19b #2 and #4: --host-token-dir DIR gives a TCP host without
+// token_file the token DIR/NAME.token, for fleet status and fleet deploy
+// (to a coordinator, sent as an absolute path); without a token at all
+// the refusal names both ways. A relative token_file of an inventory
+// file is read next to the inventory by fleet status, and sent as written
+// (a name in the coordinator's STATE_DIR/host-tokens) by fleet deploy.
+func TestFleetHostTokenDirAndRelativeTokenFile(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	tokDir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := api.NewHTTPServer((&api.Server{Backend: fleetStatusBackend{fleet: "f-1", state: "succeeded"}, Token: "h1-token"}).Handler(true))
+	go hs.Serve(l)
+	t.Cleanup(func() { hs.Close() })
+	u := "http://" + l.Addr().String()
+	writeFile(t, filepath.Join(tokDir, "h1.token"), "h1-token\n")
+	writeFile(t, filepath.Join(tokDir, "h1.url"), u+"\n")
+	dir := t.TempDir()
+	bare := filepath.Join(dir, "bare.yaml")
+	writeFile(t, bare, "hosts:\n  - {name: h1, datacenter: fra, url: \""+u+"\"}\n")
+
+	out, stderr, code := runCLI(t, "fleet", "status", "f-1", "--inventory", bare, "--host-token-dir", tokDir)
+	if code != 0 || !strings.Contains(out, "fleet f-1: 1 succeeded of 1 host(s)") {
+		t.Errorf("fleet status with --host-token-dir: exit %d\n%s%s", code, out, stderr)
+	}
+	_, stderr, code = runCLI(t, "fleet", "status", "f-1", "--inventory", bare)
+	if code == 0 || !strings.Contains(stderr, "needs token_file, or its token in DIR/h1.token with --host-token-dir DIR") {
+		t.Errorf("fleet status without a token: exit %d, want the refusal naming token_file and --host-token-dir: %s", code, stderr)
+	}
+	b := &coordinatorBackend{rollouts: map[string]api.Rollout{}}
+	curl, ctok := serveCoordinator(t, b)
+	_, stderr, code = runCLI(t, "fleet", "deploy", "--inventory", bare, "--host-token-dir", tokDir, "--repo", "cc", "--select", "x", "--id", "r1", "--coordinator", curl, "--token-file", ctok)
+	if code != 0 {
+		t.Fatalf("fleet deploy with --host-token-dir: exit %d: %s", code, stderr)
+	}
+	if got, want := b.rollouts["r1"].Request.Hosts[0].TokenFile, filepath.Join(tokDir, "h1.token"); got != want {
+		t.Errorf("token_file sent %q, want %q", got, want)
+	}
+
+	// a relative token_file: next to the inventory for fleet status, a
+	// name in the coordinator's host-tokens for fleet deploy
+	if err := os.MkdirAll(filepath.Join(dir, "conf"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	named := filepath.Join(dir, "conf", "hosts.yaml")
+	writeFile(t, named, "hosts:\n  - {name: h1, datacenter: fra, url: \""+u+"\", token_file: h1.token}\n")
+	writeFile(t, filepath.Join(dir, "conf", "h1.token"), "h1-token\n")
+	out, stderr, code = runCLI(t, "fleet", "status", "f-1", "--inventory", named)
+	if code != 0 || !strings.Contains(out, "1 succeeded of 1 host(s)") {
+		t.Errorf("fleet status, token_file next to the inventory: exit %d\n%s%s", code, out, stderr)
+	}
+	_, stderr, code = runCLI(t, "fleet", "deploy", "--inventory", named, "--repo", "cc", "--select", "x", "--id", "r2", "--coordinator", curl, "--token-file", ctok)
+	if code != 0 {
+		t.Fatalf("fleet deploy, relative token_file: exit %d: %s", code, stderr)
+	}
+	if got := b.rollouts["r2"].Request.Hosts[0].TokenFile; got != "h1.token" {
+		t.Errorf("token_file sent %q, want h1.token (a name in the coordinator's STATE_DIR/host-tokens)", got)
+	}
+}

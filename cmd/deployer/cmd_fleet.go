@@ -76,7 +76,7 @@ func (o *inventoryOptions) register(cmd *cobra.Command) {
 	f.StringVar(&o.tokenFile, "inventory-token-file", "", "file holding a bearer token for the inventory URL")
 	f.StringVar(&o.basicAuthFile, "inventory-basic-auth-file", "", "file holding user:password (HTTP basic auth) for the inventory URL")
 	f.DurationVar(&o.timeout, "inventory-timeout", fleet.DefaultInventoryTimeout, "bound on fetching the inventory URL, retries included")
-	f.StringVar(&o.hostTokenDir, "host-token-dir", "", "directory of the hosts' bearer tokens: an inventory's token_file is a file name in it, a host without one uses DIR/NAME.token (needed when an inventory URL names token files)")
+	f.StringVar(&o.hostTokenDir, "host-token-dir", "", "directory of the hosts' bearer tokens, for every command and inventory: a token_file is a file name in it, a host without one uses DIR/NAME.token (needed when an inventory URL names token files; without it a file inventory's relative token_file is next to the inventory for fleet status and --in-process, a name in the coordinator's STATE_DIR/host-tokens for fleet deploy)")
 	f.StringVar(&o.hosts, "hosts", "", "only the hosts whose labels match, e.g. 'env=prod,tier!=canary' (key=value, key!=value, key, !key; name= and dc= match the host's name and datacenter; values may be globs)")
 }
 
@@ -159,7 +159,9 @@ and can file Jira issues and send the CLI's own notifications (below).
 Exit status: 0 submitted (with --wait or --in-process: every host succeeded,
 or was no-match and another host deployed), 1 an error, or (with --wait or
 --in-process) a rollout that did not succeed or a selection that matched no
-instance on any host, 2 usage.` + coordinatorHelp + `
+instance on any host, 2 usage (with --in-process too: the canary hosts'
+daemons refused the request at submit, as deploy refuses it for one host, e.g.
+an edit path that matches several elements; nothing was deployed).` + coordinatorHelp + `
 
 With --in-process:
 ` + fleetNotifyHelp + "\n" + fleetJiraHelp,
@@ -264,7 +266,7 @@ func runFleetDeployInProcess(cmd *cobra.Command, g *globalOptions, o *fleetDeplo
 	if err != nil {
 		return err
 	}
-	hosts, inventoryErr := g.loadFleet(cmd, &o.inv)
+	hosts, inventoryErr := g.loadFleet(cmd, &o.inv, false)
 	if inventoryErr != nil {
 		return inventoryErr
 	}
@@ -325,6 +327,11 @@ func runFleetDeployInProcess(cmd *cobra.Command, g *globalOptions, o *fleetDeplo
 	}
 	if err := printFleetDeployResult(cmd, f, reporter, notifier, progress, res); err != nil {
 		return err
+	}
+	if res.Refused {
+		// a canary daemon refused the request at submit, as deploy is
+		// refused for one host: a usage error, nothing deployed
+		return &statusError{Code: exitUsage, Err: fmt.Errorf("fleet %s: %s", res.ID, res.Stopped)}
 	}
 	if res.NoMatch() {
 		return &statusError{Code: exitError, Err: fleetNoMatch(res, opts.Request)}
@@ -462,7 +469,7 @@ func runFleetStatus(cmd *cobra.Command, g *globalOptions, o *fleetStatusOptions,
 	if o.inv.source == "" {
 		return usageErrorf("fleet status needs --inventory FILE|URL")
 	}
-	hosts, err := g.loadFleet(cmd, &o.inv)
+	hosts, err := g.loadFleet(cmd, &o.inv, false)
 	if err != nil {
 		return err
 	}
@@ -601,7 +608,10 @@ func shellQuote(s string) string {
 // loadFleet reads the host list and keeps the hosts --hosts selects; an
 // https inventory URL is fetched with --inventory-ca-file, else --ca-file
 // (and the client certificate). Bad inventory flags are usage errors.
-func (g *globalOptions) loadFleet(cmd *cobra.Command, o *inventoryOptions) ([]fleet.Host, error) {
+// forCoordinator: the hosts go to a coordinator, which reads a relative
+// token_file (without --host-token-dir) in its STATE_DIR/host-tokens; the
+// local commands read it relative to the inventory file.
+func (g *globalOptions) loadFleet(cmd *cobra.Command, o *inventoryOptions, forCoordinator bool) ([]fleet.Host, error) {
 	if err := g.applyClientConfig(); err != nil {
 		return nil, err
 	}
@@ -609,7 +619,7 @@ func (g *globalOptions) loadFleet(cmd *cobra.Command, o *inventoryOptions) ([]fl
 	if err != nil {
 		return nil, &statusError{Code: exitUsage, Err: err}
 	}
-	src := fleet.Source{Location: o.source, TokenFile: o.tokenFile, BasicAuthFile: o.basicAuthFile, Timeout: o.timeout, HostTokenDir: o.hostTokenDir}
+	src := fleet.Source{Location: o.source, TokenFile: o.tokenFile, BasicAuthFile: o.basicAuthFile, Timeout: o.timeout, HostTokenDir: o.hostTokenDir, ForCoordinator: forCoordinator}
 	if src.HostTokenDir != "" {
 		// the hosts' token paths are sent to a coordinator, which reads
 		// them from its own working directory: absolute

@@ -83,6 +83,13 @@ shown with both values by 'fleet show', its host is "conflict" (it does not
 stop the rollback) and the rollback ends failed naming it. Asked again, the
 rollback already submitted is answered. --wait follows it to its end.
 
+The rollback keeps ID's gates: its --bake is waited before each wave after
+the canary, and its --approve waits for 'fleet approve ID-rollback' (one
+approval per gated wave; one given early counts for the next wave, so in
+an emergency approve right after submitting). Nothing here drops them: to
+restore at once without a bake, deploy the previous values as a new rollout
+without --bake and --approve.
+
 Exit status: 0 submitted (with --wait: every value restored), 1 an error, a
 rollout still running, or (with --wait) a rollback that failed, 2 usage.` + coordinatorHelp,
 		Args: cobra.ExactArgs(1),
@@ -135,14 +142,34 @@ The coordinator is the daemon the CLI talks to: the local daemon's socket by
 default, or --coordinator URL (the same as --remote URL) with --token-file.
 It reaches the hosts itself: their URLs must hold from the coordinator's
 machine, and a host's token_file is read there only inside the daemon's
-STATE_DIR/host-tokens (a file name, or a path in it); --ca-file, --cert-file
+STATE_DIR/host-tokens (a file name, or a path in it: a relative token_file of
+an inventory file is sent as written, unless --host-token-dir DIR makes it
+DIR/NAME, sent absolute); --ca-file, --cert-file
 and --key-file are used for https:// hosts (sent as absolute paths).`
 
 // coordinatorFlag registers --coordinator, the daemon that stores and
 // drives rollouts (default: the local daemon).
 func coordinatorFlag(cmd *cobra.Command, g *globalOptions) {
-	cmd.Flags().StringVar(&g.remote, "coordinator", "", "the coordinating daemon's URL (the same as --remote; default the local daemon's socket)")
+	cmd.Flags().Var(coordinatorValue{g}, "coordinator", "the coordinating daemon's URL (the same as --remote; default the local daemon's socket)")
 }
+
+// coordinatorValue is --coordinator: it sets --remote, and the messages
+// about it name --coordinator, the flag the user typed.
+type coordinatorValue struct{ g *globalOptions }
+
+func (v coordinatorValue) String() string {
+	if v.g == nil {
+		return ""
+	}
+	return v.g.remote
+}
+
+func (v coordinatorValue) Set(s string) error {
+	v.g.remote, v.g.remoteFlag = s, "--coordinator"
+	return nil
+}
+
+func (coordinatorValue) Type() string { return "string" }
 
 // submitFleetRollout is fleet deploy without --in-process: the rollout
 // goes to the coordinator, which stores and drives it; --wait follows it.
@@ -168,7 +195,7 @@ func submitFleetRollout(cmd *cobra.Command, g *globalOptions, o *fleetDeployOpti
 	case fleet.HasPassword(o.gate.URL):
 		return usageErrorf("--gate-prometheus %s %s", fleet.ShownURL(o.gate.URL), fleet.PasswordRefused)
 	}
-	hosts, err := g.loadFleet(cmd, &o.inv)
+	hosts, err := g.loadFleet(cmd, &o.inv, true)
 	if err != nil {
 		return err
 	}

@@ -231,3 +231,26 @@ func TestFleetDeployNoCoordinator(t *testing.T) {
 		}
 	}
 }
+
+// Outsider 19b #11: --coordinator URL without a token said '--remote
+// needs --token-file', a flag the user had not typed. The message names
+// the flag typed; --remote keeps its own.
+func TestCoordinatorWithoutTokenNamesCoordinator(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "hosts.yaml"), "hosts:\n  - {name: h1, datacenter: fra, url: \"unix:///run/h1.sock\"}\n")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"fleet", "deploy", "--inventory", filepath.Join(dir, "hosts.yaml"), "--repo", "cc", "--select", "x", "--coordinator", "http://127.0.0.1:9"}, "--coordinator needs --token-file"},
+		{[]string{"fleet", "show", "r1", "--coordinator", "http://127.0.0.1:9"}, "--coordinator needs --token-file"},
+		{[]string{"fleet", "show", "r1", "--coordinator", "http://127.0.0.1:9", "--ca-file", filepath.Join(dir, "hosts.yaml"), "--token-file", filepath.Join(dir, "hosts.yaml")}, "need an https:// --coordinator"},
+		{[]string{"status", "--remote", "http://127.0.0.1:9"}, "--remote needs --token-file"},
+	} {
+		_, stderr, code := runCLI(t, tc.args...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, want 2 with %q: %s", tc.args, code, tc.want, stderr)
+		}
+	}
+}

@@ -22,6 +22,9 @@ type globalOptions struct {
 	configPath string
 	socket     string
 	remote     string
+	// remoteFlag is the flag that named remote as the user typed it
+	// ("--coordinator" for fleet commands), for messages; "" is --remote.
+	remoteFlag string
 	tokenFile  string
 	output     string
 	// TLS of --remote https://... (and of every host fleet commands call).
@@ -185,6 +188,14 @@ func (g *globalOptions) client() (*api.Client, error) {
 	return c, nil
 }
 
+// remoteFlagName is the flag that named the remote daemon, for messages.
+func (g *globalOptions) remoteFlagName() string {
+	if g.remoteFlag != "" {
+		return g.remoteFlag
+	}
+	return "--remote"
+}
+
 func (g *globalOptions) newClient() (*api.Client, error) {
 	if g.remote != "" {
 		t := g.clientTLS()
@@ -196,10 +207,10 @@ func (g *globalOptions) newClient() (*api.Client, error) {
 				return nil, err
 			}
 		case t.CertFile == "" || !strings.HasPrefix(g.remote, "https://"):
-			return nil, usageErrorf("--remote needs --token-file (or, over https://, a client certificate: --cert-file and --key-file)")
+			return nil, usageErrorf("%s needs --token-file (or, over https://, a client certificate: --cert-file and --key-file)", g.remoteFlagName())
 		}
 		if !t.IsZero() && !strings.HasPrefix(g.remote, "https://") {
-			return nil, usageErrorf("--ca-file, --cert-file and --key-file need an https:// --remote")
+			return nil, usageErrorf("--ca-file, --cert-file and --key-file need an https:// %s", g.remoteFlagName())
 		}
 		if strings.HasPrefix(g.remote, "https://") {
 			c, err := api.NewRemoteClientTLS(g.remote, tok, t)

@@ -25,7 +25,14 @@ type Client struct {
 	where   string        // for error messages: the socket path or the URL
 	timeout time.Duration // see SetTimeout
 	max     int64         // see SetMaxAnswer
+	noHints bool          // see SetNoHints
 }
+
+// SetNoHints leaves the CLI's hints (its flags --socket, --remote,
+// --timeout) out of the client's errors: for a client the daemon itself
+// uses (a rollout's coordinator calling its hosts), where no such flag
+// applies.
+func (c *Client) SetNoHints() { c.noHints = true }
 
 // SetMaxAnswer bounds what a call reads of an answer: a daemon that
 // answers more than n bytes fails the call with a message naming it and
@@ -248,7 +255,11 @@ func (c *Client) unreachable(ctx context.Context, err error, method string) erro
 	}
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errNoAnswer):
-		return Errorf(KindUnavailable, "the daemon at %s did not answer within %s: it may be hung or overloaded (systemctl status deployer, and its log)%s; --timeout sets the limit", c.where, c.timeout, unknown)
+		limit := "; --timeout sets the limit"
+		if c.noHints {
+			limit = ""
+		}
+		return Errorf(KindUnavailable, "the daemon at %s did not answer within %s: it may be hung or overloaded (systemctl status deployer, and its log)%s%s", c.where, c.timeout, unknown, limit)
 	case errors.Is(cause, context.DeadlineExceeded):
 		return Errorf(KindUnavailable, "the daemon at %s did not answer in time (%v)%s", c.where, cause, unknown)
 	case ctx.Err() != nil:
@@ -264,6 +275,9 @@ func (c *Client) unreachable(ctx context.Context, err error, method string) erro
 	if strings.Contains(err.Error(), "remote error: tls:") {
 		// The daemon answered and refused the handshake: it is running.
 		return Errorf(KindUnavailable, "the daemon at %s refused the TLS connection (%v): give a client certificate its listen.tls.client_ca_file signed (--cert-file, --key-file), or none and --token-file", c.where, err)
+	}
+	if c.noHints {
+		return Errorf(KindUnavailable, "cannot reach the daemon at %s: %v", c.where, err)
 	}
 	return Errorf(KindUnavailable, "cannot reach the daemon at %s: %v (is `deployer daemon` running? see --socket, --remote)", c.where, err)
 }

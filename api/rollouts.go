@@ -116,6 +116,22 @@ type RolloutGate struct {
 	// Approved names who approved (approve gates), set by
 	// 'fleet approve' before or while the gate waits.
 	Approved string `json:"approved,omitempty"`
+	// PausedMS is how long the rollout was paused while this bake gate
+	// waited (its clock stops during a pause), in milliseconds.
+	PausedMS int64 `json:"paused_ms,omitempty"`
+	// Samples are a Prometheus gate's polls so far: how many, how many
+	// out of bounds, the first value and the worst.
+	Samples *GateSamples `json:"samples,omitempty"`
+}
+
+// GateSamples summarise a Prometheus gate's polls.
+type GateSamples struct {
+	Polls     int        `json:"polls"`
+	OutOfBand int        `json:"out_of_bounds"`
+	First     *float64   `json:"first,omitempty"`
+	FirstAt   *time.Time `json:"first_at,omitempty"`
+	Worst     *float64   `json:"worst,omitempty"` // the value farthest out of bounds
+	WorstAt   *time.Time `json:"worst_at,omitempty"`
 }
 
 // RolloutWave is one wave of a rollout and the gates before it.
@@ -174,9 +190,18 @@ type Rollout struct {
 	Hosts   []RolloutHostState `json:"hosts"`
 	Failed  int                `json:"failed_hosts"`
 	Paused  bool               `json:"paused,omitempty"`
-	Cancel  bool               `json:"cancel,omitempty"`
-	Stopped string             `json:"stopped,omitempty"` // why waves were left out
-	Events  []RolloutEvent     `json:"events,omitempty"`
+	// PausedAt is when the running pause began.
+	PausedAt *time.Time `json:"paused_at,omitempty"`
+	Cancel   bool       `json:"cancel,omitempty"`
+	Stopped  string     `json:"stopped,omitempty"` // why waves were left out
+	// DryRun says the rollout is a dry run (its request's dry_run): no
+	// host changed anything. 'fleet show' and the status page say so.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Issues is the Jira issue per notification channel that the
+	// coordinator filed for the rollout (one with no ticket): its later
+	// messages comment on it.
+	Issues map[string]string `json:"issues,omitempty"`
+	Events []RolloutEvent    `json:"events,omitempty"`
 	// Attempt counts the retries (0: none); Notified holds the
 	// notifications sent (started, wave-N-aA, ended-STATE-aA), so that
 	// none is sent twice.

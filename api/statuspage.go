@@ -460,7 +460,7 @@ var pageTemplates = template.Must(template.New("pages").Funcs(pageFuncs).Parse(p
 <table class="cards"><thead><tr><th>Rollout</th><th>State</th><th>Waves</th><th>Hosts</th><th>Gate</th><th>Submitted</th></tr></thead><tbody>
 {{range .Rollouts}}<tr>
 <td class="name" data-label="rollout">{{.ID}} <span class="muted">{{.Repo}}</span></td>
-<td data-label="state"><span class="st st-{{.State}}">{{.State}}</span></td>
+<td data-label="state"><span class="st st-{{.State}}">{{.State}}</span>{{if .DryRun}} <span class="muted">(dry run)</span>{{end}}</td>
 <td data-label="waves"><span>{{.Waves}}</span></td>
 <td data-label="hosts"><span>{{.Hosts}}</span></td>
 <td data-label="gate"><span>{{or .Gate "-"}}</span></td>

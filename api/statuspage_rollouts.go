@@ -31,6 +31,7 @@ type rolloutView struct {
 	Waves, Hosts, Gate   string
 	Stopped              string
 	Created              time.Time
+	DryRun               bool // the row says "(dry run)" after the state
 }
 
 // pageRollouts adds the coordinator's rollouts to the status page: every
@@ -61,7 +62,7 @@ func (s *Server) pageRollouts(ctx context.Context, v *statusView) {
 
 func newRolloutView(r Rollout) rolloutView {
 	e := deployer.Escape
-	v := rolloutView{ID: e(r.ID), Repo: e(r.Request.Repo), State: e(r.State), Who: e(r.Who), Stopped: e(redactPasswords(r.Stopped)), Created: r.Created}
+	v := rolloutView{ID: e(r.ID), Repo: e(r.Request.Repo), State: e(r.State), Who: e(r.Who), Stopped: e(redactPasswords(r.Stopped)), Created: r.Created, DryRun: r.DryRun || r.Request.Request.DryRun}
 	done := 0
 	for _, w := range r.Waves {
 		if w.State == StepDone {

@@ -24,7 +24,7 @@ func (b *rolloutPageBackend) Rollouts(context.Context, int) ([]api.Rollout, erro
 			Waves: []api.RolloutWave{{Index: 1, State: "done"}, {Index: 2, State: "pending", Gates: []api.RolloutGate{
 				{Kind: "prometheus", State: "waiting", Started: &started, Evidence: "errors = 0.5 (max 0.01) <script>"}}}},
 			Hosts: []api.RolloutHostState{{State: "succeeded"}, {State: "not-started"}, {State: "not-started"}}},
-		{ID: "r-web-1", State: "failed", Created: now.Add(-time.Hour), Finished: &now, Stopped: "canary wave failed on 1 host(s)",
+		{ID: "r-web-1", State: "failed", DryRun: true, Created: now.Add(-time.Hour), Finished: &now, Stopped: "canary wave failed on 1 host(s)",
 			Request: api.RolloutRequest{Repo: "cc"}, Waves: []api.RolloutWave{{Index: 1, State: "done"}, {Index: 2, State: "skipped"}},
 			Hosts: []api.RolloutHostState{{Host: api.RolloutHost{Name: "h1"}, State: "failed", Error: "1 failed: beta: instance-configure: exit status 7 (intervention 4)\nmore"},
 				{Host: api.RolloutHost{Name: "h2"}, State: "not-started"}}},
@@ -63,7 +63,7 @@ func TestStatusPageRollouts(t *testing.T) {
 		`<h2 id="rollouts">Fleet rollouts <span class="n">(2)</span></h2>`,
 		`r-web-2 <span class="muted">cc</span>`, `<span class="st st-running">running</span>`, `<span>1/2 done</span>`,
 		`<span>2 not-started, 1 succeeded</span>`, `prometheus before wave 2 waiting: errors = 0.5 (max 0.01) &lt;script&gt;`,
-		`alice, 10m00s ago`, `<span class="st st-failed">failed</span>`,
+		`alice, 10m00s ago`, `<span class="st st-failed">failed</span> <span class="muted">(dry run)</span>`,
 		// out19 #3: why a host failed, with its intervention
 		`canary wave failed on 1 host(s); h1 failed: 1 failed: beta: instance-configure: exit status 7 (intervention 4)</td>`,
 	} {

@@ -31,7 +31,9 @@ func (o outbox) Pending(limit int) ([]notify.Message, error) {
 			return nil, fmt.Errorf("outbox message %s: %w", m.DeliveryID, err)
 		}
 		nm := notify.Message{DeliveryID: m.DeliveryID, Channel: m.Channel, Event: ev, Attempts: m.Attempts}
-		if iv, err := o.st.Intervention(m.InterventionID); err == nil {
+		if key, ok := rolloutIssue(o.st, nm); ok {
+			nm.IssueKey = key
+		} else if iv, err := o.st.Intervention(m.InterventionID); err == nil {
 			nm.IssueKey = iv.Evidence.Extra[store.IssueRefKey(m.Channel)]
 		}
 		out = append(out, nm)
@@ -65,6 +67,9 @@ func newNotifier(d *Daemon, channels []notify.ChannelConfig) (*notifier, error) 
 		OnDelivered: func(m notify.Message, r notify.Receipt) error {
 			if r.IssueKey == "" {
 				return nil
+			}
+			if ok, err := keepRolloutIssue(d.store, m, r); ok {
+				return err
 			}
 			_, err := d.store.SetEvidenceExtra(m.Event.ID, store.IssueRefKey(m.Channel), r.IssueKey)
 			return err

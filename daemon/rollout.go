@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/rs/zerolog"
@@ -83,4 +84,36 @@ func (d *Daemon) RolloutCoordinator() any {
 		return nil
 	}
 	return d.rollouts
+}
+
+// rolloutIssue is the Jira issue kept on the rollout's record for the
+// channel of message m, a coordinator's rollout message (ok false: m is
+// not one).
+func rolloutIssue(st *store.Store, m notify.Message) (string, bool) {
+	f := m.Event.Fleet
+	if f == nil || !f.Rollout {
+		return "", false
+	}
+	r, err := st.Rollout(f.ID)
+	if err != nil {
+		return "", true
+	}
+	return r.Issues[m.Channel], true
+}
+
+// keepRolloutIssue keeps on the rollout's record the Jira issue a
+// rollout message went to (ok false: m is not a rollout's message), so
+// that its later messages, also after a restart, comment on it.
+func keepRolloutIssue(st *store.Store, m notify.Message, rc notify.Receipt) (bool, error) {
+	f := m.Event.Fleet
+	if f == nil || !f.Rollout {
+		return false, nil
+	}
+	if m.IssueKey == rc.IssueKey {
+		return true, nil
+	}
+	if err := st.SetRolloutIssue(f.ID, m.Channel, rc.IssueKey); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return true, err
+	}
+	return true, nil
 }

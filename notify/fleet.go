@@ -70,30 +70,39 @@ type FleetEvent struct {
 	// a Jira channel comments it on the rollout's issue (Ticket, else one
 	// it files, labelled deployer-rollout-ID).
 	Rollout bool `json:"rollout,omitempty"`
+	// DryRun says the fleet deployment is a dry run (no host changed
+	// anything): its titles say "(dry run)".
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
-// fleetTitle is a fleet event's one-line headline.
+// fleetTitle is a fleet event's one-line headline, "Fleet deployment ID
+// ..." for every fleet event (a coordinator's rollout's too), with "(dry
+// run)" after what happened for a dry run.
 func fleetTitle(e Event) string {
 	f := e.Fleet
+	dry := ""
+	if f.DryRun {
+		dry = " (dry run)"
+	}
 	switch e.Kind {
 	case EventFleetStarted:
-		return fmt.Sprintf("Fleet deployment %s started: repo %s, %d host(s), %d wave(s)", f.ID, f.Repo, f.HostCount, f.Waves)
+		return fmt.Sprintf("Fleet deployment %s started%s: repo %s, %d host(s), %d wave(s)", f.ID, dry, f.Repo, f.HostCount, f.Waves)
 	case EventFleetWave:
 		kind := ""
 		if f.Canary {
 			kind = " (canary)"
 		}
-		return fmt.Sprintf("Fleet deployment %s wave %d/%d%s done: %s", f.ID, f.Wave, f.Waves, kind, hostCountsText(f.Hosts))
+		return fmt.Sprintf("Fleet deployment %s wave %d/%d%s done%s: %s", f.ID, f.Wave, f.Waves, kind, dry, hostCountsText(f.Hosts))
 	case EventFleetPaused:
-		return fmt.Sprintf("Fleet rollout %s paused: no new wave starts until it is resumed", f.ID)
+		return fmt.Sprintf("Fleet deployment %s paused%s: no new wave starts until it is resumed", f.ID, dry)
 	case EventFleetResumed:
-		return fmt.Sprintf("Fleet rollout %s resumed", f.ID)
+		return fmt.Sprintf("Fleet deployment %s resumed%s", f.ID, dry)
 	case EventFleetRetried:
-		return fmt.Sprintf("Fleet rollout %s retried", f.ID)
+		return fmt.Sprintf("Fleet deployment %s retried%s", f.ID, dry)
 	case EventFleetGateFailed:
-		return fmt.Sprintf("Fleet rollout %s: a gate before wave %d/%d failed", f.ID, f.Wave, f.Waves)
+		return fmt.Sprintf("Fleet deployment %s%s: a gate before wave %d/%d failed", f.ID, dry, f.Wave, f.Waves)
 	}
-	return fmt.Sprintf("Fleet deployment %s %s: %s", f.ID, f.State, hostCountsText(f.Hosts))
+	return fmt.Sprintf("Fleet deployment %s %s%s: %s", f.ID, f.State, dry, hostCountsText(f.Hosts))
 }
 
 // fleetText is the body of a fleet message: the request on start, the
@@ -138,12 +147,22 @@ func hostCountsText(counts map[string]int) string {
 func RolloutLabel(id string) string { return labelSafe("deployer-rollout-" + id) }
 
 // deliverRollout comments a coordinator's rollout event on the rollout's
-// Jira issue: its --ticket, else the issue labelled RolloutLabel (filed
-// at the first event, closed when the rollout succeeded). A comment
+// Jira issue: its --ticket, else the issue filed at its first event
+// (labelled RolloutLabel, closed when the rollout succeeded), whose key
+// the receipt gives back to be kept on the rollout's record and comes
+// again in m.IssueKey; until then the channel remembers it. A comment
 // carries the delivery id, so a retried delivery does not post it twice.
 func (j *Jira) deliverRollout(ctx context.Context, m Message) (Receipt, error) {
 	f := m.Event.Fleet
 	key := f.Ticket
+	if key == "" {
+		key = m.IssueKey // kept on the rollout's record (a restart between messages)
+	}
+	if key == "" {
+		if k, ok := j.rollouts.Load(f.ID); ok {
+			key = k.(string)
+		}
+	}
 	if key == "" {
 		var err error
 		key, _, err = j.FindOrCreate(ctx, Ticket{
@@ -155,6 +174,9 @@ func (j *Jira) deliverRollout(ctx context.Context, m Message) (Receipt, error) {
 		if err != nil {
 			return Receipt{}, fmt.Errorf("jira %s: %w", m.DeliveryID, err)
 		}
+	}
+	if f.Ticket == "" {
+		j.rollouts.Store(f.ID, key)
 	}
 	text := "*" + wiki(fleetTitle(m.Event)) + "*\n{noformat}\n" + noformat(fleetText(m.Event)) + "\n{noformat}"
 	if err := j.comment(ctx, key, m, text); err != nil {
@@ -170,6 +192,9 @@ func (j *Jira) deliverRollout(ctx context.Context, m Message) (Receipt, error) {
 		if err := j.Close(ctx, key); err != nil {
 			j.http.log.Warn().Err(err).Str("issue", key).Msg("jira: could not transition the rollout's issue to done; comment posted")
 		}
+	}
+	if f.Ticket != "" {
+		return Receipt{}, nil
 	}
 	return Receipt{IssueKey: key}, nil
 }

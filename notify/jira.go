@@ -22,6 +22,11 @@ type Jira struct {
 
 	mu     sync.Mutex
 	fields []jiraField // from GET /rest/api/2/field, nil until loaded
+
+	// rollouts holds the issue filed or found for each rollout with no
+	// ticket (rollout id -> key): its later messages comment on it even
+	// before Jira's search finds it (its index lags a create).
+	rollouts sync.Map
 }
 
 var _ Channel = (*Jira)(nil)

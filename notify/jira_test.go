@@ -211,3 +211,76 @@ func TestJiraCreateIssueForTickets(t *testing.T) {
 		t.Fatalf("issue %+v", issues[0])
 	}
 }
+
+// out19b #5: a rollout with no --ticket got a new issue per message when
+// Jira's search did not find the issue filed moments before. Its first
+// message files one issue; the later ones comment on it (the channel
+// remembers it; after a restart the key kept on the rollout comes in
+// Message.IssueKey).
+func TestJiraRolloutKeepsOneIssue(t *testing.T) {
+	js := jiratest.NewServer(t, "Bearer pat-123")
+	js.BlindSearch()
+	ev := func(kind notify.EventKind, wave int) notify.Event {
+		return notify.Event{Kind: kind, Repo: "cc", Fleet: &notify.FleetEvent{ID: "r1", Repo: "cc", State: "running", Waves: 2, HostCount: 2, Wave: wave, Rollout: true, Follow: "deployer fleet show r1"}}
+	}
+	ch, err := notify.NewChannel(jiraConfig(js.URL, nil), notify.ChannelOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var keys []string
+	for i, e := range []notify.Event{ev(notify.EventFleetStarted, 0), ev(notify.EventFleetWave, 1)} {
+		r, err := ch.Deliver(ctx, notify.Message{DeliveryID: fmt.Sprint("d", i), Channel: "jira", Event: e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, r.IssueKey)
+	}
+	// a coordinator restart: a new channel, the key from the rollout's record
+	restarted, err := notify.NewChannel(jiraConfig(js.URL, nil), notify.ChannelOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := restarted.Deliver(ctx, notify.Message{DeliveryID: "d2", Channel: "jira", Event: ev(notify.EventFleetWave, 2), IssueKey: keys[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys = append(keys, r.IssueKey)
+	issues := js.Issues()
+	if len(issues) != 1 || fmt.Sprint(keys) != "[SRE-1 SRE-1 SRE-1]" || len(issues[0].Comments) != 3 {
+		t.Fatalf("%d issues, receipts %v, want one issue SRE-1 with 3 comments: %+v", len(issues), keys, issues)
+	}
+}
+
+// out19b #7, #11: a dry-run rollout's messages looked like a real one's,
+// and a rollout's titles mixed "Fleet deployment" and "Fleet rollout".
+// Every title says "Fleet deployment ID", and "(dry run)" for a dry run.
+func TestRolloutTitlesSayDryRun(t *testing.T) {
+	js := jiratest.NewServer(t, "Bearer pat-123")
+	ch, err := notify.NewChannel(jiraConfig(js.URL, nil), notify.ChannelOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, kind := range []notify.EventKind{notify.EventFleetStarted, notify.EventFleetPaused, notify.EventFleetEnded} {
+		f := &notify.FleetEvent{ID: "r1", Repo: "cc", State: "running", Waves: 2, HostCount: 2, Rollout: true, DryRun: true, Follow: "deployer fleet show r1"}
+		if kind == notify.EventFleetEnded {
+			f.State, f.Hosts = "succeeded", map[string]int{"succeeded": 2}
+		}
+		if _, err := ch.Deliver(context.Background(), notify.Message{DeliveryID: fmt.Sprint("t", i), Channel: "jira", Event: notify.Event{Kind: kind, Repo: "cc", Fleet: f}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	is := js.Issues()
+	if len(is) != 1 || len(is[0].Comments) != 3 {
+		t.Fatalf("issues %+v", is)
+	}
+	for i, want := range []string{
+		"*Fleet deployment r1 started (dry run): repo cc, 2 host(s), 2 wave(s)*",
+		"*Fleet deployment r1 paused (dry run): no new wave starts until it is resumed*",
+		"*Fleet deployment r1 succeeded (dry run): 2 succeeded of 2 host(s)*",
+	} {
+		if !strings.HasPrefix(is[0].Comments[i], want) {
+			t.Errorf("comment %d: %q, want %q", i, is[0].Comments[i], want)
+		}
+	}
+}

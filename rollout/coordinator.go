@@ -260,7 +260,9 @@ func duration(flag, s string, def time.Duration) (time.Duration, error) {
 
 // Submit validates req, stores the rollout and starts driving it. An id
 // the coordinator already has answers that rollout (New false), changed
-// in nothing: a resubmission deploys no host again.
+// in nothing, when req is the same request (who asked aside): a
+// resubmission deploys no host again; another request under that id is
+// refused (deployer.ECONFLICT: HTTP 409) saying what differs.
 func (c *Coordinator) Submit(ctx context.Context, req api.RolloutRequest) (api.Rollout, error) {
 	if req.ID == "" {
 		req.ID = NewID(c.opts.Now())
@@ -270,7 +272,7 @@ func (c *Coordinator) Submit(ctx context.Context, req api.RolloutRequest) (api.R
 		return api.Rollout{}, invalid("rollout id %s: want 1 to 64 letters, digits, '.', '_' and '-', not '.' or '..' (the API's paths would not reach it)", cut(req.ID))
 	}
 	if existing, err := c.Get(req.ID); err == nil {
-		return existing, nil
+		return sameRollout(existing, req)
 	}
 	waves, err := plan(req)
 	if err != nil {
@@ -297,7 +299,7 @@ func (c *Coordinator) Submit(ctx context.Context, req api.RolloutRequest) (api.R
 			}
 		}
 	}
-	r.Events = []api.RolloutEvent{{At: c.opts.Now(), What: fmt.Sprintf("submitted by %s: repo %s, %d host(s) in %d wave(s)", whoOr(req.Request.Who), req.Repo, len(req.Hosts), len(waves))}}
+	r.Events = []api.RolloutEvent{{At: c.opts.Now(), What: fmt.Sprintf("submitted by %s%s: repo %s, %d host(s) in %d wave(s)", whoOr(req.Request.Who), dryRun(req), req.Repo, len(req.Hosts), len(waves))}}
 	spec, err := json.Marshal(r)
 	if err != nil {
 		return api.Rollout{}, err
@@ -310,10 +312,69 @@ func (c *Coordinator) Submit(ctx context.Context, req api.RolloutRequest) (api.R
 	if err != nil {
 		return api.Rollout{}, err
 	}
+	if !created {
+		// submitted meanwhile by another request
+		return sameRollout(out, req)
+	}
 	out.New = created
 	c.log.Info().Str("rollout", out.ID).Bool("new", created).Msg("rollout submitted")
 	c.start(out.ID)
 	return out, nil
+}
+
+// sameRollout answers a request naming the id of rollout r: r as it
+// stands when the request is the same (who asked aside; a rollback's
+// reason too, which the coordinator writes), else a conflict saying what
+// differs, as a host daemon refuses a deployment id of another request.
+func sameRollout(r api.Rollout, req api.RolloutRequest) (api.Rollout, error) {
+	diff := rolloutDiff(r.Request, req)
+	if len(diff) == 0 {
+		return r, nil
+	}
+	return api.Rollout{}, deployer.Errorf(deployer.ECONFLICT, "rollout %s exists with another request (another %s): nothing submitted; choose another id (or leave --id out), or see it with: deployer fleet show %s",
+		shownID(r.ID), strings.Join(diff, ", "), shownID(r.ID))
+}
+
+// rolloutDiff names, in broad terms, what differs between two rollout
+// requests: hosts, repo, selection and edits, waves and gates, host TLS.
+func rolloutDiff(a, b api.RolloutRequest) []string {
+	same := func(x, y any) bool {
+		jx, err1 := json.Marshal(x)
+		jy, err2 := json.Marshal(y)
+		return err1 == nil && err2 == nil && string(jx) == string(jy)
+	}
+	ra, rb := a.Request, b.Request
+	ra.Who, rb.Who = "", ""
+	if a.RollbackOf != "" || b.RollbackOf != "" {
+		ra.Reason, rb.Reason = "", ""
+	}
+	var out []string
+	if !same(a.Hosts, b.Hosts) {
+		out = append(out, "hosts")
+	}
+	if a.Repo != b.Repo {
+		out = append(out, "repo")
+	}
+	if !same(ra, rb) {
+		out = append(out, "selection, edits or options")
+	}
+	wa := []any{a.Canary, a.CanaryDC, a.HostBucket, a.Waves, a.MaxFailedHosts, a.Poll}
+	wb := []any{b.Canary, b.CanaryDC, b.HostBucket, b.Waves, b.MaxFailedHosts, b.Poll}
+	if !same(wa, wb) {
+		out = append(out, "waves")
+	}
+	ga := []any{a.Bake, a.Approve, a.Prometheus, a.HTTP}
+	gb := []any{b.Bake, b.Approve, b.Prometheus, b.HTTP}
+	if !same(ga, gb) {
+		out = append(out, "gates")
+	}
+	if !same(a.HostTLS, b.HostTLS) {
+		out = append(out, "host TLS files")
+	}
+	if a.RollbackOf != b.RollbackOf {
+		out = append(out, "rollback")
+	}
+	return out
 }
 
 // checkLocal refuses unix:// hosts in a request that did not come over
@@ -428,6 +489,14 @@ func plan(req api.RolloutRequest) ([]api.RolloutWave, error) {
 	return out, nil
 }
 
+// dryRun is " (dry run)" for a dry run's request, else "".
+func dryRun(req api.RolloutRequest) string {
+	if req.Request.DryRun {
+		return " (dry run)"
+	}
+	return ""
+}
+
 func whoOr(who string) string {
 	if who == "" {
 		return "an unnamed operator"
@@ -440,7 +509,8 @@ func decodeRecord(rec store.Rollout) (api.Rollout, error) {
 	if err := json.Unmarshal(rec.Spec, &r); err != nil {
 		return api.Rollout{}, fmt.Errorf("rollout %s: decode: %w", rec.ID, err)
 	}
-	r.Created, r.Updated = rec.Created, rec.Updated
+	r.Created, r.Updated, r.Issues = rec.Created, rec.Updated, rec.Issues
+	r.DryRun = r.Request.Request.DryRun
 	return r, nil
 }
 
@@ -526,7 +596,8 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 			if r.Paused {
 				return invalid("rollout %s is already paused", id)
 			}
-			r.Paused, r.State = true, api.RolloutPaused
+			now := c.opts.Now()
+			r.Paused, r.State, r.PausedAt = true, api.RolloutPaused, &now
 			r.Pauses++
 			running := ""
 			if w := runningWave(*r); w != nil {
@@ -538,7 +609,8 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 			if !r.Paused {
 				return invalid("rollout %s is not paused", id)
 			}
-			r.Paused, r.State = false, api.RolloutRunning
+			pausedFor(r, c.opts.Now())
+			r.Paused, r.State, r.PausedAt = false, api.RolloutRunning, nil
 			r.Resumes++
 			r.ResumeNote = fmt.Sprintf("resumed by %s%s", who, why)
 			c.event(r, "resumed by %s%s", who, why)
@@ -554,7 +626,13 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 				return invalid("rollout %s has no approval to give: no wave still to start has an approve gate not yet passed", id)
 			}
 			g.Approved = who
-			c.event(r, "approved by %s%s", who, why)
+			if g.Started == nil {
+				// shown at once (fleet show's gate line), kept when the gate passes
+				g.Evidence = fmt.Sprintf("approved by %s (before the gate ran)", who)
+				c.event(r, "approved by %s%s (before the gate ran: it passes when it runs)", who, why)
+			} else {
+				c.event(r, "approved by %s%s", who, why)
+			}
 		default:
 			return deployer.Errorf(deployer.ENOTFOUND, "no action %s on rollouts (pause, resume, cancel, approve, retry, rollback)", cut(action))
 		}
@@ -572,6 +650,22 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, req api.Rol
 	// looks (after the running wave)
 	c.notifyDue(id)
 	return r, nil
+}
+
+// pausedFor adds the pause ending at now to the bake gates that wait:
+// a bake's clock stops while its rollout is paused.
+func pausedFor(r *api.Rollout, now time.Time) {
+	if r.PausedAt == nil || !now.After(*r.PausedAt) {
+		return
+	}
+	d := now.Sub(*r.PausedAt)
+	for wi := range r.Waves {
+		for gi := range r.Waves[wi].Gates {
+			if g := &r.Waves[wi].Gates[gi]; g.Kind == api.GateBake && g.State == api.StepWaiting && g.Started != nil {
+				g.PausedMS += d.Milliseconds()
+			}
+		}
+	}
 }
 
 // runningWave is r's running wave, nil when none runs.
@@ -633,6 +727,7 @@ func (c *Coordinator) retry(r *api.Rollout, who, why string) error {
 			}
 			if g.State != api.StepPassed {
 				g.State, g.Started, g.Ended, g.Evidence, g.Approved = api.StepPending, nil, nil, "", ""
+				g.PausedMS, g.Samples = 0, nil
 			}
 		}
 	}

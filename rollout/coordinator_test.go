@@ -417,7 +417,7 @@ func TestGateResumesAfterRestart(t *testing.T) {
 	f.run(t, second)
 	r := waitEnd(t, second, "r-bake")
 	bake, approve := r.Waves[1].Gates[0], r.Waves[1].Gates[1]
-	if r.State != api.RolloutSucceeded || !bake.Started.Equal(started) || bake.State != api.StepPassed || approve.Evidence != "approved by alice" {
+	if r.State != api.RolloutSucceeded || !bake.Started.Equal(started) || bake.State != api.StepPassed || approve.Evidence != "approved by alice (before the gate ran)" {
 		t.Fatalf("state %s, bake %+v (started %v before the restart), approve %+v", r.State, bake, started, approve)
 	}
 	if f.hosts["h1"].count() != 1 || f.hosts["h2"].count() != 1 {
@@ -491,4 +491,70 @@ func TestTokenFilesStayInTheTokenDir(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// out19b #9: a Prometheus gate that failed and then passed kept only the
+// final value. Its record keeps its polls: how many, how many out of
+// bounds, the first and the worst value, in its evidence too.
+func TestPrometheusGateKeepsFailingSamples(t *testing.T) {
+	f := newFixture(t)
+	f.run(t, f.c)
+	var (
+		mu     sync.Mutex
+		values = []string{"0.5", "0.9", "0.2", "0.001"}
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		v := values[0]
+		if len(values) > 1 {
+			values = values[1:]
+		}
+		mu.Unlock()
+		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,%q]}]}}`, v)
+	}))
+	t.Cleanup(srv.Close)
+	limit := 0.01
+	req := request("r-samples")
+	req.Prometheus = &api.PrometheusGate{URL: srv.URL, Query: "errors", Max: &limit, Timeout: "10s", Every: "20ms"}
+	if _, err := f.c.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	r := waitEnd(t, f.c, "r-samples")
+	g := r.Waves[1].Gates[0]
+	s := g.Samples
+	if r.State != api.RolloutSucceeded || s == nil || s.Polls != 4 || s.OutOfBand != 3 || *s.First != 0.5 || *s.Worst != 0.9 {
+		t.Fatalf("state %s, gate %+v samples %+v", r.State, g, s)
+	}
+	if !strings.Contains(g.Evidence, "errors = 0.001 (max 0.01) at ") || !strings.Contains(g.Evidence, "; 3 of 4 poll(s) out of bounds, first 0.5 at ") || !strings.Contains(g.Evidence, ", worst 0.9 at ") {
+		t.Fatalf("evidence %q", g.Evidence)
+	}
+}
+
+// out19b #8: a pause during a bake left its evidence saying 'baked 10s'
+// over a longer window. The bake's clock stops while the rollout is
+// paused, and its evidence says for how long.
+func TestBakeClockStopsWhilePaused(t *testing.T) {
+	f := newFixture(t)
+	f.run(t, f.c)
+	req := request("r-bake-pause")
+	req.Bake = "400ms"
+	if _, err := f.c.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	waitFor(t, f.c, "r-bake-pause", func(r api.Rollout) bool { return r.Waves[1].Gates[0].Started != nil })
+	if _, err := f.c.Action(ctx, "r-bake-pause", "pause", api.RolloutActionRequest{Who: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if _, err := f.c.Action(ctx, "r-bake-pause", "resume", api.RolloutActionRequest{Who: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	r := waitEnd(t, f.c, "r-bake-pause")
+	g := r.Waves[1].Gates[0]
+	paused := time.Duration(g.PausedMS) * time.Millisecond
+	if r.State != api.RolloutSucceeded || paused < 550*time.Millisecond || g.Ended.Sub(*g.Started) < 400*time.Millisecond+paused ||
+		!strings.HasPrefix(g.Evidence, "baked 400ms (paused ") {
+		t.Fatalf("state %s, bake %+v (window %s)", r.State, g, g.Ended.Sub(*g.Started))
+	}
 }

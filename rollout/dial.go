@@ -137,6 +137,7 @@ func (c *Coordinator) dial(r api.Rollout, h fleet.Host) (fleet.Daemon, error) {
 func (c *Coordinator) bound(cl *api.Client) *api.Client {
 	cl.SetTimeout(c.opts.CallTimeout)
 	cl.SetMaxAnswer(MaxAnswer)
+	cl.SetNoHints() // the coordinator's errors name no CLI flag
 	return cl
 }
 

@@ -52,7 +52,9 @@ func (c *Coordinator) drive(ctx context.Context, id string, wake <-chan struct{}
 			st := outcome(r)
 			why := ""
 			if st == api.RolloutFailed {
-				why = conflictsWhy(r)
+				if why = conflictsWhy(r); why == "" {
+					why = notSucceededWhy(r)
+				}
 			}
 			c.finish(id, st, why)
 			return
@@ -272,11 +274,56 @@ func (c *Coordinator) stop(r *api.Rollout, state, why string) {
 		}
 	}
 	r.State, r.Finished, r.Stopped = state, &now, why
-	if why != "" {
+	switch {
+	case why != "":
 		c.event(r, "rollout %s: %s", state, why)
-	} else {
+	case state == api.RolloutSucceeded:
+		c.event(r, "rollout %s: %s", state, succeededText(*r))
+	default:
 		c.event(r, "rollout %s", state)
 	}
+}
+
+// notSucceededWhy is why a rollout whose waves all ran failed: its hosts
+// that did not succeed, each with its state ("1 host(s) did not succeed:
+// h4 unreachable"), or that no host deployed anything.
+func notSucceededWhy(r api.Rollout) string {
+	var bad []string
+	for _, h := range r.Hosts {
+		switch fleet.HostState(h.State) {
+		case fleet.HostSucceeded, fleet.HostNoMatch:
+		default:
+			bad = append(bad, h.Host.Name+" "+h.State)
+		}
+	}
+	if len(bad) == 0 {
+		return "no host deployed anything: the selection matched no instance on any host"
+	}
+	const shown = 10
+	n, more := len(bad), ""
+	if n > shown {
+		more = fmt.Sprintf(" and %d more", n-shown)
+		bad = bad[:shown]
+	}
+	return fmt.Sprintf("%d host(s) did not succeed: %s%s", n, strings.Join(bad, ", "), more)
+}
+
+// succeededText says how a succeeded rollout's hosts ended.
+func succeededText(r api.Rollout) string {
+	ok, none := 0, 0
+	for _, h := range r.Hosts {
+		switch fleet.HostState(h.State) {
+		case fleet.HostSucceeded:
+			ok++
+		case fleet.HostNoMatch:
+			none++
+		}
+	}
+	s := fmt.Sprintf("%d of %d host(s) succeeded", ok, len(r.Hosts))
+	if none > 0 {
+		s += fmt.Sprintf(", %d matched no instance", none)
+	}
+	return s
 }
 
 // outcome is a rollout's state once every wave ended.
@@ -349,7 +396,8 @@ func (c *Coordinator) runHost(base, ctx context.Context, r api.Rollout, hi int) 
 	}
 	depID := h.Deployment
 	if depID == "" {
-		ds, err := d.FleetDeployments(ctx, id)
+		var ds []api.Deployment
+		err := c.firstCall(ctx, func() (err error) { ds, err = d.FleetDeployments(ctx, id); return err })
 		if err != nil {
 			if ctx.Err() == nil {
 				fail(stateOf(err), fmt.Errorf("list deployments of rollout %s: %w", id, err))
@@ -409,6 +457,39 @@ func (c *Coordinator) runHost(base, ctx context.Context, r api.Rollout, hi int) 
 	c.follow(base, ctx, id, hi, d, depID, pollOf(r))
 }
 
+// firstTries are the waits between the tries of a host's first call at
+// a wave's start (its lookup) while the host is unreachable: a host
+// restarting, or a connection refused once, is not given up at once.
+var firstTries = []time.Duration{time.Second, 3 * time.Second}
+
+// firstCall makes call, tried again after each of firstTries while it
+// fails unreachable and the next try would still start within the
+// per-call deadline since the first (a host that hangs is not waited on
+// thrice); the error of the last try says how many there were.
+func (c *Coordinator) firstCall(ctx context.Context, call func() error) error {
+	start := time.Now()
+	err := call()
+	tries := 1
+	for _, wait := range firstTries {
+		if err == nil || api.ErrorKind(err) != api.KindUnavailable || ctx.Err() != nil || time.Since(start)+wait > c.opts.CallTimeout {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		err = call()
+		tries++
+	}
+	if err != nil && tries > 1 {
+		return api.Errorf(api.ErrorKind(err), "%s (%d tries over %s)", err.Error(), tries, time.Since(start).Round(100*time.Millisecond))
+	}
+	return err
+}
+
 // retryHost asks host hi's daemon to retry its deployment (its failed
 // instances only) and records it; false when the host is not to be
 // followed (ended, or ctx done). A retry the host refuses because the
@@ -441,6 +522,7 @@ func (c *Coordinator) retryHost(ctx context.Context, r api.Rollout, hi int, d fl
 	if err != nil {
 		refused = err.Error()
 	}
+	nothingLeft := strings.Contains(refused, "has nothing to retry")
 	_, err = c.update(id, func(r *api.Rollout) error {
 		hs := &r.Hosts[hi]
 		hs.Retry, hs.State = false, string(fleet.HostRunning)
@@ -452,13 +534,31 @@ func (c *Coordinator) retryHost(ctx context.Context, r api.Rollout, hi int, d fl
 			hs.Retries++
 			c.event(r, "host %s: deployment %s retried (its failed instances run again)", hs.Host.Name, hs.Deployment)
 		case strings.Contains(refused, "has nothing to retry"):
-			c.event(r, "host %s: deployment %s not retried: it has nothing to retry on the host (every instance succeeded there since); followed", hs.Host.Name, hs.Deployment)
+			// every instance of the deployment succeeded (a cancelled
+			// one's running instances finished): the host succeeded
+			hs.State, hs.Error = string(fleet.HostSucceeded), ""
+			c.event(r, "host %s succeeded: deployment %s has nothing to retry on the host: every instance of it succeeded (%s)", hs.Host.Name, hs.Deployment, succeededCount(*hs))
 		default:
 			c.event(r, "host %s: deployment %s not retried again: it runs on the host already; followed", hs.Host.Name, hs.Deployment)
 		}
 		return nil
 	})
-	return err == nil
+	return err == nil && !nothingLeft
+}
+
+// succeededCount says how many of a host's instances succeeded, as last
+// seen ("3 succeeded"; "its deployment was cancelled" when that is all
+// that is known).
+func succeededCount(h api.RolloutHostState) string {
+	n := h.Counts[string(deployer.InstanceSucceeded)]
+	s := "its instances succeeded"
+	if n > 0 {
+		s = fmt.Sprintf("%d succeeded", n)
+	}
+	if h.DeploymentState == string(deployer.DeploymentCancelled) {
+		s = "it was cancelled, but its running instances finished: " + s
+	}
+	return s
 }
 
 // alreadyRetried matches a host daemon's refusal of a retry that was

@@ -18,3 +18,11 @@ var GateURL = gateURL
 
 // CanonicalURL is canonicalURL, for tests.
 var CanonicalURL = canonicalURL
+
+// SetFirstTries sets the waits between the tries of a host's first call
+// and returns the ones it replaced.
+func SetFirstTries(waits ...time.Duration) []time.Duration {
+	old := firstTries
+	firstTries = waits
+	return old
+}

@@ -3,6 +3,7 @@ package rollout_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,9 @@ type scriptHost struct {
 	ivs     []api.Intervention
 	actions []string
 	deploys int
+	// cancelDone: a cancel finds every instance done (its running ones
+	// finish and succeed): the deployment ends cancelled, 3 succeeded
+	cancelDone bool
 }
 
 func (h *scriptHost) Deploy(_ context.Context, repo string, req api.DeployRequest) (api.Deployment, error) {
@@ -84,14 +88,18 @@ func (h *scriptHost) DeploymentAction(_ context.Context, id, action string) (api
 		}
 		switch action {
 		case "retry":
-			if d.State == string(deployer.DeploymentSucceeded) {
-				return api.Deployment{}, api.Errorf(api.KindInvalid, "deployment %s has nothing to retry", id)
+			if d.State == string(deployer.DeploymentSucceeded) || (len(d.Instances) > 0 && !slices.ContainsFunc(d.Instances, func(in api.DeploymentInstance) bool { return in.Status != deployer.InstanceSucceeded })) {
+				return api.Deployment{}, api.Errorf(api.KindInvalid, "deployment %s has nothing to retry: every instance succeeded", id)
 			}
 			d.State, d.Finished = "running", nil
 		case "cancel":
 			now := time.Now()
 			d.State, d.Finished = string(deployer.DeploymentCancelled), &now
 			d.Instances = []api.DeploymentInstance{{Name: "alpha", Status: deployer.InstanceNotStarted, Reason: "deployment cancelled"}}
+			if h.cancelDone {
+				d.Counts = map[string]int{"succeeded": 3}
+				d.Instances = []api.DeploymentInstance{{Name: "alpha", Status: deployer.InstanceSucceeded}, {Name: "beta", Status: deployer.InstanceSucceeded}, {Name: "gamma", Status: deployer.InstanceSucceeded}}
+			}
 		}
 		return *d, nil
 	}
@@ -435,5 +443,170 @@ func TestRollbackLeavesOutHostsNeverReachedAndStopsOnConflicts(t *testing.T) {
 	}
 	if f.hosts["h3"].deploys != 0 || f.hosts["h4"].deploys != 0 {
 		t.Fatalf("hosts never reached were deployed: h3 %d h4 %d", f.hosts["h3"].deploys, f.hosts["h4"].deploys)
+	}
+}
+
+// out19b #1: a host cancelled while its last instances ran, which then all
+// succeeded, stayed cancelled through 'fleet retry --failed' (the host
+// had nothing to retry) and the rollout failed forever. The retry records
+// the host succeeded, says why, and the rollout ends succeeded; a failed
+// end names its hosts that did not succeed.
+func TestCancelledHostWithEveryInstanceSucceeded(t *testing.T) {
+	f := newScriptFixture(t, "h1", "h2")
+	f.hosts["h1"].set(func(h *scriptHost) { h.hold, h.cancelDone = true, true })
+	ctx := context.Background()
+	if _, err := f.c.Submit(ctx, scriptRequest("r-cd", "h1", "h2")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, f.c, "r-cd", func(r api.Rollout) bool { return hostNamed(r, "h1").State == "running" })
+	if _, err := f.c.Action(ctx, "r-cd", "cancel", api.RolloutActionRequest{Who: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	r := waitEnd(t, f.c, "r-cd")
+	if r.State != api.RolloutCancelled || hostNamed(r, "h1").State != rollout.HostCancelled || r.Stopped == "" {
+		t.Fatalf("rollout %s (%q), h1 %+v", r.State, r.Stopped, hostNamed(r, "h1"))
+	}
+	f.hosts["h1"].set(func(h *scriptHost) { h.hold = false })
+	if _, err := f.c.Action(ctx, "r-cd", "retry", api.RolloutActionRequest{Who: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	r = waitEnd(t, f.c, "r-cd")
+	if h := hostNamed(r, "h1"); r.State != api.RolloutSucceeded || h.State != "succeeded" {
+		t.Fatalf("after retry: %s (%q) h1 %+v\n%s", r.State, r.Stopped, h, events(r))
+	}
+	ev := events(r)
+	for _, want := range []string{
+		"host h1 succeeded: deployment d000000000000001 has nothing to retry on the host: every instance of it succeeded (it was cancelled, but its running instances finished: 3 succeeded)",
+		"rollout succeeded: 2 of 2 host(s) succeeded",
+	} {
+		if !strings.Contains(ev, want) {
+			t.Fatalf("no %q in events:\n%s", want, ev)
+		}
+	}
+	if strings.Contains(ev, "host h1 cancelled: deployment d000000000000001 cancelled; deployment cancelled\nrollout failed") {
+		t.Fatalf("events:\n%s", ev)
+	}
+}
+
+// out19b #1: a rollout whose waves all ran but a host failed ended
+// 'rollout failed' with no reason; it names the hosts that did not
+// succeed, in its record, its event and its message.
+func TestFailedRolloutSaysWhichHosts(t *testing.T) {
+	f := newScriptFixture(t, "h1", "h2", "h3")
+	f.hosts["h3"].set(func(h *scriptHost) { h.end = failBeta })
+	req := scriptRequest("r-why2", "h1", "h2", "h3")
+	req.MaxFailedHosts = 2
+	if _, err := f.c.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	r := waitEnd(t, f.c, "r-why2")
+	want := "1 host(s) did not succeed: h3 failed"
+	if r.State != api.RolloutFailed || r.Stopped != want || !strings.Contains(events(r), "rollout failed: "+want) {
+		t.Fatalf("rollout %s stopped %q\n%s", r.State, r.Stopped, events(r))
+	}
+}
+
+// out19b #3: resubmitting a rollout id with another request answered
+// 'the coordinator has it already' and deployed nothing (a typo fixed
+// under the same id was silently dropped). The same request (who asked
+// aside) is still answered as it stands; another one is a conflict
+// naming the id and what differs.
+func TestResubmitAnotherRequestIsAConflict(t *testing.T) {
+	f := newScriptFixture(t, "h1", "h2")
+	ctx := context.Background()
+	req := scriptRequest("r-again", "h1", "h2")
+	req.Request.Who = "alice"
+	if _, err := f.c.Submit(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	waitEnd(t, f.c, "r-again")
+	same := scriptRequest("r-again", "h1", "h2")
+	same.Request.Who = "bob"
+	got, err := f.c.Submit(ctx, same)
+	if err != nil || got.New || got.State != api.RolloutSucceeded {
+		t.Fatalf("same request: %+v %v", got, err)
+	}
+	other := scriptRequest("r-again", "h1", "h2")
+	other.Request.Set = []string{"/instance/app@version=3"}
+	other.Bake = "1s"
+	_, err = f.c.Submit(ctx, other)
+	want := "rollout r-again exists with another request (another selection, edits or options, gates): nothing submitted"
+	if api.ErrorKind(err) != api.KindConflict || err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("another request: %v (%s)", err, api.ErrorKind(err))
+	}
+	other = scriptRequest("r-again", "h1", "h2")
+	other.Hosts = other.Hosts[:1]
+	other.Canary, other.Waves = "h1", "1"
+	if _, err = f.c.Submit(ctx, other); api.ErrorKind(err) != api.KindConflict || !strings.Contains(err.Error(), "(another hosts, waves)") {
+		t.Fatalf("other hosts: %v", err)
+	}
+	n := 0
+	f.hosts["h1"].set(func(h *scriptHost) { n = h.deploys })
+	if n != 1 {
+		t.Fatalf("h1 deployed %d times", n)
+	}
+}
+
+// flakyHost answers unreachable to its first n lookups (a host daemon
+// restarting at the wave's start).
+type flakyHost struct {
+	*scriptHost
+	mu    sync.Mutex
+	fails int
+	tries int
+}
+
+func (h *flakyHost) FleetDeployments(ctx context.Context, fl string) ([]api.Deployment, error) {
+	h.mu.Lock()
+	h.tries++
+	fail := h.tries <= h.fails
+	h.mu.Unlock()
+	if fail {
+		return nil, api.Errorf(api.KindUnavailable, "cannot reach the daemon at http://h1: connection refused")
+	}
+	return h.scriptHost.FleetDeployments(ctx, fl)
+}
+
+// out19b #6: a host unreachable at its wave's start failed at once. Its
+// first call is tried again (3 tries); one that stays unreachable says
+// how often it was tried.
+func TestHostUnreachableAtStartIsTriedAgain(t *testing.T) {
+	old := rollout.SetFirstTries(10*time.Millisecond, 30*time.Millisecond)
+	t.Cleanup(func() { rollout.SetFirstTries(old...) })
+	st := openStore(t)
+	hosts := map[string]*flakyHost{"h1": {scriptHost: &scriptHost{}, fails: 2}, "h2": {scriptHost: &scriptHost{}, fails: 5}}
+	c := rollout.New(rollout.Options{Store: st, Dial: func(h fleet.Host) (fleet.Daemon, error) { return hosts[h.Name], nil }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	req := scriptRequest("r-flaky", "h1", "h2")
+	req.MaxFailedHosts = 2
+	if _, err := c.Submit(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	r := waitEnd(t, c, "r-flaky")
+	if h := hostNamed(r, "h1"); h.State != "succeeded" {
+		t.Fatalf("h1 (2 refused lookups): %+v\n%s", h, events(r))
+	}
+	h := hostNamed(r, "h2")
+	if h.State != "unreachable" || !strings.Contains(h.Error, "connection refused (3 tries over ") {
+		t.Fatalf("h2 (5 refused lookups): %+v", h)
+	}
+}
+
+// out19b #7: a dry-run rollout looked like a real one. Its record says
+// dry_run (fleet show's header, the status page), its submit event
+// '(dry run)'.
+func TestDryRunRolloutIsLabelled(t *testing.T) {
+	f := newScriptFixture(t, "h1")
+	req := scriptRequest("r-dry", "h1")
+	req.Request.DryRun, req.Request.Who = true, "alice"
+	if _, err := f.c.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	r := waitEnd(t, f.c, "r-dry")
+	if !r.DryRun || !strings.Contains(events(r), "submitted by alice (dry run): repo cc, 1 host(s) in 1 wave(s)") {
+		t.Fatalf("dry run %v, events:\n%s", r.DryRun, events(r))
 	}
 }

@@ -76,20 +76,34 @@ func (c *Coordinator) gate(ctx context.Context, r api.Rollout, wi, gi int) (time
 	var (
 		state, evidence string
 		wait            time.Duration
+		samples         *api.GateSamples
 	)
 	switch g.Kind {
 	case api.GateBake:
 		bake, _ := duration("bake", r.Request.Bake, 0)
-		until := g.Started.Add(bake)
+		paused := time.Duration(g.PausedMS) * time.Millisecond
+		until := g.Started.Add(bake + paused) // its clock stopped while paused
 		if now.Before(until) {
 			return until.Sub(now), nil
 		}
-		state, evidence = api.StepPassed, fmt.Sprintf("baked %s: from %s to %s; %d host(s) failed so far", bake, g.Started.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), r.Failed)
+		pausedText := ""
+		if paused > 0 {
+			shown := paused.Round(time.Second)
+			if paused < time.Second {
+				shown = paused.Round(10 * time.Millisecond)
+			}
+			pausedText = fmt.Sprintf(" (paused %s)", shown)
+		}
+		state, evidence = api.StepPassed, fmt.Sprintf("baked %s%s: from %s to %s; %d host(s) failed so far", bake, pausedText, g.Started.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), r.Failed)
 	case api.GateApprove:
 		if g.Approved == "" {
 			return pollOf(r) * 5, nil
 		}
-		state, evidence = api.StepPassed, fmt.Sprintf("approved by %s", g.Approved)
+		evidence = fmt.Sprintf("approved by %s", g.Approved)
+		if strings.HasPrefix(g.Evidence, evidence+" (before the gate ran)") {
+			evidence = g.Evidence
+		}
+		state = api.StepPassed
 	case api.GatePrometheus:
 		p := *r.Request.Prometheus
 		timeout, _ := duration("gate timeout", p.Timeout, defaultGateTimeout)
@@ -103,6 +117,7 @@ func (c *Coordinator) gate(ctx context.Context, r api.Rollout, wi, gi int) (time
 		} else {
 			seen = fmt.Sprintf("%s = %s (%s)", p.Query, strconv.FormatFloat(v, 'g', -1, 64), bounds(p))
 		}
+		samples = sampled(g.Samples, v, err == nil, ok, p, now)
 		evidence = fmt.Sprintf("%s at %s", cleanText(seen, maxSeen), now.UTC().Format(time.RFC3339))
 		switch {
 		case ok:
@@ -112,6 +127,7 @@ func (c *Coordinator) gate(ctx context.Context, r api.Rollout, wi, gi int) (time
 		default:
 			state, wait = api.StepWaiting, every
 		}
+		evidence += samplesText(samples)
 	case api.GateHTTP:
 		p := *r.Request.HTTP
 		timeout, _ := duration("gate timeout", p.Timeout, defaultGateTimeout)
@@ -138,6 +154,9 @@ func (c *Coordinator) gate(ctx context.Context, r api.Rollout, wi, gi int) (time
 			return nil
 		}
 		g.Evidence = evidence
+		if samples != nil {
+			g.Samples = samples
+		}
 		if state == api.StepWaiting {
 			return nil
 		}
@@ -152,6 +171,56 @@ func (c *Coordinator) gate(ctx context.Context, r api.Rollout, wi, gi int) (time
 		return nil
 	})
 	return wait, err
+}
+
+// sampled adds a poll of a Prometheus gate to its samples: its value v
+// (when the query answered), out of bounds unless ok.
+func sampled(prev *api.GateSamples, v float64, answered, ok bool, p api.PrometheusGate, now time.Time) *api.GateSamples {
+	s := api.GateSamples{}
+	if prev != nil {
+		s = *prev
+	}
+	s.Polls++
+	if ok {
+		return &s
+	}
+	s.OutOfBand++
+	if !answered || math.IsNaN(v) || math.IsInf(v, 0) {
+		return &s
+	}
+	if s.First == nil {
+		s.First, s.FirstAt = &v, &now
+	}
+	if s.Worst == nil || outBy(v, p) > outBy(*s.Worst, p) {
+		s.Worst, s.WorstAt = &v, &now
+	}
+	return &s
+}
+
+// outBy is how far v is out of p's bounds.
+func outBy(v float64, p api.PrometheusGate) float64 {
+	switch {
+	case p.Max != nil && v > *p.Max:
+		return v - *p.Max
+	case p.Min != nil && v < *p.Min:
+		return *p.Min - v
+	}
+	return 0
+}
+
+// samplesText is what a gate's evidence says of its polls that were out
+// of bounds ("" when none was): how many of how many, the first value
+// and the worst, with their times.
+func samplesText(s *api.GateSamples) string {
+	if s == nil || s.OutOfBand == 0 {
+		return ""
+	}
+	t := fmt.Sprintf("; %d of %d poll(s) out of bounds", s.OutOfBand, s.Polls)
+	if s.First != nil {
+		t += fmt.Sprintf(", first %s at %s, worst %s at %s", strconv.FormatFloat(*s.First, 'g', -1, 64), s.FirstAt.UTC().Format(time.RFC3339),
+			strconv.FormatFloat(*s.Worst, 'g', -1, 64), s.WorstAt.UTC().Format(time.RFC3339))
+	}
+	return t
 }
 
 func inBounds(v float64, p api.PrometheusGate) bool {

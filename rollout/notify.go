@@ -61,6 +61,7 @@ func notices(r api.Rollout) []notice {
 		ID: r.ID, Repo: r.Request.Repo, State: api.RolloutRunning, Waves: len(r.Waves), HostCount: len(r.Hosts),
 		Select: r.Request.Request.Select, Where: r.Request.Request.Where, Reason: r.Request.Request.Reason,
 		Ticket: r.Request.Request.Ticket, Who: r.Who, Follow: "deployer fleet show " + r.ID, Rollout: true,
+		DryRun: r.Request.Request.DryRun,
 	}
 	out := []notice{{key: "started", kind: notify.EventFleetStarted, ev: base}}
 	for _, w := range r.Waves {

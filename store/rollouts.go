@@ -26,6 +26,9 @@ type Rollout struct {
 	Created  time.Time       `json:"created"`
 	Updated  time.Time       `json:"updated"`
 	Finished time.Time       `json:"finished,omitzero"`
+	// Issues holds, per notification channel, the Jira issue its
+	// messages about this rollout go to (SetRolloutIssue).
+	Issues map[string]string `json:"issues,omitempty"`
 	// Version counts the writes of this rollout through this Store since
 	// it was opened (not stored): a reader that keeps a decoded rollout
 	// knows it is current while RolloutVersion answers the same.
@@ -178,4 +181,18 @@ func (s *Store) Rollouts(limit int) ([]Rollout, error) {
 		out = out[:limit]
 	}
 	return out, nil
+}
+
+// SetRolloutIssue records that channel's messages about rollout id go to
+// Jira issue key (its first message filed it): later messages, also after
+// a restart, comment on it instead of filing another.
+func (s *Store) SetRolloutIssue(id, channel, key string) error {
+	_, err := s.UpdateRollout(id, func(r *Rollout) error {
+		if r.Issues == nil {
+			r.Issues = map[string]string{}
+		}
+		r.Issues[channel] = key
+		return nil
+	})
+	return err
 }

@@ -91,6 +91,9 @@ func (s *Server) search(w http.ResponseWriter, jql string) {
 	}
 	var hits []map[string]any
 	for _, is := range s.issues {
+		if s.blindSearch {
+			break
+		}
 		ok := !(strings.Contains(jql, "resolution = Unresolved") && is.Done)
 		for _, m := range labelTerm.FindAllStringSubmatch(jql, -1) {
 			ok = ok && slices.Contains(is.Labels, m[1])

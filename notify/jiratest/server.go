@@ -47,6 +47,7 @@ type Server struct {
 	fieldGets     int
 	failCreates   int
 	retiredSearch bool
+	blindSearch   bool
 	status        int
 	hang          bool
 }
@@ -86,6 +87,10 @@ func (s *Server) FailCreates(n int) { s.locked(func() { s.failCreates = n }) }
 // RetireSearch makes GET /rest/api/2/search answer 410, as Jira Cloud
 // does; /rest/api/2/search/jql keeps working.
 func (s *Server) RetireSearch() { s.locked(func() { s.retiredSearch = true }) }
+
+// BlindSearch makes every search from now on find no issue, as Jira's
+// search does for an issue filed moments ago (its index lags).
+func (s *Server) BlindSearch() { s.locked(func() { s.blindSearch = true }) }
 
 // SetStatus makes every request from now on answer status with a Jira
 // error body saying "Jira is having a bad day", before any other check;

@@ -420,6 +420,15 @@ func rolloutHostCounts(ro api.Rollout) map[fleet.HostState]int {
 	return counts
 }
 
+// rolloutState is ro's state, "succeeded (dry run)" for a dry run (its
+// record's dry_run, or its request's for a record stored before it).
+func rolloutState(ro api.Rollout) string {
+	if ro.DryRun || ro.Request.Request.DryRun {
+		return ro.State + " (dry run)"
+	}
+	return ro.State
+}
+
 // printRollout prints rollout ro as fleet show does; at are the flags
 // that reach its coordinator (coordinatorArgs), for the commands it names.
 func printRollout(w io.Writer, ro api.Rollout, at string) error {
@@ -427,7 +436,7 @@ func printRollout(w io.Writer, ro api.Rollout, at string) error {
 	if ro.Who != "" {
 		who = " by " + ro.Who
 	}
-	printf(w, "rollout %s: %s; %s; repo %s, submitted%s at %s\n", ro.ID, ro.State, rolloutSummary(ro),
+	printf(w, "rollout %s: %s; %s; repo %s, submitted%s at %s\n", ro.ID, rolloutState(ro), rolloutSummary(ro),
 		ro.Request.Repo, who, ro.Created.Local().Format(time.RFC3339))
 	if ro.Paused && ro.Finished == nil {
 		printf(w, "paused: no new wave starts until: deployer fleet resume %s%s\n", ro.ID, at)
@@ -600,7 +609,7 @@ Exit status: 0 listed, 1 an error, 2 usage.` + coordinatorHelp,
 			t := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(t, "ID\tSTATE\tHOSTS\tREPO\tWHO\tSUBMITTED\tSTOPPED")
 			for _, ro := range rs {
-				printf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ro.ID, ro.State, rolloutSummary(ro), ro.Request.Repo,
+				printf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ro.ID, rolloutState(ro), rolloutSummary(ro), ro.Request.Repo,
 					dash(ro.Who), ro.Created.Local().Format(time.RFC3339), dash(ro.Stopped))
 			}
 			return t.Flush()

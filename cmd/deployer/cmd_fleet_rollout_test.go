@@ -254,3 +254,44 @@ func TestCoordinatorWithoutTokenNamesCoordinator(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetShowDryRun: a dry-run rollout's state reads "succeeded (dry
+// run)" in fleet show's header (-o table too) and in its fleet history
+// row; a real one's does not.
+func TestFleetShowDryRun(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	end := opsT0.Add(time.Minute)
+	mk := func(id string, dry bool) api.Rollout {
+		return api.Rollout{ID: id, State: api.RolloutSucceeded, Created: opsT0, Finished: &end, DryRun: dry, Who: "alice",
+			Request: api.RolloutRequest{ID: id, Repo: "cc", Request: api.DeployRequest{Select: "instances/*.xml", DryRun: dry}},
+			Waves:   []api.RolloutWave{{Index: 1, Canary: true, Hosts: []string{"h1"}, State: api.StepDone}},
+			Hosts: []api.RolloutHostState{{Host: api.RolloutHost{Name: "h1", Datacenter: "fra"}, Wave: 1, State: "succeeded",
+				Deployment: id + ".h1", Counts: map[string]int{"succeeded": 2}}}}
+	}
+	b := &coordinatorBackend{rollouts: map[string]api.Rollout{"r-dry": mk("r-dry", true), "r-real": mk("r-real", false)}, order: []string{"r-dry", "r-real"}}
+	url, tok := serveCoordinator(t, b)
+	at := []string{"--coordinator", url, "--token-file", tok}
+	for _, args := range [][]string{{"fleet", "show", "r-dry"}, {"fleet", "show", "r-dry", "-o", "table"}} {
+		out, stderr, code := runCLI(t, append(args, at...)...)
+		if want := "rollout r-dry: succeeded (dry run); "; code != 0 || !strings.HasPrefix(out, want) {
+			t.Errorf("%v: exit %d, want it to start with %q:\n%s%s", args, code, want, out, stderr)
+		}
+	}
+	out, _, _ := runCLI(t, append([]string{"fleet", "show", "r-real"}, at...)...)
+	if !strings.HasPrefix(out, "rollout r-real: succeeded; ") {
+		t.Errorf("fleet show of a real rollout:\n%s", out)
+	}
+	out, stderr, code := runCLI(t, append([]string{"fleet", "history"}, at...)...)
+	var dry, real string
+	for _, l := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(l, "r-dry "):
+			dry = l
+		case strings.HasPrefix(l, "r-real "):
+			real = l
+		}
+	}
+	if code != 0 || !strings.Contains(dry, " succeeded (dry run) ") || strings.Contains(real, "dry run") || !strings.Contains(real, " succeeded ") {
+		t.Errorf("fleet history: exit %d\n%s%s", code, out, stderr)
+	}
+}

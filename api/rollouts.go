@@ -171,6 +171,11 @@ type RolloutHostState struct {
 	// "INSTANCE: why" (a rollback's instance whose value someone changed
 	// since the rollout, with both values).
 	Conflicts []string `json:"conflicts,omitempty"`
+	// Refused says the host's daemon refused the deployment request as
+	// invalid when it was submitted (an edit whose path does not match
+	// exactly one element in a selected instance): nothing was deployed
+	// there, and the request is at fault, not the host.
+	Refused bool `json:"refused,omitempty"`
 }
 
 // RolloutEvent is one line of a rollout's log: what the coordinator did

@@ -706,7 +706,7 @@ func (c *Coordinator) retry(r *api.Rollout, who, why string) error {
 			fresh = append(fresh, h.Host.Name)
 			h.Deployment, h.DeploymentState, h.Counts = "", "", nil
 		}
-		h.State, h.Error = string(fleet.HostNotStarted), ""
+		h.State, h.Error, h.Refused = string(fleet.HostNotStarted), "", false
 	}
 	var gates, waves []string
 	for wi := range r.Waves {

@@ -187,7 +187,8 @@ func hostRetried(st string) bool {
 }
 
 // endWave records wave wi's end and stops the rollout when its canary
-// failed or the failure budget is spent.
+// failed (every canary host refused the request as invalid: at once,
+// whatever the budget) or the failure budget is spent.
 func (c *Coordinator) endWave(r *api.Rollout, wi int) error {
 	w := &r.Waves[wi]
 	if w.State != api.StepRunning {
@@ -195,7 +196,8 @@ func (c *Coordinator) endWave(r *api.Rollout, wi int) error {
 	}
 	now := c.opts.Now()
 	w.State, w.Ended, w.Attempt = api.StepDone, &now, r.Attempt
-	waveFailed, noMatch, total, restored, conflicts := 0, 0, 0, 0, 0
+	waveFailed, noMatch, refused, total, restored, conflicts := 0, 0, 0, 0, 0, 0
+	refusedWhy := ""
 	var summary, conflicted []string
 	for _, h := range r.Hosts {
 		if h.Wave != w.Index {
@@ -209,6 +211,12 @@ func (c *Coordinator) endWave(r *api.Rollout, wi int) error {
 		}
 		if hostFailed(h.State) {
 			waveFailed++
+			if h.Refused {
+				refused++
+				if refusedWhy == "" {
+					refusedWhy = fleet.Cut(firstLine(h.Error), 300)
+				}
+			}
 		}
 		if h.State == string(fleet.HostNoMatch) {
 			noMatch++
@@ -226,6 +234,11 @@ func (c *Coordinator) endWave(r *api.Rollout, wi int) error {
 	why := ""
 	switch {
 	case r.Cancel:
+	case w.Canary && total > 0 && refused == total:
+		// the request itself is at fault, as for a single-host deploy:
+		// whatever the budget and even on the last wave, it stops here
+		c.stop(r, api.RolloutFailed, fmt.Sprintf("the canary wave refused the request before deploying anything (%s): fix the request and submit a new rollout", refusedWhy))
+		return nil
 	case w.Canary && waveFailed > 0:
 		why = fmt.Sprintf("canary wave failed on %d host(s)", waveFailed)
 	case w.Canary && noMatch == total && r.Request.RollbackOf == "":
@@ -433,10 +446,16 @@ func (c *Coordinator) runHost(base, ctx context.Context, r api.Rollout, hi int) 
 					return // resumed after the restart: the host is asked first
 				}
 				st := stateOf(err)
-				if isNoMatch(err) {
+				refused := false
+				switch {
+				case isNoMatch(err):
 					st = fleet.HostNoMatch
+				case api.ErrorKind(err) == api.KindInvalid:
+					refused = true // the request is at fault (HTTP 400): see endWave
 				}
-				fail(st, fmt.Errorf("deploy: %w", err))
+				_, _ = c.setHost(id, hi, func(hs *api.RolloutHostState) {
+					hs.State, hs.Error, hs.Refused = string(st), "deploy: "+err.Error(), refused
+				})
 				return
 			}
 			if err := checkAnswered(dep, ""); err != nil {

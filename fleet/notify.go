@@ -130,7 +130,8 @@ func (n *Notifier) Wire(hosts []Host, opts Options) (Options, error) {
 	waves, _ := Plan(hosts, opts.PlanOptions) // on an error Deploy fails the same way and calls nothing
 	n.on, n.id, n.hosts, n.waves = true, opts.ID, len(hosts), len(waves)
 	n.event = notify.FleetEvent{ID: opts.ID, Repo: opts.Repo, Waves: len(waves), HostCount: len(hosts),
-		Select: q.Select, Where: q.Where, Reason: q.Reason, Ticket: q.Ticket, Who: q.Who, Follow: n.opts.Follow}
+		Select: q.Select, Where: q.Where, Reason: q.Reason, Ticket: q.Ticket, Who: q.Who, Follow: n.opts.Follow,
+		DryRun: q.DryRun} // a dry run is not wired (above); should it be, its titles say "(dry run)" as a rollout's
 	progress := opts.Progress
 	opts.Progress = func(p Progress) {
 		if progress != nil {

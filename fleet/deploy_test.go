@@ -42,6 +42,8 @@ func TestPlan(t *testing.T) {
 			[][]string{{"fra-1"}, {"fra-2", "ams-1"}, {"nyc-1", "ams-2"}, {"nyc-2"}}},
 		{"bucket 3 hits each datacenter once per wave", fleet.PlanOptions{Canary: "nyc-2", HostBucket: 3},
 			[][]string{{"nyc-2"}, {"fra-1", "ams-1", "nyc-1"}, {"fra-2", "ams-2"}}},
+		{"canary host list, in the order given", fleet.PlanOptions{Canary: "nyc-2, fra-1", HostBucket: 2},
+			[][]string{{"nyc-2", "fra-1"}, {"fra-2", "ams-1"}, {"nyc-1", "ams-2"}}},
 		{"canary datacenter", fleet.PlanOptions{CanaryDC: "ams", HostBucket: 2},
 			[][]string{{"ams-1", "ams-2"}, {"fra-1", "nyc-1"}, {"fra-2", "nyc-2"}}},
 		{"bucket larger than the fleet", fleet.PlanOptions{HostBucket: 100},
@@ -75,6 +77,8 @@ func TestPlanErrors(t *testing.T) {
 	}{
 		{"unknown canary host", sixHosts(), fleet.PlanOptions{Canary: "lon-1"}, `canary host "lon-1" is not in the host list`},
 		{"unknown canary datacenter", sixHosts(), fleet.PlanOptions{CanaryDC: "lon"}, `no host in canary datacenter "lon"`},
+		{"unknown host in a canary list", sixHosts(), fleet.PlanOptions{Canary: "fra-1,lon-1"}, `canary host "lon-1" is not in the host list`},
+		{"canary host named twice", sixHosts(), fleet.PlanOptions{Canary: "fra-1,fra-1"}, `canary host "fra-1" is named twice`},
 		{"canary host and datacenter", sixHosts(), fleet.PlanOptions{Canary: "fra-1", CanaryDC: "fra"}, "not both"},
 		{"negative bucket", sixHosts(), fleet.PlanOptions{HostBucket: -1}, "host bucket -1"},
 		{"no hosts", nil, fleet.PlanOptions{}, "no hosts"},

@@ -3,6 +3,7 @@ package fleet
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Wave is a group of hosts whose deployments run at the same time.
@@ -43,6 +44,18 @@ func Plan(hosts []Host, opts PlanOptions) ([]Wave, error) {
 	return waves, nil
 }
 
+// CanaryHosts splits a --canary value: one host name, or several separated
+// by commas (host names cannot hold one).
+func CanaryHosts(s string) []string {
+	var out []string
+	for _, n := range strings.Split(s, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func splitCanary(hosts []Host, opts PlanOptions) (canary, rest []Host, err error) {
 	switch {
 	case opts.Canary != "" && opts.CanaryDC != "":
@@ -60,11 +73,24 @@ func splitCanary(hosts []Host, opts PlanOptions) (canary, rest []Host, err error
 		}
 		return canary, rest, nil
 	case opts.Canary != "":
-		i := slices.IndexFunc(hosts, func(h Host) bool { return h.Name == opts.Canary })
-		if i < 0 {
-			return nil, nil, fmt.Errorf("%w: canary host %q is not in the host list", ErrInvalidOptions, opts.Canary)
+		// One host, or a comma-separated list of hosts, in the order given.
+		names := CanaryHosts(opts.Canary)
+		for _, name := range names {
+			i := slices.IndexFunc(hosts, func(h Host) bool { return h.Name == name })
+			if i < 0 {
+				return nil, nil, fmt.Errorf("%w: canary host %q is not in the host list", ErrInvalidOptions, name)
+			}
+			if slices.ContainsFunc(canary, func(h Host) bool { return h.Name == name }) {
+				return nil, nil, fmt.Errorf("%w: canary host %q is named twice", ErrInvalidOptions, name)
+			}
+			canary = append(canary, hosts[i])
 		}
-		return []Host{hosts[i]}, slices.Delete(slices.Clone(hosts), i, i+1), nil
+		for _, h := range hosts {
+			if !slices.Contains(names, h.Name) {
+				rest = append(rest, h)
+			}
+		}
+		return canary, rest, nil
 	}
 	return hosts[:1:1], slices.Clone(hosts[1:]), nil
 }

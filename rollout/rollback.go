@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sre-tools/deployer/api"
+	"github.com/sre-tools/deployer/fleet"
 )
 
 // A rollback is a new rollout over the same hosts, waves and gates whose
@@ -96,19 +97,20 @@ func (c *Coordinator) rollback(ctx context.Context, id string, req api.RolloutAc
 // rollback restores), with r's canary and canary datacenter when they are
 // among them.
 func reached(r api.Rollout) (hosts []api.RolloutHost, canary, canaryDC string) {
+	var canaries []string
 	for _, h := range r.Hosts {
 		if h.Deployment == "" {
 			continue
 		}
 		hosts = append(hosts, h.Host)
-		if h.Host.Name == r.Request.Canary {
-			canary = r.Request.Canary
+		if slices.Contains(fleet.CanaryHosts(r.Request.Canary), h.Host.Name) {
+			canaries = append(canaries, h.Host.Name)
 		}
 		if h.Host.Datacenter == r.Request.CanaryDC {
 			canaryDC = r.Request.CanaryDC
 		}
 	}
-	return hosts, canary, canaryDC
+	return hosts, strings.Join(canaries, ","), canaryDC
 }
 
 func reasonOf(r string) string {

@@ -185,7 +185,7 @@ With --in-process:
 	f.StringVar(&r.Reason, "reason", "", "why, for the commit messages and the record")
 	f.StringVar(&r.Ticket, "ticket", "", "ticket key, written as a commit trailer on every host (the coordinator's jira channel comments on it; --in-process with --jira-config posts the progress to it)")
 	f.BoolVar(&r.DryRun, "dry-run", false, "run the steps with DEPLOYER_DRY_RUN=1 and write nothing back, on every host")
-	f.StringVar(&o.req.Canary, "canary", "", "canary host (default: the first host)")
+	f.StringVar(&o.req.Canary, "canary", "", "canary host, or hosts separated by commas: the first wave (default: the first host)")
 	f.StringVar(&o.req.CanaryDC, "canary-dc", "", "canary datacenter: all its hosts form the canary wave")
 	f.IntVar(&o.req.HostBucket, "host-bucket", 1, "hosts per wave after the canary")
 	f.StringVar(&o.req.Waves, "waves", "", "wave sizes instead of --host-bucket: the hosts deployed once each wave ends, counts or percentages, e.g. 1,10%,50%,100%")

@@ -78,6 +78,7 @@ func TestPlanErrors(t *testing.T) {
 		{"unknown canary host", sixHosts(), fleet.PlanOptions{Canary: "lon-1"}, `canary host "lon-1" is not in the host list`},
 		{"unknown canary datacenter", sixHosts(), fleet.PlanOptions{CanaryDC: "lon"}, `no host in canary datacenter "lon"`},
 		{"unknown host in a canary list", sixHosts(), fleet.PlanOptions{Canary: "fra-1,lon-1"}, `canary host "lon-1" is not in the host list`},
+		{"empty name in a canary list", sixHosts(), fleet.PlanOptions{Canary: "fra-1,"}, `has an empty host name`},
 		{"canary host named twice", sixHosts(), fleet.PlanOptions{Canary: "fra-1,fra-1"}, `canary host "fra-1" is named twice`},
 		{"canary host and datacenter", sixHosts(), fleet.PlanOptions{Canary: "fra-1", CanaryDC: "fra"}, "not both"},
 		{"negative bucket", sixHosts(), fleet.PlanOptions{HostBucket: -1}, "host bucket -1"},

@@ -736,7 +736,7 @@ func (c *Coordinator) retry(r *api.Rollout, who, why string) error {
 	}
 	var what []string
 	if len(retried) > 0 {
-		what = append(what, fmt.Sprintf("failed host(s) %s again (their deployment's failed instances only)", strings.Join(retried, ", ")))
+		what = append(what, fmt.Sprintf("failed or cancelled host(s) %s again (their deployment's instances that did not succeed only)", strings.Join(retried, ", ")))
 	}
 	if len(fresh) > 0 {
 		what = append(what, fmt.Sprintf("host(s) %s that got no deployment: a new one", strings.Join(fresh, ", ")))

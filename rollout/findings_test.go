@@ -247,7 +247,7 @@ func TestCancelledHostDeploymentIsCancelled(t *testing.T) {
 	}
 	f.hosts["h2"].set(func(h *scriptHost) { h.hold = false })
 	got, err := f.c.Action(context.Background(), "r-cx", "retry", api.RolloutActionRequest{Who: "alice"})
-	if err != nil || !strings.Contains(got.RetryNote, "failed host(s) h2 again") {
+	if err != nil || !strings.Contains(got.RetryNote, "failed or cancelled host(s) h2 again") {
 		t.Fatalf("retry: %q %v", got.RetryNote, err)
 	}
 	if r = waitEnd(t, f.c, "r-cx"); r.State != api.RolloutSucceeded || hostNamed(r, "h2").State != "succeeded" {

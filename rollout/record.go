@@ -187,6 +187,11 @@ func (c *Coordinator) applyHost(r *api.Rollout, hi int, fn func(*api.RolloutHost
 		case h.Error != "":
 			detail = firstLine(h.Error)
 		}
-		c.event(r, "host %s %s: deployment %s %s", h.Host.Name, h.State, dashed(h.Deployment), detail)
+		if h.Deployment == "" {
+			// no deployment on the host: the why alone
+			c.event(r, "host %s %s: %s", h.Host.Name, h.State, detail)
+		} else {
+			c.event(r, "host %s %s: deployment %s %s", h.Host.Name, h.State, h.Deployment, detail)
+		}
 	}
 }

@@ -309,11 +309,16 @@ func (g *globalOptions) noCoordinator(err error) error {
 // coordinatorArgs are the flags that reach the same coordinator again, for
 // the commands printed to follow a rollout: --coordinator URL (a password
 // in it hidden) and its token and TLS files (names, never contents), or a
-// --socket given on the command line; nothing for the local daemon.
+// --socket or --config given on the command line; nothing for the local
+// daemon found by default.
 func (g *globalOptions) coordinatorArgs(cmd *cobra.Command) string {
 	if g.remote == "" {
 		if cmd.Flags().Changed("socket") {
 			return " --socket " + shellQuote(g.socket)
+		}
+		if cmd.Flags().Changed("config") {
+			// the socket came from this config file, not the default one
+			return " --config " + shellQuote(g.configPath)
 		}
 		return ""
 	}

@@ -76,7 +76,7 @@ func splitCanary(hosts []Host, opts PlanOptions) (canary, rest []Host, err error
 		// One host, or a comma-separated list of hosts, in the order given.
 		names := CanaryHosts(opts.Canary)
 		if len(names) != len(strings.Split(opts.Canary, ",")) {
-			return nil, nil, fmt.Errorf("%w: --canary %q has an empty host name: want HOST or HOST,HOST,...", ErrInvalidOptions, opts.Canary)
+			return nil, nil, fmt.Errorf("%w: --canary %q has an empty host name: want one host name or names separated by commas", ErrInvalidOptions, opts.Canary)
 		}
 		for _, name := range names {
 			i := slices.IndexFunc(hosts, func(h Host) bool { return h.Name == name })

@@ -112,7 +112,7 @@ func (c *Coordinator) drive(ctx context.Context, id string, wake <-chan struct{}
 // ended before (a retried wave's hosts that succeeded).
 func waveStartText(r api.Rollout, index int) string {
 	var run, done []string
-	for _, h := range r.Hosts {
+	for _, h := range waveHosts(r, index) {
 		switch {
 		case h.Wave != index:
 		case hostFinal(h.State):
@@ -128,6 +128,31 @@ func waveStartText(r api.Rollout, index int) string {
 		s += "; not run again: " + strings.Join(done, ", ")
 	}
 	return s
+}
+
+// waveHosts are the hosts of wave index in the wave's order (a canary
+// list's order as given), then any other host recorded in that wave.
+func waveHosts(r api.Rollout, index int) []api.RolloutHostState {
+	var out []api.RolloutHostState
+	seen := map[string]bool{}
+	for _, w := range r.Waves {
+		if w.Index != index {
+			continue
+		}
+		for _, name := range w.Hosts {
+			for _, h := range r.Hosts {
+				if h.Host.Name == name && h.Wave == index && !seen[name] {
+					out, seen[name] = append(out, h), true
+				}
+			}
+		}
+	}
+	for _, h := range r.Hosts {
+		if h.Wave == index && !seen[h.Host.Name] {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // waveEnded says whether every host of wave wi has ended, or was never

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -293,5 +294,35 @@ func TestFleetShowDryRun(t *testing.T) {
 	}
 	if code != 0 || !strings.Contains(dry, " succeeded (dry run) ") || strings.Contains(real, "dry run") || !strings.Contains(real, " succeeded ") {
 		t.Errorf("fleet history: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// TestFleetDeployConfigHint: a coordinator found through --config (its
+// listen.socket) is named again by --config in the command printed to
+// follow the rollout: typed as shown, it reaches the same daemon.
+func TestFleetDeployConfigHint(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // no client config
+	t.Setenv("DEPLOYER_SOCKET", "")
+	dir := t.TempDir()
+	sockDir, err := os.MkdirTemp("", "dcfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sock := filepath.Join(sockDir, "d.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &coordinatorBackend{rollouts: map[string]api.Rollout{}}
+	hs := api.NewHTTPServer((&api.Server{Backend: b}).Handler(false))
+	go hs.Serve(l)
+	t.Cleanup(func() { hs.Close() })
+	cfg := filepath.Join(dir, "coord.yaml")
+	writeFile(t, cfg, "host: coord\nstate_dir: "+filepath.Join(dir, "state")+"\nlisten: {socket: "+sock+"}\nrepos: []\n")
+	writeFile(t, filepath.Join(dir, "hosts.yaml"), "hosts:\n  - {name: h1, datacenter: fra, url: \"unix:///run/h1.sock\"}\n")
+	out, stderr, code := runCLI(t, "--config", cfg, "fleet", "deploy", "--inventory", filepath.Join(dir, "hosts.yaml"), "--repo", "cc", "--select", "instances/*.xml", "--id", "r-c")
+	if want := "follow it with: deployer fleet show r-c --wait --config " + cfg + "\n"; code != 0 || !strings.HasSuffix(out, want) {
+		t.Errorf("fleet deploy --config: exit %d\n%s%s\nwant the line to end %q", code, out, stderr, want)
 	}
 }

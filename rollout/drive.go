@@ -133,22 +133,26 @@ func waveStartText(r api.Rollout, index int) string {
 // waveHosts are the hosts of wave index in the wave's order (a canary
 // list's order as given), then any other host recorded in that wave.
 func waveHosts(r api.Rollout, index int) []api.RolloutHostState {
-	var out []api.RolloutHostState
-	seen := map[string]bool{}
+	in := map[string]api.RolloutHostState{}
+	for _, h := range r.Hosts {
+		if h.Wave == index {
+			in[h.Host.Name] = h
+		}
+	}
+	out := make([]api.RolloutHostState, 0, len(in))
 	for _, w := range r.Waves {
 		if w.Index != index {
 			continue
 		}
 		for _, name := range w.Hosts {
-			for _, h := range r.Hosts {
-				if h.Host.Name == name && h.Wave == index && !seen[name] {
-					out, seen[name] = append(out, h), true
-				}
+			if h, ok := in[name]; ok {
+				out = append(out, h)
+				delete(in, name)
 			}
 		}
 	}
 	for _, h := range r.Hosts {
-		if h.Wave == index && !seen[h.Host.Name] {
+		if _, ok := in[h.Host.Name]; ok {
 			out = append(out, h)
 		}
 	}

@@ -97,11 +97,7 @@ rollout still running, or (with --wait) a rollback that failed, 2 usage.` + coor
 			if err := rolloutIDArg(args[0]); err != nil {
 				return err
 			}
-			f, err := g.format()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			f, c, err := g.formatClient()
 			if err != nil {
 				return err
 			}
@@ -550,11 +546,7 @@ that failed or was cancelled, 2 usage.` + coordinatorHelp,
 			if err := rolloutIDArg(args[0]); err != nil {
 				return err
 			}
-			f, err := g.format()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			f, c, err := g.formatClient()
 			if err != nil {
 				return err
 			}
@@ -596,11 +588,7 @@ who submitted it and when.
 Exit status: 0 listed, 1 an error, 2 usage.` + coordinatorHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := g.format()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			f, c, err := g.formatClient()
 			if err != nil {
 				return err
 			}
@@ -639,11 +627,7 @@ nothing to ` + action + `), 2 usage.` + coordinatorHelp,
 			if err := rolloutIDArg(args[0]); err != nil {
 				return err
 			}
-			f, err := g.format()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			f, c, err := g.formatClient()
 			if err != nil {
 				return err
 			}

@@ -43,3 +43,9 @@ func (r *Repo) Watching() (bool, string) { return r.dirty.w != nil, r.dirty.noWa
 
 // PacksIndexed is how many packs syncer's own indexer indexed in this process.
 func PacksIndexed() int64 { return gitobj.PacksIndexed.Load() }
+
+// ThinBases counts the delta bases read from the store to store a thin fetched pack.
+func ThinBases() int64 { return gitobj.ThinBases.Load() }
+
+// PacksUnpacked counts the fetched packs stored as loose objects.
+func PacksUnpacked() int64 { return gitobj.PacksUnpacked.Load() }

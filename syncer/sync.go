@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
@@ -157,34 +155,6 @@ func (r *Repo) sync(ctx context.Context, known string) (Result, error) {
 		return r.recover(ctx, res, known, err)
 	}
 	return res, err
-}
-
-// fetch fetches the branch into the remote-tracking ref; the blobs of a large pack stay
-// decoded in memory for the checkout move that follows (gitobj.IndexingStorage.Fresh),
-// until that move or the end of the Sync. A fetch that fails leaves no
-// temporary pack behind: go-git's pack writer keeps its tmp_pack_ file when the pack it
-// receives does not parse (a transfer cut short), and each retry would add one.
-func (r *Repo) fetch(ctx context.Context) error {
-	gitobj.DropFresh(r.repo.Storer)
-	spec := config.RefSpec(fmt.Sprintf("+%s:%s", r.local, r.remote))
-	err := r.repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: remoteName,
-		RefSpecs:   []config.RefSpec{spec},
-		Auth:       r.opts.Auth,
-		Tags:       git.NoTags,
-
-		CABundle:        r.opts.TLS.CABundle,
-		InsecureSkipTLS: r.opts.TLS.InsecureSkipVerify,
-		ClientCert:      r.opts.TLS.ClientCert,
-		ClientKey:       r.opts.TLS.ClientKey,
-	})
-	if errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil
-	}
-	if err != nil {
-		r.removeTempPacks()
-	}
-	return err
 }
 
 // removeTempPacks deletes the temporary packs of transfers that did not finish, and the

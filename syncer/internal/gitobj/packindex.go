@@ -1,11 +1,14 @@
 package gitobj
 
 import (
+	"bufio"
 	"bytes"
 	"compress/zlib"
+	"crypto/sha1"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -48,6 +51,8 @@ type IndexingStorage struct {
 	// clone's checkout; layout is it.
 	keepLayout bool
 	layout     *packLayout
+	// packs reads the pack indexes for Has and readStored, apart from go-git's.
+	packs packSet
 }
 
 // freshBlobs are blob contents the indexer decoded, by hash, up to a total size; each was
@@ -123,6 +128,7 @@ func NewRepoStorage(dot billy.Filesystem) *IndexingStorage {
 		// read otherwise: a quarter of the reads of a 2,000-file sync); Repo.Close closes them.
 		Storage:    filesystem.NewStorageWithOptions(dot, cache.NewObjectLRUDefault(), filesystem.Options{MaxOpenDescriptors: 16}),
 		packDir:    filepath.Join(dot.Root(), "objects", "pack"),
+		packs:      packSet{dir: filepath.Join(dot.Root(), "objects", "pack")},
 		minObjects: LargeFetch,
 		keepFresh:  freshLimit,
 	}
@@ -138,6 +144,7 @@ func NewCloneStorage(dot billy.Filesystem) *IndexingStorage {
 	return &IndexingStorage{
 		Storage:    filesystem.NewStorage(dot, cache.NewObjectLRU(cloneCache)),
 		packDir:    filepath.Join(dot.Root(), "objects", "pack"),
+		packs:      packSet{dir: filepath.Join(dot.Root(), "objects", "pack")},
 		keepLayout: true,
 	}
 }
@@ -265,6 +272,10 @@ type packWriter struct {
 
 	keepLayout bool
 	layout     *packLayout // the pack's layout, when keepLayout, once saved
+
+	// external, when set, reads an object of the store: the pack may be thin (a fetch's),
+	// and the bases of its deltas that are not in it are appended to it (fixThin).
+	external func(plumbing.Hash) (plumbing.ObjectType, []byte, error)
 }
 
 func (w *packWriter) Write(p []byte) (int, error) {
@@ -303,9 +314,21 @@ func (w *packWriter) finish(tmp string, scanErr error) error {
 	if scanErr != nil {
 		return scanErr
 	}
-	tree, err := resolveDeltas(tmp, w.objs, w.fresh)
+	tree, err := resolveDeltas(tmp, w.objs, w.fresh, nil)
 	if err != nil {
 		return err
+	}
+	if w.external != nil && unresolved(w.objs) > 0 {
+		if tree, err = w.fixThin(tmp); err != nil {
+			return err
+		}
+	}
+	if n := unresolved(w.objs); n > 0 {
+		for i := range w.objs {
+			if w.objs[i].hash.IsZero() {
+				return fmt.Errorf("delta at offset %d: base not in the pack (%d such deltas)", w.objs[i].offset, n)
+			}
+		}
 	}
 	base := filepath.Join(w.dir, "pack-"+w.checksum.String())
 	if err := writeIdx(base+".idx", w.objs, w.checksum); err != nil {
@@ -445,8 +468,10 @@ func (t *deltaTree) children(i int, h plumbing.Hash) []int32 {
 }
 
 // resolveDeltas is the second pass: from each whole object with deltas against it, depth
-// first, on GOMAXPROCS goroutines each with its own file handle.
-func resolveDeltas(path string, objs []packObj, fresh *freshBlobs) (*deltaTree, error) {
+// first, on GOMAXPROCS goroutines each with its own file handle. With only (not nil), only
+// the objects it marks are roots. Deltas whose base is not in the pack are left unresolved
+// (zero hash: see unresolved).
+func resolveDeltas(path string, objs []packObj, fresh *freshBlobs, only func(i int) bool) (*deltaTree, error) {
 	tree := newDeltaTree(objs)
 	roots := make(chan int, 64)
 	workers := runtime.GOMAXPROCS(0)
@@ -460,7 +485,7 @@ func resolveDeltas(path string, objs []packObj, fresh *freshBlobs) (*deltaTree, 
 		}()
 	}
 	for i := range objs {
-		if !objs[i].isDelta() && len(tree.children(i, objs[i].hash)) > 0 {
+		if (only == nil || only(i)) && !objs[i].isDelta() && len(tree.children(i, objs[i].hash)) > 0 {
 			roots <- i
 		}
 	}
@@ -472,12 +497,129 @@ func resolveDeltas(path string, objs []packObj, fresh *freshBlobs) (*deltaTree, 
 			return nil, err
 		}
 	}
+	return tree, nil
+}
+
+// unresolved counts the objects of objs whose hash is not known: deltas whose base is not in
+// the pack.
+func unresolved(objs []packObj) int {
+	n := 0
 	for i := range objs {
 		if objs[i].hash.IsZero() {
-			return nil, fmt.Errorf("delta at offset %d: base not in the pack", objs[i].offset)
+			n++
 		}
 	}
-	return tree, nil
+	return n
+}
+
+// fixThin completes the thin pack at path (as git index-pack --fix-thin does): the bases of
+// its REF deltas that are not in it are read from the store (w.external) and appended as
+// whole objects, the object count in the header and the trailing checksum are rewritten,
+// and the deltas against them are resolved. It returns the pack's delta tree.
+func (w *packWriter) fixThin(path string) (*deltaTree, error) {
+	inPack := make(map[plumbing.Hash]bool, len(w.objs))
+	for i := range w.objs {
+		if !w.objs[i].hash.IsZero() {
+			inPack[w.objs[i].hash] = true
+		}
+	}
+	var bases []plumbing.Hash
+	seen := map[plumbing.Hash]bool{}
+	for i := range w.objs {
+		o := &w.objs[i]
+		if o.hash.IsZero() && o.typ == plumbing.REFDeltaObject && !inPack[o.parentRef] && !seen[o.parentRef] {
+			seen[o.parentRef] = true
+			bases = append(bases, o.parentRef)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	end := fi.Size() - 20
+	first := len(w.objs)
+	cw := &countingWriter{w: bufio.NewWriterSize(io.NewOffsetWriter(f, end), 256<<10)}
+	zw, _ := zlib.NewWriterLevel(io.Discard, zlib.BestSpeed)
+	for _, h := range bases {
+		typ, data, err := w.external(h)
+		if err != nil {
+			return nil, err
+		}
+		if got := plumbing.ComputeHash(typ, data); got != h {
+			return nil, fmt.Errorf("delta base %s: the store's copy hashes to %s", h, got)
+		}
+		offset := end + cw.n
+		crc := crc32.NewIEEE()
+		out := io.MultiWriter(cw, crc)
+		var hdr [16]byte
+		n := packEntryHeader(hdr[:], typ, uint64(len(data)))
+		if _, err := out.Write(hdr[:n]); err != nil {
+			return nil, err
+		}
+		zw.Reset(out)
+		if _, err := zw.Write(data); err != nil {
+			return nil, err
+		}
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+		w.objs = append(w.objs, packObj{offset: offset, hash: h, typ: typ, crc: crc.Sum32()})
+	}
+	if err := cw.w.(*bufio.Writer).Flush(); err != nil {
+		return nil, err
+	}
+	// The header's object count, then the checksum of everything before the trailer.
+	var count [4]byte
+	binary.BigEndian.PutUint32(count[:], uint32(len(w.objs)))
+	if _, err := f.WriteAt(count[:], 8); err != nil {
+		return nil, err
+	}
+	size := end + cw.n
+	sum := sha1.New()
+	if _, err := io.Copy(sum, io.NewSectionReader(f, 0, size)); err != nil {
+		return nil, err
+	}
+	copy(w.checksum[:], sum.Sum(nil))
+	if _, err := f.WriteAt(w.checksum[:], size); err != nil {
+		return nil, err
+	}
+	if err := f.Truncate(size + 20); err != nil {
+		return nil, err
+	}
+	return resolveDeltas(path, w.objs, w.fresh, func(i int) bool { return i >= first })
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// packEntryHeader writes the header of a whole object's pack entry (type and size, base 128
+// with 4 bits first) into b and returns its length.
+func packEntryHeader(b []byte, typ plumbing.ObjectType, size uint64) int {
+	c := byte(typ)<<4 | byte(size&0x0f)
+	size >>= 4
+	n := 0
+	for size != 0 {
+		b[n] = c | 0x80
+		n++
+		c = byte(size & 0x7f)
+		size >>= 7
+	}
+	b[n] = c
+	return n + 1
 }
 
 func resolveWorker(path string, objs []packObj, tree *deltaTree, roots <-chan int, fresh *freshBlobs) (err error) {

@@ -247,7 +247,9 @@ func indexFileOf(st storage.Storer, path string) bool {
 	case *filesystem.Storage:
 		fs = s
 	case *IndexingStorage:
-		fs = s.Storage
+		if s != nil {
+			fs = s.Storage
+		}
 	}
 	if fs == nil || filepath.Base(path) != "index" {
 		return false

@@ -24,8 +24,9 @@
 // # Caveats
 //
 // A [Repo] is not safe for concurrent use: the caller serialises Sync, WriteBack and the
-// other methods per repository (the daemon holds one lock per repo). go-git ignores git's
-// index.lock, so nothing else may write the checkout while a Repo is open.
+// other methods per repository (the daemon holds one lock per repo). The index is written
+// through git's index.lock (a leftover one fails the write, naming the file), but go-git
+// ignores git's other locks, so nothing else may write the checkout while a Repo is open.
 //
 // Credentials never appear in errors or logs: URLs are redacted (user:password becomes
 // user:xxxxx) and the password of a basic-auth method is scrubbed from error text. The

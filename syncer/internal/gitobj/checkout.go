@@ -620,9 +620,21 @@ func (c *IndexCache) Gen() uint64 { return c.gen }
 // changed without its stat data showing it ("racy git").
 func (c *IndexCache) Mtime() time.Time { return c.mtime }
 
-// Store writes idx as the index of st and keeps it.
+// Store writes idx as the index of st and keeps it. When st is a filesystem storage whose
+// index file is the cache's, the file is written here as git writes it: EncodeIndex's bytes
+// (go-git's, faster) into index.lock, created exclusively, renamed over index; an index.lock
+// that exists fails the write with an *IndexLockError and leaves the index as it was. Other
+// storages write it with their SetIndex. A failed write forgets the kept index (idx may be
+// the one Load returned, edited): the next Load reads the file.
 func (c *IndexCache) Store(st storage.Storer, idx *index.Index) error {
-	if err := st.SetIndex(idx); err != nil {
+	var err error
+	if indexFileOf(st, c.path) {
+		err = writeIndexFile(c.path, idx)
+	} else {
+		err = st.SetIndex(idx)
+	}
+	if err != nil {
+		c.idx = nil
 		return err
 	}
 	fi, err := os.Stat(c.path)

@@ -11,7 +11,9 @@
 //   - trees: [BuildTree], [TreeBatch] (a tree edited in memory across many commits),
 //     [StoreBlob], [StoreCommit] (loose objects at zlib level 1);
 //   - checkout: [CheckoutTree] writes a tree and its index from one walk, [ApplyTreeDiff]
-//     moves a worktree along a [DiffTrees] list, through an [IndexCache];
+//     moves a worktree along a [DiffTrees] list, through an [IndexCache], which writes the
+//     index as git does (index.lock renamed over index) with [EncodeIndex]: go-git's
+//     encoding byte for byte, from one buffer;
 //   - dirty scan: [ScanDirty], one lstat per tracked file against the index's stat data, and
 //     [CheckDirty] for chosen entries (the incremental check);
 //   - tree diff: [DiffTreeHashes] merges raw trees, skipping equal entries and subtrees by

@@ -15,6 +15,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/format/pktline"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+
+	"github.com/sre-tools/deployer/syncer/internal/gitobj"
 )
 
 // This file is the one place that turns go-git's errors, many of them plain strings, into
@@ -174,7 +176,8 @@ func isGarbled(err error) bool {
 	if err == nil || localMissing(err) {
 		return false
 	}
-	if isCorrupt(err) || errors.Is(err, pktline.ErrInvalidPktLen) || errors.Is(err, pktline.ErrInvalidErrorLine) {
+	if isCorrupt(err) || errors.Is(err, pktline.ErrInvalidPktLen) || errors.Is(err, pktline.ErrInvalidErrorLine) ||
+		errors.Is(err, gitobj.ErrMissingBase) {
 		return true
 	}
 	s := err.Error()

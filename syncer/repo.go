@@ -193,6 +193,7 @@ func (r *Repo) openExisting() error {
 	}
 	r.repo = repo
 	r.removeTempPacks()
+	r.removeStaleIndexLock()
 	if err := r.ensureRemote(); err != nil {
 		return err
 	}
@@ -478,4 +479,14 @@ func (r *Repo) Close() error {
 	}
 	r.repo = nil
 	return err
+}
+
+// removeStaleIndexLock deletes .git/index.lock left by a process killed while it wrote the
+// index (gitobj.IndexCache.Store writes the lock and renames it over the index): the Repo is
+// the checkout's only writer, and until it is gone every index write fails. It is logged.
+func (r *Repo) removeStaleIndexLock() {
+	p := filepath.Join(r.opts.Dir, ".git", "index.lock")
+	if err := os.Remove(p); err == nil {
+		r.log.Warn().Str("file", p).Msg("removed the index lock of a write a crash interrupted")
+	}
 }

@@ -35,15 +35,19 @@ const maxUnpackBytes = 32 << 20
 // PacksUnpacked the fetched packs stored as loose objects, in this process, for the tests.
 var ThinBases, PacksUnpacked atomic.Int64
 
-// errThinBase is the error of a delta whose base is neither in the pack nor in the store. The
-// server made it against an object it believed we have: the local store is checked (the
-// text says "pack", so the syncer treats it as a pack that does not parse, not as a
-// missing object of ours) before anything else is concluded.
+// ErrMissingBase is wrapped by the error of a thin pack's delta whose base is neither in the
+// pack nor in the store. The server made it against an object it believed we have (reachable
+// from a commit we said we have): the syncer treats it as a pack that does not parse and
+// checks the local store before anything else is concluded.
+var ErrMissingBase = errors.New("delta base missing")
+
 type errThinBase struct{ base plumbing.Hash }
 
 func (e errThinBase) Error() string {
 	return fmt.Sprintf("fetched pack: delta base %s is neither in the pack nor in the local store", e.base)
 }
+
+func (e errThinBase) Unwrap() error { return ErrMissingBase }
 
 // StoreFetched stores the pack a fetch received (a thin pack, see above) from r: as loose
 // objects when small, as a completed pack otherwise. Nothing is left behind when the pack does

@@ -31,8 +31,9 @@ import (
 // benchmark repository that was most of a clone's 260 MB peak. Here, as git index-pack does,
 // the first pass streams the pack to disk while hashing the whole objects and noting where
 // each delta points; the second pass resolves each delta tree depth first from its base,
-// holding only the chain it is on, on GOMAXPROCS goroutines. Clone packs are never thin, so a
-// delta whose base is not in the pack is an error.
+// holding only the chain it is on, on GOMAXPROCS goroutines. A clone's pack is never thin: a
+// delta whose base is not in it is an error; a fetched pack may be (see fetchpack.go), and
+// the bases it lacks are appended to it from the store (fixThin).
 
 // IndexingStorage is a filesystem storage whose PackfileWriter indexes packs as above.
 type IndexingStorage struct {

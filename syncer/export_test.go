@@ -49,3 +49,9 @@ func ThinBases() int64 { return gitobj.ThinBases.Load() }
 
 // PacksUnpacked counts the fetched packs stored as loose objects.
 func PacksUnpacked() int64 { return gitobj.PacksUnpacked.Load() }
+
+// BasesFromWorktree counts the thin-pack delta bases read from the checkout's files.
+func BasesFromWorktree() int64 { return gitobj.BasesFromWorktree.Load() }
+
+// ThinRetries counts the fetches made again without a thin pack.
+func ThinRetries() int64 { return thinRetries.Load() }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
@@ -28,14 +29,33 @@ import (
 //
 // The blobs of the pack stay decoded in memory for the checkout move that follows
 // (gitobj.IndexingStorage.Fresh), until that move or the end of the Sync. A fetch that fails
-// leaves no temporary pack or object behind. Errors are go-git's transport errors as they
+// leaves no temporary pack or object behind. A thin pack with a delta against an object the
+// store lacks is fetched again, not thin (once). Errors are go-git's transport errors as they
 // came (classifyRemote reads them) or those of storing the pack.
-func (r *Repo) fetch(ctx context.Context) (err error) {
+func (r *Repo) fetch(ctx context.Context) error {
 	gitobj.DropFresh(r.repo.Storer)
 	st, ok := r.repo.Storer.(*gitobj.IndexingStorage)
 	if !ok {
 		return fmt.Errorf("fetch: storage %T is not the checkout's", r.repo.Storer)
 	}
+	err := r.fetchOnce(ctx, st, true)
+	if errors.Is(err, gitobj.ErrMissingBase) {
+		// The thin pack has a delta against an object this store should have (reachable from
+		// a commit we said we have) and has not, or the server made a mistake. Fetch again
+		// without a thin pack, as go-git's fetch always did: whatever else is missing, the
+		// checkout move that follows finds it (and the sync re-clones).
+		thinRetries.Add(1)
+		r.log.Warn().Err(r.red.Err(err)).Msg("a thin pack's delta base is not in the store; fetching again without a thin pack")
+		err = r.fetchOnce(ctx, st, false)
+	}
+	return err
+}
+
+// thinRetries counts the fetches made again without a thin pack, for the tests.
+var thinRetries atomic.Int64
+
+// fetchOnce is one upload-pack session: see fetch.
+func (r *Repo) fetchOnce(ctx context.Context, st *gitobj.IndexingStorage, thin bool) (err error) {
 	ep, err := transport.NewEndpoint(r.opts.URL)
 	if err != nil {
 		return err
@@ -75,7 +95,7 @@ func (r *Repo) fetch(ctx context.Context) (err error) {
 	// for a commit it does not have, go-git reads every pack index to say so (16 ms on the
 	// benchmark's repository, in a Sync that would otherwise read only loose objects), and
 	// the server answers an empty pack when it does.
-	if err := r.fetchPack(ctx, st, sess, ar, tip); err != nil {
+	if err := r.fetchPack(ctx, st, sess, ar, tip, thin); err != nil {
 		return err
 	}
 	if !r.has(tip) {
@@ -94,11 +114,13 @@ func (r *Repo) has(h plumbing.Hash) bool {
 	return r.repo.Storer.HasEncodedObject(h) == nil
 }
 
-func (r *Repo) fetchPack(ctx context.Context, st *gitobj.IndexingStorage, sess transport.UploadPackSession, ar *packp.AdvRefs, tip plumbing.Hash) error {
+func (r *Repo) fetchPack(ctx context.Context, st *gitobj.IndexingStorage, sess transport.UploadPackSession, ar *packp.AdvRefs, tip plumbing.Hash, thin bool) error {
 	req := packp.NewUploadPackRequestFromCapabilities(ar.Capabilities)
 	// go-git's transports drop thin-pack from what the server advertised (its own reader
 	// cannot take one); ours can. A server that cannot make one ignores the request.
-	_ = req.Capabilities.Set(capability.ThinPack)
+	if thin {
+		_ = req.Capabilities.Set(capability.ThinPack)
+	}
 	if ar.Capabilities.Supports(capability.NoProgress) {
 		_ = req.Capabilities.Set(capability.NoProgress)
 	}
@@ -118,7 +140,18 @@ func (r *Repo) fetchPack(ctx context.Context, st *gitobj.IndexingStorage, sess t
 	case req.Capabilities.Supports(capability.Sideband):
 		pack = sideband.NewDemuxer(sideband.Sideband, resp)
 	}
-	err = st.StoreFetched(pack)
+	// The bases of the pack's deltas are mostly the files of HEAD: read from the checkout
+	// when their content still hashes to the base (gitobj.WorktreeBases).
+	var wt *gitobj.WorktreeBases
+	if idx, err := r.idx.Load(r.repo.Storer); err == nil {
+		wt = &gitobj.WorktreeBases{Dir: r.opts.Dir, Index: idx}
+	}
+	err = st.StoreFetched(pack, wt)
+	if err != nil {
+		// Read the rest, so that a local server's process is not left blocked writing it
+		// while Close waits for it to exit.
+		_, _ = io.Copy(io.Discard, pack)
+	}
 	if cerr := resp.Close(); err == nil && cerr != nil {
 		err = cerr
 	}

@@ -137,32 +137,51 @@ func TestFetchThinLargeFixed(t *testing.T) {
 }
 
 // TestFetchThinBaseLostFromStore: the server sends a delta against an object the checkout
-// should have and has lost. The fetch fails as a pack that does not parse, the store check
-// finds the loss (the index names the blob), and the sync re-clones: StateCorrupt, no error,
-// the checkout at upstream.
+// should have and has lost (here the tree of instances/thin, from the previous fetch). The
+// fetch is made again without a thin pack, and the sync moves the checkout.
 func TestFetchThinBaseLostFromStore(t *testing.T) {
 	f, r := thinFixture(t, 50)
-	// A first change, stored loose: its blob is the base of the next one.
+	// A first change, stored loose: its tree of instances/thin is the base of the next one.
 	f.push("instances/thin/i0007.xml", instanceXML(7, "2"), "first")
 	if _, err := r.Sync(ctxT(t), r.Head()); err != nil {
 		t.Fatal(err)
 	}
-	blob := gitRun(t, f.dir, "rev-parse", "HEAD:instances/thin/i0007.xml")
-	loose := filepath.Join(f.dir, ".git", "objects", blob[:2], blob[2:])
+	tree := gitRun(t, f.dir, "rev-parse", "HEAD:instances/thin")
+	loose := filepath.Join(f.dir, ".git", "objects", tree[:2], tree[2:])
 	if err := os.Remove(loose); err != nil {
-		t.Fatalf("the first change's blob is not a loose object: %v", err)
+		t.Fatalf("the first change's tree is not a loose object: %v", err)
 	}
-	bases := syncer.ThinBases()
+	retries := syncer.ThinRetries()
 	tip := f.push("instances/thin/i0007.xml", instanceXML(7, "3"), "second")
 	res, err := r.Sync(ctxT(t), r.Head())
-	if err != nil {
-		t.Fatalf("sync: %v (%+v)", err, res)
+	if err != nil || res.State != syncer.StateBehind {
+		t.Fatalf("sync: %+v, %v", res, err)
 	}
-	if res.State != syncer.StateCorrupt {
-		t.Fatalf("state %s (%s), want %s", res.State, res.Detail, syncer.StateCorrupt)
+	if syncer.ThinRetries() != retries+1 {
+		t.Fatalf("thin retries: %d, want 1", syncer.ThinRetries()-retries)
 	}
-	if syncer.ThinBases() == bases {
-		t.Fatal("no delta base was asked of the store: the pack was not thin against the lost blob")
+	if got := gitRun(t, f.dir, "rev-parse", "HEAD"); got != tip {
+		t.Fatalf("HEAD %s, want %s", got, tip)
+	}
+	checkContent(t, f.dir)
+}
+
+// TestFetchThinBasesFromWorktree: the bases of a thin pack are read from the checkout's files
+// (gitobj's TestWorktreeBases checks the files that are not taken).
+func TestFetchThinBasesFromWorktree(t *testing.T) {
+	f, r := thinFixture(t, 120)
+	fromWT, bases := syncer.BasesFromWorktree(), syncer.ThinBases()
+	for i := 0; i < 110; i++ {
+		f.write(fmt.Sprintf("instances/thin/i%04d.xml", i), instanceXML(i, "2"))
+	}
+	tip := f.commit("wide change")
+	gitRun(t, f.human, "push", "-q", "origin", "main")
+	if _, err := r.Sync(ctxT(t), r.Head()); err != nil {
+		t.Fatal(err)
+	}
+	got, asked := syncer.BasesFromWorktree()-fromWT, syncer.ThinBases()-bases
+	if asked < 20 || got < asked*9/10 {
+		t.Fatalf("%d bases from the checkout's files of %d asked, want nearly all", got, asked)
 	}
 	checkHealthy(t, f.dir, tip)
 	checkContent(t, f.dir)

@@ -27,9 +27,17 @@ import (
 // UnpackLimit is the number of objects from which a fetched pack is kept as a pack.
 const UnpackLimit = 100
 
-// maxUnpackBytes bounds the size of a pack stored as loose objects, read in memory whole: a
-// larger one, whatever its object count, streams to disk and is indexed as a pack.
-const maxUnpackBytes = 32 << 20
+// maxUnpackBytes bounds the size of a pack stored as loose objects, read in memory whole, and
+// maxUnpackContent the total size of its objects once inflated and resolved (what a few
+// compressed bytes declare can be large): past either, whatever its object count, the pack
+// goes to disk and is indexed as a pack, whose reads are bounded per object.
+const (
+	maxUnpackBytes   = 32 << 20
+	maxUnpackContent = 128 << 20
+)
+
+// errUnpackLarge says a small pack's content is too large to unpack in memory.
+var errUnpackLarge = errors.New("pack content too large to unpack in memory")
 
 // ThinBases counts the delta bases read from the store to store a thin pack, and
 // PacksUnpacked the fetched packs stored as loose objects, in this process, for the tests.
@@ -50,9 +58,10 @@ func (e errThinBase) Error() string {
 func (e errThinBase) Unwrap() error { return ErrMissingBase }
 
 // StoreFetched stores the pack a fetch received (a thin pack, see above) from r: as loose
-// objects when small, as a completed pack otherwise. Nothing is left behind when the pack does
-// not parse. An empty stream stores nothing.
-func (s *IndexingStorage) StoreFetched(r io.Reader) error {
+// objects when small, as a completed pack otherwise. The bases of its deltas are read from
+// the checkout's files when wt (which may be nil) has them, else from the store. Nothing is
+// left behind when the pack does not parse. An empty stream stores nothing.
+func (s *IndexingStorage) StoreFetched(r io.Reader, wt *WorktreeBases) error {
 	s.fresh = nil
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(12)
@@ -76,10 +85,12 @@ func (s *IndexingStorage) StoreFetched(r io.Reader) error {
 			return fmt.Errorf("fetched pack: %w", err)
 		}
 		if len(data) <= maxUnpackBytes {
-			return s.unpack(data, int(count))
+			if err := s.unpack(data, int(count), wt); !errors.Is(err, errUnpackLarge) {
+				return err
+			}
 		}
 	}
-	w, err := s.thinWriter()
+	w, err := s.thinWriter(wt)
 	if err != nil {
 		return err
 	}
@@ -92,22 +103,22 @@ func (s *IndexingStorage) StoreFetched(r io.Reader) error {
 
 // thinWriter is indexingWriter for a fetched pack: deltas against objects of the store are
 // resolved by appending those bases to the pack.
-func (s *IndexingStorage) thinWriter() (io.WriteCloser, error) {
+func (s *IndexingStorage) thinWriter(wt *WorktreeBases) (io.WriteCloser, error) {
 	w, err := s.indexingWriter()
 	if err != nil {
 		return nil, err
 	}
 	pw := w.(*packWriter)
-	pw.external = s.readObject
+	pw.store, pw.wt = s, wt
 	return pw, nil
 }
 
-// readObject returns the type and content of object h of the store (see readStored), checked
+// readObject returns the type and content of object h of the store, read with rd, checked
 // against its hash: the base of a thin pack's delta. An object the store does not have is
 // errThinBase.
-func (s *IndexingStorage) readObject(h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
+func (s *IndexingStorage) readObject(rd *objReader, h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
 	ThinBases.Add(1)
-	typ, data, err := s.readStored(h)
+	typ, data, err := rd.read(h, 0)
 	if errors.Is(err, plumbing.ErrObjectNotFound) {
 		return 0, nil, errThinBase{base: h}
 	}
@@ -133,7 +144,7 @@ type unpacked struct {
 
 // unpack stores the count objects of the whole pack data as loose objects, after checking
 // the pack's checksum and resolving every delta (against the pack or the store).
-func (s *IndexingStorage) unpack(data []byte, count int) error {
+func (s *IndexingStorage) unpack(data []byte, count int, wt *WorktreeBases) error {
 	if len(data) < 32 {
 		return fmt.Errorf("fetched pack: %w: %d bytes", packfile.ErrMalformedPackFile, len(data))
 	}
@@ -146,9 +157,13 @@ func (s *IndexingStorage) unpack(data []byte, count int) error {
 	pos := 12
 	var br bytes.Reader
 	var zr io.ReadCloser
+	budget := maxUnpackContent
 	for i := 0; i < count; i++ {
-		o, n, err := parseEntry(body, pos, &br, &zr)
+		o, n, err := parseEntry(body, pos, &br, &zr, &budget)
 		if err != nil {
+			if errors.Is(err, errUnpackLarge) {
+				return err
+			}
 			return fmt.Errorf("fetched pack: object %d at offset %d: %w", i, pos, err)
 		}
 		byOffset[o.offset] = len(objs)
@@ -168,10 +183,21 @@ func (s *IndexingStorage) unpack(data []byte, count int) error {
 	// Resolve until nothing is pending: first every delta whose base is a resolved object of
 	// the pack; when none is left, one REF delta whose base is in the store (the thin part),
 	// then the pack again. A valid pack of n objects takes at most 2n passes.
+	var rd *objReader
+	defer func() {
+		if rd != nil {
+			rd.close()
+		}
+	}()
 	for pending := countPending(objs); pending > 0; {
-		resolved, err := s.resolvePass(objs, byOffset, byHash, false)
+		resolved, err := s.resolvePass(objs, byOffset, byHash, nil, &budget)
 		if err == nil && resolved == 0 {
-			resolved, err = s.resolvePass(objs, byOffset, byHash, true)
+			if rd == nil {
+				if rd, err = s.newReader(wt); err != nil {
+					return err
+				}
+			}
+			resolved, err = s.resolvePass(objs, byOffset, byHash, rd, &budget)
 		}
 		if err != nil {
 			return err
@@ -209,10 +235,10 @@ func countPending(objs []unpacked) int {
 }
 
 // resolvePass resolves the pending deltas of objs whose base is a resolved object of the pack
-// or, with external, the first REF delta whose base the store has (a base that neither the
-// pack nor the store has is an error only when no delta could be resolved). It returns how
-// many it resolved.
-func (s *IndexingStorage) resolvePass(objs []unpacked, byOffset map[int64]int, byHash map[plumbing.Hash]int, external bool) (int, error) {
+// or, with a reader of the store (external), the first REF delta whose base the store has (a
+// base that neither the pack nor the store has is an error only when no delta could be
+// resolved). It returns how many it resolved.
+func (s *IndexingStorage) resolvePass(objs []unpacked, byOffset map[int64]int, byHash map[plumbing.Hash]int, external *objReader, budget *int) (int, error) {
 	resolved := 0
 	var missing error
 	for i := range objs {
@@ -234,10 +260,10 @@ func (s *IndexingStorage) resolvePass(objs []unpacked, byOffset map[int64]int, b
 			btyp, base = objs[b].typ, objs[b].data
 		case ok:
 			btyp, base = objs[b].typ, objs[b].data
-		case !external:
+		case external == nil:
 			continue
 		default:
-			t, d, err := s.readObject(o.ref)
+			t, d, err := s.readObject(external, o.ref)
 			if errors.As(err, new(errThinBase)) {
 				missing = err
 				continue
@@ -247,6 +273,15 @@ func (s *IndexingStorage) resolvePass(objs []unpacked, byOffset map[int64]int, b
 			}
 			btyp, base = t, d
 		}
+		// The target's size leads the delta (after the base's): it counts against the
+		// budget before anything is allocated for it.
+		if _, d, ok := deltaSize(o.data); ok {
+			if size, _, ok := deltaSize(d); ok && size > uint64(*budget) {
+				return resolved, errUnpackLarge
+			} else if ok {
+				*budget -= int(size)
+			}
+		}
 		content, err := packfile.PatchDelta(base, o.data)
 		if err != nil {
 			return resolved, fmt.Errorf("fetched pack: delta at offset %d: %w", o.offset, err)
@@ -255,7 +290,7 @@ func (s *IndexingStorage) resolvePass(objs []unpacked, byOffset map[int64]int, b
 		o.hash = plumbing.ComputeHash(o.typ, o.data)
 		byHash[o.hash] = i
 		resolved++
-		if external {
+		if external != nil {
 			return resolved, nil
 		}
 	}
@@ -267,7 +302,7 @@ func (s *IndexingStorage) resolvePass(objs []unpacked, byOffset map[int64]int, b
 
 // parseEntry reads the pack entry at pos of body: its header and inflated data. It returns
 // the entry and its length in bytes.
-func parseEntry(body []byte, pos int, br *bytes.Reader, zr *io.ReadCloser) (unpacked, int, error) {
+func parseEntry(body []byte, pos int, br *bytes.Reader, zr *io.ReadCloser, budget *int) (unpacked, int, error) {
 	o := unpacked{offset: int64(pos)}
 	k := pos
 	if k >= len(body) {
@@ -317,9 +352,10 @@ func parseEntry(body []byte, pos int, br *bytes.Reader, zr *io.ReadCloser) (unpa
 	default:
 		return o, 0, fmt.Errorf("%w: object type %d", packfile.ErrMalformedPackFile, o.typ)
 	}
-	if size > maxUnpackBytes {
-		return o, 0, fmt.Errorf("%w: object of %d bytes in a pack of %d", packfile.ErrMalformedPackFile, size, len(body))
+	if size > uint64(*budget) {
+		return o, 0, errUnpackLarge
 	}
+	*budget -= int(size)
 	br.Reset(body[k:])
 	var err error
 	if *zr == nil {

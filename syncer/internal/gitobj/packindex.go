@@ -274,9 +274,10 @@ type packWriter struct {
 	keepLayout bool
 	layout     *packLayout // the pack's layout, when keepLayout, once saved
 
-	// external, when set, reads an object of the store: the pack may be thin (a fetch's),
-	// and the bases of its deltas that are not in it are appended to it (fixThin).
-	external func(plumbing.Hash) (plumbing.ObjectType, []byte, error)
+	// store, when set, is the store the pack is fetched into: the pack may be thin, and the
+	// bases of its deltas that are not in it are read there and appended to it (fixThin).
+	store *IndexingStorage
+	wt    *WorktreeBases // the checkout's files, for those bases; may be nil
 }
 
 func (w *packWriter) Write(p []byte) (int, error) {
@@ -319,7 +320,7 @@ func (w *packWriter) finish(tmp string, scanErr error) error {
 	if err != nil {
 		return err
 	}
-	if w.external != nil && unresolved(w.objs) > 0 {
+	if w.store != nil && unresolved(w.objs) > 0 {
 		if tree, err = w.fixThin(tmp); err != nil {
 			return err
 		}
@@ -545,31 +546,20 @@ func (w *packWriter) fixThin(path string) (*deltaTree, error) {
 	end := fi.Size() - 20
 	first := len(w.objs)
 	cw := &countingWriter{w: bufio.NewWriterSize(io.NewOffsetWriter(f, end), 256<<10)}
-	zw, _ := zlib.NewWriterLevel(io.Discard, zlib.BestSpeed)
-	for _, h := range bases {
-		typ, data, err := w.external(h)
+	for len(bases) > 0 {
+		chunk := bases[:min(len(bases), fixChunk)]
+		bases = bases[len(chunk):]
+		entries, err := w.store.baseEntries(chunk, w.wt)
 		if err != nil {
 			return nil, err
 		}
-		if got := plumbing.ComputeHash(typ, data); got != h {
-			return nil, fmt.Errorf("delta base %s: the store's copy hashes to %s", h, got)
+		for k, e := range entries {
+			offset := end + cw.n
+			if _, err := cw.Write(e.entry); err != nil {
+				return nil, err
+			}
+			w.objs = append(w.objs, packObj{offset: offset, hash: chunk[k], typ: e.typ, crc: crc32.ChecksumIEEE(e.entry)})
 		}
-		offset := end + cw.n
-		crc := crc32.NewIEEE()
-		out := io.MultiWriter(cw, crc)
-		var hdr [16]byte
-		n := packEntryHeader(hdr[:], typ, uint64(len(data)))
-		if _, err := out.Write(hdr[:n]); err != nil {
-			return nil, err
-		}
-		zw.Reset(out)
-		if _, err := zw.Write(data); err != nil {
-			return nil, err
-		}
-		if err := zw.Close(); err != nil {
-			return nil, err
-		}
-		w.objs = append(w.objs, packObj{offset: offset, hash: h, typ: typ, crc: crc.Sum32()})
 	}
 	if err := cw.w.(*bufio.Writer).Flush(); err != nil {
 		return nil, err
@@ -593,6 +583,71 @@ func (w *packWriter) fixThin(path string) (*deltaTree, error) {
 		return nil, err
 	}
 	return resolveDeltas(path, w.objs, w.fresh, func(i int) bool { return i >= first })
+}
+
+// fixChunk is how many bases fixThin reads and compresses before it writes them: it bounds
+// the compressed entries held in memory.
+const fixChunk = 512
+
+// fixEntry is one base appended to a thin pack: its type and its pack entry (header and
+// compressed content).
+type fixEntry struct {
+	typ   plumbing.ObjectType
+	entry []byte
+}
+
+// baseEntries reads the objects hashes of the store and makes each a pack entry, on
+// GOMAXPROCS goroutines (each its own reader: the bases of a wide change are thousands of
+// blobs, each at the end of a delta chain).
+func (s *IndexingStorage) baseEntries(hashes []plumbing.Hash, wt *WorktreeBases) ([]fixEntry, error) {
+	out := make([]fixEntry, len(hashes))
+	jobs := make(chan int)
+	workers := min(runtime.GOMAXPROCS(0), len(hashes))
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			rd, err := s.newReader(wt)
+			if err != nil {
+				for range jobs {
+				}
+				errs <- err
+				return
+			}
+			defer rd.close()
+			zw, _ := zlib.NewWriterLevel(io.Discard, zlib.BestSpeed)
+			for i := range jobs {
+				if err != nil {
+					continue // drain
+				}
+				var typ plumbing.ObjectType
+				var data []byte
+				if typ, data, err = s.readObject(rd, hashes[i]); err != nil {
+					continue
+				}
+				var hdr [16]byte
+				n := packEntryHeader(hdr[:], typ, uint64(len(data)))
+				buf := bytes.NewBuffer(make([]byte, 0, n+len(data)/2+64))
+				buf.Write(hdr[:n])
+				zw.Reset(buf)
+				if _, err = zw.Write(data); err == nil {
+					err = zw.Close()
+				}
+				out[i] = fixEntry{typ: typ, entry: buf.Bytes()}
+			}
+			errs <- err
+		}()
+	}
+	for i := range hashes {
+		jobs <- i
+	}
+	close(jobs)
+	var first error
+	for range workers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return out, first
 }
 
 // countingWriter counts the bytes written through it.

@@ -156,38 +156,87 @@ func (s *IndexingStorage) loosePath(h plumbing.Hash) string {
 // maxChain bounds the delta chain of a read (a corrupt pack could loop).
 const maxChain = 10000
 
-// readStored returns the type and content of object h of the store, loose or packed, or an
-// error wrapping plumbing.ErrObjectNotFound.
-func (s *IndexingStorage) readStored(h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
-	return s.readStoredDepth(h, 0)
+// baseCacheLimit bounds the delta bases an objReader keeps decoded (git's
+// core.deltaBaseCacheLimit is 96 MiB).
+const baseCacheLimit = 32 << 20
+
+// objReader reads objects of a store, loose or packed, with what a batch of reads shares:
+// one listing of the packs, their files kept open, one inflater, and the delta bases it
+// decoded (a file's versions are chained against each other, so the bases of a wide change
+// share links). It is not safe for concurrent use: one per goroutine.
+type objReader struct {
+	s     *IndexingStorage
+	wt    *WorktreeBases // when set, blobs are read from the checkout's files first
+	names []string
+	idx   map[string]*packIdx
+	files map[string]*os.File
+	zr    io.ReadCloser
+	br    *bufio.Reader
+	cache map[baseKey]baseEntry
+	order []baseKey
+	size  int
 }
 
-func (s *IndexingStorage) readStoredDepth(h plumbing.Hash, depth int) (plumbing.ObjectType, []byte, error) {
+type baseKey struct {
+	pack string
+	off  int64
+}
+
+type baseEntry struct {
+	typ  plumbing.ObjectType
+	data []byte
+}
+
+// newReader returns a reader of the store as it is now (and of the checkout's files, with
+// wt); close it.
+func (s *IndexingStorage) newReader(wt *WorktreeBases) (*objReader, error) {
+	names, idx, err := s.packs.list()
+	if err != nil {
+		return nil, err
+	}
+	return &objReader{s: s, wt: wt, names: names, idx: idx, files: map[string]*os.File{}, cache: map[baseKey]baseEntry{}}, nil
+}
+
+func (r *objReader) close() {
+	for _, f := range r.files {
+		_ = f.Close()
+	}
+	r.files = nil
+}
+
+// readStored returns the type and content of object h of the store, loose or packed, or an
+// error wrapping plumbing.ErrObjectNotFound (one read: see objReader for many).
+func (s *IndexingStorage) readStored(h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
+	r, err := s.newReader(nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer r.close()
+	return r.read(h, 0)
+}
+
+// read returns the type and content of object h; the content may be shared with the
+// reader's cache: the caller must not modify it.
+func (r *objReader) read(h plumbing.Hash, depth int) (plumbing.ObjectType, []byte, error) {
 	if depth > maxChain {
 		return 0, nil, fmt.Errorf("object %s: delta chain longer than %d", h, maxChain)
 	}
-	typ, data, err := readLooseFile(s.loosePath(h))
+	if data, ok := r.wt.read(h); ok {
+		return plumbing.BlobObject, data, nil
+	}
+	typ, data, err := readLooseFile(r.s.loosePath(h))
 	if err == nil {
 		return typ, data, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return 0, nil, fmt.Errorf("object %s: %w", h, err)
 	}
-	names, idx, err := s.packs.list()
-	if err != nil {
-		return 0, nil, err
-	}
-	for _, n := range names {
-		off, ok := idx[n].find(h)
+	for _, n := range r.names {
+		off, ok := r.idx[n].find(h)
 		if !ok {
 			continue
 		}
-		f, err := os.Open(filepath.Join(s.packDir, n))
-		if err != nil {
-			return 0, nil, err
-		}
-		typ, data, err := s.readPacked(f, idx[n], off, depth)
-		_ = f.Close()
+		typ, data, err := r.readPacked(n, off, depth)
 		if err != nil {
 			return 0, nil, fmt.Errorf("object %s in %s: %w", h, n, err)
 		}
@@ -196,12 +245,49 @@ func (s *IndexingStorage) readStoredDepth(h plumbing.Hash, depth int) (plumbing.
 	return 0, nil, fmt.Errorf("object %s: %w", h, plumbing.ErrObjectNotFound)
 }
 
-// readPacked reads the object at off of the pack f (whose index is idx), resolving its delta
-// chain: an OFS delta in the same pack, a REF delta in the same pack or anywhere in the store.
-func (s *IndexingStorage) readPacked(f *os.File, idx *packIdx, off int64, depth int) (plumbing.ObjectType, []byte, error) {
+func (r *objReader) file(pack string) (*os.File, error) {
+	if f := r.files[pack]; f != nil {
+		return f, nil
+	}
+	f, err := os.Open(filepath.Join(r.s.packDir, pack))
+	if err != nil {
+		return nil, err
+	}
+	r.files[pack] = f
+	return f, nil
+}
+
+// keep caches a decoded delta base, dropping the oldest past baseCacheLimit.
+func (r *objReader) keep(k baseKey, typ plumbing.ObjectType, data []byte) {
+	if len(data) > baseCacheLimit/4 {
+		return
+	}
+	for r.size+len(data) > baseCacheLimit && len(r.order) > 0 {
+		old := r.order[0]
+		r.order = r.order[1:]
+		r.size -= len(r.cache[old].data)
+		delete(r.cache, old)
+	}
+	r.cache[k] = baseEntry{typ: typ, data: data}
+	r.order = append(r.order, k)
+	r.size += len(data)
+}
+
+// readPacked reads the object at off of pack, resolving its delta chain: an OFS delta in the
+// same pack, a REF delta in the same pack or anywhere in the store. Each base on the way is
+// cached.
+func (r *objReader) readPacked(pack string, off int64, depth int) (plumbing.ObjectType, []byte, error) {
 	if depth > maxChain {
 		return 0, nil, fmt.Errorf("delta chain longer than %d", maxChain)
 	}
+	if e, ok := r.cache[baseKey{pack, off}]; ok {
+		return e.typ, e.data, nil
+	}
+	f, err := r.file(pack)
+	if err != nil {
+		return 0, nil, err
+	}
+	idx := r.idx[pack]
 	var head [32]byte
 	n, err := f.ReadAt(head[:], off)
 	if n == 0 && err != nil {
@@ -256,13 +342,9 @@ func (s *IndexingStorage) readPacked(f *os.File, idx *packIdx, off int64, depth 
 	default:
 		return 0, nil, fmt.Errorf("object at offset %d: %w: type %d", off, packfile.ErrMalformedPackFile, typ)
 	}
-	zr, err := zlib.NewReader(bufio.NewReaderSize(io.NewSectionReader(f, off+int64(k), 1<<62), int(min(size+64, 64<<10))))
+	data, err := r.inflate(f, off+int64(k), size)
 	if err != nil {
-		return 0, nil, fmt.Errorf("object at offset %d: %w: %v", off, packfile.ErrZLib, err)
-	}
-	data := make([]byte, size)
-	if _, err := io.ReadFull(zr, data); err != nil {
-		return 0, nil, fmt.Errorf("object at offset %d: %w: %v", off, packfile.ErrZLib, err)
+		return 0, nil, fmt.Errorf("object at offset %d: %w", off, err)
 	}
 	if typ != plumbing.OFSDeltaObject && typ != plumbing.REFDeltaObject {
 		return typ, data, nil
@@ -270,11 +352,17 @@ func (s *IndexingStorage) readPacked(f *os.File, idx *packIdx, off int64, depth 
 	var btyp plumbing.ObjectType
 	var base []byte
 	if baseOff >= 0 {
-		btyp, base, err = s.readPacked(f, idx, baseOff, depth+1)
+		btyp, base, err = r.readPacked(pack, baseOff, depth+1)
+		if err == nil {
+			r.keep(baseKey{pack, baseOff}, btyp, base)
+		}
 	} else if o, ok := idx.find(baseRef); ok {
-		btyp, base, err = s.readPacked(f, idx, o, depth+1)
+		btyp, base, err = r.readPacked(pack, o, depth+1)
+		if err == nil {
+			r.keep(baseKey{pack, o}, btyp, base)
+		}
 	} else {
-		btyp, base, err = s.readStoredDepth(baseRef, depth+1)
+		btyp, base, err = r.read(baseRef, depth+1)
 	}
 	if err != nil {
 		return 0, nil, err
@@ -284,6 +372,30 @@ func (s *IndexingStorage) readPacked(f *os.File, idx *packIdx, off int64, depth 
 		return 0, nil, fmt.Errorf("delta at offset %d: %w", off, err)
 	}
 	return btyp, content, nil
+}
+
+// inflate returns the size bytes of the zlib stream at off of f.
+func (r *objReader) inflate(f *os.File, off int64, size uint64) ([]byte, error) {
+	sr := io.NewSectionReader(f, off, 1<<62)
+	if r.br == nil {
+		r.br = bufio.NewReaderSize(sr, 32<<10)
+	} else {
+		r.br.Reset(sr)
+	}
+	var err error
+	if r.zr == nil {
+		r.zr, err = zlib.NewReader(r.br)
+	} else {
+		err = r.zr.(zlib.Resetter).Reset(r.br, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", packfile.ErrZLib, err)
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(r.zr, data); err != nil {
+		return nil, fmt.Errorf("%w: %v", packfile.ErrZLib, err)
+	}
+	return data, nil
 }
 
 // readLooseFile reads the loose object file at p: zlib of "<type> <size>\x00<content>".

@@ -64,7 +64,12 @@ func TestReadStoredMatchesGoGit(t *testing.T) {
 	if _, _, err := st.readStored(missing); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("readStored(missing): %v", err)
 	}
-	if _, _, err := st.readObject(missing); err == nil || !strings.Contains(err.Error(), "neither in the pack nor in the local store") {
+	rd, err := st.newReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.close()
+	if _, _, err := st.readObject(rd, missing); err == nil || !strings.Contains(err.Error(), "neither in the pack nor in the local store") {
 		t.Fatalf("readObject(missing): %v", err)
 	}
 }

@@ -1,0 +1,83 @@
+package gitobj
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/index"
+)
+
+// WorktreeBases lets the bases of a thin pack's deltas be read from the checkout's files
+// instead of the object store. The server makes a changed file's new version a delta against
+// the version we have, the one in HEAD, which the checkout's file holds: reading it there
+// (one small read) is much cheaper than from the pack of a clone, where the tip's version of
+// a file is often at the end of a chain of fifty deltas (sync_2000's bases: 2,000 files, a
+// chain each). The index says which file had which blob; a file is used only when it is a
+// regular file whose content hashes to the base, so a file edited, replaced or swapped for a
+// symlink or a FIFO since is never taken for the base: the store is read instead.
+type WorktreeBases struct {
+	Dir   string
+	Index *index.Index
+
+	once  sync.Once
+	paths map[plumbing.Hash]string
+}
+
+// BasesFromWorktree counts the bases read from the checkout's files, for the tests.
+var BasesFromWorktree atomic.Int64
+
+// maxWorktreeBase bounds the size of a file read as a base.
+const maxWorktreeBase = 64 << 20
+
+func (w *WorktreeBases) path(h plumbing.Hash) (string, bool) {
+	w.once.Do(func() {
+		w.paths = make(map[plumbing.Hash]string, len(w.Index.Entries))
+		for _, e := range w.Index.Entries {
+			// Stage 0: a file without conflict (go-git's index.Merged is 1, git's stage 0).
+			if e.Stage == 0 && (e.Mode == filemode.Regular || e.Mode == filemode.Executable) {
+				w.paths[e.Hash] = e.Name
+			}
+		}
+	})
+	p, ok := w.paths[h]
+	return p, ok
+}
+
+// read returns the content of blob h from the checkout's file that the index names for it,
+// if that file is a regular file whose content hashes to h.
+func (w *WorktreeBases) read(h plumbing.Hash) ([]byte, bool) {
+	if w == nil || w.Index == nil {
+		return nil, false
+	}
+	name, ok := w.path(h)
+	if !ok {
+		return nil, false
+	}
+	full := filepath.Join(w.Dir, filepath.FromSlash(name))
+	// O_NONBLOCK: a FIFO put in the file's place opens at once (and is refused below)
+	// instead of waiting for a writer.
+	fd, err := syscall.Open(full, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, false
+	}
+	f := os.NewFile(uintptr(fd), full)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() > maxWorktreeBase {
+		return nil, false
+	}
+	data := make([]byte, fi.Size())
+	if n, err := f.ReadAt(data, 0); err != nil || n != len(data) {
+		return nil, false
+	}
+	if plumbing.ComputeHash(plumbing.BlobObject, data) != h {
+		return nil, false
+	}
+	BasesFromWorktree.Add(1)
+	return data, true
+}

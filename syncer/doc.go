@@ -11,7 +11,9 @@
 // touched; syncer/internal/watch); diff trees on their raw bytes, keeping the deployed
 // commit's trees and the decoded index between syncs; push a pack built from the objects that the new commits add (each
 // changed tree sent as a delta of the previous commit's tree); build a write-back's commits
-// from one in-memory tree batch and store them as loose objects at zlib level 1; index a
+// from one in-memory tree batch and store them as loose objects at zlib level 1; fetch with
+// its own upload-pack exchange (one want, two haves, a thin pack stored as loose objects when
+// small, completed from the checkout's files when large: fetch.go); index a
 // clone's pack, and a large fetch's, itself (streamed to disk, deltas resolved depth first on GOMAXPROCS goroutines,
 // no decoded object kept beyond the chain being resolved) and write the checkout through a
 // 32 MiB object cache, where go-git would hold two 96 MiB caches.

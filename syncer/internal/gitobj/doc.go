@@ -3,9 +3,12 @@
 //
 //   - ancestry: [Compare] paints two histories down to their merge bases as git merge-base
 //     does; [IsAncestor], [Reaches];
-//   - pack index: [IndexingStorage] indexes a clone's pack, and a fetched pack of
-//     [LargeFetch] objects or more ([NewRepoStorage]), itself (streamed to disk, deltas
-//     resolved depth first on GOMAXPROCS goroutines);
+//   - fetched packs: [IndexingStorage.StoreFetched] stores a fetch's thin pack, as loose
+//     objects below [UnpackLimit] objects, else completed with the bases it lacks (read from
+//     the checkout's files through [WorktreeBases], else from the store) and indexed;
+//     [IndexingStorage.Has] and the base reads search each pack's .idx in place;
+//   - pack index: [IndexingStorage] indexes a clone's pack, and a large fetched pack, itself
+//     (streamed to disk, deltas resolved depth first on GOMAXPROCS goroutines);
 //   - pack build: [BuildPack] encodes the objects a push adds, each changed tree as a delta of
 //     the previous commit's tree;
 //   - trees: [BuildTree], [TreeBatch] (a tree edited in memory across many commits),
@@ -24,6 +27,6 @@
 //     before anything is written.
 //
 // It knows nothing of remotes, credentials or the syncer's error kinds: errors are plain
-// (wrapping go-git's, [ErrBrokenPack], [ErrWalkTooLong] or a [*PathError]) and the syncer
+// (wrapping go-git's, [ErrBrokenPack], [ErrMissingBase], [ErrWalkTooLong] or a [*PathError]) and the syncer
 // classifies them. It never runs the git command.
 package gitobj

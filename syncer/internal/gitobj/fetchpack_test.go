@@ -2,6 +2,8 @@ package gitobj
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"compress/zlib"
 	"crypto/sha1"
 	"encoding/binary"
@@ -116,5 +118,98 @@ func TestStoreFetchedRejectsBadPacks(t *testing.T) {
 		if len(loose) > 0 {
 			t.Fatalf("%s: left %v", name, loose)
 		}
+	}
+}
+
+// mkDelta returns a git delta that copies all of base (shorter than 64 KiB) and appends add
+// (at most 127 bytes).
+func mkDelta(base, add []byte) []byte {
+	varint := func(b []byte, v uint64) []byte {
+		for v >= 0x80 {
+			b = append(b, byte(v)|0x80)
+			v >>= 7
+		}
+		return append(b, byte(v))
+	}
+	d := varint(nil, uint64(len(base)))
+	d = varint(d, uint64(len(base)+len(add)))
+	d = append(d, 0x80|0x10|0x20, byte(len(base)), byte(len(base)>>8)) // copy offset 0, size len(base)
+	d = append(d, byte(len(add)))
+	return append(d, add...)
+}
+
+// thinPack builds a pack of the whole blobs whole and of REF deltas (base hash, delta).
+func thinPack(t *testing.T, whole [][]byte, refs []struct {
+	base  plumbing.Hash
+	delta []byte
+}) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	b.WriteString("PACK")
+	_ = binary.Write(&b, binary.BigEndian, uint32(2))
+	_ = binary.Write(&b, binary.BigEndian, uint32(len(whole)+len(refs)))
+	entry := func(typ plumbing.ObjectType, size int, prefix, data []byte) {
+		var hdr [16]byte
+		n := packEntryHeader(hdr[:], typ, uint64(size))
+		b.Write(hdr[:n])
+		b.Write(prefix)
+		zw, _ := zlib.NewWriterLevel(&b, zlib.BestSpeed)
+		_, _ = zw.Write(data)
+		_ = zw.Close()
+	}
+	for _, o := range whole {
+		entry(plumbing.BlobObject, len(o), nil, o)
+	}
+	for _, r := range refs {
+		entry(plumbing.REFDeltaObject, len(r.delta), r.base[:], r.delta)
+	}
+	sum := sha1.Sum(b.Bytes())
+	b.Write(sum[:])
+	return b.Bytes()
+}
+
+// TestStoreFetchedThinChains: a thin pack whose REF delta A is made against an object of the
+// store and whose REF delta B is made against A (the pack's own delta) is completed and
+// stored, small (loose objects) and large (a pack of 100 objects or more); a base that is
+// nowhere fails with ErrMissingBase and stores nothing.
+func TestStoreFetchedThinChains(t *testing.T) {
+	x := bytes.Repeat([]byte("<param name=\"x\"/>\n"), 40)
+	a := append(bytes.Clone(x), "<a/>\n"...)
+	bb := append(bytes.Clone(a), "<b/>\n"...)
+	hx, ha, hb := plumbing.ComputeHash(plumbing.BlobObject, x), plumbing.ComputeHash(plumbing.BlobObject, a), plumbing.ComputeHash(plumbing.BlobObject, bb)
+	// B first: its base, A, comes later in the pack, and is itself a delta against x.
+	refs := []struct {
+		base  plumbing.Hash
+		delta []byte
+	}{{ha, mkDelta(a, []byte("<b/>\n"))}, {hx, mkDelta(x, []byte("<a/>\n"))}}
+	for _, padding := range []int{0, 120} {
+		var whole [][]byte
+		for i := 0; i < padding; i++ {
+			whole = append(whole, []byte(fmt.Sprintf("<pad n=\"%d\"/>\n", i)))
+		}
+		st := emptyStore(t)
+		if err := storeLoose(st, hx, plumbing.BlobObject, x); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.StoreFetched(bytes.NewReader(thinPack(t, whole, refs)), nil); err != nil {
+			t.Fatalf("padding %d: %v", padding, err)
+		}
+		for h, want := range map[plumbing.Hash][]byte{ha: a, hb: bb} {
+			if _, got, err := st.readStored(h); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("padding %d: %s: %v", padding, h, err)
+			}
+		}
+		_ = st.Close()
+		// The same pack on a store without x.
+		st = emptyStore(t)
+		err := st.StoreFetched(bytes.NewReader(thinPack(t, whole, refs)), nil)
+		if !errors.Is(err, ErrMissingBase) {
+			t.Fatalf("padding %d, no base: %v, want ErrMissingBase", padding, err)
+		}
+		left, _ := filepath.Glob(filepath.Join(filepath.Dir(st.packDir), "*", "*"))
+		if len(left) > 0 {
+			t.Fatalf("padding %d, no base: left %v", padding, left)
+		}
+		_ = st.Close()
 	}
 }

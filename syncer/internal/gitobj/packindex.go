@@ -328,6 +328,9 @@ func (w *packWriter) finish(tmp string, scanErr error) error {
 	if n := unresolved(w.objs); n > 0 {
 		for i := range w.objs {
 			if w.objs[i].hash.IsZero() {
+				if w.store != nil {
+					return fmt.Errorf("%w: delta at offset %d: base %s neither in the pack nor in the store (%d such deltas)", ErrMissingBase, w.objs[i].offset, w.objs[i].parentRef, n)
+				}
 				return fmt.Errorf("delta at offset %d: base not in the pack (%d such deltas)", w.objs[i].offset, n)
 			}
 		}
@@ -519,21 +522,6 @@ func unresolved(objs []packObj) int {
 // whole objects, the object count in the header and the trailing checksum are rewritten,
 // and the deltas against them are resolved. It returns the pack's delta tree.
 func (w *packWriter) fixThin(path string) (*deltaTree, error) {
-	inPack := make(map[plumbing.Hash]bool, len(w.objs))
-	for i := range w.objs {
-		if !w.objs[i].hash.IsZero() {
-			inPack[w.objs[i].hash] = true
-		}
-	}
-	var bases []plumbing.Hash
-	seen := map[plumbing.Hash]bool{}
-	for i := range w.objs {
-		o := &w.objs[i]
-		if o.hash.IsZero() && o.typ == plumbing.REFDeltaObject && !inPack[o.parentRef] && !seen[o.parentRef] {
-			seen[o.parentRef] = true
-			bases = append(bases, o.parentRef)
-		}
-	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
@@ -543,46 +531,79 @@ func (w *packWriter) fixThin(path string) (*deltaTree, error) {
 	if err != nil {
 		return nil, err
 	}
-	end := fi.Size() - 20
-	first := len(w.objs)
-	cw := &countingWriter{w: bufio.NewWriterSize(io.NewOffsetWriter(f, end), 256<<10)}
-	for len(bases) > 0 {
-		chunk := bases[:min(len(bases), fixChunk)]
-		bases = bases[len(chunk):]
-		entries, err := w.store.baseEntries(chunk, w.wt)
-		if err != nil {
-			return nil, err
+	size := fi.Size() - 20
+	tried := map[plumbing.Hash]bool{}
+	var tree *deltaTree
+	// In rounds: a REF delta whose base is itself a delta of the pack against a missing base
+	// is resolved in the round after that base's.
+	for {
+		inPack := make(map[plumbing.Hash]bool, len(w.objs))
+		for i := range w.objs {
+			if !w.objs[i].hash.IsZero() {
+				inPack[w.objs[i].hash] = true
+			}
 		}
-		for k, e := range entries {
-			offset := end + cw.n
-			if _, err := cw.Write(e.entry); err != nil {
+		var bases []plumbing.Hash
+		for i := range w.objs {
+			o := &w.objs[i]
+			if o.hash.IsZero() && o.typ == plumbing.REFDeltaObject && !inPack[o.parentRef] && !tried[o.parentRef] {
+				tried[o.parentRef] = true
+				bases = append(bases, o.parentRef)
+			}
+		}
+		first := len(w.objs)
+		cw := &countingWriter{w: bufio.NewWriterSize(io.NewOffsetWriter(f, size), 256<<10)}
+		for len(bases) > 0 {
+			chunk := bases[:min(len(bases), fixChunk)]
+			bases = bases[len(chunk):]
+			entries, err := w.store.baseEntries(chunk, w.wt)
+			if err != nil {
 				return nil, err
 			}
-			w.objs = append(w.objs, packObj{offset: offset, hash: chunk[k], typ: e.typ, crc: crc32.ChecksumIEEE(e.entry)})
+			for k, e := range entries {
+				if e.entry == nil {
+					continue // not in the store (yet another delta of the pack, or missing)
+				}
+				offset := size + cw.n
+				if _, err := cw.Write(e.entry); err != nil {
+					return nil, err
+				}
+				w.objs = append(w.objs, packObj{offset: offset, hash: chunk[k], typ: e.typ, crc: crc32.ChecksumIEEE(e.entry)})
+			}
+		}
+		if len(w.objs) == first {
+			return tree, nil
+		}
+		if err := cw.w.(*bufio.Writer).Flush(); err != nil {
+			return nil, err
+		}
+		size += cw.n
+		if err := w.sealPack(f, size); err != nil {
+			return nil, err
+		}
+		if tree, err = resolveDeltas(path, w.objs, w.fresh, func(i int) bool { return i >= first }); err != nil {
+			return nil, err
 		}
 	}
-	if err := cw.w.(*bufio.Writer).Flush(); err != nil {
-		return nil, err
-	}
-	// The header's object count, then the checksum of everything before the trailer.
+}
+
+// sealPack writes the header's object count and the trailing checksum of the pack f, whose
+// objects end at size.
+func (w *packWriter) sealPack(f *os.File, size int64) error {
 	var count [4]byte
 	binary.BigEndian.PutUint32(count[:], uint32(len(w.objs)))
 	if _, err := f.WriteAt(count[:], 8); err != nil {
-		return nil, err
+		return err
 	}
-	size := end + cw.n
 	sum := sha1.New()
 	if _, err := io.Copy(sum, io.NewSectionReader(f, 0, size)); err != nil {
-		return nil, err
+		return err
 	}
 	copy(w.checksum[:], sum.Sum(nil))
 	if _, err := f.WriteAt(w.checksum[:], size); err != nil {
-		return nil, err
+		return err
 	}
-	if err := f.Truncate(size + 20); err != nil {
-		return nil, err
-	}
-	return resolveDeltas(path, w.objs, w.fresh, func(i int) bool { return i >= first })
+	return f.Truncate(size + 20)
 }
 
 // fixChunk is how many bases fixThin reads and compresses before it writes them: it bounds
@@ -596,7 +617,8 @@ type fixEntry struct {
 	entry []byte
 }
 
-// baseEntries reads the objects hashes of the store and makes each a pack entry, on
+// baseEntries reads the objects hashes of the store and makes each a pack entry (none for one
+// the store does not have), on
 // GOMAXPROCS goroutines (each its own reader: the bases of a wide change are thousands of
 // blobs, each at the end of a delta chain).
 func (s *IndexingStorage) baseEntries(hashes []plumbing.Hash, wt *WorktreeBases) ([]fixEntry, error) {
@@ -622,6 +644,9 @@ func (s *IndexingStorage) baseEntries(hashes []plumbing.Hash, wt *WorktreeBases)
 				var typ plumbing.ObjectType
 				var data []byte
 				if typ, data, err = s.readObject(rd, hashes[i]); err != nil {
+					if errors.As(err, new(errThinBase)) {
+						err = nil // no entry: fixThin leaves the delta unresolved
+					}
 					continue
 				}
 				var hdr [16]byte

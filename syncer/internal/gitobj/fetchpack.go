@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -211,9 +213,22 @@ func (s *IndexingStorage) unpack(data []byte, count int, wt *WorktreeBases) erro
 	if s.keepFresh > 0 {
 		fresh = &freshBlobs{m: map[plumbing.Hash][]byte{}, limit: s.keepFresh}
 	}
+	// A pack stored in part is removed: what it added is reachable from nothing yet, and a
+	// store on a full disk gets its space back (as a failed pack write's temporary file is
+	// removed).
+	root := s.Filesystem().Root()
+	var created []string
 	for i := range objs {
-		if err := storeLoose(s, objs[i].hash, objs[i].typ, objs[i].data); err != nil {
+		p, err := writeLooseFile(root, objs[i].hash, objs[i].typ, objs[i].data)
+		if err != nil {
+			for _, c := range created {
+				_ = os.Remove(c)
+				_ = os.Remove(filepath.Dir(c)) // if this pack made it and it is empty now
+			}
 			return err
+		}
+		if p != "" {
+			created = append(created, p)
 		}
 		if objs[i].typ == plumbing.BlobObject {
 			fresh.add(objs[i].hash, objs[i].data)

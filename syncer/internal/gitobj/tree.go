@@ -154,48 +154,51 @@ func storeObject(st storage.Storer, typ plumbing.ObjectType, data []byte) (plumb
 		return storeEncoded(st, typ, data)
 	}
 	h := plumbing.ComputeHash(typ, data)
-	return h, writeLooseFile(fsys.Filesystem().Root(), h, typ, data)
+	_, err := writeLooseFile(fsys.Filesystem().Root(), h, typ, data)
+	return h, err
 }
 
 // storeLoose writes object h (type typ, content data) as a loose object of the checkout's
 // store st (see storeObject), unless it is there.
 func storeLoose(st *IndexingStorage, h plumbing.Hash, typ plumbing.ObjectType, data []byte) error {
-	return writeLooseFile(st.Filesystem().Root(), h, typ, data)
+	_, err := writeLooseFile(st.Filesystem().Root(), h, typ, data)
+	return err
 }
 
-// writeLooseFile writes object h as a loose object under the git directory gitDir.
-func writeLooseFile(gitDir string, h plumbing.Hash, typ plumbing.ObjectType, data []byte) error {
+// writeLooseFile writes object h as a loose object under the git directory gitDir, unless it
+// is there, and returns the file it created ("" when it was there).
+func writeLooseFile(gitDir string, h plumbing.Hash, typ plumbing.ObjectType, data []byte) (string, error) {
 	hex := h.String()
 	dir := filepath.Join(gitDir, "objects", hex[:2])
 	final := filepath.Join(dir, hex[2:])
 	if _, err := os.Lstat(final); err == nil {
-		return nil
+		return "", nil
 	}
 	// The temporary file goes in objects/, as go-git's and git's do: creating it in the
 	// objects/xx/ directory itself measured several times slower here.
 	f, err := os.CreateTemp(filepath.Dir(dir), "tmp_obj_")
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := writeLoose(f, typ, data); err != nil {
 		_ = f.Close()
 		_ = os.Remove(f.Name())
-		return err
+		return "", err
 	}
 	if err := f.Close(); err != nil {
 		_ = os.Remove(f.Name())
-		return err
+		return "", err
 	}
 	_ = os.Chmod(f.Name(), 0o444)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		_ = os.Remove(f.Name())
-		return err
+		return "", err
 	}
 	if err := os.Rename(f.Name(), final); err != nil {
 		_ = os.Remove(f.Name())
-		return err
+		return "", err
 	}
-	return nil
+	return final, nil
 }
 
 // looseWriters reuses zlib writers: a new one allocates about 600 KB of state.

@@ -319,60 +319,21 @@ func (s *IndexingStorage) resolvePass(objs []unpacked, byOffset map[int64]int, b
 // the entry and its length in bytes.
 func parseEntry(body []byte, pos int, br *bytes.Reader, zr *io.ReadCloser, budget *int) (unpacked, int, error) {
 	o := unpacked{offset: int64(pos)}
-	k := pos
-	if k >= len(body) {
+	if pos >= len(body) {
 		return o, 0, fmt.Errorf("%w: truncated", packfile.ErrMalformedPackFile)
 	}
-	c := body[k]
-	k++
-	o.typ = plumbing.ObjectType((c >> 4) & 7)
-	size := uint64(c & 0x0f)
-	for shift := uint(4); c&0x80 != 0; shift += 7 {
-		if k >= len(body) || shift > 60 {
-			return o, 0, fmt.Errorf("%w: bad header", packfile.ErrMalformedPackFile)
-		}
-		c = body[k]
-		k++
-		size |= uint64(c&0x7f) << shift
+	h, err := parseEntryHeader(body[pos:], int64(pos))
+	if err != nil {
+		return o, 0, err
 	}
-	switch o.typ {
-	case plumbing.CommitObject, plumbing.TreeObject, plumbing.BlobObject, plumbing.TagObject:
-	case plumbing.OFSDeltaObject:
-		if k >= len(body) {
-			return o, 0, fmt.Errorf("%w: truncated", packfile.ErrMalformedPackFile)
-		}
-		c = body[k]
-		k++
-		off := int64(c & 0x7f)
-		for c&0x80 != 0 {
-			if k >= len(body) || off > 1<<55 {
-				return o, 0, fmt.Errorf("%w: bad delta offset", packfile.ErrMalformedPackFile)
-			}
-			c = body[k]
-			k++
-			off = ((off + 1) << 7) | int64(c&0x7f)
-		}
-		if off <= 0 || off > int64(pos) {
-			return o, 0, fmt.Errorf("%w: delta offset %d out of the pack", packfile.ErrMalformedPackFile, off)
-		}
-		o.ofs = int64(pos) - off
-		o.pending = true
-	case plumbing.REFDeltaObject:
-		if k+20 > len(body) {
-			return o, 0, fmt.Errorf("%w: truncated", packfile.ErrMalformedPackFile)
-		}
-		copy(o.ref[:], body[k:k+20])
-		k += 20
-		o.pending = true
-	default:
-		return o, 0, fmt.Errorf("%w: object type %d", packfile.ErrMalformedPackFile, o.typ)
-	}
+	o.typ, o.ofs, o.ref = h.typ, h.baseOff, h.baseRef // ofs is 0 but for an OFS delta
+	o.pending = h.typ == plumbing.OFSDeltaObject || h.typ == plumbing.REFDeltaObject
+	size, k := h.size, pos+h.len
 	if size > uint64(*budget) {
 		return o, 0, errUnpackLarge
 	}
 	*budget -= int(size)
 	br.Reset(body[k:])
-	var err error
 	if *zr == nil {
 		*zr, err = zlib.NewReader(br)
 	} else {
@@ -391,4 +352,68 @@ func parseEntry(body []byte, pos int, br *bytes.Reader, zr *io.ReadCloser, budge
 	}
 	consumed := len(body) - k - br.Len()
 	return o, k - pos + consumed, nil
+}
+
+// entryHeader is the header of a pack entry: type and size, and a delta's base.
+type entryHeader struct {
+	typ     plumbing.ObjectType
+	size    uint64
+	baseOff int64         // an OFS delta's base: its offset in the pack
+	baseRef plumbing.Hash // a REF delta's base
+	len     int           // bytes of the header, base included
+}
+
+// parseEntryHeader parses the header of the pack entry at offset off, whose bytes start b: the
+// type and size (base 128, 4 bits first), then an OFS delta's base offset (relative, base
+// 128 with the +1 of git's encoding) or a REF delta's base hash.
+func parseEntryHeader(b []byte, off int64) (entryHeader, error) {
+	var h entryHeader
+	bad := func(what string) (entryHeader, error) {
+		return h, fmt.Errorf("object at offset %d: %w: %s", off, packfile.ErrMalformedPackFile, what)
+	}
+	k := 0
+	c := b[k]
+	k++
+	h.typ = plumbing.ObjectType((c >> 4) & 7)
+	h.size = uint64(c & 0x0f)
+	for shift := uint(4); c&0x80 != 0; shift += 7 {
+		if k >= len(b) || shift > 60 {
+			return bad("bad header")
+		}
+		c = b[k]
+		k++
+		h.size |= uint64(c&0x7f) << shift
+	}
+	switch h.typ {
+	case plumbing.CommitObject, plumbing.TreeObject, plumbing.BlobObject, plumbing.TagObject:
+	case plumbing.OFSDeltaObject:
+		if k >= len(b) {
+			return bad("truncated")
+		}
+		c = b[k]
+		k++
+		rel := int64(c & 0x7f)
+		for c&0x80 != 0 {
+			if k >= len(b) || rel > 1<<55 {
+				return bad("bad delta offset")
+			}
+			c = b[k]
+			k++
+			rel = ((rel + 1) << 7) | int64(c&0x7f)
+		}
+		if rel <= 0 || rel > off {
+			return bad(fmt.Sprintf("delta base %d bytes back, out of the pack", rel))
+		}
+		h.baseOff = off - rel
+	case plumbing.REFDeltaObject:
+		if k+hashLen > len(b) {
+			return bad("truncated")
+		}
+		copy(h.baseRef[:], b[k:k+hashLen])
+		k += hashLen
+	default:
+		return bad(fmt.Sprintf("object type %d", h.typ))
+	}
+	h.len = k
+	return h, nil
 }

@@ -2,11 +2,11 @@ package gitobj
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"compress/zlib"
 	"crypto/sha1"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"

@@ -293,54 +293,17 @@ func (r *objReader) readPacked(pack string, off int64, depth int) (plumbing.Obje
 	if n == 0 && err != nil {
 		return 0, nil, fmt.Errorf("object at offset %d: %w", off, err)
 	}
-	b := head[:n]
-	k := 0
-	c := b[k]
-	k++
-	typ := plumbing.ObjectType((c >> 4) & 7)
-	size := uint64(c & 0x0f)
-	for shift := uint(4); c&0x80 != 0; shift += 7 {
-		if k >= len(b) || shift > 60 {
-			return 0, nil, fmt.Errorf("object at offset %d: %w: bad header", off, packfile.ErrMalformedPackFile)
-		}
-		c = b[k]
-		k++
-		size |= uint64(c&0x7f) << shift
+	h, err := parseEntryHeader(head[:n], off)
+	if err != nil {
+		return 0, nil, err
 	}
-	if size > maxObjectSize {
-		return 0, nil, fmt.Errorf("object at offset %d: %w: size %d", off, packfile.ErrMalformedPackFile, size)
+	if h.size > maxObjectSize {
+		return 0, nil, fmt.Errorf("object at offset %d: %w: size %d", off, packfile.ErrMalformedPackFile, h.size)
 	}
-	var baseOff int64 = -1
-	var baseRef plumbing.Hash
-	switch typ {
-	case plumbing.CommitObject, plumbing.TreeObject, plumbing.BlobObject, plumbing.TagObject:
-	case plumbing.OFSDeltaObject:
-		if k >= len(b) {
-			return 0, nil, fmt.Errorf("object at offset %d: %w: bad header", off, packfile.ErrMalformedPackFile)
-		}
-		c = b[k]
-		k++
-		rel := int64(c & 0x7f)
-		for c&0x80 != 0 {
-			if k >= len(b) || rel > 1<<55 {
-				return 0, nil, fmt.Errorf("object at offset %d: %w: bad delta offset", off, packfile.ErrMalformedPackFile)
-			}
-			c = b[k]
-			k++
-			rel = ((rel + 1) << 7) | int64(c&0x7f)
-		}
-		if rel <= 0 || rel > off {
-			return 0, nil, fmt.Errorf("object at offset %d: %w: delta base out of the pack", off, packfile.ErrMalformedPackFile)
-		}
-		baseOff = off - rel
-	case plumbing.REFDeltaObject:
-		if k+hashLen > len(b) {
-			return 0, nil, fmt.Errorf("object at offset %d: %w: bad header", off, packfile.ErrMalformedPackFile)
-		}
-		copy(baseRef[:], b[k:k+hashLen])
-		k += hashLen
-	default:
-		return 0, nil, fmt.Errorf("object at offset %d: %w: type %d", off, packfile.ErrMalformedPackFile, typ)
+	typ, size, k := h.typ, h.size, h.len
+	baseOff, baseRef := int64(-1), h.baseRef
+	if typ == plumbing.OFSDeltaObject {
+		baseOff = h.baseOff
 	}
 	data, err := r.inflate(f, off+int64(k), size)
 	if err != nil {

@@ -177,7 +177,7 @@ func isGarbled(err error) bool {
 		return false
 	}
 	if isCorrupt(err) || errors.Is(err, pktline.ErrInvalidPktLen) || errors.Is(err, pktline.ErrInvalidErrorLine) ||
-		errors.Is(err, gitobj.ErrMissingBase) {
+		errors.Is(err, gitobj.ErrMissingBase) || errors.As(err, new(*remotePackError)) {
 		return true
 	}
 	s := err.Error()

@@ -1,6 +1,10 @@
 package syncer
 
-import "github.com/sre-tools/deployer/syncer/internal/gitobj"
+import (
+	"time"
+
+	"github.com/sre-tools/deployer/syncer/internal/gitobj"
+)
 
 // DirtyBoth runs the dirty check as Sync does (incremental when it can be) and then a full
 // scan, and returns the dirty paths of each ("D " before a deleted one) and why the first
@@ -55,3 +59,7 @@ func BasesFromWorktree() int64 { return gitobj.BasesFromWorktree.Load() }
 
 // ThinRetries counts the fetches made again without a thin pack.
 func ThinRetries() int64 { return thinRetries.Load() }
+
+// SetCloseWait sets how long a fetch waits for the remote's session to end, and returns the
+// previous value.
+func SetCloseWait(d time.Duration) time.Duration { old := closeWait; closeWait = d; return old }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
@@ -65,12 +66,14 @@ func (r *Repo) fetchOnce(ctx context.Context, st *gitobj.IndexingStorage, thin b
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
 	sess, err := cl.NewUploadPackSession(ep, r.opts.Auth)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if cerr := sess.Close(); err == nil && cerr != nil {
+		if cerr := closeSession(sess); err == nil && cerr != nil {
 			err = cerr
 		}
 		if err != nil {
@@ -99,10 +102,75 @@ func (r *Repo) fetchOnce(ctx context.Context, st *gitobj.IndexingStorage, thin b
 		return err
 	}
 	if !r.has(tip) {
-		return fmt.Errorf("fetch: the pack from the remote does not hold the branch's tip %s", tip)
+		return &remotePackError{err: fmt.Errorf("fetch: the pack from the remote does not hold the branch's tip %s", tip)}
 	}
 	return r.repo.Storer.SetReference(plumbing.NewHashReference(r.remote, tip))
 }
+
+// Bounds of one fetch: the remote is not trusted to end what it starts.
+const (
+	fetchTimeout = 30 * time.Minute // the whole exchange
+	fetchIdle    = 2 * time.Minute  // no byte of the pack for this long
+
+	// maxFetchPack bounds the pack a fetch stores (a clusterconfig repository's whole
+	// history is far smaller): a remote streaming without end would fill the disk.
+	maxFetchPack = 4 << 30
+)
+
+// closeWait bounds the end of a session (a local server's process exiting); a variable for
+// the tests.
+var closeWait = 10 * time.Second
+
+// closeSession ends sess, waiting at most closeWait: go-git's Close of a local transport
+// waits for the server's process to exit, and one that never does would hang the repo's
+// worker for good (the process is left to exit on its own).
+func closeSession(sess transport.UploadPackSession) error {
+	done := make(chan error, 1)
+	go func() { done <- sess.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(closeWait):
+		return fmt.Errorf("the remote did not end the session within %s: %w", closeWait, context.DeadlineExceeded)
+	}
+}
+
+// idleReader cancels its fetch when no byte arrives for fetchIdle, and fails past
+// maxFetchPack bytes.
+type idleReader struct {
+	r     io.Reader
+	timer *time.Timer
+	n     int64
+	fired atomic.Bool
+}
+
+func newIdleReader(r io.Reader, cancel context.CancelFunc) *idleReader {
+	ir := &idleReader{r: r}
+	ir.timer = time.AfterFunc(fetchIdle, func() { ir.fired.Store(true); cancel() })
+	return ir
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	n, err := ir.r.Read(p)
+	if n > 0 {
+		ir.timer.Reset(fetchIdle)
+	}
+	ir.n += int64(n)
+	if ir.n > maxFetchPack {
+		return n, fmt.Errorf("fetched pack: larger than %d GiB, the bound of one fetch", maxFetchPack>>30)
+	}
+	return n, err
+}
+
+func (ir *idleReader) stop() { ir.timer.Stop() }
+
+// remotePackError is an error storing what the remote sent: the syncer treats it as a pack
+// that does not parse (isGarbled): the local store is checked, and a store that is fine means
+// the remote (or the network) is at fault, retried as unreachable.
+type remotePackError struct{ err error }
+
+func (e *remotePackError) Error() string { return e.err.Error() }
+func (e *remotePackError) Unwrap() error { return e.err }
 
 // has reports whether the store has object h (without go-git's pack indexes, see
 // gitobj.IndexingStorage.Has).
@@ -126,6 +194,8 @@ func (r *Repo) fetchPack(ctx context.Context, st *gitobj.IndexingStorage, sess t
 	}
 	req.Wants = []plumbing.Hash{tip}
 	req.Haves = r.haves()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	resp, err := sess.UploadPack(ctx, req)
 	if errors.Is(err, transport.ErrEmptyUploadPackRequest) {
 		return nil
@@ -140,6 +210,9 @@ func (r *Repo) fetchPack(ctx context.Context, st *gitobj.IndexingStorage, sess t
 	case req.Capabilities.Supports(capability.Sideband):
 		pack = sideband.NewDemuxer(sideband.Sideband, resp)
 	}
+	idle := newIdleReader(pack, cancel)
+	defer idle.stop()
+	pack = idle
 	// The bases of the pack's deltas are mostly the files of HEAD: read from the checkout
 	// when their content still hashes to the base (gitobj.WorktreeBases).
 	var wt *gitobj.WorktreeBases
@@ -148,9 +221,14 @@ func (r *Repo) fetchPack(ctx context.Context, st *gitobj.IndexingStorage, sess t
 	}
 	err = st.StoreFetched(pack, wt)
 	if err != nil {
-		// Read the rest, so that a local server's process is not left blocked writing it
-		// while Close waits for it to exit.
+		// Read the rest (within the same bounds), so that a local server's process is not
+		// left blocked writing it while Close waits for it to exit.
 		_, _ = io.Copy(io.Discard, pack)
+		if idle.fired.Load() {
+			err = fmt.Errorf("fetch: no data from the remote for %s: %w", fetchIdle, context.DeadlineExceeded)
+		} else if _, _, local := hostResource(err); !local && ctx.Err() == nil {
+			err = &remotePackError{err: err}
+		}
 	}
 	if cerr := resp.Close(); err == nil && cerr != nil {
 		err = cerr

@@ -83,6 +83,12 @@ func (r *Repo) handleDirty(res Result, dirty []gitobj.DirtyFile) (Result, error)
 	return res, nil
 }
 
+// maxRescueFile bounds the size of a file a rescue commits.
+const maxRescueFile = 1 << 30
+
+// maxSummaryFile bounds the size of a dirty file dirtySummary diffs.
+const maxSummaryFile = 1 << 20
+
 // dirtySummary describes each dirty file: deleted, or lines added and removed against HEAD.
 func (r *Repo) dirtySummary(head *object.Commit, dirty []gitobj.DirtyFile) string {
 	var b strings.Builder
@@ -96,7 +102,10 @@ func (r *Repo) dirtySummary(head *object.Commit, dirty []gitobj.DirtyFile) strin
 		if f, err := head.File(d.Name); err == nil {
 			old, _ = f.Contents()
 		}
-		cur, err := os.ReadFile(filepath.Join(r.opts.Dir, filepath.FromSlash(d.Name)))
+		// A dirty path may be anything a hand put there: a FIFO (a blocking read would hang
+		// the sync), a symlink to a device, a huge file. Only a regular file of at most
+		// maxSummaryFile bytes is diffed.
+		cur, err := gitobj.ReadRegularFile(filepath.Join(r.opts.Dir, filepath.FromSlash(d.Name)), maxSummaryFile)
 		if err != nil {
 			fmt.Fprintf(&b, "\n  M %s", d.Name)
 			continue
@@ -175,7 +184,9 @@ func (r *Repo) worktreeUpdate(d gitobj.DirtyFile) (gitobj.TreeUpdate, error) {
 		if fi.Mode()&0o111 != 0 {
 			mode = filemode.Executable
 		}
-		if data, err = os.ReadFile(full); err != nil {
+		// A FIFO or device in a file's place is refused, never read (a read would block or
+		// never end).
+		if data, err = gitobj.ReadRegularFile(full, maxRescueFile); err != nil {
 			return gitobj.TreeUpdate{}, err
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/sre-tools/deployer/syncer/internal/gitobj"
 )
 
 // Restore puts each path of the checkout (relative, slash separated) back
@@ -92,7 +94,7 @@ func restoreFile(root string, tree *object.Tree, rel string) (bool, error) {
 			return false, nil
 		}
 	case err == nil && fi.Mode().IsRegular() && f.Mode != filemode.Symlink && (fi.Mode()&0o111 != 0) == (f.Mode == filemode.Executable):
-		if now, err := os.ReadFile(full); err == nil && bytes.Equal(now, want) {
+		if now, err := gitobj.ReadRegularFile(full, int64(len(want))); err == nil && bytes.Equal(now, want) {
 			return false, nil
 		}
 	case err != nil && !errors.Is(err, os.ErrNotExist):

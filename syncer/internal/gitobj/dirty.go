@@ -191,7 +191,9 @@ func hashWorktree(full string, m filemode.FileMode) (plumbing.Hash, error) {
 		t, err = os.Readlink(full)
 		data = []byte(t)
 	} else {
-		data, err = os.ReadFile(full)
+		// Not os.ReadFile: the file was a regular one at lstat, but a FIFO or a symlink to a
+		// device swapped in since must not hang or exhaust the sync.
+		data, err = ReadRegularFile(full, maxObjectSize)
 	}
 	if err != nil {
 		return plumbing.ZeroHash, err

@@ -288,15 +288,18 @@ func (s *IndexingStorage) resolvePass(objs []unpacked, byOffset map[int64]int, b
 			}
 			btyp, base = t, d
 		}
-		// The target's size leads the delta (after the base's): it counts against the
-		// budget before anything is allocated for it.
-		if _, d, ok := deltaSize(o.data); ok {
-			if size, _, ok := deltaSize(d); ok && size > uint64(*budget) {
-				return resolved, errUnpackLarge
-			} else if ok {
-				*budget -= int(size)
-			}
+		// The target's size leads the delta (after the base's): it is checked against
+		// what the instructions write, and counts against the budget, before anything is
+		// allocated for it.
+		src, d, ok := deltaSize(o.data)
+		size, d, ok2 := deltaSize(d)
+		if !ok || !ok2 || src != uint64(len(base)) || !deltaWrites(d, src, size) {
+			return resolved, fmt.Errorf("fetched pack: delta at offset %d: %w", o.offset, packfile.ErrInvalidDelta)
 		}
+		if size > uint64(*budget) {
+			return resolved, errUnpackLarge
+		}
+		*budget -= int(size)
 		content, err := packfile.PatchDelta(base, o.data)
 		if err != nil {
 			return resolved, fmt.Errorf("fetched pack: delta at offset %d: %w", o.offset, err)

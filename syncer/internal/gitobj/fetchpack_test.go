@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 )
 
 // packOf builds a pack of whole objects.
@@ -212,4 +215,99 @@ func TestStoreFetchedThinChains(t *testing.T) {
 		}
 		_ = st.Close()
 	}
+}
+
+// rawPack builds a pack of entries (declared type and size, and the content actually
+// deflated), after 120 small blobs so that it takes the indexer's path.
+func rawPack(t *testing.T, entries ...struct {
+	typ  plumbing.ObjectType
+	size int
+	data []byte
+}) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	b.WriteString("PACK")
+	_ = binary.Write(&b, binary.BigEndian, uint32(2))
+	_ = binary.Write(&b, binary.BigEndian, uint32(120+len(entries)))
+	put := func(typ plumbing.ObjectType, size int, data []byte) {
+		var hdr [16]byte
+		n := packEntryHeader(hdr[:], typ, uint64(size))
+		b.Write(hdr[:n])
+		zw, _ := zlib.NewWriterLevel(&b, zlib.BestSpeed)
+		_, _ = zw.Write(data)
+		_ = zw.Close()
+	}
+	for i := 0; i < 120; i++ {
+		d := []byte(fmt.Sprintf("<pad n=\"%d\"/>\n", i))
+		put(plumbing.BlobObject, len(d), d)
+	}
+	for _, e := range entries {
+		put(e.typ, e.size, e.data)
+	}
+	sum := sha1.Sum(b.Bytes())
+	b.Write(sum[:])
+	return b.Bytes()
+}
+
+// TestStoreFetchedRefusesLyingPacks: on the indexer's path, an object that inflates to fewer
+// bytes than it declares (its hash would not be its content's), an object of an invalid
+// type, a size past the bound and a delta declaring a 1 GiB target from a few bytes are
+// refused as packs that do not parse, nothing is stored, and the delta's target is never
+// allocated.
+func TestStoreFetchedRefusesLyingPacks(t *testing.T) {
+	type entry = struct {
+		typ  plumbing.ObjectType
+		size int
+		data []byte
+	}
+	base := []byte("<instance name=\"base\"/>\n")
+	hb := plumbing.ComputeHash(plumbing.BlobObject, base)
+	var huge []byte
+	huge = append(huge, byte(len(base)))              // base size
+	huge = append(huge, 0x80, 0x80, 0x80, 0x80, 0x04) // target size: 1 GiB
+	huge = append(huge, 0x80|0x10, byte(len(base)))   // copy the base
+	cases := map[string][]entry{
+		"short":     {{plumbing.BlobObject, 200, bytes.Repeat([]byte("x"), 150)}},
+		"type 5":    {{plumbing.ObjectType(5), 3, []byte("abc")}},
+		"too large": {{plumbing.BlobObject, maxObjectSize + 1, []byte("a")}},
+	}
+	for name, es := range cases {
+		st := emptyStore(t)
+		err := st.StoreFetched(bytes.NewReader(rawPack(t, es...)), nil)
+		if err == nil || !strings.Contains(err.Error(), "malformed") {
+			t.Fatalf("%s: %v, want a malformed pack", name, err)
+		}
+		if packs, _ := filepath.Glob(filepath.Join(st.packDir, "*")); len(packs) > 0 {
+			t.Fatalf("%s: left %v", name, packs)
+		}
+		_ = st.Close()
+	}
+	// The 1 GiB delta, against a base of the store, on the indexer's path.
+	st := emptyStore(t)
+	defer st.Close()
+	if err := storeLoose(st, hb, plumbing.BlobObject, base); err != nil {
+		t.Fatal(err)
+	}
+	pack := thinPack(t, padding(120), []struct {
+		base  plumbing.Hash
+		delta []byte
+	}{{hb, huge}})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := st.StoreFetched(bytes.NewReader(pack), nil)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, packfile.ErrInvalidDelta) {
+		t.Fatalf("1 GiB delta: %v, want an invalid delta", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Fatalf("1 GiB delta: %d MB allocated", got>>20)
+	}
+}
+
+func padding(n int) [][]byte {
+	var out [][]byte
+	for i := 0; i < n; i++ {
+		out = append(out, []byte(fmt.Sprintf("<pad n=\"%d\"/>\n", i)))
+	}
+	return out
 }

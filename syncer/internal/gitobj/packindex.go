@@ -65,6 +65,17 @@ type freshBlobs struct {
 	limit int
 }
 
+// fits reports whether a blob of size bytes would be kept: the declared size is checked
+// before anything is buffered (a pack declares what it likes).
+func (f *freshBlobs) fits(size int64) bool {
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return size >= 0 && int64(f.size)+size <= int64(f.limit)
+}
+
 // add keeps data as the content of blob h if the total stays within the limit, and says
 // whether it did.
 func (f *freshBlobs) add(h plumbing.Hash, data []byte) bool {
@@ -368,32 +379,45 @@ func (w *packWriter) scan(r io.Reader) error {
 		if err != nil {
 			return err
 		}
+		if h.Length < 0 || h.Length > maxObjectSize {
+			return fmt.Errorf("object at offset %d: %w: declared size %d", h.Offset, packfile.ErrMalformedPackFile, h.Length)
+		}
 		o := packObj{offset: h.Offset, typ: h.Type}
+		var n int64
 		switch h.Type {
 		case plumbing.OFSDeltaObject:
 			o.parentOff = h.OffsetReference
-			_, o.crc, err = sc.NextObject(io.Discard)
+			n, o.crc, err = sc.NextObject(io.Discard)
 		case plumbing.REFDeltaObject:
 			o.parentRef = h.Reference
-			_, o.crc, err = sc.NextObject(io.Discard)
+			n, o.crc, err = sc.NextObject(io.Discard)
 		case plumbing.BlobObject:
-			if w.fresh == nil {
-				o.hash, o.crc, err = hashObject(sc, h)
+			if !w.fresh.fits(h.Length) {
+				// Not kept for the checkout (past the budget): hashed as it streams.
+				n, o.hash, o.crc, err = hashObject(sc, h)
 				break
 			}
 			var buf bytes.Buffer
-			buf.Grow(int(min(h.Length, maxFreshBlob)))
+			buf.Grow(int(h.Length))
 			hasher := plumbing.NewHasher(h.Type, h.Length)
-			_, o.crc, err = sc.NextObject(io.MultiWriter(hasher, &buf))
+			n, o.crc, err = sc.NextObject(io.MultiWriter(hasher, &buf))
 			o.hash = hasher.Sum()
-			if err == nil {
+			if err == nil && n == h.Length {
 				w.fresh.add(o.hash, buf.Bytes())
 			}
+		case plumbing.CommitObject, plumbing.TreeObject, plumbing.TagObject:
+			n, o.hash, o.crc, err = hashObject(sc, h)
 		default:
-			o.hash, o.crc, err = hashObject(sc, h)
+			return fmt.Errorf("object at offset %d: %w: type %d", h.Offset, packfile.ErrMalformedPackFile, h.Type)
 		}
 		if err != nil {
 			return err
+		}
+		if n != h.Length {
+			// go-git's scanner refuses more data than declared, not less: an object's hash
+			// covers its declared size, so a short one would be stored under a hash its
+			// content does not have.
+			return fmt.Errorf("object at offset %d: %w: inflates to %d bytes, declared %d", h.Offset, packfile.ErrMalformedPackFile, n, h.Length)
 		}
 		w.objs = append(w.objs, o)
 	}
@@ -401,13 +425,10 @@ func (w *packWriter) scan(r io.Reader) error {
 	return err
 }
 
-// maxFreshBlob is the preallocation bound for a kept blob's buffer.
-const maxFreshBlob = 1 << 20
-
-func hashObject(sc *packfile.Scanner, h *packfile.ObjectHeader) (plumbing.Hash, uint32, error) {
+func hashObject(sc *packfile.Scanner, h *packfile.ObjectHeader) (int64, plumbing.Hash, uint32, error) {
 	hasher := plumbing.NewHasher(h.Type, h.Length)
-	_, crc, err := sc.NextObject(hasher)
-	return hasher.Sum(), crc, err
+	n, crc, err := sc.NextObject(hasher)
+	return n, hasher.Sum(), crc, err
 }
 
 // deltaTree maps each base to the deltas made against it: an OFS delta under its base's
@@ -950,7 +971,9 @@ func (rs *resolver) applyDelta(base, delta []byte) ([]byte, error) {
 		return nil, packfile.ErrInvalidDelta
 	}
 	size, d, ok := deltaSize(d)
-	if !ok || size > maxObjectSize {
+	if !ok || size > maxObjectSize || !deltaWrites(d, uint64(len(base)), size) {
+		// The target's size is checked against what the instructions write before it is
+		// allocated: a delta of a few bytes may declare 1 GiB.
 		return nil, packfile.ErrInvalidDelta
 	}
 	out := rs.get(int(size))[:0]
@@ -1006,6 +1029,57 @@ func (rs *resolver) applyDelta(base, delta []byte) ([]byte, error) {
 		return nil, packfile.ErrInvalidDelta
 	}
 	return out, nil
+}
+
+// deltaWrites reports whether the delta instructions d, applied to a base of baseLen bytes,
+// write exactly size bytes, each copy within the base.
+func deltaWrites(d []byte, baseLen, size uint64) bool {
+	var total uint64
+	for len(d) > 0 {
+		cmd := d[0]
+		d = d[1:]
+		switch {
+		case cmd&0x80 != 0:
+			var off, n uint64
+			for k := 0; k < 4; k++ {
+				if cmd&(1<<k) != 0 {
+					if len(d) == 0 {
+						return false
+					}
+					off |= uint64(d[0]) << (8 * k)
+					d = d[1:]
+				}
+			}
+			for k := 0; k < 3; k++ {
+				if cmd&(0x10<<k) != 0 {
+					if len(d) == 0 {
+						return false
+					}
+					n |= uint64(d[0]) << (8 * k)
+					d = d[1:]
+				}
+			}
+			if n == 0 {
+				n = 0x10000
+			}
+			if off+n > baseLen {
+				return false
+			}
+			total += n
+		case cmd != 0:
+			if uint64(cmd) > uint64(len(d)) {
+				return false
+			}
+			total += uint64(cmd)
+			d = d[cmd:]
+		default:
+			return false
+		}
+		if total > size {
+			return false
+		}
+	}
+	return total == size
 }
 
 // maxObjectSize bounds the target size a delta may declare (a corrupt one could ask for

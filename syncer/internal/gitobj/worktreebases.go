@@ -1,6 +1,9 @@
 package gitobj
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -58,21 +61,8 @@ func (w *WorktreeBases) read(h plumbing.Hash) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	full := filepath.Join(w.Dir, filepath.FromSlash(name))
-	// O_NONBLOCK: a FIFO put in the file's place opens at once (and is refused below)
-	// instead of waiting for a writer.
-	fd, err := syscall.Open(full, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	data, err := ReadRegularFile(filepath.Join(w.Dir, filepath.FromSlash(name)), maxWorktreeBase)
 	if err != nil {
-		return nil, false
-	}
-	f := os.NewFile(uintptr(fd), full)
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() > maxWorktreeBase {
-		return nil, false
-	}
-	data := make([]byte, fi.Size())
-	if n, err := f.ReadAt(data, 0); err != nil || n != len(data) {
 		return nil, false
 	}
 	if plumbing.ComputeHash(plumbing.BlobObject, data) != h {
@@ -80,4 +70,37 @@ func (w *WorktreeBases) read(h plumbing.Hash) ([]byte, bool) {
 	}
 	BasesFromWorktree.Add(1)
 	return data, true
+}
+
+// ErrNotRegular is the error of ReadRegularFile for a path that is not a regular file.
+var ErrNotRegular = errors.New("not a regular file")
+
+// ReadRegularFile reads the file at p if it is a regular file of at most max bytes: it does
+// not follow a symlink (O_NOFOLLOW), does not wait on a FIFO put in a file's place
+// (O_NONBLOCK: the open returns at once, and fstat says what it is), and does not read a
+// device or a file larger than max (a symlink to /dev/zero, a file grown without bound).
+// Files of a checkout are read with it wherever a hand edit could have put something else.
+func ReadRegularFile(p string, max int64) ([]byte, error) {
+	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &os.PathError{Op: "read", Path: p, Err: ErrNotRegular}
+	}
+	if fi.Size() > max {
+		return nil, &os.PathError{Op: "read", Path: p, Err: fmt.Errorf("%d bytes, more than %d", fi.Size(), max)}
+	}
+	data := make([]byte, fi.Size())
+	n, err := io.ReadFull(f, data)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, err
+	}
+	return data[:n], nil
 }

@@ -1,6 +1,7 @@
 package gitobj
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -65,5 +66,42 @@ func TestWorktreeBases(t *testing.T) {
 	}
 	if _, ok := (&WorktreeBases{Dir: dir, Index: idx}).read(plumbing.ComputeHash(plumbing.BlobObject, []byte("x"))); ok {
 		t.Fatal("a blob the index does not name was found")
+	}
+}
+
+// TestReadRegularFile: a regular file is read; a FIFO is refused at once (not waited on), a
+// symlink (here to /dev/zero) is not followed, a file larger than the bound is refused.
+func TestReadRegularFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := ReadRegularFile(p, 10); err != nil || string(b) != "data" {
+		t.Fatalf("regular: %q %v", b, err)
+	}
+	if _, err := ReadRegularFile(p, 3); err == nil {
+		t.Fatal("a file over the bound was read")
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := ReadRegularFile(fifo, 10); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNotRegular) {
+			t.Fatalf("fifo: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reading a FIFO blocked")
+	}
+	link := filepath.Join(dir, "zero")
+	if err := os.Symlink("/dev/zero", link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRegularFile(link, 1<<30); err == nil {
+		t.Fatal("a symlink to /dev/zero was followed")
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -49,6 +50,9 @@ Exit status: 0 measured, 1 error.`,
 			}
 			o.Child = []string{exe, benchChildCmd}
 			rep, err := bench.Run(cmd.Context(), o)
+			if errors.Is(err, bench.ErrDirNotEmpty) {
+				return usageErrorf("--dir: %v", err)
+			}
 			if err != nil {
 				return err
 			}
@@ -63,7 +67,7 @@ Exit status: 0 measured, 1 error.`,
 	f.IntVar(&o.Commits, "commits", 20000, "commits of history")
 	f.IntVar(&o.Runs, "runs", 5, "runs per operation (the median is reported)")
 	f.StringSliceVar(&o.Ops, "ops", nil, "operations to measure (default all)")
-	f.StringVar(&o.Dir, "dir", "", "work directory (default a temporary one, removed afterwards)")
+	f.StringVar(&o.Dir, "dir", "", "work directory: new or empty (refused when it holds files); what the benchmark writes there is removed afterwards unless --keep (default a temporary one)")
 	f.BoolVar(&o.Keep, "keep", false, "keep the work directory")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print progress to stderr")
 	return cmd

@@ -14,6 +14,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -186,19 +187,11 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		return rep, err
 	}
 	rep = Report{Files: opts.Files, Commits: opts.Commits, Runs: opts.Runs}
-	dir := opts.Dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "deployer-bench-")
-		if err != nil {
-			return rep, err
-		}
-		dir = d
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, cleanup, err := workDir(opts.Dir, opts.Keep)
+	if err != nil {
 		return rep, err
 	}
-	if !opts.Keep {
-		defer os.RemoveAll(dir)
-	}
+	defer cleanup()
 	b := &bench{opts: opts, dir: dir, bare: filepath.Join(dir, "remote.git")}
 	if slices.ContainsFunc(opts.Ops, func(op string) bool { return op == "clone" || checkoutOps[op] }) {
 		start := time.Now()
@@ -444,3 +437,50 @@ func median(s []sample, rss bool) float64 {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+// ErrDirNotEmpty is the error of a work directory (Options.Dir) that holds files already.
+var ErrDirNotEmpty = errors.New("not empty")
+
+// workDir returns the work directory and what removes it afterwards (nothing with keep): a new
+// temporary directory when dir is "", else dir, which must be new or empty, so that nothing the
+// benchmark did not write is ever removed. A directory that existed stays, emptied.
+func workDir(dir string, keep bool) (string, func(), error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "deployer-bench-")
+		if err != nil {
+			return "", nil, err
+		}
+		if keep {
+			return d, func() {}, nil
+		}
+		return d, func() { _ = os.RemoveAll(d) }, nil
+	}
+	ents, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", nil, err
+		}
+		if keep {
+			return dir, func() {}, nil
+		}
+		return dir, func() { _ = os.RemoveAll(dir) }, nil
+	case err != nil:
+		return "", nil, fmt.Errorf("work directory %s: %w", dir, err)
+	case len(ents) > 0:
+		held := ents[0].Name()
+		if len(ents) > 1 {
+			held += fmt.Sprintf(" and %d more", len(ents)-1)
+		}
+		return "", nil, fmt.Errorf("work directory %s is %w (it holds %s): give a new or empty directory; what the benchmark writes there is removed afterwards unless --keep", dir, ErrDirNotEmpty, held)
+	}
+	if keep {
+		return dir, func() {}, nil
+	}
+	return dir, func() {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}, nil
+}

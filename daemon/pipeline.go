@@ -272,6 +272,7 @@ func (w *worker) executePlan(ctx context.Context, run *store.Run, m *manifest.Ma
 		noteFailures(run)
 		return
 	}
+	plan.settleEach = !plan.dryRun
 	results := w.runJobs(ctx, run, m, plan, bucket, maxFailures)
 	w.settle(run, results)
 	if ctx.Err() != nil {
@@ -389,6 +390,7 @@ func (w *worker) runJobsAt(ctx context.Context, run *store.Run, m *manifest.Mani
 			return nil
 		}
 	}
+	finishing := w.finishingInstances(run, p)
 	report := func(r executor.StepResult) {
 		if !r.Started.IsZero() && !r.Ended.IsZero() && r.Status != executor.StatusSkipped && r.Status != executor.StatusNotStarted {
 			w.d.metrics.stepEnded(w.cfg.Name, string(r.Step), string(r.Status), r.Ended.Sub(r.Started))
@@ -402,7 +404,16 @@ func (w *worker) runJobsAt(ctx context.Context, run *store.Run, m *manifest.Mani
 		if c := commits[string(r.Instance)]; c != "" {
 			commit = c
 		}
-		if err := w.d.store.AddStep(storeStep(run.ID, r.Record(commit))); err != nil {
+		rec := storeStep(run.ID, r.Record(commit))
+		var err error
+		if st, done := finishing.succeeded(r); done {
+			// Its last step: the instance's state goes with the record,
+			// in the same transaction: durable as soon as the record is.
+			err = w.d.store.AddFinalStep(rec, w.finishedState(run, st))
+		} else {
+			err = w.d.store.AddStep(rec)
+		}
+		if err != nil {
 			w.log.Error().Err(err).Msg("record step")
 			w.recordError("recording a step", err)
 		}
@@ -416,6 +427,87 @@ func (w *worker) runJobsAt(ctx context.Context, run *store.Run, m *manifest.Mani
 		defer context.AfterFunc(w.halt, func() { stop(errStopping) })()
 	}
 	return w.d.exec.RunJobsUntil(ctx, halt, p.jobs, bucket, maxFailures, report)
+}
+
+// finishing follows the attempts of a run's instances as they are
+// reported (report's calls are serialised), to tell the one that ends an
+// instance whose every planned step succeeded.
+type finishing struct {
+	steps  map[string][]string            // instance -> its planned steps, in order
+	final  map[string]map[string]bool     // instance -> step -> its last attempt succeeded
+	states map[string]store.InstanceState // instance -> its state once it succeeds (less Deployed)
+}
+
+// finishingInstances is the tracking of p's instances when the run records
+// each one's state as it succeeds (p.settleEach), else nil.
+func (w *worker) finishingInstances(run *store.Run, p plan) *finishing {
+	if !p.settleEach || p.dryRun {
+		return nil
+	}
+	f := &finishing{steps: map[string][]string{}, final: map[string]map[string]bool{}, states: map[string]store.InstanceState{}}
+	for _, j := range p.jobs {
+		name := string(j.Instance.Name)
+		if _, partial := w.partialReplay[name]; partial || len(j.Steps) == 0 {
+			continue // settled at the run's end only (not deployed: its chain did not run)
+		}
+		for _, s := range j.Steps {
+			f.steps[name] = append(f.steps[name], string(s.Name))
+		}
+		f.states[name] = store.InstanceState{Repo: w.cfg.Name, Name: name, File: j.Instance.File, LastStatus: store.InstanceSucceeded, LastRun: run.ID}
+	}
+	for _, o := range run.Instances {
+		if st, ok := f.states[o.Name]; ok && o.Commit != "" {
+			st.Deployed = o.Commit // a deployment's instance ran at the commit of its file
+			f.states[o.Name] = st
+		}
+	}
+	return f
+}
+
+// succeeded notes attempt r and reports whether it ends its instance with
+// every planned step succeeded (r is then the instance's last step's
+// succeeded attempt), with the instance's state.
+func (f *finishing) succeeded(r executor.StepResult) (store.InstanceState, bool) {
+	if f == nil {
+		return store.InstanceState{}, false
+	}
+	name := string(r.Instance)
+	steps, ok := f.steps[name]
+	if !ok {
+		return store.InstanceState{}, false
+	}
+	if f.final[name] == nil {
+		f.final[name] = map[string]bool{}
+	}
+	f.final[name][string(r.Step)] = r.Status == executor.StatusSucceeded
+	if string(r.Step) != steps[len(steps)-1] || r.Status != executor.StatusSucceeded {
+		return store.InstanceState{}, false
+	}
+	for _, s := range steps {
+		if !f.final[name][s] {
+			return store.InstanceState{}, false
+		}
+	}
+	return f.states[name], true
+}
+
+// finishedState is the state of an instance of run that has just
+// succeeded, as settle records it: deployed at the run's commit, or the
+// commit its write-back landed in (the step succeeded only if it landed).
+// Its step-failed and instance-invalid interventions resolve now.
+func (w *worker) finishedState(run *store.Run, st store.InstanceState) store.InstanceState {
+	if st.Deployed == "" {
+		st.Deployed = run.Commit
+	}
+	w.gitMu.Lock()
+	if c, ok := w.landed[st.Name]; ok {
+		st.Deployed = c
+	}
+	w.gitMu.Unlock()
+	st.Updated = w.d.now()
+	w.clear(deployer.KindStepFailed, st.Name, "its steps succeeded in run "+fmt.Sprint(run.ID))
+	w.clear(deployer.KindInstanceInvalid, st.Name, "its steps ran in run "+fmt.Sprint(run.ID))
+	return st
 }
 
 // errStopping is why an instance of a run did not start: the daemon (or

@@ -19,6 +19,12 @@ type plan struct {
 	jobs     []executor.Job
 	outcomes []store.InstanceOutcome
 	dryRun   bool // DEPLOYER_DRY_RUN=1 for every step
+	// settleEach: an instance's state is recorded as soon as it succeeds,
+	// with its last step's record (see finishedEarly), not only when the
+	// run ends: a kill of the daemon then loses none of the instances that
+	// finished. The runs that settle through settle (commit, schedule and
+	// replay runs) set it; a deployment tracks its instances itself.
+	settleEach bool
 }
 
 // plan works out the instances whose files changed between base and head,

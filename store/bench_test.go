@@ -206,3 +206,43 @@ func BenchmarkFileSizeWith100kRuns(b *testing.B) {
 		b.ReportMetric(float64(len(runs)), "runs-kept")
 	}
 }
+
+// BenchmarkInstanceLastStep is the record of an instance's last step
+// alone (plain) and with the instance's state in its transaction (final,
+// AddFinalStep, as a commit run records it): the durable per-instance
+// outcome should cost little over the record itself.
+func BenchmarkInstanceLastStep(b *testing.B) {
+	for _, final := range []bool{false, true} {
+		name := "plain"
+		if final {
+			name = "final"
+		}
+		b.Run(name, func(b *testing.B) {
+			s, err := store.Open(filepath.Join(benchDir(b), "state.db"), store.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			run, err := s.CreateRun(store.Run{Repo: "fra", Commit: strings.Repeat("c", 40)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				inst := fmt.Sprintf("cust%05d", i)
+				rec := store.StepRecord{Run: run, StepResult: deployer.StepResult{Instance: inst, Step: "instance-redeploy", Attempt: 1,
+					Status: deployer.StepSucceeded, Argv: []string{"scripts/redeploy.sh", inst}, Dir: "/srv/checkout", ExitCode: 0,
+					Started: time.Now(), Ended: time.Now(), OutputHead: "redeploy " + inst}}
+				if final {
+					err = s.AddFinalStep(rec, store.InstanceState{Repo: "fra", Name: inst, File: "instances/" + inst + ".xml",
+						Deployed: strings.Repeat("c", 40), LastStatus: store.InstanceSucceeded, LastRun: run})
+				} else {
+					err = s.AddStep(rec)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -87,24 +87,8 @@ func (s *Store) SetInstances(states []InstanceState) error {
 		}
 	}
 	err := s.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketInstances)
-		b.FillPercent = appendFill
 		for _, st := range states {
-			if st.Updated.IsZero() {
-				st.Updated = now
-			}
-			key := instanceKey(st.Repo, st.Name)
-			var old *InstanceState
-			if v := b.Get(key); v != nil {
-				var o InstanceState
-				if decode(key, v, &o) == nil {
-					old = &o
-				}
-			}
-			if err := putJSON(b, key, st); err != nil {
-				return err
-			}
-			if err := indexInstance(tx, st, old); err != nil {
+			if err := putInstance(tx, st, now); err != nil {
 				return err
 			}
 		}
@@ -117,6 +101,27 @@ func (s *Store) SetInstances(states []InstanceState) error {
 		return fmt.Errorf("set instance %s/%s: %w", states[0].Repo, states[0].Name, err)
 	}
 	return fmt.Errorf("set %d instances: %w", len(states), err)
+}
+
+// putInstance stores st (Updated defaulting to now) and its index entry.
+func putInstance(tx *bolt.Tx, st InstanceState, now time.Time) error {
+	if st.Updated.IsZero() {
+		st.Updated = now
+	}
+	b := tx.Bucket(bucketInstances)
+	b.FillPercent = appendFill
+	key := instanceKey(st.Repo, st.Name)
+	var old *InstanceState
+	if v := b.Get(key); v != nil {
+		var o InstanceState
+		if decode(key, v, &o) == nil {
+			old = &o
+		}
+	}
+	if err := putJSON(b, key, st); err != nil {
+		return err
+	}
+	return indexInstance(tx, st, old)
 }
 
 // Instance returns the state of one instance of repo, read by its key;

@@ -267,8 +267,8 @@ func repoRuns(tx *bolt.Tx, repo string, limit int) ([]Run, error) {
 	return out, nil
 }
 
-// InterruptRunning marks every run still running as interrupted (with the
-// instances it had not finished) and returns their ids. The daemon calls it
+// InterruptRunning marks every run still running as interrupted and
+// returns their ids (see interrupt for its instances). The daemon calls it
 // at start, before it creates runs.
 func (s *Store) InterruptRunning() ([]RunID, error) {
 	var ids []RunID
@@ -280,7 +280,7 @@ func (s *Store) InterruptRunning() ([]RunID, error) {
 		}
 		for _, r := range running {
 			old := r
-			interrupt(&r, now)
+			interrupt(tx, &r, now)
 			if err := s.putRun(tx, r, &old); err != nil {
 				return err
 			}
@@ -308,21 +308,44 @@ func runningRuns(tx *bolt.Tx) ([]Run, error) {
 	return out, err
 }
 
-func interrupt(r *Run, now time.Time) {
+// interrupt finishes r as interrupted. Its instances that had not ended
+// when the daemon stopped (a kill leaves every instance of the run as
+// planned: outcomes are written on the run when it ends) are settled from
+// what is durable: one whose state says it succeeded in this run (written
+// with its last step's record, AddFinalStep) succeeded, and is not run
+// again; the others are interrupted (cut off mid-step or not started:
+// nothing durable tells which, a step's attempt being recorded when it
+// ends), and redone.
+func interrupt(tx *bolt.Tx, r *Run, now time.Time) {
 	r.Status = RunInterrupted
 	if r.Error == "" {
 		r.Error = "daemon stopped during the run"
 	}
 	r.Ended = now
 	for i := range r.Instances {
-		switch r.Instances[i].Status {
-		case InstanceSucceeded, InstanceFailed, InstanceSkipped:
+		o := &r.Instances[i]
+		switch o.Status {
+		case InstanceSucceeded, InstanceFailed, InstanceSkipped, InstanceInterrupted, string(deployer.StepTimedOut):
 		case "", InstanceNotStarted:
-			r.Instances[i].Status = InstanceNotStarted
+			o.Status = InstanceNotStarted
 		default:
-			r.Instances[i].Status = InstanceInterrupted
+			if finished(tx, r, o.Name) {
+				o.Status, o.Reason = InstanceSucceeded, ""
+			} else {
+				o.Status = InstanceInterrupted
+			}
 		}
 	}
+}
+
+// finished reports whether instance name of run r succeeded in r by its
+// durable state.
+func finished(tx *bolt.Tx, r *Run, name string) bool {
+	var st InstanceState
+	if getJSON(tx.Bucket(bucketInstances), instanceKey(r.Repo, name), &st) != nil {
+		return false
+	}
+	return st.LastRun == r.ID && st.LastStatus == InstanceSucceeded
 }
 
 // RunningRuns returns the runs of repo still recorded as running.
@@ -359,7 +382,7 @@ func (s *Store) InterruptRun(id RunID, why string) (bool, error) {
 		if r.Error == "" {
 			r.Error = why
 		}
-		interrupt(&r, s.now())
+		interrupt(tx, &r, s.now())
 		changed = true
 		return s.putRun(tx, r, &old)
 	})

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -159,6 +160,61 @@ func TestInterruptRunning(t *testing.T) {
 	}
 	if ids, _ := s.InterruptRunning(); len(ids) != 0 {
 		t.Fatalf("second call got %v, want none", ids)
+	}
+}
+
+// A run left running by a kill: an instance whose state was written with
+// its last step's record (AddFinalStep) in this run is settled succeeded,
+// found after the file is reopened; one whose state is from an earlier
+// run, or that has records but no final one, is interrupted.
+func TestInterruptRunningSettlesFinishedInstances(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := mustOpenAt(t, path, store.Options{})
+	earlier, _ := s.CreateRun(store.Run{Repo: "fra", Status: store.RunSucceeded})
+	run, _ := s.CreateRun(store.Run{Repo: "fra", Commit: "c2", Instances: []store.InstanceOutcome{
+		{Name: "done", Status: string(deployer.StepPending)},
+		{Name: "cut", Status: string(deployer.StepPending)},
+		{Name: "old", Status: string(deployer.StepPending)},
+	}})
+	step := func(inst, step string) store.StepRecord {
+		return store.StepRecord{Run: run, StepResult: deployer.StepResult{Instance: inst, Step: step, Attempt: 1, Status: deployer.StepSucceeded}}
+	}
+	if err := s.AddStep(step("done", "configure")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddFinalStep(step("done", "redeploy"), store.InstanceState{Repo: "fra", Name: "done", File: "i/done.xml", Deployed: "c2", LastStatus: store.InstanceSucceeded, LastRun: run}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddStep(step("cut", "configure")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetInstance(store.InstanceState{Repo: "fra", Name: "old", Deployed: "c1", LastStatus: store.InstanceSucceeded, LastRun: earlier}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpenAt(t, path, store.Options{})
+	if _, err := s.InterruptRunning(); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := s.Run(run)
+	var st []string
+	for _, in := range r.Instances {
+		st = append(st, in.Name+"="+in.Status)
+	}
+	if want := []string{"done=succeeded", "cut=interrupted", "old=interrupted"}; r.Status != store.RunInterrupted || !reflect.DeepEqual(st, want) {
+		t.Fatalf("got %s %v, want interrupted %v", r.Status, st, want)
+	}
+	recs, _ := s.Steps(run)
+	if len(recs) != 3 || recs[1].Instance != "done" || recs[1].Step != "redeploy" {
+		t.Fatalf("step records %+v: want 3, the final one with its instance", recs)
+	}
+	if got, _ := s.InstanceByFile("fra", "i/done.xml"); got.Name != "done" || got.Deployed != "c2" {
+		t.Fatalf("instance by file got %+v, want done deployed at c2", got)
+	}
+	if err := s.AddFinalStep(step("x", "redeploy"), store.InstanceState{}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("a final step without an instance: got %v, want ErrInvalid", err)
 	}
 }
 

@@ -48,24 +48,50 @@ func lastStepSeq(b *bolt.Bucket, run RunID) uint64 {
 // (see storedStep): what it shares with the run's first record, and the
 // environment values that repeat its own fields, are not stored again.
 func (s *Store) AddStep(rec StepRecord) error {
+	err := s.batch(func(tx *bolt.Tx) error { return s.addStep(tx, rec) })
+	if err != nil {
+		return fmt.Errorf("add step to run %d: %w", rec.Run, err)
+	}
+	return nil
+}
+
+// AddFinalStep is AddStep for the record that finishes an instance, with
+// the instance's state st stored in the same transaction: once it
+// returns, the instance's outcome is durable with the record that proves
+// it (a kill right after loses neither), and InterruptRunning settles the
+// instance from it instead of marking it interrupted. It costs no commit
+// of its own: the state rides in the record's (batched) transaction.
+func (s *Store) AddFinalStep(rec StepRecord, st InstanceState) error {
+	if st.Repo == "" || st.Name == "" {
+		return fmt.Errorf("add step to run %d: instance state: repo and name: %w", rec.Run, ErrInvalid)
+	}
+	now := s.now()
 	err := s.batch(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketRuns).Get(u64key(uint64(rec.Run))) == nil {
-			return ErrNotFound
-		}
-		b := tx.Bucket(bucketSteps)
-		b.FillPercent = appendFill
-		seq := lastStepSeq(b, rec.Run) + 1
-		rec.Seq = int(seq)
-		base, err := s.stepBase(b, rec.Run)
-		if err != nil {
+		if err := s.addStep(tx, rec); err != nil {
 			return err
 		}
-		return putJSON(b, stepKey(rec.Run, seq), compactStep(rec, base))
+		return putInstance(tx, st, now)
 	})
 	if err != nil {
 		return fmt.Errorf("add step to run %d: %w", rec.Run, err)
 	}
 	return nil
+}
+
+// addStep appends rec to its run's step records in tx.
+func (s *Store) addStep(tx *bolt.Tx, rec StepRecord) error {
+	if tx.Bucket(bucketRuns).Get(u64key(uint64(rec.Run))) == nil {
+		return ErrNotFound
+	}
+	b := tx.Bucket(bucketSteps)
+	b.FillPercent = appendFill
+	seq := lastStepSeq(b, rec.Run) + 1
+	rec.Seq = int(seq)
+	base, err := s.stepBase(b, rec.Run)
+	if err != nil {
+		return err
+	}
+	return putJSON(b, stepKey(rec.Run, seq), compactStep(rec, base))
 }
 
 // stepBase returns the first step record of run, which the run's later

@@ -54,6 +54,9 @@ type IndexingStorage struct {
 	layout     *packLayout
 	// packs reads the pack indexes for Has and readStored, apart from go-git's.
 	packs packSet
+	// cr is the reader of commits (EncodedObject), made on first use.
+	crMu sync.Mutex
+	cr   *objReader
 }
 
 // freshBlobs are blob contents the indexer decoded, by hash, up to a total size; each was

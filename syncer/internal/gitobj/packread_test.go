@@ -56,6 +56,22 @@ func TestReadStoredMatchesGoGit(t *testing.T) {
 		if ok, err := st.Has(h); !ok || err != nil {
 			t.Fatalf("Has(%s) = %v, %v", h, ok, err)
 		}
+		if typ == plumbing.CommitObject {
+			// Commits come from our reader (EncodedObject), the same bytes.
+			c, err := st.EncodedObject(plumbing.CommitObject, h)
+			if err != nil {
+				t.Fatalf("EncodedObject(commit %s): %v", h, err)
+			}
+			if _, ok := c.(*plumbing.MemoryObject); !ok {
+				t.Fatalf("commit %s: read by go-git (%T), want our reader", h, c)
+			}
+			rc, _ := c.Reader()
+			got, _ := io.ReadAll(rc)
+			_ = rc.Close()
+			if !bytes.Equal(got, want) || c.Hash() != h {
+				t.Fatalf("commit %s: our reader's bytes differ from go-git's", h)
+			}
+		}
 	}
 	missing := plumbing.ComputeHash(plumbing.BlobObject, []byte("not in this repository"))
 	if ok, err := st.Has(missing); ok || err != nil {

@@ -183,6 +183,9 @@ func statMatches(e *index.Entry, fi os.FileInfo) bool {
 	return uint32(st.Ino) == e.Inode && st.Ctim.Sec == e.CreatedAt.Unix() && st.Ctim.Nsec == int64(e.CreatedAt.Nanosecond())
 }
 
+// maxWorktreeFile bounds a checkout file the dirty check hashes.
+const maxWorktreeFile = 1 << 30
+
 func hashWorktree(full string, m filemode.FileMode) (plumbing.Hash, error) {
 	var data []byte
 	var err error
@@ -193,7 +196,7 @@ func hashWorktree(full string, m filemode.FileMode) (plumbing.Hash, error) {
 	} else {
 		// Not os.ReadFile: the file was a regular one at lstat, but a FIFO or a symlink to a
 		// device swapped in since must not hang or exhaust the sync.
-		data, err = ReadRegularFile(full, maxObjectSize)
+		data, err = ReadRegularFile(full, maxWorktreeFile)
 	}
 	if err != nil {
 		return plumbing.ZeroHash, err

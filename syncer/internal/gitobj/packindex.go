@@ -1087,9 +1087,11 @@ func deltaWrites(d []byte, baseLen, size uint64) bool {
 	return total == size
 }
 
-// maxObjectSize bounds the target size a delta may declare (a corrupt one could ask for
-// anything): 1 GiB.
-const maxObjectSize = 1 << 30
+// maxObjectSize bounds the size of any object read from a pack, whole or a delta's target:
+// 256 MiB. A checkout writes a blob from one buffer (and go-git's reads copy it again), so a
+// bigger one, which no clusterconfig file is, would take GBs: an attacker's 1 GiB blob in
+// the tree crashed the daemon, and again at every start. A pack holding one does not parse.
+const maxObjectSize = 256 << 20
 
 // deltaSize decodes one of a delta's two leading sizes (little-endian base 128).
 func deltaSize(d []byte) (uint64, []byte, bool) {

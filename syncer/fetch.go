@@ -101,7 +101,7 @@ func (r *Repo) fetchOnce(ctx context.Context, st *gitobj.IndexingStorage, thin b
 	if err := r.fetchPack(ctx, st, sess, ar, tip, thin); err != nil {
 		return err
 	}
-	if !r.has(tip) {
+	if !has(st, tip) {
 		return &remotePackError{err: fmt.Errorf("fetch: the pack from the remote does not hold the branch's tip %s", tip)}
 	}
 	return r.repo.Storer.SetReference(plumbing.NewHashReference(r.remote, tip))
@@ -172,14 +172,11 @@ type remotePackError struct{ err error }
 func (e *remotePackError) Error() string { return e.err.Error() }
 func (e *remotePackError) Unwrap() error { return e.err }
 
-// has reports whether the store has object h (without go-git's pack indexes, see
+// has reports whether st has object h (without go-git's pack indexes, see
 // gitobj.IndexingStorage.Has).
-func (r *Repo) has(h plumbing.Hash) bool {
-	if st, ok := r.repo.Storer.(*gitobj.IndexingStorage); ok {
-		ok, err := st.Has(h)
-		return err == nil && ok
-	}
-	return r.repo.Storer.HasEncodedObject(h) == nil
+func has(st *gitobj.IndexingStorage, h plumbing.Hash) bool {
+	ok, err := st.Has(h)
+	return err == nil && ok
 }
 
 func (r *Repo) fetchPack(ctx context.Context, st *gitobj.IndexingStorage, sess transport.UploadPackSession, ar *packp.AdvRefs, tip plumbing.Hash, thin bool) error {
@@ -193,7 +190,7 @@ func (r *Repo) fetchPack(ctx context.Context, st *gitobj.IndexingStorage, sess t
 		_ = req.Capabilities.Set(capability.NoProgress)
 	}
 	req.Wants = []plumbing.Hash{tip}
-	req.Haves = r.haves()
+	req.Haves = r.haves(st)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	resp, err := sess.UploadPack(ctx, req)
@@ -240,10 +237,10 @@ func (r *Repo) fetchPack(ctx context.Context, st *gitobj.IndexingStorage, sess t
 // remote-tracking tip. No history is walked: git's upload-pack takes as common any commit it
 // has, even one upstream no longer reaches (a rewrite), until its garbage collection prunes
 // it; past that, the fetch sends what a clone would, and stays correct.
-func (r *Repo) haves() []plumbing.Hash {
+func (r *Repo) haves(st *gitobj.IndexingStorage) []plumbing.Hash {
 	var out []plumbing.Hash
 	for _, read := range []func() (plumbing.Hash, error){r.headHash, r.upstreamHash} {
-		if h, err := read(); err == nil && !h.IsZero() && r.has(h) && (len(out) == 0 || out[0] != h) {
+		if h, err := read(); err == nil && !h.IsZero() && has(st, h) && (len(out) == 0 || out[0] != h) {
 			out = append(out, h)
 		}
 	}

@@ -115,11 +115,15 @@ func (s *IndexingStorage) thinWriter(wt *WorktreeBases) (io.WriteCloser, error) 
 	return pw, nil
 }
 
-// readObject returns the type and content of object h of the store, read with rd, checked
-// against its hash: the base of a thin pack's delta. An object the store does not have is
+// readObject returns the type and content of object h, the base of a thin pack's delta: from
+// the checkout's file that holds it (rd.wt), else from the store read with rd, checked
+// against its hash either way. An object the store does not have is
 // errThinBase.
 func (s *IndexingStorage) readObject(rd *objReader, h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
 	ThinBases.Add(1)
+	if data, ok := rd.wt.read(h); ok {
+		return plumbing.BlobObject, data, nil // hashed by read: its content is h's
+	}
 	typ, data, err := rd.read(h, 0)
 	if errors.Is(err, plumbing.ErrObjectNotFound) {
 		return 0, nil, errThinBase{base: h}

@@ -166,7 +166,7 @@ const baseCacheLimit = 32 << 20
 // share links). It is not safe for concurrent use: one per goroutine.
 type objReader struct {
 	s     *IndexingStorage
-	wt    *WorktreeBases // when set, blobs are read from the checkout's files first
+	wt    *WorktreeBases // when set, readObject takes blobs from the checkout's files first
 	names []string
 	idx   map[string]*packIdx
 	files map[string]*os.File
@@ -221,9 +221,6 @@ func (s *IndexingStorage) readStored(h plumbing.Hash) (plumbing.ObjectType, []by
 func (r *objReader) read(h plumbing.Hash, depth int) (plumbing.ObjectType, []byte, error) {
 	if depth > maxChain {
 		return 0, nil, fmt.Errorf("object %s: delta chain longer than %d", h, maxChain)
-	}
-	if data, ok := r.wt.read(h); ok {
-		return plumbing.BlobObject, data, nil
 	}
 	typ, data, err := readLooseFile(r.s.loosePath(h))
 	if err == nil {

@@ -185,14 +185,18 @@ func writeWorktreeFile(full string, data []byte, mode filemode.FileMode, umask i
 		}
 		return os.Symlink(string(data), full)
 	}
-	// As git does: remove what is at full (a file, or a symlink itself, never its target; a
-	// directory with what is below it), then create the file exclusively without following a
-	// symlink, so that nothing planted in between is written through. A reader may see the
-	// file missing or partly written while the move goes on, as with git; a move a crash
-	// interrupted is finished at the next Open (syncer's move marker). Measured on sync_2000,
-	// writing a temporary file and renaming it over the old one cost twice as much in the
-	// kernel (500 against 230 ms for 2,000 files). Raw system calls: an *os.File costs two
-	// or three more per file (registering with the poller).
+	// A regular file of ours with no other link is overwritten in place (overwriteFile).
+	// Anything else as git does: remove what is at full (a file, or a symlink itself, never
+	// its target; a directory with what is below it), then create the file exclusively
+	// without following a symlink, so that nothing planted in between is written through. A
+	// reader may see the file missing or partly written while the move goes on, as with git;
+	// a move a crash interrupted is finished at the next Open (syncer's move marker).
+	// Measured on sync_2000, writing a temporary file and renaming it over the old one cost
+	// twice as much in the kernel (500 against 230 ms for 2,000 files). Raw system calls: an
+	// *os.File costs two or three more per file (registering with the poller).
+	if done, err := overwriteFile(full, data, gitPerm(mode)); done {
+		return err
+	}
 	if err := ignoringEINTR(func() error { return syscall.Unlink(full) }); err != nil && !errors.Is(err, syscall.ENOENT) {
 		if !errors.Is(err, syscall.EISDIR) && !errors.Is(err, syscall.EPERM) {
 			return &os.PathError{Op: "unlink", Path: full, Err: err}
@@ -213,10 +217,7 @@ func createWorktreeFile(full string, data []byte, mode filemode.FileMode, umask 
 	if mode == filemode.Symlink {
 		return os.Symlink(string(data), full)
 	}
-	perm := os.FileMode(0o644)
-	if mode == filemode.Executable {
-		perm = 0o755
-	}
+	perm := gitPerm(mode)
 	var fd int
 	err := ignoringEINTR(func() (err error) {
 		fd, err = syscall.Open(full, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, uint32(perm))
@@ -237,6 +238,65 @@ func createWorktreeFile(full string, data []byte, mode filemode.FileMode, umask 
 		err = &os.PathError{Op: "close", Path: full, Err: cerr}
 	}
 	return err
+}
+
+// gitPerm is the permission git gives a checkout file of mode (a regular file).
+func gitPerm(mode filemode.FileMode) uint32 {
+	if mode == filemode.Executable {
+		return 0o755
+	}
+	return 0o644
+}
+
+// overwriteFile writes data over the file full in place when it is a regular file this
+// process owns with no other link, and sets perm on it; done is false (and nothing was
+// written) when it is anything else, or cannot be opened for writing: the caller then
+// removes it and creates the file anew, as git does. In place, the kernel neither frees
+// the old inode and its blocks nor allocates new ones, nor changes the directory: on
+// sync_2000 (2,000 files of 5.6 KB in a directory of 10,000) 18-27 ms against 70-100 ms
+// for unlink and create, on one goroutine, and the writers no longer contend for the
+// directory's lock. The checks are made on the opened file (fstat), so that nothing
+// swapped in after the lstat is written: a hard link (the other name keeps its content,
+// as with unlink and create), a FIFO or device (opened non-blocking, never written), or
+// another inode.
+func overwriteFile(full string, data []byte, perm uint32) (done bool, err error) {
+	var st syscall.Stat_t
+	if ignoringEINTR(func() error { return syscall.Lstat(full, &st) }) != nil || !ownSingleFile(&st) {
+		return false, nil
+	}
+	var fd int
+	err = ignoringEINTR(func() (err error) {
+		fd, err = syscall.Open(full, syscall.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return false, nil
+	}
+	var fst syscall.Stat_t
+	if syscall.Fstat(fd, &fst) != nil || !ownSingleFile(&fst) || fst.Dev != st.Dev || fst.Ino != st.Ino {
+		_ = syscall.Close(fd)
+		return false, nil
+	}
+	err = writeAll(fd, full, data)
+	if err == nil && fst.Size > int64(len(data)) {
+		if err = ignoringEINTR(func() error { return syscall.Ftruncate(fd, int64(len(data))) }); err != nil {
+			err = &os.PathError{Op: "truncate", Path: full, Err: err}
+		}
+	}
+	if err == nil && fst.Mode&0o7777 != perm {
+		if err = ignoringEINTR(func() error { return syscall.Fchmod(fd, perm) }); err != nil {
+			err = &os.PathError{Op: "chmod", Path: full, Err: err}
+		}
+	}
+	if cerr := syscall.Close(fd); err == nil && cerr != nil {
+		err = &os.PathError{Op: "close", Path: full, Err: cerr}
+	}
+	return true, err
+}
+
+// ownSingleFile reports whether st is a regular file with one link that this process owns.
+func ownSingleFile(st *syscall.Stat_t) bool {
+	return st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Nlink == 1 && int(st.Uid) == os.Geteuid()
 }
 
 // readUmask returns the process's file mode creation mask as /proc/self/status reports it,

@@ -1,10 +1,12 @@
 package gitobj
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 )
@@ -39,4 +41,101 @@ func TestWorktreeFileModeWhateverTheUmask(t *testing.T) {
 		}
 		syscall.Umask(old)
 	}
+}
+
+// TestWorktreeFileOverwrite: a regular file of ours with one link is written in place (same
+// inode, any length, git's mode); anything else at the path is replaced without being
+// written through: the other name of a hard link keeps its content, a symlink's target is
+// untouched, a FIFO neither blocks the write nor is written to.
+func TestWorktreeFileOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	umask := NewDirMaker(dir).umask
+	p := filepath.Join(dir, "f")
+	ino := func(p string) uint64 {
+		t.Helper()
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	check := func(p, want string, perm os.FileMode) {
+		t.Helper()
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || string(b) != want || fi.Mode() != perm {
+			t.Fatalf("%s: %q %v (mode %v), want %q mode %v", p, b, err, fi.Mode(), want, perm)
+		}
+	}
+	if err := writeWorktreeFile(p, []byte("a fairly long first content\n"), filemode.Regular, umask); err != nil {
+		t.Fatal(err)
+	}
+	first := ino(p)
+	for _, tc := range []struct {
+		data string
+		mode filemode.FileMode
+		perm os.FileMode
+	}{{"short\n", filemode.Regular, 0o644}, {"a longer content than the one before it\n", filemode.Executable, 0o755}, {"x", filemode.Regular, 0o644}} {
+		// A reader holding the file open sees the new content: it was written in place (and
+		// the old inode, still open, cannot be reused for a new file).
+		held, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := writeWorktreeFile(p, []byte(tc.data), tc.mode, umask); err != nil {
+			t.Fatal(err)
+		}
+		check(p, tc.data, tc.perm)
+		b, err := io.ReadAll(held)
+		held.Close()
+		if got := ino(p); got != first || err != nil || string(b) != tc.data {
+			t.Fatalf("%q: inode %d (was %d), the open file reads %q %v: not written in place", tc.data, got, first, b, err)
+		}
+	}
+
+	// A hard link: the other name keeps the old content.
+	other := filepath.Join(t.TempDir(), "other")
+	if err := os.Link(p, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeWorktreeFile(p, []byte("new\n"), filemode.Regular, umask); err != nil {
+		t.Fatal(err)
+	}
+	check(p, "new\n", 0o644)
+	check(other, "x", 0o644)
+
+	// A symlink to a file outside: replaced, the target untouched.
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(other, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeWorktreeFile(p, []byte("via link?\n"), filemode.Regular, umask); err != nil {
+		t.Fatal(err)
+	}
+	check(p, "via link?\n", 0o644)
+	check(other, "x", 0o644)
+
+	// A FIFO with nobody reading it: replaced without blocking.
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- writeWorktreeFile(p, []byte("after fifo\n"), filemode.Regular, umask) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("writing over a FIFO blocked")
+	}
+	check(p, "after fifo\n", 0o644)
 }

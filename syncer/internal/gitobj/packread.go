@@ -393,22 +393,24 @@ func readLooseFile(p string) (plumbing.ObjectType, []byte, error) {
 	return typ, data, nil
 }
 
-// commitCacheLimit bounds the delta bases the commit reader keeps (commits are rarely
-// deltas; a daemon holds one reader per repository).
-const commitCacheLimit = 1 << 20
+// readerCacheLimit bounds the delta bases the long-lived reader of commits and trees keeps
+// (a daemon holds one per repository): commits are rarely deltas; a tree version is often a
+// delta against the next one, and the bases on a chain are kept as they are decoded, so a
+// walk through consecutive versions of a directory decodes each once.
+const readerCacheLimit = 4 << 20
 
-// EncodedObject returns object h of type t. Commits are read by our own reader (see above): an
-// ancestry walk or a checkout move that reads a few commits would otherwise make go-git decode
-// every pack index into maps first (16 ms on the benchmark's repository, 90 ms with 70 packs,
-// again after every pack the indexer adds). Anything else, and a commit this reader cannot
-// read (missing, corrupt: go-git's answer and error are the ones the syncer classifies), goes
-// to go-git.
+// EncodedObject returns object h of type t. Commits and trees are read by our own reader (see
+// above): an ancestry walk, a tree diff or a checkout move that reads a few of them would
+// otherwise make go-git decode every pack index into maps first (16 ms on the benchmark's
+// repository, 90 ms with 70 packs, again after every pack the indexer adds: in each sync that
+// fetched a large change). Anything else, and an object this reader cannot read (missing,
+// corrupt: go-git's answer and error are the ones the syncer classifies), goes to go-git.
 func (s *IndexingStorage) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
-	if t != plumbing.CommitObject {
+	if t != plumbing.CommitObject && t != plumbing.TreeObject {
 		return s.Storage.EncodedObject(t, h)
 	}
-	typ, data, err := s.readCommit(h)
-	if err != nil || typ != plumbing.CommitObject || plumbing.ComputeHash(typ, data) != h {
+	typ, data, err := s.readOwn(h)
+	if err != nil || typ != t || plumbing.ComputeHash(typ, data) != h {
 		return s.Storage.EncodedObject(t, h)
 	}
 	o := &plumbing.MemoryObject{}
@@ -419,9 +421,9 @@ func (s *IndexingStorage) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) 
 	return o, nil
 }
 
-// readCommit reads object h with the storage's long-lived reader, made again once when the
+// readOwn reads object h with the storage's long-lived reader, made again once when the
 // read fails (a pack added or removed since it listed them).
-func (s *IndexingStorage) readCommit(h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
+func (s *IndexingStorage) readOwn(h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
 	s.crMu.Lock()
 	defer s.crMu.Unlock()
 	for attempt := 0; ; attempt++ {
@@ -430,7 +432,7 @@ func (s *IndexingStorage) readCommit(h plumbing.Hash) (plumbing.ObjectType, []by
 			if err != nil {
 				return 0, nil, err
 			}
-			r.limit = commitCacheLimit
+			r.limit = readerCacheLimit
 			s.cr = r
 		}
 		typ, data, err := s.cr.read(h, 0)
@@ -442,7 +444,7 @@ func (s *IndexingStorage) readCommit(h plumbing.Hash) (plumbing.ObjectType, []by
 	}
 }
 
-// Close closes the commit reader's pack files and go-git's storage.
+// Close closes the long-lived reader's pack files and go-git's storage.
 func (s *IndexingStorage) Close() error {
 	s.crMu.Lock()
 	if s.cr != nil {

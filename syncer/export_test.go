@@ -57,6 +57,15 @@ func PacksUnpacked() int64 { return gitobj.PacksUnpacked.Load() }
 // BasesFromWorktree counts the thin-pack delta bases read from the checkout's files.
 func BasesFromWorktree() int64 { return gitobj.BasesFromWorktree.Load() }
 
+// NoThinTreeBases keeps the tree cache from giving thin bases until the test ends.
+func NoThinTreeBases(t interface{ Cleanup(func()) }) {
+	noThinTreeBases.Store(true)
+	t.Cleanup(func() { noThinTreeBases.Store(false) })
+}
+
+// TreeBasesFromCache counts the thin bases taken from the tree cache.
+func TreeBasesFromCache() int64 { return gitobj.TreeBasesFromCache.Load() }
+
 // ThinRetries counts the fetches made again without a thin pack.
 func ThinRetries() int64 { return thinRetries.Load() }
 

@@ -117,6 +117,10 @@ const (
 	maxFetchPack = 4 << 30
 )
 
+// noThinTreeBases keeps the tree cache from giving a thin pack's tree bases; for the tests
+// (one needs a base that only the store could give).
+var noThinTreeBases atomic.Bool
+
 // closeWait bounds the end of a session (a local server's process exiting); a variable for
 // the tests.
 var closeWait = 10 * time.Second
@@ -210,11 +214,15 @@ func (r *Repo) fetchPack(ctx context.Context, st *gitobj.IndexingStorage, sess t
 	idle := newIdleReader(pack, cancel)
 	defer idle.stop()
 	pack = idle
-	// The bases of the pack's deltas are mostly the files of HEAD: read from the checkout
-	// when their content still hashes to the base (gitobj.WorktreeBases).
+	// The bases of the pack's deltas are mostly the files and trees of HEAD: read from the
+	// checkout when their content still hashes to the base, and from the tree cache
+	// (gitobj.WorktreeBases).
 	var wt *gitobj.WorktreeBases
 	if idx, err := r.idx.Load(r.repo.Storer); err == nil {
 		wt = &gitobj.WorktreeBases{Dir: r.opts.Dir, Index: idx}
+		if !noThinTreeBases.Load() {
+			wt.Trees = r.trees
+		}
 	}
 	err = st.StoreFetched(pack, wt)
 	if err != nil {

@@ -151,6 +151,9 @@ func TestFetchThinBaseLostFromStore(t *testing.T) {
 	if err := os.Remove(loose); err != nil {
 		t.Fatalf("the first change's tree is not a loose object: %v", err)
 	}
+	// The tree cache still holds that tree (the diff's old side) and would give the base (the
+	// completed pack putting it back in the store): here only the store may.
+	syncer.NoThinTreeBases(t)
 	retries := syncer.ThinRetries()
 	tip := f.push("instances/thin/i0007.xml", instanceXML(7, "3"), "second")
 	res, err := r.Sync(ctxT(t), r.Head())
@@ -167,10 +170,11 @@ func TestFetchThinBaseLostFromStore(t *testing.T) {
 }
 
 // TestFetchThinBasesFromWorktree: the bases of a thin pack are read from the checkout's files
-// (gitobj's TestWorktreeBases checks the files that are not taken).
+// (gitobj's TestWorktreeBases checks the files that are not taken), and its tree bases from the
+// tree cache.
 func TestFetchThinBasesFromWorktree(t *testing.T) {
 	f, r := thinFixture(t, 120)
-	fromWT, bases := syncer.BasesFromWorktree(), syncer.ThinBases()
+	fromWT, bases, trees := syncer.BasesFromWorktree(), syncer.ThinBases(), syncer.TreeBasesFromCache()
 	for i := 0; i < 110; i++ {
 		f.write(fmt.Sprintf("instances/thin/i%04d.xml", i), instanceXML(i, "2"))
 	}
@@ -182,6 +186,9 @@ func TestFetchThinBasesFromWorktree(t *testing.T) {
 	got, asked := syncer.BasesFromWorktree()-fromWT, syncer.ThinBases()-bases
 	if asked < 20 || got < asked*9/10 {
 		t.Fatalf("%d bases from the checkout's files of %d asked, want nearly all", got, asked)
+	}
+	if n := syncer.TreeBasesFromCache() - trees; n < 1 {
+		t.Fatalf("%d tree bases from the tree cache, want the changed directory's", n)
 	}
 	checkHealthy(t, f.dir, tip)
 	checkContent(t, f.dir)

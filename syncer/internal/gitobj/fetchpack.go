@@ -124,6 +124,9 @@ func (s *IndexingStorage) readObject(rd *objReader, h plumbing.Hash) (plumbing.O
 	if data, ok := rd.wt.read(h); ok {
 		return plumbing.BlobObject, data, nil // hashed by read: its content is h's
 	}
+	if data, ok := rd.wt.tree(h); ok {
+		return plumbing.TreeObject, data, nil
+	}
 	typ, data, err := rd.read(h, 0)
 	if errors.Is(err, plumbing.ErrObjectNotFound) {
 		return 0, nil, errThinBase{base: h}

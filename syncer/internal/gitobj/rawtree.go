@@ -68,6 +68,18 @@ func (c *TreeCache) get(h plumbing.Hash, newSide bool) ([]byte, bool) {
 	return b, ok
 }
 
+// Peek returns tree h's raw content if the cache holds it, without counting it as read by a
+// diff. The caller must not modify it.
+func (c *TreeCache) Peek(h plumbing.Hash) ([]byte, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.trees[h]
+	return b, ok
+}
+
 func (c *TreeCache) put(h plumbing.Hash, b []byte, newSide bool) {
 	if c == nil || !newSide {
 		return

@@ -23,9 +23,14 @@ import (
 // chain each). The index says which file had which blob; a file is used only when it is a
 // regular file whose content hashes to the base, so a file edited, replaced or swapped for a
 // symlink or a FIFO since is never taken for the base: the store is read instead.
+//
+// Trees, when set, is the syncer's cache of the deployed commit's trees: a thin pack's tree
+// deltas are against those (a 10,000-entry directory's tree at the end of a delta chain in
+// the clone's pack, again), and the cache holds them already decoded and hashed.
 type WorktreeBases struct {
 	Dir   string
 	Index *index.Index
+	Trees *TreeCache
 
 	once  sync.Once
 	paths map[plumbing.Hash]string
@@ -50,6 +55,22 @@ func (w *WorktreeBases) path(h plumbing.Hash) (string, bool) {
 	p, ok := w.paths[h]
 	return p, ok
 }
+
+// tree returns the content of tree h if the tree cache holds it (content-addressed: each was
+// hashed when it was read from the store).
+func (w *WorktreeBases) tree(h plumbing.Hash) ([]byte, bool) {
+	if w == nil {
+		return nil, false
+	}
+	b, ok := w.Trees.Peek(h)
+	if ok {
+		TreeBasesFromCache.Add(1)
+	}
+	return b, ok
+}
+
+// TreeBasesFromCache counts the bases taken from the tree cache, for the tests.
+var TreeBasesFromCache atomic.Int64
 
 // read returns the content of blob h from the checkout's file that the index names for it,
 // if that file is a regular file whose content hashes to h.

@@ -30,6 +30,7 @@ type metrics struct {
 	pushes       *prometheus.CounterVec
 	syncState    *prometheus.GaugeVec
 	lastSyncOK   *prometheus.GaugeVec
+	syncDuration *prometheus.HistogramVec
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -56,8 +57,12 @@ func newMetrics(d *Daemon) *metrics {
 		lastSyncOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "deployer_last_successful_sync_timestamp_seconds", Help: "Unix time of the last successful sync.",
 		}, []string{"repo"}),
+		syncDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "deployer_sync_duration_seconds", Help: "Duration of syncs (fetch, checkout move, dirty check), failed ones included.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12),
+		}, []string{"repo"}),
 	}
-	m.reg.MustRegister(m.runs, m.runDuration, m.stepDuration, m.pushes, m.syncState, m.lastSyncOK,
+	m.reg.MustRegister(m.runs, m.runDuration, m.stepDuration, m.pushes, m.syncState, m.lastSyncOK, m.syncDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{d: d})
 	return m
@@ -104,6 +109,7 @@ func (m *metrics) dropRepo(repo string) {
 	m.pushes.DeletePartialMatch(match)
 	m.syncState.DeletePartialMatch(match)
 	m.lastSyncOK.DeletePartialMatch(match)
+	m.syncDuration.DeletePartialMatch(match)
 }
 
 func (m *metrics) runEnded(r store.Run) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sre-tools/deployer"
 	"github.com/sre-tools/deployer/executor"
@@ -57,6 +58,7 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 		w.log.Error().Err(gerr).Msg("before sync")
 	}
 	w.gitMu.Unlock()
+	start := time.Now()
 	res, err := w.repo.Sync(ctx, rs.Upstream)
 	w.gitMu.Lock()
 	w.keepGitFiles()
@@ -68,6 +70,8 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 		res, err = w.repo.CheckDirty()
 		scanned = true
 	}
+	took := time.Since(start)
+	w.d.metrics.syncDuration.WithLabelValues(w.cfg.Name).Observe(took.Seconds())
 	switch {
 	case err == nil && res.State == syncer.StateCorrupt:
 		// Re-cloned: every edit the journal still holds open (the readable
@@ -95,7 +99,7 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 		if rs.SyncState == string(syncer.StateResource) {
 			rs.LastError = resourceText(rs.LastError)
 		}
-		w.log.Error().Str("error", rs.LastError).Str("state", rs.SyncState).Msg("sync failed")
+		w.log.Error().Str("error", rs.LastError).Str("state", rs.SyncState).Dur("duration", took).Msg("sync failed")
 		w.syncFailed(res, err)
 	} else {
 		w.syncSucceeded(scanned)
@@ -107,7 +111,7 @@ func (w *worker) sync(ctx context.Context, rs *store.RepoState, manual bool) boo
 			rs.Upstream = res.Upstream
 		}
 		if res.Before != res.Head {
-			w.log.Info().Str("from", short(res.Before)).Str("to", short(res.Head)).Str("state", rs.SyncState).Msg("checkout moved")
+			w.log.Info().Str("from", short(res.Before)).Str("to", short(res.Head)).Str("state", rs.SyncState).Dur("duration", took).Msg("checkout moved")
 		}
 	}
 	rs.Head = w.repo.Head()

@@ -54,7 +54,7 @@ type IndexingStorage struct {
 	layout     *packLayout
 	// packs reads the pack indexes for Has and readStored, apart from go-git's.
 	packs packSet
-	// cr is the reader of commits and trees (EncodedObject), made on first use.
+	// cr is the reader of EncodedObject, made on first use.
 	crMu sync.Mutex
 	cr   *objReader
 }

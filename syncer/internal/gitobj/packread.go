@@ -393,24 +393,22 @@ func readLooseFile(p string) (plumbing.ObjectType, []byte, error) {
 	return typ, data, nil
 }
 
-// readerCacheLimit bounds the delta bases the long-lived reader of commits and trees keeps
+// readerCacheLimit bounds the delta bases the long-lived reader of the store keeps
 // (a daemon holds one per repository): commits are rarely deltas; a tree version is often a
 // delta against the next one, and the bases on a chain are kept as they are decoded, so a
 // walk through consecutive versions of a directory decodes each once.
 const readerCacheLimit = 4 << 20
 
-// EncodedObject returns object h of type t. Commits and trees are read by our own reader (see
-// above): an ancestry walk, a tree diff or a checkout move that reads a few of them would
-// otherwise make go-git decode every pack index into maps first (16 ms on the benchmark's
-// repository, 90 ms with 70 packs, again after every pack the indexer adds: in each sync that
-// fetched a large change). Anything else, and an object this reader cannot read (missing,
-// corrupt: go-git's answer and error are the ones the syncer classifies), goes to go-git.
+// EncodedObject returns object h of type t (any type for plumbing.AnyObject). Objects are read
+// by our own reader (see above): an ancestry walk, a tree diff, a checkout move or an edit
+// that reads a few of them would otherwise make go-git decode every pack index into maps
+// first (16 ms on the benchmark's repository, 90 ms with 70 packs, again after every pack the
+// indexer adds: in each sync that fetched a large change, in each push). An object this
+// reader cannot read (missing, corrupt, of another type: go-git's answer and error are the
+// ones the syncer classifies) goes to go-git.
 func (s *IndexingStorage) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
-	if t != plumbing.CommitObject && t != plumbing.TreeObject {
-		return s.Storage.EncodedObject(t, h)
-	}
 	typ, data, err := s.readOwn(h)
-	if err != nil || typ != t || plumbing.ComputeHash(typ, data) != h {
+	if err != nil || (t != plumbing.AnyObject && typ != t) || plumbing.ComputeHash(typ, data) != h {
 		return s.Storage.EncodedObject(t, h)
 	}
 	o := &plumbing.MemoryObject{}

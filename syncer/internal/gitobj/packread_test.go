@@ -2,6 +2,7 @@ package gitobj
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"path/filepath"
 	"strings"
@@ -56,21 +57,29 @@ func TestReadStoredMatchesGoGit(t *testing.T) {
 		if ok, err := st.Has(h); !ok || err != nil {
 			t.Fatalf("Has(%s) = %v, %v", h, ok, err)
 		}
-		if typ == plumbing.CommitObject {
-			// Commits come from our reader (EncodedObject), the same bytes.
-			c, err := st.EncodedObject(plumbing.CommitObject, h)
+		// EncodedObject reads every object with our reader, by its type or as any: the same
+		// bytes; asked for another type, go-git answers (its error).
+		for _, asked := range []plumbing.ObjectType{typ, plumbing.AnyObject} {
+			c, err := st.EncodedObject(asked, h)
 			if err != nil {
-				t.Fatalf("EncodedObject(commit %s): %v", h, err)
+				t.Fatalf("EncodedObject(%s %s): %v", asked, h, err)
 			}
 			if _, ok := c.(*plumbing.MemoryObject); !ok {
-				t.Fatalf("commit %s: read by go-git (%T), want our reader", h, c)
+				t.Fatalf("%s %s: read by go-git (%T), want our reader", typ, h, c)
 			}
 			rc, _ := c.Reader()
 			got, _ := io.ReadAll(rc)
 			_ = rc.Close()
-			if !bytes.Equal(got, want) || c.Hash() != h {
-				t.Fatalf("commit %s: our reader's bytes differ from go-git's", h)
+			if !bytes.Equal(got, want) || c.Hash() != h || c.Type() != typ {
+				t.Fatalf("%s %s: our reader's bytes differ from go-git's", typ, h)
 			}
+		}
+		other := plumbing.BlobObject
+		if typ == plumbing.BlobObject {
+			other = plumbing.TreeObject
+		}
+		if _, err := st.EncodedObject(other, h); !errors.Is(err, plumbing.ErrObjectNotFound) {
+			t.Fatalf("EncodedObject(%s, %s %s): %v, want go-git's not found", other, typ, h, err)
 		}
 	}
 	missing := plumbing.ComputeHash(plumbing.BlobObject, []byte("not in this repository"))

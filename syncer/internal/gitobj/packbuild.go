@@ -32,7 +32,8 @@ type packBuilder struct {
 	sum       hash.Hash
 	w         io.Writer
 	refDeltas bool
-	zw        *zlib.Writer
+	zw        *zlib.Writer // default level: blobs
+	zwFast    *zlib.Writer // level 1: trees and deltas
 	offsets   map[plumbing.Hash]int64
 	// trees of the previous and current commit, the only possible delta bases
 	prev, cur map[plumbing.Hash][]byte
@@ -80,11 +81,14 @@ func (b *packBuilder) add(e packEntry, typ plumbing.ObjectType, data []byte) err
 					return err
 				}
 			}
-			return b.deflate(delta)
+			return b.deflateFast(delta)
 		}
 	}
 	if err := b.head(typ, int64(len(data))); err != nil {
 		return err
+	}
+	if typ == plumbing.TreeObject {
+		return b.deflateFast(data)
 	}
 	return b.deflate(data)
 }
@@ -112,6 +116,22 @@ func (b *packBuilder) deflate(data []byte) error {
 		return err
 	}
 	return b.zw.Close()
+}
+
+// deflateFast compresses at level 1 what is mostly hashes and gains little from more effort:
+// a tree (the 10,000-file directory's 380 KB tree: 21-25 ms at the default level for 239 KB,
+// 5 ms at level 1 for 251 KB; sent whole by a one-commit push, where it was a fifth of the
+// push's time) or a delta.
+func (b *packBuilder) deflateFast(data []byte) error {
+	if b.zwFast == nil {
+		b.zwFast, _ = zlib.NewWriterLevel(b.w, zlib.BestSpeed)
+	} else {
+		b.zwFast.Reset(b.w)
+	}
+	if _, err := b.zwFast.Write(data); err != nil {
+		return err
+	}
+	return b.zwFast.Close()
 }
 
 // finish appends the trailer (SHA-1 of everything before it) and returns the pack.

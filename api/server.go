@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -442,8 +443,13 @@ func ListenUnix(path, group string) (net.Listener, error) {
 		}
 		_ = os.Remove(path)
 	}
-	l, err := net.Listen("unix", path)
+	nl, err := net.Listen("unix", path)
 	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	l, err := ownSocket(nl.(*net.UnixListener), path)
+	if err != nil {
+		nl.Close()
 		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
 	if err := os.Chmod(path, 0o660); err != nil {
@@ -463,6 +469,46 @@ func ListenUnix(path, group string) (net.Listener, error) {
 		}
 	}
 	return l, nil
+}
+
+// unixListener removes its socket file on Close only if the file at its path is still the
+// one it made: a daemon that takes long to stop (a fetch stalled for its whole grace period)
+// must not remove the socket of a daemon started after it at the same path.
+type unixListener struct {
+	*net.UnixListener
+	path string
+	id   fileID
+}
+
+type fileID struct{ dev, ino uint64 }
+
+func socketID(path string) (fileID, bool) {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return fileID{}, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, false
+	}
+	return fileID{dev: uint64(st.Dev), ino: st.Ino}, true
+}
+
+func ownSocket(l *net.UnixListener, path string) (*unixListener, error) {
+	id, ok := socketID(path)
+	if !ok {
+		return nil, errors.New("the socket file is not where it was made")
+	}
+	l.SetUnlinkOnClose(false)
+	return &unixListener{UnixListener: l, path: path, id: id}, nil
+}
+
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	if id, ok := socketID(l.path); ok && id == l.id {
+		_ = os.Remove(l.path)
+	}
+	return err
 }
 
 // NewHTTPServer returns an http.Server for h with DefaultDeadlines (see

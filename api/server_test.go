@@ -187,6 +187,43 @@ func TestUnixSocketMode(t *testing.T) {
 	}
 }
 
+// TestUnixSocketCloseKeepsNewerSocket: a daemon that stops late (after another daemon made
+// its socket at the same path) leaves that socket in place; one that stops while its own
+// socket is there removes it.
+func TestUnixSocketCloseKeepsNewerSocket(t *testing.T) {
+	dir, err := os.MkdirTemp("", "sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "d.sock")
+	old, err := api.ListenUnix(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil { // as a newer daemon that found it stale would
+		t.Fatal(err)
+	}
+	newer, err := api.ListenUnix(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		t.Fatalf("the newer daemon's socket is gone after the older one closed: %v", err)
+	}
+	c.Close()
+	if err := newer.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(path); !os.IsNotExist(err) {
+		t.Fatalf("the socket file stays after its own listener closed: %v", err)
+	}
+}
+
 func (b *backend) Deploy(context.Context, string, api.DeployRequest) (api.Deployment, error) {
 	return api.Deployment{}, api.Errorf(api.KindInvalid, "--select is required")
 }

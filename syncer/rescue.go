@@ -206,6 +206,7 @@ func (r *Repo) restore(head *object.Commit, dirty []gitobj.DirtyFile) error {
 	}
 	ed := gitobj.NewIndexEditor(idx)
 	mk := gitobj.NewDirMaker(r.opts.Dir)
+	defer mk.Close()
 	for _, d := range dirty {
 		if err := CheckPath(d.Name); err != nil {
 			return err
@@ -225,12 +226,7 @@ func (r *Repo) restore(head *object.Commit, dirty []gitobj.DirtyFile) error {
 		if err != nil {
 			return err
 		}
-		full := filepath.Join(r.opts.Dir, filepath.FromSlash(d.Name))
-		if fi, err := os.Lstat(full); err == nil && fi.IsDir() {
-			if err := os.RemoveAll(full); err != nil {
-				return err
-			}
-		}
+		// A directory in the file's place is removed by WriteEntry (never through a link).
 		ent, err := gitobj.WriteEntry(r.repo.Storer, mk, r.opts.Dir, d.Name, e.Hash, e.Mode)
 		if err != nil {
 			return err

@@ -34,6 +34,7 @@ func CheckoutTree(st storage.Storer, dir string, tree *object.Tree) error {
 		return err
 	}
 	mk := NewDirMaker(dir)
+	defer mk.Close()
 	files := make([]*object.Change, 0, len(changes))
 	for _, c := range changes {
 		if c.To.TreeEntry.Mode != filemode.Submodule {
@@ -82,15 +83,16 @@ func checkoutFromPack(l *packLayout, mk *DirMaker, dir string, files []*object.C
 	return l.walkBlobs(want, func(h plumbing.Hash, data []byte) error {
 		for _, i := range byHash[h] {
 			c := files[i]
-			full := filepath.Join(dir, filepath.FromSlash(c.To.Name))
-			if err := createWorktreeFile(full, data, c.To.TreeEntry.Mode, mk.umask); err != nil {
-				return err
-			}
-			e, err := statEntry(full, c.To.Name, h, c.To.TreeEntry.Mode)
+			d, err := mk.acquire(path.Dir(c.To.Name), true)
 			if err != nil {
 				return err
 			}
-			entries[i] = e
+			st, err := createAt(d, path.Base(c.To.Name), filepath.Join(dir, filepath.FromSlash(c.To.Name)), data, c.To.TreeEntry.Mode, mk.umask)
+			mk.release(d)
+			if err != nil {
+				return err
+			}
+			entries[i] = entryFromStat(c.To.Name, h, c.To.TreeEntry.Mode, &st)
 		}
 		return nil
 	})
@@ -100,58 +102,6 @@ func sortEntries(entries []*index.Entry) {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
 }
 
-// DirMaker creates parent directories once each. It never follows a symlink: a directory on
-// the way that is a symlink or a file in the checkout is replaced by a directory, as git does,
-// so that no write goes through a link out of the checkout.
-//
-// It also carries the process's umask, read once per move (see writeWorktreeFile).
-type DirMaker struct {
-	root  string
-	made  map[string]bool
-	umask int64
-}
-
-func NewDirMaker(root string) *DirMaker {
-	return &DirMaker{root: root, made: map[string]bool{"": true, ".": true}, umask: readUmask()}
-}
-
-func (m *DirMaker) parent(name string) error {
-	d := path.Dir(name)
-	if m.made[d] {
-		return nil
-	}
-	// Every component from the root down, each once.
-	for i := 0; i <= len(d); i++ {
-		if i < len(d) && d[i] != '/' {
-			continue
-		}
-		sub := d[:i]
-		if m.made[sub] {
-			continue
-		}
-		full := filepath.Join(m.root, filepath.FromSlash(sub))
-		fi, err := os.Lstat(full)
-		switch {
-		case err == nil && fi.IsDir():
-		case err == nil:
-			if err := os.Remove(full); err != nil {
-				return err
-			}
-			if err := os.Mkdir(full, 0o755); err != nil {
-				return err
-			}
-		case errors.Is(err, os.ErrNotExist):
-			if err := os.Mkdir(full, 0o755); err != nil {
-				return err
-			}
-		default:
-			return err
-		}
-		m.made[sub] = true
-	}
-	return nil
-}
-
 // WriteEntry writes one blob to dir/name (a file or a symlink) and returns its index entry.
 // name must have passed CheckPath (DiffTrees checks every path it returns); it is checked
 // again here, as every write into the checkout is.
@@ -159,85 +109,20 @@ func WriteEntry(st storage.Storer, mk *DirMaker, dir, name string, h plumbing.Ha
 	if err := CheckPath(name); err != nil {
 		return nil, err
 	}
-	if err := mk.parent(name); err != nil {
+	d, err := mk.acquire(path.Dir(name), true)
+	if err != nil {
 		return nil, err
 	}
+	defer mk.release(d)
 	data, err := checkoutBlob(st, h)
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s for %s: %w", h, name, err)
 	}
-	full := filepath.Join(dir, filepath.FromSlash(name))
-	if err := writeWorktreeFile(full, data, mode, mk.umask); err != nil {
+	stt, err := writeAt(d, path.Base(name), filepath.Join(dir, filepath.FromSlash(name)), data, mode, mk.umask)
+	if err != nil {
 		return nil, err
 	}
-	return statEntry(full, name, h, mode)
-}
-
-// writeWorktreeFile writes data as the file (or symlink) full with git's mode for mode;
-// umask is the process's (readUmask): when it clears no bit of the mode, the open already
-// gave the file its mode and no chmod is needed.
-func writeWorktreeFile(full string, data []byte, mode filemode.FileMode, umask int64) error {
-	if mode == filemode.Symlink {
-		if _, err := os.Lstat(full); err == nil {
-			if err := os.RemoveAll(full); err != nil {
-				return err
-			}
-		}
-		return os.Symlink(string(data), full)
-	}
-	// A regular file of ours with no other link is overwritten in place (overwriteFile).
-	// Anything else as git does: remove what is at full (a file, or a symlink itself, never
-	// its target; a directory with what is below it), then create the file exclusively
-	// without following a symlink, so that nothing planted in between is written through. A
-	// reader may see the file missing or partly written while the move goes on, as with git;
-	// a move a crash interrupted is finished at the next Open (syncer's move marker).
-	// Measured on sync_2000, writing a temporary file and renaming it over the old one cost
-	// twice as much in the kernel (500 against 230 ms for 2,000 files). Raw system calls: an
-	// *os.File costs two or three more per file (registering with the poller).
-	if done, err := overwriteFile(full, data, gitPerm(mode)); done {
-		return err
-	}
-	if err := ignoringEINTR(func() error { return syscall.Unlink(full) }); err != nil && !errors.Is(err, syscall.ENOENT) {
-		if !errors.Is(err, syscall.EISDIR) && !errors.Is(err, syscall.EPERM) {
-			return &os.PathError{Op: "unlink", Path: full, Err: err}
-		}
-		if fi, lerr := os.Lstat(full); lerr != nil || !fi.IsDir() {
-			return &os.PathError{Op: "unlink", Path: full, Err: err}
-		}
-		if err := os.RemoveAll(full); err != nil {
-			return err
-		}
-	}
-	return createWorktreeFile(full, data, mode, umask)
-}
-
-// createWorktreeFile creates the file (or symlink) full with data and git's mode for mode,
-// exclusively and without following a symlink: it fails if anything is at full.
-func createWorktreeFile(full string, data []byte, mode filemode.FileMode, umask int64) error {
-	if mode == filemode.Symlink {
-		return os.Symlink(string(data), full)
-	}
-	perm := gitPerm(mode)
-	var fd int
-	err := ignoringEINTR(func() (err error) {
-		fd, err = syscall.Open(full, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, uint32(perm))
-		return err
-	})
-	if err != nil {
-		return &os.PathError{Op: "open", Path: full, Err: err}
-	}
-	err = writeAll(fd, full, data)
-	if err == nil && (umask < 0 || uint32(umask)&uint32(perm) != 0) {
-		// open applied the umask: set the mode git would (0644 or 0755)
-		err = ignoringEINTR(func() error { return syscall.Fchmod(fd, uint32(perm)) })
-		if err != nil {
-			err = &os.PathError{Op: "chmod", Path: full, Err: err}
-		}
-	}
-	if cerr := syscall.Close(fd); err == nil && cerr != nil {
-		err = &os.PathError{Op: "close", Path: full, Err: cerr}
-	}
-	return err
+	return entryFromStat(name, h, mode, &stt), nil
 }
 
 // gitPerm is the permission git gives a checkout file of mode (a regular file).
@@ -246,57 +131,6 @@ func gitPerm(mode filemode.FileMode) uint32 {
 		return 0o755
 	}
 	return 0o644
-}
-
-// overwriteFile writes data over the file full in place when it is a regular file this
-// process owns with no other link, and sets perm on it; done is false (and nothing was
-// written) when it is anything else, or cannot be opened for writing: the caller then
-// removes it and creates the file anew, as git does. In place, the kernel neither frees
-// the old inode and its blocks nor allocates new ones, nor changes the directory: on
-// sync_2000 (2,000 files of 5.6 KB in a directory of 10,000) 18-27 ms against 70-100 ms
-// for unlink and create, on one goroutine, and the writers no longer contend for the
-// directory's lock. The checks are made on the opened file (fstat), so that nothing
-// swapped in after the lstat is written: a hard link (the other name keeps its content,
-// as with unlink and create), a FIFO or device (opened non-blocking, never written), or
-// another inode.
-func overwriteFile(full string, data []byte, perm uint32) (done bool, err error) {
-	var st syscall.Stat_t
-	if ignoringEINTR(func() error { return syscall.Lstat(full, &st) }) != nil || !ownSingleFile(&st) {
-		return false, nil
-	}
-	var fd int
-	err = ignoringEINTR(func() (err error) {
-		fd, err = syscall.Open(full, syscall.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
-		return err
-	})
-	if err != nil {
-		return false, nil
-	}
-	var fst syscall.Stat_t
-	if syscall.Fstat(fd, &fst) != nil || !ownSingleFile(&fst) || fst.Dev != st.Dev || fst.Ino != st.Ino {
-		_ = syscall.Close(fd)
-		return false, nil
-	}
-	err = writeAll(fd, full, data)
-	if err == nil && fst.Size > int64(len(data)) {
-		if err = ignoringEINTR(func() error { return syscall.Ftruncate(fd, int64(len(data))) }); err != nil {
-			err = &os.PathError{Op: "truncate", Path: full, Err: err}
-		}
-	}
-	if err == nil && fst.Mode&0o7777 != perm {
-		if err = ignoringEINTR(func() error { return syscall.Fchmod(fd, perm) }); err != nil {
-			err = &os.PathError{Op: "chmod", Path: full, Err: err}
-		}
-	}
-	if cerr := syscall.Close(fd); err == nil && cerr != nil {
-		err = &os.PathError{Op: "close", Path: full, Err: cerr}
-	}
-	return true, err
-}
-
-// ownSingleFile reports whether st is a regular file with one link that this process owns.
-func ownSingleFile(st *syscall.Stat_t) bool {
-	return st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Nlink == 1 && int(st.Uid) == os.Geteuid()
 }
 
 // readUmask returns the process's file mode creation mask as /proc/self/status reports it,
@@ -408,11 +242,12 @@ func ApplyTreeDiff(st storage.Storer, ic *IndexCache, dir string, changes object
 	}
 	ed := NewIndexEditor(idx)
 	mk := NewDirMaker(dir)
+	defer mk.Close()
 	var paths []string
 	var writes []*object.Change
 	for _, c := range changes {
 		if c.To.Name == "" || c.From.Name != "" && c.From.Name != c.To.Name {
-			if err := RemovePath(ed, dir, c.From.Name); err != nil {
+			if err := mk.removeFile(ed, c.From.Name); err != nil {
 				return nil, err
 			}
 			paths = append(paths, c.From.Name)
@@ -466,6 +301,7 @@ func writeEntries(st storage.Storer, mk *DirMaker, dir string, writes []*object.
 	type file struct {
 		i    int
 		data []byte
+		dir  *dirFD // acquired by this goroutine, released by the writer
 	}
 	jobs := make(chan []file, workers*2)
 	errs := make([]error, workers)
@@ -478,13 +314,15 @@ func writeEntries(st storage.Storer, mk *DirMaker, dir string, writes []*object.
 			for batch := range jobs {
 				for _, j := range batch {
 					if failed.Load() {
-						break
+						mk.release(j.dir)
+						continue
 					}
 					c := writes[j.i]
 					full := filepath.Join(dir, filepath.FromSlash(c.To.Name))
-					err := writeWorktreeFile(full, j.data, c.To.TreeEntry.Mode, mk.umask)
+					st, err := writeAt(j.dir, path.Base(c.To.Name), full, j.data, c.To.TreeEntry.Mode, mk.umask)
+					mk.release(j.dir)
 					if err == nil {
-						ents[j.i], err = statEntry(full, c.To.Name, c.To.TreeEntry.Hash, c.To.TreeEntry.Mode)
+						ents[j.i] = entryFromStat(c.To.Name, c.To.TreeEntry.Hash, c.To.TreeEntry.Mode, &st)
 					}
 					if err != nil && errs[w] == nil {
 						errs[w] = err
@@ -504,15 +342,16 @@ func writeEntries(st storage.Storer, mk *DirMaker, dir string, writes []*object.
 		if err = CheckPath(c.To.Name); err != nil {
 			break
 		}
-		if err = mk.parent(c.To.Name); err != nil {
-			break
-		}
 		var data []byte
 		if data, err = checkoutBlob(st, c.To.TreeEntry.Hash); err != nil {
 			err = fmt.Errorf("read blob %s for %s: %w", c.To.TreeEntry.Hash, c.To.Name, err)
 			break
 		}
-		batch = append(batch, file{i: i, data: data})
+		var d *dirFD
+		if d, err = mk.acquire(path.Dir(c.To.Name), true); err != nil {
+			break
+		}
+		batch = append(batch, file{i: i, data: data, dir: d})
 		size += len(data)
 		if len(batch) == writeBatch || size >= writeBatchBytes {
 			jobs <- batch
@@ -535,28 +374,14 @@ func writeEntries(st storage.Storer, mk *DirMaker, dir string, writes []*object.
 	return ents, nil
 }
 
-// RemovePath deletes the tracked file name (below dir) and its index entry. The path is checked (CheckPath), and
-// a file below a directory that is now a symlink is not the checkout's: only its index entry
-// goes, nothing is deleted through the link.
+// RemovePath deletes the tracked file name (below dir) and its index entry. The path is
+// checked (CheckPath), and a file below a directory that is now a symlink or a file is not
+// the checkout's: only its index entry goes, nothing is deleted through the link. Parent
+// directories it leaves empty are removed, as git does.
 func RemovePath(ed *IndexEditor, dir, name string) error {
-	if err := CheckPath(name); err != nil {
-		return err
-	}
-	ed.Remove(name)
-	if linked, err := LeadingSymlink(dir, name); err != nil || linked {
-		return err
-	}
-	full := filepath.Join(dir, filepath.FromSlash(name))
-	if err := os.Remove(full); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	// Remove parent directories that became empty, as git does.
-	for d := path.Dir(name); d != "." && d != "/"; d = path.Dir(d) {
-		if os.Remove(filepath.Join(dir, filepath.FromSlash(d))) != nil {
-			break
-		}
-	}
-	return nil
+	mk := NewDirMaker(dir)
+	defer mk.Close()
+	return mk.removeFile(ed, name)
 }
 
 // LeadingSymlink reports whether a directory on the way to the checked path name (below

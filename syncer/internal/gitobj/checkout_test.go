@@ -28,7 +28,7 @@ func TestWorktreeFileModeWhateverTheUmask(t *testing.T) {
 			want os.FileMode
 		}{{filemode.Regular, 0o644}, {filemode.Executable, 0o755}} {
 			p := filepath.Join(dir, "f")
-			err := writeWorktreeFile(p, []byte("x\n"), tc.mode, mk.umask)
+			err := writeTestFile(mk, p, []byte("x\n"), tc.mode)
 			fi, serr := os.Lstat(p)
 			if err != nil || serr != nil {
 				syscall.Umask(old)
@@ -49,7 +49,8 @@ func TestWorktreeFileModeWhateverTheUmask(t *testing.T) {
 // untouched, a FIFO neither blocks the write nor is written to.
 func TestWorktreeFileOverwrite(t *testing.T) {
 	dir := t.TempDir()
-	umask := NewDirMaker(dir).umask
+	mk := NewDirMaker(dir)
+	defer mk.Close()
 	p := filepath.Join(dir, "f")
 	ino := func(p string) uint64 {
 		t.Helper()
@@ -70,7 +71,7 @@ func TestWorktreeFileOverwrite(t *testing.T) {
 			t.Fatalf("%s: %q %v (mode %v), want %q mode %v", p, b, err, fi.Mode(), want, perm)
 		}
 	}
-	if err := writeWorktreeFile(p, []byte("a fairly long first content\n"), filemode.Regular, umask); err != nil {
+	if err := writeTestFile(mk, p, []byte("a fairly long first content\n"), filemode.Regular); err != nil {
 		t.Fatal(err)
 	}
 	first := ino(p)
@@ -85,7 +86,7 @@ func TestWorktreeFileOverwrite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := writeWorktreeFile(p, []byte(tc.data), tc.mode, umask); err != nil {
+		if err := writeTestFile(mk, p, []byte(tc.data), tc.mode); err != nil {
 			t.Fatal(err)
 		}
 		check(p, tc.data, tc.perm)
@@ -101,7 +102,7 @@ func TestWorktreeFileOverwrite(t *testing.T) {
 	if err := os.Link(p, other); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeWorktreeFile(p, []byte("new\n"), filemode.Regular, umask); err != nil {
+	if err := writeTestFile(mk, p, []byte("new\n"), filemode.Regular); err != nil {
 		t.Fatal(err)
 	}
 	check(p, "new\n", 0o644)
@@ -114,7 +115,7 @@ func TestWorktreeFileOverwrite(t *testing.T) {
 	if err := os.Symlink(other, p); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeWorktreeFile(p, []byte("via link?\n"), filemode.Regular, umask); err != nil {
+	if err := writeTestFile(mk, p, []byte("via link?\n"), filemode.Regular); err != nil {
 		t.Fatal(err)
 	}
 	check(p, "via link?\n", 0o644)
@@ -128,7 +129,7 @@ func TestWorktreeFileOverwrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- writeWorktreeFile(p, []byte("after fifo\n"), filemode.Regular, umask) }()
+	go func() { done <- writeTestFile(mk, p, []byte("after fifo\n"), filemode.Regular) }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -138,4 +139,15 @@ func TestWorktreeFileOverwrite(t *testing.T) {
 		t.Fatal("writing over a FIFO blocked")
 	}
 	check(p, "after fifo\n", 0o644)
+}
+
+// writeTestFile writes data as the file full, directly in mk's root, as a checkout move does.
+func writeTestFile(mk *DirMaker, full string, data []byte, mode filemode.FileMode) error {
+	d, err := mk.acquire(".", true)
+	if err != nil {
+		return err
+	}
+	defer mk.release(d)
+	_, err = writeAt(d, filepath.Base(full), full, data, mode, mk.umask)
+	return err
 }

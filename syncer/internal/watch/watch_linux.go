@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -141,9 +142,19 @@ func (w *Watcher) setLost(why string) {
 	}
 }
 
-// read reads and records every queued event. w.mu is held.
-func (w *Watcher) read() {
+// maxReadTime bounds one read call: events arriving without pause (something renaming a
+// directory back and forth in the checkout, each rename a tree to add) kept the reader
+// holding w.mu for good, and Take (a sync's dirty check) waiting on it.
+const maxReadTime = 50 * time.Millisecond
+
+// read reads and records the queued events, for maxReadTime at most; it reports whether it
+// read them all. w.mu is held.
+func (w *Watcher) read() bool {
+	deadline := time.Now().Add(maxReadTime)
 	for {
+		if time.Now().After(deadline) {
+			return false
+		}
 		n, err := unix.Read(w.fd, w.buf)
 		if errors.Is(err, unix.EINTR) {
 			continue
@@ -152,7 +163,7 @@ func (w *Watcher) read() {
 			if err != nil && !errors.Is(err, unix.EAGAIN) {
 				w.setLost("read: " + err.Error())
 			}
-			return
+			return true
 		}
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
 			ev := (*unix.InotifyEvent)(unsafe.Pointer(&w.buf[off]))
@@ -183,6 +194,9 @@ func (w *Watcher) event(wd int32, m uint32, name string) {
 	if m&unix.IN_Q_OVERFLOW != 0 {
 		w.setLost("the inotify queue overflowed")
 		return
+	}
+	if w.lost != "" {
+		return // the caller scans in full and starts a new watcher: the events are drained
 	}
 	dir, ok := w.dirs[wd]
 	if !ok {
@@ -227,7 +241,10 @@ func (w *Watcher) touch(p string) {
 func (w *Watcher) Take() Changes {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.read()
+	if !w.read() {
+		// What is still queued happened before this Take: the caller must scan it all.
+		w.setLost("inotify events arrive faster than they are read")
+	}
 	c := Changes{Lost: w.lost, Paths: w.paths}
 	w.paths = map[string]struct{}{}
 	return c

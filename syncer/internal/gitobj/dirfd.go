@@ -330,8 +330,15 @@ func createAt(d *dirFD, base, full string, data []byte, mode filemode.FileMode, 
 		return st, &os.PathError{Op: "open", Path: full, Err: err}
 	}
 	err = writeAll(fd, full, data)
-	if err == nil && (umask < 0 || uint32(umask)&perm != 0) {
-		// open applied the umask: set the mode git would (0644 or 0755)
+	// When the umask cleared a bit of the mode, the open applied it: set the mode git would.
+	return finishFile(fd, full, perm, umask < 0 || uint32(umask)&perm != 0, err)
+}
+
+// finishFile ends the write of the file open as fd (err, its error so far): sets perm when
+// chmod is set, reads the file's stat data, and closes it.
+func finishFile(fd int, full string, perm uint32, chmod bool, err error) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err == nil && chmod {
 		if err = ignoringEINTR(func() error { return unix.Fchmod(fd, perm) }); err != nil {
 			err = &os.PathError{Op: "chmod", Path: full, Err: err}
 		}
@@ -390,19 +397,7 @@ func overwriteAt(d *dirFD, base, full string, data []byte, perm uint32) (st unix
 			err = &os.PathError{Op: "truncate", Path: full, Err: err}
 		}
 	}
-	if err == nil && st.Mode&0o7777 != perm {
-		if err = ignoringEINTR(func() error { return unix.Fchmod(fd, perm) }); err != nil {
-			err = &os.PathError{Op: "chmod", Path: full, Err: err}
-		}
-	}
-	if err == nil {
-		if err = unix.Fstat(fd, &st); err != nil {
-			err = &os.PathError{Op: "stat", Path: full, Err: err}
-		}
-	}
-	if cerr := unix.Close(fd); err == nil && cerr != nil {
-		err = &os.PathError{Op: "close", Path: full, Err: cerr}
-	}
+	st, err = finishFile(fd, full, perm, st.Mode&0o7777 != perm, err)
 	return st, true, err
 }
 

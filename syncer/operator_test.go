@@ -310,3 +310,36 @@ func TestOperatorMethodsOnAClosedRepo(t *testing.T) {
 		t.Fatalf("commits: got %v, want ErrClosed", err)
 	}
 }
+
+// TestRescueReplacesASymlinkedDirectory: a directory of the checkout replaced by a symlink to
+// a directory outside it is dirty (every file below it counts as deleted); the rescue
+// replaces the link with a directory holding HEAD's files, and writes nothing through it.
+func TestRescueReplacesASymlinkedDirectory(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	r := f.open(f.options())
+	head := r.Head()
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "a.xml"), []byte("outside\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(f.dir, "instances"), filepath.Join(f.dir, "instances.moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(f.dir, "instances")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(f.dir, "instances.moved")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Rescue(ctxT(t)); err != nil {
+		t.Fatalf("rescue with instances/ a symlink: %v", err)
+	}
+	if got := readFile(t, filepath.Join(outside, "a.xml")); got != "outside\n" {
+		t.Fatalf("the file outside the checkout became %q", got)
+	}
+	if fi, err := os.Lstat(filepath.Join(f.dir, "instances")); err != nil || !fi.IsDir() {
+		t.Fatalf("instances after the rescue: %v %v, want a directory", fi, err)
+	}
+	checkHealthy(t, f.dir, head)
+}

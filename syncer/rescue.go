@@ -211,11 +211,8 @@ func (r *Repo) restore(head *object.Commit, dirty []gitobj.DirtyFile) error {
 		if err := CheckPath(d.Name); err != nil {
 			return err
 		}
-		if linked, err := gitobj.LeadingSymlink(r.opts.Dir, d.Name); err != nil {
-			return err
-		} else if linked {
-			return fmt.Errorf("restore %s: a directory on its path is a symlink or a file; not writing through it", QuotePath(d.Name))
-		}
+		// A symlink or a file in place of a directory on the path is replaced by a
+		// directory (as git does), never written through: see gitobj.DirMaker.
 		e, err := tree.FindEntry(d.Name)
 		if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
 			if err := gitobj.RemovePath(ed, r.opts.Dir, d.Name); err != nil {

@@ -4,11 +4,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"golang.org/x/sys/unix"
 )
 
 // TestWorktreeFileModeWhateverTheUmask: a worktree file gets git's mode (0644, or 0755 for an
@@ -150,4 +152,30 @@ func writeTestFile(mk *DirMaker, full string, data []byte, mode filemode.FileMod
 	defer mk.release(d)
 	_, err = writeAt(d, filepath.Base(full), full, data, mode, mk.umask)
 	return err
+}
+
+// TestDirMakerRefusesAMountedDirectory: a directory bind-mounted over a directory of the
+// checkout is not the checkout's: nothing is written into it (an attacker's bind mount of an
+// outside directory over data/ had its 1,999 files overwritten). Needs the right to mount.
+func TestDirMakerRefusesAMountedDirectory(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(outside, "f"), []byte("outside\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(outside, filepath.Join(root, "data"), "", unix.MS_BIND, ""); err != nil {
+		t.Skipf("cannot bind-mount here: %v", err)
+	}
+	defer unix.Unmount(filepath.Join(root, "data"), 0)
+	mk := NewDirMaker(root)
+	defer mk.Close()
+	if _, err := mk.acquire("data", true); err == nil || !strings.Contains(err.Error(), "mounted") {
+		t.Fatalf("acquire of a bind-mounted directory: %v, want refused", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(outside, "f")); err != nil || string(b) != "outside\n" {
+		t.Fatalf("outside file: %q %v", b, err)
+	}
 }

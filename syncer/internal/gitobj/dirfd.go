@@ -162,6 +162,12 @@ func (m *DirMaker) open(d string, create bool) (*dirFD, error) {
 		}
 	}
 	e := &dirFD{fd: fd, mnt: mountID(fd), name: d}
+	if e.mnt != 0 && parent.mnt != 0 && e.mnt != parent.mnt {
+		// Something mounted on a directory of the checkout (a bind mount): its files are
+		// not the checkout's. git would write into it; the daemon refuses.
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("%s: a filesystem is mounted on this directory of the checkout; not writing into it (unmount it)", full)
+	}
 	m.dirs[d] = e
 	return e, nil
 }

@@ -215,7 +215,7 @@ func (r *Repo) restore(head *object.Commit, dirty []gitobj.DirtyFile) error {
 		// directory (as git does), never written through: see gitobj.DirMaker.
 		e, err := tree.FindEntry(d.Name)
 		if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
-			if err := gitobj.RemovePath(ed, r.opts.Dir, d.Name); err != nil {
+			if err := mk.RemovePath(ed, d.Name); err != nil {
 				return err
 			}
 			continue

@@ -374,35 +374,13 @@ func writeEntries(st storage.Storer, mk *DirMaker, dir string, writes []*object.
 	return ents, nil
 }
 
-// RemovePath deletes the tracked file name (below dir) and its index entry. The path is
-// checked (CheckPath), and a file below a directory that is now a symlink or a file is not
-// the checkout's: only its index entry goes, nothing is deleted through the link. Parent
-// directories it leaves empty are removed, as git does.
-func RemovePath(ed *IndexEditor, dir, name string) error {
-	mk := NewDirMaker(dir)
-	defer mk.Close()
-	return mk.removeFile(ed, name)
-}
-
-// LeadingSymlink reports whether a directory on the way to the checked path name (below
-// root) is a symlink or not a directory; a missing one is not.
-func LeadingSymlink(root, name string) (bool, error) {
-	for i := 0; i < len(name); i++ {
-		if name[i] != '/' {
-			continue
-		}
-		fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(name[:i])))
-		if errors.Is(err, os.ErrNotExist) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		if !fi.IsDir() {
-			return true, nil
-		}
-	}
-	return false, nil
+// RemovePath deletes the tracked file name and its index entry. The path is checked
+// (CheckPath), and a file below a directory that is now a symlink or a file is not the
+// checkout's: only its index entry goes, nothing is deleted through the link. Parent
+// directories it leaves empty are removed, as git does (and forgotten by m, so that a later
+// write makes them again).
+func (m *DirMaker) RemovePath(ed *IndexEditor, name string) error {
+	return m.removeFile(ed, name)
 }
 
 // IndexEditor replaces and removes entries of a sorted index without a linear scan each.

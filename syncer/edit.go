@@ -79,9 +79,14 @@ func (r *Repo) editFiles(parent *object.Commit, paths []string, edit func(string
 		if !ok {
 			return nil, nil, fmt.Errorf("edit %s: %w", p, object.ErrFileNotFound)
 		}
-		data, err := gitobj.ReadBlob(r.repo.Storer, e.Hash)
-		if err != nil {
-			return nil, nil, fmt.Errorf("edit %s: %w", p, err)
+		// The checkout's file, when it still holds the blob (a clean checkout at the parent);
+		// else the store.
+		data, ok := gitobj.ReadCheckoutBlob(r.opts.Dir, p, e.Hash)
+		if !ok {
+			var err error
+			if data, err = gitobj.ReadBlob(r.repo.Storer, e.Hash); err != nil {
+				return nil, nil, fmt.Errorf("edit %s: %w", p, err)
+			}
 		}
 		files[p], modes[p] = edit(p, data), e.Mode
 	}

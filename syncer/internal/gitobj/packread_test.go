@@ -57,14 +57,16 @@ func TestReadStoredMatchesGoGit(t *testing.T) {
 		if ok, err := st.Has(h); !ok || err != nil {
 			t.Fatalf("Has(%s) = %v, %v", h, ok, err)
 		}
-		// EncodedObject reads every object with our reader, by its type or as any: the same
-		// bytes; asked for another type, go-git answers (its error).
+		// EncodedObject reads commits and trees with our reader (blobs and "any" with go-git):
+		// the same bytes; asked for another type, go-git answers (its error).
 		for _, asked := range []plumbing.ObjectType{typ, plumbing.AnyObject} {
 			c, err := st.EncodedObject(asked, h)
 			if err != nil {
 				t.Fatalf("EncodedObject(%s %s): %v", asked, h, err)
 			}
-			if _, ok := c.(*plumbing.MemoryObject); !ok {
+			// (go-git answers a packed object with an FSObject, a loose one with a MemoryObject
+			// too: only "ours" can be told apart, for packed objects.)
+			if _, ours := c.(*plumbing.MemoryObject); !ours && (asked == plumbing.CommitObject || asked == plumbing.TreeObject) {
 				t.Fatalf("%s %s: read by go-git (%T), want our reader", typ, h, c)
 			}
 			rc, _ := c.Reader()

@@ -69,6 +69,17 @@ func (w *WorktreeBases) tree(h plumbing.Hash) ([]byte, bool) {
 	return b, ok
 }
 
+// ReadCheckoutBlob returns the content of blob h from the file name of the checkout in dir
+// when it is a regular file whose content hashes to h (see ReadRegularFile): one read of a
+// small file instead of a blob at the end of a delta chain in a pack.
+func ReadCheckoutBlob(dir, name string, h plumbing.Hash) ([]byte, bool) {
+	data, err := ReadRegularFile(filepath.Join(dir, filepath.FromSlash(name)), maxWorktreeBase)
+	if err != nil || plumbing.ComputeHash(plumbing.BlobObject, data) != h {
+		return nil, false
+	}
+	return data, true
+}
+
 // TreeBasesFromCache counts the bases taken from the tree cache, for the tests.
 var TreeBasesFromCache atomic.Int64
 

@@ -21,6 +21,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/index"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage"
+	"golang.org/x/sys/unix"
 )
 
 // CheckoutTree writes every file of tree under dir and an index with their stat data. Every
@@ -217,17 +218,11 @@ func ReadBlob(st storage.Storer, h plumbing.Hash) ([]byte, error) {
 
 // statEntry builds the index entry for the file at full with git's stat data.
 func statEntry(full, name string, h plumbing.Hash, mode filemode.FileMode) (*index.Entry, error) {
-	fi, err := os.Lstat(full)
-	if err != nil {
-		return nil, err
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Lstat(full, &st) }); err != nil {
+		return nil, &os.PathError{Op: "lstat", Path: full, Err: err}
 	}
-	e := &index.Entry{Hash: h, Name: name, Mode: mode, ModifiedAt: fi.ModTime(), Size: uint32(fi.Size())}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		e.CreatedAt = time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
-		e.Dev, e.Inode = uint32(st.Dev), uint32(st.Ino)
-		e.UID, e.GID = st.Uid, st.Gid
-	}
-	return e, nil
+	return entryFromStat(name, h, mode, &st), nil
 }
 
 // ApplyTreeDiff moves the worktree in dir and its index (through ic) along changes
@@ -247,7 +242,7 @@ func ApplyTreeDiff(st storage.Storer, ic *IndexCache, dir string, changes object
 	var writes []*object.Change
 	for _, c := range changes {
 		if c.To.Name == "" || c.From.Name != "" && c.From.Name != c.To.Name {
-			if err := mk.removeFile(ed, c.From.Name); err != nil {
+			if err := mk.RemovePath(ed, c.From.Name); err != nil {
 				return nil, err
 			}
 			paths = append(paths, c.From.Name)
@@ -372,15 +367,6 @@ func writeEntries(st storage.Storer, mk *DirMaker, dir string, writes []*object.
 		}
 	}
 	return ents, nil
-}
-
-// RemovePath deletes the tracked file name and its index entry. The path is checked
-// (CheckPath), and a file below a directory that is now a symlink or a file is not the
-// checkout's: only its index entry goes, nothing is deleted through the link. Parent
-// directories it leaves empty are removed, as git does (and forgotten by m, so that a later
-// write makes them again).
-func (m *DirMaker) RemovePath(ed *IndexEditor, name string) error {
-	return m.removeFile(ed, name)
 }
 
 // IndexEditor replaces and removes entries of a sorted index without a linear scan each.

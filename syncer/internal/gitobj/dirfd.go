@@ -44,7 +44,6 @@ type dirFD struct {
 	fd   int
 	mnt  uint64 // its mount's ID (statx), 0 when unknown
 	refs int    // acquired and not released
-	name string // slash path, for messages
 }
 
 // maxDirFDs bounds the directories a DirMaker keeps open when none of them is in use.
@@ -118,7 +117,7 @@ func (m *DirMaker) open(d string, create bool) (*dirFD, error) {
 		if err != nil {
 			return nil, &os.PathError{Op: "open", Path: m.root, Err: err}
 		}
-		e := &dirFD{fd: fd, mnt: mountID(fd), name: "."}
+		e := &dirFD{fd: fd, mnt: mountID(fd)}
 		m.dirs[""] = e
 		return e, nil
 	}
@@ -161,7 +160,7 @@ func (m *DirMaker) open(d string, create bool) (*dirFD, error) {
 			return nil, &os.PathError{Op: "mkdir", Path: full, Err: err}
 		}
 	}
-	e := &dirFD{fd: fd, mnt: mountID(fd), name: d}
+	e := &dirFD{fd: fd, mnt: mountID(fd)}
 	if e.mnt != 0 && parent.mnt != 0 && e.mnt != parent.mnt {
 		// Something mounted on a directory of the checkout (a bind mount): its files are
 		// not the checkout's. git would write into it; the daemon refuses.
@@ -205,10 +204,12 @@ func (m *DirMaker) forget(d string) {
 	}
 }
 
-// removeFile deletes the tracked file name and its index entry; a file below a directory
-// that is now a symlink or a file is not the checkout's: only its entry goes. Parent
-// directories it leaves empty are removed, as git does.
-func (m *DirMaker) removeFile(ed *IndexEditor, name string) error {
+// RemovePath deletes the tracked file name and its index entry. The path is checked
+// (CheckPath), and a file below a directory that is now a symlink or a file is not the
+// checkout's: only its index entry goes, nothing is deleted through the link. Parent
+// directories it leaves empty are removed, as git does (and forgotten by m, so that a later
+// write makes them again).
+func (m *DirMaker) RemovePath(ed *IndexEditor, name string) error {
 	if err := CheckPath(name); err != nil {
 		return err
 	}

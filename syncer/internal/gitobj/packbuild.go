@@ -81,16 +81,13 @@ func (b *packBuilder) add(e packEntry, typ plumbing.ObjectType, data []byte) err
 					return err
 				}
 			}
-			return b.deflateFast(delta)
+			return b.deflate(delta, true)
 		}
 	}
 	if err := b.head(typ, int64(len(data))); err != nil {
 		return err
 	}
-	if typ == plumbing.TreeObject {
-		return b.deflateFast(data)
-	}
-	return b.deflate(data)
+	return b.deflate(data, typ == plumbing.TreeObject)
 }
 
 // head writes an object header: type and size, 4 bits then 7 bits a byte.
@@ -104,34 +101,26 @@ func (b *packBuilder) head(typ plumbing.ObjectType, size int64) error {
 	return err
 }
 
-// deflate compresses one object's data, reusing one zlib writer (a new one allocates about
-// 600 KB of state: per object, that was a 1,000-file push's time and memory).
-func (b *packBuilder) deflate(data []byte) error {
-	if b.zw == nil {
-		b.zw = zlib.NewWriter(b.w)
-	} else {
-		b.zw.Reset(b.w)
-	}
-	if _, err := b.zw.Write(data); err != nil {
-		return err
-	}
-	return b.zw.Close()
-}
-
-// deflateFast compresses at level 1 what is mostly hashes and gains little from more effort:
-// a tree (the 10,000-file directory's 380 KB tree: 21-25 ms at the default level for 239 KB,
+// deflate compresses one object's data, reusing one zlib writer per level (a new one
+// allocates about 600 KB of state: per object, that was a 1,000-file push's time and
+// memory). fast is level 1, for what is mostly hashes and gains little from more effort: a
+// tree (the 10,000-file directory's 380 KB tree: 21-25 ms at the default level for 239 KB,
 // 5 ms at level 1 for 251 KB; sent whole by a one-commit push, where it was a fifth of the
-// push's time) or a delta.
-func (b *packBuilder) deflateFast(data []byte) error {
-	if b.zwFast == nil {
-		b.zwFast, _ = zlib.NewWriterLevel(b.w, zlib.BestSpeed)
-	} else {
-		b.zwFast.Reset(b.w)
+// push's time) or a delta; blobs get the default level.
+func (b *packBuilder) deflate(data []byte, fast bool) error {
+	zw, level := &b.zw, zlib.DefaultCompression
+	if fast {
+		zw, level = &b.zwFast, zlib.BestSpeed
 	}
-	if _, err := b.zwFast.Write(data); err != nil {
+	if *zw == nil {
+		*zw, _ = zlib.NewWriterLevel(b.w, level)
+	} else {
+		(*zw).Reset(b.w)
+	}
+	if _, err := (*zw).Write(data); err != nil {
 		return err
 	}
-	return b.zwFast.Close()
+	return (*zw).Close()
 }
 
 // finish appends the trailer (SHA-1 of everything before it) and returns the pack.

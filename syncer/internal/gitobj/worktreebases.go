@@ -93,15 +93,11 @@ func (w *WorktreeBases) read(h plumbing.Hash) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	data, err := ReadRegularFile(filepath.Join(w.Dir, filepath.FromSlash(name)), maxWorktreeBase)
-	if err != nil {
-		return nil, false
+	data, ok := ReadCheckoutBlob(w.Dir, name, h)
+	if ok {
+		BasesFromWorktree.Add(1)
 	}
-	if plumbing.ComputeHash(plumbing.BlobObject, data) != h {
-		return nil, false
-	}
-	BasesFromWorktree.Add(1)
-	return data, true
+	return data, ok
 }
 
 // ErrNotRegular is the error of ReadRegularFile for a path that is not a regular file.

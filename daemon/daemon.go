@@ -118,7 +118,7 @@ func New(opts Options) (*Daemon, error) {
 		log:     opts.Logger,
 		now:     opts.Now,
 		store:   st,
-		exec:    executor.New(executor.Options{StepEnv: opts.StepEnv, Logger: opts.Logger, Now: opts.Now}),
+		exec:    executor.New(executor.Options{StepEnv: opts.StepEnv, Logger: opts.Logger, Now: opts.Now, KeepWatches: true}),
 		workers: map[string]*worker{},
 		started: opts.Now(),
 	}
@@ -336,8 +336,11 @@ func (d *Daemon) repoNames() []string {
 	return slices.Clone(d.order)
 }
 
-// Close closes the state file. Call it after Serve returned.
-func (d *Daemon) Close() error { return d.store.Close() }
+// Close closes the state file and the steps' tree watches. Call it after Serve returned.
+func (d *Daemon) Close() error {
+	d.exec.Close()
+	return d.store.Close()
+}
 
 // StatePath returns the state file's path.
 func (d *Daemon) StatePath() string { return d.store.Path() }

@@ -33,6 +33,8 @@ type jobRunner interface {
 	// RunJobsUntil starts no new job once halt is done (the daemon is
 	// stopping); the jobs in flight run on under ctx.
 	RunJobsUntil(ctx, halt context.Context, jobs []executor.Job, bucket, maxFailures int, report func(executor.StepResult)) []executor.InstanceResult
+	// Close releases what the runner keeps between calls.
+	Close()
 }
 
 var _ jobRunner = (*executor.Executor)(nil)

@@ -78,6 +78,8 @@ func (f *fakeCheckout) Restore([]string) ([]string, error) { return nil, nil }
 // instance succeeded.
 type fakeRunner struct{ jobs []executor.Job }
 
+func (f *fakeRunner) Close() {}
+
 func (f *fakeRunner) RunJobsUntil(_, _ context.Context, jobs []executor.Job, _, _ int, _ func(executor.StepResult)) []executor.InstanceResult {
 	f.jobs = append(f.jobs, jobs...)
 	out := make([]executor.InstanceResult, len(jobs))

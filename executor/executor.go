@@ -18,6 +18,7 @@ const (
 	DefaultKillGrace    = 10 * time.Second
 	DefaultRetryBackoff = time.Second
 	maxRetryBackoff     = 30 * time.Second
+	DefaultWatchIdle    = 5 * time.Minute
 )
 
 // Options configures an Executor. The zero value means defaults.
@@ -39,6 +40,15 @@ type Options struct {
 	Logger zerolog.Logger
 	// Now is the clock for recorded times. Default time.Now.
 	Now func() time.Time
+	// KeepWatches keeps the tree watch of a checkout (the default writes
+	// check) between RunJobs calls, until it has been idle for WatchIdle:
+	// setting one up lists every file of the checkout, which a deployment of
+	// many buckets in a large repository otherwise paid once per bucket. A
+	// long-lived caller (the daemon) sets it and calls Close when it stops.
+	KeepWatches bool
+	// WatchIdle is how long a kept watch may go unused before it is closed.
+	// Default DefaultWatchIdle.
+	WatchIdle time.Duration
 }
 
 // Executor runs steps. It is safe for concurrent use.
@@ -46,6 +56,7 @@ type Executor struct {
 	opts    Options
 	log     zerolog.Logger
 	noWatch bool // tests: compare snapshots instead of watching the tree
+	kept    keptWatches
 }
 
 // New returns an Executor with opts, defaults filled in.
@@ -61,6 +72,9 @@ func New(opts Options) *Executor {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.WatchIdle <= 0 {
+		opts.WatchIdle = DefaultWatchIdle
 	}
 	return &Executor{opts: opts, log: opts.Logger}
 }

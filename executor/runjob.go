@@ -18,8 +18,8 @@ import (
 // is cancelled the running step is killed and reported "interrupted", and so
 // are the steps after it. RunJob returns every result it reported.
 func (e *Executor) RunJob(ctx context.Context, job Job, report func(StepResult)) []StepResult {
-	ws := e.watchJobs([]Job{job})
-	defer ws.close()
+	ws := e.watchJobs([]Job{job}, true)
+	defer e.releaseWatches(ws)
 	return e.runJob(ctx, job, report, nil, nil, ws[job.RepoRoot])
 }
 

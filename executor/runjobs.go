@@ -53,8 +53,8 @@ func (e *Executor) RunJobsUntil(ctx, halt context.Context, jobs []Job, bucket, m
 		return failures, maxFailures > 0 && failures >= maxFailures
 	}
 	gs := gatesFor(jobs)
-	ws := e.watchJobs(jobs)
-	defer ws.close()
+	ws := e.watchJobs(jobs, true)
+	defer e.releaseWatches(ws)
 	results := make([]InstanceResult, len(jobs))
 	slots := make(chan struct{}, bucket)
 	var wg sync.WaitGroup

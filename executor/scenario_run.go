@@ -84,8 +84,8 @@ func (e *Executor) runScenario(ctx context.Context, t Target, sc Scenario, resto
 	if files.before, err = file.read(); err != nil {
 		return StepResult{}, files, fmt.Errorf("run scenario: read instance: %w", err)
 	}
-	ws := e.watchJobs([]Job{job})
-	defer ws.close()
+	ws := e.watchJobs([]Job{job}, false) // a scenario's own temporary tree
+	defer e.releaseWatches(ws)
 	jr := e.newJobRun(job, nil, ws[job.RepoRoot])
 	jr.literal, jr.split = true, true
 	jr.allow, _ = sc.StepEnvFor(t.StepEnv)

@@ -147,6 +147,24 @@ func relTo(root, p string) string {
 	return p[len(root)+1:]
 }
 
+// usable reports whether the watch still tells every change: no overflow
+// (or loss of the root) so far, its reader running and its barrier in place.
+func (w *treeWatch) usable() bool {
+	select {
+	case <-w.done:
+		return false
+	default:
+	}
+	w.mu.Lock()
+	lost := w.overflow != 0
+	w.mu.Unlock()
+	if lost {
+		return false
+	}
+	_, err := os.Stat(w.barrier)
+	return err == nil
+}
+
 // close stops the watch.
 func (w *treeWatch) close() {
 	w.f.Close()

@@ -3,13 +3,17 @@ package executor
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sre-tools/deployer/manifest"
 )
@@ -169,9 +173,10 @@ func (w *writeCheck) changed(ctx context.Context, step manifest.Step) ([]string,
 // default writes check.
 type watches map[string]*treeWatch
 
-// watchJobs starts the watches jobs need; a root that cannot be watched
-// falls back to snapshots.
-func (e *Executor) watchJobs(jobs []Job) watches {
+// watchJobs starts (or, with Options.KeepWatches and keep, reuses) the
+// watches jobs need; a root that cannot be watched falls back to snapshots.
+// The caller gives them back with releaseWatches.
+func (e *Executor) watchJobs(jobs []Job, keep bool) watches {
 	ws := watches{}
 	for _, j := range jobs {
 		if j.CheckWrites != nil || ws[j.RepoRoot] != nil {
@@ -180,7 +185,13 @@ func (e *Executor) watchJobs(jobs []Job) watches {
 		if _, tried := ws[j.RepoRoot]; tried || e.noWatch {
 			continue
 		}
-		w, err := newTreeWatch(j.RepoRoot)
+		var w *treeWatch
+		var err error
+		if keep && e.opts.KeepWatches {
+			w, err = e.kept.acquire(j.RepoRoot, e.opts.WatchIdle)
+		} else {
+			w, err = newTreeWatch(j.RepoRoot)
+		}
 		if err != nil {
 			e.log.Warn().Err(err).Str("repo_root", j.RepoRoot).Msg("tree watch unavailable, comparing snapshots")
 		}
@@ -189,12 +200,135 @@ func (e *Executor) watchJobs(jobs []Job) watches {
 	return ws
 }
 
-func (ws watches) close() {
-	for _, w := range ws {
-		if w != nil {
+// releaseWatches gives back what watchJobs returned: a kept watch stays for
+// the next call, any other is closed.
+func (e *Executor) releaseWatches(ws watches) {
+	for root, w := range ws {
+		if w != nil && !e.kept.release(root, w) {
 			w.close()
 		}
 	}
+}
+
+// Close closes the tree watches kept between calls (Options.KeepWatches);
+// one in use is closed when its call ends.
+func (e *Executor) Close() {
+	e.kept.closeAll()
+}
+
+// keptWatches are the tree watches kept between calls, by repository root.
+type keptWatches struct {
+	mu     sync.Mutex
+	m      map[string]*keptWatch
+	closed bool
+}
+
+type keptWatch struct {
+	w     *treeWatch
+	id    [2]uint64 // the root's device and inode when the watch was set up
+	users int
+	idle  *time.Timer
+	// idleAfter is how long it stays once no call uses it.
+	idleAfter time.Duration
+}
+
+// acquire returns root's kept watch when it can still tell every change
+// (no overflow, the same root directory, its barrier in place), else sets up
+// a new one. A kept watch that cannot tell and is in use by another call is
+// left to that call, and this one gets a watch of its own (not kept).
+func (k *keptWatches) acquire(root string, idle time.Duration) (*treeWatch, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	id, err := dirID(root)
+	if err != nil {
+		return nil, fmt.Errorf("watch tree: %w", err)
+	}
+	c := k.m[root]
+	if c != nil {
+		switch {
+		case c.id == id && c.w.usable():
+			c.users++
+			if c.idle != nil {
+				c.idle.Stop()
+				c.idle = nil
+			}
+			return c.w, nil
+		case c.users > 0:
+			return newTreeWatch(root)
+		}
+		delete(k.m, root)
+		c.w.close()
+	}
+	if k.closed {
+		return newTreeWatch(root)
+	}
+	w, err := newTreeWatch(root)
+	if err != nil {
+		return nil, err
+	}
+	if k.m == nil {
+		k.m = map[string]*keptWatch{}
+	}
+	c = &keptWatch{w: w, id: id, users: 1}
+	k.m[root] = c
+	c.idleAfter = idle
+	return w, nil
+}
+
+// release gives w back; it reports false when w is not a kept watch. A kept
+// watch no call uses is closed after its idle time, or at once when the
+// executor is closing.
+func (k *keptWatches) release(root string, w *treeWatch) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c := k.m[root]
+	if c == nil || c.w != w {
+		return false
+	}
+	if c.users--; c.users > 0 {
+		return true
+	}
+	if k.closed {
+		delete(k.m, root)
+		w.close()
+		return true
+	}
+	c.idle = time.AfterFunc(c.idleAfter, func() {
+		k.mu.Lock()
+		if k.m[root] != c || c.users > 0 {
+			k.mu.Unlock()
+			return
+		}
+		delete(k.m, root)
+		k.mu.Unlock()
+		c.w.close()
+	})
+	return true
+}
+
+func (k *keptWatches) closeAll() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.closed = true
+	for root, c := range k.m {
+		if c.users > 0 {
+			continue
+		}
+		if c.idle != nil {
+			c.idle.Stop()
+		}
+		delete(k.m, root)
+		c.w.close()
+	}
+}
+
+// dirID returns the device and inode of directory path.
+func dirID(path string) ([2]uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return [2]uint64{}, err
+	}
+	return [2]uint64{uint64(st.Dev), st.Ino}, nil
 }
 
 // forbidden returns the files in changed that step may not change. Files in

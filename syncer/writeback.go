@@ -238,7 +238,10 @@ func (r *Repo) commitChanges(base plumbing.Hash, changes []Change, out []Outcome
 	if err != nil {
 		return plumbing.ZeroHash, nil, err
 	}
-	batch := gitobj.NewTreeBatch(r.repo.Storer, parent.TreeHash)
+	// The chain's trees and commits are written when it is done, as one pack when it is
+	// long (see gitobj.PendingObjects); nothing refers to them before this returns.
+	pending := gitobj.NewPendingObjects(r.repo.Storer)
+	batch := gitobj.NewTreeBatch(pending, parent.TreeHash)
 	tip := base
 	var made []int
 	for i, c := range changes {
@@ -246,7 +249,7 @@ func (r *Repo) commitChanges(base plumbing.Hash, changes []Change, out []Outcome
 			continue
 		}
 		out[i].Upstream = base.String()
-		next, err := r.commitChange(batch, tip, c)
+		next, err := r.commitChange(pending, batch, tip, c)
 		if err != nil {
 			var ce *changeError
 			if !errors.As(err, &ce) {
@@ -263,6 +266,9 @@ func (r *Repo) commitChanges(base plumbing.Hash, changes []Change, out []Outcome
 		made = append(made, i)
 		tip = next
 	}
+	if err := pending.Flush(); err != nil {
+		return plumbing.ZeroHash, nil, err
+	}
 	return tip, made, nil
 }
 
@@ -273,7 +279,7 @@ func (e *changeError) Error() string { return e.err.Error() }
 
 // commitChange applies c to its file in batch and commits the result on parent; the zero
 // hash when the content is unchanged (the edit is already there).
-func (r *Repo) commitChange(batch *gitobj.TreeBatch, parent plumbing.Hash, c Change) (plumbing.Hash, error) {
+func (r *Repo) commitChange(pending *gitobj.PendingObjects, batch *gitobj.TreeBatch, parent plumbing.Hash, c Change) (plumbing.Hash, error) {
 	if err := CheckPath(c.Path); err != nil {
 		return plumbing.ZeroHash, &changeError{fmt.Errorf("change %s: %w", c.ID, err)}
 	}
@@ -319,7 +325,7 @@ func (r *Repo) commitChange(batch *gitobj.TreeBatch, parent plumbing.Hash, c Cha
 	if c.Author != nil {
 		author.Name, author.Email = c.Author.Name, c.Author.Email
 	}
-	return gitobj.StoreCommit(r.repo.Storer, &object.Commit{Author: author, Committer: sig, Message: r.message(c), TreeHash: tree, ParentHashes: []plumbing.Hash{parent}})
+	return gitobj.StoreCommit(pending, &object.Commit{Author: author, Committer: sig, Message: r.message(c), TreeHash: tree, ParentHashes: []plumbing.Hash{parent}})
 }
 
 // message is the commit message with the change's trailers.

@@ -1125,18 +1125,23 @@ func writeIdx(path string, objs []packObj, checksum plumbing.Hash) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Create(path)
+	// Written aside and renamed: readers list packs by their index, and read it whole.
+	f, err := os.CreateTemp(filepath.Dir(path), "tmp_idx_")
 	if err != nil {
 		return err
 	}
-	if _, err := idxfile.NewEncoder(f).Encode(idx); err != nil {
-		_ = f.Close()
-		return err
+	_, err = idxfile.NewEncoder(f).Encode(idx)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
-		return err
+	if err == nil {
+		_ = os.Chmod(f.Name(), 0o444)
+		err = os.Rename(f.Name(), path)
 	}
-	return os.Chmod(path, 0o444)
+	if err != nil {
+		_ = os.Remove(f.Name())
+	}
+	return err
 }
 
 // cloneCache is the object cache of the storage a clone writes its checkout from (go-git's

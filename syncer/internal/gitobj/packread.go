@@ -410,7 +410,22 @@ const readerCacheLimit = 4 << 20
 // answer and error are the ones the syncer classifies) goes to go-git.
 func (s *IndexingStorage) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
 	if t != plumbing.CommitObject && t != plumbing.TreeObject {
-		return s.Storage.EncodedObject(t, h)
+		o, err := s.Storage.EncodedObject(t, h)
+		if !errors.Is(err, plumbing.ErrObjectNotFound) {
+			return o, err
+		}
+		// go-git lists packs once (until Reindex): a pack written since, by a
+		// write-back (PendingObjects), is read here.
+		typ, data, rerr := s.readOwn(h)
+		if rerr != nil || (t != plumbing.AnyObject && typ != t) || plumbing.ComputeHash(typ, data) != h {
+			return nil, err
+		}
+		m := &plumbing.MemoryObject{}
+		m.SetType(typ)
+		if _, werr := m.Write(data); werr != nil {
+			return nil, err
+		}
+		return m, nil
 	}
 	typ, data, err := s.readOwn(h)
 	if err != nil || typ != t || plumbing.ComputeHash(typ, data) != h {
@@ -422,6 +437,18 @@ func (s *IndexingStorage) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) 
 		return s.Storage.EncodedObject(t, h)
 	}
 	return o, nil
+}
+
+// HasEncodedObject is go-git's answer, or ours for an object in a pack go-git has not
+// listed (see EncodedObject).
+func (s *IndexingStorage) HasEncodedObject(h plumbing.Hash) error {
+	err := s.Storage.HasEncodedObject(h)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		if ok, herr := s.Has(h); herr == nil && ok {
+			return nil
+		}
+	}
+	return err
 }
 
 // readOwn reads object h with the storage's long-lived reader, made again once when the

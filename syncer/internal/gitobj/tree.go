@@ -90,7 +90,7 @@ func BuildTree(st storage.Storer, base plumbing.Hash, updates map[string]TreeUpd
 		return plumbing.ZeroHash, true, nil
 	}
 	sort.Slice(kept, func(i, j int) bool { return treeName(kept[i]) < treeName(kept[j]) })
-	h, err = storeTree(st, kept)
+	h, err = storeTree(st, "", kept)
 	return h, false, err
 }
 
@@ -102,7 +102,9 @@ func treeName(e object.TreeEntry) string {
 	return e.Name
 }
 
-func storeTree(st storage.Storer, entries []object.TreeEntry) (plumbing.Hash, error) {
+// storeTree writes the tree of entries, at slash path dir (a delta base hint for
+// PendingObjects), and returns its hash.
+func storeTree(st storage.Storer, dir string, entries []object.TreeEntry) (plumbing.Hash, error) {
 	n := 0
 	for _, e := range entries {
 		n += len(e.Name) + 8 + len(e.Hash)
@@ -115,7 +117,13 @@ func storeTree(st storage.Storer, entries []object.TreeEntry) (plumbing.Hash, er
 		buf = append(buf, 0)
 		buf = append(buf, e.Hash[:]...)
 	}
-	h, err := storeObject(st, plumbing.TreeObject, buf)
+	var h plumbing.Hash
+	var err error
+	if p, ok := st.(*PendingObjects); ok {
+		h = p.add(plumbing.TreeObject, buf, dir)
+	} else {
+		h, err = storeObject(st, plumbing.TreeObject, buf)
+	}
 	if err == nil {
 		recentTrees.put(h, buf)
 	}
@@ -149,6 +157,12 @@ func StoreCommit(st storage.Storer, c *object.Commit) (plumbing.Hash, error) {
 // uses the default level, which made zlib most of a 200-change write-back's time (each commit
 // stores its 370 KB instances/ tree). Any other storage gets go-git's writer.
 func storeObject(st storage.Storer, typ plumbing.ObjectType, data []byte) (plumbing.Hash, error) {
+	if p, ok := st.(*PendingObjects); ok {
+		if typ != plumbing.BlobObject {
+			return p.add(typ, data, ""), nil
+		}
+		st = p.Storer // blobs are written at once: go-git reads them (see EncodedObject)
+	}
 	fsys, ok := st.(interface{ Filesystem() billy.Filesystem })
 	if !ok {
 		return storeEncoded(st, typ, data)

@@ -147,7 +147,7 @@ func (b *TreeBatch) Write() (plumbing.Hash, error) {
 	}
 	sort.Slice(changed, func(i, j int) bool { return depth(changed[i]) > depth(changed[j]) })
 	for _, p := range changed {
-		h, empty, err := b.dirs[p].store(b.st, p == "")
+		h, empty, err := b.dirs[p].store(b.st, p)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
@@ -172,8 +172,10 @@ func depth(p string) int {
 	return strings.Count(p, "/") + 1
 }
 
-// store encodes d (compacted and sorted as git sorts) and writes it.
-func (d *batchDir) store(st storage.Storer, keepEmpty bool) (plumbing.Hash, bool, error) {
+// store encodes d, the directory at p (compacted and sorted as git sorts), and writes it;
+// an empty directory other than the root is not written.
+func (d *batchDir) store(st storage.Storer, p string) (plumbing.Hash, bool, error) {
+	keepEmpty := p == ""
 	if d.unsort {
 		kept := d.entries[:0]
 		for _, e := range d.entries {
@@ -193,6 +195,6 @@ func (d *batchDir) store(st storage.Storer, keepEmpty bool) (plumbing.Hash, bool
 	if len(d.entries) == 0 && !keepEmpty {
 		return plumbing.ZeroHash, true, nil
 	}
-	h, err := storeTree(st, d.entries)
+	h, err := storeTree(st, p, d.entries)
 	return h, false, err
 }

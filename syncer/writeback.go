@@ -238,7 +238,7 @@ func (r *Repo) commitChanges(base plumbing.Hash, changes []Change, out []Outcome
 	if err != nil {
 		return plumbing.ZeroHash, nil, err
 	}
-	// The chain's trees and commits are written when it is done, as one pack when it is
+	// The chain's objects are written when it is done, as one pack when it is
 	// long (see gitobj.PendingObjects); nothing refers to them before this returns.
 	pending := gitobj.NewPendingObjects(r.repo.Storer)
 	batch := gitobj.NewTreeBatch(pending, parent.TreeHash)
@@ -293,7 +293,7 @@ func (r *Repo) commitChange(pending *gitobj.PendingObjects, batch *gitobj.TreeBa
 		return plumbing.ZeroHash, fmt.Errorf("change %s: %s is a directory, not a file", c.ID, c.Path)
 	}
 	if found {
-		if cur, err = gitobj.ReadBlob(r.repo.Storer, e.Hash); err != nil {
+		if cur, err = gitobj.ReadBlob(pending, e.Hash); err != nil {
 			return plumbing.ZeroHash, err
 		}
 		mode = e.Mode
@@ -307,7 +307,7 @@ func (r *Repo) commitChange(pending *gitobj.PendingObjects, batch *gitobj.TreeBa
 	}
 	u := gitobj.TreeUpdate{Delete: true}
 	if data != nil {
-		h, err := gitobj.StoreBlob(r.repo.Storer, data)
+		h, err := gitobj.StoreBlob(pending, data)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}

@@ -18,7 +18,8 @@ import (
 // made through PendingObjects on a store whose go-git index is already loaded: flushed, a long
 // chain is one pack (its trees after the first deltas) that git fsck --strict accepts and
 // reads as written, that a fresh go-git reads, and that the same open store reads (blobs and
-// "any" included) and reports as present; a short chain is loose objects.
+// "any" included) and reports as present; no object of it is loose. A short chain is loose
+// objects.
 func TestPendingObjectsPack(t *testing.T) {
 	for _, n := range []int{packMinCommits - 1, 40} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
@@ -41,6 +42,7 @@ func TestPendingObjectsPack(t *testing.T) {
 				t.Fatal(err)
 			}
 			packsBefore, _ := filepath.Glob(filepath.Join(dir, ".git", "objects", "pack", "*.pack"))
+			looseBefore := strings.Fields(string(gitIn(t, dir, "", "count-objects")))[0]
 			c, err := object.GetCommit(st, head)
 			if err != nil {
 				t.Fatal(err)
@@ -78,6 +80,13 @@ func TestPendingObjectsPack(t *testing.T) {
 			newPacks := len(packsAfter) - len(packsBefore)
 			if n >= packMinCommits && newPacks != 1 || n < packMinCommits && newPacks != 0 {
 				t.Fatalf("%d commits: %d new packs", n, newPacks)
+			}
+			looseAfter := strings.Fields(string(gitIn(t, dir, "", "count-objects")))[0]
+			if n >= packMinCommits && looseAfter != looseBefore {
+				t.Fatalf("loose objects %s before the chain, %s after: its blobs were written loose", looseBefore, looseAfter)
+			}
+			if n < packMinCommits && looseAfter == looseBefore {
+				t.Fatalf("a short chain left no loose objects")
 			}
 			gitIn(t, dir, "", "update-ref", "refs/heads/main", tip.String())
 			gitIn(t, dir, "", "fsck", "--strict", "--no-progress")

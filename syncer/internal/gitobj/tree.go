@@ -158,10 +158,7 @@ func StoreCommit(st storage.Storer, c *object.Commit) (plumbing.Hash, error) {
 // stores its 370 KB instances/ tree). Any other storage gets go-git's writer.
 func storeObject(st storage.Storer, typ plumbing.ObjectType, data []byte) (plumbing.Hash, error) {
 	if p, ok := st.(*PendingObjects); ok {
-		if typ != plumbing.BlobObject {
-			return p.add(typ, data, ""), nil
-		}
-		st = p.Storer // blobs are written at once: go-git reads them (see EncodedObject)
+		return p.add(typ, data, ""), nil
 	}
 	fsys, ok := st.(interface{ Filesystem() billy.Filesystem })
 	if !ok {

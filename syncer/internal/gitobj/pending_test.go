@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -153,4 +154,13 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestAppendMode: the modes written from constants are the octal git writes.
+func TestAppendMode(t *testing.T) {
+	for _, m := range []filemode.FileMode{filemode.Regular, filemode.Dir, filemode.Executable, filemode.Symlink, filemode.Submodule, filemode.Deprecated} {
+		if got, want := string(appendMode(nil, m)), strconv.FormatUint(uint64(m), 8); got != want {
+			t.Errorf("mode %v: %q, want %q", m, got, want)
+		}
+	}
 }

@@ -21,7 +21,7 @@ func TestLookupPathAgreesWithFindEntry(t *testing.T) {
 	var fi strings.Builder
 	fi.WriteString("commit refs/heads/main\ncommitter t <t@t> 1700000000 +0000\ndata 1\ni\n")
 	paths := []string{"deployer.xml", "a", "a.b", "a-c", "a/x.xml", "a/y/z.xml", "instances/sub/deep.xml"}
-	for i := 0; i < 200; i++ {
+	for i := 0; i < 1500; i++ { // instances/ is a big tree: indexed (bigTrees) from its second lookup
 		paths = append(paths, fmt.Sprintf("instances/i%03d.xml", i))
 	}
 	for _, p := range paths {
@@ -44,7 +44,8 @@ func TestLookupPathAgreesWithFindEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	probe := append([]string{"a", "a/y", "link", "nope", "instances/i999.xml", "deployer.xml/x", "a//x.xml", "", "instances/sub"}, paths...)
+	probe := append([]string{"a", "a/y", "link", "nope", "instances/i9999.xml", "deployer.xml/x", "a//x.xml", "", "instances/sub"}, paths...)
+	probe = append(probe, "instances/i9999.xml", "instances/sub/none", "instances/i000.xml/x")
 	cache := NewTreeCache()
 	if err := cache.Warm(repo.Storer, c.TreeHash); err != nil {
 		t.Fatal(err)
@@ -60,5 +61,15 @@ func TestLookupPathAgreesWithFindEntry(t *testing.T) {
 				t.Errorf("%q (cache %v): got %v %v %v, FindEntry %+v %v", p, withCache != nil, h, mode, ok, want, werr)
 			}
 		}
+	}
+	inst, err := tree.FindEntry("instances")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bigTrees.mu.Lock()
+	_, indexed := bigTrees.m[inst.Hash]
+	bigTrees.mu.Unlock()
+	if !indexed {
+		t.Error("the 1,500-entry instances/ tree was not indexed")
 	}
 }

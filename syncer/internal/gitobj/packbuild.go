@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"hash"
 	"io"
+	"sort"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -230,7 +231,16 @@ func treeDelta(st storer.EncodedObjectStorer, oldT, newT plumbing.Hash, dir stri
 	suf := commonSuffix(ob[pre:], nb[pre:])
 	restA, restB := ob, nb
 	// The entries wholly inside the common start are the same on both sides, at the same
-	// offsets.
+	// offsets: found from the entries' offsets when this process wrote the new tree, else
+	// by parsing them.
+	if starts, ok := recentTrees.entryStarts(newT); ok {
+		j := sort.Search(len(starts), func(i int) bool { return entryEnd(starts, i, len(nb)) > pre })
+		done := len(nb)
+		if j < len(starts) {
+			done = int(starts[j])
+		}
+		restA, restB = ob[done:], nb[done:]
+	}
 	for len(restB) > 0 {
 		_, next, err := nextEntry(restB, dir)
 		if err != nil {
@@ -291,6 +301,14 @@ func treeDelta(st storer.EncodedObjectStorer, oldT, newT plumbing.Hash, dir stri
 		}
 	}
 	return nil
+}
+
+// entryEnd is where entry i of a tree of size n ends, given its entries' starts.
+func entryEnd(starts []int32, i, n int) int {
+	if i+1 < len(starts) {
+		return int(starts[i+1])
+	}
+	return n
 }
 
 // addEntry adds new entry e of directory dir: a tree (with base, the old tree at its path,

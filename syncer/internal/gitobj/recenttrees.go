@@ -20,10 +20,14 @@ type treeRing struct {
 	size  int
 	order []plumbing.Hash // oldest first
 	data  map[plumbing.Hash][]byte
+	// starts are the offsets of each kept tree's entries, as its encoder wrote them: the
+	// push's tree walk skips the entries two versions share without parsing them.
+	starts map[plumbing.Hash][]int32
 }
 
-// put keeps b, the content of tree h; b must not change afterwards.
-func (r *treeRing) put(h plumbing.Hash, b []byte) {
+// put keeps b, the content of tree h, and starts, the offset of each of its entries (nil:
+// not known); neither may change afterwards.
+func (r *treeRing) put(h plumbing.Hash, b []byte, starts []int32) {
 	if len(b) > r.max/4 {
 		return
 	}
@@ -33,14 +37,29 @@ func (r *treeRing) put(h plumbing.Hash, b []byte) {
 		return
 	}
 	r.data[h] = b
+	if starts != nil {
+		if r.starts == nil {
+			r.starts = map[plumbing.Hash][]int32{}
+		}
+		r.starts[h] = starts
+	}
 	r.order = append(r.order, h)
-	r.size += len(b)
+	r.size += len(b) + 4*len(starts)
 	for r.size > r.max && len(r.order) > 0 {
 		old := r.order[0]
 		r.order = r.order[1:]
-		r.size -= len(r.data[old])
+		r.size -= len(r.data[old]) + 4*len(r.starts[old])
 		delete(r.data, old)
+		delete(r.starts, old)
 	}
+}
+
+// entryStarts returns the offsets of kept tree h's entries, when known.
+func (r *treeRing) entryStarts(h plumbing.Hash) ([]int32, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.starts[h]
+	return s, ok
 }
 
 // get returns the content of tree h if it is kept; the caller must not change it.

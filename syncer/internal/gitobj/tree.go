@@ -110,7 +110,14 @@ func storeTree(st storage.Storer, dir string, entries []object.TreeEntry) (plumb
 		n += len(e.Name) + 8 + len(e.Hash)
 	}
 	buf := make([]byte, 0, n)
+	var starts []int32
+	if n < 1<<31 {
+		starts = make([]int32, 0, len(entries))
+	}
 	for _, e := range entries { // as object.Tree.Encode writes them
+		if starts != nil {
+			starts = append(starts, int32(len(buf)))
+		}
 		buf = appendMode(buf, e.Mode)
 		buf = append(buf, ' ')
 		buf = append(buf, e.Name...)
@@ -125,7 +132,7 @@ func storeTree(st storage.Storer, dir string, entries []object.TreeEntry) (plumb
 		h, err = storeObject(st, plumbing.TreeObject, buf)
 	}
 	if err == nil {
-		recentTrees.put(h, buf)
+		recentTrees.put(h, buf, starts)
 	}
 	return h, err
 }

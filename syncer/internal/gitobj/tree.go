@@ -105,6 +105,13 @@ func treeName(e object.TreeEntry) string {
 // storeTree writes the tree of entries, at slash path dir (a delta base hint for
 // PendingObjects), and returns its hash.
 func storeTree(st storage.Storer, dir string, entries []object.TreeEntry) (plumbing.Hash, error) {
+	buf, starts := encodeTree(entries)
+	return storeEncodedTree(st, dir, buf, starts)
+}
+
+// encodeTree encodes entries as object.Tree.Encode does, and returns the offset of each
+// entry (nil for a tree of 2 GiB or more).
+func encodeTree(entries []object.TreeEntry) ([]byte, []int32) {
 	n := 0
 	for _, e := range entries {
 		n += len(e.Name) + 8 + len(e.Hash)
@@ -114,7 +121,7 @@ func storeTree(st storage.Storer, dir string, entries []object.TreeEntry) (plumb
 	if n < 1<<31 {
 		starts = make([]int32, 0, len(entries))
 	}
-	for _, e := range entries { // as object.Tree.Encode writes them
+	for _, e := range entries {
 		if starts != nil {
 			starts = append(starts, int32(len(buf)))
 		}
@@ -124,6 +131,12 @@ func storeTree(st storage.Storer, dir string, entries []object.TreeEntry) (plumb
 		buf = append(buf, 0)
 		buf = append(buf, e.Hash[:]...)
 	}
+	return buf, starts
+}
+
+// storeEncodedTree writes tree content buf (entries at starts) and keeps it in recentTrees;
+// neither may change afterwards.
+func storeEncodedTree(st storage.Storer, dir string, buf []byte, starts []int32) (plumbing.Hash, error) {
 	var h plumbing.Hash
 	var err error
 	if p, ok := st.(*PendingObjects); ok {

@@ -69,17 +69,20 @@ type Op struct {
 // Scale is the scale op's figures: a deployment of every instance of a small repository and
 // of a large one (Files/10 and Files/2 instances: 1,000 and 5,000 by default) through the
 // daemon, each in a fresh state directory; the daemon process's CPU time (user + system, not
-// its steps' or git's) per instance deployed, and the state file's size after each.
+// its steps' or git's) per instance deployed, and the state file's size after each. The small
+// deployment runs three times (SmallCPUMSRuns), and its median run is the one reported.
 type Scale struct {
 	SmallInstances    int     `json:"small_instances"`
 	LargeInstances    int     `json:"large_instances"`
 	SmallCPUMSPerInst float64 `json:"small_cpu_ms_per_instance"`
-	LargeCPUMSPerInst float64 `json:"large_cpu_ms_per_instance"`
-	Ratio             float64 `json:"ratio"`
-	SmallWallMS       float64 `json:"small_wall_ms"`
-	LargeWallMS       float64 `json:"large_wall_ms"`
-	SmallStateMB      float64 `json:"small_state_mb"`
-	LargeStateMB      float64 `json:"large_state_mb"`
+	// SmallCPUMSRuns is each small run's CPU per instance, in the order they ran.
+	SmallCPUMSRuns    []float64 `json:"small_cpu_ms_per_instance_runs"`
+	LargeCPUMSPerInst float64   `json:"large_cpu_ms_per_instance"`
+	Ratio             float64   `json:"ratio"`
+	SmallWallMS       float64   `json:"small_wall_ms"`
+	LargeWallMS       float64   `json:"large_wall_ms"`
+	SmallStateMB      float64   `json:"small_state_mb"`
+	LargeStateMB      float64   `json:"large_state_mb"`
 }
 
 // Report is the result of Run; its JSON form is `deployer bench -o json`.
@@ -104,9 +107,13 @@ func (r Report) WriteTable(w io.Writer) error {
 		}
 	}
 	if sc := r.Scale; sc != nil {
-		if _, err := fmt.Fprintf(w, "scale: daemon CPU per instance deployed: %.2f ms with %d instances, %.2f ms with %d (%.2fx); "+
+		runs := make([]string, len(sc.SmallCPUMSRuns))
+		for i, v := range sc.SmallCPUMSRuns {
+			runs[i] = fmt.Sprintf("%.2f", v)
+		}
+		if _, err := fmt.Fprintf(w, "scale: daemon CPU per instance deployed: %.2f ms with %d instances (median of %s), %.2f ms with %d (%.2fx); "+
 			"wall %.1f s and %.1f s; state file %.1f MB and %.1f MB after the deployment\n",
-			sc.SmallCPUMSPerInst, sc.SmallInstances, sc.LargeCPUMSPerInst, sc.LargeInstances, sc.Ratio,
+			sc.SmallCPUMSPerInst, sc.SmallInstances, strings.Join(runs, ", "), sc.LargeCPUMSPerInst, sc.LargeInstances, sc.Ratio,
 			sc.SmallWallMS/1000, sc.LargeWallMS/1000, sc.SmallStateMB, sc.LargeStateMB); err != nil {
 			return err
 		}

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -37,7 +35,6 @@ func (e *conflictError) Error() string {
 // later step of the instance runs. Returning an error fails the step, so
 // nothing is redeployed from a state that is not on the remote.
 func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.StepResult, file string, dryRun bool) error {
-	full := filepath.Join(w.repo.Dir(), filepath.FromSlash(file))
 	max := w.d.Limits().InstanceFileBytes
 	if max <= 0 {
 		max = manifest.DefaultInstanceFileBytes
@@ -66,8 +63,9 @@ func (w *worker) captureWrite(ctx context.Context, run *store.Run, r executor.St
 		return fmt.Errorf("%s left %s unparsable: %w", r.Step, file, err)
 	}
 	// The step may have reformatted the file: only its semantic edits are
-	// kept, spliced onto the original bytes by the write-back.
-	if err := os.WriteFile(full, head, 0o644); err != nil {
+	// kept, spliced onto the original bytes by the write-back. Put back as
+	// HEAD has it, never through a symlink (syncer.Repo.Restore).
+	if _, err := w.repo.Restore([]string{file}); err != nil {
 		return fmt.Errorf("restore %s: %w", file, err)
 	}
 	if len(edits) == 0 {

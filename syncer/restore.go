@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/sre-tools/deployer/syncer/internal/gitobj"
 )
@@ -27,14 +26,20 @@ func (r *Repo) Restore(paths []string) ([]string, error) {
 	if r.closed {
 		return nil, ErrClosed
 	}
-	tree, err := r.headTree()
-	if err != nil {
-		return nil, err
+	head := r.Head()
+	if head == "" {
+		return nil, errors.New("the checkout has no HEAD")
 	}
+	c, err := r.repo.CommitObject(plumbing.NewHash(head))
+	if err != nil {
+		return nil, fmt.Errorf("read HEAD %s: %w", head[:min(len(head), 12)], err)
+	}
+	mk := gitobj.NewDirMaker(r.opts.Dir)
+	defer mk.Close()
 	var changed []string
 	var errs []error
 	for _, p := range paths {
-		did, err := restoreFile(r.opts.Dir, tree, p)
+		did, err := r.restoreFile(mk, c.TreeHash, p)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -46,90 +51,57 @@ func (r *Repo) Restore(paths []string) ([]string, error) {
 	return changed, errors.Join(errs...)
 }
 
-// headTree reads the tree of the checkout's HEAD.
-func (r *Repo) headTree() (*object.Tree, error) {
-	head := r.Head()
-	if head == "" {
-		return nil, errors.New("the checkout has no HEAD")
-	}
-	c, err := r.repo.CommitObject(plumbing.NewHash(head))
-	if err != nil {
-		return nil, fmt.Errorf("read HEAD %s: %w", head[:min(len(head), 12)], err)
-	}
-	return c.Tree()
-}
-
-// restoreFile restores one path (relative, slash separated) under root
-// from tree; it reports whether it changed anything.
-func restoreFile(root string, tree *object.Tree, rel string) (bool, error) {
-	if !filepath.IsLocal(filepath.FromSlash(rel)) || path.Clean(rel) != rel || rel == "." || hasGitComponent(rel) {
+// restoreFile restores one path (relative, slash separated) of the checkout from tree root;
+// it reports whether it changed anything. Every read and write goes through descriptors of
+// the checkout's directories (gitobj.DirMaker), never through a symlink: one swapped in for
+// a directory while it runs does not take the write out of the checkout.
+func (r *Repo) restoreFile(mk *gitobj.DirMaker, root plumbing.Hash, rel string) (bool, error) {
+	if !filepath.IsLocal(filepath.FromSlash(rel)) || path.Clean(rel) != rel || rel == "." || hasGitComponent(rel) || gitobj.CheckPath(rel) != nil {
 		return false, fmt.Errorf("%s: not a clean path of a file inside the checkout (outside .git)", rel)
 	}
-	full := filepath.Join(root, filepath.FromSlash(rel))
-	if err := noSymlinkParents(root, rel); err != nil {
+	if err := noSymlinkParents(r.opts.Dir, rel); err != nil {
 		return false, err
 	}
-	f, err := tree.File(rel)
-	if errors.Is(err, object.ErrFileNotFound) {
-		if _, err := os.Lstat(full); errors.Is(err, os.ErrNotExist) {
+	h, mode, found, err := gitobj.LookupPath(r.repo.Storer, r.trees, root, rel)
+	if err != nil {
+		return false, fmt.Errorf("%s at HEAD: %w", rel, err)
+	}
+	if found && !mode.IsFile() {
+		found = false // a directory or a submodule at HEAD: not a file to put back
+	}
+	now, nowMode, exists, err := mk.ReadCheckoutFile(rel, maxRestoreCompare)
+	if err != nil {
+		exists, nowMode = true, 0 // unreadable or too large: replaced
+	}
+	if !found {
+		if !exists {
 			return false, nil
 		}
-		if err := os.RemoveAll(full); err != nil {
+		if err := mk.RemoveAll(rel); err != nil {
 			return false, fmt.Errorf("%s: remove: %w", rel, err)
 		}
 		return true, nil
 	}
+	want, err := gitobj.ReadBlob(r.repo.Storer, h)
 	if err != nil {
 		return false, fmt.Errorf("%s at HEAD: %w", rel, err)
 	}
-	content, err := f.Contents()
-	if err != nil {
-		return false, fmt.Errorf("%s at HEAD: %w", rel, err)
+	cmp := mode
+	if cmp == filemode.Deprecated {
+		cmp = filemode.Regular // git checks it out as 0644
 	}
-	want := []byte(content)
-	fi, err := os.Lstat(full)
-	switch {
-	case err == nil && f.Mode == filemode.Symlink && fi.Mode()&os.ModeSymlink != 0:
-		if target, err := os.Readlink(full); err == nil && target == content {
-			return false, nil
-		}
-	case err == nil && fi.Mode().IsRegular() && f.Mode != filemode.Symlink && (fi.Mode()&0o111 != 0) == (f.Mode == filemode.Executable):
-		if now, err := gitobj.ReadRegularFile(full, int64(len(want))); err == nil && bytes.Equal(now, want) {
-			return false, nil
-		}
-	case err != nil && !errors.Is(err, os.ErrNotExist):
-		return false, fmt.Errorf("%s: %w", rel, err)
+	if exists && nowMode == cmp && bytes.Equal(now, want) {
+		return false, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		return false, fmt.Errorf("%s: %w", rel, err)
-	}
-	// Written beside and renamed over: a full disk leaves the old file,
-	// never half a file.
-	tmp := filepath.Join(filepath.Dir(full), ".deployer-restore-"+filepath.Base(full))
-	_ = os.RemoveAll(tmp)
-	if f.Mode == filemode.Symlink {
-		err = os.Symlink(content, tmp)
-	} else {
-		perm := os.FileMode(0o644)
-		if f.Mode == filemode.Executable {
-			perm = 0o755
-		}
-		err = writeFileSync(tmp, want, perm)
-	}
-	if err == nil {
-		if fi != nil && fi.IsDir() {
-			err = os.RemoveAll(full)
-		}
-		if err == nil {
-			err = os.Rename(tmp, full)
-		}
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
+	if err := mk.ReplaceFile(rel, want, mode); err != nil {
 		return false, fmt.Errorf("%s: restore from HEAD: %w", rel, err)
 	}
 	return true, nil
 }
+
+// maxRestoreCompare bounds what Restore reads of a file to compare it with HEAD's; a larger
+// file is written anew.
+const maxRestoreCompare = 64 << 20
 
 // noSymlinkParents refuses a path whose parent directories in the checkout
 // include a symlink (a restore must not write through one).
@@ -150,25 +122,6 @@ func noSymlinkParents(root, rel string) error {
 		}
 	}
 	return nil
-}
-
-func writeFileSync(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Chmod(path, perm) // umask
 }
 
 // hasGitComponent reports whether a slash path has a .git component, in

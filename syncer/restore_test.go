@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestRestore: what a step left in the checkout (changed content, a changed
@@ -77,5 +79,76 @@ func TestRestore(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".git", "config")); err != nil {
 		t.Fatalf(".git/config: %v", err)
+	}
+}
+
+// TestRestoreNeverWritesThroughSwappedDirectory: while Restore puts files back, something
+// keeps exchanging the instances/ directory with a symlink to a directory outside the
+// checkout holding files of the same names; no file outside changes (the old Restore checked
+// for symlinked directories once, then wrote by path).
+func TestRestoreNeverWritesThroughSwappedDirectory(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	r := f.open(f.options())
+	dir := f.dir
+	outside := filepath.Join(t.TempDir(), "outside")
+	if err := os.Mkdir(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"a.xml", "b.xml"} {
+		if err := os.WriteFile(filepath.Join(outside, n), []byte("outside "+n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(dir, "swap")
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		swaps := 0
+		for {
+			select {
+			case <-stop:
+				done <- swaps
+				return
+			default:
+			}
+			if unix.Renameat2(unix.AT_FDCWD, filepath.Join(dir, "instances"), unix.AT_FDCWD, link, unix.RENAME_EXCHANGE) == nil {
+				swaps++
+			}
+		}
+	}()
+	for i := 0; i < 300; i++ {
+		// Damage the checkout's own a.xml, never through the link: by its directory's
+		// descriptor, when instances/ is the directory at this moment.
+		if dfd, err := unix.Open(filepath.Join(dir, "instances"), unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_RDONLY, 0); err == nil {
+			if fd, err := unix.Openat(dfd, "a.xml", unix.O_WRONLY|unix.O_TRUNC|unix.O_NOFOLLOW, 0); err == nil {
+				_, _ = unix.Write(fd, []byte("<broken"))
+				_ = unix.Close(fd)
+			}
+			_ = unix.Close(dfd)
+		}
+		_, _ = r.Restore([]string{"instances/a.xml", "instances/b.xml"})
+	}
+	close(stop)
+	swaps := <-done
+	for _, n := range []string{"a.xml", "b.xml"} {
+		b, err := os.ReadFile(filepath.Join(outside, n))
+		if err != nil || string(b) != "outside "+n {
+			t.Errorf("outside file %s: %q %v (after %d swaps)", n, b, err, swaps)
+		}
+	}
+	ents, _ := os.ReadDir(outside)
+	if len(ents) != 2 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("outside directory holds %v, want a.xml and b.xml only", names)
+	}
+	if swaps == 0 {
+		t.Fatal("the directory was never swapped")
 	}
 }

@@ -419,3 +419,159 @@ func entryFromStat(name string, h plumbing.Hash, mode filemode.FileMode, st *uni
 		Size: uint32(st.Size),
 	}
 }
+
+// ReplaceFile writes data as the file (or symlink) name of the checkout with git's mode for
+// mode, through descriptors as a move does: written beside as ".deployer-restore-<base>",
+// synced, and renamed over what is there (a directory there is removed first, never through
+// a symlink), so a full disk leaves the old file, never half a file. Directories on the way
+// are made; a symlink or a file in a directory's place is replaced by a directory.
+func (m *DirMaker) ReplaceFile(name string, data []byte, mode filemode.FileMode) error {
+	if err := CheckPath(name); err != nil {
+		return err
+	}
+	d, err := m.acquire(path.Dir(name), true)
+	if err != nil {
+		return err
+	}
+	defer m.release(d)
+	base := path.Base(name)
+	tmp := ".deployer-restore-" + base
+	full := filepath.Join(m.root, filepath.FromSlash(name))
+	if err := removeAt(d.fd, tmp, full+" (restore copy)"); err != nil {
+		return err
+	}
+	if _, err := createAt(d, tmp, full, data, mode, m.umask); err != nil {
+		return err
+	}
+	undo := func(err error) error {
+		_ = removeAt(d.fd, tmp, full)
+		return err
+	}
+	if mode != filemode.Symlink {
+		var fd int
+		err := ignoringEINTR(func() (err error) {
+			fd, err = unix.Openat(d.fd, tmp, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			return err
+		})
+		if err == nil {
+			err = unix.Fsync(fd)
+			_ = unix.Close(fd)
+		}
+		if err != nil {
+			return undo(&os.PathError{Op: "fsync", Path: full, Err: err})
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if err := removeAllAt(d.fd, base, full, 0); err != nil {
+			return undo(err)
+		}
+	}
+	if err := ignoringEINTR(func() error { return unix.Renameat(d.fd, tmp, d.fd, base) }); err != nil {
+		return undo(&os.PathError{Op: "rename", Path: full, Err: err})
+	}
+	return nil
+}
+
+// RemoveAll removes name from the checkout (a file, a symlink, or a directory with what is
+// below it), never through a symlink; a directory on the way that is missing, a symlink or a
+// file means there is nothing of the checkout to remove.
+func (m *DirMaker) RemoveAll(name string) error {
+	if err := CheckPath(name); err != nil {
+		return err
+	}
+	d, err := m.acquire(path.Dir(name), false)
+	if errors.Is(err, errNotThere) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer m.release(d)
+	return removeAt(d.fd, path.Base(name), filepath.Join(m.root, filepath.FromSlash(name)))
+}
+
+// removeAt removes entry name of directory dirfd, a directory with what is below it; nothing
+// there is not an error.
+func removeAt(dirfd int, name, full string) error {
+	err := ignoringEINTR(func() error { return unix.Unlinkat(dirfd, name, 0) })
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	var st unix.Stat_t
+	if (errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EPERM)) &&
+		unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return removeAllAt(dirfd, name, full, 0)
+	}
+	return &os.PathError{Op: "unlink", Path: full, Err: err}
+}
+
+// ReadCheckoutFile reads name of the checkout without following a symlink at any level: a
+// regular file's content (up to max bytes; more is an error) and its mode (Regular or
+// Executable), a symlink's target and Symlink, or Dir for a directory (no content). ok is
+// false when there is nothing there, or a directory on the way is missing, a symlink or a
+// file.
+func (m *DirMaker) ReadCheckoutFile(name string, max int64) (data []byte, mode filemode.FileMode, ok bool, err error) {
+	if err := CheckPath(name); err != nil {
+		return nil, 0, false, err
+	}
+	d, err := m.acquire(path.Dir(name), false)
+	if errors.Is(err, errNotThere) {
+		return nil, 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, err
+	}
+	defer m.release(d)
+	base := path.Base(name)
+	full := filepath.Join(m.root, filepath.FromSlash(name))
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, 0, false, nil
+		}
+		return nil, 0, false, &os.PathError{Op: "lstat", Path: full, Err: err}
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return nil, filemode.Dir, true, nil
+	case unix.S_IFLNK:
+		buf := make([]byte, 4096)
+		n, err := unix.Readlinkat(d.fd, base, buf)
+		if err != nil {
+			return nil, 0, false, &os.PathError{Op: "readlink", Path: full, Err: err}
+		}
+		return buf[:n], filemode.Symlink, true, nil
+	case unix.S_IFREG:
+	default:
+		return nil, 0, true, nil // a FIFO, a device, a socket: not a file of the checkout
+	}
+	if st.Size > max {
+		return nil, 0, false, fmt.Errorf("%s: %d bytes, more than %d", full, st.Size, max)
+	}
+	var fd int
+	err = ignoringEINTR(func() (err error) {
+		fd, err = unix.Openat(d.fd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return nil, 0, false, &os.PathError{Op: "open", Path: full, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), full)
+	defer f.Close()
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, 0, true, err // replaced by something else than a file since the lstat
+	}
+	data, err = io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, 0, false, err
+	}
+	if int64(len(data)) > max {
+		return nil, 0, false, fmt.Errorf("%s: more than %d bytes", full, max)
+	}
+	mode = filemode.Regular
+	if st.Mode&0o111 != 0 {
+		mode = filemode.Executable
+	}
+	return data, mode, true, nil
+}

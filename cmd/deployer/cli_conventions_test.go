@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -864,5 +865,18 @@ func TestFleetHostTokenDirAndRelativeTokenFile(t *testing.T) {
 	}
 	if got := b.rollouts["r2"].Request.Hosts[0].TokenFile; got != "h1.token" {
 		t.Errorf("token_file sent %q, want h1.token (a name in the coordinator's STATE_DIR/host-tokens)", got)
+	}
+}
+
+// TestVersionFlag: --version prints the binary's version line and exits 0, without a daemon
+// or a config file.
+func TestVersionFlag(t *testing.T) {
+	t.Setenv("DEPLOYER_CONFIG", filepath.Join(t.TempDir(), "missing.yaml"))
+	out, errOut, code := runCLI(t, "--version")
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	if !strings.HasPrefix(out, "deployer ") || !strings.Contains(out, runtime.Version()) || strings.Count(out, "\n") != 1 {
+		t.Fatalf("--version printed %q, want one line: deployer <version> (..., %s)", out, runtime.Version())
 	}
 }

@@ -126,7 +126,7 @@ func runDaemon(ctx context.Context, cfg *Config, path string, log zerolog.Logger
 	}
 	go watchHUP(ctx, path, cfg, d, certs, log)
 	go notifySystemd(ctx, d, cfg.Listen.Socket, log)
-	log.Info().Str("host", opts.Host).Str("state", d.StatePath()).Str("socket", cfg.Listen.Socket).Int("repos", len(cfg.Repos)).Msg("daemon started")
+	log.Info().Str("host", opts.Host).Str("state", d.StatePath()).Str("socket", cfg.Listen.Socket).Int("repos", len(cfg.Repos)).Str("version", version()).Msg("daemon started")
 	err = d.Serve(ctx)
 	// Said here, synchronously: the process may exit before a goroutine would.
 	_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)

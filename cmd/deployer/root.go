@@ -51,7 +51,9 @@ to git without losing anyone's work, and records everything for on-call.
 Exit status: 0 success, 1 error, 2 usage, 3 the work ended with an intervention.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 	}
+	root.SetVersionTemplate("deployer {{.Version}}\n")
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.configPath, "config", os.Getenv("DEPLOYER_CONFIG"), "host config file (env DEPLOYER_CONFIG; default "+defaultConfigPath+")")
 	pf.StringVar(&g.socket, "socket", os.Getenv("DEPLOYER_SOCKET"), "daemon API socket (env DEPLOYER_SOCKET; default from the config file)")

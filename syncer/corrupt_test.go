@@ -305,10 +305,15 @@ func TestRecloneThatCannotRunIsCorrupt(t *testing.T) {
 		if inner != syncer.KindUnreachable {
 			t.Fatalf("re-clone error in the chain: kind %q, want remote-unreachable: %v", inner, err)
 		}
-		for _, want := range []string{"broken", "HEAD", "remote-unreachable", "connection refused"} {
+		for _, want := range []string{"broken", "HEAD", "remote-unreachable"} {
 			if !strings.Contains(e.Detail, want) {
 				t.Fatalf("detail lacks %q: %s", want, e.Detail)
 			}
+		}
+		// The dial's own error: refused, or reset when a child of the stopped git daemon
+		// still held its listening socket for a moment (seen once under load).
+		if !strings.Contains(e.Detail, "connection refused") && !strings.Contains(e.Detail, "connection reset by peer") {
+			t.Fatalf("detail lacks the dial's error (connection refused or reset): %s", e.Detail)
 		}
 		if n := len(movedAside(t, f.dir)); n != 0 {
 			t.Fatalf("moved aside %d without a clone to swap in", n)

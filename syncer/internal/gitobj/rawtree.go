@@ -155,6 +155,13 @@ func readTree(s storer.EncodedObjectStorer, c *TreeCache, h plumbing.Hash, dir s
 	if b, ok := c.get(h, keep); ok {
 		return b, nil
 	}
+	// A tree this process wrote last (a write-back's): the move to the write-back's commit
+	// read each from its pack, at the end of a chain of up to 49 deltas of the instances'
+	// directory, and hashed it again.
+	if b, ok := recentTrees.get(h); ok {
+		c.put(h, b, keep)
+		return b, nil
+	}
 	obj, err := s.EncodedObject(plumbing.TreeObject, h)
 	if err != nil {
 		return nil, fmt.Errorf("read tree %s of %s/: %w", h, dir, err)

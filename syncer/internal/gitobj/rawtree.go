@@ -157,8 +157,9 @@ func readTree(s storer.EncodedObjectStorer, c *TreeCache, h plumbing.Hash, dir s
 	}
 	// A tree this process wrote last (a write-back's): the move to the write-back's commit
 	// read each from its pack, at the end of a chain of up to 49 deltas of the instances'
-	// directory, and hashed it again.
-	if b, ok := recentTrees.get(h); ok {
+	// directory, and hashed it again. The store must still have it: a lost object is found
+	// here, not later (the sync re-clones).
+	if b, ok := recentTrees.get(h); ok && s.HasEncodedObject(h) == nil {
 		c.put(h, b, keep)
 		return b, nil
 	}

@@ -193,6 +193,27 @@ func (w *worker) deploymentPlan(m *manifest.Manifest, steps []manifest.Step, spe
 	return p
 }
 
+// staleDeploymentEntries returns, by file, the open entries of deployment id that were never
+// committed: an earlier pass's edits that did not land (its push failed, the commit was
+// reset away). The pass that journals the same edit again supersedes them; left open, such
+// an entry was settled at the next start and applied the edit a second time, over a human
+// commit that had rolled the first one back (an attacker's retry of a deployment whose pass
+// lost push races).
+func (w *worker) staleDeploymentEntries(id string) map[string][]string {
+	open, err := w.d.store.PendingJournal(w.cfg.Name)
+	if err != nil {
+		w.log.Error().Err(err).Msg("read the journal for a deployment's earlier entries")
+		return nil
+	}
+	stale := map[string][]string{}
+	for _, e := range open {
+		if e.Deployment == id && e.State == store.JournalPending && e.Commit == "" {
+			stale[e.File] = append(stale[e.File], e.ID)
+		}
+	}
+	return stale
+}
+
 // deploymentEdits journals and writes back the operator's edits, one commit
 // per instance; instances whose edit did not land drop out of the plan.
 //
@@ -201,6 +222,7 @@ func (w *worker) deploymentPlan(m *manifest.Manifest, steps []manifest.Step, spe
 // run at (see instanceCommits).
 func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store.Deployment, spec *deploymentSpec, p plan, edits []manifest.Edit, landed map[string]string) plan {
 	raw, _ := json.Marshal(edits)
+	stale := w.staleDeploymentEntries(rec.ID)
 	var todo []store.JournalEntry
 	for _, job := range p.jobs {
 		in := spec.Details[string(job.Instance.Name)]
@@ -219,7 +241,8 @@ func (w *worker) deploymentEdits(ctx context.Context, run *store.Run, rec *store
 		}
 		todo = append(todo, store.JournalEntry{Repo: w.cfg.Name, Instance: string(job.Instance.Name), File: job.Instance.File,
 			BaseBlob: w.repo.Head(), Edits: raw, Author: spec.Request.Who, Reason: "deploy " + rec.ID + reasonSuffix(spec.Request.Reason),
-			Run: strconv.FormatUint(uint64(run.ID), 10), Deployment: rec.ID, Trailers: deploymentTrailers(rec.ID, spec.Request.Ticket)})
+			Run: strconv.FormatUint(uint64(run.ID), 10), Deployment: rec.ID, Trailers: deploymentTrailers(rec.ID, spec.Request.Ticket),
+			Supersedes: stale[job.Instance.File]})
 	}
 	if len(todo) == 0 {
 		return waitingJobs(p, spec)

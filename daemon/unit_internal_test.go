@@ -34,11 +34,15 @@ type fakeCheckout struct {
 	wbErr    error
 	wbFunc   func([]syncer.Change) ([]syncer.Outcome, error) // when set, answers WriteBack
 	wbChange [][]syncer.Change
+	missing  map[string]bool // paths ReadFile says are not at any commit
 }
 
 func (f *fakeCheckout) Dir() string  { return f.dir }
 func (f *fakeCheckout) Head() string { return f.head }
-func (f *fakeCheckout) ReadFile(_, path string) ([]byte, error) {
+func (f *fakeCheckout) ReadFile(commit, path string) ([]byte, error) {
+	if f.missing[path] {
+		return nil, fmt.Errorf("read file %s at %s: %w", path, commit, syncer.ErrFileNotFound)
+	}
 	if data, err := os.ReadFile(filepath.Join(f.dir, filepath.FromSlash(path))); err == nil {
 		return data, nil
 	}
@@ -477,5 +481,67 @@ func TestKindsAreTheVocabulary(t *testing.T) {
 		if deployer.Severity(deployer.InterventionKind(k)) == len(deployer.InterventionKinds) {
 			t.Errorf("%s is not an intervention kind of the vocabulary", k)
 		}
+	}
+}
+
+// TestDeploymentPassSupersedesItsStaleEntries: the entries of an earlier pass of the same
+// deployment that were never committed are what a new pass journaling the same file
+// supersedes (an attacker saw such an entry settled at the next start, applying the edit a
+// second time over a human rollback); committed entries, other deployments' and step
+// entries are not.
+func TestDeploymentPassSupersedesItsStaleEntries(t *testing.T) {
+	w, _, _ := newUnitWorker(t)
+	put := func(e store.JournalEntry) store.JournalEntry {
+		t.Helper()
+		e.Repo, e.BaseBlob, e.Run = "r", fakeHead, "1"
+		e.Edits = []byte(`[{"op":"` + string(manifest.OpSetAttr) + `","path":"/instance/app","attr":"version","value":"2"}]`)
+		got, err := w.d.store.PutJournal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	stale := put(store.JournalEntry{Instance: "a", File: "instances/a.xml", Deployment: "dep5"})
+	committed := put(store.JournalEntry{Instance: "b", File: "instances/b.xml", Deployment: "dep5", Commit: "0123456789abcdef0123456789abcdef01234567"})
+	other := put(store.JournalEntry{Instance: "a", File: "instances/a.xml", Deployment: "dep6"})
+	step := put(store.JournalEntry{Instance: "a", File: "instances/a.xml", Reason: "instance-configure"})
+	got := w.staleDeploymentEntries("dep5")
+	if len(got) != 1 || len(got["instances/a.xml"]) != 1 || got["instances/a.xml"][0] != stale.ID {
+		t.Fatalf("stale entries of dep5: %v, want only %s for instances/a.xml", got, stale.ID)
+	}
+	if _, err := w.d.store.PutJournals([]store.JournalEntry{{Repo: "r", Instance: "a", File: "instances/a.xml", BaseBlob: fakeHead,
+		Edits: stale.Edits, Run: "2", Deployment: "dep5", Supersedes: got["instances/a.xml"]}}); err != nil {
+		t.Fatal(err)
+	}
+	if s := journalState(t, w, stale.ID); s != string(store.JournalDropped) {
+		t.Errorf("the stale entry is %s, want dropped", s)
+	}
+	for _, e := range []store.JournalEntry{committed, other, step} {
+		if s := journalState(t, w, e.ID); s != string(store.JournalPending) {
+			t.Errorf("entry %s (deployment %q, commit %q) is %s, want pending", e.ID, e.Deployment, e.Commit, s)
+		}
+	}
+}
+
+// TestEntryWhoseBaseLacksItsFileIsRefused: a journal entry whose base commit has no such file
+// (renamed or deleted upstream before it was journaled) is settled as refused, not left open
+// to fail at every start (an attacker saw four such entries fail at each of 9 starts).
+func TestEntryWhoseBaseLacksItsFileIsRefused(t *testing.T) {
+	w, co, _ := newUnitWorker(t)
+	co.missing = map[string]bool{"instances/x.xml": true}
+	entries := journal(t, w, 1)
+	err := w.writeBack(context.Background(), entries)
+	if err == nil {
+		t.Fatal("write-back of an entry that cannot apply: no error")
+	}
+	e, gerr := w.d.store.JournalEntry(entries[0].ID)
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	if e.State != store.JournalDropped || !strings.Contains(e.Note, "refused") || !strings.Contains(e.Note, "file not found") {
+		t.Fatalf("entry %s: %s (%q), want dropped as refused naming the missing file", e.ID, e.State, e.Note)
+	}
+	if len(co.wbChange) != 0 {
+		t.Errorf("write-backs %v, want none", co.wbChange)
 	}
 }

@@ -281,6 +281,12 @@ func (w *worker) change(e store.JournalEntry) (syncer.Change, error) {
 		return syncer.Change{}, fmt.Errorf("journal entry %s: decode edits: %w: %w", e.ID, errRefusedEdit, err)
 	}
 	base, err := w.repo.ReadFile(e.BaseBlob, e.File)
+	if errors.Is(err, syncer.ErrFileNotFound) {
+		// Its own base commit has no such file (renamed or deleted upstream between the
+		// plan and the journaling): it can never apply, and is refused rather than failing
+		// at every start.
+		return syncer.Change{}, fmt.Errorf("journal entry %s: read base %s at %s: %w: %w", e.ID, e.File, short(e.BaseBlob), errRefusedEdit, err)
+	}
 	if err != nil {
 		return syncer.Change{}, fmt.Errorf("journal entry %s: read base %s at %s: %w", e.ID, e.File, short(e.BaseBlob), err)
 	}

@@ -441,7 +441,11 @@ func (r *Repo) ChangedPaths(from, to string) ([]string, error) {
 	return paths, nil
 }
 
-// ReadFile returns the content of path at commit.
+// ErrFileNotFound is ReadFile's error (wrapped) when commit has no file at path.
+var ErrFileNotFound = object.ErrFileNotFound
+
+// ReadFile returns the content of path at commit; an error wrapping ErrFileNotFound when
+// commit has no file there.
 func (r *Repo) ReadFile(commit, path string) ([]byte, error) {
 	if r.closed {
 		return nil, ErrClosed

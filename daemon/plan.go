@@ -58,7 +58,11 @@ func (w *worker) plan(m *manifest.Manifest, base, head string, forced []string) 
 			}
 			ok = false
 		}
-		if _, seen := byName[out.Name]; !seen {
+		// A removed file names no instance any more: a rename that keeps the instance's
+		// name (s2.xml to t2.xml, both name="s2") plans the old path as removed and the new
+		// one to run, not as two files of one name.
+		removed := out.Status == string(deployer.StepSkipped) && out.Reason == planner.ReasonRemoved
+		if _, seen := byName[out.Name]; !seen && !removed {
 			byName[out.Name] = len(p.outcomes)
 		}
 		p.outcomes = append(p.outcomes, out)

@@ -234,7 +234,7 @@ func (jr *jobRun) checkWrites(ctx context.Context, r *StepResult, step manifest.
 	}
 	if jr.gate != nil && !alone && !jr.gate.wasAlone(win) {
 		reason := fmt.Sprintf("%s changed while other steps ran in the checkout, so whose change it is cannot be told: the changes are rolled back and the attempt runs again alone",
-			strings.Join(r.ForbiddenWrites, ", "))
+			pathList(r.ForbiddenWrites))
 		if r.Status == StatusSucceeded {
 			r.Status, r.Reason = StatusFailed, reason
 		} else {
@@ -244,7 +244,7 @@ func (jr *jobRun) checkWrites(ctx context.Context, r *StepResult, step manifest.
 		jr.gate.taint(win, r.ForbiddenWrites)
 		return
 	}
-	reason := fmt.Sprintf("%v: %s", ErrForbiddenWrite, strings.Join(r.ForbiddenWrites, ", "))
+	reason := fmt.Sprintf("%v: %s", ErrForbiddenWrite, pathList(r.ForbiddenWrites))
 	if r.Status == StatusSucceeded {
 		r.Status, r.Reason = StatusFailed, reason
 	} else {
@@ -291,4 +291,17 @@ func blobID(path string) string {
 		return ""
 	}
 	return syncer.BlobID(data)
+}
+
+// maxListedPaths is how many paths a step's failure reason names: a step that wrote 20,000
+// files made a reason (and the intervention's summary, detail and log line that carry it) of
+// half a megabyte. StepResult.ForbiddenWrites keeps them all.
+const maxListedPaths = 20
+
+// pathList joins paths for a reason, the first maxListedPaths of them and how many more.
+func pathList(paths []string) string {
+	if len(paths) <= maxListedPaths {
+		return strings.Join(paths, ", ")
+	}
+	return fmt.Sprintf("%s and %d more (%d files)", strings.Join(paths[:maxListedPaths], ", "), len(paths)-maxListedPaths, len(paths))
 }

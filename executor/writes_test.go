@@ -161,3 +161,19 @@ func TestConcurrentInstancesShareACheckout(t *testing.T) {
 		}
 	}
 }
+
+// TestPathListIsBounded: a failure reason names at most maxListedPaths paths and says how
+// many more there are.
+func TestPathListIsBounded(t *testing.T) {
+	var paths []string
+	for i := range 20000 {
+		paths = append(paths, fmt.Sprintf("junk/f%05d", i))
+	}
+	got := executor.PathList(paths)
+	if len(got) > 600 || !strings.HasSuffix(got, "and 19980 more (20000 files)") || !strings.HasPrefix(got, "junk/f00000, junk/f00001") {
+		t.Fatalf("reason for 20,000 paths (%d bytes): %.200s…", len(got), got)
+	}
+	if got := executor.PathList(paths[:2]); got != "junk/f00000, junk/f00001" {
+		t.Fatalf("two paths: %q", got)
+	}
+}

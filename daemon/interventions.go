@@ -170,8 +170,10 @@ func pushFailedText(err error, branch string) (summary, next string) {
 	switch {
 	case errors.Is(err, syncer.ErrRace):
 		return fmt.Sprintf("the git server could not lock refs/heads/%s on any push attempt: the daemon's commits wait in its checkout", branch),
-			fmt.Sprintf("on the git server, look for refs/heads/%s.lock (or packed-refs.lock) in the repository: a lock left by a killed git process; "+
-				"remove it if no git process is running there. The daemon pushes its commits at the next sync and this resolves by itself", branch)
+			fmt.Sprintf("either other pushes to the branch kept taking its lock at the same moment (many pushes a second: "+
+				"this resolves by itself when they slow down), or a lock was left by a killed git process: on the git server, "+
+				"look for refs/heads/%s.lock (or packed-refs.lock) in the repository and remove it if no git process is running there. "+
+				"The daemon pushes its commits at the next sync and this resolves by itself", branch)
 	case errors.Is(err, syncer.ErrNonFastForward):
 		return fmt.Sprintf("refs/heads/%s moved on every write-back attempt: the daemon's commits wait in its checkout", branch),
 			"find who pushes to the branch without pause (a loop, a mirror); the daemon re-applies its commits at the next sync and this resolves by itself when a push lands"

@@ -34,7 +34,7 @@ after the large deployment (state_mb).
 Prints a table, or with -o json
 {"ops":[{"name","ours_ms","git_ms","ratio","ours_rss_mb","git_rss_mb","state_mb"}],"scale":{...}}.
 
-Exit status: 0 measured, 1 error.`,
+Exit status: 0 measured, 1 error, 2 usage (a bad flag, a --dir that is not empty).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := g.format()

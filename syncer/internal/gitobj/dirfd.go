@@ -424,7 +424,9 @@ func entryFromStat(name string, h plumbing.Hash, mode filemode.FileMode, st *uni
 // mode, through descriptors as a move does: written beside as ".deployer-restore-<base>",
 // synced, and renamed over what is there (a directory there is removed first, never through
 // a symlink), so a full disk leaves the old file, never half a file. Directories on the way
-// are made; a symlink or a file in a directory's place is replaced by a directory.
+// are made; a symlink or a file in a directory's place is replaced by a directory. When the
+// disk has no room for the copy (ENOSPC, EDQUOT), a regular file of ours is overwritten in
+// place instead.
 func (m *DirMaker) ReplaceFile(name string, data []byte, mode filemode.FileMode) error {
 	if err := CheckPath(name); err != nil {
 		return err
@@ -440,11 +442,19 @@ func (m *DirMaker) ReplaceFile(name string, data []byte, mode filemode.FileMode)
 	if err := removeAt(d.fd, tmp, full+" (restore copy)"); err != nil {
 		return err
 	}
-	if _, err := createAt(d, tmp, full, data, mode, m.umask); err != nil {
-		return err
-	}
 	undo := func(err error) error {
 		_ = removeAt(d.fd, tmp, full)
+		return err
+	}
+	if _, err := createAt(d, tmp, full, data, mode, m.umask); err != nil {
+		_ = removeAt(d.fd, tmp, full)
+		if (errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)) && mode != filemode.Symlink {
+			// A full disk has no room for a second copy: a regular file of ours is
+			// overwritten in place instead (its blocks are reused), as a move would.
+			if _, done, werr := overwriteAt(d, base, full, data, gitPerm(mode)); done {
+				return werr
+			}
+		}
 		return err
 	}
 	if mode != filemode.Symlink {

@@ -269,9 +269,7 @@ func (k *keptWatches) acquire(root string, idle time.Duration) (*treeWatch, erro
 	if k.m == nil {
 		k.m = map[string]*keptWatch{}
 	}
-	c = &keptWatch{w: w, id: id, users: 1}
-	k.m[root] = c
-	c.idleAfter = idle
+	k.m[root] = &keptWatch{w: w, id: id, users: 1, idleAfter: idle}
 	return w, nil
 }
 

@@ -254,15 +254,8 @@ func writeAt(d *dirFD, base, full string, data []byte, mode filemode.FileMode, u
 			return st, err
 		}
 	}
-	if err := ignoringEINTR(func() error { return unix.Unlinkat(d.fd, base, 0) }); err != nil && !errors.Is(err, unix.ENOENT) {
-		var st unix.Stat_t
-		if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) ||
-			unix.Fstatat(d.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			return unix.Stat_t{}, &os.PathError{Op: "unlink", Path: full, Err: err}
-		}
-		if err := removeAllAt(d.fd, base, full, 0); err != nil {
-			return unix.Stat_t{}, err
-		}
+	if err := removeAt(d.fd, base, full); err != nil {
+		return unix.Stat_t{}, err
 	}
 	return createAt(d, base, full, data, mode, umask)
 }

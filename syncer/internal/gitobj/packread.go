@@ -420,23 +420,22 @@ func (s *IndexingStorage) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) 
 		if rerr != nil || (t != plumbing.AnyObject && typ != t) || plumbing.ComputeHash(typ, data) != h {
 			return nil, err
 		}
-		m := &plumbing.MemoryObject{}
-		m.SetType(typ)
-		if _, werr := m.Write(data); werr != nil {
-			return nil, err
-		}
-		return m, nil
+		return memoryObject(typ, data), nil
 	}
 	typ, data, err := s.readOwn(h)
 	if err != nil || typ != t || plumbing.ComputeHash(typ, data) != h {
 		return s.Storage.EncodedObject(t, h)
 	}
+	return memoryObject(typ, data), nil
+}
+
+// memoryObject is object (typ, data) in memory. MemoryObject.Write only appends to a slice:
+// it does not fail.
+func memoryObject(typ plumbing.ObjectType, data []byte) *plumbing.MemoryObject {
 	o := &plumbing.MemoryObject{}
 	o.SetType(typ)
-	if _, err := o.Write(data); err != nil {
-		return s.Storage.EncodedObject(t, h)
-	}
-	return o, nil
+	_, _ = o.Write(data)
+	return o
 }
 
 // HasEncodedObject is go-git's answer, or ours for an object in a pack go-git has not

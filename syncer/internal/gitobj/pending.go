@@ -100,12 +100,7 @@ func ownHash(typ plumbing.ObjectType, data []byte) plumbing.Hash {
 // EncodedObject returns a pending object, or asks the store.
 func (p *PendingObjects) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
 	if i, ok := p.byHash[h]; ok && (t == plumbing.AnyObject || t == p.objs[i].typ) {
-		o := &plumbing.MemoryObject{}
-		o.SetType(p.objs[i].typ)
-		if _, err := o.Write(p.objs[i].data); err != nil {
-			return nil, err
-		}
-		return o, nil
+		return memoryObject(p.objs[i].typ, p.objs[i].data), nil
 	}
 	return p.Storer.EncodedObject(t, h)
 }
@@ -120,14 +115,14 @@ func (p *PendingObjects) HasEncodedObject(h plumbing.Hash) error {
 
 // Flush writes the pending objects to the store and forgets them.
 func (p *PendingObjects) Flush() error {
-	objs := p.objs
+	objs, commits := p.objs, p.commits
 	p.objs, p.commits = nil, 0
 	clear(p.byHash)
 	clear(p.lastAt)
 	if len(objs) == 0 {
 		return nil
 	}
-	if p.store == nil || p.commitsIn(objs) < packMinCommits {
+	if p.store == nil || commits < packMinCommits {
 		for _, o := range objs {
 			if _, err := storeObject(p.Storer, o.typ, o.data); err != nil {
 				return err
@@ -136,16 +131,6 @@ func (p *PendingObjects) Flush() error {
 		return nil
 	}
 	return writePack(p.store.packDir, objs)
-}
-
-func (p *PendingObjects) commitsIn(objs []pendingObj) int {
-	n := 0
-	for _, o := range objs {
-		if o.typ == plumbing.CommitObject {
-			n++
-		}
-	}
-	return n
 }
 
 // writePack writes objs as a pack and its index into dir: the pack first, under its final
